@@ -1,0 +1,55 @@
+import type { GeminiStandInConfig, LatencySpec } from './config.js';
+import type { Prng } from './prng.js';
+
+/**
+ * Faults a realtime request can be given. Prompt markers make them deterministic for end-to-end
+ * tests: a prompt containing `[[fault:503]]` always gets a 503, whatever the configured shares.
+ *
+ * | marker                | answer                                                        |
+ * |-----------------------|---------------------------------------------------------------|
+ * | `[[fault:400]]`       | 400 INVALID_ARGUMENT (before quota: consumes nothing)         |
+ * | `[[fault:429]]`       | 429, per-minute requests quotaId (consumes nothing)           |
+ * | `[[fault:429-tpm]]`   | 429, per-minute input tokens quotaId                          |
+ * | `[[fault:429-day]]`   | 429, per-day requests quotaId                                 |
+ * | `[[fault:500]]`       | 500 INTERNAL (after admission: consumes quota, as upstream)   |
+ * | `[[fault:503]]`       | 503 UNAVAILABLE "The model is overloaded…"                    |
+ * | `[[fault:timeout]]`   | held open `faults.timeoutMs`, then 504 DEADLINE_EXCEEDED      |
+ * | `[[fault:malformed]]` | 200 with a body that is not valid JSON                        |
+ *
+ * In a batch, a line whose prompt carries a marker becomes an error line with that code.
+ */
+export type FaultKind = '400' | '429' | '429-tpm' | '429-day' | '500' | '503' | 'timeout' | 'malformed';
+
+const MARKER = /\[\[fault:(400|429-tpm|429-day|429|500|503|timeout|malformed)\]\]/;
+
+/** The fault a prompt's marker asks for, if any. */
+export function markerFault(prompt: string): FaultKind | undefined {
+  const match = MARKER.exec(prompt);
+  return match ? (match[1] as FaultKind) : undefined;
+}
+
+/** Draws the random fault (if any) an admitted request gets, from the configured shares. */
+export function randomFault(config: GeminiStandInConfig, prng: Prng): FaultKind | undefined {
+  const f = config.faults;
+  const total = f.internalShare + f.unavailableShare + f.timeoutShare + f.malformedShare;
+  if (total <= 0) return undefined;
+  const r = prng.next();
+  let edge = f.internalShare;
+  if (r < edge) return '500';
+  edge += f.unavailableShare;
+  if (r < edge) return '503';
+  edge += f.timeoutShare;
+  if (r < edge) return 'timeout';
+  edge += f.malformedShare;
+  if (r < edge) return 'malformed';
+  return undefined;
+}
+
+/** The latency (ms) to add before answering a request for `model`. */
+export function latencyFor(config: GeminiStandInConfig, model: string, prng: Prng): number {
+  const spec: LatencySpec | undefined = config.latency[model] ?? config.latency['*'];
+  if (spec === undefined) return 0;
+  if (typeof spec === 'number') return spec;
+  const jitter = spec.jitterMs > 0 ? (prng.next() * 2 - 1) * spec.jitterMs : 0;
+  return Math.max(0, Math.round(spec.meanMs + jitter));
+}

@@ -1,0 +1,354 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileNotFound, invalidArgument, StandInHttpError } from './errors.js';
+import { parseJson, readBody, sendJson } from './http.js';
+import { newResourceId } from './ids.js';
+
+/** How long the real Files API keeps a file. */
+const FILE_TTL_MS = 48 * 3600 * 1000;
+
+/** The granularity the upload start answer advertises (the SDK sends 8 MiB chunks). */
+const CHUNK_GRANULARITY = 8 * 1024 * 1024;
+
+/** A file in the store; its bytes live at `path`. */
+export interface StoredFile {
+  id: string;
+  displayName?: string;
+  mimeType: string;
+  sizeBytes: number;
+  createTime: number;
+  /** sha256 of the bytes as the real API reports it: base64 of the hex digest. */
+  sha256Hash: string;
+  source: 'UPLOADED' | 'GENERATED';
+  path: string;
+}
+
+interface UploadSession {
+  uploadId: string;
+  fileId: string;
+  displayName?: string;
+  mimeType: string;
+  declaredSize?: number;
+  received: number;
+  hash: Hash;
+  partPath: string;
+  status: 'active' | 'final' | 'cancelled';
+  busy: boolean;
+  file?: StoredFile;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Reads the id out of `files/{id}`, a bare id, or a file URI ending in `files/{id}`. */
+export function fileIdOf(nameOrUri: string): string | undefined {
+  const match = /(?:^|\/)files\/([a-z0-9-]+)$/.exec(nameOrUri) ?? /^([a-z0-9-]+)$/.exec(nameOrUri);
+  return match?.[1];
+}
+
+/**
+ * The Files API: the resumable upload protocol exactly as `ai.files.upload` drives it (start →
+ * `upload` chunks → `upload, finalize`, plus `query` and `cancel`), get, list, delete and a
+ * streamed `:download?alt=media`. Bytes go to disk as they arrive, so multi-GB uploads and
+ * downloads use bounded memory.
+ */
+export class FileStore {
+  private readonly files = new Map<string, StoredFile>();
+  private readonly sessions = new Map<string, UploadSession>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly baseUrl: () => string,
+    private readonly clock: () => number,
+  ) {}
+
+  /** The File resource as the API returns it. */
+  resource(file: StoredFile): Record<string, unknown> {
+    const base = this.baseUrl();
+    const created = new Date(file.createTime).toISOString();
+    return {
+      name: `files/${file.id}`,
+      ...(file.displayName !== undefined ? { displayName: file.displayName } : {}),
+      mimeType: file.mimeType,
+      sizeBytes: String(file.sizeBytes),
+      createTime: created,
+      updateTime: created,
+      expirationTime: new Date(file.createTime + FILE_TTL_MS).toISOString(),
+      sha256Hash: file.sha256Hash,
+      uri: `${base}/v1beta/files/${file.id}`,
+      downloadUri: `${base}/download/v1beta/files/${file.id}:download?alt=media`,
+      state: 'ACTIVE',
+      source: file.source,
+    };
+  }
+
+  /** The file with `id`, if stored. */
+  get(id: string): StoredFile | undefined {
+    return this.files.get(id);
+  }
+
+  /** The size of the file a `fileUri` (or `files/{id}` name) points at, if stored. */
+  sizeOf(uri: string): number | undefined {
+    const id = fileIdOf(uri);
+    return id === undefined ? undefined : this.files.get(id)?.sizeBytes;
+  }
+
+  /** The file or the real API's 403 for an unknown one. */
+  require(id: string): StoredFile {
+    const file = this.files.get(id);
+    if (!file) throw fileNotFound(id);
+    return file;
+  }
+
+  /** A fresh path inside the store for bytes that will become a file. */
+  tempPath(): string {
+    return join(this.dir, `tmp-${newResourceId(16)}`);
+  }
+
+  /** Registers bytes already written to `tempPath` as a file (batch outputs use this). */
+  async adopt(
+    id: string,
+    tempPath: string,
+    mimeType: string,
+    source: StoredFile['source'],
+    displayName?: string,
+  ) {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(tempPath), hash);
+    const path = join(this.dir, `${id}.bin`);
+    await rename(tempPath, path);
+    const { size } = await stat(path);
+    const file: StoredFile = {
+      id,
+      mimeType,
+      sizeBytes: size,
+      createTime: this.clock(),
+      sha256Hash: Buffer.from(hash.digest('hex')).toString('base64'),
+      source,
+      path,
+      ...(displayName !== undefined ? { displayName } : {}),
+    };
+    this.files.set(id, file);
+    return file;
+  }
+
+  /** `POST /upload/{v}/files` with `x-goog-upload-command: start`: opens a session. */
+  async startUpload(req: IncomingMessage, res: ServerResponse, apiVersion: string): Promise<void> {
+    if (header(req, 'x-goog-upload-protocol')?.toLowerCase() !== 'resumable') {
+      throw invalidArgument(
+        'Only the resumable upload protocol (x-goog-upload-protocol: resumable) is supported.',
+      );
+    }
+    const body = parseJson(await readBody(req));
+    const meta = isRecord(body) && isRecord(body.file) ? body.file : {};
+    let fileId = newResourceId(12);
+    if (typeof meta.name === 'string') {
+      const wanted = fileIdOf(meta.name);
+      if (wanted === undefined) throw invalidArgument(`Invalid file name: ${meta.name}`);
+      if (this.files.has(wanted)) {
+        throw new StandInHttpError(409, 'ALREADY_EXISTS', `File files/${wanted} already exists.`);
+      }
+      fileId = wanted;
+    }
+    const declared = Number(header(req, 'x-goog-upload-header-content-length') ?? meta.sizeBytes);
+    const mimeType =
+      (typeof meta.mimeType === 'string' && meta.mimeType) ||
+      header(req, 'x-goog-upload-header-content-type') ||
+      'application/octet-stream';
+    const uploadId = newResourceId(32);
+    const session: UploadSession = {
+      uploadId,
+      fileId,
+      mimeType,
+      received: 0,
+      hash: createHash('sha256'),
+      partPath: join(this.dir, `upload-${uploadId}.part`),
+      status: 'active',
+      busy: false,
+      ...(typeof meta.displayName === 'string' ? { displayName: meta.displayName } : {}),
+      ...(Number.isFinite(declared) && declared >= 0 ? { declaredSize: declared } : {}),
+    };
+    this.sessions.set(uploadId, session);
+    const url = `${this.baseUrl()}/upload/${apiVersion}/files?upload_id=${uploadId}&upload_protocol=resumable`;
+    res.writeHead(200, {
+      'x-goog-upload-status': 'active',
+      'x-goog-upload-url': url,
+      'x-goog-upload-control-url': url,
+      'x-goog-upload-chunk-granularity': String(CHUNK_GRANULARITY),
+      'content-length': '0',
+    });
+    res.end();
+  }
+
+  /** A request on an upload URL: `upload`, `upload, finalize`, `finalize`, `query` or `cancel`. */
+  async continueUpload(req: IncomingMessage, res: ServerResponse, uploadId: string): Promise<void> {
+    const session = this.sessions.get(uploadId);
+    const commands = (header(req, 'x-goog-upload-command') ?? '')
+      .split(',')
+      .map((c) => c.trim().toLowerCase())
+      .filter(Boolean);
+    if (!session) {
+      req.resume();
+      throw new StandInHttpError(404, 'NOT_FOUND', 'The upload session does not exist or has expired.');
+    }
+    const statusHeaders = () => ({
+      'x-goog-upload-status': session.status,
+      'x-goog-upload-size-received': String(session.received),
+    });
+    if (commands.includes('query')) {
+      req.resume();
+      if (session.status === 'final' && session.file) {
+        sendJson(res, 200, { file: this.resource(session.file) }, statusHeaders());
+      } else {
+        res.writeHead(200, { ...statusHeaders(), 'content-length': '0' });
+        res.end();
+      }
+      return;
+    }
+    if (commands.includes('cancel')) {
+      req.resume();
+      session.status = 'cancelled';
+      await rm(session.partPath, { force: true });
+      res.writeHead(200, { 'x-goog-upload-status': 'cancelled', 'content-length': '0' });
+      res.end();
+      return;
+    }
+    if (session.status !== 'active' || session.busy) {
+      req.resume();
+      throw new StandInHttpError(
+        400,
+        'FAILED_PRECONDITION',
+        session.busy ? 'Another request is writing to this upload.' : `The upload is ${session.status}.`,
+        undefined,
+        statusHeaders(),
+      );
+    }
+    if (!commands.includes('upload') && !commands.includes('finalize')) {
+      req.resume();
+      throw new StandInHttpError(
+        400,
+        'INVALID_ARGUMENT',
+        'Unsupported X-Goog-Upload-Command.',
+        undefined,
+        statusHeaders(),
+      );
+    }
+    if (commands.includes('upload')) {
+      const offset = Number(header(req, 'x-goog-upload-offset'));
+      if (!Number.isInteger(offset) || offset !== session.received) {
+        req.resume();
+        throw new StandInHttpError(
+          400,
+          'INVALID_ARGUMENT',
+          `Invalid X-Goog-Upload-Offset: the upload has ${session.received} bytes, the request says ${header(req, 'x-goog-upload-offset') ?? '(none)'}.`,
+          undefined,
+          statusHeaders(),
+        );
+      }
+      session.busy = true;
+      try {
+        await this.appendBody(req, session);
+      } catch (error) {
+        session.status = 'cancelled';
+        await rm(session.partPath, { force: true });
+        throw error;
+      } finally {
+        session.busy = false;
+      }
+    }
+    if (commands.includes('finalize')) {
+      if (session.declaredSize !== undefined && session.received !== session.declaredSize) {
+        throw new StandInHttpError(
+          400,
+          'INVALID_ARGUMENT',
+          `Upload size mismatch: declared ${session.declaredSize} bytes, received ${session.received}.`,
+          undefined,
+          statusHeaders(),
+        );
+      }
+      const path = join(this.dir, `${session.fileId}.bin`);
+      await writeFile(session.partPath, '', { flag: 'a' });
+      await rename(session.partPath, path);
+      const file: StoredFile = {
+        id: session.fileId,
+        mimeType: session.mimeType,
+        sizeBytes: session.received,
+        createTime: this.clock(),
+        sha256Hash: Buffer.from(session.hash.digest('hex')).toString('base64'),
+        source: 'UPLOADED',
+        path,
+        ...(session.displayName !== undefined ? { displayName: session.displayName } : {}),
+      };
+      this.files.set(file.id, file);
+      session.status = 'final';
+      session.file = file;
+      sendJson(res, 200, { file: this.resource(file) }, { 'x-goog-upload-status': 'final' });
+      return;
+    }
+    res.writeHead(200, { ...statusHeaders(), 'content-length': '0' });
+    res.end();
+  }
+
+  private async appendBody(req: IncomingMessage, session: UploadSession): Promise<void> {
+    let bytes = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        session.hash.update(chunk);
+        bytes += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    await pipeline(req, tap, createWriteStream(session.partPath, { flags: 'a' }));
+    session.received += bytes;
+  }
+
+  /** `GET files` with pageSize (default 10, at most 100) and pageToken; newest first. */
+  list(pageSize: number | undefined, pageToken: string | undefined): Record<string, unknown> {
+    const size = Math.min(100, Math.max(1, pageSize ?? 10));
+    const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString('utf8')) : 0;
+    if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid page token.');
+    const all = [...this.files.values()].sort(
+      (a, b) => b.createTime - a.createTime || a.id.localeCompare(b.id),
+    );
+    const page = all.slice(start, start + size);
+    const next =
+      start + size < all.length ? Buffer.from(String(start + size)).toString('base64url') : undefined;
+    return { files: page.map((f) => this.resource(f)), ...(next ? { nextPageToken: next } : {}) };
+  }
+
+  /** `DELETE files/{id}`. */
+  async delete(id: string): Promise<void> {
+    const file = this.require(id);
+    this.files.delete(id);
+    await rm(file.path, { force: true });
+  }
+
+  /** Streams a file's bytes (`:download?alt=media`). */
+  async download(res: ServerResponse, id: string): Promise<void> {
+    const file = this.require(id);
+    res.writeHead(200, {
+      'content-type': file.mimeType,
+      'content-length': String(file.sizeBytes),
+      'content-disposition': `attachment`,
+    });
+    await pipeline(createReadStream(file.path), res);
+  }
+
+  /** Count and bytes of the files held. */
+  summary(): { count: number; bytes: number } {
+    let bytes = 0;
+    for (const f of this.files.values()) bytes += f.sizeBytes;
+    return { count: this.files.size, bytes };
+  }
+}

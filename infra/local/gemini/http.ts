@@ -1,0 +1,92 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { invalidJson, StandInHttpError } from './errors.js';
+
+/** Largest JSON body accepted (inline images make requests big; uploads are streamed instead). */
+export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
+
+/** Reads a whole (small) request body; answers 413 beyond `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit = MAX_JSON_BODY_BYTES): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > limit) {
+      throw new StandInHttpError(
+        413,
+        'INVALID_ARGUMENT',
+        `Request payload size exceeds the limit: ${limit} bytes.`,
+      );
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Parses a JSON body; an empty body is `{}`. Invalid JSON is 400 with the real service's wording. */
+export function parseJson(body: Buffer): unknown {
+  const text = body.toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const firstLine = text.split('\n', 1)[0]?.slice(0, 80) ?? '';
+    throw invalidJson(`Unexpected token.\n${firstLine}\n^ (${reason})`);
+  }
+}
+
+/** Sends `body` as JSON with `status`. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=UTF-8',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Sends a Google-style error body. */
+export function sendError(res: ServerResponse, error: StandInHttpError): void {
+  sendJson(res, error.httpStatus, error.body, error.headers);
+}
+
+/**
+ * The Google front end's answer to a path no API serves: an HTML 404, not a JSON error body.
+ * (The SDK wraps it into an ApiError with status 404 all the same.)
+ */
+export function sendUnknownRoute(res: ServerResponse, path: string): void {
+  const html =
+    '<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n' +
+    `  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL <code>${escapeHtml(path)}</code> ` +
+    'was not found on this server.  <ins>That’s all we know.</ins>\n';
+  res.writeHead(404, {
+    'content-type': 'text/html; charset=UTF-8',
+    'content-length': String(Buffer.byteLength(html)),
+  });
+  res.end(html);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Resolves after `ms` milliseconds, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,425 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BatchStore } from './batches.js';
+import {
+  type GeminiStandInConfig,
+  type GeminiStandInConfigPatch,
+  mergeConfig,
+  parseConfig,
+  StandInConfigError,
+} from './config.js';
+import {
+  deadlineExceeded,
+  fileNotFound,
+  internalError,
+  invalidArgument,
+  missingApiKey,
+  modelNotFound,
+  StandInHttpError,
+  unavailableError,
+} from './errors.js';
+import { latencyFor, markerFault, randomFault } from './faults.js';
+import { FileStore, fileIdOf } from './files.js';
+import {
+  buildResponse,
+  buildStreamChunks,
+  fileUris,
+  promptText,
+  validateGenerateRequest,
+} from './generate.js';
+import { parseJson, readBody, sendError, sendJson, sendUnknownRoute, sleep } from './http.js';
+import { createPrng, type Prng } from './prng.js';
+import { type QuotaKind, QuotaLedger, quotaExceededError, violation } from './quota.js';
+import { type StandInStats, StatsRecorder } from './stats.js';
+import { requestTokens } from './tokens.js';
+
+/** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
+export type GeminiStandInOptions = GeminiStandInConfigPatch & {
+  /** Port to listen on; 0 (the default) lets the OS pick a free one. */
+  port?: number;
+  /** Interface to listen on; default 127.0.0.1. */
+  host?: string;
+  /** Where uploaded and generated files live; default a fresh temp dir, removed on close. */
+  dataDir?: string;
+  /** Clock (epoch ms) behind quota windows, stats and timestamps; tests may pass a fake one. */
+  clock?: () => number;
+};
+
+/** What `GET /__standin/stats` and `stats()` return. */
+export type GeminiStandInStats = StandInStats & {
+  files: { count: number; bytes: number };
+  batches: Record<string, number>;
+};
+
+/** A running stand-in. */
+export interface GeminiStandIn {
+  /** Base URL for the SDK's `httpOptions.baseUrl` / GEMINI_BASE_URL, e.g. `http://127.0.0.1:8790`. */
+  readonly url: string;
+  readonly port: number;
+  /** The current configuration, defaults filled in. */
+  config(): GeminiStandInConfig;
+  /** Deep-merges a partial configuration (same as `POST /__standin/config`); returns the result. */
+  configure(patch: GeminiStandInConfigPatch): GeminiStandInConfig;
+  /** What the stand-in saw (same as `GET /__standin/stats`). */
+  stats(): GeminiStandInStats;
+  /** Clears stats and quota windows and reseeds the PRNG (same as `POST /__standin/reset`). */
+  reset(): void;
+  /** Stops listening, drops open connections (held requests included) and removes its temp dir. */
+  close(): Promise<void>;
+}
+
+const VERSION = '(v1beta|v1)';
+const ROUTES = {
+  modelAction: new RegExp(`^/${VERSION}/models/([^/:]+):([A-Za-z]+)$`),
+  model: new RegExp(`^/${VERSION}/models/([^/:]+)$`),
+  models: new RegExp(`^/${VERSION}/models$`),
+  upload: new RegExp(`^/upload/${VERSION}/files$`),
+  files: new RegExp(`^/${VERSION}/files$`),
+  file: new RegExp(`^/${VERSION}/files/([^/:]+)$`),
+  download: new RegExp(`^(?:/download)?/${VERSION}/files/([^/:]+):download$`),
+  batches: new RegExp(`^/${VERSION}/batches$`),
+  batch: new RegExp(`^/${VERSION}/batches/([^/:]+)$`),
+  batchCancel: new RegExp(`^/${VERSION}/batches/([^/:]+):cancel$`),
+};
+
+/** Default quota values quoted by `[[fault:429…]]` markers when the model has no configured limit. */
+const MARKER_QUOTA_VALUES: Record<QuotaKind, number> = { rpm: 1000, tpm: 1_000_000, rpd: 10_000 };
+
+/**
+ * Starts the local Gemini stand-in: an HTTP server the official `@google/genai` client (with
+ * `httpOptions.baseUrl` set to `url`) cannot tell from the Gemini Developer API for what this
+ * project uses. See the module files for each piece: generate.ts (answers), tokens.ts (token rule),
+ * quota.ts (429s), faults.ts (injected faults and prompt markers), files.ts, batches.ts.
+ */
+export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Promise<GeminiStandIn> {
+  const { port = 0, host = '127.0.0.1', dataDir, clock = Date.now, ...patch } = options;
+  let config = parseConfig(patch);
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'gemini-standin-')));
+  if (dataDir) await mkdir(dataDir, { recursive: true });
+  let prng: Prng = createPrng(config.seed);
+  let url = '';
+  const closing = new AbortController();
+  const ledger = new QuotaLedger(clock);
+  const stats = new StatsRecorder(clock);
+  const files = new FileStore(dir, () => url, clock);
+  const batches = new BatchStore({ files, config: () => config, prng: () => prng, clock, stats });
+  const fileSize = (uri: string) => files.sizeOf(uri);
+
+  function knownModel(model: string, version: string, method: string): void {
+    if (!config.models.includes(model)) throw modelNotFound(model, version, method);
+  }
+
+  async function generate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    version: string,
+    model: string,
+    stream: boolean,
+  ) {
+    const method = stream ? 'streamGenerateContent' : 'generateContent';
+    const body = parseJson(await readBody(req));
+    knownModel(model, version, method);
+    const request = validateGenerateRequest(body);
+    for (const uri of fileUris(request)) {
+      const id = fileIdOf(uri);
+      if (id === undefined || !files.get(id)) throw fileNotFound(id ?? uri);
+    }
+    stats.arrived(model);
+    const marker = markerFault(promptText(request));
+    if (marker === '400') {
+      stats.fault(model, '400');
+      throw invalidArgument('Request contains an invalid argument.');
+    }
+    if (marker === '429' || marker === '429-tpm' || marker === '429-day') {
+      const kind: QuotaKind = marker === '429' ? 'rpm' : marker === '429-tpm' ? 'tpm' : 'rpd';
+      const limit = config.quotas[model]?.[kind] ?? MARKER_QUOTA_VALUES[kind];
+      const v = violation(kind, model, config.quotaTier, limit, config.faults.markerRetryDelaySeconds);
+      stats.rejected(model, [v.quotaId]);
+      throw quotaExceededError([v]);
+    }
+    const tokens = requestTokens(request, fileSize);
+    const violations = ledger.check(model, tokens, config.quotas[model], config.quotaTier);
+    if (violations.length > 0) {
+      stats.rejected(
+        model,
+        violations.map((v) => v.quotaId),
+      );
+      throw quotaExceededError(violations);
+    }
+    ledger.admit(model, tokens);
+    stats.admitted(model, tokens);
+
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    const signal = AbortSignal.any([closing.signal, gone.signal]);
+    await sleep(latencyFor(config, model, prng), signal);
+    const fault = marker ?? randomFault(config, prng);
+    if (fault === '500' || fault === '503') {
+      stats.fault(model, fault);
+      throw fault === '500' ? internalError() : unavailableError();
+    }
+    if (fault === 'timeout') {
+      stats.fault(model, 'timeout');
+      await sleep(config.faults.timeoutMs, signal);
+      throw deadlineExceeded();
+    }
+    if (fault === 'malformed') {
+      stats.fault(model, 'malformed');
+      const broken = stream
+        ? 'data: {"candidates": [{"content": {"role": "model", "parts": [{"text": "ec\r\n\r\n'
+        : '{"candidates": [{"content": {"role": "model", "parts": [{"text": "ec';
+      res.writeHead(200, {
+        'content-type': stream ? 'text/event-stream' : 'application/json; charset=UTF-8',
+      });
+      res.end(broken);
+      return;
+    }
+    if (!stream) {
+      const response = buildResponse(model, request, tokens);
+      stats.succeeded(model, outputTokens(response));
+      sendJson(res, 200, response);
+      return;
+    }
+    const chunks = buildStreamChunks(model, request, tokens, config.streamChunks);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    for (const chunk of chunks) {
+      if (!res.write(`data: ${JSON.stringify(chunk)}\r\n\r\n`))
+        await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+    stats.succeeded(model, outputTokens(chunks[chunks.length - 1] ?? {}));
+  }
+
+  async function countTokens(req: IncomingMessage, res: ServerResponse, version: string, model: string) {
+    const body = parseJson(await readBody(req));
+    knownModel(model, version, 'countTokens');
+    const inner =
+      typeof body === 'object' && body !== null && 'generateContentRequest' in body
+        ? (body as { generateContentRequest: unknown }).generateContentRequest
+        : body;
+    const request = validateGenerateRequest(inner, 'CountTokensRequest');
+    stats.countTokens(model);
+    sendJson(res, 200, { totalTokens: requestTokens(request, fileSize) });
+  }
+
+  type RouteContext = {
+    req: IncomingMessage;
+    res: ServerResponse;
+    match: RegExpExecArray;
+    query: URLSearchParams;
+    pageSize: number | undefined;
+    pageToken: string | undefined;
+  };
+  /** A route handler; returning `false` lets the next matching route try (unknown model actions). */
+  type Route = { method: string; pattern: RegExp; handle: (c: RouteContext) => Promise<unknown> | unknown };
+
+  const routes: Route[] = [
+    {
+      method: 'POST',
+      pattern: ROUTES.modelAction,
+      async handle({ req, res, match }) {
+        const [, version = 'v1beta', rawModel = '', action] = match;
+        const model = decodeURIComponent(rawModel);
+        if (action === 'generateContent') return generate(req, res, version, model, false);
+        if (action === 'streamGenerateContent') return generate(req, res, version, model, true);
+        if (action === 'countTokens') return countTokens(req, res, version, model);
+        if (action !== 'batchGenerateContent') return false;
+        const body = parseJson(await readBody(req));
+        knownModel(model, version, 'batchGenerateContent');
+        sendJson(res, 200, await batches.create(model, body));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.model,
+      handle({ res, match }) {
+        const model = decodeURIComponent(match[2] ?? '');
+        knownModel(model, match[1] ?? 'v1beta', 'get');
+        sendJson(res, 200, modelResource(model));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.models,
+      handle: ({ res }) => sendJson(res, 200, { models: config.models.map(modelResource) }),
+    },
+    {
+      method: 'POST',
+      pattern: ROUTES.upload,
+      handle({ req, res, match, query }) {
+        const uploadId = query.get('upload_id');
+        if (uploadId) return files.continueUpload(req, res, uploadId);
+        return files.startUpload(req, res, match[1] ?? 'v1beta');
+      },
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.files,
+      handle: (c) => sendJson(c.res, 200, files.list(c.pageSize, c.pageToken)),
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.download,
+      handle({ res, match, query }) {
+        if (query.get('alt') !== 'media') throw invalidArgument('Downloads require alt=media.');
+        return files.download(res, match[2] ?? '');
+      },
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.file,
+      handle: ({ res, match }) => sendJson(res, 200, files.resource(files.require(match[2] ?? ''))),
+    },
+    {
+      method: 'DELETE',
+      pattern: ROUTES.file,
+      async handle({ res, match }) {
+        await files.delete(match[2] ?? '');
+        sendJson(res, 200, {});
+      },
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.batches,
+      handle: (c) => sendJson(c.res, 200, batches.list(c.pageSize, c.pageToken)),
+    },
+    {
+      method: 'GET',
+      pattern: ROUTES.batch,
+      handle: ({ res, match }) => sendJson(res, 200, batches.get(match[2] ?? '')),
+    },
+    {
+      method: 'DELETE',
+      pattern: ROUTES.batch,
+      handle({ res, match }) {
+        batches.delete(match[2] ?? '');
+        sendJson(res, 200, {});
+      },
+    },
+    {
+      method: 'POST',
+      pattern: ROUTES.batchCancel,
+      handle({ req, res, match }) {
+        req.resume();
+        batches.cancel(match[2] ?? '');
+        sendJson(res, 200, {});
+      },
+    },
+  ];
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const parsed = new URL(req.url ?? '/', 'http://stand-in');
+    const path = parsed.pathname;
+    const method = req.method ?? 'GET';
+    const query = parsed.searchParams;
+    const pageSize = query.has('pageSize') ? Number(query.get('pageSize')) : undefined;
+    const pageToken = query.get('pageToken') ?? undefined;
+
+    if (path.startsWith('/__standin/')) return control(req, res, path, method);
+    if (!req.headers['x-goog-api-key'] && !query.has('key')) throw missingApiKey();
+
+    for (const r of routes) {
+      if (r.method !== method) continue;
+      const match = r.pattern.exec(path);
+      if (!match) continue;
+      const handled = await r.handle({ req, res, match, query, pageSize, pageToken });
+      if (handled !== false) return;
+    }
+    req.resume();
+    sendUnknownRoute(res, path);
+  }
+
+  async function control(req: IncomingMessage, res: ServerResponse, path: string, method: string) {
+    if (path === '/__standin/stats' && method === 'GET') return sendJson(res, 200, handle.stats());
+    if (path === '/__standin/config' && method === 'GET') return sendJson(res, 200, config);
+    if (path === '/__standin/config' && method === 'POST') {
+      const patchBody = parseJson(await readBody(req));
+      try {
+        return sendJson(res, 200, handle.configure(patchBody as GeminiStandInConfigPatch));
+      } catch (error) {
+        if (error instanceof StandInConfigError) throw invalidArgument(error.message);
+        throw error;
+      }
+    }
+    if (path === '/__standin/reset' && method === 'POST') {
+      req.resume();
+      handle.reset();
+      return sendJson(res, 200, {});
+    }
+    req.resume();
+    sendUnknownRoute(res, path);
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      if (res.headersSent || res.destroyed) {
+        res.destroy();
+        return;
+      }
+      if (error instanceof StandInHttpError) {
+        sendError(res, error);
+        return;
+      }
+      process.stderr.write(
+        `gemini stand-in: unexpected error on ${req.method} ${req.url}: ${String(error)}\n`,
+      );
+      sendError(res, internalError());
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+
+  const handle: GeminiStandIn = {
+    url,
+    port: actualPort,
+    config: () => config,
+    configure(next) {
+      config = mergeConfig(config, next);
+      if (next.seed !== undefined) prng = createPrng(config.seed);
+      return config;
+    },
+    stats: () => ({ ...stats.snapshot(), files: files.summary(), batches: batches.summary() }),
+    reset() {
+      stats.reset();
+      ledger.reset();
+      prng = createPrng(config.seed);
+    },
+    async close() {
+      closing.abort();
+      batches.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      if (!dataDir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+function outputTokens(response: Record<string, unknown>): number {
+  const usage = response.usageMetadata as { candidatesTokenCount?: number } | undefined;
+  return usage?.candidatesTokenCount ?? 0;
+}
+
+function modelResource(model: string): Record<string, unknown> {
+  return {
+    name: `models/${model}`,
+    baseModelId: model,
+    version: '001',
+    displayName: model,
+    inputTokenLimit: 1_048_576,
+    outputTokenLimit: 65_536,
+    supportedGenerationMethods: ['generateContent', 'countTokens', 'batchGenerateContent'],
+  };
+}
