@@ -1,0 +1,91 @@
+import type { ItemError } from './jobs.js';
+
+/**
+ * What the worker does with a failed Gemini call. Decided here, without I/O, from the HTTP status and
+ * the error body Gemini returned (the SDK's `ApiError` carries both).
+ */
+export type FailureKind =
+  /** Per-minute quota (requests or tokens): back off for `retryAfterSeconds`, then try again. */
+  | { kind: 'quota-minute'; retryAfterSeconds: number; error: ItemError }
+  /** Per-day quota: nothing will pass until the daily reset; pause the model's queue. */
+  | { kind: 'quota-day'; retryAfterSeconds: number; error: ItemError }
+  /** 5xx, timeouts, network faults: another attempt may succeed. */
+  | { kind: 'transient'; error: ItemError }
+  /** Any other 4xx: the request itself is wrong; retrying cannot help. */
+  | { kind: 'permanent'; error: ItemError };
+
+interface GoogleErrorBody {
+  error?: {
+    code?: number;
+    status?: string;
+    message?: string;
+    details?: Array<{ '@type'?: string; retryDelay?: string; violations?: Array<{ quotaId?: string }> }>;
+  };
+}
+
+/** Parses a protobuf Duration string such as "12s" or "0.5s" into seconds. */
+export function parseDurationSeconds(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  const m = /^(\d+(?:\.\d+)?)s$/.exec(value.trim());
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Seconds until the next midnight in America/Los_Angeles, when Gemini's daily quotas reset. */
+export function secondsUntilPacificMidnight(now: Date): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: 'America/Los_Angeles',
+    hour12: false,
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(now);
+  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
+  const elapsed = (get('hour') % 24) * 3600 + get('minute') * 60 + get('second');
+  return Math.max(1, 86_400 - elapsed);
+}
+
+/**
+ * Classifies a failed call. `httpStatus` is undefined for network faults and client-side timeouts.
+ * `body` is the parsed error body when there is one.
+ */
+export function classifyFailure(
+  httpStatus: number | undefined,
+  body: unknown,
+  now: Date = new Date(),
+): FailureKind {
+  const err = (body as GoogleErrorBody | undefined)?.error;
+  const error: ItemError = {
+    code: httpStatus ?? 504,
+    status: err?.status ?? (httpStatus === undefined ? 'DEADLINE_EXCEEDED' : statusName(httpStatus)),
+    message:
+      err?.message ?? (httpStatus === undefined ? 'Gemini did not answer in time.' : `HTTP ${httpStatus}`),
+  };
+  if (httpStatus === 429) {
+    const details = err?.details ?? [];
+    const quotaIds = details.flatMap((d) => d.violations ?? []).map((v) => v.quotaId ?? '');
+    const retry = details.find((d) => d['@type']?.endsWith('google.rpc.RetryInfo'));
+    const perDay = quotaIds.some((q) => /PerDay/i.test(q));
+    if (perDay) return { kind: 'quota-day', retryAfterSeconds: secondsUntilPacificMidnight(now), error };
+    return { kind: 'quota-minute', retryAfterSeconds: parseDurationSeconds(retry?.retryDelay) ?? 10, error };
+  }
+  if (httpStatus === undefined || httpStatus >= 500 || httpStatus === 408)
+    return { kind: 'transient', error };
+  return { kind: 'permanent', error };
+}
+
+function statusName(code: number): string {
+  const names: Record<number, string> = {
+    400: 'INVALID_ARGUMENT',
+    401: 'UNAUTHENTICATED',
+    403: 'PERMISSION_DENIED',
+    404: 'NOT_FOUND',
+    408: 'DEADLINE_EXCEEDED',
+    409: 'ABORTED',
+    429: 'RESOURCE_EXHAUSTED',
+    500: 'INTERNAL',
+    501: 'UNIMPLEMENTED',
+    503: 'UNAVAILABLE',
+    504: 'DEADLINE_EXCEEDED',
+  };
+  return names[code] ?? (code >= 500 ? 'INTERNAL' : 'UNKNOWN');
+}

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+const modelQuotaSchema = z.object({
+  rpm: positiveInt,
+  tpm: positiveInt,
+  rpd: positiveInt.nullable(),
+  batch: z.boolean(),
+  price: z.object({ inputPerMillion: z.number().nonnegative(), outputPerMillion: z.number().nonnegative() }),
+});
+
+/**
+ * `infra/quotas.json`: model → limits and prices. Terraform sizes the queues from it; the code budgets
+ * tokens, routes to the Batch API and prices jobs from it. One source of truth.
+ */
+export const quotasSchema = z
+  .object({
+    $comment: z.string().optional(),
+    tier: z.string(),
+    defaultModel: z.string(),
+    batchDiscount: z.number().gt(0).lte(1),
+    /** Jobs of at least this many items go through the Batch API when mode is `auto`. */
+    batchMinItems: positiveInt,
+    /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
+    headroom: z.number().gt(0).lte(1).default(0.98),
+    /** Retry policy of every model queue; the worker reads maxAttempts to know a task's last attempt. */
+    queue: z
+      .object({
+        maxAttempts: positiveInt.default(30),
+        minBackoffSeconds: z.number().positive().default(1),
+        maxBackoffSeconds: z.number().positive().default(300),
+        maxDoublings: z.number().int().nonnegative().default(5),
+      })
+      .prefault({}),
+    models: z.record(
+      z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'model names are lower-case ids'),
+      modelQuotaSchema,
+    ),
+  })
+  .refine((q) => q.defaultModel in q.models, {
+    message: 'defaultModel must be one of models',
+    path: ['defaultModel'],
+  });
+
+export type Quotas = z.infer<typeof quotasSchema>;
+export type ModelQuota = z.infer<typeof modelQuotaSchema>;
+
+/** Validates a quotas document, naming each bad field. */
+export function parseQuotas(input: unknown, source = 'quotas'): Quotas {
+  const parsed = quotasSchema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new Error(`${source} is not valid:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** Strips the `models/` prefix users sometimes pass. */
+export function normalizeModelName(model: string): string {
+  return model.startsWith('models/') ? model.slice('models/'.length) : model;
+}
+
+/** The Cloud Tasks queue id of a model: `fanout-` + the model name with dots as hyphens. */
+export function queueIdForModel(model: string): string {
+  return `fanout-${normalizeModelName(model).replace(/[^a-z0-9-]/g, '-')}`;
+}
+
+/** The queue that runs control tasks (resumable enqueuing of big jobs). */
+export const CONTROL_QUEUE_ID = 'fanout-control';

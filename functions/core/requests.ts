@@ -1,0 +1,218 @@
+import { z } from 'zod';
+import {
+  type Content,
+  type GenerateContentRequest,
+  itemIdForIndex,
+  type JobMode,
+  type MediaRef,
+  type NewItem,
+} from './jobs.js';
+import { normalizeModelName, type Quotas } from './quotas.js';
+import { estimateInputTokens } from './tokens.js';
+
+/** Limits of one `POST /jobs`. Bigger sets go through a bucket file. */
+export const LIMITS = {
+  maxBodyBytes: 32 * 1024 * 1024,
+  maxItems: 50_000,
+  /** A stored item must fit one Firestore document (1 MiB) with room for its result. */
+  maxItemBytes: 256 * 1024,
+  maxMediaPerItem: 16,
+  maxKeyLength: 256,
+} as const;
+
+const part = z.looseObject({
+  text: z.string().optional(),
+  inlineData: z.object({ mimeType: z.string().min(1), data: z.string().min(1) }).optional(),
+  fileData: z.object({ mimeType: z.string().optional(), fileUri: z.string().min(1) }).optional(),
+});
+
+const content = z.object({
+  role: z.enum(['user', 'model']).optional(),
+  parts: z.array(part).min(1, 'needs at least one part'),
+});
+
+const generateContentRequest = z.looseObject({
+  contents: z.array(content).min(1, 'needs at least one content'),
+  systemInstruction: content.optional(),
+  generationConfig: z.record(z.string(), z.unknown()).optional(),
+  safetySettings: z.array(z.unknown()).optional(),
+  tools: z.array(z.unknown()).optional(),
+  toolConfig: z.unknown().optional(),
+  cachedContent: z.string().optional(),
+});
+
+const media = z
+  .object({
+    url: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
+    gcsUri: z
+      .string()
+      .regex(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/, 'must look like gs://bucket/object')
+      .optional(),
+    mimeType: z
+      .string()
+      .regex(/^[a-z]+\/[a-z0-9.+-]+$/i, 'must be a MIME type such as image/png')
+      .optional(),
+  })
+  .refine((m) => Boolean(m.url) !== Boolean(m.gcsUri), { message: 'needs exactly one of url or gcsUri' });
+
+const requestItem = z
+  .object({
+    key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
+    prompt: z.string().min(1, 'must not be empty').optional(),
+    request: generateContentRequest.optional(),
+    media: z.array(media).max(LIMITS.maxMediaPerItem).optional(),
+  })
+  .refine((r) => Boolean(r.prompt) !== Boolean(r.request), {
+    message: 'needs exactly one of prompt or request',
+  });
+
+/** The body of `POST /jobs`. */
+export const createJobSchema = z
+  .object({
+    model: z.string().min(1).optional(),
+    mode: z.enum(['auto', 'realtime', 'batch']).default('auto'),
+    config: z.record(z.string(), z.unknown()).optional(),
+    systemInstruction: z.union([z.string().min(1), content]).optional(),
+    prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
+    requests: z.array(requestItem).optional(),
+    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  })
+  .strict();
+
+export type CreateJobBody = z.infer<typeof createJobSchema>;
+
+/** A field-level problem in a request, as returned in `error.details`. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export class RequestProblem extends Error {
+  constructor(
+    message: string,
+    readonly problems: FieldProblem[],
+    readonly tooLarge = false,
+  ) {
+    super(message);
+    this.name = 'RequestProblem';
+  }
+}
+
+export interface NormalizedJob {
+  model: string;
+  mode: 'auto' | JobMode;
+  callbackUrl?: string;
+  items: NewItem[];
+}
+
+function fieldName(path: PropertyKey[]): string {
+  return path.reduce<string>(
+    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+    '',
+  );
+}
+
+/**
+ * Validates and normalises a `POST /jobs` body into stored items: each becomes a full
+ * GenerateContentRequest with the job's config and system instruction, a unique key and a token estimate.
+ * Throws `RequestProblem` naming every bad field (at most 20).
+ */
+export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJob {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new RequestProblem('The request body must be a JSON object.', [
+      { field: '(body)', message: 'not an object' },
+    ]);
+  }
+  const raw = body as Record<string, unknown>;
+  const count =
+    (Array.isArray(raw.prompts) ? raw.prompts.length : 0) +
+    (Array.isArray(raw.requests) ? raw.requests.length : 0);
+  if (count > LIMITS.maxItems) {
+    throw new RequestProblem(
+      `A job holds at most ${LIMITS.maxItems} items; this one has ${count}. Split it, or drop a JSONL file into the bucket's inbox/.`,
+      [{ field: raw.prompts ? 'prompts' : 'requests', message: `${count} items > ${LIMITS.maxItems}` }],
+      true,
+    );
+  }
+  const parsed = createJobSchema.safeParse(body);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .slice(0, 20)
+      .map((i) => ({ field: fieldName(i.path) || '(body)', message: i.message }));
+    const first = problems[0]!;
+    throw new RequestProblem(`Invalid job: ${first.field} ${first.message}.`, problems);
+  }
+  const b = parsed.data;
+  if (Boolean(b.prompts) === Boolean(b.requests)) {
+    throw new RequestProblem('Invalid job: send exactly one of prompts or requests.', [
+      { field: 'prompts', message: 'exactly one of prompts or requests is required' },
+    ]);
+  }
+  const model = normalizeModelName(b.model ?? quotas.defaultModel);
+  if (!(model in quotas.models)) {
+    const known = Object.keys(quotas.models).join(', ');
+    throw new RequestProblem(`Unknown model ${model}; this deployment serves ${known}.`, [
+      { field: 'model', message: `unknown model; one of ${known}` },
+    ]);
+  }
+  const systemInstruction: Content | undefined =
+    typeof b.systemInstruction === 'string'
+      ? { parts: [{ text: b.systemInstruction }] }
+      : b.systemInstruction;
+
+  const sources = b.prompts
+    ? b.prompts.map((prompt) => ({ prompt, key: undefined, request: undefined, media: undefined }))
+    : b.requests!;
+  if (sources.length === 0) {
+    throw new RequestProblem('Invalid job: it has no items.', [
+      { field: b.prompts ? 'prompts' : 'requests', message: 'must hold at least one item' },
+    ]);
+  }
+
+  const keys = new Set<string>();
+  const items: NewItem[] = [];
+  const problems: FieldProblem[] = [];
+  let tooLarge = false;
+  sources.forEach((src, index) => {
+    const field = b.prompts ? `prompts[${index}]` : `requests[${index}]`;
+    const key = src.key ?? String(index);
+    if (keys.has(key)) {
+      problems.push({ field: `${field}.key`, message: `duplicate key "${key}"` });
+      return;
+    }
+    keys.add(key);
+    const request: GenerateContentRequest = src.request
+      ? (structuredClone(src.request) as GenerateContentRequest)
+      : { contents: [{ role: 'user', parts: [{ text: src.prompt! }] }] };
+    if (systemInstruction && !request.systemInstruction) request.systemInstruction = systemInstruction;
+    if (b.config) request.generationConfig = { ...b.config, ...request.generationConfig };
+    const mediaRefs: MediaRef[] | undefined = src.media?.map((m) => ({ ...m }));
+    const size =
+      Buffer.byteLength(JSON.stringify(request)) + Buffer.byteLength(JSON.stringify(mediaRefs ?? []));
+    if (size > LIMITS.maxItemBytes) {
+      tooLarge = true;
+      problems.push({
+        field,
+        message: `${size} bytes > ${LIMITS.maxItemBytes}; send large media as media[].url or gcsUri instead of inline data`,
+      });
+      return;
+    }
+    items.push({
+      id: itemIdForIndex(index),
+      index,
+      key,
+      request,
+      ...(mediaRefs ? { media: mediaRefs } : {}),
+      estimatedTokens: estimateInputTokens(request, mediaRefs),
+    });
+  });
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    throw new RequestProblem(
+      `Invalid job: ${first.field} ${first.message}.`,
+      problems.slice(0, 20),
+      tooLarge,
+    );
+  }
+  return { model, mode: b.mode, ...(b.callbackUrl ? { callbackUrl: b.callbackUrl } : {}), items };
+}

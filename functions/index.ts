@@ -1,0 +1,18 @@
+import { http } from '@google-cloud/functions-framework';
+import { createIngestHandler } from './ingest/index.js';
+import { loadConfig } from './platform/config.js';
+import { createDeps, type Deps } from './platform/deps.js';
+import { createWorkerHandler } from './worker/index.js';
+
+/**
+ * Registers the entry points by name (the names Terraform deploys). Clients are built lazily on the
+ * first request of an instance, so importing this module has no side effect beyond registration.
+ */
+let deps: Deps | undefined;
+const getDeps = (): Deps => {
+  deps ??= createDeps(loadConfig(process.env));
+  return deps;
+};
+
+http('ingest', createIngestHandler(getDeps));
+http('worker', createWorkerHandler(getDeps));

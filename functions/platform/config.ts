@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import bundledQuotas from '../../infra/quotas.json' with { type: 'json' };
+import { parseQuotas, type Quotas } from '../core/quotas.js';
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s/:]+:\d+$/, 'expected HOST:PORT, for example 127.0.0.1:8080')
+  .optional();
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+
+/** Every environment variable the functions read. Nothing else reads `process.env`. */
+const envSchema = z.object({
+  GEMINI_API_KEY: z.string().min(1).optional(),
+  GEMINI_BASE_URL: httpUrl.optional(),
+  GOOGLE_CLOUD_PROJECT: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'expected a project id')
+    .default('fanout-local'),
+  REGION: z.string().min(1).default('us-central1'),
+  FANOUT_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'expected a bucket name')
+    .optional(),
+  FIRESTORE_EMULATOR_HOST: hostPort,
+  STORAGE_EMULATOR_HOST: httpUrl.optional(),
+  CLOUD_TASKS_EMULATOR_HOST: hostPort,
+  WORKER_URL: httpUrl.optional(),
+  TASKS_SERVICE_ACCOUNT: z.email({ error: 'expected a service account email' }).optional(),
+  /** Path to a quotas file of the same schema as infra/quotas.json; the bundled file otherwise. */
+  QUOTAS_FILE: z.string().min(1).optional(),
+  /** How long the worker waits for one Gemini answer. */
+  GEMINI_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(300_000),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+const HOW_TO_FIX: Record<string, string> = {
+  GEMINI_API_KEY: 'set it to a Gemini Developer API key (Secret Manager in the cloud)',
+  GEMINI_BASE_URL:
+    'set it to the base URL of the Gemini API or the local stand-in, e.g. http://127.0.0.1:8790',
+  GOOGLE_CLOUD_PROJECT: 'set it to the id of the Google Cloud project',
+  FANOUT_BUCKET: 'set it to the bucket that holds inbox/, staging/ and results/',
+  FIRESTORE_EMULATOR_HOST: 'unset it in the cloud; locally `npm run dev` sets it',
+  STORAGE_EMULATOR_HOST: 'unset it in the cloud; locally `npm run dev` sets it, e.g. http://127.0.0.1:9199',
+  CLOUD_TASKS_EMULATOR_HOST: 'unset it in the cloud; locally `npm run dev` sets it',
+  WORKER_URL: 'set it to the HTTPS URL of the worker function (Terraform outputs it)',
+  TASKS_SERVICE_ACCOUNT: 'set it to the service account Cloud Tasks signs OIDC tokens with',
+};
+
+export interface Config {
+  projectId: string;
+  region: string;
+  bucket: string;
+  gemini: { apiKey: string; baseUrl?: string; local: boolean; timeoutMs: number };
+  emulators: { firestore?: string; storage?: string; tasks?: string };
+  /** True when every Google service is an emulator: the local cloud. */
+  local: boolean;
+  workerUrl?: string;
+  tasksServiceAccount?: string;
+  quotas: Quotas;
+  logLevel: string;
+}
+
+/** The error `loadConfig` throws: one line per bad variable, each with how to fix it. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Validates the environment once, at cold start. Local runs need nothing set: without
+ * `GEMINI_API_KEY` the functions talk to the local stand-in at `GEMINI_BASE_URL`.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const seen = new Set<string>();
+    const problems: string[] = [];
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0]);
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const fix = HOW_TO_FIX[name];
+      problems.push(`${name}: ${issue.message}${fix ? ` (${fix})` : ''}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  const local = Boolean(e.FIRESTORE_EMULATOR_HOST || e.STORAGE_EMULATOR_HOST || e.CLOUD_TASKS_EMULATOR_HOST);
+  const problems: string[] = [];
+  if (!e.GEMINI_API_KEY && !e.GEMINI_BASE_URL) {
+    problems.push(
+      `GEMINI_API_KEY: missing (${HOW_TO_FIX.GEMINI_API_KEY}); or set GEMINI_BASE_URL to the local stand-in`,
+    );
+  }
+  if (!local && !e.WORKER_URL) problems.push(`WORKER_URL: missing (${HOW_TO_FIX.WORKER_URL})`);
+  if (!local && !e.FANOUT_BUCKET) problems.push(`FANOUT_BUCKET: missing (${HOW_TO_FIX.FANOUT_BUCKET})`);
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  let quotas: Quotas;
+  try {
+    quotas = e.QUOTAS_FILE
+      ? parseQuotas(JSON.parse(readFileSync(e.QUOTAS_FILE, 'utf8')), e.QUOTAS_FILE)
+      : parseQuotas(bundledQuotas, 'infra/quotas.json');
+  } catch (err) {
+    throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
+  }
+
+  return {
+    projectId: e.GOOGLE_CLOUD_PROJECT,
+    region: e.REGION,
+    bucket: e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`,
+    gemini: {
+      apiKey: e.GEMINI_API_KEY ?? 'local-stand-in',
+      baseUrl: e.GEMINI_BASE_URL,
+      local: !e.GEMINI_API_KEY,
+      timeoutMs: e.GEMINI_TIMEOUT_MS,
+    },
+    emulators: {
+      firestore: e.FIRESTORE_EMULATOR_HOST,
+      storage: e.STORAGE_EMULATOR_HOST,
+      tasks: e.CLOUD_TASKS_EMULATOR_HOST,
+    },
+    local,
+    workerUrl: e.WORKER_URL,
+    tasksServiceAccount: e.TASKS_SERVICE_ACCOUNT,
+    quotas,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The error family every trigger maps to a response. `statusCode` is the HTTP status a client sees,
+ * `status` the canonical Google status name used in `{error:{code, message, status}}` bodies,
+ * `retryable` tells a trigger whether to ask its caller (Cloud Tasks, Eventarc) for another attempt.
+ */
+export class AppError extends Error {
+  readonly statusCode: number;
+  readonly status: string;
+  readonly retryable: boolean;
+  readonly details?: unknown;
+  /** Seconds a caller should wait before trying again (sent as `Retry-After`). */
+  readonly retryAfterSeconds?: number;
+
+  constructor(
+    message: string,
+    options: {
+      statusCode: number;
+      status: string;
+      retryable?: boolean;
+      details?: unknown;
+      retryAfterSeconds?: number;
+      cause?: unknown;
+    },
+  ) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.statusCode = options.statusCode;
+    this.status = options.status;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/** The request is malformed; `details` lists each bad field as `{field, message}`. */
+export class ValidationError extends AppError {
+  constructor(message: string, details?: unknown) {
+    super(message, { statusCode: 400, status: 'INVALID_ARGUMENT', details });
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string, details?: unknown) {
+    super(message, { statusCode: 413, status: 'INVALID_ARGUMENT', details });
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string) {
+    super(message, { statusCode: 404, status: 'NOT_FOUND' });
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, details?: unknown) {
+    super(message, { statusCode: 409, status: 'FAILED_PRECONDITION', details });
+  }
+}
+
+export class UnauthenticatedError extends AppError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { statusCode: 401, status: 'UNAUTHENTICATED', cause });
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super(message, { statusCode: 403, status: 'PERMISSION_DENIED' });
+  }
+}
+
+export class MethodNotAllowedError extends AppError {
+  constructor(message: string) {
+    super(message, { statusCode: 405, status: 'UNIMPLEMENTED' });
+  }
+}
+
+/** Back-pressure: the caller should come back after `retryAfterSeconds` (429 for Cloud Tasks' queue). */
+export class QuotaBackoffError extends AppError {
+  constructor(message: string, retryAfterSeconds: number, cause?: unknown) {
+    super(message, {
+      statusCode: 429,
+      status: 'RESOURCE_EXHAUSTED',
+      retryable: true,
+      retryAfterSeconds,
+      cause,
+    });
+  }
+}
+
+/** A transient fault worth another attempt (503 with `Retry-After` when a delay is known). */
+export class UnavailableError extends AppError {
+  constructor(message: string, retryAfterSeconds?: number, cause?: unknown) {
+    super(message, { statusCode: 503, status: 'UNAVAILABLE', retryable: true, retryAfterSeconds, cause });
+  }
+}
+
+/** The shape clients see: never a stack trace, never an internal message for unknown errors. */
+export interface ErrorBody {
+  error: { code: number; status: string; message: string; details?: unknown };
+}
+
+export interface HttpErrorResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: ErrorBody;
+}
+
+/** Maps any thrown value to an HTTP response. Unknown errors become a generic 500. */
+export function toHttpError(err: unknown): HttpErrorResponse {
+  if (err instanceof AppError) {
+    const headers: Record<string, string> = {};
+    if (err.retryAfterSeconds !== undefined)
+      headers['retry-after'] = String(Math.max(1, Math.ceil(err.retryAfterSeconds)));
+    const error: ErrorBody['error'] = { code: err.statusCode, status: err.status, message: err.message };
+    if (err.details !== undefined) error.details = err.details;
+    return { statusCode: err.statusCode, headers, body: { error } };
+  }
+  return {
+    statusCode: 500,
+    headers: {},
+    body: { error: { code: 500, status: 'INTERNAL', message: 'Internal error; see the service logs.' } },
+  };
+}

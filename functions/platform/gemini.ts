@@ -1,0 +1,100 @@
+import { ApiError, GoogleGenAI } from '@google/genai';
+import type { GenerateContentRequest } from '../core/jobs.js';
+
+/** A failed Gemini call: the HTTP status (undefined for timeouts and network faults) and error body. */
+export class GeminiCallError extends Error {
+  constructor(
+    message: string,
+    readonly httpStatus: number | undefined,
+    readonly body: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'GeminiCallError';
+  }
+}
+
+/** Narrow interface over Gemini: one call, the REST request in, the plain REST response out. */
+export interface GeminiClient {
+  generate(
+    model: string,
+    request: GenerateContentRequest,
+    options?: { timeoutMs?: number },
+  ): Promise<GenerateResult>;
+}
+
+export interface GenerateResult {
+  /** GenerateContentResponse as plain JSON (what the REST API returned). */
+  response: Record<string, unknown>;
+  usageMetadata?: { promptTokenCount?: number; candidatesTokenCount?: number; thoughtsTokenCount?: number };
+}
+
+export interface GeminiClientOptions {
+  apiKey: string;
+  baseUrl?: string;
+  timeoutMs: number;
+}
+
+/** Builds the client on `@google/genai`; `baseUrl` points it at the local stand-in. */
+export function createGeminiClient(options: GeminiClientOptions, sdk?: GoogleGenAI): GeminiClient {
+  const ai =
+    sdk ??
+    new GoogleGenAI({
+      apiKey: options.apiKey,
+      ...(options.baseUrl ? { httpOptions: { baseUrl: options.baseUrl } } : {}),
+    });
+  return {
+    async generate(model, request, callOptions) {
+      const {
+        contents,
+        systemInstruction,
+        generationConfig,
+        safetySettings,
+        tools,
+        toolConfig,
+        cachedContent,
+      } = request;
+      try {
+        const res = await ai.models.generateContent({
+          model,
+          contents: contents as never,
+          config: {
+            ...(generationConfig ?? {}),
+            ...(systemInstruction ? { systemInstruction: systemInstruction as never } : {}),
+            ...(safetySettings ? { safetySettings: safetySettings as never } : {}),
+            ...(tools ? { tools: tools as never } : {}),
+            ...(toolConfig ? { toolConfig: toolConfig as never } : {}),
+            ...(cachedContent ? { cachedContent } : {}),
+            httpOptions: { timeout: callOptions?.timeoutMs ?? options.timeoutMs },
+          },
+        });
+        const { sdkHttpResponse: _drop, ...plain } = JSON.parse(JSON.stringify(res)) as Record<
+          string,
+          unknown
+        >;
+        return { response: plain, usageMetadata: plain.usageMetadata as GenerateResult['usageMetadata'] };
+      } catch (err) {
+        throw toCallError(err);
+      }
+    },
+  };
+}
+
+/** Normalises what the SDK throws: `ApiError` (status + JSON body in its message), aborts, network errors. */
+export function toCallError(err: unknown): GeminiCallError {
+  if (err instanceof ApiError) {
+    let body: unknown;
+    try {
+      body = JSON.parse(err.message);
+    } catch {
+      body = { error: { code: err.status, message: err.message } };
+    }
+    return new GeminiCallError(`Gemini answered ${err.status}`, err.status, body, { cause: err });
+  }
+  const name = (err as { name?: string })?.name;
+  const message =
+    name === 'AbortError' || name === 'TimeoutError'
+      ? 'Gemini did not answer in time'
+      : String((err as Error)?.message ?? err);
+  return new GeminiCallError(message, undefined, undefined, { cause: err });
+}

@@ -1,0 +1,501 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AggregateField,
+  FieldPath,
+  FieldValue,
+  type Firestore,
+  type QueryDocumentSnapshot,
+  Timestamp,
+} from '@google-cloud/firestore';
+import type {
+  GenerateContentRequest,
+  ItemError,
+  ItemState,
+  JobCounts,
+  JobMode,
+  JobSpec,
+  JobStatus,
+  MediaRef,
+  NewItem,
+  Usage,
+} from '../core/jobs.js';
+import { isTerminalJob } from '../core/jobs.js';
+import type { ModelQuota } from '../core/quotas.js';
+import { scheduleByTokens } from '../core/rate.js';
+import { CANCELLED_ERROR } from '../core/results.js';
+
+/** A job as clients see it (`GET /jobs/{id}`). */
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  mode: JobMode;
+  model: string;
+  source: string;
+  counts: JobCounts;
+  usage: Usage;
+  costUsd: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Why the job is waiting, e.g. the model's daily quota is spent. */
+  notice: string | null;
+}
+
+/** The stored job document. */
+export interface JobRecord extends JobSpec {
+  status: JobStatus;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  /** Items [0, enqueuedThrough) have their task. Enqueuing resumes from here. */
+  enqueuedThrough: number;
+  notice: string | null;
+  final: { counts: JobCounts; usage: Usage; costUsd: number } | null;
+}
+
+/** A stored item with its outcome. */
+export interface ItemRecord {
+  id: string;
+  index: number;
+  key: string;
+  request: GenerateContentRequest;
+  media?: MediaRef[];
+  estimatedTokens: number;
+  scheduleMs: number | null;
+  state: ItemState;
+  response?: unknown;
+  error?: ItemError;
+  usage?: Usage;
+  costUsd?: number;
+  attempts: number;
+  finishedAt: Date | null;
+  /** Commit time of the outcome in microseconds: the order of `GET /jobs/{id}/events`. */
+  finishedAtMicros: number | null;
+}
+
+/** The outcome a worker records for an item. */
+export type ItemOutcome =
+  | { state: 'succeeded'; response: unknown; usage: Usage; costUsd: number }
+  | { state: 'failed'; error: ItemError; usage?: Usage; costUsd?: number };
+
+export type ClaimResult =
+  | { outcome: 'claimed'; item: ItemRecord; job: JobRecord; leaseId: string }
+  /** The item already has its outcome: a duplicate delivery. */
+  | { outcome: 'done'; state: ItemState }
+  /** The job was cancelled; the item is now recorded as cancelled. */
+  | { outcome: 'cancelled' }
+  /** Another delivery holds the item; come back after the lease. */
+  | { outcome: 'leased'; retryAfterMs: number }
+  | { outcome: 'missing' };
+
+/** Narrow interface over the jobs database; handlers depend on this, not on Firestore. */
+export interface JobStore {
+  createJob(spec: JobSpec, items: NewItem[]): Promise<void>;
+  getJob(jobId: string): Promise<JobRecord | undefined>;
+  viewJob(jobId: string): Promise<JobView | undefined>;
+  listItems(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
+  /** Finished items ordered by finish time then id, strictly after `cursor`. */
+  listFinished(jobId: string, cursor: FinishCursor | undefined, limit: number): Promise<ItemRecord[]>;
+  claimItem(jobId: string, itemId: string, leaseMs: number): Promise<ClaimResult>;
+  releaseItem(jobId: string, itemId: string, leaseId: string): Promise<void>;
+  completeItem(jobId: string, itemId: string, leaseId: string, outcome: ItemOutcome): Promise<boolean>;
+  hasPending(jobId: string): Promise<boolean>;
+  /** Turns the job terminal exactly once; returns the final view only to the caller that did it. */
+  finishJob(jobId: string, status: JobStatus): Promise<JobView | undefined>;
+  /**
+   * Cancels the job and ends every pending item as cancelled. `changed` is true only for the call that
+   * turned the job terminal. Undefined for an unknown job.
+   */
+  cancelJob(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined>;
+  setEnqueued(jobId: string, through: number): Promise<void>;
+  setNotice(jobId: string, notice: string | null): Promise<void>;
+  /** Reserves token budget for items of one model; returns each item's earliest dispatch time. */
+  reserveTokens(model: string, tokens: number[], quota: ModelQuota, headroom: number): Promise<number[]>;
+  setQuotaPause(model: string, untilMs: number, reason: string): Promise<void>;
+  listQuotaPauses(): Promise<Array<{ model: string; untilMs: number; reason: string }>>;
+  clearQuotaPause(model: string): Promise<void>;
+}
+
+export interface FinishCursor {
+  finishedAtMicros: number;
+  itemId: string;
+}
+
+const toDate = (v: unknown): Date | null => (v instanceof Timestamp ? v.toDate() : null);
+const toMicros = (t: Timestamp) => t.seconds * 1_000_000 + Math.floor(t.nanoseconds / 1000);
+
+function itemFrom(snap: QueryDocumentSnapshot | FirebaseFirestore.DocumentSnapshot): ItemRecord {
+  const d = snap.data() ?? {};
+  const item: ItemRecord = {
+    id: snap.id,
+    index: d.index,
+    key: d.key,
+    request: JSON.parse(d.requestJson),
+    estimatedTokens: d.estimatedTokens ?? 0,
+    scheduleMs: d.scheduleMs ?? null,
+    state: d.state,
+    attempts: d.attempts ?? 0,
+    finishedAt: toDate(d.finishedAt),
+    finishedAtMicros: d.finishedAt instanceof Timestamp ? toMicros(d.finishedAt) : null,
+  };
+  if (d.media) item.media = d.media;
+  if (d.responseJson) item.response = JSON.parse(d.responseJson);
+  if (d.error) item.error = d.error;
+  if (d.usage) item.usage = d.usage;
+  if (typeof d.costUsd === 'number') item.costUsd = d.costUsd;
+  return item;
+}
+
+function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
+  const d = snap.data() ?? {};
+  return {
+    id: snap.id,
+    model: d.model,
+    mode: d.mode,
+    total: d.total,
+    source: d.source,
+    ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
+    status: d.status,
+    createdAt: toDate(d.createdAt) ?? new Date(0),
+    startedAt: toDate(d.startedAt),
+    finishedAt: toDate(d.finishedAt),
+    enqueuedThrough: d.enqueuedThrough ?? 0,
+    notice: d.notice ?? null,
+    final: d.final ?? null,
+  };
+}
+
+/**
+ * Firestore-backed job store. Layout: `jobs/{jobId}` and `jobs/{jobId}/items/{itemId}` (item ids are
+ * zero-padded indexes), `ledgers/{model}` for the token schedule, `quotaPauses/{model}`.
+ *
+ * Counts and usage are never kept in a counter document (a hot document caps at about one write per
+ * second): they are aggregations over the items' states, so they change exactly when an item's state
+ * does, once. Requests and responses are stored as JSON strings (Firestore forbids nested arrays).
+ */
+export function createJobStore(db: Firestore, options: { collectionPrefix?: string } = {}): JobStore {
+  const prefix = options.collectionPrefix ?? '';
+  const jobs = db.collection(`${prefix}jobs`);
+  const items = (jobId: string) => jobs.doc(jobId).collection('items');
+  const ledgers = db.collection(`${prefix}ledgers`);
+  const pauses = db.collection(`${prefix}quotaPauses`);
+
+  async function aggregate(
+    jobId: string,
+    total: number,
+  ): Promise<{ counts: JobCounts; usage: Usage; costUsd: number }> {
+    const col = items(jobId);
+    const [succeeded, failed, cancelled, sums] = await Promise.all([
+      col.where('state', '==', 'succeeded').count().get(),
+      col.where('state', '==', 'failed').count().get(),
+      col.where('state', '==', 'cancelled').count().get(),
+      col
+        .aggregate({
+          promptTokens: AggregateField.sum('usage.promptTokens'),
+          outputTokens: AggregateField.sum('usage.outputTokens'),
+          costUsd: AggregateField.sum('costUsd'),
+        })
+        .get(),
+    ]);
+    const s = succeeded.data().count;
+    const f = failed.data().count;
+    const c = cancelled.data().count;
+    const sum = sums.data();
+    return {
+      counts: { total, succeeded: s, failed: f, cancelled: c, pending: Math.max(0, total - s - f - c) },
+      usage: { promptTokens: sum.promptTokens ?? 0, outputTokens: sum.outputTokens ?? 0 },
+      costUsd: Math.round((sum.costUsd ?? 0) * 1e9) / 1e9,
+    };
+  }
+
+  function view(job: JobRecord, agg: { counts: JobCounts; usage: Usage; costUsd: number }): JobView {
+    return {
+      id: job.id,
+      status: job.status,
+      mode: job.mode,
+      model: job.model,
+      source: job.source,
+      counts: agg.counts,
+      usage: agg.usage,
+      costUsd: agg.costUsd,
+      createdAt: job.createdAt.toISOString(),
+      startedAt: job.startedAt?.toISOString() ?? null,
+      finishedAt: job.finishedAt?.toISOString() ?? null,
+      notice: job.notice,
+    };
+  }
+
+  async function viewOf(job: JobRecord): Promise<JobView> {
+    return view(job, job.final ?? (await aggregate(job.id, job.total)));
+  }
+
+  const store: JobStore = {
+    async createJob(spec, newItems) {
+      // Items first, the job document last: a job that is visible is complete and durable.
+      const writer = db.bulkWriter();
+      let failure: unknown;
+      writer.onWriteError((err) => {
+        if (err.failedAttempts < 5) return true;
+        failure = err;
+        return false;
+      });
+      const col = items(spec.id);
+      for (const item of newItems) {
+        void writer.set(col.doc(item.id), {
+          index: item.index,
+          key: item.key,
+          requestJson: JSON.stringify(item.request),
+          ...(item.media ? { media: item.media } : {}),
+          estimatedTokens: item.estimatedTokens,
+          state: 'pending',
+          attempts: 0,
+        });
+      }
+      await writer.close();
+      if (failure) throw failure;
+      await jobs.doc(spec.id).set({
+        ...spec,
+        status: 'queued',
+        createdAt: FieldValue.serverTimestamp(),
+        startedAt: null,
+        finishedAt: null,
+        enqueuedThrough: 0,
+        notice: null,
+        final: null,
+      });
+    },
+
+    async getJob(jobId) {
+      const snap = await jobs.doc(jobId).get();
+      return snap.exists ? jobFrom(snap) : undefined;
+    },
+
+    async viewJob(jobId) {
+      const job = await store.getJob(jobId);
+      return job ? viewOf(job) : undefined;
+    },
+
+    async listItems(jobId, { afterId, limit }) {
+      let q = items(jobId).orderBy(FieldPath.documentId()).limit(limit);
+      if (afterId) q = q.startAfter(afterId);
+      const snap = await q.get();
+      return snap.docs.map(itemFrom);
+    },
+
+    async listFinished(jobId, cursor, limit) {
+      let q = items(jobId).orderBy('finishedAt').orderBy(FieldPath.documentId()).limit(limit);
+      if (cursor) {
+        const at = new Timestamp(
+          Math.floor(cursor.finishedAtMicros / 1_000_000),
+          (cursor.finishedAtMicros % 1_000_000) * 1000,
+        );
+        q = q.startAfter(at, cursor.itemId);
+      }
+      const snap = await q.get();
+      return snap.docs.map(itemFrom);
+    },
+
+    async claimItem(jobId, itemId, leaseMs) {
+      const ref = items(jobId).doc(itemId);
+      const [itemSnap, jobSnap] = await Promise.all([ref.get(), jobs.doc(jobId).get()]);
+      if (!itemSnap.exists || !jobSnap.exists) return { outcome: 'missing' };
+      const d = itemSnap.data()!;
+      if (d.state !== 'pending') return { outcome: 'done', state: d.state };
+      const job = jobFrom(jobSnap);
+      const now = Date.now();
+      if (job.status === 'cancelled') {
+        await ref
+          .update(
+            {
+              state: 'cancelled',
+              error: CANCELLED_ERROR,
+              finishedAt: FieldValue.serverTimestamp(),
+              lease: null,
+            },
+            { lastUpdateTime: itemSnap.updateTime! },
+          )
+          .catch(ignorePreconditionFailure);
+        return { outcome: 'cancelled' };
+      }
+      if (d.lease && d.lease.untilMs > now) return { outcome: 'leased', retryAfterMs: d.lease.untilMs - now };
+      const leaseId = randomUUID();
+      try {
+        // Optimistic claim: only if nobody touched the item since we read it.
+        await ref.update(
+          { lease: { id: leaseId, untilMs: now + leaseMs }, attempts: FieldValue.increment(1) },
+          { lastUpdateTime: itemSnap.updateTime! },
+        );
+      } catch (err) {
+        if (isPreconditionFailure(err)) return { outcome: 'leased', retryAfterMs: 1000 };
+        throw err;
+      }
+      if (job.status === 'queued') {
+        await db
+          .runTransaction(async (tx) => {
+            const fresh = await tx.get(jobs.doc(jobId));
+            if (fresh.data()?.status === 'queued') {
+              tx.update(jobs.doc(jobId), { status: 'running', startedAt: FieldValue.serverTimestamp() });
+            }
+          })
+          .catch(() => undefined);
+      }
+      return { outcome: 'claimed', item: itemFrom(itemSnap), job, leaseId };
+    },
+
+    async releaseItem(jobId, itemId, leaseId) {
+      const ref = items(jobId).doc(itemId);
+      const snap = await ref.get();
+      const d = snap.data();
+      if (d?.state !== 'pending' || d.lease?.id !== leaseId) return;
+      await ref
+        .update({ lease: null }, { lastUpdateTime: snap.updateTime! })
+        .catch(ignorePreconditionFailure);
+    },
+
+    async completeItem(jobId, itemId, leaseId, outcome) {
+      const ref = items(jobId).doc(itemId);
+      const snap = await ref.get();
+      const d = snap.data();
+      // Exactly once: only the delivery that holds the lease writes, and only over a pending item.
+      if (d?.state !== 'pending' || d.lease?.id !== leaseId) return false;
+      const patch: Record<string, unknown> = {
+        state: outcome.state,
+        finishedAt: FieldValue.serverTimestamp(),
+        lease: null,
+      };
+      if (outcome.state === 'succeeded') patch.responseJson = JSON.stringify(outcome.response);
+      else patch.error = outcome.error;
+      if (outcome.usage) patch.usage = outcome.usage;
+      if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
+      try {
+        await ref.update(patch, { lastUpdateTime: snap.updateTime! });
+        return true;
+      } catch (err) {
+        if (isPreconditionFailure(err)) return false;
+        throw err;
+      }
+    },
+
+    async hasPending(jobId) {
+      const snap = await items(jobId).where('state', '==', 'pending').limit(1).select().get();
+      return !snap.empty;
+    },
+
+    async finishJob(jobId, status) {
+      const job = await store.getJob(jobId);
+      if (!job || isTerminalJob(job.status)) return undefined;
+      const agg = await aggregate(jobId, job.total);
+      const done = await db.runTransaction(async (tx) => {
+        const fresh = await tx.get(jobs.doc(jobId));
+        if (!fresh.exists || isTerminalJob(fresh.data()!.status)) return false;
+        tx.update(jobs.doc(jobId), {
+          status,
+          finishedAt: FieldValue.serverTimestamp(),
+          final: agg,
+          notice: null,
+          ...(fresh.data()!.startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
+        });
+        return true;
+      });
+      if (!done) return undefined;
+      return store.viewJob(jobId);
+    },
+
+    async cancelJob(jobId) {
+      const ref = jobs.doc(jobId);
+      const turned = await db.runTransaction(async (tx) => {
+        const fresh = await tx.get(ref);
+        if (!fresh.exists) return undefined;
+        if (isTerminalJob(fresh.data()!.status)) return false;
+        tx.update(ref, { status: 'cancelled', finishedAt: FieldValue.serverTimestamp(), notice: null });
+        return true;
+      });
+      if (turned === undefined) return undefined;
+      if (turned) {
+        // Sweep pending items; a precondition per item keeps a result that lands meanwhile.
+        const writer = db.bulkWriter();
+        writer.onWriteError(() => false);
+        let last: QueryDocumentSnapshot | undefined;
+        for (;;) {
+          let q = items(jobId).where('state', '==', 'pending').orderBy(FieldPath.documentId()).limit(500);
+          if (last) q = q.startAfter(last);
+          const page = await q.get();
+          for (const doc of page.docs) {
+            void writer
+              .update(
+                doc.ref,
+                {
+                  state: 'cancelled',
+                  error: CANCELLED_ERROR,
+                  finishedAt: FieldValue.serverTimestamp(),
+                  lease: null,
+                },
+                { lastUpdateTime: doc.updateTime },
+              )
+              .catch(() => undefined);
+          }
+          if (page.size < 500) break;
+          last = page.docs[page.docs.length - 1];
+        }
+        await writer.close();
+        const job = await store.getJob(jobId);
+        if (job) {
+          const agg = await aggregate(jobId, job.total);
+          await ref.update({ final: agg });
+        }
+      }
+      const view = await store.viewJob(jobId);
+      return view ? { view, changed: turned } : undefined;
+    },
+
+    async setEnqueued(jobId, through) {
+      await jobs.doc(jobId).update({ enqueuedThrough: through });
+    },
+
+    async setNotice(jobId, notice) {
+      await jobs.doc(jobId).update({ notice });
+    },
+
+    async reserveTokens(model, tokens, quota, headroom) {
+      const ref = ledgers.doc(model);
+      return db.runTransaction(async (tx) => {
+        const snap = await tx.get(ref);
+        const tatMs = snap.exists ? (snap.data()!.tatMs as number) : 0;
+        const planned = scheduleByTokens({ tatMs }, tokens, Date.now(), quota, headroom);
+        tx.set(ref, { tatMs: planned.ledger.tatMs, updatedAt: FieldValue.serverTimestamp() });
+        return planned.scheduleMs;
+      });
+    },
+
+    async setQuotaPause(model, untilMs, reason) {
+      await pauses.doc(model).set({ untilMs, reason, at: FieldValue.serverTimestamp() });
+    },
+
+    async listQuotaPauses() {
+      const snap = await pauses.get();
+      return snap.docs.map((d) => ({ model: d.id, untilMs: d.data().untilMs, reason: d.data().reason }));
+    },
+
+    async clearQuotaPause(model) {
+      await pauses.doc(model).delete();
+    },
+  };
+  return store;
+}
+
+/** The cursor of a finished item, for `Last-Event-ID`. */
+export function finishCursorOf(item: ItemRecord): FinishCursor | undefined {
+  return item.finishedAtMicros === null
+    ? undefined
+    : { finishedAtMicros: item.finishedAtMicros, itemId: item.id };
+}
+
+function isPreconditionFailure(err: unknown): boolean {
+  const code = (err as { code?: number }).code;
+  // 9 FAILED_PRECONDITION (lastUpdateTime mismatch), 5 NOT_FOUND, 10 ABORTED.
+  return code === 9 || code === 10;
+}
+
+function ignorePreconditionFailure(err: unknown): void {
+  if (!isPreconditionFailure(err)) throw err;
+}

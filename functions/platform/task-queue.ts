@@ -1,0 +1,162 @@
+import { createHash } from 'node:crypto';
+import { CloudTasksClient } from '@google-cloud/tasks';
+import { credentials } from '@grpc/grpc-js';
+import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.js';
+import { queueRateLimits } from '../core/rate.js';
+
+/** The body of a task: ids only (a task carries at most 100 KB; prompts live in Firestore). */
+export type TaskPayload =
+  | { kind: 'item'; jobId: string; itemId: string }
+  | { kind: 'enqueue'; jobId: string; from: number };
+
+export interface ItemTask {
+  itemId: string;
+  index: number;
+  /** Earliest dispatch time (epoch ms); the TPM schedule. */
+  scheduleMs?: number;
+}
+
+/** Narrow interface over Cloud Tasks. */
+export interface TaskQueue {
+  /** Creates one named task per item on the model's queue; a task that already exists is fine. */
+  enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void>;
+  /** Creates a control task (resumable enqueuing); `name` dedupes it. */
+  enqueueControl(payload: TaskPayload, name: string): Promise<void>;
+  pauseModel(model: string): Promise<void>;
+  resumeModel(model: string): Promise<void>;
+  /** Creates or updates every model queue and the control queue from the quotas (local cloud, tests). */
+  ensureQueues(quotas: Quotas): Promise<void>;
+}
+
+export interface TaskQueueOptions {
+  projectId: string;
+  region: string;
+  workerUrl: string;
+  /** Identity in the tasks' OIDC token; absent only on the local cloud. */
+  serviceAccount?: string;
+  /** `HOST:PORT` of the Cloud Tasks emulator. */
+  emulatorHost?: string;
+  /** Parallel CreateTask calls. */
+  concurrency?: number;
+}
+
+/** Constructor options that point the official client at an emulator on `HOST:PORT`. */
+export function emulatorClientOptions(host: string): ConstructorParameters<typeof CloudTasksClient>[0] {
+  const i = host.lastIndexOf(':');
+  return {
+    apiEndpoint: host.slice(0, i),
+    port: Number(host.slice(i + 1)),
+    sslCreds: credentials.createInsecure(),
+  };
+}
+
+/**
+ * Task names are derived from job and item, so a retried enqueue never doubles a task (Cloud Tasks
+ * refuses a reused name for about an hour). A short hash leads the name because sequential names
+ * make Cloud Tasks slower to accept them.
+ */
+export function itemTaskId(jobId: string, itemId: string): string {
+  const h = createHash('sha256').update(`${jobId}/${itemId}`).digest('hex').slice(0, 8);
+  return `${h}-${jobId}-${itemId}`;
+}
+
+const ALREADY_EXISTS = 6;
+
+async function mapLimit<T>(values: T[], limit: number, fn: (v: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const run = async () => {
+    while (next < values.length) {
+      const v = values[next++]!;
+      await fn(v);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, values.length) }, run));
+}
+
+export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksClient): TaskQueue {
+  const tasks =
+    client ??
+    new CloudTasksClient(options.emulatorHost ? emulatorClientOptions(options.emulatorHost) : undefined);
+  const { projectId, region } = options;
+  const concurrency = options.concurrency ?? 64;
+  const queuePath = (id: string) => tasks.queuePath(projectId, region, id);
+
+  const httpRequest = (payload: TaskPayload) => ({
+    url: options.workerUrl,
+    httpMethod: 'POST' as const,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify(payload)),
+    ...(options.serviceAccount
+      ? { oidcToken: { serviceAccountEmail: options.serviceAccount, audience: options.workerUrl } }
+      : {}),
+  });
+
+  const create = async (queueId: string, taskId: string, payload: TaskPayload, scheduleMs?: number) => {
+    const parent = queuePath(queueId);
+    try {
+      await tasks.createTask({
+        parent,
+        task: {
+          name: `${parent}/tasks/${taskId}`,
+          httpRequest: httpRequest(payload),
+          dispatchDeadline: { seconds: 600 },
+          ...(scheduleMs && scheduleMs > Date.now()
+            ? { scheduleTime: { seconds: Math.floor(scheduleMs / 1000), nanos: (scheduleMs % 1000) * 1e6 } }
+            : {}),
+        },
+      });
+    } catch (err) {
+      if ((err as { code?: number }).code !== ALREADY_EXISTS) throw err;
+    }
+  };
+
+  return {
+    async enqueueItems(model, jobId, items) {
+      const queueId = queueIdForModel(model);
+      await mapLimit(items, concurrency, (t) =>
+        create(queueId, itemTaskId(jobId, t.itemId), { kind: 'item', jobId, itemId: t.itemId }, t.scheduleMs),
+      );
+    },
+
+    async enqueueControl(payload, name) {
+      await create(CONTROL_QUEUE_ID, name, payload);
+    },
+
+    async pauseModel(model) {
+      await tasks.pauseQueue({ name: queuePath(queueIdForModel(model)) });
+    },
+
+    async resumeModel(model) {
+      await tasks.resumeQueue({ name: queuePath(queueIdForModel(model)) });
+    },
+
+    async ensureQueues(quotas) {
+      const parent = tasks.locationPath(projectId, region);
+      const retryConfig = {
+        maxAttempts: quotas.queue.maxAttempts,
+        minBackoff: {
+          seconds: Math.floor(quotas.queue.minBackoffSeconds),
+          nanos: Math.round((quotas.queue.minBackoffSeconds % 1) * 1e9),
+        },
+        maxBackoff: { seconds: Math.floor(quotas.queue.maxBackoffSeconds) },
+        maxDoublings: quotas.queue.maxDoublings,
+      };
+      const wanted = [
+        ...Object.entries(quotas.models).map(([model, quota]) => ({
+          id: queueIdForModel(model),
+          rateLimits: queueRateLimits(quota, quotas.headroom),
+        })),
+        { id: CONTROL_QUEUE_ID, rateLimits: { maxDispatchesPerSecond: 100, maxConcurrentDispatches: 100 } },
+      ];
+      for (const q of wanted) {
+        const queue = { name: queuePath(q.id), rateLimits: q.rateLimits, retryConfig };
+        try {
+          await tasks.createQueue({ parent, queue });
+        } catch (err) {
+          if ((err as { code?: number }).code !== ALREADY_EXISTS) throw err;
+          await tasks.updateQueue({ queue, updateMask: { paths: ['rate_limits', 'retry_config'] } });
+        }
+      }
+    },
+  };
+}

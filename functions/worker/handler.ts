@@ -1,0 +1,234 @@
+import { costUsd, usageFrom } from '../core/cost.js';
+import { type ItemError, isTerminalJob, itemIdForIndex } from '../core/jobs.js';
+import { classifyFailure } from '../core/outcome.js';
+import type { Quotas } from '../core/quotas.js';
+import type { GeminiCallError, GeminiClient } from '../platform/gemini.js';
+import type { ItemOutcome, JobStore, JobView } from '../platform/job-store.js';
+import type { Logger } from '../platform/logger.js';
+import type { MediaFetcher } from '../platform/media.js';
+import type { TaskPayload, TaskQueue } from '../platform/task-queue.js';
+
+/** A Cloud Tasks delivery, parsed from its `X-CloudTasks-*` headers and JSON body by the adapter. */
+export interface TaskDelivery {
+  queueName: string;
+  taskName: string;
+  /** Attempts before this one (`X-CloudTasks-TaskRetryCount`). */
+  retryCount: number;
+  executionCount: number;
+  payload: TaskPayload;
+}
+
+/** What the adapter answers Cloud Tasks: 2xx ends the task, anything else asks for another attempt. */
+export interface WorkerReply {
+  status: number;
+  retryAfterSeconds?: number;
+  body: { outcome: string; detail?: string };
+}
+
+export interface WorkerDeps {
+  store: JobStore;
+  gemini: GeminiClient;
+  tasks: TaskQueue;
+  media: MediaFetcher;
+  quotas: Quotas;
+  logger: Logger;
+  /** Notifies a job's callback URL once it is terminal. */
+  notify: (url: string, job: JobView) => Promise<void>;
+  /** How long a delivery owns an item; a crashed delivery's item is free again after it. */
+  leaseMs: number;
+  geminiTimeoutMs: number;
+  /** Enqueue pages run until this budget is spent, then continue in a fresh control task. */
+  enqueueBudgetMs: number;
+  now?: () => number;
+}
+
+/** Handles one task: an item to run, or a page of a job's enqueuing. */
+export async function handleTask(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
+  if (delivery.payload.kind === 'enqueue')
+    return enqueueJob(delivery.payload.jobId, delivery.payload.from, deps);
+  return runItem(delivery, delivery.payload.jobId, delivery.payload.itemId, deps);
+}
+
+async function runItem(
+  delivery: TaskDelivery,
+  jobId: string,
+  itemId: string,
+  deps: WorkerDeps,
+): Promise<WorkerReply> {
+  const log = deps.logger.child({ jobId, itemId, attempt: delivery.retryCount + 1 });
+  const claim = await deps.store.claimItem(jobId, itemId, deps.leaseMs);
+  switch (claim.outcome) {
+    case 'missing':
+      log.warn({ event: 'item.missing' }, 'task for an unknown item; dropping it');
+      return { status: 200, body: { outcome: 'missing' } };
+    case 'done':
+      log.info({ event: 'item.duplicate', state: claim.state }, 'duplicate delivery of a finished item');
+      return { status: 200, body: { outcome: 'duplicate' } };
+    case 'leased':
+      log.info({ event: 'item.leased' }, 'another delivery holds this item');
+      return {
+        status: 503,
+        retryAfterSeconds: Math.ceil(claim.retryAfterMs / 1000),
+        body: { outcome: 'leased' },
+      };
+    case 'cancelled':
+      log.info({ event: 'item.cancelled' }, 'job cancelled; item not run');
+      await finishIfDone(jobId, deps, log);
+      return { status: 200, body: { outcome: 'cancelled' } };
+    case 'claimed':
+      break;
+  }
+  const { item, job, leaseId } = claim;
+  const quota = deps.quotas.models[job.model];
+  const lastAttempt = delivery.retryCount + 1 >= deps.quotas.queue.maxAttempts;
+
+  const finish = async (outcome: ItemOutcome, event: string): Promise<WorkerReply> => {
+    const written = await deps.store.completeItem(jobId, itemId, leaseId, outcome);
+    log.info({ event, written, state: outcome.state }, `item ${outcome.state}`);
+    if (written) await finishIfDone(jobId, deps, log);
+    return { status: 200, body: { outcome: outcome.state } };
+  };
+  const fail = (error: ItemError, event: string) => finish({ state: 'failed', error }, event);
+  const retryLater = async (status: number, retryAfterSeconds: number | undefined, outcome: string) => {
+    await deps.store.releaseItem(jobId, itemId, leaseId);
+    return { status, ...(retryAfterSeconds ? { retryAfterSeconds } : {}), body: { outcome } };
+  };
+
+  if (!quota)
+    return fail(
+      { code: 400, status: 'INVALID_ARGUMENT', message: `Unknown model ${job.model}.` },
+      'item.failed',
+    );
+
+  let request = item.request;
+  if (item.media?.length) {
+    try {
+      request = await deps.media.attach(request, item.media);
+    } catch (err) {
+      const e = err as { permanent?: boolean; message?: string };
+      if (e.permanent || lastAttempt) {
+        return fail(
+          { code: 400, status: 'INVALID_ARGUMENT', message: `media: ${e.message}` },
+          'item.media_failed',
+        );
+      }
+      log.warn({ event: 'item.media_retry', err: e.message }, 'media fetch failed; retrying');
+      return retryLater(500, undefined, 'media-retry');
+    }
+  }
+
+  const started = (deps.now ?? Date.now)();
+  try {
+    const result = await deps.gemini.generate(job.model, request, { timeoutMs: deps.geminiTimeoutMs });
+    const usage = usageFrom(result.usageMetadata);
+    log.info({ event: 'gemini.ok', ms: (deps.now ?? Date.now)() - started, ...usage }, 'gemini answered');
+    return finish(
+      { state: 'succeeded', response: result.response, usage, costUsd: costUsd(usage, quota.price) },
+      'item.succeeded',
+    );
+  } catch (err) {
+    const call = err as GeminiCallError;
+    const failure = classifyFailure(call.httpStatus, call.body, new Date((deps.now ?? Date.now)()));
+    log.warn(
+      {
+        event: `gemini.${failure.kind}`,
+        httpStatus: call.httpStatus,
+        ms: (deps.now ?? Date.now)() - started,
+      },
+      failure.error.message,
+    );
+    switch (failure.kind) {
+      case 'permanent':
+        return fail(failure.error, 'item.failed');
+      case 'quota-minute':
+        if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
+        return retryLater(429, failure.retryAfterSeconds, 'quota-minute');
+      case 'quota-day': {
+        const untilMs = (deps.now ?? Date.now)() + failure.retryAfterSeconds * 1000;
+        const notice = `Paused: the daily request quota of ${job.model} is spent; resumes after ${new Date(untilMs).toISOString()}.`;
+        await Promise.all([
+          deps.store.setQuotaPause(job.model, untilMs, failure.error.message),
+          deps.store.setNotice(jobId, notice),
+          deps.tasks
+            .pauseModel(job.model)
+            .catch((e: Error) =>
+              log.error({ event: 'queue.pause_failed', err: e.message }, 'could not pause the queue'),
+            ),
+        ]);
+        log.warn({ event: 'quota.daily_exhausted', model: job.model, untilMs }, notice);
+        if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
+        return retryLater(503, failure.retryAfterSeconds, 'quota-day');
+      }
+      case 'transient':
+        if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
+        return retryLater(500, undefined, 'transient');
+    }
+  }
+}
+
+/** Turns the job terminal when no item is pending; only one caller wins, and only it notifies. */
+async function finishIfDone(jobId: string, deps: WorkerDeps, log: Logger): Promise<void> {
+  if (await deps.store.hasPending(jobId)) return;
+  const job = await deps.store.getJob(jobId);
+  if (!job || isTerminalJob(job.status)) return;
+  const view = await deps.store.finishJob(jobId, 'succeeded');
+  if (!view) return;
+  log.info({ event: 'job.finished', counts: view.counts, costUsd: view.costUsd }, 'job finished');
+  if (job.callbackUrl) {
+    await deps
+      .notify(job.callbackUrl, view)
+      .catch((err: Error) =>
+        log.error({ event: 'job.callback_failed', err: err.message }, 'callback failed'),
+      );
+  }
+}
+
+const PAGE = 500;
+
+/**
+ * Creates the item tasks of a job, page by page, from where the last run stopped (`enqueuedThrough`):
+ * a crashed run is retried by Cloud Tasks and resumes; a long one hands over to a fresh control task.
+ * Each page reserves its token budget first, so items are scheduled to respect the model's TPM.
+ */
+async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promise<WorkerReply> {
+  const log = deps.logger.child({ jobId });
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const job = await deps.store.getJob(jobId);
+  if (!job) return { status: 200, body: { outcome: 'missing' } };
+  if (isTerminalJob(job.status)) return { status: 200, body: { outcome: 'terminal' } };
+  const quota = deps.quotas.models[job.model];
+  if (!quota) return { status: 200, body: { outcome: 'unknown-model' } };
+  let through = Math.max(from, job.enqueuedThrough);
+  while (through < job.total) {
+    if (now() - started > deps.enqueueBudgetMs) {
+      await deps.tasks.enqueueControl(
+        { kind: 'enqueue', jobId, from: through },
+        `${jobId}-enqueue-${through}`,
+      );
+      log.info({ event: 'enqueue.handover', through }, 'enqueue continues in a new task');
+      return { status: 200, body: { outcome: 'handover', detail: String(through) } };
+    }
+    const page = await deps.store.listItems(jobId, {
+      ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
+      limit: PAGE,
+    });
+    if (page.length === 0) break;
+    const pending = page.filter((i) => i.state === 'pending');
+    const schedule = await deps.store.reserveTokens(
+      job.model,
+      pending.map((i) => i.estimatedTokens),
+      quota,
+      deps.quotas.headroom,
+    );
+    await deps.tasks.enqueueItems(
+      job.model,
+      jobId,
+      pending.map((i, n) => ({ itemId: i.id, index: i.index, scheduleMs: schedule[n] })),
+    );
+    through = page[page.length - 1]!.index + 1;
+    await deps.store.setEnqueued(jobId, through);
+  }
+  log.info({ event: 'enqueue.done', through, ms: now() - started }, 'all item tasks created');
+  return { status: 200, body: { outcome: 'enqueued', detail: String(through) } };
+}
