@@ -51,7 +51,9 @@ export function findFirestoreJar(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Starts the emulator on 127.0.0.1 and resolves once it answers. */
-export async function startFirestoreEmulator(options: FirestoreEmulatorOptions = {}): Promise<FirestoreEmulator> {
+export async function startFirestoreEmulator(
+  options: FirestoreEmulatorOptions = {},
+): Promise<FirestoreEmulator> {
   const jar = options.jar ?? findFirestoreJar();
   const port = options.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;

@@ -2,7 +2,11 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 
 describe('Firestore emulator (official client)', () => {
-  const db = new Firestore({ projectId: 'conformance-firestore', host: inject('firestoreEmulatorHost'), ssl: false });
+  const db = new Firestore({
+    projectId: 'conformance-firestore',
+    host: inject('firestoreEmulatorHost'),
+    ssl: false,
+  });
   afterAll(() => db.terminate());
 
   it('writes and reads a document, and runs a count aggregation', async () => {
