@@ -1,11 +1,14 @@
 import { credentials } from '@grpc/grpc-js';
 
-/** Constructor options for `CloudTasksClient` that point it at an emulator over plain gRPC. */
-export interface CloudTasksEmulatorClientOptions {
+/**
+ * Constructor options for `CloudTasksClient` that point it at an emulator over plain gRPC.
+ * A type alias rather than an interface so it fits the client's index-signature `ClientOptions`.
+ */
+export type CloudTasksEmulatorClientOptions = {
   apiEndpoint: string;
   port: number;
   sslCreds: ReturnType<typeof credentials.createInsecure>;
-}
+};
 
 /**
  * Options that make the production `CloudTasksClient` talk to the emulator at `host`
