@@ -4,7 +4,7 @@ import type { GeminiStandInConfigPatch } from './config.js';
 import { startGeminiStandIn } from './server.js';
 
 /** Command-line options of the stand-in process. */
-export interface MainOptions {
+interface MainOptions {
   port: number;
   host: string;
   dataDir?: string;
@@ -15,7 +15,7 @@ export interface MainOptions {
  * Parses `--port N --host H --data-dir D --config JSON|@file.json`. The config is the same partial
  * configuration `POST /__standin/config` takes.
  */
-export async function parseMainArgs(argv: string[]): Promise<MainOptions> {
+async function parseMainArgs(argv: string[]): Promise<MainOptions> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -26,10 +26,13 @@ export async function parseMainArgs(argv: string[]): Promise<MainOptions> {
     },
   });
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got ${values.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--port must be 0-65535, got ${values.port}`);
   let config: GeminiStandInConfigPatch = {};
   if (values.config) {
-    const text = values.config.startsWith('@') ? await readFile(values.config.slice(1), 'utf8') : values.config;
+    const text = values.config.startsWith('@')
+      ? await readFile(values.config.slice(1), 'utf8')
+      : values.config;
     config = JSON.parse(text) as GeminiStandInConfigPatch;
   }
   return { port, host: values.host, config, ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}) };
