@@ -1,4 +1,5 @@
 import { http } from '@google-cloud/functions-framework';
+import { createBatchHandler } from './batch/index.js';
 import { createIngestHandler } from './ingest/index.js';
 import { loadConfig } from './platform/config.js';
 import { createDeps, type Deps } from './platform/deps.js';
@@ -16,3 +17,4 @@ const getDeps = (): Deps => {
 
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getDeps));
+http('batch', createBatchHandler(getDeps));

@@ -70,6 +70,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** Reads and validates a quotas file, or the bundled `infra/quotas.json` when no path is given. */
+export function readQuotas(path?: string): Quotas {
+  return path
+    ? parseQuotas(JSON.parse(readFileSync(path, 'utf8')), path)
+    : parseQuotas(bundledQuotas, 'infra/quotas.json');
+}
+
 /**
  * Validates the environment once, at cold start. Local runs need nothing set: without
  * `GEMINI_API_KEY` the functions talk to the local stand-in at `GEMINI_BASE_URL`.
@@ -102,9 +109,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
   let quotas: Quotas;
   try {
-    quotas = e.QUOTAS_FILE
-      ? parseQuotas(JSON.parse(readFileSync(e.QUOTAS_FILE, 'utf8')), e.QUOTAS_FILE)
-      : parseQuotas(bundledQuotas, 'infra/quotas.json');
+    quotas = readQuotas(e.QUOTAS_FILE);
   } catch (err) {
     throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
   }

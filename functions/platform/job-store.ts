@@ -330,14 +330,12 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         throw err;
       }
       if (job.status === 'queued') {
-        await db
-          .runTransaction(async (tx) => {
-            const fresh = await tx.get(jobs.doc(jobId));
-            if (fresh.data()?.status === 'queued') {
-              tx.update(jobs.doc(jobId), { status: 'running', startedAt: FieldValue.serverTimestamp() });
-            }
-          })
-          .catch(() => undefined);
+        // First claim marks the job running; a precondition instead of a transaction keeps the
+        // hot path free of lock waits (losing the race just means another claim did it).
+        await jobs
+          .doc(jobId)
+          .update({ status: 'running', startedAt: FieldValue.serverTimestamp() }, { lastUpdateTime: jobSnap.updateTime! })
+          .catch(ignorePreconditionFailure);
       }
       return { outcome: 'claimed', item: itemFrom(itemSnap), job, leaseId };
     },

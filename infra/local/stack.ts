@@ -1,0 +1,246 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Storage } from '@google-cloud/storage';
+import { loadConfig, readQuotas } from '../../functions/platform/config.js';
+import { createTaskQueue } from '../../functions/platform/task-queue.js';
+import { type CloudTasksEmulator, startCloudTasksEmulator } from './cloud-tasks/server.js';
+import { type FirestoreEmulator, startFirestoreEmulator } from './firestore.js';
+import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
+import { freePort } from './ports.js';
+import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
+
+/** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
+export interface StackInfo {
+  projectId: string;
+  ingestUrl: string;
+  bucket: string;
+  storageEmulatorHost: string;
+  firestoreEmulatorHost: string;
+  tasksEmulatorHost: string;
+  geminiBaseUrl: string;
+  /** Not in the contract, but handy: the other function URLs. */
+  workerUrl: string;
+  batchUrl: string;
+}
+
+export interface StackOptions {
+  projectId?: string;
+  /** First of a range of ports (ingest, worker, batch, intake, storage, tasks, gemini, firestore); 0 picks free ports. */
+  portBase?: number;
+  /** A quotas file of the schema of infra/quotas.json; it sizes the queues and the stand-in's limits. */
+  quotasFile?: string;
+  /** Use a real Gemini (or another endpoint) instead of the stand-in. */
+  gemini?: { baseUrl?: string; apiKey?: string };
+  /** Configuration of the stand-in beyond the quotas (latency, faults, batch timings). */
+  standIn?: GeminiStandInOptions;
+  /** Share of tasks the Cloud Tasks emulator delivers twice. */
+  duplicateShare?: number;
+  /** How often the local Cloud Scheduler calls the batch function; 0 disables it. */
+  schedulerIntervalMs?: number;
+  /** Reuse a running Firestore emulator (HOST:PORT). */
+  firestoreHost?: string;
+  logLevel?: string;
+  /** Milliseconds the worker waits for Gemini. */
+  geminiTimeoutMs?: number;
+}
+
+export interface Stack {
+  info: StackInfo;
+  standIn?: GeminiStandIn;
+  tasks: CloudTasksEmulator;
+  storage: StorageEmulator;
+  close(): Promise<void>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const PROJECT_ROOT = resolve(here, '..', '..');
+const DEFAULT_PORT_BASE = 8580;
+
+async function listen(server: Server, port: number): Promise<number> {
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, '127.0.0.1', () => ok());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no port');
+  return address.port;
+}
+
+/**
+ * Boots the local cloud: Firestore (the real emulator), the Cloud Tasks and Cloud Storage emulators,
+ * the Gemini stand-in, and every registered function served by the Functions Framework; creates
+ * the bucket and one queue per model; calls the batch function on an interval like Cloud Scheduler.
+ *
+ * It sets the standard emulator variables in this process's environment: the functions run here,
+ * and the official clients find the emulators through them.
+ */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const projectId = options.projectId ?? 'fanout-local';
+  const base = options.portBase ?? DEFAULT_PORT_BASE;
+  const port = async (offset: number) => (base === 0 ? freePort() : base + offset);
+  const quotasFile = options.quotasFile ?? resolve(PROJECT_ROOT, 'infra', 'quotas.json');
+  const cleanups: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  };
+
+  try {
+    const quotas = readQuotas(quotasFile);
+
+    let firestore: FirestoreEmulator | undefined;
+    const firestoreHost =
+      options.firestoreHost ?? (firestore = await startFirestoreEmulator({ port: await port(7) })).host;
+    if (firestore) cleanups.push(() => firestore!.stop());
+
+    const ingestPort = await port(0);
+    const workerPort = await port(1);
+    const batchPort = await port(2);
+    const intakePort = await port(3);
+    const workerUrl = `http://127.0.0.1:${workerPort}/`;
+    const bucket = `${projectId}-fanout`;
+
+    const storage = await startStorageEmulator({ port: await port(4), projectId });
+    cleanups.push(() => storage.close());
+    const tasks = await startCloudTasksEmulator({
+      port: await port(5),
+      duplicateShare: options.duplicateShare ?? 0,
+    });
+    cleanups.push(() => tasks.close());
+
+    let standIn: GeminiStandIn | undefined;
+    let geminiBaseUrl = options.gemini?.baseUrl;
+    if (!geminiBaseUrl && !options.gemini?.apiKey) {
+      standIn = await startGeminiStandIn({
+        ...options.standIn,
+        port: await port(6),
+        models: Object.keys(quotas.models),
+        quotas: Object.fromEntries(
+          Object.entries(quotas.models).map(([m, q]) => [m, { rpm: q.rpm, tpm: q.tpm, rpd: q.rpd }]),
+        ),
+      });
+      cleanups.push(() => standIn!.close());
+      geminiBaseUrl = standIn.url;
+    }
+
+    const env: Record<string, string> = {
+      GOOGLE_CLOUD_PROJECT: projectId,
+      FANOUT_BUCKET: bucket,
+      FIRESTORE_EMULATOR_HOST: firestoreHost,
+      STORAGE_EMULATOR_HOST: storage.url,
+      CLOUD_TASKS_EMULATOR_HOST: tasks.host,
+      WORKER_URL: workerUrl,
+      TASKS_SERVICE_ACCOUNT: `fanout-tasks@${projectId}.iam.gserviceaccount.com`,
+      QUOTAS_FILE: quotasFile,
+      METADATA_SERVER_DETECTION: 'none',
+      // The Functions Framework's own error pages (bad JSON) then carry no stack trace.
+      NODE_ENV: 'production',
+      LOG_LEVEL: options.logLevel ?? 'info',
+      ...(geminiBaseUrl ? { GEMINI_BASE_URL: geminiBaseUrl } : {}),
+      ...(options.gemini?.apiKey ? { GEMINI_API_KEY: options.gemini.apiKey } : {}),
+      ...(options.geminiTimeoutMs ? { GEMINI_TIMEOUT_MS: String(options.geminiTimeoutMs) } : {}),
+    };
+    Object.assign(process.env, env);
+
+    const client = new Storage({ projectId });
+    const [exists] = await client.bucket(bucket).exists();
+    if (!exists) await client.createBucket(bucket);
+
+    const config = loadConfig(process.env);
+    await createTaskQueue({
+      projectId,
+      region: config.region,
+      workerUrl,
+      emulatorHost: tasks.host,
+    }).ensureQueues(config.quotas);
+
+    await import('../../functions/index.js');
+    const { getTestServer } = await import('@google-cloud/functions-framework/testing');
+    const serve = async (name: string, p: number) => {
+      const server = getTestServer(name);
+      const bound = await listen(server, p);
+      cleanups.push(
+        () =>
+          new Promise<void>((ok) => {
+            server.closeAllConnections();
+            server.close(() => ok());
+          }),
+      );
+      return `http://127.0.0.1:${bound}/`;
+    };
+    const ingestUrl = (await serve('ingest', ingestPort)).replace(/\/$/, '');
+    await serve('worker', workerPort);
+    const batchUrl = await serve('batch', batchPort);
+    const { getFunction } = await import('@google-cloud/functions-framework/testing');
+    if (getFunction('intake')) {
+      const intakeUrl = await serve('intake', intakePort);
+      storage.subscribe({ url: intakeUrl, bucket, eventTypes: ['google.cloud.storage.object.v1.finalized'] });
+    }
+
+    const interval = options.schedulerIntervalMs ?? 10_000;
+    if (interval > 0) {
+      const timer = setInterval(() => {
+        fetch(batchUrl, { method: 'POST' }).then(
+          (r) => r.body?.cancel(),
+          () => undefined,
+        );
+      }, interval);
+      timer.unref();
+      cleanups.push(async () => clearInterval(timer));
+    }
+
+    const info: StackInfo = {
+      projectId,
+      ingestUrl,
+      bucket,
+      storageEmulatorHost: storage.url,
+      firestoreEmulatorHost: firestoreHost,
+      tasksEmulatorHost: tasks.host,
+      geminiBaseUrl: geminiBaseUrl ?? '',
+      workerUrl,
+      batchUrl,
+    };
+    return { info, ...(standIn ? { standIn } : {}), tasks, storage, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** `npm run dev`: boots the stack, prints `ready: {json}`, writes `.local/stack.json`, stops on Ctrl-C. */
+async function main(): Promise<void> {
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const started = Date.now();
+  const stack = await startStack({
+    ...(arg('port-base') ? { portBase: Number(arg('port-base')) } : {}),
+    ...(arg('quotas') ? { quotasFile: resolve(arg('quotas')!) } : {}),
+    ...(process.env.GEMINI_API_KEY ? { gemini: { apiKey: process.env.GEMINI_API_KEY } } : {}),
+  });
+  const dir = resolve(PROJECT_ROOT, '.local');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(resolve(dir, 'stack.json'), `${JSON.stringify(stack.info, null, 2)}\n`);
+  process.stdout.write(`ready: ${JSON.stringify(stack.info)}\n`);
+  process.stderr.write(`local cloud up in ${Date.now() - started} ms; Ctrl-C stops it\n`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    stack.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err) => {
+    process.stderr.write(`${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  });
+}
