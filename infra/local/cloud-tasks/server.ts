@@ -52,6 +52,7 @@ export async function startCloudTasksEmulator(
     seed: options.seed ?? DEFAULT_SETTINGS.seed,
     dedupWindowMs: options.dedupWindowMs ?? DEFAULT_SETTINGS.dedupWindowMs,
   });
+  // Rejects out-of-range knobs (e.g. duplicateShare > 1) before anything listens.
   registry.configure({});
   const server = new grpc.Server();
   server.addService(loadCloudTasksService(), createCloudTasksHandlers(registry));
