@@ -186,8 +186,14 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     const chunks = buildStreamChunks(model, request, tokens, config.streamChunks);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     for (const chunk of chunks) {
-      if (!res.write(`data: ${JSON.stringify(chunk)}\r\n\r\n`))
-        await new Promise((r) => res.once('drain', r));
+      if (res.destroyed) return;
+      if (!res.write(`data: ${JSON.stringify(chunk)}\r\n\r\n`)) {
+        // A client that goes away stops draining; 'close' ends the wait as well.
+        await new Promise((r) => {
+          res.once('drain', r);
+          res.once('close', r);
+        });
+      }
     }
     res.end();
     stats.succeeded(model, outputTokens(chunks[chunks.length - 1] ?? {}));
