@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
 import { createDispatchAgents, type DispatchAgents } from './dispatch.js';
 import { notFound, RpcError } from './errors.js';
@@ -36,6 +37,8 @@ export class Registry {
   constructor(settings: EmulatorSettings) {
     this.settings = { ...settings };
     this.dispatch = { duplicateShare: settings.duplicateShare, random: createPrng(settings.seed) };
+    // Every in-flight attempt listens on this signal; thousands at once are expected, not a leak.
+    setMaxListeners(0, this.abort.signal);
   }
 
   /** Changes knobs at run time; a new seed restarts the PRNG sequence. */
