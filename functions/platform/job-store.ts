@@ -334,7 +334,10 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         // hot path free of lock waits (losing the race just means another claim did it).
         await jobs
           .doc(jobId)
-          .update({ status: 'running', startedAt: FieldValue.serverTimestamp() }, { lastUpdateTime: jobSnap.updateTime! })
+          .update(
+            { status: 'running', startedAt: FieldValue.serverTimestamp() },
+            { lastUpdateTime: jobSnap.updateTime! },
+          )
           .catch(ignorePreconditionFailure);
       }
       return { outcome: 'claimed', item: itemFrom(itemSnap), job, leaseId };

@@ -40,14 +40,14 @@ export interface TaskQueueOptions {
   concurrency?: number;
 }
 
-/** Constructor options that point the official client at an emulator on `HOST:PORT`. */
+/**
+ * Constructor options that point the official client at an emulator on `HOST:PORT` (or `[v6]:PORT`)
+ * over plain gRPC; insecure channel credentials also keep the client from fetching Google credentials.
+ */
 export function emulatorClientOptions(host: string): ConstructorParameters<typeof CloudTasksClient>[0] {
-  const i = host.lastIndexOf(':');
-  return {
-    apiEndpoint: host.slice(0, i),
-    port: Number(host.slice(i + 1)),
-    sslCreds: credentials.createInsecure(),
-  };
+  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(host.trim());
+  if (!match?.[1] || !match[2]) throw new Error(`CLOUD_TASKS_EMULATOR_HOST must be HOST:PORT, got "${host}"`);
+  return { apiEndpoint: match[1], port: Number(match[2]), sslCreds: credentials.createInsecure() };
 }
 
 /**

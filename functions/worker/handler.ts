@@ -90,7 +90,10 @@ async function runItem(
     if (written) await finishIfDone(jobId, deps, log);
     const totalMs = clock() - t0;
     // overheadMs is what the system adds to Gemini's own time: the benchmark's per-item overhead.
-    log.info({ event, written, state: outcome.state, totalMs, geminiMs, overheadMs: totalMs - geminiMs }, `item ${outcome.state}`);
+    log.info(
+      { event, written, state: outcome.state, totalMs, geminiMs, overheadMs: totalMs - geminiMs },
+      `item ${outcome.state}`,
+    );
     return { status: 200, body: { outcome: outcome.state } };
   };
   const fail = (error: ItemError, event: string) => finish({ state: 'failed', error }, event);

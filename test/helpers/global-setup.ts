@@ -1,23 +1,40 @@
+import { resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startFirestoreEmulator } from '../../infra/local/firestore.js';
+import { type StackInfo, startStack } from '../../infra/local/stack.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     firestoreEmulatorHost: string;
+    stack: StackInfo;
   }
 }
 
 /**
- * Starts each emulator once per test run; tests isolate themselves by project id or prefix.
- * An already running emulator (FIRESTORE_EMULATOR_HOST set) is reused.
+ * Starts each emulator once per test run, and the whole local cloud (functions included) on top of
+ * them; tests isolate themselves by project id, prefix or model rather than by restarting servers.
+ * An already running Firestore emulator (FIRESTORE_EMULATOR_HOST set) is reused.
  */
 export default async function setup(project: TestProject) {
   const existing = process.env.FIRESTORE_EMULATOR_HOST;
   const firestore = existing ? undefined : await startFirestoreEmulator();
   const host = existing ?? firestore!.host;
-  process.env.FIRESTORE_EMULATOR_HOST = host;
+  const stack = await startStack({
+    projectId: 'fanout-e2e',
+    portBase: 0,
+    firestoreHost: host,
+    quotasFile: resolve(import.meta.dirname, '..', 'fixtures', 'quotas.e2e.json'),
+    // Cloud Tasks is at-least-once: every e2e job also sees duplicate deliveries.
+    duplicateShare: 0.05,
+    schedulerIntervalMs: 1000,
+    geminiTimeoutMs: 2000,
+    standIn: { latency: { '*': { meanMs: 40, jitterMs: 30 } }, faults: { timeoutMs: 4000 } },
+    logLevel: process.env.E2E_LOG_LEVEL ?? 'silent',
+  });
   project.provide('firestoreEmulatorHost', host);
+  project.provide('stack', stack.info);
   return async () => {
+    await stack.close();
     await firestore?.stop();
   };
 }

@@ -29,6 +29,14 @@ export const latencySchema = z.union([
 
 const share = z.number().min(0).max(1);
 
+/** Shares of admitted realtime requests given each random fault. */
+export const faultSharesSchema = z.object({
+  internalShare: share.default(0),
+  unavailableShare: share.default(0),
+  timeoutShare: share.default(0),
+  malformedShare: share.default(0),
+});
+
 /** The whole runtime configuration; every field has a default, so `{}` is a valid input. */
 export const geminiStandInConfigSchema = z.object({
   /** Model ids (without `models/`) that exist; anything else is 404 NOT_FOUND. */
@@ -55,6 +63,11 @@ export const geminiStandInConfigSchema = z.object({
       timeoutMs: z.number().int().nonnegative().default(30_000),
       /** RetryInfo.retryDelay (seconds) in the 429s that `[[fault:429…]]` prompt markers produce. */
       markerRetryDelaySeconds: z.number().int().nonnegative().default(1),
+      /**
+       * Fault shares for one model, replacing the shares above for it: tests that run in parallel
+       * can then give only their own model faults.
+       */
+      byModel: z.record(z.string(), faultSharesSchema).default({}),
     })
     .prefault({}),
   batch: z

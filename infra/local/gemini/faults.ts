@@ -28,9 +28,12 @@ export function markerFault(prompt: string): FaultKind | undefined {
   return match ? (match[1] as FaultKind) : undefined;
 }
 
-/** Draws the random fault (if any) an admitted request gets, from the configured shares. */
-export function randomFault(config: GeminiStandInConfig, prng: Prng): FaultKind | undefined {
-  const f = config.faults;
+/**
+ * Draws the random fault (if any) an admitted request for `model` gets, from the model's own shares
+ * (`faults.byModel`) or else the global ones.
+ */
+export function randomFault(config: GeminiStandInConfig, prng: Prng, model: string): FaultKind | undefined {
+  const f = config.faults.byModel[model] ?? config.faults;
   const total = f.internalShare + f.unavailableShare + f.timeoutShare + f.malformedShare;
   if (total <= 0) return undefined;
   const r = prng.next();

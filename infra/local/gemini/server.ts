@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +103,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   let prng: Prng = createPrng(config.seed);
   let url = '';
   const closing = new AbortController();
+  // Every in-flight request listens for close; the default cap of 10 listeners would warn.
+  setMaxListeners(0, closing.signal);
   const ledger = new QuotaLedger(clock);
   const stats = new StatsRecorder(clock);
   const files = new FileStore(dir, () => url, clock);
@@ -156,7 +159,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     res.once('close', () => gone.abort());
     const signal = AbortSignal.any([closing.signal, gone.signal]);
     await sleep(latencyFor(config, model, prng), signal);
-    const fault = marker ?? randomFault(config, prng);
+    const fault = marker ?? randomFault(config, prng, model);
     if (fault === '500' || fault === '503') {
       stats.fault(model, fault);
       throw fault === '500' ? internalError() : unavailableError();

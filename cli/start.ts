@@ -1,0 +1,97 @@
+import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Storage } from '@google-cloud/storage';
+import { PROJECT_ROOT, startStack } from '../infra/local/stack.js';
+import { createClient, type JobSummary, progressLine, readPromptFile } from './client.js';
+
+/**
+ * `npm start [-- FILE.jsonl]`: boots the local cloud, runs the prompt set through the real functions,
+ * shows progress, prints a summary and where the results are, and exits.
+ */
+async function main(): Promise<void> {
+  const file = resolve(process.argv[2] ?? join(PROJECT_ROOT, 'examples', 'prompts.jsonl'));
+  const requests = await readPromptFile(file);
+  process.stdout.write(`gemini-fanout: ${requests.length} prompts from ${file}\n`);
+  process.stdout.write(
+    'booting the local cloud (Firestore, Cloud Tasks, Cloud Storage, Gemini stand-in, functions)…\n',
+  );
+  const stack = await startStack({
+    portBase: 0,
+    logLevel: 'warn',
+    schedulerIntervalMs: 5000,
+    standIn: { latency: { '*': { meanMs: 600, jitterMs: 300 } } },
+  });
+  const stop = async (code: number) => {
+    await stack.close();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(130));
+  try {
+    await uploadExampleImages(stack.info.projectId, stack.info.bucket);
+    const client = createClient(stack.info.ingestUrl);
+    const created = await client.submit({ requests });
+    const started = Date.now();
+    process.stdout.write(`job ${created.id}: ${created.total} items queued\n`);
+    let job: JobSummary = await client.get(created.id);
+    const tty = process.stdout.isTTY;
+    let lastPrint = 0;
+    while (!['succeeded', 'failed', 'cancelled'].includes(job.status)) {
+      await new Promise((r) => setTimeout(r, 400));
+      job = await client.get(created.id);
+      const line = progressLine(job, Date.now() - started);
+      if (tty) process.stdout.write(`\r${line}\x1b[K`);
+      else if (Date.now() - lastPrint > 5000) {
+        process.stdout.write(`${line}\n`);
+        lastPrint = Date.now();
+      }
+    }
+    const wallMs = Date.now() - started;
+    process.stdout.write(tty ? `\r${progressLine(job, wallMs)}\x1b[K\n` : `${progressLine(job, wallMs)}\n`);
+
+    const outDir = join(PROJECT_ROOT, '.local', 'results');
+    mkdirSync(outDir, { recursive: true });
+    const outFile = join(outDir, `${basename(file, '.jsonl')}-${job.id}.jsonl`);
+    await pipeline(
+      Readable.fromWeb((await client.resultsJsonl(job.id)) as never),
+      createWriteStream(outFile),
+    );
+
+    const stats = stack.standIn?.stats().models[job.model];
+    const quotas = (await import('../functions/platform/config.js')).readQuotas();
+    const quota = quotas.models[job.model];
+    process.stdout.write(
+      [
+        '',
+        `status        ${job.status}`,
+        `items         ${job.counts.total} (succeeded ${job.counts.succeeded}, failed ${job.counts.failed}, cancelled ${job.counts.cancelled})`,
+        `wall time     ${(wallMs / 1000).toFixed(1)} s`,
+        `rate          ${Math.round((job.counts.total / wallMs) * 60_000)} requests/min overall; peak ${stats?.peakRequestsPer60s ?? '?'} in any 60 s vs quota ${quota?.rpm ?? '?'} RPM; 429s from Gemini: ${stats?.rejected429 ?? '?'}`,
+        `tokens        ${job.usage.promptTokens} in, ${job.usage.outputTokens} out`,
+        `cost          $${job.costUsd.toFixed(6)} at ${job.model} prices (infra/quotas.json)`,
+        `results       ${outFile}`,
+        '              (`npm run dev` keeps the local cloud up to post your own jobs: see README)',
+        '',
+      ].join('\n'),
+    );
+    await stop(job.status === 'succeeded' ? 0 : 1);
+  } catch (err) {
+    process.stderr.write(`\nerror: ${(err as Error).message}\n`);
+    await stop(1);
+  }
+}
+
+/** The sample set refers to images under gs://BUCKET/examples/images/; put them there. */
+async function uploadExampleImages(projectId: string, bucket: string): Promise<void> {
+  const dir = join(PROJECT_ROOT, 'examples', 'images');
+  const storage = new Storage({ projectId });
+  for (const name of readdirSync(dir)) {
+    await storage.bucket(bucket).upload(join(dir, name), { destination: `examples/images/${name}` });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`error: ${(err as Error).message}\n`);
+  process.exit(1);
+});

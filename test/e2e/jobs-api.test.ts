@@ -1,0 +1,162 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Storage } from '@google-cloud/storage';
+import { describe, expect, it } from 'vitest';
+import { call, createJob, readEvents, stack, waitForJob } from '../helpers/e2e.js';
+
+const PNG_1X1 = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+describe('jobs API: errors a user can act on', () => {
+  it.each([
+    ['no items', {}, 400, /exactly one of prompts or requests/],
+    ['both prompts and requests', { prompts: ['a'], requests: [{ prompt: 'b' }] }, 400, /exactly one/],
+    ['an empty prompt', { prompts: ['ok', ''] }, 400, /prompts\[1\]/],
+    ['an unknown model', { model: 'gemini-0', prompts: ['a'] }, 400, /Unknown model gemini-0/],
+    ['an unknown field', { prompts: ['a'], temperature: 1 }, 400, /temperature|Unrecognized/],
+    [
+      'http media',
+      { requests: [{ prompt: 'a', media: [{ url: 'http://x.test/a.png' }] }] },
+      400,
+      /requests\[0\]\.media\[0\]\.url/,
+    ],
+    [
+      'duplicate keys',
+      {
+        requests: [
+          { key: 'a', prompt: 'x' },
+          { key: 'a', prompt: 'y' },
+        ],
+      },
+      400,
+      /duplicate key/,
+    ],
+    ['too many items', { prompts: Array.from({ length: 50_001 }, () => 'p') }, 413, /at most 50000/],
+    ['an item too large', { prompts: ['x'.repeat(300_000)] }, 413, /prompts\[0\]/],
+  ])('refuses %s with a 4xx and a message naming the field', async (_name, body, status, message) => {
+    // Act
+    const res = await call('POST', '/jobs', body);
+    // Assert
+    expect(res.status).toBe(status);
+    const error = res.body.error as { code: number; message: string; details?: unknown };
+    expect(error.code).toBe(status);
+    expect(`${error.message} ${JSON.stringify(error.details)}`).toMatch(message);
+  });
+
+  it('answers unknown jobs, routes and methods with JSON errors and no stack trace', async () => {
+    const unknown = await call('GET', '/jobs/00000000-0000-0000-0000-000000000000');
+    const route = await call('GET', '/nothing-here');
+    const method = await call('GET', '/jobs');
+    const badJson = await fetch(`${stack().ingestUrl}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"prompts": [',
+    });
+    const badJsonText = await badJson.text();
+
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ error: { code: 404, status: 'NOT_FOUND' } });
+    expect(route.status).toBe(404);
+    expect(method.status).toBe(405);
+    expect(badJson.status).toBe(400);
+    expect(badJsonText).not.toMatch(/at .*\.js:\d+/);
+  });
+});
+
+describe('jobs API: results, events, callback, media', () => {
+  it('pages results in input order and resumes the event stream after Last-Event-ID', async () => {
+    // Arrange
+    const id = await createJob({ prompts: Array.from({ length: 30 }, (_, i) => `page ${i}`) });
+    await waitForJob(id, 60_000);
+
+    // Act
+    const indexes: number[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const page = await call('GET', `/jobs/${id}/results?pageSize=7${token ? `&pageToken=${token}` : ''}`);
+      indexes.push(...(page.body.results as Array<{ index: number }>).map((r) => r.index));
+      token = page.body.nextPageToken as string | undefined;
+      pages++;
+    } while (token);
+    const first = await readEvents(id, undefined, 10);
+    const rest = await readEvents(id, first.results[9]!.id);
+    const badPage = await call('GET', `/jobs/${id}/results?pageSize=5000`);
+
+    // Assert
+    expect(pages).toBe(5);
+    expect(indexes).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(first.results).toHaveLength(10);
+    expect(rest.results).toHaveLength(20);
+    const seen = [...first.results, ...rest.results].map((r) => r.data.index);
+    expect(new Set(seen).size).toBe(30);
+    expect(rest.done).toMatchObject({ status: 'succeeded', counts: { succeeded: 30 } });
+    expect(badPage.status).toBe(400);
+  }, 90_000);
+
+  it('calls the callback URL exactly once when the job ends', async () => {
+    // Arrange
+    const received: unknown[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/done`;
+
+    // Act
+    const id = await createJob({
+      prompts: Array.from({ length: 20 }, (_, i) => `cb ${i}`),
+      callbackUrl: url,
+    });
+    await waitForJob(id, 60_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    server.close();
+
+    // Assert
+    expect(received).toHaveLength(1);
+    expect(received[0]).toMatchObject({ id, status: 'succeeded', counts: { succeeded: 20 } });
+  }, 90_000);
+
+  it('sends gs:// media inline with the prompt', async () => {
+    // Arrange
+    const storage = new Storage({ projectId: stack().projectId, apiEndpoint: stack().storageEmulatorHost });
+    await storage
+      .bucket(stack().bucket)
+      .file('examples/pixel.png')
+      .save(PNG_1X1, { contentType: 'image/png' });
+
+    // Act
+    const id = await createJob({
+      requests: [
+        {
+          key: 'img',
+          prompt: 'Describe this image.',
+          media: [{ gcsUri: `gs://${stack().bucket}/examples/pixel.png` }],
+        },
+        {
+          key: 'missing',
+          prompt: 'And this one?',
+          media: [{ gcsUri: `gs://${stack().bucket}/examples/none.png` }],
+        },
+      ],
+    });
+    const job = await waitForJob(id, 60_000);
+    const page = await call('GET', `/jobs/${id}/results`);
+    const [img, missing] = page.body.results as Array<Record<string, unknown>>;
+
+    // Assert
+    expect(job.counts).toMatchObject({ succeeded: 1, failed: 1 });
+    expect(JSON.stringify(img!.response)).toContain('[media:1]');
+    expect(missing).toMatchObject({ key: 'missing', error: { code: 400 } });
+    expect(JSON.stringify(missing!.error)).toMatch(/none\.png/);
+  }, 90_000);
+});

@@ -1,0 +1,56 @@
+import { CloudTasksClient } from '@google-cloud/tasks';
+import { describe, expect, it } from 'vitest';
+import { emulatorClientOptions } from '../../functions/platform/task-queue.js';
+import { call, createJob, getJob, stack, standInStats, waitForJob } from '../helpers/e2e.js';
+
+describe('daily quota and cancel', () => {
+  it('pauses the model queue on a per-day 429 and says why on the job', async () => {
+    // Arrange: gemini-e2e-day allows 5 requests a day.
+    const model = 'gemini-e2e-day';
+    const tasks = new CloudTasksClient(emulatorClientOptions(stack().tasksEmulatorHost));
+    const queue = tasks.queuePath(stack().projectId, 'us-central1', 'fanout-gemini-e2e-day');
+
+    // Act
+    const id = await createJob({ model, prompts: Array.from({ length: 8 }, (_, i) => `daily ${i}`) });
+    const paused = await waitForJob(id, 60_000, (j) => j.notice !== null && j.counts.succeeded === 5);
+    const [state] = await tasks.getQueue({ name: queue });
+    await new Promise((r) => setTimeout(r, 1500));
+    const still = await getJob(id);
+    const cancelled = await call('POST', `/jobs/${id}/cancel`);
+    await tasks.resumeQueue({ name: queue });
+    await tasks.close();
+
+    // Assert
+    expect(paused.notice).toMatch(/daily request quota of gemini-e2e-day is spent; resumes after/);
+    expect(state.state).toBe('PAUSED');
+    expect(still.counts).toMatchObject({ succeeded: 5, pending: 3 });
+    expect(cancelled.body).toMatchObject({
+      status: 'cancelled',
+      counts: { succeeded: 5, cancelled: 3, pending: 0 },
+    });
+  }, 90_000);
+
+  it('cancel ends pending items as cancelled and makes no further Gemini calls', async () => {
+    // Arrange: gemini-e2e-cancel runs about one request a second.
+    const model = 'gemini-e2e-cancel';
+    const id = await createJob({ model, prompts: Array.from({ length: 30 }, (_, i) => `slow ${i}`) });
+    await waitForJob(id, 30_000, (j) => j.counts.succeeded >= 2);
+
+    // Act
+    const res = await call('POST', `/jobs/${id}/cancel`);
+    const callsAtCancel = (await standInStats()).models[model]!.requests;
+    await new Promise((r) => setTimeout(r, 4000));
+    const callsLater = (await standInStats()).models[model]!.requests;
+    const job = await getJob(id);
+    const again = await call('POST', `/jobs/${id}/cancel`);
+
+    // Assert
+    expect(res.status).toBe(200);
+    expect(job.status).toBe('cancelled');
+    expect(job.counts.cancelled).toBeGreaterThanOrEqual(25);
+    expect(job.counts.succeeded + job.counts.cancelled).toBe(30);
+    // At most the one call already in flight when the cancel landed.
+    expect(callsLater - callsAtCancel).toBeLessThanOrEqual(1);
+    expect(again.body).toMatchObject({ status: 'cancelled', counts: job.counts });
+  }, 60_000);
+});
