@@ -6,7 +6,7 @@ import { Storage } from '@google-cloud/storage';
 import { loadConfig, readQuotas } from '../../functions/platform/config.js';
 import { createTaskQueue } from '../../functions/platform/task-queue.js';
 import { type CloudTasksEmulator, startCloudTasksEmulator } from './cloud-tasks/server.js';
-import { type FirestoreEmulator, startFirestoreEmulator } from './firestore.js';
+import { startFirestoreEmulator } from './firestore.js';
 import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
 import { freePort } from './ports.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
@@ -89,9 +89,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     const quotas = readQuotas(quotasFile);
 
-    let firestore: FirestoreEmulator | undefined;
-    const firestoreHost =
-      options.firestoreHost ?? (firestore = await startFirestoreEmulator({ port: await port(7) })).host;
+    const firestore = options.firestoreHost
+      ? undefined
+      : await startFirestoreEmulator({ port: await port(7) });
+    const firestoreHost = options.firestoreHost ?? firestore!.host;
     if (firestore) cleanups.push(() => firestore!.stop());
 
     const ingestPort = await port(0);

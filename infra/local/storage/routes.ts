@@ -1,4 +1,4 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { invalid, required, StorageHttpError } from './errors.js';
@@ -418,9 +418,12 @@ async function compose(
         await input.close();
       }
     }
-  } finally {
+  } catch (error) {
     await out.close();
+    await unlink(tempFile).catch(() => undefined);
+    throw error;
   }
+  await out.close();
   const record = await ctx.store.commit({
     bucket,
     name,
