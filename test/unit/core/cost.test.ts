@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { costUsd, usageFrom } from '../../../functions/core/cost.js';
+
+const flash = { inputPerMillion: 0.3, outputPerMillion: 2.5 };
+
+describe('usageFrom', () => {
+  it('bills thinking tokens as output', () => {
+    expect(usageFrom({ promptTokenCount: 100, candidatesTokenCount: 20, thoughtsTokenCount: 30 })).toEqual({
+      promptTokens: 100,
+      outputTokens: 50,
+    });
+  });
+
+  it('reads missing counts as zero', () => {
+    expect(usageFrom(undefined)).toEqual({ promptTokens: 0, outputTokens: 0 });
+    expect(usageFrom({ totalTokenCount: 9 })).toEqual({ promptTokens: 0, outputTokens: 0 });
+  });
+});
+
+describe('costUsd', () => {
+  it('prices input and output per million tokens', () => {
+    // 1M input at $0.30 + 1M output at $2.50
+    expect(costUsd({ promptTokens: 1_000_000, outputTokens: 1_000_000 }, flash)).toBeCloseTo(2.8, 9);
+    expect(costUsd({ promptTokens: 1000, outputTokens: 0 }, flash)).toBeCloseTo(0.0003, 12);
+  });
+
+  it('applies the batch discount', () => {
+    expect(costUsd({ promptTokens: 1_000_000, outputTokens: 1_000_000 }, flash, 0.5)).toBeCloseTo(1.4, 9);
+  });
+
+  it('rounds to a nano-dollar so sums stay stable', () => {
+    const usd = costUsd({ promptTokens: 7, outputTokens: 3 }, flash);
+
+    expect(usd).toBe(Math.round(usd * 1e9) / 1e9);
+    expect(usd).toBeCloseTo((7 * 0.3 + 3 * 2.5) / 1e6, 12);
+  });
+
+  it('costs nothing for no tokens', () => {
+    expect(costUsd({ promptTokens: 0, outputTokens: 0 }, flash)).toBe(0);
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { isTerminalJob, itemIdForIndex, pendingOf } from '../../../functions/core/jobs.js';
+
+describe('itemIdForIndex', () => {
+  it('sorts as text in input order', () => {
+    const indexes = [0, 1, 2, 9, 10, 11, 99, 100, 999, 1000, 49_999, 123_456_789];
+
+    const ids = indexes.map(itemIdForIndex);
+
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('is the zero-padded index', () => {
+    expect(itemIdForIndex(0)).toBe('000000000');
+    expect(itemIdForIndex(42)).toBe('000000042');
+    expect(Number(itemIdForIndex(49_999))).toBe(49_999);
+  });
+});
+
+describe('job status', () => {
+  it('knows which statuses are terminal', () => {
+    expect(['queued', 'running'].map((s) => isTerminalJob(s as 'queued'))).toEqual([false, false]);
+    expect(['succeeded', 'failed', 'cancelled'].map((s) => isTerminalJob(s as 'succeeded'))).toEqual([
+      true,
+      true,
+      true,
+    ]);
+  });
+
+  it('counts pending as what is not finished, never below zero', () => {
+    expect(pendingOf({ total: 10, succeeded: 3, failed: 2, cancelled: 1 })).toBe(4);
+    expect(pendingOf({ total: 1, succeeded: 1, failed: 1, cancelled: 0 })).toBe(0);
+  });
+});

@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import {
+  classifyFailure,
+  parseDurationSeconds,
+  secondsUntilPacificMidnight,
+} from '../../../functions/core/outcome.js';
+
+/** A 429 body as Gemini sends it: QuotaFailure, Help and (optionally) RetryInfo. */
+function quotaBody(quotaId: string, retryDelay?: string) {
+  return {
+    error: {
+      code: 429,
+      status: 'RESOURCE_EXHAUSTED',
+      message: 'You exceeded your current quota, please check your plan and billing details.',
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+          violations: [
+            {
+              quotaMetric: 'generativelanguage.googleapis.com/generate_content_paid_tier_requests',
+              quotaId,
+              quotaDimensions: { location: 'global', model: 'gemini-2.5-flash' },
+              quotaValue: '1000',
+            },
+          ],
+        },
+        {
+          '@type': 'type.googleapis.com/google.rpc.Help',
+          links: [{ description: 'Learn more', url: 'https://ai.google.dev/gemini-api/docs/rate-limits' }],
+        },
+        ...(retryDelay ? [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay }] : []),
+      ],
+    },
+  };
+}
+
+describe('parseDurationSeconds', () => {
+  it('reads protobuf durations', () => {
+    expect(parseDurationSeconds('12s')).toBe(12);
+    expect(parseDurationSeconds('0.5s')).toBe(0.5);
+    expect(parseDurationSeconds(' 3s ')).toBe(3);
+  });
+
+  it('returns undefined for anything else', () => {
+    for (const value of [undefined, '', '12', '12ms', '-1s', 's', '1m'])
+      expect(parseDurationSeconds(value)).toBeUndefined();
+  });
+});
+
+describe('secondsUntilPacificMidnight', () => {
+  it('counts to the next midnight in Los Angeles on an ordinary summer day (PDT, UTC-7)', () => {
+    // 2024-07-01 12:00 PDT
+    expect(secondsUntilPacificMidnight(new Date('2024-07-01T19:00:00Z'))).toBe(12 * 3600);
+  });
+
+  it('counts to the next midnight in Los Angeles on an ordinary winter day (PST, UTC-8)', () => {
+    // 2024-01-15 23:59:30 PST
+    expect(secondsUntilPacificMidnight(new Date('2024-01-16T07:59:30Z'))).toBe(30);
+  });
+
+  it('is 86,400 seconds right at midnight, and never less than 1', () => {
+    expect(secondsUntilPacificMidnight(new Date('2024-01-15T08:00:00Z'))).toBe(86_400);
+    expect(secondsUntilPacificMidnight(new Date('2024-01-16T07:59:59.900Z'))).toBeGreaterThanOrEqual(1);
+  });
+
+  it('knows the day DST starts has 23 hours', () => {
+    // 2024-03-10 00:30 PST; clocks jump 02:00 → 03:00; the next midnight is 2024-03-11 00:00 PDT = 07:00Z.
+    const now = new Date('2024-03-10T08:30:00Z');
+    const midnight = Date.parse('2024-03-11T07:00:00Z');
+
+    expect(secondsUntilPacificMidnight(now)).toBe((midnight - now.getTime()) / 1000);
+  });
+
+  it('knows the day DST ends has 25 hours', () => {
+    // 2024-11-03 00:30 PDT; clocks fall 02:00 → 01:00; the next midnight is 2024-11-04 00:00 PST = 08:00Z.
+    const now = new Date('2024-11-03T07:30:00Z');
+    const midnight = Date.parse('2024-11-04T08:00:00Z');
+
+    expect(secondsUntilPacificMidnight(now)).toBe((midnight - now.getTime()) / 1000);
+  });
+
+  it('is right after the DST change on its day too', () => {
+    // 2024-03-10 12:00 PDT → 12 hours left.
+    expect(secondsUntilPacificMidnight(new Date('2024-03-10T19:00:00Z'))).toBe(12 * 3600);
+  });
+});
+
+describe('classifyFailure', () => {
+  const now = new Date('2024-07-01T19:00:00Z'); // noon in Los Angeles
+
+  it('reads a per-day 429 as quota-day, waiting until midnight Pacific', () => {
+    const failure = classifyFailure(429, quotaBody('GenerateRequestsPerDayPerProjectPerModel', '5s'), now);
+
+    expect(failure).toEqual({
+      kind: 'quota-day',
+      retryAfterSeconds: 12 * 3600,
+      error: {
+        code: 429,
+        status: 'RESOURCE_EXHAUSTED',
+        message: 'You exceeded your current quota, please check your plan and billing details.',
+      },
+    });
+  });
+
+  it('reads a free-tier per-day quotaId as quota-day too', () => {
+    const failure = classifyFailure(429, quotaBody('GenerateRequestsPerDayPerProjectPerModel-FreeTier'), now);
+
+    expect(failure.kind).toBe('quota-day');
+  });
+
+  it("honours Gemini's RetryInfo on a per-minute 429", () => {
+    const failure = classifyFailure(
+      429,
+      quotaBody('GenerateRequestsPerMinutePerProjectPerModel', '12s'),
+      now,
+    );
+
+    expect(failure).toMatchObject({ kind: 'quota-minute', retryAfterSeconds: 12 });
+  });
+
+  it('reads a per-minute token quota as quota-minute', () => {
+    const failure = classifyFailure(
+      429,
+      quotaBody('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'),
+      now,
+    );
+
+    expect(failure).toMatchObject({ kind: 'quota-minute', retryAfterSeconds: 31 });
+  });
+
+  it('falls back to a default delay when a 429 has no RetryInfo', () => {
+    const failure = classifyFailure(429, quotaBody('GenerateRequestsPerMinutePerProjectPerModel'), now);
+
+    expect(failure.kind).toBe('quota-minute');
+    if (failure.kind !== 'quota-minute') return;
+    expect(failure.retryAfterSeconds).toBeGreaterThan(0);
+    expect(failure.retryAfterSeconds).toBeLessThanOrEqual(60);
+  });
+
+  it('treats a 429 without any body as per-minute back-pressure', () => {
+    const failure = classifyFailure(429, undefined, now);
+
+    expect(failure).toMatchObject({
+      kind: 'quota-minute',
+      error: { code: 429, status: 'RESOURCE_EXHAUSTED' },
+    });
+  });
+
+  it('treats 500, 503 and 408 as transient', () => {
+    for (const status of [500, 503, 408, 504]) {
+      expect(classifyFailure(status, undefined, now).kind).toBe('transient');
+    }
+    const unavailable = classifyFailure(
+      503,
+      {
+        error: {
+          code: 503,
+          status: 'UNAVAILABLE',
+          message: 'The model is overloaded. Please try again later.',
+        },
+      },
+      now,
+    );
+    expect(unavailable.error).toEqual({
+      code: 503,
+      status: 'UNAVAILABLE',
+      message: 'The model is overloaded. Please try again later.',
+    });
+  });
+
+  it('treats a timeout or network fault (no status) as transient DEADLINE_EXCEEDED', () => {
+    const failure = classifyFailure(undefined, undefined, now);
+
+    expect(failure.kind).toBe('transient');
+    expect(failure.error.status).toBe('DEADLINE_EXCEEDED');
+    expect(failure.error.message).toMatch(/in time/);
+  });
+
+  it("treats 400, 403 and 404 as permanent, keeping the body's status and message", () => {
+    const cases = [
+      [400, 'INVALID_ARGUMENT', 'Request contains an invalid argument.'],
+      [403, 'PERMISSION_DENIED', "Method doesn't allow unregistered callers."],
+      [404, 'NOT_FOUND', 'models/gemini-9 is not found for API version v1beta.'],
+    ] as const;
+    for (const [code, status, message] of cases) {
+      const failure = classifyFailure(code, { error: { code, status, message } }, now);
+
+      expect(failure).toEqual({ kind: 'permanent', error: { code, status, message } });
+    }
+  });
+
+  it('names the status itself when the body has none', () => {
+    expect(classifyFailure(400, undefined, now).error).toEqual({
+      code: 400,
+      status: 'INVALID_ARGUMENT',
+      message: 'HTTP 400',
+    });
+  });
+});

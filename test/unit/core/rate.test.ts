@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_DISPATCHES_PER_SECOND,
+  queueRateLimits,
+  scheduleByTokens,
+  TOKEN_BURST_SECONDS,
+  type TokenLedger,
+} from '../../../functions/core/rate.js';
+
+/** A small seeded PRNG (mulberry32), so property runs are reproducible. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const MINUTE_MS = 60_000;
+
+/** The most tokens any window [t, t + 60 s) holds, counting each item at its schedule time. */
+function busiestMinute(planned: Array<{ atMs: number; tokens: number }>): {
+  tokens: number;
+  startMs: number;
+} {
+  const sorted = [...planned].sort((a, b) => a.atMs - b.atMs);
+  let best = { tokens: 0, startMs: 0 };
+  let end = 0;
+  let sum = 0;
+  for (let start = 0; start < sorted.length; start++) {
+    while (end < sorted.length && sorted[end]!.atMs < sorted[start]!.atMs + MINUTE_MS) {
+      sum += sorted[end]!.tokens;
+      end++;
+    }
+    if (sum > best.tokens) best = { tokens: sum, startMs: sorted[start]!.atMs };
+    sum -= sorted[start]!.tokens;
+  }
+  return best;
+}
+
+/**
+ * Several jobs of one model planned one after another on a shared ledger, as `reserveTokens` does:
+ * each call starts a little later than the previous one.
+ */
+function planSharedLedger(seed: number, tpm: number, headroom: number) {
+  const random = prng(seed);
+  const budget = tpm * headroom;
+  let ledger: TokenLedger = { tatMs: 0 };
+  let nowMs = 1_700_000_000_000;
+  const planned: Array<{ atMs: number; tokens: number }> = [];
+  let maxItem = 0;
+  const calls = 1 + Math.floor(random() * 5);
+  for (let c = 0; c < calls; c++) {
+    nowMs += Math.floor(random() * 30_000);
+    const count = 1 + Math.floor(random() * 300);
+    // Items from tiny to a quarter of the minute's budget.
+    const tokens = Array.from({ length: count }, () => Math.max(1, Math.floor(random() ** 3 * (budget / 4))));
+    const result = scheduleByTokens(ledger, tokens, nowMs, { tpm }, headroom);
+    ledger = result.ledger;
+    tokens.forEach((t, i) => {
+      planned.push({ atMs: result.scheduleMs[i]!, tokens: t });
+      maxItem = Math.max(maxItem, t);
+    });
+  }
+  return { planned, budget, maxItem };
+}
+
+const TPMS = [20_000, 250_000, 1_000_000, 4_000_000];
+
+describe('queueRateLimits', () => {
+  it('keeps burst + 60 × rate within floor(rpm × headroom) for every rpm from 3 to 100000', () => {
+    for (const headroom of [1, 0.98, 0.9, 0.5]) {
+      for (let rpm = 1; rpm <= 100_000; rpm++) {
+        const budget = Math.floor(rpm * headroom);
+        if (budget < 2) continue; // covered by the next test
+        const limits = queueRateLimits({ rpm }, headroom);
+        const perMinute = limits.maxBurstSize + 60 * limits.maxDispatchesPerSecond;
+        if (perMinute > budget + 1e-9) {
+          expect.fail(`rpm ${rpm}, headroom ${headroom}: ${perMinute} per minute > ${budget}`);
+        }
+      }
+    }
+  });
+
+  it('gives the smallest quotas a positive rate and at most one dispatch a minute', () => {
+    for (const rpm of [1, 2]) {
+      const limits = queueRateLimits({ rpm }, 0.98);
+
+      expect(limits.maxDispatchesPerSecond).toBeGreaterThan(0);
+      expect(limits.maxBurstSize).toBe(1);
+      expect(Math.floor(limits.maxBurstSize + 60 * limits.maxDispatchesPerSecond)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('never asks Cloud Tasks for more than 500 dispatches a second or a burst above 500', () => {
+    for (const rpm of [1, 60, 1000, 30_000, 30_600, 31_000, 100_000, 10_000_000]) {
+      const limits = queueRateLimits({ rpm }, 1);
+
+      expect(limits.maxDispatchesPerSecond).toBeLessThanOrEqual(MAX_DISPATCHES_PER_SECOND);
+      expect(limits.maxBurstSize).toBeLessThanOrEqual(500);
+      expect(limits.maxBurstSize).toBeGreaterThanOrEqual(1);
+      expect(limits.maxConcurrentDispatches).toBeLessThanOrEqual(5000);
+    }
+  });
+
+  it('uses nearly all of a typical budget (nothing left on the table)', () => {
+    const limits = queueRateLimits({ rpm: 1000 }, 0.98);
+
+    const perMinute = limits.maxBurstSize + 60 * limits.maxDispatchesPerSecond;
+    expect(perMinute).toBeGreaterThan(980 - 1);
+    expect(perMinute).toBeLessThanOrEqual(980);
+  });
+});
+
+describe('scheduleByTokens', () => {
+  it('keeps every 60-second window within tpm × headroom, as its doc comment claims', () => {
+    const violations: string[] = [];
+    for (let seed = 1; seed <= 200; seed++) {
+      const tpm = TPMS[seed % TPMS.length]!;
+      const { planned, budget } = planSharedLedger(seed, tpm, 0.98);
+
+      const busiest = busiestMinute(planned);
+
+      if (busiest.tokens > budget)
+        violations.push(`seed ${seed} (tpm ${tpm}): ${busiest.tokens} tokens in a minute > ${budget}`);
+    }
+    expect(violations, violations.slice(0, 5).join('\n')).toEqual([]);
+  });
+
+  it('keeps a half-budget item and a full-budget item out of one minute (minimal case)', () => {
+    // tpm 1,000,000 at headroom 1: the budget is 1,000,000 tokens a minute.
+    const { scheduleMs } = scheduleByTokens({ tatMs: 0 }, [500_000, 1_000_000], 0, { tpm: 1_000_000 }, 1);
+
+    const busiest = busiestMinute([
+      { atMs: scheduleMs[0]!, tokens: 500_000 },
+      { atMs: scheduleMs[1]!, tokens: 1_000_000 },
+    ]);
+    expect(busiest.tokens).toBeLessThanOrEqual(1_000_000);
+  });
+
+  it('never goes over the budget by more than one item (the GCRA bound)', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const tpm = TPMS[seed % TPMS.length]!;
+      const { planned, budget, maxItem } = planSharedLedger(seed, tpm, 0.98);
+      // Schedule times are rounded to whole milliseconds: one millisecond of rate on top.
+      const roundingSlack = Math.ceil(budget / ((60 + TOKEN_BURST_SECONDS) * 1000));
+
+      const busiest = busiestMinute(planned);
+
+      expect(busiest.tokens).toBeLessThanOrEqual(budget + maxItem + roundingSlack);
+    }
+  });
+
+  it('gives a light set `now` for every item', () => {
+    const nowMs = 1_700_000_000_000;
+    const tokens = Array.from({ length: 100 }, () => 800); // 80,000 tokens of a 980,000 budget
+
+    const fresh = scheduleByTokens({ tatMs: 0 }, tokens, nowMs, { tpm: 1_000_000 }, 0.98);
+    const staleLedger = scheduleByTokens(
+      { tatMs: nowMs - 3_600_000 },
+      tokens,
+      nowMs,
+      { tpm: 1_000_000 },
+      0.98,
+    );
+
+    expect(fresh.scheduleMs).toEqual(tokens.map(() => nowMs));
+    expect(staleLedger.scheduleMs).toEqual(tokens.map(() => nowMs));
+  });
+
+  it('spreads a heavy set over time and never schedules before now', () => {
+    const nowMs = 1_700_000_000_000;
+    const tokens = Array.from({ length: 100 }, () => 50_000); // 5M tokens at 980k a minute
+
+    const { scheduleMs } = scheduleByTokens({ tatMs: 0 }, tokens, nowMs, { tpm: 1_000_000 }, 0.98);
+
+    expect(Math.min(...scheduleMs)).toBe(nowMs);
+    expect(scheduleMs.at(-1)! - nowMs).toBeGreaterThan(4 * MINUTE_MS);
+  });
+
+  it('returns non-decreasing schedule times, also across calls sharing the ledger', () => {
+    for (let seed = 1; seed <= 50; seed++) {
+      const { planned } = planSharedLedger(seed, TPMS[seed % TPMS.length]!, 0.98);
+
+      const times = planned.map((p) => p.atMs);
+
+      for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
+    }
+  });
+
+  it('makes a second job on the same model wait for the budget the first one took', () => {
+    const nowMs = 1_700_000_000_000;
+    const first = scheduleByTokens({ tatMs: 0 }, [980_000], nowMs, { tpm: 1_000_000 }, 0.98);
+
+    const second = scheduleByTokens(first.ledger, [1000], nowMs + 1000, { tpm: 1_000_000 }, 0.98);
+
+    expect(second.scheduleMs[0]).toBeGreaterThanOrEqual(nowMs + MINUTE_MS);
+  });
+});
