@@ -1,0 +1,554 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeJobRequest } from '../../../functions/core/requests.js';
+import { GeminiCallError } from '../../../functions/platform/gemini.js';
+import { createLogger } from '../../../functions/platform/logger.js';
+import { MediaError } from '../../../functions/platform/media.js';
+import { itemTaskId } from '../../../functions/platform/task-queue.js';
+import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
+import { createLogCapture } from '../../helpers/log-capture.js';
+import { testQuotas } from '../test-quotas.js';
+import { FakeGemini, FakeJobStore, FakeMediaFetcher, FakeTaskQueue, fakeNotify } from './fakes.js';
+
+const JOB = 'job-1';
+const NOON_PACIFIC = Date.parse('2024-07-01T19:00:00Z');
+
+interface SetupOptions {
+  prompts?: string[];
+  body?: Record<string, unknown>;
+  callbackUrl?: string;
+}
+
+async function setup(options: SetupOptions = {}) {
+  const quotas = testQuotas();
+  const clock = () => NOON_PACIFIC;
+  const store = new FakeJobStore(clock);
+  const gemini = new FakeGemini();
+  const tasks = new FakeTaskQueue();
+  const media = new FakeMediaFetcher();
+  const capture = createLogCapture();
+  const { sent, notify } = fakeNotify();
+  const body = options.body ?? {
+    prompts: options.prompts ?? ['What is 2 + 2?'],
+    ...(options.callbackUrl ? { callbackUrl: options.callbackUrl } : {}),
+  };
+  const job = normalizeJobRequest(body, quotas);
+  await store.createJob(
+    {
+      id: JOB,
+      model: job.model,
+      mode: 'realtime',
+      total: job.items.length,
+      source: 'api',
+      ...(job.callbackUrl ? { callbackUrl: job.callbackUrl } : {}),
+    },
+    job.items,
+  );
+  const deps: WorkerDeps = {
+    store,
+    gemini,
+    tasks,
+    media,
+    quotas,
+    logger: createLogger({ destination: capture.stream }),
+    notify,
+    leaseMs: 60_000,
+    geminiTimeoutMs: 10_000,
+    enqueueBudgetMs: 60_000,
+    now: clock,
+  };
+  return { store, gemini, tasks, media, capture, sent, deps, quotas };
+}
+
+function itemDelivery(itemId: string, retryCount = 0): TaskDelivery {
+  return {
+    queueName: 'projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash',
+    taskName: `projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash/tasks/${itemTaskId(JOB, itemId)}`,
+    retryCount,
+    executionCount: retryCount,
+    payload: { kind: 'item', jobId: JOB, itemId },
+  };
+}
+
+function enqueueDelivery(from = 0): TaskDelivery {
+  return {
+    queueName: 'projects/fanout-local/locations/us-central1/queues/fanout-control',
+    taskName: `projects/fanout-local/locations/us-central1/queues/fanout-control/tasks/${JOB}-enqueue-${from}`,
+    retryCount: 0,
+    executionCount: 0,
+    payload: { kind: 'enqueue', jobId: JOB, from },
+  };
+}
+
+const ITEM = '000000000';
+
+/** Gemini's 429 for a per-minute or per-day quota, as the SDK's ApiError carries it. */
+function quotaError(quotaId: string, retryDelay: string): GeminiCallError {
+  return new GeminiCallError('Gemini answered 429', 429, {
+    error: {
+      code: 429,
+      status: 'RESOURCE_EXHAUSTED',
+      message:
+        'You exceeded your current quota, please check your plan and billing details. Please retry in ' +
+        retryDelay +
+        '.',
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+          violations: [
+            {
+              quotaMetric: 'generativelanguage.googleapis.com/generate_content_paid_tier_requests',
+              quotaId,
+              quotaDimensions: { location: 'global', model: 'gemini-2.5-flash' },
+              quotaValue: '1000',
+            },
+          ],
+        },
+        { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay },
+      ],
+    },
+  });
+}
+
+const overloaded = () =>
+  new GeminiCallError('Gemini answered 500', 500, {
+    error: { code: 500, status: 'INTERNAL', message: 'An internal error has occurred. Please retry.' },
+  });
+
+const badRequest = () =>
+  new GeminiCallError('Gemini answered 400', 400, {
+    error: {
+      code: 400,
+      status: 'INVALID_ARGUMENT',
+      message: '* GenerateContentRequest.contents: contents is not specified',
+    },
+  });
+
+describe('handleTask: an item that succeeds', () => {
+  it('records the response, finishes the job and notifies the callback', async () => {
+    const { store, gemini, sent, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'succeeded' } });
+    expect(gemini.calls).toEqual([
+      {
+        model: 'gemini-2.5-flash',
+        request: { contents: [{ role: 'user', parts: [{ text: 'What is 2 + 2?' }] }] },
+      },
+    ]);
+    const item = store.item(JOB, ITEM);
+    expect(item?.state).toBe('succeeded');
+    expect(item?.response).toMatchObject({ candidates: [{ content: { parts: [{ text: 'an answer' }] } }] });
+    expect(item?.usage).toEqual({ promptTokens: 12, outputTokens: 5 });
+    expect(item?.costUsd).toBeCloseTo((12 * 0.3 + 5 * 2.5) / 1e6, 12);
+    expect(store.jobs.get(JOB)?.status).toBe('succeeded');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.url).toBe('https://example.com/hook');
+    expect(sent[0]?.job.counts).toMatchObject({ total: 1, succeeded: 1, failed: 0, pending: 0 });
+  });
+
+  it('leaves the job running while other items are pending', async () => {
+    const { store, sent, deps } = await setup({
+      prompts: ['a', 'b'],
+      callbackUrl: 'https://example.com/hook',
+    });
+
+    await handleTask(itemDelivery('000000000'), deps);
+
+    expect(store.jobs.get(JOB)?.status).toBe('running');
+    expect(sent).toEqual([]);
+  });
+
+  it('writes once, finishes once and notifies once when the task comes twice in a row', async () => {
+    const { store, gemini, sent, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
+
+    const first = await handleTask(itemDelivery(ITEM), deps);
+    const second = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(first.body.outcome).toBe('succeeded');
+    expect(second).toEqual({ status: 200, body: { outcome: 'duplicate' } });
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.completedWrites).toBe(1);
+    expect(store.finishedJobs).toBe(1);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('writes once, finishes once and notifies once when the task comes twice at the same time', async () => {
+    const { store, gemini, sent, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
+
+    const replies = await Promise.all([
+      handleTask(itemDelivery(ITEM), deps),
+      handleTask(itemDelivery(ITEM), deps),
+    ]);
+
+    expect(replies.map((r) => r.body.outcome).sort()).toEqual(['leased', 'succeeded']);
+    expect(replies.find((r) => r.body.outcome === 'leased')?.status).toBe(503);
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.completedWrites).toBe(1);
+    expect(store.finishedJobs).toBe(1);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('finishes the job once when its last two items finish at the same time', async () => {
+    const { store, gemini, sent, deps } = await setup({
+      prompts: ['a', 'b', 'c'],
+      callbackUrl: 'https://example.com/hook',
+    });
+    await handleTask(itemDelivery('000000000'), deps);
+
+    await Promise.all([
+      handleTask(itemDelivery('000000001'), deps),
+      handleTask(itemDelivery('000000002'), deps),
+    ]);
+
+    expect(gemini.calls).toHaveLength(3);
+    expect(store.finishedJobs).toBe(1);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.job.counts.succeeded).toBe(3);
+  });
+
+  it('answers a duplicate of a finished item with 200 without calling Gemini', async () => {
+    const { store, gemini, deps } = await setup({ prompts: ['a', 'b'] });
+    store.settle(JOB, ITEM, {
+      state: 'failed',
+      error: { code: 400, status: 'INVALID_ARGUMENT', message: 'x' },
+    });
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'duplicate' } });
+    expect(gemini.calls).toEqual([]);
+  });
+
+  it('still finishes the job when the delivery that wrote the last outcome crashed before finishing it', async () => {
+    // The outcome is written, then finishing the job fails (a Firestore blip or an instance that dies):
+    // Cloud Tasks delivers the task again, and that delivery must complete the job.
+    const { store, gemini, sent, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
+    store.failOnce('finishJob', new Error('13 INTERNAL: transaction aborted'));
+
+    await expect(handleTask(itemDelivery(ITEM), deps)).rejects.toThrow(/transaction aborted/);
+    const retried = await handleTask(itemDelivery(ITEM, 1), deps);
+
+    expect(retried.status).toBe(200);
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)?.state).toBe('succeeded');
+    expect(store.jobs.get(JOB)?.status).toBe('succeeded');
+    expect(sent).toHaveLength(1);
+  });
+
+  it('answers 200 and logs when the callback fails', async () => {
+    const { capture, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
+    deps.notify = async () => {
+      throw new Error('callback answered 502');
+    };
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.status).toBe(200);
+    expect(capture.events('job.callback_failed')).toEqual([
+      expect.objectContaining({ severity: 'ERROR', err: 'callback answered 502', jobId: JOB }),
+    ]);
+  });
+
+  it('logs the outcome with job and item ids', async () => {
+    const { capture, deps } = await setup();
+
+    await handleTask(itemDelivery(ITEM), deps);
+
+    expect(capture.events('item.succeeded')).toEqual([
+      expect.objectContaining({ severity: 'INFO', jobId: JOB, itemId: ITEM, attempt: 1, written: true }),
+    ]);
+    expect(JSON.stringify(capture.lines())).not.toContain('What is 2 + 2?');
+  });
+});
+
+describe('handleTask: Gemini failures', () => {
+  it('backs off on a per-minute 429 for the delay Gemini asked for, leaving the item pending', async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 429, retryAfterSeconds: 12, body: { outcome: 'quota-minute' } });
+    expect(store.item(JOB, ITEM)?.state).toBe('pending');
+    expect(store.item(JOB, ITEM)?.lease).toBeNull();
+    expect(store.jobs.get(JOB)?.status).toBe('running');
+  });
+
+  it('lets the next delivery run the item at once after a per-minute 429 (the lease is released)', async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+    await handleTask(itemDelivery(ITEM), deps);
+    gemini.respond = new FakeGemini().respond;
+
+    const reply = await handleTask(itemDelivery(ITEM, 1), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(store.item(JOB, ITEM)?.attempts).toBe(2);
+  });
+
+  it('on a per-day 429 pauses the queue, stores the pause, tells the job, and answers 503', async () => {
+    const { store, gemini, tasks, capture, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerDayPerProjectPerModel', '30s'));
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    const twelveHours = 12 * 3600;
+    expect(reply).toEqual({ status: 503, retryAfterSeconds: twelveHours, body: { outcome: 'quota-day' } });
+    expect(tasks.pauseCalls).toEqual(['gemini-2.5-flash']);
+    expect(store.pauses.get('gemini-2.5-flash')?.untilMs).toBe(NOON_PACIFIC + twelveHours * 1000);
+    expect(store.pauses.get('gemini-2.5-flash')?.reason).toMatch(/exceeded your current quota/);
+    expect(store.jobs.get(JOB)?.notice).toMatch(/daily request quota of gemini-2\.5-flash/);
+    expect(store.jobs.get(JOB)?.notice).toContain('2024-07-02T07:00:00.000Z');
+    expect(store.item(JOB, ITEM)?.state).toBe('pending');
+    expect(capture.events('quota.daily_exhausted')).toEqual([
+      expect.objectContaining({ severity: 'WARNING' }),
+    ]);
+  });
+
+  it('still answers 503 and logs when pausing the queue fails on a per-day 429', async () => {
+    const { gemini, tasks, capture, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerDayPerProjectPerModel', '30s'));
+    tasks.pauseModel = async () => {
+      throw new Error('7 PERMISSION_DENIED');
+    };
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.status).toBe(503);
+    expect(capture.events('queue.pause_failed')).toHaveLength(1);
+  });
+
+  it('answers 500 on a transient fault, leaving the item pending', async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(overloaded());
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 500, body: { outcome: 'transient' } });
+    expect(store.item(JOB, ITEM)?.state).toBe('pending');
+  });
+
+  it('answers 500 on a timeout (no HTTP status)', async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(new GeminiCallError('Gemini did not answer in time', undefined, undefined));
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.status).toBe(500);
+    expect(store.item(JOB, ITEM)?.state).toBe('pending');
+  });
+
+  it('records a transient fault on the last attempt instead of losing the item', async () => {
+    const { store, gemini, sent, quotas, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
+    gemini.failWith(overloaded());
+
+    const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'failed' } });
+    expect(store.item(JOB, ITEM)?.error).toEqual({
+      code: 500,
+      status: 'INTERNAL',
+      message: 'An internal error has occurred. Please retry.',
+    });
+    expect(store.jobs.get(JOB)?.status).toBe('succeeded');
+    expect(sent[0]?.job.counts).toMatchObject({ succeeded: 0, failed: 1 });
+  });
+
+  it('still retries a transient fault on the attempt before the last', async () => {
+    const { store, gemini, quotas, deps } = await setup();
+    gemini.failWith(overloaded());
+
+    const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 2), deps);
+
+    expect(reply.status).toBe(500);
+    expect(store.item(JOB, ITEM)?.state).toBe('pending');
+  });
+
+  it('records a per-minute 429 on the last attempt', async () => {
+    const { store, gemini, quotas, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+
+    const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    expect(reply.status).toBe(200);
+    expect(store.item(JOB, ITEM)?.error).toMatchObject({ code: 429, status: 'RESOURCE_EXHAUSTED' });
+  });
+
+  it('records a 400 as a permanent failure at once, with the status and message Gemini gave', async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(badRequest());
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'failed' } });
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)?.error).toEqual({
+      code: 400,
+      status: 'INVALID_ARGUMENT',
+      message: '* GenerateContentRequest.contents: contents is not specified',
+    });
+    expect(store.jobs.get(JOB)?.status).toBe('succeeded');
+  });
+});
+
+describe('handleTask: items that do not run', () => {
+  it('records the item of a cancelled job as cancelled without calling Gemini', async () => {
+    const { store, gemini, deps } = await setup({ prompts: ['a', 'b'] });
+    store.jobs.get(JOB)!.status = 'cancelled';
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'cancelled' } });
+    expect(gemini.calls).toEqual([]);
+    expect(store.item(JOB, ITEM)?.state).toBe('cancelled');
+    expect(store.item(JOB, ITEM)?.error).toMatchObject({ code: 499, status: 'CANCELLED' });
+  });
+
+  it('answers 503 with retry-after while another delivery holds the item', async () => {
+    const { store, gemini, deps } = await setup();
+    store.lease(JOB, ITEM, NOON_PACIFIC + 42_500);
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 503, retryAfterSeconds: 43, body: { outcome: 'leased' } });
+    expect(gemini.calls).toEqual([]);
+  });
+
+  it('runs an item whose lease has run out (its delivery crashed)', async () => {
+    const { store, deps } = await setup();
+    store.lease(JOB, ITEM, NOON_PACIFIC - 1);
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+  });
+
+  it('drops a task for an unknown item with 200', async () => {
+    const { gemini, deps } = await setup();
+
+    const reply = await handleTask(itemDelivery('000000099'), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'missing' } });
+    expect(gemini.calls).toEqual([]);
+  });
+});
+
+describe('handleTask: media', () => {
+  const mediaBody = {
+    requests: [{ key: 'cat', prompt: 'What animal is this?', media: [{ gcsUri: 'gs://photos/cat.png' }] }],
+  };
+
+  it('sends the fetched media to Gemini', async () => {
+    const { gemini, media, deps } = await setup({ body: mediaBody });
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(media.calls).toEqual([[{ gcsUri: 'gs://photos/cat.png' }]]);
+    expect(gemini.calls[0]?.request.contents[0]?.parts).toEqual([
+      { text: 'What animal is this?' },
+      { inlineData: { mimeType: 'image/png', data: 'AAAA' } },
+    ]);
+  });
+
+  it('records a permanent media problem without calling Gemini', async () => {
+    const { store, gemini, media, deps } = await setup({ body: mediaBody });
+    media.error = new MediaError('gs://photos/cat.png: No such object');
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.status).toBe(200);
+    expect(gemini.calls).toEqual([]);
+    expect(store.item(JOB, ITEM)?.error).toEqual({
+      code: 400,
+      status: 'INVALID_ARGUMENT',
+      message: 'media: gs://photos/cat.png: No such object',
+    });
+  });
+
+  it('retries a transient media problem, and records it on the last attempt', async () => {
+    const { store, media, quotas, deps } = await setup({ body: mediaBody });
+    media.error = new MediaError('gs://photos/cat.png: Service unavailable', false);
+
+    const early = await handleTask(itemDelivery(ITEM), deps);
+    const stateAfterEarly = store.item(JOB, ITEM)?.state;
+    const last = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    expect(early.status).toBe(500);
+    expect(stateAfterEarly).toBe('pending');
+    expect(last.status).toBe(200);
+    expect(store.item(JOB, ITEM)?.state).toBe('failed');
+  });
+});
+
+describe('handleTask: enqueue', () => {
+  /** 1,200 prompts of about 1,000 tokens: 1.2M tokens, more than a minute of a 1M TPM model. */
+  const bigPrompts = () => Array.from({ length: 1200 }, (_, i) => `${i} ${'x'.repeat(4000)}`);
+
+  it('creates a task per item, page by page, with its TPM schedule time, and records progress', async () => {
+    const { store, tasks, deps } = await setup({ prompts: bigPrompts() });
+
+    const reply = await handleTask(enqueueDelivery(), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'enqueued', detail: '1200' } });
+    expect(tasks.enqueueItemsCalls).toBe(3);
+    expect(tasks.itemTasks.size).toBe(1200);
+    expect(store.jobs.get(JOB)?.enqueuedThrough).toBe(1200);
+    const byIndex = [...tasks.itemTasks.values()].sort((a, b) => a.index - b.index);
+    expect(byIndex.map((t) => t.itemId)).toEqual(
+      Array.from({ length: 1200 }, (_, i) => String(i).padStart(9, '0')),
+    );
+    expect(byIndex.every((t) => t.model === 'gemini-2.5-flash' && t.jobId === JOB)).toBe(true);
+    const times = byIndex.map((t) => t.scheduleMs ?? 0);
+    expect(times[0]).toBe(NOON_PACIFIC);
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
+    expect(times.at(-1)!).toBeGreaterThan(NOON_PACIFIC + 60_000);
+  });
+
+  it('resumes after a crash mid-way without losing or doubling items', async () => {
+    const { store, tasks, deps } = await setup({ prompts: bigPrompts() });
+    tasks.crashOnEnqueueCall = 2;
+
+    await expect(handleTask(enqueueDelivery(), deps)).rejects.toThrow(/UNAVAILABLE/);
+    const progressAfterCrash = store.jobs.get(JOB)?.enqueuedThrough;
+    const reply = await handleTask(enqueueDelivery(), deps);
+
+    expect(progressAfterCrash).toBe(500);
+    expect(reply.body).toEqual({ outcome: 'enqueued', detail: '1200' });
+    expect(tasks.itemTasks.size).toBe(1200);
+    const indexes = new Set([...tasks.itemTasks.values()].map((t) => t.index));
+    expect(indexes.size).toBe(1200);
+    expect(store.jobs.get(JOB)?.enqueuedThrough).toBe(1200);
+  });
+
+  it('hands over to a fresh control task when its time budget is spent', async () => {
+    const { tasks, deps } = await setup({ prompts: bigPrompts() });
+    let ticks = 0;
+    deps.now = () => NOON_PACIFIC + 1000 * ticks++;
+    deps.enqueueBudgetMs = 1500;
+
+    const reply = await handleTask(enqueueDelivery(), deps);
+
+    expect(reply.body).toEqual({ outcome: 'handover', detail: '500' });
+    expect(tasks.itemTasks.size).toBe(500);
+    expect(tasks.controlTasks.get(`${JOB}-enqueue-500`)).toEqual({ kind: 'enqueue', jobId: JOB, from: 500 });
+  });
+
+  it('creates no tasks for items that already ended, nor for a cancelled job', async () => {
+    const { store, tasks, deps } = await setup({ prompts: ['a', 'b', 'c'] });
+    store.settle(JOB, '000000001', {
+      state: 'failed',
+      error: { code: 499, status: 'CANCELLED', message: 'The job was cancelled.' },
+    });
+
+    await handleTask(enqueueDelivery(), deps);
+    store.jobs.get(JOB)!.status = 'cancelled';
+    store.jobs.get(JOB)!.enqueuedThrough = 0;
+    const terminal = await handleTask(enqueueDelivery(), deps);
+
+    expect([...tasks.itemTasks.values()].map((t) => t.itemId).sort()).toEqual(['000000000', '000000002']);
+    expect(terminal.body.outcome).toBe('terminal');
+    expect(tasks.enqueueItemsCalls).toBe(1);
+  });
+});
