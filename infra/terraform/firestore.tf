@@ -1,0 +1,57 @@
+# The jobs database: jobs/{jobId}, jobs/{jobId}/items/{itemId}, ledgers/{model}, quotaPauses/{model}
+# (functions/platform/job-store.ts).
+resource "google_firestore_database" "default" {
+  project     = var.project_id
+  name        = "(default)"
+  location_id = local.firestore_location
+  type        = "FIRESTORE_NATIVE"
+
+  # `terraform destroy` forgets the database instead of deleting every job with it.
+  deletion_policy = "ABANDON"
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
+}
+
+# Indexes. Every query job-store.ts makes on the `items` collection group is served by Firestore's
+# automatic single-field indexes, so no composite index is declared (Firestore refuses a composite
+# index that a single-field index already serves, e.g. state + __name__):
+#   where(state ==) + count() / limit(1)           -> single-field index on state
+#   where(state ==) orderBy(__name__)              -> single-field index on state (ids ascending)
+#   orderBy(finishedAt) orderBy(__name__)          -> single-field index on finishedAt
+#   orderBy(__name__)                              -> the document-id index
+#   sum(usage.promptTokens|usage.outputTokens|costUsd) over a job's items -> no filter, no index
+# What is declared: the two queried fields pinned ascending at collection scope, so a later change of
+# the database's automatic index settings cannot take them away, and exemptions for the large fields
+# nothing queries (requests and responses are JSON strings up to ~1 MB, media a list of references;
+# indexing them only costs write latency and storage). Field overrides of one collection group are
+# created one after another by Firestore; the provider retries its 409 contention answers.
+resource "google_firestore_field" "items_queried" {
+  for_each = toset(["state", "finishedAt"])
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "items"
+  field      = each.value
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+  }
+}
+
+resource "google_firestore_field" "items_not_indexed" {
+  for_each = toset(["requestJson", "responseJson", "media"])
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "items"
+  field      = each.value
+
+  # An empty block turns off every single-field index of the field.
+  index_config {}
+}
+
+# No TTL policy: items and jobs carry no expiry field today. Adding an `expireAt` timestamp to the
+# documents and a `ttl_config {}` field here would bound storage.

@@ -1,0 +1,185 @@
+# Identities. One service account per function, one Cloud Tasks signs its OIDC tokens as, one Cloud
+# Scheduler signs as, and one Eventarc delivers intake's events as. Every grant is on the resource it
+# is about (queue, bucket, secret, service account, Cloud Run service), except where the API has no
+# narrower grant: those few project-level grants say why.
+
+resource "google_service_account" "ingest" {
+  project      = var.project_id
+  account_id   = "fanout-ingest"
+  display_name = "gemini-fanout ingest function (jobs API)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+resource "google_service_account" "worker" {
+  project      = var.project_id
+  account_id   = "fanout-worker"
+  display_name = "gemini-fanout worker function (one Cloud Tasks item)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+resource "google_service_account" "batch" {
+  project      = var.project_id
+  account_id   = "fanout-batch"
+  display_name = "gemini-fanout batch function (scheduler tick)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+resource "google_service_account" "intake" {
+  count = var.enable_intake ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "fanout-intake"
+  display_name = "gemini-fanout intake function (bucket inbox/ files)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+# TASKS_SERVICE_ACCOUNT: the identity in the OIDC token of every task. It holds no data access; its
+# only right is invoking the worker, and the worker accepts no other caller.
+resource "google_service_account" "tasks" {
+  project      = var.project_id
+  account_id   = "fanout-tasks"
+  display_name = "gemini-fanout Cloud Tasks OIDC identity (calls the worker)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+resource "google_service_account" "scheduler" {
+  project      = var.project_id
+  account_id   = "fanout-scheduler"
+  display_name = "gemini-fanout Cloud Scheduler OIDC identity (calls batch)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+# Eventarc's identity for intake: may receive events and invoke intake, nothing else. Kept apart from
+# intake's runtime account so the function cannot invoke itself.
+resource "google_service_account" "intake_trigger" {
+  count = var.enable_intake ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "fanout-intake-trigger"
+  display_name = "gemini-fanout Eventarc trigger identity (calls intake)"
+  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
+locals {
+  # Runtime identities of the deployed functions, by function.
+  function_members = merge(
+    {
+      ingest = "serviceAccount:${google_service_account.ingest.email}"
+      worker = "serviceAccount:${google_service_account.worker.email}"
+      batch  = "serviceAccount:${google_service_account.batch.email}"
+    },
+    var.enable_intake ? { intake = "serviceAccount:${google_service_account.intake[0].email}" } : {},
+  )
+
+  # Who creates tasks on the control queue: ingest and intake start a job's enqueuing there, the
+  # worker hands a long enqueuing over to a fresh control task.
+  control_enqueuers = { for k, m in local.function_members : k => m if contains(["ingest", "worker", "intake"], k) }
+}
+
+# --- Firestore ---------------------------------------------------------------------------------
+# roles/datastore.user has no resource-level grant: Firestore IAM is project-level only (IAM
+# conditions on the database name are the only way to narrow it; this project holds one database).
+resource "google_project_iam_member" "firestore_user" {
+  for_each = local.function_members
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = each.value
+}
+
+# --- Cloud Storage: on the data bucket only -------------------------------------------------------
+# objectUser = read, create, overwrite and delete objects, no bucket or IAM changes. Every function
+# writes somewhere in the bucket (ingest and intake stage batch input, the worker and batch write
+# results/, batch cleans staging/), and rewriting an object needs delete.
+resource "google_storage_bucket_iam_member" "fanout_object_user" {
+  for_each = local.function_members
+
+  bucket = google_storage_bucket.fanout.name
+  role   = "roles/storage.objectUser"
+  member = each.value
+}
+
+# --- Secret Manager: on the secret only -----------------------------------------------------------
+# Every function loads the full configuration at cold start, and loadConfig requires GEMINI_API_KEY
+# in the cloud, so each runtime account reads the secret.
+resource "google_secret_manager_secret_iam_member" "gemini_api_key_accessor" {
+  for_each = local.function_members
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.gemini_api_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value
+}
+
+# --- Cloud Tasks: on the queues only ---------------------------------------------------------------
+resource "google_cloud_tasks_queue_iam_member" "control_enqueuer" {
+  for_each = local.control_enqueuers
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.control.location
+  name     = google_cloud_tasks_queue.control.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = each.value
+}
+
+# The worker creates the item tasks of a job on its model's queue.
+resource "google_cloud_tasks_queue_iam_member" "model_enqueuer_worker" {
+  for_each = google_cloud_tasks_queue.model
+
+  project  = var.project_id
+  location = each.value.location
+  name     = each.value.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = local.function_members.worker
+}
+
+# The worker pauses a model's queue on a per-day 429; the batch tick resumes it after the reset.
+resource "google_cloud_tasks_queue_iam_member" "model_admin" {
+  for_each = {
+    for pair in setproduct(keys(google_cloud_tasks_queue.model), ["worker", "batch"]) :
+    "${pair[0]}/${pair[1]}" => { model = pair[0], fn = pair[1] }
+  }
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.model[each.value.model].location
+  name     = google_cloud_tasks_queue.model[each.value.model].name
+  role     = "roles/cloudtasks.queueAdmin"
+  member   = local.function_members[each.value.fn]
+}
+
+# Creating a task whose OIDC token is minted as the tasks account requires actAs on that account.
+resource "google_service_account_iam_member" "tasks_act_as" {
+  for_each = local.control_enqueuers
+
+  service_account_id = google_service_account.tasks.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = each.value
+}
+
+# --- Eventarc (intake) -------------------------------------------------------------------------------
+# Cloud Storage publishes its events to the Pub/Sub topic Eventarc creates for the trigger; the topic
+# does not exist before the trigger, so the Cloud Storage service agent gets the publisher role on the
+# project, as Eventarc's documentation prescribes.
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+}
+
+resource "google_project_iam_member" "gcs_pubsub_publisher" {
+  count = var.enable_intake ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+# Receiving events is granted on the project: Eventarc has no resource-level grant for it.
+resource "google_project_iam_member" "intake_trigger_event_receiver" {
+  count = var.enable_intake ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.intake_trigger[0].email}"
+}
+
+# Projects created before April 2021 also need the Pub/Sub service agent to hold
+# roles/iam.serviceAccountTokenCreator for push authentication; newer projects have it by default.

@@ -1,0 +1,93 @@
+# One Cloud Tasks queue per model of infra/quotas.json, sized exactly as functions/core/rate.ts
+# `queueRateLimits` sizes them (the local Cloud Tasks emulator gets the same numbers from the code):
+#   budget = floor(rpm × headroom)
+#   burst  = max(1, min(ceil(budget / 60), 500))
+#   rate   = min(500, max(budget − burst, 1) / 60), floored to 3 decimals
+# A token bucket lets through at most burst + 60 × rate dispatches in any minute, so no 60-second
+# window, the first minute of a job included, goes over the budget. The real service picks
+# max_burst_size itself (it is output-only in the API, derived from the rate), so Terraform cannot set
+# the burst: the rate alone leaves room for one burst of ceil(budget / 60).
+# The floor is taken on an exact quotient (Terraform numbers are arbitrary-precision); JavaScript's
+# double arithmetic can land 0.001 lower on some inputs, never higher, and both stay within the budget.
+locals {
+  model_queues = {
+    for model, quota in local.quotas.models : model => {
+      id     = "fanout-${replace(trimprefix(model, "models/"), "/[^a-z0-9-]/", "-")}"
+      budget = floor(quota.rpm * local.quotas.headroom)
+    }
+  }
+
+  model_queue_limits = {
+    for model, q in local.model_queues : model => {
+      burst = max(1, min(ceil(q.budget / 60), 500))
+      max_dispatches_per_second = min(
+        500,
+        floor(max(q.budget - max(1, min(ceil(q.budget / 60), 500)), 1) * 1000 / 60) / 1000,
+      )
+    }
+  }
+
+  # Cloud Tasks takes durations as strings of seconds.
+  queue_retry = {
+    max_attempts  = local.quotas.queue.maxAttempts
+    min_backoff   = "${local.quotas.queue.minBackoffSeconds}s"
+    max_backoff   = "${local.quotas.queue.maxBackoffSeconds}s"
+    max_doublings = local.quotas.queue.maxDoublings
+  }
+
+  control_queue_id = "fanout-control" # CONTROL_QUEUE_ID in functions/core/quotas.ts
+}
+
+resource "google_cloud_tasks_queue" "model" {
+  for_each = local.model_queues
+
+  project  = var.project_id
+  location = var.region
+  name     = each.value.id
+
+  rate_limits {
+    max_dispatches_per_second = local.model_queue_limits[each.key].max_dispatches_per_second
+    max_concurrent_dispatches = 5000 # the service's ceiling: the dispatch rate is what limits
+  }
+
+  retry_config {
+    max_attempts  = local.queue_retry.max_attempts
+    min_backoff   = local.queue_retry.min_backoff
+    max_backoff   = local.queue_retry.max_backoff
+    max_doublings = local.queue_retry.max_doublings
+  }
+
+  # The worker pauses a model's queue when its daily quota is spent and the batch tick resumes it;
+  # Terraform does not manage the queue's state, so an apply never undoes a pause.
+  # A deleted queue's name cannot be reused for about 7 days: rename models with care.
+
+  depends_on = [google_project_service.enabled["cloudtasks.googleapis.com"]]
+
+  lifecycle {
+    precondition {
+      condition     = length(each.value.id) <= 100
+      error_message = "Queue id ${each.value.id} is longer than Cloud Tasks' 100 characters: shorten the model name in infra/quotas.json."
+    }
+  }
+}
+
+# Control tasks: resumable enqueuing of big jobs, handled by the worker. Not quota-bound.
+resource "google_cloud_tasks_queue" "control" {
+  project  = var.project_id
+  location = var.region
+  name     = local.control_queue_id
+
+  rate_limits {
+    max_dispatches_per_second = 100
+    max_concurrent_dispatches = 100
+  }
+
+  retry_config {
+    max_attempts  = local.queue_retry.max_attempts
+    min_backoff   = local.queue_retry.min_backoff
+    max_backoff   = local.queue_retry.max_backoff
+    max_doublings = local.queue_retry.max_doublings
+  }
+
+  depends_on = [google_project_service.enabled["cloudtasks.googleapis.com"]]
+}
