@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type {
   GenerateContentRequest,
+  ItemError,
   JobCounts,
   JobSpec,
   MediaRef,
@@ -36,6 +37,11 @@ import {
 
 /** Lets other pending promises run, as a network round trip would. */
 const roundTrip = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** An outcome for test setup; usage and cost are optional. */
+export type SettledOutcome =
+  | { state: 'succeeded'; response: unknown; usage?: Usage }
+  | { state: 'failed'; error: ItemError; usage?: Usage };
 
 type StoredItem = ItemRecord & { lease: { id: string; untilMs: number } | null };
 
@@ -320,7 +326,7 @@ export class FakeJobStore implements JobStore {
   }
 
   /** Test setup: ends an item as if a worker had, without going through a lease. */
-  settle(jobId: string, itemId: string, outcome: ItemOutcome): void {
+  settle(jobId: string, itemId: string, outcome: SettledOutcome): void {
     const item = this.item(jobId, itemId);
     if (!item) throw new Error(`no item ${jobId}/${itemId}`);
     item.state = outcome.state;

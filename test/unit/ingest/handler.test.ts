@@ -1,0 +1,433 @@
+import { describe, expect, it } from 'vitest';
+import { LIMITS } from '../../../functions/core/requests.js';
+import {
+  cancelJob,
+  createJob,
+  getJob,
+  getResultsPage,
+  type IngestDeps,
+  type ResultEntry,
+  streamEvents,
+  streamResults,
+} from '../../../functions/ingest/handler.js';
+import {
+  NotFoundError,
+  PayloadTooLargeError,
+  toHttpError,
+  ValidationError,
+} from '../../../functions/platform/errors.js';
+import { createLogger } from '../../../functions/platform/logger.js';
+import { createLogCapture } from '../../helpers/log-capture.js';
+import { testQuotas } from '../test-quotas.js';
+import { FakeJobStore, FakeTaskQueue, fakeNotify } from '../worker/fakes.js';
+
+function setup() {
+  const store = new FakeJobStore();
+  const tasks = new FakeTaskQueue();
+  const capture = createLogCapture();
+  const { sent, notify } = fakeNotify();
+  const deps: IngestDeps = {
+    store,
+    tasks,
+    quotas: testQuotas(),
+    logger: createLogger({ destination: capture.stream }),
+    notify,
+    pollIntervalMs: 1,
+  };
+  return { store, tasks, capture, sent, deps };
+}
+
+async function thrown(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+const answer = (text: string) => ({ candidates: [{ content: { role: 'model', parts: [{ text }] } }] });
+const idOf = (index: number) => String(index).padStart(9, '0');
+
+/** Reads SSE frames from the stream until `until` returns true for one. */
+async function readFrames(
+  stream: AsyncGenerator<string>,
+  until: (frame: string) => boolean,
+  frames: string[] = [],
+): Promise<string[]> {
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) return frames;
+    frames.push(next.value);
+    if (until(next.value)) return frames;
+  }
+}
+
+const eventOf = (frame: string) => /^event: (\w+)$/m.exec(frame)?.[1];
+const dataOf = (frame: string) =>
+  JSON.parse(/^data: (.*)$/m.exec(frame)?.[1] ?? 'null') as Record<string, unknown>;
+const idLine = (frame: string) => /^id: (.*)$/m.exec(frame)?.[1];
+
+describe('createJob', () => {
+  it('stores the job and its items and hands enqueuing to a named control task', async () => {
+    const { store, tasks, capture, deps } = setup();
+
+    const created = await createJob({ prompts: ['a', 'b', 'c'], callbackUrl: 'https://example.com/h' }, deps);
+
+    expect(created).toEqual({
+      id: created.id,
+      status: 'queued',
+      mode: 'realtime',
+      total: 3,
+      links: {
+        self: `/jobs/${created.id}`,
+        results: `/jobs/${created.id}/results`,
+        events: `/jobs/${created.id}/events`,
+        cancel: `/jobs/${created.id}/cancel`,
+      },
+    });
+    expect(store.jobs.get(created.id)).toMatchObject({
+      model: 'gemini-2.5-flash',
+      total: 3,
+      status: 'queued',
+      source: 'api',
+      callbackUrl: 'https://example.com/h',
+    });
+    expect([...(store.items.get(created.id)?.keys() ?? [])]).toEqual([idOf(0), idOf(1), idOf(2)]);
+    expect([...tasks.controlTasks]).toEqual([
+      [`${created.id}-enqueue-0`, { kind: 'enqueue', jobId: created.id, from: 0 }],
+    ]);
+    expect(capture.events('job.created')).toEqual([
+      expect.objectContaining({ jobId: created.id, total: 3, severity: 'INFO' }),
+    ]);
+  });
+
+  it('gives every job its own id', async () => {
+    const { deps } = setup();
+
+    const a = await createJob({ prompts: ['a'] }, deps);
+    const b = await createJob({ prompts: ['a'] }, deps);
+
+    expect(a.id).not.toBe(b.id);
+  });
+
+  it('refuses a bad body with a 400 naming each bad field, storing nothing', async () => {
+    const { store, tasks, deps } = setup();
+
+    const err = await thrown(createJob({ requests: [{ prompt: 'ok' }, { prompt: '' }] }, deps));
+
+    expect(err).toBeInstanceOf(ValidationError);
+    const mapped = toHttpError(err);
+    expect(mapped.statusCode).toBe(400);
+    expect(mapped.body.error.details).toContainEqual({
+      field: 'requests[1].prompt',
+      message: 'must not be empty',
+    });
+    expect(store.jobs.size).toBe(0);
+    expect(tasks.controlTasks.size).toBe(0);
+  });
+
+  it('refuses too many items with a 413', async () => {
+    const { deps } = setup();
+    const prompts = Array.from({ length: LIMITS.maxItems + 1 }, () => 'p');
+
+    const err = await thrown(createJob({ prompts }, deps));
+
+    expect(err).toBeInstanceOf(PayloadTooLargeError);
+    expect(toHttpError(err).statusCode).toBe(413);
+  });
+
+  it('refuses an item too big to store with a 413', async () => {
+    const { deps } = setup();
+
+    const err = await thrown(createJob({ prompts: ['x'.repeat(LIMITS.maxItemBytes + 1)] }, deps));
+
+    expect(toHttpError(err).statusCode).toBe(413);
+    expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'prompts[0]' })]);
+  });
+
+  it('refuses mode batch with a 400 naming the mode', async () => {
+    const { store, deps } = setup();
+
+    const err = await thrown(createJob({ mode: 'batch', prompts: ['a'] }, deps));
+
+    expect(toHttpError(err).statusCode).toBe(400);
+    expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'mode' })]);
+    expect(store.jobs.size).toBe(0);
+  });
+
+  it('lets errors of the store through, unmapped', async () => {
+    const { store, deps } = setup();
+    store.failOnce('createJob', new Error('4 DEADLINE_EXCEEDED'));
+
+    const err = await thrown(createJob({ prompts: ['a'] }, deps));
+
+    expect(toHttpError(err).statusCode).toBe(500);
+  });
+});
+
+describe('getJob', () => {
+  it('shows counts of a job', async () => {
+    const { store, deps } = setup();
+    const { id } = await createJob({ prompts: ['a', 'b'] }, deps);
+    store.settle(id, idOf(0), {
+      state: 'succeeded',
+      response: answer('A'),
+      usage: { promptTokens: 3, outputTokens: 4 },
+    });
+
+    const view = await getJob(id, deps);
+
+    expect(view).toMatchObject({
+      id,
+      status: 'queued',
+      counts: { total: 2, succeeded: 1, failed: 0, pending: 1 },
+      usage: { promptTokens: 3, outputTokens: 4 },
+    });
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    const { deps } = setup();
+
+    const err = await thrown(getJob('nope', deps));
+
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(toHttpError(err).statusCode).toBe(404);
+  });
+});
+
+describe('getResultsPage', () => {
+  async function jobWith(total: number) {
+    const ctx = setup();
+    const prompts = Array.from({ length: total }, (_, i) => `prompt ${i}`);
+    const { id } = await createJob({ prompts }, ctx.deps);
+    return { ...ctx, id };
+  }
+
+  it('pages through every item in input order', async () => {
+    const { id, deps } = await jobWith(250);
+
+    const seen: ResultEntry[] = [];
+    let pageToken: string | undefined;
+    let pages = 0;
+    do {
+      const page = await getResultsPage(id, { pageSize: '100', ...(pageToken ? { pageToken } : {}) }, deps);
+      seen.push(...page.results);
+      pageToken = page.nextPageToken;
+      pages++;
+    } while (pageToken);
+
+    expect(pages).toBe(3);
+    expect(seen.map((r) => r.index)).toEqual(Array.from({ length: 250 }, (_, i) => i));
+  });
+
+  it('has no nextPageToken on the last page when the total is a multiple of the page size', async () => {
+    const { id, deps } = await jobWith(200);
+
+    const first = await getResultsPage(id, { pageSize: '100' }, deps);
+    const second = await getResultsPage(id, { pageSize: '100', pageToken: first.nextPageToken ?? '' }, deps);
+
+    expect(first.nextPageToken).toBeDefined();
+    expect(second.results).toHaveLength(100);
+    expect(second.nextPageToken).toBeUndefined();
+  });
+
+  it('shows each item as its result line, or pending', async () => {
+    const { id, store, deps } = await jobWith(3);
+    store.settle(id, idOf(0), { state: 'succeeded', response: answer('zero') });
+    store.settle(id, idOf(2), {
+      state: 'failed',
+      error: { code: 400, status: 'INVALID_ARGUMENT', message: 'bad request' },
+    });
+
+    const page = await getResultsPage(id, {}, deps);
+
+    expect(page).toEqual({
+      results: [
+        { key: '0', index: 0, response: answer('zero') },
+        { key: '1', index: 1, state: 'pending' },
+        { key: '2', index: 2, error: { code: 400, status: 'INVALID_ARGUMENT', message: 'bad request' } },
+      ],
+    });
+  });
+
+  it.each(['0', '1001', 'abc', '2.5', '-1'])('refuses pageSize %j with a 400', async (pageSize) => {
+    const { id, deps } = await jobWith(3);
+
+    const err = await thrown(getResultsPage(id, { pageSize }, deps));
+
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'pageSize' })]);
+  });
+
+  it('refuses a pageToken it did not make', async () => {
+    const { id, deps } = await jobWith(3);
+
+    const err = await thrown(getResultsPage(id, { pageToken: 'not-a-token' }, deps));
+
+    expect(err).toBeInstanceOf(ValidationError);
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    const { deps } = setup();
+
+    expect(await thrown(getResultsPage('nope', {}, deps))).toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('streamResults', () => {
+  it('yields one JSON line per item in input order, over several store pages', async () => {
+    const { deps } = setup();
+    const { id } = await createJob({ prompts: Array.from({ length: 1203 }, (_, i) => `p${i}`) }, deps);
+
+    const lines: string[] = [];
+    for await (const line of streamResults(id, deps)) lines.push(line);
+
+    expect(lines).toHaveLength(1203);
+    expect(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
+    expect(lines.map((l) => (JSON.parse(l) as { index: number }).index)).toEqual(
+      Array.from({ length: 1203 }, (_, i) => i),
+    );
+  });
+
+  it('answers 404 for an unknown job before yielding anything', async () => {
+    const { deps } = setup();
+
+    expect(await thrown(streamResults('nope', deps).next())).toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('streamEvents', () => {
+  it('yields a result event per finished item as they finish, then done once the job is terminal', async () => {
+    const { store, deps } = setup();
+    const { id } = await createJob({ prompts: ['a', 'b', 'c'] }, deps);
+    store.settle(id, idOf(1), { state: 'succeeded', response: answer('one') });
+    const stream = streamEvents(id, undefined, deps);
+
+    const early = await readFrames(stream, (f) => eventOf(f) === 'result');
+    store.settle(id, idOf(2), { state: 'succeeded', response: answer('two') });
+    store.settle(id, idOf(0), { state: 'failed', error: { code: 500, status: 'INTERNAL', message: 'x' } });
+    await store.finishJob(id, 'succeeded');
+    const rest = await readFrames(stream, (f) => eventOf(f) === 'done');
+    const after = await stream.next();
+
+    expect(early[0]).toBe('retry: 2000\n\n');
+    const all = [...early, ...rest];
+    const results = all.filter((f) => eventOf(f) === 'result').map(dataOf);
+    expect(results).toEqual([
+      { key: '1', index: 1, response: answer('one') },
+      { key: '2', index: 2, response: answer('two') },
+      { key: '0', index: 0, error: { code: 500, status: 'INTERNAL', message: 'x' } },
+    ]);
+    const done = all.filter((f) => eventOf(f) === 'done');
+    expect(done).toHaveLength(1);
+    expect(dataOf(done[0]!)).toMatchObject({ id, status: 'succeeded', counts: { succeeded: 2, failed: 1 } });
+    expect(after.done).toBe(true);
+  });
+
+  it('resumes after Last-Event-ID without repeating events', async () => {
+    const { store, deps } = setup();
+    const { id } = await createJob({ prompts: ['a', 'b', 'c'] }, deps);
+    for (const i of [2, 0, 1]) store.settle(id, idOf(i), { state: 'succeeded', response: answer(String(i)) });
+    await store.finishJob(id, 'succeeded');
+    const first = await readFrames(streamEvents(id, undefined, deps), (f) => eventOf(f) === 'done');
+    const firstResult = first.find((f) => eventOf(f) === 'result')!;
+
+    const resumed = await readFrames(
+      streamEvents(id, idLine(firstResult), deps),
+      (f) => eventOf(f) === 'done',
+    );
+
+    expect(first.filter((f) => eventOf(f) === 'result').map((f) => dataOf(f).index)).toEqual([2, 0, 1]);
+    expect(resumed.filter((f) => eventOf(f) === 'result').map((f) => dataOf(f).index)).toEqual([0, 1]);
+    expect(resumed.filter((f) => eventOf(f) === 'done')).toHaveLength(1);
+  });
+
+  it('gives every result event a distinct id', async () => {
+    const { store, deps } = setup();
+    const { id } = await createJob({ prompts: ['a', 'b', 'c'] }, deps);
+    for (const i of [0, 1, 2]) store.settle(id, idOf(i), { state: 'succeeded', response: answer(String(i)) });
+    await store.finishJob(id, 'succeeded');
+
+    const frames = await readFrames(streamEvents(id, undefined, deps), (f) => eventOf(f) === 'done');
+
+    const ids = frames.filter((f) => eventOf(f) === 'result').map(idLine);
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.every((i) => Boolean(i))).toBe(true);
+  });
+
+  it('ends at once with done for a cancelled job, after its cancelled items', async () => {
+    const { deps } = setup();
+    const { id } = await createJob({ prompts: ['a', 'b'] }, deps);
+    await cancelJob(id, deps);
+
+    const frames = await readFrames(streamEvents(id, undefined, deps), () => false);
+
+    expect(frames.filter((f) => eventOf(f) === 'result').map((f) => dataOf(f).error)).toEqual([
+      expect.objectContaining({ code: 499 }),
+      expect.objectContaining({ code: 499 }),
+    ]);
+    expect(eventOf(frames.at(-1)!)).toBe('done');
+  });
+
+  it('stops when the client goes away', async () => {
+    const { deps } = setup();
+    const { id } = await createJob({ prompts: ['a'] }, deps);
+    const controller = new AbortController();
+    const stream = streamEvents(id, undefined, deps, controller.signal);
+    await stream.next();
+
+    controller.abort();
+    const frames = await readFrames(stream, () => false);
+
+    expect(frames.some((f) => eventOf(f) === 'done')).toBe(false);
+  });
+
+  it('refuses a malformed Last-Event-ID and an unknown job', async () => {
+    const { deps } = setup();
+    const { id } = await createJob({ prompts: ['a'] }, deps);
+
+    expect(await thrown(streamEvents(id, 'garbage', deps).next())).toBeInstanceOf(ValidationError);
+    expect(await thrown(streamEvents('nope', undefined, deps).next())).toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('cancelJob', () => {
+  it('cancels pending items, keeps finished ones, and notifies the callback once', async () => {
+    const { store, sent, capture, deps } = setup();
+    const { id } = await createJob({ prompts: ['a', 'b', 'c'], callbackUrl: 'https://example.com/h' }, deps);
+    store.settle(id, idOf(0), { state: 'succeeded', response: answer('zero') });
+
+    const first = await cancelJob(id, deps);
+    const second = await cancelJob(id, deps);
+
+    expect(first).toMatchObject({
+      status: 'cancelled',
+      counts: { total: 3, succeeded: 1, cancelled: 2, pending: 0 },
+    });
+    expect(second.status).toBe('cancelled');
+    expect(store.item(id, idOf(0))?.state).toBe('succeeded');
+    expect(store.item(id, idOf(1))?.state).toBe('cancelled');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ url: 'https://example.com/h', job: { status: 'cancelled' } });
+    expect(capture.events('job.cancelled')).toHaveLength(1);
+  });
+
+  it('does not notify when cancelling a job that already finished', async () => {
+    const { store, sent, deps } = setup();
+    const { id } = await createJob({ prompts: ['a'], callbackUrl: 'https://example.com/h' }, deps);
+    store.settle(id, idOf(0), { state: 'succeeded', response: answer('zero') });
+    await store.finishJob(id, 'succeeded');
+
+    const view = await cancelJob(id, deps);
+
+    expect(view.status).toBe('succeeded');
+    expect(sent).toEqual([]);
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    const { deps } = setup();
+
+    expect(await thrown(cancelJob('nope', deps))).toBeInstanceOf(NotFoundError);
+  });
+});
