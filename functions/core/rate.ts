@@ -25,19 +25,22 @@ export function queueRateLimits(quota: Pick<ModelQuota, 'rpm'>, headroom: number
   };
 }
 
-/** The token schedule of one model: the theoretical arrival time of GCRA, in epoch ms. */
+/** Input tokens reserved per epoch second for one model: the last minute and the future. */
 export interface TokenLedger {
-  tatMs: number;
+  /** Epoch second → tokens planned to be sent in that second. */
+  buckets: Record<string, number>;
 }
 
-/** Seconds of token budget a fresh job may spend at once before spacing starts. */
-export const TOKEN_BURST_SECONDS = 6;
+/** Seconds a 60-second window can touch: any window (t − 60 s, t] lies within seconds s − 60 … s. */
+const WINDOW_BUCKETS = 61;
 
 /**
  * Plans when each item may be dispatched so that no 60-second window carries more than
- * `tpm × headroom` input tokens (GCRA over tokens: rate r = budget/(60 + τ), tolerance τ, so any
- * minute holds at most r·(60 + τ) tokens). Returns the earliest dispatch time of each item and the
- * ledger to store. A set that is light on tokens gets `now` for every item.
+ * `tpm × headroom` input tokens, across every job sharing the model's ledger. Items are placed first
+ * come, first served, each in the earliest second at or after the last reservation whose trailing
+ * window (the 61 one-second buckets any 60-second window ending in that second can touch) still has
+ * room; a light set gets `now` for every item. An item larger than the whole budget is placed alone
+ * in an empty window (Gemini will refuse it, and the worker records why).
  */
 export function scheduleByTokens(
   ledger: TokenLedger,
@@ -46,13 +49,29 @@ export function scheduleByTokens(
   quota: Pick<ModelQuota, 'tpm'>,
   headroom: number,
 ): { scheduleMs: number[]; ledger: TokenLedger } {
-  const ratePerMs = (quota.tpm * headroom) / ((60 + TOKEN_BURST_SECONDS) * 1000);
-  const toleranceMs = TOKEN_BURST_SECONDS * 1000;
-  let tat = Math.max(ledger.tatMs, nowMs);
+  const budget = Math.max(1, Math.floor(quota.tpm * headroom));
+  const nowSec = Math.floor(nowMs / 1000);
+  const buckets = new Map<number, number>();
+  let cursor = nowSec;
+  for (const [key, value] of Object.entries(ledger.buckets)) {
+    const second = Number(key);
+    if (second > nowSec - WINDOW_BUCKETS && value > 0) {
+      buckets.set(second, value);
+      cursor = Math.max(cursor, second);
+    }
+  }
+  let sum = 0;
+  for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
   const scheduleMs = tokens.map((w) => {
-    const at = Math.max(nowMs, tat - toleranceMs);
-    tat = Math.max(tat, at) + w / ratePerMs;
-    return Math.round(at);
+    while (w <= budget ? sum + w > budget : sum > 0) {
+      sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
+      cursor++;
+      sum += buckets.get(cursor) ?? 0;
+    }
+    buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
+    sum += w;
+    return cursor === nowSec ? nowMs : cursor * 1000;
   });
-  return { scheduleMs, ledger: { tatMs: tat } };
+  const kept = [...buckets].filter(([second]) => second > nowSec - WINDOW_BUCKETS);
+  return { scheduleMs, ledger: { buckets: Object.fromEntries(kept.map(([k, v]) => [String(k), v])) } };
 }

@@ -121,6 +121,12 @@ export interface FinishCursor {
   itemId: string;
 }
 
+/**
+ * Counter shards per job. The counters take one write per finished item; spread over 16 documents
+ * they stay near Firestore's sustained rate per document at 1,000 items a minute and more.
+ */
+const COUNTER_SHARDS = 16;
+
 const toDate = (v: unknown): Date | null => (v instanceof Timestamp ? v.toDate() : null);
 const toMicros = (t: Timestamp) => t.seconds * 1_000_000 + Math.floor(t.nanoseconds / 1000);
 
@@ -169,9 +175,11 @@ function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
  * Firestore-backed job store. Layout: `jobs/{jobId}` and `jobs/{jobId}/items/{itemId}` (item ids are
  * zero-padded indexes), `ledgers/{model}` for the token schedule, `quotaPauses/{model}`.
  *
- * Counts and usage are never kept in a counter document (a hot document caps at about one write per
- * second): they are aggregations over the items' states, so they change exactly when an item's state
- * does, once. Requests and responses are stored as JSON strings (Firestore forbids nested arrays).
+ * Counts and usage live in `jobs/{jobId}/counters/{0..15}`: every item outcome increments one random
+ * shard in the same commit as the item's own update (guarded by the claim's precondition), so each
+ * item is counted exactly once and no document takes more than a share of the write rate. A job's
+ * counts are the sum of its shards: no per-item query, which the Firestore emulator would serve by
+ * scanning. Requests and responses are stored as JSON strings (Firestore forbids nested arrays).
  */
 export function createJobStore(db: Firestore, options: { collectionPrefix?: string } = {}): JobStore {
   const prefix = options.collectionPrefix ?? '';
@@ -179,8 +187,57 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   const items = (jobId: string) => jobs.doc(jobId).collection('items');
   const ledgers = db.collection(`${prefix}ledgers`);
   const pauses = db.collection(`${prefix}quotaPauses`);
+  const counters = (jobId: string) => jobs.doc(jobId).collection('counters');
+  const shardRefs = (jobId: string) =>
+    Array.from({ length: COUNTER_SHARDS }, (_, n) => counters(jobId).doc(String(n)));
 
-  async function aggregate(
+  /** An outcome's contribution to the job's counters, written in the same commit as the item. */
+  const increments = (outcome: { state: ItemState; usage?: Usage; costUsd?: number }) => ({
+    [outcome.state]: FieldValue.increment(1),
+    promptTokens: FieldValue.increment(outcome.usage?.promptTokens ?? 0),
+    outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
+    costUsd: FieldValue.increment(outcome.costUsd ?? 0),
+  });
+  const randomShard = (jobId: string) =>
+    counters(jobId).doc(String(Math.floor(Math.random() * COUNTER_SHARDS)));
+
+  function sumShards(snaps: FirebaseFirestore.DocumentSnapshot[], total: number) {
+    let succeeded = 0;
+    let failed = 0;
+    let cancelled = 0;
+    let promptTokens = 0;
+    let outputTokens = 0;
+    let cost = 0;
+    for (const snap of snaps) {
+      const d = snap.data();
+      if (!d) continue;
+      succeeded += d.succeeded ?? 0;
+      failed += d.failed ?? 0;
+      cancelled += d.cancelled ?? 0;
+      promptTokens += d.promptTokens ?? 0;
+      outputTokens += d.outputTokens ?? 0;
+      cost += d.costUsd ?? 0;
+    }
+    return {
+      counts: {
+        total,
+        succeeded,
+        failed,
+        cancelled,
+        pending: Math.max(0, total - succeeded - failed - cancelled),
+      },
+      usage: { promptTokens, outputTokens },
+      costUsd: Math.round(cost * 1e9) / 1e9,
+    };
+  }
+
+  /** Counts from the sharded counters: one read of every shard, no query. */
+  async function aggregate(jobId: string, total: number) {
+    return sumShards(await db.getAll(...shardRefs(jobId)), total);
+  }
+
+  /** Exact counts by aggregation queries: used once, when a cancel makes the job terminal. */
+  async function countByQuery(
     jobId: string,
     total: number,
   ): Promise<{ counts: JobCounts; usage: Usage; costUsd: number }> {
@@ -232,7 +289,9 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   const store: JobStore = {
     async createJob(spec, newItems) {
       // Items first, the job document last: a job that is visible is complete and durable.
-      const writer = db.bulkWriter();
+      // The default ramp (500 ops/s, +50% every 5 min) would cap ingest at 500 items/s; items go
+      // to a fresh per-job subcollection, so a faster start is safe.
+      const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
       let failure: unknown;
       writer.onWriteError((err) => {
         if (err.failedAttempts < 5) return true;
@@ -297,15 +356,18 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
 
     async claimItem(jobId, itemId, leaseMs) {
       const ref = items(jobId).doc(itemId);
-      const [itemSnap, jobSnap] = await Promise.all([ref.get(), jobs.doc(jobId).get()]);
-      if (!itemSnap.exists || !jobSnap.exists) return { outcome: 'missing' };
+      const jobRef = jobs.doc(jobId);
+      const [itemSnap, jobSnap] = await db.getAll(ref, jobRef);
+      if (!itemSnap?.exists || !jobSnap?.exists) return { outcome: 'missing' };
       const d = itemSnap.data()!;
       if (d.state !== 'pending') return { outcome: 'done', state: d.state };
       const job = jobFrom(jobSnap);
       const now = Date.now();
       if (job.status === 'cancelled') {
-        await ref
+        await db
+          .batch()
           .update(
+            ref,
             {
               state: 'cancelled',
               error: CANCELLED_ERROR,
@@ -314,14 +376,17 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
             },
             { lastUpdateTime: itemSnap.updateTime! },
           )
+          .set(randomShard(jobId), increments({ state: 'cancelled' }), { merge: true })
+          .commit()
           .catch(ignorePreconditionFailure);
         return { outcome: 'cancelled' };
       }
       if (d.lease && d.lease.untilMs > now) return { outcome: 'leased', retryAfterMs: d.lease.untilMs - now };
       const leaseId = randomUUID();
+      let written: FirebaseFirestore.WriteResult;
       try {
         // Optimistic claim: only if nobody touched the item since we read it.
-        await ref.update(
+        written = await ref.update(
           { lease: { id: leaseId, untilMs: now + leaseMs }, attempts: FieldValue.increment(1) },
           { lastUpdateTime: itemSnap.updateTime! },
         );
@@ -332,33 +397,29 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       if (job.status === 'queued') {
         // First claim marks the job running; a precondition instead of a transaction keeps the
         // hot path free of lock waits (losing the race just means another claim did it).
-        await jobs
-          .doc(jobId)
+        await jobRef
           .update(
             { status: 'running', startedAt: FieldValue.serverTimestamp() },
             { lastUpdateTime: jobSnap.updateTime! },
           )
           .catch(ignorePreconditionFailure);
       }
-      return { outcome: 'claimed', item: itemFrom(itemSnap), job, leaseId };
+      return {
+        outcome: 'claimed',
+        item: itemFrom(itemSnap),
+        job,
+        leaseId: encodeLease(leaseId, written.writeTime),
+      };
     },
 
     async releaseItem(jobId, itemId, leaseId) {
-      const ref = items(jobId).doc(itemId);
-      const snap = await ref.get();
-      const d = snap.data();
-      if (d?.state !== 'pending' || d.lease?.id !== leaseId) return;
-      await ref
-        .update({ lease: null }, { lastUpdateTime: snap.updateTime! })
+      await items(jobId)
+        .doc(itemId)
+        .update({ lease: null }, { lastUpdateTime: decodeLease(leaseId) })
         .catch(ignorePreconditionFailure);
     },
 
     async completeItem(jobId, itemId, leaseId, outcome) {
-      const ref = items(jobId).doc(itemId);
-      const snap = await ref.get();
-      const d = snap.data();
-      // Exactly once: only the delivery that holds the lease writes, and only over a pending item.
-      if (d?.state !== 'pending' || d.lease?.id !== leaseId) return false;
       const patch: Record<string, unknown> = {
         state: outcome.state,
         finishedAt: FieldValue.serverTimestamp(),
@@ -369,7 +430,14 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       if (outcome.usage) patch.usage = outcome.usage;
       if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
       try {
-        await ref.update(patch, { lastUpdateTime: snap.updateTime! });
+        // Exactly once: the write succeeds only if the item is exactly as our claim left it (no
+        // other delivery took it over after our lease ran out, no cancel swept it). No read needed.
+        // The counters change in the same commit, so they count each item exactly once.
+        await db
+          .batch()
+          .update(items(jobId).doc(itemId), patch, { lastUpdateTime: decodeLease(leaseId) })
+          .set(randomShard(jobId), increments(outcome), { merge: true })
+          .commit();
         return true;
       } catch (err) {
         if (isPreconditionFailure(err)) return false;
@@ -378,8 +446,9 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     },
 
     async hasPending(jobId) {
-      const snap = await items(jobId).where('state', '==', 'pending').limit(1).select().get();
-      return !snap.empty;
+      const [jobSnap, ...shards] = await db.getAll(jobs.doc(jobId), ...shardRefs(jobId));
+      if (!jobSnap?.exists) return false;
+      return sumShards(shards, jobSnap.data()!.total).counts.pending > 0;
     },
 
     async finishJob(jobId, status) {
@@ -441,7 +510,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         await writer.close();
         const job = await store.getJob(jobId);
         if (job) {
-          const agg = await aggregate(jobId, job.total);
+          // The sweep does not touch the counters: count the final states once, exactly.
+          const agg = await countByQuery(jobId, job.total);
           await ref.update({ final: agg });
         }
       }
@@ -461,9 +531,15 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       const ref = ledgers.doc(model);
       return db.runTransaction(async (tx) => {
         const snap = await tx.get(ref);
-        const tatMs = snap.exists ? (snap.data()!.tatMs as number) : 0;
-        const planned = scheduleByTokens({ tatMs }, tokens, Date.now(), quota, headroom);
-        tx.set(ref, { tatMs: planned.ledger.tatMs, updatedAt: FieldValue.serverTimestamp() });
+        const buckets = snap.exists
+          ? (JSON.parse(snap.data()!.bucketsJson ?? '{}') as Record<string, number>)
+          : {};
+        const planned = scheduleByTokens({ buckets }, tokens, Date.now(), quota, headroom);
+        // A JSON string, not a map: thousands of per-second keys must not become index entries.
+        tx.set(ref, {
+          bucketsJson: JSON.stringify(planned.ledger.buckets),
+          updatedAt: FieldValue.serverTimestamp(),
+        });
         return planned.scheduleMs;
       });
     },
@@ -489,6 +565,20 @@ export function finishCursorOf(item: ItemRecord): FinishCursor | undefined {
   return item.finishedAtMicros === null
     ? undefined
     : { finishedAtMicros: item.finishedAtMicros, itemId: item.id };
+}
+
+/**
+ * The lease handed to a worker is opaque to it: the lease id plus the item's update time after the
+ * claim, which is the precondition of every later write by that worker.
+ */
+function encodeLease(id: string, version: Timestamp): string {
+  return `${id}@${version.seconds}.${String(version.nanoseconds).padStart(9, '0')}`;
+}
+
+function decodeLease(lease: string): Timestamp {
+  const m = /@(\d+)\.(\d{9})$/.exec(lease);
+  if (!m) throw new Error('not a lease handed out by claimItem');
+  return new Timestamp(Number(m[1]), Number(m[2]));
 }
 
 function isPreconditionFailure(err: unknown): boolean {

@@ -28,7 +28,9 @@ const ALLOWED_TYPES =
 
 /**
  * Addresses a worker must never fetch from: loopback, private, link-local (the metadata server lives
- * at 169.254.169.254), carrier-grade NAT, unique-local, multicast, unspecified.
+ * at 169.254.169.254), carrier-grade NAT, unique-local, multicast, unspecified. IPv4-mapped IPv6
+ * addresses (::ffff:a.b.c.d) need no rule of their own: BlockList checks them against the IPv4 rules
+ * (and a ::ffff:0:0/96 rule would match every IPv4 address).
  */
 export function createDeniedAddresses(): BlockList {
   const list = new BlockList();
@@ -53,7 +55,6 @@ export function createDeniedAddresses(): BlockList {
     ['fc00::', 7],
     ['fe80::', 10],
     ['ff00::', 8],
-    ['::ffff:0:0', 96],
     ['64:ff9b::', 96],
   ] as const) {
     list.addSubnet(net, bits, 'ipv6');

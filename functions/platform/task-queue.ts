@@ -45,7 +45,7 @@ export interface TaskQueueOptions {
  * over plain gRPC; insecure channel credentials also keep the client from fetching Google credentials.
  */
 export function emulatorClientOptions(host: string): ConstructorParameters<typeof CloudTasksClient>[0] {
-  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(host.trim());
+  const match = /^\[?([^\]/]+?)\]?:(\d+)$/.exec(host.trim());
   if (!match?.[1] || !match[2]) throw new Error(`CLOUD_TASKS_EMULATOR_HOST must be HOST:PORT, got "${host}"`);
   return { apiEndpoint: match[1], port: Number(match[2]), sslCreds: credentials.createInsecure() };
 }

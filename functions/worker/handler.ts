@@ -66,6 +66,8 @@ async function runItem(
       return { status: 200, body: { outcome: 'missing' } };
     case 'done':
       log.info({ event: 'item.duplicate', state: claim.state }, 'duplicate delivery of a finished item');
+      // The delivery that wrote this item may have died before finishing the job: finish it here.
+      await finishIfDone(jobId, deps, log);
       return { status: 200, body: { outcome: 'duplicate' } };
     case 'leased':
       log.info({ event: 'item.leased' }, 'another delivery holds this item');

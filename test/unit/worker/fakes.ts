@@ -15,7 +15,7 @@ import type {
 } from '../../../functions/core/jobs.js';
 import { isTerminalJob } from '../../../functions/core/jobs.js';
 import type { ModelQuota } from '../../../functions/core/quotas.js';
-import { scheduleByTokens } from '../../../functions/core/rate.js';
+import { scheduleByTokens, type TokenLedger } from '../../../functions/core/rate.js';
 import { CANCELLED_ERROR } from '../../../functions/core/results.js';
 import type { GeminiClient, GenerateResult } from '../../../functions/platform/gemini.js';
 import type {
@@ -51,7 +51,7 @@ export type StoreMethod = keyof JobStore;
 export class FakeJobStore implements JobStore {
   readonly jobs = new Map<string, JobRecord>();
   readonly items = new Map<string, Map<string, StoredItem>>();
-  readonly ledgers = new Map<string, { tatMs: number }>();
+  readonly ledgers = new Map<string, TokenLedger>();
   readonly pauses = new Map<string, { untilMs: number; reason: string }>();
   /** How many times each method was called, and how many outcome writes and finishes took effect. */
   readonly calls: Partial<Record<StoreMethod, number>> = {};
@@ -300,7 +300,7 @@ export class FakeJobStore implements JobStore {
   ): Promise<number[]> {
     await this.enter('reserveTokens');
     const planned = scheduleByTokens(
-      this.ledgers.get(model) ?? { tatMs: 0 },
+      this.ledgers.get(model) ?? { buckets: {} },
       tokens,
       this.clock(),
       quota,
