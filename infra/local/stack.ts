@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Storage } from '@google-cloud/storage';
 import { loadConfig, readQuotas } from '../../functions/platform/config.js';
@@ -57,16 +58,6 @@ export interface Stack {
 const here = dirname(fileURLToPath(import.meta.url));
 export const PROJECT_ROOT = resolve(here, '..', '..');
 const DEFAULT_PORT_BASE = 8580;
-
-async function listen(server: Server, port: number): Promise<number> {
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail);
-    server.listen(port, '127.0.0.1', () => ok());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('server has no port');
-  return address.port;
-}
 
 /**
  * Boots the local cloud: Firestore (the real emulator), the Cloud Tasks and Cloud Storage emulators,
@@ -156,27 +147,19 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       emulatorHost: tasks.host,
     }).ensureQueues(config.quotas);
 
-    await import('../../functions/index.js');
-    const { getTestServer } = await import('@google-cloud/functions-framework/testing');
-    const serve = async (name: string, p: number) => {
-      const server = getTestServer(name);
-      const bound = await listen(server, p);
-      cleanups.push(
-        () =>
-          new Promise<void>((ok) => {
-            server.closeAllConnections();
-            server.close(() => ok());
-          }),
-      );
-      return `http://127.0.0.1:${bound}/`;
-    };
-    const ingestUrl = (await serve('ingest', ingestPort)).replace(/\/$/, '');
-    await serve('worker', workerPort);
-    const batchUrl = await serve('batch', batchPort);
-    const { getFunction } = await import('@google-cloud/functions-framework/testing');
-    if (getFunction('intake')) {
-      const intakeUrl = await serve('intake', intakePort);
-      storage.subscribe({ url: intakeUrl, bucket, eventTypes: ['google.cloud.storage.object.v1.finalized'] });
+    const host = await startFunctionsHost(
+      { ingest: ingestPort, worker: workerPort, batch: batchPort, intake: intakePort },
+      { ...process.env, ...env },
+    );
+    cleanups.push(host.stop);
+    const ingestUrl = host.urls.ingest!.replace(/\/$/, '');
+    const batchUrl = host.urls.batch!;
+    if (host.urls.intake) {
+      storage.subscribe({
+        url: host.urls.intake,
+        bucket,
+        eventTypes: ['google.cloud.storage.object.v1.finalized'],
+      });
     }
 
     const interval = options.schedulerIntervalMs ?? 10_000;
@@ -207,6 +190,52 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await close();
     throw err;
   }
+}
+
+/**
+ * Starts infra/local/functions-host.ts in a child process and waits for its `functions:` line; its
+ * later output (the functions' JSON logs) goes to this process's stdout.
+ */
+async function startFunctionsHost(
+  ports: Record<string, number>,
+  env: NodeJS.ProcessEnv,
+): Promise<{ urls: Record<string, string>; stop: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...(env.FANOUT_HOST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      '--import',
+      'tsx',
+      resolve(here, 'functions-host.ts'),
+      '--ports',
+      JSON.stringify(ports),
+    ],
+    { cwd: PROJECT_ROOT, env, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  const lines = createInterface({ input: child.stdout! });
+  const urls = await new Promise<Record<string, string>>((ok, fail) => {
+    child.once('exit', (code) =>
+      fail(new Error(`the functions host exited with ${code} before it was ready`)),
+    );
+    lines.on('line', (line) => {
+      if (line.startsWith('functions: ')) ok(JSON.parse(line.slice('functions: '.length)));
+      else process.stdout.write(`${line}\n`);
+    });
+  });
+  return {
+    urls,
+    async stop() {
+      process.removeListener('exit', killOnExit);
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** `npm run dev`: boots the stack, prints `ready: {json}`, writes `.local/stack.json`, stops on Ctrl-C. */
