@@ -1,18 +1,20 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Deps } from '../platform/deps.js';
 import { toHttpError } from '../platform/errors.js';
+import { outsideDomain } from '../platform/runtime.js';
 import { tick } from './handler.js';
 
 /** The Cloud Scheduler target: one tick per call; a failure answers 500 so the next tick tries again. */
 export function createBatchHandler(getDeps: () => Deps) {
-  return async (_req: Request, res: Response): Promise<void> => {
-    const deps = getDeps();
-    try {
-      res.status(200).json(await tick({ store: deps.store, tasks: deps.tasks, logger: deps.logger }));
-    } catch (err) {
-      deps.logger.error({ event: 'batch.tick_failed', err }, 'scheduler tick failed');
-      const mapped = toHttpError(err);
-      res.status(mapped.statusCode).json(mapped.body);
-    }
-  };
+  return (_req: Request, res: Response): Promise<void> =>
+    outsideDomain(async () => {
+      const deps = getDeps();
+      try {
+        res.status(200).json(await tick({ store: deps.store, tasks: deps.tasks, logger: deps.logger }));
+      } catch (err) {
+        deps.logger.error({ event: 'batch.tick_failed', err }, 'scheduler tick failed');
+        const mapped = toHttpError(err);
+        res.status(mapped.statusCode).json(mapped.body);
+      }
+    });
 }

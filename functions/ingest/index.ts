@@ -8,6 +8,7 @@ import {
   toHttpError,
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
+import { outsideDomain } from '../platform/runtime.js';
 import {
   cancelJob,
   createJob,
@@ -32,64 +33,65 @@ const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel)?\/?
 
 /** The jobs API adapter: routes, parses, calls the handler, maps errors. Never sees business logic. */
 export function createIngestHandler(getDeps: () => Deps) {
-  return async (req: Request, res: Response): Promise<void> => {
-    const deps = getDeps();
-    const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
-    const handlerDeps = { ...ingestDeps(deps), logger: log };
-    try {
-      const path = req.path.replace(/\/+$/, '') || '/';
-      if (path === '/jobs') {
-        if (req.method !== 'POST')
-          throw new MethodNotAllowedError(`${req.method} /jobs is not supported; use POST.`);
-        if ((req.rawBody?.length ?? 0) > LIMITS.maxBodyBytes) {
-          throw new PayloadTooLargeError(
-            `The body is larger than ${LIMITS.maxBodyBytes} bytes; send a JSONL file to the bucket instead.`,
-          );
-        }
-        const created = await createJob(req.body, handlerDeps);
-        res.status(202).location(created.links.self).json(created);
-        return;
-      }
-      const m = JOB_PATH.exec(path);
-      if (!m) throw new NotFoundError(`No route for ${req.method} ${path}.`);
-      const [, id, sub] = m as unknown as [string, string, string | undefined];
-      if (sub === '/cancel') {
-        if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to cancel a job.');
-        res.status(200).json(await cancelJob(id, handlerDeps));
-        return;
-      }
-      if (req.method !== 'GET')
-        throw new MethodNotAllowedError(`${req.method} ${path} is not supported; use GET.`);
-      if (!sub) {
-        res.status(200).json(await getJob(id, handlerDeps));
-        return;
-      }
-      if (sub === '/results') {
-        const query = req.query as Record<string, string | undefined>;
-        if (query.format === 'jsonl') {
-          await pipeStream(res, streamResults(id, handlerDeps), 'application/x-ndjson');
+  return (req: Request, res: Response): Promise<void> =>
+    outsideDomain(async () => {
+      const deps = getDeps();
+      const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
+      const handlerDeps = { ...ingestDeps(deps), logger: log };
+      try {
+        const path = req.path.replace(/\/+$/, '') || '/';
+        if (path === '/jobs') {
+          if (req.method !== 'POST')
+            throw new MethodNotAllowedError(`${req.method} /jobs is not supported; use POST.`);
+          if ((req.rawBody?.length ?? 0) > LIMITS.maxBodyBytes) {
+            throw new PayloadTooLargeError(
+              `The body is larger than ${LIMITS.maxBodyBytes} bytes; send a JSONL file to the bucket instead.`,
+            );
+          }
+          const created = await createJob(req.body, handlerDeps);
+          res.status(202).location(created.links.self).json(created);
           return;
         }
-        res.status(200).json(await getResultsPage(id, query, handlerDeps));
-        return;
+        const m = JOB_PATH.exec(path);
+        if (!m) throw new NotFoundError(`No route for ${req.method} ${path}.`);
+        const [, id, sub] = m as unknown as [string, string, string | undefined];
+        if (sub === '/cancel') {
+          if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to cancel a job.');
+          res.status(200).json(await cancelJob(id, handlerDeps));
+          return;
+        }
+        if (req.method !== 'GET')
+          throw new MethodNotAllowedError(`${req.method} ${path} is not supported; use GET.`);
+        if (!sub) {
+          res.status(200).json(await getJob(id, handlerDeps));
+          return;
+        }
+        if (sub === '/results') {
+          const query = req.query as Record<string, string | undefined>;
+          if (query.format === 'jsonl') {
+            await pipeStream(res, streamResults(id, handlerDeps), 'application/x-ndjson');
+            return;
+          }
+          res.status(200).json(await getResultsPage(id, query, handlerDeps));
+          return;
+        }
+        const abort = new AbortController();
+        res.on('close', () => abort.abort());
+        await pipeStream(
+          res,
+          streamEvents(id, req.header('last-event-id'), handlerDeps, abort.signal),
+          'text/event-stream',
+        );
+      } catch (err) {
+        const mapped = toHttpError(err);
+        if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        res.status(mapped.statusCode).set(mapped.headers).json(mapped.body);
       }
-      const abort = new AbortController();
-      res.on('close', () => abort.abort());
-      await pipeStream(
-        res,
-        streamEvents(id, req.header('last-event-id'), handlerDeps, abort.signal),
-        'text/event-stream',
-      );
-    } catch (err) {
-      const mapped = toHttpError(err);
-      if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      res.status(mapped.statusCode).set(mapped.headers).json(mapped.body);
-    }
-  };
+    });
 }
 
 /**
