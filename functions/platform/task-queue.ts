@@ -7,7 +7,9 @@ import { queueRateLimits } from '../core/rate.js';
 /** The body of a task: ids only (a task carries at most 100 KB; prompts live in Firestore). */
 export type TaskPayload =
   | { kind: 'item'; jobId: string; itemId: string }
-  | { kind: 'enqueue'; jobId: string; from: number };
+  | { kind: 'enqueue'; jobId: string; from: number }
+  /** Watches a running job until every item is terminal, then finishes it (round n, for the name). */
+  | { kind: 'finish'; jobId: string; round: number };
 
 export interface ItemTask {
   itemId: string;
@@ -20,8 +22,8 @@ export interface ItemTask {
 export interface TaskQueue {
   /** Creates one named task per item on the model's queue; a task that already exists is fine. */
   enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void>;
-  /** Creates a control task (resumable enqueuing); `name` dedupes it. */
-  enqueueControl(payload: TaskPayload, name: string): Promise<void>;
+  /** Creates a control task (enqueuing, finishing); `name` dedupes it; `scheduleMs` delays it. */
+  enqueueControl(payload: TaskPayload, name: string, scheduleMs?: number): Promise<void>;
   pauseModel(model: string): Promise<void>;
   resumeModel(model: string): Promise<void>;
   /** Creates or updates every model queue and the control queue from the quotas (local cloud, tests). */
@@ -118,8 +120,8 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
       );
     },
 
-    async enqueueControl(payload, name) {
-      await create(CONTROL_QUEUE_ID, name, payload);
+    async enqueueControl(payload, name, scheduleMs) {
+      await create(CONTROL_QUEUE_ID, name, payload, scheduleMs);
     },
 
     async pauseModel(model) {

@@ -42,11 +42,43 @@ export interface WorkerDeps {
   now?: () => number;
 }
 
-/** Handles one task: an item to run, or a page of a job's enqueuing. */
+/** Handles one task: an item to run, a page of a job's enqueuing, or a look at whether a job is done. */
 export async function handleTask(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
-  if (delivery.payload.kind === 'enqueue')
-    return enqueueJob(delivery.payload.jobId, delivery.payload.from, deps);
-  return runItem(delivery, delivery.payload.jobId, delivery.payload.itemId, deps);
+  const { payload } = delivery;
+  if (payload.kind === 'enqueue') return enqueueJob(payload.jobId, payload.from, deps);
+  if (payload.kind === 'finish') return watchJob(payload.jobId, payload.round, deps);
+  return runItem(delivery, payload.jobId, payload.itemId, deps);
+}
+
+/** How often the finish watcher looks at a running job's counters. */
+export const FINISH_WATCH_INTERVAL_MS = 2000;
+
+/**
+ * Items within this many of the end of the job check, when they finish, whether the job is done:
+ * the last item usually is one of them, so the job ends the moment it does. Any other order is
+ * caught by the finish watcher within {@link FINISH_WATCH_INTERVAL_MS}. Checking after every item
+ * would cost a read of every counter shard per item.
+ */
+export function checksCompletion(index: number, total: number): boolean {
+  return index >= total - Math.max(32, Math.ceil(total * 0.02));
+}
+
+/** The finish watcher: finishes the job once nothing is pending, else looks again shortly. */
+async function watchJob(jobId: string, round: number, deps: WorkerDeps): Promise<WorkerReply> {
+  const job = await deps.store.getJob(jobId);
+  if (!job || isTerminalJob(job.status)) return { status: 200, body: { outcome: 'terminal' } };
+  await finishIfDone(jobId, deps, deps.logger.child({ jobId }));
+  const after = await deps.store.getJob(jobId);
+  if (after && !isTerminalJob(after.status)) {
+    const now = (deps.now ?? Date.now)();
+    await deps.tasks.enqueueControl(
+      { kind: 'finish', jobId, round: round + 1 },
+      `${jobId}-finish-${round + 1}`,
+      now + FINISH_WATCH_INTERVAL_MS,
+    );
+    return { status: 200, body: { outcome: 'watching' } };
+  }
+  return { status: 200, body: { outcome: 'finished' } };
 }
 
 async function runItem(
@@ -89,7 +121,7 @@ async function runItem(
 
   const finish = async (outcome: ItemOutcome, event: string): Promise<WorkerReply> => {
     const written = await deps.store.completeItem(jobId, itemId, leaseId, outcome);
-    if (written) await finishIfDone(jobId, deps, log);
+    if (written && checksCompletion(item.index, job.total)) await finishIfDone(jobId, deps, log);
     const totalMs = clock() - t0;
     // overheadMs is what the system adds to Gemini's own time: the benchmark's per-item overhead.
     log.info(
@@ -239,6 +271,11 @@ async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promis
     through = page[page.length - 1]!.index + 1;
     await deps.store.setEnqueued(jobId, through);
   }
+  await deps.tasks.enqueueControl(
+    { kind: 'finish', jobId, round: 0 },
+    `${jobId}-finish-0`,
+    now() + FINISH_WATCH_INTERVAL_MS,
+  );
   log.info({ event: 'enqueue.done', through, ms: now() - started }, 'all item tasks created');
   return { status: 200, body: { outcome: 'enqueued', detail: String(through) } };
 }
