@@ -15,11 +15,13 @@ resource "google_firestore_database" "default" {
 # Indexes. Every query job-store.ts makes on the `items` collection group is served by Firestore's
 # automatic single-field indexes, so no composite index is declared (Firestore refuses a composite
 # index that a single-field index already serves, e.g. state + __name__):
-#   where(state ==) + count() / limit(1)           -> single-field index on state
+#   where(state ==) + count() (final counts of a cancelled job) -> single-field index on state
 #   where(state ==) orderBy(__name__)              -> single-field index on state (ids ascending)
 #   orderBy(finishedAt) orderBy(__name__)          -> single-field index on finishedAt
 #   orderBy(__name__)                              -> the document-id index
 #   sum(usage.promptTokens|usage.outputTokens|costUsd) over a job's items -> no filter, no index
+# Running counts are not queries: each outcome increments one of 16 shards in jobs/{id}/counters in
+# the same commit as the item, and readers sum the shards by document id.
 # What is declared: the two queried fields pinned ascending at collection scope, so a later change of
 # the database's automatic index settings cannot take them away, and exemptions for the large fields
 # nothing queries (requests and responses are JSON strings up to ~1 MB, media a list of references;
