@@ -8,14 +8,12 @@ import {
   Timestamp,
 } from '@google-cloud/firestore';
 import type {
-  GenerateContentRequest,
   ItemError,
   ItemState,
   JobCounts,
   JobMode,
   JobSpec,
   JobStatus,
-  MediaRef,
   NewItem,
   Usage,
 } from '../core/jobs.js';
@@ -54,13 +52,7 @@ export interface JobRecord extends JobSpec {
 }
 
 /** A stored item with its outcome. */
-export interface ItemRecord {
-  id: string;
-  index: number;
-  key: string;
-  request: GenerateContentRequest;
-  media?: MediaRef[];
-  estimatedTokens: number;
+export interface ItemRecord extends NewItem {
   scheduleMs: number | null;
   state: ItemState;
   response?: unknown;
@@ -71,6 +63,27 @@ export interface ItemRecord {
   finishedAt: Date | null;
   /** Commit time of the outcome in microseconds: the order of `GET /jobs/{id}/events`. */
   finishedAtMicros: number | null;
+}
+
+/** The client's view of a job from its record and its counts. */
+export function toJobView(
+  job: JobRecord,
+  agg: { counts: JobCounts; usage: Usage; costUsd: number },
+): JobView {
+  return {
+    id: job.id,
+    status: job.status,
+    mode: job.mode,
+    model: job.model,
+    source: job.source,
+    counts: agg.counts,
+    usage: agg.usage,
+    costUsd: agg.costUsd,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+    notice: job.notice,
+  };
 }
 
 /** The outcome a worker records for an item. */
@@ -265,25 +278,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     };
   }
 
-  function view(job: JobRecord, agg: { counts: JobCounts; usage: Usage; costUsd: number }): JobView {
-    return {
-      id: job.id,
-      status: job.status,
-      mode: job.mode,
-      model: job.model,
-      source: job.source,
-      counts: agg.counts,
-      usage: agg.usage,
-      costUsd: agg.costUsd,
-      createdAt: job.createdAt.toISOString(),
-      startedAt: job.startedAt?.toISOString() ?? null,
-      finishedAt: job.finishedAt?.toISOString() ?? null,
-      notice: job.notice,
-    };
-  }
-
   async function viewOf(job: JobRecord): Promise<JobView> {
-    return view(job, job.final ?? (await aggregate(job.id, job.total)));
+    return toJobView(job, job.final ?? (await aggregate(job.id, job.total)));
   }
 
   const store: JobStore = {

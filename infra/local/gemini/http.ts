@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from '../json-response.js';
 import { invalidJson, StandInHttpError } from './errors.js';
+
+export { sendJson };
 
 /** Largest JSON body accepted (inline images make requests big; uploads are streamed instead). */
 export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
@@ -34,22 +37,6 @@ export function parseJson(body: Buffer): unknown {
     const firstLine = text.split('\n', 1)[0]?.slice(0, 80) ?? '';
     throw invalidJson(`Unexpected token.\n${firstLine}\n^ (${reason})`);
   }
-}
-
-/** Sends `body` as JSON with `status`. */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=UTF-8',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
 }
 
 /** Sends a Google-style error body. */

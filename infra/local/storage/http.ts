@@ -1,27 +1,14 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from '../json-response.js';
 import { invalid } from './errors.js';
 import type { ObjectHasher } from './hashes.js';
 import type { Preconditions } from './store.js';
 
+export { sendJson };
+
 /** Largest JSON request body accepted (metadata, patches, compose requests). */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
-
-/** Sends a JSON body with an explicit length (the client parses it whole). */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=UTF-8',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
 
 /** Sends a status with no body (204, 308, 499). */
 export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {

@@ -27,6 +27,7 @@ import type {
   JobStore,
   JobView,
 } from '../../../functions/platform/job-store.js';
+import { toJobView } from '../../../functions/platform/job-store.js';
 import type { MediaFetcher } from '../../../functions/platform/media.js';
 import {
   type ItemTask,
@@ -106,21 +107,7 @@ export class FakeJobStore implements JobStore {
   }
 
   private view(job: JobRecord): JobView {
-    const agg = job.final ?? this.aggregate(job.id, job.total);
-    return {
-      id: job.id,
-      status: job.status,
-      mode: job.mode,
-      model: job.model,
-      source: job.source,
-      counts: agg.counts,
-      usage: agg.usage,
-      costUsd: agg.costUsd,
-      createdAt: job.createdAt.toISOString(),
-      startedAt: job.startedAt?.toISOString() ?? null,
-      finishedAt: job.finishedAt?.toISOString() ?? null,
-      notice: job.notice,
-    };
+    return toJobView(job, job.final ?? this.aggregate(job.id, job.total));
   }
 
   private finishItem(item: StoredItem): void {
