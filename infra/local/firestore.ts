@@ -60,8 +60,8 @@ export async function startFirestoreEmulator(
   const child: ChildProcess = spawn(
     'java',
     [
-      '-Xms64m',
-      '-XX:+UseSerialGC',
+      '-Xms512m',
+      '-XX:+UseParallelGC',
       '-cp',
       jar,
       'com.google.cloud.datastore.emulator.firestore.CloudFirestore',

@@ -21,6 +21,7 @@ const RPM = 6000;
 const LATENCY_MS = 300;
 const INGEST_ITEMS = 10_000;
 const INGEST_RUNS = 3;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -77,24 +78,46 @@ async function main(): Promise<void> {
 
     // Warm up connections and code paths, then forget what that measured.
     const warm = await post(`${info.ingestUrl}/jobs`, {
-      prompts: Array.from({ length: 50 }, (_, i) => `warm ${i}`),
+      prompts: Array.from({ length: 400 }, (_, i) => `warm ${i}`),
     });
     await waitDone(info.ingestUrl, warm.id, 60_000);
     overheads.length = 0;
-    await fetch(`${info.geminiBaseUrl}/__standin/reset`, { method: 'POST' });
-    await new Promise((r) => setTimeout(r, 1000));
 
-    // Realtime at the quota's edge.
-    const prompts = Array.from({ length: N }, (_, i) => `Benchmark prompt ${i}: say something short.`);
-    const t0 = Date.now();
-    const job = await post(`${info.ingestUrl}/jobs`, { model: 'gemini-bench', prompts });
-    const done = await waitDone(info.ingestUrl, job.id, 300_000);
-    const wallMs = Date.now() - t0;
-    const stats = (await (await fetch(`${info.geminiBaseUrl}/__standin/stats`)).json()) as {
-      models: Record<string, { peakRequestsPer60s: number; rejected429: number; admitted: number }>;
-    };
-    const model = stats.models['gemini-bench']!;
+    // Realtime at the quota's edge: RUNS runs, the median reported (a 2-core machine is noisy).
+    const runs: Array<{
+      wallMs: number;
+      ratio: number;
+      peak: number;
+      rejected429: number;
+      calls: number;
+      succeeded: number;
+    }> = [];
     const idealMs = (N * 60_000) / RPM + LATENCY_MS;
+    for (let run = 0; run < RUNS; run++) {
+      await fetch(`${info.geminiBaseUrl}/__standin/reset`, { method: 'POST' });
+      await new Promise((r) => setTimeout(r, 2000));
+      const prompts = Array.from(
+        { length: N },
+        (_, i) => `Benchmark run ${run} prompt ${i}: say something short.`,
+      );
+      const t0 = Date.now();
+      const job = await post(`${info.ingestUrl}/jobs`, { model: 'gemini-bench', prompts });
+      const done = await waitDone(info.ingestUrl, job.id, 300_000);
+      const wallMs = Date.now() - t0;
+      const stats = (await (await fetch(`${info.geminiBaseUrl}/__standin/stats`)).json()) as {
+        models: Record<string, { peakRequestsPer60s: number; rejected429: number; admitted: number }>;
+      };
+      const model = stats.models['gemini-bench']!;
+      runs.push({
+        wallMs,
+        ratio: Math.round((wallMs / idealMs) * 1000) / 1000,
+        peak: model.peakRequestsPer60s,
+        rejected429: model.rejected429,
+        calls: model.admitted,
+        succeeded: done.counts.succeeded,
+      });
+    }
+    const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor(runs.length / 2)]!;
     const sorted = [...overheads].sort((a, b) => a - b);
 
     // Ingest: time to a durable 202 for 10,000 prompts (the bench model's queue barely dispatches).
@@ -118,14 +141,11 @@ async function main(): Promise<void> {
         items: N,
         rpm: RPM,
         latencyMs: LATENCY_MS,
-        wallMs,
         idealMs,
-        ratioToIdeal: Math.round((wallMs / idealMs) * 1000) / 1000,
+        medianWallMs: median.wallMs,
+        medianRatioToIdeal: median.ratio,
         target: '≤ 1.10',
-        succeeded: done.counts.succeeded,
-        peakRequestsPer60s: model.peakRequestsPer60s,
-        rejected429: model.rejected429,
-        geminiCalls: model.admitted,
+        runs,
       },
       ingest: {
         itemsPerRequest: INGEST_ITEMS,
@@ -145,10 +165,15 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'realtime.json'), `${JSON.stringify(result, null, 2)}\n`);
     console.table({
-      'realtime wall (s)': { value: wallMs / 1000, target: `≤ ${((idealMs * 1.1) / 1000).toFixed(2)}` },
-      'ratio to N·60/RPM + latency': { value: result.realtime.ratioToIdeal, target: '≤ 1.10' },
-      'peak requests in any 60 s': { value: model.peakRequestsPer60s, target: `≤ ${RPM}` },
-      '429s from Gemini': { value: model.rejected429, target: '0' },
+      'realtime wall, median (s)': {
+        value: median.wallMs / 1000,
+        target: `≤ ${((idealMs * 1.1) / 1000).toFixed(2)}`,
+      },
+      'ratio to N·60/RPM + latency': { value: median.ratio, target: '≤ 1.10' },
+      'ratios of the runs': { value: runs.map((r) => r.ratio).join(' '), target: '' },
+      'peak requests in any 60 s': { value: Math.max(...runs.map((r) => r.peak)), target: `≤ ${RPM}` },
+      '429s from Gemini': { value: runs.reduce((a, r) => a + r.rejected429, 0), target: '0' },
+      'Gemini calls per item': { value: runs.reduce((a, r) => a + r.calls, 0) / (N * RUNS), target: '1' },
       'ingest prompts/s (median)': { value: result.ingest.promptsPerSecondMedian, target: '≥ 2000' },
       'per-item overhead p50 (ms)': { value: result.overheadMs.p50, target: '' },
       'per-item overhead p99 (ms)': { value: result.overheadMs.p99, target: '' },
