@@ -1,7 +1,7 @@
 import { Firestore } from '@google-cloud/firestore';
 import { Storage } from '@google-cloud/storage';
 import type { Config } from './config.js';
-import { createGeminiClient, type GeminiClient } from './gemini.js';
+import { createFileUploader, createGeminiClient, type GeminiClient } from './gemini.js';
 import { createJobStore, type JobStore } from './job-store.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMediaFetcher, type MediaFetcher } from './media.js';
@@ -56,7 +56,16 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         timeoutMs: config.gemini.timeoutMs,
         ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
       }),
-    media: overrides.media ?? createMediaFetcher({ storage }),
+    media:
+      overrides.media ??
+      createMediaFetcher({
+        storage,
+        uploader: createFileUploader({
+          apiKey: config.gemini.apiKey,
+          timeoutMs: config.gemini.timeoutMs,
+          ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+        }),
+      }),
     taskAuth:
       overrides.taskAuth ??
       createTaskAuthenticator({

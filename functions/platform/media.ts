@@ -1,9 +1,16 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Storage } from '@google-cloud/storage';
 import type { GenerateContentRequest, MediaRef, Part } from '../core/jobs.js';
+import type { FileUploader } from './gemini.js';
 
 /** A media problem no retry can fix (refused address, too big, wrong type, not found). */
 export class MediaError extends Error {
@@ -22,6 +29,8 @@ export interface MediaFetcher {
 
 /** Gemini refuses inline request bodies over 20 MB; leave room for the prompt. */
 export const MAX_INLINE_MEDIA_BYTES = 18 * 1024 * 1024;
+/** Bigger media go through the Files API, up to this size (the worker stages them on local disk). */
+export const MAX_FILE_MEDIA_BYTES = 512 * 1024 * 1024;
 const MAX_REDIRECTS = 3;
 const ALLOWED_TYPES =
   /^(image\/(png|jpeg|webp|heic|heif|gif)|application\/pdf|audio\/[\w.+-]+|video\/[\w.+-]+|text\/plain)$/;
@@ -97,7 +106,12 @@ export interface MediaFetcherOptions {
   storage: Storage;
   /** DNS lookup for URL media; the guarded system resolver by default. */
   lookup?: Lookup;
+  /** Largest medium sent inline; the item's media together must stay under it too. */
   maxBytes?: number;
+  /** Where media larger than `maxBytes` go; without it they are refused. */
+  uploader?: FileUploader;
+  /** Largest medium sent through the Files API. */
+  maxFileBytes?: number;
 }
 
 async function readLimited(stream: AsyncIterable<Buffer>, maxBytes: number, what: string): Promise<Buffer> {
@@ -120,6 +134,7 @@ function mimeOf(declared: string | undefined, served: string | undefined, what: 
 
 export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const maxBytes = options.maxBytes ?? MAX_INLINE_MEDIA_BYTES;
+  const maxFileBytes = options.maxFileBytes ?? MAX_FILE_MEDIA_BYTES;
   const lookup = options.lookup ?? guardedLookup();
 
   const getUrl = (url: URL): Promise<IncomingMessage> =>
@@ -142,7 +157,15 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       req.end();
     });
 
-  async function fromUrl(ref: MediaRef): Promise<Part> {
+  /** An opened medium: its bytes as a stream, its declared size (0 when unknown) and its type. */
+  interface Source {
+    stream: Readable;
+    size: number;
+    mimeType: string;
+    what: string;
+  }
+
+  async function openUrl(ref: MediaRef): Promise<Source> {
     let url = new URL(ref.url!);
     for (let hop = 0; ; hop++) {
       const res = await getUrl(url);
@@ -157,18 +180,17 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
         res.resume();
         throw new MediaError(`fetching ${ref.url} answered ${status}`, status >= 500 || status === 429);
       }
-      const declaredLength = Number(res.headers['content-length'] ?? 0);
-      if (declaredLength > maxBytes) {
+      try {
+        const mimeType = mimeOf(ref.mimeType, res.headers['content-type'], ref.url!);
+        return { stream: res, size: Number(res.headers['content-length'] ?? 0), mimeType, what: ref.url! };
+      } catch (err) {
         res.destroy();
-        throw new MediaError(`${ref.url} is larger than ${maxBytes} bytes`);
+        throw err;
       }
-      const mimeType = mimeOf(ref.mimeType, res.headers['content-type'], ref.url!);
-      const data = await readLimited(res, maxBytes, ref.url!);
-      return { inlineData: { mimeType, data: data.toString('base64') } };
     }
   }
 
-  async function fromGcs(ref: MediaRef): Promise<Part> {
+  async function openGcs(ref: MediaRef): Promise<Source> {
     const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(ref.gcsUri!)!;
     const file = options.storage.bucket(m[1]!).file(m[2]!);
     let metadata: { size?: string | number; contentType?: string };
@@ -181,21 +203,79 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
         !(code === undefined || code >= 500 || code === 429),
       );
     }
-    if (Number(metadata.size ?? 0) > maxBytes)
-      throw new MediaError(`${ref.gcsUri} is larger than ${maxBytes} bytes`);
     const mimeType = mimeOf(ref.mimeType, metadata.contentType, ref.gcsUri!);
-    const data = await readLimited(file.createReadStream(), maxBytes, ref.gcsUri!);
-    return { inlineData: { mimeType, data: data.toString('base64') } };
+    const size = Number(metadata.size ?? 0);
+    if (size > maxFileBytes || (size > maxBytes && !options.uploader)) {
+      throw new MediaError(
+        `${ref.gcsUri} is larger than ${options.uploader ? maxFileBytes : maxBytes} bytes`,
+      );
+    }
+    return { stream: file.createReadStream(), size, mimeType, what: ref.gcsUri! };
+  }
+
+  /**
+   * Small media go inline. Larger ones (or ones of unknown size that turn out larger) are staged on
+   * local disk and uploaded to the Files API, then referred to by `fileData`; never held in memory.
+   */
+  async function toPart(source: Source): Promise<Part> {
+    if (source.size > 0 && source.size <= maxBytes) {
+      const data = await readLimited(source.stream, maxBytes, source.what);
+      return { inlineData: { mimeType: source.mimeType, data: data.toString('base64') } };
+    }
+    if (!options.uploader) {
+      if (source.size > maxBytes) {
+        source.stream.destroy();
+        throw new MediaError(`${source.what} is larger than ${maxBytes} bytes`);
+      }
+      const data = await readLimited(source.stream, maxBytes, source.what);
+      return { inlineData: { mimeType: source.mimeType, data: data.toString('base64') } };
+    }
+    if (source.size > maxFileBytes) {
+      source.stream.destroy();
+      throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'fanout-media-'));
+    try {
+      const path = join(dir, 'media');
+      let seen = 0;
+      await pipeline(
+        source.stream,
+        async function* limit(chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            seen += chunk.length;
+            if (seen > maxFileBytes)
+              throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
+            yield chunk;
+          }
+        },
+        createWriteStream(path),
+      );
+      if (seen <= maxBytes) {
+        return { inlineData: { mimeType: source.mimeType, data: (await readFile(path)).toString('base64') } };
+      }
+      const uploaded = await options.uploader.upload(path, source.mimeType);
+      return { fileData: { mimeType: uploaded.mimeType, fileUri: uploaded.uri } };
+    } catch (err) {
+      if (err instanceof MediaError) throw err;
+      const status = (err as { httpStatus?: number }).httpStatus;
+      throw new MediaError(
+        `${source.what}: ${(err as Error).message}`,
+        status !== undefined && status < 500 && status !== 429,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   return {
     async attach(request, media) {
       const parts: Part[] = [];
-      let total = 0;
+      let inline = 0;
       for (const ref of media) {
-        const part = ref.url ? await fromUrl(ref) : await fromGcs(ref);
-        total += part.inlineData!.data.length * 0.75;
-        if (total > maxBytes) throw new MediaError(`the item's media add up to more than ${maxBytes} bytes`);
+        const part = await toPart(ref.url ? await openUrl(ref) : await openGcs(ref));
+        inline += (part.inlineData?.data.length ?? 0) * 0.75;
+        if (inline > maxBytes)
+          throw new MediaError(`the item's inline media add up to more than ${maxBytes} bytes`);
         parts.push(part);
       }
       const contents = request.contents.map((c) => ({ ...c, parts: [...c.parts] }));

@@ -159,4 +159,36 @@ describe('jobs API: results, events, callback, media', () => {
     expect(missing).toMatchObject({ key: 'missing', error: { code: 400 } });
     expect(JSON.stringify(missing!.error)).toMatch(/none\.png/);
   }, 90_000);
+
+  it('sends media too big to inline through the Files API', async () => {
+    // Arrange: 19 MiB, over the 18 MiB inline limit.
+    const storage = new Storage({ projectId: stack().projectId, apiEndpoint: stack().storageEmulatorHost });
+    await storage
+      .bucket(stack().bucket)
+      .file('examples/clip.mp4')
+      .save(Buffer.alloc(19 * 1024 * 1024, 1), { contentType: 'video/mp4', resumable: false });
+
+    // Act
+    const id = await createJob({
+      requests: [
+        {
+          key: 'clip',
+          prompt: 'What happens here?',
+          media: [{ gcsUri: `gs://${stack().bucket}/examples/clip.mp4` }],
+        },
+      ],
+    });
+    const job = await waitForJob(id, 60_000);
+    const page = await call('GET', `/jobs/${id}/results`);
+    const files = (await (await fetch(`${stack().geminiBaseUrl}/v1beta/files?key=local`)).json()) as {
+      files?: Array<{ mimeType: string; sizeBytes: string }>;
+    };
+
+    // Assert
+    expect(job.counts).toMatchObject({ succeeded: 1 });
+    expect(JSON.stringify((page.body.results as unknown[])[0])).toContain('[media:1]');
+    expect(
+      files.files?.some((f) => f.mimeType === 'video/mp4' && f.sizeBytes === String(19 * 1024 * 1024)),
+    ).toBe(true);
+  }, 90_000);
 });

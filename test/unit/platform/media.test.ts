@@ -310,3 +310,37 @@ describe('createMediaFetcher: gs:// objects', () => {
     expect(err.permanent).toBe(false);
   });
 });
+
+describe('createMediaFetcher: media too big to send inline', () => {
+  const big = Buffer.alloc(10_000, 7);
+  const storage = fakeStorage({
+    'videos/clip.mp4': { data: big, contentType: 'video/mp4' },
+    'videos/huge.mp4': { data: Buffer.alloc(30_000), contentType: 'video/mp4' },
+  });
+  const uploads: Array<{ bytes: Buffer; mimeType: string }> = [];
+  const uploader = {
+    async upload(path: string, mimeType: string) {
+      const { readFile } = await import('node:fs/promises');
+      uploads.push({ bytes: await readFile(path), mimeType });
+      return { uri: 'https://files.example/v1beta/files/abc', mimeType };
+    },
+  };
+  const fetcher = createMediaFetcher({ storage, maxBytes: 4096, maxFileBytes: 20_000, uploader });
+
+  it('uploads it to the Files API and refers to it by fileData', async () => {
+    const request = await fetcher.attach(question(), [{ gcsUri: 'gs://videos/clip.mp4' }]);
+
+    expect(uploads.at(-1)?.bytes.equals(big)).toBe(true);
+    expect(uploads.at(-1)?.mimeType).toBe('video/mp4');
+    expect(request.contents.at(-1)?.parts.at(-1)).toEqual({
+      fileData: { mimeType: 'video/mp4', fileUri: 'https://files.example/v1beta/files/abc' },
+    });
+  });
+
+  it('refuses what is larger than the Files API limit', async () => {
+    const err = await errorOf(fetcher.attach(question(), [{ gcsUri: 'gs://videos/huge.mp4' }]));
+
+    expect(err.permanent).toBe(true);
+    expect(err.message).toMatch(/larger than 20000 bytes/);
+  });
+});
