@@ -53,4 +53,22 @@ describe('daily quota and cancel', () => {
     expect(callsLater - callsAtCancel).toBeLessThanOrEqual(1);
     expect(again.body).toMatchObject({ status: 'cancelled', counts: job.counts });
   }, 60_000);
+
+  it("backs off a per-minute 429 by Gemini's retryDelay, and records it on the last attempt", async () => {
+    // Arrange: the marker makes the stand-in answer 429 per-minute with retryDelay 1s, every time.
+    const id = await createJob({ requests: [{ key: 'always-429', prompt: 'busy [[fault:429]]' }] });
+
+    // Act
+    const job = await waitForJob(id, 60_000);
+    const page = await call('GET', `/jobs/${id}/results`);
+
+    // Assert: 8 attempts (the e2e queue's maxAttempts) at least a second apart, then a recorded failure.
+    const elapsedMs = Date.parse(job.finishedAt!) - Date.parse(job.startedAt!);
+    expect(elapsedMs).toBeGreaterThanOrEqual(7000);
+    expect(job.counts).toMatchObject({ failed: 1, pending: 0 });
+    expect((page.body.results as unknown[])[0]).toMatchObject({
+      key: 'always-429',
+      error: { code: 429, status: 'RESOURCE_EXHAUSTED' },
+    });
+  }, 90_000);
 });
