@@ -79,6 +79,16 @@ export interface JobSpec {
   callbackUrl?: string;
   /** Where the job came from: `api`, or `gs://bucket/inbox/…` for bucket jobs. */
   source: string;
+  /** Counter documents the job's outcomes are spread over; see {@link counterShardsFor}. */
+  counterShards?: number;
+}
+
+/**
+ * How many counter shards a job of a model needs so that none takes more than about one write a
+ * second (Firestore's sustained rate per document) when items finish at the model's RPM.
+ */
+export function counterShardsFor(rpm: number): number {
+  return Math.min(100, Math.max(1, Math.ceil(rpm / 60)));
 }
 
 const ITEM_ID_WIDTH = 9;

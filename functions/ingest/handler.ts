@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type ItemState, isTerminalJob, itemIdForIndex, type JobMode } from '../core/jobs.js';
+import {
+  counterShardsFor,
+  type ItemState,
+  isTerminalJob,
+  itemIdForIndex,
+  type JobMode,
+} from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import { errorLine, type ResultLine, successLine } from '../core/results.js';
@@ -76,6 +82,7 @@ export async function createJob(body: unknown, deps: IngestDeps, source = 'api')
       mode,
       total: normalized.items.length,
       source,
+      counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
     },
     normalized.items,

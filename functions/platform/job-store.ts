@@ -41,6 +41,7 @@ export interface JobView {
 
 /** The stored job document. */
 export interface JobRecord extends JobSpec {
+  counterShards: number;
   status: JobStatus;
   createdAt: Date;
   startedAt: Date | null;
@@ -134,11 +135,8 @@ export interface FinishCursor {
   itemId: string;
 }
 
-/**
- * Counter shards per job. The counters take one write per finished item; spread over 16 documents
- * they stay near Firestore's sustained rate per document at 1,000 items a minute and more.
- */
-const COUNTER_SHARDS = 16;
+/** Counter shards of a job stored before the count was part of the job (and the default). */
+const DEFAULT_COUNTER_SHARDS = 16;
 
 const toDate = (v: unknown): Date | null => (v instanceof Timestamp ? v.toDate() : null);
 const toMicros = (t: Timestamp) => t.seconds * 1_000_000 + Math.floor(t.nanoseconds / 1000);
@@ -174,6 +172,7 @@ function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     total: d.total,
     source: d.source,
     ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
+    counterShards: d.counterShards ?? DEFAULT_COUNTER_SHARDS,
     status: d.status,
     createdAt: toDate(d.createdAt) ?? new Date(0),
     startedAt: toDate(d.startedAt),
@@ -201,8 +200,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   const ledgers = db.collection(`${prefix}ledgers`);
   const pauses = db.collection(`${prefix}quotaPauses`);
   const counters = (jobId: string) => jobs.doc(jobId).collection('counters');
-  const shardRefs = (jobId: string) =>
-    Array.from({ length: COUNTER_SHARDS }, (_, n) => counters(jobId).doc(String(n)));
+  const shardRefs = (jobId: string, shards: number) =>
+    Array.from({ length: shards }, (_, n) => counters(jobId).doc(String(n)));
 
   /** An outcome's contribution to the job's counters, written in the same commit as the item. */
   const increments = (outcome: { state: ItemState; usage?: Usage; costUsd?: number }) => ({
@@ -211,8 +210,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
     costUsd: FieldValue.increment(outcome.costUsd ?? 0),
   });
-  const randomShard = (jobId: string) =>
-    counters(jobId).doc(String(Math.floor(Math.random() * COUNTER_SHARDS)));
+  const randomShard = (jobId: string, shards: number) =>
+    counters(jobId).doc(String(Math.floor(Math.random() * shards)));
 
   function sumShards(snaps: FirebaseFirestore.DocumentSnapshot[], total: number) {
     let succeeded = 0;
@@ -245,8 +244,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   }
 
   /** Counts from the sharded counters: one read of every shard, no query. */
-  async function aggregate(jobId: string, total: number) {
-    return sumShards(await db.getAll(...shardRefs(jobId)), total);
+  async function aggregate(jobId: string, total: number, shards: number) {
+    return sumShards(await db.getAll(...shardRefs(jobId, shards)), total);
   }
 
   /** Exact counts by aggregation queries: used once, when a cancel makes the job terminal. */
@@ -279,7 +278,7 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   }
 
   async function viewOf(job: JobRecord): Promise<JobView> {
-    return toJobView(job, job.final ?? (await aggregate(job.id, job.total)));
+    return toJobView(job, job.final ?? (await aggregate(job.id, job.total, job.counterShards)));
   }
 
   const store: JobStore = {
@@ -372,7 +371,9 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
             },
             { lastUpdateTime: itemSnap.updateTime! },
           )
-          .set(randomShard(jobId), increments({ state: 'cancelled' }), { merge: true })
+          .set(randomShard(jobId, job.counterShards), increments({ state: 'cancelled' }), {
+            merge: true,
+          })
           .commit()
           .catch(ignorePreconditionFailure);
         return { outcome: 'cancelled' };
@@ -404,18 +405,19 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         outcome: 'claimed',
         item: itemFrom(itemSnap),
         job,
-        leaseId: encodeLease(leaseId, written.writeTime),
+        leaseId: encodeLease(leaseId, written.writeTime, job.counterShards),
       };
     },
 
     async releaseItem(jobId, itemId, leaseId) {
       await items(jobId)
         .doc(itemId)
-        .update({ lease: null }, { lastUpdateTime: decodeLease(leaseId) })
+        .update({ lease: null }, { lastUpdateTime: decodeLease(leaseId).version })
         .catch(ignorePreconditionFailure);
     },
 
     async completeItem(jobId, itemId, leaseId, outcome) {
+      const lease = decodeLease(leaseId);
       const patch: Record<string, unknown> = {
         state: outcome.state,
         finishedAt: FieldValue.serverTimestamp(),
@@ -431,8 +433,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         // The counters change in the same commit, so they count each item exactly once.
         await db
           .batch()
-          .update(items(jobId).doc(itemId), patch, { lastUpdateTime: decodeLease(leaseId) })
-          .set(randomShard(jobId), increments(outcome), { merge: true })
+          .update(items(jobId).doc(itemId), patch, { lastUpdateTime: lease.version })
+          .set(randomShard(jobId, lease.shards), increments(outcome), { merge: true })
           .commit();
         return true;
       } catch (err) {
@@ -442,15 +444,15 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     },
 
     async hasPending(jobId) {
-      const [jobSnap, ...shards] = await db.getAll(jobs.doc(jobId), ...shardRefs(jobId));
-      if (!jobSnap?.exists) return false;
-      return sumShards(shards, jobSnap.data()!.total).counts.pending > 0;
+      const job = await store.getJob(jobId);
+      if (!job) return false;
+      return (await aggregate(jobId, job.total, job.counterShards)).counts.pending > 0;
     },
 
     async finishJob(jobId, status) {
       const job = await store.getJob(jobId);
       if (!job || isTerminalJob(job.status)) return undefined;
-      const agg = await aggregate(jobId, job.total);
+      const agg = await aggregate(jobId, job.total, job.counterShards);
       const done = await db.runTransaction(async (tx) => {
         const fresh = await tx.get(jobs.doc(jobId));
         if (!fresh.exists || isTerminalJob(fresh.data()!.status)) return false;
@@ -567,14 +569,14 @@ export function finishCursorOf(item: ItemRecord): FinishCursor | undefined {
  * The lease handed to a worker is opaque to it: the lease id plus the item's update time after the
  * claim, which is the precondition of every later write by that worker.
  */
-function encodeLease(id: string, version: Timestamp): string {
-  return `${id}@${version.seconds}.${String(version.nanoseconds).padStart(9, '0')}`;
+function encodeLease(id: string, version: Timestamp, shards: number): string {
+  return `${id}@${version.seconds}.${String(version.nanoseconds).padStart(9, '0')}#${shards}`;
 }
 
-function decodeLease(lease: string): Timestamp {
-  const m = /@(\d+)\.(\d{9})$/.exec(lease);
+function decodeLease(lease: string): { version: Timestamp; shards: number } {
+  const m = /@(\d+)\.(\d{9})#(\d+)$/.exec(lease);
   if (!m) throw new Error('not a lease handed out by claimItem');
-  return new Timestamp(Number(m[1]), Number(m[2]));
+  return { version: new Timestamp(Number(m[1]), Number(m[2])), shards: Number(m[3]) };
 }
 
 function isPreconditionFailure(err: unknown): boolean {

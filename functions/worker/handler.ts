@@ -103,9 +103,11 @@ async function runItem(
       return { status: 200, body: { outcome: 'duplicate' } };
     case 'leased':
       log.info({ event: 'item.leased' }, 'another delivery holds this item');
+      // Come back within 10 s at most, not at the end of the lease: the holder usually finishes (or
+      // releases) long before its lease runs out, and this delivery then finds the item done.
       return {
         status: 503,
-        retryAfterSeconds: Math.ceil(claim.retryAfterMs / 1000),
+        retryAfterSeconds: Math.min(10, Math.ceil(claim.retryAfterMs / 1000)),
         body: { outcome: 'leased' },
       };
     case 'cancelled':

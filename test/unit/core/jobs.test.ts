@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isTerminalJob, itemIdForIndex, pendingOf } from '../../../functions/core/jobs.js';
+import { counterShardsFor, isTerminalJob, itemIdForIndex, pendingOf } from '../../../functions/core/jobs.js';
 
 describe('itemIdForIndex', () => {
   it('sorts as text in input order', () => {
@@ -31,5 +31,14 @@ describe('job status', () => {
   it('counts pending as what is not finished, never below zero', () => {
     expect(pendingOf({ total: 10, succeeded: 3, failed: 2, cancelled: 1 })).toBe(4);
     expect(pendingOf({ total: 1, succeeded: 1, failed: 1, cancelled: 0 })).toBe(0);
+  });
+});
+
+describe('counterShardsFor', () => {
+  it('gives a job enough counter shards for about one write a second each, at most 100', () => {
+    expect(counterShardsFor(60)).toBe(1);
+    expect(counterShardsFor(1000)).toBe(17);
+    expect(counterShardsFor(6000)).toBe(100);
+    expect(counterShardsFor(1_000_000)).toBe(100);
   });
 });

@@ -138,6 +138,7 @@ export class FakeJobStore implements JobStore {
     this.items.set(spec.id, items);
     this.jobs.set(spec.id, {
       ...spec,
+      counterShards: spec.counterShards ?? 16,
       status: 'queued',
       createdAt: new Date(this.clock()),
       startedAt: null,

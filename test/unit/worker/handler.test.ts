@@ -405,13 +405,16 @@ describe('handleTask: items that do not run', () => {
     expect(store.item(JOB, ITEM)?.error).toMatchObject({ code: 499, status: 'CANCELLED' });
   });
 
-  it('answers 503 with retry-after while another delivery holds the item', async () => {
+  it('answers 503 with retry-after while another delivery holds the item, at most 10 s', async () => {
     const { store, gemini, deps } = await setup();
     store.lease(JOB, ITEM, NOON_PACIFIC + 42_500);
 
     const reply = await handleTask(itemDelivery(ITEM), deps);
+    store.lease(JOB, ITEM, NOON_PACIFIC + 3_500);
+    const short = await handleTask(itemDelivery(ITEM), deps);
 
-    expect(reply).toEqual({ status: 503, retryAfterSeconds: 43, body: { outcome: 'leased' } });
+    expect(reply).toEqual({ status: 503, retryAfterSeconds: 10, body: { outcome: 'leased' } });
+    expect(short).toEqual({ status: 503, retryAfterSeconds: 4, body: { outcome: 'leased' } });
     expect(gemini.calls).toEqual([]);
   });
 
