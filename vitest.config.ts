@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Most suites wait on rate-limited queues rather than compute: run a few files at once.
+    maxWorkers: 3,
     env: { METADATA_SERVER_DETECTION: 'none' },
   },
 });
