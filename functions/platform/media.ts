@@ -204,35 +204,25 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       );
     }
     const mimeType = mimeOf(ref.mimeType, metadata.contentType, ref.gcsUri!);
-    const size = Number(metadata.size ?? 0);
-    if (size > maxFileBytes || (size > maxBytes && !options.uploader)) {
-      throw new MediaError(
-        `${ref.gcsUri} is larger than ${options.uploader ? maxFileBytes : maxBytes} bytes`,
-      );
-    }
-    return { stream: file.createReadStream(), size, mimeType, what: ref.gcsUri! };
+    return { stream: file.createReadStream(), size: Number(metadata.size ?? 0), mimeType, what: ref.gcsUri! };
   }
 
   /**
    * Small media go inline. Larger ones (or ones of unknown size that turn out larger) are staged on
    * local disk and uploaded to the Files API, then referred to by `fileData`; never held in memory.
    */
+  const inlinePart = (mimeType: string, data: Buffer): Part => ({
+    inlineData: { mimeType, data: data.toString('base64') },
+  });
+
   async function toPart(source: Source): Promise<Part> {
-    if (source.size > 0 && source.size <= maxBytes) {
-      const data = await readLimited(source.stream, maxBytes, source.what);
-      return { inlineData: { mimeType: source.mimeType, data: data.toString('base64') } };
-    }
-    if (!options.uploader) {
-      if (source.size > maxBytes) {
-        source.stream.destroy();
-        throw new MediaError(`${source.what} is larger than ${maxBytes} bytes`);
-      }
-      const data = await readLimited(source.stream, maxBytes, source.what);
-      return { inlineData: { mimeType: source.mimeType, data: data.toString('base64') } };
-    }
-    if (source.size > maxFileBytes) {
+    const limit = options.uploader ? maxFileBytes : maxBytes;
+    if (source.size > limit) {
       source.stream.destroy();
-      throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
+      throw new MediaError(`${source.what} is larger than ${limit} bytes`);
+    }
+    if (!options.uploader || (source.size > 0 && source.size <= maxBytes)) {
+      return inlinePart(source.mimeType, await readLimited(source.stream, maxBytes, source.what));
     }
     const dir = await mkdtemp(join(tmpdir(), 'fanout-media-'));
     try {
@@ -250,9 +240,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
         },
         createWriteStream(path),
       );
-      if (seen <= maxBytes) {
-        return { inlineData: { mimeType: source.mimeType, data: (await readFile(path)).toString('base64') } };
-      }
+      if (seen <= maxBytes) return inlinePart(source.mimeType, await readFile(path));
       const uploaded = await options.uploader.upload(path, source.mimeType);
       return { fileData: { mimeType: uploaded.mimeType, fileUri: uploaded.uri } };
     } catch (err) {

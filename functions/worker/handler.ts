@@ -65,20 +65,14 @@ export function checksCompletion(index: number, total: number): boolean {
 
 /** The finish watcher: finishes the job once nothing is pending, else looks again shortly. */
 async function watchJob(jobId: string, round: number, deps: WorkerDeps): Promise<WorkerReply> {
-  const job = await deps.store.getJob(jobId);
-  if (!job || isTerminalJob(job.status)) return { status: 200, body: { outcome: 'terminal' } };
-  await finishIfDone(jobId, deps, deps.logger.child({ jobId }));
-  const after = await deps.store.getJob(jobId);
-  if (after && !isTerminalJob(after.status)) {
-    const now = (deps.now ?? Date.now)();
-    await deps.tasks.enqueueControl(
-      { kind: 'finish', jobId, round: round + 1 },
-      `${jobId}-finish-${round + 1}`,
-      now + FINISH_WATCH_INTERVAL_MS,
-    );
-    return { status: 200, body: { outcome: 'watching' } };
-  }
-  return { status: 200, body: { outcome: 'finished' } };
+  const state = await finishIfDone(jobId, deps, deps.logger.child({ jobId }));
+  if (state !== 'pending') return { status: 200, body: { outcome: state } };
+  await deps.tasks.enqueueControl(
+    { kind: 'finish', jobId, round: round + 1 },
+    `${jobId}-finish-${round + 1}`,
+    (deps.now ?? Date.now)() + FINISH_WATCH_INTERVAL_MS,
+  );
+  return { status: 200, body: { outcome: 'watching' } };
 }
 
 async function runItem(
@@ -210,13 +204,20 @@ async function runItem(
   }
 }
 
-/** Turns the job terminal when no item is pending; only one caller wins, and only it notifies. */
-async function finishIfDone(jobId: string, deps: WorkerDeps, log: Logger): Promise<void> {
-  if (await deps.store.hasPending(jobId)) return;
+/**
+ * Turns the job terminal when no item is pending; only one caller wins, and only it notifies.
+ * Says whether the job was already terminal (or unknown), is now finished, or still has pending items.
+ */
+async function finishIfDone(
+  jobId: string,
+  deps: WorkerDeps,
+  log: Logger,
+): Promise<'terminal' | 'finished' | 'pending'> {
   const job = await deps.store.getJob(jobId);
-  if (!job || isTerminalJob(job.status)) return;
+  if (!job || isTerminalJob(job.status)) return 'terminal';
+  if (await deps.store.hasPending(jobId)) return 'pending';
   const view = await deps.store.finishJob(jobId, 'succeeded');
-  if (!view) return;
+  if (!view) return 'finished';
   log.info({ event: 'job.finished', counts: view.counts, costUsd: view.costUsd }, 'job finished');
   if (job.callbackUrl) {
     await deps
@@ -225,6 +226,7 @@ async function finishIfDone(jobId: string, deps: WorkerDeps, log: Logger): Promi
         log.error({ event: 'job.callback_failed', err: err.message }, 'callback failed'),
       );
   }
+  return 'finished';
 }
 
 const PAGE = 500;
