@@ -3,6 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
+import { readQuotas } from '../functions/platform/config.js';
 import { PROJECT_ROOT, startStack } from '../infra/local/stack.js';
 import { createClient, type JobSummary, progressLine, readPromptFile } from './client.js';
 
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     );
 
     const stats = stack.standIn?.stats().models[job.model];
-    const quotas = (await import('../functions/platform/config.js')).readQuotas();
+    const quotas = readQuotas();
     const quota = quotas.models[job.model];
     process.stdout.write(
       [
