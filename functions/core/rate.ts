@@ -25,53 +25,104 @@ export function queueRateLimits(quota: Pick<ModelQuota, 'rpm'>, headroom: number
   };
 }
 
-/** Input tokens reserved per epoch second for one model: the last minute and the future. */
-export interface TokenLedger {
-  /** Epoch second → tokens planned to be sent in that second. */
+/** What a model's queue has been promised, per epoch second: the last minute and the future. */
+export interface DispatchLedger {
+  /** Epoch second → input tokens planned to be sent in that second. */
   buckets: Record<string, number>;
+  /** Epoch second → requests planned to be dispatched in that second. */
+  requests?: Record<string, number>;
 }
 
-/** Seconds a 60-second window can touch: any window (t − 60 s, t] lies within seconds s − 60 … s. */
-const WINDOW_BUCKETS = 61;
+/**
+ * How far a send may run behind its planned time without breaking the plan: the planner keeps every
+ * window of 60 + this many seconds within the TPM budget, so a request sent up to this late still
+ * shares no 60-second window with more than the budget.
+ */
+export const PLAN_SLACK_SECONDS = 3;
 
 /**
- * Plans when each item may be dispatched so that no 60-second window carries more than
- * `tpm × headroom` input tokens, across every job sharing the model's ledger. Items are placed first
- * come, first served, each in the earliest second at or after the last reservation whose trailing
- * window (the 61 one-second buckets any 60-second window ending in that second can touch) still has
- * room; a light set gets `now` for every item. An item larger than the whole budget is placed alone
- * in an empty window (Gemini will refuse it, and the worker records why).
+ * A delivery this much later than its plan is planned again (see the worker). Less than the slack:
+ * the rest covers the time between that check and the request reaching Gemini.
  */
-export function scheduleByTokens(
-  ledger: TokenLedger,
+export const REPLAN_AFTER_MS = 2000;
+
+/** Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within s − 60 − slack … s. */
+const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
+
+/**
+ * Requests the queue can dispatch in epoch second `s` at `rate` a second: the integer steps of
+ * `rate × s`, so consecutive seconds average exactly `rate`.
+ */
+export function requestsInSecond(s: number, rate: number): number {
+  return Math.floor((s + 1) * rate) - Math.floor(s * rate);
+}
+
+/**
+ * Plans when each item is sent, across every job sharing the model's ledger:
+ * - no more requests in a second than the model's queue dispatches in it ({@link queueRateLimits}),
+ *   so the plan is a prediction of when the queue sends each item, not only a lower bound;
+ * - no window of 60 + {@link PLAN_SLACK_SECONDS} seconds carries more than `tpm × headroom` input
+ *   tokens, so sends a little behind their plan still keep every minute within TPM.
+ * Items are placed first come, first served, each in the earliest second at or after the last
+ * reservation that has room on both counts; items that fit in the current second get `now`. An item
+ * larger than the whole token budget is placed alone in an empty window (Gemini will refuse it, and
+ * the worker records why). `release` first takes back one earlier reservation (an item being planned
+ * again that never reached Gemini).
+ */
+export function planDispatches(
+  ledger: DispatchLedger,
   tokens: readonly number[],
   nowMs: number,
-  quota: Pick<ModelQuota, 'tpm'>,
+  quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
   headroom: number,
-): { scheduleMs: number[]; ledger: TokenLedger } {
+  release?: { atMs: number; tokens: number },
+): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
+  const rate = queueRateLimits(quota, headroom).maxDispatchesPerSecond;
   const nowSec = Math.floor(nowMs / 1000);
+  const keep = (second: number) => second > nowSec - WINDOW_BUCKETS;
   const buckets = new Map<number, number>();
+  const requests = new Map<number, number>();
   let cursor = nowSec;
   for (const [key, value] of Object.entries(ledger.buckets)) {
     const second = Number(key);
-    if (second > nowSec - WINDOW_BUCKETS && value > 0) {
+    if (keep(second) && value > 0) {
       buckets.set(second, value);
       cursor = Math.max(cursor, second);
     }
   }
+  for (const [key, value] of Object.entries(ledger.requests ?? {})) {
+    const second = Number(key);
+    if (second >= nowSec && value > 0) {
+      requests.set(second, value);
+      cursor = Math.max(cursor, second);
+    }
+  }
+  if (release) {
+    const second = Math.floor(release.atMs / 1000);
+    if (buckets.has(second)) buckets.set(second, Math.max(0, buckets.get(second)! - release.tokens));
+    if (requests.has(second)) requests.set(second, Math.max(0, requests.get(second)! - 1));
+  }
   let sum = 0;
   for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
   const scheduleMs = tokens.map((w) => {
-    while (w <= budget ? sum + w > budget : sum > 0) {
+    while (
+      (w <= budget ? sum + w > budget : sum > 0) ||
+      (requests.get(cursor) ?? 0) >= requestsInSecond(cursor, rate)
+    ) {
       sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
       cursor++;
       sum += buckets.get(cursor) ?? 0;
     }
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
+    requests.set(cursor, (requests.get(cursor) ?? 0) + 1);
     sum += w;
     return cursor === nowSec ? nowMs : cursor * 1000;
   });
-  const kept = [...buckets].filter(([second]) => second > nowSec - WINDOW_BUCKETS);
-  return { scheduleMs, ledger: { buckets: Object.fromEntries(kept.map(([k, v]) => [String(k), v])) } };
+  const record = (map: Map<number, number>, from: (second: number) => boolean) =>
+    Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
+  return {
+    scheduleMs,
+    ledger: { buckets: record(buckets, keep), requests: record(requests, (s) => s >= nowSec) },
+  };
 }

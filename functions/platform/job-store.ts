@@ -19,7 +19,7 @@ import type {
 } from '../core/jobs.js';
 import { isTerminalJob } from '../core/jobs.js';
 import type { ModelQuota } from '../core/quotas.js';
-import { scheduleByTokens } from '../core/rate.js';
+import { planDispatches } from '../core/rate.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 
 /** A job as clients see it (`GET /jobs/{id}`). */
@@ -54,7 +54,8 @@ export interface JobRecord extends JobSpec {
 
 /** A stored item with its outcome. */
 export interface ItemRecord extends NewItem {
-  scheduleMs: number | null;
+  /** When a delivery found the item late and planned it again: the new plan (epoch ms) of its new task. */
+  plannedMs: number | null;
   state: ItemState;
   response?: unknown;
   error?: ItemError;
@@ -111,7 +112,8 @@ export interface JobStore {
   /** Finished items ordered by finish time then id, strictly after `cursor`. */
   listFinished(jobId: string, cursor: FinishCursor | undefined, limit: number): Promise<ItemRecord[]>;
   claimItem(jobId: string, itemId: string, leaseMs: number): Promise<ClaimResult>;
-  releaseItem(jobId: string, itemId: string, leaseId: string): Promise<void>;
+  /** Gives the item up for another delivery; `plannedMs` records a new plan (and its new task). */
+  releaseItem(jobId: string, itemId: string, leaseId: string, plannedMs?: number): Promise<void>;
   completeItem(jobId: string, itemId: string, leaseId: string, outcome: ItemOutcome): Promise<boolean>;
   hasPending(jobId: string): Promise<boolean>;
   /** Turns the job terminal exactly once; returns the final view only to the caller that did it. */
@@ -123,8 +125,17 @@ export interface JobStore {
   cancelJob(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined>;
   setEnqueued(jobId: string, through: number): Promise<void>;
   setNotice(jobId: string, notice: string | null): Promise<void>;
-  /** Reserves token budget for items of one model; returns each item's earliest dispatch time. */
-  reserveTokens(model: string, tokens: number[], quota: ModelQuota, headroom: number): Promise<number[]>;
+  /**
+   * Reserves dispatch slots (requests and input tokens) for items of one model on its shared ledger
+   * and returns each item's planned send time; `release` first takes back an earlier reservation.
+   */
+  reserveDispatches(
+    model: string,
+    tokens: number[],
+    quota: ModelQuota,
+    headroom: number,
+    release?: { atMs: number; tokens: number },
+  ): Promise<number[]>;
   setQuotaPause(model: string, untilMs: number, reason: string): Promise<void>;
   listQuotaPauses(): Promise<Array<{ model: string; untilMs: number; reason: string }>>;
   clearQuotaPause(model: string): Promise<void>;
@@ -149,7 +160,7 @@ function itemFrom(snap: QueryDocumentSnapshot | FirebaseFirestore.DocumentSnapsh
     key: d.key,
     request: JSON.parse(d.requestJson),
     estimatedTokens: d.estimatedTokens ?? 0,
-    scheduleMs: d.scheduleMs ?? null,
+    plannedMs: d.plannedMs ?? null,
     state: d.state,
     attempts: d.attempts ?? 0,
     finishedAt: toDate(d.finishedAt),
@@ -409,10 +420,12 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       };
     },
 
-    async releaseItem(jobId, itemId, leaseId) {
+    async releaseItem(jobId, itemId, leaseId, plannedMs) {
       await items(jobId)
         .doc(itemId)
-        .update({ lease: null }, { lastUpdateTime: decodeLease(leaseId).version })
+        .update(plannedMs === undefined ? { lease: null } : { lease: null, plannedMs }, {
+          lastUpdateTime: decodeLease(leaseId).version,
+        })
         .catch(ignorePreconditionFailure);
     },
 
@@ -525,17 +538,18 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       await jobs.doc(jobId).update({ notice });
     },
 
-    async reserveTokens(model, tokens, quota, headroom) {
+    async reserveDispatches(model, tokens, quota, headroom, release) {
       const ref = ledgers.doc(model);
       return db.runTransaction(async (tx) => {
         const snap = await tx.get(ref);
-        const buckets = snap.exists
-          ? (JSON.parse(snap.data()!.bucketsJson ?? '{}') as Record<string, number>)
-          : {};
-        const planned = scheduleByTokens({ buckets }, tokens, Date.now(), quota, headroom);
-        // A JSON string, not a map: thousands of per-second keys must not become index entries.
+        const parse = (field: string) =>
+          JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
+        const ledger = { buckets: parse('bucketsJson'), requests: parse('requestsJson') };
+        const planned = planDispatches(ledger, tokens, Date.now(), quota, headroom, release);
+        // JSON strings, not maps: thousands of per-second keys must not become index entries.
         tx.set(ref, {
           bucketsJson: JSON.stringify(planned.ledger.buckets),
+          requestsJson: JSON.stringify(planned.ledger.requests ?? {}),
           updatedAt: FieldValue.serverTimestamp(),
         });
         return planned.scheduleMs;

@@ -6,7 +6,8 @@ import { queueRateLimits } from '../core/rate.js';
 
 /** The body of a task: ids only (a task carries at most 100 KB; prompts live in Firestore). */
 export type TaskPayload =
-  | { kind: 'item'; jobId: string; itemId: string }
+  /** `plannedMs`: when the model's ledger planned the send; a delivery far behind it is planned again. */
+  | { kind: 'item'; jobId: string; itemId: string; plannedMs?: number }
   | { kind: 'enqueue'; jobId: string; from: number }
   /** Watches a running job until every item is terminal, then finishes it (round n, for the name). */
   | { kind: 'finish'; jobId: string; round: number };
@@ -14,13 +15,18 @@ export type TaskPayload =
 export interface ItemTask {
   itemId: string;
   index: number;
-  /** Earliest dispatch time (epoch ms); the TPM schedule. */
-  scheduleMs?: number;
+  /** Planned send time (epoch ms) from the model's ledger: the task's schedule time, and in its payload. */
+  plannedMs?: number;
+  /** The item was planned again: its task needs a new name, as the first one is spent. */
+  replan?: boolean;
 }
 
 /** Narrow interface over Cloud Tasks. */
 export interface TaskQueue {
-  /** Creates one named task per item on the model's queue; a task that already exists is fine. */
+  /**
+   * Creates one named task per item on the model's queue, scheduled at its planned time; a task that
+   * already exists is fine.
+   */
   enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void>;
   /** Creates a control task (enqueuing, finishing); `name` dedupes it; `scheduleMs` delays it. */
   enqueueControl(payload: TaskPayload, name: string, scheduleMs?: number): Promise<void>;
@@ -60,6 +66,12 @@ export function emulatorClientOptions(host: string): ConstructorParameters<typeo
 export function itemTaskId(jobId: string, itemId: string): string {
   const h = createHash('sha256').update(`${jobId}/${itemId}`).digest('hex').slice(0, 8);
   return `${h}-${jobId}-${itemId}`;
+}
+
+/** The name of an item's task: a task for an item planned again carries its planned second. */
+export function itemTaskName(jobId: string, task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan'>): string {
+  const base = itemTaskId(jobId, task.itemId);
+  return task.replan && task.plannedMs !== undefined ? `${base}-p${Math.floor(task.plannedMs / 1000)}` : base;
 }
 
 const ALREADY_EXISTS = 6;
@@ -116,7 +128,17 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     async enqueueItems(model, jobId, items) {
       const queueId = queueIdForModel(model);
       await mapLimit(items, concurrency, (t) =>
-        create(queueId, itemTaskId(jobId, t.itemId), { kind: 'item', jobId, itemId: t.itemId }, t.scheduleMs),
+        create(
+          queueId,
+          itemTaskName(jobId, t),
+          {
+            kind: 'item',
+            jobId,
+            itemId: t.itemId,
+            ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
+          },
+          t.plannedMs,
+        ),
       );
     },
 

@@ -2,6 +2,7 @@ import { costUsd, usageFrom } from '../core/cost.js';
 import { type ItemError, isTerminalJob, itemIdForIndex } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
 import type { Quotas } from '../core/quotas.js';
+import { REPLAN_AFTER_MS } from '../core/rate.js';
 import type { GeminiCallError, GeminiClient } from '../platform/gemini.js';
 import type { ItemOutcome, JobStore, JobView } from '../platform/job-store.js';
 import type { Logger } from '../platform/logger.js';
@@ -47,7 +48,7 @@ export async function handleTask(delivery: TaskDelivery, deps: WorkerDeps): Prom
   const { payload } = delivery;
   if (payload.kind === 'enqueue') return enqueueJob(payload.jobId, payload.from, deps);
   if (payload.kind === 'finish') return watchJob(payload.jobId, payload.round, deps);
-  return runItem(delivery, payload.jobId, payload.itemId, deps);
+  return runItem(delivery, payload.jobId, payload.itemId, payload.plannedMs, deps);
 }
 
 /** How often the finish watcher looks at a running job's counters. */
@@ -79,6 +80,7 @@ async function runItem(
   delivery: TaskDelivery,
   jobId: string,
   itemId: string,
+  taskPlannedMs: number | undefined,
   deps: WorkerDeps,
 ): Promise<WorkerReply> {
   const log = deps.logger.child({ jobId, itemId, attempt: delivery.retryCount + 1 });
@@ -114,6 +116,13 @@ async function runItem(
   const { item, job, leaseId } = claim;
   const quota = deps.quotas.models[job.model];
   const lastAttempt = delivery.retryCount + 1 >= deps.quotas.queue.maxAttempts;
+
+  if (item.plannedMs !== null && taskPlannedMs !== item.plannedMs) {
+    // The item was planned again and has a newer task; this delivery is of an older one.
+    await deps.store.releaseItem(jobId, itemId, leaseId);
+    log.info({ event: 'item.superseded' }, 'the item has a newer task; this one ends');
+    return { status: 200, body: { outcome: 'superseded' } };
+  }
 
   const finish = async (outcome: ItemOutcome, event: string): Promise<WorkerReply> => {
     const written = await deps.store.completeItem(jobId, itemId, leaseId, outcome);
@@ -152,6 +161,31 @@ async function runItem(
       }
       log.warn({ event: 'item.media_retry', err: e.message }, 'media fetch failed; retrying');
       return retryLater(500, undefined, 'media-retry');
+    }
+  }
+
+  const plannedMs = item.plannedMs ?? taskPlannedMs;
+  if (quota && plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
+    // Far behind its plan (a retry, a paused queue, an overloaded worker): sending now could crowd a
+    // minute the ledger has already filled. Take a new slot; run now if it is this second.
+    const [slotMs] = await deps.store.reserveDispatches(
+      job.model,
+      [item.estimatedTokens],
+      quota,
+      deps.quotas.headroom,
+      // A first attempt never reached Gemini, so its old slot is free again.
+      delivery.retryCount === 0 ? { atMs: plannedMs, tokens: item.estimatedTokens } : undefined,
+    );
+    if (slotMs !== undefined && slotMs > clock()) {
+      await deps.tasks.enqueueItems(job.model, jobId, [
+        { itemId, index: item.index, plannedMs: slotMs, replan: true },
+      ]);
+      await deps.store.releaseItem(jobId, itemId, leaseId, slotMs);
+      log.info(
+        { event: 'item.replanned', lateMs: clock() - plannedMs, slotMs },
+        'item far behind its plan; planned again',
+      );
+      return { status: 200, body: { outcome: 'replanned' } };
     }
   }
 
@@ -234,7 +268,8 @@ const PAGE = 500;
 /**
  * Creates the item tasks of a job, page by page, from where the last run stopped (`enqueuedThrough`):
  * a crashed run is retried by Cloud Tasks and resumes; a long one hands over to a fresh control task.
- * Each page reserves its token budget first, so items are scheduled to respect the model's TPM.
+ * Each page first reserves its dispatch slots on the model's ledger (requests and tokens), so each
+ * task is scheduled when the queue can send it within RPM and TPM.
  */
 async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promise<WorkerReply> {
   const log = deps.logger.child({ jobId });
@@ -261,7 +296,7 @@ async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promis
     });
     if (page.length === 0) break;
     const pending = page.filter((i) => i.state === 'pending');
-    const schedule = await deps.store.reserveTokens(
+    const schedule = await deps.store.reserveDispatches(
       job.model,
       pending.map((i) => i.estimatedTokens),
       quota,
@@ -270,7 +305,7 @@ async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promis
     await deps.tasks.enqueueItems(
       job.model,
       jobId,
-      pending.map((i, n) => ({ itemId: i.id, index: i.index, scheduleMs: schedule[n] })),
+      pending.map((i, n) => ({ itemId: i.id, index: i.index, plannedMs: schedule[n]! })),
     );
     through = page[page.length - 1]!.index + 1;
     await deps.store.setEnqueued(jobId, through);

@@ -7,7 +7,12 @@ import { outsideDomain } from '../platform/runtime.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from './handler.js';
 
 const payloadSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('item'), jobId: z.string().min(1), itemId: z.string().regex(/^\d+$/) }),
+  z.object({
+    kind: z.literal('item'),
+    jobId: z.string().min(1),
+    itemId: z.string().regex(/^\d+$/),
+    plannedMs: z.number().int().nonnegative().optional(),
+  }),
   z.object({ kind: z.literal('enqueue'), jobId: z.string().min(1), from: z.number().int().nonnegative() }),
   z.object({ kind: z.literal('finish'), jobId: z.string().min(1), round: z.number().int().nonnegative() }),
 ]);

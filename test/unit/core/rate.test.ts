@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type DispatchLedger,
   MAX_DISPATCHES_PER_SECOND,
+  PLAN_SLACK_SECONDS,
+  planDispatches,
   queueRateLimits,
-  scheduleByTokens,
-  type TokenLedger,
+  requestsInSecond,
 } from '../../../functions/core/rate.js';
 
 /** A small seeded PRNG (mulberry32), so property runs are reproducible. */
@@ -41,13 +43,13 @@ function busiestMinute(planned: Array<{ atMs: number; tokens: number }>): {
 }
 
 /**
- * Several jobs of one model planned one after another on a shared ledger, as `reserveTokens` does:
+ * Several jobs of one model planned one after another on a shared ledger, as `reserveDispatches` does:
  * each call starts a little later than the previous one.
  */
 function planSharedLedger(seed: number, tpm: number, headroom: number, largestShare = 1 / 4) {
   const random = prng(seed);
   const budget = tpm * headroom;
-  let ledger: TokenLedger = { buckets: {} };
+  let ledger: DispatchLedger = { buckets: {} };
   let nowMs = 1_700_000_000_000;
   const planned: Array<{ atMs: number; tokens: number }> = [];
   let maxItem = 0;
@@ -59,7 +61,7 @@ function planSharedLedger(seed: number, tpm: number, headroom: number, largestSh
     const tokens = Array.from({ length: count }, () =>
       Math.max(1, Math.floor(random() ** 3 * budget * largestShare)),
     );
-    const result = scheduleByTokens(ledger, tokens, nowMs, { tpm }, headroom);
+    const result = planDispatches(ledger, tokens, nowMs, { tpm, rpm: FAST_RPM }, headroom);
     ledger = result.ledger;
     tokens.forEach((t, i) => {
       planned.push({ atMs: result.scheduleMs[i]!, tokens: t });
@@ -70,6 +72,8 @@ function planSharedLedger(seed: number, tpm: number, headroom: number, largestSh
 }
 
 const TPMS = [20_000, 250_000, 1_000_000, 4_000_000];
+/** An RPM so high that only tokens bind (the queue's 500 dispatches a second). */
+const FAST_RPM = 10_000_000;
 
 describe('queueRateLimits', () => {
   it('keeps burst + 60 × rate within floor(rpm × headroom) for every rpm up to 100000 (budget ≥ 2)', () => {
@@ -116,7 +120,7 @@ describe('queueRateLimits', () => {
   });
 });
 
-describe('scheduleByTokens', () => {
+describe('planDispatches', () => {
   it('keeps every 60-second window within tpm × headroom, as its doc comment claims', () => {
     const violations: string[] = [];
     for (let seed = 1; seed <= 200; seed++) {
@@ -133,7 +137,13 @@ describe('scheduleByTokens', () => {
 
   it('keeps a half-budget item and a full-budget item out of one minute (minimal case)', () => {
     // tpm 1,000,000 at headroom 1: the budget is 1,000,000 tokens a minute.
-    const { scheduleMs } = scheduleByTokens({ buckets: {} }, [500_000, 1_000_000], 0, { tpm: 1_000_000 }, 1);
+    const { scheduleMs } = planDispatches(
+      { buckets: {} },
+      [500_000, 1_000_000],
+      0,
+      { tpm: 1_000_000, rpm: FAST_RPM },
+      1,
+    );
 
     const busiest = busiestMinute([
       { atMs: scheduleMs[0]!, tokens: 500_000 },
@@ -157,12 +167,12 @@ describe('scheduleByTokens', () => {
     const nowMs = 1_700_000_000_000;
     const tokens = Array.from({ length: 100 }, () => 800); // 80,000 tokens of a 980,000 budget
 
-    const fresh = scheduleByTokens({ buckets: {} }, tokens, nowMs, { tpm: 1_000_000 }, 0.98);
-    const staleLedger = scheduleByTokens(
+    const fresh = planDispatches({ buckets: {} }, tokens, nowMs, { tpm: 1_000_000, rpm: FAST_RPM }, 0.98);
+    const staleLedger = planDispatches(
       { buckets: { [String(nowMs / 1000 - 3600)]: 980_000 } },
       tokens,
       nowMs,
-      { tpm: 1_000_000 },
+      { tpm: 1_000_000, rpm: FAST_RPM },
       0.98,
     );
 
@@ -174,7 +184,13 @@ describe('scheduleByTokens', () => {
     const nowMs = 1_700_000_000_000;
     const tokens = Array.from({ length: 100 }, () => 50_000); // 5M tokens at 980k a minute
 
-    const { scheduleMs } = scheduleByTokens({ buckets: {} }, tokens, nowMs, { tpm: 1_000_000 }, 0.98);
+    const { scheduleMs } = planDispatches(
+      { buckets: {} },
+      tokens,
+      nowMs,
+      { tpm: 1_000_000, rpm: FAST_RPM },
+      0.98,
+    );
 
     expect(Math.min(...scheduleMs)).toBe(nowMs);
     expect(scheduleMs.at(-1)! - nowMs).toBeGreaterThan(4 * MINUTE_MS);
@@ -192,10 +208,91 @@ describe('scheduleByTokens', () => {
 
   it('makes a second job on the same model wait for the budget the first one took', () => {
     const nowMs = 1_700_000_000_000;
-    const first = scheduleByTokens({ buckets: {} }, [980_000], nowMs, { tpm: 1_000_000 }, 0.98);
+    const first = planDispatches({ buckets: {} }, [980_000], nowMs, { tpm: 1_000_000, rpm: FAST_RPM }, 0.98);
 
-    const second = scheduleByTokens(first.ledger, [1000], nowMs + 1000, { tpm: 1_000_000 }, 0.98);
+    const second = planDispatches(
+      first.ledger,
+      [1000],
+      nowMs + 1000,
+      { tpm: 1_000_000, rpm: FAST_RPM },
+      0.98,
+    );
 
     expect(second.scheduleMs[0]).toBeGreaterThanOrEqual(nowMs + MINUTE_MS);
+  });
+
+  it('keeps every minute within budget when each send runs up to the slack behind its plan', () => {
+    const violations: string[] = [];
+    for (let seed = 1; seed <= 200; seed++) {
+      const tpm = TPMS[seed % TPMS.length]!;
+      const { planned, budget } = planSharedLedger(seed, tpm, 0.98, 1);
+      const late = prng(seed * 7919);
+
+      const sent = planned.map((p) => ({
+        atMs: p.atMs + Math.floor(late() * PLAN_SLACK_SECONDS * 1000),
+        tokens: p.tokens,
+      }));
+      const busiest = busiestMinute(sent);
+
+      if (busiest.tokens > budget)
+        violations.push(`seed ${seed} (tpm ${tpm}): ${busiest.tokens} tokens in a minute > ${budget}`);
+    }
+    expect(violations, violations.slice(0, 5).join('\n')).toEqual([]);
+  });
+
+  it('plans no more requests in a second than the queue dispatches, so every minute stays within RPM', () => {
+    for (const rpm of [2, 60, 600, 1000, 6000, 30_000]) {
+      const quota = { rpm, tpm: 1_000_000_000 };
+      const rate = queueRateLimits(quota, 0.98).maxDispatchesPerSecond;
+      const nowMs = 1_700_000_000_250;
+      const first = planDispatches(
+        { buckets: {} },
+        Array(Math.min(3 * rpm, 5000)).fill(10),
+        nowMs,
+        quota,
+        0.98,
+      );
+      const second = planDispatches(first.ledger, Array(50).fill(10), nowMs + 5000, quota, 0.98);
+
+      const perSecond = new Map<number, number>();
+      for (const at of [...first.scheduleMs, ...second.scheduleMs]) {
+        const s = Math.floor(at / 1000);
+        perSecond.set(s, (perSecond.get(s) ?? 0) + 1);
+      }
+      for (const [s, n] of perSecond)
+        expect(n, `rpm ${rpm}, second ${s}`).toBeLessThanOrEqual(requestsInSecond(s, rate));
+      const requests = [...first.scheduleMs, ...second.scheduleMs].map((atMs) => ({ atMs, tokens: 1 }));
+      expect(busiestMinute(requests).tokens, `rpm ${rpm}`).toBeLessThanOrEqual(Math.floor(rpm * 0.98));
+    }
+  });
+
+  it('spreads requests at the queue rate: 2,000 at 6,000 RPM (96.4 a second) end in the 21st second of plan', () => {
+    const nowMs = 1_700_000_000_000;
+
+    const { scheduleMs } = planDispatches(
+      { buckets: {} },
+      Array(2000).fill(10),
+      nowMs,
+      { rpm: 6000, tpm: 1e9 },
+      0.98,
+    );
+
+    expect(scheduleMs.at(-1)! - nowMs).toBe(20_000);
+    expect(scheduleMs.filter((at) => at === nowMs)).toHaveLength(96);
+  });
+
+  it('takes back a released reservation, so an item planned again does not count twice', () => {
+    const nowMs = 1_700_000_000_000;
+    const quota = { tpm: 1_000_000, rpm: FAST_RPM };
+    const full = planDispatches({ buckets: {} }, [980_000], nowMs, quota, 0.98);
+
+    const kept = planDispatches(full.ledger, [980_000], nowMs + 5000, quota, 0.98);
+    const released = planDispatches(full.ledger, [980_000], nowMs + 5000, quota, 0.98, {
+      atMs: nowMs,
+      tokens: 980_000,
+    });
+
+    expect(kept.scheduleMs[0]).toBeGreaterThan(nowMs + MINUTE_MS);
+    expect(released.scheduleMs[0]).toBe(nowMs + 5000);
   });
 });

@@ -15,7 +15,7 @@ import type {
 } from '../../../functions/core/jobs.js';
 import { isTerminalJob } from '../../../functions/core/jobs.js';
 import type { ModelQuota } from '../../../functions/core/quotas.js';
-import { scheduleByTokens, type TokenLedger } from '../../../functions/core/rate.js';
+import { type DispatchLedger, planDispatches } from '../../../functions/core/rate.js';
 import { CANCELLED_ERROR } from '../../../functions/core/results.js';
 import type { GeminiClient, GenerateResult } from '../../../functions/platform/gemini.js';
 import type {
@@ -31,7 +31,7 @@ import { toJobView } from '../../../functions/platform/job-store.js';
 import type { MediaFetcher } from '../../../functions/platform/media.js';
 import {
   type ItemTask,
-  itemTaskId,
+  itemTaskName,
   type TaskPayload,
   type TaskQueue,
 } from '../../../functions/platform/task-queue.js';
@@ -52,7 +52,7 @@ export type StoreMethod = keyof JobStore;
 export class FakeJobStore implements JobStore {
   readonly jobs = new Map<string, JobRecord>();
   readonly items = new Map<string, Map<string, StoredItem>>();
-  readonly ledgers = new Map<string, TokenLedger>();
+  readonly ledgers = new Map<string, DispatchLedger>();
   readonly pauses = new Map<string, { untilMs: number; reason: string }>();
   /** How many times each method was called, and how many outcome writes and finishes took effect. */
   readonly calls: Partial<Record<StoreMethod, number>> = {};
@@ -127,7 +127,7 @@ export class FakeJobStore implements JobStore {
         request: structuredClone(n.request),
         ...(n.media ? { media: structuredClone(n.media) } : {}),
         estimatedTokens: n.estimatedTokens,
-        scheduleMs: null,
+        plannedMs: null,
         state: 'pending',
         attempts: 0,
         finishedAt: null,
@@ -212,10 +212,13 @@ export class FakeJobStore implements JobStore {
     return { outcome: 'claimed', item: publicItem(item), job: before, leaseId };
   }
 
-  async releaseItem(jobId: string, itemId: string, leaseId: string): Promise<void> {
+  async releaseItem(jobId: string, itemId: string, leaseId: string, plannedMs?: number): Promise<void> {
     await this.enter('releaseItem');
     const item = this.item(jobId, itemId);
-    if (item?.state === 'pending' && item.lease?.id === leaseId) item.lease = null;
+    if (item?.state === 'pending' && item.lease?.id === leaseId) {
+      item.lease = null;
+      if (plannedMs !== undefined) item.plannedMs = plannedMs;
+    }
   }
 
   async completeItem(jobId: string, itemId: string, leaseId: string, outcome: ItemOutcome): Promise<boolean> {
@@ -280,19 +283,21 @@ export class FakeJobStore implements JobStore {
     if (job) job.notice = notice;
   }
 
-  async reserveTokens(
+  async reserveDispatches(
     model: string,
     tokens: number[],
     quota: ModelQuota,
     headroom: number,
+    release?: { atMs: number; tokens: number },
   ): Promise<number[]> {
-    await this.enter('reserveTokens');
-    const planned = scheduleByTokens(
+    await this.enter('reserveDispatches');
+    const planned = planDispatches(
       this.ledgers.get(model) ?? { buckets: {} },
       tokens,
       this.clock(),
       quota,
       headroom,
+      release,
     );
     this.ledgers.set(model, planned.ledger);
     return planned.scheduleMs;
@@ -378,7 +383,7 @@ export class FakeTaskQueue implements TaskQueue {
     const crash = this.crashOnEnqueueCall === this.enqueueItemsCalls;
     const upTo = crash ? Math.floor(tasks.length / 2) : tasks.length;
     for (const t of tasks.slice(0, upTo)) {
-      const name = itemTaskId(jobId, t.itemId);
+      const name = itemTaskName(jobId, t);
       if (!this.itemTasks.has(name)) this.itemTasks.set(name, { model, jobId, ...t });
     }
     if (crash) throw new Error('14 UNAVAILABLE: connection reset');

@@ -16,11 +16,12 @@ interface SetupOptions {
   prompts?: string[];
   body?: Record<string, unknown>;
   callbackUrl?: string;
+  clock?: () => number;
 }
 
 async function setup(options: SetupOptions = {}) {
   const quotas = testQuotas();
-  const clock = () => NOON_PACIFIC;
+  const clock = options.clock ?? (() => NOON_PACIFIC);
   const store = new FakeJobStore(clock);
   const gemini = new FakeGemini();
   const tasks = new FakeTaskQueue();
@@ -59,13 +60,13 @@ async function setup(options: SetupOptions = {}) {
   return { store, gemini, tasks, media, capture, sent, deps, quotas };
 }
 
-function itemDelivery(itemId: string, retryCount = 0): TaskDelivery {
+function itemDelivery(itemId: string, retryCount = 0, plannedMs?: number): TaskDelivery {
   return {
     queueName: 'projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash',
     taskName: `projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash/tasks/${itemTaskId(JOB, itemId)}`,
     retryCount,
     executionCount: retryCount,
-    payload: { kind: 'item', jobId: JOB, itemId },
+    payload: { kind: 'item', jobId: JOB, itemId, ...(plannedMs === undefined ? {} : { plannedMs }) },
   };
 }
 
@@ -437,6 +438,107 @@ describe('handleTask: items that do not run', () => {
   });
 });
 
+describe('handleTask: a delivery far behind its plan', () => {
+  /** Fills the model's ledger for the next minute, as a big job planned just before would. */
+  async function fillLedger(store: FakeJobStore, quotas: WorkerDeps['quotas']) {
+    const quota = quotas.models['gemini-2.5-flash']!;
+    await store.reserveDispatches('gemini-2.5-flash', [quota.tpm * quotas.headroom], quota, quotas.headroom);
+  }
+
+  it('runs at once a delivery within the slack of its plan', async () => {
+    const { gemini, deps } = await setup();
+
+    const reply = await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1500), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(gemini.calls).toHaveLength(1);
+  });
+
+  it('runs a late delivery at once when the ledger has room now, taking a slot in this second', async () => {
+    const { store, gemini, deps } = await setup();
+
+    const reply = await handleTask(itemDelivery(ITEM, 2, NOON_PACIFIC - 30_000), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(gemini.calls).toHaveLength(1);
+    const requests = store.ledgers.get('gemini-2.5-flash')?.requests ?? {};
+    expect(requests[String(NOON_PACIFIC / 1000)]).toBe(1);
+  });
+
+  it('plans a late item again when the minute is full: a new task at the new slot, no Gemini call', async () => {
+    const { store, gemini, tasks, deps, quotas } = await setup();
+    await fillLedger(store, quotas);
+
+    const reply = await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 30_000), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'replanned' } });
+    expect(gemini.calls).toHaveLength(0);
+    const item = store.item(JOB, ITEM)!;
+    expect(item.state).toBe('pending');
+    expect(item.lease).toBeNull();
+    expect(item.plannedMs).toBeGreaterThan(NOON_PACIFIC + 60_000);
+    const replanned = [...tasks.itemTasks.entries()].filter(([name]) => name.includes('-p'));
+    expect(replanned).toHaveLength(1);
+    expect(replanned[0]![0]).toBe(`${itemTaskId(JOB, ITEM)}-p${item.plannedMs! / 1000}`);
+    expect(replanned[0]![1].plannedMs).toBe(item.plannedMs);
+  });
+
+  it('runs the new task at its slot, and ends deliveries of the old one without calling Gemini', async () => {
+    let now = NOON_PACIFIC;
+    const { store, gemini, deps, quotas } = await setup({ clock: () => now });
+    await fillLedger(store, quotas);
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 30_000), deps);
+    const slotMs = store.item(JOB, ITEM)!.plannedMs!;
+
+    const old = await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 30_000), deps);
+    now = slotMs + 200;
+    const fresh = await handleTask(itemDelivery(ITEM, 0, slotMs), deps);
+
+    expect(old).toEqual({ status: 200, body: { outcome: 'superseded' } });
+    expect(fresh.body.outcome).toBe('succeeded');
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)?.state).toBe('succeeded');
+  });
+
+  it('gives back the slot of a first attempt it plans again, but keeps that of a retry (it reached Gemini)', async () => {
+    const plannedAt = async () => {
+      let now = NOON_PACIFIC - 30_000;
+      const run = await setup({ clock: () => now });
+      const quota = run.quotas.models['gemini-2.5-flash']!;
+      const tokens = run.store.item(JOB, ITEM)!.estimatedTokens;
+      // As the enqueue did: the item's slot now, then a big job filling the next minute.
+      const [plannedMs] = await run.store.reserveDispatches('gemini-2.5-flash', [tokens], quota, 0.98);
+      await fillLedger(run.store, run.quotas);
+      now = NOON_PACIFIC;
+      const tokensAtOldSlot = () =>
+        run.store.ledgers.get('gemini-2.5-flash')?.buckets[String(Math.floor(plannedMs! / 1000))] ?? 0;
+      return { ...run, plannedMs: plannedMs!, tokens, tokensAtOldSlot };
+    };
+    const first = await plannedAt();
+    const retry = await plannedAt();
+
+    const firstReply = await handleTask(itemDelivery(ITEM, 0, first.plannedMs), first.deps);
+    const retryReply = await handleTask(itemDelivery(ITEM, 1, retry.plannedMs), retry.deps);
+
+    expect([firstReply.body.outcome, retryReply.body.outcome]).toEqual(['replanned', 'replanned']);
+    expect(first.tokensAtOldSlot()).toBe(0);
+    expect(retry.tokensAtOldSlot()).toBe(retry.tokens);
+  });
+
+  it('still calls Gemini on the last attempt, however late', async () => {
+    const { store, gemini, deps, quotas } = await setup();
+    await fillLedger(store, quotas);
+
+    const reply = await handleTask(
+      itemDelivery(ITEM, quotas.queue.maxAttempts - 1, NOON_PACIFIC - 30_000),
+      deps,
+    );
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(gemini.calls).toHaveLength(1);
+  });
+});
+
 describe('handleTask: media', () => {
   const mediaBody = {
     requests: [{ key: 'cat', prompt: 'What animal is this?', media: [{ gcsUri: 'gs://photos/cat.png' }] }],
@@ -503,7 +605,7 @@ describe('handleTask: enqueue', () => {
       Array.from({ length: 1200 }, (_, i) => String(i).padStart(9, '0')),
     );
     expect(byIndex.every((t) => t.model === 'gemini-2.5-flash' && t.jobId === JOB)).toBe(true);
-    const times = byIndex.map((t) => t.scheduleMs ?? 0);
+    const times = byIndex.map((t) => t.plannedMs ?? 0);
     expect(times[0]).toBe(NOON_PACIFIC);
     for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
     expect(times.at(-1)!).toBeGreaterThan(NOON_PACIFIC + 60_000);
