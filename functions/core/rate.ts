@@ -38,13 +38,13 @@ export interface DispatchLedger {
  * window of 60 + this many seconds within the TPM budget, so a request sent up to this late still
  * shares no 60-second window with more than the budget.
  */
-export const PLAN_SLACK_SECONDS = 3;
+export const PLAN_SLACK_SECONDS = 5;
 
 /**
  * A delivery this much later than its plan is planned again (see the worker). Less than the slack:
  * the rest covers the time between that check and the request reaching Gemini.
  */
-export const REPLAN_AFTER_MS = 2000;
+export const REPLAN_AFTER_MS = 4000;
 
 /** Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within s − 60 − slack … s. */
 const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;

@@ -11,7 +11,7 @@ describe('realtime path bound by tokens per minute', () => {
 
     // Act
     const id = await createJob({ model: MODEL, prompts });
-    const job = await waitForJob(id, 200_000);
+    const job = await waitForJob(id, 320_000);
     const lines = await resultsJsonl(id);
     const stats = (await standInStats()).models[MODEL]!;
 
@@ -21,5 +21,5 @@ describe('realtime path bound by tokens per minute', () => {
     expect(stats.rejected429).toBe(0);
     expect(stats.peakInputTokensPer60s).toBeLessThanOrEqual(TPM);
     expect(job.usage.promptTokens).toBe(25_000);
-  }, 240_000);
+  }, 360_000);
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { GeminiCallError } from '../../../functions/platform/gemini.js';
 import { createLogger } from '../../../functions/platform/logger.js';
@@ -448,7 +449,7 @@ describe('handleTask: a delivery far behind its plan', () => {
   it('runs at once a delivery within the slack of its plan', async () => {
     const { gemini, deps } = await setup();
 
-    const reply = await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1500), deps);
+    const reply = await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - REPLAN_AFTER_MS + 500), deps);
 
     expect(reply.body.outcome).toBe('succeeded');
     expect(gemini.calls).toHaveLength(1);
