@@ -46,6 +46,13 @@ export const PLAN_SLACK_SECONDS = 5;
  */
 export const REPLAN_AFTER_MS = 4000;
 
+/**
+ * A late send goes ahead without a new plan while every planning window around it stays below this
+ * share of the TPM budget with it: the ledger then has room for it and for other such sends, and
+ * light, request-bound runs never contend for the ledger. Above it, the send takes a new slot.
+ */
+export const LIGHT_WINDOW_SHARE = 0.5;
+
 /** Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within s − 60 − slack … s. */
 const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
 
@@ -64,7 +71,8 @@ export function requestsInSecond(s: number, rate: number): number {
  * - no window of 60 + {@link PLAN_SLACK_SECONDS} seconds carries more than `tpm × headroom` input
  *   tokens, so sends a little behind their plan still keep every minute within TPM.
  * Items are placed first come, first served, each in the earliest second at or after the last
- * reservation that has room on both counts; items that fit in the current second get `now`. An item
+ * reservation that has room on both counts; items that fit in the current second get `now`, those of
+ * a later second are spread evenly across it, as the queue would send them. An item
  * larger than the whole token budget is placed alone in an empty window (Gemini will refuse it, and
  * the worker records why). `release` first takes back one earlier reservation (an item being planned
  * again that never reached Gemini).
@@ -114,10 +122,14 @@ export function planDispatches(
       cursor++;
       sum += buckets.get(cursor) ?? 0;
     }
+    const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
-    requests.set(cursor, (requests.get(cursor) ?? 0) + 1);
+    requests.set(cursor, k + 1);
     sum += w;
-    return cursor === nowSec ? nowMs : cursor * 1000;
+    // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
+    return cursor === nowSec
+      ? nowMs
+      : cursor * 1000 + Math.floor((k * 1000) / requestsInSecond(cursor, rate));
   });
   const record = (map: Map<number, number>, from: (second: number) => boolean) =>
     Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
@@ -125,4 +137,29 @@ export function planDispatches(
     scheduleMs,
     ledger: { buckets: record(buckets, keep), requests: record(requests, (s) => s >= nowSec) },
   };
+}
+
+/**
+ * Whether a send of `tokens` at `atMs`, far behind its plan, needs a new slot on the ledger: true when
+ * some planning window containing that second would hold more than {@link LIGHT_WINDOW_SHARE} of the
+ * TPM budget with it.
+ */
+export function lateSendNeedsSlot(
+  ledger: DispatchLedger,
+  atMs: number,
+  tokens: number,
+  quota: Pick<ModelQuota, 'tpm'>,
+  headroom: number,
+): boolean {
+  const limit = Math.floor(quota.tpm * headroom) * LIGHT_WINDOW_SHARE;
+  const at = Math.floor(atMs / 1000);
+  const bucket = (s: number) => ledger.buckets[String(s)] ?? 0;
+  let sum = 0;
+  for (let s = at - WINDOW_BUCKETS + 1; s <= at; s++) sum += bucket(s);
+  let busiest = sum;
+  for (let s = at + 1; s < at + WINDOW_BUCKETS; s++) {
+    sum += bucket(s) - bucket(s - WINDOW_BUCKETS);
+    busiest = Math.max(busiest, sum);
+  }
+  return busiest + tokens > limit;
 }

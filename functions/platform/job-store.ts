@@ -19,7 +19,7 @@ import type {
 } from '../core/jobs.js';
 import { isTerminalJob } from '../core/jobs.js';
 import type { ModelQuota } from '../core/quotas.js';
-import { planDispatches } from '../core/rate.js';
+import { type DispatchLedger, planDispatches } from '../core/rate.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 
 /** A job as clients see it (`GET /jobs/{id}`). */
@@ -125,6 +125,8 @@ export interface JobStore {
   cancelJob(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined>;
   setEnqueued(jobId: string, through: number): Promise<void>;
   setNotice(jobId: string, notice: string | null): Promise<void>;
+  /** The model's dispatch ledger as it stands (a plain read: no lock). */
+  readLedger(model: string): Promise<DispatchLedger>;
   /**
    * Reserves dispatch slots (requests and input tokens) for items of one model on its shared ledger
    * and returns each item's planned send time; `release` first takes back an earlier reservation.
@@ -538,13 +540,14 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       await jobs.doc(jobId).update({ notice });
     },
 
+    async readLedger(model) {
+      return ledgerFrom(await ledgers.doc(model).get());
+    },
+
     async reserveDispatches(model, tokens, quota, headroom, release) {
       const ref = ledgers.doc(model);
       return db.runTransaction(async (tx) => {
-        const snap = await tx.get(ref);
-        const parse = (field: string) =>
-          JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
-        const ledger = { buckets: parse('bucketsJson'), requests: parse('requestsJson') };
+        const ledger = ledgerFrom(await tx.get(ref));
         const planned = planDispatches(ledger, tokens, Date.now(), quota, headroom, release);
         // JSON strings, not maps: thousands of per-second keys must not become index entries.
         tx.set(ref, {
@@ -570,6 +573,12 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     },
   };
   return store;
+}
+
+function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {
+  const parse = (field: string) =>
+    JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
+  return { buckets: parse('bucketsJson'), requests: parse('requestsJson') };
 }
 
 /** The cursor of a finished item, for `Last-Event-ID`. */

@@ -2,7 +2,7 @@ import { costUsd, usageFrom } from '../core/cost.js';
 import { type ItemError, isTerminalJob, itemIdForIndex } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
 import type { Quotas } from '../core/quotas.js';
-import { REPLAN_AFTER_MS } from '../core/rate.js';
+import { lateSendNeedsSlot, REPLAN_AFTER_MS } from '../core/rate.js';
 import type { GeminiCallError, GeminiClient } from '../platform/gemini.js';
 import type { ItemOutcome, JobStore, JobView } from '../platform/job-store.js';
 import type { Logger } from '../platform/logger.js';
@@ -167,25 +167,29 @@ async function runItem(
   const plannedMs = item.plannedMs ?? taskPlannedMs;
   if (quota && plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
     // Far behind its plan (a retry, a paused queue, an overloaded worker): sending now could crowd a
-    // minute the ledger has already filled. Take a new slot; run now if it is this second.
-    const [slotMs] = await deps.store.reserveDispatches(
-      job.model,
-      [item.estimatedTokens],
-      quota,
-      deps.quotas.headroom,
-      // A first attempt never reached Gemini, so its old slot is free again.
-      delivery.retryCount === 0 ? { atMs: plannedMs, tokens: item.estimatedTokens } : undefined,
-    );
-    if (slotMs !== undefined && slotMs > clock()) {
-      await deps.tasks.enqueueItems(job.model, jobId, [
-        { itemId, index: item.index, plannedMs: slotMs, replan: true },
-      ]);
-      await deps.store.releaseItem(jobId, itemId, leaseId, slotMs);
-      log.info(
-        { event: 'item.replanned', lateMs: clock() - plannedMs, slotMs },
-        'item far behind its plan; planned again',
+    // minute the ledger has already filled. Where the ledger is light it goes ahead; otherwise it
+    // takes a new slot, and runs now only if that slot is this second.
+    const ledger = await deps.store.readLedger(job.model);
+    if (lateSendNeedsSlot(ledger, clock(), item.estimatedTokens, quota, deps.quotas.headroom)) {
+      const [slotMs] = await deps.store.reserveDispatches(
+        job.model,
+        [item.estimatedTokens],
+        quota,
+        deps.quotas.headroom,
+        // A first attempt never reached Gemini, so its old slot is free again.
+        delivery.retryCount === 0 ? { atMs: plannedMs, tokens: item.estimatedTokens } : undefined,
       );
-      return { status: 200, body: { outcome: 'replanned' } };
+      if (slotMs !== undefined && slotMs > clock()) {
+        await deps.tasks.enqueueItems(job.model, jobId, [
+          { itemId, index: item.index, plannedMs: slotMs, replan: true },
+        ]);
+        await deps.store.releaseItem(jobId, itemId, leaseId, slotMs);
+        log.info(
+          { event: 'item.replanned', lateMs: clock() - plannedMs, slotMs },
+          'item far behind its plan; planned again',
+        );
+        return { status: 200, body: { outcome: 'replanned' } };
+      }
     }
   }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   type DispatchLedger,
+  LIGHT_WINDOW_SHARE,
+  lateSendNeedsSlot,
   MAX_DISPATCHES_PER_SECOND,
   PLAN_SLACK_SECONDS,
   planDispatches,
@@ -266,7 +268,7 @@ describe('planDispatches', () => {
     }
   });
 
-  it('spreads requests at the queue rate: 2,000 at 6,000 RPM (96.4 a second) end in the 21st second of plan', () => {
+  it('spreads requests at the queue rate: 2,000 at 6,000 RPM (96.4 a second) end in the 21st second of plan, evenly spread', () => {
     const nowMs = 1_700_000_000_000;
 
     const { scheduleMs } = planDispatches(
@@ -277,8 +279,14 @@ describe('planDispatches', () => {
       0.98,
     );
 
-    expect(scheduleMs.at(-1)! - nowMs).toBe(20_000);
+    expect(Math.floor((scheduleMs.at(-1)! - nowMs) / 1000)).toBe(20);
     expect(scheduleMs.filter((at) => at === nowMs)).toHaveLength(96);
+    // Within a later second the requests are spread evenly, as the queue sends them.
+    const second = scheduleMs.filter((at) => at >= nowMs + 1000 && at < nowMs + 2000);
+    const gaps = second.slice(1).map((at, i) => at - second[i]!);
+    expect(second[0]).toBe(nowMs + 1000);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(10);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(11);
   });
 
   it('takes back a released reservation, so an item planned again does not count twice', () => {
@@ -294,5 +302,30 @@ describe('planDispatches', () => {
 
     expect(kept.scheduleMs[0]).toBeGreaterThan(nowMs + MINUTE_MS);
     expect(released.scheduleMs[0]).toBe(nowMs + 5000);
+  });
+});
+
+describe('lateSendNeedsSlot', () => {
+  const quota = { tpm: 100_000, rpm: FAST_RPM };
+  const nowMs = 1_700_000_000_000;
+  const budget = 100_000;
+  const at = (second: number, tokens: number): DispatchLedger => ({
+    buckets: { [String(nowMs / 1000 + second)]: tokens },
+  });
+
+  it('lets a send into an empty or light ledger go ahead', () => {
+    expect(lateSendNeedsSlot({ buckets: {} }, nowMs, 1000, quota, 1)).toBe(false);
+    expect(lateSendNeedsSlot(at(-30, budget * LIGHT_WINDOW_SHARE - 1000), nowMs, 1000, quota, 1)).toBe(false);
+  });
+
+  it('asks for a slot when a window around the send, before or after it, is busy', () => {
+    expect(lateSendNeedsSlot(at(-30, budget * LIGHT_WINDOW_SHARE), nowMs, 1000, quota, 1)).toBe(true);
+    expect(lateSendNeedsSlot(at(50, budget * LIGHT_WINDOW_SHARE), nowMs, 1000, quota, 1)).toBe(true);
+  });
+
+  it('ignores reservations no planning window around the send can reach', () => {
+    expect(lateSendNeedsSlot(at(-(61 + PLAN_SLACK_SECONDS), budget), nowMs, 1000, quota, 1)).toBe(false);
+    expect(lateSendNeedsSlot(at(61 + PLAN_SLACK_SECONDS, budget), nowMs, 1000, quota, 1)).toBe(false);
+    expect(lateSendNeedsSlot(at(60 + PLAN_SLACK_SECONDS, budget), nowMs, 1000, quota, 1)).toBe(true);
   });
 });

@@ -283,6 +283,11 @@ export class FakeJobStore implements JobStore {
     if (job) job.notice = notice;
   }
 
+  async readLedger(model: string): Promise<DispatchLedger> {
+    await this.enter('readLedger');
+    return structuredClone(this.ledgers.get(model) ?? { buckets: {} });
+  }
+
   async reserveDispatches(
     model: string,
     tokens: number[],

@@ -455,15 +455,26 @@ describe('handleTask: a delivery far behind its plan', () => {
     expect(gemini.calls).toHaveLength(1);
   });
 
-  it('runs a late delivery at once when the ledger has room now, taking a slot in this second', async () => {
+  it('runs a late delivery at once, without touching the ledger, when the ledger is light', async () => {
     const { store, gemini, deps } = await setup();
 
     const reply = await handleTask(itemDelivery(ITEM, 2, NOON_PACIFIC - 30_000), deps);
 
     expect(reply.body.outcome).toBe('succeeded');
     expect(gemini.calls).toHaveLength(1);
-    const requests = store.ledgers.get('gemini-2.5-flash')?.requests ?? {};
-    expect(requests[String(NOON_PACIFIC / 1000)]).toBe(1);
+    expect(store.ledgers.get('gemini-2.5-flash')).toBeUndefined();
+  });
+
+  it('gives a late delivery a slot in this second when a busy ledger still has room now', async () => {
+    const { store, gemini, deps, quotas } = await setup();
+    const quota = quotas.models['gemini-2.5-flash']!;
+    await store.reserveDispatches('gemini-2.5-flash', [0.6 * quota.tpm], quota, quotas.headroom);
+
+    const reply = await handleTask(itemDelivery(ITEM, 2, NOON_PACIFIC - 30_000), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.ledgers.get('gemini-2.5-flash')?.requests?.[String(NOON_PACIFIC / 1000)]).toBe(2);
   });
 
   it('plans a late item again when the minute is full: a new task at the new slot, no Gemini call', async () => {
