@@ -67,7 +67,8 @@ export function requestsInSecond(s: number, rate: number): number {
 /**
  * Plans when each item is sent, across every job sharing the model's ledger:
  * - no more requests in a second than the model's queue dispatches in it ({@link queueRateLimits}),
- *   so the plan is a prediction of when the queue sends each item, not only a lower bound;
+ *   its burst included when it has been idle for a minute, so the plan is a prediction of when the
+ *   queue sends each item, not only a lower bound;
  * - no window of 60 + {@link PLAN_SLACK_SECONDS} seconds carries more than `tpm × headroom` input
  *   tokens, so sends a little behind their plan still keep every minute within TPM.
  * Items are placed first come, first served, each in the earliest second at or after the last
@@ -86,7 +87,7 @@ export function planDispatches(
   release?: { atMs: number; tokens: number },
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
-  const rate = queueRateLimits(quota, headroom).maxDispatchesPerSecond;
+  const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom);
   const nowSec = Math.floor(nowMs / 1000);
   const keep = (second: number) => second > nowSec - WINDOW_BUCKETS;
   const buckets = new Map<number, number>();
@@ -101,11 +102,17 @@ export function planDispatches(
   }
   for (const [key, value] of Object.entries(ledger.requests ?? {})) {
     const second = Number(key);
-    if (second >= nowSec && value > 0) {
+    if (keep(second) && value > 0) {
       requests.set(second, value);
       cursor = Math.max(cursor, second);
     }
   }
+  // A queue idle for a minute has its whole burst: the current second can take that too, and no
+  // minute goes over, as burst + 60 × rate is within the budget.
+  let idle = true;
+  for (let s = nowSec - 60; s <= nowSec && idle; s++) if (requests.has(s)) idle = false;
+  const capacity = (second: number) =>
+    requestsInSecond(second, rate) + (idle && second === nowSec ? maxBurstSize : 0);
   if (release) {
     const second = Math.floor(release.atMs / 1000);
     if (buckets.has(second)) buckets.set(second, Math.max(0, buckets.get(second)! - release.tokens));
@@ -114,10 +121,7 @@ export function planDispatches(
   let sum = 0;
   for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
   const scheduleMs = tokens.map((w) => {
-    while (
-      (w <= budget ? sum + w > budget : sum > 0) ||
-      (requests.get(cursor) ?? 0) >= requestsInSecond(cursor, rate)
-    ) {
+    while ((w <= budget ? sum + w > budget : sum > 0) || (requests.get(cursor) ?? 0) >= capacity(cursor)) {
       sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
       cursor++;
       sum += buckets.get(cursor) ?? 0;
@@ -135,7 +139,7 @@ export function planDispatches(
     Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
   return {
     scheduleMs,
-    ledger: { buckets: record(buckets, keep), requests: record(requests, (s) => s >= nowSec) },
+    ledger: { buckets: record(buckets, keep), requests: record(requests, keep) },
   };
 }
 

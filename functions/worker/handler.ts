@@ -116,6 +116,9 @@ async function runItem(
   const { item, job, leaseId } = claim;
   const quota = deps.quotas.models[job.model];
   const lastAttempt = delivery.retryCount + 1 >= deps.quotas.queue.maxAttempts;
+  const plannedMs = item.plannedMs ?? taskPlannedMs;
+  /** How far behind its plan this delivery started (for logs: a queue keeping up stays near 0). */
+  const behindPlanMs = plannedMs === undefined ? undefined : t0 - plannedMs;
 
   if (item.plannedMs !== null && taskPlannedMs !== item.plannedMs) {
     // The item was planned again and has a newer task; this delivery is of an older one.
@@ -130,7 +133,15 @@ async function runItem(
     const totalMs = clock() - t0;
     // overheadMs is what the system adds to Gemini's own time: the benchmark's per-item overhead.
     log.info(
-      { event, written, state: outcome.state, totalMs, geminiMs, overheadMs: totalMs - geminiMs },
+      {
+        event,
+        written,
+        state: outcome.state,
+        totalMs,
+        geminiMs,
+        overheadMs: totalMs - geminiMs,
+        behindPlanMs,
+      },
       `item ${outcome.state}`,
     );
     return { status: 200, body: { outcome: outcome.state } };
@@ -164,7 +175,6 @@ async function runItem(
     }
   }
 
-  const plannedMs = item.plannedMs ?? taskPlannedMs;
   if (quota && plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
     // Far behind its plan (a retry, a paused queue, an overloaded worker): sending now could crowd a
     // minute the ledger has already filled. Where the ledger is light it goes ahead; otherwise it
