@@ -167,3 +167,38 @@ export function lateSendNeedsSlot(
   }
   return busiest + tokens > limit;
 }
+
+/** One job's reservations on its model's ledger: epoch second → [requests, input tokens]. */
+export type JobPlan = Record<string, [number, number]>;
+
+/** Adds items planned at `scheduleMs` with `tokens` to a job's plan, dropping seconds long past. */
+export function addToJobPlan(
+  plan: JobPlan,
+  scheduleMs: readonly number[],
+  tokens: readonly number[],
+  nowMs: number,
+): JobPlan {
+  const next: JobPlan = {};
+  const horizon = Math.floor(nowMs / 1000) - WINDOW_BUCKETS;
+  for (const [key, value] of Object.entries(plan)) if (Number(key) > horizon) next[key] = [...value];
+  scheduleMs.forEach((at, i) => {
+    const key = String(Math.floor(at / 1000));
+    const entry = (next[key] ??= [0, 0]);
+    entry[0] += 1;
+    entry[1] += tokens[i] ?? 0;
+  });
+  return next;
+}
+
+/** Takes a job's reservations for the seconds still ahead off the ledger (the job was cancelled). */
+export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: number): DispatchLedger {
+  const nowSec = Math.floor(nowMs / 1000);
+  const buckets = { ...ledger.buckets };
+  const requests = { ...(ledger.requests ?? {}) };
+  for (const [key, [count, tokens]] of Object.entries(plan)) {
+    if (Number(key) <= nowSec) continue;
+    if (key in buckets) buckets[key] = Math.max(0, buckets[key]! - tokens);
+    if (key in requests) requests[key] = Math.max(0, requests[key]! - count);
+  }
+  return { buckets, requests };
+}

@@ -19,7 +19,13 @@ import type {
 } from '../core/jobs.js';
 import { isTerminalJob } from '../core/jobs.js';
 import type { ModelQuota } from '../core/quotas.js';
-import { type DispatchLedger, planDispatches } from '../core/rate.js';
+import {
+  addToJobPlan,
+  type DispatchLedger,
+  type JobPlan,
+  planDispatches,
+  releaseJobPlan,
+} from '../core/rate.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 
 /** A job as clients see it (`GET /jobs/{id}`). */
@@ -129,14 +135,15 @@ export interface JobStore {
   readLedger(model: string): Promise<DispatchLedger>;
   /**
    * Reserves dispatch slots (requests and input tokens) for items of one model on its shared ledger
-   * and returns each item's planned send time; `release` first takes back an earlier reservation.
+   * and returns each item's planned send time. `jobId` records them in the job's plan (a cancel gives
+   * back what is still ahead); `release` first takes back one earlier reservation of that job.
    */
   reserveDispatches(
     model: string,
     tokens: number[],
     quota: ModelQuota,
     headroom: number,
-    release?: { atMs: number; tokens: number },
+    options?: { jobId?: string; release?: { atMs: number; tokens: number } },
   ): Promise<number[]>;
   setQuotaPause(model: string, untilMs: number, reason: string): Promise<void>;
   listQuotaPauses(): Promise<Array<{ model: string; untilMs: number; reason: string }>>;
@@ -198,7 +205,7 @@ function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
 
 /**
  * Firestore-backed job store. Layout: `jobs/{jobId}` and `jobs/{jobId}/items/{itemId}` (item ids are
- * zero-padded indexes), `ledgers/{model}` for the token schedule, `quotaPauses/{model}`.
+ * zero-padded indexes), `ledgers/{model}` for the dispatch plan (requests and tokens per second) with each job's share in `ledgers/{model}/jobs/{jobId}`, `quotaPauses/{model}`.
  *
  * Counts and usage live in `jobs/{jobId}/counters/{0..15}`: every item outcome increments one random
  * shard in the same commit as the item's own update (guarded by the claim's precondition), so each
@@ -211,6 +218,28 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   const jobs = db.collection(`${prefix}jobs`);
   const items = (jobId: string) => jobs.doc(jobId).collection('items');
   const ledgers = db.collection(`${prefix}ledgers`);
+  /** `ledgers/{model}/jobs/{jobId}`: what each job reserved on the model's ledger. */
+  const jobPlans = (model: string) => ledgers.doc(model).collection('jobs');
+
+  /** Gives back a cancelled job's reservations for the seconds still ahead. */
+  const releasePlanOf = async (jobId: string) => {
+    const job = await jobs.doc(jobId).get();
+    const model = job.data()?.model as string | undefined;
+    if (!model) return;
+    const ref = ledgers.doc(model);
+    const planRef = jobPlans(model).doc(jobId);
+    await db.runTransaction(async (tx) => {
+      const [ledgerSnap, planSnap] = await tx.getAll(ref, planRef);
+      if (!planSnap?.exists) return;
+      const ledger = releaseJobPlan(
+        ledgerFrom(ledgerSnap!),
+        JSON.parse(planSnap.data()!.planJson),
+        Date.now(),
+      );
+      tx.set(ref, ledgerData(ledger));
+      tx.delete(planRef);
+    });
+  };
   const pauses = db.collection(`${prefix}quotaPauses`);
   const counters = (jobId: string) => jobs.doc(jobId).collection('counters');
   const shardRefs = (jobId: string, shards: number) =>
@@ -481,6 +510,8 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         return true;
       });
       if (!done) return undefined;
+      // Its reservations are all behind it now.
+      await jobPlans(job.model).doc(jobId).delete();
       return store.viewJob(jobId);
     },
 
@@ -495,6 +526,7 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       });
       if (turned === undefined) return undefined;
       if (turned) {
+        await releasePlanOf(jobId);
         // Sweep pending items; a precondition per item keeps a result that lands meanwhile.
         const writer = db.bulkWriter();
         writer.onWriteError(() => false);
@@ -544,17 +576,32 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
       return ledgerFrom(await ledgers.doc(model).get());
     },
 
-    async reserveDispatches(model, tokens, quota, headroom, release) {
+    async reserveDispatches(model, tokens, quota, headroom, options = {}) {
       const ref = ledgers.doc(model);
+      const planRef = options.jobId ? jobPlans(model).doc(options.jobId) : undefined;
       return db.runTransaction(async (tx) => {
-        const ledger = ledgerFrom(await tx.get(ref));
-        const planned = planDispatches(ledger, tokens, Date.now(), quota, headroom, release);
-        // JSON strings, not maps: thousands of per-second keys must not become index entries.
-        tx.set(ref, {
-          bucketsJson: JSON.stringify(planned.ledger.buckets),
-          requestsJson: JSON.stringify(planned.ledger.requests ?? {}),
-          updatedAt: FieldValue.serverTimestamp(),
-        });
+        const [ledgerSnap, planSnap] = await tx.getAll(ref, ...(planRef ? [planRef] : []));
+        const nowMs = Date.now();
+        const planned = planDispatches(
+          ledgerFrom(ledgerSnap!),
+          tokens,
+          nowMs,
+          quota,
+          headroom,
+          options.release,
+        );
+        tx.set(ref, ledgerData(planned.ledger));
+        if (planRef && planSnap) {
+          const before = JSON.parse(planSnap.exists ? planSnap.data()!.planJson : '{}') as JobPlan;
+          if (options.release) {
+            const entry = before[String(Math.floor(options.release.atMs / 1000))];
+            if (entry)
+              entry.splice(0, 2, Math.max(0, entry[0] - 1), Math.max(0, entry[1] - options.release.tokens));
+          }
+          tx.set(planRef, {
+            planJson: JSON.stringify(addToJobPlan(before, planned.scheduleMs, tokens, nowMs)),
+          });
+        }
         return planned.scheduleMs;
       });
     },
@@ -573,6 +620,15 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     },
   };
   return store;
+}
+
+/** A ledger as stored: JSON strings, not maps, as thousands of per-second keys must not be indexed. */
+function ledgerData(ledger: DispatchLedger) {
+  return {
+    bucketsJson: JSON.stringify(ledger.buckets),
+    requestsJson: JSON.stringify(ledger.requests ?? {}),
+    updatedAt: FieldValue.serverTimestamp(),
+  };
 }
 
 function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {

@@ -186,8 +186,13 @@ async function runItem(
         [item.estimatedTokens],
         quota,
         deps.quotas.headroom,
-        // A first attempt never reached Gemini, so its old slot is free again.
-        delivery.retryCount === 0 ? { atMs: plannedMs, tokens: item.estimatedTokens } : undefined,
+        {
+          jobId,
+          // A first attempt never reached Gemini, so its old slot is free again.
+          ...(delivery.retryCount === 0
+            ? { release: { atMs: plannedMs, tokens: item.estimatedTokens } }
+            : {}),
+        },
       );
       if (slotMs !== undefined && slotMs > clock()) {
         await deps.tasks.enqueueItems(job.model, jobId, [
@@ -315,6 +320,7 @@ async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promis
       pending.map((i) => i.estimatedTokens),
       quota,
       deps.quotas.headroom,
+      { jobId },
     );
     await deps.tasks.enqueueItems(
       job.model,

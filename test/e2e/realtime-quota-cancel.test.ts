@@ -54,6 +54,24 @@ describe('daily quota and cancel', () => {
     expect(again.body).toMatchObject({ status: 'cancelled', counts: job.counts });
   }, 60_000);
 
+  it("gives a cancelled job's planned slots back, so the next job on the model starts at once", async () => {
+    // Arrange: at about one request a second, 40 prompts are planned over some 40 s.
+    const model = 'gemini-e2e-cancel';
+    const first = await createJob({ model, prompts: Array.from({ length: 40 }, (_, i) => `planned ${i}`) });
+    await waitForJob(first, 30_000, (j) => j.counts.succeeded >= 1);
+
+    // Act
+    await call('POST', `/jobs/${first}/cancel`);
+    const started = Date.now();
+    const next = await createJob({ model, prompts: ['after the cancel 1', 'after the cancel 2'] });
+    const job = await waitForJob(next, 60_000);
+    const tookMs = Date.now() - started;
+
+    // Assert: had the 39 slots stayed taken, the new job would wait behind them for over 35 s.
+    expect(job.counts.succeeded).toBe(2);
+    expect(tookMs).toBeLessThan(20_000);
+  }, 90_000);
+
   it("backs off a per-minute 429 by Gemini's retryDelay, and records it on the last attempt", async () => {
     // Arrange: the marker makes the stand-in answer 429 per-minute with retryDelay 1s, every time.
     const id = await createJob({ requests: [{ key: 'always-429', prompt: 'busy [[fault:429]]' }] });

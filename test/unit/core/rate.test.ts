@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  addToJobPlan,
   type DispatchLedger,
   LIGHT_WINDOW_SHARE,
   lateSendNeedsSlot,
@@ -7,6 +8,7 @@ import {
   PLAN_SLACK_SECONDS,
   planDispatches,
   queueRateLimits,
+  releaseJobPlan,
   requestsInSecond,
 } from '../../../functions/core/rate.js';
 
@@ -353,5 +355,38 @@ describe('lateSendNeedsSlot', () => {
     expect(lateSendNeedsSlot(at(-(61 + PLAN_SLACK_SECONDS), budget), nowMs, 1000, quota, 1)).toBe(false);
     expect(lateSendNeedsSlot(at(61 + PLAN_SLACK_SECONDS, budget), nowMs, 1000, quota, 1)).toBe(false);
     expect(lateSendNeedsSlot(at(60 + PLAN_SLACK_SECONDS, budget), nowMs, 1000, quota, 1)).toBe(true);
+  });
+});
+
+describe('job plans', () => {
+  const quota = { tpm: 100_000, rpm: 600 };
+  const nowMs = 1_700_000_000_000;
+
+  it('gives back exactly what a cancelled job had planned for the seconds ahead', () => {
+    const other = planDispatches({ buckets: {} }, [500, 500], nowMs, quota, 0.98);
+    const tokens = Array.from({ length: 50 }, (_, i) => 100 + i);
+    const job = planDispatches(other.ledger, tokens, nowMs, quota, 0.98);
+    const plan = addToJobPlan({}, job.scheduleMs, tokens, nowMs);
+
+    const released = releaseJobPlan(job.ledger, plan, nowMs);
+
+    // What stays: the other job, and this job's items of the current second (they may be out).
+    const nowSec = String(nowMs / 1000);
+    const inNowSecond = job.scheduleMs.filter((at) => at === nowMs).length;
+    const total = (m: Record<string, number> = {}) => Object.values(m).reduce((a, b) => a + b, 0);
+    expect(total(released.requests)).toBe(2 + inNowSecond);
+    expect(released.requests?.[nowSec]).toBe(2 + inNowSecond);
+    expect(total(released.buckets)).toBe(1000 + tokens.slice(0, inNowSecond).reduce((a, b) => a + b, 0));
+    // A job planned next starts in the next second, not behind the cancelled one.
+    const next = planDispatches(released, [10], nowMs + 1000, quota, 0.98);
+    expect(next.scheduleMs[0]).toBeLessThanOrEqual(nowMs + 2000);
+  });
+
+  it('drops seconds long past from a job plan as it grows', () => {
+    const plan = addToJobPlan({}, [nowMs], [10], nowMs);
+
+    const later = addToJobPlan(plan, [nowMs + 120_000], [20], nowMs + 120_000);
+
+    expect(later).toEqual({ [String(nowMs / 1000 + 120)]: [1, 20] });
   });
 });

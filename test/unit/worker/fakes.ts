@@ -15,7 +15,13 @@ import type {
 } from '../../../functions/core/jobs.js';
 import { isTerminalJob } from '../../../functions/core/jobs.js';
 import type { ModelQuota } from '../../../functions/core/quotas.js';
-import { type DispatchLedger, planDispatches } from '../../../functions/core/rate.js';
+import {
+  addToJobPlan,
+  type DispatchLedger,
+  type JobPlan,
+  planDispatches,
+  releaseJobPlan,
+} from '../../../functions/core/rate.js';
 import { CANCELLED_ERROR } from '../../../functions/core/results.js';
 import type { GeminiClient, GenerateResult } from '../../../functions/platform/gemini.js';
 import type {
@@ -53,6 +59,8 @@ export class FakeJobStore implements JobStore {
   readonly jobs = new Map<string, JobRecord>();
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
+  /** Job id → its reservations on its model's ledger. */
+  readonly jobPlans = new Map<string, JobPlan>();
   readonly pauses = new Map<string, { untilMs: number; reason: string }>();
   /** How many times each method was called, and how many outcome writes and finishes took effect. */
   readonly calls: Partial<Record<StoreMethod, number>> = {};
@@ -249,6 +257,7 @@ export class FakeJobStore implements JobStore {
     job.startedAt ??= job.finishedAt;
     job.notice = null;
     job.final = this.aggregate(jobId, job.total);
+    this.jobPlans.delete(jobId);
     this.finishedJobs += 1;
     return this.view(job);
   }
@@ -268,6 +277,10 @@ export class FakeJobStore implements JobStore {
       this.finishItem(item);
     }
     job.final = this.aggregate(jobId, job.total);
+    const plan = this.jobPlans.get(jobId);
+    const ledger = this.ledgers.get(job.model);
+    if (plan && ledger) this.ledgers.set(job.model, releaseJobPlan(ledger, plan, this.clock()));
+    this.jobPlans.delete(jobId);
     return { view: this.view(job), changed: true };
   }
 
@@ -293,18 +306,30 @@ export class FakeJobStore implements JobStore {
     tokens: number[],
     quota: ModelQuota,
     headroom: number,
-    release?: { atMs: number; tokens: number },
+    options: { jobId?: string; release?: { atMs: number; tokens: number } } = {},
   ): Promise<number[]> {
     await this.enter('reserveDispatches');
+    const nowMs = this.clock();
     const planned = planDispatches(
       this.ledgers.get(model) ?? { buckets: {} },
       tokens,
-      this.clock(),
+      nowMs,
       quota,
       headroom,
-      release,
+      options.release,
     );
     this.ledgers.set(model, planned.ledger);
+    if (options.jobId) {
+      const before = structuredClone(this.jobPlans.get(options.jobId) ?? {});
+      if (options.release) {
+        const entry = before[String(Math.floor(options.release.atMs / 1000))];
+        if (entry) {
+          entry[0] = Math.max(0, entry[0] - 1);
+          entry[1] = Math.max(0, entry[1] - options.release.tokens);
+        }
+      }
+      this.jobPlans.set(options.jobId, addToJobPlan(before, planned.scheduleMs, tokens, nowMs));
+    }
     return planned.scheduleMs;
   }
 
