@@ -205,7 +205,8 @@ function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
 
 /**
  * Firestore-backed job store. Layout: `jobs/{jobId}` and `jobs/{jobId}/items/{itemId}` (item ids are
- * zero-padded indexes), `ledgers/{model}` for the dispatch plan (requests and tokens per second) with each job's share in `ledgers/{model}/jobs/{jobId}`, `quotaPauses/{model}`.
+ * zero-padded indexes), `ledgers/{model}` for the dispatch plan (requests and tokens per second)
+ * with each job's share in `ledgers/{model}/jobs/{jobId}`, `quotaPauses/{model}`.
  *
  * Counts and usage live in `jobs/{jobId}/counters/{0..15}`: every item outcome increments one random
  * shard in the same commit as the item's own update (guarded by the claim's precondition), so each
