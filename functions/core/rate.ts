@@ -183,11 +183,18 @@ export function addToJobPlan(
   for (const [key, value] of Object.entries(plan)) if (Number(key) > horizon) next[key] = [...value];
   scheduleMs.forEach((at, i) => {
     const key = String(Math.floor(at / 1000));
-    const entry = (next[key] ??= [0, 0]);
-    entry[0] += 1;
-    entry[1] += tokens[i] ?? 0;
+    const [count, sum] = next[key] ?? [0, 0];
+    next[key] = [count + 1, sum + (tokens[i] ?? 0)];
   });
   return next;
+}
+
+/** Takes back one item's reservation at `atMs` from a job's plan (the item was planned again). */
+export function takeFromJobPlan(plan: JobPlan, atMs: number, tokens: number): JobPlan {
+  const key = String(Math.floor(atMs / 1000));
+  const entry = plan[key];
+  if (!entry) return plan;
+  return { ...plan, [key]: [Math.max(0, entry[0] - 1), Math.max(0, entry[1] - tokens)] };
 }
 
 /** Takes a job's reservations for the seconds still ahead off the ledger (the job was cancelled). */

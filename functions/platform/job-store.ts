@@ -25,6 +25,7 @@ import {
   type JobPlan,
   planDispatches,
   releaseJobPlan,
+  takeFromJobPlan,
 } from '../core/rate.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 
@@ -593,12 +594,9 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         );
         tx.set(ref, ledgerData(planned.ledger));
         if (planRef && planSnap) {
-          const before = JSON.parse(planSnap.exists ? planSnap.data()!.planJson : '{}') as JobPlan;
-          if (options.release) {
-            const entry = before[String(Math.floor(options.release.atMs / 1000))];
-            if (entry)
-              entry.splice(0, 2, Math.max(0, entry[0] - 1), Math.max(0, entry[1] - options.release.tokens));
-          }
+          const stored = JSON.parse(planSnap.exists ? planSnap.data()!.planJson : '{}') as JobPlan;
+          const release = options.release;
+          const before = release ? takeFromJobPlan(stored, release.atMs, release.tokens) : stored;
           tx.set(planRef, {
             planJson: JSON.stringify(addToJobPlan(before, planned.scheduleMs, tokens, nowMs)),
           });

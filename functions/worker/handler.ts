@@ -175,7 +175,7 @@ async function runItem(
     }
   }
 
-  if (quota && plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
+  if (plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
     // Far behind its plan (a retry, a paused queue, an overloaded worker): sending now could crowd a
     // minute the ledger has already filled. Where the ledger is light it goes ahead; otherwise it
     // takes a new slot, and runs now only if that slot is this second.

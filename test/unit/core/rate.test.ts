@@ -10,6 +10,7 @@ import {
   queueRateLimits,
   releaseJobPlan,
   requestsInSecond,
+  takeFromJobPlan,
 } from '../../../functions/core/rate.js';
 
 /** A small seeded PRNG (mulberry32), so property runs are reproducible. */
@@ -388,5 +389,15 @@ describe('job plans', () => {
     const later = addToJobPlan(plan, [nowMs + 120_000], [20], nowMs + 120_000);
 
     expect(later).toEqual({ [String(nowMs / 1000 + 120)]: [1, 20] });
+  });
+
+  it('takes one item back from a job plan, and leaves a plan without that second as it is', () => {
+    const plan = addToJobPlan({}, [nowMs, nowMs, nowMs + 5000], [10, 20, 30], nowMs);
+
+    expect(takeFromJobPlan(plan, nowMs + 300, 20)).toEqual({
+      [String(nowMs / 1000)]: [1, 10],
+      [String(nowMs / 1000 + 5)]: [1, 30],
+    });
+    expect(takeFromJobPlan(plan, nowMs + 60_000, 20)).toBe(plan);
   });
 });

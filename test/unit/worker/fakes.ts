@@ -21,6 +21,7 @@ import {
   type JobPlan,
   planDispatches,
   releaseJobPlan,
+  takeFromJobPlan,
 } from '../../../functions/core/rate.js';
 import { CANCELLED_ERROR } from '../../../functions/core/results.js';
 import type { GeminiClient, GenerateResult } from '../../../functions/platform/gemini.js';
@@ -320,14 +321,9 @@ export class FakeJobStore implements JobStore {
     );
     this.ledgers.set(model, planned.ledger);
     if (options.jobId) {
-      const before = structuredClone(this.jobPlans.get(options.jobId) ?? {});
-      if (options.release) {
-        const entry = before[String(Math.floor(options.release.atMs / 1000))];
-        if (entry) {
-          entry[0] = Math.max(0, entry[0] - 1);
-          entry[1] = Math.max(0, entry[1] - options.release.tokens);
-        }
-      }
+      const stored = this.jobPlans.get(options.jobId) ?? {};
+      const release = options.release;
+      const before = release ? takeFromJobPlan(stored, release.atMs, release.tokens) : stored;
       this.jobPlans.set(options.jobId, addToJobPlan(before, planned.scheduleMs, tokens, nowMs));
     }
     return planned.scheduleMs;
