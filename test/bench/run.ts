@@ -21,7 +21,7 @@ const RPM = 6000;
 const LATENCY_MS = 300;
 const INGEST_ITEMS = 10_000;
 const INGEST_RUNS = 3;
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;

@@ -61,9 +61,13 @@ const delivery = (payload: TaskDelivery['payload']): TaskDelivery => ({
 describe('finishing a job', () => {
   it('checks completion only near the end of the job', () => {
     expect(checksCompletion(0, 1000)).toBe(false);
-    expect(checksCompletion(967, 1000)).toBe(false);
-    expect(checksCompletion(968, 1000)).toBe(true);
-    expect(checksCompletion(0, 10)).toBe(true);
+    expect(checksCompletion(991, 1000)).toBe(false);
+    expect(checksCompletion(992, 1000)).toBe(true);
+    expect(checksCompletion(9949, 10_000)).toBe(false);
+    expect(checksCompletion(9950, 10_000)).toBe(true);
+    expect(checksCompletion(1, 10)).toBe(false);
+    expect(checksCompletion(2, 10)).toBe(true);
+    expect(checksCompletion(0, 5)).toBe(true);
   });
 
   it('starts the finish watcher when enqueuing is done, two seconds out', async () => {
