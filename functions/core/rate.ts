@@ -53,6 +53,13 @@ export const REPLAN_AFTER_MS = 4000;
  */
 export const LIGHT_WINDOW_SHARE = 0.5;
 
+/**
+ * How far ahead a job's items are planned and their tasks created; the rest wait in Firestore and
+ * are planned as time moves on. This bounds the ledger (a Firestore document, at most 1 MiB) to some
+ * 20 minutes of seconds however big the backlog, and keeps cancel cheap.
+ */
+export const PLAN_AHEAD_MS = 10 * 60_000;
+
 /** Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within s − 60 − slack … s. */
 const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
 
@@ -76,7 +83,8 @@ export function requestsInSecond(s: number, rate: number): number {
  * a later second are spread evenly across it, as the queue would send them. An item
  * larger than the whole token budget is placed alone in an empty window (Gemini will refuse it, and
  * the worker records why). `release` first takes back one earlier reservation (an item being planned
- * again that never reached Gemini).
+ * again that never reached Gemini). Planning stops before the first item that would go after
+ * `untilMs`: `scheduleMs` then covers only a prefix of `tokens`, and the rest is planned later.
  */
 export function planDispatches(
   ledger: DispatchLedger,
@@ -85,6 +93,7 @@ export function planDispatches(
   quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
   headroom: number,
   release?: { atMs: number; tokens: number },
+  untilMs = Number.POSITIVE_INFINITY,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
   const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom);
@@ -120,21 +129,24 @@ export function planDispatches(
   }
   let sum = 0;
   for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
-  const scheduleMs = tokens.map((w) => {
+  const scheduleMs: number[] = [];
+  for (const w of tokens) {
     while ((w <= budget ? sum + w > budget : sum > 0) || (requests.get(cursor) ?? 0) >= capacity(cursor)) {
       sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
       cursor++;
       sum += buckets.get(cursor) ?? 0;
+      if (cursor * 1000 > untilMs) break;
     }
+    if (cursor * 1000 > untilMs) break;
     const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
     requests.set(cursor, k + 1);
     sum += w;
     // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
-    return cursor === nowSec
-      ? nowMs
-      : cursor * 1000 + Math.floor((k * 1000) / requestsInSecond(cursor, rate));
-  });
+    scheduleMs.push(
+      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / requestsInSecond(cursor, rate)),
+    );
+  }
   const record = (map: Map<number, number>, from: (second: number) => boolean) =>
     Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
   return {

@@ -138,13 +138,14 @@ export interface JobStore {
    * Reserves dispatch slots (requests and input tokens) for items of one model on its shared ledger
    * and returns each item's planned send time. `jobId` records them in the job's plan (a cancel gives
    * back what is still ahead); `release` first takes back one earlier reservation of that job.
+   * With `untilMs`, only the items that fit before it are planned: the result may be shorter.
    */
   reserveDispatches(
     model: string,
     tokens: number[],
     quota: ModelQuota,
     headroom: number,
-    options?: { jobId?: string; release?: { atMs: number; tokens: number } },
+    options?: { jobId?: string; release?: { atMs: number; tokens: number }; untilMs?: number },
   ): Promise<number[]>;
   setQuotaPause(model: string, untilMs: number, reason: string): Promise<void>;
   listQuotaPauses(): Promise<Array<{ model: string; untilMs: number; reason: string }>>;
@@ -591,6 +592,7 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
           quota,
           headroom,
           options.release,
+          options.untilMs,
         );
         tx.set(ref, ledgerData(planned.ledger));
         if (planRef && planSnap) {

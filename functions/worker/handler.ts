@@ -2,7 +2,7 @@ import { costUsd, usageFrom } from '../core/cost.js';
 import { type ItemError, isTerminalJob, itemIdForIndex } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
 import type { Quotas } from '../core/quotas.js';
-import { lateSendNeedsSlot, REPLAN_AFTER_MS } from '../core/rate.js';
+import { lateSendNeedsSlot, PLAN_AHEAD_MS, REPLAN_AFTER_MS } from '../core/rate.js';
 import type { GeminiCallError, GeminiClient } from '../platform/gemini.js';
 import type { ItemOutcome, JobStore, JobView } from '../platform/job-store.js';
 import type { Logger } from '../platform/logger.js';
@@ -289,7 +289,8 @@ const PAGE = 500;
  * Creates the item tasks of a job, page by page, from where the last run stopped (`enqueuedThrough`):
  * a crashed run is retried by Cloud Tasks and resumes; a long one hands over to a fresh control task.
  * Each page first reserves its dispatch slots on the model's ledger (requests and tokens), so each
- * task is scheduled when the queue can send it within RPM and TPM.
+ * task is scheduled when the queue can send it within RPM and TPM. Items are planned at most
+ * {@link PLAN_AHEAD_MS} ahead; a control task comes back for the rest.
  */
 async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promise<WorkerReply> {
   const log = deps.logger.child({ jobId });
@@ -321,15 +322,27 @@ async function enqueueJob(jobId: string, from: number, deps: WorkerDeps): Promis
       pending.map((i) => i.estimatedTokens),
       quota,
       deps.quotas.headroom,
-      { jobId },
+      { jobId, untilMs: now() + PLAN_AHEAD_MS },
     );
     await deps.tasks.enqueueItems(
       job.model,
       jobId,
-      pending.map((i, n) => ({ itemId: i.id, index: i.index, plannedMs: schedule[n]! })),
+      schedule.map((plannedMs, n) => ({ itemId: pending[n]!.id, index: pending[n]!.index, plannedMs })),
     );
-    through = page[page.length - 1]!.index + 1;
+    const unplanned = pending[schedule.length];
+    through = unplanned ? unplanned.index : page[page.length - 1]!.index + 1;
     await deps.store.setEnqueued(jobId, through);
+    if (unplanned) {
+      // The plan reaches PLAN_AHEAD_MS out: plan the rest when half of that is left.
+      const atMs = Math.max(now() + 1000, (schedule.at(-1) ?? now() + PLAN_AHEAD_MS) - PLAN_AHEAD_MS / 2);
+      await deps.tasks.enqueueControl(
+        { kind: 'enqueue', jobId, from: through },
+        `${jobId}-enqueue-${through}-at${Math.floor(atMs / 1000)}`,
+        atMs,
+      );
+      log.info({ event: 'enqueue.paced', through, atMs }, 'planned as far ahead as allowed; the rest later');
+      return { status: 200, body: { outcome: 'paced', detail: String(through) } };
+    }
   }
   await deps.tasks.enqueueControl(
     { kind: 'finish', jobId, round: 0 },

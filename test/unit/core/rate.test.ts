@@ -318,6 +318,27 @@ describe('planDispatches', () => {
     expect(Math.max(...gaps)).toBeLessThanOrEqual(11);
   });
 
+  it('plans only the items that fit before untilMs, leaving the ledger without the rest', () => {
+    const nowMs = 1_700_000_000_000;
+    const quota = { rpm: 60, tpm: 1e9 };
+
+    const { scheduleMs, ledger } = planDispatches(
+      { buckets: {} },
+      Array(500).fill(10),
+      nowMs,
+      quota,
+      0.98,
+      undefined,
+      nowMs + 60_000,
+    );
+
+    const planned = Object.values(ledger.requests ?? {}).reduce((a, b) => a + b, 0);
+    expect(scheduleMs.length).toBeGreaterThan(50);
+    expect(scheduleMs.length).toBeLessThan(70);
+    expect(Math.max(...scheduleMs)).toBeLessThan(nowMs + 61_000);
+    expect(planned).toBe(scheduleMs.length);
+  });
+
   it('takes back a released reservation, so an item planned again does not count twice', () => {
     const nowMs = 1_700_000_000_000;
     const quota = { tpm: 1_000_000, rpm: FAST_RPM };

@@ -307,7 +307,7 @@ export class FakeJobStore implements JobStore {
     tokens: number[],
     quota: ModelQuota,
     headroom: number,
-    options: { jobId?: string; release?: { atMs: number; tokens: number } } = {},
+    options: { jobId?: string; release?: { atMs: number; tokens: number }; untilMs?: number } = {},
   ): Promise<number[]> {
     await this.enter('reserveDispatches');
     const nowMs = this.clock();
@@ -318,6 +318,7 @@ export class FakeJobStore implements JobStore {
       quota,
       headroom,
       options.release,
+      options.untilMs,
     );
     this.ledgers.set(model, planned.ledger);
     if (options.jobId) {
@@ -397,6 +398,8 @@ export class FakeGemini implements GeminiClient {
 export class FakeTaskQueue implements TaskQueue {
   readonly itemTasks = new Map<string, { model: string; jobId: string } & ItemTask>();
   readonly controlTasks = new Map<string, TaskPayload>();
+  /** Control task name → its schedule time, when it has one. */
+  readonly controlSchedule = new Map<string, number>();
   readonly paused = new Set<string>();
   readonly pauseCalls: string[] = [];
   enqueueItemsCalls = 0;
@@ -415,9 +418,11 @@ export class FakeTaskQueue implements TaskQueue {
     if (crash) throw new Error('14 UNAVAILABLE: connection reset');
   }
 
-  async enqueueControl(payload: TaskPayload, name: string): Promise<void> {
+  async enqueueControl(payload: TaskPayload, name: string, scheduleMs?: number): Promise<void> {
     await roundTrip();
-    if (!this.controlTasks.has(name)) this.controlTasks.set(name, payload);
+    if (this.controlTasks.has(name)) return;
+    this.controlTasks.set(name, payload);
+    if (scheduleMs !== undefined) this.controlSchedule.set(name, scheduleMs);
   }
 
   async pauseModel(model: string): Promise<void> {

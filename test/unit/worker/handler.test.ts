@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
+import { PLAN_AHEAD_MS, REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { GeminiCallError } from '../../../functions/platform/gemini.js';
 import { createLogger } from '../../../functions/platform/logger.js';
@@ -621,6 +621,34 @@ describe('handleTask: enqueue', () => {
     expect(times[0]).toBe(NOON_PACIFIC);
     for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
     expect(times.at(-1)!).toBeGreaterThan(NOON_PACIFIC + 60_000);
+  });
+
+  it('plans no further ahead than PLAN_AHEAD_MS, and a control task plans the rest later', async () => {
+    // gemini-2.5-pro at 150 RPM sends about 2.4 a second: 2,000 prompts are some 14 minutes of plan.
+    let now = NOON_PACIFIC;
+    const { store, tasks, deps } = await setup({
+      body: { model: 'gemini-2.5-pro', prompts: Array.from({ length: 2000 }, (_, i) => `p${i}`) },
+      clock: () => now,
+    });
+
+    const first = await handleTask(enqueueDelivery(), deps);
+    const plannedFirst = tasks.itemTasks.size;
+    const [name, payload] = [...tasks.controlTasks].find(([, p]) => p.kind === 'enqueue')!;
+    const lastPlanned = Math.max(...[...tasks.itemTasks.values()].map((t) => t.plannedMs!));
+    now = tasks.controlSchedule.get(name)!;
+    const second = await handleTask({ ...enqueueDelivery(), payload }, deps);
+
+    expect(first.body.outcome).toBe('paced');
+    expect(lastPlanned - NOON_PACIFIC).toBeLessThan(PLAN_AHEAD_MS + 1000);
+    expect(plannedFirst).toBeGreaterThan(1000);
+    expect(plannedFirst).toBeLessThan(2000);
+    expect(store.jobs.get(JOB)?.enqueuedThrough).toBe(2000);
+    expect(payload).toEqual({ kind: 'enqueue', jobId: JOB, from: plannedFirst });
+    expect(tasks.controlSchedule.get(name)).toBe(lastPlanned - PLAN_AHEAD_MS / 2);
+    expect(second.body.outcome).toBe('enqueued');
+    expect(tasks.itemTasks.size).toBe(2000);
+    const times = [...tasks.itemTasks.values()].sort((a, b) => a.index - b.index).map((t) => t.plannedMs!);
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
   });
 
   it('resumes after a crash mid-way without losing or doubling items', async () => {
