@@ -55,12 +55,16 @@ export const LIGHT_WINDOW_SHARE = 0.5;
 
 /**
  * How far ahead a job's items are planned and their tasks created; the rest wait in Firestore and
- * are planned as time moves on. This bounds the ledger (a Firestore document, at most 1 MiB) to some
- * 20 minutes of seconds however big the backlog, and keeps cancel cheap.
+ * are planned as time moves on. This bounds the ledger (a Firestore document, at most 1 MiB) to
+ * about 11 minutes of seconds (the last one and the next ten) however big the backlog, and keeps
+ * cancel cheap.
  */
 export const PLAN_AHEAD_MS = 10 * 60_000;
 
-/** Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within s − 60 − slack … s. */
+/**
+ * Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within
+ * seconds s − 60 − slack … s.
+ */
 const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
 
 /**
