@@ -138,7 +138,8 @@ export interface JobStore {
    * Reserves dispatch slots (requests and input tokens) for items of one model on its shared ledger
    * and returns each item's planned send time. `jobId` records them in the job's plan (a cancel gives
    * back what is still ahead); `release` first takes back one earlier reservation of that job.
-   * With `untilMs`, only the items that fit before it are planned: the result may be shorter.
+   * With `untilMs`, only the items that fit before it are planned: the result may be shorter; for a
+   * job that is no longer running, nothing is.
    */
   reserveDispatches(
     model: string,
@@ -582,8 +583,14 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     async reserveDispatches(model, tokens, quota, headroom, options = {}) {
       const ref = ledgers.doc(model);
       const planRef = options.jobId ? jobPlans(model).doc(options.jobId) : undefined;
+      const jobRef = options.jobId ? jobs.doc(options.jobId) : undefined;
       return db.runTransaction(async (tx) => {
-        const [ledgerSnap, planSnap] = await tx.getAll(ref, ...(planRef ? [planRef] : []));
+        const [ledgerSnap, planSnap, jobSnap] = await tx.getAll(
+          ref,
+          ...(planRef && jobRef ? [planRef, jobRef] : []),
+        );
+        // A job cancelled meanwhile reserves nothing: its cancel has already given its slots back.
+        if (jobSnap && (!jobSnap.exists || isTerminalJob(jobSnap.data()!.status))) return [];
         const nowMs = Date.now();
         const planned = planDispatches(
           ledgerFrom(ledgerSnap!),

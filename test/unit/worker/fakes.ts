@@ -310,6 +310,8 @@ export class FakeJobStore implements JobStore {
     options: { jobId?: string; release?: { atMs: number; tokens: number }; untilMs?: number } = {},
   ): Promise<number[]> {
     await this.enter('reserveDispatches');
+    const job = options.jobId ? this.jobs.get(options.jobId) : undefined;
+    if (options.jobId && (!job || isTerminalJob(job.status))) return [];
     const nowMs = this.clock();
     const planned = planDispatches(
       this.ledgers.get(model) ?? { buckets: {} },
