@@ -225,3 +225,23 @@ export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: num
   }
   return { buckets, requests };
 }
+
+/**
+ * {@link planDispatches}, and with a job's plan, that plan updated too: the released slot taken out,
+ * the new ones added. What `JobStore.reserveDispatches` does inside its transaction.
+ */
+export function reserveForJob(
+  ledger: DispatchLedger,
+  jobPlan: JobPlan | undefined,
+  tokens: readonly number[],
+  nowMs: number,
+  quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
+  headroom: number,
+  options: { release?: { atMs: number; tokens: number }; untilMs?: number } = {},
+): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
+  const { release, untilMs } = options;
+  const planned = planDispatches(ledger, tokens, nowMs, quota, headroom, release, untilMs);
+  if (!jobPlan) return planned;
+  const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;
+  return { ...planned, jobPlan: addToJobPlan(before, planned.scheduleMs, tokens, nowMs) };
+}

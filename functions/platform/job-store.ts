@@ -19,14 +19,7 @@ import type {
 } from '../core/jobs.js';
 import { isTerminalJob } from '../core/jobs.js';
 import type { ModelQuota } from '../core/quotas.js';
-import {
-  addToJobPlan,
-  type DispatchLedger,
-  type JobPlan,
-  planDispatches,
-  releaseJobPlan,
-  takeFromJobPlan,
-} from '../core/rate.js';
+import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../core/rate.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 
 /** A job as clients see it (`GET /jobs/{id}`). */
@@ -591,25 +584,18 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         );
         // A job cancelled meanwhile reserves nothing: its cancel has already given its slots back.
         if (jobSnap && (!jobSnap.exists || isTerminalJob(jobSnap.data()!.status))) return [];
-        const nowMs = Date.now();
-        const planned = planDispatches(
+        const stored = planSnap?.exists ? (JSON.parse(planSnap.data()!.planJson) as JobPlan) : {};
+        const planned = reserveForJob(
           ledgerFrom(ledgerSnap!),
+          planRef ? stored : undefined,
           tokens,
-          nowMs,
+          Date.now(),
           quota,
           headroom,
-          options.release,
-          options.untilMs,
+          options,
         );
         tx.set(ref, ledgerData(planned.ledger));
-        if (planRef && planSnap) {
-          const stored = JSON.parse(planSnap.exists ? planSnap.data()!.planJson : '{}') as JobPlan;
-          const release = options.release;
-          const before = release ? takeFromJobPlan(stored, release.atMs, release.tokens) : stored;
-          tx.set(planRef, {
-            planJson: JSON.stringify(addToJobPlan(before, planned.scheduleMs, tokens, nowMs)),
-          });
-        }
+        if (planRef && planned.jobPlan) tx.set(planRef, { planJson: JSON.stringify(planned.jobPlan) });
         return planned.scheduleMs;
       });
     },

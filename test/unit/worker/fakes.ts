@@ -16,12 +16,10 @@ import type {
 import { isTerminalJob } from '../../../functions/core/jobs.js';
 import type { ModelQuota } from '../../../functions/core/quotas.js';
 import {
-  addToJobPlan,
   type DispatchLedger,
   type JobPlan,
-  planDispatches,
   releaseJobPlan,
-  takeFromJobPlan,
+  reserveForJob,
 } from '../../../functions/core/rate.js';
 import { CANCELLED_ERROR } from '../../../functions/core/results.js';
 import type { GeminiClient, GenerateResult } from '../../../functions/platform/gemini.js';
@@ -312,23 +310,17 @@ export class FakeJobStore implements JobStore {
     await this.enter('reserveDispatches');
     const job = options.jobId ? this.jobs.get(options.jobId) : undefined;
     if (options.jobId && (!job || isTerminalJob(job.status))) return [];
-    const nowMs = this.clock();
-    const planned = planDispatches(
+    const planned = reserveForJob(
       this.ledgers.get(model) ?? { buckets: {} },
+      options.jobId ? (this.jobPlans.get(options.jobId) ?? {}) : undefined,
       tokens,
-      nowMs,
+      this.clock(),
       quota,
       headroom,
-      options.release,
-      options.untilMs,
+      options,
     );
     this.ledgers.set(model, planned.ledger);
-    if (options.jobId) {
-      const stored = this.jobPlans.get(options.jobId) ?? {};
-      const release = options.release;
-      const before = release ? takeFromJobPlan(stored, release.atMs, release.tokens) : stored;
-      this.jobPlans.set(options.jobId, addToJobPlan(before, planned.scheduleMs, tokens, nowMs));
-    }
+    if (options.jobId && planned.jobPlan) this.jobPlans.set(options.jobId, planned.jobPlan);
     return planned.scheduleMs;
   }
 
