@@ -491,25 +491,36 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     },
 
     async finishJob(jobId, status) {
-      const job = await store.getJob(jobId);
-      if (!job || isTerminalJob(job.status)) return undefined;
-      const agg = await aggregate(jobId, job.total, job.counterShards);
-      const done = await db.runTransaction(async (tx) => {
-        const fresh = await tx.get(jobs.doc(jobId));
-        if (!fresh.exists || isTerminalJob(fresh.data()!.status)) return false;
-        tx.update(jobs.doc(jobId), {
-          status,
-          finishedAt: FieldValue.serverTimestamp(),
-          final: agg,
-          notice: null,
-          ...(fresh.data()!.startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
-        });
-        return true;
-      });
-      if (!done) return undefined;
-      // Its reservations are all behind it now.
-      await jobPlans(job.model).doc(jobId).delete();
-      return store.viewJob(jobId);
+      // A precondition on the job's update time, not a transaction: when the last items and the
+      // finish watcher all try at once, transactions wait on each other's locks for seconds; this way
+      // exactly one write lands and the others learn so at once.
+      const ref = jobs.doc(jobId);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const snap = await ref.get();
+        if (!snap.exists || isTerminalJob(snap.data()!.status)) return undefined;
+        const job = jobFrom(snap);
+        const agg = await aggregate(jobId, job.total, job.counterShards);
+        try {
+          await ref.update(
+            {
+              status,
+              finishedAt: FieldValue.serverTimestamp(),
+              final: agg,
+              notice: null,
+              ...(job.startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
+            },
+            { lastUpdateTime: snap.updateTime! },
+          );
+        } catch (err) {
+          // Someone else wrote the job meanwhile: look again (it may be finished now).
+          if (isPreconditionFailure(err)) continue;
+          throw err;
+        }
+        // Its reservations are all behind it now.
+        await jobPlans(job.model).doc(jobId).delete();
+        return store.viewJob(jobId);
+      }
+      throw new Error(`job ${jobId} kept changing while it was being finished; try again`);
     },
 
     async cancelJob(jobId) {

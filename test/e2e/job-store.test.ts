@@ -12,7 +12,7 @@ const QUOTA = {
   price: { inputPerMillion: 1, outputPerMillion: 1 },
 };
 
-describe('job store: the dispatch ledger in Firestore', () => {
+describe('job store in Firestore', () => {
   const db = new Firestore({ projectId: 'e2e-job-store', host: inject('firestoreEmulatorHost'), ssl: false });
   afterAll(() => db.terminate());
 
@@ -74,5 +74,28 @@ describe('job store: the dispatch ledger in Firestore', () => {
     expect(Math.max(...planned)).toBeLessThan(untilMs + 1000);
     expect(item?.plannedMs).toBe(planned[0]! + 90_000);
     expect(item?.state).toBe('pending');
+  });
+
+  it('finishes a job exactly once when the last items and the watcher all try at once', async () => {
+    // Arrange: a one-item job whose item is done.
+    const prefix = `finish-${randomUUID().slice(0, 8)}-`;
+    const { store, id } = await newJob(prefix, 'm-finish', 1);
+    const claim = await store.claimItem(id, itemIdForIndex(0), 60_000);
+    if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
+    await store.completeItem(id, itemIdForIndex(0), claim.leaseId, {
+      state: 'succeeded',
+      response: { candidates: [] },
+      usage: { promptTokens: 3, outputTokens: 4 },
+      costUsd: 0.001,
+    });
+
+    // Act
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.finishJob(id, 'succeeded')));
+    const job = await store.viewJob(id);
+
+    // Assert
+    expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+    expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 1, pending: 0 } });
+    expect(job?.finishedAt).not.toBeNull();
   });
 });
