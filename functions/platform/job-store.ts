@@ -17,7 +17,7 @@ import type {
   NewItem,
   Usage,
 } from '../core/jobs.js';
-import { isTerminalJob } from '../core/jobs.js';
+import { isTerminalJob, pendingOf } from '../core/jobs.js';
 import type { ModelQuota } from '../core/quotas.js';
 import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../core/rate.js';
 import { CANCELLED_ERROR } from '../core/results.js';
@@ -275,7 +275,7 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         succeeded,
         failed,
         cancelled,
-        pending: Math.max(0, total - succeeded - failed - cancelled),
+        pending: pendingOf({ total, succeeded, failed, cancelled }),
       },
       usage: { promptTokens, outputTokens },
       costUsd: Math.round(cost * 1e9) / 1e9,
@@ -310,7 +310,13 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
     const c = cancelled.data().count;
     const sum = sums.data();
     return {
-      counts: { total, succeeded: s, failed: f, cancelled: c, pending: Math.max(0, total - s - f - c) },
+      counts: {
+        total,
+        succeeded: s,
+        failed: f,
+        cancelled: c,
+        pending: pendingOf({ total, succeeded: s, failed: f, cancelled: c }),
+      },
       usage: { promptTokens: sum.promptTokens ?? 0, outputTokens: sum.outputTokens ?? 0 },
       costUsd: Math.round((sum.costUsd ?? 0) * 1e9) / 1e9,
     };

@@ -1,9 +1,9 @@
 import { randomInt } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { status } from '@grpc/grpc-js';
+import { createPrng } from '../prng.js';
 import { createDispatchAgents, type DispatchAgents } from './dispatch.js';
 import { notFound, RpcError } from './errors.js';
-import { createPrng } from './prng.js';
 import { type DispatchSettings, QueueRuntime, type QueueStats, type TaskRecord } from './queue.js';
 import type { QueueConfig } from './resources.js';
 

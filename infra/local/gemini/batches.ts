@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { type Prng, shuffleInPlace } from '../prng.js';
 import type { GeminiStandInConfig } from './config.js';
 import { entityNotFound, invalidArgument, StandInHttpError } from './errors.js';
 import { markerFault } from './faults.js';
@@ -9,7 +10,6 @@ import type { FileStore } from './files.js';
 import { fileIdOf } from './files.js';
 import { buildResponse, promptText, validateGenerateRequest } from './generate.js';
 import { newResourceId } from './ids.js';
-import { type Prng, shuffleInPlace } from './prng.js';
 import type { StatsRecorder } from './stats.js';
 import { requestTokens } from './tokens.js';
 
@@ -224,8 +224,7 @@ export class BatchStore {
     }
     const fault = markerFault(promptText(valid));
     if (fault) return { error: faultError(fault) };
-    if (this.deps.prng().next() < this.deps.config().batch.failedLineShare)
-      return { error: faultError('500') };
+    if (this.deps.prng()() < this.deps.config().batch.failedLineShare) return { error: faultError('500') };
     const tokens = requestTokens(valid, (uri) => this.deps.files.sizeOf(uri));
     return { response: buildResponse(batch.model, valid, tokens) };
   }

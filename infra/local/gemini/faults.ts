@@ -1,5 +1,5 @@
+import type { Prng } from '../prng.js';
 import type { GeminiStandInConfig, LatencySpec } from './config.js';
-import type { Prng } from './prng.js';
 
 /**
  * Faults a realtime request can be given. Prompt markers make them deterministic for end-to-end
@@ -36,7 +36,7 @@ export function randomFault(config: GeminiStandInConfig, prng: Prng, model: stri
   const f = config.faults.byModel[model] ?? config.faults;
   const total = f.internalShare + f.unavailableShare + f.timeoutShare + f.malformedShare;
   if (total <= 0) return undefined;
-  const r = prng.next();
+  const r = prng();
   let edge = f.internalShare;
   if (r < edge) return '500';
   edge += f.unavailableShare;
@@ -53,6 +53,6 @@ export function latencyFor(config: GeminiStandInConfig, model: string, prng: Prn
   const spec: LatencySpec | undefined = config.latency[model] ?? config.latency['*'];
   if (spec === undefined) return 0;
   if (typeof spec === 'number') return spec;
-  const jitter = spec.jitterMs > 0 ? (prng.next() * 2 - 1) * spec.jitterMs : 0;
+  const jitter = spec.jitterMs > 0 ? (prng() * 2 - 1) * spec.jitterMs : 0;
   return Math.max(0, Math.round(spec.meanMs + jitter));
 }

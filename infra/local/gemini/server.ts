@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createPrng, type Prng } from '../prng.js';
 import { BatchStore } from './batches.js';
 import {
   type GeminiStandInConfig,
@@ -32,7 +33,6 @@ import {
   validateGenerateRequest,
 } from './generate.js';
 import { parseJson, readBody, sendError, sendJson, sendUnknownRoute, sleep } from './http.js';
-import { createPrng, type Prng } from './prng.js';
 import { type QuotaKind, QuotaLedger, quotaExceededError, violation } from './quota.js';
 import { type StandInStats, StatsRecorder } from './stats.js';
 import { requestTokens } from './tokens.js';

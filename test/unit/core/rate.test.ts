@@ -12,18 +12,7 @@ import {
   requestsInSecond,
   takeFromJobPlan,
 } from '../../../functions/core/rate.js';
-
-/** A small seeded PRNG (mulberry32), so property runs are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createPrng as prng } from '../../../infra/local/prng.js';
 
 const MINUTE_MS = 60_000;
 

@@ -13,7 +13,7 @@ import type {
   NewItem,
   Usage,
 } from '../../../functions/core/jobs.js';
-import { isTerminalJob } from '../../../functions/core/jobs.js';
+import { isTerminalJob, pendingOf } from '../../../functions/core/jobs.js';
 import type { ModelQuota } from '../../../functions/core/quotas.js';
 import {
   type DispatchLedger,
@@ -103,7 +103,7 @@ export class FakeJobStore implements JobStore {
         succeeded,
         failed,
         cancelled,
-        pending: Math.max(0, total - succeeded - failed - cancelled),
+        pending: pendingOf({ total, succeeded, failed, cancelled }),
       },
       usage: {
         promptTokens: all.reduce((s, i) => s + (i.usage?.promptTokens ?? 0), 0),
