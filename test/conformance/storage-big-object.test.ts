@@ -4,8 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Storage } from '@google-cloud/storage';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storageClientFor } from '../helpers/storage.js';
 
 /** Object size; 256 MB keeps CI quick, `STORAGE_BIG_OBJECT_MB=1024` runs the gigabyte case. */
 const SIZE_MB = Number(process.env.STORAGE_BIG_OBJECT_MB ?? 256);
@@ -42,20 +42,6 @@ async function peakRssMb(pid: number): Promise<number> {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
-/**
- * A client aimed at `url` through `apiEndpoint` only. The client lets STORAGE_EMULATOR_HOST
- * override the JSON API base URL (but not the upload URL), and the suite's local cloud sets
- * that variable for its own emulator, so it is unset while this client is built.
- */
-function clientFor(url: string, projectId: string): Storage {
-  vi.stubEnv('STORAGE_EMULATOR_HOST', undefined);
-  try {
-    return new Storage({ projectId, apiEndpoint: url });
-  } finally {
-    vi.unstubAllEnvs();
-  }
-}
-
 let child: ChildProcess;
 let url: string;
 
@@ -85,7 +71,7 @@ afterAll(async () => {
 describe(`a ${SIZE_MB} MB object`, () => {
   it('uploads in chunks and downloads byte-identical with bounded emulator memory', async () => {
     // Arrange
-    const storage = clientFor(url, 'big');
+    const storage = storageClientFor(url, 'big');
     const [bucket] = await storage.createBucket('big-objects');
     const file = bucket.file('big/generated.bin');
     const sent = createHash('sha256');

@@ -1,9 +1,9 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Storage } from '@google-cloud/storage';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../infra/local/ports.js';
 import { type StorageEmulator, startStorageEmulator } from '../../infra/local/storage/server.js';
+import { storageClientFor } from '../helpers/storage.js';
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -34,20 +34,6 @@ async function startReceiver(
   return { url: `http://127.0.0.1:${port}/`, received, hits: () => hits, server };
 }
 
-/**
- * A client aimed at `url` through `apiEndpoint` only. The client lets STORAGE_EMULATOR_HOST
- * override the JSON API base URL (but not the upload URL), and the suite's local cloud sets
- * that variable for its own emulator, so it is unset while this client is built.
- */
-function clientFor(url: string, projectId: string): Storage {
-  vi.stubEnv('STORAGE_EMULATOR_HOST', undefined);
-  try {
-    return new Storage({ projectId, apiEndpoint: url });
-  } finally {
-    vi.unstubAllEnvs();
-  }
-}
-
 const fastRetry = { initialBackoffMs: 20, maxBackoffMs: 100, maxAttempts: 4, timeoutMs: 2000 };
 
 let emulator: StorageEmulator | undefined;
@@ -65,7 +51,7 @@ describe('Eventarc stand-in', () => {
     const receiver = await startReceiver();
     servers.push(receiver.server);
     emulator = await startStorageEmulator({ subscriptions: [{ url: receiver.url }], eventRetry: fastRetry });
-    const storage = clientFor(emulator.url, 'events');
+    const storage = storageClientFor(emulator.url, 'events');
     const [bucket] = await storage.createBucket('events-bucket');
 
     // Act
@@ -110,7 +96,7 @@ describe('Eventarc stand-in', () => {
       bucket: 'watched',
       eventTypes: ['google.cloud.storage.object.v1.finalized', 'google.cloud.storage.object.v1.deleted'],
     });
-    const storage = clientFor(emulator.url, 'events');
+    const storage = storageClientFor(emulator.url, 'events');
     const [watched] = await storage.createBucket('watched');
     const [other] = await storage.createBucket('unwatched');
 
@@ -139,7 +125,7 @@ describe('Eventarc stand-in', () => {
     const receiver = await startReceiver(2);
     servers.push(receiver.server);
     emulator = await startStorageEmulator({ subscriptions: [{ url: receiver.url }], eventRetry: fastRetry });
-    const storage = clientFor(emulator.url, 'events');
+    const storage = storageClientFor(emulator.url, 'events');
     const [bucket] = await storage.createBucket('retry-bucket');
 
     // Act
@@ -161,7 +147,7 @@ describe('Eventarc stand-in', () => {
     // Arrange: a port nothing listens on, so every attempt is a connection error.
     const url = `http://127.0.0.1:${await freePort()}/`;
     emulator = await startStorageEmulator({ subscriptions: [{ url }], eventRetry: fastRetry });
-    const storage = clientFor(emulator.url, 'events');
+    const storage = storageClientFor(emulator.url, 'events');
     const [bucket] = await storage.createBucket('dead-letter');
 
     // Act
@@ -182,7 +168,7 @@ describe('Eventarc stand-in', () => {
     const receiver = await startReceiver();
     servers.push(receiver.server);
     emulator = await startStorageEmulator({ subscriptions: [{ url: receiver.url }], eventRetry: fastRetry });
-    const storage = clientFor(emulator.url, 'events');
+    const storage = storageClientFor(emulator.url, 'events');
     const [bucket] = await storage.createBucket('ids');
 
     // Act

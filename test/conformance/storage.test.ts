@@ -7,20 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { type ApiError, type Bucket, Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type StorageEmulator, startStorageEmulator } from '../../infra/local/storage/server.js';
-
-/**
- * A client aimed at `url` through `apiEndpoint` only. The client lets STORAGE_EMULATOR_HOST
- * override the JSON API base URL (but not the upload URL), and the suite's local cloud sets
- * that variable for its own emulator, so it is unset while this client is built.
- */
-function clientFor(url: string, projectId: string): Storage {
-  vi.stubEnv('STORAGE_EMULATOR_HOST', undefined);
-  try {
-    return new Storage({ projectId, apiEndpoint: url });
-  } finally {
-    vi.unstubAllEnvs();
-  }
-}
+import { storageClientFor } from '../helpers/storage.js';
 
 const PROJECT = 'conformance-project';
 
@@ -50,7 +37,7 @@ function md5Base64(data: Buffer): string {
 
 beforeAll(async () => {
   emulator = await startStorageEmulator({ projectId: PROJECT });
-  storage = clientFor(emulator.url, PROJECT);
+  storage = storageClientFor(emulator.url, PROJECT);
   [bucket] = await storage.createBucket('conformance-bucket');
 });
 

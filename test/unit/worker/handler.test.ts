@@ -6,6 +6,7 @@ import { createLogger } from '../../../functions/platform/logger.js';
 import { MediaError } from '../../../functions/platform/media.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
+import { quotaBody } from '../../helpers/gemini-errors.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../test-quotas.js';
 import { FakeGemini, FakeJobStore, FakeMediaFetcher, FakeTaskQueue, fakeNotify } from './fakes.js';
@@ -85,30 +86,7 @@ const ITEM = '000000000';
 
 /** Gemini's 429 for a per-minute or per-day quota, as the SDK's ApiError carries it. */
 function quotaError(quotaId: string, retryDelay: string): GeminiCallError {
-  return new GeminiCallError('Gemini answered 429', 429, {
-    error: {
-      code: 429,
-      status: 'RESOURCE_EXHAUSTED',
-      message:
-        'You exceeded your current quota, please check your plan and billing details. Please retry in ' +
-        retryDelay +
-        '.',
-      details: [
-        {
-          '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
-          violations: [
-            {
-              quotaMetric: 'generativelanguage.googleapis.com/generate_content_paid_tier_requests',
-              quotaId,
-              quotaDimensions: { location: 'global', model: 'gemini-2.5-flash' },
-              quotaValue: '1000',
-            },
-          ],
-        },
-        { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay },
-      ],
-    },
-  });
+  return new GeminiCallError('Gemini answered 429', 429, quotaBody(quotaId, retryDelay));
 }
 
 const overloaded = () =>
