@@ -219,10 +219,7 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
   const jobPlans = (model: string) => ledgers.doc(model).collection('jobs');
 
   /** Gives back a cancelled job's reservations for the seconds still ahead. */
-  const releasePlanOf = async (jobId: string) => {
-    const job = await jobs.doc(jobId).get();
-    const model = job.data()?.model as string | undefined;
-    if (!model) return;
+  const releasePlanOf = async (jobId: string, model: string) => {
     const ref = ledgers.doc(model);
     const planRef = jobPlans(model).doc(jobId);
     await db.runTransaction(async (tx) => {
@@ -531,16 +528,17 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
 
     async cancelJob(jobId) {
       const ref = jobs.doc(jobId);
+      // The model of the job this call turned cancelled; false when it was terminal already.
       const turned = await db.runTransaction(async (tx) => {
         const fresh = await tx.get(ref);
         if (!fresh.exists) return undefined;
         if (isTerminalJob(fresh.data()!.status)) return false;
         tx.update(ref, { status: 'cancelled', finishedAt: FieldValue.serverTimestamp(), notice: null });
-        return true;
+        return fresh.data()!.model as string;
       });
       if (turned === undefined) return undefined;
       if (turned) {
-        await releasePlanOf(jobId);
+        await releasePlanOf(jobId, turned);
         // Sweep pending items; a precondition per item keeps a result that lands meanwhile.
         const writer = db.bulkWriter();
         writer.onWriteError(() => false);
@@ -575,7 +573,7 @@ export function createJobStore(db: Firestore, options: { collectionPrefix?: stri
         }
       }
       const view = await store.viewJob(jobId);
-      return view ? { view, changed: turned } : undefined;
+      return view ? { view, changed: turned !== false } : undefined;
     },
 
     async setEnqueued(jobId, through) {
