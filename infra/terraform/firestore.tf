@@ -12,14 +12,18 @@ resource "google_firestore_database" "default" {
   depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
-# Indexes. Every query job-store.ts makes on the `items` collection group is served by Firestore's
-# automatic single-field indexes, so no composite index is declared (Firestore refuses a composite
+# Indexes. Every query the stores (functions/platform/store/) make within one job's `items` is
+# served by Firestore's automatic single-field indexes, so no composite index is declared (Firestore refuses a composite
 # index that a single-field index already serves, e.g. state + __name__):
 #   where(state ==) + count() (final counts of a cancelled job) -> single-field index on state
 #   where(state ==) orderBy(__name__)              -> single-field index on state (ids ascending)
 #   orderBy(finishedAt) orderBy(__name__)          -> single-field index on finishedAt
 #   orderBy(__name__)                              -> the document-id index
 #   sum(usage.promptTokens|usage.outputTokens|costUsd) over a job's items -> no filter, no index
+# One query spans every job: the reconciler's `collectionGroup(items).where(lease.untilMs <)` (leases
+# that ran out with no outcome). Automatic indexes have collection scope only, so lease.untilMs gets a
+# collection-group index below. Jobs are queried by `status in` and `cancelPending ==` (collection
+# scope, automatic).
 # Running counts are not queries: each outcome increments one of 16 shards in jobs/{id}/counters in
 # the same commit as the item, and readers sum the shards by document id.
 # What is declared: the two queried fields pinned ascending at collection scope, so a later change of
@@ -39,6 +43,24 @@ resource "google_firestore_field" "items_queried" {
     indexes {
       order       = "ASCENDING"
       query_scope = "COLLECTION"
+    }
+  }
+}
+
+resource "google_firestore_field" "items_lease_until" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "items"
+  field      = "lease.untilMs"
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
     }
   }
 }

@@ -26,22 +26,114 @@ locals {
     GOOGLE_NODE_RUN_SCRIPTS = ""
   }
 
-  # Tasks are dispatched with a 600 s deadline (functions/platform/task-queue.ts) and an enqueuing
-  # run hands over after 8 minutes; the worker outlives both and any Gemini call with its margin.
+  # Item tasks are dispatched with a deadline of the Gemini timeout + 30 s (functions/platform/config.ts
+  # `dispatchDeadlineFor`, 15 s to 30 min) and an enqueuing run hands over after 8 minutes; the worker
+  # outlives both with a margin, so Cloud Tasks never redelivers a task whose worker still runs.
   worker_timeout_seconds = max(600, ceil(var.gemini_timeout_ms / 1000) + 120)
+
+  # The four functions, by registered name (local.function_names: name = entry point). Each is one
+  # instance of the function below, with its own service account (iam.tf, fanout-<name>) and its own
+  # invoker grants. `invokers` is who may call it (roles/run.invoker), keyed as the grant is (see
+  # google_cloud_run_service_iam_member.invoker); `env` adds to common_env; `event_trigger` is set for
+  # event-driven functions only.
+  functions = {
+    # The jobs API for clients.
+    ingest = {
+      enabled      = true
+      description  = "gemini-fanout jobs API: create, status, results, events (SSE), cancel"
+      account_name = "gemini-fanout ingest function (jobs API)"
+      # 60 min: the HTTP maximum, so GET /jobs/{id}/events (SSE) streams a long job to its end.
+      timeout_seconds = 3600
+      memory          = "1Gi" # a POST /jobs body of up to 32 MB is parsed in memory
+      concurrency     = 80    # mostly idle SSE streams and short Firestore calls
+      max_instances   = var.ingest_max_instances
+      # Reachable from the internet, callable only with an identity token of an ingest_invokers member.
+      ingress       = "ALLOW_ALL"
+      env           = {}
+      event_trigger = null
+      invokers      = { for m in toset(var.ingest_invokers) : m => m } # a member listed twice is one grant
+    }
+
+    # One Cloud Tasks item.
+    worker = {
+      enabled         = true
+      description     = "gemini-fanout worker: one item per Cloud Tasks delivery"
+      account_name    = "gemini-fanout worker function (one Cloud Tasks item)"
+      timeout_seconds = local.worker_timeout_seconds
+      memory          = "2Gi" # media is fetched and sent inline, so an instance holds several images at once
+      # A worker request spends nearly all its time waiting on Gemini: many share one vCPU. The queues'
+      # dispatch rates, not instance counts, keep Gemini under quota.
+      concurrency   = var.worker_concurrency
+      max_instances = var.worker_max_instances
+      # Cloud Tasks calls the public URL; only the tasks account may invoke, and the worker itself
+      # verifies the token's audience and email. Its URL is checked against WORKER_URL (postcondition).
+      ingress       = "ALLOW_ALL"
+      env           = {}
+      event_trigger = null
+      invokers      = { worker = "serviceAccount:${google_service_account.tasks.email}" }
+    }
+
+    # One Cloud Scheduler tick.
+    batch = {
+      enabled      = true
+      description  = "gemini-fanout scheduler tick: Batch API submit/poll/collect, resume quota-paused queues"
+      account_name = "gemini-fanout batch function (scheduler tick)"
+      # A tick streams Batch API input and output files; it may take minutes. It matches the scheduler
+      # job's attempt deadline (30 min, the Cloud Scheduler maximum for HTTP targets).
+      timeout_seconds = 1800
+      memory          = "1Gi"
+      # One tick at a time: a tick that overruns the minute makes the next one wait, not race it.
+      concurrency   = 1
+      max_instances = 1
+      ingress       = "ALLOW_ALL"
+      env           = {}
+      event_trigger = null
+      invokers      = { batch = "serviceAccount:${google_service_account.scheduler.email}" }
+    }
+
+    # A JSONL file under inbox/ becomes a job. Eventarc's Cloud Storage events filter on the bucket
+    # only (no object prefix), so the function's own guard ignores everything outside inbox/ (its
+    # results/ and staging/ writes included).
+    intake = {
+      enabled         = var.enable_intake
+      description     = "gemini-fanout intake: a JSONL file finalized under inbox/ becomes a job"
+      account_name    = "gemini-fanout intake function (bucket inbox/ files)"
+      timeout_seconds = 540 # the maximum for event-driven functions
+      # The file is streamed line by line into Firestore; memory stays bounded by the write batch.
+      memory        = "1Gi"
+      concurrency   = 4
+      max_instances = 10
+      # Events arrive from Eventarc (Pub/Sub push), which counts as internal traffic.
+      ingress = "ALLOW_INTERNAL_ONLY"
+      env     = {}
+      event_trigger = {
+        event_type            = "google.cloud.storage.object.v1.finalized"
+        bucket                = google_storage_bucket.fanout.name
+        service_account_email = one(google_service_account.intake_trigger[*].email)
+        # Intake throws to be retried and returns to acknowledge (design): failed deliveries come back.
+        retry_policy = "RETRY_POLICY_RETRY"
+      }
+      # Only the Eventarc trigger's identity. The condition keeps intake_trigger[0] unread when
+      # enable_intake is false (the entry is then left out anyway).
+      invokers = var.enable_intake ? { intake = "serviceAccount:${google_service_account.intake_trigger[0].email}" } : {}
+    }
+  }
+
+  deployed_functions = { for name, f in local.functions : name => f if f.enabled }
 }
 
-# --- ingest: the jobs API for clients ---------------------------------------------------------------
-resource "google_cloudfunctions2_function" "ingest" {
+resource "google_cloudfunctions2_function" "function" {
+  for_each = local.deployed_functions
+
   project     = var.project_id
   location    = var.region
-  name        = local.function_names.ingest
-  description = "gemini-fanout jobs API: create, status, results, events (SSE), cancel"
+  name        = local.function_names[each.key]
+  description = each.value.description
   labels      = local.labels
 
   build_config {
     runtime               = var.runtime
-    entry_point           = local.function_names.ingest
+    entry_point           = local.function_names[each.key]
     environment_variables = local.build_env
     service_account       = var.build_service_account
 
@@ -54,18 +146,16 @@ resource "google_cloudfunctions2_function" "ingest" {
   }
 
   service_config {
-    service_account_email = google_service_account.ingest.email
-    # 60 min: the HTTP maximum, so GET /jobs/{id}/events (SSE) streams a long job to its end.
-    timeout_seconds                  = 3600
-    available_memory                 = "1Gi" # a POST /jobs body of up to 32 MB is parsed in memory
+    service_account_email            = google_service_account.function[each.key].email
+    timeout_seconds                  = each.value.timeout_seconds
+    available_memory                 = each.value.memory
     available_cpu                    = "1"
-    max_instance_request_concurrency = 80 # mostly idle SSE streams and short Firestore calls
+    max_instance_request_concurrency = each.value.concurrency
     min_instance_count               = 0
-    max_instance_count               = var.ingest_max_instances
-    # Reachable from the internet, callable only with an identity token of an ingest_invokers member.
-    ingress_settings               = "ALLOW_ALL"
-    all_traffic_on_latest_revision = true
-    environment_variables          = local.common_env
+    max_instance_count               = each.value.max_instances
+    ingress_settings                 = each.value.ingress
+    all_traffic_on_latest_revision   = true
+    environment_variables            = merge(local.common_env, each.value.env)
 
     secret_environment_variables {
       key        = "GEMINI_API_KEY"
@@ -75,242 +165,64 @@ resource "google_cloudfunctions2_function" "ingest" {
     }
   }
 
-  depends_on = [
-    google_project_service.enabled,
-    # The runtime account reads the secret at instance start: a deploy before the grant fails.
-    google_secret_manager_secret_iam_member.gemini_api_key_accessor,
-    google_project_iam_member.firestore_user,
-    google_storage_bucket_iam_member.fanout_object_user,
-  ]
-}
+  # Intake only: `[*]` makes a null trigger an empty list and a trigger a list of one.
+  dynamic "event_trigger" {
+    for_each = each.value.event_trigger[*]
 
-# --- worker: one Cloud Tasks item ------------------------------------------------------------------
-resource "google_cloudfunctions2_function" "worker" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.worker
-  description = "gemini-fanout worker: one item per Cloud Tasks delivery"
-  labels      = local.labels
+    content {
+      trigger_region        = var.region # must be the bucket's location
+      event_type            = event_trigger.value.event_type
+      service_account_email = event_trigger.value.service_account_email
+      retry_policy          = event_trigger.value.retry_policy
 
-  build_config {
-    runtime               = var.runtime
-    entry_point           = local.function_names.worker
-    environment_variables = local.build_env
-    service_account       = var.build_service_account
-
-    source {
-      storage_source {
-        bucket = google_storage_bucket.sources.name
-        object = google_storage_bucket_object.functions_source.name
+      event_filters {
+        attribute = "bucket"
+        value     = event_trigger.value.bucket
       }
     }
   }
 
-  service_config {
-    service_account_email = google_service_account.worker.email
-    timeout_seconds       = local.worker_timeout_seconds
-    # Media is fetched and sent inline, so an instance holds several images at once.
-    available_memory = "2Gi"
-    available_cpu    = "1"
-    # A worker request spends nearly all its time waiting on Gemini: many share one vCPU. The queues'
-    # dispatch rates, not instance counts, keep Gemini under quota.
-    max_instance_request_concurrency = var.worker_concurrency
-    min_instance_count               = 0
-    max_instance_count               = var.worker_max_instances
-    # Cloud Tasks calls the public URL; only the tasks account may invoke (IAM below), and the worker
-    # itself verifies the token's audience and email.
-    ingress_settings               = "ALLOW_ALL"
-    all_traffic_on_latest_revision = true
-    environment_variables          = local.common_env
-
-    secret_environment_variables {
-      key        = "GEMINI_API_KEY"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.gemini_api_key.secret_id
-      version    = "latest"
-    }
-  }
-
   depends_on = [
     google_project_service.enabled,
     # The runtime account reads the secret at instance start: a deploy before the grant fails.
     google_secret_manager_secret_iam_member.gemini_api_key_accessor,
     google_project_iam_member.firestore_user,
     google_storage_bucket_iam_member.fanout_object_user,
+    # Intake's trigger needs these two (empty when enable_intake is false); the others merely wait.
+    google_project_iam_member.gcs_pubsub_publisher,
+    google_project_iam_member.intake_trigger_event_receiver,
   ]
 
   lifecycle {
     postcondition {
-      condition     = self.url == local.worker_url
+      condition     = each.key != "worker" || self.url == local.worker_url
       error_message = "The worker's URL is ${self.url}, not ${local.worker_url}: WORKER_URL (OIDC audience and task target) would not match; set local.worker_url in main.tf to the function's URL."
     }
   }
 }
 
-# --- batch: one Cloud Scheduler tick --------------------------------------------------------------
-resource "google_cloudfunctions2_function" "batch" {
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.batch
-  description = "gemini-fanout scheduler tick: Batch API submit/poll/collect, resume quota-paused queues"
-  labels      = local.labels
-
-  build_config {
-    runtime               = var.runtime
-    entry_point           = local.function_names.batch
-    environment_variables = local.build_env
-    service_account       = var.build_service_account
-
-    source {
-      storage_source {
-        bucket = google_storage_bucket.sources.name
-        object = google_storage_bucket_object.functions_source.name
-      }
-    }
-  }
-
-  service_config {
-    service_account_email = google_service_account.batch.email
-    # A tick streams Batch API input and output files; it may take minutes. It matches the scheduler
-    # job's attempt deadline (30 min, the Cloud Scheduler maximum for HTTP targets).
-    timeout_seconds  = 1800
-    available_memory = "1Gi"
-    available_cpu    = "1"
-    # One tick at a time: a tick that overruns the minute makes the next one wait, not race it.
-    max_instance_request_concurrency = 1
-    min_instance_count               = 0
-    max_instance_count               = 1
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    environment_variables            = local.common_env
-
-    secret_environment_variables {
-      key        = "GEMINI_API_KEY"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.gemini_api_key.secret_id
-      version    = "latest"
-    }
-  }
-
-  depends_on = [
-    google_project_service.enabled,
-    # The runtime account reads the secret at instance start: a deploy before the grant fails.
-    google_secret_manager_secret_iam_member.gemini_api_key_accessor,
-    google_project_iam_member.firestore_user,
-    google_storage_bucket_iam_member.fanout_object_user,
-  ]
-}
-
-# --- intake: a JSONL file under inbox/ becomes a job -------------------------------------------------
-# Eventarc's Cloud Storage events filter on the bucket only (no object prefix), so the function's own
-# guard ignores everything outside inbox/ (its results/ and staging/ writes included).
-resource "google_cloudfunctions2_function" "intake" {
-  count = var.enable_intake ? 1 : 0
-
-  project     = var.project_id
-  location    = var.region
-  name        = local.function_names.intake
-  description = "gemini-fanout intake: a JSONL file finalized under inbox/ becomes a job"
-  labels      = local.labels
-
-  build_config {
-    runtime               = var.runtime
-    entry_point           = local.function_names.intake
-    environment_variables = local.build_env
-    service_account       = var.build_service_account
-
-    source {
-      storage_source {
-        bucket = google_storage_bucket.sources.name
-        object = google_storage_bucket_object.functions_source.name
-      }
-    }
-  }
-
-  service_config {
-    service_account_email = google_service_account.intake[0].email
-    timeout_seconds       = 540 # the maximum for event-driven functions
-    # The file is streamed line by line into Firestore; memory stays bounded by the write batch.
-    available_memory                 = "1Gi"
-    available_cpu                    = "1"
-    max_instance_request_concurrency = 4
-    min_instance_count               = 0
-    max_instance_count               = 10
-    # Events arrive from Eventarc (Pub/Sub push), which counts as internal traffic.
-    ingress_settings               = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision = true
-    environment_variables          = local.common_env
-
-    secret_environment_variables {
-      key        = "GEMINI_API_KEY"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.gemini_api_key.secret_id
-      version    = "latest"
-    }
-  }
-
-  event_trigger {
-    trigger_region        = var.region # must be the bucket's location
-    event_type            = "google.cloud.storage.object.v1.finalized"
-    service_account_email = google_service_account.intake_trigger[0].email
-    # Intake throws to be retried and returns to acknowledge (design): failed deliveries come back.
-    retry_policy = "RETRY_POLICY_RETRY"
-
-    event_filters {
-      attribute = "bucket"
-      value     = google_storage_bucket.fanout.name
-    }
-  }
-
-  depends_on = [
-    google_project_service.enabled,
-    # The runtime account reads the secret at instance start: a deploy before the grant fails.
-    google_secret_manager_secret_iam_member.gemini_api_key_accessor,
-    google_project_iam_member.firestore_user,
-    google_storage_bucket_iam_member.fanout_object_user,
-    google_project_iam_member.gcs_pubsub_publisher,
-    google_project_iam_member.intake_trigger_event_receiver,
-  ]
-}
-
 # --- Invokers: gen2 functions are Cloud Run services, invoked with roles/run.invoker on the service --
-# (roles/cloudfunctions.invoker does not apply to gen2). No function has a public invoker.
-
-resource "google_cloud_run_service_iam_member" "ingest_invoker" {
-  for_each = toset(var.ingest_invokers)
-
-  project  = var.project_id
-  location = google_cloudfunctions2_function.ingest.location
-  service  = google_cloudfunctions2_function.ingest.service_config[0].service
-  role     = "roles/run.invoker"
-  member   = each.value
+# (roles/cloudfunctions.invoker does not apply to gen2). No function has a public invoker
+# (ingest_invokers refuses allUsers and allAuthenticatedUsers).
+#
+# One grant per member of each function's `invokers`. Keys: a member of ingest_invokers is its own key
+# (the keys the former ingest_invoker resource had, so moved.tf carries those grants over instead of
+# revoking and granting them again); a grant to one of our service accounts is keyed by the function's
+# name, as for_each keys must be known at plan time and an account's email is not until it exists.
+locals {
+  invoker_grants = merge([
+    for name, f in local.deployed_functions : {
+      for key, member in f.invokers : key => { function = name, member = member }
+    }
+  ]...)
 }
 
-# Only Cloud Tasks' OIDC identity may call the worker.
-resource "google_cloud_run_service_iam_member" "worker_invoker" {
-  project  = var.project_id
-  location = google_cloudfunctions2_function.worker.location
-  service  = google_cloudfunctions2_function.worker.service_config[0].service
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.tasks.email}"
-}
-
-# Only Cloud Scheduler's OIDC identity may call batch.
-resource "google_cloud_run_service_iam_member" "batch_invoker" {
-  project  = var.project_id
-  location = google_cloudfunctions2_function.batch.location
-  service  = google_cloudfunctions2_function.batch.service_config[0].service
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.scheduler.email}"
-}
-
-# Only the Eventarc trigger's identity may call intake.
-resource "google_cloud_run_service_iam_member" "intake_invoker" {
-  count = var.enable_intake ? 1 : 0
+resource "google_cloud_run_service_iam_member" "invoker" {
+  for_each = local.invoker_grants
 
   project  = var.project_id
-  location = google_cloudfunctions2_function.intake[0].location
-  service  = google_cloudfunctions2_function.intake[0].service_config[0].service
+  location = google_cloudfunctions2_function.function[each.value.function].location
+  service  = google_cloudfunctions2_function.function[each.value.function].service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.intake_trigger[0].email}"
+  member   = each.value.member
 }

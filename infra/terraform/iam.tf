@@ -3,33 +3,14 @@
 # is about (queue, bucket, secret, service account, Cloud Run service), except where the API has no
 # narrower grant: those few project-level grants say why.
 
-resource "google_service_account" "ingest" {
-  project      = var.project_id
-  account_id   = "fanout-ingest"
-  display_name = "gemini-fanout ingest function (jobs API)"
-  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
-}
-
-resource "google_service_account" "worker" {
-  project      = var.project_id
-  account_id   = "fanout-worker"
-  display_name = "gemini-fanout worker function (one Cloud Tasks item)"
-  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
-}
-
-resource "google_service_account" "batch" {
-  project      = var.project_id
-  account_id   = "fanout-batch"
-  display_name = "gemini-fanout batch function (scheduler tick)"
-  depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
-}
-
-resource "google_service_account" "intake" {
-  count = var.enable_intake ? 1 : 0
+# One runtime account per deployed function of local.functions (functions.tf): fanout-ingest,
+# fanout-worker, fanout-batch, fanout-intake.
+resource "google_service_account" "function" {
+  for_each = local.deployed_functions
 
   project      = var.project_id
-  account_id   = "fanout-intake"
-  display_name = "gemini-fanout intake function (bucket inbox/ files)"
+  account_id   = "fanout-${each.key}"
+  display_name = each.value.account_name
   depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
 }
 
@@ -62,14 +43,7 @@ resource "google_service_account" "intake_trigger" {
 
 locals {
   # Runtime identities of the deployed functions, by function.
-  function_members = merge(
-    {
-      ingest = "serviceAccount:${google_service_account.ingest.email}"
-      worker = "serviceAccount:${google_service_account.worker.email}"
-      batch  = "serviceAccount:${google_service_account.batch.email}"
-    },
-    var.enable_intake ? { intake = "serviceAccount:${google_service_account.intake[0].email}" } : {},
-  )
+  function_members = { for name, account in google_service_account.function : name => "serviceAccount:${account.email}" }
 
   # Who creates tasks on the control queue: ingest and intake start a job's enqueuing there, the
   # worker hands a long enqueuing over to a fresh control task.
@@ -116,19 +90,19 @@ resource "google_cloud_tasks_queue_iam_member" "control_enqueuer" {
   for_each = local.control_enqueuers
 
   project  = var.project_id
-  location = google_cloud_tasks_queue.control.location
-  name     = google_cloud_tasks_queue.control.name
+  location = google_cloud_tasks_queue.queue["control"].location
+  name     = google_cloud_tasks_queue.queue["control"].name
   role     = "roles/cloudtasks.enqueuer"
   member   = each.value
 }
 
 # The worker creates the item tasks of a job on its model's queue.
 resource "google_cloud_tasks_queue_iam_member" "model_enqueuer_worker" {
-  for_each = google_cloud_tasks_queue.model
+  for_each = local.model_queues
 
   project  = var.project_id
-  location = each.value.location
-  name     = each.value.name
+  location = google_cloud_tasks_queue.queue[each.key].location
+  name     = google_cloud_tasks_queue.queue[each.key].name
   role     = "roles/cloudtasks.enqueuer"
   member   = local.function_members.worker
 }
@@ -136,13 +110,13 @@ resource "google_cloud_tasks_queue_iam_member" "model_enqueuer_worker" {
 # The worker pauses a model's queue on a per-day 429; the batch tick resumes it after the reset.
 resource "google_cloud_tasks_queue_iam_member" "model_admin" {
   for_each = {
-    for pair in setproduct(keys(google_cloud_tasks_queue.model), ["worker", "batch"]) :
+    for pair in setproduct(keys(local.model_queues), ["worker", "batch"]) :
     "${pair[0]}/${pair[1]}" => { model = pair[0], fn = pair[1] }
   }
 
   project  = var.project_id
-  location = google_cloud_tasks_queue.model[each.value.model].location
-  name     = google_cloud_tasks_queue.model[each.value.model].name
+  location = google_cloud_tasks_queue.queue[each.value.model].location
+  name     = google_cloud_tasks_queue.queue[each.value.model].name
   role     = "roles/cloudtasks.queueAdmin"
   member   = local.function_members[each.value.fn]
 }

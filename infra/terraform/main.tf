@@ -1,5 +1,6 @@
 # gemini-fanout: every cloud resource of the system. Pieces live in their own files:
-# apis.tf, storage.tf, firestore.tf, secrets.tf, queues.tf, iam.tf, functions.tf, scheduler.tf.
+# apis.tf, storage.tf, firestore.tf, secrets.tf, queues.tf, iam.tf, functions.tf, scheduler.tf, and
+# moved.tf (addresses of earlier versions, so an existing deployment is moved, not recreated).
 
 locals {
   # infra/quotas.json is the single source of truth of per-model limits; the code reads the same file.

@@ -1,21 +1,21 @@
 output "ingest_url" {
   description = "Base URL of the jobs API (POST /jobs, GET /jobs/{id}, …). Private: send an identity token of an ingest_invokers member, e.g. curl -H \"Authorization: Bearer $(gcloud auth print-identity-token)\" URL/jobs/ID."
-  value       = google_cloudfunctions2_function.ingest.url
+  value       = google_cloudfunctions2_function.function["ingest"].url
 }
 
 output "worker_url" {
   description = "URL of the worker function: the target and OIDC audience of every task (WORKER_URL)."
-  value       = google_cloudfunctions2_function.worker.url
+  value       = google_cloudfunctions2_function.function["worker"].url
 }
 
 output "batch_url" {
   description = "URL of the batch function, called by Cloud Scheduler every minute."
-  value       = google_cloudfunctions2_function.batch.url
+  value       = google_cloudfunctions2_function.function["batch"].url
 }
 
 output "intake_function" {
   description = "Name of the intake function (null when enable_intake is false)."
-  value       = var.enable_intake ? google_cloudfunctions2_function.intake[0].name : null
+  value       = var.enable_intake ? google_cloudfunctions2_function.function["intake"].name : null
 }
 
 output "bucket" {
@@ -26,8 +26,8 @@ output "bucket" {
 output "queues" {
   description = "Cloud Tasks queue of each model of infra/quotas.json, with its dispatch rate."
   value = {
-    for model, q in google_cloud_tasks_queue.model : model => {
-      name                      = q.name
+    for model in keys(local.model_queues) : model => {
+      name                      = google_cloud_tasks_queue.queue[model].name
       max_dispatches_per_second = local.model_queue_limits[model].max_dispatches_per_second
       # The burst the rate leaves room for; the service sets the real max_burst_size itself.
       planned_burst = local.model_queue_limits[model].burst
@@ -37,7 +37,7 @@ output "queues" {
 
 output "control_queue" {
   description = "The control queue (resumable enqueuing of big jobs)."
-  value       = google_cloud_tasks_queue.control.name
+  value       = google_cloud_tasks_queue.queue["control"].name
 }
 
 output "tasks_service_account" {

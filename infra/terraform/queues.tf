@@ -36,18 +36,38 @@ locals {
   }
 
   control_queue_id = "fanout-control" # CONTROL_QUEUE_ID in functions/core/quotas.ts
+
+  # Every queue: one per model, keyed by model name, and the control queue, keyed "control". All share
+  # queue_retry; only their rate limits differ.
+  queues = merge(
+    {
+      for model, q in local.model_queues : model => {
+        id                        = q.id
+        max_dispatches_per_second = local.model_queue_limits[model].max_dispatches_per_second
+        max_concurrent_dispatches = 5000 # the service's ceiling: the dispatch rate is what limits
+      }
+    },
+    {
+      # Control tasks: resumable enqueuing of big jobs, handled by the worker. Not quota-bound.
+      control = {
+        id                        = local.control_queue_id
+        max_dispatches_per_second = 100
+        max_concurrent_dispatches = 100
+      }
+    },
+  )
 }
 
-resource "google_cloud_tasks_queue" "model" {
-  for_each = local.model_queues
+resource "google_cloud_tasks_queue" "queue" {
+  for_each = local.queues
 
   project  = var.project_id
   location = var.region
   name     = each.value.id
 
   rate_limits {
-    max_dispatches_per_second = local.model_queue_limits[each.key].max_dispatches_per_second
-    max_concurrent_dispatches = 5000 # the service's ceiling: the dispatch rate is what limits
+    max_dispatches_per_second = each.value.max_dispatches_per_second
+    max_concurrent_dispatches = each.value.max_concurrent_dispatches
   }
 
   retry_config {
@@ -58,7 +78,7 @@ resource "google_cloud_tasks_queue" "model" {
   }
 
   # The worker pauses a model's queue when its daily quota is spent and the batch tick resumes it;
-  # Terraform does not manage the queue's state, so an apply never undoes a pause.
+  # Terraform does not manage a queue's state, so an apply never undoes a pause.
   # A deleted queue's name cannot be reused for about 7 days: rename models with care.
 
   depends_on = [google_project_service.enabled["cloudtasks.googleapis.com"]]
@@ -68,26 +88,9 @@ resource "google_cloud_tasks_queue" "model" {
       condition     = length(each.value.id) <= 100
       error_message = "Queue id ${each.value.id} is longer than Cloud Tasks' 100 characters: shorten the model name in infra/quotas.json."
     }
+    precondition {
+      condition     = !contains(keys(local.model_queues), "control")
+      error_message = "infra/quotas.json has a model named \"control\": its queue would be the control queue (${local.control_queue_id}). Rename the model."
+    }
   }
-}
-
-# Control tasks: resumable enqueuing of big jobs, handled by the worker. Not quota-bound.
-resource "google_cloud_tasks_queue" "control" {
-  project  = var.project_id
-  location = var.region
-  name     = local.control_queue_id
-
-  rate_limits {
-    max_dispatches_per_second = 100
-    max_concurrent_dispatches = 100
-  }
-
-  retry_config {
-    max_attempts  = local.queue_retry.max_attempts
-    min_backoff   = local.queue_retry.min_backoff
-    max_backoff   = local.queue_retry.max_backoff
-    max_doublings = local.queue_retry.max_doublings
-  }
-
-  depends_on = [google_project_service.enabled["cloudtasks.googleapis.com"]]
 }

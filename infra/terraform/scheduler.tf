@@ -17,7 +17,7 @@ resource "google_cloud_scheduler_job" "batch_tick" {
 
   http_target {
     http_method = "POST"
-    uri         = google_cloudfunctions2_function.batch.url
+    uri         = google_cloudfunctions2_function.function["batch"].url
     headers = {
       "Content-Type" = "application/json"
     }
@@ -25,12 +25,13 @@ resource "google_cloud_scheduler_job" "batch_tick" {
 
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.batch.url
+      audience              = google_cloudfunctions2_function.function["batch"].url
     }
   }
 
   depends_on = [
     google_project_service.enabled["cloudscheduler.googleapis.com"],
-    google_cloud_run_service_iam_member.batch_invoker,
+    # batch's invoker grant (keyed "batch") is among these: a tick before it would be refused.
+    google_cloud_run_service_iam_member.invoker,
   ]
 }
