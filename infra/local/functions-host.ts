@@ -1,4 +1,4 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 
 /**
@@ -9,6 +9,10 @@ import type { Server } from 'node:http';
  * `--ports '{"ingest":8580,"worker":8581,"batch":8582,"intake":8583}'`; prints
  * `functions: {"ingest": "http://127.0.0.1:8580/", ...}` once every instance listens; SIGTERM stops
  * it. The environment (emulator hosts, WORKER_URL, …) comes from the parent, the local stack.
+ *
+ * Like Cloud Run, it starts a new instance when one dies (a line on stderr says so), so killing an
+ * instance mid-run is a test of the system, not the end of the local cloud: SIGUSR2 to this process
+ * SIGKILLs its oldest instance.
  */
 const ports = (() => {
   const i = process.argv.indexOf('--ports');
@@ -46,27 +50,91 @@ async function serveInstance(): Promise<Record<string, string>> {
   return urls;
 }
 
-async function main(): Promise<void> {
-  if (cluster.isWorker) {
-    const urls = await serveInstance();
-    process.send?.({ ready: urls });
-    return;
-  }
-  const instances = Math.max(1, Number(process.env.FANOUT_INSTANCES ?? 2));
-  const ready = await Promise.all(
-    Array.from(
-      { length: instances },
-      () =>
-        new Promise<Record<string, string>>((ok, fail) => {
-          const worker = cluster.fork();
-          worker.on('message', (m: { ready?: Record<string, string> }) => m.ready && ok(m.ready));
-          worker.once('exit', (code) => fail(new Error(`a functions instance exited with ${code}`)));
-        }),
-    ),
-  );
-  process.stdout.write(`functions: ${JSON.stringify(ready[0])}\n`);
+/** Back-off before replacing an instance that died young: doubles per crash in a row, capped. */
+const CRASH_BACKOFF_MS = { first: 250, max: 4000 };
+/** An instance that dies before it listens, or sooner than this after, counts as crashing. */
+const HEALTHY_AFTER_MS = 1000;
+
+interface Instance {
+  worker: Worker;
+  pid: number;
+  listeningAt?: number;
+  /** Killed on SIGUSR2: replaced at once, never counted as a crash. */
+  killedOnRequest: boolean;
+}
+
+/**
+ * The cluster primary, a small Cloud Run: it keeps `count` instances, starts a new one whenever one
+ * exits unless the host is stopping (after a back-off if instances keep dying young), and on
+ * SIGUSR2 kills the oldest instance with SIGKILL so tests can take an instance away mid-run. Its
+ * process title (`ps -p PID -o args=`) says how many instances listen, for tests and operators.
+ */
+async function supervise(count: number): Promise<void> {
+  const instances: Instance[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let stopping = false;
+  let crashes = 0;
+  const log = (line: string) => process.stderr.write(`functions: ${line}\n`);
+  const showState = () => {
+    const listening = instances.filter((i) => i.listeningAt !== undefined).length;
+    process.title = `functions-host: ${listening} of ${count} instances listening`;
+  };
+
+  // Until every instance has listened once, an instance that exits fails the host: one that cannot
+  // start at all is a broken build (as a failed Cloud Run deploy), not something to retry forever.
+  let startup: { ok: (urls: Record<string, string>) => void; fail: (err: Error) => void } | undefined;
+  const ready = new Promise<Record<string, string>>((ok, fail) => {
+    startup = { ok, fail };
+  });
+
+  const start = () => {
+    const worker = cluster.fork();
+    const instance: Instance = { worker, pid: worker.process.pid ?? 0, killedOnRequest: false };
+    instances.push(instance);
+    showState();
+    worker.on('message', (m: { ready?: Record<string, string> }) => {
+      if (!m.ready) return;
+      instance.listeningAt = Date.now();
+      showState();
+      // An instance that stays up ends a crash streak.
+      setTimeout(() => {
+        if (instances.includes(instance)) crashes = 0;
+      }, HEALTHY_AFTER_MS).unref();
+      if (startup && instances.every((i) => i.listeningAt !== undefined)) {
+        startup.ok(m.ready);
+        startup = undefined;
+      }
+    });
+    worker.once('exit', (code, signal) => {
+      instances.splice(instances.indexOf(instance), 1);
+      showState();
+      if (stopping) return;
+      const how = signal ? `signal ${signal}` : `code ${code}`;
+      if (startup) {
+        startup.fail(new Error(`a functions instance exited with ${how} before it listened`));
+        return;
+      }
+      const young =
+        instance.listeningAt === undefined || Date.now() - instance.listeningAt < HEALTHY_AFTER_MS;
+      const crashed = young && !instance.killedOnRequest;
+      if (crashed) crashes += 1;
+      const delay = crashed ? Math.min(CRASH_BACKOFF_MS.max, CRASH_BACKOFF_MS.first * 2 ** (crashes - 1)) : 0;
+      log(`instance ${instance.pid} exited (${how}); starting another${delay ? ` in ${delay} ms` : ''}`);
+      // Through a timer even without a back-off: a Ctrl-C reaches the instances and this process
+      // together, and the stop it causes must win over the restart.
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!stopping) start();
+      }, delay);
+      timers.add(timer);
+    });
+  };
+
   const stop = () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+    if (stopping) return;
+    stopping = true;
+    for (const timer of timers) clearTimeout(timer);
+    for (const { worker } of instances) worker.kill('SIGTERM');
     setTimeout(() => process.exit(0), 2000).unref();
     cluster.disconnect(() => process.exit(0));
   };
@@ -75,6 +143,35 @@ async function main(): Promise<void> {
   // The parent going away (even by SIGKILL) closes our stdin: stop with it, leave no orphan.
   process.stdin.on('end', stop);
   process.stdin.resume();
+  process.on('SIGUSR2', () => {
+    const victim = instances.find((i) => !i.killedOnRequest);
+    if (stopping || startup || !victim) {
+      log('SIGUSR2: no instance to kill right now');
+      return;
+    }
+    victim.killedOnRequest = true;
+    log(`killing instance ${victim.pid} on request (SIGUSR2)`);
+    victim.worker.process.kill('SIGKILL');
+  });
+
+  // Instances accept from the shared listening sockets themselves (Node's default on Linux is
+  // round-robin by the primary): a connection the primary has handed to an instance that dies
+  // before taking it is never closed, and its client (a task dispatch with a 10-minute deadline)
+  // hangs. With shared sockets a connection waits in the kernel's queue for a live instance, and
+  // one an instance had accepted is reset with it. NODE_CLUSTER_SCHED_POLICY=rr brings back the default.
+  if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
+  for (let i = 0; i < count; i++) start();
+  const urls = await ready;
+  process.stdout.write(`functions: ${JSON.stringify(urls)}\n`);
+}
+
+async function main(): Promise<void> {
+  if (cluster.isWorker) {
+    const urls = await serveInstance();
+    process.send?.({ ready: urls });
+    return;
+  }
+  await supervise(Math.max(1, Number(process.env.FANOUT_INSTANCES ?? 2)));
 }
 
 main().catch((err) => {

@@ -24,6 +24,11 @@ export interface StackInfo {
   /** Not in the contract, but handy: the other function URLs. */
   workerUrl: string;
   batchUrl: string;
+  /**
+   * Not in the contract either: the pid of the functions host (infra/local/functions-host.ts).
+   * `process.kill(functionsPid, 'SIGUSR2')` kills one function instance; the host starts another.
+   */
+  functionsPid: number;
 }
 
 export interface StackOptions {
@@ -45,6 +50,8 @@ export interface StackOptions {
   logLevel?: string;
   /** Milliseconds the worker waits for Gemini. */
   geminiTimeoutMs?: number;
+  /** How long enqueuing or a half-done cancel may stand still before the reconciler acts (RECONCILE_AFTER_MS). */
+  reconcileAfterMs?: number;
 }
 
 export interface Stack {
@@ -52,6 +59,8 @@ export interface Stack {
   standIn?: GeminiStandIn;
   tasks: CloudTasksEmulator;
   storage: StorageEmulator;
+  /** Kills one function instance with SIGKILL, as a crash would; the host starts another. */
+  killFunctionInstance(): void;
   close(): Promise<void>;
 }
 
@@ -132,6 +141,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(geminiBaseUrl ? { GEMINI_BASE_URL: geminiBaseUrl } : {}),
       ...(options.gemini?.apiKey ? { GEMINI_API_KEY: options.gemini.apiKey } : {}),
       ...(options.geminiTimeoutMs ? { GEMINI_TIMEOUT_MS: String(options.geminiTimeoutMs) } : {}),
+      ...(options.reconcileAfterMs ? { RECONCILE_AFTER_MS: String(options.reconcileAfterMs) } : {}),
     };
     Object.assign(process.env, env);
 
@@ -184,8 +194,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       geminiBaseUrl: geminiBaseUrl ?? '',
       workerUrl,
       batchUrl,
+      functionsPid: host.pid,
     };
-    return { info, ...(standIn ? { standIn } : {}), tasks, storage, close };
+    return {
+      info,
+      ...(standIn ? { standIn } : {}),
+      tasks,
+      storage,
+      killFunctionInstance: () => process.kill(host.pid, 'SIGUSR2'),
+      close,
+    };
   } catch (err) {
     await close();
     throw err;
@@ -194,12 +212,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
 /**
  * Starts infra/local/functions-host.ts in a child process and waits for its `functions:` line; its
- * later output (the functions' JSON logs) goes to this process's stdout.
+ * later output (the functions' JSON logs) goes to this process's stdout, and its stderr (instance
+ * restarts among it) to this process's stderr.
  */
 async function startFunctionsHost(
   ports: Record<string, number>,
   env: NodeJS.ProcessEnv,
-): Promise<{ urls: Record<string, string>; stop: () => Promise<void> }> {
+): Promise<{ urls: Record<string, string>; pid: number; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
     [
@@ -227,6 +246,7 @@ async function startFunctionsHost(
   });
   return {
     urls,
+    pid: child.pid!,
     async stop() {
       process.removeListener('exit', killOnExit);
       if (child.exitCode !== null) return;

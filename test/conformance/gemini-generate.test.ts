@@ -177,6 +177,52 @@ describe('Gemini stand-in: generateContent, stream, countTokens (official SDK)',
     expect(model?.requestsPerSecond.reduce((sum, s) => sum + s.count, 0)).toBe(3);
     expect(model?.outputTokens).toBeGreaterThan(0);
   });
+
+  it('pads an answer to the bytes a prompt asks for, and counts an answer given again', async () => {
+    // Arrange
+    const prompt = 'A big one [[answer-bytes:1500000]]';
+
+    // Act
+    const first = await ai.models.generateContent({ model: MODEL, contents: prompt });
+    const again = await ai.models.generateContent({ model: MODEL, contents: prompt });
+    await ai.models.generateContent({ model: MODEL, contents: 'another prompt' });
+    const stats = (await (await fetch(`${standIn.url}/__standin/stats`)).json()) as ReturnType<
+      GeminiStandIn['stats']
+    >;
+
+    // Assert
+    expect(Buffer.byteLength(first.text ?? '')).toBe(1_500_000);
+    expect(again.text).toBe(first.text);
+    expect(stats.models[MODEL]).toMatchObject({ succeeded: 3, answeredAgain: 1 });
+    expect(stats.models[MODEL]?.answeredAgainDetails).toEqual([
+      { prompt: prompt.slice(0, 60), firstMs: expect.any(Number), againMs: expect.any(Number) },
+    ]);
+  });
+
+  it('never answers a prompt marked [[fault:hang]]: the client deadline ends it', async () => {
+    // Arrange
+    const started = Date.now();
+
+    // Act
+    const error = await ai.models
+      .generateContent({
+        model: MODEL,
+        contents: 'wait forever [[fault:hang]]',
+        config: { httpOptions: { timeout: 1500 } },
+      })
+      .then(
+        () => undefined,
+        (err: Error) => err,
+      );
+    const stats = (await (await fetch(`${standIn.url}/__standin/stats`)).json()) as ReturnType<
+      GeminiStandIn['stats']
+    >;
+
+    // Assert
+    expect(error).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(stats.models[MODEL]).toMatchObject({ succeeded: 0, answeredAgain: 0, faults: { hang: 1 } });
+  });
 });
 
 describe('Gemini stand-in: bad input gets the real codes and bodies (raw HTTP)', () => {

@@ -14,13 +14,23 @@ import type { GeminiStandInConfig, LatencySpec } from './config.js';
  * | `[[fault:500]]`       | 500 INTERNAL (after admission: consumes quota, as upstream)   |
  * | `[[fault:503]]`       | 503 UNAVAILABLE "The model is overloaded…"                    |
  * | `[[fault:timeout]]`   | held open `faults.timeoutMs`, then 504 DEADLINE_EXCEEDED      |
+ * | `[[fault:hang]]`      | never answered: held open until the client goes away          |
  * | `[[fault:malformed]]` | 200 with a body that is not valid JSON                        |
  *
  * In a batch, a line whose prompt carries a marker becomes an error line with that code.
  */
-export type FaultKind = '400' | '429' | '429-tpm' | '429-day' | '500' | '503' | 'timeout' | 'malformed';
+export type FaultKind =
+  | '400'
+  | '429'
+  | '429-tpm'
+  | '429-day'
+  | '500'
+  | '503'
+  | 'timeout'
+  | 'hang'
+  | 'malformed';
 
-const MARKER = /\[\[fault:(400|429-tpm|429-day|429|500|503|timeout|malformed)\]\]/;
+const MARKER = /\[\[fault:(400|429-tpm|429-day|429|500|503|timeout|hang|malformed)\]\]/;
 
 /** The fault a prompt's marker asks for, if any. */
 export function markerFault(prompt: string): FaultKind | undefined {

@@ -11,6 +11,8 @@ import { textTokens } from './tokens.js';
  * where the prompt text is every text part of every content joined with "\n", `n` counts the
  * inlineData / fileData parts and `hash` is the first 8 hex digits of sha256(JSON.stringify(contents)).
  * With `responseMimeType: 'application/json'` the text is `{"echo": prefix, "hash": hash, "media": n}`.
+ * A prompt containing `[[answer-bytes:N]]` gets that text padded with `.` to N bytes (big answers, as
+ * an image model's inline image can be over 1 MiB); maxOutputTokens does not cut it.
  */
 
 type Json = Record<string, unknown>;
@@ -122,8 +124,14 @@ export function answerText(request: Json): string {
   const media = mediaParts(request);
   const config = isRecord(request.generationConfig) ? request.generationConfig : {};
   if (config.responseMimeType === 'application/json') return JSON.stringify({ echo: prefix, hash, media });
-  return `echo: ${prefix}${media > 0 ? ` [media:${media}]` : ''} #${hash}`;
+  const text = `echo: ${prefix}${media > 0 ? ` [media:${media}]` : ''} #${hash}`;
+  const size = ANSWER_BYTES.exec(promptText(request));
+  const bytes = size ? Math.min(Number(size[1]), MAX_ANSWER_BYTES) : 0;
+  return bytes > Buffer.byteLength(text) ? text + '.'.repeat(bytes - Buffer.byteLength(text)) : text;
 }
+
+const ANSWER_BYTES = /\[\[answer-bytes:(\d{1,9})\]\]/;
+const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
 
 /** Cuts `text` to at most `maxTokens` tokens by the token rule, on a character boundary. */
 function truncateToTokens(text: string, maxTokens: number): string {
@@ -148,7 +156,7 @@ export function answerFor(request: Json): {
   const full = answerText(request);
   const config = isRecord(request.generationConfig) ? request.generationConfig : {};
   const max = typeof config.maxOutputTokens === 'number' ? config.maxOutputTokens : undefined;
-  if (max !== undefined && textTokens(full) > max) {
+  if (max !== undefined && textTokens(full) > max && !ANSWER_BYTES.test(promptText(request))) {
     const text = truncateToTokens(full, max);
     return { text, finishReason: 'MAX_TOKENS', tokens: textTokens(text) };
   }

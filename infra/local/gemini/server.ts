@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -169,6 +170,14 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       await sleep(config.faults.timeoutMs, signal);
       throw deadlineExceeded();
     }
+    if (fault === 'hang') {
+      stats.fault(model, 'hang');
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      throw deadlineExceeded();
+    }
     if (fault === 'malformed') {
       stats.fault(model, 'malformed');
       const broken = stream
@@ -183,6 +192,13 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     if (!stream) {
       const response = buildResponse(model, request, tokens);
       stats.succeeded(model, outputTokens(response));
+      const hash = createHash('sha256')
+        .update(JSON.stringify(request.contents ?? []))
+        .digest('hex');
+      // Delivered only when every byte went out before the client went away.
+      res.once('finish', () => {
+        if (!gone.signal.aborted) stats.delivered(model, hash, promptText(request));
+      });
       sendJson(res, 200, response);
       return;
     }

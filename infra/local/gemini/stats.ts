@@ -6,6 +6,17 @@ export interface ModelStats {
   admitted: number;
   /** Requests answered with a model response. */
   succeeded: number;
+  /**
+   * Answers delivered for contents that had been answered before (same contents, 200 both times):
+   * a client that loses nothing and retries nothing it received keeps this at 0 for unique prompts.
+   */
+  answeredAgain: number;
+  /**
+   * The first answers given again: the prompt (its first 60 characters) and when it was first and
+   * again answered (epoch ms), to tell which ones and why (e.g. the first answer went to an instance
+   * that was killed before it could store it).
+   */
+  answeredAgainDetails: Array<{ prompt: string; firstMs: number; againMs: number }>;
   /** 429s, total and by quotaId (a 429 naming several quotas counts once per quotaId). */
   rejected429: number;
   rejected429ByQuotaId: Record<string, number>;
@@ -41,6 +52,10 @@ interface ModelLog {
   admittedTokens: number[];
   perSecond: Map<number, number>;
   succeeded: number;
+  /** Contents hash → when it was first answered. */
+  answered: Map<string, number>;
+  answeredAgain: number;
+  answeredAgainDetails: Array<{ prompt: string; firstMs: number; againMs: number }>;
   rejected429: number;
   rejected429ByQuotaId: Record<string, number>;
   faults: Record<string, number>;
@@ -51,6 +66,9 @@ interface ModelLog {
 }
 
 const WINDOW_MS = 60_000;
+
+/** Distinct answered requests remembered per model, for `answeredAgain` (bounded memory). */
+const ANSWERED_MEMORY = 200_000;
 
 /** Largest sum of `weights` (1 each when absent) over any window (t - 60 s, t] of sorted `times`. */
 function peakOverWindow(times: number[], weights?: number[]): number {
@@ -89,6 +107,9 @@ export class StatsRecorder {
         admittedTokens: [],
         perSecond: new Map(),
         succeeded: 0,
+        answered: new Map(),
+        answeredAgain: 0,
+        answeredAgainDetails: [],
         rejected429: 0,
         rejected429ByQuotaId: {},
         faults: {},
@@ -127,6 +148,23 @@ export class StatsRecorder {
     log.faults[kind] = (log.faults[kind] ?? 0) + 1;
   }
 
+  /**
+   * An answer sent whole to a client still connected (the response finished writing). `contentsHash`
+   * identifies the request; at most {@link ANSWERED_MEMORY} hashes per model are remembered.
+   */
+  delivered(model: string, contentsHash: string, prompt: string): void {
+    const log = this.log(model);
+    const first = log.answered.get(contentsHash);
+    if (first !== undefined) {
+      log.answeredAgain++;
+      if (log.answeredAgainDetails.length < 100)
+        log.answeredAgainDetails.push({ prompt: prompt.slice(0, 60), firstMs: first, againMs: this.clock() });
+      return;
+    }
+    if (log.answered.size >= ANSWERED_MEMORY) log.answered.delete(log.answered.keys().next().value as string);
+    log.answered.set(contentsHash, this.clock());
+  }
+
   succeeded(model: string, outputTokens: number): void {
     const log = this.log(model);
     log.succeeded++;
@@ -153,6 +191,8 @@ export class StatsRecorder {
         requests: log.arrivals.length,
         admitted: log.admittedTimes.length,
         succeeded: log.succeeded,
+        answeredAgain: log.answeredAgain,
+        answeredAgainDetails: [...log.answeredAgainDetails],
         rejected429: log.rejected429,
         rejected429ByQuotaId: { ...log.rejected429ByQuotaId },
         faults: { ...log.faults },
