@@ -1,14 +1,37 @@
 import { defineConfig } from 'vitest/config';
 
+/** Options every project shares (projects do not inherit the root's test options). */
+const common = {
+  testTimeout: 60_000,
+  hookTimeout: 120_000,
+  pool: 'forks' as const,
+  env: { METADATA_SERVER_DETECTION: 'none' },
+};
+
+/**
+ * Tests that kill function instances on purpose. They run after everything else, alone: a killed
+ * instance drops the requests it was serving, and other files' exact counts (Gemini called once per
+ * item) would then depend on timing, not on the product.
+ */
+const DISRUPTIVE = ['test/e2e/lifecycle-chaos.test.ts', 'test/conformance/functions-host.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    // One local cloud for the whole run, provided to every project.
     globalSetup: ['test/helpers/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    pool: 'forks',
     // Most suites wait on rate-limited queues rather than compute: run a few files at once.
     maxWorkers: 3,
-    env: { METADATA_SERVER_DETECTION: 'none' },
+    projects: [
+      {
+        test: {
+          ...common,
+          name: 'suite',
+          include: ['test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', ...DISRUPTIVE],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      { test: { ...common, name: 'disruptive', include: DISRUPTIVE, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

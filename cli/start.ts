@@ -1,11 +1,13 @@
 import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
+import { createJobsClient } from '../functions/api/client.js';
+import { isTerminalStatus, type JobView } from '../functions/api/jobs.js';
 import { readQuotas } from '../functions/platform/config.js';
 import { PROJECT_ROOT, startStack } from '../infra/local/stack.js';
-import { createClient, type JobSummary, progressLine, readPromptFile } from './client.js';
+import { progressLine } from './progress.js';
+import { readPromptFile } from './prompt-file.js';
 
 /**
  * `npm start [-- FILE.jsonl]`: boots the local cloud, runs the prompt set through the real functions,
@@ -31,33 +33,36 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop(130));
   try {
     await uploadExampleImages(stack.info.projectId, stack.info.bucket);
-    const client = createClient(stack.info.ingestUrl);
+    const client = createJobsClient(stack.info.ingestUrl);
     const created = await client.submit({ requests });
     const started = Date.now();
     process.stdout.write(`job ${created.id}: ${created.total} items queued\n`);
-    let job: JobSummary = await client.get(created.id);
     const tty = process.stdout.isTTY;
     let lastPrint = 0;
-    while (!['succeeded', 'failed', 'cancelled'].includes(job.status)) {
-      await new Promise((r) => setTimeout(r, 400));
-      job = await client.get(created.id);
-      const line = progressLine(job, Date.now() - started);
+    const show = (polled: JobView) => {
+      const line = progressLine(polled, Date.now() - started);
       if (tty) process.stdout.write(`\r${line}\x1b[K`);
       else if (Date.now() - lastPrint > 5000) {
         process.stdout.write(`${line}\n`);
         lastPrint = Date.now();
       }
-    }
+    };
+    const job = await client.waitFor(created.id, {
+      timeoutMs: Number.POSITIVE_INFINITY,
+      intervalMs: 400,
+      // Sees every job polled: draws its progress on the way.
+      until: (polled) => {
+        show(polled);
+        return isTerminalStatus(polled.status);
+      },
+    });
     const wallMs = Date.now() - started;
     process.stdout.write(tty ? `\r${progressLine(job, wallMs)}\x1b[K\n` : `${progressLine(job, wallMs)}\n`);
 
     const outDir = join(PROJECT_ROOT, '.local', 'results');
     mkdirSync(outDir, { recursive: true });
     const outFile = join(outDir, `${basename(file, '.jsonl')}-${job.id}.jsonl`);
-    await pipeline(
-      Readable.fromWeb((await client.resultsJsonl(job.id)) as never),
-      createWriteStream(outFile),
-    );
+    await pipeline(jsonLines(client.resultsJsonl(job.id)), createWriteStream(outFile));
 
     const stats = stack.standIn?.stats().models[job.model];
     const quotas = readQuotas();
@@ -81,6 +86,11 @@ async function main(): Promise<void> {
     process.stderr.write(`\nerror: ${(err as Error).message}\n`);
     await stop(1);
   }
+}
+
+/** Result entries back to JSONL, one line each (the client has checked them against the contract). */
+async function* jsonLines(entries: AsyncIterable<unknown>): AsyncGenerator<string> {
+  for await (const entry of entries) yield `${JSON.stringify(entry)}\n`;
 }
 
 /** The sample set refers to images under gs://BUCKET/examples/images/; put them there. */

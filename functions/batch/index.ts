@@ -10,7 +10,17 @@ export function createBatchHandler(getDeps: () => Deps) {
     outsideDomain(async () => {
       const deps = getDeps();
       try {
-        res.status(200).json(await tick({ store: deps.store, tasks: deps.tasks, logger: deps.logger }));
+        res.status(200).json(
+          await tick({
+            pauses: deps.stores.pauses,
+            stores: deps.stores,
+            lifecycle: deps.lifecycle,
+            planner: deps.planner,
+            tasks: deps.tasks,
+            logger: deps.logger,
+            stallMs: deps.config.reconcileAfterMs,
+          }),
+        );
       } catch (err) {
         deps.logger.error({ event: 'batch.tick_failed', err }, 'scheduler tick failed');
         const mapped = toHttpError(err);

@@ -1,14 +1,23 @@
 /** Job and item: the domain model shared by every path (realtime, batch, bucket). */
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type JobMode = 'realtime' | 'batch';
+import {
+  type ItemError,
+  isTerminalStatus,
+  type JobCounts,
+  type JobMode,
+  type JobStatus,
+  type JobView,
+  type ReconcileCounts,
+  TERMINAL_JOB_STATUSES,
+  type Usage,
+} from '../api/jobs.js';
+
+// The shapes clients see are the jobs-API contract's (functions/api/jobs.ts); the domain uses them.
+export type { ItemError, JobCounts, JobMode, JobStatus, JobView, ReconcileCounts, Usage };
+export { TERMINAL_JOB_STATUSES };
+export const isTerminalJob = isTerminalStatus;
+
 export type ItemState = 'pending' | 'succeeded' | 'failed' | 'cancelled';
-
-export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-
-export function isTerminalJob(status: JobStatus): boolean {
-  return TERMINAL_JOB_STATUSES.includes(status);
-}
 
 /** A GenerateContentRequest in the REST shape (the Batch API's line format). */
 export interface GenerateContentRequest {
@@ -38,26 +47,6 @@ export interface MediaRef {
   url?: string;
   gcsUri?: string;
   mimeType?: string;
-}
-
-export interface Usage {
-  promptTokens: number;
-  outputTokens: number;
-}
-
-/** The error half of a result line: Gemini's own `{code, status, message}`. */
-export interface ItemError {
-  code: number;
-  status: string;
-  message: string;
-}
-
-export interface JobCounts {
-  total: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-  pending: number;
 }
 
 /** A new item as ingest stores it. `id` is the zero-padded index, so ids sort in input order. */
@@ -100,4 +89,185 @@ export function itemIdForIndex(index: number): string {
 
 export function pendingOf(counts: Omit<JobCounts, 'pending'>): number {
   return Math.max(0, counts.total - counts.succeeded - counts.failed - counts.cancelled);
+}
+
+/** Counts, usage and cost of a job: from its counter shards while it runs, frozen once it ends. */
+export interface Totals {
+  counts: JobCounts;
+  usage: Usage;
+  costUsd: number;
+}
+
+export const NO_RECONCILE: ReconcileCounts = {
+  retasked: 0,
+  failed: 0,
+  reenqueued: 0,
+  cancelsResumed: 0,
+  finishes: 0,
+};
+
+/** The stored job. `version` is the document's update time: the precondition of a later write. */
+export interface JobRecord extends JobSpec {
+  counterShards: number;
+  status: JobStatus;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  /** Items [0, enqueuedThrough) have their task. Enqueuing resumes from here. */
+  enqueuedThrough: number;
+  /** When enqueuing last made progress or is next due (epoch ms): a job past it has stalled. */
+  enqueueDueMs: number;
+  notice: string | null;
+  final: Totals | null;
+  /** A cancel turned the job terminal but has not yet ended every pending item. */
+  cancelPending: boolean;
+  reconciled: ReconcileCounts;
+  version: string;
+}
+
+/** An item's lease: which delivery owns it, and until when. */
+export interface ItemLease {
+  id: string;
+  untilMs: number;
+}
+
+/** A stored item with its outcome. */
+export interface ItemRecord extends NewItem {
+  /** When a delivery found the item late and planned it again: the new plan (epoch ms) of its new task. */
+  plannedMs: number | null;
+  state: ItemState;
+  response?: unknown;
+  /** A response too big for the item's document lives in the bucket under this object name. */
+  responseObject?: string;
+  error?: ItemError;
+  usage?: Usage;
+  costUsd?: number;
+  attempts: number;
+  lease: ItemLease | null;
+  /** Times the reconciler gave the item a new task. */
+  rounds: number;
+  finishedAt: Date | null;
+  /** Commit time of the outcome in microseconds: the order of `GET /jobs/{id}/events`. */
+  finishedAtMicros: number | null;
+  version: string;
+}
+
+/** The outcome recorded for an item. */
+export type ItemOutcome =
+  | { state: 'succeeded'; response: unknown; usage: Usage; costUsd: number }
+  | { state: 'failed'; error: ItemError; usage?: Usage; costUsd?: number };
+
+/** Where `GET /jobs/{id}/events` resumes: the finish time and id of the last item sent. */
+export interface FinishCursor {
+  finishedAtMicros: number;
+  itemId: string;
+}
+
+/** The cursor of a finished item, for `Last-Event-ID`. */
+export function finishCursorOf(item: Pick<ItemRecord, 'finishedAtMicros' | 'id'>): FinishCursor | undefined {
+  return item.finishedAtMicros === null
+    ? undefined
+    : { finishedAtMicros: item.finishedAtMicros, itemId: item.id };
+}
+
+/**
+ * The fields of a job as it is first stored, `queued` (all but its creation time and version, which
+ * the store sets). `enqueueDueMs`: when enqueuing must have started, or the reconciler starts it.
+ */
+export function newJobFields(spec: JobSpec, enqueueDueMs: number) {
+  return {
+    ...spec,
+    status: 'queued' as const,
+    startedAt: null,
+    finishedAt: null,
+    enqueuedThrough: 0,
+    enqueueDueMs,
+    notice: null,
+    final: null,
+    cancelPending: false,
+    reconciled: { ...NO_RECONCILE },
+  };
+}
+
+/** The client's view of a job from its record and its totals. */
+export function toJobView(job: JobRecord, totals: Totals): JobView {
+  return {
+    id: job.id,
+    status: job.status,
+    mode: job.mode,
+    model: job.model,
+    source: job.source,
+    counts: totals.counts,
+    usage: totals.usage,
+    costUsd: totals.costUsd,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: job.startedAt?.toISOString() ?? null,
+    finishedAt: job.finishedAt?.toISOString() ?? null,
+    notice: job.notice,
+    reconciled: job.reconciled,
+  };
+}
+
+/** Adds up per-shard (or per-item) contributions into totals. */
+export function sumTotals(
+  parts: Iterable<
+    Partial<
+      Record<'succeeded' | 'failed' | 'cancelled' | 'promptTokens' | 'outputTokens' | 'costUsd', number>
+    >
+  >,
+  total: number,
+): Totals {
+  let succeeded = 0;
+  let failed = 0;
+  let cancelled = 0;
+  let promptTokens = 0;
+  let outputTokens = 0;
+  let cost = 0;
+  for (const d of parts) {
+    succeeded += d.succeeded ?? 0;
+    failed += d.failed ?? 0;
+    cancelled += d.cancelled ?? 0;
+    promptTokens += d.promptTokens ?? 0;
+    outputTokens += d.outputTokens ?? 0;
+    cost += d.costUsd ?? 0;
+  }
+  return {
+    counts: {
+      total,
+      succeeded,
+      failed,
+      cancelled,
+      pending: pendingOf({ total, succeeded, failed, cancelled }),
+    },
+    usage: { promptTokens, outputTokens },
+    costUsd: Math.round(cost * 1e9) / 1e9,
+  };
+}
+
+/** What a delivery may do with an item, decided from the item and its job as read. */
+export type ClaimDecision =
+  | { kind: 'missing' }
+  /** The item has its outcome: a duplicate delivery. */
+  | { kind: 'done'; state: ItemState }
+  /** The job was cancelled: end the item as cancelled, do not run it. */
+  | { kind: 'cancel' }
+  /** Another delivery holds the item until `untilMs`. */
+  | { kind: 'leased'; untilMs: number }
+  /** Take the lease and run it. */
+  | { kind: 'take' };
+
+/**
+ * The item state machine's first step (pending → leased → terminal): whether a delivery may take the
+ * item. A lease that ran out (its delivery died) may be taken again.
+ */
+export function decideClaim(
+  item: Pick<ItemRecord, 'state' | 'lease'> | undefined,
+  job: Pick<JobRecord, 'status'> | undefined,
+  nowMs: number,
+): ClaimDecision {
+  if (!item || !job) return { kind: 'missing' };
+  if (item.state !== 'pending') return { kind: 'done', state: item.state };
+  if (job.status === 'cancelled') return { kind: 'cancel' };
+  if (item.lease && item.lease.untilMs > nowMs) return { kind: 'leased', untilMs: item.lease.untilMs };
+  return { kind: 'take' };
 }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { createJobSchema, type FieldProblem, LIMITS } from '../api/jobs.js';
 import {
   type Content,
   type GenerateContentRequest,
@@ -10,82 +10,8 @@ import {
 import { normalizeModelName, type Quotas } from './quotas.js';
 import { estimateInputTokens } from './tokens.js';
 
-/** Limits of one `POST /jobs`. Bigger sets go through a bucket file. */
-export const LIMITS = {
-  maxBodyBytes: 32 * 1024 * 1024,
-  maxItems: 50_000,
-  /** A stored item must fit one Firestore document (1 MiB) with room for its result. */
-  maxItemBytes: 256 * 1024,
-  maxMediaPerItem: 16,
-  maxKeyLength: 256,
-} as const;
-
-const part = z.looseObject({
-  text: z.string().optional(),
-  inlineData: z.object({ mimeType: z.string().min(1), data: z.string().min(1) }).optional(),
-  fileData: z.object({ mimeType: z.string().optional(), fileUri: z.string().min(1) }).optional(),
-});
-
-const content = z.object({
-  role: z.enum(['user', 'model']).optional(),
-  parts: z.array(part).min(1, 'needs at least one part'),
-});
-
-const generateContentRequest = z.looseObject({
-  contents: z.array(content).min(1, 'needs at least one content'),
-  systemInstruction: content.optional(),
-  generationConfig: z.record(z.string(), z.unknown()).optional(),
-  safetySettings: z.array(z.unknown()).optional(),
-  tools: z.array(z.unknown()).optional(),
-  toolConfig: z.unknown().optional(),
-  cachedContent: z.string().optional(),
-});
-
-const media = z
-  .object({
-    url: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
-    gcsUri: z
-      .string()
-      .regex(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/, 'must look like gs://bucket/object')
-      .optional(),
-    mimeType: z
-      .string()
-      .regex(/^[a-z]+\/[a-z0-9.+-]+$/i, 'must be a MIME type such as image/png')
-      .optional(),
-  })
-  .refine((m) => Boolean(m.url) !== Boolean(m.gcsUri), { message: 'needs exactly one of url or gcsUri' });
-
-const requestItem = z
-  .object({
-    key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
-    prompt: z.string().min(1, 'must not be empty').optional(),
-    request: generateContentRequest.optional(),
-    media: z.array(media).max(LIMITS.maxMediaPerItem).optional(),
-  })
-  .refine((r) => Boolean(r.prompt) !== Boolean(r.request), {
-    message: 'needs exactly one of prompt or request',
-  });
-
-/** The body of `POST /jobs`. */
-export const createJobSchema = z
-  .object({
-    model: z.string().min(1).optional(),
-    mode: z.enum(['auto', 'realtime', 'batch']).default('auto'),
-    config: z.record(z.string(), z.unknown()).optional(),
-    systemInstruction: z.union([z.string().min(1), content]).optional(),
-    prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
-    requests: z.array(requestItem).optional(),
-    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  })
-  .strict();
-
-export type CreateJobBody = z.infer<typeof createJobSchema>;
-
-/** A field-level problem in a request, as returned in `error.details`. */
-export interface FieldProblem {
-  field: string;
-  message: string;
-}
+/** The body's schema and limits are part of the jobs API contract (`functions/api/jobs.ts`). */
+export { LIMITS } from '../api/jobs.js';
 
 export class RequestProblem extends Error {
   constructor(

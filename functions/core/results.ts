@@ -1,12 +1,8 @@
+import type { ResultLine } from '../api/jobs.js';
 import type { ItemError } from './jobs.js';
 
-/**
- * One result line: identical for realtime, batch and bucket jobs, and the Gemini Batch API's own
- * output shape plus the input `index`.
- */
-export type ResultLine =
-  | { key: string; index: number; response: unknown }
-  | { key: string; index: number; error: ItemError };
+/** One result line; its shape is part of the jobs API contract (`functions/api/jobs.ts`). */
+export type { ResultLine } from '../api/jobs.js';
 
 export function successLine(key: string, index: number, response: unknown): ResultLine {
   return { key, index, response };

@@ -1,61 +1,53 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { type CreatedJob, linksFor, type ResultEntry } from '../api/jobs.js';
 import {
   counterShardsFor,
+  type FinishCursor,
+  finishCursorOf,
+  type ItemRecord,
   type ItemState,
   isTerminalJob,
   itemIdForIndex,
   type JobMode,
+  type JobView,
 } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
-import { errorLine, type ResultLine, successLine } from '../core/results.js';
-import { NotFoundError, PayloadTooLargeError, ValidationError } from '../platform/errors.js';
-import {
-  type FinishCursor,
-  finishCursorOf,
-  type ItemRecord,
-  type JobStore,
-  type JobView,
-} from '../platform/job-store.js';
+import { errorLine, successLine } from '../core/results.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
-import type { TaskQueue } from '../platform/task-queue.js';
 
 export interface IngestDeps {
-  store: JobStore;
-  tasks: TaskQueue;
+  lifecycle: Lifecycle;
   quotas: Quotas;
   logger: Logger;
-  /** Notifies a job's callback URL once it is terminal. */
-  notify: (url: string, job: JobView) => Promise<void>;
   /** How often the event stream looks for newly finished items. */
   pollIntervalMs?: number;
 }
 
-export interface CreatedJob {
-  id: string;
-  status: 'queued';
-  mode: JobMode;
-  total: number;
-  links: { self: string; results: string; events: string; cancel: string };
-}
+export type { CreatedJob, ResultEntry };
+export { linksFor };
 
-/** A line of `GET /jobs/{id}/results`: the result line, or the item's key and index while it is pending. */
-export type ResultEntry = ResultLine | { key: string; index: number; state: 'pending' };
-
-export function linksFor(id: string): CreatedJob['links'] {
-  return {
-    self: `/jobs/${id}`,
-    results: `/jobs/${id}/results`,
-    events: `/jobs/${id}/events`,
-    cancel: `/jobs/${id}/cancel`,
-  };
+/** How a client made its request idempotent: the `Idempotency-Key` header, and who sent it. */
+export interface Idempotency {
+  key: string;
+  /** The verified caller, when known: keys are per caller. */
+  caller?: string;
 }
 
 /**
  * `POST /jobs`: validates, stores the job and its items durably, and hands enqueuing to a control task
- * (resumable, so a 10,000-item job is answered as soon as it is stored).
+ * (resumable, so a 10,000-item job is answered as soon as it is stored). Once the job is stored the
+ * answer is "created", whatever happens to that task: the reconciler starts a job whose enqueuing
+ * never began. With an idempotency key, the same key and body give the same job (`replayed`), the
+ * same key with another body is a conflict.
  */
-export async function createJob(body: unknown, deps: IngestDeps, source = 'api'): Promise<CreatedJob> {
+export async function createJob(
+  body: unknown,
+  deps: IngestDeps,
+  options: { source?: string; idempotency?: Idempotency } = {},
+): Promise<{ created: CreatedJob; replayed: boolean }> {
   let normalized: ReturnType<typeof normalizeJobRequest>;
   try {
     normalized = normalizeJobRequest(body, deps.quotas);
@@ -73,38 +65,70 @@ export async function createJob(body: unknown, deps: IngestDeps, source = 'api')
       [{ field: 'mode', message: 'batch is not available yet' }],
     );
   }
+  const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
   const mode: JobMode = 'realtime';
-  await deps.store.createJob(
+  const stored = await deps.lifecycle.create(
     {
       id,
       model: normalized.model,
       mode,
       total: normalized.items.length,
-      source,
+      source: options.source ?? 'api',
       counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
     },
     normalized.items,
+    idempotency,
   );
-  await deps.tasks.enqueueControl({ kind: 'enqueue', jobId: id, from: 0 }, `${id}-enqueue-0`);
+  if (stored.replayed) {
+    if (stored.bodyHash !== idempotency?.bodyHash) {
+      throw new ConflictError(
+        'This Idempotency-Key was used with another body; use a new key for a new job.',
+        [{ field: 'Idempotency-Key', message: 'already used with another body' }],
+      );
+    }
+    const job = await deps.lifecycle.getJob(stored.jobId);
+    if (!job) throw new NotFoundError(`Job ${stored.jobId} not found.`);
+    deps.logger.info({ event: 'job.replayed', jobId: job.id }, 'same Idempotency-Key and body: same job');
+    return {
+      created: { id: job.id, status: job.status, mode: job.mode, total: job.total, links: linksFor(job.id) },
+      replayed: true,
+    };
+  }
+  await deps.lifecycle.startEnqueue(id);
   deps.logger.info(
     { event: 'job.created', jobId: id, model: normalized.model, total: normalized.items.length, mode },
     'job created',
   );
-  return { id, status: 'queued', mode, total: normalized.items.length, links: linksFor(id) };
+  return {
+    created: { id, status: 'queued', mode, total: normalized.items.length, links: linksFor(id) },
+    replayed: false,
+  };
+}
+
+/** Keys are stored hashed, per caller; the body is compared by its hash. */
+function idempotencyRecord(idem: Idempotency, body: unknown): { keyId: string; bodyHash: string } {
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  return { keyId: sha(`${idem.caller ?? ''}\n${idem.key}`), bodyHash: sha(JSON.stringify(body)) };
 }
 
 export async function getJob(jobId: string, deps: IngestDeps): Promise<JobView> {
-  const view = await deps.store.viewJob(jobId);
+  const view = await deps.lifecycle.view(jobId);
   if (!view) throw new NotFoundError(`Job ${jobId} not found.`);
   return view;
 }
 
-/** The result line of an item, or its pending entry. */
-export function resultEntry(item: ItemRecord): ResultEntry {
+/**
+ * The result line of an item, or its pending entry. A response stored in the bucket (too big for
+ * the item's document) is read from there: the line a user reads is the same.
+ */
+export async function resultEntry(
+  item: ItemRecord,
+  deps: Pick<IngestDeps, 'lifecycle'>,
+): Promise<ResultEntry> {
   const state: ItemState = item.state;
-  if (state === 'succeeded') return successLine(item.key, item.index, item.response);
+  if (state === 'succeeded') return successLine(item.key, item.index, await deps.lifecycle.responseOf(item));
   if (state === 'pending') return { key: item.key, index: item.index, state: 'pending' };
   return errorLine(
     item.key,
@@ -127,7 +151,7 @@ export async function getResultsPage(
   query: { pageToken?: string; pageSize?: string },
   deps: IngestDeps,
 ): Promise<{ results: ResultEntry[]; nextPageToken?: string }> {
-  const job = await deps.store.getJob(jobId);
+  const job = await deps.lifecycle.getJob(jobId);
   if (!job) throw new NotFoundError(`Job ${jobId} not found.`);
   const pageSize = query.pageSize === undefined ? 100 : Number(query.pageSize);
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
@@ -136,23 +160,24 @@ export async function getResultsPage(
     ]);
   }
   const start = query.pageToken ? decodeToken(query.pageToken) : 0;
-  const page = await deps.store.listItems(jobId, {
+  const page = await deps.lifecycle.listItems(jobId, {
     ...(start > 0 ? { afterId: itemIdForIndex(start - 1) } : {}),
     limit: pageSize,
   });
   const last = page[page.length - 1];
   const next = last && last.index + 1 < job.total ? encodeToken(last.index + 1) : undefined;
-  return { results: page.map(resultEntry), ...(next ? { nextPageToken: next } : {}) };
+  const results = await Promise.all(page.map((item) => resultEntry(item, deps)));
+  return { results, ...(next ? { nextPageToken: next } : {}) };
 }
 
 /** `GET /jobs/{id}/results?format=jsonl`: every item in input order, one line each, streamed. */
 export async function* streamResults(jobId: string, deps: IngestDeps): AsyncGenerator<string> {
-  const job = await deps.store.getJob(jobId);
+  const job = await deps.lifecycle.getJob(jobId);
   if (!job) throw new NotFoundError(`Job ${jobId} not found.`);
   let afterId: string | undefined;
   for (;;) {
-    const page = await deps.store.listItems(jobId, { ...(afterId ? { afterId } : {}), limit: 500 });
-    for (const item of page) yield `${JSON.stringify(resultEntry(item))}\n`;
+    const page = await deps.lifecycle.listItems(jobId, { ...(afterId ? { afterId } : {}), limit: 500 });
+    for (const item of page) yield `${JSON.stringify(await resultEntry(item, deps))}\n`;
     if (page.length < 500) return;
     afterId = page[page.length - 1]!.id;
   }
@@ -183,22 +208,22 @@ export async function* streamEvents(
   signal?: AbortSignal,
 ): AsyncGenerator<string> {
   let cursor = decodeEventId(lastEventId);
-  const first = await deps.store.getJob(jobId);
+  const first = await deps.lifecycle.getJob(jobId);
   if (!first) throw new NotFoundError(`Job ${jobId} not found.`);
   const interval = deps.pollIntervalMs ?? 250;
   let idleSince = Date.now();
   yield `retry: 2000\n\n`;
   while (!signal?.aborted) {
     // Read the job before the items: if it was terminal then, this page holds every remaining result.
-    const job = await deps.store.getJob(jobId);
-    const page = await deps.store.listFinished(jobId, cursor, 500);
+    const job = await deps.lifecycle.getJob(jobId);
+    const page = await deps.lifecycle.listFinished(jobId, cursor, 500);
     for (const item of page) {
       cursor = finishCursorOf(item) ?? cursor;
-      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(resultEntry(item))}\n\n`;
+      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await resultEntry(item, deps))}\n\n`;
     }
     if (page.length > 0) idleSince = Date.now();
     if (page.length < 500 && job && isTerminalJob(job.status)) {
-      const view = await deps.store.viewJob(jobId);
+      const view = await deps.lifecycle.view(jobId);
       yield `event: done\ndata: ${JSON.stringify(view)}\n\n`;
       return;
     }
@@ -212,20 +237,12 @@ export async function* streamEvents(
   }
 }
 
-/** `POST /jobs/{id}/cancel`: pending items end as cancelled and no further Gemini calls are made. */
+/**
+ * `POST /jobs/{id}/cancel`: pending items end as cancelled and no further Gemini calls are made.
+ * A cancel that stops halfway is finished by the reconciler.
+ */
 export async function cancelJob(jobId: string, deps: IngestDeps): Promise<JobView> {
-  const result = await deps.store.cancelJob(jobId);
+  const result = await deps.lifecycle.cancel(jobId);
   if (!result) throw new NotFoundError(`Job ${jobId} not found.`);
-  if (result.changed) {
-    deps.logger.info({ event: 'job.cancelled', jobId, counts: result.view.counts }, 'job cancelled');
-    const job = await deps.store.getJob(jobId);
-    if (job?.callbackUrl) {
-      await deps
-        .notify(job.callbackUrl, result.view)
-        .catch((err: Error) =>
-          deps.logger.error({ event: 'job.callback_failed', jobId, err: err.message }, 'callback failed'),
-        );
-    }
-  }
   return result.view;
 }

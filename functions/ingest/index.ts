@@ -6,6 +6,7 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   toHttpError,
+  ValidationError,
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
@@ -20,13 +21,7 @@ import {
 } from './handler.js';
 
 export function ingestDeps(deps: Deps): IngestDeps {
-  return {
-    store: deps.store,
-    tasks: deps.tasks,
-    quotas: deps.config.quotas,
-    logger: deps.logger,
-    notify: deps.notify,
-  };
+  return { lifecycle: deps.lifecycle, quotas: deps.config.quotas, logger: deps.logger };
 }
 
 const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel)?\/?$/;
@@ -48,8 +43,19 @@ export function createIngestHandler(getDeps: () => Deps) {
               `The body is larger than ${LIMITS.maxBodyBytes} bytes; send a JSONL file to the bucket instead.`,
             );
           }
-          const created = await createJob(req.body, handlerDeps);
-          res.status(202).location(created.links.self).json(created);
+          const key = req.header('idempotency-key');
+          if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
+            throw new ValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters.', [
+              { field: 'Idempotency-Key', message: 'invalid' },
+            ]);
+          }
+          const { replayed, created } = await createJob(req.body, handlerDeps, {
+            ...(key ? { idempotency: { key } } : {}),
+          });
+          res
+            .status(replayed ? 200 : 202)
+            .location(created.links.self)
+            .json(created);
           return;
         }
         const m = JOB_PATH.exec(path);

@@ -32,6 +32,8 @@ const envSchema = z.object({
   QUOTAS_FILE: z.string().min(1).optional(),
   /** How long the worker waits for one Gemini answer. */
   GEMINI_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(300_000),
+  /** How long a job's enqueuing or a half-done cancel may stand still before the reconciler acts. */
+  RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -53,6 +55,16 @@ export interface Config {
   region: string;
   bucket: string;
   gemini: { apiKey: string; baseUrl?: string; local: boolean; timeoutMs: number };
+  /**
+   * Cloud Tasks' dispatch deadline of an item task: the worker's longest wait for Gemini plus a
+   * margin, within the service's 15 s – 30 min. A worker that outlives it would be delivered again
+   * while it still runs.
+   */
+  dispatchDeadlineSeconds: number;
+  /** How long a delivery owns an item: longer than any delivery can run. */
+  leaseMs: number;
+  /** See RECONCILE_AFTER_MS. */
+  reconcileAfterMs: number;
   emulators: { firestore?: string; storage?: string; tasks?: string };
   /** True when every Google service is an emulator: the local cloud. */
   local: boolean;
@@ -114,8 +126,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
   }
 
+  const dispatchDeadlineSeconds = dispatchDeadlineFor(e.GEMINI_TIMEOUT_MS);
   return {
     projectId: e.GOOGLE_CLOUD_PROJECT,
+    dispatchDeadlineSeconds,
+    leaseMs: dispatchDeadlineSeconds * 1000 + 30_000,
+    reconcileAfterMs: e.RECONCILE_AFTER_MS,
     region: e.REGION,
     bucket: e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`,
     gemini: {
@@ -135,4 +151,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     quotas,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** Dispatch deadline (seconds) for a worker that waits up to `geminiTimeoutMs` for Gemini. */
+export function dispatchDeadlineFor(geminiTimeoutMs: number): number {
+  return Math.min(1800, Math.max(15, Math.ceil(geminiTimeoutMs / 1000) + 30));
 }

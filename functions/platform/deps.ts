@@ -1,11 +1,14 @@
 import { Firestore } from '@google-cloud/firestore';
 import { Storage } from '@google-cloud/storage';
+import { createLifecycle, type Lifecycle } from '../lifecycle/lifecycle.js';
+import { createPlanner, type Planner } from '../lifecycle/plan.js';
 import type { Config } from './config.js';
 import { createFileUploader, createGeminiClient, type GeminiClient } from './gemini.js';
-import { createJobStore, type JobStore } from './job-store.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMediaFetcher, type MediaFetcher } from './media.js';
 import { postCallback } from './notify.js';
+import { createObjectStore, type ObjectStore } from './object-store.js';
+import { createStores, type Stores } from './store/index.js';
 import { createTaskAuthenticator, type TaskAuthenticator } from './task-auth.js';
 import { createTaskQueue, type TaskQueue } from './task-queue.js';
 
@@ -15,7 +18,10 @@ export interface Deps {
   logger: Logger;
   firestore: Firestore;
   storage: Storage;
-  store: JobStore;
+  stores: Stores;
+  objects: ObjectStore;
+  lifecycle: Lifecycle;
+  planner: Planner;
   tasks: TaskQueue;
   gemini: GeminiClient;
   media: MediaFetcher;
@@ -34,21 +40,33 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     overrides.firestore ?? new Firestore({ projectId: config.projectId, ignoreUndefinedProperties: true });
   const storage = overrides.storage ?? new Storage({ projectId: config.projectId });
   const workerUrl = config.workerUrl ?? 'http://127.0.0.1:8082/';
+  const stores = overrides.stores ?? createStores(firestore);
+  const objects = overrides.objects ?? createObjectStore(storage, config.bucket);
+  const tasks =
+    overrides.tasks ??
+    createTaskQueue({
+      projectId: config.projectId,
+      region: config.region,
+      workerUrl,
+      dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
+      ...(config.tasksServiceAccount ? { serviceAccount: config.tasksServiceAccount } : {}),
+      ...(config.emulators.tasks ? { emulatorHost: config.emulators.tasks } : {}),
+    });
+  const notify = overrides.notify ?? ((url: string, payload: unknown) => postCallback(url, payload));
   return {
     config,
     logger,
     firestore,
     storage,
-    store: overrides.store ?? createJobStore(firestore),
-    tasks:
-      overrides.tasks ??
-      createTaskQueue({
-        projectId: config.projectId,
-        region: config.region,
-        workerUrl,
-        ...(config.tasksServiceAccount ? { serviceAccount: config.tasksServiceAccount } : {}),
-        ...(config.emulators.tasks ? { emulatorHost: config.emulators.tasks } : {}),
-      }),
+    stores,
+    objects,
+    tasks,
+    lifecycle:
+      overrides.lifecycle ??
+      createLifecycle({ stores, tasks, objects, logger, notify, stallMs: config.reconcileAfterMs }),
+    planner:
+      overrides.planner ??
+      createPlanner({ stores, tasks, quotas: config.quotas, logger, stallMs: config.reconcileAfterMs }),
     gemini:
       overrides.gemini ??
       createGeminiClient({
@@ -73,6 +91,6 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         ...(config.tasksServiceAccount ? { serviceAccount: config.tasksServiceAccount } : {}),
         acceptEmulatorTokens: Boolean(config.emulators.tasks),
       }),
-    notify: overrides.notify ?? ((url, payload) => postCallback(url, payload)),
+    notify,
   };
 }

@@ -3,14 +3,9 @@ import { CloudTasksClient } from '@google-cloud/tasks';
 import { credentials } from '@grpc/grpc-js';
 import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.js';
 import { queueRateLimits } from '../core/rate.js';
+import type { TaskPayload } from '../core/tasks.js';
 
-/** The body of a task: ids only (a task carries at most 100 KB; prompts live in Firestore). */
-export type TaskPayload =
-  /** `plannedMs`: when the model's ledger planned the send; a delivery far behind it is planned again. */
-  | { kind: 'item'; jobId: string; itemId: string; plannedMs?: number }
-  | { kind: 'enqueue'; jobId: string; from: number }
-  /** Watches a running job until every item is terminal, then finishes it (round n, for the name). */
-  | { kind: 'finish'; jobId: string; round: number };
+export type { TaskPayload };
 
 export interface ItemTask {
   itemId: string;
@@ -19,6 +14,10 @@ export interface ItemTask {
   plannedMs?: number;
   /** The item was planned again: its task needs a new name, as the first one is spent. */
   replan?: boolean;
+  /** The reconciler's n-th new task for the item (its lease ran out with no outcome). */
+  round?: number;
+  /** A last attempt found the item leased: a new task, named by the second it is due. */
+  handover?: number;
 }
 
 /** Narrow interface over Cloud Tasks. */
@@ -46,6 +45,8 @@ export interface TaskQueueOptions {
   emulatorHost?: string;
   /** Parallel CreateTask calls. */
   concurrency?: number;
+  /** How long Cloud Tasks waits for the worker's answer (15–1800 s). */
+  dispatchDeadlineSeconds?: number;
 }
 
 /**
@@ -68,9 +69,18 @@ export function itemTaskId(jobId: string, itemId: string): string {
   return `${h}-${jobId}-${itemId}`;
 }
 
-/** The name of an item's task: a task for an item planned again carries its planned second. */
-export function itemTaskName(jobId: string, task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan'>): string {
+/**
+ * The name of an item's task. The first is derived from job and item; later ones (planned again,
+ * given a new task by the reconciler, handed over on a last attempt) carry a suffix that says why
+ * and when, so each is created once however often its creator runs.
+ */
+export function itemTaskName(
+  jobId: string,
+  task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan' | 'round' | 'handover'>,
+): string {
   const base = itemTaskId(jobId, task.itemId);
+  if (task.round !== undefined) return `${base}-r${task.round}`;
+  if (task.handover !== undefined) return `${base}-h${task.handover}`;
   return task.replan && task.plannedMs !== undefined ? `${base}-p${Math.floor(task.plannedMs / 1000)}` : base;
 }
 
@@ -113,7 +123,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
         task: {
           name: `${parent}/tasks/${taskId}`,
           httpRequest: httpRequest(payload),
-          dispatchDeadline: { seconds: 600 },
+          dispatchDeadline: { seconds: options.dispatchDeadlineSeconds ?? 600 },
           ...(scheduleMs && scheduleMs > Date.now()
             ? { scheduleTime: { seconds: Math.floor(scheduleMs / 1000), nanos: (scheduleMs % 1000) * 1e6 } }
             : {}),

@@ -1,25 +1,14 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { z } from 'zod';
+import { taskPayloadSchema } from '../core/tasks.js';
 import type { Deps } from '../platform/deps.js';
 import { toHttpError, ValidationError } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from './handler.js';
 
-const payloadSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('item'),
-    jobId: z.string().min(1),
-    itemId: z.string().regex(/^\d+$/),
-    plannedMs: z.number().int().nonnegative().optional(),
-  }),
-  z.object({ kind: z.literal('enqueue'), jobId: z.string().min(1), from: z.number().int().nonnegative() }),
-  z.object({ kind: z.literal('finish'), jobId: z.string().min(1), round: z.number().int().nonnegative() }),
-]);
-
 /** Parses a Cloud Tasks delivery from its `X-CloudTasks-*` headers and JSON body. */
 export function parseDelivery(req: Pick<Request, 'header' | 'body'>): TaskDelivery {
-  const parsed = payloadSchema.safeParse(req.body);
+  const parsed = taskPayloadSchema.safeParse(req.body);
   if (!parsed.success)
     throw new ValidationError(`not a gemini-fanout task: ${parsed.error.issues[0]?.message}`);
   return {
@@ -33,15 +22,15 @@ export function parseDelivery(req: Pick<Request, 'header' | 'body'>): TaskDelive
 
 export function workerDeps(deps: Deps): WorkerDeps {
   return {
-    store: deps.store,
+    lifecycle: deps.lifecycle,
+    planner: deps.planner,
     gemini: deps.gemini,
     tasks: deps.tasks,
     media: deps.media,
     quotas: deps.config.quotas,
     logger: deps.logger,
-    notify: deps.notify,
     geminiTimeoutMs: deps.config.gemini.timeoutMs,
-    leaseMs: deps.config.gemini.timeoutMs + 60_000,
+    leaseMs: deps.config.leaseMs,
     enqueueBudgetMs: 8 * 60_000,
   };
 }

@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import type { JobView } from '../../functions/api/jobs.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 
 /**
@@ -56,19 +58,10 @@ async function bootStack(overheads: number[]): Promise<{ child: ChildProcess; in
   return { child, info };
 }
 
-async function post(url: string, body: unknown): Promise<{ id: string }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
-  return (await res.json()) as { id: string };
-}
-
 async function main(): Promise<void> {
   const overheads: number[] = [];
   const { child, info } = await bootStack(overheads);
+  const jobs = createJobsClient(info.ingestUrl);
   try {
     await fetch(`${info.geminiBaseUrl}/__standin/config`, {
       method: 'POST',
@@ -78,11 +71,11 @@ async function main(): Promise<void> {
 
     // Warm up connections and code paths with one run of full size (the emulators' JVM and V8 need
     // thousands of requests before they run at speed), then forget what that measured.
-    const warm = await post(`${info.ingestUrl}/jobs`, {
+    const warm = await jobs.submit({
       model: 'gemini-bench',
       prompts: Array.from({ length: N }, (_, i) => `warm ${i}`),
     });
-    await waitDone(info.ingestUrl, warm.id, 300_000);
+    await waitDone(jobs, warm.id, 300_000);
     overheads.length = 0;
 
     // Realtime at the quota's edge: RUNS runs, the median reported (a 2-core machine is noisy).
@@ -103,8 +96,8 @@ async function main(): Promise<void> {
         (_, i) => `Benchmark run ${run} prompt ${i}: say something short.`,
       );
       const t0 = Date.now();
-      const job = await post(`${info.ingestUrl}/jobs`, { model: 'gemini-bench', prompts });
-      const done = await waitDone(info.ingestUrl, job.id, 300_000);
+      const job = await jobs.submit({ model: 'gemini-bench', prompts });
+      const done = await waitDone(jobs, job.id, 300_000);
       const wallMs = Date.now() - t0;
       const stats = (await (await fetch(`${info.geminiBaseUrl}/__standin/stats`)).json()) as {
         models: Record<string, { peakRequestsPer60s: number; rejected429: number; admitted: number }>;
@@ -130,9 +123,9 @@ async function main(): Promise<void> {
         prompts: Array.from({ length: INGEST_ITEMS }, (_, i) => `ingest ${run} ${i}`),
       };
       const s = performance.now();
-      const created = await post(`${info.ingestUrl}/jobs`, body);
+      const created = await jobs.submit(body);
       ingestRates.push(INGEST_ITEMS / ((performance.now() - s) / 1000));
-      await fetch(`${info.ingestUrl}/jobs/${created.id}/cancel`, { method: 'POST' });
+      await jobs.cancel(created.id);
     }
     ingestRates.sort((a, b) => a - b);
 
@@ -186,17 +179,9 @@ async function main(): Promise<void> {
   }
 }
 
-async function waitDone(base: string, id: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = (await (await fetch(`${base}/jobs/${id}`)).json()) as {
-      status: string;
-      counts: { succeeded: number };
-    };
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${id} not done in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+/** Polls once a second: the bench measures the system, not the poller. */
+function waitDone(jobs: JobsClient, id: string, timeoutMs: number): Promise<JobView> {
+  return jobs.waitFor(id, { timeoutMs, intervalMs: 1000 });
 }
 
 main().catch((err) => {

@@ -2,7 +2,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Storage } from '@google-cloud/storage';
 import { describe, expect, it } from 'vitest';
-import { call, createJob, readEvents, stack, waitForJob } from '../helpers/e2e.js';
+import { JobsApiError } from '../../functions/api/client.js';
+import { call, createJob, jobsClient, readEvents, stack, waitForJob } from '../helpers/e2e.js';
 
 const PNG_1X1 = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
@@ -46,7 +47,9 @@ describe('jobs API: errors a user can act on', () => {
   });
 
   it('answers unknown jobs, routes and methods with JSON errors and no stack trace', async () => {
-    const unknown = await call('GET', '/jobs/00000000-0000-0000-0000-000000000000');
+    const unknown = await jobsClient()
+      .get('00000000-0000-0000-0000-000000000000')
+      .catch((err: unknown) => err);
     const route = await call('GET', '/nothing-here');
     const method = await call('GET', '/jobs');
     const badJson = await fetch(`${stack().ingestUrl}/jobs`, {
@@ -56,8 +59,8 @@ describe('jobs API: errors a user can act on', () => {
     });
     const badJsonText = await badJson.text();
 
-    expect(unknown.status).toBe(404);
-    expect(unknown.body).toMatchObject({ error: { code: 404, status: 'NOT_FOUND' } });
+    expect(unknown).toBeInstanceOf(JobsApiError);
+    expect(unknown).toMatchObject({ status: 404, body: { error: { code: 404, status: 'NOT_FOUND' } } });
     expect(route.status).toBe(404);
     expect(method.status).toBe(405);
     expect(badJson.status).toBe(400);
@@ -76,14 +79,19 @@ describe('jobs API: results, events, callback, media', () => {
     let token: string | undefined;
     let pages = 0;
     do {
-      const page = await call('GET', `/jobs/${id}/results?pageSize=7${token ? `&pageToken=${token}` : ''}`);
-      indexes.push(...(page.body.results as Array<{ index: number }>).map((r) => r.index));
-      token = page.body.nextPageToken as string | undefined;
+      const page = await jobsClient().resultsPage(id, {
+        pageSize: 7,
+        ...(token ? { pageToken: token } : {}),
+      });
+      indexes.push(...page.results.map((r) => r.index));
+      token = page.nextPageToken;
       pages++;
     } while (token);
     const first = await readEvents(id, undefined, 10);
     const rest = await readEvents(id, first.results[9]!.id);
-    const badPage = await call('GET', `/jobs/${id}/results?pageSize=5000`);
+    const badPage = await jobsClient()
+      .resultsPage(id, { pageSize: 5000 })
+      .catch((err: unknown) => err);
 
     // Assert
     expect(pages).toBe(5);
@@ -93,7 +101,8 @@ describe('jobs API: results, events, callback, media', () => {
     const seen = [...first.results, ...rest.results].map((r) => r.data.index);
     expect(new Set(seen).size).toBe(30);
     expect(rest.done).toMatchObject({ status: 'succeeded', counts: { succeeded: 30 } });
-    expect(badPage.status).toBe(400);
+    expect(badPage).toBeInstanceOf(JobsApiError);
+    expect(badPage).toMatchObject({ status: 400, body: { error: { status: 'INVALID_ARGUMENT' } } });
   }, 90_000);
 
   it('calls the callback URL exactly once when the job ends', async () => {
@@ -150,14 +159,14 @@ describe('jobs API: results, events, callback, media', () => {
       ],
     });
     const job = await waitForJob(id, 60_000);
-    const page = await call('GET', `/jobs/${id}/results`);
-    const [img, missing] = page.body.results as Array<Record<string, unknown>>;
+    const page = await jobsClient().resultsPage(id);
+    const [img, missing] = page.results;
 
     // Assert
     expect(job.counts).toMatchObject({ succeeded: 1, failed: 1 });
-    expect(JSON.stringify(img!.response)).toContain('[media:1]');
+    expect(img && 'response' in img && JSON.stringify(img.response)).toContain('[media:1]');
     expect(missing).toMatchObject({ key: 'missing', error: { code: 400 } });
-    expect(JSON.stringify(missing!.error)).toMatch(/none\.png/);
+    expect(missing && 'error' in missing && missing.error.message).toMatch(/none\.png/);
   }, 90_000);
 
   it('sends media too big to inline through the Files API', async () => {
@@ -179,14 +188,14 @@ describe('jobs API: results, events, callback, media', () => {
       ],
     });
     const job = await waitForJob(id, 60_000);
-    const page = await call('GET', `/jobs/${id}/results`);
+    const page = await jobsClient().resultsPage(id);
     const files = (await (await fetch(`${stack().geminiBaseUrl}/v1beta/files?key=local`)).json()) as {
       files?: Array<{ mimeType: string; sizeBytes: string }>;
     };
 
     // Assert
     expect(job.counts).toMatchObject({ succeeded: 1 });
-    expect(JSON.stringify((page.body.results as unknown[])[0])).toContain('[media:1]');
+    expect(JSON.stringify(page.results[0])).toContain('[media:1]');
     expect(
       files.files?.some((f) => f.mimeType === 'video/mp4' && f.sizeBytes === String(19 * 1024 * 1024)),
     ).toBe(true);

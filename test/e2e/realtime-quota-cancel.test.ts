@@ -1,7 +1,7 @@
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { describe, expect, it } from 'vitest';
 import { emulatorClientOptions } from '../../functions/platform/task-queue.js';
-import { call, createJob, getJob, stack, standInStats, waitForJob } from '../helpers/e2e.js';
+import { createJob, getJob, jobsClient, stack, standInStats, waitForJob } from '../helpers/e2e.js';
 
 describe('daily quota and cancel', () => {
   it('pauses the model queue on a per-day 429 and says why on the job', async () => {
@@ -16,7 +16,7 @@ describe('daily quota and cancel', () => {
     const [state] = await tasks.getQueue({ name: queue });
     await new Promise((r) => setTimeout(r, 1500));
     const still = await getJob(id);
-    const cancelled = await call('POST', `/jobs/${id}/cancel`);
+    const cancelled = await jobsClient().cancel(id);
     await tasks.resumeQueue({ name: queue });
     await tasks.close();
 
@@ -24,7 +24,7 @@ describe('daily quota and cancel', () => {
     expect(paused.notice).toMatch(/daily request quota of gemini-e2e-day is spent; resumes after/);
     expect(state.state).toBe('PAUSED');
     expect(still.counts).toMatchObject({ succeeded: 5, pending: 3 });
-    expect(cancelled.body).toMatchObject({
+    expect(cancelled).toMatchObject({
       status: 'cancelled',
       counts: { succeeded: 5, cancelled: 3, pending: 0 },
     });
@@ -37,21 +37,21 @@ describe('daily quota and cancel', () => {
     await waitForJob(id, 30_000, (j) => j.counts.succeeded >= 2);
 
     // Act
-    const res = await call('POST', `/jobs/${id}/cancel`);
+    const res = await jobsClient().cancel(id);
     const callsAtCancel = (await standInStats()).models[model]!.requests;
     await new Promise((r) => setTimeout(r, 4000));
     const callsLater = (await standInStats()).models[model]!.requests;
     const job = await getJob(id);
-    const again = await call('POST', `/jobs/${id}/cancel`);
+    const again = await jobsClient().cancel(id);
 
     // Assert
-    expect(res.status).toBe(200);
+    expect(res.status).toBe('cancelled');
     expect(job.status).toBe('cancelled');
     expect(job.counts.cancelled).toBeGreaterThanOrEqual(25);
     expect(job.counts.succeeded + job.counts.cancelled).toBe(30);
     // At most the one call already in flight when the cancel landed.
     expect(callsLater - callsAtCancel).toBeLessThanOrEqual(1);
-    expect(again.body).toMatchObject({ status: 'cancelled', counts: job.counts });
+    expect(again).toMatchObject({ status: 'cancelled', counts: job.counts });
   }, 60_000);
 
   it("gives a cancelled job's planned slots back, so the next job on the model starts at once", async () => {
@@ -61,7 +61,7 @@ describe('daily quota and cancel', () => {
     await waitForJob(first, 30_000, (j) => j.counts.succeeded >= 1);
 
     // Act
-    await call('POST', `/jobs/${first}/cancel`);
+    await jobsClient().cancel(first);
     const started = Date.now();
     const next = await createJob({ model, prompts: ['after the cancel 1', 'after the cancel 2'] });
     const job = await waitForJob(next, 60_000);
@@ -78,13 +78,13 @@ describe('daily quota and cancel', () => {
 
     // Act
     const job = await waitForJob(id, 60_000);
-    const page = await call('GET', `/jobs/${id}/results`);
+    const page = await jobsClient().resultsPage(id);
 
     // Assert: 8 attempts (the e2e queue's maxAttempts) at least a second apart, then a recorded failure.
     const elapsedMs = Date.parse(job.finishedAt!) - Date.parse(job.startedAt!);
     expect(elapsedMs).toBeGreaterThanOrEqual(7000);
     expect(job.counts).toMatchObject({ failed: 1, pending: 0 });
-    expect((page.body.results as unknown[])[0]).toMatchObject({
+    expect(page.results[0]).toMatchObject({
       key: 'always-429',
       error: { code: 429, status: 'RESOURCE_EXHAUSTED' },
     });

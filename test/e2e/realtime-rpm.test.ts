@@ -23,10 +23,18 @@ describe('realtime path at the edge of a 600 RPM quota', () => {
     expect(job.counts).toEqual({ total: 1000, succeeded: 1000, failed: 0, cancelled: 0, pending: 0 });
     expect(lines.map((l) => l.index)).toEqual(prompts.map((_, i) => i));
     lines.forEach((line, i) => {
-      const text = (line.response as { candidates: Array<{ content: { parts: Array<{ text: string }> } }> })
-        .candidates[0]!.content.parts[0]!.text;
-      expect(line.key).toBe(String(i));
-      expect(text).toContain(`echo: Summarise item ${i} in one line.`);
+      expect(line).toMatchObject({
+        key: String(i),
+        response: {
+          candidates: [
+            {
+              content: {
+                parts: [{ text: expect.stringContaining(`echo: Summarise item ${i} in one line.`) }],
+              },
+            },
+          ],
+        },
+      });
     });
     expect(after.rejected429 - (before?.rejected429 ?? 0)).toBe(0);
     expect(after.peakRequestsPer60s).toBeLessThanOrEqual(RPM);

@@ -1,7 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
+import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../functions/api/jobs.js';
+import type { StandInStats } from '../../infra/local/gemini/stats.js';
 import type { StackInfo } from '../../infra/local/stack.js';
 
-/** Client helpers for e2e tests: plain HTTP against the local cloud's ingest function. */
+/**
+ * Helpers for e2e tests against the local cloud: the jobs API through the one typed client, `call`
+ * for raw requests (malformed bodies, unknown routes), and the Gemini stand-in's controls.
+ */
 export function stack(): StackInfo {
   return inject('stack');
 }
@@ -11,117 +18,106 @@ export interface Json {
   body: Record<string, unknown> & { [k: string]: unknown };
 }
 
-export async function call(method: string, path: string, body?: unknown): Promise<Json> {
+/** A raw request to the ingest function, for what the typed client will not send. */
+export async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Json> {
   const res = await fetch(`${stack().ingestUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : {} };
 }
 
-export interface JobView {
-  id: string;
-  status: string;
-  counts: { total: number; succeeded: number; failed: number; cancelled: number; pending: number };
-  usage: { promptTokens: number; outputTokens: number };
-  costUsd: number;
-  notice: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
+/**
+ * fetch that tries again when the connection drops before an answer (some tests kill a function
+ * instance mid-run, as Cloud Run may; a client then retries). Only for requests that are safe to
+ * send twice: reads, cancels, and submits with an Idempotency-Key.
+ */
+async function retryingFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(input, init);
+    } catch (err) {
+      if (attempt >= 6 || init?.signal?.aborted) throw err;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
 }
 
-export async function createJob(body: unknown): Promise<string> {
-  const res = await call('POST', '/jobs', body);
-  if (res.status !== 202) throw new Error(`POST /jobs answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return res.body.id as string;
+/** The jobs API client every e2e test uses, pointed at the local cloud's ingest function. */
+export function jobsClient(): JobsClient {
+  return createJobsClient(stack().ingestUrl, { fetch: retryingFetch });
+}
+
+/** Submits a job with an Idempotency-Key, so a retry after a dropped connection makes no second job. */
+export async function createJob(body: CreateJobRequest): Promise<string> {
+  return (await jobsClient().submit(body, { idempotencyKey: randomUUID() })).id;
 }
 
 export async function getJob(id: string): Promise<JobView> {
-  return (await call('GET', `/jobs/${id}`)).body as unknown as JobView;
+  return jobsClient().get(id);
 }
 
 /** Polls until the job is terminal (or `until` says so). */
 export async function waitForJob(
   id: string,
   timeoutMs: number,
-  until: (job: JobView) => boolean = (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status),
+  until?: (job: JobView) => boolean,
 ): Promise<JobView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await getJob(id);
-    if (until(job)) return job;
-    if (Date.now() > deadline)
-      throw new Error(`job ${id} not done after ${timeoutMs} ms: ${JSON.stringify(job)}`);
-    await new Promise((r) => setTimeout(r, 500));
+  return jobsClient().waitFor(id, { timeoutMs, intervalMs: 500, ...(until ? { until } : {}) });
+}
+
+/** Every result entry in input order, from the JSONL stream (read again if the stream drops). */
+export async function resultsJsonl(id: string): Promise<ResultEntry[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const entries: ResultEntry[] = [];
+      for await (const entry of jobsClient().resultsJsonl(id)) entries.push(entry);
+      return entries;
+    } catch (err) {
+      if (attempt >= 4) throw err;
+    }
   }
 }
 
-export async function resultsJsonl(id: string): Promise<Array<Record<string, unknown>>> {
-  const res = await fetch(`${stack().ingestUrl}/jobs/${id}/results?format=jsonl`);
-  const text = await res.text();
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
-
-/** Reads the SSE stream to its `done` event; returns the result events' data and ids. */
+/**
+ * Reads the event stream to its `done` event, or until `stopAfter` results (then it closes the
+ * connection); returns the result events' data and ids, and the job `done` carried.
+ */
 export async function readEvents(
   id: string,
   lastEventId?: string,
   stopAfter = Number.POSITIVE_INFINITY,
-): Promise<{
-  results: Array<{ id: string; data: Record<string, unknown> }>;
-  done?: Record<string, unknown>;
-}> {
-  const controller = new AbortController();
-  const res = await fetch(`${stack().ingestUrl}/jobs/${id}/events`, {
-    headers: lastEventId ? { 'last-event-id': lastEventId } : {},
-    signal: controller.signal,
-  });
-  const results: Array<{ id: string; data: Record<string, unknown> }> = [];
-  let done: Record<string, unknown> | undefined;
-  let buffer = '';
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let cut = buffer.indexOf('\n\n');
-    while (cut >= 0) {
-      const frame = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const field = (name: string) =>
-        frame
-          .split('\n')
-          .find((l) => l.startsWith(`${name}: `))
-          ?.slice(name.length + 2);
-      const event = field('event');
-      const data = field('data');
-      if (event === 'result' && data) results.push({ id: field('id') ?? '', data: JSON.parse(data) });
-      if (event === 'done' && data) done = JSON.parse(data);
-      if (done || results.length >= stopAfter) break;
-      cut = buffer.indexOf('\n\n');
+): Promise<{ results: Array<{ id: string; data: ResultLine }>; done?: JobView }> {
+  const results: Array<{ id: string; data: ResultLine }> = [];
+  let done: JobView | undefined;
+  let resumeFrom = lastEventId;
+  // A dropped stream is resumed from the last event seen, as EventSource does with Last-Event-ID.
+  for (let drops = 0; !done && results.length < stopAfter; drops++) {
+    try {
+      for await (const event of jobsClient().events(id, resumeFrom ? { lastEventId: resumeFrom } : {})) {
+        if (event.event === 'result') {
+          results.push({ id: event.id ?? '', data: event.data });
+          resumeFrom = event.id ?? resumeFrom;
+        } else done = event.data;
+        if (done || results.length >= stopAfter) break;
+      }
+      if (!done && results.length < stopAfter) throw new Error('the event stream ended without done');
+    } catch (err) {
+      if (drops >= 3) throw err;
     }
-    if (done || results.length >= stopAfter) break;
   }
-  controller.abort();
   return { results, ...(done ? { done } : {}) };
 }
 
-export async function standInStats(): Promise<{
-  models: Record<
-    string,
-    {
-      requests: number;
-      admitted: number;
-      rejected429: number;
-      peakRequestsPer60s: number;
-      peakInputTokensPer60s?: number;
-      faults: Record<string, number>;
-    }
-  >;
-}> {
+/** What the Gemini stand-in saw, per model (`GET /__standin/stats`). */
+export async function standInStats(): Promise<StandInStats> {
   return (await fetch(`${stack().geminiBaseUrl}/__standin/stats`)).json() as never;
 }
 

@@ -27,7 +27,10 @@ export default async function setup(project: TestProject) {
     // Cloud Tasks is at-least-once: every e2e job also sees duplicate deliveries.
     duplicateShare: 0.05,
     schedulerIntervalMs: 1000,
-    geminiTimeoutMs: 2000,
+    // Long enough for a 1.2 MB answer to arrive on a loaded machine; hangs still cost seconds, not minutes.
+    geminiTimeoutMs: 5000,
+    // The reconciler acts after 20 s of standing still (120 s by default), so its e2e tests are quick.
+    reconcileAfterMs: 20_000,
     standIn: { latency: { '*': { meanMs: 40, jitterMs: 30 } }, faults: { timeoutMs: 4000 } },
     logLevel: process.env.E2E_LOG_LEVEL ?? 'silent',
   });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { counterShardsFor, isTerminalJob, itemIdForIndex, pendingOf } from '../../../functions/core/jobs.js';
+import {
+  counterShardsFor,
+  decideClaim,
+  isTerminalJob,
+  itemIdForIndex,
+  pendingOf,
+} from '../../../functions/core/jobs.js';
 
 describe('itemIdForIndex', () => {
   it('sorts as text in input order', () => {
@@ -40,5 +46,34 @@ describe('counterShardsFor', () => {
     expect(counterShardsFor(1000)).toBe(17);
     expect(counterShardsFor(6000)).toBe(100);
     expect(counterShardsFor(1_000_000)).toBe(100);
+  });
+});
+
+describe('decideClaim', () => {
+  const pending = { state: 'pending' as const, lease: null };
+
+  it('takes a pending item of a live job, and one whose lease ran out', () => {
+    expect(decideClaim(pending, { status: 'running' }, 1000)).toEqual({ kind: 'take' });
+    expect(decideClaim({ ...pending, lease: { id: 'x', untilMs: 999 } }, { status: 'queued' }, 1000)).toEqual(
+      {
+        kind: 'take',
+      },
+    );
+  });
+
+  it('waits for a live lease, ends the items of a cancelled job, and skips what is done or unknown', () => {
+    expect(
+      decideClaim({ ...pending, lease: { id: 'x', untilMs: 5000 } }, { status: 'running' }, 1000),
+    ).toEqual({
+      kind: 'leased',
+      untilMs: 5000,
+    });
+    expect(decideClaim(pending, { status: 'cancelled' }, 1000)).toEqual({ kind: 'cancel' });
+    expect(decideClaim({ state: 'failed', lease: null }, { status: 'cancelled' }, 1000)).toEqual({
+      kind: 'done',
+      state: 'failed',
+    });
+    expect(decideClaim(undefined, { status: 'running' }, 1000)).toEqual({ kind: 'missing' });
+    expect(decideClaim(pending, undefined, 1000)).toEqual({ kind: 'missing' });
   });
 });

@@ -17,25 +17,21 @@ import {
   ValidationError,
 } from '../../../functions/platform/errors.js';
 import { createLogger } from '../../../functions/platform/logger.js';
+import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../test-quotas.js';
-import { FakeJobStore, FakeTaskQueue, fakeNotify } from '../worker/fakes.js';
 
 function setup() {
-  const store = new FakeJobStore();
-  const tasks = new FakeTaskQueue();
   const capture = createLogCapture();
-  const { sent, notify } = fakeNotify();
-  const deps: IngestDeps = {
-    store,
-    tasks,
-    quotas: testQuotas(),
-    logger: createLogger({ destination: capture.stream }),
-    notify,
-    pollIntervalMs: 1,
-  };
-  return { store, tasks, capture, sent, deps };
+  const logger = createLogger({ destination: capture.stream });
+  const world = fakeWorld({ quotas: testQuotas(), logger });
+  const store = world.db;
+  const deps: IngestDeps = { lifecycle: world.lifecycle, quotas: testQuotas(), logger, pollIntervalMs: 1 };
+  return { store, tasks: world.tasks, objects: world.objects, capture, sent: world.sent, deps };
 }
+
+/** The job `createJob` made (most tests need only that). */
+const createJobOf = async (...args: Parameters<typeof createJob>) => (await createJob(...args)).created;
 
 async function thrown(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -72,7 +68,10 @@ describe('createJob', () => {
   it('stores the job and its items and hands enqueuing to a named control task', async () => {
     const { store, tasks, capture, deps } = setup();
 
-    const created = await createJob({ prompts: ['a', 'b', 'c'], callbackUrl: 'https://example.com/h' }, deps);
+    const created = await createJobOf(
+      { prompts: ['a', 'b', 'c'], callbackUrl: 'https://example.com/h' },
+      deps,
+    );
 
     expect(created).toEqual({
       id: created.id,
@@ -105,8 +104,8 @@ describe('createJob', () => {
   it('gives every job its own id', async () => {
     const { deps } = setup();
 
-    const a = await createJob({ prompts: ['a'] }, deps);
-    const b = await createJob({ prompts: ['a'] }, deps);
+    const a = await createJobOf({ prompts: ['a'] }, deps);
+    const b = await createJobOf({ prompts: ['a'] }, deps);
 
     expect(a.id).not.toBe(b.id);
   });
@@ -158,7 +157,7 @@ describe('createJob', () => {
 
   it('lets errors of the store through, unmapped', async () => {
     const { store, deps } = setup();
-    store.failOnce('createJob', new Error('4 DEADLINE_EXCEEDED'));
+    store.failOnce('items.createMany', new Error('4 DEADLINE_EXCEEDED'));
 
     const err = await thrown(createJob({ prompts: ['a'] }, deps));
 
@@ -166,10 +165,78 @@ describe('createJob', () => {
   });
 });
 
+describe('createJob: stored means accepted', () => {
+  it('answers "created" once the job is stored, even when its enqueue task cannot be created', async () => {
+    const { store, tasks, capture, deps } = setup();
+    tasks.enqueueControl = async () => {
+      throw new Error('14 UNAVAILABLE: Cloud Tasks is unreachable');
+    };
+
+    const { created, replayed } = await createJob({ prompts: ['a', 'b'] }, deps);
+
+    expect(replayed).toBe(false);
+    expect(created.status).toBe('queued');
+    expect(store.jobs.get(created.id)).toMatchObject({ status: 'queued', enqueuedThrough: 0 });
+    expect(capture.events('job.enqueue_deferred')).toEqual([
+      expect.objectContaining({ severity: 'ERROR', jobId: created.id }),
+    ]);
+  });
+
+  it('gives the same job for the same Idempotency-Key and body, and stores it once', async () => {
+    const { store, tasks, deps } = setup();
+    const body = { prompts: ['a', 'b'] };
+
+    const first = await createJob(body, deps, { idempotency: { key: 'nightly-42' } });
+    const again = await createJob(structuredClone(body), deps, { idempotency: { key: 'nightly-42' } });
+
+    expect(again).toEqual({ created: first.created, replayed: true });
+    expect(first.replayed).toBe(false);
+    expect(store.jobs.size).toBe(1);
+    expect([...tasks.controlTasks.keys()]).toEqual([`${first.created.id}-enqueue-0`]);
+  });
+
+  it('refuses the same Idempotency-Key with another body with a 409, and keys belong to their caller', async () => {
+    const { store, deps } = setup();
+    await createJob({ prompts: ['a'] }, deps, { idempotency: { key: 'k', caller: 'alice' } });
+
+    const err = await thrown(
+      createJob({ prompts: ['b'] }, deps, { idempotency: { key: 'k', caller: 'alice' } }),
+    );
+    const bobs = await createJob({ prompts: ['b'] }, deps, { idempotency: { key: 'k', caller: 'bob' } });
+
+    expect(toHttpError(err).statusCode).toBe(409);
+    expect(toHttpError(err).body.error.message).toMatch(/Idempotency-Key/);
+    expect(bobs.replayed).toBe(false);
+    expect(store.jobs.size).toBe(2);
+  });
+});
+
+describe('results of big answers', () => {
+  it('serves an answer stored in the bucket as the same result line', async () => {
+    const { store, objects, deps } = setup();
+    const { id } = await createJobOf({ prompts: ['a'] }, deps);
+    const big = answer('y'.repeat(700_000));
+    await objects.putJson(`answers/${id}/${idOf(0)}.json`, big);
+    const item = store.item(id, idOf(0))!;
+    Object.assign(item, {
+      state: 'succeeded',
+      responseObject: `answers/${id}/${idOf(0)}.json`,
+      finishedAtMicros: 1,
+    });
+
+    const page = await getResultsPage(id, {}, deps);
+    const lines: string[] = [];
+    for await (const line of streamResults(id, deps)) lines.push(line);
+
+    expect(page.results).toEqual([{ key: '0', index: 0, response: big }]);
+    expect(JSON.parse(lines[0]!)).toEqual({ key: '0', index: 0, response: big });
+  });
+});
+
 describe('getJob', () => {
   it('shows counts of a job', async () => {
     const { store, deps } = setup();
-    const { id } = await createJob({ prompts: ['a', 'b'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a', 'b'] }, deps);
     store.settle(id, idOf(0), {
       state: 'succeeded',
       response: answer('A'),
@@ -200,7 +267,7 @@ describe('getResultsPage', () => {
   async function jobWith(total: number) {
     const ctx = setup();
     const prompts = Array.from({ length: total }, (_, i) => `prompt ${i}`);
-    const { id } = await createJob({ prompts }, ctx.deps);
+    const { id } = await createJobOf({ prompts }, ctx.deps);
     return { ...ctx, id };
   }
 
@@ -278,7 +345,7 @@ describe('getResultsPage', () => {
 describe('streamResults', () => {
   it('yields one JSON line per item in input order, over several store pages', async () => {
     const { deps } = setup();
-    const { id } = await createJob({ prompts: Array.from({ length: 1203 }, (_, i) => `p${i}`) }, deps);
+    const { id } = await createJobOf({ prompts: Array.from({ length: 1203 }, (_, i) => `p${i}`) }, deps);
 
     const lines: string[] = [];
     for await (const line of streamResults(id, deps)) lines.push(line);
@@ -300,14 +367,14 @@ describe('streamResults', () => {
 describe('streamEvents', () => {
   it('yields a result event per finished item as they finish, then done once the job is terminal', async () => {
     const { store, deps } = setup();
-    const { id } = await createJob({ prompts: ['a', 'b', 'c'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
     store.settle(id, idOf(1), { state: 'succeeded', response: answer('one') });
     const stream = streamEvents(id, undefined, deps);
 
     const early = await readFrames(stream, (f) => eventOf(f) === 'result');
     store.settle(id, idOf(2), { state: 'succeeded', response: answer('two') });
     store.settle(id, idOf(0), { state: 'failed', error: { code: 500, status: 'INTERNAL', message: 'x' } });
-    await store.finishJob(id, 'succeeded');
+    await deps.lifecycle.finishIfDone(id);
     const rest = await readFrames(stream, (f) => eventOf(f) === 'done');
     const after = await stream.next();
 
@@ -327,9 +394,9 @@ describe('streamEvents', () => {
 
   it('resumes after Last-Event-ID without repeating events', async () => {
     const { store, deps } = setup();
-    const { id } = await createJob({ prompts: ['a', 'b', 'c'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
     for (const i of [2, 0, 1]) store.settle(id, idOf(i), { state: 'succeeded', response: answer(String(i)) });
-    await store.finishJob(id, 'succeeded');
+    await deps.lifecycle.finishIfDone(id);
     const first = await readFrames(streamEvents(id, undefined, deps), (f) => eventOf(f) === 'done');
     const firstResult = first.find((f) => eventOf(f) === 'result')!;
 
@@ -345,9 +412,9 @@ describe('streamEvents', () => {
 
   it('gives every result event a distinct id', async () => {
     const { store, deps } = setup();
-    const { id } = await createJob({ prompts: ['a', 'b', 'c'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
     for (const i of [0, 1, 2]) store.settle(id, idOf(i), { state: 'succeeded', response: answer(String(i)) });
-    await store.finishJob(id, 'succeeded');
+    await deps.lifecycle.finishIfDone(id);
 
     const frames = await readFrames(streamEvents(id, undefined, deps), (f) => eventOf(f) === 'done');
 
@@ -358,7 +425,7 @@ describe('streamEvents', () => {
 
   it('ends at once with done for a cancelled job, after its cancelled items', async () => {
     const { deps } = setup();
-    const { id } = await createJob({ prompts: ['a', 'b'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a', 'b'] }, deps);
     await cancelJob(id, deps);
 
     const frames = await readFrames(streamEvents(id, undefined, deps), () => false);
@@ -372,7 +439,7 @@ describe('streamEvents', () => {
 
   it('stops when the client goes away', async () => {
     const { deps } = setup();
-    const { id } = await createJob({ prompts: ['a'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a'] }, deps);
     const controller = new AbortController();
     const stream = streamEvents(id, undefined, deps, controller.signal);
     await stream.next();
@@ -385,7 +452,7 @@ describe('streamEvents', () => {
 
   it('refuses a malformed Last-Event-ID and an unknown job', async () => {
     const { deps } = setup();
-    const { id } = await createJob({ prompts: ['a'] }, deps);
+    const { id } = await createJobOf({ prompts: ['a'] }, deps);
 
     expect(await thrown(streamEvents(id, 'garbage', deps).next())).toBeInstanceOf(ValidationError);
     expect(await thrown(streamEvents('nope', undefined, deps).next())).toBeInstanceOf(NotFoundError);
@@ -395,7 +462,10 @@ describe('streamEvents', () => {
 describe('cancelJob', () => {
   it('cancels pending items, keeps finished ones, and notifies the callback once', async () => {
     const { store, sent, capture, deps } = setup();
-    const { id } = await createJob({ prompts: ['a', 'b', 'c'], callbackUrl: 'https://example.com/h' }, deps);
+    const { id } = await createJobOf(
+      { prompts: ['a', 'b', 'c'], callbackUrl: 'https://example.com/h' },
+      deps,
+    );
     store.settle(id, idOf(0), { state: 'succeeded', response: answer('zero') });
 
     const first = await cancelJob(id, deps);
@@ -415,14 +485,15 @@ describe('cancelJob', () => {
 
   it('does not notify when cancelling a job that already finished', async () => {
     const { store, sent, deps } = setup();
-    const { id } = await createJob({ prompts: ['a'], callbackUrl: 'https://example.com/h' }, deps);
+    const { id } = await createJobOf({ prompts: ['a'], callbackUrl: 'https://example.com/h' }, deps);
     store.settle(id, idOf(0), { state: 'succeeded', response: answer('zero') });
-    await store.finishJob(id, 'succeeded');
+    await deps.lifecycle.finishIfDone(id);
+    const notifiedBefore = sent.length;
 
     const view = await cancelJob(id, deps);
 
     expect(view.status).toBe('succeeded');
-    expect(sent).toEqual([]);
+    expect(sent).toHaveLength(notifiedBefore);
   });
 
   it('answers 404 for an unknown job', async () => {

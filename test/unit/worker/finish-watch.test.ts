@@ -1,29 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
+import { FINISH_WATCH_MAX_ROUNDS, finishWatchDelayMs } from '../../../functions/core/tasks.js';
 import { createLogger } from '../../../functions/platform/logger.js';
-import {
-  checksCompletion,
-  handleTask,
-  type TaskDelivery,
-  type WorkerDeps,
-} from '../../../functions/worker/handler.js';
+import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
+import { checksCompletion } from '../../../functions/worker/run-item.js';
+import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../test-quotas.js';
-import { FakeGemini, FakeJobStore, FakeMediaFetcher, FakeTaskQueue, fakeNotify } from './fakes.js';
 
 const JOB = 'job-watch';
 const NOW = Date.parse('2024-07-01T19:00:00Z');
 
 async function setup(total: number) {
+  return setupWithCapture(total);
+}
+
+async function setupWithCapture(total: number) {
+  const capture = createLogCapture();
   const quotas = testQuotas();
-  const store = new FakeJobStore(() => NOW);
-  const tasks = new FakeTaskQueue();
-  const { sent, notify } = fakeNotify();
+  const logger = createLogger({ destination: capture.stream });
+  const world = fakeWorld({ quotas, logger, clock: () => NOW });
+  const { tasks, sent, lifecycle } = world;
   const job = normalizeJobRequest(
     { prompts: Array.from({ length: total }, (_, i) => `p${i}`), callbackUrl: 'https://example.test/cb' },
     quotas,
   );
-  await store.createJob(
+  await lifecycle.create(
     {
       id: JOB,
       model: job.model,
@@ -34,20 +36,21 @@ async function setup(total: number) {
     },
     job.items,
   );
+  const store = lifecycle;
   const deps: WorkerDeps = {
-    store,
+    lifecycle,
+    planner: world.planner,
     gemini: new FakeGemini(),
     tasks,
     media: new FakeMediaFetcher(),
     quotas,
-    logger: createLogger({ destination: createLogCapture().stream }),
-    notify,
+    logger,
     leaseMs: 60_000,
     geminiTimeoutMs: 10_000,
     enqueueBudgetMs: 60_000,
     now: () => NOW,
   };
-  return { store, tasks, sent, deps };
+  return { store, tasks, sent, deps, capture };
 }
 
 const delivery = (payload: TaskDelivery['payload']): TaskDelivery => ({
@@ -107,5 +110,27 @@ describe('finishing a job', () => {
 
     expect(reply).toMatchObject({ status: 200, body: { outcome: 'watching' } });
     expect(tasks.controlTasks.get(`${JOB}-finish-8`)).toEqual({ kind: 'finish', jobId: JOB, round: 8 });
+  });
+
+  it('looks less and less often, and stops after a bounded number of rounds', async () => {
+    const { tasks, capture, deps } = await setupWithCapture(5);
+
+    await handleTask(delivery({ kind: 'finish', jobId: JOB, round: 40 }), deps);
+    const last = await handleTask(
+      delivery({ kind: 'finish', jobId: JOB, round: FINISH_WATCH_MAX_ROUNDS - 1 }),
+      deps,
+    );
+
+    expect(tasks.controlSchedule.get(`${JOB}-finish-41`)).toBe(NOW + 60_000);
+    expect(last.body.outcome).toBe('stopped');
+    expect(tasks.controlTasks.has(`${JOB}-finish-${FINISH_WATCH_MAX_ROUNDS}`)).toBe(false);
+    expect(capture.events('finish.watch_stopped')).toHaveLength(1);
+  });
+
+  it('waits two seconds between looks for the first minute', () => {
+    expect(finishWatchDelayMs(0)).toBe(2000);
+    expect(finishWatchDelayMs(29)).toBe(2000);
+    expect(finishWatchDelayMs(30)).toBe(4000);
+    expect(finishWatchDelayMs(35)).toBe(60_000);
   });
 });

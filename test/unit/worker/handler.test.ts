@@ -6,10 +6,11 @@ import { createLogger } from '../../../functions/platform/logger.js';
 import { MediaError } from '../../../functions/platform/media.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
+import type { FakeDb } from '../../helpers/fake-stores.js';
+import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
 import { quotaBody } from '../../helpers/gemini-errors.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../test-quotas.js';
-import { FakeGemini, FakeJobStore, FakeMediaFetcher, FakeTaskQueue, fakeNotify } from './fakes.js';
 
 const JOB = 'job-1';
 const NOON_PACIFIC = Date.parse('2024-07-01T19:00:00Z');
@@ -19,23 +20,24 @@ interface SetupOptions {
   body?: Record<string, unknown>;
   callbackUrl?: string;
   clock?: () => number;
+  notify?: (url: string, job: unknown) => Promise<void>;
 }
 
 async function setup(options: SetupOptions = {}) {
   const quotas = testQuotas();
   const clock = options.clock ?? (() => NOON_PACIFIC);
-  const store = new FakeJobStore(clock);
-  const gemini = new FakeGemini();
-  const tasks = new FakeTaskQueue();
-  const media = new FakeMediaFetcher();
   const capture = createLogCapture();
-  const { sent, notify } = fakeNotify();
+  const logger = createLogger({ destination: capture.stream });
+  const world = fakeWorld({ quotas, logger, clock, ...(options.notify ? { notify: options.notify } : {}) });
+  const store = world.db;
+  const gemini = new FakeGemini();
+  const media = new FakeMediaFetcher();
   const body = options.body ?? {
     prompts: options.prompts ?? ['What is 2 + 2?'],
     ...(options.callbackUrl ? { callbackUrl: options.callbackUrl } : {}),
   };
   const job = normalizeJobRequest(body, quotas);
-  await store.createJob(
+  await world.lifecycle.create(
     {
       id: JOB,
       model: job.model,
@@ -47,19 +49,29 @@ async function setup(options: SetupOptions = {}) {
     job.items,
   );
   const deps: WorkerDeps = {
-    store,
+    lifecycle: world.lifecycle,
+    planner: world.planner,
     gemini,
-    tasks,
+    tasks: world.tasks,
     media,
     quotas,
-    logger: createLogger({ destination: capture.stream }),
-    notify,
+    logger,
     leaseMs: 60_000,
     geminiTimeoutMs: 10_000,
     enqueueBudgetMs: 60_000,
     now: clock,
   };
-  return { store, gemini, tasks, media, capture, sent, deps, quotas };
+  return {
+    store,
+    gemini,
+    tasks: world.tasks,
+    objects: world.objects,
+    media,
+    capture,
+    sent: world.sent,
+    deps,
+    quotas,
+  };
 }
 
 function itemDelivery(itemId: string, retryCount = 0, plannedMs?: number): TaskDelivery {
@@ -204,7 +216,7 @@ describe('handleTask: an item that succeeds', () => {
     // The outcome is written, then finishing the job fails (a Firestore blip or an instance that dies):
     // Cloud Tasks delivers the task again, and that delivery must complete the job.
     const { store, gemini, sent, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
-    store.failOnce('finishJob', new Error('13 INTERNAL: transaction aborted'));
+    store.failOnce('jobs.finish', new Error('13 INTERNAL: transaction aborted'));
 
     await expect(handleTask(itemDelivery(ITEM), deps)).rejects.toThrow(/transaction aborted/);
     const retried = await handleTask(itemDelivery(ITEM, 1), deps);
@@ -217,10 +229,12 @@ describe('handleTask: an item that succeeds', () => {
   });
 
   it('answers 200 and logs when the callback fails', async () => {
-    const { capture, deps } = await setup({ callbackUrl: 'https://example.com/hook' });
-    deps.notify = async () => {
-      throw new Error('callback answered 502');
-    };
+    const { capture, deps } = await setup({
+      callbackUrl: 'https://example.com/hook',
+      notify: async () => {
+        throw new Error('callback answered 502');
+      },
+    });
 
     const reply = await handleTask(itemDelivery(ITEM), deps);
 
@@ -419,9 +433,14 @@ describe('handleTask: items that do not run', () => {
 
 describe('handleTask: a delivery far behind its plan', () => {
   /** Fills the model's ledger for the next minute, as a big job planned just before would. */
-  async function fillLedger(store: FakeJobStore, quotas: WorkerDeps['quotas']) {
+  async function fillLedger(store: FakeDb, quotas: WorkerDeps['quotas']) {
     const quota = quotas.models['gemini-2.5-flash']!;
-    await store.reserveDispatches('gemini-2.5-flash', [quota.tpm * quotas.headroom], quota, quotas.headroom);
+    await store.stores.ledger.reserve(
+      'gemini-2.5-flash',
+      [quota.tpm * quotas.headroom],
+      quota,
+      quotas.headroom,
+    );
   }
 
   it('runs at once a delivery within the slack of its plan', async () => {
@@ -446,7 +465,7 @@ describe('handleTask: a delivery far behind its plan', () => {
   it('gives a late delivery a slot in this second when a busy ledger still has room now', async () => {
     const { store, gemini, deps, quotas } = await setup();
     const quota = quotas.models['gemini-2.5-flash']!;
-    await store.reserveDispatches('gemini-2.5-flash', [0.6 * quota.tpm], quota, quotas.headroom);
+    await store.stores.ledger.reserve('gemini-2.5-flash', [0.6 * quota.tpm], quota, quotas.headroom);
 
     const reply = await handleTask(itemDelivery(ITEM, 2, NOON_PACIFIC - 30_000), deps);
 
@@ -497,7 +516,7 @@ describe('handleTask: a delivery far behind its plan', () => {
       const quota = run.quotas.models['gemini-2.5-flash']!;
       const tokens = run.store.item(JOB, ITEM)!.estimatedTokens;
       // As the enqueue did: the item's slot now, then a big job filling the next minute.
-      const [plannedMs] = await run.store.reserveDispatches('gemini-2.5-flash', [tokens], quota, 0.98);
+      const [plannedMs] = await run.store.stores.ledger.reserve('gemini-2.5-flash', [tokens], quota, 0.98);
       await fillLedger(run.store, run.quotas);
       now = NOON_PACIFIC;
       const tokensAtOldSlot = () =>
@@ -673,5 +692,97 @@ describe('handleTask: enqueue', () => {
     expect([...tasks.itemTasks.values()].map((t) => t.itemId).sort()).toEqual(['000000000', '000000002']);
     expect(terminal.body.outcome).toBe('terminal');
     expect(tasks.enqueueItemsCalls).toBe(1);
+  });
+});
+
+describe('handleTask: nothing is lost on the last attempt', () => {
+  it('hands a leased item to a new task due when the lease ends, instead of letting the task be deleted', async () => {
+    const { store, tasks, gemini, quotas, capture, deps } = await setup();
+    const leaseEnd = NOON_PACIFIC + 42_500;
+    store.lease(JOB, ITEM, leaseEnd);
+
+    const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    const handover = `${itemTaskId(JOB, ITEM)}-h${Math.floor((leaseEnd + 1000) / 1000)}`;
+    expect(reply).toEqual({ status: 200, body: { outcome: 'handed-over' } });
+    expect(tasks.itemTasks.get(handover)).toMatchObject({ itemId: ITEM, plannedMs: leaseEnd + 1000 });
+    expect(gemini.calls).toEqual([]);
+    expect(capture.events('item.handed_over')).toHaveLength(1);
+  });
+
+  it('records a failure when its own fault persists on the last attempt (the answer could not be written)', async () => {
+    const { store, gemini, quotas, deps } = await setup();
+    for (let i = 0; i < 4; i++) store.failOnce('items.settle', new Error('14 UNAVAILABLE: connection reset'));
+
+    const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'failed' } });
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)).toMatchObject({
+      state: 'failed',
+      error: { code: 500, status: 'INTERNAL' },
+    });
+    expect(store.item(JOB, ITEM)?.error?.message).toMatch(/last attempt: 14 UNAVAILABLE/);
+  });
+
+  it('gives the lease back when it fails with an error before the last attempt, so the retry runs at once', async () => {
+    const { store, quotas, deps } = await setup();
+    for (let i = 0; i < 4; i++) store.failOnce('items.settle', new Error('14 UNAVAILABLE: connection reset'));
+
+    await expect(handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 2), deps)).rejects.toThrow(
+      /UNAVAILABLE/,
+    );
+    const retry = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    expect(store.item(JOB, ITEM)?.attempts).toBe(2);
+    expect(retry.body.outcome).toBe('succeeded');
+  });
+});
+
+describe('handleTask: the answer is written once it is paid for', () => {
+  it('retries a contended outcome write (ABORTED) instead of reading it as lost, and calls Gemini once', async () => {
+    const { store, gemini, deps } = await setup();
+    store.failOnce('items.settle', Object.assign(new Error('10 ABORTED: Too much contention'), { code: 10 }));
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'succeeded' } });
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)?.state).toBe('succeeded');
+    expect(store.jobs.get(JOB)?.status).toBe('succeeded');
+  });
+
+  it('stores an answer bigger than an item document in the bucket and points the item at it', async () => {
+    const { store, gemini, objects, deps } = await setup();
+    const big = { candidates: [{ content: { role: 'model', parts: [{ text: 'x'.repeat(1_200_000) }] } }] };
+    gemini.respond = async () => ({
+      response: big,
+      usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 300_000 },
+    });
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    const item = store.item(JOB, ITEM)!;
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(item.response).toBeUndefined();
+    expect(item.responseObject).toBe(`answers/${JOB}/${ITEM}.json`);
+    expect(JSON.parse(objects.objects.get(item.responseObject!)!)).toEqual(big);
+    expect(gemini.calls).toHaveLength(1);
+  });
+
+  it('retries an upload of a big answer that fails, instead of calling Gemini again', async () => {
+    const { store, gemini, objects, deps } = await setup();
+    objects.failPuts = 2;
+    const big = { candidates: [{ content: { role: 'model', parts: [{ text: 'x'.repeat(600_000) }] } }] };
+    gemini.respond = async () => ({
+      response: big,
+      usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 1 },
+    });
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply.body.outcome).toBe('succeeded');
+    expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)?.responseObject).toBe(`answers/${JOB}/${ITEM}.json`);
   });
 });

@@ -1,0 +1,291 @@
+/**
+ * The jobs API contract (DESIGN "HTTP API" and "Result line"): one zod schema per request and answer
+ * of the ingest function, and the types derived from them. The functions, the CLI, the tests and the
+ * benchmark all import these, so a change to the wire shape is made once and seen everywhere.
+ *
+ * Pure zod: no I/O and nothing Node-only, so core and browser-side code may import it.
+ *
+ * Answers are parsed with `looseObject`: a field the server adds later is kept at run time and never
+ * breaks a client. The exported answer types list only the declared fields (see {@link Declared}), so
+ * a server building a `JobView` cannot slip in an undeclared field, and a client reading one cannot
+ * misspell it. Requests are the opposite: `createJobSchema` is strict and names every unknown field.
+ */
+import { z } from 'zod';
+
+/** Limits of one `POST /jobs`. Bigger sets go through a bucket file. */
+export const LIMITS = {
+  maxBodyBytes: 32 * 1024 * 1024,
+  maxItems: 50_000,
+  /** A stored item must fit one Firestore document (1 MiB) with room for its result. */
+  maxItemBytes: 256 * 1024,
+  maxMediaPerItem: 16,
+  maxKeyLength: 256,
+} as const;
+
+/**
+ * A parsed answer's type without the `[field: string]: unknown` that `looseObject` adds: the fields
+ * the contract declares, at any depth. Unions and arrays keep their shape.
+ */
+export type Declared<T> = T extends readonly (infer U)[]
+  ? Declared<U>[]
+  : T extends object
+    ? { [K in keyof T as string extends K ? never : K]: Declared<T[K]> }
+    : T;
+
+// POST /jobs: the request body
+
+/** A part of a Gemini `Content` in the REST shape; other part kinds pass through unchecked. */
+export const partSchema = z.looseObject({
+  text: z.string().optional(),
+  inlineData: z.object({ mimeType: z.string().min(1), data: z.string().min(1) }).optional(),
+  fileData: z.object({ mimeType: z.string().optional(), fileUri: z.string().min(1) }).optional(),
+});
+
+export const contentSchema = z.object({
+  role: z.enum(['user', 'model']).optional(),
+  parts: z.array(partSchema).min(1, 'needs at least one part'),
+});
+
+/** A GenerateContentRequest in the REST shape (the Batch API's line format). */
+export const generateContentRequestSchema = z.looseObject({
+  contents: z.array(contentSchema).min(1, 'needs at least one content'),
+  systemInstruction: contentSchema.optional(),
+  generationConfig: z.record(z.string(), z.unknown()).optional(),
+  safetySettings: z.array(z.unknown()).optional(),
+  tools: z.array(z.unknown()).optional(),
+  toolConfig: z.unknown().optional(),
+  cachedContent: z.string().optional(),
+});
+
+/** Media the worker fetches and sends inline: an https URL or a gs:// object. */
+export const mediaSchema = z
+  .object({
+    url: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
+    gcsUri: z
+      .string()
+      .regex(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/, 'must look like gs://bucket/object')
+      .optional(),
+    mimeType: z
+      .string()
+      .regex(/^[a-z]+\/[a-z0-9.+-]+$/i, 'must be a MIME type such as image/png')
+      .optional(),
+  })
+  .refine((m) => Boolean(m.url) !== Boolean(m.gcsUri), { message: 'needs exactly one of url or gcsUri' });
+
+/** One item of `requests`: a prompt or a full request, with an optional key and media. */
+export const requestItemSchema = z
+  .object({
+    key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
+    prompt: z.string().min(1, 'must not be empty').optional(),
+    request: generateContentRequestSchema.optional(),
+    media: z.array(mediaSchema).max(LIMITS.maxMediaPerItem).optional(),
+  })
+  .refine((r) => Boolean(r.prompt) !== Boolean(r.request), {
+    message: 'needs exactly one of prompt or request',
+  });
+
+/**
+ * The body of `POST /jobs`. Exactly one of `prompts` / `requests` is checked by the handler (with
+ * its own message), as are duplicate keys, the model and the size of each item.
+ */
+export const createJobSchema = z
+  .object({
+    model: z.string().min(1).optional(),
+    mode: z.enum(['auto', 'realtime', 'batch']).default('auto'),
+    config: z.record(z.string(), z.unknown()).optional(),
+    systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
+    prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
+    requests: z.array(requestItemSchema).optional(),
+    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  })
+  .strict();
+
+/** What a client sends to `POST /jobs` (`mode` may be left out). */
+export type CreateJobRequest = z.input<typeof createJobSchema>;
+/** A `POST /jobs` body after parsing (`mode` defaulted). */
+export type CreateJobBody = z.infer<typeof createJobSchema>;
+export type RequestItem = z.input<typeof requestItemSchema>;
+export type Media = z.input<typeof mediaSchema>;
+
+// Jobs as clients see them
+
+export const jobStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+/** `succeeded` means every item is terminal; some may have failed (see `counts`). */
+export type JobStatus = z.infer<typeof jobStatusSchema>;
+
+export const TERMINAL_JOB_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export function isTerminalStatus(status: JobStatus): boolean {
+  return TERMINAL_JOB_STATUSES.includes(status);
+}
+
+/** The path a job took (the `mode` a request asks for may also be `auto`). */
+export const jobModeSchema = z.enum(['realtime', 'batch']);
+export type JobMode = z.infer<typeof jobModeSchema>;
+
+const count = z.number().int().nonnegative();
+
+export const jobCountsSchema = z.looseObject({
+  total: count,
+  succeeded: count,
+  failed: count,
+  cancelled: count,
+  pending: count,
+});
+export type JobCounts = Declared<z.infer<typeof jobCountsSchema>>;
+
+export const usageSchema = z.looseObject({
+  promptTokens: count,
+  outputTokens: count,
+});
+export type Usage = Declared<z.infer<typeof usageSchema>>;
+
+/** The links of a job's resources, relative to the ingest URL. */
+export const jobLinksSchema = z.looseObject({
+  self: z.string(),
+  results: z.string(),
+  events: z.string(),
+  cancel: z.string(),
+});
+export type JobLinks = Declared<z.infer<typeof jobLinksSchema>>;
+
+/** The paths of a job's resources: the one place they are spelled. */
+export function linksFor(id: string): JobLinks {
+  const self = `/jobs/${encodeURIComponent(id)}`;
+  return { self, results: `${self}/results`, events: `${self}/events`, cancel: `${self}/cancel` };
+}
+
+/**
+ * The answer of `POST /jobs`: `202` with status `queued` for a new job; `200` with the job's current
+ * status when an `Idempotency-Key` replays an earlier one.
+ */
+export const createdJobSchema = z.looseObject({
+  id: z.string().min(1),
+  status: jobStatusSchema,
+  mode: jobModeSchema,
+  total: count,
+  links: jobLinksSchema,
+});
+export type CreatedJob = Declared<z.infer<typeof createdJobSchema>>;
+
+/** What the reconciler had to do for a job: a stuck job is never silent. */
+export const reconcileCountsSchema = z.looseObject({
+  /** Items whose lease ran out with no outcome, given a new task. */
+  retasked: count,
+  /** Items failed after too many such rounds. */
+  failed: count,
+  /** Times enqueuing was started again after it stalled. */
+  reenqueued: count,
+  /** Cancels that stopped halfway, finished. */
+  cancelsResumed: count,
+  /** Jobs with nothing pending finished by the sweep. */
+  finishes: count,
+});
+export type ReconcileCounts = Declared<z.infer<typeof reconcileCountsSchema>>;
+
+/**
+ * `GET /jobs/{id}`, the answer of `POST /jobs/{id}/cancel`, the SSE `done` event and the callback body.
+ * Fields the job lifecycle adds (batches, reconciliation, …) are declared here when the server sends
+ * them; until then they pass through untyped.
+ */
+export const jobViewSchema = z.looseObject({
+  id: z.string().min(1),
+  status: jobStatusSchema,
+  mode: jobModeSchema,
+  model: z.string(),
+  /** Where the job came from: `api`, or `gs://bucket/inbox/…` for bucket jobs. */
+  source: z.string(),
+  counts: jobCountsSchema,
+  usage: usageSchema,
+  costUsd: z.number().nonnegative(),
+  createdAt: z.iso.datetime(),
+  startedAt: z.iso.datetime().nullable(),
+  finishedAt: z.iso.datetime().nullable(),
+  /** Why the job is waiting, e.g. the model's daily quota is spent. */
+  notice: z.string().nullable(),
+  reconciled: reconcileCountsSchema,
+});
+export type JobView = Declared<z.infer<typeof jobViewSchema>>;
+
+/**
+ * `POST /jobs?dryRun=true`: what the job would take, with nothing stored or called. The server does
+ * not answer it yet; its fields are declared when it does.
+ */
+export const jobEstimateSchema = z.looseObject({});
+export type JobEstimate = z.infer<typeof jobEstimateSchema>;
+
+// Results
+
+/** The error half of a result line: Gemini's own `{code, status, message}`. */
+export const itemErrorSchema = z.looseObject({
+  code: z.number().int(),
+  status: z.string(),
+  message: z.string(),
+});
+export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
+
+const lineHead = { key: z.string(), index: count };
+
+/**
+ * One result line: identical for realtime, batch and bucket jobs; the Gemini Batch API's own output
+ * shape plus the input `index`. `response` is a GenerateContentResponse, passed through as Gemini
+ * sent it (it must be present: a line without `response` or `error` is not a result).
+ */
+export const resultLineSchema = z.union([
+  z.looseObject({ ...lineHead, response: z.unknown() }),
+  z.looseObject({ ...lineHead, error: itemErrorSchema }),
+]);
+export type ResultLine = Declared<z.infer<typeof resultLineSchema>>;
+
+/** An item that has no outcome yet, as `GET /jobs/{id}/results` lists it. */
+export const pendingEntrySchema = z.looseObject({ ...lineHead, state: z.literal('pending') });
+export type PendingEntry = Declared<z.infer<typeof pendingEntrySchema>>;
+
+/** A line of `GET /jobs/{id}/results` (page or JSONL): the result line, or the pending item. */
+export const resultEntrySchema = z.union([...resultLineSchema.options, pendingEntrySchema]);
+export type ResultEntry = Declared<z.infer<typeof resultEntrySchema>>;
+
+/** `GET /jobs/{id}/results?pageToken=&pageSize=`: entries in input order. */
+export const resultsPageSchema = z.looseObject({
+  results: z.array(resultEntrySchema),
+  nextPageToken: z.string().min(1).optional(),
+});
+export type ResultsPage = Declared<z.infer<typeof resultsPageSchema>>;
+
+// GET /jobs/{id}/events (text/event-stream)
+
+/**
+ * The `data` of each named event: `result` once per finished item as it finishes (its `id` resumes
+ * the stream through `Last-Event-ID`), then `done` with the job once it is terminal.
+ */
+export const jobEventDataSchemas = {
+  result: resultLineSchema,
+  done: jobViewSchema,
+} as const;
+
+export type JobEventName = keyof typeof jobEventDataSchemas;
+
+/** An event of the stream, its `data` parsed. */
+export type JobEvent =
+  | { event: 'result'; id?: string; data: ResultLine }
+  | { event: 'done'; id?: string; data: JobView };
+
+// Errors
+
+/** A field-level problem in a request, as returned in `error.details`. */
+export const fieldProblemSchema = z.looseObject({ field: z.string(), message: z.string() });
+export type FieldProblem = Declared<z.infer<typeof fieldProblemSchema>>;
+
+/**
+ * Every 4xx/5xx body, whoever produces it: `code` is the HTTP status, `status` the canonical Google
+ * status name. Validation errors list each bad field in `details` as {@link FieldProblem}s.
+ */
+export const errorBodySchema = z.looseObject({
+  error: z.looseObject({
+    code: z.number().int(),
+    status: z.string(),
+    message: z.string(),
+    details: z.unknown().optional(),
+  }),
+});
+export type ErrorBody = Declared<z.infer<typeof errorBodySchema>>;

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+
+/**
+ * The body of every task the worker receives, defined once: the worker parses deliveries with this
+ * schema and the task queue builds payloads of its type. Ids only: a task carries at most 100 KB,
+ * prompts live in Firestore.
+ */
+export const taskPayloadSchema = z.discriminatedUnion('kind', [
+  /** Run one item. `plannedMs`: when the model's ledger planned the send (a late delivery plans again). */
+  z.object({
+    kind: z.literal('item'),
+    jobId: z.string().min(1),
+    itemId: z.string().regex(/^\d+$/),
+    plannedMs: z.number().int().nonnegative().optional(),
+  }),
+  /** Create the item tasks of a job from item `from` on, a page at a time. */
+  z.object({ kind: z.literal('enqueue'), jobId: z.string().min(1), from: z.number().int().nonnegative() }),
+  /** Watch a running job until every item is terminal, then finish it (round n, for the name). */
+  z.object({ kind: z.literal('finish'), jobId: z.string().min(1), round: z.number().int().nonnegative() }),
+]);
+
+export type TaskPayload = z.infer<typeof taskPayloadSchema>;
+
+/** A Cloud Tasks delivery, parsed from its `X-CloudTasks-*` headers and JSON body by the adapter. */
+export interface TaskDelivery {
+  queueName: string;
+  taskName: string;
+  /** Attempts before this one (`X-CloudTasks-TaskRetryCount`). */
+  retryCount: number;
+  executionCount: number;
+  payload: TaskPayload;
+}
+
+/**
+ * Whether this delivery is the queue's last: after a non-2xx answer to it, Cloud Tasks deletes the
+ * task (there is no dead-letter queue), so the worker must record an outcome or hand the item over.
+ */
+export function isLastAttempt(retryCount: number, maxAttempts: number): boolean {
+  return maxAttempts > 0 && retryCount + 1 >= maxAttempts;
+}
+
+/** How often the finish watcher looks at a running job's counters at first. */
+export const FINISH_WATCH_INTERVAL_MS = 2000;
+
+/** After this many rounds the watcher stops: the reconciler's sweep finishes what is left. */
+export const FINISH_WATCH_MAX_ROUNDS = 120;
+
+/**
+ * The delay before finish-watch round `round + 1`, or undefined when the watcher stops. Every 2 s
+ * for the first minute, then doubling up to a minute: a job that runs for hours costs a handful of
+ * control tasks, not one every 2 s without end.
+ */
+export function finishWatchDelayMs(round: number): number | undefined {
+  if (round + 1 >= FINISH_WATCH_MAX_ROUNDS) return undefined;
+  const steady = 30;
+  if (round < steady) return FINISH_WATCH_INTERVAL_MS;
+  return Math.min(60_000, FINISH_WATCH_INTERVAL_MS * 2 ** (round - steady + 1));
+}

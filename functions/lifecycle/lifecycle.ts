@@ -1,0 +1,272 @@
+import {
+  decideClaim,
+  type FinishCursor,
+  type ItemOutcome,
+  type ItemRecord,
+  type ItemState,
+  isTerminalJob,
+  type JobRecord,
+  type JobSpec,
+  type JobView,
+  type NewItem,
+  type Totals,
+  toJobView,
+} from '../core/jobs.js';
+import { CANCELLED_ERROR } from '../core/results.js';
+import type { Logger } from '../platform/logger.js';
+import { answerObjectName, type ObjectStore } from '../platform/object-store.js';
+import type { Stores } from '../platform/store/index.js';
+import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
+import type { TaskQueue } from '../platform/task-queue.js';
+
+/**
+ * The job lifecycle: the one place that knows the rules of a job and its items (create, claim,
+ * complete, give up, finish, cancel, view, totals). `ingest`, `worker` and `batch` call it; it keeps
+ * the state machine of an item (pending → leased → terminal) and of a job (queued → running →
+ * succeeded | cancelled) over the narrow stores, so every path ends in a state.
+ */
+export interface LifecycleDeps {
+  stores: Stores;
+  tasks: Pick<TaskQueue, 'enqueueControl'>;
+  objects: ObjectStore;
+  logger: Logger;
+  /** Notifies a job's callback URL once it is terminal. */
+  notify: (url: string, job: JobView) => Promise<void>;
+  /** A job whose enqueuing made no progress for this long is enqueued again by the reconciler. */
+  stallMs: number;
+  now?: () => number;
+  /** Waits between attempts of an outcome write (tests pass a no-op). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** What a delivery finds when it tries to take an item. */
+export type ClaimResult =
+  | { outcome: 'claimed'; item: ItemRecord; job: JobRecord; lease: ItemRef }
+  /** The item already has its outcome: a duplicate delivery. */
+  | { outcome: 'done'; state: ItemState }
+  /** The job was cancelled; the item is now recorded as cancelled. */
+  | { outcome: 'cancelled' }
+  /** Another delivery holds the item until `untilMs`. */
+  | { outcome: 'leased'; untilMs: number; model: string }
+  | { outcome: 'missing' };
+
+/**
+ * Responses larger than this go to the bucket, with a pointer on the item: an item document holds
+ * at most 1 MiB, and its request (up to 256 KiB) is already there.
+ */
+export const INLINE_RESPONSE_MAX_BYTES = 512 * 1024;
+
+/** Attempts of an outcome write before the error goes up (contention and blips are retried here). */
+const SETTLE_ATTEMPTS = 4;
+
+/** Firestore's INVALID_ARGUMENT: how it refuses a document over 1 MiB. */
+const INVALID_ARGUMENT = 3;
+
+export type Lifecycle = ReturnType<typeof createLifecycle>;
+
+export function createLifecycle(deps: LifecycleDeps) {
+  const { jobs, items, counters, ledger } = deps.stores;
+  const clock = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+
+  const totals = async (job: JobRecord): Promise<Totals> =>
+    job.final ?? (await counters.totals(job.id, job.total, job.counterShards));
+
+  /**
+   * Runs a write the answer depends on, retrying faults in place: once Gemini has answered, a retry
+   * by the queue would call (and bill) it again. A lost precondition is an answer, not a fault.
+   */
+  const persist = async <T>(what: string, ref: ItemRef, write: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (attempt >= SETTLE_ATTEMPTS || (err as { code?: number }).code === INVALID_ARGUMENT) throw err;
+        deps.logger.warn(
+          {
+            event: 'item.write_retry',
+            what,
+            jobId: ref.jobId,
+            itemId: ref.itemId,
+            attempt,
+            err: (err as Error).message,
+          },
+          `writing the ${what} failed; trying again`,
+        );
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+  };
+  /** Writes an outcome: false when someone else won (the lease was lost). */
+  const settle = (ref: ItemRef, outcome: StoredOutcome) =>
+    persist('outcome', ref, () => items.settle(ref, outcome));
+
+  const lifecycle = {
+    totals,
+
+    getJob: (jobId: string) => jobs.get(jobId),
+
+    async view(jobId: string): Promise<JobView | undefined> {
+      const job = await jobs.get(jobId);
+      return job ? toJobView(job, await totals(job)) : undefined;
+    },
+
+    /**
+     * Stores the items, then the job (a visible job is complete and durable). With an idempotency
+     * key already used, nothing new is stored and the earlier job is returned (`replayed`); the
+     * caller compares `bodyHash`.
+     */
+    async create(
+      spec: JobSpec,
+      newItems: NewItem[],
+      idempotency?: { keyId: string; bodyHash: string },
+    ): Promise<{ jobId: string; replayed: false } | { jobId: string; replayed: true; bodyHash: string }> {
+      if (idempotency) {
+        const existing = await jobs.findIdempotency(idempotency.keyId);
+        if (existing) return { jobId: existing.jobId, replayed: true, bodyHash: existing.bodyHash };
+      }
+      await items.createMany(spec.id, newItems);
+      const stored = await jobs.create(spec, clock() + deps.stallMs, idempotency);
+      if (!stored.created)
+        return { jobId: stored.existing.jobId, replayed: true, bodyHash: stored.existing.bodyHash };
+      return { jobId: spec.id, replayed: false };
+    },
+
+    /**
+     * Hands a stored job to its first enqueue task. A failure is logged, not thrown: the job is
+     * stored and the reconciler enqueues it once it has stalled.
+     */
+    async startEnqueue(jobId: string): Promise<boolean> {
+      try {
+        await deps.tasks.enqueueControl({ kind: 'enqueue', jobId, from: 0 }, `${jobId}-enqueue-0`);
+        return true;
+      } catch (err) {
+        deps.logger.error(
+          { event: 'job.enqueue_deferred', jobId, err: (err as Error).message },
+          'job stored but its enqueue task could not be created; the reconciler will start it',
+        );
+        return false;
+      }
+    },
+
+    async claim(jobId: string, itemId: string, leaseMs: number): Promise<ClaimResult> {
+      const [item, job] = await Promise.all([items.get(jobId, itemId), jobs.get(jobId)]);
+      const now = clock();
+      const decision = decideClaim(item, job, now);
+      if (decision.kind === 'missing' || !item || !job) return { outcome: 'missing' };
+      if (decision.kind === 'done') return { outcome: 'done', state: decision.state };
+      if (decision.kind === 'leased')
+        return { outcome: 'leased', untilMs: decision.untilMs, model: job.model };
+      const ref: ItemRef = { jobId, itemId, version: item.version, shards: job.counterShards };
+      if (decision.kind === 'cancel') {
+        await settle(ref, { state: 'cancelled', error: CANCELLED_ERROR });
+        return { outcome: 'cancelled' };
+      }
+      const leased = await items.lease(ref, leaseMs, now);
+      // Someone changed the item between our read and our write: another delivery, most likely.
+      if (!leased) return { outcome: 'leased', untilMs: now + 1000, model: job.model };
+      // First claim marks the job running; losing that race just means another claim did it.
+      if (job.status === 'queued') await jobs.markRunning(jobId, job.version);
+      return { outcome: 'claimed', item, job, lease: { ...ref, version: leased.version } };
+    },
+
+    /** Gives the item back for another delivery; `plannedMs` records a new plan (and its new task). */
+    release: (lease: ItemRef, plannedMs?: number) => items.release(lease, plannedMs),
+
+    /**
+     * Records the outcome of a leased item, exactly once. A response too big for the item's document
+     * is stored in the bucket first, and the item points at it. False when the lease was lost.
+     */
+    async complete(lease: ItemRef, outcome: ItemOutcome): Promise<boolean> {
+      if (outcome.state !== 'succeeded') return settle(lease, outcome);
+      const size = Buffer.byteLength(JSON.stringify(outcome.response));
+      const offload = async () => {
+        const name = answerObjectName(lease.jobId, lease.itemId);
+        await persist('answer object', lease, () => deps.objects.putJson(name, outcome.response));
+        const { response: _inline, ...rest } = outcome;
+        return settle(lease, { ...rest, responseObject: name });
+      };
+      if (size > INLINE_RESPONSE_MAX_BYTES) return offload();
+      try {
+        return await settle(lease, outcome);
+      } catch (err) {
+        // The request and the response together were still too big for one document.
+        if ((err as { code?: number }).code === INVALID_ARGUMENT) return offload();
+        throw err;
+      }
+    },
+
+    /** The response of a succeeded item, wherever it is stored. */
+    async responseOf(item: ItemRecord): Promise<unknown> {
+      return item.responseObject ? deps.objects.getJson(item.responseObject) : item.response;
+    },
+
+    listItems: (jobId: string, options: { afterId?: string; limit: number }) => items.list(jobId, options),
+
+    listFinished: (jobId: string, cursor: FinishCursor | undefined, limit: number) =>
+      items.listFinished(jobId, cursor, limit),
+
+    /**
+     * Turns the job terminal when no item is pending; exactly one caller wins, and only it
+     * notifies. Says whether the job was already terminal (or unknown), is now finished, or still
+     * has pending items.
+     */
+    async finishIfDone(
+      jobId: string,
+      log: Logger = deps.logger,
+    ): Promise<'terminal' | 'finished' | 'pending'> {
+      // A precondition on the job's version, not a transaction: when the last items and the finish
+      // watcher all try at once, transactions wait on each other's locks for seconds.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const job = await jobs.get(jobId);
+        if (!job || isTerminalJob(job.status)) return 'terminal';
+        const sum = await counters.totals(jobId, job.total, job.counterShards);
+        if (sum.counts.pending > 0) return 'pending';
+        if (!(await jobs.finish(jobId, job.version, 'succeeded', sum, job.startedAt))) continue;
+        // Its reservations are all behind it now.
+        await ledger.dropJob(job.model, jobId);
+        const view = toJobView({ ...job, status: 'succeeded', finishedAt: new Date(clock()) }, sum);
+        log.info({ event: 'job.finished', jobId, counts: sum.counts, costUsd: sum.costUsd }, 'job finished');
+        await notifyOnce(job, view, log);
+        return 'finished';
+      }
+      throw new Error(`job ${jobId} kept changing while it was being finished; try again`);
+    },
+
+    /**
+     * Cancels the job: it turns terminal at once (so no new Gemini call starts), then its slots
+     * are given back and its pending items end as cancelled. A cancel that stops halfway is
+     * finished by `finishCancel` from the reconciler. Undefined for an unknown job.
+     */
+    async cancel(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined> {
+      const turned = await jobs.cancel(jobId);
+      if (!turned) return undefined;
+      if (turned.changed) await lifecycle.finishCancel(turned.job);
+      const view = await lifecycle.view(jobId);
+      return view ? { view, changed: turned.changed } : undefined;
+    },
+
+    /** The second half of a cancel: idempotent, so the reconciler can run it again after a crash. */
+    async finishCancel(job: JobRecord, log: Logger = deps.logger): Promise<void> {
+      await ledger.releaseJob(job.model, job.id);
+      const swept = await items.sweepPending(job.id, { state: 'cancelled', error: CANCELLED_ERROR });
+      // The sweep does not touch the counters: count the final states once, exactly.
+      const sum = await items.countStates(job.id, job.total);
+      await jobs.completeCancel(job.id, sum);
+      log.info({ event: 'job.cancelled', jobId: job.id, swept, counts: sum.counts }, 'job cancelled');
+      const after = await jobs.get(job.id);
+      if (after) await notifyOnce(after, toJobView(after, sum), log);
+    },
+  };
+
+  async function notifyOnce(job: JobRecord, view: JobView, log: Logger): Promise<void> {
+    if (!job.callbackUrl) return;
+    await deps
+      .notify(job.callbackUrl, view)
+      .catch((err: Error) =>
+        log.error({ event: 'job.callback_failed', jobId: job.id, err: err.message }, 'callback failed'),
+      );
+  }
+
+  return lifecycle;
+}

@@ -1,0 +1,134 @@
+import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
+import type { Quotas } from '../core/quotas.js';
+import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import type { Logger } from '../platform/logger.js';
+import type { Stores } from '../platform/store/index.js';
+import type { TaskQueue } from '../platform/task-queue.js';
+
+/**
+ * Planning, the part of the lifecycle that decides when items reach Gemini: pages of a job's items
+ * get slots on the model's dispatch ledger (requests and tokens, `core/rate.ts`) and tasks scheduled
+ * at them; a late delivery takes a new slot; a spent daily quota pauses the model.
+ */
+export interface PlannerDeps {
+  stores: Pick<Stores, 'jobs' | 'items' | 'ledger' | 'pauses'>;
+  tasks: Pick<TaskQueue, 'enqueueItems' | 'pauseModel'>;
+  quotas: Quotas;
+  logger: Logger;
+  /** How long enqueuing may make no progress before the reconciler starts it again. */
+  stallMs: number;
+  now?: () => number;
+}
+
+/** Items planned (and tasks created) per page. */
+export const ENQUEUE_PAGE = 500;
+
+export type Planner = ReturnType<typeof createPlanner>;
+
+export function createPlanner(deps: PlannerDeps) {
+  const { jobs, items, ledger, pauses } = deps.stores;
+  const clock = deps.now ?? Date.now;
+
+  return {
+    /**
+     * Plans the next page of the job's items from `through` and creates their tasks, at most
+     * {@link PLAN_AHEAD_MS} ahead. Returns where enqueuing stands, and when it must go on if the
+     * plan reached its horizon (`resumeAtMs`).
+     */
+    async enqueuePage(
+      job: JobRecord,
+      through: number,
+    ): Promise<{ through: number; done: boolean; resumeAtMs?: number }> {
+      const quota = deps.quotas.models[job.model]!;
+      // A heartbeat: a page can take a while under load, and the reconciler must not think it stalled.
+      await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
+      const page = await items.list(job.id, {
+        ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
+        limit: ENQUEUE_PAGE,
+      });
+      if (page.length === 0) return { through, done: true };
+      const pending = page.filter((i) => i.state === 'pending');
+      const schedule = await ledger.reserve(
+        job.model,
+        pending.map((i) => i.estimatedTokens),
+        quota,
+        deps.quotas.headroom,
+        { jobId: job.id, untilMs: clock() + PLAN_AHEAD_MS },
+      );
+      await deps.tasks.enqueueItems(
+        job.model,
+        job.id,
+        schedule.map((plannedMs, n) => ({ itemId: pending[n]!.id, index: pending[n]!.index, plannedMs })),
+      );
+      const unplanned = pending[schedule.length];
+      const next = unplanned ? unplanned.index : page[page.length - 1]!.index + 1;
+      if (!unplanned) {
+        await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
+        return { through: next, done: next >= job.total };
+      }
+      // The plan reaches PLAN_AHEAD_MS out: plan the rest when half of that is left.
+      const resumeAtMs = Math.max(
+        clock() + 1000,
+        (schedule.at(-1) ?? clock() + PLAN_AHEAD_MS) - PLAN_AHEAD_MS / 2,
+      );
+      await jobs.setEnqueued(job.id, next, resumeAtMs + deps.stallMs);
+      return { through: next, done: false, resumeAtMs };
+    },
+
+    /**
+     * A delivery far behind its plan: where the ledger is light it goes ahead (undefined: send now);
+     * otherwise it takes a new slot and, if that slot is later than now, gets a new task there
+     * (the slot is returned, and the caller ends this delivery).
+     */
+    async replanLate(
+      job: JobRecord,
+      item: ItemRecord,
+      plannedMs: number,
+      neverSent: boolean,
+    ): Promise<number | undefined> {
+      const quota = deps.quotas.models[job.model]!;
+      const current = await ledger.read(job.model);
+      if (!lateSendNeedsSlot(current, clock(), item.estimatedTokens, quota, deps.quotas.headroom))
+        return undefined;
+      const [slotMs] = await ledger.reserve(job.model, [item.estimatedTokens], quota, deps.quotas.headroom, {
+        jobId: job.id,
+        // A delivery that never reached Gemini leaves its old slot free again.
+        ...(neverSent ? { release: { atMs: plannedMs, tokens: item.estimatedTokens } } : {}),
+      });
+      if (slotMs === undefined || slotMs <= clock()) return undefined;
+      await deps.tasks.enqueueItems(job.model, job.id, [
+        { itemId: item.id, index: item.index, plannedMs: slotMs, replan: true },
+      ]);
+      return slotMs;
+    },
+
+    /** Gives an item a new task at a fresh slot (the reconciler, after its lease ran out). */
+    async retask(job: JobRecord, item: ItemRecord, round: number): Promise<number | undefined> {
+      const quota = deps.quotas.models[job.model];
+      if (!quota) return undefined;
+      const [slotMs] = await ledger.reserve(job.model, [item.estimatedTokens], quota, deps.quotas.headroom, {
+        jobId: job.id,
+      });
+      if (slotMs === undefined) return undefined;
+      await deps.tasks.enqueueItems(job.model, job.id, [
+        { itemId: item.id, index: item.index, plannedMs: slotMs, round },
+      ]);
+      return slotMs;
+    },
+
+    /** The model's daily quota is spent: pause its queue until `untilMs`, and say so on the job. */
+    async pauseForDailyQuota(job: JobRecord, untilMs: number, reason: string, log: Logger): Promise<void> {
+      const notice = `Paused: the daily request quota of ${job.model} is spent; resumes after ${new Date(untilMs).toISOString()}.`;
+      await Promise.all([
+        pauses.set(job.model, untilMs, reason),
+        jobs.setNotice(job.id, notice),
+        deps.tasks
+          .pauseModel(job.model)
+          .catch((e: Error) =>
+            log.error({ event: 'queue.pause_failed', err: e.message }, 'could not pause the queue'),
+          ),
+      ]);
+      log.warn({ event: 'quota.daily_exhausted', model: job.model, untilMs }, notice);
+    },
+  };
+}

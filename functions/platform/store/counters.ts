@@ -1,0 +1,49 @@
+import { FieldValue, type Firestore } from '@google-cloud/firestore';
+import { type ItemState, sumTotals, type Totals, type Usage } from '../../core/jobs.js';
+
+/** What callers read of a job's counters. */
+export interface CountersStore {
+  /** The job's counts, usage and cost: one read of every shard, no query. */
+  totals(jobId: string, total: number, shards: number): Promise<Totals>;
+}
+
+/** What the items store writes in the same commit as an outcome. */
+export interface CounterWrites {
+  /** The document and merge-increments that count one outcome in a random shard. */
+  increment(
+    jobId: string,
+    shards: number,
+    outcome: { state: ItemState; usage?: Usage; costUsd?: number },
+  ): { ref: FirebaseFirestore.DocumentReference; data: Record<string, FieldValue> };
+}
+
+/**
+ * `jobs/{jobId}/counters/{0..shards-1}`: every item outcome increments one random shard in the same
+ * commit as the item's own update, so each item is counted exactly once and no document takes more
+ * than a share of Firestore's sustained write rate per document. No hot counter, no per-item query
+ * (which the Firestore emulator would serve by scanning).
+ */
+export function createCountersStore(db: Firestore, prefix = ''): CountersStore & CounterWrites {
+  const counters = (jobId: string) => db.collection(`${prefix}jobs`).doc(jobId).collection('counters');
+  return {
+    async totals(jobId, total, shards) {
+      const refs = Array.from({ length: shards }, (_, n) => counters(jobId).doc(String(n)));
+      const snaps = await db.getAll(...refs);
+      return sumTotals(
+        snaps.map((s) => s.data() ?? {}),
+        total,
+      );
+    },
+    increment(jobId, shards, outcome) {
+      return {
+        ref: counters(jobId).doc(String(Math.floor(Math.random() * shards))),
+        data: {
+          [outcome.state]: FieldValue.increment(1),
+          promptTokens: FieldValue.increment(outcome.usage?.promptTokens ?? 0),
+          outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
+          costUsd: FieldValue.increment(outcome.costUsd ?? 0),
+        },
+      };
+    },
+  };
+}

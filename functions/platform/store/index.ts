@@ -1,0 +1,30 @@
+import type { Firestore } from '@google-cloud/firestore';
+import { type CountersStore, createCountersStore } from './counters.js';
+import { createItemsStore, type ItemsStore } from './items.js';
+import { createJobsStore, type JobsStore } from './jobs.js';
+import { createLedgerStore, type LedgerStore } from './ledger.js';
+import { createPausesStore, type PausesStore } from './pauses.js';
+
+/** The narrow Firestore stores, one per collection the system keeps. */
+export interface Stores {
+  jobs: JobsStore;
+  items: ItemsStore;
+  counters: CountersStore;
+  ledger: LedgerStore;
+  pauses: PausesStore;
+}
+
+/** Builds every store on one database; `collectionPrefix` isolates tests that share an emulator. */
+export function createStores(db: Firestore, options: { collectionPrefix?: string } = {}): Stores {
+  const prefix = options.collectionPrefix ?? '';
+  const counters = createCountersStore(db, prefix);
+  return {
+    jobs: createJobsStore(db, prefix),
+    items: createItemsStore(db, counters, prefix),
+    counters,
+    ledger: createLedgerStore(db, prefix),
+    pauses: createPausesStore(db, prefix),
+  };
+}
+
+export type { CountersStore, ItemsStore, JobsStore, LedgerStore, PausesStore };

@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AggregateField,
+  FieldPath,
+  FieldValue,
+  Timestamp as FirebaseTimestamp,
+  type Firestore,
+} from '@google-cloud/firestore';
+import {
+  type FinishCursor,
+  type ItemError,
+  type ItemRecord,
+  type ItemState,
+  type NewItem,
+  sumTotals,
+  type Totals,
+  type Usage,
+} from '../../core/jobs.js';
+import type { CounterWrites } from './counters.js';
+import {
+  decodeVersion,
+  encodeVersion,
+  fromMicros,
+  ignorePreconditionFailure,
+  isPreconditionFailure,
+  toDate,
+  toMicros,
+} from './firestore.js';
+
+/** An item at a known version, with the number of counter shards of its job. */
+export interface ItemRef {
+  jobId: string;
+  itemId: string;
+  version: string;
+  shards: number;
+}
+
+/** An outcome as stored: the response inline, or the name of the object that holds it. */
+export type StoredOutcome =
+  | { state: 'succeeded'; response?: unknown; responseObject?: string; usage?: Usage; costUsd?: number }
+  | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
+
+/** `jobs/{jobId}/items/{itemId}`; item ids are zero-padded indexes, so they list in input order. */
+export interface ItemsStore {
+  /** Writes every item; resolves only when all are durable, rejects if any is not. */
+  createMany(jobId: string, items: NewItem[]): Promise<void>;
+  get(jobId: string, itemId: string): Promise<ItemRecord | undefined>;
+  list(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
+  /** Finished items ordered by finish time then id, strictly after `cursor`. */
+  listFinished(jobId: string, cursor: FinishCursor | undefined, limit: number): Promise<ItemRecord[]>;
+  /** Takes the item's lease if it is still at `item.version`; the new version, or undefined. */
+  lease(
+    item: ItemRef,
+    leaseMs: number,
+    nowMs: number,
+  ): Promise<{ leaseId: string; version: string } | undefined>;
+  /** Gives the lease up (only if the item is as the lease left it); `plannedMs` records a new plan. */
+  release(item: ItemRef, plannedMs?: number): Promise<void>;
+  /**
+   * Records the outcome if the item is still at `item.version`, counting it in one counter shard in
+   * the same commit: exactly once. False only when the precondition failed (someone else won);
+   * any other failure (contention, unavailable) throws.
+   */
+  settle(item: ItemRef, outcome: StoredOutcome): Promise<boolean>;
+  /** Clears an expired lease and counts a reconcile round, if the item is still at its version. */
+  retask(item: ItemRef): Promise<boolean>;
+  /** Ends every pending item of a cancelled job as cancelled (a result landing meanwhile is kept). */
+  sweepPending(jobId: string, outcome: StoredOutcome & { state: 'cancelled' }): Promise<number>;
+  /** Exact totals by aggregation queries (once, when a cancel ends a job: the sweep skips the counters). */
+  countStates(jobId: string, total: number): Promise<Totals>;
+  /** Pending items whose lease ran out before `nowMs`, across jobs. */
+  listExpiredLeases(nowMs: number, limit: number): Promise<Array<ItemRecord & { jobId: string }>>;
+  /** Pending items of a job, in input order. */
+  listPending(jobId: string, limit: number, afterId?: string): Promise<ItemRecord[]>;
+}
+
+export function createItemsStore(db: Firestore, counters: CounterWrites, prefix = ''): ItemsStore {
+  const jobsName = `${prefix}jobs`;
+  const items = (jobId: string) => db.collection(jobsName).doc(jobId).collection('items');
+  const stateFields = (outcome: StoredOutcome): Record<string, unknown> => {
+    const patch: Record<string, unknown> = {
+      state: outcome.state,
+      finishedAt: FieldValue.serverTimestamp(),
+      lease: null,
+    };
+    if (outcome.state === 'succeeded') {
+      if (outcome.responseObject) patch.responseObject = outcome.responseObject;
+      else patch.responseJson = JSON.stringify(outcome.response);
+    } else patch.error = outcome.error;
+    if (outcome.usage) patch.usage = outcome.usage;
+    if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
+    return patch;
+  };
+
+  const store: ItemsStore = {
+    async createMany(jobId, newItems) {
+      // The default ramp (500 ops/s, +50% every 5 min) would cap ingest at 500 items/s; items go to
+      // a fresh per-job subcollection, so a faster start is safe. Every write is awaited: a rejected
+      // write left unhandled would kill the instance.
+      const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
+      writer.onWriteError((err) => err.failedAttempts < 5);
+      const col = items(jobId);
+      const writes = newItems.map((item) =>
+        writer.set(col.doc(item.id), {
+          index: item.index,
+          key: item.key,
+          requestJson: JSON.stringify(item.request),
+          ...(item.media ? { media: item.media } : {}),
+          estimatedTokens: item.estimatedTokens,
+          state: 'pending',
+          attempts: 0,
+        }),
+      );
+      const settled = Promise.allSettled(writes);
+      await writer.close();
+      const failed = (await settled).find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    },
+
+    async get(jobId, itemId) {
+      const snap = await items(jobId).doc(itemId).get();
+      return snap.exists ? itemFrom(snap) : undefined;
+    },
+
+    async list(jobId, { afterId, limit }) {
+      let q = items(jobId).orderBy(FieldPath.documentId()).limit(limit);
+      if (afterId) q = q.startAfter(afterId);
+      return (await q.get()).docs.map(itemFrom);
+    },
+
+    async listFinished(jobId, cursor, limit) {
+      let q = items(jobId).orderBy('finishedAt').orderBy(FieldPath.documentId()).limit(limit);
+      if (cursor) q = q.startAfter(fromMicros(cursor.finishedAtMicros), cursor.itemId);
+      return (await q.get()).docs.map(itemFrom);
+    },
+
+    async lease(item, leaseMs, nowMs) {
+      const leaseId = randomUUID();
+      try {
+        // Optimistic claim: only if nobody touched the item since we read it.
+        const written = await items(item.jobId)
+          .doc(item.itemId)
+          .update(
+            { lease: { id: leaseId, untilMs: nowMs + leaseMs }, attempts: FieldValue.increment(1) },
+            { lastUpdateTime: decodeVersion(item.version) },
+          );
+        return { leaseId, version: encodeVersion(written.writeTime) };
+      } catch (err) {
+        if (isPreconditionFailure(err)) return undefined;
+        throw err;
+      }
+    },
+
+    async release(item, plannedMs) {
+      await items(item.jobId)
+        .doc(item.itemId)
+        .update(plannedMs === undefined ? { lease: null } : { lease: null, plannedMs }, {
+          lastUpdateTime: decodeVersion(item.version),
+        })
+        .catch(ignorePreconditionFailure);
+    },
+
+    async settle(item, outcome) {
+      const count = counters.increment(item.jobId, item.shards, outcome);
+      try {
+        await db
+          .batch()
+          .update(items(item.jobId).doc(item.itemId), stateFields(outcome), {
+            lastUpdateTime: decodeVersion(item.version),
+          })
+          .set(count.ref, count.data, { merge: true })
+          .commit();
+        return true;
+      } catch (err) {
+        if (isPreconditionFailure(err)) return false;
+        throw err;
+      }
+    },
+
+    async retask(item) {
+      try {
+        await items(item.jobId)
+          .doc(item.itemId)
+          .update(
+            { lease: null, plannedMs: null, rounds: FieldValue.increment(1) },
+            { lastUpdateTime: decodeVersion(item.version) },
+          );
+        return true;
+      } catch (err) {
+        if (isPreconditionFailure(err)) return false;
+        throw err;
+      }
+    },
+
+    async sweepPending(jobId, outcome) {
+      const writer = db.bulkWriter();
+      writer.onWriteError((err) => !isPreconditionFailure(err) && err.failedAttempts < 5);
+      const writes: Array<Promise<unknown>> = [];
+      let swept = 0;
+      let last: FirebaseFirestore.QueryDocumentSnapshot | undefined;
+      for (;;) {
+        let q = items(jobId).where('state', '==', 'pending').orderBy(FieldPath.documentId()).limit(500);
+        if (last) q = q.startAfter(last);
+        const page = await q.get();
+        for (const doc of page.docs) {
+          // A precondition per item keeps a result that lands meanwhile.
+          writes.push(
+            writer
+              .update(doc.ref, stateFields(outcome), { lastUpdateTime: doc.updateTime })
+              .then(() => swept++, ignorePreconditionFailure),
+          );
+        }
+        if (page.size < 500) break;
+        last = page.docs[page.docs.length - 1];
+      }
+      const all = Promise.all(writes);
+      await writer.close();
+      await all;
+      return swept;
+    },
+
+    async countStates(jobId, total) {
+      const col = items(jobId);
+      const count = async (state: ItemState) =>
+        (await col.where('state', '==', state).count().get()).data().count;
+      const [succeeded, failed, cancelled, sums] = await Promise.all([
+        count('succeeded'),
+        count('failed'),
+        count('cancelled'),
+        col
+          .aggregate({
+            promptTokens: AggregateField.sum('usage.promptTokens'),
+            outputTokens: AggregateField.sum('usage.outputTokens'),
+            costUsd: AggregateField.sum('costUsd'),
+          })
+          .get(),
+      ]);
+      const s = sums.data();
+      return sumTotals(
+        [
+          {
+            succeeded,
+            failed,
+            cancelled,
+            promptTokens: s.promptTokens ?? 0,
+            outputTokens: s.outputTokens ?? 0,
+            costUsd: s.costUsd ?? 0,
+          },
+        ],
+        total,
+      );
+    },
+
+    async listExpiredLeases(nowMs, limit) {
+      // Only leased items have lease.untilMs (an outcome clears the lease): one range on one field.
+      const snap = await db
+        .collectionGroup('items')
+        .where('lease.untilMs', '<', nowMs)
+        .orderBy('lease.untilMs')
+        .limit(limit)
+        .get();
+      return snap.docs
+        .filter((d) => d.ref.parent.parent?.parent.id === jobsName && d.data().state === 'pending')
+        .map(itemFrom);
+    },
+
+    async listPending(jobId, limit, afterId) {
+      let q = items(jobId).where('state', '==', 'pending').orderBy(FieldPath.documentId()).limit(limit);
+      if (afterId) q = q.startAfter(afterId);
+      return (await q.get()).docs.map(itemFrom);
+    },
+  };
+  return store;
+}
+
+function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord & { jobId: string } {
+  const d = snap.data() ?? {};
+  const item: ItemRecord & { jobId: string } = {
+    jobId: snap.ref.parent.parent?.id ?? '',
+    id: snap.id,
+    index: d.index,
+    key: d.key,
+    request: JSON.parse(d.requestJson),
+    estimatedTokens: d.estimatedTokens ?? 0,
+    plannedMs: d.plannedMs ?? null,
+    state: d.state,
+    attempts: d.attempts ?? 0,
+    lease: d.lease ?? null,
+    rounds: d.rounds ?? 0,
+    finishedAt: toDate(d.finishedAt),
+    finishedAtMicros: d.finishedAt instanceof FirebaseTimestamp ? toMicros(d.finishedAt) : null,
+    version: encodeVersion(snap.updateTime!),
+  };
+  if (d.media) item.media = d.media;
+  if (d.responseJson) item.response = JSON.parse(d.responseJson);
+  if (d.responseObject) item.responseObject = d.responseObject;
+  if (d.error) item.error = d.error;
+  if (d.usage) item.usage = d.usage;
+  if (typeof d.costUsd === 'number') item.costUsd = d.costUsd;
+  return item;
+}

@@ -1,0 +1,204 @@
+import { FieldValue, type Firestore } from '@google-cloud/firestore';
+import {
+  isTerminalJob,
+  type JobRecord,
+  type JobSpec,
+  type JobStatus,
+  NO_RECONCILE,
+  newJobFields,
+  type ReconcileCounts,
+  type Totals,
+} from '../../core/jobs.js';
+import {
+  decodeVersion,
+  encodeVersion,
+  ignorePreconditionFailure,
+  isAlreadyExists,
+  isPreconditionFailure,
+  toDate,
+} from './firestore.js';
+
+/** An `Idempotency-Key` as stored: which job it made, from which body. */
+export interface IdempotencyRecord {
+  jobId: string;
+  bodyHash: string;
+}
+
+/** `jobs/{jobId}` and `idempotencyKeys/{keyId}`. */
+export interface JobsStore {
+  get(jobId: string): Promise<JobRecord | undefined>;
+  /**
+   * Stores the job as `queued` (its items must be stored already). With `idempotency`, the key is
+   * recorded in the same commit; if the key exists already, nothing is written and its record is
+   * returned instead.
+   */
+  create(
+    spec: JobSpec,
+    enqueueDueMs: number,
+    idempotency?: { keyId: string; bodyHash: string },
+  ): Promise<{ created: true } | { created: false; existing: IdempotencyRecord }>;
+  findIdempotency(keyId: string): Promise<IdempotencyRecord | undefined>;
+  /** First claim of a queued job: marks it running, unless someone else changed it meanwhile. */
+  markRunning(jobId: string, version: string): Promise<void>;
+  /** Enqueuing reached `through`; it is due to go on (or be seen stalled) by `dueMs`. */
+  setEnqueued(jobId: string, through: number, dueMs: number): Promise<void>;
+  setNotice(jobId: string, notice: string | null): Promise<void>;
+  /** Turns the job terminal if it is still at `version`; false when someone else wrote it first. */
+  finish(
+    jobId: string,
+    version: string,
+    status: JobStatus,
+    totals: Totals,
+    startedAt: Date | null,
+  ): Promise<boolean>;
+  /** Turns the job cancelled in a transaction. `changed` only for the call that did it. */
+  cancel(jobId: string): Promise<{ job: JobRecord; changed: boolean } | undefined>;
+  /** A cancel ended every pending item: freeze its totals. */
+  completeCancel(jobId: string, totals: Totals): Promise<void>;
+  /** Counts a reconciler action in the job's view. */
+  countReconcile(jobId: string, what: keyof ReconcileCounts, n?: number): Promise<void>;
+  /** Jobs that are not terminal, and cancelled jobs whose cancel has not finished, by id. */
+  listUnsettled(limit: number, afterId?: string): Promise<JobRecord[]>;
+}
+
+export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
+  const jobs = db.collection(`${prefix}jobs`);
+  const keys = db.collection(`${prefix}idempotencyKeys`);
+  const store: JobsStore = {
+    async get(jobId) {
+      const snap = await jobs.doc(jobId).get();
+      return snap.exists ? jobFrom(snap) : undefined;
+    },
+
+    async create(spec, enqueueDueMs, idempotency) {
+      const batch = db.batch().create(jobs.doc(spec.id), {
+        ...newJobFields(spec, enqueueDueMs),
+        createdAt: FieldValue.serverTimestamp(),
+      });
+      if (idempotency) {
+        batch.create(keys.doc(idempotency.keyId), {
+          jobId: spec.id,
+          bodyHash: idempotency.bodyHash,
+          at: FieldValue.serverTimestamp(),
+        });
+      }
+      try {
+        await batch.commit();
+        return { created: true };
+      } catch (err) {
+        if (!idempotency || !isAlreadyExists(err)) throw err;
+        const existing = await store.findIdempotency(idempotency.keyId);
+        if (!existing) throw err;
+        return { created: false, existing };
+      }
+    },
+
+    async findIdempotency(keyId) {
+      const snap = await keys.doc(keyId).get();
+      return snap.exists ? { jobId: snap.data()!.jobId, bodyHash: snap.data()!.bodyHash } : undefined;
+    },
+
+    async markRunning(jobId, version) {
+      await jobs
+        .doc(jobId)
+        .update(
+          { status: 'running', startedAt: FieldValue.serverTimestamp() },
+          { lastUpdateTime: decodeVersion(version) },
+        )
+        .catch(ignorePreconditionFailure);
+    },
+
+    async setEnqueued(jobId, through, dueMs) {
+      await jobs.doc(jobId).update({ enqueuedThrough: through, enqueueDueMs: dueMs });
+    },
+
+    async setNotice(jobId, notice) {
+      await jobs.doc(jobId).update({ notice });
+    },
+
+    async finish(jobId, version, status, totals, startedAt) {
+      try {
+        await jobs.doc(jobId).update(
+          {
+            status,
+            finishedAt: FieldValue.serverTimestamp(),
+            final: totals,
+            notice: null,
+            ...(startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
+          },
+          { lastUpdateTime: decodeVersion(version) },
+        );
+        return true;
+      } catch (err) {
+        if (isPreconditionFailure(err)) return false;
+        throw err;
+      }
+    },
+
+    async cancel(jobId) {
+      const ref = jobs.doc(jobId);
+      const changed = await db.runTransaction(async (tx) => {
+        const fresh = await tx.get(ref);
+        if (!fresh.exists) return undefined;
+        if (isTerminalJob(fresh.data()!.status)) return false;
+        tx.update(ref, {
+          status: 'cancelled',
+          finishedAt: FieldValue.serverTimestamp(),
+          notice: null,
+          cancelPending: true,
+        });
+        return true;
+      });
+      if (changed === undefined) return undefined;
+      const job = await store.get(jobId);
+      return job ? { job, changed } : undefined;
+    },
+
+    async completeCancel(jobId, totals) {
+      await jobs.doc(jobId).update({ final: totals, cancelPending: false });
+    },
+
+    async countReconcile(jobId, what, n = 1) {
+      await jobs.doc(jobId).update({ [`reconciled.${what}`]: FieldValue.increment(n) });
+    },
+
+    async listUnsettled(limit, afterId) {
+      // Two small queries on single-field indexes: live jobs, and cancels still sweeping.
+      const page = async (q: FirebaseFirestore.Query) => {
+        let query = q.orderBy('__name__').limit(limit);
+        if (afterId) query = query.startAfter(afterId);
+        return (await query.get()).docs.map(jobFrom);
+      };
+      const [live, cancelling] = await Promise.all([
+        page(jobs.where('status', 'in', ['queued', 'running'])),
+        page(jobs.where('cancelPending', '==', true)),
+      ]);
+      return [...live, ...cancelling].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+    },
+  };
+  return store;
+}
+
+function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
+  const d = snap.data() ?? {};
+  return {
+    id: snap.id,
+    model: d.model,
+    mode: d.mode,
+    total: d.total,
+    source: d.source,
+    ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
+    counterShards: d.counterShards ?? 16,
+    status: d.status,
+    createdAt: toDate(d.createdAt) ?? new Date(0),
+    startedAt: toDate(d.startedAt),
+    finishedAt: toDate(d.finishedAt),
+    enqueuedThrough: d.enqueuedThrough ?? 0,
+    enqueueDueMs: d.enqueueDueMs ?? 0,
+    notice: d.notice ?? null,
+    final: d.final ?? null,
+    cancelPending: d.cancelPending === true,
+    reconciled: { ...NO_RECONCILE, ...(d.reconciled ?? {}) },
+    version: encodeVersion(snap.updateTime!),
+  };
+}

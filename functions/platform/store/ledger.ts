@@ -1,0 +1,111 @@
+import { FieldValue, type Firestore } from '@google-cloud/firestore';
+import { isTerminalJob } from '../../core/jobs.js';
+import type { ModelQuota } from '../../core/quotas.js';
+import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
+
+export interface ReserveOptions {
+  /** Records the reservations in the job's plan, so a cancel gives back what is still ahead. */
+  jobId?: string;
+  /** Takes back one earlier reservation of the job first (an item planned again). */
+  release?: { atMs: number; tokens: number };
+  /** Plans only the items that fit before this time: the result may be shorter. */
+  untilMs?: number;
+}
+
+/**
+ * Each model's dispatch plan: `ledgers/{model}` holds requests and input tokens per epoch second (the
+ * last minute and the future), shared by every job of the model; `ledgers/{model}/jobs/{jobId}` holds
+ * what each job reserved. The rules are `core/rate.ts`; this store only reads and writes them.
+ */
+export interface LedgerStore {
+  /** The ledger as it stands (a plain read: no lock). */
+  read(model: string): Promise<DispatchLedger>;
+  /**
+   * Reserves dispatch slots for items of one model and returns each item's planned send time. For a
+   * job (`options.jobId`) that is no longer running, nothing is reserved.
+   */
+  reserve(
+    model: string,
+    tokens: number[],
+    quota: ModelQuota,
+    headroom: number,
+    options?: ReserveOptions,
+  ): Promise<number[]>;
+  /** Gives back a job's reservations for the seconds still ahead (a cancel). */
+  releaseJob(model: string, jobId: string): Promise<void>;
+  /** Forgets a finished job's plan: its reservations are all behind it. */
+  dropJob(model: string, jobId: string): Promise<void>;
+}
+
+export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
+  const ledgers = db.collection(`${prefix}ledgers`);
+  const jobs = db.collection(`${prefix}jobs`);
+  const jobPlans = (model: string) => ledgers.doc(model).collection('jobs');
+  return {
+    async read(model) {
+      return ledgerFrom(await ledgers.doc(model).get());
+    },
+
+    async reserve(model, tokens, quota, headroom, options = {}) {
+      const ref = ledgers.doc(model);
+      const planRef = options.jobId ? jobPlans(model).doc(options.jobId) : undefined;
+      const jobRef = options.jobId ? jobs.doc(options.jobId) : undefined;
+      return db.runTransaction(async (tx) => {
+        const [ledgerSnap, planSnap, jobSnap] = await tx.getAll(
+          ref,
+          ...(planRef && jobRef ? [planRef, jobRef] : []),
+        );
+        // A job cancelled meanwhile reserves nothing: its cancel has already given its slots back.
+        if (jobSnap && (!jobSnap.exists || isTerminalJob(jobSnap.data()!.status))) return [];
+        const stored = planSnap?.exists ? (JSON.parse(planSnap.data()!.planJson) as JobPlan) : {};
+        const planned = reserveForJob(
+          ledgerFrom(ledgerSnap!),
+          planRef ? stored : undefined,
+          tokens,
+          Date.now(),
+          quota,
+          headroom,
+          options,
+        );
+        tx.set(ref, ledgerData(planned.ledger));
+        if (planRef && planned.jobPlan) tx.set(planRef, { planJson: JSON.stringify(planned.jobPlan) });
+        return planned.scheduleMs;
+      });
+    },
+
+    async releaseJob(model, jobId) {
+      const ref = ledgers.doc(model);
+      const planRef = jobPlans(model).doc(jobId);
+      await db.runTransaction(async (tx) => {
+        const [ledgerSnap, planSnap] = await tx.getAll(ref, planRef);
+        if (!planSnap?.exists) return;
+        const ledger = releaseJobPlan(
+          ledgerFrom(ledgerSnap!),
+          JSON.parse(planSnap.data()!.planJson),
+          Date.now(),
+        );
+        tx.set(ref, ledgerData(ledger));
+        tx.delete(planRef);
+      });
+    },
+
+    async dropJob(model, jobId) {
+      await jobPlans(model).doc(jobId).delete();
+    },
+  };
+}
+
+/** A ledger as stored: JSON strings, not maps, as thousands of per-second keys must not be indexed. */
+function ledgerData(ledger: DispatchLedger) {
+  return {
+    bucketsJson: JSON.stringify(ledger.buckets),
+    requestsJson: JSON.stringify(ledger.requests ?? {}),
+    updatedAt: FieldValue.serverTimestamp(),
+  };
+}
+
+function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {
+  const parse = (field: string) =>
+    JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
+  return { buckets: parse('bucketsJson'), requests: parse('requestsJson') };
+}

@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
+import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import { createStores } from '../../functions/platform/store/index.js';
+import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
+
+const QUOTA = {
+  rpm: 60,
+  tpm: 1_000_000,
+  rpd: null,
+  batch: true,
+  price: { inputPerMillion: 1, outputPerMillion: 1 },
+};
+
+/** The lifecycle over the real Firestore stores (the emulator), one collection prefix per test. */
+describe('job lifecycle in Firestore', () => {
+  const db = new Firestore({ projectId: 'e2e-lifecycle', host: inject('firestoreEmulatorHost'), ssl: false });
+  afterAll(() => db.terminate());
+
+  function world(prefix: string) {
+    const stores = createStores(db, { collectionPrefix: prefix });
+    const objects = new FakeObjectStore();
+    const lifecycle = createLifecycle({
+      stores,
+      tasks: new FakeTaskQueue(),
+      objects,
+      logger: createLogger({ level: 'silent' }),
+      notify: async () => undefined,
+      stallMs: 60_000,
+    });
+    return { stores, objects, lifecycle };
+  }
+
+  async function newJob(
+    prefix: string,
+    model: string,
+    total: number,
+    idempotency?: { keyId: string; bodyHash: string },
+  ) {
+    const w = world(prefix);
+    const id = randomUUID();
+    const items: NewItem[] = Array.from({ length: total }, (_, i) => ({
+      id: itemIdForIndex(i),
+      index: i,
+      key: String(i),
+      request: { contents: [{ role: 'user', parts: [{ text: `p${i}` }] }] },
+      estimatedTokens: 10,
+    }));
+    const created = await w.lifecycle.create(
+      { id, model, mode: 'realtime', total, source: 'api' },
+      items,
+      idempotency,
+    );
+    return { ...w, id: created.jobId, created };
+  }
+
+  const newPrefix = (what: string) => `${what}-${randomUUID().slice(0, 8)}-`;
+
+  it('gives a cancelled job its slots back, and plans nothing more for it', async () => {
+    // Arrange: at 60 RPM (about one a second) 30 items are planned over some 30 s.
+    const prefix = newPrefix('ledger');
+    const { stores, lifecycle, id } = await newJob(prefix, 'm-cancel', 30);
+    const planned = await stores.ledger.reserve('m-cancel', Array(30).fill(10), QUOTA, 0.98, { jobId: id });
+
+    // Act
+    const cancelled = await lifecycle.cancel(id);
+    const ledger = await stores.ledger.read('m-cancel');
+    const afterCancel = await stores.ledger.reserve('m-cancel', [10], QUOTA, 0.98, { jobId: id });
+    const other = await newJob(prefix, 'm-cancel', 1);
+    const [next] = await stores.ledger.reserve('m-cancel', [10], QUOTA, 0.98, { jobId: other.id });
+
+    // Assert
+    const stillReserved = Object.values(ledger.requests ?? {}).reduce((a, b) => a + b, 0);
+    expect(planned).toHaveLength(30);
+    expect(planned.at(-1)! - planned[0]!).toBeGreaterThan(25_000);
+    expect(stillReserved).toBeLessThanOrEqual(3); // the second the cancel landed in (and the burst)
+    expect(afterCancel).toEqual([]);
+    expect(next! - Date.now()).toBeLessThan(3000);
+    expect(cancelled?.view.counts).toMatchObject({ total: 30, cancelled: 30, pending: 0 });
+  });
+
+  it('plans only up to untilMs and records the new plan of an item planned again', async () => {
+    // Arrange
+    const { stores, lifecycle, id } = await newJob(newPrefix('ledger'), 'm-until', 100);
+    const untilMs = Date.now() + 20_000;
+
+    // Act
+    const planned = await stores.ledger.reserve('m-until', Array(100).fill(10), QUOTA, 0.98, {
+      jobId: id,
+      untilMs,
+    });
+    const claim = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
+    if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
+    await lifecycle.release(claim.lease, planned[0]! + 90_000);
+    const [item] = await lifecycle.listItems(id, { limit: 1 });
+
+    // Assert
+    expect(planned.length).toBeGreaterThan(15);
+    expect(planned.length).toBeLessThan(30);
+    expect(Math.max(...planned)).toBeLessThan(untilMs + 1000);
+    expect(item?.plannedMs).toBe(planned[0]! + 90_000);
+    expect(item?.state).toBe('pending');
+  });
+
+  it('finishes a job exactly once when the last items and the watcher all try at once', async () => {
+    // Arrange: a one-item job whose item is done.
+    const { lifecycle, id } = await newJob(newPrefix('finish'), 'm-finish', 1);
+    const claim = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
+    if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
+    await lifecycle.complete(claim.lease, {
+      state: 'succeeded',
+      response: { candidates: [] },
+      usage: { promptTokens: 3, outputTokens: 4 },
+      costUsd: 0.001,
+    });
+
+    // Act
+    const results = await Promise.all(Array.from({ length: 8 }, () => lifecycle.finishIfDone(id)));
+    const job = await lifecycle.view(id);
+
+    // Assert
+    expect(results.filter((r) => r === 'finished')).toHaveLength(1);
+    expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 1, pending: 0 } });
+    expect(job?.finishedAt).not.toBeNull();
+  });
+
+  it('writes an outcome only for the lease holder: a stale lease is refused, not an error', async () => {
+    // Arrange: delivery A claims, its lease runs out, delivery B claims the item again.
+    const { lifecycle, id } = await newJob(newPrefix('lease'), 'm-lease', 1);
+    const a = await lifecycle.claim(id, itemIdForIndex(0), 1);
+    await new Promise((r) => setTimeout(r, 20));
+    const b = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
+    if (a.outcome !== 'claimed' || b.outcome !== 'claimed') throw new Error('both claims should succeed');
+    const outcome = {
+      state: 'succeeded' as const,
+      response: { who: 'x' },
+      usage: { promptTokens: 1, outputTokens: 1 },
+      costUsd: 0,
+    };
+
+    // Act
+    const byA = await lifecycle.complete(a.lease, { ...outcome, response: { who: 'a' } });
+    const byB = await lifecycle.complete(b.lease, { ...outcome, response: { who: 'b' } });
+    const [item] = await lifecycle.listItems(id, { limit: 1 });
+
+    // Assert
+    expect([byA, byB]).toEqual([false, true]);
+    expect(item?.response).toEqual({ who: 'b' });
+    expect((await lifecycle.view(id))?.counts).toMatchObject({ succeeded: 1, pending: 0 });
+  });
+
+  it('stores an answer too big for the item document in the bucket, and reads it back whole', async () => {
+    // Arrange: a 1.5 MB answer (an image model's inline image is this big); a document holds 1 MiB.
+    const { lifecycle, objects, id } = await newJob(newPrefix('big'), 'm-big', 1);
+    const claim = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
+    if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
+    const response = { candidates: [{ content: { parts: [{ text: 'z'.repeat(1_500_000) }] } }] };
+
+    // Act
+    const written = await lifecycle.complete(claim.lease, {
+      state: 'succeeded',
+      response,
+      usage: { promptTokens: 1, outputTokens: 375_000 },
+      costUsd: 0,
+    });
+    const [item] = await lifecycle.listItems(id, { limit: 1 });
+
+    // Assert
+    expect(written).toBe(true);
+    expect(item?.state).toBe('succeeded');
+    expect(item?.responseObject).toBe(`answers/${id}/${itemIdForIndex(0)}.json`);
+    expect(objects.objects.has(item!.responseObject!)).toBe(true);
+    expect(await lifecycle.responseOf(item!)).toEqual(response);
+  });
+
+  it('gives one job for one idempotency key, even when two requests race', async () => {
+    const prefix = newPrefix('idem');
+    const key = { keyId: randomUUID(), bodyHash: 'h1' };
+
+    const [a, b] = await Promise.all([newJob(prefix, 'm-idem', 2, key), newJob(prefix, 'm-idem', 2, key)]);
+
+    expect(a.id).toBe(b.id);
+    expect([a.created.replayed, b.created.replayed].sort()).toEqual([false, true]);
+  });
+
+  it('finds leases that ran out, jobs still live, and cancels still sweeping', async () => {
+    // Arrange
+    const prefix = newPrefix('reconcile');
+    const live = await newJob(prefix, 'm-rec', 2);
+    const claim = await live.lifecycle.claim(live.id, itemIdForIndex(1), 1);
+    await new Promise((r) => setTimeout(r, 20));
+    const halfCancelled = await newJob(prefix, 'm-rec', 2);
+    await halfCancelled.stores.jobs.cancel(halfCancelled.id); // as a cancel that crashed right after
+
+    // Act
+    const expired = await live.stores.items.listExpiredLeases(Date.now(), 50);
+    const unsettled = await live.stores.jobs.listUnsettled(50);
+
+    // Assert
+    expect(claim.outcome).toBe('claimed');
+    expect(expired.map((i) => [i.jobId, i.id])).toEqual([[live.id, itemIdForIndex(1)]]);
+    expect(unsettled.map((j) => j.id).sort()).toEqual([live.id, halfCancelled.id].sort());
+    expect(unsettled.find((j) => j.id === halfCancelled.id)).toMatchObject({
+      status: 'cancelled',
+      cancelPending: true,
+    });
+  });
+
+  it('rejects when an item cannot be stored, with no write left unhandled, and stores no job', async () => {
+    // Arrange: an item over Firestore's 1 MiB document limit (ingest refuses these; this is the store's
+    // own guard). A write whose failure nobody awaits would kill the instance.
+    const { lifecycle, stores } = world(newPrefix('create'));
+    const id = randomUUID();
+    const huge: NewItem = {
+      id: itemIdForIndex(0),
+      index: 0,
+      key: '0',
+      request: { contents: [{ role: 'user', parts: [{ text: 'x'.repeat(1_100_000) }] }] },
+      estimatedTokens: 1,
+    };
+
+    // Act
+    const created = lifecycle.create({ id, model: 'm-create', mode: 'realtime', total: 1, source: 'api' }, [
+      huge,
+    ]);
+
+    // Assert
+    await expect(created).rejects.toThrow();
+    expect(await stores.jobs.get(id)).toBeUndefined();
+  });
+});

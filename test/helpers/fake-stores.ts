@@ -1,0 +1,399 @@
+/**
+ * An in-memory database behind the same narrow store interfaces as Firestore (`functions/platform/
+ * store/`). It keeps the contracts those interfaces document (versions as preconditions, outcomes
+ * counted once in the same "commit", sweeps that skip the counters, idempotency keys created once),
+ * so lifecycle and handler tests exercise the real rules, which live in `functions/lifecycle/`.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type ItemRecord,
+  isTerminalJob,
+  type JobRecord,
+  newJobFields,
+  sumTotals,
+  type Totals,
+  type Usage,
+} from '../../functions/core/jobs.js';
+import {
+  type DispatchLedger,
+  type JobPlan,
+  releaseJobPlan,
+  reserveForJob,
+} from '../../functions/core/rate.js';
+import type { Stores } from '../../functions/platform/store/index.js';
+import type { ItemRef, StoredOutcome } from '../../functions/platform/store/items.js';
+import type { IdempotencyRecord } from '../../functions/platform/store/jobs.js';
+
+/** Lets other pending promises run, as a network round trip would. */
+export const roundTrip = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+type StoredItem = ItemRecord & { counted: boolean };
+
+/** An outcome for test setup. */
+export type SettledOutcome =
+  | { state: 'succeeded'; response: unknown; usage?: Usage }
+  | { state: 'failed'; error: { code: number; status: string; message: string }; usage?: Usage };
+
+/** `store.method`, for counting calls and injecting failures. */
+export type StoreMethod = `${keyof Stores}.${string}`;
+
+export class FakeDb {
+  readonly jobs = new Map<string, JobRecord>();
+  readonly items = new Map<string, Map<string, StoredItem>>();
+  readonly ledgers = new Map<string, DispatchLedger>();
+  readonly jobPlans = new Map<string, JobPlan>();
+  readonly pauses = new Map<string, { untilMs: number; reason: string }>();
+  readonly keys = new Map<string, IdempotencyRecord>();
+  readonly calls: Record<string, number> = {};
+  /** Outcome writes that took effect, and jobs turned terminal by `finish`. */
+  completedWrites = 0;
+  finishedJobs = 0;
+  private failures = new Map<string, Error[]>();
+  private versionSeq = 0;
+  private commitMicros = 1_700_000_000_000_000;
+  readonly stores: Stores;
+
+  constructor(private readonly clock: () => number = Date.now) {
+    this.stores = this.build();
+  }
+
+  /** The next call of `method` (e.g. `items.settle`) throws `error` (after its round trip). */
+  failOnce(method: StoreMethod, error: Error = new Error(`${method}: transient store failure`)): void {
+    this.failures.set(method, [...(this.failures.get(method) ?? []), error]);
+  }
+
+  item(jobId: string, itemId: string): StoredItem | undefined {
+    return this.items.get(jobId)?.get(itemId);
+  }
+
+  /** Test setup: ends an item as if a worker had, counters included. */
+  settle(jobId: string, itemId: string, outcome: SettledOutcome): void {
+    const item = this.item(jobId, itemId);
+    if (!item) throw new Error(`no item ${jobId}/${itemId}`);
+    this.applyOutcome(item, outcome);
+    item.counted = true;
+  }
+
+  /** Test setup: holds an item's lease, as a delivery in flight would. */
+  lease(jobId: string, itemId: string, untilMs: number): void {
+    const item = this.item(jobId, itemId);
+    if (!item) throw new Error(`no item ${jobId}/${itemId}`);
+    item.lease = { id: 'someone-else', untilMs };
+    item.version = this.nextVersion();
+  }
+
+  private nextVersion(): string {
+    this.versionSeq += 1;
+    return `v${this.versionSeq}`;
+  }
+
+  private async enter(method: string): Promise<void> {
+    this.calls[method] = (this.calls[method] ?? 0) + 1;
+    await roundTrip();
+    const error = this.failures.get(method)?.shift();
+    if (error) throw error;
+  }
+
+  private applyOutcome(item: StoredItem, outcome: StoredOutcome | SettledOutcome): void {
+    item.state = outcome.state;
+    if (outcome.state === 'succeeded') {
+      if ('responseObject' in outcome && outcome.responseObject) item.responseObject = outcome.responseObject;
+      else item.response = structuredClone(outcome.response);
+    } else item.error = outcome.error;
+    if (outcome.usage) item.usage = outcome.usage;
+    if ('costUsd' in outcome && outcome.costUsd !== undefined) item.costUsd = outcome.costUsd;
+    item.finishedAt = new Date(this.clock());
+    this.commitMicros += 1;
+    item.finishedAtMicros = this.commitMicros;
+    item.lease = null;
+    item.version = this.nextVersion();
+  }
+
+  private countedTotals(jobId: string, total: number, all = false): Totals {
+    const items = [...(this.items.get(jobId)?.values() ?? [])].filter((i) => all || i.counted);
+    return sumTotals(
+      items.map((i) => ({
+        [i.state]: 1,
+        promptTokens: i.usage?.promptTokens ?? 0,
+        outputTokens: i.usage?.outputTokens ?? 0,
+        costUsd: i.costUsd ?? 0,
+      })),
+      total,
+    );
+  }
+
+  private publicItem(jobId: string, item: StoredItem): ItemRecord & { jobId: string } {
+    const { counted: _counted, ...rest } = item;
+    return { ...structuredClone(rest), jobId };
+  }
+
+  private build(): Stores {
+    const db = this;
+    const job = (id: string) => db.jobs.get(id);
+    return {
+      jobs: {
+        async get(jobId) {
+          await db.enter('jobs.get');
+          const j = job(jobId);
+          return j ? structuredClone(j) : undefined;
+        },
+        async create(spec, enqueueDueMs, idempotency) {
+          await db.enter('jobs.create');
+          if (idempotency && db.keys.has(idempotency.keyId))
+            return { created: false, existing: db.keys.get(idempotency.keyId)! };
+          if (db.jobs.has(spec.id)) throw Object.assign(new Error('ALREADY_EXISTS'), { code: 6 });
+          db.jobs.set(spec.id, {
+            ...newJobFields(spec, enqueueDueMs),
+            counterShards: spec.counterShards ?? 16,
+            createdAt: new Date(db.clock()),
+            version: db.nextVersion(),
+          });
+          if (idempotency) db.keys.set(idempotency.keyId, { jobId: spec.id, bodyHash: idempotency.bodyHash });
+          return { created: true };
+        },
+        async findIdempotency(keyId) {
+          await db.enter('jobs.findIdempotency');
+          return db.keys.get(keyId);
+        },
+        async markRunning(jobId, version) {
+          await db.enter('jobs.markRunning');
+          const j = job(jobId);
+          if (!j || j.version !== version) return;
+          j.status = 'running';
+          j.startedAt = new Date(db.clock());
+          j.version = db.nextVersion();
+        },
+        async setEnqueued(jobId, through, dueMs) {
+          await db.enter('jobs.setEnqueued');
+          const j = job(jobId);
+          if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          Object.assign(j, { enqueuedThrough: through, enqueueDueMs: dueMs, version: db.nextVersion() });
+        },
+        async setNotice(jobId, notice) {
+          await db.enter('jobs.setNotice');
+          const j = job(jobId);
+          if (j) Object.assign(j, { notice, version: db.nextVersion() });
+        },
+        async finish(jobId, version, status, totals, startedAt) {
+          await db.enter('jobs.finish');
+          const j = job(jobId);
+          if (!j || j.version !== version) return false;
+          const now = new Date(db.clock());
+          Object.assign(j, {
+            status,
+            final: totals,
+            notice: null,
+            finishedAt: now,
+            version: db.nextVersion(),
+          });
+          if (!startedAt) j.startedAt = now;
+          db.finishedJobs += 1;
+          return true;
+        },
+        async cancel(jobId) {
+          await db.enter('jobs.cancel');
+          const j = job(jobId);
+          if (!j) return undefined;
+          if (isTerminalJob(j.status)) return { job: structuredClone(j), changed: false };
+          Object.assign(j, {
+            status: 'cancelled',
+            finishedAt: new Date(db.clock()),
+            notice: null,
+            cancelPending: true,
+            version: db.nextVersion(),
+          });
+          return { job: structuredClone(j), changed: true };
+        },
+        async completeCancel(jobId, totals) {
+          await db.enter('jobs.completeCancel');
+          const j = job(jobId);
+          if (j) Object.assign(j, { final: totals, cancelPending: false, version: db.nextVersion() });
+        },
+        async countReconcile(jobId, what, n = 1) {
+          await db.enter('jobs.countReconcile');
+          const j = job(jobId);
+          if (j) j.reconciled = { ...j.reconciled, [what]: j.reconciled[what] + n };
+        },
+        async listUnsettled(limit, afterId) {
+          await db.enter('jobs.listUnsettled');
+          return [...db.jobs.values()]
+            .filter((j) => !isTerminalJob(j.status) || j.cancelPending)
+            .filter((j) => afterId === undefined || j.id > afterId)
+            .sort((a, b) => (a.id < b.id ? -1 : 1))
+            .slice(0, limit)
+            .map((j) => structuredClone(j));
+        },
+      },
+
+      items: {
+        async createMany(jobId, newItems) {
+          await db.enter('items.createMany');
+          const map = new Map<string, StoredItem>();
+          for (const n of newItems) {
+            map.set(n.id, {
+              ...structuredClone(n),
+              plannedMs: null,
+              state: 'pending',
+              attempts: 0,
+              lease: null,
+              rounds: 0,
+              finishedAt: null,
+              finishedAtMicros: null,
+              version: db.nextVersion(),
+              counted: false,
+            });
+          }
+          db.items.set(jobId, map);
+        },
+        async get(jobId, itemId) {
+          await db.enter('items.get');
+          const i = db.item(jobId, itemId);
+          return i ? db.publicItem(jobId, i) : undefined;
+        },
+        async list(jobId, { afterId, limit }) {
+          await db.enter('items.list');
+          return [...(db.items.get(jobId)?.values() ?? [])]
+            .filter((i) => afterId === undefined || i.id > afterId)
+            .sort((a, b) => (a.id < b.id ? -1 : 1))
+            .slice(0, limit)
+            .map((i) => db.publicItem(jobId, i));
+        },
+        async listFinished(jobId, cursor, limit) {
+          await db.enter('items.listFinished');
+          return [...(db.items.get(jobId)?.values() ?? [])]
+            .filter((i): i is StoredItem & { finishedAtMicros: number } => i.finishedAtMicros !== null)
+            .filter(
+              (i) =>
+                !cursor ||
+                i.finishedAtMicros > cursor.finishedAtMicros ||
+                (i.finishedAtMicros === cursor.finishedAtMicros && i.id > cursor.itemId),
+            )
+            .sort((a, b) => a.finishedAtMicros - b.finishedAtMicros || (a.id < b.id ? -1 : 1))
+            .slice(0, limit)
+            .map((i) => db.publicItem(jobId, i));
+        },
+        async lease(ref, leaseMs, nowMs) {
+          await db.enter('items.lease');
+          const i = db.item(ref.jobId, ref.itemId);
+          if (!i || i.version !== ref.version) return undefined;
+          i.lease = { id: randomUUID(), untilMs: nowMs + leaseMs };
+          i.attempts += 1;
+          i.version = db.nextVersion();
+          return { leaseId: i.lease.id, version: i.version };
+        },
+        async release(ref, plannedMs) {
+          await db.enter('items.release');
+          const i = db.item(ref.jobId, ref.itemId);
+          if (!i || i.version !== ref.version) return;
+          i.lease = null;
+          if (plannedMs !== undefined) i.plannedMs = plannedMs;
+          i.version = db.nextVersion();
+        },
+        async settle(ref: ItemRef, outcome: StoredOutcome) {
+          await db.enter('items.settle');
+          const i = db.item(ref.jobId, ref.itemId);
+          if (!i || i.version !== ref.version) return false;
+          db.applyOutcome(i, outcome);
+          i.counted = true;
+          db.completedWrites += 1;
+          return true;
+        },
+        async retask(ref) {
+          await db.enter('items.retask');
+          const i = db.item(ref.jobId, ref.itemId);
+          if (!i || i.version !== ref.version) return false;
+          Object.assign(i, { lease: null, plannedMs: null, rounds: i.rounds + 1, version: db.nextVersion() });
+          return true;
+        },
+        async sweepPending(jobId, outcome) {
+          await db.enter('items.sweepPending');
+          let swept = 0;
+          for (const i of db.items.get(jobId)?.values() ?? []) {
+            if (i.state !== 'pending') continue;
+            db.applyOutcome(i, outcome);
+            swept++;
+          }
+          return swept;
+        },
+        async countStates(jobId, total) {
+          await db.enter('items.countStates');
+          return db.countedTotals(jobId, total, true);
+        },
+        async listExpiredLeases(nowMs, limit) {
+          await db.enter('items.listExpiredLeases');
+          const out: Array<ItemRecord & { jobId: string }> = [];
+          for (const [jobId, map] of db.items) {
+            for (const i of map.values())
+              if (i.state === 'pending' && i.lease && i.lease.untilMs < nowMs)
+                out.push(db.publicItem(jobId, i));
+          }
+          return out.slice(0, limit);
+        },
+        async listPending(jobId, limit, afterId) {
+          await db.enter('items.listPending');
+          return [...(db.items.get(jobId)?.values() ?? [])]
+            .filter((i) => i.state === 'pending' && (afterId === undefined || i.id > afterId))
+            .slice(0, limit)
+            .map((i) => db.publicItem(jobId, i));
+        },
+      },
+
+      counters: {
+        async totals(jobId, total) {
+          await db.enter('counters.totals');
+          return db.countedTotals(jobId, total);
+        },
+      },
+
+      ledger: {
+        async read(model) {
+          await db.enter('ledger.read');
+          return structuredClone(db.ledgers.get(model) ?? { buckets: {} });
+        },
+        async reserve(model, tokens, quota, headroom, options = {}) {
+          await db.enter('ledger.reserve');
+          const j = options.jobId ? job(options.jobId) : undefined;
+          if (options.jobId && (!j || isTerminalJob(j.status))) return [];
+          const planned = reserveForJob(
+            db.ledgers.get(model) ?? { buckets: {} },
+            options.jobId ? (db.jobPlans.get(options.jobId) ?? {}) : undefined,
+            tokens,
+            db.clock(),
+            quota,
+            headroom,
+            options,
+          );
+          db.ledgers.set(model, planned.ledger);
+          if (options.jobId && planned.jobPlan) db.jobPlans.set(options.jobId, planned.jobPlan);
+          return planned.scheduleMs;
+        },
+        async releaseJob(model, jobId) {
+          await db.enter('ledger.releaseJob');
+          const plan = db.jobPlans.get(jobId);
+          const ledger = db.ledgers.get(model);
+          if (plan && ledger) db.ledgers.set(model, releaseJobPlan(ledger, plan, db.clock()));
+          db.jobPlans.delete(jobId);
+        },
+        async dropJob(_model, jobId) {
+          await db.enter('ledger.dropJob');
+          db.jobPlans.delete(jobId);
+        },
+      },
+
+      pauses: {
+        async set(model, untilMs, reason) {
+          await db.enter('pauses.set');
+          db.pauses.set(model, { untilMs, reason });
+        },
+        async list() {
+          await db.enter('pauses.list');
+          return [...db.pauses].map(([model, p]) => ({ model, ...p }));
+        },
+        async clear(model) {
+          await db.enter('pauses.clear');
+          db.pauses.delete(model);
+        },
+      },
+    };
+  }
+}
