@@ -150,7 +150,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     },
 
     async claim(jobId: string, itemId: string, leaseMs: number): Promise<ClaimResult> {
-      const [item, job] = await Promise.all([items.get(jobId, itemId), jobs.get(jobId)]);
+      const [item, job] = await items.getWithJob(jobId, itemId);
       const now = clock();
       const decision = decideClaim(item, job, now);
       if (decision.kind === 'missing' || !item || !job) return { outcome: 'missing' };
@@ -179,16 +179,16 @@ export function createLifecycle(deps: LifecycleDeps) {
      */
     async complete(lease: ItemRef, outcome: ItemOutcome): Promise<boolean> {
       if (outcome.state !== 'succeeded') return settle(lease, outcome);
-      const size = Buffer.byteLength(JSON.stringify(outcome.response));
+      const responseJson = JSON.stringify(outcome.response);
       const offload = async () => {
         const name = answerObjectName(lease.jobId, lease.itemId);
         await persist('answer object', lease, () => deps.objects.putJson(name, outcome.response));
         const { response: _inline, ...rest } = outcome;
         return settle(lease, { ...rest, responseObject: name });
       };
-      if (size > INLINE_RESPONSE_MAX_BYTES) return offload();
+      if (Buffer.byteLength(responseJson) > INLINE_RESPONSE_MAX_BYTES) return offload();
       try {
-        return await settle(lease, outcome);
+        return await settle(lease, { ...outcome, responseJson });
       } catch (err) {
         // The request and the response together were still too big for one document.
         if ((err as { code?: number }).code === INVALID_ARGUMENT) return offload();

@@ -250,6 +250,12 @@ export class FakeDb {
           const i = db.item(jobId, itemId);
           return i ? db.publicItem(jobId, i) : undefined;
         },
+        async getWithJob(jobId, itemId) {
+          await db.enter('items.getWithJob');
+          const i = db.item(jobId, itemId);
+          const j = job(jobId);
+          return [i ? db.publicItem(jobId, i) : undefined, j ? structuredClone(j) : undefined];
+        },
         async list(jobId, { afterId, limit }) {
           await db.enter('items.list');
           return [...(db.items.get(jobId)?.values() ?? [])]

@@ -11,6 +11,7 @@ import {
   type ItemError,
   type ItemRecord,
   type ItemState,
+  type JobRecord,
   type NewItem,
   sumTotals,
   type Totals,
@@ -26,6 +27,7 @@ import {
   toDate,
   toMicros,
 } from './firestore.js';
+import { jobFrom } from './jobs.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
 export interface ItemRef {
@@ -37,7 +39,15 @@ export interface ItemRef {
 
 /** An outcome as stored: the response inline, or the name of the object that holds it. */
 export type StoredOutcome =
-  | { state: 'succeeded'; response?: unknown; responseObject?: string; usage?: Usage; costUsd?: number }
+  | {
+      state: 'succeeded';
+      response?: unknown;
+      /** The response already serialised (saves serialising a big answer twice). */
+      responseJson?: string;
+      responseObject?: string;
+      usage?: Usage;
+      costUsd?: number;
+    }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
 
 /** `jobs/{jobId}/items/{itemId}`; item ids are zero-padded indexes, so they list in input order. */
@@ -45,6 +55,8 @@ export interface ItemsStore {
   /** Writes every item; resolves only when all are durable, rejects if any is not. */
   createMany(jobId: string, items: NewItem[]): Promise<void>;
   get(jobId: string, itemId: string): Promise<ItemRecord | undefined>;
+  /** The item and its job in one round trip (every delivery starts with this read). */
+  getWithJob(jobId: string, itemId: string): Promise<[ItemRecord | undefined, JobRecord | undefined]>;
   list(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
   /** Finished items ordered by finish time then id, strictly after `cursor`. */
   listFinished(jobId: string, cursor: FinishCursor | undefined, limit: number): Promise<ItemRecord[]>;
@@ -85,7 +97,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
     };
     if (outcome.state === 'succeeded') {
       if (outcome.responseObject) patch.responseObject = outcome.responseObject;
-      else patch.responseJson = JSON.stringify(outcome.response);
+      else patch.responseJson = outcome.responseJson ?? JSON.stringify(outcome.response);
     } else patch.error = outcome.error;
     if (outcome.usage) patch.usage = outcome.usage;
     if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
@@ -120,6 +132,17 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
     async get(jobId, itemId) {
       const snap = await items(jobId).doc(itemId).get();
       return snap.exists ? itemFrom(snap) : undefined;
+    },
+
+    async getWithJob(jobId, itemId) {
+      const [itemSnap, jobSnap] = await db.getAll(
+        items(jobId).doc(itemId),
+        db.collection(jobsName).doc(jobId),
+      );
+      return [
+        itemSnap?.exists ? itemFrom(itemSnap) : undefined,
+        jobSnap?.exists ? jobFrom(jobSnap) : undefined,
+      ];
     },
 
     async list(jobId, { afterId, limit }) {

@@ -179,7 +179,8 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
   return store;
 }
 
-function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
+/** A job record from its document. */
+export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
   const d = snap.data() ?? {};
   return {
     id: snap.id,
