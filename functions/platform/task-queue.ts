@@ -27,6 +27,11 @@ export interface TaskQueue {
    * already exists is fine.
    */
   enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void>;
+  /**
+   * Creates an item's task on the queue a delivery came from (its `X-CloudTasks-QueueName`): how a
+   * last attempt that could not even read its item hands it on.
+   */
+  handOver(queueName: string, jobId: string, task: ItemTask): Promise<void>;
   /** Creates a control task (enqueuing, finishing); `name` dedupes it; `scheduleMs` delays it. */
   enqueueControl(payload: TaskPayload, name: string, scheduleMs?: number): Promise<void>;
   pauseModel(model: string): Promise<void>;
@@ -134,22 +139,29 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     }
   };
 
+  const createItem = (queueId: string, jobId: string, t: ItemTask) =>
+    create(
+      queueId,
+      itemTaskName(jobId, t),
+      {
+        kind: 'item',
+        jobId,
+        itemId: t.itemId,
+        ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
+      },
+      t.plannedMs,
+    );
+
   return {
     async enqueueItems(model, jobId, items) {
       const queueId = queueIdForModel(model);
-      await mapLimit(items, concurrency, (t) =>
-        create(
-          queueId,
-          itemTaskName(jobId, t),
-          {
-            kind: 'item',
-            jobId,
-            itemId: t.itemId,
-            ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
-          },
-          t.plannedMs,
-        ),
-      );
+      await mapLimit(items, concurrency, (t) => createItem(queueId, jobId, t));
+    },
+
+    async handOver(queueName, jobId, task) {
+      const queueId = /\/queues\/([^/]+)$/.exec(queueName)?.[1];
+      if (!queueId) throw new Error(`not a queue name: "${queueName}"`);
+      await createItem(queueId, jobId, task);
     },
 
     async enqueueControl(payload, name, scheduleMs) {

@@ -32,7 +32,26 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   const t0 = clock();
   let geminiMs = 0;
 
-  const claim = await deps.lifecycle.claim(jobId, itemId, deps.leaseMs);
+  let claim: Awaited<ReturnType<WorkerDeps['lifecycle']['claim']>>;
+  try {
+    claim = await deps.lifecycle.claim(jobId, itemId, deps.leaseMs);
+  } catch (err) {
+    // The store failed us on the last attempt: the item cannot even be read, let alone recorded.
+    // Hand it to a new task on the same queue, due after the store has had a minute to recover.
+    if (!lastAttempt || !delivery.queueName) throw err;
+    const dueMs = clock() + 60_000;
+    await deps.tasks.handOver(delivery.queueName, jobId, {
+      itemId,
+      index: Number(itemId),
+      plannedMs: dueMs,
+      handover: Math.floor(dueMs / 1000),
+    });
+    log.error(
+      { event: 'item.handed_over', reason: (err as Error).message },
+      'last attempt could not read the item; new task',
+    );
+    return { status: 200, body: { outcome: 'handed-over' } };
+  }
   switch (claim.outcome) {
     case 'missing':
       log.warn({ event: 'item.missing' }, 'task for an unknown item; dropping it');

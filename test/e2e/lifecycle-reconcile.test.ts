@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
+import { CloudTasksClient } from '@google-cloud/tasks';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { counterShardsFor, itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
+import { queueIdForModel } from '../../functions/core/quotas.js';
 import { createStores } from '../../functions/platform/store/index.js';
+import { emulatorClientOptions } from '../../functions/platform/task-queue.js';
 import { call, createJob, getJob, jobsClient, stack, waitForJob } from '../helpers/e2e.js';
 
 /**
@@ -43,27 +46,37 @@ describe('the reconciler, through the local cloud', () => {
 
     // Assert
     expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 5, pending: 0 } });
-    expect(job.reconciled?.reenqueued).toBe(1);
+    expect(job.reconciled.reenqueued).toBe(1);
   });
 
   it('finishes a cancel that stopped after turning the job cancelled', async () => {
-    // Arrange: a job that runs for a while (60 RPM), then a cancel that crashes halfway.
+    // Arrange: a job that runs for a while (60 RPM); its queue is paused (so no delivery ends its
+    // items), then a cancel crashes halfway: the job is cancelled, its pending items are not.
+    const tasks = new CloudTasksClient(emulatorClientOptions(stack().tasksEmulatorHost));
+    const queue = tasks.queuePath(stack().projectId, 'us-central1', queueIdForModel(MODEL));
     const id = await createJob({ model: MODEL, prompts: Array.from({ length: 40 }, (_, i) => `slow ${i}`) });
     await waitForJob(id, 30_000, (j) => j.counts.succeeded >= 2);
-    const turned = await stores.jobs.cancel(id);
-    const halfway = await getJob(id);
+    await tasks.pauseQueue({ name: queue });
+    try {
+      const turned = await stores.jobs.cancel(id);
+      const halfway = await getJob(id);
 
-    // Act
-    const job = await waitForJob(id, 60_000, (j) => j.counts.pending === 0);
+      // Act
+      const job = await waitForJob(id, 90_000, (j) => j.reconciled.cancelsResumed > 0);
 
-    // Assert
-    expect(turned?.changed).toBe(true);
-    expect(halfway.status).toBe('cancelled');
-    expect(halfway.counts.pending).toBeGreaterThan(0);
-    expect(job.status).toBe('cancelled');
-    expect(job.counts.cancelled).toBeGreaterThan(20);
-    expect(job.counts.succeeded + job.counts.cancelled).toBe(40);
-    expect(job.reconciled?.cancelsResumed).toBe(1);
+      // Assert
+      expect(turned?.changed).toBe(true);
+      expect(halfway.status).toBe('cancelled');
+      expect(halfway.counts.pending).toBeGreaterThan(20);
+      expect(job.status).toBe('cancelled');
+      expect(job.counts.pending).toBe(0);
+      expect(job.counts.cancelled).toBeGreaterThan(20);
+      expect(job.counts.succeeded + job.counts.cancelled).toBe(40);
+      expect(job.reconciled.cancelsResumed).toBe(1);
+    } finally {
+      await tasks.resumeQueue({ name: queue });
+      await tasks.close();
+    }
   });
 
   it('gives one job for the same Idempotency-Key twice, and refuses the key with another body', async () => {

@@ -64,6 +64,12 @@ export class FakeTaskQueue implements TaskQueue {
     if (crash) throw new Error('14 UNAVAILABLE: connection reset');
   }
 
+  async handOver(queueName: string, jobId: string, task: ItemTask): Promise<void> {
+    await roundTrip();
+    const name = itemTaskName(jobId, task);
+    if (!this.itemTasks.has(name)) this.itemTasks.set(name, { model: queueName, jobId, ...task });
+  }
+
   async enqueueControl(payload: TaskPayload, name: string, scheduleMs?: number): Promise<void> {
     await roundTrip();
     if (this.controlTasks.has(name)) return;

@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  AggregateField,
-  FieldPath,
-  FieldValue,
-  Timestamp as FirebaseTimestamp,
-  type Firestore,
-} from '@google-cloud/firestore';
+import { AggregateField, FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
 import {
   type FinishCursor,
   type ItemError,
@@ -24,9 +18,8 @@ import {
   fromMicros,
   ignorePreconditionFailure,
   isPreconditionFailure,
-  toDate,
-  toMicros,
 } from './firestore.js';
+import { itemFrom, stateFields } from './item-codec.js';
 import { jobFrom } from './jobs.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
@@ -89,20 +82,6 @@ export interface ItemsStore {
 export function createItemsStore(db: Firestore, counters: CounterWrites, prefix = ''): ItemsStore {
   const jobsName = `${prefix}jobs`;
   const items = (jobId: string) => db.collection(jobsName).doc(jobId).collection('items');
-  const stateFields = (outcome: StoredOutcome): Record<string, unknown> => {
-    const patch: Record<string, unknown> = {
-      state: outcome.state,
-      finishedAt: FieldValue.serverTimestamp(),
-      lease: null,
-    };
-    if (outcome.state === 'succeeded') {
-      if (outcome.responseObject) patch.responseObject = outcome.responseObject;
-      else patch.responseJson = outcome.responseJson ?? JSON.stringify(outcome.response);
-    } else patch.error = outcome.error;
-    if (outcome.usage) patch.usage = outcome.usage;
-    if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
-    return patch;
-  };
 
   const store: ItemsStore = {
     async createMany(jobId, newItems) {
@@ -294,31 +273,4 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
     },
   };
   return store;
-}
-
-function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord & { jobId: string } {
-  const d = snap.data() ?? {};
-  const item: ItemRecord & { jobId: string } = {
-    jobId: snap.ref.parent.parent?.id ?? '',
-    id: snap.id,
-    index: d.index,
-    key: d.key,
-    request: JSON.parse(d.requestJson),
-    estimatedTokens: d.estimatedTokens ?? 0,
-    plannedMs: d.plannedMs ?? null,
-    state: d.state,
-    attempts: d.attempts ?? 0,
-    lease: d.lease ?? null,
-    rounds: d.rounds ?? 0,
-    finishedAt: toDate(d.finishedAt),
-    finishedAtMicros: d.finishedAt instanceof FirebaseTimestamp ? toMicros(d.finishedAt) : null,
-    version: encodeVersion(snap.updateTime!),
-  };
-  if (d.media) item.media = d.media;
-  if (d.responseJson) item.response = JSON.parse(d.responseJson);
-  if (d.responseObject) item.responseObject = d.responseObject;
-  if (d.error) item.error = d.error;
-  if (d.usage) item.usage = d.usage;
-  if (typeof d.costUsd === 'number') item.costUsd = d.costUsd;
-  return item;
 }

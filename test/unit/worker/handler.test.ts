@@ -710,6 +710,32 @@ describe('handleTask: nothing is lost on the last attempt', () => {
     expect(capture.events('item.handed_over')).toHaveLength(1);
   });
 
+  it('hands the item to a new task on its queue when the store fails the last attempt before the claim', async () => {
+    const { store, tasks, gemini, quotas, capture, deps } = await setup();
+    store.failOnce('items.getWithJob', new Error('14 UNAVAILABLE: Firestore is unreachable'));
+    const delivery = itemDelivery(ITEM, quotas.queue.maxAttempts - 1);
+
+    const reply = await handleTask(delivery, deps);
+
+    const dueSecond = Math.floor((NOON_PACIFIC + 60_000) / 1000);
+    expect(reply).toEqual({ status: 200, body: { outcome: 'handed-over' } });
+    expect(tasks.itemTasks.get(`${itemTaskId(JOB, ITEM)}-h${dueSecond}`)).toMatchObject({
+      model: delivery.queueName,
+      itemId: ITEM,
+      plannedMs: NOON_PACIFIC + 60_000,
+    });
+    expect(gemini.calls).toEqual([]);
+    expect(capture.events('item.handed_over')).toEqual([expect.objectContaining({ severity: 'ERROR' })]);
+  });
+
+  it('lets a store failure before the claim go up (500) before the last attempt', async () => {
+    const { store, tasks, deps } = await setup();
+    store.failOnce('items.getWithJob', new Error('14 UNAVAILABLE: Firestore is unreachable'));
+
+    await expect(handleTask(itemDelivery(ITEM), deps)).rejects.toThrow(/UNAVAILABLE/);
+    expect(tasks.itemTasks.size).toBe(0);
+  });
+
   it('records a failure when its own fault persists on the last attempt (the answer could not be written)', async () => {
     const { store, gemini, quotas, deps } = await setup();
     for (let i = 0; i < 4; i++) store.failOnce('items.settle', new Error('14 UNAVAILABLE: connection reset'));

@@ -1,0 +1,53 @@
+import { FieldValue, Timestamp } from '@google-cloud/firestore';
+import type { ItemRecord } from '../../core/jobs.js';
+import { encodeVersion, toDate, toMicros } from './firestore.js';
+import type { StoredOutcome } from './items.js';
+
+/*
+ * How an item is stored: requests and responses as JSON strings (Firestore forbids nested arrays,
+ * and nothing queries them), the fields an outcome writes, and the record read back.
+ */
+
+/** The fields an outcome writes on its item (the response inline, or the object that holds it). */
+export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
+  const patch: Record<string, unknown> = {
+    state: outcome.state,
+    finishedAt: FieldValue.serverTimestamp(),
+    lease: null,
+  };
+  if (outcome.state === 'succeeded') {
+    if (outcome.responseObject) patch.responseObject = outcome.responseObject;
+    else patch.responseJson = outcome.responseJson ?? JSON.stringify(outcome.response);
+  } else patch.error = outcome.error;
+  if (outcome.usage) patch.usage = outcome.usage;
+  if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
+  return patch;
+}
+
+/** An item record from its document; `jobId` from its path. */
+export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord & { jobId: string } {
+  const d = snap.data() ?? {};
+  const item: ItemRecord & { jobId: string } = {
+    jobId: snap.ref.parent.parent?.id ?? '',
+    id: snap.id,
+    index: d.index,
+    key: d.key,
+    request: JSON.parse(d.requestJson),
+    estimatedTokens: d.estimatedTokens ?? 0,
+    plannedMs: d.plannedMs ?? null,
+    state: d.state,
+    attempts: d.attempts ?? 0,
+    lease: d.lease ?? null,
+    rounds: d.rounds ?? 0,
+    finishedAt: toDate(d.finishedAt),
+    finishedAtMicros: d.finishedAt instanceof Timestamp ? toMicros(d.finishedAt) : null,
+    version: encodeVersion(snap.updateTime!),
+  };
+  if (d.media) item.media = d.media;
+  if (d.responseJson) item.response = JSON.parse(d.responseJson);
+  if (d.responseObject) item.responseObject = d.responseObject;
+  if (d.error) item.error = d.error;
+  if (d.usage) item.usage = d.usage;
+  if (typeof d.costUsd === 'number') item.costUsd = d.costUsd;
+  return item;
+}
