@@ -95,6 +95,7 @@ describe('a job through faults, big answers, hangs and dying instances', () => {
     const cutByKill = (d: { firstMs: number; againMs: number }) =>
       kills.some((k) => d.firstMs - k < 2000 && d.againMs > k);
     expect({ kills, notCutByKill: again.filter((d) => !cutByKill(d)) }).toEqual({ kills, notCutByKill: [] });
-    expect(again.length).toBeLessThanOrEqual(10 * kills.length);
+    // Those are the items in flight on the killed instances: a few percent of the job at most.
+    expect(again.length).toBeLessThanOrEqual(N * 0.05);
   }, 420_000);
 });

@@ -1,4 +1,5 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
 import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
@@ -41,6 +42,15 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
   const ledgers = db.collection(`${prefix}ledgers`);
   const jobs = db.collection(`${prefix}jobs`);
   const jobPlans = (model: string) => ledgers.doc(model).collection('jobs');
+  // One transaction at a time per model ledger in this instance: every transaction on the model
+  // reads and writes the same document, so running them side by side only makes them wait on each
+  // other's locks (a burst of late deliveries replanning at once timed out on the emulator's locks).
+  const lanes = new Map<string, LimitFunction>();
+  const lane = (model: string) => {
+    const limit = lanes.get(model) ?? pLimit(1);
+    lanes.set(model, limit);
+    return limit;
+  };
   return {
     async read(model) {
       return ledgerFrom(await ledgers.doc(model).get());
@@ -50,43 +60,47 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
       const ref = ledgers.doc(model);
       const planRef = options.jobId ? jobPlans(model).doc(options.jobId) : undefined;
       const jobRef = options.jobId ? jobs.doc(options.jobId) : undefined;
-      return db.runTransaction(async (tx) => {
-        const [ledgerSnap, planSnap, jobSnap] = await tx.getAll(
-          ref,
-          ...(planRef && jobRef ? [planRef, jobRef] : []),
-        );
-        // A job cancelled meanwhile reserves nothing: its cancel has already given its slots back.
-        if (jobSnap && (!jobSnap.exists || isTerminalJob(jobSnap.data()!.status))) return [];
-        const stored = planSnap?.exists ? (JSON.parse(planSnap.data()!.planJson) as JobPlan) : {};
-        const planned = reserveForJob(
-          ledgerFrom(ledgerSnap!),
-          planRef ? stored : undefined,
-          tokens,
-          Date.now(),
-          quota,
-          headroom,
-          options,
-        );
-        tx.set(ref, ledgerData(planned.ledger));
-        if (planRef && planned.jobPlan) tx.set(planRef, { planJson: JSON.stringify(planned.jobPlan) });
-        return planned.scheduleMs;
-      });
+      return lane(model)(() =>
+        db.runTransaction(async (tx) => {
+          const [ledgerSnap, planSnap, jobSnap] = await tx.getAll(
+            ref,
+            ...(planRef && jobRef ? [planRef, jobRef] : []),
+          );
+          // A job cancelled meanwhile reserves nothing: its cancel has already given its slots back.
+          if (jobSnap && (!jobSnap.exists || isTerminalJob(jobSnap.data()!.status))) return [];
+          const stored = planSnap?.exists ? (JSON.parse(planSnap.data()!.planJson) as JobPlan) : {};
+          const planned = reserveForJob(
+            ledgerFrom(ledgerSnap!),
+            planRef ? stored : undefined,
+            tokens,
+            Date.now(),
+            quota,
+            headroom,
+            options,
+          );
+          tx.set(ref, ledgerData(planned.ledger));
+          if (planRef && planned.jobPlan) tx.set(planRef, { planJson: JSON.stringify(planned.jobPlan) });
+          return planned.scheduleMs;
+        }),
+      );
     },
 
     async releaseJob(model, jobId) {
       const ref = ledgers.doc(model);
       const planRef = jobPlans(model).doc(jobId);
-      await db.runTransaction(async (tx) => {
-        const [ledgerSnap, planSnap] = await tx.getAll(ref, planRef);
-        if (!planSnap?.exists) return;
-        const ledger = releaseJobPlan(
-          ledgerFrom(ledgerSnap!),
-          JSON.parse(planSnap.data()!.planJson),
-          Date.now(),
-        );
-        tx.set(ref, ledgerData(ledger));
-        tx.delete(planRef);
-      });
+      await lane(model)(() =>
+        db.runTransaction(async (tx) => {
+          const [ledgerSnap, planSnap] = await tx.getAll(ref, planRef);
+          if (!planSnap?.exists) return;
+          const ledger = releaseJobPlan(
+            ledgerFrom(ledgerSnap!),
+            JSON.parse(planSnap.data()!.planJson),
+            Date.now(),
+          );
+          tx.set(ref, ledgerData(ledger));
+          tx.delete(planRef);
+        }),
+      );
     },
 
     async dropJob(model, jobId) {

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createJobsClient, type JobsApiContractError, JobsApiError } from '../../../functions/api/client.js';
-import type { CreatedJob, JobEvent, JobView, ResultEntry } from '../../../functions/api/jobs.js';
+import type { CreatedJob, JobEvent, ResultEntry } from '../../../functions/api/jobs.js';
+import { jobViewFixture } from '../../fixtures/job-view.js';
 
 // The client against a small HTTP server on the loopback interface: real sockets, chunking and
 // headers, no Google service.
@@ -63,24 +64,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-function jobView(overrides: Partial<JobView> = {}): JobView {
-  return {
-    id: 'job-1',
-    status: 'running',
-    mode: 'realtime',
-    model: 'gemini-2.5-flash',
-    source: 'api',
-    counts: { total: 3, succeeded: 1, failed: 0, cancelled: 0, pending: 2 },
-    usage: { promptTokens: 10, outputTokens: 20 },
-    costUsd: 0.0001,
-    reconciled: { retasked: 0, failed: 0, reenqueued: 0, cancelsResumed: 0, finishes: 0 },
-    createdAt: '2025-01-01T00:00:00.000Z',
-    startedAt: '2025-01-01T00:00:01.000Z',
-    finishedAt: null,
-    notice: null,
-    ...overrides,
-  };
-}
+const jobView = jobViewFixture;
 
 const created: CreatedJob = {
   id: 'job-1',

@@ -7,22 +7,13 @@ import {
   resultEntrySchema,
   resultLineSchema,
 } from '../../../functions/api/jobs.js';
+import { jobViewFixture } from '../../fixtures/job-view.js';
 
-const view = {
-  id: 'job-1',
+const view = jobViewFixture({
   status: 'succeeded',
-  mode: 'realtime',
-  model: 'gemini-2.5-flash',
-  source: 'api',
   counts: { total: 2, succeeded: 1, failed: 1, cancelled: 0, pending: 0 },
-  usage: { promptTokens: 10, outputTokens: 20 },
-  costUsd: 0.0001,
-  createdAt: '2025-01-01T00:00:00.000Z',
-  startedAt: '2025-01-01T00:00:01.000Z',
   finishedAt: '2025-01-01T00:00:02.000Z',
-  notice: null,
-  reconciled: { retasked: 0, failed: 0, reenqueued: 0, cancelsResumed: 0, finishes: 0 },
-};
+});
 
 describe('result lines', () => {
   it.each([
