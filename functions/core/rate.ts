@@ -228,7 +228,7 @@ export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: num
 
 /**
  * {@link planDispatches}, and with a job's plan, that plan updated too: the released slot taken out,
- * the new ones added. What `JobStore.reserveDispatches` does inside its transaction.
+ * the new ones added. What `LedgerStore.reserve` (platform/store/ledger.ts) does inside its transaction.
  */
 export function reserveForJob(
   ledger: DispatchLedger,

@@ -197,6 +197,9 @@ export function decodeEventId(id: string | undefined): FinishCursor | undefined 
   return { finishedAtMicros: Number(m[1]), itemId: m[2]! };
 }
 
+/** How long after an outcome's commit the event stream sends it (see `streamEvents`). */
+export const EVENTS_SETTLE_MS = 1000;
+
 /**
  * `GET /jobs/{id}/events`: one `result` event per finished item as they finish, then a `done` event
  * with the job's summary. `id:` fields make it resumable with `Last-Event-ID`.
@@ -216,13 +219,17 @@ export async function* streamEvents(
   while (!signal?.aborted) {
     // Read the job before the items: if it was terminal then, this page holds every remaining result.
     const job = await deps.lifecycle.getJob(jobId);
-    const page = await deps.lifecycle.listFinished(jobId, cursor, 500);
+    const settled = job && isTerminalJob(job.status);
+    // While items still finish, read only those finished a moment ago: outcomes committed at the same
+    // time may become visible out of commit order, and one seen late behind the cursor would be lost.
+    const upToMicros = settled ? undefined : (Date.now() - EVENTS_SETTLE_MS) * 1000;
+    const page = await deps.lifecycle.listFinished(jobId, cursor, 500, upToMicros);
     for (const item of page) {
       cursor = finishCursorOf(item) ?? cursor;
       yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await resultEntry(item, deps))}\n\n`;
     }
     if (page.length > 0) idleSince = Date.now();
-    if (page.length < 500 && job && isTerminalJob(job.status)) {
+    if (page.length < 500 && settled) {
       const view = await deps.lifecycle.view(jobId);
       yield `event: done\ndata: ${JSON.stringify(view)}\n\n`;
       return;

@@ -203,8 +203,8 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     listItems: (jobId: string, options: { afterId?: string; limit: number }) => items.list(jobId, options),
 
-    listFinished: (jobId: string, cursor: FinishCursor | undefined, limit: number) =>
-      items.listFinished(jobId, cursor, limit),
+    listFinished: (jobId: string, cursor: FinishCursor | undefined, limit: number, upToMicros?: number) =>
+      items.listFinished(jobId, cursor, limit, upToMicros),
 
     /**
      * Turns the job terminal when no item is pending; exactly one caller wins, and only it

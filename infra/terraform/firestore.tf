@@ -1,5 +1,5 @@
-# The jobs database: jobs/{jobId}, jobs/{jobId}/items/{itemId}, ledgers/{model}, quotaPauses/{model}
-# (functions/platform/job-store.ts).
+# The jobs database: jobs/{jobId} (with items/ and counters/), idempotencyKeys/{keyId},
+# ledgers/{model} (with jobs/), quotaPauses/{model}: one store each in functions/platform/store/.
 resource "google_firestore_database" "default" {
   project     = var.project_id
   name        = "(default)"

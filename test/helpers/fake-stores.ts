@@ -264,10 +264,11 @@ export class FakeDb {
             .slice(0, limit)
             .map((i) => db.publicItem(jobId, i));
         },
-        async listFinished(jobId, cursor, limit) {
+        async listFinished(jobId, cursor, limit, upToMicros) {
           await db.enter('items.listFinished');
           return [...(db.items.get(jobId)?.values() ?? [])]
             .filter((i): i is StoredItem & { finishedAtMicros: number } => i.finishedAtMicros !== null)
+            .filter((i) => upToMicros === undefined || i.finishedAtMicros <= upToMicros)
             .filter(
               (i) =>
                 !cursor ||

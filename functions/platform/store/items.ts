@@ -51,8 +51,16 @@ export interface ItemsStore {
   /** The item and its job in one round trip (every delivery starts with this read). */
   getWithJob(jobId: string, itemId: string): Promise<[ItemRecord | undefined, JobRecord | undefined]>;
   list(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
-  /** Finished items ordered by finish time then id, strictly after `cursor`. */
-  listFinished(jobId: string, cursor: FinishCursor | undefined, limit: number): Promise<ItemRecord[]>;
+  /**
+   * Finished items ordered by finish time then id, strictly after `cursor`, and finished at or before
+   * `upToMicros` when given.
+   */
+  listFinished(
+    jobId: string,
+    cursor: FinishCursor | undefined,
+    limit: number,
+    upToMicros?: number,
+  ): Promise<ItemRecord[]>;
   /** Takes the item's lease if it is still at `item.version`; the new version, or undefined. */
   lease(
     item: ItemRef,
@@ -130,8 +138,9 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       return (await q.get()).docs.map(itemFrom);
     },
 
-    async listFinished(jobId, cursor, limit) {
+    async listFinished(jobId, cursor, limit, upToMicros) {
       let q = items(jobId).orderBy('finishedAt').orderBy(FieldPath.documentId()).limit(limit);
+      if (upToMicros !== undefined) q = q.where('finishedAt', '<=', fromMicros(upToMicros));
       if (cursor) q = q.startAfter(fromMicros(cursor.finishedAtMicros), cursor.itemId);
       return (await q.get()).docs.map(itemFrom);
     },
