@@ -102,8 +102,6 @@ export function createLifecycle(deps: LifecycleDeps) {
     persist('outcome', ref, () => items.settle(ref, outcome));
 
   const lifecycle = {
-    totals,
-
     getJob: (jobId: string) => jobs.get(jobId),
 
     async view(jobId: string): Promise<JobView | undefined> {

@@ -245,11 +245,6 @@ export class FakeDb {
           }
           db.items.set(jobId, map);
         },
-        async get(jobId, itemId) {
-          await db.enter('items.get');
-          const i = db.item(jobId, itemId);
-          return i ? db.publicItem(jobId, i) : undefined;
-        },
         async getWithJob(jobId, itemId) {
           await db.enter('items.getWithJob');
           const i = db.item(jobId, itemId);
@@ -335,13 +330,6 @@ export class FakeDb {
                 out.push(db.publicItem(jobId, i));
           }
           return out.slice(0, limit);
-        },
-        async listPending(jobId, limit, afterId) {
-          await db.enter('items.listPending');
-          return [...(db.items.get(jobId)?.values() ?? [])]
-            .filter((i) => i.state === 'pending' && (afterId === undefined || i.id > afterId))
-            .slice(0, limit)
-            .map((i) => db.publicItem(jobId, i));
         },
       },
 

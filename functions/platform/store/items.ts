@@ -47,7 +47,6 @@ export type StoredOutcome =
 export interface ItemsStore {
   /** Writes every item; resolves only when all are durable, rejects if any is not. */
   createMany(jobId: string, items: NewItem[]): Promise<void>;
-  get(jobId: string, itemId: string): Promise<ItemRecord | undefined>;
   /** The item and its job in one round trip (every delivery starts with this read). */
   getWithJob(jobId: string, itemId: string): Promise<[ItemRecord | undefined, JobRecord | undefined]>;
   list(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
@@ -83,8 +82,6 @@ export interface ItemsStore {
   countStates(jobId: string, total: number): Promise<Totals>;
   /** Pending items whose lease ran out before `nowMs`, across jobs. */
   listExpiredLeases(nowMs: number, limit: number): Promise<Array<ItemRecord & { jobId: string }>>;
-  /** Pending items of a job, in input order. */
-  listPending(jobId: string, limit: number, afterId?: string): Promise<ItemRecord[]>;
 }
 
 export function createItemsStore(db: Firestore, counters: CounterWrites, prefix = ''): ItemsStore {
@@ -114,11 +111,6 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       await writer.close();
       const failed = (await settled).find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
-    },
-
-    async get(jobId, itemId) {
-      const snap = await items(jobId).doc(itemId).get();
-      return snap.exists ? itemFrom(snap) : undefined;
     },
 
     async getWithJob(jobId, itemId) {
@@ -273,12 +265,6 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       return snap.docs
         .filter((d) => d.ref.parent.parent?.parent.id === jobsName && d.data().state === 'pending')
         .map(itemFrom);
-    },
-
-    async listPending(jobId, limit, afterId) {
-      let q = items(jobId).where('state', '==', 'pending').orderBy(FieldPath.documentId()).limit(limit);
-      if (afterId) q = q.startAfter(afterId);
-      return (await q.get()).docs.map(itemFrom);
     },
   };
   return store;
