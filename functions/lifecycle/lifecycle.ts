@@ -244,16 +244,20 @@ export function createLifecycle(deps: LifecycleDeps) {
       return view ? { view, changed: turned.changed } : undefined;
     },
 
-    /** The second half of a cancel: idempotent, so the reconciler can run it again after a crash. */
-    async finishCancel(job: JobRecord, log: Logger = deps.logger): Promise<void> {
+    /**
+     * The second half of a cancel: idempotent, so the reconciler can run it again after a crash. True
+     * only for the call that froze the totals (the job still at `job.version`); only it notifies.
+     */
+    async finishCancel(job: JobRecord, log: Logger = deps.logger): Promise<boolean> {
       await ledger.releaseJob(job.model, job.id);
       const swept = await items.sweepPending(job.id, { state: 'cancelled', error: CANCELLED_ERROR });
       // The sweep does not touch the counters: count the final states once, exactly.
       const sum = await items.countStates(job.id, job.total);
-      await jobs.completeCancel(job.id, sum);
+      if (!(await jobs.completeCancel(job.id, sum, job.version))) return false;
       log.info({ event: 'job.cancelled', jobId: job.id, swept, counts: sum.counts }, 'job cancelled');
       const after = await jobs.get(job.id);
       if (after) await notifyOnce(after, toJobView(after, sum), log);
+      return true;
     },
   };
 

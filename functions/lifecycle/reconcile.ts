@@ -80,7 +80,8 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
     const log = deps.logger.child({ jobId: job.id });
     if (job.status === 'cancelled') {
       if (!job.cancelPending || clock() - (job.finishedAt?.getTime() ?? 0) < deps.stallMs) continue;
-      await deps.lifecycle.finishCancel(job, log);
+      // Two ticks at once: only the one that froze the totals counts it.
+      if (!(await deps.lifecycle.finishCancel(job, log))) continue;
       report.cancelsResumed++;
       await jobs.countReconcile(job.id, 'cancelsResumed');
       log.warn({ event: 'reconcile.cancel_resumed' }, 'a cancel stopped halfway; finished it');
@@ -90,12 +91,13 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
     if (isTerminalJob(job.status) || clock() < job.enqueueDueMs) continue;
     if (job.enqueuedThrough < job.total) {
       const through = job.enqueuedThrough;
-      // Named by the stall it answers: two ticks that see the same stall create one task.
+      // Take the stall first (a precondition: of two ticks at once, one wins), then start enqueuing;
+      // if that fails, the next stall tries again.
+      if (!(await jobs.setEnqueued(job.id, through, clock() + deps.stallMs, job.version))) continue;
       await deps.tasks.enqueueControl(
         { kind: 'enqueue', jobId: job.id, from: through },
         `${job.id}-enqueue-${through}-r${Math.floor(job.enqueueDueMs / 1000)}`,
       );
-      await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
       report.reenqueued++;
       await jobs.countReconcile(job.id, 'reenqueued');
       log.warn({ event: 'reconcile.enqueue_restarted', through }, 'enqueuing stalled; started it again');

@@ -163,11 +163,13 @@ export class FakeDb {
           j.startedAt = new Date(db.clock());
           j.version = db.nextVersion();
         },
-        async setEnqueued(jobId, through, dueMs) {
+        async setEnqueued(jobId, through, dueMs, ifVersion) {
           await db.enter('jobs.setEnqueued');
           const j = job(jobId);
           if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          if (ifVersion !== undefined && j.version !== ifVersion) return false;
           Object.assign(j, { enqueuedThrough: through, enqueueDueMs: dueMs, version: db.nextVersion() });
+          return true;
         },
         async setNotice(jobId, notice) {
           await db.enter('jobs.setNotice');
@@ -204,15 +206,21 @@ export class FakeDb {
           });
           return { job: structuredClone(j), changed: true };
         },
-        async completeCancel(jobId, totals) {
+        async completeCancel(jobId, totals, version) {
           await db.enter('jobs.completeCancel');
           const j = job(jobId);
-          if (j) Object.assign(j, { final: totals, cancelPending: false, version: db.nextVersion() });
+          if (!j || j.version !== version) return false;
+          Object.assign(j, { final: totals, cancelPending: false, version: db.nextVersion() });
+          return true;
         },
         async countReconcile(jobId, what, n = 1) {
           await db.enter('jobs.countReconcile');
           const j = job(jobId);
-          if (j) j.reconciled = { ...j.reconciled, [what]: j.reconciled[what] + n };
+          if (j)
+            Object.assign(j, {
+              reconciled: { ...j.reconciled, [what]: j.reconciled[what] + n },
+              version: db.nextVersion(),
+            });
         },
         async listUnsettled(limit, afterId) {
           await db.enter('jobs.listUnsettled');

@@ -46,3 +46,14 @@ export function isAlreadyExists(err: unknown): boolean {
 export function ignorePreconditionFailure(err: unknown): void {
   if (!isPreconditionFailure(err)) throw err;
 }
+
+/** True once a write with a precondition lands; false when the precondition failed (someone else won). */
+export async function landed(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (err) {
+    ignorePreconditionFailure(err);
+    return false;
+  }
+}

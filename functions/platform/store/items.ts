@@ -18,6 +18,7 @@ import {
   fromMicros,
   ignorePreconditionFailure,
   isPreconditionFailure,
+  landed,
 } from './firestore.js';
 import { itemFrom, stateFields } from './item-codec.js';
 import { jobFrom } from './jobs.js';
@@ -165,34 +166,26 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
 
     async settle(item, outcome) {
       const count = counters.increment(item.jobId, item.shards, outcome);
-      try {
-        await db
+      return landed(
+        db
           .batch()
           .update(items(item.jobId).doc(item.itemId), stateFields(outcome), {
             lastUpdateTime: decodeVersion(item.version),
           })
           .set(count.ref, count.data, { merge: true })
-          .commit();
-        return true;
-      } catch (err) {
-        if (isPreconditionFailure(err)) return false;
-        throw err;
-      }
+          .commit(),
+      );
     },
 
     async retask(item) {
-      try {
-        await items(item.jobId)
+      return landed(
+        items(item.jobId)
           .doc(item.itemId)
           .update(
             { lease: null, plannedMs: null, rounds: FieldValue.increment(1) },
             { lastUpdateTime: decodeVersion(item.version) },
-          );
-        return true;
-      } catch (err) {
-        if (isPreconditionFailure(err)) return false;
-        throw err;
-      }
+          ),
+      );
     },
 
     async sweepPending(jobId, outcome) {

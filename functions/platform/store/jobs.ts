@@ -14,7 +14,7 @@ import {
   encodeVersion,
   ignorePreconditionFailure,
   isAlreadyExists,
-  isPreconditionFailure,
+  landed,
   toDate,
 } from './firestore.js';
 
@@ -40,8 +40,11 @@ export interface JobsStore {
   findIdempotency(keyId: string): Promise<IdempotencyRecord | undefined>;
   /** First claim of a queued job: marks it running, unless someone else changed it meanwhile. */
   markRunning(jobId: string, version: string): Promise<void>;
-  /** Enqueuing reached `through`; it is due to go on (or be seen stalled) by `dueMs`. */
-  setEnqueued(jobId: string, through: number, dueMs: number): Promise<void>;
+  /**
+   * Enqueuing reached `through`; it is due to go on (or be seen stalled) by `dueMs`. With `ifVersion`,
+   * only if the job is still at that version: false when someone else wrote it first.
+   */
+  setEnqueued(jobId: string, through: number, dueMs: number, ifVersion?: string): Promise<boolean>;
   setNotice(jobId: string, notice: string | null): Promise<void>;
   /** Turns the job terminal if it is still at `version`; false when someone else wrote it first. */
   finish(
@@ -53,8 +56,8 @@ export interface JobsStore {
   ): Promise<boolean>;
   /** Turns the job cancelled in a transaction. `changed` only for the call that did it. */
   cancel(jobId: string): Promise<{ job: JobRecord; changed: boolean } | undefined>;
-  /** A cancel ended every pending item: freeze its totals. */
-  completeCancel(jobId: string, totals: Totals): Promise<void>;
+  /** A cancel ended every pending item: freeze its totals, if the job is still at `version`. */
+  completeCancel(jobId: string, totals: Totals, version: string): Promise<boolean>;
   /** Counts a reconciler action in the job's view. */
   countReconcile(jobId: string, what: keyof ReconcileCounts, n?: number): Promise<void>;
   /** Jobs that are not terminal, and cancelled jobs whose cancel has not finished, by id. */
@@ -108,8 +111,13 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
         .catch(ignorePreconditionFailure);
     },
 
-    async setEnqueued(jobId, through, dueMs) {
-      await jobs.doc(jobId).update({ enqueuedThrough: through, enqueueDueMs: dueMs });
+    async setEnqueued(jobId, through, dueMs, ifVersion) {
+      const patch = { enqueuedThrough: through, enqueueDueMs: dueMs };
+      if (ifVersion === undefined) {
+        await jobs.doc(jobId).update(patch);
+        return true;
+      }
+      return landed(jobs.doc(jobId).update(patch, { lastUpdateTime: decodeVersion(ifVersion) }));
     },
 
     async setNotice(jobId, notice) {
@@ -117,8 +125,8 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
     },
 
     async finish(jobId, version, status, totals, startedAt) {
-      try {
-        await jobs.doc(jobId).update(
+      return landed(
+        jobs.doc(jobId).update(
           {
             status,
             finishedAt: FieldValue.serverTimestamp(),
@@ -127,12 +135,8 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
             ...(startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
           },
           { lastUpdateTime: decodeVersion(version) },
-        );
-        return true;
-      } catch (err) {
-        if (isPreconditionFailure(err)) return false;
-        throw err;
-      }
+        ),
+      );
     },
 
     async cancel(jobId) {
@@ -154,8 +158,12 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
       return job ? { job, changed } : undefined;
     },
 
-    async completeCancel(jobId, totals) {
-      await jobs.doc(jobId).update({ final: totals, cancelPending: false });
+    async completeCancel(jobId, totals, version) {
+      return landed(
+        jobs
+          .doc(jobId)
+          .update({ final: totals, cancelPending: false }, { lastUpdateTime: decodeVersion(version) }),
+      );
     },
 
     async countReconcile(jobId, what, n = 1) {

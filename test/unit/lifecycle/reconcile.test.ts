@@ -171,4 +171,22 @@ describe('reconcile: jobs', () => {
     expect((await lifecycle.view(JOB))?.status).toBe('succeeded');
     expect(sent).toHaveLength(1);
   });
+
+  it('counts each action once when two ticks run at once', async () => {
+    const { tasks, run, advance, lifecycle } = await setup();
+    const other = await setup();
+    await other.db.stores.jobs.cancel(JOB);
+    advance(STALL_MS + 1000);
+    other.advance(STALL_MS + 1000);
+
+    const [a, b] = await Promise.all([run(), run()]);
+    const [c, d] = await Promise.all([other.run(), other.run()]);
+
+    expect(a.reenqueued + b.reenqueued).toBe(1);
+    expect(tasks.controlTasks.size).toBe(1);
+    expect((await lifecycle.view(JOB))?.reconciled.reenqueued).toBe(1);
+    expect(c.cancelsResumed + d.cancelsResumed).toBe(1);
+    expect(other.db.jobs.get(JOB)?.reconciled.cancelsResumed).toBe(1);
+    expect(other.sent).toHaveLength(1);
+  });
 });
