@@ -47,7 +47,7 @@ export type ClaimResult =
   /** The job was cancelled; the item is now recorded as cancelled. */
   | { outcome: 'cancelled' }
   /** Another delivery holds the item until `untilMs`. */
-  | { outcome: 'leased'; untilMs: number; model: string }
+  | { outcome: 'leased'; untilMs: number }
   | { outcome: 'missing' };
 
 /**
@@ -153,8 +153,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       const decision = decideClaim(item, job, now);
       if (decision.kind === 'missing' || !item || !job) return { outcome: 'missing' };
       if (decision.kind === 'done') return { outcome: 'done', state: decision.state };
-      if (decision.kind === 'leased')
-        return { outcome: 'leased', untilMs: decision.untilMs, model: job.model };
+      if (decision.kind === 'leased') return { outcome: 'leased', untilMs: decision.untilMs };
       const ref: ItemRef = { jobId, itemId, version: item.version, shards: job.counterShards };
       if (decision.kind === 'cancel') {
         await settle(ref, { state: 'cancelled', error: CANCELLED_ERROR });
@@ -162,7 +161,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       }
       const leased = await items.lease(ref, leaseMs, now);
       // Someone changed the item between our read and our write: another delivery, most likely.
-      if (!leased) return { outcome: 'leased', untilMs: now + 1000, model: job.model };
+      if (!leased) return { outcome: 'leased', untilMs: now + 1000 };
       // First claim marks the job running; losing that race just means another claim did it.
       if (job.status === 'queued') await jobs.markRunning(jobId, job.version);
       return { outcome: 'claimed', item, job, lease: { ...ref, version: leased.version } };

@@ -32,25 +32,39 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   const t0 = clock();
   let geminiMs = 0;
 
-  let claim: Awaited<ReturnType<WorkerDeps['lifecycle']['claim']>>;
-  try {
-    claim = await deps.lifecycle.claim(jobId, itemId, deps.leaseMs);
-  } catch (err) {
-    // The store failed us on the last attempt: the item cannot even be read, let alone recorded.
-    // Hand it to a new task on the same queue, due after the store has had a minute to recover.
-    if (!lastAttempt || !delivery.queueName) throw err;
-    const dueMs = clock() + 60_000;
+  /**
+   * On a last attempt (Cloud Tasks deletes the task after it), gives the item a new task on the queue
+   * this delivery came from, due at `dueMs` and named by that second, so duplicates create it once.
+   */
+  const handOver = async (
+    dueMs: number,
+    level: 'warn' | 'error',
+    event: Record<string, unknown>,
+    message: string,
+  ) => {
     await deps.tasks.handOver(delivery.queueName, jobId, {
       itemId,
       index: Number(itemId),
       plannedMs: dueMs,
       handover: Math.floor(dueMs / 1000),
     });
-    log.error(
-      { event: 'item.handed_over', reason: (err as Error).message },
+    log[level]({ event: 'item.handed_over', ...event }, message);
+    return { status: 200, body: { outcome: 'handed-over' } };
+  };
+
+  let claim: Awaited<ReturnType<WorkerDeps['lifecycle']['claim']>>;
+  try {
+    claim = await deps.lifecycle.claim(jobId, itemId, deps.leaseMs);
+  } catch (err) {
+    // The store failed us on the last attempt: the item cannot even be read, let alone recorded.
+    // Hand it on, due after the store has had a minute to recover.
+    if (!lastAttempt || !delivery.queueName) throw err;
+    return handOver(
+      clock() + 60_000,
+      'error',
+      { reason: (err as Error).message },
       'last attempt could not read the item; new task',
     );
-    return { status: 200, body: { outcome: 'handed-over' } };
   }
   switch (claim.outcome) {
     case 'missing':
@@ -67,18 +81,15 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       return { status: 200, body: { outcome: 'cancelled' } };
     case 'leased': {
       const waitMs = Math.max(0, claim.untilMs - clock());
-      if (lastAttempt) {
+      if (lastAttempt && delivery.queueName) {
         // This task is about to be deleted while another delivery holds the item. If that one
-        // dies, nothing would come back: hand the item to a new task due when the lease ends.
-        const handoverMs = claim.untilMs + 1000;
-        await deps.tasks.enqueueItems(claim.model, jobId, [
-          { itemId, index: Number(itemId), plannedMs: handoverMs, handover: Math.floor(handoverMs / 1000) },
-        ]);
-        log.warn(
-          { event: 'item.handed_over', untilMs: claim.untilMs },
+        // dies, nothing would come back: hand the item on, due when the lease ends.
+        return handOver(
+          claim.untilMs + 1000,
+          'warn',
+          { untilMs: claim.untilMs },
           'last attempt found the item leased; new task',
         );
-        return { status: 200, body: { outcome: 'handed-over' } };
       }
       log.info({ event: 'item.leased' }, 'another delivery holds this item');
       // Come back within 10 s at most, not at the end of the lease: the holder usually finishes (or
