@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createPartFromUri, GoogleGenAI } from '@google/genai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../infra/local/gemini/config.js';
 import { type GeminiStandIn, startGeminiStandIn } from '../../infra/local/gemini/server.js';
 import { expectApiError } from '../fixtures/gemini/api-error.js';
 
@@ -39,6 +40,43 @@ describe('Gemini stand-in: Files API (official SDK)', () => {
     await standIn.close();
     await rm(work, { recursive: true, force: true });
   });
+  afterEach(() => {
+    // Tests that tighten the Files API limits leave the defaults behind them.
+    standIn.configure({ files: parseConfig({}).files });
+  });
+
+  /** Opens an upload with the raw protocol, declaring no size (like a streamed upload). */
+  async function rawStart(displayName: string): Promise<{ url: string; granularity: string | null }> {
+    const start = await fetch(`${standIn.url}/upload/v1beta/files`, {
+      method: 'POST',
+      headers: {
+        'x-goog-api-key': 'local',
+        'content-type': 'application/json',
+        'x-goog-upload-protocol': 'resumable',
+        'x-goog-upload-command': 'start',
+        'x-goog-upload-header-content-type': 'application/jsonl',
+      },
+      body: JSON.stringify({ file: { displayName } }),
+    });
+    return {
+      url: start.headers.get('x-goog-upload-url') ?? '',
+      granularity: start.headers.get('x-goog-upload-chunk-granularity'),
+    };
+  }
+
+  /** One chunk; `stream` sends it without content-length (chunked), so its size shows only at its end. */
+  function rawChunk(url: string, offset: number, command: string, body: string, stream = false) {
+    return fetch(url, {
+      method: 'POST',
+      headers: {
+        'x-goog-api-key': 'local',
+        'x-goog-upload-command': command,
+        'x-goog-upload-offset': String(offset),
+      },
+      body: stream ? new Blob([body]).stream() : body,
+      ...(stream ? { duplex: 'half' } : {}),
+    } as RequestInit);
+  }
 
   it('uploads a 50 MB file with the resumable protocol and downloads it back byte-identical', async () => {
     // Arrange
@@ -128,6 +166,7 @@ describe('Gemini stand-in: Files API (official SDK)', () => {
 
   it('answers a chunk at the wrong offset with 400 and the session status (raw upload protocol)', async () => {
     // Arrange
+    standIn.configure({ files: { chunkGranularity: 5 } });
     const start = await fetch(`${standIn.url}/upload/v1beta/files`, {
       method: 'POST',
       headers: {
@@ -176,5 +215,61 @@ describe('Gemini stand-in: Files API (official SDK)', () => {
       headers: { 'x-goog-api-key': 'local' },
     });
     expect(await download.text()).toBe('0123456789');
+  });
+
+  it('refuses a non-final chunk off the announced granularity with 400, keeping what it had', async () => {
+    // Arrange
+    standIn.configure({ files: { chunkGranularity: 4 } });
+    const { url, granularity } = await rawStart('granular');
+    // Act
+    const sized = await rawChunk(url, 0, 'upload', 'abcdef');
+    const streamed = await rawChunk(url, 0, 'upload', 'abcdef', true);
+    const whole = await rawChunk(url, 0, 'upload', 'abcdefgh', true);
+    const last = await rawChunk(url, 8, 'upload, finalize', 'ijk');
+    // Assert
+    expect(granularity).toBe('4');
+    for (const refused of [sized, streamed]) {
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: { status: string } }).error.status).toBe('INVALID_ARGUMENT');
+      expect(refused.headers.get('x-goog-upload-status')).toBe('active');
+      expect(refused.headers.get('x-goog-upload-size-received')).toBe('0');
+    }
+    expect(whole.headers.get('x-goog-upload-size-received')).toBe('8');
+    const file = ((await last.json()) as { file: { name: string; sizeBytes: string } }).file;
+    expect(file.sizeBytes).toBe('11');
+    const download = await fetch(`${standIn.url}/v1beta/${file.name}:download?alt=media`, {
+      headers: { 'x-goog-api-key': 'local' },
+    });
+    expect(await download.text()).toBe('abcdefghijk');
+  });
+
+  it('enforces the size limits of a file and of the project on upload', async () => {
+    // Arrange: room for 150 more bytes in the project, 100 in one file.
+    const held = standIn.stats().files.bytes;
+    standIn.configure({ files: { chunkGranularity: 4, maxFileBytes: 100, maxProjectBytes: held + 150 } });
+    const upload = (text: string) =>
+      ai.files.upload({ file: new Blob([text], { type: 'text/plain' }), config: { displayName: 'limits' } });
+    // Act
+    const tooBigDeclared = await expectApiError(() => upload('x'.repeat(101)));
+    const { url } = await rawStart('too big, undeclared');
+    const growing = await rawChunk(url, 0, 'upload', 'x'.repeat(96));
+    const tooBig = await rawChunk(url, 96, 'upload, finalize', 'x'.repeat(5), true);
+    const cancelled = await fetch(url, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': 'local', 'x-goog-upload-command': 'cancel' },
+    });
+    const first = await upload('a'.repeat(100));
+    const projectFull = await expectApiError(() => upload('b'.repeat(100)));
+    await ai.files.delete({ name: first.name ?? '' });
+    const afterDelete = await upload('c'.repeat(100));
+    // Assert
+    expect(tooBigDeclared).toMatchObject({ status: 400, rpcStatus: 'INVALID_ARGUMENT' });
+    expect(growing.status).toBe(200);
+    expect(tooBig.status).toBe(400);
+    expect(tooBig.headers.get('x-goog-upload-size-received')).toBe('96');
+    expect(cancelled.headers.get('x-goog-upload-status')).toBe('cancelled');
+    expect(first.sizeBytes).toBe('100');
+    expect(projectFull).toMatchObject({ status: 429, rpcStatus: 'RESOURCE_EXHAUSTED' });
+    expect(afterDelete.sizeBytes).toBe('100');
   });
 });

@@ -29,6 +29,12 @@ export const latencySchema = z.union([
 
 const share = z.number().min(0).max(1);
 
+const MIB = 1024 * 1024;
+/** The SDK's upload chunk, which the Files API's announced granularity divides. */
+const SDK_CHUNK_BYTES = 8 * MIB;
+const FILE_LIMIT_BYTES = 2 * 1024 * MIB;
+const PROJECT_LIMIT_BYTES = 20 * 1024 * MIB;
+
 /** Shares of admitted realtime requests given each random fault. */
 export const faultSharesSchema = z.object({
   internalShare: share.default(0),
@@ -68,6 +74,19 @@ export const geminiStandInConfigSchema = z.object({
        * can then give only their own model faults.
        */
       byModel: z.record(z.string(), faultSharesSchema).default({}),
+    })
+    .prefault({}),
+  files: z
+    .object({
+      /**
+       * The `x-goog-upload-chunk-granularity` an upload start announces: every `upload` chunk but the
+       * one that finalizes must be a multiple of it (the SDK sends 8 MiB chunks).
+       */
+      chunkGranularity: z.number().int().positive().default(SDK_CHUNK_BYTES),
+      /** Largest file an upload may reach (upstream: 2 GB a file). */
+      maxFileBytes: z.number().int().positive().default(FILE_LIMIT_BYTES),
+      /** Bytes every stored file and open upload may hold together (upstream: 20 GB a project). */
+      maxProjectBytes: z.number().int().positive().default(PROJECT_LIMIT_BYTES),
     })
     .prefault({}),
   batch: z

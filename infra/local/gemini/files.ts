@@ -1,10 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { GeminiStandInConfig } from './config.js';
 import { fileNotFound, invalidArgument, StandInHttpError } from './errors.js';
 import { parseJson, readBody, sendJson } from './http.js';
 import { newResourceId } from './ids.js';
@@ -12,8 +13,8 @@ import { newResourceId } from './ids.js';
 /** How long the real Files API keeps a file. */
 const FILE_TTL_MS = 48 * 3600 * 1000;
 
-/** The granularity the upload start answer advertises (the SDK sends 8 MiB chunks). */
-const CHUNK_GRANULARITY = 8 * 1024 * 1024;
+/** The Files API limits the store enforces (`files` in the configuration). */
+export type FileLimits = GeminiStandInConfig['files'];
 
 /** A file in the store; its bytes live at `path`. */
 export interface StoredFile {
@@ -34,7 +35,11 @@ interface UploadSession {
   displayName?: string;
   mimeType: string;
   declaredSize?: number;
+  /** The granularity announced when the session started; it holds for the whole session. */
+  granularity: number;
   received: number;
+  /** Bytes of the chunk being written, not yet acknowledged (they count against the limits). */
+  inFlight: number;
   hash: Hash;
   partPath: string;
   status: 'active' | 'final' | 'cancelled';
@@ -49,6 +54,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The headers that tell an upload client where its session stands. */
+function uploadStatus(session: UploadSession): Record<string, string> {
+  return { 'x-goog-upload-status': session.status, 'x-goog-upload-size-received': String(session.received) };
 }
 
 /** Reads the id out of `files/{id}`, a bare id, or a file URI ending in `files/{id}`. */
@@ -71,6 +81,7 @@ export class FileStore {
     private readonly dir: string,
     private readonly baseUrl: () => string,
     private readonly clock: () => number,
+    private readonly limits: () => FileLimits,
   ) {}
 
   /** The File resource as the API returns it. */
@@ -162,16 +173,23 @@ export class FileStore {
       fileId = wanted;
     }
     const declared = Number(header(req, 'x-goog-upload-header-content-length') ?? meta.sizeBytes);
+    if (Number.isFinite(declared) && declared > 0) {
+      const refusal = this.sizeRefusal(declared, declared);
+      if (refusal) throw refusal;
+    }
     const mimeType =
       (typeof meta.mimeType === 'string' && meta.mimeType) ||
       header(req, 'x-goog-upload-header-content-type') ||
       'application/octet-stream';
     const uploadId = newResourceId(32);
+    const granularity = this.limits().chunkGranularity;
     const session: UploadSession = {
       uploadId,
       fileId,
       mimeType,
+      granularity,
       received: 0,
+      inFlight: 0,
       hash: createHash('sha256'),
       partPath: join(this.dir, `upload-${uploadId}.part`),
       status: 'active',
@@ -185,7 +203,7 @@ export class FileStore {
       'x-goog-upload-status': 'active',
       'x-goog-upload-url': url,
       'x-goog-upload-control-url': url,
-      'x-goog-upload-chunk-granularity': String(CHUNK_GRANULARITY),
+      'x-goog-upload-chunk-granularity': String(granularity),
       'content-length': '0',
     });
     res.end();
@@ -202,10 +220,7 @@ export class FileStore {
       req.resume();
       throw new StandInHttpError(404, 'NOT_FOUND', 'The upload session does not exist or has expired.');
     }
-    const statusHeaders = () => ({
-      'x-goog-upload-status': session.status,
-      'x-goog-upload-size-received': String(session.received),
-    });
+    const statusHeaders = () => uploadStatus(session);
     if (commands.includes('query')) {
       req.resume();
       if (session.status === 'final' && session.file) {
@@ -256,15 +271,22 @@ export class FileStore {
           statusHeaders(),
         );
       }
+      const final = commands.includes('finalize');
+      const length = Number(header(req, 'content-length'));
+      if (Number.isInteger(length)) {
+        // The size is known up front: refuse before reading a byte.
+        const refusal = this.chunkRefusal(session, length, final);
+        if (refusal) {
+          req.resume();
+          throw refusal;
+        }
+      }
       session.busy = true;
       try {
-        await this.appendBody(req, session);
-      } catch (error) {
-        session.status = 'cancelled';
-        await rm(session.partPath, { force: true });
-        throw error;
+        await this.appendBody(req, session, final);
       } finally {
         session.busy = false;
+        session.inFlight = 0;
       }
     }
     if (commands.includes('finalize')) {
@@ -300,16 +322,84 @@ export class FileStore {
     res.end();
   }
 
-  private async appendBody(req: IncomingMessage, session: UploadSession): Promise<void> {
+  /** Why a file reaching `fileBytes` (adding `newBytes` to the project) is refused, if it is. */
+  private sizeRefusal(
+    fileBytes: number,
+    newBytes: number,
+    headers: Record<string, string> = {},
+  ): StandInHttpError | undefined {
+    const { maxFileBytes, maxProjectBytes } = this.limits();
+    if (fileBytes > maxFileBytes) {
+      const message = `File size exceeds the maximum allowed size of ${maxFileBytes} bytes.`;
+      return new StandInHttpError(400, 'INVALID_ARGUMENT', message, undefined, headers);
+    }
+    if (this.heldBytes() + newBytes > maxProjectBytes) {
+      const message = `The project's file storage is full (${maxProjectBytes} bytes): delete files or wait for them to expire.`;
+      return new StandInHttpError(429, 'RESOURCE_EXHAUSTED', message, undefined, headers);
+    }
+    return undefined;
+  }
+
+  /** Why an `upload` chunk of `bytes` is refused, if it is: a size limit, or its granularity. */
+  private chunkRefusal(session: UploadSession, bytes: number, final: boolean): StandInHttpError | undefined {
+    const status = uploadStatus(session);
+    const refusal = this.sizeRefusal(session.received + bytes, bytes - session.inFlight, status);
+    if (refusal) return refusal;
+    if (!final && bytes % session.granularity !== 0) {
+      return new StandInHttpError(
+        400,
+        'INVALID_ARGUMENT',
+        `Invalid chunk size: ${bytes} bytes is not a multiple of the upload chunk granularity ` +
+          `(${session.granularity} bytes); only the chunk that finalizes the upload may be shorter.`,
+        undefined,
+        status,
+      );
+    }
+    return undefined;
+  }
+
+  /** Bytes of every stored file, every open upload and every chunk being written. */
+  private heldBytes(): number {
+    let bytes = this.summary().bytes;
+    for (const s of this.sessions.values()) if (s.status === 'active') bytes += s.received + s.inFlight;
+    return bytes;
+  }
+
+  /**
+   * Appends one chunk to the session's part file, checking the limits as bytes arrive (a chunk sent
+   * without content-length is only known at its end). A chunk that fails — the client went away, a
+   * limit, the granularity — is rolled back whole: the session keeps the bytes it had and stays
+   * active, so the client can `query` and resume from there.
+   */
+  private async appendBody(req: IncomingMessage, session: UploadSession, final: boolean): Promise<void> {
+    const before = session.received;
+    const hash = session.hash.copy();
     let bytes = 0;
+    let refusal: StandInHttpError | undefined;
     const tap = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        session.hash.update(chunk);
+      transform: (chunk: Buffer, _encoding, callback) => {
         bytes += chunk.length;
+        session.inFlight = bytes;
+        refusal ??= this.sizeRefusal(before + bytes, 0, uploadStatus(session));
+        // Once refused, the rest of the body is read and dropped, so the answer can still be sent.
+        if (refusal) return callback();
+        hash.update(chunk);
         callback(null, chunk);
       },
     });
-    await pipeline(req, tap, createWriteStream(session.partPath, { flags: 'a' }));
+    await writeFile(session.partPath, '', { flag: 'a' });
+    const sink = createWriteStream(session.partPath, { flags: 'a' });
+    try {
+      await pipeline(req, tap, sink);
+      refusal ??= this.chunkRefusal(session, bytes, final);
+      if (refusal) throw refusal;
+    } catch (error) {
+      // Not `once(sink, 'close')`: it rejects on the sink's own error, before the file is closed.
+      if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
+      await truncate(session.partPath, before);
+      throw error;
+    }
+    session.hash = hash;
     session.received += bytes;
   }
 

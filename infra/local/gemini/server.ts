@@ -108,7 +108,12 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   setMaxListeners(0, closing.signal);
   const ledger = new QuotaLedger(clock);
   const stats = new StatsRecorder(clock);
-  const files = new FileStore(dir, () => url, clock);
+  const files = new FileStore(
+    dir,
+    () => url,
+    clock,
+    () => config.files,
+  );
   const batches = new BatchStore({ files, config: () => config, prng: () => prng, clock, stats });
   const fileSize = (uri: string) => files.sizeOf(uri);
 
