@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BatchJob, GoogleGenAI, JobState } from '@google/genai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type GeminiStandIn, startGeminiStandIn } from '../../infra/local/gemini/server.js';
 import { expectApiError } from '../fixtures/gemini/api-error.js';
 
@@ -35,7 +35,23 @@ describe('Gemini stand-in: Batch API (official SDK)', () => {
     await rm(work, { recursive: true, force: true });
   });
   beforeEach(() => {
-    standIn.configure({ batch: { pendingMs: 50, runningMs: 150, failedLineShare: 0, forceOutcome: null } });
+    standIn.configure({
+      batch: {
+        pendingMs: 50,
+        runningMs: 150,
+        failedLineShare: 0,
+        forceOutcome: null,
+        maxConcurrent: 100,
+        enqueuedTokenLimit: null,
+      },
+    });
+  });
+
+  afterEach(async () => {
+    // Batches left open would count against the next test's caps.
+    for await (const job of await ai.batches.list({ config: { pageSize: 100 } })) {
+      if (!TERMINAL.includes(job.state as JobState)) await ai.batches.cancel({ name: job.name ?? '' });
+    }
   });
 
   async function waitUntilDone(name: string): Promise<BatchJob> {
@@ -204,5 +220,76 @@ describe('Gemini stand-in: Batch API (official SDK)', () => {
     expect(listed).toEqual(expect.arrayContaining(created));
     expect(gone).toMatchObject({ status: 404, rpcStatus: 'NOT_FOUND' });
     expect(badModel.status).toBe(404);
+  });
+
+  /** Creates an inline batch of `requests` prompts of `tokens` input tokens each (text rule: 4 bytes a token). */
+  const createInline = (model: string, requests: number, tokens: number, displayName?: string) =>
+    ai.batches.create({
+      model,
+      src: Array.from({ length: requests }, () => ({ contents: 'abcd'.repeat(tokens) })),
+      ...(displayName ? { config: { displayName } } : {}),
+    });
+
+  /** The same creation, raw, to read the header in which the stand-in names the cap. */
+  const capHeader = async (model: string, tokens: number) => {
+    const res = await fetch(`${standIn.url}/v1beta/models/${model}:batchGenerateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': 'local', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        batch: {
+          inputConfig: {
+            requests: {
+              requests: [
+                { request: { contents: [{ role: 'user', parts: [{ text: 'abcd'.repeat(tokens) }] }] } },
+              ],
+            },
+          },
+        },
+      }),
+    });
+    return { status: res.status, cap: res.headers.get('x-standin-batch-cap') };
+  };
+
+  const openBatches = () => {
+    const { BATCH_STATE_PENDING = 0, BATCH_STATE_RUNNING = 0 } = standIn.stats().batches;
+    return BATCH_STATE_PENDING + BATCH_STATE_RUNNING;
+  };
+
+  it('refuses a batch beyond maxConcurrent open ones with the upstream 429, creating nothing', async () => {
+    // Arrange
+    const open = openBatches();
+    standIn.configure({ batch: { pendingMs: 5_000, maxConcurrent: open + 2 } });
+    await createInline(MODEL, 1, 1);
+    await createInline('gemini-2.5-pro', 1, 1);
+    // Act
+    const refused = await expectApiError(() => createInline(MODEL, 1, 1, 'one too many'));
+    const raw = await capHeader(MODEL, 1);
+    // Assert
+    expect(refused).toMatchObject({ status: 429, rpcStatus: 'RESOURCE_EXHAUSTED', quotaIds: [] });
+    expect(refused.message).toMatch(/^You exceeded your current quota/);
+    expect(refused.retryDelay).toBeUndefined();
+    expect(raw).toEqual({ status: 429, cap: 'concurrent-batches' });
+    expect(openBatches()).toBe(open + 2);
+  });
+
+  it("refuses a batch over its model's enqueued-token cap until an open batch of that model ends", async () => {
+    // Arrange: 10 tokens a prompt; 30 may be enqueued for MODEL, other models are not capped.
+    standIn.configure({ batch: { pendingMs: 5_000, enqueuedTokenLimit: { [MODEL]: 30 } } });
+    const first = await createInline(MODEL, 2, 10);
+    await createInline(MODEL, 1, 10);
+    // Act
+    const refused = await expectApiError(() => createInline(MODEL, 1, 10));
+    const raw = await capHeader(MODEL, 1);
+    const otherModel = await createInline('gemini-2.5-pro', 10, 10);
+    await ai.batches.cancel({ name: first.name ?? '' });
+    const afterCancel = await createInline(MODEL, 2, 10);
+    standIn.configure({ batch: { enqueuedTokenLimit: 15 } });
+    const everyModel = await expectApiError(() => createInline('gemini-2.0-flash', 2, 10));
+    // Assert
+    expect(refused).toMatchObject({ status: 429, rpcStatus: 'RESOURCE_EXHAUSTED' });
+    expect(raw).toEqual({ status: 429, cap: 'enqueued-tokens' });
+    expect(otherModel.state).toBe(JobState.JOB_STATE_PENDING);
+    expect(afterCancel.state).toBe(JobState.JOB_STATE_PENDING);
+    expect(everyModel.status).toBe(429);
   });
 });

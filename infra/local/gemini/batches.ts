@@ -10,6 +10,7 @@ import type { FileStore } from './files.js';
 import { fileIdOf } from './files.js';
 import { buildResponse, promptText, validateGenerateRequest } from './generate.js';
 import { newResourceId } from './ids.js';
+import { batchQuotaExceededError } from './quota.js';
 import type { StatsRecorder } from './stats.js';
 import { requestTokens } from './tokens.js';
 
@@ -47,6 +48,8 @@ interface Batch {
   inputConfig: Json;
   inline?: unknown[];
   requestCount: number;
+  /** Input tokens of its requests by the token rule: what it holds of the model's enqueued-token cap. */
+  tokens: number;
   succeeded: number;
   failed: number;
   state: BatchState;
@@ -126,12 +129,12 @@ export class BatchStore {
         '* BatchGenerateContentRequest.batch.input_config: exactly one of file_name or requests must be set\n',
       );
     }
-    let requestCount: number;
+    let size: { requests: number; tokens: number };
     let inline: unknown[] | undefined;
     if (typeof fileName === 'string') {
       const id = fileIdOf(fileName);
       if (id === undefined) throw invalidArgument(`Invalid file name: ${fileName}`);
-      requestCount = await this.countLines(this.deps.files.require(id).path);
+      size = await this.measureFile(this.deps.files.require(id).path);
     } else {
       if (!Array.isArray(requests) || requests.length === 0) {
         throw invalidArgument(
@@ -139,14 +142,19 @@ export class BatchStore {
         );
       }
       inline = requests;
-      requestCount = requests.length;
+      size = { requests: requests.length, tokens: 0 };
+      for (const entry of requests) size.tokens += this.tokensOf(isRecord(entry) ? entry.request : undefined);
     }
+    // No await from here on: the caps are checked and the batch recorded in one step.
+    this.admit(model, size.tokens);
+    const requestCount = size.requests;
     const now = this.deps.clock();
     const record: Batch = {
       id: newResourceId(40),
       model,
       inputConfig: input,
       requestCount,
+      tokens: size.tokens,
       succeeded: 0,
       failed: 0,
       state: 'BATCH_STATE_PENDING',
@@ -170,11 +178,45 @@ export class BatchStore {
     return this.resource(record);
   }
 
-  private async countLines(path: string): Promise<number> {
-    let n = 0;
+  /** Requests (non-blank lines) of a JSONL input file and their input tokens; a bad line costs none. */
+  private async measureFile(path: string): Promise<{ requests: number; tokens: number }> {
+    const size = { requests: 0, tokens: 0 };
     const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
-    for await (const line of lines) if (line.trim() !== '') n++;
-    return n;
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      size.requests++;
+      try {
+        const parsed: unknown = JSON.parse(line);
+        size.tokens += this.tokensOf(isRecord(parsed) ? parsed.request : undefined);
+      } catch {
+        // Answered with an error line when the batch runs.
+      }
+    }
+    return size;
+  }
+
+  private tokensOf(request: unknown): number {
+    return isRecord(request) ? requestTokens(request, (uri) => this.deps.files.sizeOf(uri)) : 0;
+  }
+
+  /**
+   * Refuses a batch that would break a cap with the 429 upstream answers: more than
+   * `batch.maxConcurrent` PENDING or RUNNING batches, or more than the model's
+   * `batch.enqueuedTokenLimit` input tokens held by its PENDING and RUNNING batches.
+   */
+  private admit(model: string, tokens: number): void {
+    const { maxConcurrent, enqueuedTokenLimit } = this.deps.config().batch;
+    const open = [...this.batches.values()].filter((b) => !TERMINAL.includes(b.state));
+    if (open.length + 1 > maxConcurrent) throw batchQuotaExceededError('concurrent-batches');
+    const limit =
+      enqueuedTokenLimit === null || typeof enqueuedTokenLimit === 'number'
+        ? enqueuedTokenLimit
+        : model in enqueuedTokenLimit
+          ? enqueuedTokenLimit[model]
+          : enqueuedTokenLimit['*'];
+    if (limit == null) return;
+    const held = open.filter((b) => b.model === model).reduce((sum, b) => sum + b.tokens, 0);
+    if (held + tokens > limit) throw batchQuotaExceededError('enqueued-tokens');
   }
 
   private async finish(batch: Batch): Promise<void> {

@@ -35,6 +35,12 @@ const SDK_CHUNK_BYTES = 8 * MIB;
 const FILE_LIMIT_BYTES = 2 * 1024 * MIB;
 const PROJECT_LIMIT_BYTES = 20 * 1024 * MIB;
 
+/** Batch input tokens a model may have enqueued: one cap for every model, or per model (`*` = others). */
+export const enqueuedTokenLimitSchema = z.union([
+  z.number().int().positive(),
+  z.record(z.string(), z.number().int().positive().nullable()),
+]);
+
 /** Shares of admitted realtime requests given each random fault. */
 export const faultSharesSchema = z.object({
   internalShare: share.default(0),
@@ -102,6 +108,14 @@ export const geminiStandInConfigSchema = z.object({
        * succeed unless its displayName carries `[[batch:fail]]` or `[[batch:expire]]`.
        */
       forceOutcome: z.enum(['fail', 'expire']).nullable().default(null),
+      /** Most batches (of every model) that may be PENDING or RUNNING at once; one more is a 429. */
+      maxConcurrent: z.number().int().positive().default(100),
+      /**
+       * Input tokens (by the token rule) a model's PENDING and RUNNING batches may hold together; a
+       * batch that would go over is a 429. A number caps every model, a record caps the models it
+       * names (`*` for the others); `null` (the default) caps nothing.
+       */
+      enqueuedTokenLimit: enqueuedTokenLimitSchema.nullable().default(null),
     })
     .prefault({}),
   /** Number of SSE chunks a streamed answer is split into (at most; short answers send fewer). */

@@ -106,6 +106,39 @@ export function quotaExceededError(violations: QuotaViolation[]): StandInHttpErr
   ]);
 }
 
+/** Which Batch API cap a batch creation ran into (only the stand-in tells, in a header). */
+export type BatchCap = 'concurrent-batches' | 'enqueued-tokens';
+
+/**
+ * The 429 the Batch API answers a batch creation over a cap (concurrent batches, enqueued tokens per
+ * model), as observed upstream: the generic quota message with a Help link only, no QuotaFailure and
+ * no RetryInfo (room frees when running batches end, not at a known time). The stand-in names the
+ * cap in an `x-standin-batch-cap` header, for tests and for whoever reads its logs.
+ */
+export function batchQuotaExceededError(cap: BatchCap): StandInHttpError {
+  const message =
+    'You exceeded your current quota, please check your plan and billing details. For more information on ' +
+    'this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, ' +
+    'head to: https://ai.dev/rate-limit. ';
+  return new StandInHttpError(
+    429,
+    'RESOURCE_EXHAUSTED',
+    message,
+    [
+      {
+        '@type': 'type.googleapis.com/google.rpc.Help',
+        links: [
+          {
+            description: 'Learn more about Gemini API quotas',
+            url: 'https://ai.google.dev/gemini-api/docs/rate-limits',
+          },
+        ],
+      },
+    ],
+    { 'x-standin-batch-cap': cap },
+  );
+}
+
 /** A time-ordered queue of (time, amount) entries, pruned from the front as the window rolls. */
 class Window {
   private times: number[] = [];
