@@ -46,8 +46,9 @@ locals {
   function_members = { for name, account in google_service_account.function : name => "serviceAccount:${account.email}" }
 
   # Who creates tasks on the control queue: ingest and intake start a job's enqueuing there, the
-  # worker hands a long enqueuing over to a fresh control task.
-  control_enqueuers = { for k, m in local.function_members : k => m if contains(["ingest", "worker", "intake"], k) }
+  # worker hands a long enqueuing over to a fresh control task, and the batch tick's reconciler
+  # restarts an enqueuing that stalled (functions/lifecycle/reconcile.ts).
+  control_enqueuers = { for k, m in local.function_members : k => m if contains(["ingest", "worker", "intake", "batch"], k) }
 }
 
 # --- Firestore ---------------------------------------------------------------------------------
