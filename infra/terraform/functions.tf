@@ -86,7 +86,9 @@ locals {
       concurrency   = 1
       max_instances = 1
       ingress       = "ALLOW_ALL"
-      env           = {}
+      env = {
+        BATCH_PENDING_DEADLINE_MS = tostring(var.batch_pending_deadline_ms)
+      }
       event_trigger = null
       invokers      = { batch = "serviceAccount:${google_service_account.scheduler.email}" }
     }

@@ -99,6 +99,19 @@ variable "gemini_timeout_ms" {
   }
 }
 
+variable "batch_pending_deadline_ms" {
+  description = "BATCH_PENDING_DEADLINE_MS of the batch function: how long a Gemini batch may stay PENDING before its items without a result go back to the realtime path. Default 24 h."
+  type        = number
+  default     = 86400000
+
+  validation {
+    # Below one scheduler tick the deadline cannot be honoured more precisely than the tick; past 48 h
+    # the Batch API has expired the batch anyway (EXPIRED goes back to the realtime path by itself).
+    condition     = var.batch_pending_deadline_ms >= 60000 && var.batch_pending_deadline_ms <= 172800000 && floor(var.batch_pending_deadline_ms) == var.batch_pending_deadline_ms
+    error_message = "batch_pending_deadline_ms must be a whole number of milliseconds between 60000 (one scheduler tick) and 172800000 (48 h, when the Batch API expires a batch)."
+  }
+}
+
 variable "enable_intake" {
   description = "Deploy the intake function (CloudEvent on object finalize in the bucket, for JSONL files under inbox/) and its Eventarc trigger."
   type        = bool
