@@ -97,6 +97,8 @@ export const createJobSchema = z
     prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
     requests: z.array(requestItemSchema).optional(),
     callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    /** Batch jobs: items of a batch that fails, expires or stays pending go `realtime` (default) or `fail`. */
+    onBatchFailure: z.enum(['realtime', 'fail']).optional(),
   })
   .strict();
 
@@ -183,6 +185,31 @@ export const reconcileCountsSchema = z.looseObject({
 });
 export type ReconcileCounts = Declared<z.infer<typeof reconcileCountsSchema>>;
 
+export const jobPathsSchema = z.looseObject({ realtime: count, batch: count });
+export type JobPaths = Declared<z.infer<typeof jobPathsSchema>>;
+
+/**
+ * One batch of a batch job. `name` is the upstream batch (`batches/…`, null until created);
+ * `state` is Gemini's (`PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED`, `EXPIRED`), or
+ * `STAGED` before creation; `stats` are Gemini's `batchStats` as numbers.
+ */
+export const batchViewSchema = z.looseObject({
+  name: z.string().nullable(),
+  state: z.string(),
+  items: count,
+  stats: z
+    .looseObject({
+      requestCount: count,
+      successfulRequestCount: count,
+      failedRequestCount: count,
+      pendingRequestCount: count,
+    })
+    .nullable(),
+  /** Why its items went back to the realtime path (or failed), when they did. */
+  fallback: z.string().nullable().optional(),
+});
+export type BatchView = Declared<z.infer<typeof batchViewSchema>>;
+
 /**
  * `GET /jobs/{id}`, the answer of `POST /jobs/{id}/cancel`, the SSE `done` event and the callback body.
  * Fields the job lifecycle adds (batches, reconciliation, …) are declared here when the server sends
@@ -204,6 +231,10 @@ export const jobViewSchema = z.looseObject({
   /** Why the job is waiting, e.g. the model's daily quota is spent. */
   notice: z.string().nullable(),
   reconciled: reconcileCountsSchema,
+  /** How many items took each path: realtime (the queues) and batch (the Gemini Batch API). */
+  paths: jobPathsSchema.optional(),
+  /** Batch jobs: each batch with its upstream state and progress. */
+  batches: z.array(batchViewSchema).optional(),
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
 

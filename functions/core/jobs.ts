@@ -1,19 +1,23 @@
 /** Job and item: the domain model shared by every path (realtime, batch, bucket). */
 
 import {
+  type BatchView,
   type ItemError,
   isTerminalStatus,
   type JobCounts,
   type JobMode,
+  type JobPaths,
   type JobStatus,
   type JobView,
   type ReconcileCounts,
   TERMINAL_JOB_STATUSES,
   type Usage,
 } from '../api/jobs.js';
+import type { BatchFallback } from './batch.js';
+import type { ItemDefaults } from './requests.js';
 
 // The shapes clients see are the jobs-API contract's (functions/api/jobs.ts); the domain uses them.
-export type { ItemError, JobCounts, JobMode, JobStatus, JobView, ReconcileCounts, Usage };
+export type { ItemError, JobCounts, JobMode, JobPaths, JobStatus, JobView, ReconcileCounts, Usage };
 export { TERMINAL_JOB_STATUSES };
 export const isTerminalJob = isTerminalStatus;
 
@@ -58,6 +62,10 @@ export interface NewItem {
   media?: MediaRef[];
   /** Estimated input tokens, for the TPM budget. */
   estimatedTokens: number;
+  /** A bad bucket line: the item is stored failed with this error and never sent. */
+  error?: ItemError;
+  /** The batch (part) of the job the item goes through (batch jobs, items without media). */
+  batchPart?: number;
 }
 
 export interface JobSpec {
@@ -70,6 +78,26 @@ export interface JobSpec {
   source: string;
   /** Counter documents the job's outcomes are spread over; see {@link counterShardsFor}. */
   counterShards?: number;
+  /** How many items take each path; a batch that goes wrong moves its items to realtime. */
+  paths?: JobPaths;
+  /** Batch jobs: what happens to the items of a batch that fails, expires or stays pending. */
+  onBatchFailure?: BatchFallback;
+  /** Batch jobs: the staged JSONL its batches are made from (`staging/…`, or the inbox file itself). */
+  staged?: StagedSet;
+  /** Bucket jobs: where the results file goes once the job is terminal. */
+  output?: string;
+  /**
+   * Counter documents besides the shards: `intake` (lines bad from the start), `batch-p{n}` (what
+   * each batch settled). Each is written whole, once, so re-running its writer counts nothing twice.
+   */
+  extraCounters?: string[];
+}
+
+/** A staged set: an object of the bucket (at a generation), read line by line with the job's defaults. */
+export interface StagedSet {
+  object: string;
+  generation?: string;
+  defaults?: ItemDefaults;
 }
 
 /**
@@ -122,6 +150,10 @@ export interface JobRecord extends JobSpec {
   /** A cancel turned the job terminal but has not yet ended every pending item. */
   cancelPending: boolean;
   reconciled: ReconcileCounts;
+  /** Bucket jobs: the results file is still to be written (set until it is). */
+  exportPending: boolean;
+  /** A tick is writing the results file until then (epoch ms). */
+  exportLeaseUntilMs?: number;
   version: string;
 }
 
@@ -180,17 +212,19 @@ export function newJobFields(spec: JobSpec, enqueueDueMs: number) {
     status: 'queued' as const,
     startedAt: null,
     finishedAt: null,
-    enqueuedThrough: 0,
+    // A batch job with no item for the queues has nothing to enqueue.
+    enqueuedThrough: spec.mode === 'batch' && (spec.paths?.realtime ?? 0) === 0 ? spec.total : 0,
     enqueueDueMs,
     notice: null,
     final: null,
     cancelPending: false,
     reconciled: { ...NO_RECONCILE },
+    exportPending: Boolean(spec.output),
   };
 }
 
-/** The client's view of a job from its record and its totals. */
-export function toJobView(job: JobRecord, totals: Totals): JobView {
+/** The client's view of a job from its record and its totals (and its batches, for batch jobs). */
+export function toJobView(job: JobRecord, totals: Totals, batches?: BatchView[]): JobView {
   return {
     id: job.id,
     status: job.status,
@@ -205,6 +239,8 @@ export function toJobView(job: JobRecord, totals: Totals): JobView {
     finishedAt: job.finishedAt?.toISOString() ?? null,
     notice: job.notice,
     reconciled: job.reconciled,
+    ...(job.paths ? { paths: job.paths } : {}),
+    ...(batches ? { batches } : {}),
   };
 }
 

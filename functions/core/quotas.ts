@@ -7,6 +7,13 @@ const modelQuotaSchema = z.object({
   tpm: positiveInt,
   rpd: positiveInt.nullable(),
   batch: z.boolean(),
+  /** Jobs of at least this many items go through the Batch API when mode is `auto` (else the top-level figure). */
+  batchMinItems: positiveInt.optional(),
+  /**
+   * The model's cap on tokens enqueued in batches at once (per tier, upstream). One batch never holds
+   * more; a set over it is split, and a create that would go over waits for the next tick.
+   */
+  batchEnqueuedTokens: positiveInt.optional(),
   price: z.object({ inputPerMillion: z.number().nonnegative(), outputPerMillion: z.number().nonnegative() }),
 });
 
@@ -20,8 +27,10 @@ export const quotasSchema = z
     tier: z.string(),
     defaultModel: z.string(),
     batchDiscount: z.number().gt(0).lte(1),
-    /** Jobs of at least this many items go through the Batch API when mode is `auto`. */
-    batchMinItems: positiveInt,
+    /** Jobs of at least this many items go through the Batch API when mode is `auto` (per model too). */
+    batchMinItems: positiveInt.default(10_000),
+    /** Largest input file of one batch (the Files API takes 2 GB a file). */
+    batchMaxFileBytes: positiveInt.default(2_000_000_000),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
     /** Retry policy of every model queue; the worker reads maxAttempts to know a task's last attempt. */

@@ -28,6 +28,7 @@ export interface NormalizedJob {
   model: string;
   mode: 'auto' | JobMode;
   callbackUrl?: string;
+  onBatchFailure?: 'realtime' | 'fail';
   items: NewItem[];
 }
 
@@ -99,6 +100,10 @@ export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJo
   const items: NewItem[] = [];
   const problems: FieldProblem[] = [];
   let tooLarge = false;
+  const defaults: ItemDefaults = {
+    ...(systemInstruction ? { systemInstruction } : {}),
+    ...(b.config ? { config: b.config } : {}),
+  };
   sources.forEach((src, index) => {
     const field = b.prompts ? `prompts[${index}]` : `requests[${index}]`;
     const key = src.key ?? String(index);
@@ -107,30 +112,13 @@ export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJo
       return;
     }
     keys.add(key);
-    const request: GenerateContentRequest = src.request
-      ? (structuredClone(src.request) as GenerateContentRequest)
-      : { contents: [{ role: 'user', parts: [{ text: src.prompt! }] }] };
-    if (systemInstruction && !request.systemInstruction) request.systemInstruction = systemInstruction;
-    if (b.config) request.generationConfig = { ...b.config, ...request.generationConfig };
-    const mediaRefs: MediaRef[] | undefined = src.media?.map((m) => ({ ...m }));
-    const size =
-      Buffer.byteLength(JSON.stringify(request)) + Buffer.byteLength(JSON.stringify(mediaRefs ?? []));
-    if (size > LIMITS.maxItemBytes) {
+    const built = buildItem(src, index, key, defaults);
+    if ('problem' in built) {
       tooLarge = true;
-      problems.push({
-        field,
-        message: `${size} bytes > ${LIMITS.maxItemBytes}; send large media as media[].url or gcsUri instead of inline data`,
-      });
+      problems.push({ field, message: built.problem });
       return;
     }
-    items.push({
-      id: itemIdForIndex(index),
-      index,
-      key,
-      request,
-      ...(mediaRefs ? { media: mediaRefs } : {}),
-      estimatedTokens: estimateInputTokens(request, mediaRefs),
-    });
+    items.push(built);
   });
   if (problems.length > 0) {
     const first = problems[0]!;
@@ -140,5 +128,59 @@ export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJo
       tooLarge,
     );
   }
-  return { model, mode: b.mode, ...(b.callbackUrl ? { callbackUrl: b.callbackUrl } : {}), items };
+  return {
+    model,
+    mode: b.mode,
+    ...(b.callbackUrl ? { callbackUrl: b.callbackUrl } : {}),
+    ...(b.onBatchFailure ? { onBatchFailure: b.onBatchFailure } : {}),
+    items,
+  };
+}
+
+/** What a job adds to each of its items' requests: its generation config and system instruction. */
+export interface ItemDefaults {
+  config?: Record<string, unknown>;
+  systemInstruction?: Content;
+}
+
+/** One item as a request body or a bucket line gives it. */
+export interface ItemSource {
+  prompt?: string | undefined;
+  request?: unknown;
+  media?: MediaRef[] | undefined;
+}
+
+/**
+ * Turns one validated item into a stored item: a full GenerateContentRequest with the job's config
+ * (the item's own settings win) and system instruction, and its token estimate. A `problem` when it
+ * is too big for one item document.
+ */
+export function buildItem(
+  src: ItemSource,
+  index: number,
+  key: string,
+  defaults: ItemDefaults,
+): NewItem | { problem: string } {
+  const request: GenerateContentRequest = src.request
+    ? (structuredClone(src.request) as GenerateContentRequest)
+    : { contents: [{ role: 'user', parts: [{ text: src.prompt! }] }] };
+  if (defaults.systemInstruction && !request.systemInstruction)
+    request.systemInstruction = defaults.systemInstruction;
+  if (defaults.config) request.generationConfig = { ...defaults.config, ...request.generationConfig };
+  const mediaRefs: MediaRef[] | undefined = src.media?.map((m) => ({ ...m }));
+  const size =
+    Buffer.byteLength(JSON.stringify(request)) + Buffer.byteLength(JSON.stringify(mediaRefs ?? []));
+  if (size > LIMITS.maxItemBytes) {
+    return {
+      problem: `${size} bytes > ${LIMITS.maxItemBytes}; send large media as media[].url or gcsUri instead of inline data`,
+    };
+  }
+  return {
+    id: itemIdForIndex(index),
+    index,
+    key,
+    request,
+    ...(mediaRefs ? { media: mediaRefs } : {}),
+    estimatedTokens: estimateInputTokens(request, mediaRefs),
+  };
 }

@@ -13,8 +13,16 @@ export const taskPayloadSchema = z.discriminatedUnion('kind', [
     itemId: z.string().regex(/^\d+$/),
     plannedMs: z.number().int().nonnegative().optional(),
   }),
-  /** Create the item tasks of a job from item `from` on, a page at a time. */
-  z.object({ kind: z.literal('enqueue'), jobId: z.string().min(1), from: z.number().int().nonnegative() }),
+  /**
+   * Create the item tasks of a job from item `from` on, a page at a time; up to item `to` (excluded)
+   * when given: the items of a batch sent back to the queues.
+   */
+  z.object({
+    kind: z.literal('enqueue'),
+    jobId: z.string().min(1),
+    from: z.number().int().nonnegative(),
+    to: z.number().int().positive().optional(),
+  }),
   /** Watch a running job until every item is terminal, then finish it (round n, for the name). */
   z.object({ kind: z.literal('finish'), jobId: z.string().min(1), round: z.number().int().nonnegative() }),
 ]);

@@ -1,5 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type CreatedJob, linksFor, type ResultEntry } from '../api/jobs.js';
+import { isBatchable, PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { STAGING_PREFIX } from '../core/bucket-input.js';
 import {
   counterShardsFor,
   type FinishCursor,
@@ -10,6 +12,7 @@ import {
   itemIdForIndex,
   type JobMode,
   type JobView,
+  type NewItem,
 } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
@@ -17,9 +20,12 @@ import { errorLine, successLine } from '../core/results.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
+import type { ObjectStore } from '../platform/object-store.js';
 
 export interface IngestDeps {
   lifecycle: Lifecycle;
+  /** The bucket, where a batch job's set is staged. */
+  objects: Pick<ObjectStore, 'writeStream'>;
   quotas: Quotas;
   logger: Logger;
   /** How often the event stream looks for newly finished items. */
@@ -59,15 +65,19 @@ export async function createJob(
     }
     throw err;
   }
-  if (normalized.mode === 'batch') {
-    throw new ValidationError(
-      'mode "batch" is not available in this deployment yet; use "realtime" or "auto".',
-      [{ field: 'mode', message: 'batch is not available yet' }],
-    );
+  const route = routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas);
+  if ('problem' in route) {
+    throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [
+      { field: 'mode', message: route.problem },
+    ]);
   }
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
-  const mode: JobMode = 'realtime';
+  const mode: JobMode = route.mode;
+  const staged =
+    mode === 'batch' ? await stageBatchJob(id, normalized.model, normalized.items, deps) : undefined;
+  const batchItems = staged?.batchItems ?? 0;
+  const paths = { realtime: normalized.items.length - batchItems, batch: batchItems };
   const stored = await deps.lifecycle.create(
     {
       id,
@@ -76,10 +86,15 @@ export async function createJob(
       total: normalized.items.length,
       source: options.source ?? 'api',
       counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
+      paths,
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
+      ...(staged
+        ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
+        : {}),
     },
     normalized.items,
     idempotency,
+    staged ? { runs: staged.parts } : {},
   );
   if (stored.replayed) {
     if (stored.bodyHash !== idempotency?.bodyHash) {
@@ -96,7 +111,7 @@ export async function createJob(
       replayed: true,
     };
   }
-  await deps.lifecycle.startEnqueue(id);
+  if (paths.realtime > 0) await deps.lifecycle.startEnqueue(id);
   deps.logger.info(
     { event: 'job.created', jobId: id, model: normalized.model, total: normalized.items.length, mode },
     'job created',
@@ -105,6 +120,35 @@ export async function createJob(
     created: { id, status: 'queued', mode, total: normalized.items.length, links: linksFor(id) },
     replayed: false,
   };
+}
+
+/**
+ * A batch job's set, staged in the bucket as JSONL (`staging/{id}.jsonl`, one line per item, in
+ * order) for the tick to stream into Files API uploads, split into batches within the model's
+ * limits. Items with media stay on the realtime path. Marks each batch item (`batch`).
+ */
+async function stageBatchJob(id: string, model: string, items: NewItem[], deps: IngestDeps) {
+  const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
+  const object = `${STAGING_PREFIX}${id}.jsonl`;
+  let offset = 0;
+  let batchItems = 0;
+  const lines = items.map((item) => {
+    const line = `${JSON.stringify({ key: item.key, request: item.request, ...(item.media ? { media: item.media } : {}) })}\n`;
+    const bytes = Buffer.byteLength(line);
+    if (isBatchable(item)) {
+      item.batchPart = planner.add(item.index, offset, offset + bytes, {
+        requestBytes: bytes,
+        tokens: item.estimatedTokens,
+      });
+      batchItems++;
+    } else planner.add(item.index, offset, offset + bytes);
+    offset += bytes;
+    return line;
+  });
+  await deps.objects.writeStream(object, lines, {
+    contentType: 'application/jsonl',
+  });
+  return { object, parts: planner.finish(), batchItems };
 }
 
 /** Keys are stored hashed, per caller; the body is compared by its hash. */
@@ -117,24 +161,6 @@ export async function getJob(jobId: string, deps: IngestDeps): Promise<JobView> 
   const view = await deps.lifecycle.view(jobId);
   if (!view) throw new NotFoundError(`Job ${jobId} not found.`);
   return view;
-}
-
-/**
- * The result line of an item, or its pending entry. A response stored in the bucket (too big for
- * the item's document) is read from there: the line a user reads is the same.
- */
-export async function resultEntry(
-  item: ItemRecord,
-  deps: Pick<IngestDeps, 'lifecycle'>,
-): Promise<ResultEntry> {
-  const state: ItemState = item.state;
-  if (state === 'succeeded') return successLine(item.key, item.index, await deps.lifecycle.responseOf(item));
-  if (state === 'pending') return { key: item.key, index: item.index, state: 'pending' };
-  return errorLine(
-    item.key,
-    item.index,
-    item.error ?? { code: 500, status: 'UNKNOWN', message: 'no error recorded' },
-  );
 }
 
 const encodeToken = (index: number) => Buffer.from(String(index)).toString('base64url');
@@ -166,7 +192,7 @@ export async function getResultsPage(
   });
   const last = page[page.length - 1];
   const next = last && last.index + 1 < job.total ? encodeToken(last.index + 1) : undefined;
-  const results = await Promise.all(page.map((item) => resultEntry(item, deps)));
+  const results = await Promise.all(page.map((item) => deps.lifecycle.resultEntry(item)));
   return { results, ...(next ? { nextPageToken: next } : {}) };
 }
 
@@ -174,13 +200,7 @@ export async function getResultsPage(
 export async function* streamResults(jobId: string, deps: IngestDeps): AsyncGenerator<string> {
   const job = await deps.lifecycle.getJob(jobId);
   if (!job) throw new NotFoundError(`Job ${jobId} not found.`);
-  let afterId: string | undefined;
-  for (;;) {
-    const page = await deps.lifecycle.listItems(jobId, { ...(afterId ? { afterId } : {}), limit: 500 });
-    for (const item of page) yield `${JSON.stringify(await resultEntry(item, deps))}\n`;
-    if (page.length < 500) return;
-    afterId = page[page.length - 1]!.id;
-  }
+  yield* deps.lifecycle.resultLines(jobId);
 }
 
 export function encodeEventId(cursor: FinishCursor): string {
@@ -226,7 +246,7 @@ export async function* streamEvents(
     const page = await deps.lifecycle.listFinished(jobId, cursor, 500, upToMicros);
     for (const item of page) {
       cursor = finishCursorOf(item) ?? cursor;
-      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await resultEntry(item, deps))}\n\n`;
+      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await deps.lifecycle.resultEntry(item))}\n\n`;
     }
     if (page.length > 0) idleSince = Date.now();
     if (page.length < 500 && settled) {

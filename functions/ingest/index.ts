@@ -21,7 +21,12 @@ import {
 } from './handler.js';
 
 export function ingestDeps(deps: Deps): IngestDeps {
-  return { lifecycle: deps.lifecycle, quotas: deps.config.quotas, logger: deps.logger };
+  return {
+    lifecycle: deps.lifecycle,
+    objects: deps.objects,
+    quotas: deps.config.quotas,
+    logger: deps.logger,
+  };
 }
 
 const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel)?\/?$/;

@@ -1,3 +1,5 @@
+import type { BatchView, ResultEntry } from '../api/jobs.js';
+import { type BatchPart, batchDisplayName } from '../core/batch.js';
 import {
   decideClaim,
   type FinishCursor,
@@ -12,10 +14,11 @@ import {
   type Totals,
   toJobView,
 } from '../core/jobs.js';
-import { CANCELLED_ERROR } from '../core/results.js';
+import { CANCELLED_ERROR, errorLine, successLine } from '../core/results.js';
 import type { Logger } from '../platform/logger.js';
 import { answerObjectName, type ObjectStore } from '../platform/object-store.js';
-import type { Stores } from '../platform/store/index.js';
+import type { BatchRun } from '../platform/store/batch-runs.js';
+import type { BatchStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 
@@ -30,6 +33,8 @@ export interface LifecycleDeps {
   tasks: Pick<TaskQueue, 'enqueueControl'>;
   objects: ObjectStore;
   logger: Logger;
+  /** The Batch API path's records (batch jobs show their batches in the view). */
+  batch?: BatchStores;
   /** Notifies a job's callback URL once it is terminal. */
   notify: (url: string, job: JobView) => Promise<void>;
   /** A job whose enqueuing made no progress for this long is enqueued again by the reconciler. */
@@ -59,10 +64,41 @@ export const INLINE_RESPONSE_MAX_BYTES = 512 * 1024;
 /** Attempts of an outcome write before the error goes up (contention and blips are retried here). */
 const SETTLE_ATTEMPTS = 4;
 
+/** Items read per page when all of a job's results are streamed. */
+const RESULTS_PAGE = 500;
+
 /** Firestore's INVALID_ARGUMENT: how it refuses a document over 1 MiB. */
 const INVALID_ARGUMENT = 3;
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
+
+export type CreateResult =
+  | { jobId: string; replayed: false }
+  | { jobId: string; replayed: true; bodyHash: string };
+
+/** What a job may bring besides its items. */
+export interface CreateExtras {
+  /** Batch jobs: the batches its batchable items are split into. */
+  runs?: BatchPart[];
+  /** Bucket jobs: items stored failed from the start (bad lines); counted here, once. */
+  bornFailed?: number;
+}
+
+/** The counter document of a job's batch `part` (see `JobSpec.extraCounters`). */
+export function partCounterId(part: number): string {
+  return `batch-p${part}`;
+}
+
+/** A batch run as the job view shows it. */
+function batchViewOf(run: BatchRun): BatchView {
+  return {
+    name: run.batchName,
+    state: run.upstream ?? 'STAGED',
+    items: run.items,
+    stats: run.stats,
+    fallback: run.fallback,
+  };
+}
 
 export function createLifecycle(deps: LifecycleDeps) {
   const { jobs, items, counters, ledger } = deps.stores;
@@ -70,7 +106,7 @@ export function createLifecycle(deps: LifecycleDeps) {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
   const totals = async (job: JobRecord): Promise<Totals> =>
-    job.final ?? (await counters.totals(job.id, job.total, job.counterShards));
+    job.final ?? (await counters.totals(job.id, job.total, job.counterShards, job.extraCounters));
 
   /**
    * Runs a write the answer depends on, retrying faults in place: once Gemini has answered, a retry
@@ -106,8 +142,13 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     async view(jobId: string): Promise<JobView | undefined> {
       const job = await jobs.get(jobId);
-      return job ? toJobView(job, await totals(job)) : undefined;
+      if (!job) return undefined;
+      const runs = job.mode === 'batch' && deps.batch ? await deps.batch.runs.listForJob(jobId) : undefined;
+      return toJobView(job, await totals(job), runs?.map(batchViewOf));
     },
+
+    /** Stores items of a job not yet created (a bucket file's are stored a chunk at a time). */
+    storeItems: (jobId: string, newItems: NewItem[]) => items.createMany(jobId, newItems),
 
     /**
      * Stores the items, then the job (a visible job is complete and durable). With an idempotency
@@ -118,13 +159,47 @@ export function createLifecycle(deps: LifecycleDeps) {
       spec: JobSpec,
       newItems: NewItem[],
       idempotency?: { keyId: string; bodyHash: string },
-    ): Promise<{ jobId: string; replayed: false } | { jobId: string; replayed: true; bodyHash: string }> {
+      extras: CreateExtras = {},
+    ): Promise<CreateResult> {
       if (idempotency) {
         const existing = await jobs.findIdempotency(idempotency.keyId);
         if (existing) return { jobId: existing.jobId, replayed: true, bodyHash: existing.bodyHash };
       }
       await items.createMany(spec.id, newItems);
-      const stored = await jobs.create(spec, clock() + deps.stallMs, idempotency);
+      return lifecycle.commit(spec, idempotency, extras);
+    },
+
+    /**
+     * The last step of creating a job whose items are stored: its batch runs, the count of items
+     * born failed (bad bucket lines), then the job itself, so a job is never visible half made.
+     */
+    async commit(
+      spec: JobSpec,
+      idempotency?: { keyId: string; bodyHash: string },
+      extras: CreateExtras = {},
+    ): Promise<CreateResult> {
+      const runs = extras.runs ?? [];
+      if (runs.length > 0) {
+        if (!deps.batch) throw new Error('batch jobs need the batch stores');
+        await deps.batch.runs.createMany(
+          runs.map((r) => ({
+            ...r,
+            jobId: spec.id,
+            model: spec.model,
+            displayName: batchDisplayName(spec.id, r.part),
+          })),
+        );
+      }
+      if (extras.bornFailed) await counters.put(spec.id, 'intake', { failed: extras.bornFailed });
+      const extraCounters = [
+        ...(extras.bornFailed ? ['intake'] : []),
+        ...runs.map((r) => partCounterId(r.part)),
+      ];
+      const stored = await jobs.create(
+        { ...spec, ...(extraCounters.length > 0 ? { extraCounters } : {}) },
+        clock() + deps.stallMs,
+        idempotency,
+      );
       if (!stored.created)
         return { jobId: stored.existing.jobId, replayed: true, bodyHash: stored.existing.bodyHash };
       return { jobId: spec.id, replayed: false };
@@ -167,6 +242,12 @@ export function createLifecycle(deps: LifecycleDeps) {
       return { outcome: 'claimed', item, job, lease: { ...ref, version: leased.version } };
     },
 
+    /** A batch job's first batch exists upstream: the job is running. */
+    async markRunning(jobId: string): Promise<void> {
+      const job = await jobs.get(jobId);
+      if (job?.status === 'queued') await jobs.markRunning(jobId, job.version);
+    },
+
     /** Gives the item back for another delivery; `plannedMs` records a new plan (and its new task). */
     release: (lease: ItemRef, plannedMs?: number) => items.release(lease, plannedMs),
 
@@ -200,6 +281,32 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     listItems: (jobId: string, options: { afterId?: string; limit: number }) => items.list(jobId, options),
 
+    /**
+     * The result line of an item, or its pending entry. A response stored in the bucket (too big for
+     * the item's document) is read from there: the line a user reads is the same.
+     */
+    async resultEntry(item: ItemRecord): Promise<ResultEntry> {
+      if (item.state === 'succeeded')
+        return successLine(item.key, item.index, await lifecycle.responseOf(item));
+      if (item.state === 'pending') return { key: item.key, index: item.index, state: 'pending' };
+      return errorLine(
+        item.key,
+        item.index,
+        item.error ?? { code: 500, status: 'UNKNOWN', message: 'no error recorded' },
+      );
+    },
+
+    /** Every item's entry in input order, one JSON line each, read a page at a time. */
+    async *resultLines(jobId: string): AsyncGenerator<string> {
+      let afterId: string | undefined;
+      for (;;) {
+        const page = await items.list(jobId, { ...(afterId ? { afterId } : {}), limit: RESULTS_PAGE });
+        for (const item of page) yield `${JSON.stringify(await lifecycle.resultEntry(item))}\n`;
+        if (page.length < RESULTS_PAGE) return;
+        afterId = page[page.length - 1]!.id;
+      }
+    },
+
     listFinished: (jobId: string, cursor: FinishCursor | undefined, limit: number, upToMicros?: number) =>
       items.listFinished(jobId, cursor, limit, upToMicros),
 
@@ -217,7 +324,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       for (let attempt = 0; attempt < 5; attempt++) {
         const job = await jobs.get(jobId);
         if (!job || isTerminalJob(job.status)) return 'terminal';
-        const sum = await counters.totals(jobId, job.total, job.counterShards);
+        const sum = await counters.totals(jobId, job.total, job.counterShards, job.extraCounters);
         if (sum.counts.pending > 0) return 'pending';
         if (!(await jobs.finish(jobId, job.version, 'succeeded', sum, job.startedAt))) continue;
         // Its reservations are all behind it now.

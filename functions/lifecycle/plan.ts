@@ -38,16 +38,24 @@ export function createPlanner(deps: PlannerDeps) {
     async enqueuePage(
       job: JobRecord,
       through: number,
+      to?: number,
     ): Promise<{ through: number; done: boolean; resumeAtMs?: number }> {
       const quota = deps.quotas.models[job.model]!;
+      const end = to ?? job.total;
+      // A range (a batch's items sent back to the queues) is not the job's own enqueuing: it leaves
+      // `enqueuedThrough` alone.
+      const track = to === undefined;
       // A heartbeat: a page can take a while under load, and the reconciler must not think it stalled.
-      await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
+      if (track) await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
       const page = await items.list(job.id, {
         ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
-        limit: ENQUEUE_PAGE,
+        limit: Math.min(ENQUEUE_PAGE, end - through),
       });
-      if (page.length === 0) return { through, done: true };
-      const pending = page.filter((i) => i.state === 'pending');
+      if (page.length === 0 || end <= through) return { through, done: true };
+      // Items that go through the job's batches get no task.
+      const pending = page.filter(
+        (i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined),
+      );
       const schedule = await ledger.reserve(
         job.model,
         pending.map((i) => i.estimatedTokens),
@@ -63,15 +71,15 @@ export function createPlanner(deps: PlannerDeps) {
       const unplanned = pending[schedule.length];
       const next = unplanned ? unplanned.index : page[page.length - 1]!.index + 1;
       if (!unplanned) {
-        await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
-        return { through: next, done: next >= job.total };
+        if (track) await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
+        return { through: next, done: next >= end };
       }
       // The plan reaches PLAN_AHEAD_MS out: plan the rest when half of that is left.
       const resumeAtMs = Math.max(
         clock() + 1000,
         (schedule.at(-1) ?? clock() + PLAN_AHEAD_MS) - PLAN_AHEAD_MS / 2,
       );
-      await jobs.setEnqueued(job.id, next, resumeAtMs + deps.stallMs);
+      if (track) await jobs.setEnqueued(job.id, next, resumeAtMs + deps.stallMs);
       return { through: next, done: false, resumeAtMs };
     },
 

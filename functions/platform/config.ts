@@ -34,6 +34,8 @@ const envSchema = z.object({
   GEMINI_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(300_000),
   /** How long a job's enqueuing or a half-done cancel may stand still before the reconciler acts. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+  /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
+  BATCH_PENDING_DEADLINE_MS: z.coerce.number().int().min(1000).default(86_400_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -65,6 +67,8 @@ export interface Config {
   leaseMs: number;
   /** See RECONCILE_AFTER_MS. */
   reconcileAfterMs: number;
+  /** See BATCH_PENDING_DEADLINE_MS. */
+  batchPendingDeadlineMs: number;
   emulators: { firestore?: string; storage?: string; tasks?: string };
   /** True when every Google service is an emulator: the local cloud. */
   local: boolean;
@@ -132,6 +136,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dispatchDeadlineSeconds,
     leaseMs: dispatchDeadlineSeconds * 1000 + 30_000,
     reconcileAfterMs: e.RECONCILE_AFTER_MS,
+    batchPendingDeadlineMs: e.BATCH_PENDING_DEADLINE_MS,
     region: e.REGION,
     bucket: e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`,
     gemini: {

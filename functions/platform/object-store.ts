@@ -1,13 +1,37 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import type { Storage } from '@google-cloud/storage';
 
+/** An object's bytes to read: a generation (an object overwritten since is not read), a byte range. */
+export interface ReadOptions {
+  generation?: string;
+  /** Bytes [start, end] (both included), as Cloud Storage ranges go. */
+  start?: number;
+  end?: number;
+}
+
 /**
- * The project's bucket, for what does not fit in Firestore. Narrow: callers store and read JSON
- * documents by object name.
+ * The project's bucket, for what does not fit in Firestore and for the files users drop and read.
+ * Narrow: callers store and read JSON documents and stream text objects by name.
  */
 export interface ObjectStore {
   /** Writes `value` as JSON to `name` (overwriting: the name says what it holds, the value is the same). */
   putJson(name: string, value: unknown): Promise<void>;
   getJson(name: string): Promise<unknown>;
+  /** Streams an object's bytes (never the whole object in memory). */
+  read(name: string, options?: ReadOptions): AsyncIterable<Uint8Array>;
+  /**
+   * Writes `chunks` to `name` as a streamed (resumable) upload, gzipped when `gzip`; the object
+   * appears whole when the last chunk is written, never half.
+   */
+  writeStream(
+    name: string,
+    chunks: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+    options: { contentType: string; gzip?: boolean },
+  ): Promise<void>;
+  /** Deletes an object; one already gone is not an error. */
+  delete(name: string): Promise<void>;
 }
 
 export function createObjectStore(storage: Storage, bucket: string): ObjectStore {
@@ -19,6 +43,24 @@ export function createObjectStore(storage: Storage, bucket: string): ObjectStore
     async getJson(name) {
       const [bytes] = await b.file(name).download();
       return JSON.parse(bytes.toString('utf8'));
+    },
+    read(name, options = {}) {
+      const file = b.file(name, options.generation ? { generation: options.generation } : {});
+      // Bytes as stored: a gzip file is gunzipped by the reader (functions/platform/jsonl.ts).
+      return file.createReadStream({
+        decompress: false,
+        validation: options.start === undefined && options.end === undefined ? 'crc32c' : false,
+        ...(options.start !== undefined ? { start: options.start } : {}),
+        ...(options.end !== undefined ? { end: options.end } : {}),
+      });
+    },
+    async writeStream(name, chunks, options) {
+      const sink = b.file(name).createWriteStream({ contentType: options.contentType, resumable: true });
+      const source = Readable.from(chunks);
+      await (options.gzip ? pipeline(source, createGzip(), sink) : pipeline(source, sink));
+    },
+    async delete(name) {
+      await b.file(name).delete({ ignoreNotFound: true });
     },
   };
 }

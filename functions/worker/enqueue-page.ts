@@ -12,7 +12,12 @@ import type { WorkerDeps, WorkerReply } from './handler.js';
 export async function enqueuePage(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
   const payload = delivery.payload;
   if (payload.kind !== 'enqueue') throw new Error('enqueuePage takes enqueue tasks');
-  const { jobId, from } = payload;
+  const { jobId, from, to } = payload;
+  const ranged = to !== undefined;
+  const end = to ?? Number.POSITIVE_INFINITY;
+  // A range's name: the batch part's, so its handovers do not collide with the job's own enqueuing.
+  const name = (through: number) =>
+    ranged ? `${jobId}-enqueue-${from}-${to}-at-${through}` : `${jobId}-enqueue-${through}`;
   const log = deps.logger.child({ jobId });
   const now = deps.now ?? Date.now;
   const started = now();
@@ -21,22 +26,22 @@ export async function enqueuePage(delivery: TaskDelivery, deps: WorkerDeps): Pro
   if (isTerminalJob(job.status)) return { status: 200, body: { outcome: 'terminal' } };
   if (!Object.hasOwn(deps.quotas.models, job.model))
     return { status: 200, body: { outcome: 'unknown-model' } };
-  let through = Math.max(from, job.enqueuedThrough);
-  while (through < job.total) {
+  let through = ranged ? from : Math.max(from, job.enqueuedThrough);
+  while (through < Math.min(job.total, end)) {
     if (now() - started > deps.enqueueBudgetMs) {
       await deps.tasks.enqueueControl(
-        { kind: 'enqueue', jobId, from: through },
-        `${jobId}-enqueue-${through}`,
+        { kind: 'enqueue', jobId, from: through, ...(ranged ? { to } : {}) },
+        name(through),
       );
       log.info({ event: 'enqueue.handover', through }, 'enqueue continues in a new task');
       return { status: 200, body: { outcome: 'handover', detail: String(through) } };
     }
-    const page = await deps.planner.enqueuePage(job, through);
+    const page = await deps.planner.enqueuePage(job, through, to);
     through = page.through;
     if (page.resumeAtMs !== undefined) {
       await deps.tasks.enqueueControl(
-        { kind: 'enqueue', jobId, from: through },
-        `${jobId}-enqueue-${through}-at${Math.floor(page.resumeAtMs / 1000)}`,
+        { kind: 'enqueue', jobId, from: through, ...(ranged ? { to } : {}) },
+        `${name(through)}-at${Math.floor(page.resumeAtMs / 1000)}`,
         page.resumeAtMs,
       );
       log.info(
@@ -49,7 +54,7 @@ export async function enqueuePage(delivery: TaskDelivery, deps: WorkerDeps): Pro
   }
   await deps.tasks.enqueueControl(
     { kind: 'finish', jobId, round: 0 },
-    `${jobId}-finish-0`,
+    ranged ? `${jobId}-finish-0-${from}` : `${jobId}-finish-0`,
     now() + FINISH_WATCH_INTERVAL_MS,
   );
   log.info({ event: 'enqueue.done', through, ms: now() - started }, 'all item tasks created');

@@ -20,6 +20,7 @@ import {
   releaseJobPlan,
   reserveForJob,
 } from '../../functions/core/rate.js';
+import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../../functions/platform/store/items.js';
 import type { IdempotencyRecord } from '../../functions/platform/store/jobs.js';
@@ -108,6 +109,9 @@ export class FakeDb {
     item.lease = null;
     item.version = this.nextVersion();
   }
+
+  /** Whole counter documents (`counters.put`), by `jobId/docId`. */
+  readonly counterDocs = new Map<string, CounterValues>();
 
   private countedTotals(jobId: string, total: number, all = false): Totals {
     const items = [...(this.items.get(jobId)?.values() ?? [])].filter((i) => all || i.counted);
@@ -221,6 +225,25 @@ export class FakeDb {
               reconciled: { ...j.reconciled, [what]: j.reconciled[what] + n },
               version: db.nextVersion(),
             });
+        },
+        async listExportPending(limit) {
+          await db.enter('jobs.listExportPending');
+          return [...db.jobs.values()]
+            .filter((j) => j.exportPending)
+            .slice(0, limit)
+            .map((j) => structuredClone(j));
+        },
+        async claimExport(j0, nowMs, untilMs) {
+          await db.enter('jobs.claimExport');
+          const j = job(j0.id);
+          if (!j || j.version !== j0.version || (j.exportLeaseUntilMs ?? 0) > nowMs) return false;
+          Object.assign(j, { exportLeaseUntilMs: untilMs, version: db.nextVersion() });
+          return true;
+        },
+        async markExported(jobId) {
+          await db.enter('jobs.markExported');
+          const j = job(jobId);
+          if (j) Object.assign(j, { exportPending: false, version: db.nextVersion() });
         },
         async listUnsettled(limit, afterId) {
           await db.enter('jobs.listUnsettled');
@@ -342,9 +365,25 @@ export class FakeDb {
       },
 
       counters: {
-        async totals(jobId, total) {
+        async totals(jobId, total, _shards, extra = []) {
           await db.enter('counters.totals');
-          return db.countedTotals(jobId, total);
+          const counted = db.countedTotals(jobId, total);
+          const docs = extra.map((id) => db.counterDocs.get(`${jobId}/${id}`) ?? {});
+          return sumTotals(
+            [
+              {
+                ...counted.counts,
+                ...counted.usage,
+                costUsd: counted.costUsd,
+              },
+              ...docs,
+            ],
+            total,
+          );
+        },
+        async put(jobId, docId, counts) {
+          await db.enter('counters.put');
+          db.counterDocs.set(`${jobId}/${docId}`, { ...counts });
         },
       },
 

@@ -11,7 +11,7 @@ import { createPlanner } from '../../functions/lifecycle/plan.js';
 import type { GeminiClient, GenerateResult } from '../../functions/platform/gemini.js';
 import type { Logger } from '../../functions/platform/logger.js';
 import type { MediaFetcher } from '../../functions/platform/media.js';
-import type { ObjectStore } from '../../functions/platform/object-store.js';
+import type { ObjectStore, ReadOptions } from '../../functions/platform/object-store.js';
 import { type ItemTask, itemTaskName, type TaskQueue } from '../../functions/platform/task-queue.js';
 import { FakeDb, roundTrip } from './fake-stores.js';
 
@@ -137,6 +137,26 @@ export class FakeObjectStore implements ObjectStore {
     const text = this.objects.get(name);
     if (text === undefined) throw Object.assign(new Error(`No such object: ${name}`), { code: 404 });
     return JSON.parse(text);
+  }
+  async *read(name: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    await roundTrip();
+    const text = this.objects.get(name);
+    if (text === undefined) throw Object.assign(new Error(`No such object: ${name}`), { code: 404 });
+    const bytes = Buffer.from(text);
+    yield bytes.subarray(options.start ?? 0, options.end === undefined ? undefined : options.end + 1);
+  }
+  async writeStream(
+    name: string,
+    chunks: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+  ): Promise<void> {
+    const parts: Buffer[] = [];
+    for await (const c of chunks) parts.push(Buffer.from(c));
+    await roundTrip();
+    this.objects.set(name, Buffer.concat(parts).toString('utf8'));
+  }
+  async delete(name: string): Promise<void> {
+    await roundTrip();
+    this.objects.delete(name);
   }
 }
 

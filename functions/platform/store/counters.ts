@@ -3,9 +3,19 @@ import { type ItemState, sumTotals, type Totals, type Usage } from '../../core/j
 
 /** What callers read of a job's counters. */
 export interface CountersStore {
-  /** The job's counts, usage and cost: one read of every shard, no query. */
-  totals(jobId: string, total: number, shards: number): Promise<Totals>;
+  /**
+   * The job's counts, usage and cost: one read of every shard and of the `extra` counter documents
+   * (see `JobSpec.extraCounters`), no query.
+   */
+  totals(jobId: string, total: number, shards: number, extra?: readonly string[]): Promise<Totals>;
+  /** Writes a whole counter document (not an increment): writing it again counts nothing twice. */
+  put(jobId: string, docId: string, counts: CounterValues): Promise<void>;
 }
+
+/** What one counter document holds. */
+export type CounterValues = Partial<
+  Record<'succeeded' | 'failed' | 'cancelled' | 'promptTokens' | 'outputTokens' | 'costUsd', number>
+>;
 
 /** What the items store writes in the same commit as an outcome. */
 export interface CounterWrites {
@@ -26,13 +36,19 @@ export interface CounterWrites {
 export function createCountersStore(db: Firestore, prefix = ''): CountersStore & CounterWrites {
   const counters = (jobId: string) => db.collection(`${prefix}jobs`).doc(jobId).collection('counters');
   return {
-    async totals(jobId, total, shards) {
-      const refs = Array.from({ length: shards }, (_, n) => counters(jobId).doc(String(n)));
+    async totals(jobId, total, shards, extra = []) {
+      const refs = [
+        ...Array.from({ length: shards }, (_, n) => counters(jobId).doc(String(n))),
+        ...extra.map((id) => counters(jobId).doc(id)),
+      ];
       const snaps = await db.getAll(...refs);
       return sumTotals(
         snaps.map((s) => s.data() ?? {}),
         total,
       );
+    },
+    async put(jobId, docId, counts) {
+      await counters(jobId).doc(docId).set(counts);
     },
     increment(jobId, shards, outcome) {
       return {

@@ -1,4 +1,6 @@
 import type { Firestore } from '@google-cloud/firestore';
+import { type BatchItemsStore, createBatchItemsStore } from './batch-items.js';
+import { type BatchRunsStore, createBatchRunsStore } from './batch-runs.js';
 import { type CountersStore, createCountersStore } from './counters.js';
 import { createItemsStore, type ItemsStore } from './items.js';
 import { createJobsStore, type JobsStore } from './jobs.js';
@@ -27,4 +29,23 @@ export function createStores(db: Firestore, options: { collectionPrefix?: string
   };
 }
 
-export type { CountersStore, ItemsStore, JobsStore, LedgerStore, PausesStore };
+/** The Batch API path's stores: its runs, and its items in bulk. */
+export interface BatchStores {
+  runs: BatchRunsStore;
+  items: BatchItemsStore;
+}
+
+export function createBatchStores(db: Firestore, options: { collectionPrefix?: string } = {}): BatchStores {
+  const prefix = options.collectionPrefix ?? '';
+  return { runs: createBatchRunsStore(db, prefix), items: createBatchItemsStore(db, prefix) };
+}
+
+export type {
+  BatchItemsStore,
+  BatchRunsStore,
+  CountersStore,
+  ItemsStore,
+  JobsStore,
+  LedgerStore,
+  PausesStore,
+};

@@ -44,6 +44,7 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
     version: encodeVersion(snap.updateTime!),
   };
   if (d.media) item.media = d.media;
+  if (typeof d.batchPart === 'number') item.batchPart = d.batchPart;
   if (d.responseJson) item.response = JSON.parse(d.responseJson);
   if (d.responseObject) item.responseObject = d.responseObject;
   if (d.error) item.error = d.error;

@@ -104,8 +104,12 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
           requestJson: JSON.stringify(item.request),
           ...(item.media ? { media: item.media } : {}),
           estimatedTokens: item.estimatedTokens,
-          state: 'pending',
           attempts: 0,
+          ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
+          // A bad bucket line is an item born failed: its error line stands in the results.
+          ...(item.error
+            ? { state: 'failed', error: item.error, finishedAt: FieldValue.serverTimestamp() }
+            : { state: 'pending' }),
         }),
       );
       const settled = Promise.allSettled(writes);

@@ -60,6 +60,15 @@ export interface JobsStore {
   completeCancel(jobId: string, totals: Totals, version: string): Promise<boolean>;
   /** Counts a reconciler action in the job's view. */
   countReconcile(jobId: string, what: keyof ReconcileCounts, n?: number): Promise<void>;
+  /** Bucket jobs whose results file is still to be written (terminal or not). */
+  listExportPending(limit: number): Promise<JobRecord[]>;
+  /**
+   * Takes the job's export until `untilMs` if the job is still at `version` and no other export
+   * holds it: false when another tick has it.
+   */
+  claimExport(job: JobRecord, nowMs: number, untilMs: number): Promise<boolean>;
+  /** The results file is written. */
+  markExported(jobId: string): Promise<void>;
   /** Jobs that are not terminal, and cancelled jobs whose cancel has not finished, by id. */
   listUnsettled(limit: number, afterId?: string): Promise<JobRecord[]>;
 }
@@ -170,6 +179,23 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
       await jobs.doc(jobId).update({ [`reconciled.${what}`]: FieldValue.increment(n) });
     },
 
+    async listExportPending(limit) {
+      return (await jobs.where('exportPending', '==', true).limit(limit).get()).docs.map(jobFrom);
+    },
+
+    async claimExport(job, nowMs, untilMs) {
+      if ((job.exportLeaseUntilMs ?? 0) > nowMs) return false;
+      return landed(
+        jobs
+          .doc(job.id)
+          .update({ exportLeaseUntilMs: untilMs }, { lastUpdateTime: decodeVersion(job.version) }),
+      );
+    },
+
+    async markExported(jobId) {
+      await jobs.doc(jobId).update({ exportPending: false });
+    },
+
     async listUnsettled(limit, afterId) {
       // Two small queries on single-field indexes: live jobs, and cancels still sweeping.
       const page = async (q: FirebaseFirestore.Query) => {
@@ -208,6 +234,13 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     final: d.final ?? null,
     cancelPending: d.cancelPending === true,
     reconciled: { ...NO_RECONCILE, ...(d.reconciled ?? {}) },
+    exportPending: d.exportPending === true,
+    ...(typeof d.exportLeaseUntilMs === 'number' ? { exportLeaseUntilMs: d.exportLeaseUntilMs } : {}),
+    ...(d.paths ? { paths: d.paths } : {}),
+    ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
+    ...(d.staged ? { staged: d.staged } : {}),
+    ...(d.output ? { output: d.output } : {}),
+    ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),
     version: encodeVersion(snap.updateTime!),
   };
 }

@@ -43,7 +43,7 @@ describe('job view', () => {
   it('keeps fields a newer server adds, at any depth', () => {
     const newer = {
       ...view,
-      batches: [{ name: 'batches/1' }],
+      steps: [{ name: 'translate' }],
       reconciled: { ...view.reconciled, staleLeases: 1 },
       counts: { ...view.counts, retried: 3 },
     };

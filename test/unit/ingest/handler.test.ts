@@ -26,7 +26,13 @@ function setup() {
   const logger = createLogger({ destination: capture.stream });
   const world = fakeWorld({ quotas: testQuotas(), logger });
   const store = world.db;
-  const deps: IngestDeps = { lifecycle: world.lifecycle, quotas: testQuotas(), logger, pollIntervalMs: 1 };
+  const deps: IngestDeps = {
+    lifecycle: world.lifecycle,
+    objects: world.objects,
+    quotas: testQuotas(),
+    logger,
+    pollIntervalMs: 1,
+  };
   return { store, tasks: world.tasks, objects: world.objects, capture, sent: world.sent, deps };
 }
 
@@ -145,10 +151,14 @@ describe('createJob', () => {
     expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'prompts[0]' })]);
   });
 
-  it('refuses mode batch with a 400 naming the mode', async () => {
+  it('refuses mode batch on a model that takes no batch jobs, with a 400 naming the mode', async () => {
     const { store, deps } = setup();
+    const quotas = testQuotas();
+    quotas.models['gemini-2.5-pro']!.batch = false;
 
-    const err = await thrown(createJob({ mode: 'batch', prompts: ['a'] }, deps));
+    const err = await thrown(
+      createJob({ mode: 'batch', model: 'gemini-2.5-pro', prompts: ['a'] }, { ...deps, quotas }),
+    );
 
     expect(toHttpError(err).statusCode).toBe(400);
     expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'mode' })]);
@@ -345,7 +355,10 @@ describe('getResultsPage', () => {
 describe('streamResults', () => {
   it('yields one JSON line per item in input order, over several store pages', async () => {
     const { deps } = setup();
-    const { id } = await createJobOf({ prompts: Array.from({ length: 1203 }, (_, i) => `p${i}`) }, deps);
+    const { id } = await createJobOf(
+      { mode: 'realtime', prompts: Array.from({ length: 1203 }, (_, i) => `p${i}`) },
+      deps,
+    );
 
     const lines: string[] = [];
     for await (const line of streamResults(id, deps)) lines.push(line);

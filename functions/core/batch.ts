@@ -1,0 +1,265 @@
+/**
+ * The Batch API path, pure: which path a job and each of its items take, how a big set is split
+ * into batches within the upstream limits, and what a scheduler tick does with a batch it finds in
+ * a given state. The I/O lives in `functions/batch/`.
+ */
+import type { JobMode, MediaRef } from './jobs.js';
+import type { Quotas } from './quotas.js';
+
+/** What a job asks for: a path, or `auto` (the Batch API from the model's threshold on). */
+export type RequestedMode = 'auto' | JobMode;
+
+/** What happens to items of a batch that failed, expired, was cancelled upstream or stayed pending. */
+export type BatchFallback = 'realtime' | 'fail';
+
+/** The item count from which `auto` sends a job of `model` to the Batch API. */
+export function batchThreshold(model: string, quotas: Quotas): number {
+  const q = Object.hasOwn(quotas.models, model) ? quotas.models[model] : undefined;
+  return q?.batchMinItems ?? quotas.batchMinItems;
+}
+
+/**
+ * The path of a job: `realtime` and `batch` as asked (batch only on a model that supports it: a
+ * problem otherwise), `auto` by the model's threshold.
+ */
+export function routeJob(
+  requested: RequestedMode,
+  itemCount: number,
+  model: string,
+  quotas: Quotas,
+): { mode: JobMode } | { problem: string } {
+  const supports = Object.hasOwn(quotas.models, model) && quotas.models[model]!.batch;
+  if (requested === 'batch')
+    return supports ? { mode: 'batch' } : { problem: `${model} does not take batch jobs here` };
+  if (requested === 'realtime' || !supports) return { mode: 'realtime' };
+  return { mode: itemCount >= batchThreshold(model, quotas) ? 'batch' : 'realtime' };
+}
+
+/**
+ * Whether an item of a batch job goes into a batch. Items with `media` go the realtime path: their
+ * URLs are fetched by the worker at send time, which a batch file cannot do.
+ */
+export function isBatchable(item: { media?: MediaRef[] | undefined }): boolean {
+  return !item.media || item.media.length === 0;
+}
+
+/** One batch of a job: items [fromIndex, toIndex) of its staged file, bytes [fromByte, toByte). */
+export interface BatchPart {
+  part: number;
+  fromIndex: number;
+  toIndex: number;
+  fromByte: number;
+  toByte: number;
+  /** Batchable items in the range. */
+  items: number;
+  /** Their estimated input tokens. */
+  tokens: number;
+}
+
+/** Limits of one batch: the Files API's file size and the model's enqueued-token cap. */
+export interface PartLimits {
+  maxBytes: number;
+  maxTokens: number;
+}
+
+export function partLimitsFor(model: string, quotas: Quotas): PartLimits {
+  const q = quotas.models[model];
+  return {
+    maxBytes: quotas.batchMaxFileBytes,
+    maxTokens: q?.batchEnqueuedTokens ?? Number.MAX_SAFE_INTEGER,
+  };
+}
+
+/** Bytes a line takes in the upload besides its request: `{"key":"000000000","request":…}\n`. */
+const LINE_OVERHEAD = 32;
+
+/**
+ * Splits a staged set into batches as its lines stream past, in input order: a part is closed when
+ * the next batchable line would take it over a limit. Lines that do not go to the batch (bad or
+ * with media) only extend the range. Memory: the parts, not the lines.
+ */
+export class PartPlanner {
+  private readonly done: BatchPart[] = [];
+  private open: BatchPart | undefined;
+  /** Upload bytes of the open part's batchable lines. */
+  private openBytes = 0;
+
+  constructor(private readonly limits: PartLimits) {}
+
+  /**
+   * Line `index` spans bytes [fromByte, toByte) of the staged file; `batch` when it goes to the
+   * batch. Returns the line's part (for a batch line): parts are numbered in order, and a part is
+   * only ever opened by its first batch line or by the first line of the file.
+   */
+  add(
+    index: number,
+    fromByte: number,
+    toByte: number,
+    batch?: { requestBytes: number; tokens: number },
+  ): number | undefined {
+    const bytes = batch ? batch.requestBytes + LINE_OVERHEAD : 0;
+    const tokens = batch?.tokens ?? 0;
+    const full =
+      this.open &&
+      batch &&
+      this.open.items > 0 &&
+      (this.openBytes + bytes > this.limits.maxBytes || this.open.tokens + tokens > this.limits.maxTokens);
+    if (full) {
+      this.done.push(this.open!);
+      this.open = undefined;
+    }
+    if (!this.open) {
+      this.open = {
+        part: this.done.length,
+        fromIndex: index,
+        toIndex: index,
+        fromByte,
+        toByte: fromByte,
+        items: 0,
+        tokens: 0,
+      };
+      this.openBytes = 0;
+    }
+    const p = this.open;
+    p.toIndex = index + 1;
+    p.toByte = toByte;
+    if (!batch) return undefined;
+    p.items += 1;
+    p.tokens += tokens;
+    this.openBytes += bytes;
+    return p.part;
+  }
+
+  /** The parts, the last one closed; parts without a batchable item are left out. */
+  finish(): BatchPart[] {
+    if (this.open) this.done.push(this.open);
+    this.open = undefined;
+    return this.done.filter((p) => p.items > 0).map((p, n) => ({ ...p, part: n }));
+  }
+}
+
+/** The displayName of a part's batch: how a tick finds a batch created by a tick that then crashed. */
+export function batchDisplayName(jobId: string, part: number): string {
+  return `fanout-${jobId}-p${part}`;
+}
+
+/** Where a batch run stands in our records (the upstream state is kept beside it). */
+export type RunState =
+  /** Waiting for upload and creation. */
+  | 'staged'
+  /** Its batch exists upstream; the tick polls it. */
+  | 'running'
+  /** Ended: results collected. */
+  | 'collected'
+  /** Ended: its unanswered items went back to the realtime path, or failed, by the job's choice. */
+  | 'fallen-back'
+  /** Ended: the job was cancelled; the upstream batch was cancelled too. */
+  | 'cancelled';
+
+export const OPEN_RUN_STATES: readonly RunState[] = ['staged', 'running'];
+
+/** Upstream batch states, without the `BATCH_STATE_` / `JOB_STATE_` prefix. */
+export type UpstreamState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'EXPIRED';
+
+/** What a tick does with a running batch it has just read. */
+export type RunDecision =
+  | { kind: 'wait' }
+  | { kind: 'collect' }
+  | { kind: 'fall-back'; reason: string; cancelUpstream: boolean };
+
+/**
+ * The tick's decision for a batch it polled: collect a finished one; send the items of one that
+ * failed, expired, was cancelled by someone else, or stayed PENDING past `pendingDeadlineMs` since
+ * it was created back to the fallback path (cancelling a pending one upstream first); else wait.
+ */
+export function decideRun(
+  upstream: UpstreamState,
+  createdAtMs: number,
+  nowMs: number,
+  pendingDeadlineMs: number,
+  error?: { message: string },
+): RunDecision {
+  switch (upstream) {
+    case 'SUCCEEDED':
+      return { kind: 'collect' };
+    case 'FAILED':
+      return {
+        kind: 'fall-back',
+        reason: `the batch failed: ${error?.message ?? 'no reason given'}`,
+        cancelUpstream: false,
+      };
+    case 'EXPIRED':
+      return { kind: 'fall-back', reason: 'the batch expired before it ran', cancelUpstream: false };
+    case 'CANCELLED':
+      return {
+        kind: 'fall-back',
+        reason: 'the batch was cancelled outside gemini-fanout',
+        cancelUpstream: false,
+      };
+    case 'PENDING':
+      if (nowMs - createdAtMs > pendingDeadlineMs) {
+        return {
+          kind: 'fall-back',
+          reason: `the batch was still pending after ${Math.round(pendingDeadlineMs / 1000)} s`,
+          cancelUpstream: true,
+        };
+      }
+      return { kind: 'wait' };
+    default:
+      return { kind: 'wait' };
+  }
+}
+
+/** The error recorded for an item whose batch went wrong, when the job asked to fail them. */
+export function batchFallbackError(reason: string): { code: number; status: string; message: string } {
+  return { code: 503, status: 'UNAVAILABLE', message: `Not answered through the Batch API: ${reason}.` };
+}
+
+/** gRPC codes → [HTTP code, status name], as Google's APIs map them (google.rpc.Code). */
+const GRPC: Record<number, [number, string]> = {
+  1: [499, 'CANCELLED'],
+  2: [500, 'UNKNOWN'],
+  3: [400, 'INVALID_ARGUMENT'],
+  4: [504, 'DEADLINE_EXCEEDED'],
+  5: [404, 'NOT_FOUND'],
+  6: [409, 'ALREADY_EXISTS'],
+  7: [403, 'PERMISSION_DENIED'],
+  8: [429, 'RESOURCE_EXHAUSTED'],
+  9: [400, 'FAILED_PRECONDITION'],
+  10: [409, 'ABORTED'],
+  11: [400, 'OUT_OF_RANGE'],
+  12: [501, 'UNIMPLEMENTED'],
+  13: [500, 'INTERNAL'],
+  14: [503, 'UNAVAILABLE'],
+  15: [500, 'DATA_LOSS'],
+  16: [401, 'UNAUTHENTICATED'],
+};
+
+const HTTP_STATUS: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  429: 'RESOURCE_EXHAUSTED',
+  500: 'INTERNAL',
+  503: 'UNAVAILABLE',
+  504: 'DEADLINE_EXCEEDED',
+};
+
+/**
+ * The error of a batch output line as a result line's `{code, status, message}`: the Batch API
+ * writes a `google.rpc.Status` (a gRPC code, often no status name); realtime errors carry HTTP codes.
+ */
+export function batchLineError(raw: unknown): { code: number; status: string; message: string } {
+  const e = (raw && typeof raw === 'object' ? raw : {}) as {
+    code?: unknown;
+    status?: unknown;
+    message?: unknown;
+  };
+  const code = typeof e.code === 'number' ? e.code : 500;
+  const message = typeof e.message === 'string' ? e.message : 'The batch returned an error for this request.';
+  const grpc = code < 100 ? GRPC[code] : undefined;
+  const http = grpc ? grpc[0] : code;
+  const status = typeof e.status === 'string' ? e.status : (grpc?.[1] ?? HTTP_STATUS[http] ?? 'UNKNOWN');
+  return { code: http, status, message };
+}

@@ -1,0 +1,143 @@
+/**
+ * Bucket input, pure: which objects become jobs, the options a file carries in its object metadata,
+ * and one JSONL line → one item (or the error line that stands for it). Intake and the batch tick
+ * both read lines with `parseInputLine`, so a line means the same wherever it is read.
+ */
+import { z } from 'zod';
+import { type ItemError, LIMITS, requestItemSchema } from '../api/jobs.js';
+import type { BatchFallback, RequestedMode } from './batch.js';
+import type { Content, NewItem } from './jobs.js';
+import { buildItem, type ItemDefaults } from './requests.js';
+
+/** Where users drop files; the project's own prefixes are never input (the loop guard). */
+export const INBOX_PREFIX = 'inbox/';
+export const RESULTS_PREFIX = 'results/';
+export const STAGING_PREFIX = 'staging/';
+
+/** Why an object is not a job, or undefined when it is one (a guard first, as triggers should). */
+export function skipReason(bucket: string, name: string, expectedBucket: string): string | undefined {
+  if (bucket !== expectedBucket) return `bucket ${bucket} is not the project's bucket`;
+  if (name.startsWith(RESULTS_PREFIX) || name.startsWith(STAGING_PREFIX)) return 'our own output';
+  if (!name.startsWith(INBOX_PREFIX)) return 'not under inbox/';
+  if (!/\.jsonl(\.gz)?$/.test(name)) return 'not a .jsonl or .jsonl.gz file';
+  if (name.endsWith('/')) return 'a folder placeholder';
+  return undefined;
+}
+
+/** `inbox/a/b.jsonl` → `results/a/b.jsonl` (same name, gzipped when the input was). */
+export function resultsObjectName(inputName: string): string {
+  return `${RESULTS_PREFIX}${inputName.slice(INBOX_PREFIX.length)}`;
+}
+
+/** `results/a/b.jsonl` → `results/a/b.jsonl.summary.json`. */
+export function summaryObjectName(resultsName: string): string {
+  return `${resultsName}.summary.json`;
+}
+
+const jsonRecord = z.string().transform((s, ctx) => {
+  try {
+    const v: unknown = JSON.parse(s);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  ctx.addIssue({ code: 'custom', message: 'must be a JSON object, e.g. {"temperature":0}' });
+  return z.NEVER;
+});
+
+/**
+ * A file's options, from its object metadata (custom metadata `model`, `mode`, `config`,
+ * `systemInstruction`, `onBatchFailure`; set with `gcloud storage cp --custom-metadata=…`). Metadata,
+ * not a sidecar file: it arrives with the object in the same event, so there is no race between the
+ * two. Other metadata keys are left alone.
+ */
+export const fileOptionsSchema = z.object({
+  model: z.string().min(1).optional(),
+  mode: z.enum(['auto', 'realtime', 'batch']).default('auto'),
+  config: jsonRecord.optional(),
+  systemInstruction: z.string().min(1).optional(),
+  onBatchFailure: z.enum(['realtime', 'fail']).default('realtime'),
+});
+
+export interface FileOptions {
+  model?: string | undefined;
+  mode: RequestedMode;
+  config?: Record<string, unknown> | undefined;
+  systemInstruction?: string | undefined;
+  onBatchFailure: BatchFallback;
+}
+
+/** The options of a file, or the message saying which metadata key is wrong. */
+export function parseFileOptions(
+  metadata: Record<string, unknown> | undefined,
+): FileOptions | { problem: string } {
+  const parsed = fileOptionsSchema.safeParse(metadata ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  return { problem: `object metadata ${String(issue.path[0] ?? '')}: ${issue.message}` };
+}
+
+/** The defaults a file's options add to every line's request. */
+export function lineDefaults(options: Pick<FileOptions, 'config' | 'systemInstruction'>): ItemDefaults {
+  const systemInstruction: Content | undefined = options.systemInstruction
+    ? { parts: [{ text: options.systemInstruction }] }
+    : undefined;
+  return {
+    ...(options.config ? { config: options.config } : {}),
+    ...(systemInstruction ? { systemInstruction } : {}),
+  };
+}
+
+/** A line that became an item, or the error line that stands for it (still an item: it has a key). */
+export type ParsedLine = { ok: true; item: NewItem } | { ok: false; key: string; error: ItemError };
+
+function badLine(key: string, lineNumber: number, message: string): ParsedLine {
+  return {
+    ok: false,
+    key,
+    error: { code: 400, status: 'INVALID_ARGUMENT', message: `line ${lineNumber}: ${message}` },
+  };
+}
+
+/**
+ * One input line: `{"key"?, "prompt"}` or `{"key", "request"}`, either with `media`. The key
+ * defaults to the line's number in the file (1-based). `index` is the item's place among the
+ * file's non-blank lines. A line over `LIMITS.maxItemBytes` arrives as `tooLong` (its bytes were
+ * never held).
+ */
+export function parseInputLine(
+  line: { text?: string; tooLong?: number },
+  lineNumber: number,
+  index: number,
+  defaults: ItemDefaults,
+): ParsedLine {
+  const fallbackKey = String(lineNumber);
+  if (line.tooLong !== undefined || line.text === undefined) {
+    return badLine(fallbackKey, lineNumber, `the line is over ${LIMITS.maxItemBytes} bytes`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(line.text);
+  } catch {
+    return badLine(fallbackKey, lineNumber, 'not valid JSON');
+  }
+  const rawKey =
+    json && typeof json === 'object' && typeof (json as { key?: unknown }).key === 'string'
+      ? ((json as { key: string }).key as string)
+      : undefined;
+  const key = rawKey && rawKey.length <= LIMITS.maxKeyLength ? rawKey : fallbackKey;
+  const parsed = requestItemSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map(String).join('.') || 'line';
+    return badLine(key, lineNumber, `${field} ${issue.message}`);
+  }
+  const built = buildItem(parsed.data, index, parsed.data.key ?? fallbackKey, defaults);
+  if ('problem' in built) return badLine(key, lineNumber, built.problem);
+  return { ok: true, item: built };
+}
+
+/** The error line of a key seen before in the same file. */
+export function duplicateKeyLine(key: string, lineNumber: number): ParsedLine {
+  return badLine(key, lineNumber, `duplicate key "${key}"`);
+}

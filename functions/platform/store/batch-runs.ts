@@ -1,0 +1,142 @@
+import { FieldValue, type Firestore } from '@google-cloud/firestore';
+import type { BatchPart, RunState, UpstreamState } from '../../core/batch.js';
+import { decodeVersion, encodeVersion, isPreconditionFailure } from './firestore.js';
+
+/** Gemini's `batchStats`, as numbers. */
+export interface RunStats {
+  requestCount: number;
+  successfulRequestCount: number;
+  failedRequestCount: number;
+  pendingRequestCount: number;
+}
+
+/**
+ * One batch of a job, as the scheduler tick drives it: staged → running → collected | fallen-back |
+ * cancelled. The record is written before the upstream batch is created (creation is not idempotent
+ * upstream), and every step is taken under a lease with a precondition on the record's version, so
+ * two ticks at once never do the same step twice.
+ */
+export interface BatchRun extends BatchPart {
+  id: string;
+  jobId: string;
+  model: string;
+  displayName: string;
+  state: RunState;
+  /** The tick that holds the run until then may work on it; others leave it alone. */
+  leaseUntilMs: number | null;
+  /** The uploaded input file (`files/…`), once uploaded. */
+  fileName: string | null;
+  /** The upstream batch (`batches/…`), once created. */
+  batchName: string | null;
+  /** When creation was first attempted: a crash after it means "look for the batch by name". */
+  createStartedMs: number | null;
+  createdAtMs: number | null;
+  upstream: UpstreamState | null;
+  stats: RunStats | null;
+  /** Why its items went back to the realtime path (or failed). */
+  fallback: string | null;
+  /** How many of its items went back to the realtime path. */
+  rerouted: number;
+  version: string;
+}
+
+export type RunPatch = Partial<
+  Pick<
+    BatchRun,
+    | 'state'
+    | 'leaseUntilMs'
+    | 'fileName'
+    | 'batchName'
+    | 'createStartedMs'
+    | 'createdAtMs'
+    | 'upstream'
+    | 'stats'
+    | 'fallback'
+    | 'rerouted'
+  >
+>;
+
+/** `batchRuns/{jobId}-p{part}`: a top-level collection, so "every open run" is one indexed query. */
+export interface BatchRunsStore {
+  /** Stores the job's runs as `staged` (before the job itself, like its items). */
+  createMany(runs: Array<BatchPart & { jobId: string; model: string; displayName: string }>): Promise<void>;
+  listOpen(limit: number): Promise<BatchRun[]>;
+  listForJob(jobId: string): Promise<BatchRun[]>;
+  /**
+   * Writes `patch` if the run is still at `run.version`: the new version, or undefined when another
+   * tick wrote it first. A terminal `state` closes the run (it leaves `listOpen`).
+   */
+  update(run: BatchRun, patch: RunPatch): Promise<string | undefined>;
+}
+
+const OPEN: ReadonlySet<RunState> = new Set(['staged', 'running']);
+
+export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore {
+  const runs = db.collection(`${prefix}batchRuns`);
+  const from = (snap: FirebaseFirestore.DocumentSnapshot): BatchRun => {
+    const d = snap.data() ?? {};
+    return {
+      id: snap.id,
+      jobId: d.jobId,
+      model: d.model,
+      displayName: d.displayName,
+      part: d.part,
+      fromIndex: d.fromIndex,
+      toIndex: d.toIndex,
+      fromByte: d.fromByte,
+      toByte: d.toByte,
+      items: d.items,
+      tokens: d.tokens,
+      state: d.state,
+      leaseUntilMs: d.leaseUntilMs ?? null,
+      fileName: d.fileName ?? null,
+      batchName: d.batchName ?? null,
+      createStartedMs: d.createStartedMs ?? null,
+      createdAtMs: d.createdAtMs ?? null,
+      upstream: d.upstream ?? null,
+      stats: d.stats ?? null,
+      fallback: d.fallback ?? null,
+      rerouted: d.rerouted ?? 0,
+      version: encodeVersion(snap.updateTime!),
+    };
+  };
+  return {
+    async createMany(list) {
+      const batch = db.batch();
+      for (const r of list) {
+        batch.set(runs.doc(`${r.jobId}-p${r.part}`), {
+          ...r,
+          state: 'staged',
+          open: true,
+          createdAt: FieldValue.serverTimestamp(),
+        });
+      }
+      await batch.commit();
+    },
+
+    async listOpen(limit) {
+      const snap = await runs.where('open', '==', true).limit(limit).get();
+      return snap.docs.map(from);
+    },
+
+    async listForJob(jobId) {
+      const snap = await runs.where('jobId', '==', jobId).get();
+      return snap.docs.map(from).sort((a, b) => a.part - b.part);
+    },
+
+    async update(run, patch) {
+      try {
+        const written = await runs
+          .doc(run.id)
+          .update(
+            { ...patch, ...(patch.state ? { open: OPEN.has(patch.state) } : {}) },
+            { lastUpdateTime: decodeVersion(run.version) },
+          );
+        return encodeVersion(written.writeTime);
+      } catch (err) {
+        if (isPreconditionFailure(err)) return undefined;
+        throw err;
+      }
+    },
+  };
+}
