@@ -1,6 +1,7 @@
-import { http } from '@google-cloud/functions-framework';
+import { cloudEvent, http } from '@google-cloud/functions-framework';
 import { createBatchHandler } from './batch/index.js';
 import { createIngestHandler } from './ingest/index.js';
+import { createIntakeHandler } from './intake/index.js';
 import { loadConfig } from './platform/config.js';
 import { createDeps, type Deps } from './platform/deps.js';
 import { createWorkerHandler } from './worker/index.js';
@@ -18,3 +19,4 @@ const getDeps = (): Deps => {
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getDeps));
 http('batch', createBatchHandler(getDeps));
+cloudEvent('intake', createIntakeHandler(getDeps));

@@ -19,6 +19,15 @@ export function createBatchHandler(getDeps: () => Deps) {
             tasks: deps.tasks,
             logger: deps.logger,
             stallMs: deps.config.reconcileAfterMs,
+            batch: {
+              batch: deps.batchStores,
+              counters: deps.stores.counters,
+              api: deps.batchApi,
+              objects: deps.objects,
+              quotas: deps.config.quotas,
+              pendingDeadlineMs: deps.config.batchPendingDeadlineMs,
+            },
+            exports: { jobs: deps.stores.jobs, objects: deps.objects, bucket: deps.config.bucket },
           }),
         );
       } catch (err) {

@@ -4,11 +4,12 @@ import { createLifecycle, type Lifecycle } from '../lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from '../lifecycle/plan.js';
 import type { Config } from './config.js';
 import { createFileUploader, createGeminiClient, type GeminiClient } from './gemini.js';
+import { type BatchApi, createBatchApi } from './gemini-batch.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMediaFetcher, type MediaFetcher } from './media.js';
 import { postCallback } from './notify.js';
 import { createObjectStore, type ObjectStore } from './object-store.js';
-import { createStores, type Stores } from './store/index.js';
+import { type BatchStores, createBatchStores, createStores, type Stores } from './store/index.js';
 import { createTaskAuthenticator, type TaskAuthenticator } from './task-auth.js';
 import { createTaskQueue, type TaskQueue } from './task-queue.js';
 
@@ -19,6 +20,8 @@ export interface Deps {
   firestore: Firestore;
   storage: Storage;
   stores: Stores;
+  batchStores: BatchStores;
+  batchApi: BatchApi;
   objects: ObjectStore;
   lifecycle: Lifecycle;
   planner: Planner;
@@ -41,6 +44,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
   const storage = overrides.storage ?? new Storage({ projectId: config.projectId });
   const workerUrl = config.workerUrl ?? 'http://127.0.0.1:8082/';
   const stores = overrides.stores ?? createStores(firestore);
+  const batchStores = overrides.batchStores ?? createBatchStores(firestore);
   const objects = overrides.objects ?? createObjectStore(storage, config.bucket);
   const tasks =
     overrides.tasks ??
@@ -59,11 +63,26 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     firestore,
     storage,
     stores,
+    batchStores,
+    batchApi:
+      overrides.batchApi ??
+      createBatchApi({
+        apiKey: config.gemini.apiKey,
+        ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+      }),
     objects,
     tasks,
     lifecycle:
       overrides.lifecycle ??
-      createLifecycle({ stores, tasks, objects, logger, notify, stallMs: config.reconcileAfterMs }),
+      createLifecycle({
+        stores,
+        batch: batchStores,
+        tasks,
+        objects,
+        logger,
+        notify,
+        stallMs: config.reconcileAfterMs,
+      }),
     planner:
       overrides.planner ??
       createPlanner({ stores, tasks, quotas: config.quotas, logger, stallMs: config.reconcileAfterMs }),

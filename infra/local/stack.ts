@@ -24,6 +24,8 @@ export interface StackInfo {
   /** Not in the contract, but handy: the other function URLs. */
   workerUrl: string;
   batchUrl: string;
+  /** The intake function (the Eventarc stand-in posts finalize events there). */
+  intakeUrl: string;
   /**
    * Not in the contract either: the pid of the functions host (infra/local/functions-host.ts).
    * `process.kill(functionsPid, 'SIGUSR2')` kills one function instance; the host starts another.
@@ -52,6 +54,8 @@ export interface StackOptions {
   geminiTimeoutMs?: number;
   /** How long enqueuing or a half-done cancel may stand still before the reconciler acts (RECONCILE_AFTER_MS). */
   reconcileAfterMs?: number;
+  /** How long a Gemini batch may stay PENDING before its items go realtime (BATCH_PENDING_DEADLINE_MS). */
+  batchPendingDeadlineMs?: number;
 }
 
 export interface Stack {
@@ -142,6 +146,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.gemini?.apiKey ? { GEMINI_API_KEY: options.gemini.apiKey } : {}),
       ...(options.geminiTimeoutMs ? { GEMINI_TIMEOUT_MS: String(options.geminiTimeoutMs) } : {}),
       ...(options.reconcileAfterMs ? { RECONCILE_AFTER_MS: String(options.reconcileAfterMs) } : {}),
+      ...(options.batchPendingDeadlineMs
+        ? { BATCH_PENDING_DEADLINE_MS: String(options.batchPendingDeadlineMs) }
+        : {}),
     };
     Object.assign(process.env, env);
 
@@ -194,6 +201,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       geminiBaseUrl: geminiBaseUrl ?? '',
       workerUrl,
       batchUrl,
+      intakeUrl: host.urls.intake ?? '',
       functionsPid: host.pid,
     };
     return {

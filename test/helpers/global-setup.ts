@@ -31,6 +31,8 @@ export default async function setup(project: TestProject) {
     geminiTimeoutMs: 5000,
     // The reconciler acts after 20 s of standing still (120 s by default), so its e2e tests are quick.
     reconcileAfterMs: 20_000,
+    // A batch pending this long goes back to the realtime path (a day by default).
+    batchPendingDeadlineMs: 10_000,
     standIn: { latency: { '*': { meanMs: 40, jitterMs: 30 } }, faults: { timeoutMs: 4000 } },
     logLevel: process.env.E2E_LOG_LEVEL ?? 'silent',
   });

@@ -1,0 +1,200 @@
+import { createHash } from 'node:crypto';
+import { LIMITS } from '../api/jobs.js';
+import { isBatchable, PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import {
+  duplicateKeyLine,
+  type FileOptions,
+  lineDefaults,
+  type ParsedLine,
+  parseFileOptions,
+  parseInputLine,
+  resultsObjectName,
+  skipReason,
+  summaryObjectName,
+} from '../core/bucket-input.js';
+import { counterShardsFor, itemIdForIndex, type NewItem } from '../core/jobs.js';
+import { normalizeModelName, type Quotas } from '../core/quotas.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import { maybeGunzip, splitLines } from '../platform/jsonl.js';
+import type { Logger } from '../platform/logger.js';
+import type { ObjectStore } from '../platform/object-store.js';
+import { isAlreadyExists } from '../platform/store/firestore.js';
+
+/** The part of a Cloud Storage object resource (the event's data) intake reads. */
+export interface StorageObject {
+  bucket: string;
+  name: string;
+  generation?: string | number;
+  metadata?: Record<string, unknown>;
+}
+
+export interface IntakeDeps {
+  lifecycle: Pick<Lifecycle, 'getJob' | 'storeItems' | 'commit' | 'startEnqueue' | 'finishIfDone'>;
+  objects: Pick<ObjectStore, 'read' | 'putJson'>;
+  quotas: Quotas;
+  logger: Logger;
+  /** The project's bucket: events from any other are ignored. */
+  bucket: string;
+}
+
+export type IntakeResult =
+  | { outcome: 'ignored'; reason: string }
+  | { outcome: 'duplicate'; jobId: string }
+  | { outcome: 'rejected'; jobId: string; message: string }
+  | { outcome: 'created'; jobId: string; total: number };
+
+/** Items written per Firestore bulk: a file is never held whole. */
+const CHUNK = 500;
+
+/**
+ * The job id of a file: derived from bucket, name and generation, so a redelivered or duplicated
+ * finalize event makes no second job, and a new upload under the same name (a new generation) does.
+ */
+export function jobIdForObject(bucket: string, name: string, generation: string): string {
+  const h = createHash('sha256').update(`${bucket}/${name}#${generation}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * A JSONL file finalized under `inbox/` becomes a job: its lines are streamed (bounded memory) into
+ * items, a chunk at a time; bad lines become items born failed (their error line stands in the
+ * results); the job is routed (realtime or the Batch API) once its size is known, and created last.
+ * Throws to have the event delivered again (a retry redoes the same writes), returns to acknowledge.
+ */
+export async function intakeObject(object: StorageObject, deps: IntakeDeps): Promise<IntakeResult> {
+  const { bucket, name } = object;
+  const reason = skipReason(bucket, name, deps.bucket);
+  if (reason) {
+    deps.logger.info({ event: 'intake.ignored', bucket, object: name, reason }, `ignored: ${reason}`);
+    return { outcome: 'ignored', reason };
+  }
+  const generation = String(object.generation ?? '0');
+  const jobId = jobIdForObject(bucket, name, generation);
+  const log = deps.logger.child({ jobId, object: name, generation });
+  if (await deps.lifecycle.getJob(jobId)) {
+    log.info({ event: 'intake.duplicate' }, 'this file is a job already');
+    return { outcome: 'duplicate', jobId };
+  }
+  const output = resultsObjectName(name);
+  const reject = async (message: string): Promise<IntakeResult> => {
+    await deps.objects.putJson(summaryObjectName(output), {
+      job: null,
+      source: `gs://${bucket}/${name}`,
+      status: 'failed',
+      error: { code: 400, status: 'INVALID_ARGUMENT', message },
+    });
+    log.warn({ event: 'intake.rejected', message }, message);
+    return { outcome: 'rejected', jobId, message };
+  };
+
+  const options = parseFileOptions(object.metadata);
+  if ('problem' in options) return reject(options.problem);
+  const model = normalizeModelName(options.model ?? deps.quotas.defaultModel);
+  if (!Object.hasOwn(deps.quotas.models, model)) {
+    return reject(
+      `unknown model ${model}; this deployment serves ${Object.keys(deps.quotas.models).join(', ')}`,
+    );
+  }
+
+  const read = await readLines(jobId, name, generation, model, options, deps);
+  if (read.total === 0) return reject('the file has no lines');
+  const route = routeJob(options.mode, read.total, model, deps.quotas);
+  if ('problem' in route) return reject(route.problem);
+  const batch = route.mode === 'batch';
+  const batchItems = batch ? read.batchable : 0;
+  const spec = {
+    id: jobId,
+    model,
+    mode: route.mode,
+    total: read.total,
+    source: `gs://${bucket}/${name}`,
+    counterShards: counterShardsFor(deps.quotas.models[model]!.rpm),
+    paths: { realtime: read.total - read.bornFailed - batchItems, batch: batchItems },
+    output,
+    ...(batch
+      ? {
+          onBatchFailure: options.onBatchFailure,
+          staged: { object: name, generation, defaults: lineDefaults(options) },
+        }
+      : {}),
+  };
+  try {
+    await deps.lifecycle.commit(spec, undefined, {
+      runs: batch ? read.parts : [],
+      bornFailed: read.bornFailed,
+    });
+  } catch (err) {
+    // The same event delivered twice at once: the other delivery made the job.
+    if (isAlreadyExists(err)) return { outcome: 'duplicate', jobId };
+    throw err;
+  }
+  if (spec.paths.realtime > 0) await deps.lifecycle.startEnqueue(jobId);
+  // Every line bad: nothing will run, so nothing else would finish it.
+  if (spec.paths.realtime === 0 && batchItems === 0) await deps.lifecycle.finishIfDone(jobId, log);
+  log.info(
+    {
+      event: 'job.created',
+      model,
+      mode: route.mode,
+      total: read.total,
+      bad: read.bornFailed,
+      parts: batch ? read.parts.length : 0,
+    },
+    'file became a job',
+  );
+  return { outcome: 'created', jobId, total: read.total };
+}
+
+/** Streams the file into items, a chunk at a time; plans the batches as it goes. */
+async function readLines(
+  jobId: string,
+  name: string,
+  generation: string,
+  model: string,
+  options: FileOptions,
+  deps: IntakeDeps,
+) {
+  const defaults = lineDefaults(options);
+  const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
+  const keys = new Set<string>();
+  let chunk: NewItem[] = [];
+  let index = 0;
+  let bornFailed = 0;
+  let batchable = 0;
+  const source = maybeGunzip(deps.objects.read(name, { generation }));
+  for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
+    if (line.text !== undefined && line.text.trim() === '') continue;
+    let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults);
+    if (parsed.ok && keys.has(parsed.item.key)) parsed = duplicateKeyLine(parsed.item.key, line.lineNumber);
+    else if (parsed.ok) keys.add(parsed.item.key);
+    let item: NewItem;
+    if (parsed.ok) {
+      item = parsed.item;
+    } else {
+      bornFailed++;
+      item = {
+        id: itemIdForIndex(index),
+        index,
+        key: parsed.key,
+        request: { contents: [] },
+        estimatedTokens: 0,
+        error: parsed.error,
+      };
+    }
+    if (parsed.ok && isBatchable(item)) {
+      batchable++;
+      item.batchPart = planner.add(index, line.fromByte, line.toByte, {
+        requestBytes: line.toByte - line.fromByte,
+        tokens: item.estimatedTokens,
+      });
+    } else planner.add(index, line.fromByte, line.toByte);
+    chunk.push(item);
+    if (chunk.length >= CHUNK) {
+      await deps.lifecycle.storeItems(jobId, chunk);
+      chunk = [];
+    }
+    index++;
+  }
+  if (chunk.length > 0) await deps.lifecycle.storeItems(jobId, chunk);
+  return { total: index, bornFailed, batchable, parts: planner.finish() };
+}

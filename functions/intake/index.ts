@@ -1,0 +1,35 @@
+import type { CloudEvent } from '@google-cloud/functions-framework';
+import type { Deps } from '../platform/deps.js';
+import { outsideDomain } from '../platform/runtime.js';
+import { intakeObject, type StorageObject } from './handler.js';
+
+/**
+ * The Eventarc target for `google.cloud.storage.object.v1.finalized`. Returns to acknowledge;
+ * throws (after logging) to have the event delivered again: a failed intake is retried, never lost.
+ */
+export function createIntakeHandler(getDeps: () => Deps) {
+  return (event: CloudEvent<StorageObject>): Promise<void> =>
+    outsideDomain(async () => {
+      const deps = getDeps();
+      const data = event.data;
+      if (!data || typeof data.bucket !== 'string' || typeof data.name !== 'string') {
+        deps.logger.warn({ event: 'intake.ignored', id: event.id }, 'an event without an object; ignored');
+        return;
+      }
+      try {
+        await intakeObject(data, {
+          lifecycle: deps.lifecycle,
+          objects: deps.objects,
+          quotas: deps.config.quotas,
+          logger: deps.logger.child({ eventId: event.id }),
+          bucket: deps.config.bucket,
+        });
+      } catch (err) {
+        deps.logger.error(
+          { event: 'intake.failed', object: data.name, err: (err as Error).message },
+          'intake failed; the event will be delivered again',
+        );
+        throw err;
+      }
+    });
+}
