@@ -1,7 +1,8 @@
 import { batchLineError } from '../core/batch.js';
 import { costUsd, type UsageMetadata, usageFrom } from '../core/cost.js';
 import type { JobRecord } from '../core/jobs.js';
-import { INLINE_RESPONSE_MAX_BYTES, partCounterId } from '../lifecycle/lifecycle.js';
+import { partCounterId } from '../lifecycle/create.js';
+import { INLINE_RESPONSE_MAX_BYTES } from '../lifecycle/lifecycle.js';
 import type { BatchInfo } from '../platform/gemini-batch.js';
 import type { Logger } from '../platform/logger.js';
 import { answerObjectName } from '../platform/object-store.js';

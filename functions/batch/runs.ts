@@ -1,7 +1,8 @@
 import { batchFallbackError, decideRun, type RunState } from '../core/batch.js';
 import { isTerminalJob, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
-import { type Lifecycle, partCounterId } from '../lifecycle/lifecycle.js';
+import { partCounterId } from '../lifecycle/create.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { GeminiCallError } from '../platform/gemini.js';
 import type { BatchApi } from '../platform/gemini-batch.js';
 import type { Logger } from '../platform/logger.js';

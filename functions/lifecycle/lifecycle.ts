@@ -1,5 +1,4 @@
-import type { BatchView, ResultEntry } from '../api/jobs.js';
-import { type BatchPart, batchDisplayName } from '../core/batch.js';
+import type { ResultEntry } from '../api/jobs.js';
 import {
   decideClaim,
   type FinishCursor,
@@ -17,10 +16,10 @@ import {
 import { CANCELLED_ERROR, errorLine, successLine } from '../core/results.js';
 import type { Logger } from '../platform/logger.js';
 import { answerObjectName, type ObjectStore } from '../platform/object-store.js';
-import type { BatchRun } from '../platform/store/batch-runs.js';
 import type { BatchStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
+import { batchViewOf, createJobMaker } from './create.js';
 
 /**
  * The job lifecycle: the one place that knows the rules of a job and its items (create, claim,
@@ -72,34 +71,6 @@ const INVALID_ARGUMENT = 3;
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export type CreateResult =
-  | { jobId: string; replayed: false }
-  | { jobId: string; replayed: true; bodyHash: string };
-
-/** What a job may bring besides its items. */
-export interface CreateExtras {
-  /** Batch jobs: the batches its batchable items are split into. */
-  runs?: BatchPart[];
-  /** Bucket jobs: items stored failed from the start (bad lines); counted here, once. */
-  bornFailed?: number;
-}
-
-/** The counter document of a job's batch `part` (see `JobSpec.extraCounters`). */
-export function partCounterId(part: number): string {
-  return `batch-p${part}`;
-}
-
-/** A batch run as the job view shows it. */
-function batchViewOf(run: BatchRun): BatchView {
-  return {
-    name: run.batchName,
-    state: run.upstream ?? 'STAGED',
-    items: run.items,
-    stats: run.stats,
-    fallback: run.fallback,
-  };
-}
-
 export function createLifecycle(deps: LifecycleDeps) {
   const { jobs, items, counters, ledger } = deps.stores;
   const clock = deps.now ?? Date.now;
@@ -138,71 +109,20 @@ export function createLifecycle(deps: LifecycleDeps) {
     persist('outcome', ref, () => items.settle(ref, outcome));
 
   const lifecycle = {
+    ...createJobMaker(deps, clock),
     getJob: (jobId: string) => jobs.get(jobId),
 
     async view(jobId: string): Promise<JobView | undefined> {
       const job = await jobs.get(jobId);
       if (!job) return undefined;
       const runs = job.mode === 'batch' && deps.batch ? await deps.batch.runs.listForJob(jobId) : undefined;
-      return toJobView(job, await totals(job), runs?.map(batchViewOf));
-    },
-
-    /** Stores items of a job not yet created (a bucket file's are stored a chunk at a time). */
-    storeItems: (jobId: string, newItems: NewItem[]) => items.createMany(jobId, newItems),
-
-    /**
-     * Stores the items, then the job (a visible job is complete and durable). With an idempotency
-     * key already used, nothing new is stored and the earlier job is returned (`replayed`); the
-     * caller compares `bodyHash`.
-     */
-    async create(
-      spec: JobSpec,
-      newItems: NewItem[],
-      idempotency?: { keyId: string; bodyHash: string },
-      extras: CreateExtras = {},
-    ): Promise<CreateResult> {
-      if (idempotency) {
-        const existing = await jobs.findIdempotency(idempotency.keyId);
-        if (existing) return { jobId: existing.jobId, replayed: true, bodyHash: existing.bodyHash };
-      }
-      await items.createMany(spec.id, newItems);
-      return lifecycle.commit(spec, idempotency, extras);
-    },
-
-    /**
-     * The last step of creating a job whose items are stored: its batch runs, the count of items
-     * born failed (bad bucket lines), then the job itself, so a job is never visible half made.
-     */
-    async commit(
-      spec: JobSpec,
-      idempotency?: { keyId: string; bodyHash: string },
-      extras: CreateExtras = {},
-    ): Promise<CreateResult> {
-      const runs = extras.runs ?? [];
-      if (runs.length > 0) {
-        if (!deps.batch) throw new Error('batch jobs need the batch stores');
-        await deps.batch.runs.createMany(
-          runs.map((r) => ({
-            ...r,
-            jobId: spec.id,
-            model: spec.model,
-            displayName: batchDisplayName(spec.id, r.part),
-          })),
-        );
-      }
-      if (extras.bornFailed) await counters.put(spec.id, 'intake', { failed: extras.bornFailed });
-      const extraCounters = [
-        ...(extras.bornFailed ? ['intake'] : []),
-        ...runs.map((r) => partCounterId(r.part)),
-      ];
-      const stored = await jobs.create(
-        { ...spec, ...(extraCounters.length > 0 ? { extraCounters } : {}) },
-        clock() + deps.stallMs,
-        idempotency,
-      );
-      if (!stored.created)
-        return { jobId: stored.existing.jobId, replayed: true, bodyHash: stored.existing.bodyHash };
-      return { jobId: spec.id, replayed: false };
+      // Items a batch sent back to the queues took the realtime path after all.
+      const rerouted = runs?.reduce((n, r) => n + r.rerouted, 0) ?? 0;
+      const paths = job.paths && {
+        realtime: job.paths.realtime + rerouted,
+        batch: job.paths.batch - rerouted,
+      };
+      return toJobView({ ...job, ...(paths ? { paths } : {}) }, await totals(job), runs?.map(batchViewOf));
     },
 
     /**

@@ -125,6 +125,7 @@ describe('the Batch API path', () => {
     const job = await waitForJob(id, 120_000);
     expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 300, failed: 0, pending: 0 } });
     expect(job.batches![0]).toMatchObject({ state: 'EXPIRED', fallback: expect.stringMatching(/expired/) });
+    expect(job.paths).toEqual({ realtime: 300, batch: 0 });
     const results = await resultsJsonl(id);
     expect(results.map((r) => r.index)).toEqual(Array.from({ length: 300 }, (_, i) => i));
     expect(results.every((r) => 'response' in r)).toBe(true);
