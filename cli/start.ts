@@ -1,6 +1,7 @@
 import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
 import { Storage } from '@google-cloud/storage';
 import { createJobsClient } from '../functions/api/client.js';
 import { isTerminalStatus, type JobView } from '../functions/api/jobs.js';
@@ -10,20 +11,29 @@ import { progressLine } from './progress.js';
 import { readPromptFile } from './prompt-file.js';
 
 /**
- * `npm start [-- FILE.jsonl]`: boots the local cloud, runs the prompt set through the real functions,
- * shows progress, prints a summary and where the results are, and exits.
+ * `npm start [-- [--mode auto|realtime|batch] FILE.jsonl]`: boots the local cloud, runs the prompt
+ * set through the real functions, shows progress, prints a summary and where the results are, and
+ * exits. `--mode batch` sends it through the (stand-in's) Gemini Batch API at half the price.
  */
 async function main(): Promise<void> {
-  const file = resolve(process.argv[2] ?? join(PROJECT_ROOT, 'examples', 'prompts.jsonl'));
+  const { values, positionals } = parseArgs({
+    options: { mode: { type: 'string', default: 'auto' } },
+    allowPositionals: true,
+  });
+  const mode = values.mode;
+  if (mode !== 'auto' && mode !== 'realtime' && mode !== 'batch')
+    throw new Error(`--mode must be auto, realtime or batch, not ${mode}`);
+  const file = resolve(positionals[0] ?? join(PROJECT_ROOT, 'examples', 'prompts.jsonl'));
   const requests = await readPromptFile(file);
-  process.stdout.write(`gemini-fanout: ${requests.length} prompts from ${file}\n`);
+  process.stdout.write(`gemini-fanout: ${requests.length} prompts from ${file} (mode ${mode})\n`);
   process.stdout.write(
     'booting the local cloud (Firestore, Cloud Tasks, Cloud Storage, Gemini stand-in, functions)…\n',
   );
   const stack = await startStack({
     portBase: 0,
     logLevel: 'warn',
-    schedulerIntervalMs: 5000,
+    // Cloud Scheduler ticks every minute; locally every 2 s, so a batch job is collected soon.
+    schedulerIntervalMs: 2000,
     standIn: { latency: { '*': { meanMs: 600, jitterMs: 300 } } },
   });
   const stop = async (code: number) => {
@@ -34,9 +44,9 @@ async function main(): Promise<void> {
   try {
     await uploadExampleImages(stack.info.projectId, stack.info.bucket);
     const client = createJobsClient(stack.info.ingestUrl);
-    const created = await client.submit({ requests });
+    const created = await client.submit({ requests, mode });
     const started = Date.now();
-    process.stdout.write(`job ${created.id}: ${created.total} items queued\n`);
+    process.stdout.write(`job ${created.id}: ${created.total} items queued (${created.mode})\n`);
     const tty = process.stdout.isTTY;
     let lastPrint = 0;
     const show = (polled: JobView) => {
@@ -75,7 +85,8 @@ async function main(): Promise<void> {
         `wall time     ${(wallMs / 1000).toFixed(1)} s`,
         `rate          ${Math.round((job.counts.total / wallMs) * 60_000)} requests/min overall; peak ${stats?.peakRequestsPer60s ?? '?'} in any 60 s vs quota ${quota?.rpm ?? '?'} RPM; 429s from Gemini: ${stats?.rejected429 ?? '?'}`,
         `tokens        ${job.usage.promptTokens} in, ${job.usage.outputTokens} out`,
-        `cost          $${job.costUsd.toFixed(6)} at ${job.model} prices (infra/quotas.json)`,
+        `cost          $${job.costUsd.toFixed(6)} at ${job.model} prices (infra/quotas.json)${job.mode === 'batch' ? `, batch rate (${quotas.batchDiscount * 100}%)` : ''}`,
+        ...(job.paths ? [`paths         realtime ${job.paths.realtime}, batch ${job.paths.batch}`] : []),
         `results       ${outFile}`,
         '              (`npm run dev` keeps the local cloud up to post your own jobs: see README)',
         '',
