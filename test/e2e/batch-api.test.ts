@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jobIdForObject } from '../../functions/intake/handler.js';
-import { configureStandIn, createJob, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
+import { configureStandIn, createJob, jobsClient, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
 import { storageClientFor } from '../helpers/storage.js';
 
 // Big sets through the Gemini Batch API, end to end on the local cloud: intake (or POST /jobs) stages
@@ -150,6 +150,25 @@ describe('the Batch API path', () => {
       error: { status: 'UNAVAILABLE', message: expect.stringMatching(/Batch API/) },
     });
   });
+
+  it('cancels its batches upstream when the job is cancelled', async () => {
+    await configureStandIn({ batch: { pendingMs: 600_000 } });
+    const id = await createJob({
+      model: MODEL,
+      mode: 'batch',
+      prompts: Array.from({ length: 40 }, (_, i) => `cancelled ${i}`),
+    });
+    await waitForJob(id, 30_000, (j) => j.batches?.[0]?.name !== null && j.batches?.[0]?.name !== undefined);
+
+    const view = await jobsClient().cancel(id);
+    expect(view.status).toBe('cancelled');
+
+    await expect
+      .poll(async () => (await upstreamBatches(id)).map((b) => b.state), { timeout: 20_000, interval: 500 })
+      .toEqual(['BATCH_STATE_CANCELLED']);
+    const job = await waitForJob(id, 20_000, (j) => j.counts.cancelled === 40);
+    expect(job.counts).toMatchObject({ cancelled: 40, pending: 0 });
+  }, 90_000);
 
   it('makes one batch when several scheduler ticks run at once', async () => {
     await configureStandIn({ batch: { pendingMs: 3000 } });
