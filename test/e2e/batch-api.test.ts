@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jobIdForObject } from '../../functions/intake/handler.js';
 import { configureStandIn, createJob, jobsClient, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
-import { storageClientFor } from '../helpers/storage.js';
+import { storageClientFor, waitForObject } from '../helpers/storage.js';
 
 // Big sets through the Gemini Batch API, end to end on the local cloud: intake (or POST /jobs) stages
 // the set, the scheduler tick (every second here) uploads it with the Files API's resumable protocol,
@@ -20,17 +20,6 @@ async function dropFile(name: string, lines: string[], metadata: Record<string, 
   await file.save(`${lines.join('\n')}\n`, { contentType: 'application/jsonl', metadata: { metadata } });
   const [meta] = await file.getMetadata();
   return jobIdForObject(stack().bucket, name, String(meta.generation));
-}
-
-async function waitForObject(name: string, timeoutMs: number): Promise<Buffer> {
-  const file = bucket().file(name);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [exists] = await file.exists();
-    if (exists) return (await file.download())[0];
-    if (Date.now() > deadline) throw new Error(`${name} did not appear in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /** Intake streams the file before the job exists: wait until it is there. */
@@ -98,7 +87,7 @@ describe('the Batch API path', () => {
     const full = (job.usage.promptTokens * 0.3 + job.usage.outputTokens * 2.5) / 1e6;
     expect(job.costUsd).toBeCloseTo(full * 0.5, 6);
 
-    const results = (await waitForObject(name.replace(/^inbox\//, 'results/'), 60_000))
+    const results = (await waitForObject(bucket().file(name.replace(/^inbox\//, 'results/')), 60_000))
       .toString()
       .split('\n')
       .filter(Boolean)

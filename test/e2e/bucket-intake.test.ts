@@ -2,7 +2,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { jobIdForObject } from '../../functions/intake/handler.js';
 import { getJob, stack, waitForJob } from '../helpers/e2e.js';
-import { storageClientFor } from '../helpers/storage.js';
+import { storageClientFor, waitForObject } from '../helpers/storage.js';
 
 // A JSONL file dropped into the bucket's inbox/ with the official Storage client becomes a job (the
 // Eventarc stand-in delivers the finalize event to intake); the tick writes results/<same path>.
@@ -10,17 +10,6 @@ import { storageClientFor } from '../helpers/storage.js';
 function bucket() {
   const s = stack();
   return storageClientFor(s.storageEmulatorHost, s.projectId).bucket(s.bucket);
-}
-
-async function waitForObject(name: string, timeoutMs = 60_000): Promise<Buffer> {
-  const file = bucket().file(name);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [exists] = await file.exists();
-    if (exists) return (await file.download())[0];
-    if (Date.now() > deadline) throw new Error(`${name} did not appear in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 const lines = (buf: Buffer) =>
@@ -55,7 +44,7 @@ describe('bucket intake (inbox/ → results/)', () => {
       .then(() => bucket().file(name).getMetadata());
     const jobId = jobIdForObject(stack().bucket, name, String(file.generation));
 
-    const results = lines(await waitForObject(name.replace(/^inbox\//, 'results/')));
+    const results = lines(await waitForObject(bucket().file(name.replace(/^inbox\//, 'results/')), 60_000));
     expect(results.map((r) => [r.key, r.index, 'response' in r ? 'ok' : 'error'])).toEqual([
       ['a', 0, 'ok'],
       ['2', 1, 'error'],
@@ -73,7 +62,9 @@ describe('bucket intake (inbox/ → results/)', () => {
     expect((results[6]!.error as { message: string }).message).toMatch(/over \d+ bytes/);
 
     const summary = JSON.parse(
-      (await waitForObject(`${name.replace(/^inbox\//, 'results/')}.summary.json`)).toString(),
+      (
+        await waitForObject(bucket().file(`${name.replace(/^inbox\//, 'results/')}.summary.json`), 60_000)
+      ).toString(),
     ) as Record<string, unknown>;
     expect(summary).toMatchObject({
       job: jobId,
@@ -100,7 +91,9 @@ describe('bucket intake (inbox/ → results/)', () => {
       });
     const [meta] = await bucket().file(name).getMetadata();
     const jobId = jobIdForObject(stack().bucket, name, String(meta.generation));
-    const results = lines(gunzipSync(await waitForObject(name.replace(/^inbox\//, 'results/'))));
+    const results = lines(
+      gunzipSync(await waitForObject(bucket().file(name.replace(/^inbox\//, 'results/')), 60_000)),
+    );
     expect(results.map((r) => r.key)).toEqual(Array.from({ length: 20 }, (_, i) => `k${i}`));
     expect(results.every((r) => 'response' in r)).toBe(true);
 

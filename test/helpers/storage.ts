@@ -1,4 +1,4 @@
-import { Storage } from '@google-cloud/storage';
+import { type File, Storage } from '@google-cloud/storage';
 import { vi } from 'vitest';
 
 /**
@@ -12,5 +12,16 @@ export function storageClientFor(url: string, projectId: string): Storage {
     return new Storage({ projectId, apiEndpoint: url });
   } finally {
     vi.unstubAllEnvs();
+  }
+}
+
+/** Polls until the object exists, then downloads it whole (tests read small result files). */
+export async function waitForObject(file: File, timeoutMs: number): Promise<Buffer> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [exists] = await file.exists();
+    if (exists) return (await file.download())[0];
+    if (Date.now() > deadline) throw new Error(`${file.name} did not appear in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
   }
 }

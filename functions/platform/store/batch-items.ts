@@ -1,4 +1,4 @@
-import { AggregateField, FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
+import { FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { CounterValues } from './counters.js';
 import {
   decodeVersion,
@@ -7,7 +7,7 @@ import {
   isPreconditionFailure,
 } from './firestore.js';
 import { stateFields } from './item-codec.js';
-import type { StoredOutcome } from './items.js';
+import { countOutcomes, type StoredOutcome } from './items.js';
 
 /** An item's state and version, as the batch collector needs it to write an outcome once. */
 export interface ItemHead {
@@ -113,30 +113,6 @@ export function createBatchItemsStore(db: Firestore, prefix = ''): BatchItemsSto
       }
     },
 
-    async countPart(jobId, part) {
-      const q = partQuery(jobId, part);
-      const count = async (state: string) => (await q.where('state', '==', state).count().get()).data().count;
-      const [succeeded, failed, cancelled, sums] = await Promise.all([
-        count('succeeded'),
-        count('failed'),
-        count('cancelled'),
-        q
-          .aggregate({
-            promptTokens: AggregateField.sum('usage.promptTokens'),
-            outputTokens: AggregateField.sum('usage.outputTokens'),
-            costUsd: AggregateField.sum('costUsd'),
-          })
-          .get(),
-      ]);
-      const s = sums.data();
-      return {
-        succeeded,
-        failed,
-        cancelled,
-        promptTokens: s.promptTokens ?? 0,
-        outputTokens: s.outputTokens ?? 0,
-        costUsd: s.costUsd ?? 0,
-      };
-    },
+    countPart: (jobId, part) => countOutcomes(partQuery(jobId, part)),
   };
 }

@@ -11,7 +11,7 @@ import {
   type Totals,
   type Usage,
 } from '../../core/jobs.js';
-import type { CounterWrites } from './counters.js';
+import type { CounterValues, CounterWrites } from './counters.js';
 import {
   decodeVersion,
   encodeVersion,
@@ -220,35 +220,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
     },
 
     async countStates(jobId, total) {
-      const col = items(jobId);
-      const count = async (state: ItemState) =>
-        (await col.where('state', '==', state).count().get()).data().count;
-      const [succeeded, failed, cancelled, sums] = await Promise.all([
-        count('succeeded'),
-        count('failed'),
-        count('cancelled'),
-        col
-          .aggregate({
-            promptTokens: AggregateField.sum('usage.promptTokens'),
-            outputTokens: AggregateField.sum('usage.outputTokens'),
-            costUsd: AggregateField.sum('costUsd'),
-          })
-          .get(),
-      ]);
-      const s = sums.data();
-      return sumTotals(
-        [
-          {
-            succeeded,
-            failed,
-            cancelled,
-            promptTokens: s.promptTokens ?? 0,
-            outputTokens: s.outputTokens ?? 0,
-            costUsd: s.costUsd ?? 0,
-          },
-        ],
-        total,
-      );
+      return sumTotals([await countOutcomes(items(jobId))], total);
     },
 
     async listExpiredLeases(nowMs, limit) {
@@ -265,4 +237,33 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
     },
   };
   return store;
+}
+
+/**
+ * The outcomes among the items a query selects, by aggregation queries (counts per terminal state,
+ * sums of usage and cost): exact, and no item document is read.
+ */
+export async function countOutcomes(q: FirebaseFirestore.Query): Promise<CounterValues> {
+  const count = async (state: ItemState) => (await q.where('state', '==', state).count().get()).data().count;
+  const [succeeded, failed, cancelled, sums] = await Promise.all([
+    count('succeeded'),
+    count('failed'),
+    count('cancelled'),
+    q
+      .aggregate({
+        promptTokens: AggregateField.sum('usage.promptTokens'),
+        outputTokens: AggregateField.sum('usage.outputTokens'),
+        costUsd: AggregateField.sum('costUsd'),
+      })
+      .get(),
+  ]);
+  const s = sums.data();
+  return {
+    succeeded,
+    failed,
+    cancelled,
+    promptTokens: s.promptTokens ?? 0,
+    outputTokens: s.outputTokens ?? 0,
+    costUsd: s.costUsd ?? 0,
+  };
 }
