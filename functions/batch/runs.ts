@@ -147,9 +147,18 @@ async function submit(
     }
   }
   if (!held.fileName) {
-    const file = await deps.api.uploadJsonl(stagedLines(held, job, deps.objects), {
-      displayName: held.displayName,
-    });
+    let file: { name: string; sizeBytes: number };
+    try {
+      file = await deps.api.uploadJsonl(stagedLines(held, job, deps.objects), {
+        displayName: held.displayName,
+      });
+    } catch (err) {
+      const refused = permanentFailure(err);
+      if (!refused) throw err;
+      // Trying again next tick would fail the same way: the items go back now.
+      await fallBack(held, job, `the batch input could not be uploaded: ${refused}`, deps, log);
+      return 'fellBack';
+    }
     held = await advance(held, { fileName: file.name }, deps);
     log.info({ event: 'batch.uploaded', file: file.name, bytes: file.sizeBytes }, 'batch input uploaded');
   }
@@ -174,15 +183,43 @@ async function submit(
   } catch (err) {
     if (err instanceof GeminiCallError && err.httpStatus === 429) {
       // Too many batches, or the model's enqueued tokens are at their cap: nothing was created.
-      await advance(held, { createStartedMs: null, leaseUntilMs: null }, deps);
+      // Waiting is bounded like a pending batch: past the deadline the items go back.
+      const since = held.deferredSinceMs ?? now;
+      if (now - since > deps.pendingDeadlineMs) {
+        await fallBack(
+          held,
+          job,
+          `Gemini refused the batch with 429 for ${Math.round((now - since) / 1000)} s`,
+          deps,
+          log,
+        );
+        return 'fellBack';
+      }
+      await advance(held, { createStartedMs: null, leaseUntilMs: null, deferredSinceMs: since }, deps);
       log.warn(
         { event: 'batch.create_deferred', err: err.message },
         'Gemini is at its batch limit; next tick tries again',
       );
       return 'deferred';
     }
-    throw err;
+    const refused = permanentFailure(err);
+    if (!refused) throw err;
+    // A 4xx on create: nothing was created, and the same request would be refused again.
+    await fallBack(held, job, `Gemini refused the batch: ${refused}`, deps, log);
+    return 'fellBack';
   }
+}
+
+/**
+ * The message of an error that will not go away by trying again: Gemini's 4xx other than 429, or
+ * the staged set gone from the bucket (404). Undefined for anything that may pass (5xx, network).
+ */
+function permanentFailure(err: unknown): string | undefined {
+  if (err instanceof GeminiCallError) {
+    const s = err.httpStatus;
+    return s !== undefined && s >= 400 && s < 500 && s !== 429 && s !== 408 ? err.message : undefined;
+  }
+  return (err as { code?: unknown }).code === 404 ? 'the staged set is gone from the bucket' : undefined;
 }
 
 /**

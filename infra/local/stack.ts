@@ -117,8 +117,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     let standIn: GeminiStandIn | undefined;
     let geminiBaseUrl = options.gemini?.baseUrl;
     if (!geminiBaseUrl && !options.gemini?.apiKey) {
+      // The stand-in enforces what the product plans with: each model's enqueued batch-token cap too.
+      const enqueuedTokenLimit = Object.fromEntries(
+        Object.entries(quotas.models).flatMap(([m, q]) =>
+          q.batchEnqueuedTokens ? [[m, q.batchEnqueuedTokens]] : [],
+        ),
+      );
       standIn = await startGeminiStandIn({
         ...options.standIn,
+        batch: { enqueuedTokenLimit, ...options.standIn?.batch },
         port: await port(6),
         models: Object.keys(quotas.models),
         quotas: Object.fromEntries(

@@ -30,6 +30,8 @@ export interface BatchRun extends BatchPart {
   batchName: string | null;
   /** When creation was first attempted: a crash after it means "look for the batch by name". */
   createStartedMs: number | null;
+  /** Since when creation has been refused with 429 (too many batches, enqueued tokens at the cap). */
+  deferredSinceMs?: number | null;
   createdAtMs: number | null;
   upstream: UpstreamState | null;
   stats: RunStats | null;
@@ -48,6 +50,7 @@ export type RunPatch = Partial<
     | 'fileName'
     | 'batchName'
     | 'createStartedMs'
+    | 'deferredSinceMs'
     | 'createdAtMs'
     | 'upstream'
     | 'stats'
@@ -92,6 +95,7 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
       fileName: d.fileName ?? null,
       batchName: d.batchName ?? null,
       createStartedMs: d.createStartedMs ?? null,
+      deferredSinceMs: d.deferredSinceMs ?? null,
       createdAtMs: d.createdAtMs ?? null,
       upstream: d.upstream ?? null,
       stats: d.stats ?? null,

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { type Prng, shuffleInPlace } from '../prng.js';
 import type { GeminiStandInConfig } from './config.js';
 import { entityNotFound, invalidArgument, StandInHttpError } from './errors.js';
@@ -10,6 +9,7 @@ import type { FileStore } from './files.js';
 import { fileIdOf } from './files.js';
 import { buildResponse, promptText, validateGenerateRequest } from './generate.js';
 import { newResourceId } from './ids.js';
+import { fileLines } from './lines.js';
 import { batchQuotaExceededError } from './quota.js';
 import type { StatsRecorder } from './stats.js';
 import { requestTokens } from './tokens.js';
@@ -181,8 +181,7 @@ export class BatchStore {
   /** Requests (non-blank lines) of a JSONL input file and their input tokens; a bad line costs none. */
   private async measureFile(path: string): Promise<{ requests: number; tokens: number }> {
     const size = { requests: 0, tokens: 0 };
-    const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
-    for await (const line of lines) {
+    for await (const line of fileLines(path)) {
       if (line.trim() === '') continue;
       size.requests++;
       try {
@@ -297,11 +296,7 @@ export class BatchStore {
     try {
       const sink = createWriteStream(ordered);
       let position = 0;
-      const lines = createInterface({
-        input: createReadStream(input.path),
-        crlfDelay: Number.POSITIVE_INFINITY,
-      });
-      for await (const line of lines) {
+      for await (const line of fileLines(input.path)) {
         if (line.trim() === '') continue;
         let key: unknown;
         let result: { response: Json } | { error: RpcError };
