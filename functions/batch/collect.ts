@@ -41,7 +41,7 @@ export async function collectRun(
     const writes: Array<{ itemId: string; version: string; outcome: StoredOutcome }> = [];
     for (const { key, line } of round) {
       const head = heads.get(key);
-      if (!head || head.state !== 'pending' || head.batchPart !== run.part) continue;
+      if (head?.state !== 'pending' || head.batchPart !== run.part) continue;
       writes.push({ itemId: key, version: head.version, outcome: await outcomeOf(key, line) });
     }
     written += await deps.batch.items.settleMany(job.id, writes);

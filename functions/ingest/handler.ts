@@ -6,8 +6,6 @@ import {
   counterShardsFor,
   type FinishCursor,
   finishCursorOf,
-  type ItemRecord,
-  type ItemState,
   isTerminalJob,
   itemIdForIndex,
   type JobMode,
@@ -16,7 +14,6 @@ import {
 } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
-import { errorLine, successLine } from '../core/results.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';

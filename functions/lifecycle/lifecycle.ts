@@ -7,9 +7,7 @@ import {
   type ItemState,
   isTerminalJob,
   type JobRecord,
-  type JobSpec,
   type JobView,
-  type NewItem,
   type Totals,
   toJobView,
 } from '../core/jobs.js';
