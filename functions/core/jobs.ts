@@ -154,6 +154,8 @@ export interface JobRecord extends JobSpec {
   exportPending: boolean;
   /** A tick is writing the results file until then (epoch ms). */
   exportLeaseUntilMs?: number;
+  /** Gemini's token count over the estimate, the highest a page's sample showed (see plan.ts). */
+  tokenRatio?: number;
   version: string;
 }
 

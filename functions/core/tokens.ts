@@ -20,3 +20,47 @@ export function estimateInputTokens(request: GenerateContentRequest, media: Medi
   if (request.systemInstruction) countParts(request.systemInstruction.parts);
   return tokens + media.length * TOKENS_PER_MEDIA_PART;
 }
+
+/** Items of a page whose tokens are counted by Gemini (`countTokens`) before the page is planned. */
+export const CALIBRATION_SAMPLE = 12;
+
+/** What the plan adds on top of the sampled ratio: items it did not count may run a little higher. */
+export const CALIBRATION_MARGIN = 1.05;
+
+/** Bounds of a ratio: a count that far off is a fault of the sample, not of the estimator. */
+const RATIO_BOUNDS = { min: 0.25, max: 4 };
+
+/**
+ * Which items of a page to count: up to `size` of them, spread evenly over the page (inputs often
+ * change along a file), text only (media is fetched by the worker at send time).
+ */
+export function calibrationSample<T extends { media?: MediaRef[] }>(
+  items: T[],
+  size = CALIBRATION_SAMPLE,
+): T[] {
+  const text = items.filter((i) => !i.media || i.media.length === 0);
+  if (text.length <= size) return text;
+  return Array.from({ length: size }, (_, n) => text[Math.floor((n * text.length) / size)]!);
+}
+
+/**
+ * The ratio the plan multiplies estimates by: the highest counted/estimated of the sample (a page
+ * mixing scripts is planned for its costliest kind), with a margin, within bounds. Undefined when
+ * nothing was counted.
+ */
+export function calibrationRatio(samples: Array<{ estimated: number; counted: number }>): number | undefined {
+  const ratios = samples.filter((s) => s.estimated > 0 && s.counted > 0).map((s) => s.counted / s.estimated);
+  if (ratios.length === 0) return undefined;
+  const r = Math.max(...ratios) * CALIBRATION_MARGIN;
+  return Math.min(RATIO_BOUNDS.max, Math.max(RATIO_BOUNDS.min, Math.round(r * 1000) / 1000));
+}
+
+/** The tokens a plan reserves for an item: its estimate times the calibrated ratio. */
+export function plannedTokens(estimated: number, ratio: number | undefined): number {
+  return Math.ceil(estimated * (ratio ?? 1));
+}
+
+/** The estimate of the part of a request `countTokens` counts (its contents). */
+export function estimateContentTokens(request: GenerateContentRequest): number {
+  return estimateInputTokens({ contents: request.contents });
+}

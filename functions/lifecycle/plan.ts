@@ -1,6 +1,8 @@
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import { calibrationRatio, calibrationSample, estimateContentTokens, plannedTokens } from '../core/tokens.js';
+import type { GeminiClient } from '../platform/gemini.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
@@ -13,6 +15,8 @@ import type { TaskQueue } from '../platform/task-queue.js';
 export interface PlannerDeps {
   stores: Pick<Stores, 'jobs' | 'items' | 'ledger' | 'pauses'>;
   tasks: Pick<TaskQueue, 'enqueueItems' | 'pauseModel'>;
+  /** Gemini's token count, to calibrate estimates before planning; without it estimates are trusted. */
+  counter?: Pick<GeminiClient, 'countTokens'>;
   quotas: Quotas;
   logger: Logger;
   /** How long enqueuing may make no progress before the reconciler starts it again. */
@@ -28,6 +32,41 @@ export type Planner = ReturnType<typeof createPlanner>;
 export function createPlanner(deps: PlannerDeps) {
   const { jobs, items, ledger, pauses } = deps.stores;
   const clock = deps.now ?? Date.now;
+
+  /**
+   * The ratio of Gemini's token count to the estimate for this page: a sample of its items is
+   * counted (`countTokens`, its own quota), so the TPM plan holds whatever the script or the model's
+   * tokenizer. The job keeps the highest ratio seen, for single items planned again later. A failed
+   * count falls back to what the job has seen, else to the estimate.
+   */
+  const calibrate = async (job: JobRecord, page: ItemRecord[]): Promise<number | undefined> => {
+    const sample = deps.counter ? calibrationSample(page) : [];
+    if (sample.length === 0) return job.tokenRatio;
+    try {
+      const counted = await Promise.all(
+        sample.map(async (i) => ({
+          estimated: estimateContentTokens(i.request),
+          counted: await deps.counter!.countTokens(job.model, i.request),
+        })),
+      );
+      const ratio = calibrationRatio(counted);
+      if (ratio !== undefined && ratio > (job.tokenRatio ?? 0)) {
+        await jobs.setTokenRatio(job.id, ratio);
+        job.tokenRatio = ratio;
+      }
+      deps.logger.debug(
+        { event: 'plan.calibrated', jobId: job.id, ratio, sample: sample.length },
+        'token estimates calibrated',
+      );
+      return ratio ?? job.tokenRatio;
+    } catch (err) {
+      deps.logger.warn(
+        { event: 'plan.calibration_failed', jobId: job.id, err: (err as Error).message },
+        'countTokens failed; planning with the ratio seen so far',
+      );
+      return job.tokenRatio;
+    }
+  };
 
   return {
     /**
@@ -56,9 +95,10 @@ export function createPlanner(deps: PlannerDeps) {
       const pending = page.filter(
         (i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined),
       );
+      const ratio = await calibrate(job, pending);
       const schedule = await ledger.reserve(
         job.model,
-        pending.map((i) => i.estimatedTokens),
+        pending.map((i) => plannedTokens(i.estimatedTokens, ratio)),
         quota,
         deps.quotas.headroom,
         { jobId: job.id, untilMs: clock() + PLAN_AHEAD_MS },
@@ -96,12 +136,12 @@ export function createPlanner(deps: PlannerDeps) {
     ): Promise<number | undefined> {
       const quota = deps.quotas.models[job.model]!;
       const current = await ledger.read(job.model);
-      if (!lateSendNeedsSlot(current, clock(), item.estimatedTokens, quota, deps.quotas.headroom))
-        return undefined;
-      const [slotMs] = await ledger.reserve(job.model, [item.estimatedTokens], quota, deps.quotas.headroom, {
+      const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
+      if (!lateSendNeedsSlot(current, clock(), tokens, quota, deps.quotas.headroom)) return undefined;
+      const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
         // A delivery that never reached Gemini leaves its old slot free again.
-        ...(neverSent ? { release: { atMs: plannedMs, tokens: item.estimatedTokens } } : {}),
+        ...(neverSent ? { release: { atMs: plannedMs, tokens } } : {}),
       });
       if (slotMs === undefined || slotMs <= clock()) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [
@@ -114,7 +154,8 @@ export function createPlanner(deps: PlannerDeps) {
     async retask(job: JobRecord, item: ItemRecord, round: number): Promise<number | undefined> {
       const quota = deps.quotas.models[job.model];
       if (!quota) return undefined;
-      const [slotMs] = await ledger.reserve(job.model, [item.estimatedTokens], quota, deps.quotas.headroom, {
+      const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
+      const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
       });
       if (slotMs === undefined) return undefined;

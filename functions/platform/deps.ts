@@ -57,6 +57,13 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       ...(config.emulators.tasks ? { emulatorHost: config.emulators.tasks } : {}),
     });
   const notify = overrides.notify ?? ((url: string, payload: unknown) => postCallback(url, payload));
+  const gemini =
+    overrides.gemini ??
+    createGeminiClient({
+      apiKey: config.gemini.apiKey,
+      timeoutMs: config.gemini.timeoutMs,
+      ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+    });
   return {
     config,
     logger,
@@ -85,14 +92,15 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       }),
     planner:
       overrides.planner ??
-      createPlanner({ stores, tasks, quotas: config.quotas, logger, stallMs: config.reconcileAfterMs }),
-    gemini:
-      overrides.gemini ??
-      createGeminiClient({
-        apiKey: config.gemini.apiKey,
-        timeoutMs: config.gemini.timeoutMs,
-        ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+      createPlanner({
+        stores,
+        tasks,
+        counter: gemini,
+        quotas: config.quotas,
+        logger,
+        stallMs: config.reconcileAfterMs,
       }),
+    gemini,
     media:
       overrides.media ??
       createMediaFetcher({

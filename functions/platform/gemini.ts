@@ -21,6 +21,11 @@ export interface GeminiClient {
     request: GenerateContentRequest,
     options?: { timeoutMs?: number },
   ): Promise<GenerateResult>;
+  /**
+   * Gemini's own count of the request's `contents` (`models/{m}:countTokens`; it has its own quota,
+   * apart from generateContent's). The planner calibrates its estimates with it.
+   */
+  countTokens(model: string, request: GenerateContentRequest): Promise<number>;
 }
 /** Uploads a local file to the Files API (resumable, read from disk in chunks) and waits until it is usable. */
 export interface FileUploader {
@@ -75,6 +80,18 @@ export function createFileUploader(options: GeminiClientOptions, sdk?: GoogleGen
 export function createGeminiClient(options: GeminiClientOptions, sdk?: GoogleGenAI): GeminiClient {
   const ai = sdk ?? sdkFor(options);
   return {
+    async countTokens(model, request) {
+      try {
+        const res = await ai.models.countTokens({
+          model,
+          contents: request.contents as never,
+          config: { httpOptions: { timeout: Math.min(options.timeoutMs, 30_000) } },
+        });
+        return res.totalTokens ?? 0;
+      } catch (err) {
+        throw toCallError(err);
+      }
+    },
     async generate(model, request, callOptions) {
       const {
         contents,

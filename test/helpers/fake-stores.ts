@@ -175,6 +175,11 @@ export class FakeDb {
           Object.assign(j, { enqueuedThrough: through, enqueueDueMs: dueMs, version: db.nextVersion() });
           return true;
         },
+        async setTokenRatio(jobId, ratio) {
+          await db.enter('jobs.setTokenRatio');
+          const j = job(jobId);
+          if (j) Object.assign(j, { tokenRatio: ratio, version: db.nextVersion() });
+        },
         async setNotice(jobId, notice) {
           await db.enter('jobs.setNotice');
           const j = job(jobId);

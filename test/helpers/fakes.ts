@@ -6,6 +6,7 @@
 import type { GenerateContentRequest, JobView, MediaRef } from '../../functions/core/jobs.js';
 import type { Quotas } from '../../functions/core/quotas.js';
 import type { TaskPayload } from '../../functions/core/tasks.js';
+import { estimateContentTokens } from '../../functions/core/tokens.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createPlanner } from '../../functions/lifecycle/plan.js';
 import type { GeminiClient, GenerateResult } from '../../functions/platform/gemini.js';
@@ -25,6 +26,17 @@ export class FakeGemini implements GeminiClient {
     },
     usageMetadata: { promptTokenCount: 12, candidatesTokenCount: 5 },
   });
+
+  readonly countCalls: Array<{ model: string; request: GenerateContentRequest }> = [];
+  /** Gemini's count of a request's contents; the estimator's by default. */
+  count: (model: string, request: GenerateContentRequest) => Promise<number> = async (_m, r) =>
+    estimateContentTokens(r);
+
+  async countTokens(model: string, request: GenerateContentRequest): Promise<number> {
+    this.countCalls.push({ model, request: structuredClone(request) });
+    await roundTrip();
+    return this.count(model, request);
+  }
 
   async generate(model: string, request: GenerateContentRequest): Promise<GenerateResult> {
     this.calls.push({ model, request: structuredClone(request) });
@@ -186,13 +198,15 @@ export function fakeWorld(options: {
     now: clock,
     sleep: async () => undefined,
   });
+  const gemini = new FakeGemini();
   const planner = createPlanner({
     stores: db.stores,
     tasks,
+    counter: gemini,
     quotas: options.quotas,
     logger: options.logger,
     stallMs,
     now: clock,
   });
-  return { db, tasks, objects, sent, notify, lifecycle, planner, stallMs };
+  return { db, tasks, objects, sent, notify, lifecycle, planner, stallMs, gemini };
 }

@@ -46,6 +46,8 @@ export interface JobsStore {
    */
   setEnqueued(jobId: string, through: number, dueMs: number, ifVersion?: string): Promise<boolean>;
   setNotice(jobId: string, notice: string | null): Promise<void>;
+  /** Records the job's calibrated token ratio (see `JobRecord.tokenRatio`). */
+  setTokenRatio(jobId: string, ratio: number): Promise<void>;
   /** Turns the job terminal if it is still at `version`; false when someone else wrote it first. */
   finish(
     jobId: string,
@@ -131,6 +133,10 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
 
     async setNotice(jobId, notice) {
       await jobs.doc(jobId).update({ notice });
+    },
+
+    async setTokenRatio(jobId, ratio) {
+      await jobs.doc(jobId).update({ tokenRatio: ratio });
     },
 
     async finish(jobId, version, status, totals, startedAt) {
@@ -235,6 +241,7 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     cancelPending: d.cancelPending === true,
     reconciled: { ...NO_RECONCILE, ...(d.reconciled ?? {}) },
     exportPending: d.exportPending === true,
+    ...(typeof d.tokenRatio === 'number' ? { tokenRatio: d.tokenRatio } : {}),
     ...(typeof d.exportLeaseUntilMs === 'number' ? { exportLeaseUntilMs: d.exportLeaseUntilMs } : {}),
     ...(d.paths ? { paths: d.paths } : {}),
     ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
