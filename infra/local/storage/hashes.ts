@@ -101,6 +101,15 @@ export class ObjectHasher {
     this.#size += chunk.length;
   }
 
+  /** An independent hasher in the same state: hashing on in one leaves the other where it was. */
+  clone(): ObjectHasher {
+    const copy = new ObjectHasher(this.#tables);
+    copy.#md5 = this.#md5.copy();
+    copy.#crc = this.#crc;
+    copy.#size = this.#size;
+    return copy;
+  }
+
   /** Digests of everything so far; the hasher stays usable. */
   digest(): ObjectHashes {
     return { md5Hash: this.#md5.copy().digest('base64'), crc32c: crc32cToBase64(this.#crc) };

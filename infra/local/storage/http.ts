@@ -65,7 +65,7 @@ export function preconditionsFrom(query: URLSearchParams, prefix = 'if'): Precon
 export async function appendStream(
   source: AsyncIterable<Uint8Array>,
   file: FileHandle,
-  hasher: ObjectHasher,
+  hasher: Pick<ObjectHasher, 'update'>,
   skip = 0,
 ): Promise<number> {
   let toSkip = skip;

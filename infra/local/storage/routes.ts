@@ -146,7 +146,7 @@ async function bucketCollection(
   const body = await readJson(req);
   if (typeof body.name !== 'string' || body.name === '') throw required('Required');
   const project = query.get('project') ?? ctx.projectId;
-  const bucket = ctx.store.createBucket(body.name, project, {
+  const bucket = await ctx.store.createBucket(body.name, project, {
     ...(typeof body.location === 'string' ? { location: body.location } : {}),
     ...(typeof body.storageClass === 'string' ? { storageClass: body.storageClass } : {}),
     ...(isStringMap(body.labels) ? { labels: body.labels } : {}),
@@ -163,7 +163,7 @@ async function bucketItem(
 ): Promise<void> {
   if (method === 'GET') return sendJson(res, 200, bucketResource(ctx.store.getBucket(bucket), ctx.baseUrl));
   if (method === 'DELETE') {
-    ctx.store.deleteBucket(bucket);
+    await ctx.store.deleteBucket(bucket);
     return sendEmpty(res, 204);
   }
   if (method === 'PATCH' || method === 'PUT') {
@@ -172,7 +172,7 @@ async function bucketItem(
       typeof body.labels === 'object' && body.labels !== null
         ? (body.labels as Record<string, string | null>)
         : undefined;
-    const updated = ctx.store.patchBucket(bucket, {
+    const updated = await ctx.store.patchBucket(bucket, {
       ...(labels ? { labels } : {}),
       ...(typeof body.storageClass === 'string' ? { storageClass: body.storageClass } : {}),
     });
@@ -209,11 +209,11 @@ async function objectItem(
   }
   if (method === 'PATCH' || method === 'PUT') {
     const body = await readJson(req);
-    const record = ctx.store.patch(bucket, name, body, preconditionsFrom(query), method === 'PUT');
+    const record = await ctx.store.patch(bucket, name, body, preconditionsFrom(query), method === 'PUT');
     return sendJson(res, 200, objectResource(record, ctx.baseUrl));
   }
   if (method === 'DELETE') {
-    ctx.store.delete(bucket, name, preconditionsFrom(query), generation);
+    await ctx.store.delete(bucket, name, preconditionsFrom(query), generation);
     return sendEmpty(res, 204);
   }
   throw methodNotAllowed();

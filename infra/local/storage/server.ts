@@ -8,26 +8,55 @@ import {
   type DeliveryRecord,
   type DeliveryStats,
   Eventarc,
+  type EventDeliveryOptions,
   type EventRetryOptions,
   FINALIZED,
+  METADATA_UPDATED,
+  type StorageEventType,
   type Subscription,
 } from './eventarc.js';
 import { createCrc32cTables } from './hashes.js';
+import { resolveSettings, type StorageProfile, type StorageSettings } from './profiles.js';
 import { objectResource } from './resources.js';
 import { type RouteContext, route } from './routes.js';
-import { ObjectStore } from './store.js';
+import { ObjectStore, type StoreChange } from './store.js';
 import type { UploadSession } from './uploads.js';
 
 export type {
   DeliveryRecord,
   DeliveryStats,
+  EventDeliveryOptions,
   EventRetryOptions,
   StorageEventType,
   Subscription,
 } from './eventarc.js';
+export { RESUMABLE_GRANULARITY, type StorageProfile, type StorageSettings } from './profiles.js';
 
-/** Options of {@link startStorageEmulator}; every field has a local default. */
+const EVENT_TYPES: Record<StoreChange['kind'], StorageEventType> = {
+  finalized: FINALIZED,
+  deleted: DELETED,
+  metadataUpdated: METADATA_UPDATED,
+};
+
+/**
+ * Options of {@link startStorageEmulator}; every field has a local default. `profile` picks the
+ * defaults of the knobs below it (see README.md); a knob given here wins over its profile.
+ */
 export interface StorageEmulatorOptions {
+  /** `ideal` (default): today's kind emulator. `strict`: the real services' behaviours. */
+  profile?: StorageProfile;
+  /**
+   * A resumable request that does not finish its upload persists only whole multiples of this
+   * many bytes; `Range` on the 308 says how many. ideal 0 (every byte), strict 262,144 (256 KiB).
+   */
+  uploadGranularity?: number;
+  /**
+   * Buckets, objects, metadata and generations kept on disk in `dataDir`, so a new emulator on
+   * the same `dataDir` serves them. ideal false, strict true.
+   */
+  durable?: boolean;
+  /** Duplicates, delay, reordering, OIDC and time scale of event delivery. */
+  events?: EventDeliveryOptions;
   /** Port to listen on; 0 or absent picks a free one. */
   port?: number;
   /** Interface to bind; default 127.0.0.1. */
@@ -38,7 +67,7 @@ export interface StorageEmulatorOptions {
   projectId?: string;
   /** Eventarc triggers to deliver object events to from the start. */
   subscriptions?: Subscription[];
-  /** Backoff and limits of event delivery. */
+  /** Backoff and limits of event delivery (scaled by `events.timeScale`). */
   eventRetry?: EventRetryOptions;
   /** Called with unexpected (500) errors. Default: one JSON line on stderr. */
   onError?: (error: unknown) => void;
@@ -50,6 +79,8 @@ export interface StorageEmulator {
   url: string;
   port: number;
   dataDir: string;
+  /** The knobs in force, profile defaults and overrides resolved. */
+  settings: StorageSettings;
   /** Adds an Eventarc trigger. */
   subscribe(subscription: Subscription): void;
   /** Delivery counters (delivered, failed, attempts, pending). */
@@ -77,20 +108,28 @@ export async function startStorageEmulator(options: StorageEmulatorOptions = {})
   const host = options.host ?? '127.0.0.1';
   const ownsDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'storage-emulator-')));
-  const eventarc = new Eventarc(options.subscriptions, options.eventRetry);
+  const projectId = options.projectId ?? 'local-project';
+  const settings = resolveSettings(options, projectId);
+  const eventarc = new Eventarc(options.subscriptions ?? [], {
+    retry: settings.eventRetry,
+    delivery: settings.events,
+  });
   const sessions = new Map<string, UploadSession>();
   const context: { baseUrl: string } = { baseUrl: '' };
-  const store = new ObjectStore(dataDir, (change) => {
-    const type = change.kind === 'finalized' ? FINALIZED : DELETED;
-    const time = change.kind === 'finalized' ? change.object.updated : new Date().toISOString();
-    eventarc.publish(
-      type,
-      change.object.bucket,
-      change.object.name,
-      time,
-      objectResource(change.object, context.baseUrl),
-    );
-  });
+  const store = new ObjectStore(
+    dataDir,
+    (change) => {
+      const time = change.kind === 'deleted' ? new Date().toISOString() : change.object.updated;
+      eventarc.publish(
+        EVENT_TYPES[change.kind],
+        change.object.bucket,
+        change.object.name,
+        time,
+        objectResource(change.object, context.baseUrl),
+      );
+    },
+    { durable: settings.durable },
+  );
   await store.init();
 
   const ctx: RouteContext = {
@@ -98,7 +137,8 @@ export async function startStorageEmulator(options: StorageEmulatorOptions = {})
     tables: createCrc32cTables(),
     sessions,
     eventarc,
-    projectId: options.projectId ?? 'local-project',
+    uploadGranularity: settings.uploadGranularity,
+    projectId,
     onError: options.onError ?? defaultOnError,
     get baseUrl() {
       return context.baseUrl;
@@ -120,6 +160,7 @@ export async function startStorageEmulator(options: StorageEmulatorOptions = {})
     url,
     port,
     dataDir,
+    settings,
     subscribe: (subscription) => eventarc.subscribe(subscription),
     stats: () => eventarc.stats(),
     events: () => eventarc.events(),

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { conditionNotMet, invalid, noSuchBucket, noSuchObject, StorageHttpError } from './errors.js';
 import type { ObjectHashes } from './hashes.js';
 
@@ -53,7 +53,17 @@ export interface Preconditions {
 }
 
 /** A change the Eventarc stand-in turns into a CloudEvent. */
-export type StoreChange = { kind: 'finalized' | 'deleted'; object: ObjectRecord };
+export type StoreChange = { kind: 'finalized' | 'deleted' | 'metadataUpdated'; object: ObjectRecord };
+
+/** Options of {@link ObjectStore}. */
+export interface ObjectStoreOptions {
+  /**
+   * Keep the index (buckets, objects, their metadata and generations) on disk beside the blobs,
+   * so a new store on the same `dataDir` serves what the last one held. Off: the index lives as
+   * long as the process.
+   */
+  durable?: boolean;
+}
 
 /** Options of {@link ObjectStore.list}. */
 export interface ListOptions {
@@ -117,7 +127,15 @@ class GenerationClock {
     this.#last = now > this.#last ? now : this.#last + 1n;
     return this.#last;
   }
+
+  /** Never hands out a value at or below `seen` (generations loaded from disk). */
+  observe(seen: bigint): void {
+    if (seen > this.#last) this.#last = seen;
+  }
 }
+
+/** An object record as the durable index stores it: the blob by file name, not by path. */
+type StoredObject = Omit<ObjectRecord, 'blobPath'> & { blob: string };
 
 function isoFromMicros(micros: bigint): string {
   return new Date(Number(micros / 1000n)).toISOString();
@@ -144,24 +162,129 @@ function decodePageToken(token: string): { after: string; skipPrefix: boolean } 
  * Buckets and objects: an in-memory index over blob files in `dataDir`. Bytes never pass
  * through here; callers stream them into a temp file from {@link tempPath} and then
  * {@link commit} it, which is when preconditions are checked and the new generation is
- * born. The index lives as long as the process.
+ * born. The index is served from memory; when `durable`, every change is also written to
+ * `dataDir/index/` (one JSON file per bucket and per object, replaced atomically) before the
+ * request that made it is answered, and {@link init} loads it back.
  */
 export class ObjectStore {
   readonly #dataDir: string;
+  readonly #durable: boolean;
   readonly #buckets = new Map<string, BucketRecord>();
   readonly #objects = new Map<string, Map<string, ObjectRecord>>();
   readonly #clock = new GenerationClock();
   readonly #onChange: (change: StoreChange) => void;
+  /** One write chain per index file, so the file ends up holding the latest state. */
+  readonly #writes = new Map<string, Promise<void>>();
 
-  constructor(dataDir: string, onChange: (change: StoreChange) => void) {
+  constructor(dataDir: string, onChange: (change: StoreChange) => void, options: ObjectStoreOptions = {}) {
     this.#dataDir = dataDir;
     this.#onChange = onChange;
+    this.#durable = options.durable ?? false;
   }
 
-  /** Creates the blob and temp folders. */
+  /**
+   * Creates the blob and temp folders. When durable, loads the index left by an earlier store,
+   * drops entries whose blob is gone, deletes blobs no entry names and leftover temp files
+   * (uploads in progress do not survive a restart).
+   */
   async init(): Promise<void> {
     await mkdir(join(this.#dataDir, 'blobs'), { recursive: true });
     await mkdir(join(this.#dataDir, 'tmp'), { recursive: true });
+    if (!this.#durable) return;
+    await mkdir(join(this.#dataDir, 'index', 'buckets'), { recursive: true });
+    await mkdir(join(this.#dataDir, 'index', 'objects'), { recursive: true });
+    await this.#load();
+  }
+
+  async #load(): Promise<void> {
+    const indexDir = join(this.#dataDir, 'index');
+    for (const file of await readdir(join(indexDir, 'buckets'))) {
+      if (!file.endsWith('.json')) continue;
+      const bucket = JSON.parse(await readFile(join(indexDir, 'buckets', file), 'utf8')) as BucketRecord;
+      this.#buckets.set(bucket.name, bucket);
+      this.#objects.set(bucket.name, new Map());
+    }
+    const referenced = new Set<string>();
+    for (const [bucketName, objects] of this.#objects) {
+      const dir = join(indexDir, 'objects', bucketName);
+      const files = await readdir(dir).catch(() => [] as string[]);
+      for (const file of files) {
+        if (!file.endsWith('.json')) continue;
+        const stored = JSON.parse(await readFile(join(dir, file), 'utf8')) as StoredObject;
+        const { blob, ...fields } = stored;
+        const blobPath = join(this.#dataDir, 'blobs', basename(blob));
+        const present = await stat(blobPath).then(
+          (s) => s.size === stored.size,
+          () => false,
+        );
+        if (!present) {
+          await unlink(join(dir, file)).catch(() => undefined);
+          continue;
+        }
+        referenced.add(basename(blob));
+        objects.set(stored.name, { ...fields, blobPath });
+        this.#clock.observe(BigInt(stored.generation));
+      }
+    }
+    for (const blob of await readdir(join(this.#dataDir, 'blobs'))) {
+      if (!referenced.has(blob)) await unlink(join(this.#dataDir, 'blobs', blob)).catch(() => undefined);
+    }
+    for (const temp of await readdir(join(this.#dataDir, 'tmp'))) {
+      await rm(join(this.#dataDir, 'tmp', temp), { force: true, recursive: true });
+    }
+  }
+
+  /** Where the durable index keeps `bucket/name`: a digest, so any object name makes a file name. */
+  #objectFile(bucket: string, name: string): string {
+    const digest = createHash('sha256').update(name).digest('hex');
+    return join(this.#dataDir, 'index', 'objects', bucket, `${digest}.json`);
+  }
+
+  #bucketFile(bucket: string): string {
+    return join(this.#dataDir, 'index', 'buckets', `${bucket}.json`);
+  }
+
+  /**
+   * Queues a write of `file` with whatever `current()` returns when the write runs (undefined
+   * deletes the file). Writes to one file run one after another, and each writes the state of
+   * that moment, so the last one leaves the latest state whatever order callers raced in.
+   */
+  #persist(file: string, current: () => unknown): Promise<void> {
+    if (!this.#durable) return Promise.resolve();
+    const previous = this.#writes.get(file) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const value = current();
+      if (value === undefined) {
+        await unlink(file).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+        return;
+      }
+      const temp = this.tempPath();
+      await mkdir(join(file, '..'), { recursive: true });
+      await writeFile(temp, JSON.stringify(value));
+      await rename(temp, file);
+    });
+    const settled = next.catch(() => undefined);
+    this.#writes.set(file, settled);
+    void settled.then(() => {
+      if (this.#writes.get(file) === settled) this.#writes.delete(file);
+    });
+    return next;
+  }
+
+  #persistObject(bucket: string, name: string): Promise<void> {
+    return this.#persist(this.#objectFile(bucket, name), () => {
+      const record = this.#objects.get(bucket)?.get(name);
+      if (!record) return undefined;
+      const { blobPath, ...fields } = record;
+      const stored: StoredObject = { ...fields, blob: basename(blobPath) };
+      return stored;
+    });
+  }
+
+  #persistBucket(bucket: string): Promise<void> {
+    return this.#persist(this.#bucketFile(bucket), () => this.#buckets.get(bucket));
   }
 
   /** A fresh path for an upload in progress; the caller owns it until commit or discard. */
@@ -171,11 +294,11 @@ export class ObjectStore {
 
   // ---- buckets -----------------------------------------------------------------------------
 
-  createBucket(
+  async createBucket(
     name: string,
     projectId: string,
     fields: { location?: string; storageClass?: string; labels?: Record<string, string> } = {},
-  ): BucketRecord {
+  ): Promise<BucketRecord> {
     if (!BUCKET_NAME.test(name)) throw invalid(`Invalid bucket name: '${name}'`);
     if (this.#buckets.has(name)) {
       throw new StorageHttpError(
@@ -197,6 +320,7 @@ export class ObjectStore {
     };
     this.#buckets.set(name, bucket);
     this.#objects.set(name, new Map());
+    await this.#persistBucket(name);
     return bucket;
   }
 
@@ -212,26 +336,28 @@ export class ObjectStore {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  patchBucket(
+  async patchBucket(
     name: string,
     fields: { labels?: Record<string, string | null>; storageClass?: string },
-  ): BucketRecord {
+  ): Promise<BucketRecord> {
     const bucket = this.getBucket(name);
     if (fields.labels) bucket.labels = mergeMap(bucket.labels, fields.labels);
     if (fields.storageClass) bucket.storageClass = fields.storageClass;
     bucket.metageneration += 1;
     bucket.updated = isoFromMicros(this.#clock.next());
+    await this.#persistBucket(name);
     return bucket;
   }
 
   /** Deletes an empty bucket; 409 `conflict` otherwise, as the real service does. */
-  deleteBucket(name: string): void {
+  async deleteBucket(name: string): Promise<void> {
     this.getBucket(name);
     if ((this.#objects.get(name)?.size ?? 0) > 0) {
       throw new StorageHttpError(409, 'conflict', 'The bucket you tried to delete is not empty.');
     }
     this.#buckets.delete(name);
     this.#objects.delete(name);
+    await this.#persistBucket(name);
   }
 
   // ---- objects -----------------------------------------------------------------------------
@@ -281,13 +407,14 @@ export class ObjectStore {
       throw error;
     }
     let previous: ObjectRecord | undefined;
+    let record: ObjectRecord;
     try {
       const objects = this.#objectsOf(input.bucket);
       previous = objects.get(input.name);
       checkPreconditions(previous, input.preconditions);
       const generation = this.#clock.next();
       const now = isoFromMicros(generation);
-      const record: ObjectRecord = {
+      record = {
         ...cleanMeta(input.meta),
         bucket: input.bucket,
         name: input.name,
@@ -302,15 +429,18 @@ export class ObjectStore {
         blobPath,
       };
       objects.set(input.name, record);
-      // Without versioning an overwrite permanently deletes the old generation, and the
-      // real service reports that as `deleted` before the new object's `finalized`.
-      if (previous) this.#retire(previous);
-      this.#onChange({ kind: 'finalized', object: record });
-      return record;
     } catch (error) {
       await unlink(blobPath).catch(() => undefined);
       throw error;
     }
+    // Without versioning an overwrite permanently deletes the old generation, and the
+    // real service reports that as `deleted` before the new object's `finalized`.
+    if (previous) this.#onChange({ kind: 'deleted', object: previous });
+    this.#onChange({ kind: 'finalized', object: record });
+    await this.#persistObject(input.bucket, input.name);
+    // The old blob goes only once the index no longer names it, so a crash leaves one or the other.
+    if (previous) this.#unlinkBlob(previous);
+    return record;
   }
 
   /** Copies the bytes of `source` into a temp file the caller then commits. */
@@ -320,14 +450,17 @@ export class ObjectStore {
     return temp;
   }
 
-  /** Applies a metadata patch (`null` removes a key or field); bumps the metageneration. */
-  patch(
+  /**
+   * Applies a metadata patch (`null` removes a key or field); bumps the metageneration and
+   * emits `metadataUpdated`.
+   */
+  async patch(
     bucket: string,
     name: string,
     changes: Record<string, unknown>,
     preconditions: Preconditions,
     replace = false,
-  ): ObjectRecord {
+  ): Promise<ObjectRecord> {
     const record = this.get(bucket, name);
     checkPreconditions(record, preconditions);
     const updated: ObjectRecord = { ...record };
@@ -353,22 +486,30 @@ export class ObjectStore {
     updated.metageneration = record.metageneration + 1;
     updated.updated = isoFromMicros(this.#clock.next());
     this.#objectsOf(bucket).set(name, updated);
+    this.#onChange({ kind: 'metadataUpdated', object: updated });
+    await this.#persistObject(bucket, name);
     return updated;
   }
 
   /** Deletes the live object (or the named generation); emits `deleted`. */
-  delete(bucket: string, name: string, preconditions: Preconditions, generation?: string): ObjectRecord {
+  async delete(
+    bucket: string,
+    name: string,
+    preconditions: Preconditions,
+    generation?: string,
+  ): Promise<ObjectRecord> {
     const record = this.get(bucket, name, generation);
     checkPreconditions(record, preconditions);
     this.#objectsOf(bucket).delete(name);
-    this.#retire(record);
+    this.#onChange({ kind: 'deleted', object: record });
+    await this.#persistObject(bucket, name);
+    this.#unlinkBlob(record);
     return record;
   }
 
-  #retire(record: ObjectRecord): void {
+  #unlinkBlob(record: ObjectRecord): void {
     // Readers that already opened the blob keep reading it: unlinking an open file is safe.
     unlink(record.blobPath).catch(() => undefined);
-    this.#onChange({ kind: 'deleted', object: record });
   }
 
   /**

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
+import { open, truncate, unlink } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { invalid, required, StorageHttpError } from './errors.js';
 import { type Crc32cTables, ObjectHasher, type ObjectHashes } from './hashes.js';
@@ -21,6 +21,12 @@ export interface UploadContext {
   tables: Crc32cTables;
   baseUrl: string;
   sessions: Map<string, UploadSession>;
+  /**
+   * A resumable request that does not finish the upload persists only whole multiples of this
+   * many bytes (the real service: 256 KiB); the rest is dropped and the 308's `Range` says so.
+   * 0 keeps every byte received.
+   */
+  uploadGranularity: number;
 }
 
 /** A resumable upload between its initiation and its final chunk. */
@@ -188,9 +194,11 @@ function rangeHeader(received: number): Record<string, string> {
 
 /**
  * `PUT` to a session URI: a chunk (`Content-Range: bytes a-b/total|*`), the last chunk, or a
- * status query (`bytes *\/*`). Incomplete → 308 with `Range: bytes=0-N`; complete → 200 with
- * the object. Bytes already received are kept even when a request is cut off, and a resent
- * overlap is skipped, which is the recovery the client's retry logic expects.
+ * status query (`bytes *\/*`). Incomplete → 308 with `Range: bytes=0-N` (no `Range` while
+ * nothing is persisted); complete → 200 with the object. A request that does not complete the
+ * upload, whole or cut off, persists its bytes up to the last multiple of the upload
+ * granularity (every byte when it is 0); the client reads `Range` and resends the rest. A
+ * resent overlap is skipped, which is the recovery the client's retry logic expects.
  */
 export async function handleSessionPut(
   req: IncomingMessage,
@@ -224,18 +232,28 @@ export async function handleSessionPut(
           `Invalid request. According to the Content-Range header, the upload offset is ${range.start} byte(s), which exceeds already uploaded size of ${received} byte(s).`,
         );
       }
+      const checkpoints = new GranularHasher(session.hasher, ctx.uploadGranularity);
       const file = await open(session.tempFile, 'a');
+      let cutOff: unknown;
       try {
-        await appendStream(req as AsyncIterable<Buffer>, file, session.hasher, received - range.start);
+        await appendStream(req as AsyncIterable<Buffer>, file, checkpoints, received - range.start);
+      } catch (error) {
+        cutOff = error;
       } finally {
         await file.close();
       }
       const size = session.hasher.size;
       const total = range.total ?? (range.end === undefined ? size : session.declaredSize);
+      complete = cutOff === undefined && total !== undefined && size === total;
+      if (!complete) await keepWholeUnits(session, checkpoints);
+      if (cutOff !== undefined) {
+        // The client went away mid-request: nothing to answer, and nothing unexpected.
+        if (req.destroyed) return;
+        throw cutOff;
+      }
       if (total !== undefined && size > total) {
         throw invalid(`The upload has ${size} bytes, more than the declared total of ${total}.`);
       }
-      complete = total !== undefined && size === total;
     }
     if (!complete) return sendEmpty(res, 308, rangeHeader(session.hasher.size));
     const record = await finish(ctx, session, req.headers['x-goog-hash']);
@@ -243,6 +261,47 @@ export async function handleSessionPut(
   } finally {
     session.busy = false;
   }
+}
+
+/**
+ * Hashes like the session's hasher and remembers its state at the last multiple of
+ * `granularity`, so a request that does not complete the upload can fall back to it.
+ */
+class GranularHasher {
+  readonly hasher: ObjectHasher;
+  readonly #granularity: number;
+  /** The hasher's state at the last whole unit seen (or at the request's start). */
+  checkpoint: ObjectHasher | undefined;
+
+  constructor(hasher: ObjectHasher, granularity: number) {
+    this.hasher = hasher;
+    this.#granularity = granularity;
+    if (granularity > 0) this.checkpoint = hasher.clone();
+  }
+
+  update(chunk: Uint8Array): void {
+    const unit = this.#granularity;
+    if (unit <= 0) {
+      this.hasher.update(chunk);
+      return;
+    }
+    let rest = chunk;
+    while (rest.length > 0) {
+      const toBoundary = unit - (this.hasher.size % unit);
+      const part = rest.subarray(0, toBoundary);
+      this.hasher.update(part);
+      rest = rest.subarray(part.length);
+      if (this.hasher.size % unit === 0) this.checkpoint = this.hasher.clone();
+    }
+  }
+}
+
+/** Drops what lies past the last whole unit: the file is cut there and the hasher rewound. */
+async function keepWholeUnits(session: UploadSession, checkpoints: GranularHasher): Promise<void> {
+  const kept = checkpoints.checkpoint;
+  if (kept === undefined || kept.size === session.hasher.size) return;
+  await truncate(session.tempFile, kept.size);
+  session.hasher = kept;
 }
 
 async function finish(
