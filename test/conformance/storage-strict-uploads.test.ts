@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Bucket } from '@google-cloud/storage';
@@ -12,6 +13,7 @@ import {
 import { storageClientFor } from '../helpers/storage.js';
 
 const KIB = 1024;
+const MIB = 1024 * KIB;
 const UNIT = RESUMABLE_GRANULARITY;
 
 let strict: StorageEmulator;
@@ -63,6 +65,54 @@ async function cutOffChunk(uri: string, data: Buffer, sent: number): Promise<voi
       setTimeout(() => req.destroy(), 300);
     });
   });
+}
+
+/**
+ * A TCP proxy in front of `target` that cuts the connection carrying the first upload PUT once
+ * `cutAfter` bytes of it have passed (the rest of that connection is lost, as on a dropped
+ * network), and logs the `Content-Range` of every upload PUT it forwards.
+ */
+async function startCuttingProxy(target: string, cutAfter: number) {
+  const { port } = new URL(target);
+  const ranges: string[] = [];
+  let cut = false;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(port), '127.0.0.1');
+    sockets.add(client).add(upstream);
+    let putBytes = -1;
+    client.on('data', (data: Buffer) => {
+      const text = data.toString('latin1');
+      for (const match of text.matchAll(/PUT \/upload[^\r]*\r\n(?:[^\r]+\r\n)*?content-range: ([^\r]+)/gi)) {
+        ranges.push(match[1]!);
+      }
+      if (!cut && putBytes < 0 && text.includes('PUT /upload')) putBytes = 0;
+      if (!cut && putBytes >= 0) {
+        putBytes += data.length;
+        if (putBytes > cutAfter) {
+          cut = true;
+          upstream.end();
+          client.destroy();
+          return;
+        }
+      }
+      upstream.write(data);
+    });
+    upstream.pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    ranges,
+    wasCut: () => cut,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -162,6 +212,35 @@ describe('the official client under strict', () => {
     expect(downloaded.equals(data)).toBe(true);
     expect(metadata.size).toBe(String(data.length));
     expect(metadata.md5Hash).toBe(md5(data));
+  });
+
+  it('resumes a chunked upload cut off mid-chunk from the last whole unit, byte-identical', async () => {
+    // Arrange: the client retries only conditional uploads, hence ifGenerationMatch.
+    const proxy = await startCuttingProxy(strict.url, 600 * KIB);
+    const viaProxy = storageClientFor(proxy.url, 'strict-uploads').bucket('strict-uploads');
+    const data = randomBytes(3 * MIB + 4321);
+    const file = viaProxy.file('client/cut-off.bin');
+
+    // Act
+    await pipeline(
+      Readable.from([data]),
+      file.createWriteStream({
+        resumable: true,
+        chunkSize: MIB,
+        preconditionOpts: { ifGenerationMatch: 0 },
+      }),
+    );
+    const [downloaded] = await bucket.file('client/cut-off.bin').download();
+    await proxy.close();
+
+    // Assert: after the cut and a status query, the next chunk starts at a 256 KiB boundary.
+    const starts = proxy.ranges.flatMap((r) => /^bytes (\d+)-/.exec(r)?.[1] ?? []).map(Number);
+    expect(proxy.wasCut()).toBe(true);
+    expect(proxy.ranges).toContain('bytes */*');
+    expect(starts[1]).toBeGreaterThan(0);
+    expect(starts[1]! % UNIT).toBe(0);
+    expect(starts[1]).toBeLessThan(MIB);
+    expect(downloaded.equals(data)).toBe(true);
   });
 
   it('completes a chunked upload in whole units, byte-identical', async () => {

@@ -157,7 +157,15 @@ async function startResumable(
     hasher: new ObjectHasher(ctx.tables),
     busy: false,
   });
-  const location = new URL(`${ctx.baseUrl}/upload/storage/v1/b/${bucket}/o`);
+  // The session URI names the host the client reached, as upstream: a proxy in between (a fault
+  // injector in tests) stays in the path of the chunks.
+  const path = `/upload/storage/v1/b/${encodeURIComponent(bucket)}/o`;
+  let location: URL;
+  try {
+    location = new URL(path, req.headers.host ? `http://${req.headers.host}` : ctx.baseUrl);
+  } catch {
+    location = new URL(path, ctx.baseUrl);
+  }
   location.searchParams.set('uploadType', 'resumable');
   location.searchParams.set('name', name);
   location.searchParams.set('upload_id', id);
