@@ -15,6 +15,7 @@ import { CANCELLED_ERROR, errorLine, successLine } from '../core/results.js';
 import type { Logger } from '../platform/logger.js';
 import { answerObjectName, type ObjectStore } from '../platform/object-store.js';
 import type { BatchStores, Stores } from '../platform/store/index.js';
+import type { ItemOutcomeRecord } from '../platform/store/item-codec.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { batchViewOf, createJobMaker } from './create.js';
@@ -60,9 +61,6 @@ export const INLINE_RESPONSE_MAX_BYTES = 512 * 1024;
 
 /** Attempts of an outcome write before the error goes up (contention and blips are retried here). */
 const SETTLE_ATTEMPTS = 4;
-
-/** Items read per page when all of a job's results are streamed. */
-const RESULTS_PAGE = 500;
 
 /** Firestore's INVALID_ARGUMENT: how it refuses a document over 1 MiB. */
 const INVALID_ARGUMENT = 3;
@@ -193,7 +191,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     },
 
     /** The response of a succeeded item, wherever it is stored. */
-    async responseOf(item: ItemRecord): Promise<unknown> {
+    async responseOf(item: Pick<ItemRecord, 'response' | 'responseObject'>): Promise<unknown> {
       return item.responseObject ? deps.objects.getJson(item.responseObject) : item.response;
     },
 
@@ -203,7 +201,7 @@ export function createLifecycle(deps: LifecycleDeps) {
      * The result line of an item, or its pending entry. A response stored in the bucket (too big for
      * the item's document) is read from there: the line a user reads is the same.
      */
-    async resultEntry(item: ItemRecord): Promise<ResultEntry> {
+    async resultEntry(item: ItemOutcomeRecord): Promise<ResultEntry> {
       if (item.state === 'succeeded')
         return successLine(item.key, item.index, await lifecycle.responseOf(item));
       if (item.state === 'pending') return { key: item.key, index: item.index, state: 'pending' };
@@ -216,13 +214,8 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     /** Every item's entry in input order, one JSON line each, read a page at a time. */
     async *resultLines(jobId: string): AsyncGenerator<string> {
-      let afterId: string | undefined;
-      for (;;) {
-        const page = await items.list(jobId, { ...(afterId ? { afterId } : {}), limit: RESULTS_PAGE });
-        for (const item of page) yield `${JSON.stringify(await lifecycle.resultEntry(item))}\n`;
-        if (page.length < RESULTS_PAGE) return;
-        afterId = page[page.length - 1]!.id;
-      }
+      for await (const item of items.streamOutcomes(jobId))
+        yield `${JSON.stringify(await lifecycle.resultEntry(item))}\n`;
     },
 
     listFinished: (jobId: string, cursor: FinishCursor | undefined, limit: number, upToMicros?: number) =>

@@ -287,6 +287,22 @@ export class FakeDb {
           const j = job(jobId);
           return [i ? db.publicItem(jobId, i) : undefined, j ? structuredClone(j) : undefined];
         },
+        async *streamOutcomes(jobId) {
+          await db.enter('items.streamOutcomes');
+          const all = [...(db.items.get(jobId)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
+          for (const i of all) {
+            const { id, index, key, state, response, responseObject, error } = structuredClone(i);
+            yield {
+              id,
+              index,
+              key,
+              state,
+              ...(response !== undefined ? { response } : {}),
+              ...(responseObject ? { responseObject } : {}),
+              ...(error ? { error } : {}),
+            };
+          }
+        },
         async list(jobId, { afterId, limit }) {
           await db.enter('items.list');
           return [...(db.items.get(jobId)?.values() ?? [])]

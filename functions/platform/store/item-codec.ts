@@ -24,6 +24,29 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
   return patch;
 }
 
+/** What a result line needs of an item: no request, no lease. */
+export type ItemOutcomeRecord = Pick<
+  ItemRecord,
+  'id' | 'index' | 'key' | 'state' | 'response' | 'responseObject' | 'error'
+>;
+
+/** The fields of an item document a result line is made of. */
+export const OUTCOME_FIELDS = ['index', 'key', 'state', 'responseJson', 'responseObject', 'error'];
+
+/** The outcome of an item from a document read with {@link OUTCOME_FIELDS}. */
+export function outcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemOutcomeRecord {
+  const d = snap.data() ?? {};
+  return {
+    id: snap.id,
+    index: d.index,
+    key: d.key,
+    state: d.state,
+    ...(d.responseJson ? { response: JSON.parse(d.responseJson) } : {}),
+    ...(d.responseObject ? { responseObject: d.responseObject } : {}),
+    ...(d.error ? { error: d.error } : {}),
+  };
+}
+
 /** An item record from its document; `jobId` from its path. */
 export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord & { jobId: string } {
   const d = snap.data() ?? {};

@@ -20,7 +20,7 @@ import {
   isPreconditionFailure,
   landed,
 } from './firestore.js';
-import { itemFrom, stateFields } from './item-codec.js';
+import { type ItemOutcomeRecord, itemFrom, OUTCOME_FIELDS, outcomeFrom, stateFields } from './item-codec.js';
 import { jobFrom } from './jobs.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
@@ -51,6 +51,11 @@ export interface ItemsStore {
   /** The item and its job in one round trip (every delivery starts with this read). */
   getWithJob(jobId: string, itemId: string): Promise<[ItemRecord | undefined, JobRecord | undefined]>;
   list(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
+  /**
+   * Every item's outcome in input order, as one streamed query that reads only the result fields
+   * (never the request): how a whole job's results are read.
+   */
+  streamOutcomes(jobId: string): AsyncIterable<ItemOutcomeRecord>;
   /**
    * Finished items ordered by finish time then id, strictly after `cursor`, and finished at or before
    * `upToMicros` when given.
@@ -133,6 +138,14 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       let q = items(jobId).orderBy(FieldPath.documentId()).limit(limit);
       if (afterId) q = q.startAfter(afterId);
       return (await q.get()).docs.map(itemFrom);
+    },
+
+    async *streamOutcomes(jobId) {
+      const q = items(jobId)
+        .orderBy(FieldPath.documentId())
+        .select(...OUTCOME_FIELDS)
+        .stream() as AsyncIterable<FirebaseFirestore.QueryDocumentSnapshot>;
+      for await (const snap of q) yield outcomeFrom(snap);
     },
 
     async listFinished(jobId, cursor, limit, upToMicros) {
