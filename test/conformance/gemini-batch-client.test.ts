@@ -180,6 +180,8 @@ describe('Batch API client (createBatchApi) against the stand-in', () => {
     // Arrange
     const count = 2000;
     const failing = (i: number) => i % 97 === 5;
+    // Long enough for the create and the read after it to see PENDING on a loaded machine.
+    standIn.configure({ batch: { pendingMs: 1000 } });
     const file = await api.uploadJsonl(
       jsonl(count, (i) => (failing(i) ? `prompt ${i} [[fault:500]]` : `prompt ${i}`)),
       { displayName: 'batch input' },

@@ -1,18 +1,20 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { type Prng, shuffleInPlace } from '../prng.js';
 import type { GeminiStandInConfig } from './config.js';
 import { entityNotFound, invalidArgument, StandInHttpError } from './errors.js';
 import { markerFault } from './faults.js';
 import type { FileStore } from './files.js';
-import { fileIdOf } from './files.js';
-import { buildResponse, promptText, validateGenerateRequest } from './generate.js';
+import { fileIdOf, fileNotActive } from './files.js';
+import { answerShape, buildResponse, fileUris, promptText, validateGenerateRequest } from './generate.js';
+import { sleep } from './http.js';
 import { newResourceId } from './ids.js';
 import { fileLines } from './lines.js';
 import { batchQuotaExceededError } from './quota.js';
 import type { StatsRecorder } from './stats.js';
-import { requestTokens } from './tokens.js';
+import { countRequestTokens, requestTokens } from './tokens.js';
 
 /** Batch states as the REST API names them (the SDK maps them to `JOB_STATE_*`). */
 export type BatchState =
@@ -59,7 +61,19 @@ interface Batch {
   output?: Json;
   error?: { code: number; message: string };
   timers: NodeJS.Timeout[];
+  /** Aborted when the batch ends, is deleted or the server closes: its run stops answering. */
+  stop: AbortController;
 }
+
+/** One input line (or inline entry) to answer, or the error line it already is. */
+interface Entry {
+  key?: unknown;
+  metadata?: unknown;
+  request?: unknown;
+  result?: LineResult;
+}
+
+type LineResult = { response: Json } | { error: RpcError };
 
 /** What the batch store needs from the server. */
 export interface BatchDeps {
@@ -107,10 +121,109 @@ async function endStream(stream: WriteStream): Promise<void> {
 }
 
 /**
+ * Where a run's answers go: kept in input order for an inline batch; for a file batch, written to a
+ * temp file as they come (remembering where each line starts), then copied in a seeded-shuffled
+ * order into the GENERATED responses file: bounded memory whatever the file size.
+ */
+interface OutputSink {
+  readonly size: number;
+  add(entry: Entry, result: LineResult): Promise<void>;
+  /** The batch's `output` from what was added. */
+  finish(): Promise<Json>;
+  /** Removes temp files (after finish or instead of it). */
+  discard(): Promise<void>;
+}
+
+class InlineSink implements OutputSink {
+  private readonly out: Json[] = [];
+  get size(): number {
+    return this.out.length;
+  }
+  async add(entry: Entry, result: LineResult): Promise<void> {
+    this.out.push({ ...result, ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}) });
+  }
+  async finish(): Promise<Json> {
+    return { inlinedResponses: { inlinedResponses: this.out } };
+  }
+  async discard(): Promise<void> {}
+}
+
+class FileSink implements OutputSink {
+  private readonly ordered: string;
+  private readonly shuffled: string;
+  private sink: WriteStream | undefined;
+  private readonly offsets: number[] = [];
+  private readonly lengths: number[] = [];
+  private position = 0;
+
+  constructor(
+    private readonly batchId: string,
+    private readonly deps: BatchDeps,
+  ) {
+    this.ordered = deps.files.tempPath();
+    this.shuffled = deps.files.tempPath();
+  }
+
+  get size(): number {
+    return this.offsets.length;
+  }
+
+  async add(entry: Entry, result: LineResult): Promise<void> {
+    this.sink ??= createWriteStream(this.ordered);
+    const text = `${JSON.stringify({ ...(entry.key !== undefined ? { key: entry.key } : {}), ...result })}\n`;
+    const bytes = Buffer.byteLength(text);
+    this.offsets.push(this.position);
+    this.lengths.push(bytes);
+    this.position += bytes;
+    await write(this.sink, text);
+  }
+
+  async finish(): Promise<Json> {
+    this.sink ??= createWriteStream(this.ordered);
+    await endStream(this.sink);
+    const order = shuffleInPlace(
+      this.offsets.map((_, i) => i),
+      this.deps.prng(),
+    );
+    const source = await open(this.ordered, 'r');
+    try {
+      const out = createWriteStream(this.shuffled);
+      for (const i of order) {
+        const buf = Buffer.alloc(this.lengths[i] as number);
+        await source.read(buf, 0, buf.length, this.offsets[i] as number);
+        if (!out.write(buf)) await once(out, 'drain');
+      }
+      await endStream(out);
+    } finally {
+      await source.close();
+    }
+    const file = await this.deps.files.adopt(
+      `batch-${this.batchId}`,
+      this.shuffled,
+      'application/jsonl',
+      'GENERATED',
+    );
+    return { responsesFile: `files/${file.id}` };
+  }
+
+  async discard(): Promise<void> {
+    if (this.sink && !this.sink.closed) {
+      this.sink.destroy();
+      await once(this.sink, 'close').catch(() => undefined);
+    }
+    await rm(this.ordered, { force: true });
+    await rm(this.shuffled, { force: true });
+  }
+}
+
+/**
  * The Batch API: `models/{m}:batchGenerateContent` from an uploaded JSONL file or inline
  * requests, get / list / cancel / delete, and a lifecycle over time (PENDING → RUNNING → SUCCEEDED,
- * or FAILED / EXPIRED when told). A file batch's results become a GENERATED file `files/batch-{id}`
- * whose lines come out in shuffled order, as upstream gives no order guarantee.
+ * or FAILED / EXPIRED when told, or EXPIRED `expireAfterMs` after creation). A file batch's results
+ * become a GENERATED file `files/batch-{id}` whose lines come out in shuffled order, as upstream
+ * gives no order guarantee. With `progressive`, lines are answered across `runningMs` (batchStats
+ * move while RUNNING); with `partialOutput`, a batch cancelled or expired while RUNNING keeps the
+ * lines answered so far.
  */
 export class BatchStore {
   private readonly batches = new Map<string, Batch>();
@@ -121,6 +234,12 @@ export class BatchStore {
   async create(model: string, body: unknown): Promise<Json> {
     const batch = isRecord(body) && isRecord(body.batch) ? body.batch : undefined;
     if (!batch) throw invalidArgument('* BatchGenerateContentRequest.batch: batch is not specified\n');
+    if (
+      this.deps.config().batch.requireDisplayName &&
+      (typeof batch.displayName !== 'string' || batch.displayName.trim() === '')
+    ) {
+      throw invalidArgument('* BatchGenerateContentRequest.batch.display_name: display_name is required\n');
+    }
     const input = isRecord(batch.inputConfig) ? batch.inputConfig : undefined;
     const fileName = input?.fileName;
     const requests = isRecord(input?.requests) ? input.requests.requests : undefined;
@@ -161,20 +280,28 @@ export class BatchStore {
       createTime: now,
       updateTime: now,
       timers: [],
+      stop: new AbortController(),
       ...(typeof batch.displayName === 'string' ? { displayName: batch.displayName } : {}),
       ...(inline ? { inline } : {}),
     };
     this.batches.set(record.id, record);
     this.deps.stats.batchCreated(model, requestCount);
-    const { pendingMs, runningMs } = this.deps.config().batch;
+    const { pendingMs, expireAfterMs } = this.deps.config().batch;
     record.timers.push(
       setTimeout(() => {
         if (record.state !== 'BATCH_STATE_PENDING') return;
         record.state = 'BATCH_STATE_RUNNING';
         record.updateTime = this.deps.clock();
-        record.timers.push(setTimeout(() => void this.finish(record), runningMs));
+        void this.run(record);
       }, pendingMs),
     );
+    if (expireAfterMs !== null) {
+      record.timers.push(
+        setTimeout(() => {
+          if (!TERMINAL.includes(record.state)) this.end(record, 'BATCH_STATE_EXPIRED');
+        }, expireAfterMs),
+      );
+    }
     return this.resource(record);
   }
 
@@ -195,7 +322,9 @@ export class BatchStore {
   }
 
   private tokensOf(request: unknown): number {
-    return isRecord(request) ? requestTokens(request, (uri) => this.deps.files.sizeOf(uri)) : 0;
+    return isRecord(request)
+      ? requestTokens(request, this.deps.config().tokens, (uri) => this.deps.files.info(uri))
+      : 0;
   }
 
   /**
@@ -218,11 +347,48 @@ export class BatchStore {
     if (held + tokens > limit) throw batchQuotaExceededError('enqueued-tokens');
   }
 
-  private async finish(batch: Batch): Promise<void> {
-    if (batch.state !== 'BATCH_STATE_RUNNING') return;
-    const config = this.deps.config();
+  /** The lines of a batch's input (inline entries or the JSONL file), a bad JSON line as its error. */
+  private async *entries(batch: Batch, inline: unknown[] | undefined): AsyncGenerator<Entry> {
+    if (inline) {
+      for (const item of inline) {
+        const entry = isRecord(item) ? item : {};
+        yield { metadata: entry.metadata, request: entry.request };
+      }
+      return;
+    }
+    const input = this.deps.files.require(fileIdOf(batch.inputConfig.fileName as string) as string);
+    for await (const line of fileLines(input.path)) {
+      if (line.trim() === '') continue;
+      try {
+        const parsed: unknown = JSON.parse(line);
+        yield isRecord(parsed) ? { key: parsed.key, request: parsed.request } : { request: undefined };
+      } catch {
+        yield {
+          result: {
+            error: { code: 400, status: 'INVALID_ARGUMENT', message: 'Invalid JSON payload received.' },
+          },
+        };
+      }
+    }
+  }
+
+  /**
+   * Runs a RUNNING batch to its end. A forced outcome (`[[batch:fail]]`, `[[batch:expire]]`,
+   * `forceOutcome`) or a batch that is not `progressive` waits `runningMs` first; then its lines are
+   * answered, each at its share of `runningMs` when `progressive`. The run stops as soon as the batch
+   * ends otherwise (cancel, expiry, delete, close): what it answered becomes the ended batch's output
+   * when `partialOutput` is on.
+   */
+  private async run(batch: Batch): Promise<void> {
+    const { runningMs, progressive, forceOutcome } = this.deps.config().batch;
+    const inline = batch.inline;
     const marker = /\[\[batch:(fail|expire)\]\]/.exec(batch.displayName ?? '')?.[1];
-    const outcome = marker ?? config.batch.forceOutcome;
+    const outcome = marker ?? forceOutcome;
+    const stopped = () => batch.stop.signal.aborted || batch.state !== 'BATCH_STATE_RUNNING';
+    if (outcome || !progressive) {
+      await sleep(runningMs, batch.stop.signal);
+      if (stopped()) return;
+    }
     if (outcome === 'expire') return this.end(batch, 'BATCH_STATE_EXPIRED');
     if (outcome === 'fail') {
       batch.error = {
@@ -231,11 +397,35 @@ export class BatchStore {
       };
       return this.end(batch, 'BATCH_STATE_FAILED');
     }
+    const sink: OutputSink = inline ? new InlineSink() : new FileSink(batch.id, this.deps);
+    const started = performance.now();
     try {
-      const output = batch.inline ? this.runInline(batch, batch.inline) : await this.runFile(batch);
-      if (batch.state !== 'BATCH_STATE_RUNNING') return;
-      batch.output = output;
-      this.end(batch, 'BATCH_STATE_SUCCEEDED');
+      let i = 0;
+      for await (const entry of this.entries(batch, inline)) {
+        if (progressive) {
+          const wait = started + (runningMs * (i + 1)) / Math.max(1, batch.requestCount) - performance.now();
+          if (wait > 10) await sleep(wait, batch.stop.signal);
+        }
+        if (stopped()) break;
+        const result = entry.result ?? this.answer(batch, entry.request);
+        if ('error' in result) batch.failed++;
+        else batch.succeeded++;
+        batch.updateTime = this.deps.clock();
+        await sink.add(entry, result);
+        i++;
+      }
+      if (!stopped()) {
+        const output = await sink.finish();
+        if (batch.state === 'BATCH_STATE_RUNNING') {
+          batch.output = output;
+          this.end(batch, 'BATCH_STATE_SUCCEEDED');
+        }
+        return;
+      }
+      const ended = batch.state === 'BATCH_STATE_CANCELLED' || batch.state === 'BATCH_STATE_EXPIRED';
+      if (ended && this.batches.has(batch.id) && this.deps.config().batch.partialOutput && sink.size > 0) {
+        batch.output = await sink.finish();
+      }
     } catch (error) {
       if (batch.state !== 'BATCH_STATE_RUNNING') return;
       batch.error = {
@@ -243,6 +433,8 @@ export class BatchStore {
         message: `Batch failed: ${error instanceof Error ? error.message : String(error)}`,
       };
       this.end(batch, 'BATCH_STATE_FAILED');
+    } finally {
+      await sink.discard();
     }
   }
 
@@ -251,11 +443,15 @@ export class BatchStore {
     batch.endTime = batch.updateTime = this.deps.clock();
     for (const t of batch.timers) clearTimeout(t);
     batch.timers = [];
+    batch.stop.abort();
     delete batch.inline;
   }
 
-  /** One input line's result: a response or an error, by markers and the failing-line share. */
-  private answer(batch: Batch, request: unknown): { response: Json } | { error: RpcError } {
+  /**
+   * One input line's result: a response or an error, by markers, files not ACTIVE yet and the
+   * failing-line share. The response has the same shape (thinking, odd answers) as a realtime one.
+   */
+  private answer(batch: Batch, request: unknown): LineResult {
     let valid: Json;
     try {
       valid = validateGenerateRequest(request);
@@ -263,89 +459,27 @@ export class BatchStore {
       const message = error instanceof StandInHttpError ? error.body.error.message : String(error);
       return { error: { code: 400, status: 'INVALID_ARGUMENT', message } };
     }
+    for (const uri of fileUris(valid)) {
+      const id = fileIdOf(uri);
+      const file = id === undefined ? undefined : this.deps.files.get(id);
+      if (file && this.deps.files.stateOf(file) !== 'ACTIVE') {
+        const body = fileNotActive(file.id).body.error;
+        return { error: { code: body.code, status: body.status, message: body.message } };
+      }
+    }
     const fault = markerFault(promptText(valid));
     if (fault) return { error: faultError(fault) };
-    if (this.deps.prng()() < this.deps.config().batch.failedLineShare) return { error: faultError('500') };
-    const tokens = requestTokens(valid, (uri) => this.deps.files.sizeOf(uri));
-    return { response: buildResponse(batch.model, valid, tokens) };
-  }
-
-  private runInline(batch: Batch, inline: unknown[]): Json {
-    const out = inline.map((item) => {
-      const entry = isRecord(item) ? item : {};
-      const result = this.answer(batch, entry.request);
-      if ('error' in result) batch.failed++;
-      else batch.succeeded++;
-      return { ...result, ...(entry.metadata !== undefined ? { metadata: entry.metadata } : {}) };
-    });
-    return { inlinedResponses: { inlinedResponses: out } };
-  }
-
-  /**
-   * Answers the JSONL input line by line into a temp file (remembering where each line starts),
-   * then copies the lines in a seeded-shuffled order into the output file: bounded memory whatever
-   * the file size.
-   */
-  private async runFile(batch: Batch): Promise<Json> {
-    const fileName = batch.inputConfig.fileName as string;
-    const input = this.deps.files.require(fileIdOf(fileName) as string);
-    const ordered = this.deps.files.tempPath();
-    const shuffled = this.deps.files.tempPath();
-    const offsets: number[] = [];
-    const lengths: number[] = [];
-    try {
-      const sink = createWriteStream(ordered);
-      let position = 0;
-      for await (const line of fileLines(input.path)) {
-        if (line.trim() === '') continue;
-        let key: unknown;
-        let result: { response: Json } | { error: RpcError };
-        try {
-          const parsed: unknown = JSON.parse(line);
-          key = isRecord(parsed) ? parsed.key : undefined;
-          result = this.answer(batch, isRecord(parsed) ? parsed.request : undefined);
-        } catch {
-          result = {
-            error: { code: 400, status: 'INVALID_ARGUMENT', message: 'Invalid JSON payload received.' },
-          };
-        }
-        if ('error' in result) batch.failed++;
-        else batch.succeeded++;
-        const text = `${JSON.stringify({ ...(key !== undefined ? { key } : {}), ...result })}\n`;
-        const bytes = Buffer.byteLength(text);
-        offsets.push(position);
-        lengths.push(bytes);
-        position += bytes;
-        await write(sink, text);
-      }
-      await endStream(sink);
-      const order = shuffleInPlace(
-        offsets.map((_, i) => i),
-        this.deps.prng(),
-      );
-      const source = await open(ordered, 'r');
-      try {
-        const out = createWriteStream(shuffled);
-        for (const i of order) {
-          const buf = Buffer.alloc(lengths[i] as number);
-          await source.read(buf, 0, buf.length, offsets[i] as number);
-          if (!out.write(buf)) await once(out, 'drain');
-        }
-        await endStream(out);
-      } finally {
-        await source.close();
-      }
-      const file = await this.deps.files.adopt(
-        `batch-${batch.id}`,
-        shuffled,
-        'application/jsonl',
-        'GENERATED',
-      );
-      return { responsesFile: `files/${file.id}` };
-    } finally {
-      await rm(ordered, { force: true });
-      await rm(shuffled, { force: true });
-    }
+    const config = this.deps.config();
+    if (this.deps.prng()() < config.batch.failedLineShare) return { error: faultError('500') };
+    const count = countRequestTokens(valid, config.tokens, (uri) => this.deps.files.info(uri));
+    const shape = answerShape(batch.model, valid, count.total, config.answers, this.deps.prng());
+    return {
+      response: buildResponse(batch.model, valid, count, {
+        shape,
+        rule: config.tokens,
+        tokenDetails: config.answers.tokenDetails,
+      }),
+    };
   }
 
   private require(id: string): Batch {
@@ -414,6 +548,7 @@ export class BatchStore {
   delete(id: string): void {
     const batch = this.require(id);
     for (const t of batch.timers) clearTimeout(t);
+    batch.stop.abort();
     this.batches.delete(id);
   }
 
@@ -429,6 +564,7 @@ export class BatchStore {
     for (const b of this.batches.values()) {
       for (const t of b.timers) clearTimeout(t);
       b.timers = [];
+      b.stop.abort();
     }
   }
 }

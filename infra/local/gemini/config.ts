@@ -47,10 +47,78 @@ export const faultSharesSchema = z.object({
   unavailableShare: share.default(0),
   timeoutShare: share.default(0),
   malformedShare: share.default(0),
+  capacityShare: share.default(0),
+});
+
+const positive = z.number().positive();
+const HOUR_MS = 3_600_000;
+
+/**
+ * The token rule (tokens.ts applies it; see the README). `estimate` is the product's own estimator
+ * (ceil(UTF-8 bytes / 4) per text part, 258 per media part); `modality` counts text by script and
+ * media by size, pages and duration, the way upstream's counts differ from that estimate.
+ */
+export const tokenRuleSchema = z.object({
+  rule: z.enum(['estimate', 'modality']).default('estimate'),
+  /** `modality`: characters of Latin text (ASCII, Latin-1, Latin Extended, punctuation) per token. */
+  latinCharsPerToken: positive.default(4),
+  /** `modality`: tokens per CJK character (Han, Hiragana, Katakana, Hangul, CJK punctuation). */
+  cjkTokensPerChar: positive.default(1),
+  /** `modality`: characters per token of every other script (Cyrillic, Arabic, Devanagari, emoji …). */
+  otherCharsPerToken: positive.default(2),
+  /** `modality`: tokens of one image tile, of an image whose sides are all <= `smallImageMaxSide`. */
+  imageTileTokens: z.number().int().positive().default(258),
+  imageTileSide: z.number().int().positive().default(768),
+  smallImageMaxSide: z.number().int().positive().default(384),
+  /** `modality`: bytes per pixel assumed for an image whose header cannot be read (a square). */
+  imageBytesPerPixel: positive.default(0.5),
+  /** `modality`: tokens per PDF page; pages counted in the file, else one per `pdfBytesPerPage`. */
+  pdfPageTokens: z.number().int().positive().default(258),
+  pdfBytesPerPage: positive.default(100_000),
+  /** `modality`: audio tokens per second; seconds from a WAV header, else bytes / audioBytesPerSecond. */
+  audioTokensPerSecond: positive.default(32),
+  audioBytesPerSecond: positive.default(16_000),
+  /** `modality`: video tokens per second; seconds are bytes / videoBytesPerSecond. */
+  videoTokensPerSecond: positive.default(263),
+  videoBytesPerSecond: positive.default(250_000),
+  /**
+   * The global token skew: every modality's input count is multiplied by it (and rounded up), so tests
+   * can put the stand-in's count 30% above or below any estimate. Output counts are not skewed.
+   */
+  skew: positive.default(1),
+});
+
+/** Extra usage fields and odd answers, by share (markers force them; see generate.ts). */
+export const answersSchema = z.object({
+  /**
+   * Models that think by default (`thoughtsTokenCount`, billed as output; thinking eats into
+   * maxOutputTokens). An entry ending in `*` is a prefix; `*` alone is every model.
+   */
+  thinkingModels: z.array(z.string().min(1)).default([]),
+  /** Thinking tokens of one answer when the request sets no thinkingBudget (a budget caps it). */
+  thoughtsTokens: z.number().int().nonnegative().default(256),
+  /** `promptTokensDetails`, `candidatesTokensDetails`, `cacheTokensDetails` (per modality) in usage. */
+  tokenDetails: z.boolean().default(false),
+  /** Share of answers whose prompt is blocked: `promptFeedback.blockReason`, no candidates. */
+  blockedShare: share.default(0),
+  /** Share of answers with a candidate without `content.parts` (finishReason STOP). */
+  noPartsShare: share.default(0),
+  /** Shares of answers cut short (MAX_TOKENS), or stopped for SAFETY / RECITATION (no content). */
+  maxTokensShare: share.default(0),
+  safetyShare: share.default(0),
+  recitationShare: share.default(0),
+  /** Share of answers of 1,024 prompt tokens or more with half their prompt from the implicit cache. */
+  cachedShare: share.default(0),
 });
 
 /** The whole runtime configuration; every field has a default, so `{}` is a valid input. */
 export const geminiStandInConfigSchema = z.object({
+  /**
+   * `ideal` (the default) is the kind stand-in the conformance tests of the basics rely on; `strict`
+   * turns on upstream's harder behaviours with realistic defaults (STRICT_PRESET below). Setting a
+   * profile (at start or with `configure`) sets every knob of the preset; knobs set alongside win.
+   */
+  profile: z.enum(['ideal', 'strict']).default('ideal'),
   /** Model ids (without `models/`) that exist; anything else is 404 NOT_FOUND. */
   models: z.array(z.string().min(1)).default(DEFAULT_MODELS),
   /** Seed of the PRNG behind random faults, failing batch lines and output shuffling. */
@@ -59,6 +127,43 @@ export const geminiStandInConfigSchema = z.object({
   quotaTier: z.enum(['paid', 'free']).default('paid'),
   /** model id → limits. Models absent here are unlimited. */
   quotas: z.record(z.string(), modelQuotaSchema).default({}),
+  /** How the quota windows count and how their 429s read (quota.ts). */
+  quota: z
+    .object({
+      /**
+       * `rolling`: RPD over the last 24 h. `pacific`: RPD counts since the last midnight in
+       * America/Los_Angeles and starts again at the next one (upstream); per-day 429s then say the
+       * seconds until that midnight.
+       */
+      dayWindow: z.enum(['rolling', 'pacific']).default('rolling'),
+      /** Added to the clock the quota windows read: tests jump to just before midnight and past it. */
+      clockOffsetMs: z.number().int().default(0),
+      /** Share of quota 429s sent bare, as upstream's capacity 429: no QuotaFailure, no RetryInfo. */
+      bareShare: share.default(0),
+      /** Share of quota 429s with QuotaFailure (and Help) but no RetryInfo. */
+      noRetryInfoShare: share.default(0),
+      /**
+       * model id (or `*`) → the share of its RPM and of its TPM that other traffic of the same project
+       * uses: requests counted in the minute window, evenly spread, that nobody here sent.
+       */
+      otherTraffic: z
+        .record(z.string(), z.object({ rpmShare: share.default(0), tpmShare: share.default(0) }))
+        .default({}),
+    })
+    .prefault({}),
+  /** The token rule behind usageMetadata, countTokens, the TPM window and the batch token cap. */
+  tokens: tokenRuleSchema.prefault({}),
+  /** Extra usage fields and odd answers. */
+  answers: answersSchema.prefault({}),
+  /** Request size limits on the encoded body (`null`: only the stand-in's own 64 MiB cap, a 413). */
+  limits: z
+    .object({
+      /** generateContent, streamGenerateContent, countTokens: larger bodies are 400 INVALID_ARGUMENT. */
+      maxRequestBytes: z.number().int().positive().nullable().default(null),
+      /** batchGenerateContent (inline requests make it big): larger bodies are 400 INVALID_ARGUMENT. */
+      maxBatchRequestBytes: z.number().int().positive().nullable().default(null),
+    })
+    .prefault({}),
   /** model id (or `*` for every model) → latency. */
   latency: z.record(z.string(), latencySchema).default({ '*': 0 }),
   faults: z
@@ -71,6 +176,11 @@ export const geminiStandInConfigSchema = z.object({
       timeoutShare: share.default(0),
       /** Share answered 200 with a body that is not valid JSON. */
       malformedShare: share.default(0),
+      /**
+       * Share answered upstream's capacity 429 (no details) before admission, whatever the quota:
+       * it consumes nothing.
+       */
+      capacityShare: share.default(0),
       /** How long a timed-out request is held open. */
       timeoutMs: z.number().int().nonnegative().default(30_000),
       /** RetryInfo.retryDelay (seconds) in the 429s that `[[fault:429…]]` prompt markers produce. */
@@ -93,6 +203,18 @@ export const geminiStandInConfigSchema = z.object({
       maxFileBytes: z.number().int().positive().default(FILE_LIMIT_BYTES),
       /** Bytes every stored file and open upload may hold together (upstream: 20 GB a project). */
       maxProjectBytes: z.number().int().positive().default(PROJECT_LIMIT_BYTES),
+      /** How long a file lives (its `expirationTime`; upstream 48 h); tests scale it down. */
+      ttlMs: z
+        .number()
+        .int()
+        .positive()
+        .default(48 * HOUR_MS),
+      /** Whether a file is deleted once its `ttlMs` is over (then 403 like any unknown file). */
+      expire: z.boolean().default(false),
+      /** Time an uploaded image, audio, video or PDF stays PROCESSING before it is ACTIVE. */
+      processingMs: z.number().int().nonnegative().default(0),
+      /** Whether uploaded files can be downloaded (upstream: only GENERATED ones, e.g. batch output). */
+      downloadUploaded: z.boolean().default(true),
     })
     .prefault({}),
   batch: z
@@ -116,6 +238,20 @@ export const geminiStandInConfigSchema = z.object({
        * names (`*` for the others); `null` (the default) caps nothing.
        */
       enqueuedTokenLimit: enqueuedTokenLimitSchema.nullable().default(null),
+      /**
+       * Whether lines are answered one by one across `runningMs`, so batchStats move while RUNNING;
+       * otherwise every line is answered when `runningMs` is over.
+       */
+      progressive: z.boolean().default(false),
+      /** A batch still PENDING or RUNNING this long after its creation ends EXPIRED (upstream 48 h). */
+      expireAfterMs: z.number().int().positive().nullable().default(null),
+      /**
+       * Whether a batch cancelled or expired while RUNNING keeps the lines answered so far, in a
+       * responses file (inline: inlinedResponses) on the ended batch.
+       */
+      partialOutput: z.boolean().default(false),
+      /** Whether `batch.displayName` is required (upstream's REST reference says so): 400 without it. */
+      requireDisplayName: z.boolean().default(false),
     })
     .prefault({}),
   /** Number of SSE chunks a streamed answer is split into (at most; short answers send fewer). */
@@ -163,15 +299,74 @@ export function deepMerge(base: unknown, patch: unknown): unknown {
   return out;
 }
 
-/** Validates `input` (anything JSON-like) into a full configuration, naming each bad field. */
-export function parseConfig(input: unknown): GeminiStandInConfig {
+/**
+ * What `profile: 'strict'` sets: upstream's harder behaviours with realistic defaults. A profile
+ * sets every knob named here (the token rule and answer shares whole, so a switch leaves no skew or
+ * share behind); every other knob keeps its value. The 20 MiB batch body is the inline batch limit
+ * of the Batch API docs; the 100 MiB request body is the inline limit of the file-input docs since
+ * January 2026 (20 MB before).
+ */
+export const STRICT_PRESET = {
+  quota: { dayWindow: 'pacific', bareShare: 0.1, noRetryInfoShare: 0.1 },
+  tokens: {
+    ...tokenRuleSchema.parse({}),
+    rule: 'modality',
+    latinCharsPerToken: 3.2,
+    cjkTokensPerChar: 1,
+    otherCharsPerToken: 2,
+  },
+  answers: {
+    ...answersSchema.parse({}),
+    thinkingModels: ['gemini-2.5-flash', 'gemini-2.5-pro'],
+    tokenDetails: true,
+  },
+  limits: { maxRequestBytes: 100 * MIB, maxBatchRequestBytes: 20 * MIB },
+  files: { ttlMs: 48 * HOUR_MS, expire: true, processingMs: 2000, downloadUploaded: false },
+  batch: { progressive: true, expireAfterMs: 48 * HOUR_MS, partialOutput: true, requireDisplayName: true },
+} satisfies GeminiStandInConfigPatch;
+
+/** The values `source` has at the paths `shape` has (objects recursively; anything else whole). */
+function pickLike(shape: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(shape)) {
+    const from = source[key];
+    out[key] = isPlainObject(value) && isPlainObject(from) ? pickLike(value, from) : from;
+  }
+  return out;
+}
+
+/** The knobs each profile sets: strict's preset, and ideal's defaults for the same knobs. */
+const PROFILE_PRESETS: Record<GeminiStandInConfig['profile'], Record<string, unknown>> = {
+  strict: STRICT_PRESET,
+  ideal: pickLike(STRICT_PRESET, geminiStandInConfigSchema.parse({}) as unknown as Record<string, unknown>),
+};
+
+function validate(input: unknown): GeminiStandInConfig {
   const result = geminiStandInConfigSchema.safeParse(input ?? {});
   if (!result.success)
     throw new StandInConfigError(`invalid stand-in config: ${z.prettifyError(result.error)}`);
   return result.data;
 }
 
-/** Merges a partial configuration into a full one and validates the result. */
+/** The input with its profile's preset under it (the input's own knobs win). */
+function withProfile(base: unknown, patch: unknown): unknown {
+  const profile = isPlainObject(patch) ? patch.profile : undefined;
+  if (profile !== 'ideal' && profile !== 'strict') return deepMerge(base, patch);
+  return deepMerge(deepMerge(base, PROFILE_PRESETS[profile]), patch);
+}
+
+/**
+ * Validates `input` (anything JSON-like) into a full configuration, naming each bad field. A
+ * `profile` in it sets that profile's knobs first.
+ */
+export function parseConfig(input: unknown): GeminiStandInConfig {
+  return validate(withProfile({}, input ?? {}));
+}
+
+/**
+ * Merges a partial configuration into a full one and validates the result. A `profile` in the patch
+ * sets every knob of that profile first, then the patch's own knobs apply.
+ */
 export function mergeConfig(base: GeminiStandInConfig, patch: unknown): GeminiStandInConfig {
-  return parseConfig(deepMerge(base, patch));
+  return validate(withProfile(base, patch));
 }

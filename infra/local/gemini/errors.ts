@@ -88,3 +88,11 @@ export function missingApiKey(): StandInHttpError {
       'Please use API Key or other form of API consumer identity to call this API.',
   );
 }
+
+/**
+ * 400 INVALID_ARGUMENT for a request body over the API's size limit, in the Google front end's
+ * wording ("Request payload size exceeds the limit: N bytes.").
+ */
+export function requestTooLarge(limit: number): StandInHttpError {
+  return invalidArgument(`Request payload size exceeds the limit: ${limit} bytes.`);
+}

@@ -11,6 +11,8 @@ import type { GeminiStandInConfig, LatencySpec } from './config.js';
  * | `[[fault:429]]`       | 429, per-minute requests quotaId (consumes nothing)           |
  * | `[[fault:429-tpm]]`   | 429, per-minute input tokens quotaId                          |
  * | `[[fault:429-day]]`   | 429, per-day requests quotaId                                 |
+ * | `[[fault:429-no-retry]]` | 429, per-minute requests quotaId, no RetryInfo             |
+ * | `[[fault:429-capacity]]` | upstream's bare capacity 429: no details at all            |
  * | `[[fault:500]]`       | 500 INTERNAL (after admission: consumes quota, as upstream)   |
  * | `[[fault:503]]`       | 503 UNAVAILABLE "The model is overloaded…"                    |
  * | `[[fault:timeout]]`   | held open `faults.timeoutMs`, then 504 DEADLINE_EXCEEDED      |
@@ -24,13 +26,16 @@ export type FaultKind =
   | '429'
   | '429-tpm'
   | '429-day'
+  | '429-no-retry'
+  | '429-capacity'
   | '500'
   | '503'
   | 'timeout'
   | 'hang'
   | 'malformed';
 
-const MARKER = /\[\[fault:(400|429-tpm|429-day|429|500|503|timeout|hang|malformed)\]\]/;
+const MARKER =
+  /\[\[fault:(400|429-tpm|429-day|429-no-retry|429-capacity|429|500|503|timeout|hang|malformed)\]\]/;
 
 /** The fault a prompt's marker asks for, if any. */
 export function markerFault(prompt: string): FaultKind | undefined {
@@ -56,6 +61,16 @@ export function randomFault(config: GeminiStandInConfig, prng: Prng, model: stri
   edge += f.malformedShare;
   if (r < edge) return 'malformed';
   return undefined;
+}
+
+/**
+ * Whether a request for `model` gets upstream's capacity 429 (before admission, whatever the quota),
+ * drawn from `capacityShare` (the model's own in `faults.byModel`, else the global one). Draws
+ * nothing when the share is 0, so other random patterns stay as they were.
+ */
+export function capacityFault(config: GeminiStandInConfig, prng: Prng, model: string): boolean {
+  const share = (config.faults.byModel[model] ?? config.faults).capacityShare;
+  return share > 0 && prng() < share;
 }
 
 /** The latency (ms) to add before answering a request for `model`. */

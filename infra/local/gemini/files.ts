@@ -9,9 +9,8 @@ import type { GeminiStandInConfig } from './config.js';
 import { fileNotFound, invalidArgument, StandInHttpError } from './errors.js';
 import { parseJson, readBody, sendJson } from './http.js';
 import { newResourceId } from './ids.js';
-
-/** How long the real Files API keeps a file. */
-const FILE_TTL_MS = 48 * 3600 * 1000;
+import { isProbedMedia, type MediaProbe, probeFile } from './probe.js';
+import type { FileInfo } from './tokens.js';
 
 /** The Files API limits the store enforces (`files` in the configuration). */
 export type FileLimits = GeminiStandInConfig['files'];
@@ -27,7 +26,14 @@ export interface StoredFile {
   sha256Hash: string;
   source: 'UPLOADED' | 'GENERATED';
   path: string;
+  /** When the file leaves PROCESSING (media files wait `processingMs` after their upload). */
+  activeAt: number;
+  /** What the token rule reads of a medium (size, pages, duration). */
+  probe?: MediaProbe;
 }
+
+/** The state of a file as the API reports it. */
+export type FileState = 'PROCESSING' | 'ACTIVE';
 
 interface UploadSession {
   uploadId: string;
@@ -67,11 +73,22 @@ export function fileIdOf(nameOrUri: string): string | undefined {
   return match?.[1];
 }
 
+/** 400 FAILED_PRECONDITION, upstream's answer to a request using a file that is not ACTIVE yet. */
+export function fileNotActive(fileId: string): StandInHttpError {
+  return new StandInHttpError(
+    400,
+    'FAILED_PRECONDITION',
+    `The File ${fileId} is not in an ACTIVE state and usage is not allowed.`,
+  );
+}
+
 /**
  * The Files API: the resumable upload protocol exactly as `ai.files.upload` drives it (start →
  * `upload` chunks → `upload, finalize`, plus `query` and `cancel`), get, list, delete and a
  * streamed `:download?alt=media`. Bytes go to disk as they arrive, so multi-GB uploads and
- * downloads use bounded memory.
+ * downloads use bounded memory. Media files are PROCESSING for `processingMs` after their upload;
+ * with `expire`, files are gone `ttlMs` after their creation (swept whenever the store is used);
+ * without `downloadUploaded`, only GENERATED files (batch output) can be downloaded.
  */
 export class FileStore {
   private readonly files = new Map<string, StoredFile>();
@@ -84,40 +101,79 @@ export class FileStore {
     private readonly limits: () => FileLimits,
   ) {}
 
-  /** The File resource as the API returns it. */
+  /** Whether a GENERATED file, or any file when uploaded ones may be downloaded. */
+  private downloadable(file: StoredFile): boolean {
+    return file.source === 'GENERATED' || this.limits().downloadUploaded;
+  }
+
+  /** The File resource as the API returns it (no `downloadUri` on a file that cannot be downloaded). */
   resource(file: StoredFile): Record<string, unknown> {
     const base = this.baseUrl();
     const created = new Date(file.createTime).toISOString();
+    const state = this.stateOf(file);
     return {
       name: `files/${file.id}`,
       ...(file.displayName !== undefined ? { displayName: file.displayName } : {}),
       mimeType: file.mimeType,
       sizeBytes: String(file.sizeBytes),
       createTime: created,
-      updateTime: created,
-      expirationTime: new Date(file.createTime + FILE_TTL_MS).toISOString(),
+      updateTime:
+        state === 'ACTIVE' ? new Date(Math.max(file.createTime, file.activeAt)).toISOString() : created,
+      expirationTime: new Date(file.createTime + this.limits().ttlMs).toISOString(),
       sha256Hash: file.sha256Hash,
       uri: `${base}/v1beta/files/${file.id}`,
-      downloadUri: `${base}/download/v1beta/files/${file.id}:download?alt=media`,
-      state: 'ACTIVE',
+      ...(this.downloadable(file)
+        ? { downloadUri: `${base}/download/v1beta/files/${file.id}:download?alt=media` }
+        : {}),
+      state,
       source: file.source,
     };
   }
 
+  /** PROCESSING until `activeAt`, then ACTIVE. */
+  stateOf(file: StoredFile): FileState {
+    return this.clock() < file.activeAt ? 'PROCESSING' : 'ACTIVE';
+  }
+
+  /** Deletes every file past its `ttlMs` when files expire (upstream deletes them after 48 h). */
+  private sweep(): void {
+    const { expire, ttlMs } = this.limits();
+    if (!expire) return;
+    const now = this.clock();
+    for (const [id, file] of this.files) {
+      if (now < file.createTime + ttlMs) continue;
+      this.files.delete(id);
+      // A reader that has the file open (a running batch) keeps its bytes until it closes them.
+      void rm(file.path, { force: true });
+    }
+  }
+
   /** The file with `id`, if stored. */
   get(id: string): StoredFile | undefined {
+    this.sweep();
     return this.files.get(id);
   }
 
   /** The size of the file a `fileUri` (or `files/{id}` name) points at, if stored. */
   sizeOf(uri: string): number | undefined {
+    return this.info(uri)?.sizeBytes;
+  }
+
+  /** What the token rule knows of the file a `fileUri` (or `files/{id}` name) points at, if stored. */
+  info(uri: string): FileInfo | undefined {
     const id = fileIdOf(uri);
-    return id === undefined ? undefined : this.files.get(id)?.sizeBytes;
+    const file = id === undefined ? undefined : this.get(id);
+    if (!file) return undefined;
+    return {
+      sizeBytes: file.sizeBytes,
+      mimeType: file.mimeType,
+      ...(file.probe ? { probe: file.probe } : {}),
+    };
   }
 
   /** The file or the real API's 403 for an unknown one. */
   require(id: string): StoredFile {
-    const file = this.files.get(id);
+    const file = this.get(id);
     if (!file) throw fileNotFound(id);
     return file;
   }
@@ -140,11 +196,13 @@ export class FileStore {
     const path = join(this.dir, `${id}.bin`);
     await rename(tempPath, path);
     const { size } = await stat(path);
+    const now = this.clock();
     const file: StoredFile = {
       id,
       mimeType,
       sizeBytes: size,
-      createTime: this.clock(),
+      createTime: now,
+      activeAt: now,
       sha256Hash: Buffer.from(hash.digest('hex')).toString('base64'),
       source,
       path,
@@ -302,14 +360,18 @@ export class FileStore {
       const path = join(this.dir, `${session.fileId}.bin`);
       await writeFile(session.partPath, '', { flag: 'a' });
       await rename(session.partPath, path);
+      const probe = await probeFile(path, session.mimeType, session.received);
+      const now = this.clock();
       const file: StoredFile = {
         id: session.fileId,
         mimeType: session.mimeType,
         sizeBytes: session.received,
-        createTime: this.clock(),
+        createTime: now,
+        activeAt: now + (isProbedMedia(session.mimeType) ? this.limits().processingMs : 0),
         sha256Hash: Buffer.from(session.hash.digest('hex')).toString('base64'),
         source: 'UPLOADED',
         path,
+        probe,
         ...(session.displayName !== undefined ? { displayName: session.displayName } : {}),
       };
       this.files.set(file.id, file);
@@ -408,6 +470,7 @@ export class FileStore {
     const size = Math.min(100, Math.max(1, pageSize ?? 10));
     const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString('utf8')) : 0;
     if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid page token.');
+    this.sweep();
     const all = [...this.files.values()].sort(
       (a, b) => b.createTime - a.createTime || a.id.localeCompare(b.id),
     );
@@ -424,9 +487,17 @@ export class FileStore {
     await rm(file.path, { force: true });
   }
 
-  /** Streams a file's bytes (`:download?alt=media`). */
+  /**
+   * Streams a file's bytes (`:download?alt=media`). An uploaded file, when only generated ones may be
+   * downloaded, is a 400 (upstream's wording is not public; this one is the stand-in's).
+   */
   async download(res: ServerResponse, id: string): Promise<void> {
     const file = this.require(id);
+    if (!this.downloadable(file)) {
+      throw invalidArgument(
+        `Only generated files can be downloaded; files/${file.id} was uploaded (source UPLOADED).`,
+      );
+    }
     res.writeHead(200, {
       'content-type': file.mimeType,
       'content-length': String(file.sizeBytes),
@@ -437,6 +508,7 @@ export class FileStore {
 
   /** Count and bytes of the files held. */
   summary(): { count: number; bytes: number } {
+    this.sweep();
     let bytes = 0;
     for (const f of this.files.values()) bytes += f.sizeBytes;
     return { count: this.files.size, bytes };

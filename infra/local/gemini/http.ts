@@ -7,23 +7,40 @@ export { sendJson };
 /** Largest JSON body accepted (inline images make requests big; uploads are streamed instead). */
 export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
 
-/** Reads a whole (small) request body; answers 413 beyond `limit` bytes. */
-export async function readBody(req: IncomingMessage, limit = MAX_JSON_BODY_BYTES): Promise<Buffer> {
+/**
+ * Reads a whole (small) request body; beyond `limit` bytes answers `tooLarge(limit)` (by default
+ * the stand-in's own 413). A body declared too large by its content-length is refused before it is
+ * read; either way the rest of it is drained first, so the answer reaches the client.
+ */
+export async function readBody(
+  req: IncomingMessage,
+  limit = MAX_JSON_BODY_BYTES,
+  tooLarge: (limit: number) => StandInHttpError = payloadTooLarge,
+): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    throw tooLarge(limit);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
+  // Leaving the loop early would destroy the socket: past the limit the rest is read and dropped.
   for await (const chunk of req) {
     const buf = chunk as Buffer;
     size += buf.length;
-    if (size > limit) {
-      throw new StandInHttpError(
-        413,
-        'INVALID_ARGUMENT',
-        `Request payload size exceeds the limit: ${limit} bytes.`,
-      );
-    }
-    chunks.push(buf);
+    if (size <= limit) chunks.push(buf);
+    else chunks.length = 0;
   }
+  if (size > limit) throw tooLarge(limit);
   return Buffer.concat(chunks);
+}
+
+function payloadTooLarge(limit: number): StandInHttpError {
+  return new StandInHttpError(
+    413,
+    'INVALID_ARGUMENT',
+    `Request payload size exceeds the limit: ${limit} bytes.`,
+  );
 }
 
 /** Parses a JSON body; an empty body is `{}`. Invalid JSON is 400 with the real service's wording. */

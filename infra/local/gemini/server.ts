@@ -21,22 +21,40 @@ import {
   invalidArgument,
   missingApiKey,
   modelNotFound,
+  requestTooLarge,
   StandInHttpError,
   unavailableError,
 } from './errors.js';
-import { latencyFor, markerFault, randomFault } from './faults.js';
-import { FileStore, fileIdOf } from './files.js';
+import { capacityFault, latencyFor, markerFault, randomFault } from './faults.js';
+import { FileStore, fileIdOf, fileNotActive } from './files.js';
 import {
+  type AnswerOptions,
+  answerShape,
   buildResponse,
   buildStreamChunks,
   fileUris,
   promptText,
   validateGenerateRequest,
 } from './generate.js';
-import { parseJson, readBody, sendError, sendJson, sendUnknownRoute, sleep } from './http.js';
-import { type QuotaKind, QuotaLedger, quotaExceededError, violation } from './quota.js';
+import {
+  MAX_JSON_BODY_BYTES,
+  parseJson,
+  readBody,
+  sendError,
+  sendJson,
+  sendUnknownRoute,
+  sleep,
+} from './http.js';
+import {
+  capacityExhaustedError,
+  type QuotaErrorShape,
+  type QuotaKind,
+  QuotaLedger,
+  quotaExceededError,
+  violation,
+} from './quota.js';
 import { type StandInStats, StatsRecorder } from './stats.js';
-import { requestTokens } from './tokens.js';
+import { countRequestTokens } from './tokens.js';
 
 /** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
 export type GeminiStandInOptions = GeminiStandInConfigPatch & {
@@ -106,7 +124,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   const closing = new AbortController();
   // Every in-flight request listens for close; the default cap of 10 listeners would warn.
   setMaxListeners(0, closing.signal);
-  const ledger = new QuotaLedger(clock);
+  const ledger = new QuotaLedger(clock, () => config.quota);
   const stats = new StatsRecorder(clock);
   const files = new FileStore(
     dir,
@@ -115,10 +133,38 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     () => config.files,
   );
   const batches = new BatchStore({ files, config: () => config, prng: () => prng, clock, stats });
-  const fileSize = (uri: string) => files.sizeOf(uri);
+  const fileInfo = (uri: string) => files.info(uri);
 
   function knownModel(model: string, version: string, method: string): void {
     if (!config.models.includes(model)) throw modelNotFound(model, version, method);
+  }
+
+  /** A JSON body, refused upstream's way past `limit` bytes (`null`: the stand-in's own 64 MiB cap). */
+  async function readJson(req: IncomingMessage, limit: number | null): Promise<unknown> {
+    return parseJson(
+      limit === null ? await readBody(req, MAX_JSON_BODY_BYTES) : await readBody(req, limit, requestTooLarge),
+    );
+  }
+
+  /** The shape of a quota 429: a share of them bare or without RetryInfo, drawn only when configured. */
+  function quotaErrorShape(): QuotaErrorShape {
+    const { bareShare, noRetryInfoShare } = config.quota;
+    if (bareShare + noRetryInfoShare <= 0) return 'full';
+    const r = prng();
+    if (r < bareShare) return 'bare';
+    return r < bareShare + noRetryInfoShare ? 'no-retry-info' : 'full';
+  }
+
+  function answerOptions(
+    model: string,
+    request: Record<string, unknown>,
+    promptTokens: number,
+  ): AnswerOptions {
+    return {
+      shape: answerShape(model, request, promptTokens, config.answers, prng),
+      rule: config.tokens,
+      tokenDetails: config.answers.tokenDetails,
+    };
   }
 
   async function generate(
@@ -129,12 +175,14 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     stream: boolean,
   ) {
     const method = stream ? 'streamGenerateContent' : 'generateContent';
-    const body = parseJson(await readBody(req));
+    const body = await readJson(req, config.limits.maxRequestBytes);
     knownModel(model, version, method);
     const request = validateGenerateRequest(body);
     for (const uri of fileUris(request)) {
       const id = fileIdOf(uri);
-      if (id === undefined || !files.get(id)) throw fileNotFound(id ?? uri);
+      const file = id === undefined ? undefined : files.get(id);
+      if (!file) throw fileNotFound(id ?? uri);
+      if (files.stateOf(file) !== 'ACTIVE') throw fileNotActive(file.id);
     }
     stats.arrived(model);
     const marker = markerFault(promptText(request));
@@ -142,24 +190,33 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       stats.fault(model, '400');
       throw invalidArgument('Request contains an invalid argument.');
     }
-    if (marker === '429' || marker === '429-tpm' || marker === '429-day') {
-      const kind: QuotaKind = marker === '429' ? 'rpm' : marker === '429-tpm' ? 'tpm' : 'rpd';
+    if (marker === '429-capacity') {
+      stats.rejected(model, ['capacity']);
+      throw capacityExhaustedError();
+    }
+    if (marker === '429' || marker === '429-tpm' || marker === '429-day' || marker === '429-no-retry') {
+      const kind: QuotaKind = marker === '429-tpm' ? 'tpm' : marker === '429-day' ? 'rpd' : 'rpm';
       const limit = config.quotas[model]?.[kind] ?? MARKER_QUOTA_VALUES[kind];
       const v = violation(kind, model, config.quotaTier, limit, config.faults.markerRetryDelaySeconds);
       stats.rejected(model, [v.quotaId]);
-      throw quotaExceededError([v]);
+      throw quotaExceededError([v], marker === '429-no-retry' ? 'no-retry-info' : 'full');
     }
-    const tokens = requestTokens(request, fileSize);
-    const violations = ledger.check(model, tokens, config.quotas[model], config.quotaTier);
+    if (capacityFault(config, prng, model)) {
+      stats.rejected(model, ['capacity']);
+      throw capacityExhaustedError();
+    }
+    // The one count: promptTokenCount, the TPM window and countTokens all come from it.
+    const tokens = countRequestTokens(request, config.tokens, fileInfo);
+    const violations = ledger.check(model, tokens.total, config.quotas[model], config.quotaTier);
     if (violations.length > 0) {
       stats.rejected(
         model,
         violations.map((v) => v.quotaId),
       );
-      throw quotaExceededError(violations);
+      throw quotaExceededError(violations, quotaErrorShape());
     }
-    ledger.admit(model, tokens);
-    stats.admitted(model, tokens);
+    ledger.admit(model, tokens.total);
+    stats.admitted(model, tokens.total);
 
     const gone = new AbortController();
     res.once('close', () => gone.abort());
@@ -194,8 +251,9 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       res.end(broken);
       return;
     }
+    const options = answerOptions(model, request, tokens.total);
     if (!stream) {
-      const response = buildResponse(model, request, tokens);
+      const response = buildResponse(model, request, tokens, options);
       stats.succeeded(model, outputTokens(response));
       const hash = createHash('sha256')
         .update(JSON.stringify(request.contents ?? []))
@@ -207,7 +265,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       sendJson(res, 200, response);
       return;
     }
-    const chunks = buildStreamChunks(model, request, tokens, config.streamChunks);
+    const chunks = buildStreamChunks(model, request, tokens, config.streamChunks, options);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     for (const chunk of chunks) {
       if (res.destroyed) return;
@@ -224,7 +282,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   }
 
   async function countTokens(req: IncomingMessage, res: ServerResponse, version: string, model: string) {
-    const body = parseJson(await readBody(req));
+    const body = await readJson(req, config.limits.maxRequestBytes);
     knownModel(model, version, 'countTokens');
     const inner =
       typeof body === 'object' && body !== null && 'generateContentRequest' in body
@@ -232,7 +290,13 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
         : body;
     const request = validateGenerateRequest(inner, 'CountTokensRequest');
     stats.countTokens(model);
-    sendJson(res, 200, { totalTokens: requestTokens(request, fileSize) });
+    const count = countRequestTokens(request, config.tokens, fileInfo);
+    sendJson(res, 200, {
+      totalTokens: count.total,
+      ...(config.answers.tokenDetails && count.details.length > 0
+        ? { promptTokensDetails: count.details }
+        : {}),
+    });
   }
 
   type RouteContext = {
@@ -257,7 +321,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
         if (action === 'streamGenerateContent') return generate(req, res, version, model, true);
         if (action === 'countTokens') return countTokens(req, res, version, model);
         if (action !== 'batchGenerateContent') return false;
-        const body = parseJson(await readBody(req));
+        const body = await readJson(req, config.limits.maxBatchRequestBytes);
         knownModel(model, version, 'batchGenerateContent');
         sendJson(res, 200, await batches.create(model, body));
       },
@@ -437,9 +501,12 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   return handle;
 }
 
+/** Output tokens of an answer as billed: candidates plus thinking. */
 function outputTokens(response: Record<string, unknown>): number {
-  const usage = response.usageMetadata as { candidatesTokenCount?: number } | undefined;
-  return usage?.candidatesTokenCount ?? 0;
+  const usage = response.usageMetadata as
+    | { candidatesTokenCount?: number; thoughtsTokenCount?: number }
+    | undefined;
+  return (usage?.candidatesTokenCount ?? 0) + (usage?.thoughtsTokenCount ?? 0);
 }
 
 function modelResource(model: string): Record<string, unknown> {
