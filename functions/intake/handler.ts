@@ -96,7 +96,16 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     );
   }
 
-  const read = await readLines(jobId, name, generation, model, options, deps);
+  let read: Awaited<ReturnType<typeof readLines>>;
+  try {
+    read = await readLines(jobId, name, generation, model, options, deps);
+  } catch (err) {
+    // A late or repeated event for a generation that was overwritten or deleted since: nothing to
+    // read, and trying again would not change that (events are retried for a day).
+    if ((err as { code?: unknown }).code !== 404) throw err;
+    log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
+    return { outcome: 'ignored', reason: 'this generation of the file is gone' };
+  }
   if (read.total === 0) return reject('the file has no lines');
   const route = routeJob(options.mode, read.total, model, deps.quotas);
   if ('problem' in route) return reject(route.problem);

@@ -3,6 +3,8 @@ import type { Deps } from '../platform/deps.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { intakeObject, type StorageObject } from './handler.js';
 
+const FINALIZED = 'google.cloud.storage.object.v1.finalized';
+
 /**
  * The Eventarc target for `google.cloud.storage.object.v1.finalized`. Returns to acknowledge;
  * throws (after logging) to have the event delivered again: a failed intake is retried, never lost.
@@ -11,6 +13,14 @@ export function createIntakeHandler(getDeps: () => Deps) {
   return (event: CloudEvent<StorageObject>): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
+      // A trigger sends only the type it was made for; any other (metadataUpdated, deleted) is not a file to run.
+      if (event.type !== FINALIZED) {
+        deps.logger.info(
+          { event: 'intake.ignored', type: event.type, id: event.id },
+          'not a finalize event; ignored',
+        );
+        return;
+      }
       const data = event.data;
       if (!data || typeof data.bucket !== 'string' || typeof data.name !== 'string') {
         deps.logger.warn({ event: 'intake.ignored', id: event.id }, 'an event without an object; ignored');

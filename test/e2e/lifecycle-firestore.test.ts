@@ -127,6 +127,30 @@ describe('job lifecycle in Firestore', () => {
     expect(job?.finishedAt).not.toBeNull();
   });
 
+  it('stores items again (a duplicate delivery of the same file) without resetting a finished one', async () => {
+    const { lifecycle, id } = await newJob(newPrefix('again'), 'm-again', 2);
+    const claim = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
+    if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
+    await lifecycle.complete(claim.lease, {
+      state: 'succeeded',
+      response: { candidates: [] },
+      usage: { promptTokens: 1, outputTokens: 1 },
+      costUsd: 0,
+    });
+
+    await lifecycle.storeItems(id, [
+      { id: itemIdForIndex(0), index: 0, key: '0', request: { contents: [] }, estimatedTokens: 1 },
+      { id: itemIdForIndex(1), index: 1, key: '1', request: { contents: [] }, estimatedTokens: 1 },
+    ]);
+
+    const entries = [];
+    for await (const line of lifecycle.resultLines(id)) entries.push(JSON.parse(line));
+    expect(entries).toEqual([
+      { key: '0', index: 0, response: { candidates: [] } },
+      { key: '1', index: 1, state: 'pending' },
+    ]);
+  });
+
   it('writes an outcome only for the lease holder: a stale lease is refused, not an error', async () => {
     // Arrange: delivery A claims, its lease runs out, delivery B claims the item again.
     const { lifecycle, id } = await newJob(newPrefix('lease'), 'm-lease', 1);

@@ -264,16 +264,18 @@ export class FakeDb {
       items: {
         async createMany(jobId, newItems) {
           await db.enter('items.createMany');
-          const map = new Map<string, StoredItem>();
+          // Create-if-absent, chunk by chunk, as Firestore's create does: an item there already stays.
+          const map = db.items.get(jobId) ?? new Map<string, StoredItem>();
           for (const n of newItems) {
+            if (map.has(n.id)) continue;
             map.set(n.id, {
               ...structuredClone(n),
               plannedMs: null,
-              state: 'pending',
+              state: n.error ? 'failed' : 'pending',
               attempts: 0,
               lease: null,
               rounds: 0,
-              finishedAt: null,
+              finishedAt: n.error ? new Date(db.clock()) : null,
               finishedAtMicros: null,
               version: db.nextVersion(),
               counted: false,

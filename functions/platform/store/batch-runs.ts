@@ -1,6 +1,6 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { BatchPart, RunState, UpstreamState } from '../../core/batch.js';
-import { decodeVersion, encodeVersion, isPreconditionFailure } from './firestore.js';
+import { decodeVersion, encodeVersion, isAlreadyExists, isPreconditionFailure } from './firestore.js';
 
 /** Gemini's `batchStats`, as numbers. */
 export interface RunStats {
@@ -61,7 +61,10 @@ export type RunPatch = Partial<
 
 /** `batchRuns/{jobId}-p{part}`: a top-level collection, so "every open run" is one indexed query. */
 export interface BatchRunsStore {
-  /** Stores the job's runs as `staged` (before the job itself, like its items). */
+  /**
+   * Stores the job's runs as `staged` (before the job itself, like its items); a run that exists
+   * already is left as it is (a duplicate intake must not send a running batch back to `staged`).
+   */
   createMany(runs: Array<BatchPart & { jobId: string; model: string; displayName: string }>): Promise<void>;
   listOpen(limit: number): Promise<BatchRun[]>;
   listForJob(jobId: string): Promise<BatchRun[]>;
@@ -106,16 +109,16 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
   };
   return {
     async createMany(list) {
-      const batch = db.batch();
-      for (const r of list) {
-        batch.set(runs.doc(`${r.jobId}-p${r.part}`), {
-          ...r,
-          state: 'staged',
-          open: true,
-          createdAt: FieldValue.serverTimestamp(),
-        });
-      }
-      await batch.commit();
+      await Promise.all(
+        list.map((r) =>
+          runs
+            .doc(`${r.jobId}-p${r.part}`)
+            .create({ ...r, state: 'staged', open: true, createdAt: FieldValue.serverTimestamp() })
+            .catch((err: unknown) => {
+              if (!isAlreadyExists(err)) throw err;
+            }),
+        ),
+      );
     },
 
     async listOpen(limit) {

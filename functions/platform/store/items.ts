@@ -17,6 +17,7 @@ import {
   encodeVersion,
   fromMicros,
   ignorePreconditionFailure,
+  isAlreadyExists,
   isPreconditionFailure,
   landed,
 } from './firestore.js';
@@ -46,7 +47,11 @@ export type StoredOutcome =
 
 /** `jobs/{jobId}/items/{itemId}`; item ids are zero-padded indexes, so they list in input order. */
 export interface ItemsStore {
-  /** Writes every item; resolves only when all are durable, rejects if any is not. */
+  /**
+   * Writes every item that does not exist yet (an item already there is left as it is: a duplicate
+   * delivery of the same file must never reset an item a worker has finished); resolves only when
+   * all are durable, rejects if any is not.
+   */
   createMany(jobId: string, items: NewItem[]): Promise<void>;
   /** The item and its job in one round trip (every delivery starts with this read). */
   getWithJob(jobId: string, itemId: string): Promise<[ItemRecord | undefined, JobRecord | undefined]>;
@@ -100,10 +105,10 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       // a fresh per-job subcollection, so a faster start is safe. Every write is awaited: a rejected
       // write left unhandled would kill the instance.
       const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
-      writer.onWriteError((err) => err.failedAttempts < 5);
+      writer.onWriteError((err) => !isAlreadyExists(err) && err.failedAttempts < 5);
       const col = items(jobId);
       const writes = newItems.map((item) =>
-        writer.set(col.doc(item.id), {
+        writer.create(col.doc(item.id), {
           index: item.index,
           key: item.key,
           requestJson: JSON.stringify(item.request),
@@ -119,7 +124,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       );
       const settled = Promise.allSettled(writes);
       await writer.close();
-      const failed = (await settled).find((r) => r.status === 'rejected');
+      const failed = (await settled).find((r) => r.status === 'rejected' && !isAlreadyExists(r.reason));
       if (failed) throw (failed as PromiseRejectedResult).reason;
     },
 
