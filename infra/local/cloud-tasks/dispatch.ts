@@ -50,19 +50,27 @@ function isReservedHeader(lower: string): boolean {
 /**
  * The headers of one attempt: the task's own (minus reserved ones), `User-Agent`, the
  * X-CloudTasks-* set and, for OIDC/OAuth tasks, an `Authorization` that replaces any given one.
+ * A task with a body and no Content-Type gets `defaultContentType` when one is given (upstream
+ * sends `application/octet-stream`, so a JSON body without the header is not parsed as JSON).
  */
 export function buildDispatchHeaders(
   target: HttpTarget,
   meta: AttemptMetadata,
   nowMs: number,
+  defaultContentType: string | false = false,
 ): Record<string, string> {
   const headers: Record<string, string> = {};
   const withToken = target.oidcToken !== undefined || target.oauthToken !== undefined;
+  let hasContentType = false;
   for (const [name, value] of Object.entries(target.headers)) {
     const lower = name.toLowerCase();
     if (isReservedHeader(lower)) continue;
     if (withToken && lower === 'authorization') continue;
+    if (lower === 'content-type') hasContentType = true;
     headers[name] = value;
+  }
+  if (!hasContentType && defaultContentType !== false && target.body.length > 0) {
+    headers['Content-Type'] = defaultContentType;
   }
   headers['User-Agent'] = 'Google-Cloud-Tasks';
   headers['X-CloudTasks-QueueName'] = meta.queueId;

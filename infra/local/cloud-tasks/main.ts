@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
-import { startCloudTasksEmulator } from './server.js';
+import { type CloudTasksProfile, startCloudTasksEmulator } from './server.js';
 
 /**
  * Runs the Cloud Tasks emulator as a process:
- * `npx tsx infra/local/cloud-tasks/main.ts --port 8123 [--host 127.0.0.1] [--duplicate-share 0.1] [--seed 7]`.
+ * `npx tsx infra/local/cloud-tasks/main.ts --port 8123 [--host 127.0.0.1] [--duplicate-share 0.1] [--seed 7]
+ *  [--profile ideal|strict]`.
  * Prints one `ready: {"host": …}` line once it listens; stops cleanly on SIGINT/SIGTERM.
  */
 async function main(argv: string[]): Promise<void> {
@@ -15,6 +16,7 @@ async function main(argv: string[]): Promise<void> {
       'duplicate-share': { type: 'string' },
       seed: { type: 'string' },
       'dedup-window-ms': { type: 'string' },
+      profile: { type: 'string' },
     },
   });
   const number = (flag: string, raw: string | undefined): number | undefined => {
@@ -27,12 +29,16 @@ async function main(argv: string[]): Promise<void> {
   const duplicateShare = number('duplicate-share', values['duplicate-share']);
   const seed = number('seed', values.seed);
   const dedupWindowMs = number('dedup-window-ms', values['dedup-window-ms']);
+  const profile = values.profile;
+  if (profile !== undefined && profile !== 'ideal' && profile !== 'strict')
+    throw new Error(`--profile must be ideal or strict, got "${profile}"`);
   const emulator = await startCloudTasksEmulator({
     ...(port !== undefined ? { port } : {}),
     ...(values.host !== undefined ? { host: values.host } : {}),
     ...(duplicateShare !== undefined ? { duplicateShare } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(dedupWindowMs !== undefined ? { dedupWindowMs } : {}),
+    ...(profile !== undefined ? { profile: profile as CloudTasksProfile } : {}),
   });
   process.stdout.write(`ready: ${JSON.stringify({ host: emulator.host, port: emulator.port })}\n`);
   const stop = (): void => {

@@ -1,4 +1,5 @@
 import { parseRetryAfterMs, type RetryPolicy, retriesExhausted, retryDelayMs } from './backoff.js';
+import { CreateAdmission } from './create-admission.js';
 import {
   type AttemptMetadata,
   type AttemptOutcome,
@@ -8,7 +9,11 @@ import {
   rpcCodeForHttpStatus,
   sendAttempt,
 } from './dispatch.js';
+import { EnforcedRate } from './enforced-rate.js';
 import { MinHeap } from './heap.js';
+import { DispatchHistory, type HistoryLimits, type RetainedCounts } from './history.js';
+import { type Behaviours, deriveBurst } from './profile.js';
+import { defaultBurstSize } from './resources.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** A queue's rate limits, resolved (defaults applied, burst derived or explicit). */
@@ -52,8 +57,12 @@ export interface TaskRecord {
 export interface DispatchSettings {
   /** Share of attempts delivered a second time (at-least-once fault), 0…1. */
   duplicateShare: number;
-  /** Seeded PRNG behind the fault knobs. */
+  /** Seeded PRNG behind the fault knobs and the strict behaviours' randomness. */
   random: () => number;
+  /** The upstream behaviours in force (ideal or strict, with overrides). */
+  behaviours: Behaviours;
+  /** How much history the stats keep. */
+  history: HistoryLimits;
 }
 
 /** What a queue needs from the emulator around it. */
@@ -84,14 +93,35 @@ export interface QueueStats {
   exhausted: number;
   /** Most attempts outstanding at once. */
   peakConcurrency: number;
-  /** Epoch ms of every attempt sent, in order. */
+  /** Epoch ms of the most recent attempts sent (up to `history.dispatches`), in order. */
   dispatchTimes: number[];
-  /** Attempts per whole second since the first one. */
+  /** Attempts per whole second since the first time in `dispatchTimes`. */
   perSecond: number[];
-  /** Attempts per short task id, kept after the task is gone. */
+  /**
+   * Attempts per short task id, for live tasks and the last `history.finishedTasks` finished ones
+   * (exact counts).
+   */
   attemptsByTask: Record<string, number>;
-  /** Epoch ms of each attempt per short task id. */
+  /** Epoch ms of each task's most recent attempts (up to `history.attemptsPerTask`). */
   attemptTimesByTask: Record<string, number[]>;
+  /** maxBurstSize in force (derived or the client's, per the burst rule). */
+  burst: number;
+  /** Dispatches per second the queue enforces now: the configured rate × ramp × throttle. */
+  enforcedRate: number;
+  /** The ramp-up share (1 = not ramping) and the system-throttle share (1 = not throttled) now. */
+  rampShare: number;
+  throttleShare: number;
+  /** Ramps started (new, idle or resumed queue). */
+  ramps: number;
+  /** 429/503 answers that lowered the enforced rate. */
+  throttleDrops: number;
+  /** CreateTask calls admitted per second now (500/50/5); undefined when that behaviour is off. */
+  createLimitPerSecond: number | undefined;
+  /** CreateTask calls refused (RESOURCE_EXHAUSTED) or held back past that limit. */
+  createsRejected: number;
+  createsDelayed: number;
+  /** Sizes of what the queue keeps, to check memory stays bounded in long runs. */
+  retained: RetainedCounts & { pendingEntries: number };
 }
 
 interface PendingEntry {
@@ -108,10 +138,15 @@ interface IdleWaiter {
 
 const HTTP_RETRY_REASON = 'HTTP_ERROR';
 
+/** While the enforced rate is below the configured one, how often the bucket is re-scaled. */
+const RATE_RECHECK_MS = 100;
+
 /**
  * One queue: its tasks, its token bucket and the dispatcher. Tasks become eligible at their
- * schedule time and go out in schedule-time order (creation order on ties), one token each,
- * while fewer than maxConcurrentDispatches attempts are outstanding and the queue is RUNNING.
+ * schedule time (plus the dispatch jitter, if any) and go out in that order (creation order on
+ * ties), one token each, while fewer than maxConcurrentDispatches attempts are outstanding and the
+ * queue is RUNNING. The bucket's rate and capacity are the configured ones scaled by the share the
+ * queue enforces (ramp-up and system throttling, both off in the ideal profile).
  */
 export class QueueRuntime {
   readonly name: string;
@@ -129,6 +164,11 @@ export class QueueRuntime {
     (a, b) => a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.seq < b.seq),
   );
   private readonly bucket: TokenBucket;
+  private readonly enforced: EnforcedRate;
+  /** The share the bucket is scaled by now. */
+  private bucketShare = 1;
+  readonly admission: CreateAdmission;
+  private readonly history: DispatchHistory;
   private readonly duplicateTimers = new Set<NodeJS.Timeout>();
   private readonly waiters: IdleWaiter[] = [];
   private seq = 0;
@@ -144,8 +184,6 @@ export class QueueRuntime {
     exhausted: 0,
     peak: 0,
   };
-  private readonly dispatchTimes: number[] = [];
-  private readonly attemptTimes = new Map<string, number[]>();
 
   constructor(
     name: string,
@@ -163,6 +201,13 @@ export class QueueRuntime {
       config.rateLimits.maxBurstSize,
       Date.now(),
     );
+    const behaviours = () => env.settings.behaviours;
+    this.enforced = new EnforcedRate(
+      () => behaviours().dispatchRamp,
+      () => behaviours().throttle,
+    );
+    this.admission = new CreateAdmission(() => behaviours().createRamp);
+    this.history = new DispatchHistory(() => env.settings.history);
   }
 
   /** Replaces rate limits and retry settings (UpdateQueue); takes effect for the next dispatch. */
@@ -176,11 +221,22 @@ export class QueueRuntime {
     this.burstExplicit = config.burstExplicit;
     this.retry = config.retry;
     this.samplingRatio = config.samplingRatio;
-    this.bucket.reconfigure(
-      config.rateLimits.maxDispatchesPerSecond,
-      config.rateLimits.maxBurstSize,
-      Date.now(),
-    );
+    this.scaleBucket(Date.now(), true);
+    this.pump();
+  }
+
+  /** The burst rule changed: a derived burst follows it at once (an explicit one stays). */
+  rederiveBurst(): void {
+    const rule = this.env.settings.behaviours.burst;
+    const rate = this.rateLimits.maxDispatchesPerSecond;
+    const derived = deriveBurst(rule, rate);
+    if (derived !== undefined) {
+      this.rateLimits = { ...this.rateLimits, maxBurstSize: derived };
+      this.burstExplicit = false;
+    } else if (!this.burstExplicit) {
+      this.rateLimits = { ...this.rateLimits, maxBurstSize: defaultBurstSize(rate) };
+    }
+    this.scaleBucket(Date.now(), true);
     this.pump();
   }
 
@@ -231,7 +287,9 @@ export class QueueRuntime {
   }
 
   resume(): void {
+    const wasPaused = this.state === 'PAUSED';
     this.state = 'RUNNING';
+    if (wasPaused) this.enforced.resumed(Date.now());
     this.pump();
   }
 
@@ -270,10 +328,12 @@ export class QueueRuntime {
   }
 
   stats(): QueueStats {
-    const first = this.dispatchTimes[0];
+    const now = Date.now();
+    const dispatchTimes = this.history.dispatchTimes();
+    const first = dispatchTimes[0];
     const perSecond: number[] = [];
     if (first !== undefined) {
-      for (const t of this.dispatchTimes) {
+      for (const t of dispatchTimes) {
         const bucket = Math.floor((t - first) / 1000);
         perSecond[bucket] = (perSecond[bucket] ?? 0) + 1;
       }
@@ -281,10 +341,12 @@ export class QueueRuntime {
     }
     const attemptsByTask: Record<string, number> = {};
     const attemptTimesByTask: Record<string, number[]> = {};
-    for (const [id, times] of this.attemptTimes) {
-      attemptsByTask[id] = times.length;
-      attemptTimesByTask[id] = [...times];
+    for (const [id, { attempts, times }] of this.history.tasks()) {
+      attemptsByTask[id] = attempts;
+      attemptTimesByTask[id] = times;
     }
+    const rampShare = this.enforced.rampShare(now);
+    const throttleShare = this.enforced.throttleShare(now);
     return {
       name: this.name,
       state: this.state,
@@ -296,22 +358,48 @@ export class QueueRuntime {
       failedAttempts: this.counters.failedAttempts,
       exhausted: this.counters.exhausted,
       peakConcurrency: this.counters.peak,
-      dispatchTimes: [...this.dispatchTimes],
+      dispatchTimes,
       perSecond,
       attemptsByTask,
       attemptTimesByTask,
+      burst: this.rateLimits.maxBurstSize,
+      enforcedRate: this.rateLimits.maxDispatchesPerSecond * rampShare * throttleShare,
+      rampShare,
+      throttleShare,
+      ramps: this.enforced.ramps,
+      throttleDrops: this.enforced.throttleDrops,
+      createLimitPerSecond: this.admission.currentLimit(now),
+      createsRejected: this.admission.rejected,
+      createsDelayed: this.admission.delayed,
+      retained: { ...this.history.retained(), pendingEntries: this.pending.size },
     };
   }
 
+  /** Puts the task on the heap, due at its schedule time plus the dispatch jitter (no ordering). */
   private enqueue(task: TaskRecord): void {
-    this.pending.push({ dueMs: task.scheduleTimeMs, seq: this.seq++, task, version: task.version });
+    const { dispatchJitterMs } = this.env.settings.behaviours;
+    const jitter = dispatchJitterMs > 0 ? this.env.settings.random() * dispatchJitterMs : 0;
+    this.pending.push({ dueMs: task.scheduleTimeMs + jitter, seq: this.seq++, task, version: task.version });
   }
 
   private remove(task: TaskRecord, nowMs: number): void {
     if (this.tasks.get(task.id) !== task) return;
     this.tasks.delete(task.id);
     task.version++;
+    this.history.taskFinished(task.id);
     this.env.onTaskGone(task, nowMs);
+  }
+
+  /**
+   * Scales the bucket to the share the queue enforces now: rate × share, burst × share (at least
+   * one token, so a dispatch can happen at all). `force` re-applies after the limits changed.
+   */
+  private scaleBucket(nowMs: number, force = false): void {
+    const share = this.enforced.share(nowMs);
+    if (!force && share === this.bucketShare) return;
+    this.bucketShare = share;
+    const { maxDispatchesPerSecond, maxBurstSize } = this.rateLimits;
+    this.bucket.reconfigure(maxDispatchesPerSecond * share, Math.max(1, maxBurstSize * share), nowMs);
   }
 
   /** The earliest pending entry that is still current, dropping stale ones. */
@@ -335,13 +423,18 @@ export class QueueRuntime {
         this.arm(next.dueMs - now);
         return;
       }
+      this.enforced.beforeDispatch(now);
+      this.scaleBucket(now);
       const wait = this.bucket.msUntilToken(now);
       if (wait > 0) {
-        if (Number.isFinite(wait)) this.arm(wait);
+        // Below the full rate the share keeps rising: look again soon rather than at the slow rate.
+        const recheck = this.bucketShare < 1 ? Math.min(wait, RATE_RECHECK_MS) : wait;
+        if (Number.isFinite(recheck)) this.arm(recheck);
         return;
       }
       this.bucket.tryTake(now);
       this.pending.pop();
+      this.enforced.dispatched(now);
       this.startAttempt(next.task, now);
     }
     // At the concurrency cap: the next completion calls pump again.
@@ -368,10 +461,7 @@ export class QueueRuntime {
     this.inFlight++;
     this.counters.peak = Math.max(this.counters.peak, this.inFlight);
     this.counters.dispatches++;
-    this.dispatchTimes.push(nowMs);
-    const times = this.attemptTimes.get(task.id) ?? [];
-    times.push(nowMs);
-    this.attemptTimes.set(task.id, times);
+    this.history.recordAttempt(task.id, nowMs);
 
     const meta: AttemptMetadata = {
       queueId: this.id,
@@ -388,7 +478,12 @@ export class QueueRuntime {
     // Upstream keeps only the dispatch time of the first attempt.
     task.firstAttempt ??= { dispatchTimeMs: nowMs };
 
-    const headers = buildDispatchHeaders(task.target, meta, nowMs);
+    const headers = buildDispatchHeaders(
+      task.target,
+      meta,
+      nowMs,
+      this.env.settings.behaviours.defaultContentType,
+    );
     const options = { deadlineMs: task.dispatchDeadlineMs, agents: this.env.agents, signal: this.env.signal };
     void sendAttempt(task.target, headers, options).then((outcome) =>
       this.finishAttempt(task, attempt, outcome),
@@ -434,8 +529,11 @@ export class QueueRuntime {
       if (outcome.status < 500) task.executionCount++;
       task.previousResponse = outcome.status;
       task.retryReason = HTTP_RETRY_REASON;
-      if (outcome.status === 429 || outcome.status === 503)
+      if (outcome.status === 429 || outcome.status === 503) {
         retryAfterMs = parseRetryAfterMs(outcome.retryAfter, now);
+        // System throttling: the whole queue slows down, whichever task was refused.
+        this.enforced.backoffSignal(now);
+      }
     } else if (outcome.kind === 'deadline') {
       attempt.responseStatus = {
         code: 4,
@@ -469,8 +567,12 @@ export class QueueRuntime {
       return;
     }
     let delay = retryDelayMs(this.retry, task.dispatchCount - 1);
-    // 429/503 with Retry-After: the next attempt waits at least that long.
-    if (retryAfterMs !== undefined) delay = Math.max(delay, retryAfterMs);
+    // 429/503 with Retry-After: the next attempt waits that long, exactly (ideal) or about (strict).
+    if (retryAfterMs !== undefined) {
+      const { retryAfterJitter } = this.env.settings.behaviours;
+      const factor = retryAfterJitter > 0 ? 1 + retryAfterJitter * (2 * this.env.settings.random() - 1) : 1;
+      delay = Math.max(delay, retryAfterMs * factor);
+    }
     task.scheduleTimeMs = nowMs + delay;
     task.version++;
     this.enqueue(task);

@@ -4,6 +4,14 @@ import { status } from '@grpc/grpc-js';
 import { createPrng } from '../prng.js';
 import { createDispatchAgents, type DispatchAgents } from './dispatch.js';
 import { notFound, RpcError } from './errors.js';
+import { DEFAULT_HISTORY, type HistoryLimits } from './history.js';
+import {
+  applyOverrides,
+  type BehaviourOverrides,
+  type Behaviours,
+  type CloudTasksProfile,
+  profileBehaviours,
+} from './profile.js';
 import { type DispatchSettings, QueueRuntime, type QueueStats, type TaskRecord } from './queue.js';
 import type { QueueConfig } from './resources.js';
 
@@ -11,14 +19,58 @@ import type { QueueConfig } from './resources.js';
 export interface EmulatorSettings {
   /** Share (0…1) of attempts delivered twice, for at-least-once testing. Default 0. */
   duplicateShare: number;
-  /** Seed of the PRNG behind the fault knobs. Default 1. */
+  /** Seed of the PRNG behind the fault knobs and the strict behaviours' randomness. Default 1. */
   seed: number;
   /** How long a used task name stays reserved after its task is gone. Default 1 h. */
   dedupWindowMs: number;
+  /** The preset the behaviours started from. */
+  profile: CloudTasksProfile;
+  /** Each upstream behaviour, as the profile and the overrides set it. */
+  behaviours: Behaviours;
+  /** How much dispatch and attempt history the stats keep. */
+  history: HistoryLimits;
 }
 
-/** The default settings: no faults, a one-hour dedup window as upstream. */
-export const DEFAULT_SETTINGS: EmulatorSettings = { duplicateShare: 0, seed: 1, dedupWindowMs: 60 * 60_000 };
+/**
+ * What {@link Registry.configure} takes: any plain knob, a profile (its preset replaces every
+ * behaviour before the overrides in the same call apply), single behaviour overrides and history
+ * limits.
+ */
+export type SettingsChange = Partial<
+  Pick<EmulatorSettings, 'duplicateShare' | 'seed' | 'dedupWindowMs' | 'profile'>
+> &
+  BehaviourOverrides & { history?: Partial<HistoryLimits> };
+
+/** The default settings: no faults, a one-hour dedup window as upstream, the ideal profile. */
+export const DEFAULT_SETTINGS: EmulatorSettings = {
+  duplicateShare: 0,
+  seed: 1,
+  dedupWindowMs: 60 * 60_000,
+  profile: 'ideal',
+  behaviours: profileBehaviours('ideal'),
+  history: DEFAULT_HISTORY,
+};
+
+/** The settings `change` makes of `current`; throws on a knob out of range. */
+export function nextSettings(current: EmulatorSettings, change: SettingsChange): EmulatorSettings {
+  const { duplicateShare, seed, dedupWindowMs, profile, history, ...overrides } = change;
+  const base = profile !== undefined ? profileBehaviours(profile) : current.behaviours;
+  const next: EmulatorSettings = {
+    duplicateShare: duplicateShare ?? current.duplicateShare,
+    seed: seed ?? current.seed,
+    dedupWindowMs: dedupWindowMs ?? current.dedupWindowMs,
+    profile: profile ?? current.profile,
+    behaviours: applyOverrides(base, overrides),
+    history: { ...current.history, ...history },
+  };
+  if (!(next.duplicateShare >= 0 && next.duplicateShare <= 1))
+    throw new Error('duplicateShare must be in [0, 1]');
+  if (!(next.dedupWindowMs >= 0)) throw new Error('dedupWindowMs must be >= 0');
+  for (const [key, value] of Object.entries(next.history)) {
+    if (!(Number.isInteger(value) && value >= 0)) throw new Error(`history.${key} must be an integer >= 0`);
+  }
+  return next;
+}
 
 /**
  * All state of one emulator: queues by full name, reserved task names, the shared HTTP pools
@@ -26,6 +78,8 @@ export const DEFAULT_SETTINGS: EmulatorSettings = { duplicateShare: 0, seed: 1, 
  */
 export class Registry {
   private readonly queues = new Map<string, QueueRuntime>();
+  /** Deleted queue name → epoch ms of the deletion; the window is read live from the settings. */
+  private readonly tombstones = new Map<string, number>();
   /** Task name → epoch ms until which the name cannot be reused. */
   private readonly reservedNames = new Map<string, number>();
   private readonly agents: DispatchAgents = createDispatchAgents();
@@ -35,21 +89,30 @@ export class Registry {
   private lastSweepMs = 0;
 
   constructor(settings: EmulatorSettings) {
-    this.settings = { ...settings };
-    this.dispatch = { duplicateShare: settings.duplicateShare, random: createPrng(settings.seed) };
+    this.settings = nextSettings(settings, {});
+    this.dispatch = {
+      duplicateShare: this.settings.duplicateShare,
+      random: createPrng(this.settings.seed),
+      behaviours: this.settings.behaviours,
+      history: this.settings.history,
+    };
     // Every in-flight attempt listens on this signal; thousands at once are expected, not a leak.
     setMaxListeners(0, this.abort.signal);
   }
 
-  /** Changes knobs at run time; a new seed restarts the PRNG sequence. */
-  configure(partial: Partial<EmulatorSettings>): void {
-    const next = { ...this.settings, ...partial };
-    if (!(next.duplicateShare >= 0 && next.duplicateShare <= 1))
-      throw new Error('duplicateShare must be in [0, 1]');
-    if (!(next.dedupWindowMs >= 0)) throw new Error('dedupWindowMs must be >= 0');
+  /**
+   * Changes knobs at run time; a new seed restarts the PRNG sequence. A new burst rule re-derives
+   * every queue's burst at once; the other behaviours apply from the next decision they make.
+   */
+  configure(change: SettingsChange): void {
+    const next = nextSettings(this.settings, change);
+    const burstChanged = next.behaviours.burst !== this.settings.behaviours.burst;
     this.settings = next;
     this.dispatch.duplicateShare = next.duplicateShare;
-    if (partial.seed !== undefined) this.dispatch.random = createPrng(partial.seed);
+    this.dispatch.behaviours = next.behaviours;
+    this.dispatch.history = next.history;
+    if (change.seed !== undefined) this.dispatch.random = createPrng(change.seed);
+    if (burstChanged) for (const queue of this.queues.values()) queue.rederiveBurst();
   }
 
   currentSettings(): EmulatorSettings {
@@ -60,11 +123,30 @@ export class Registry {
     return this.queues.has(name);
   }
 
-  /** The queue, or NOT_FOUND. */
+  /**
+   * The queue, or NOT_FOUND; a name still in its tombstone window answers FAILED_PRECONDITION
+   * with upstream's wording.
+   */
   queue(name: string): QueueRuntime {
     const queue = this.queues.get(name);
-    if (queue === undefined) throw notFound(name);
-    return queue;
+    if (queue !== undefined) return queue;
+    if (this.inTombstone(name, Date.now())) {
+      throw new RpcError(
+        status.FAILED_PRECONDITION,
+        'The queue no longer exists, though a queue with this name existed recently.',
+      );
+    }
+    throw notFound(name);
+  }
+
+  /** FAILED_PRECONDITION when `name` belonged to a queue deleted within the tombstone window. */
+  checkQueueNameUsable(name: string): void {
+    if (this.inTombstone(name, Date.now())) {
+      throw new RpcError(
+        status.FAILED_PRECONDITION,
+        'The queue cannot be created because a queue with this name existed too recently.',
+      );
+    }
   }
 
   /** Queues whose name starts with `parent/queues/`, in name order. */
@@ -77,6 +159,7 @@ export class Registry {
 
   createQueue(name: string, config: QueueConfig): QueueRuntime {
     if (this.queues.has(name)) throw new RpcError(status.ALREADY_EXISTS, `Queue already exists: ${name}`);
+    this.checkQueueNameUsable(name);
     const queue = new QueueRuntime(name, config, {
       agents: this.agents,
       signal: this.abort.signal,
@@ -92,6 +175,9 @@ export class Registry {
     queue.purge();
     queue.close('was deleted');
     this.queues.delete(name);
+    const now = Date.now();
+    for (const held of this.tombstones.keys()) if (!this.inTombstone(held, now)) this.tombstones.delete(held);
+    this.tombstones.set(name, now);
   }
 
   /** ALREADY_EXISTS when the name is held by a live task or was used within the dedup window. */
@@ -158,6 +244,11 @@ export class Registry {
         ? `no queue named ${queueName}`
         : `queue id ${queueName} is ambiguous; use the full name`,
     );
+  }
+
+  private inTombstone(name: string, nowMs: number): boolean {
+    const deletedAt = this.tombstones.get(name);
+    return deletedAt !== undefined && deletedAt + this.settings.behaviours.queueTombstoneMs > nowMs;
   }
 
   private reserve(task: TaskRecord, nowMs: number): void {

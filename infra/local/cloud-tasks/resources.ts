@@ -12,6 +12,7 @@ import {
   toDuration,
   toTimestamp,
 } from './messages.js';
+import { type BurstRule, deriveBurst } from './profile.js';
 import type { AttemptRecord, QueueRuntime, RateLimits, TaskRecord } from './queue.js';
 
 /** Upper bound of maxDispatchesPerSecond upstream. */
@@ -34,9 +35,9 @@ const QUEUE_ID_PATTERN = /^[A-Za-z0-9-]{1,100}$/;
 const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{1,500}$/;
 
 /**
- * maxBurstSize when the caller does not set one. Upstream derives it from the rate without
- * documenting the rule; a default queue (500/s) reports 100, so the emulator uses rate/5,
- * rounded up, at least 1. An explicit value always wins.
+ * maxBurstSize when the caller does not set one under the `'client'` burst rule (the ideal
+ * profile): a default queue (500/s) reports 100 upstream, so rate/5, rounded up, at least 1. An
+ * explicit value wins there; the other rules ignore it (see `deriveBurst` in profile.ts).
  */
 export function defaultBurstSize(maxDispatchesPerSecond: number): number {
   return Math.min(MAX_BURST_SIZE, Math.max(1, Math.ceil(maxDispatchesPerSecond / 5)));
@@ -120,12 +121,15 @@ function snakeCase(path: string): string {
 /**
  * Applies a Queue message to `base`. Without a mask every field is taken from the message,
  * proto3 zeros meaning "pick the default" as on creation. With a mask only the named fields
- * change, and a masked zero is taken literally (so maxDoublings 0 can be set).
+ * change, and a masked zero is taken literally (so maxDoublings 0 can be set). Under any burst
+ * rule but `'client'` the message's maxBurstSize is ignored, as upstream ignores an output-only
+ * field, and the burst is derived from the resulting rate.
  */
 export function applyQueueMessage(
   message: QueueMessage,
   base: QueueConfig,
   maskPaths?: string[],
+  burstRule: BurstRule = 'client',
 ): QueueConfig {
   const mask = maskPaths?.map(snakeCase);
   for (const path of mask ?? []) {
@@ -178,17 +182,23 @@ export function applyQueueMessage(
     }
     next.rateLimits.maxConcurrentDispatches = concurrent;
   }
-  const burst = covers('rate_limits.max_burst_size') ? (rate.maxBurstSize ?? 0) : 0;
-  if (burst < 0 || burst > MAX_BURST_SIZE) {
-    throw invalidArgument(`rate_limits.max_burst_size must be in [1, ${MAX_BURST_SIZE}], got ${burst}`);
-  }
-  if (burst > 0) {
-    next.rateLimits.maxBurstSize = burst;
-    next.burstExplicit = true;
-  } else if (dps !== undefined || !next.burstExplicit) {
-    // Upstream re-derives the burst whenever the rate is updated without one.
-    next.rateLimits.maxBurstSize = defaultBurstSize(next.rateLimits.maxDispatchesPerSecond);
+  const derived = deriveBurst(burstRule, next.rateLimits.maxDispatchesPerSecond);
+  if (derived !== undefined) {
+    next.rateLimits.maxBurstSize = derived;
     next.burstExplicit = false;
+  } else {
+    const burst = covers('rate_limits.max_burst_size') ? (rate.maxBurstSize ?? 0) : 0;
+    if (burst < 0 || burst > MAX_BURST_SIZE) {
+      throw invalidArgument(`rate_limits.max_burst_size must be in [1, ${MAX_BURST_SIZE}], got ${burst}`);
+    }
+    if (burst > 0) {
+      next.rateLimits.maxBurstSize = burst;
+      next.burstExplicit = true;
+    } else if (dps !== undefined || !next.burstExplicit) {
+      // Upstream re-derives the burst whenever the rate is updated without one.
+      next.rateLimits.maxBurstSize = defaultBurstSize(next.rateLimits.maxDispatchesPerSecond);
+      next.burstExplicit = false;
+    }
   }
 
   const retry = message.retryConfig ?? {};
@@ -281,8 +291,17 @@ function taskBytes(target: HttpTarget): number {
   return size;
 }
 
-/** Validates a CreateTask payload and builds the record; the caller supplies name and id. */
-export function taskFromMessage(message: TaskMessage, name: string, id: string, nowMs: number): TaskRecord {
+/**
+ * Validates a CreateTask payload and builds the record; the caller supplies name and id. A
+ * scheduleTime more than `maxScheduleAheadMs` ahead is refused with upstream's wording.
+ */
+export function taskFromMessage(
+  message: TaskMessage,
+  name: string,
+  id: string,
+  nowMs: number,
+  maxScheduleAheadMs = Number.POSITIVE_INFINITY,
+): TaskRecord {
   if (!message.httpRequest) {
     if (message.appEngineHttpRequest)
       throw invalidArgument('App Engine tasks are not supported by the local emulator');
@@ -298,6 +317,12 @@ export function taskFromMessage(message: TaskMessage, name: string, id: string, 
     throw invalidArgument(`task.dispatch_deadline must be between 15s and 30m, got ${deadline / 1000}s`);
   }
   const requested = fromTimestamp(message.scheduleTime);
+  if (requested !== undefined && requested - nowMs > maxScheduleAheadMs) {
+    const hours = Math.round((maxScheduleAheadMs / 3_600_000) * 1000) / 1000;
+    throw invalidArgument(
+      `The Task.scheduleTime, ${new Date(requested).toISOString()}, is too far in the future. Schedule time must be no more than ${hours}h in the future.`,
+    );
+  }
   return {
     name,
     id,

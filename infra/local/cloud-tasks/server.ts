@@ -1,24 +1,51 @@
 import * as grpc from '@grpc/grpc-js';
+import type { HistoryLimits } from './history.js';
+import type { BehaviourOverrides, CloudTasksProfile } from './profile.js';
 import { loadCloudTasksService } from './protos.js';
 import type { QueueStats } from './queue.js';
-import { DEFAULT_SETTINGS, type EmulatorSettings, Registry } from './registry.js';
+import {
+  DEFAULT_SETTINGS,
+  type EmulatorSettings,
+  nextSettings,
+  Registry,
+  type SettingsChange,
+} from './registry.js';
 import { createCloudTasksHandlers } from './service.js';
 
+export type { HistoryLimits } from './history.js';
+export type {
+  BehaviourOverrides,
+  Behaviours,
+  BurstRule,
+  CloudTasksProfile,
+  CreateRamp,
+  DispatchRamp,
+  SystemThrottle,
+} from './profile.js';
 export type { QueueStats } from './queue.js';
-export type { EmulatorSettings } from './registry.js';
+export type { EmulatorSettings, SettingsChange } from './registry.js';
 
-/** Options of {@link startCloudTasksEmulator}. */
-export interface CloudTasksEmulatorOptions {
+/**
+ * Options of {@link startCloudTasksEmulator}. `profile` picks every upstream behaviour at once
+ * (`'ideal'`, the default, or `'strict'`); the behaviour fields override single ones on top of it
+ * (an object merges into the profile's settings for that behaviour, `false` turns it off). See
+ * README.md for what each does upstream and here.
+ */
+export interface CloudTasksEmulatorOptions extends BehaviourOverrides {
   /** Port to listen on; 0 or unset picks a free one. */
   port?: number;
   /** Interface to bind; default 127.0.0.1. */
   host?: string;
   /** Share (0…1) of attempts delivered twice. Default 0. */
   duplicateShare?: number;
-  /** Seed of the fault PRNG. Default 1. */
+  /** Seed of the PRNG behind faults, jitter and reordering. Default 1. */
   seed?: number;
   /** How long a task name stays reserved after its task is gone. Default 1 h. */
   dedupWindowMs?: number;
+  /** `'ideal'` (default): the queue's settings and nothing more. `'strict'`: every documented unkindness. */
+  profile?: CloudTasksProfile;
+  /** How much dispatch and attempt history the stats keep (memory stays bounded by it). */
+  history?: Partial<HistoryLimits>;
 }
 
 /** A running emulator. */
@@ -32,8 +59,13 @@ export interface CloudTasksEmulator {
   stats(): Record<string, QueueStats>;
   /** Resolves when the queue is empty with nothing in flight; rejects after `timeoutMs`. */
   drain(queueName: string, timeoutMs?: number): Promise<void>;
-  /** Changes fault knobs or the dedup window while running. */
-  configure(partial: Partial<EmulatorSettings>): void;
+  /**
+   * Changes knobs while running: faults, dedup window, history limits, the profile (its preset
+   * replaces every behaviour) and single behaviours.
+   */
+  configure(change: SettingsChange): void;
+  /** The settings in force, behaviours resolved. */
+  settings(): EmulatorSettings;
   /** Stops dispatching, aborts in-flight requests and shuts the gRPC server down. */
   close(): Promise<void>;
 }
@@ -46,19 +78,15 @@ export interface CloudTasksEmulator {
 export async function startCloudTasksEmulator(
   options: CloudTasksEmulatorOptions = {},
 ): Promise<CloudTasksEmulator> {
-  const bindHost = options.host ?? '127.0.0.1';
-  const registry = new Registry({
-    duplicateShare: options.duplicateShare ?? DEFAULT_SETTINGS.duplicateShare,
-    seed: options.seed ?? DEFAULT_SETTINGS.seed,
-    dedupWindowMs: options.dedupWindowMs ?? DEFAULT_SETTINGS.dedupWindowMs,
-  });
+  const { port: wantedPort, host: wantedHost, ...change } = options;
+  const bindHost = wantedHost ?? '127.0.0.1';
   // Rejects out-of-range knobs (e.g. duplicateShare > 1) before anything listens.
-  registry.configure({});
+  const registry = new Registry(nextSettings(DEFAULT_SETTINGS, change));
   const server = new grpc.Server();
   server.addService(loadCloudTasksService(), createCloudTasksHandlers(registry));
   const address = bindHost.includes(':')
-    ? `[${bindHost}]:${options.port ?? 0}`
-    : `${bindHost}:${options.port ?? 0}`;
+    ? `[${bindHost}]:${wantedPort ?? 0}`
+    : `${bindHost}:${wantedPort ?? 0}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
@@ -79,6 +107,7 @@ export async function startCloudTasksEmulator(
     stats,
     drain: (queueName, timeoutMs = 30_000) => registry.drain(queueName, timeoutMs),
     configure: (partial) => registry.configure(partial),
+    settings: () => registry.currentSettings(),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         registry.close();

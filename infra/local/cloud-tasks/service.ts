@@ -50,6 +50,54 @@ function unary<Req, Res>(body: (request: Req) => Res): grpc.handleUnaryCall<Req,
   };
 }
 
+/** {@link unary} for a handler that has to wait (CreateTask held back by the 500/50/5 limit). */
+function unaryAsync<Req, Res>(body: (request: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    body(call.request).then(
+      (response) => callback(null, response),
+      (error: unknown) => {
+        if (error instanceof RpcError) callback({ code: error.code, details: error.message }, null);
+        else
+          callback(
+            { code: grpc.status.INTERNAL, details: error instanceof Error ? error.message : String(error) },
+            null,
+          );
+      },
+    );
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Lets one CreateTask through the queue's 500/50/5 limit: at once, after waiting for room
+ * (`onExceed: 'delay'`), or not at all (RESOURCE_EXHAUSTED, gRPC code 8). Returns the queue as it
+ * is once admitted (it may have been deleted meanwhile).
+ */
+async function admitCreate(registry: Registry, queueName: string): Promise<QueueRuntime> {
+  let queue = registry.queue(queueName);
+  const started = Date.now();
+  let held = false;
+  for (;;) {
+    const decision = queue.admission.admit(Date.now());
+    if (decision.ok) return queue;
+    const ramp = registry.currentSettings().behaviours.createRamp;
+    const waited = Date.now() - started;
+    if (ramp === false || ramp.onExceed === 'reject' || waited + decision.retryInMs > ramp.maxDelayMs) {
+      queue.admission.rejected++;
+      throw new RpcError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `Queue ${queueName} is taking tasks faster than it has scaled to (${Math.floor(decision.limit)} CreateTask/s now; ` +
+          'ramp up by the 500/50/5 rule: at most 500/s on a cold queue, then +50% every 5 minutes)',
+      );
+    }
+    if (!held) queue.admission.delayed++;
+    held = true;
+    await sleep(decision.retryInMs);
+    queue = registry.queue(queueName);
+  }
+}
+
 function pageOf<T>(
   items: T[],
   pageSize: number | null | undefined,
@@ -90,6 +138,8 @@ function taskLocation(registry: Registry, name: string): { queue: QueueRuntime; 
 export function createCloudTasksHandlers(registry: Registry): grpc.UntypedServiceImplementation {
   const unimplemented: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) =>
     callback({ code: grpc.status.UNIMPLEMENTED, details: 'IAM is not emulated' }, null);
+  const behaviours = () => registry.currentSettings().behaviours;
+  const burstRule = () => behaviours().burst;
 
   return {
     ListQueues: unary<ListQueuesRequest, ListQueuesResponse>((request) => {
@@ -112,7 +162,7 @@ export function createCloudTasksHandlers(registry: Registry): grpc.UntypedServic
       if (checkQueueName(name) !== request.parent) {
         throw invalidArgument(`queue.name "${name}" is not under parent "${request.parent}"`);
       }
-      const config = applyQueueMessage(message, defaultQueueConfig());
+      const config = applyQueueMessage(message, defaultQueueConfig(), undefined, burstRule());
       return queueToMessage(registry.createQueue(name, config));
     }),
 
@@ -126,7 +176,7 @@ export function createCloudTasksHandlers(registry: Registry): grpc.UntypedServic
       // Upstream UpdateQueue creates the queue when it does not exist.
       if (!registry.hasQueue(name)) {
         return queueToMessage(
-          registry.createQueue(name, applyQueueMessage(message, defaultQueueConfig(), mask)),
+          registry.createQueue(name, applyQueueMessage(message, defaultQueueConfig(), mask, burstRule())),
         );
       }
       const queue = registry.queue(name);
@@ -136,7 +186,7 @@ export function createCloudTasksHandlers(registry: Registry): grpc.UntypedServic
         retry: { ...queue.retry },
         ...(queue.samplingRatio !== undefined ? { samplingRatio: queue.samplingRatio } : {}),
       };
-      queue.reconfigure(applyQueueMessage(message, current, mask));
+      queue.reconfigure(applyQueueMessage(message, current, mask, burstRule()));
       return queueToMessage(queue);
     }),
 
@@ -185,9 +235,9 @@ export function createCloudTasksHandlers(registry: Registry): grpc.UntypedServic
       return taskToMessage(task, request.responseView);
     }),
 
-    CreateTask: unary<CreateTaskRequest, TaskMessage>((request) => {
+    CreateTask: unaryAsync<CreateTaskRequest, TaskMessage>(async (request) => {
       checkQueueName(request.parent);
-      const queue = registry.queue(request.parent);
+      const queue = await admitCreate(registry, request.parent);
       const message = request.task;
       if (!message) throw invalidArgument('task is required');
       const now = Date.now();
@@ -203,7 +253,7 @@ export function createCloudTasksHandlers(registry: Registry): grpc.UntypedServic
         taskId = parts.taskId;
         registry.checkTaskNameFree(queue, name, taskId, now);
       }
-      const task = taskFromMessage(message, name, taskId, now);
+      const task = taskFromMessage(message, name, taskId, now, behaviours().maxScheduleAheadMs);
       // The response shows the task as created, before the dispatcher may pick it up.
       const created = taskToMessage(task, request.responseView);
       queue.addTask(task);
