@@ -26,6 +26,8 @@ export async function collectRun(
   info: BatchInfo,
   deps: BatchCycleDeps,
   log: Logger,
+  /** Why the items without a line go back (a batch that ended early: only part of it answered). */
+  missingReason?: string,
 ): Promise<void> {
   const quota = deps.quotas.models[job.model];
   const price = quota?.price ?? { inputPerMillion: 0, outputPerMillion: 0 };
@@ -44,9 +46,15 @@ export async function collectRun(
       if (head?.state !== 'pending' || head.batchPart !== run.part) continue;
       writes.push({ itemId: key, version: head.version, outcome: await outcomeOf(key, line) });
     }
-    written += await deps.batch.items.settleMany(job.id, writes);
     round = [];
+    // The next round is parsed and read while this one's writes land; two rounds at most in flight.
+    const settling = deps.batch.items.settleMany(job.id, writes).then((n) => (written += n));
+    // Marked handled now; its failure is thrown where it is awaited (never an unhandled rejection).
+    settling.catch(() => undefined);
+    inflight.push(settling);
+    if (inflight.length >= 2) await inflight.shift();
   };
+  const inflight: Array<Promise<unknown>> = [];
   const outcomeOf = async (itemId: string, line: Record<string, unknown>): Promise<StoredOutcome> => {
     if (!('response' in line)) return { state: 'failed', error: batchLineError(line.error) };
     const response = line.response as { usageMetadata?: UsageMetadata };
@@ -75,6 +83,7 @@ export async function collectRun(
       if (round.length >= ROUND) await flush();
     }
     if (round.length > 0) await flush();
+    await Promise.all(inflight);
   }
   log.info({ event: 'batch.collected', lines, written }, 'batch results collected');
 
@@ -83,7 +92,8 @@ export async function collectRun(
   if (settled < run.items) {
     // Lines missing from the output: those items go back like a failed batch's.
     await removeFiles(run, info.responsesFile, deps);
-    await fallBack(run, job, `the batch returned no line for ${run.items - settled} items`, deps, log, {
+    const reason = missingReason ?? `the batch returned no line for ${run.items - settled} items`;
+    await fallBack(run, job, reason, deps, log, {
       upstream: info.state,
       stats: info.stats,
     });

@@ -93,6 +93,12 @@ async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<S
     return 'collected';
   }
   if (decision.cancelUpstream) await deps.api.cancelBatch(run.batchName).catch(() => undefined);
+  if (info.responsesFile) {
+    // A batch that ended early may have answered part of its lines (billed upstream): keep those,
+    // send only the rest back.
+    await collectRun(held, job, info, deps, log, decision.reason);
+    return 'fellBack';
+  }
   await fallBack(held, job, decision.reason, deps, log, { upstream: info.state, stats: info.stats });
   return 'fellBack';
 }

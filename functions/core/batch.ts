@@ -62,11 +62,20 @@ export interface PartLimits {
   maxTokens: number;
 }
 
+/**
+ * Share of the enqueued-token cap one batch is filled to, by the estimate: parts are split as the
+ * file streams past, before Gemini has counted anything, and its tokenizer may count 30% more
+ * (other scripts, a newer model). A part over the cap would be refused at create on every tick.
+ */
+export const PART_TOKEN_SHARE = 0.7;
+
 export function partLimitsFor(model: string, quotas: Quotas): PartLimits {
   const q = quotas.models[model];
   return {
     maxBytes: quotas.batchMaxFileBytes,
-    maxTokens: q?.batchEnqueuedTokens ?? Number.MAX_SAFE_INTEGER,
+    maxTokens: q?.batchEnqueuedTokens
+      ? Math.floor(q.batchEnqueuedTokens * PART_TOKEN_SHARE)
+      : Number.MAX_SAFE_INTEGER,
   };
 }
 

@@ -14,7 +14,12 @@ const modelQuotaSchema = z.object({
    * more; a set over it is split, and a create that would go over waits for the next tick.
    */
   batchEnqueuedTokens: positiveInt.optional(),
-  price: z.object({ inputPerMillion: z.number().nonnegative(), outputPerMillion: z.number().nonnegative() }),
+  price: z.object({
+    inputPerMillion: z.number().nonnegative(),
+    outputPerMillion: z.number().nonnegative(),
+    /** Input read from a cache; 25% of `inputPerMillion` when absent. */
+    cachedInputPerMillion: z.number().nonnegative().optional(),
+  }),
 });
 
 /**

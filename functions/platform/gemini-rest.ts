@@ -14,7 +14,8 @@ export interface RestTransport {
 export interface RestInit {
   method?: string;
   headers?: Record<string, string>;
-  body?: string | Uint8Array;
+  /** A stream body is sent as is (half duplex): fetch does not copy it first. */
+  body?: string | Uint8Array | ReadableStream<Uint8Array>;
   signal?: AbortSignal;
   timeout?: boolean;
 }
@@ -33,6 +34,7 @@ export async function restCall(t: RestTransport, url: string, init: RestInit = {
   try {
     res = await t.fetch(url, {
       ...rest,
+      ...(rest.body instanceof ReadableStream ? ({ duplex: 'half' } as RequestInit) : {}),
       headers: { 'x-goog-api-key': t.apiKey, ...headers },
       ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
     });
@@ -86,12 +88,24 @@ export async function* restLines(
     });
     reader = res.body?.getReader();
     const decoder = new TextDecoder();
+    const expected = Number(res.headers.get('content-length') ?? Number.NaN);
+    let received = 0;
     let pending = '';
     for (;;) {
       arm();
-      const { done, value } = reader ? await reader.read() : { done: true, value: undefined };
+      let chunk: { done: boolean; value?: Uint8Array | undefined };
+      try {
+        chunk = reader ? await reader.read() : { done: true, value: undefined };
+      } catch (err) {
+        // The server may close a kept-alive connection while lines already received wait to be
+        // read here: with every announced byte in hand, that is the end of the body, not a fault.
+        if (!(Number.isFinite(expected) && received >= expected)) throw err;
+        chunk = { done: true, value: undefined };
+      }
       clearTimeout(timer);
-      if (done) break;
+      const { done, value } = chunk;
+      if (done || !value) break;
+      received += value.byteLength;
       const text = decoder.decode(value, { stream: true });
       let from = 0;
       for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', from)) {

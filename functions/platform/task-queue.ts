@@ -90,6 +90,10 @@ export function itemTaskName(
 }
 
 const ALREADY_EXISTS = 6;
+const RESOURCE_EXHAUSTED = 8;
+const UNAVAILABLE = 14;
+/** Tries of one CreateTask refused for load (about 30 s of backing off in all). */
+const CREATE_ATTEMPTS = 8;
 
 async function mapLimit<T>(values: T[], limit: number, fn: (v: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -122,21 +126,33 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
 
   const create = async (queueId: string, taskId: string, payload: TaskPayload, scheduleMs?: number) => {
     const parent = queuePath(queueId);
-    try {
-      await tasks.createTask({
-        parent,
-        task: {
-          name: `${parent}/tasks/${taskId}`,
-          httpRequest: httpRequest(payload),
-          dispatchDeadline: { seconds: options.dispatchDeadlineSeconds ?? 600 },
-          ...(scheduleMs && scheduleMs > Date.now()
-            ? { scheduleTime: { seconds: Math.floor(scheduleMs / 1000), nanos: (scheduleMs % 1000) * 1e6 } }
-            : {}),
-        },
-      });
-    } catch (err) {
-      if ((err as { code?: number }).code !== ALREADY_EXISTS) throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await createOnce(parent, taskId, payload, scheduleMs);
+        return;
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        if (code === ALREADY_EXISTS) return;
+        // A cold queue takes at most ~500 creations a second, growing 50% every 5 minutes (the
+        // 500/50/5 rule): past that it answers RESOURCE_EXHAUSTED. Slow down, as the docs ask.
+        if ((code !== RESOURCE_EXHAUSTED && code !== UNAVAILABLE) || attempt >= CREATE_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1) * (0.5 + Math.random())));
+      }
     }
+  };
+
+  const createOnce = async (parent: string, taskId: string, payload: TaskPayload, scheduleMs?: number) => {
+    await tasks.createTask({
+      parent,
+      task: {
+        name: `${parent}/tasks/${taskId}`,
+        httpRequest: httpRequest(payload),
+        dispatchDeadline: { seconds: options.dispatchDeadlineSeconds ?? 600 },
+        ...(scheduleMs && scheduleMs > Date.now()
+          ? { scheduleTime: { seconds: Math.floor(scheduleMs / 1000), nanos: (scheduleMs % 1000) * 1e6 } }
+          : {}),
+      },
+    });
   };
 
   const createItem = (queueId: string, jobId: string, t: ItemTask) =>

@@ -56,6 +56,15 @@ export interface StackOptions {
   reconcileAfterMs?: number;
   /** How long a Gemini batch may stay PENDING before its items go realtime (BATCH_PENDING_DEADLINE_MS). */
   batchPendingDeadlineMs?: number;
+  /**
+   * How unkind the emulators are: `strict` (the default) gives each the upstream behaviours a real
+   * service has and a happy-path emulator leaves out (Cloud Tasks: derived burst, ramp-up, throttling,
+   * jitter, 500/50/5; Storage: 256 KiB resumable units, at-least-once events with duplicates, delay and
+   * reordering); `ideal` leaves them out, for conformance tests of the basics.
+   */
+  profile?: 'ideal' | 'strict';
+  /** Speeds up the Eventarc stand-in's delays and retry backoffs (1 = real time). */
+  eventTimeScale?: number;
 }
 
 export interface Stack {
@@ -106,9 +115,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const workerUrl = `http://127.0.0.1:${workerPort}/`;
     const bucket = `${projectId}-fanout`;
 
-    const storage = await startStorageEmulator({ port: await port(4), projectId });
+    const profile = options.profile ?? 'strict';
+    const storage = await startStorageEmulator({
+      port: await port(4),
+      projectId,
+      profile,
+      ...(options.eventTimeScale ? { events: { timeScale: options.eventTimeScale } } : {}),
+    });
     cleanups.push(() => storage.close());
     const tasks = await startCloudTasksEmulator({
+      profile,
       port: await port(5),
       duplicateShare: options.duplicateShare ?? 0,
     });
@@ -124,6 +140,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ),
       );
       standIn = await startGeminiStandIn({
+        profile,
         ...options.standIn,
         batch: { enqueuedTokenLimit, ...options.standIn?.batch },
         port: await port(6),

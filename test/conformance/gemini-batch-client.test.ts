@@ -60,7 +60,12 @@ function flakyFetch(
   fault?: { command: string; offset?: number; how: 'before' | 'cut' | 'after'; always?: boolean },
 ): typeof fetch {
   let failed = false;
-  return async (input, init) => {
+  return async (input, rawInit) => {
+    // Chunks arrive as one-piece streams; read them here so faults can cut them in half.
+    const init =
+      rawInit?.body instanceof ReadableStream
+        ? { ...rawInit, body: new Uint8Array(await new Response(rawInit.body).arrayBuffer()) }
+        : rawInit;
     const headers = new Headers(init?.headers);
     const command = headers.get('x-goog-upload-command');
     const offset = headers.has('x-goog-upload-offset')

@@ -39,3 +39,26 @@ describe('costUsd', () => {
     expect(costUsd({ promptTokens: 0, outputTokens: 0 }, flash)).toBe(0);
   });
 });
+
+describe('cached input and thinking', () => {
+  it('prices cached input at 25% of the input price, thinking as output', () => {
+    const usage = usageFrom({
+      promptTokenCount: 1_000_000,
+      cachedContentTokenCount: 400_000,
+      candidatesTokenCount: 100_000,
+      thoughtsTokenCount: 200_000,
+    });
+    expect(usage).toEqual({ promptTokens: 1_000_000, outputTokens: 300_000, cachedTokens: 400_000 });
+    // 600k × 0.30 + 400k × 0.075 + 300k × 2.50, per million
+    expect(costUsd(usage, flash)).toBeCloseTo(0.18 + 0.03 + 0.75, 9);
+  });
+
+  it("takes the model's own cached price when it has one", () => {
+    expect(
+      costUsd(
+        { promptTokens: 1_000_000, outputTokens: 0, cachedTokens: 1_000_000 },
+        { ...flash, cachedInputPerMillion: 0.03 },
+      ),
+    ).toBeCloseTo(0.03, 9);
+  });
+});
