@@ -28,7 +28,7 @@ import { batchViewOf, createJobMaker } from './create.js';
  */
 export interface LifecycleDeps {
   stores: Stores;
-  tasks: Pick<TaskQueue, 'enqueueControl'>;
+  tasks: Pick<TaskQueue, 'enqueueControl' | 'deleteItems'>;
   objects: ObjectStore;
   logger: Logger;
   /** The Batch API path's records (batch jobs show their batches in the view). */
@@ -267,7 +267,18 @@ export function createLifecycle(deps: LifecycleDeps) {
      */
     async finishCancel(job: JobRecord, log: Logger = deps.logger): Promise<boolean> {
       await ledger.releaseJob(job.model, job.id);
-      const swept = await items.sweepPending(job.id, { state: 'cancelled', error: CANCELLED_ERROR });
+      const sweptIds = await items.sweepPending(job.id, { state: 'cancelled', error: CANCELLED_ERROR });
+      const swept = sweptIds.length;
+      // Their tasks would still take the queue's dispatches (at the model's rate) only to end at
+      // once: delete them, so the next job on the model starts without waiting behind them.
+      await deps.tasks
+        .deleteItems(job.model, job.id, sweptIds)
+        .catch((err: Error) =>
+          log.warn(
+            { event: 'job.cancel_tasks_left', jobId: job.id, err: err.message },
+            'could not delete the tasks of cancelled items',
+          ),
+        );
       // The sweep does not touch the counters: count the final states once, exactly.
       const sum = await items.countStates(job.id, job.total);
       if (!(await jobs.completeCancel(job.id, sum, job.version))) return false;

@@ -34,6 +34,12 @@ export interface TaskQueue {
   handOver(queueName: string, jobId: string, task: ItemTask): Promise<void>;
   /** Creates a control task (enqueuing, finishing); `name` dedupes it; `scheduleMs` delays it. */
   enqueueControl(payload: TaskPayload, name: string, scheduleMs?: number): Promise<void>;
+  /**
+   * Deletes the (first) tasks of a cancelled job's items, so a queue that dispatches at the model's
+   * rate does not spend it on deliveries that would only end as cancelled. A task already gone is
+   * fine; replanned tasks (other names) just end as cancelled when they come.
+   */
+  deleteItems(model: string, jobId: string, itemIds: string[]): Promise<number>;
   pauseModel(model: string): Promise<void>;
   resumeModel(model: string): Promise<void>;
   /** Creates or updates every model queue and the control queue from the quotas (local cloud, tests). */
@@ -90,6 +96,7 @@ export function itemTaskName(
 }
 
 const ALREADY_EXISTS = 6;
+const NOT_FOUND = 5;
 const RESOURCE_EXHAUSTED = 8;
 const UNAVAILABLE = 14;
 /** Tries of one CreateTask refused for load (about 30 s of backing off in all). */
@@ -182,6 +189,20 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
 
     async enqueueControl(payload, name, scheduleMs) {
       await create(CONTROL_QUEUE_ID, name, payload, scheduleMs);
+    },
+
+    async deleteItems(model, jobId, itemIds) {
+      const queue = queuePath(queueIdForModel(model));
+      let deleted = 0;
+      await mapLimit(itemIds, concurrency, async (itemId) => {
+        try {
+          await tasks.deleteTask({ name: `${queue}/tasks/${itemTaskId(jobId, itemId)}` });
+          deleted++;
+        } catch (err) {
+          if ((err as { code?: number }).code !== NOT_FOUND) throw err;
+        }
+      });
+      return deleted;
     },
 
     async pauseModel(model) {

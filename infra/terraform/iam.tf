@@ -122,6 +122,21 @@ resource "google_cloud_tasks_queue_iam_member" "model_admin" {
   member   = local.function_members[each.value.fn]
 }
 
+# A cancel (ingest, or the reconciler in batch) deletes the tasks of the items it ended, so the queue
+# does not spend the model's dispatch rate on deliveries that would only end as cancelled.
+resource "google_cloud_tasks_queue_iam_member" "model_task_deleter" {
+  for_each = {
+    for pair in setproduct(keys(local.model_queues), ["ingest", "batch"]) :
+    "${pair[0]}/${pair[1]}" => { model = pair[0], fn = pair[1] }
+  }
+
+  project  = var.project_id
+  location = google_cloud_tasks_queue.queue[each.value.model].location
+  name     = google_cloud_tasks_queue.queue[each.value.model].name
+  role     = "roles/cloudtasks.taskDeleter"
+  member   = local.function_members[each.value.fn]
+}
+
 # Creating a task whose OIDC token is minted as the tasks account requires actAs on that account.
 resource "google_service_account_iam_member" "tasks_act_as" {
   for_each = local.control_enqueuers

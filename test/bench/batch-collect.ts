@@ -160,7 +160,7 @@ export async function benchCollect(options: { items: number; scratch: string }):
     const stores = createStores(db, { collectionPrefix: prefix });
     const batch = createBatchStores(db, { collectionPrefix: prefix });
     const objects = memoryObjects();
-    const tasks = { enqueueControl: async () => undefined };
+    const tasks = { enqueueControl: async () => undefined, deleteItems: async () => 0 };
     const lifecycle = createLifecycle({
       stores,
       batch,

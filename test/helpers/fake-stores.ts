@@ -363,11 +363,11 @@ export class FakeDb {
         },
         async sweepPending(jobId, outcome) {
           await db.enter('items.sweepPending');
-          let swept = 0;
+          const swept: string[] = [];
           for (const i of db.items.get(jobId)?.values() ?? []) {
             if (i.state !== 'pending') continue;
             db.applyOutcome(i, outcome);
-            swept++;
+            swept.push(i.id);
           }
           return swept;
         },

@@ -89,6 +89,18 @@ export class FakeTaskQueue implements TaskQueue {
     if (scheduleMs !== undefined) this.controlSchedule.set(name, scheduleMs);
   }
 
+  readonly deleted: string[] = [];
+  async deleteItems(model: string, jobId: string, itemIds: string[]): Promise<number> {
+    await roundTrip();
+    let n = 0;
+    for (const itemId of itemIds) {
+      const name = itemTaskName(jobId, { itemId });
+      if (this.itemTasks.delete(name)) n++;
+      this.deleted.push(name);
+    }
+    return n;
+  }
+
   async pauseModel(model: string): Promise<void> {
     await roundTrip();
     this.pauseCalls.push(model);

@@ -87,8 +87,11 @@ export interface ItemsStore {
   settle(item: ItemRef, outcome: StoredOutcome): Promise<boolean>;
   /** Clears an expired lease and counts a reconcile round, if the item is still at its version. */
   retask(item: ItemRef): Promise<boolean>;
-  /** Ends every pending item of a cancelled job as cancelled (a result landing meanwhile is kept). */
-  sweepPending(jobId: string, outcome: StoredOutcome & { state: 'cancelled' }): Promise<number>;
+  /**
+   * Ends every pending item of a cancelled job as cancelled (a result landing meanwhile is kept);
+   * the ids of the items it ended.
+   */
+  sweepPending(jobId: string, outcome: StoredOutcome & { state: 'cancelled' }): Promise<string[]>;
   /** Exact totals by aggregation queries (once, when a cancel ends a job: the sweep skips the counters). */
   countStates(jobId: string, total: number): Promise<Totals>;
   /** Pending items whose lease ran out before `nowMs`, across jobs. */
@@ -214,7 +217,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       const writer = db.bulkWriter();
       writer.onWriteError((err) => !isPreconditionFailure(err) && err.failedAttempts < 5);
       const writes: Array<Promise<unknown>> = [];
-      let swept = 0;
+      const swept: string[] = [];
       let last: FirebaseFirestore.QueryDocumentSnapshot | undefined;
       for (;;) {
         let q = items(jobId).where('state', '==', 'pending').orderBy(FieldPath.documentId()).limit(500);
@@ -225,7 +228,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
           writes.push(
             writer
               .update(doc.ref, stateFields(outcome), { lastUpdateTime: doc.updateTime })
-              .then(() => swept++, ignorePreconditionFailure),
+              .then(() => swept.push(doc.id), ignorePreconditionFailure),
           );
         }
         if (page.size < 500) break;

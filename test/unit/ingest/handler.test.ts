@@ -496,6 +496,16 @@ describe('cancelJob', () => {
     expect(capture.events('job.cancelled')).toHaveLength(1);
   });
 
+  it('deletes the tasks of the items it cancels, so the queue does not spend its rate on them', async () => {
+    const { tasks, deps } = setup();
+    const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
+    await deps.lifecycle.startEnqueue(id);
+
+    await cancelJob(id, deps);
+
+    expect(tasks.deleted).toEqual([1, 2, 3].map((n) => expect.stringContaining(`${id}-${idOf(n - 1)}`)));
+  });
+
   it('does not notify when cancelling a job that already finished', async () => {
     const { store, sent, deps } = setup();
     const { id } = await createJobOf({ prompts: ['a'], callbackUrl: 'https://example.com/h' }, deps);
