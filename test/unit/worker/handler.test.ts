@@ -139,6 +139,55 @@ describe('handleTask: an item that succeeds', () => {
     expect(sent[0]?.job.counts).toMatchObject({ total: 1, succeeded: 1, failed: 0, pending: 0 });
   });
 
+  it.each([
+    [
+      'a blocked prompt (no candidates, promptFeedback.blockReason)',
+      {
+        promptFeedback: { blockReason: 'SAFETY' },
+        usageMetadata: { promptTokenCount: 9, totalTokenCount: 9 },
+      },
+      { promptTokens: 9, outputTokens: 0 },
+    ],
+    [
+      'a candidate without parts (thinking ate maxOutputTokens)',
+      {
+        candidates: [{ content: { role: 'model' }, finishReason: 'MAX_TOKENS' }],
+        usageMetadata: { promptTokenCount: 9, thoughtsTokenCount: 64, totalTokenCount: 73 },
+      },
+      { promptTokens: 9, outputTokens: 64 },
+    ],
+    [
+      'a SAFETY stop with cached input and thinking',
+      {
+        candidates: [{ finishReason: 'SAFETY' }],
+        usageMetadata: {
+          promptTokenCount: 1000,
+          cachedContentTokenCount: 800,
+          candidatesTokenCount: 10,
+          thoughtsTokenCount: 90,
+          promptTokensDetails: [{ modality: 'TEXT', tokenCount: 1000 }],
+        },
+      },
+      { promptTokens: 1000, outputTokens: 100, cachedTokens: 800 },
+    ],
+  ])('keeps %s as the item’s response, priced from its usage', async (_name, response, usage) => {
+    const { store, gemini, deps } = await setup();
+    gemini.respond = async () => ({ response, usageMetadata: response.usageMetadata });
+
+    expect(await handleTask(itemDelivery(ITEM), deps)).toEqual({
+      status: 200,
+      body: { outcome: 'succeeded' },
+    });
+
+    const item = store.item(JOB, ITEM);
+    expect(item?.state).toBe('succeeded');
+    expect(item?.response).toEqual(response);
+    expect(item?.usage).toEqual(usage);
+    const cached = 'cachedTokens' in usage ? (usage.cachedTokens as number) : 0;
+    const expected = ((usage.promptTokens - cached) * 0.3 + cached * 0.075 + usage.outputTokens * 2.5) / 1e6;
+    expect(item?.costUsd).toBeCloseTo(expected, 12);
+  });
+
   it('leaves the job running while other items are pending', async () => {
     const { store, sent, deps } = await setup({
       prompts: ['a', 'b'],
