@@ -271,8 +271,11 @@ export function createLifecycle(deps: LifecycleDeps) {
       const swept = sweptIds.length;
       // Their tasks would still take the queue's dispatches (at the model's rate) only to end at
       // once: delete them, so the next job on the model starts without waiting behind them.
+      // Only items enqueued so far have a task (batch items never do).
+      const withTasks =
+        job.mode === 'batch' ? [] : sweptIds.filter((id) => Number(id) < job.enqueuedThrough);
       await deps.tasks
-        .deleteItems(job.model, job.id, sweptIds)
+        .deleteItems(job.model, job.id, withTasks)
         .catch((err: Error) =>
           log.warn(
             { event: 'job.cancel_tasks_left', jobId: job.id, err: err.message },

@@ -33,7 +33,15 @@ function setup() {
     logger,
     pollIntervalMs: 1,
   };
-  return { store, tasks: world.tasks, objects: world.objects, capture, sent: world.sent, deps };
+  return {
+    store,
+    tasks: world.tasks,
+    objects: world.objects,
+    planner: world.planner,
+    capture,
+    sent: world.sent,
+    deps,
+  };
 }
 
 /** The job `createJob` made (most tests need only that). */
@@ -496,14 +504,26 @@ describe('cancelJob', () => {
     expect(capture.events('job.cancelled')).toHaveLength(1);
   });
 
-  it('deletes the tasks of the items it cancels, so the queue does not spend its rate on them', async () => {
-    const { tasks, deps } = setup();
+  it('deletes the tasks of the items it cancels, only those enqueued so far', async () => {
+    const { tasks, planner, deps } = setup();
     const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
-    await deps.lifecycle.startEnqueue(id);
+    const job = (await deps.lifecycle.getJob(id))!;
+    await planner.enqueuePage(job, 0);
+    expect(tasks.itemTasks.size).toBe(3);
 
     await cancelJob(id, deps);
 
-    expect(tasks.deleted).toEqual([1, 2, 3].map((n) => expect.stringContaining(`${id}-${idOf(n - 1)}`)));
+    expect(tasks.deleted).toEqual([0, 1, 2].map((n) => expect.stringContaining(`${id}-${idOf(n)}`)));
+    expect(tasks.itemTasks.size).toBe(0);
+  });
+
+  it('deletes no task of a job cancelled before anything was enqueued', async () => {
+    const { tasks, deps } = setup();
+    const { id } = await createJobOf({ prompts: ['a', 'b'] }, deps);
+
+    await cancelJob(id, deps);
+
+    expect(tasks.deleted).toEqual([]);
   });
 
   it('does not notify when cancelling a job that already finished', async () => {
