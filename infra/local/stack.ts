@@ -300,6 +300,9 @@ async function main(): Promise<void> {
   const stack = await startStack({
     ...(arg('port-base') ? { portBase: Number(arg('port-base')) } : {}),
     ...(arg('quotas') ? { quotasFile: resolve(arg('quotas')!) } : {}),
+    ...(arg('profile') === 'ideal' || arg('profile') === 'strict'
+      ? { profile: arg('profile') as 'ideal' | 'strict' }
+      : {}),
     ...(process.env.GEMINI_API_KEY ? { gemini: { apiKey: process.env.GEMINI_API_KEY } } : {}),
   });
   const dir = resolve(PROJECT_ROOT, '.local');

@@ -30,7 +30,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function bootStack(overheads: number[]): Promise<{ child: ChildProcess; info: StackInfo }> {
+type Profile = 'ideal' | 'strict';
+
+async function bootStack(
+  overheads: number[],
+  profile: Profile,
+): Promise<{ child: ChildProcess; info: StackInfo }> {
   const child = spawn(
     process.execPath,
     [
@@ -41,6 +46,8 @@ async function bootStack(overheads: number[]): Promise<{ child: ChildProcess; in
       '0',
       '--quotas',
       join(PROJECT_ROOT, 'test', 'fixtures', 'quotas.bench.json'),
+      '--profile',
+      profile,
     ],
     { cwd: PROJECT_ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -58,9 +65,50 @@ async function bootStack(overheads: number[]): Promise<{ child: ChildProcess; in
   return { child, info };
 }
 
+/**
+ * Both profiles of the local cloud, one after the other, side by side: `strict` (the services'
+ * unkind parts: derived bursts, ramp-up, throttling, jitter, Gemini's own token count) is what the
+ * product is judged by; `ideal` shows what those cost.
+ */
 async function main(): Promise<void> {
+  const profiles = (process.env.BENCH_PROFILES ?? 'strict,ideal').split(',') as Profile[];
+  const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+  for (const profile of profiles) results[profile] = await measure(profile);
+  const first = results[profiles[0]!]!;
+  const out = {
+    date: new Date().toISOString(),
+    ...first,
+    profiles: Object.fromEntries(
+      Object.entries(results).map(([p, r]) => [
+        p,
+        { realtime: r.realtime, ingest: r.ingest, overheadMs: r.overheadMs },
+      ]),
+    ),
+  };
+  const dir = resolve(PROJECT_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'realtime.json'), `${JSON.stringify(out, null, 2)}\n`);
+  console.table(
+    Object.fromEntries(
+      Object.entries(results).map(([p, r]) => [
+        p,
+        {
+          'ratio (median)': r.realtime.medianRatioToIdeal,
+          runs: r.realtime.runs.map((x) => x.ratio).join(' '),
+          '429s': r.realtime.runs.reduce((a, x) => a + x.rejected429, 0),
+          'peak/60 s': Math.max(...r.realtime.runs.map((x) => x.peak)),
+          'ingest/s': r.ingest.promptsPerSecondMedian,
+          'overhead p99 ms': r.overheadMs.p99,
+        },
+      ]),
+    ),
+  );
+  console.log(`written: bench/results/realtime.json (profiles: ${profiles.join(', ')})`);
+}
+
+async function measure(profile: Profile) {
   const overheads: number[] = [];
-  const { child, info } = await bootStack(overheads);
+  const { child, info } = await bootStack(overheads, profile);
   const jobs = createJobsClient(info.ingestUrl);
   try {
     await fetch(`${info.geminiBaseUrl}/__standin/config`, {
@@ -73,6 +121,7 @@ async function main(): Promise<void> {
     // thousands of requests before they run at speed), then forget what that measured.
     const warm = await jobs.submit({
       model: 'gemini-bench',
+      mode: 'realtime',
       prompts: Array.from({ length: N }, (_, i) => `warm ${i}`),
     });
     await waitDone(jobs, warm.id, 300_000);
@@ -96,7 +145,7 @@ async function main(): Promise<void> {
         (_, i) => `Benchmark run ${run} prompt ${i}: say something short.`,
       );
       const t0 = Date.now();
-      const job = await jobs.submit({ model: 'gemini-bench', prompts });
+      const job = await jobs.submit({ model: 'gemini-bench', mode: 'realtime', prompts });
       const done = await waitDone(jobs, job.id, 300_000);
       const wallMs = Date.now() - t0;
       const stats = (await (await fetch(`${info.geminiBaseUrl}/__standin/stats`)).json()) as {
@@ -120,6 +169,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < INGEST_RUNS; run++) {
       const body = {
         model: 'gemini-bench-ingest',
+        mode: 'realtime' as const,
         prompts: Array.from({ length: INGEST_ITEMS }, (_, i) => `ingest ${run} ${i}`),
       };
       const s = performance.now();
@@ -130,8 +180,8 @@ async function main(): Promise<void> {
     ingestRates.sort((a, b) => a - b);
 
     const result = {
-      date: new Date().toISOString(),
       machine: `${process.platform} ${process.arch}, node ${process.version}`,
+      profile,
       realtime: {
         items: N,
         rpm: RPM,
@@ -156,9 +206,7 @@ async function main(): Promise<void> {
         p99: percentile(sorted, 99),
       },
     };
-    const dir = resolve(PROJECT_ROOT, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'realtime.json'), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`profile ${profile}:`);
     console.table({
       'realtime wall, median (s)': {
         value: median.wallMs / 1000,
@@ -173,7 +221,7 @@ async function main(): Promise<void> {
       'per-item overhead p50 (ms)': { value: result.overheadMs.p50, target: '' },
       'per-item overhead p99 (ms)': { value: result.overheadMs.p99, target: '' },
     });
-    console.log(`written: bench/results/realtime.json`);
+    return result;
   } finally {
     child.kill('SIGTERM');
   }
