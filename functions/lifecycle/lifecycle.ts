@@ -272,8 +272,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       // Their tasks would still take the queue's dispatches (at the model's rate) only to end at
       // once: delete them, so the next job on the model starts without waiting behind them.
       // Only items enqueued so far have a task (batch items never do).
-      const withTasks =
-        job.mode === 'batch' ? [] : sweptIds.filter((id) => Number(id) < job.enqueuedThrough);
+      const withTasks = job.mode === 'batch' ? [] : sweptIds.filter((id) => Number(id) < job.enqueuedThrough);
       await deps.tasks
         .deleteItems(job.model, job.id, withTasks)
         .catch((err: Error) =>

@@ -90,7 +90,7 @@ export class FakeTaskQueue implements TaskQueue {
   }
 
   readonly deleted: string[] = [];
-  async deleteItems(model: string, jobId: string, itemIds: string[]): Promise<number> {
+  async deleteItems(_model: string, jobId: string, itemIds: string[]): Promise<number> {
     await roundTrip();
     let n = 0;
     for (const itemId of itemIds) {
