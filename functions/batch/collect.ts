@@ -2,10 +2,9 @@ import { batchLineError } from '../core/batch.js';
 import { costUsd, type UsageMetadata, usageFrom } from '../core/cost.js';
 import type { JobRecord } from '../core/jobs.js';
 import { partCounterId } from '../lifecycle/create.js';
-import { INLINE_RESPONSE_MAX_BYTES } from '../lifecycle/lifecycle.js';
+import { fitsInline } from '../lifecycle/lifecycle.js';
 import type { BatchInfo } from '../platform/gemini-batch.js';
 import type { Logger } from '../platform/logger.js';
-import { answerObjectName } from '../platform/object-store.js';
 import type { BatchRun } from '../platform/store/batch-runs.js';
 import type { StoredOutcome } from '../platform/store/items.js';
 import { advance, type BatchCycleDeps, fallBack, removeFiles } from './runs.js';
@@ -61,10 +60,8 @@ export async function collectRun(
     const usage = usageFrom(response?.usageMetadata);
     const cost = costUsd(usage, price, discount);
     const json = JSON.stringify(response);
-    if (Buffer.byteLength(json) <= INLINE_RESPONSE_MAX_BYTES)
-      return { state: 'succeeded', responseJson: json, usage, costUsd: cost };
-    const name = answerObjectName(job.id, itemId);
-    await deps.objects.putJson(name, response);
+    if (fitsInline(json)) return { state: 'succeeded', responseJson: json, usage, costUsd: cost };
+    const name = await deps.lifecycle.offloadAnswer({ jobId: job.id, itemId }, response);
     return { state: 'succeeded', responseObject: name, usage, costUsd: cost };
   };
 
@@ -90,8 +87,8 @@ export async function collectRun(
   const counts = await deps.batch.items.countPart(job.id, run.part);
   const settled = (counts.succeeded ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
   if (settled < run.items) {
-    // Lines missing from the output: those items go back like a failed batch's.
-    await removeFiles(run, info.responsesFile, deps);
+    // Lines missing from the output: those items go back like a failed batch's (which deletes the input).
+    await removeFiles([info.responsesFile], deps);
     const reason = missingReason ?? `the batch returned no line for ${run.items - settled} items`;
     await fallBack(run, job, reason, deps, log, {
       upstream: info.state,
@@ -105,6 +102,6 @@ export async function collectRun(
     { state: 'collected', upstream: info.state, stats: info.stats, leaseUntilMs: null },
     deps,
   );
-  await removeFiles(run, info.responsesFile, deps);
+  await removeFiles([run.fileName, info.responsesFile], deps);
   await deps.lifecycle.finishIfDone(job.id, log);
 }

@@ -268,7 +268,7 @@ export async function fallBack(
     },
     deps,
   );
-  await removeFiles(run, undefined, deps);
+  await removeFiles([run.fileName], deps);
   log.warn(
     { event: 'batch.fell_back', reason, to: job.onBatchFailure ?? 'realtime' },
     `batch items sent back: ${reason}`,
@@ -281,17 +281,15 @@ async function cancelRun(run: BatchRun, deps: BatchCycleDeps, log: Logger): Prom
   if (run.batchName) await deps.api.cancelBatch(run.batchName).catch(() => undefined);
   const version = await deps.batch.runs.update(run, { state: 'cancelled', leaseUntilMs: null });
   if (!version) return false;
-  await removeFiles(run, undefined, deps);
+  await removeFiles([run.fileName], deps);
   log.info({ event: 'batch.cancelled' }, 'job cancelled: its batch is cancelled');
   return true;
 }
 
 /** Uploaded input and generated output are deleted once a run ends (they would expire in 48 h). */
 export async function removeFiles(
-  run: BatchRun,
-  responsesFile: string | undefined,
+  names: Array<string | null | undefined>,
   deps: Pick<BatchCycleDeps, 'api'>,
-) {
-  for (const name of [run.fileName, responsesFile])
-    if (name) await deps.api.deleteFile(name).catch(() => undefined);
+): Promise<void> {
+  for (const name of names) if (name) await deps.api.deleteFile(name).catch(() => undefined);
 }

@@ -59,6 +59,11 @@ export type ClaimResult =
  */
 export const INLINE_RESPONSE_MAX_BYTES = 512 * 1024;
 
+/** Whether a serialised response is stored on its item's document (else in the bucket). */
+export function fitsInline(responseJson: string): boolean {
+  return Buffer.byteLength(responseJson) <= INLINE_RESPONSE_MAX_BYTES;
+}
+
 /** Attempts of an outcome write before the error goes up (contention and blips are retried here). */
 const SETTLE_ATTEMPTS = 4;
 
@@ -79,7 +84,11 @@ export function createLifecycle(deps: LifecycleDeps) {
    * Runs a write the answer depends on, retrying faults in place: once Gemini has answered, a retry
    * by the queue would call (and bill) it again. A lost precondition is an answer, not a fault.
    */
-  const persist = async <T>(what: string, ref: ItemRef, write: () => Promise<T>): Promise<T> => {
+  const persist = async <T>(
+    what: string,
+    ref: Pick<ItemRef, 'jobId' | 'itemId'>,
+    write: () => Promise<T>,
+  ): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       try {
         return await write();
@@ -175,12 +184,10 @@ export function createLifecycle(deps: LifecycleDeps) {
       if (outcome.state !== 'succeeded') return settle(lease, outcome);
       const responseJson = JSON.stringify(outcome.response);
       const offload = async () => {
-        const name = answerObjectName(lease.jobId, lease.itemId);
-        await persist('answer object', lease, () => deps.objects.putJson(name, outcome.response));
-        const { response: _inline, ...rest } = outcome;
-        return settle(lease, { ...rest, responseObject: name });
+        const { response, ...rest } = outcome;
+        return settle(lease, { ...rest, responseObject: await lifecycle.offloadAnswer(lease, response) });
       };
-      if (Buffer.byteLength(responseJson) > INLINE_RESPONSE_MAX_BYTES) return offload();
+      if (!fitsInline(responseJson)) return offload();
       try {
         return await settle(lease, { ...outcome, responseJson });
       } catch (err) {
@@ -188,6 +195,16 @@ export function createLifecycle(deps: LifecycleDeps) {
         if ((err as { code?: number }).code === INVALID_ARGUMENT) return offload();
         throw err;
       }
+    },
+
+    /**
+     * Stores a response too big for its item's document in the bucket (the write retried in place:
+     * the answer is paid for); the object's name, for the item to point at.
+     */
+    async offloadAnswer(item: Pick<ItemRef, 'jobId' | 'itemId'>, response: unknown): Promise<string> {
+      const name = answerObjectName(item.jobId, item.itemId);
+      await persist('answer object', item, () => deps.objects.putJson(name, response));
+      return name;
     },
 
     /** The response of a succeeded item, wherever it is stored. */
