@@ -3,7 +3,7 @@
  * into batches within the upstream limits, and what a scheduler tick does with a batch it finds in
  * a given state. The I/O lives in `functions/batch/`.
  */
-import type { JobMode, MediaRef } from './jobs.js';
+import type { JobMode, MediaRef, NewItem } from './jobs.js';
 import type { Quotas } from './quotas.js';
 
 /** What a job asks for: a path, or `auto` (the Batch API from the model's threshold on). */
@@ -137,6 +137,23 @@ export class PartPlanner {
     p.tokens += tokens;
     this.openBytes += bytes;
     return p.part;
+  }
+
+  /**
+   * Places the item of staged line `item.index` (bytes [fromByte, toByte)): a batchable item (no
+   * media, no error) goes into the open part, whose number it gets as `batchPart`; any other only
+   * extends the range. Returns whether it went into a batch.
+   */
+  place(item: NewItem, fromByte: number, toByte: number): boolean {
+    if (item.error || !isBatchable(item)) {
+      this.add(item.index, fromByte, toByte);
+      return false;
+    }
+    item.batchPart = this.add(item.index, fromByte, toByte, {
+      requestBytes: toByte - fromByte,
+      tokens: item.estimatedTokens,
+    });
+    return true;
   }
 
   /** The parts, the last one closed; parts without a batchable item are left out. */

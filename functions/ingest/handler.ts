@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type CreatedJob, linksFor, type ResultEntry } from '../api/jobs.js';
-import { isBatchable, PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
 import {
   counterShardsFor,
@@ -132,13 +132,7 @@ async function stageBatchJob(id: string, model: string, items: NewItem[], deps: 
   const lines = items.map((item) => {
     const line = `${JSON.stringify({ key: item.key, request: item.request, ...(item.media ? { media: item.media } : {}) })}\n`;
     const bytes = Buffer.byteLength(line);
-    if (isBatchable(item)) {
-      item.batchPart = planner.add(item.index, offset, offset + bytes, {
-        requestBytes: bytes,
-        tokens: item.estimatedTokens,
-      });
-      batchItems++;
-    } else planner.add(item.index, offset, offset + bytes);
+    if (planner.place(item, offset, offset + bytes)) batchItems++;
     offset += bytes;
     return line;
   });

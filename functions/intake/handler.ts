@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LIMITS } from '../api/jobs.js';
-import { isBatchable, PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import {
   duplicateKeyLine,
   type FileOptions,
@@ -190,13 +190,7 @@ async function readLines(
         error: parsed.error,
       };
     }
-    if (parsed.ok && isBatchable(item)) {
-      batchable++;
-      item.batchPart = planner.add(index, line.fromByte, line.toByte, {
-        requestBytes: line.toByte - line.fromByte,
-        tokens: item.estimatedTokens,
-      });
-    } else planner.add(index, line.fromByte, line.toByte);
+    if (planner.place(item, line.fromByte, line.toByte)) batchable++;
     chunk.push(item);
     if (chunk.length >= CHUNK) {
       await deps.lifecycle.storeItems(jobId, chunk);
