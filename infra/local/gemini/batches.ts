@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
+import { finished } from 'node:stream/promises';
 import { type Prng, shuffleInPlace } from '../prng.js';
 import type { GeminiStandInConfig } from './config.js';
 import { entityNotFound, invalidArgument, StandInHttpError } from './errors.js';
@@ -115,9 +116,10 @@ async function write(stream: WriteStream, text: string): Promise<void> {
   if (!stream.write(text)) await once(stream, 'drain');
 }
 
+/** Ends a file stream and waits until it is written: `finished` also sees a finish already past. */
 async function endStream(stream: WriteStream): Promise<void> {
   stream.end();
-  await once(stream, 'finish');
+  await finished(stream);
 }
 
 /**
