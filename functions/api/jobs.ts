@@ -207,6 +207,8 @@ export const batchViewSchema = z.looseObject({
     .nullable(),
   /** Why its items went back to the realtime path (or failed), when they did. */
   fallback: z.string().nullable().optional(),
+  /** The last step's error (upload, poll, collect) while the scheduler tick tries it again. */
+  lastError: z.string().nullable().optional(),
 });
 export type BatchView = Declared<z.infer<typeof batchViewSchema>>;
 

@@ -11,6 +11,7 @@ import type { BatchRun, RunPatch } from '../platform/store/batch-runs.js';
 import type { BatchStores, CountersStore } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { collectRun } from './collect.js';
+import { trackRun } from './run-tracker.js';
 import { stagedLines } from './staged-lines.js';
 
 export interface BatchCycleDeps {
@@ -55,14 +56,15 @@ export async function batchCycle(deps: BatchCycleDeps): Promise<BatchCycleReport
   const report: BatchCycleReport = { submitted: 0, collected: 0, fellBack: 0, cancelled: 0, deferred: 0 };
   for (const run of await deps.batch.runs.listOpen(RUNS_PER_TICK)) {
     const log = deps.logger.child({ jobId: run.jobId, part: run.part, batch: run.batchName });
+    const tracked = trackRun(run, deps);
     try {
-      const done = await step(run, deps, log);
+      const done = await step(run, tracked.deps, log);
       if (done) report[done]++;
+      if (run.lastError) await tracked.settle(null);
     } catch (err) {
-      log.error(
-        { event: 'batch.step_failed', err: (err as Error).message },
-        'batch step failed; next tick tries again',
-      );
+      const message = (err as Error).message;
+      log.error({ event: 'batch.step_failed', err: message }, 'batch step failed; next tick tries again');
+      await tracked.settle(message).catch(() => undefined);
     }
   }
   return report;

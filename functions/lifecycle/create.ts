@@ -35,6 +35,7 @@ export function batchViewOf(run: BatchRun): BatchView {
     items: run.items,
     stats: run.stats,
     fallback: run.fallback,
+    lastError: run.lastError ?? null,
   };
 }
 

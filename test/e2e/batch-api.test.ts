@@ -32,8 +32,10 @@ async function waitForExistence(jobId: string, timeoutMs: number): Promise<void>
 }
 
 /** The stand-in's batches whose displayName is the job's (`fanout-{jobId}-p{n}`). */
-async function upstreamBatches(jobId: string): Promise<Array<{ name: string; state: string }>> {
-  const out: Array<{ name: string; state: string }> = [];
+async function upstreamBatches(
+  jobId: string,
+): Promise<Array<{ name: string; state: string; stats?: unknown }>> {
+  const out: Array<{ name: string; state: string; stats?: unknown }> = [];
   let token = '';
   for (;;) {
     const res = await fetch(
@@ -41,12 +43,15 @@ async function upstreamBatches(jobId: string): Promise<Array<{ name: string; sta
       { headers: { 'x-goog-api-key': 'local' } },
     );
     const page = (await res.json()) as {
-      operations?: Array<{ name: string; metadata: { displayName?: string; state: string } }>;
+      operations?: Array<{
+        name: string;
+        metadata: { displayName?: string; state: string; batchStats?: unknown };
+      }>;
       nextPageToken?: string;
     };
     for (const op of page.operations ?? []) {
       if (op.metadata.displayName?.startsWith(`fanout-${jobId}-`))
-        out.push({ name: op.name, state: op.metadata.state });
+        out.push({ name: op.name, state: op.metadata.state, stats: op.metadata.batchStats });
     }
     if (!page.nextPageToken) return out;
     token = page.nextPageToken;
@@ -72,7 +77,10 @@ describe('the Batch API path', () => {
     const jobId = await dropFile(name, lines, { model: MODEL });
 
     await waitForExistence(jobId, 120_000);
-    const job = await waitForJob(jobId, 240_000);
+    // A timeout says what the stand-in itself reports, to tell a stuck batch from a stuck collector.
+    const job = await waitForJob(jobId, 240_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}\nupstream: ${JSON.stringify(await upstreamBatches(jobId))}`);
+    });
     expect(job).toMatchObject({
       status: 'succeeded',
       mode: 'batch',

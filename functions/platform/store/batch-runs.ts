@@ -39,6 +39,8 @@ export interface BatchRun extends BatchPart {
   fallback: string | null;
   /** How many of its items went back to the realtime path. */
   rerouted: number;
+  /** The last step's error while the run is retried at the next tick; null once a step passes. */
+  lastError?: string | null;
   version: string;
 }
 
@@ -56,6 +58,7 @@ export type RunPatch = Partial<
     | 'stats'
     | 'fallback'
     | 'rerouted'
+    | 'lastError'
   >
 >;
 
@@ -104,6 +107,7 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
       stats: d.stats ?? null,
       fallback: d.fallback ?? null,
       rerouted: d.rerouted ?? 0,
+      lastError: d.lastError ?? null,
       version: encodeVersion(snap.updateTime!),
     };
   };

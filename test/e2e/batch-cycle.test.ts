@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { batchCycle } from '../../functions/batch/runs.js';
+import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
+import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import type { BatchApi, BatchInfo } from '../../functions/platform/gemini-batch.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
+import { testQuotas } from '../unit/test-quotas.js';
+
+// The Batch API cycle over the real Firestore stores (the emulator), with a Batch API double that
+// fails where a loaded machine or network makes the real one fail.
+
+const MODEL = 'gemini-2.5-flash';
+
+describe('the batch cycle in Firestore', () => {
+  const db = new Firestore({
+    projectId: 'e2e-batch-cycle',
+    host: inject('firestoreEmulatorHost'),
+    ssl: false,
+  });
+  afterAll(() => db.terminate());
+
+  async function runningBatchJob(total: number) {
+    const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
+    const stores = createStores(db, { collectionPrefix: prefix });
+    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const objects = new FakeObjectStore();
+    const tasks = new FakeTaskQueue();
+    const logger = createLogger({ level: 'silent' });
+    const lifecycle = createLifecycle({
+      stores,
+      batch,
+      tasks,
+      objects,
+      logger,
+      notify: async () => undefined,
+      stallMs: 60_000,
+    });
+    const id = randomUUID();
+    const items: NewItem[] = Array.from({ length: total }, (_, i) => ({
+      id: itemIdForIndex(i),
+      index: i,
+      key: `k${i}`,
+      request: { contents: [{ role: 'user', parts: [{ text: `p${i}` }] }] },
+      estimatedTokens: 10,
+      batchPart: 0,
+    }));
+    await lifecycle.create(
+      { id, model: MODEL, mode: 'batch', total, source: 'api', paths: { realtime: 0, batch: total } },
+      items,
+      undefined,
+      {
+        runs: [
+          { part: 0, fromIndex: 0, toIndex: total, fromByte: 0, toByte: 1, items: total, tokens: 10 * total },
+        ],
+      },
+    );
+    const [staged] = await batch.runs.listForJob(id);
+    await batch.runs.update(staged!, {
+      state: 'running',
+      batchName: 'batches/b1',
+      fileName: 'files/in',
+      createdAtMs: Date.now(),
+      upstream: 'RUNNING',
+    });
+    const deps = {
+      lifecycle,
+      batch,
+      counters: stores.counters,
+      objects,
+      tasks,
+      quotas: testQuotas(),
+      logger,
+      pendingDeadlineMs: 60_000,
+    };
+    return { id, batch, lifecycle, deps, items };
+  }
+
+  /** A succeeded batch whose responses file answers every item, the first download dropping midway. */
+  function flakyDownloadApi(items: NewItem[]): BatchApi & { downloads: number } {
+    const info: BatchInfo = {
+      name: 'batches/b1',
+      state: 'SUCCEEDED',
+      stats: {
+        requestCount: items.length,
+        successfulRequestCount: items.length,
+        failedRequestCount: 0,
+        pendingRequestCount: 0,
+      },
+      responsesFile: 'files/out',
+    };
+    const api = {
+      downloads: 0,
+      uploadJsonl: async () => ({ name: 'files/in', sizeBytes: 1 }),
+      createBatch: async () => info,
+      getBatch: async () => info,
+      async *listBatches() {},
+      cancelBatch: async () => undefined,
+      deleteFile: async () => undefined,
+      async *responseLines() {
+        api.downloads++;
+        for (const [n, item] of items.entries()) {
+          if (api.downloads === 1 && n === 2) throw new Error('the download was reset');
+          yield JSON.stringify({
+            key: item.id,
+            response: {
+              candidates: [{ content: { parts: [{ text: `answer ${n}` }] } }],
+              usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 4 },
+            },
+          });
+        }
+      },
+    };
+    return api;
+  }
+
+  it('gives back the lease of a step that failed, shows its error, and collects at the next tick', async () => {
+    // Arrange: a running batch whose first download breaks off.
+    const { id, batch, lifecycle, deps, items } = await runningBatchJob(5);
+    const api = flakyDownloadApi(items);
+
+    // Act: the first tick fails while collecting.
+    const first = await batchCycle({ ...deps, api });
+    const [afterFirst] = await batch.runs.listForJob(id);
+    const viewAfterFirst = await lifecycle.view(id);
+
+    // Assert: nothing collected, the run is free for the next tick, and the job says why.
+    expect(first.collected).toBe(0);
+    expect(afterFirst).toMatchObject({
+      state: 'running',
+      leaseUntilMs: null,
+      lastError: 'the download was reset',
+    });
+    expect(viewAfterFirst?.batches?.[0]?.lastError).toBe('the download was reset');
+
+    // Act: the very next tick.
+    const second = await batchCycle({ ...deps, api });
+    const [afterSecond] = await batch.runs.listForJob(id);
+    const job = await lifecycle.view(id);
+
+    // Assert: collected whole, and the error is gone.
+    expect(second.collected).toBe(1);
+    expect(api.downloads).toBe(2);
+    expect(afterSecond).toMatchObject({ state: 'collected', lastError: null });
+    expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 5, pending: 0 } });
+  });
+});
