@@ -1,38 +1,155 @@
 /**
  * The live job page (`GET /jobs/{id}` with `Accept: text/html`) and the jobs list page (`GET /jobs`).
- * Each export returns a whole HTML document with its script and style inline and no external
- * resources, so it can be served under a strict Content-Security-Policy (see {@link PAGE_CSP}).
- * Pure: no I/O; the caller validates the route, this module escapes what it embeds all the same.
+ * Each export returns a whole HTML document: markup, one inline stylesheet and one inline script,
+ * no external resources and no framework. The page then reads the same URLs as JSON (and the job's
+ * event stream) from the browser.
+ *
+ * Serve them with {@link PAGE_HEADERS}: its Content-Security-Policy allows exactly the inline script
+ * and style of these pages by their SHA-256 hashes (no `unsafe-inline`, no nonce to thread through),
+ * requests to this origin only, and Trusted Types so no script can write HTML from a string.
+ *
+ * Pure: no I/O. The route validates the job id; it is escaped here all the same.
  */
+import { createHash } from 'node:crypto';
+import { COMMON_SCRIPT } from './page-common-script.js';
+import { JOB_SCRIPT } from './page-job-script.js';
+import { JOBS_SCRIPT } from './page-jobs-script.js';
+import { PAGE_STYLE } from './page-style.js';
 
-/** The Content-Security-Policy the pages are written for: nothing loads from anywhere but here. */
-export const PAGE_CSP =
-  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/** One script per page: the shared helpers and the page's own code, in a scope of their own. */
+const JOB_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${JOB_SCRIPT}})();`;
+const JOBS_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${JOBS_SCRIPT}})();`;
 
-/** Escapes text for an HTML text node or a quoted attribute. */
+function cspHash(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+}
+
+/** The Content-Security-Policy both pages are written for. */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  `script-src ${cspHash(JOB_PAGE_SCRIPT)} ${cspHash(JOBS_PAGE_SCRIPT)}`,
+  `style-src ${cspHash(PAGE_STYLE)}`,
+  "connect-src 'self'",
+  'img-src data:',
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
+].join('; ');
+
+/**
+ * The headers of a page answer. `Vary: Accept` because the same URL answers JSON to API clients;
+ * `no-store` because the page is only a shell and a cached one would hide a newer script.
+ */
+export const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy': PAGE_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+  vary: 'Accept',
+};
+
+/** Escapes text for an HTML text node or a quoted attribute value. */
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** The live page of one job. `jobId` is escaped here whatever the route let through. */
-export function jobPageHtml(jobId: string): string {
-  const id = escapeHtml(jobId);
+function documentOf(title: string, body: string, script: string): string {
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Job ${id}</title></head>
-<body><h1>Job <code>${id}</code></h1></body>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
+<title>${title}</title>
+<style>${PAGE_STYLE}</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+<script>${script}</script>
+</body>
 </html>
 `;
 }
 
-/** The caller's jobs, newest first, each linking to its live page. */
+/** The live page of one job. */
+export function jobPageHtml(jobId: string): string {
+  const id = escapeHtml(jobId);
+  const count = (name: string, label: string) =>
+    `<div><dt>${label}</dt><dd id="count-${name}" class="c-${name}">–</dd></div>`;
+  const body = `<nav><a id="all-jobs" href="./">All jobs</a></nav>
+<div class="head">
+  <div>
+    <h1>Job <code id="job-id">${id}</code></h1>
+    <p class="meta"><span id="status" class="badge">loading</span><span id="model"></span><span id="mode"></span><span id="created"></span><span id="elapsed"></span></p>
+  </div>
+  <div><button id="cancel" type="button" disabled>Cancel job</button> <span id="cancel-note" class="muted" role="status"></span></div>
+</div>
+<p id="conn" class="conn" role="status">Loading…</p>
+<p id="notice" class="notice" hidden></p>
+<section aria-labelledby="h-progress">
+  <h2 id="h-progress">Progress</h2>
+  <div id="bar" class="bar" role="progressbar" aria-label="Items finished" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0">
+    <span id="bar-succeeded" class="seg ok"></span><span id="bar-failed" class="seg err"></span><span id="bar-cancelled" class="seg cancel"></span>
+  </div>
+  <div class="progress-line"><span><span id="percent" class="percent">0%</span> <span id="done-of" class="muted"></span></span><span id="eta" class="muted"></span></div>
+  <dl class="counts">
+    ${count('total', 'Total')}
+    ${count('succeeded', 'Succeeded')}
+    ${count('failed', 'Failed')}
+    ${count('cancelled', 'Cancelled')}
+    ${count('pending', 'Pending')}
+  </dl>
+</section>
+<div class="grid">
+  <section aria-labelledby="h-rate">
+    <h2 id="h-rate">Rate against the quota</h2>
+    <figure><svg id="chart-rpm" class="chart" viewBox="0 0 320 120" role="img" aria-label="Requests per minute over time"></svg><figcaption id="rpm-caption"></figcaption></figure>
+    <figure><svg id="chart-tpm" class="chart" viewBox="0 0 320 120" role="img" aria-label="Input tokens per minute over time"></svg><figcaption id="tpm-caption"></figcaption></figure>
+  </section>
+  <div class="stack">
+    <section aria-labelledby="h-usage">
+      <h2 id="h-usage">Tokens and cost</h2>
+      <dl id="usage" class="counts"></dl>
+    </section>
+    <section aria-labelledby="h-paths">
+      <h2 id="h-paths">Paths taken</h2>
+      <dl class="counts">
+        <div><dt>Realtime</dt><dd id="path-realtime">–</dd></div>
+        <div><dt>Batch API</dt><dd id="path-batch">–</dd></div>
+      </dl>
+    </section>
+  </div>
+</div>
+<section id="batches-section" aria-labelledby="h-batches" hidden>
+  <h2 id="h-batches">Batches</h2>
+  <div class="scroll"><table>
+    <thead><tr><th>Batch</th><th>State</th><th>Items</th><th>Succeeded</th><th>Failed</th><th>Pending</th><th>Fallback</th></tr></thead>
+    <tbody id="batches"></tbody>
+  </table></div>
+</section>
+<section aria-labelledby="h-results">
+  <h2 id="h-results">Latest results</h2>
+  <p class="meta"><span id="received"></span><a id="download" href="">All results (JSONL)</a></p>
+  <p id="results-empty" class="muted">None yet.</p>
+  <ol id="results" class="results"></ol>
+</section>`;
+  return documentOf(`Job ${id}`, body, JOB_PAGE_SCRIPT);
+}
+
+/** The caller's jobs, as the API lists them, each linking to its live page. */
 export function jobsPageHtml(): string {
-  return `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Jobs</title></head>
-<body><h1>Jobs</h1></body>
-</html>
-`;
+  const body = `<h1>Jobs</h1>
+<p id="conn" class="conn" role="status">Loading…</p>
+<section aria-label="Jobs">
+  <p id="empty" class="muted" hidden>No jobs yet.</p>
+  <ul id="jobs" class="jobs"></ul>
+</section>
+<button id="more" class="plain" type="button" hidden>Load more</button>`;
+  return documentOf('Jobs', body, JOBS_PAGE_SCRIPT);
 }

@@ -1,0 +1,384 @@
+/**
+ * Browser code of the live job page (`GET /jobs/{id}`, text/html). It reads the job with
+ * `Accept: application/json` every 1.5 s until the job is terminal, listens to
+ * `GET /jobs/{id}/events` (EventSource: `result` per finished item, `done` with the final job) for
+ * the latest results, draws the request and token rates of successive readings against the model's
+ * quota (`quota: {rpm, tpm}` in the job, when the server knows it), and cancels with
+ * `POST /jobs/{id}/cancel` after a second tap. Every URL is derived from the
+ * page's own path, so the page works wherever the function is mounted.
+ *
+ * Same rules as the common script: text only, no backtick, no dollar-brace.
+ */
+export const JOB_SCRIPT = String.raw`
+const POLL_MS = 1500;
+const RATE_WINDOW_MS = 10000;
+const KEEP_READINGS_MS = 15 * 60 * 1000;
+const LATEST = 20;
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+const base = location.pathname.replace(/\/+$/, '');
+const listLink = $('all-jobs');
+if (listLink) listLink.href = base.replace(/\/[^/]*$/, '') || '/';
+$('download').href = base + '/results?format=jsonl';
+
+const bar = [$('bar-succeeded'), $('bar-failed'), $('bar-cancelled')];
+let view = null;
+let readings = [];
+let latest = [];
+let received = 0;
+let renderTimer = null;
+let pollTimer = null;
+let polling = false;
+let settleUntil = 0;
+let source = null;
+
+function terminal(v) {
+  return Boolean(v) && TERMINAL.includes(v.status);
+}
+
+/** Terminal with nothing pending: a cancel turns the job cancelled first and its items just after. */
+function settled(v) {
+  return terminal(v) && num(v.counts.pending) === 0;
+}
+
+/** Applies a JobView, unless it is older than the one shown (jobs never leave a terminal status). */
+function apply(v) {
+  if (!v || typeof v !== 'object' || !v.counts) return;
+  if (terminal(view) && (!terminal(v) || num(v.counts.pending) > num(view.counts.pending))) return;
+  view = v;
+  record(v);
+  render();
+}
+
+function record(v) {
+  const now = Date.now();
+  readings.push({
+    t: now,
+    requests: num(v.counts.succeeded) + num(v.counts.failed),
+    tokens: num(v.usage && v.usage.promptTokens),
+  });
+  readings = readings.filter((r) => now - r.t <= KEEP_READINGS_MS);
+}
+
+/** Per-minute rate of a reading field, each point over the readings of the last RATE_WINDOW_MS. */
+function rates(field) {
+  const points = [];
+  let j = 0;
+  for (let i = 1; i < readings.length; i++) {
+    const r = readings[i];
+    while (j < i - 1 && r.t - readings[j + 1].t >= RATE_WINDOW_MS) j++;
+    const from = readings[j];
+    const dt = r.t - from.t;
+    if (dt < 500) continue;
+    points.push({ t: r.t, v: Math.max(0, ((r[field] - from[field]) * 60000) / dt) });
+  }
+  return points;
+}
+
+function render() {
+  if (!view) return;
+  const c = view.counts;
+  const total = num(c.total);
+  const done = doneOf(c);
+  const pct = total > 0 ? Math.floor((100 * done) / total) : terminal(view) ? 100 : 0;
+
+  setStatus($('status'), view.status);
+  document.title = 'Job ' + view.id + ' · ' + view.status;
+  $('model').textContent = view.model || '';
+  $('mode').textContent = view.mode ? view.mode + ' path' : '';
+  $('created').textContent = view.createdAt ? 'created ' + fmtTime(view.createdAt) : '';
+  const start = view.startedAt ? Date.parse(view.startedAt) : NaN;
+  const end = view.finishedAt ? Date.parse(view.finishedAt) : Date.now();
+  $('elapsed').textContent = Number.isNaN(start) ? '' : (view.finishedAt ? 'took ' : 'running for ') + fmtDuration(end - start);
+
+  const notice = $('notice');
+  notice.hidden = !view.notice;
+  notice.textContent = view.notice || '';
+
+  setBar(bar, c);
+  const barBox = $('bar');
+  barBox.setAttribute('aria-valuenow', String(pct));
+  barBox.setAttribute('aria-valuetext', pct + '% (' + fmtInt(done) + ' of ' + fmtInt(total) + ')');
+  $('percent').textContent = pct + '%';
+  $('done-of').textContent = fmtInt(done) + ' of ' + fmtInt(total) + ' items finished';
+  for (const name of ['total', 'succeeded', 'failed', 'cancelled', 'pending']) {
+    $('count-' + name).textContent = fmtInt(c[name]);
+  }
+
+  renderRates();
+  renderUsage();
+  renderPaths();
+  renderBatches();
+
+  const cancel = $('cancel');
+  if (terminal(view)) {
+    cancel.disabled = true;
+    disarm();
+  } else if (!cancelling) cancel.disabled = false;
+}
+
+function renderRates() {
+  const quota = view.quota && typeof view.quota === 'object' ? view.quota : null;
+  const rpm = rates('requests');
+  const tpm = rates('tokens');
+  drawChart($('chart-rpm'), rpm, quota ? num(quota.rpm) : 0, 'RPM');
+  drawChart($('chart-tpm'), tpm, quota ? num(quota.tpm) : 0, 'TPM');
+  $('rpm-caption').textContent = caption('Requests per minute', rpm, quota && quota.rpm, 'requests');
+  $('tpm-caption').textContent = caption('Input tokens per minute', tpm, quota && quota.tpm, 'tokens');
+
+  const eta = $('eta');
+  const last = rpm.length ? rpm[rpm.length - 1].v : 0;
+  if (!terminal(view) && last > 0 && num(view.counts.pending) > 0) {
+    eta.textContent = 'about ' + fmtDuration((num(view.counts.pending) / last) * 60000) + ' left at this rate';
+  } else eta.textContent = '';
+}
+
+function caption(label, points, limit, what) {
+  let text = label + ': ';
+  if (points.length) text += fmtInt(points[points.length - 1].v) + ' now';
+  else if (terminal(view) && view.startedAt && view.finishedAt) {
+    const ms = Date.parse(view.finishedAt) - Date.parse(view.startedAt);
+    const reading = readings[readings.length - 1];
+    const amount = reading ? reading[what] : 0;
+    text += ms > 0 ? fmtInt((amount * 60000) / ms) + ' on average' : 'n/a';
+  } else text += 'waiting for readings';
+  text += limit ? ' · quota ' + fmtInt(limit) + '/min' : ' · no quota known';
+  if (view.mode === 'batch' && what === 'requests') text += ' (Batch API items do not count against it)';
+  return text;
+}
+
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const k of Object.keys(attrs)) node.setAttribute(k, String(attrs[k]));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** A line of rate points over time, with the quota as a dashed line, in a 320×120 view box. */
+function drawChart(box, points, limit, unit) {
+  while (box.firstChild) box.removeChild(box.firstChild);
+  const W = 320, H = 120, L = 36, R = 8, T = 10, B = 18;
+  const top = niceMax(Math.max(limit, ...points.map((p) => p.v)) * 1.1);
+  const now = points.length ? points[points.length - 1].t : Date.now();
+  const span = Math.max(30000, points.length ? now - points[0].t : 0);
+  const x = (t) => L + ((t - (now - span)) / span) * (W - L - R);
+  const y = (v) => T + (1 - v / top) * (H - T - B);
+  for (const v of [0, top / 2, top]) {
+    box.appendChild(svg('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+    box.appendChild(svg('text', { class: 'axis', x: L - 4, y: y(v) + 3, 'text-anchor': 'end' }, fmtCompact(v)));
+  }
+  box.appendChild(svg('text', { class: 'axis', x: L, y: H - 4 }, '-' + fmtDuration(span)));
+  box.appendChild(svg('text', { class: 'axis', x: W - R, y: H - 4, 'text-anchor': 'end' }, 'now'));
+  if (limit > 0) {
+    box.appendChild(svg('line', { class: 'limit', x1: L, x2: W - R, y1: y(limit), y2: y(limit) }));
+    box.appendChild(svg('text', { class: 'limit-label', x: W - R, y: y(limit) - 3, 'text-anchor': 'end' }, 'quota ' + fmtCompact(limit) + ' ' + unit));
+  }
+  if (points.length < 2) return;
+  const coords = points.map((p) => x(p.t).toFixed(1) + ',' + y(p.v).toFixed(1));
+  const floor = y(0).toFixed(1);
+  box.appendChild(svg('polygon', { class: 'area', points: x(points[0].t).toFixed(1) + ',' + floor + ' ' + coords.join(' ') + ' ' + x(now).toFixed(1) + ',' + floor }));
+  box.appendChild(svg('polyline', { class: 'line', points: coords.join(' ') }));
+}
+
+function humanize(key) {
+  const words = String(key).replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function renderUsage() {
+  const box = $('usage');
+  while (box.firstChild) box.removeChild(box.firstChild);
+  const usage = view.usage && typeof view.usage === 'object' ? view.usage : {};
+  const keys = Object.keys(usage).filter((k) => typeof usage[k] === 'number');
+  keys.sort((a, b) => rank(a) - rank(b));
+  for (const k of keys) box.appendChild(pair(humanize(k), fmtInt(usage[k]), 'usage-' + k));
+  box.appendChild(pair('Cost', fmtUsd(view.costUsd), 'cost'));
+}
+
+function rank(key) {
+  const i = ['promptTokens', 'outputTokens'].indexOf(key);
+  return i < 0 ? 2 : i;
+}
+
+function pair(label, value, id) {
+  const div = el('div');
+  div.appendChild(el('dt', label));
+  const dd = el('dd', value);
+  if (id) dd.dataset.field = id;
+  div.appendChild(dd);
+  return div;
+}
+
+function renderPaths() {
+  const paths = view.paths && typeof view.paths === 'object' ? view.paths : null;
+  $('path-realtime').textContent = paths ? fmtInt(paths.realtime) : view.mode === 'realtime' ? fmtInt(view.counts.total) : '0';
+  $('path-batch').textContent = paths ? fmtInt(paths.batch) : view.mode === 'batch' ? fmtInt(view.counts.total) : '0';
+}
+
+function renderBatches() {
+  const batches = Array.isArray(view.batches) ? view.batches : [];
+  $('batches-section').hidden = batches.length === 0;
+  const body = $('batches');
+  while (body.firstChild) body.removeChild(body.firstChild);
+  for (const b of batches) {
+    const tr = el('tr');
+    const s = b.stats || null;
+    tr.appendChild(el('td', b.name || '(not created yet)', 'mono'));
+    tr.appendChild(el('td', b.state));
+    tr.appendChild(el('td', fmtInt(b.items)));
+    tr.appendChild(el('td', s ? fmtInt(s.successfulRequestCount) : '–'));
+    tr.appendChild(el('td', s ? fmtInt(s.failedRequestCount) : '–'));
+    tr.appendChild(el('td', s ? fmtInt(s.pendingRequestCount) : '–'));
+    tr.appendChild(el('td', b.fallback || ''));
+    body.appendChild(tr);
+  }
+}
+
+// Latest results, from the event stream.
+
+function answerText(line) {
+  if (line.error) return String(line.error.message || '');
+  const r = line.response;
+  if (!r || typeof r !== 'object') return '';
+  const cand = Array.isArray(r.candidates) ? r.candidates[0] : null;
+  const parts = cand && cand.content && Array.isArray(cand.content.parts) ? cand.content.parts : [];
+  const text = parts.map((p) => (p && typeof p.text === 'string' ? p.text : '')).join('');
+  if (text) return text;
+  if (r.promptFeedback && r.promptFeedback.blockReason) return 'blocked: ' + r.promptFeedback.blockReason;
+  return cand && cand.finishReason ? 'finish reason: ' + cand.finishReason : '';
+}
+
+function addResult(line) {
+  if (!line || typeof line !== 'object') return;
+  received++;
+  latest.unshift(line);
+  if (latest.length > LATEST) latest.length = LATEST;
+  if (!renderTimer) renderTimer = setTimeout(renderResults, 200);
+}
+
+function renderResults() {
+  renderTimer = null;
+  const list = $('results');
+  while (list.firstChild) list.removeChild(list.firstChild);
+  for (const line of latest) {
+    const li = el('li');
+    li.dataset.key = String(line.key);
+    li.appendChild(el('code', line.key, 'key'));
+    li.appendChild(el('span', ' #' + num(line.index), 'muted'));
+    const failed = Boolean(line.error);
+    li.appendChild(el('span', failed ? String(line.error.code || '') + ' ' + String(line.error.status || 'error') : 'ok', failed ? 'tag err' : 'tag ok'));
+    const text = answerText(line);
+    li.appendChild(el('span', text.length > 200 ? text.slice(0, 200) + '…' : text, 'snippet'));
+    list.appendChild(li);
+  }
+  $('results-empty').hidden = latest.length > 0;
+  $('received').textContent = received ? fmtInt(received) + ' received on this page' : '';
+}
+
+function listen() {
+  if (typeof EventSource !== 'function') return;
+  source = new EventSource(base + '/events');
+  source.addEventListener('result', (e) => {
+    try {
+      addResult(JSON.parse(e.data));
+    } catch (_) {
+      /* a line that is not JSON is skipped; the counts still come from the polls */
+    }
+  });
+  source.addEventListener('done', (e) => {
+    source.close();
+    setConn('Finished.', false);
+    try {
+      apply(JSON.parse(e.data));
+    } catch (_) {
+      /* the polls still read the final job */
+    }
+    keepPolling();
+  });
+  source.onopen = () => setConn('Live.', false);
+  source.onerror = () => {
+    if (terminal(view)) return;
+    if (source.readyState === EventSource.CLOSED) setConn('Live results unavailable; counts still refresh.', true);
+    else setConn('Reconnecting…', true);
+  };
+}
+
+// Counts, from the job itself: read until the job is settled, and at most a minute after it ended.
+
+async function refresh() {
+  pollTimer = null;
+  polling = true;
+  try {
+    apply(await getJson(base));
+  } catch (err) {
+    if (err.status === 404) {
+      setStatus($('status'), 'not found');
+      setConn('No such job (or it belongs to someone else).', true);
+      if (source) source.close();
+      return;
+    }
+    setConn('Could not read the job: ' + err.message + '; retrying.', true);
+  } finally {
+    polling = false;
+  }
+  if (terminal(view) && !settleUntil) settleUntil = Date.now() + 60000;
+  if (!settled(view) && (!settleUntil || Date.now() < settleUntil)) pollTimer = setTimeout(refresh, POLL_MS);
+  else if (source && source.readyState === EventSource.CLOSED) setConn('Finished.', false);
+}
+
+function keepPolling() {
+  if (!pollTimer && !polling && !settled(view)) refresh();
+}
+
+// Cancel: a first tap arms the button, a second within a few seconds cancels.
+
+let armed = null;
+let cancelling = false;
+
+function disarm() {
+  if (armed) clearTimeout(armed);
+  armed = null;
+  const button = $('cancel');
+  button.classList.remove('armed');
+  button.textContent = 'Cancel job';
+}
+
+$('cancel').addEventListener('click', async () => {
+  const button = $('cancel');
+  const note = $('cancel-note');
+  if (!armed) {
+    armed = setTimeout(() => {
+      disarm();
+      note.textContent = '';
+    }, 5000);
+    button.classList.add('armed');
+    button.textContent = 'Tap again to cancel';
+    note.textContent = 'Pending items will not be sent.';
+    return;
+  }
+  disarm();
+  cancelling = true;
+  button.disabled = true;
+  note.textContent = 'Cancelling…';
+  try {
+    apply(await getJson(base + '/cancel', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }));
+    note.textContent = 'Cancelled.';
+    keepPolling();
+  } catch (err) {
+    note.textContent = 'Cancel failed: ' + err.message;
+    button.disabled = terminal(view);
+  } finally {
+    cancelling = false;
+  }
+});
+
+refresh();
+listen();
+`;
