@@ -2,6 +2,7 @@ import { cloudEvent, http } from '@google-cloud/functions-framework';
 import { createBatchHandler } from './batch/index.js';
 import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
+import { installJsonBodyErrors } from './platform/body-errors.js';
 import { loadConfig } from './platform/config.js';
 import { createDeps, type Deps } from './platform/deps.js';
 import { createWorkerHandler } from './worker/index.js';
@@ -15,6 +16,9 @@ const getDeps = (): Deps => {
   deps ??= createDeps(loadConfig(process.env));
   return deps;
 };
+
+// Before the framework builds its server: a body it cannot parse gets a JSON error, not HTML.
+installJsonBodyErrors();
 
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getDeps));

@@ -237,8 +237,17 @@ export const jobViewSchema = z.looseObject({
   paths: jobPathsSchema.optional(),
   /** Batch jobs: each batch with its upstream state and progress. */
   batches: z.array(batchViewSchema).optional(),
+  /** The model's quota (from infra/quotas.json), which the request rate is drawn against. */
+  quota: z.object({ rpm: z.number().positive(), tpm: z.number().positive() }).nullable().optional(),
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
+
+/** `GET /jobs`: the caller's jobs, newest first. */
+export const jobListSchema = z.looseObject({
+  jobs: z.array(jobViewSchema),
+  nextPageToken: z.string().optional(),
+});
+export type JobList = Declared<z.infer<typeof jobListSchema>>;
 
 /**
  * `POST /jobs?dryRun=true`: what the job would take, with nothing stored or called. The server does

@@ -76,6 +76,8 @@ export interface JobSpec {
   callbackUrl?: string;
   /** Where the job came from: `api`, or `gs://bucket/inbox/…` for bucket jobs. */
   source: string;
+  /** Who created it through the jobs API (see platform/caller.ts); bucket jobs have none. */
+  owner?: string;
   /** Counter documents the job's outcomes are spread over; see {@link counterShardsFor}. */
   counterShards?: number;
   /** How many items take each path; a batch that goes wrong moves its items to realtime. */

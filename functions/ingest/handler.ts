@@ -4,18 +4,23 @@ import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
 import {
   counterShardsFor,
-  type FinishCursor,
-  finishCursorOf,
-  isTerminalJob,
   itemIdForIndex,
   type JobMode,
+  type JobRecord,
   type JobView,
   type NewItem,
 } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
-import { ConflictError, NotFoundError, PayloadTooLargeError, ValidationError } from '../platform/errors.js';
+import type { Caller } from '../platform/caller.js';
+import {
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ValidationError,
+} from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 
@@ -49,7 +54,7 @@ export interface Idempotency {
 export async function createJob(
   body: unknown,
   deps: IngestDeps,
-  options: { source?: string; idempotency?: Idempotency } = {},
+  options: { source?: string; idempotency?: Idempotency; owner?: string } = {},
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
   let normalized: ReturnType<typeof normalizeJobRequest>;
   try {
@@ -82,6 +87,7 @@ export async function createJob(
       mode,
       total: normalized.items.length,
       source: options.source ?? 'api',
+      ...(options.owner ? { owner: options.owner } : {}),
       counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
       paths,
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
@@ -148,10 +154,58 @@ function idempotencyRecord(idem: Idempotency, body: unknown): { keyId: string; b
   return { keyId: sha(`${idem.caller ?? ''}\n${idem.key}`), bodyHash: sha(JSON.stringify(body)) };
 }
 
-export async function getJob(jobId: string, deps: IngestDeps): Promise<JobView> {
+/**
+ * The caller's job, or 404: another caller's job answers exactly like a job that does not exist, so
+ * ids cannot be probed. Admins see every job; bucket jobs (no owner) only they see.
+ */
+export async function ownedJob(jobId: string, caller: Caller, deps: IngestDeps): Promise<JobRecord> {
+  const job = await deps.lifecycle.getJob(jobId);
+  if (!job || (!caller.admin && job.owner !== caller.id)) throw new NotFoundError(`Job ${jobId} not found.`);
+  return job;
+}
+
+/** The job view with the model's quota, which clients draw the request rate against. */
+function withQuota(view: JobView, deps: IngestDeps): JobView {
+  const quota = Object.hasOwn(deps.quotas.models, view.model) ? deps.quotas.models[view.model] : undefined;
+  return { ...view, quota: quota ? { rpm: quota.rpm, tpm: quota.tpm } : null };
+}
+
+export async function getJob(jobId: string, caller: Caller, deps: IngestDeps): Promise<JobView> {
+  await ownedJob(jobId, caller, deps);
   const view = await deps.lifecycle.view(jobId);
   if (!view) throw new NotFoundError(`Job ${jobId} not found.`);
-  return view;
+  return withQuota(view, deps);
+}
+
+/**
+ * `GET /jobs`: the caller's jobs, newest first (`?all=true`: every job, for admins), paged by
+ * `pageSize` (1–100, default 20) and `pageToken`.
+ */
+export async function listJobs(
+  caller: Caller,
+  query: { pageToken?: string; pageSize?: string; all?: string },
+  deps: IngestDeps,
+): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
+  const pageSize = query.pageSize === undefined ? 20 : Number(query.pageSize);
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100) {
+    throw new ValidationError('pageSize must be a whole number from 1 to 100.', [
+      { field: 'pageSize', message: 'out of range' },
+    ]);
+  }
+  const after =
+    query.pageToken === undefined ? undefined : Buffer.from(query.pageToken, 'base64url').toString();
+  if (after !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(after))
+    throw new ValidationError('pageToken is not valid.', [{ field: 'pageToken', message: 'invalid' }]);
+  if (query.all === 'true' && !caller.admin) throw new ForbiddenError('Only admins may list every job.');
+  const page = await deps.lifecycle.listJobs({
+    ...(query.all === 'true' ? {} : { owner: caller.id }),
+    limit: pageSize,
+    ...(after ? { after } : {}),
+  });
+  return {
+    jobs: page.jobs.map((v) => withQuota(v, deps)),
+    ...(page.next ? { nextPageToken: Buffer.from(page.next).toString('base64url') } : {}),
+  };
 }
 
 const encodeToken = (index: number) => Buffer.from(String(index)).toString('base64url');
@@ -166,10 +220,10 @@ function decodeToken(token: string): number {
 export async function getResultsPage(
   jobId: string,
   query: { pageToken?: string; pageSize?: string },
+  caller: Caller,
   deps: IngestDeps,
 ): Promise<{ results: ResultEntry[]; nextPageToken?: string }> {
-  const job = await deps.lifecycle.getJob(jobId);
-  if (!job) throw new NotFoundError(`Job ${jobId} not found.`);
+  const job = await ownedJob(jobId, caller, deps);
   const pageSize = query.pageSize === undefined ? 100 : Number(query.pageSize);
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
     throw new ValidationError('pageSize must be a whole number from 1 to 1000.', [
@@ -188,79 +242,22 @@ export async function getResultsPage(
 }
 
 /** `GET /jobs/{id}/results?format=jsonl`: every item in input order, one line each, streamed. */
-export async function* streamResults(jobId: string, deps: IngestDeps): AsyncGenerator<string> {
-  const job = await deps.lifecycle.getJob(jobId);
-  if (!job) throw new NotFoundError(`Job ${jobId} not found.`);
-  yield* deps.lifecycle.resultLines(jobId);
-}
-
-export function encodeEventId(cursor: FinishCursor): string {
-  return `${cursor.finishedAtMicros}.${cursor.itemId}`;
-}
-
-export function decodeEventId(id: string | undefined): FinishCursor | undefined {
-  if (!id) return undefined;
-  const m = /^(\d+)\.(\d+)$/.exec(id.trim());
-  if (!m)
-    throw new ValidationError('Last-Event-ID is not valid.', [
-      { field: 'Last-Event-ID', message: 'invalid' },
-    ]);
-  return { finishedAtMicros: Number(m[1]), itemId: m[2]! };
-}
-
-/** How long after an outcome's commit the event stream sends it (see `streamEvents`). */
-export const EVENTS_SETTLE_MS = 1000;
-
-/**
- * `GET /jobs/{id}/events`: one `result` event per finished item as they finish, then a `done` event
- * with the job's summary. `id:` fields make it resumable with `Last-Event-ID`.
- */
-export async function* streamEvents(
+export async function* streamResults(
   jobId: string,
-  lastEventId: string | undefined,
+  caller: Caller,
   deps: IngestDeps,
-  signal?: AbortSignal,
 ): AsyncGenerator<string> {
-  let cursor = decodeEventId(lastEventId);
-  const first = await deps.lifecycle.getJob(jobId);
-  if (!first) throw new NotFoundError(`Job ${jobId} not found.`);
-  const interval = deps.pollIntervalMs ?? 250;
-  let idleSince = Date.now();
-  yield `retry: 2000\n\n`;
-  while (!signal?.aborted) {
-    // Read the job before the items: if it was terminal then, this page holds every remaining result.
-    const job = await deps.lifecycle.getJob(jobId);
-    const settled = job && isTerminalJob(job.status);
-    // While items still finish, read only those finished a moment ago: outcomes committed at the same
-    // time may become visible out of commit order, and one seen late behind the cursor would be lost.
-    const upToMicros = settled ? undefined : (Date.now() - EVENTS_SETTLE_MS) * 1000;
-    const page = await deps.lifecycle.listFinished(jobId, cursor, 500, upToMicros);
-    for (const item of page) {
-      cursor = finishCursorOf(item) ?? cursor;
-      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await deps.lifecycle.resultEntry(item))}\n\n`;
-    }
-    if (page.length > 0) idleSince = Date.now();
-    if (page.length < 500 && settled) {
-      const view = await deps.lifecycle.view(jobId);
-      yield `event: done\ndata: ${JSON.stringify(view)}\n\n`;
-      return;
-    }
-    if (page.length < 500) {
-      if (Date.now() - idleSince > 15_000) {
-        idleSince = Date.now();
-        yield `: keep-alive\n\n`;
-      }
-      await new Promise((r) => setTimeout(r, interval));
-    }
-  }
+  await ownedJob(jobId, caller, deps);
+  yield* deps.lifecycle.resultLines(jobId);
 }
 
 /**
  * `POST /jobs/{id}/cancel`: pending items end as cancelled and no further Gemini calls are made.
  * A cancel that stops halfway is finished by the reconciler.
  */
-export async function cancelJob(jobId: string, deps: IngestDeps): Promise<JobView> {
+export async function cancelJob(jobId: string, caller: Caller, deps: IngestDeps): Promise<JobView> {
+  await ownedJob(jobId, caller, deps);
   const result = await deps.lifecycle.cancel(jobId);
   if (!result) throw new NotFoundError(`Job ${jobId} not found.`);
-  return result.view;
+  return withQuota(result.view, deps);
 }

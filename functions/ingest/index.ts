@@ -1,24 +1,30 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { LIMITS } from '../core/requests.js';
+import { callerFrom } from '../platform/caller.js';
 import type { Deps } from '../platform/deps.js';
 import {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
   toHttpError,
+  UnauthenticatedError,
+  UnsupportedMediaTypeError,
   ValidationError,
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
+import { streamEvents } from './events.js';
 import {
   cancelJob,
   createJob,
   getJob,
   getResultsPage,
   type IngestDeps,
-  streamEvents,
+  listJobs,
+  ownedJob,
   streamResults,
 } from './handler.js';
+import { jobPageHtml, jobsPageHtml, PAGE_HEADERS } from './page.js';
 
 export function ingestDeps(deps: Deps): IngestDeps {
   return {
@@ -31,6 +37,9 @@ export function ingestDeps(deps: Deps): IngestDeps {
 
 const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel)?\/?$/;
 
+/** A browser asking for the page rather than a client asking for JSON. */
+const wantsHtml = (req: Request) => req.method === 'GET' && req.accepts(['json', 'html']) === 'html';
+
 /** The jobs API adapter: routes, parses, calls the handler, maps errors. Never sees business logic. */
 export function createIngestHandler(getDeps: () => Deps) {
   return (req: Request, res: Response): Promise<void> =>
@@ -40,9 +49,30 @@ export function createIngestHandler(getDeps: () => Deps) {
       const handlerDeps = { ...ingestDeps(deps), logger: log };
       try {
         const path = req.path.replace(/\/+$/, '') || '/';
+        const caller = callerFrom(req.header('authorization'), deps.config.admins);
+        if (!caller) {
+          throw new UnauthenticatedError(
+            "Send the caller's Google ID token as Authorization: Bearer … (gcloud auth print-identity-token).",
+          );
+        }
         if (path === '/jobs') {
+          if (wantsHtml(req)) {
+            res.status(200).set(PAGE_HEADERS).send(jobsPageHtml());
+            return;
+          }
+          if (req.method === 'GET') {
+            res.status(200).json(await listJobs(caller, req.query as Record<string, string>, handlerDeps));
+            return;
+          }
           if (req.method !== 'POST')
-            throw new MethodNotAllowedError(`${req.method} /jobs is not supported; use POST.`);
+            throw new MethodNotAllowedError(`${req.method} /jobs is not supported; use GET or POST.`);
+          // Anything else would reach validation as a Buffer or a string (and a few MB of bytes would
+          // come back as as many "unknown key" problems).
+          if (!req.is('application/json')) {
+            throw new UnsupportedMediaTypeError(
+              'POST /jobs takes a JSON body: send Content-Type: application/json.',
+            );
+          }
           if ((req.rawBody?.length ?? 0) > LIMITS.maxBodyBytes) {
             throw new PayloadTooLargeError(
               `The body is larger than ${LIMITS.maxBodyBytes} bytes; send a JSONL file to the bucket instead.`,
@@ -55,7 +85,8 @@ export function createIngestHandler(getDeps: () => Deps) {
             ]);
           }
           const { replayed, created } = await createJob(req.body, handlerDeps, {
-            ...(key ? { idempotency: { key } } : {}),
+            owner: caller.id,
+            ...(key ? { idempotency: { key, caller: caller.id } } : {}),
           });
           res
             .status(replayed ? 200 : 202)
@@ -68,29 +99,34 @@ export function createIngestHandler(getDeps: () => Deps) {
         const [, id, sub] = m as unknown as [string, string, string | undefined];
         if (sub === '/cancel') {
           if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to cancel a job.');
-          res.status(200).json(await cancelJob(id, handlerDeps));
+          res.status(200).json(await cancelJob(id, caller, handlerDeps));
           return;
         }
         if (req.method !== 'GET')
           throw new MethodNotAllowedError(`${req.method} ${path} is not supported; use GET.`);
         if (!sub) {
-          res.status(200).json(await getJob(id, handlerDeps));
+          if (wantsHtml(req)) {
+            await ownedJob(id, caller, handlerDeps);
+            res.status(200).set(PAGE_HEADERS).send(jobPageHtml(id));
+            return;
+          }
+          res.status(200).json(await getJob(id, caller, handlerDeps));
           return;
         }
         if (sub === '/results') {
           const query = req.query as Record<string, string | undefined>;
           if (query.format === 'jsonl') {
-            await pipeStream(res, streamResults(id, handlerDeps), 'application/x-ndjson');
+            await pipeStream(res, streamResults(id, caller, handlerDeps), 'application/x-ndjson');
             return;
           }
-          res.status(200).json(await getResultsPage(id, query, handlerDeps));
+          res.status(200).json(await getResultsPage(id, query, caller, handlerDeps));
           return;
         }
         const abort = new AbortController();
         res.on('close', () => abort.abort());
         await pipeStream(
           res,
-          streamEvents(id, req.header('last-event-id'), handlerDeps, abort.signal),
+          streamEvents(id, req.header('last-event-id'), caller, handlerDeps, abort.signal),
           'text/event-stream',
         );
       } catch (err) {
@@ -107,7 +143,8 @@ export function createIngestHandler(getDeps: () => Deps) {
 
 /**
  * Writes a generator to the response. The first chunk is read before the headers go out, so an
- * error such as an unknown job still gets its proper status.
+ * error such as an unknown job still gets its proper status. A client that goes away while the
+ * stream waits for room ends the wait (and the generator) at once.
  */
 async function pipeStream(res: Response, chunks: AsyncGenerator<string>, contentType: string): Promise<void> {
   const first = await chunks.next();
@@ -116,9 +153,27 @@ async function pipeStream(res: Response, chunks: AsyncGenerator<string>, content
     .set({ 'content-type': contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   if (!first.done) res.write(first.value);
-  for await (const chunk of chunks) {
-    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-    if (res.destroyed) break;
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) break;
+      if (!res.write(chunk)) await roomOrGone(res);
+    }
+  } finally {
+    await chunks.return(undefined);
   }
-  res.end();
+  if (!res.destroyed) res.end();
+}
+
+/** Resolves when the response can take more, or when its connection is gone. */
+function roomOrGone(res: Response): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

@@ -130,6 +130,13 @@ export function createLifecycle(deps: LifecycleDeps) {
       return toJobView({ ...job, ...(paths ? { paths } : {}) }, await totals(job), runs?.map(batchViewOf));
     },
 
+    /** Jobs newest first (one owner's, or all), as views; see `JobsStore.listRecent`. */
+    async listJobs(options: { owner?: string; limit: number; after?: string }) {
+      const page = await jobs.listRecent(options);
+      const views = await Promise.all(page.jobs.map((j) => lifecycle.view(j.id)));
+      return { jobs: views.filter((v): v is JobView => v !== undefined), ...(page.next ? { next: page.next } : {}) };
+    },
+
     /**
      * Hands a stored job to its first enqueue task. A failure is logged, not thrown: the job is
      * stored and the reconciler enqueues it once it has stalled.

@@ -36,6 +36,17 @@ const envSchema = z.object({
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
   BATCH_PENDING_DEADLINE_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /** Identities (emails) that may read every job, bucket jobs included; comma-separated. */
+  FANOUT_ADMINS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[^\s@,]+@[^\s@,]+$/, 'expected comma-separated emails'))),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -74,6 +85,8 @@ export interface Config {
   local: boolean;
   workerUrl?: string;
   tasksServiceAccount?: string;
+  /** See FANOUT_ADMINS. */
+  admins: string[];
   quotas: Quotas;
   logLevel: string;
 }
@@ -153,6 +166,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     local,
     workerUrl: e.WORKER_URL,
     tasksServiceAccount: e.TASKS_SERVICE_ACCOUNT,
+    admins: e.FANOUT_ADMINS,
     quotas,
     logLevel: e.LOG_LEVEL,
   };

@@ -45,6 +45,12 @@ export class PayloadTooLargeError extends AppError {
   }
 }
 
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string) {
+    super(message, { statusCode: 415, status: 'INVALID_ARGUMENT' });
+  }
+}
+
 export class NotFoundError extends AppError {
   constructor(message: string) {
     super(message, { statusCode: 404, status: 'NOT_FOUND' });

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 /**
  * Serves the registered functions with the Functions Framework, each on its own port, in processes
@@ -33,6 +33,23 @@ async function serveInstance(): Promise<Record<string, string>> {
   for (const [name, port] of Object.entries(ports)) {
     if (!getFunction(name)) continue;
     const server = getTestServer(name);
+    if (name === 'ingest') {
+      // Cloud Run's front: ingest is private (see identity.ts); the framework sees only what passes.
+      const { frontAuthorization } = await import('./identity.js');
+      const app = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+      server.removeAllListeners('request');
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const authorization = frontAuthorization(req.headers.authorization);
+        if (authorization === undefined) {
+          res
+            .writeHead(401, { 'content-type': 'text/plain' })
+            .end('401 Unauthorized: the ID token is not valid.\n');
+          return;
+        }
+        req.headers.authorization = authorization;
+        for (const listener of app) listener.call(server, req, res);
+      });
+    }
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
       server.listen(port, '127.0.0.1', () => ok());

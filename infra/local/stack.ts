@@ -9,6 +9,7 @@ import { createTaskQueue } from '../../functions/platform/task-queue.js';
 import { type CloudTasksEmulator, startCloudTasksEmulator } from './cloud-tasks/server.js';
 import { startFirestoreEmulator } from './firestore.js';
 import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
+import { LOCAL_DEVELOPER } from './identity.js';
 import { freePort } from './ports.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
 
@@ -163,6 +164,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       TASKS_SERVICE_ACCOUNT: `fanout-tasks@${projectId}.iam.gserviceaccount.com`,
       QUOTAS_FILE: quotasFile,
       METADATA_SERVER_DETECTION: 'none',
+      // The local developer (see identity.ts) may read every job, bucket jobs included.
+      FANOUT_ADMINS: LOCAL_DEVELOPER,
       // The Functions Framework's own error pages (bad JSON) then carry no stack trace.
       NODE_ENV: 'production',
       LOG_LEVEL: options.logLevel ?? 'info',

@@ -51,7 +51,7 @@ describe('jobs API: errors a user can act on', () => {
       .get('00000000-0000-0000-0000-000000000000')
       .catch((err: unknown) => err);
     const route = await call('GET', '/nothing-here');
-    const method = await call('GET', '/jobs');
+    const method = await call('DELETE', '/jobs');
     const badJson = await fetch(`${stack().ingestUrl}/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -65,6 +65,7 @@ describe('jobs API: errors a user can act on', () => {
     expect(method.status).toBe(405);
     expect(badJson.status).toBe(400);
     expect(badJsonText).not.toMatch(/at .*\.js:\d+/);
+    expect(JSON.parse(badJsonText)).toMatchObject({ error: { code: 400, status: 'INVALID_ARGUMENT' } });
   });
 });
 

@@ -250,6 +250,16 @@ export class FakeDb {
           const j = job(jobId);
           if (j) Object.assign(j, { exportPending: false, version: db.nextVersion() });
         },
+        async listRecent({ owner, limit, after }) {
+          await db.enter('jobs.listRecent');
+          const all = [...db.jobs.values()]
+            .filter((j) => owner === undefined || j.owner === owner)
+            .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
+          const start = after === undefined ? 0 : all.findIndex((j) => j.id === after) + 1;
+          if (after !== undefined && start === 0) return { jobs: [] };
+          const list = all.slice(start, start + limit).map((j) => structuredClone(j));
+          return list.length === limit ? { jobs: list, next: list[list.length - 1]!.id } : { jobs: list };
+        },
         async listUnsettled(limit, afterId) {
           await db.enter('jobs.listUnsettled');
           return [...db.jobs.values()]

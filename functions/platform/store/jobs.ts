@@ -71,6 +71,14 @@ export interface JobsStore {
   claimExport(job: JobRecord, nowMs: number, untilMs: number): Promise<boolean>;
   /** The results file is written. */
   markExported(jobId: string): Promise<void>;
+  /**
+   * Jobs newest first: one owner's, or every job without `owner`. `after` is the id of the last job
+   * of the previous page; `next` is there when another page may follow.
+   */
+  listRecent(options: { owner?: string; limit: number; after?: string }): Promise<{
+    jobs: JobRecord[];
+    next?: string;
+  }>;
   /** Jobs that are not terminal, and cancelled jobs whose cancel has not finished, by id. */
   listUnsettled(limit: number, afterId?: string): Promise<JobRecord[]>;
 }
@@ -202,6 +210,21 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
       await jobs.doc(jobId).update({ exportPending: false });
     },
 
+    async listRecent({ owner, limit, after }) {
+      let query = (owner === undefined ? jobs : jobs.where('owner', '==', owner)).orderBy(
+        'createdAt',
+        'desc',
+      );
+      if (after !== undefined) {
+        const last = await jobs.doc(after).get();
+        if (!last.exists) return { jobs: [] };
+        query = query.startAfter(last);
+      }
+      const snap = await query.limit(limit).get();
+      const list = snap.docs.map(jobFrom);
+      return list.length === limit ? { jobs: list, next: list[list.length - 1]!.id } : { jobs: list };
+    },
+
     async listUnsettled(limit, afterId) {
       // Two small queries on single-field indexes: live jobs, and cancels still sweeping.
       const page = async (q: FirebaseFirestore.Query) => {
@@ -229,6 +252,7 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     total: d.total,
     source: d.source,
     ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
+    ...(typeof d.owner === 'string' ? { owner: d.owner } : {}),
     counterShards: d.counterShards ?? 16,
     status: d.status,
     createdAt: toDate(d.createdAt) ?? new Date(0),

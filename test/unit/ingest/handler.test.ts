@@ -1,15 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../../functions/core/requests.js';
+import { streamEvents } from '../../../functions/ingest/events.js';
 import {
   cancelJob,
   createJob,
   getJob,
   getResultsPage,
   type IngestDeps,
+  listJobs,
   type ResultEntry,
-  streamEvents,
   streamResults,
 } from '../../../functions/ingest/handler.js';
+import type { Caller } from '../../../functions/platform/caller.js';
 import {
   NotFoundError,
   PayloadTooLargeError,
@@ -20,6 +22,9 @@ import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../test-quotas.js';
+
+/** An admin sees every job; the tests below that are not about owners use one. */
+const ADMIN: Caller = { id: 'admin@example.com', admin: true };
 
 function setup() {
   const capture = createLogCapture();
@@ -242,9 +247,9 @@ describe('results of big answers', () => {
       finishedAtMicros: 1,
     });
 
-    const page = await getResultsPage(id, {}, deps);
+    const page = await getResultsPage(id, {}, ADMIN, deps);
     const lines: string[] = [];
-    for await (const line of streamResults(id, deps)) lines.push(line);
+    for await (const line of streamResults(id, ADMIN, deps)) lines.push(line);
 
     expect(page.results).toEqual([{ key: '0', index: 0, response: big }]);
     expect(JSON.parse(lines[0]!)).toEqual({ key: '0', index: 0, response: big });
@@ -261,7 +266,7 @@ describe('getJob', () => {
       usage: { promptTokens: 3, outputTokens: 4 },
     });
 
-    const view = await getJob(id, deps);
+    const view = await getJob(id, ADMIN, deps);
 
     expect(view).toMatchObject({
       id,
@@ -274,10 +279,61 @@ describe('getJob', () => {
   it('answers 404 for an unknown job', async () => {
     const { deps } = setup();
 
-    const err = await thrown(getJob('nope', deps));
+    const err = await thrown(getJob('nope', ADMIN, deps));
 
     expect(err).toBeInstanceOf(NotFoundError);
     expect(toHttpError(err).statusCode).toBe(404);
+  });
+});
+
+describe('owners', () => {
+  const alice: Caller = { id: 'alice@example.com', admin: false };
+  const bob: Caller = { id: 'bob@example.com', admin: false };
+
+  it("answers 404 for another caller's job on every route, as for a job that does not exist", async () => {
+    // Arrange
+    const { deps } = setup();
+    const { id } = await createJobOf({ prompts: ['a'] }, deps, { owner: alice.id });
+
+    // Act
+    const errors = await Promise.all([
+      thrown(getJob(id, bob, deps)),
+      thrown(getResultsPage(id, {}, bob, deps)),
+      thrown(streamResults(id, bob, deps).next()),
+      thrown(streamEvents(id, undefined, bob, deps).next()),
+      thrown(cancelJob(id, bob, deps)),
+    ]);
+
+    // Assert
+    for (const err of errors) {
+      expect(err).toBeInstanceOf(NotFoundError);
+      expect((err as Error).message).toBe(`Job ${id} not found.`);
+    }
+    expect((await getJob(id, alice, deps)).status).toBe('queued');
+    expect((await getJob(id, ADMIN, deps)).id).toBe(id);
+  });
+
+  it("lists the caller's own jobs newest first, paged; every job only for an admin", async () => {
+    // Arrange
+    const { deps } = setup();
+    const mine: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      mine.push((await createJobOf({ prompts: [`a${i}`] }, deps, { owner: alice.id })).id);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await createJobOf({ prompts: ['b'] }, deps, { owner: bob.id });
+
+    // Act
+    const first = await listJobs(alice, { pageSize: '2' }, deps);
+    const second = await listJobs(alice, { pageSize: '2', pageToken: first.nextPageToken ?? '' }, deps);
+    const all = await listJobs(ADMIN, { all: 'true' }, deps);
+
+    // Assert
+    expect([...first.jobs, ...second.jobs].map((j) => j.id)).toEqual([...mine].reverse());
+    expect(first.jobs[0]!.quota).toEqual({ rpm: expect.any(Number), tpm: expect.any(Number) });
+    expect(all.jobs).toHaveLength(4);
+    expect(await thrown(listJobs(bob, { all: 'true' }, deps))).toMatchObject({ statusCode: 403 });
+    expect(await thrown(listJobs(alice, { pageSize: '101' }, deps))).toBeInstanceOf(ValidationError);
   });
 });
 
@@ -296,7 +352,12 @@ describe('getResultsPage', () => {
     let pageToken: string | undefined;
     let pages = 0;
     do {
-      const page = await getResultsPage(id, { pageSize: '100', ...(pageToken ? { pageToken } : {}) }, deps);
+      const page = await getResultsPage(
+        id,
+        { pageSize: '100', ...(pageToken ? { pageToken } : {}) },
+        ADMIN,
+        deps,
+      );
       seen.push(...page.results);
       pageToken = page.nextPageToken;
       pages++;
@@ -309,8 +370,13 @@ describe('getResultsPage', () => {
   it('has no nextPageToken on the last page when the total is a multiple of the page size', async () => {
     const { id, deps } = await jobWith(200);
 
-    const first = await getResultsPage(id, { pageSize: '100' }, deps);
-    const second = await getResultsPage(id, { pageSize: '100', pageToken: first.nextPageToken ?? '' }, deps);
+    const first = await getResultsPage(id, { pageSize: '100' }, ADMIN, deps);
+    const second = await getResultsPage(
+      id,
+      { pageSize: '100', pageToken: first.nextPageToken ?? '' },
+      ADMIN,
+      deps,
+    );
 
     expect(first.nextPageToken).toBeDefined();
     expect(second.results).toHaveLength(100);
@@ -325,7 +391,7 @@ describe('getResultsPage', () => {
       error: { code: 400, status: 'INVALID_ARGUMENT', message: 'bad request' },
     });
 
-    const page = await getResultsPage(id, {}, deps);
+    const page = await getResultsPage(id, {}, ADMIN, deps);
 
     expect(page).toEqual({
       results: [
@@ -339,7 +405,7 @@ describe('getResultsPage', () => {
   it.each(['0', '1001', 'abc', '2.5', '-1'])('refuses pageSize %j with a 400', async (pageSize) => {
     const { id, deps } = await jobWith(3);
 
-    const err = await thrown(getResultsPage(id, { pageSize }, deps));
+    const err = await thrown(getResultsPage(id, { pageSize }, ADMIN, deps));
 
     expect(err).toBeInstanceOf(ValidationError);
     expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'pageSize' })]);
@@ -348,7 +414,7 @@ describe('getResultsPage', () => {
   it('refuses a pageToken it did not make', async () => {
     const { id, deps } = await jobWith(3);
 
-    const err = await thrown(getResultsPage(id, { pageToken: 'not-a-token' }, deps));
+    const err = await thrown(getResultsPage(id, { pageToken: 'not-a-token' }, ADMIN, deps));
 
     expect(err).toBeInstanceOf(ValidationError);
   });
@@ -356,7 +422,7 @@ describe('getResultsPage', () => {
   it('answers 404 for an unknown job', async () => {
     const { deps } = setup();
 
-    expect(await thrown(getResultsPage('nope', {}, deps))).toBeInstanceOf(NotFoundError);
+    expect(await thrown(getResultsPage('nope', {}, ADMIN, deps))).toBeInstanceOf(NotFoundError);
   });
 });
 
@@ -369,7 +435,7 @@ describe('streamResults', () => {
     );
 
     const lines: string[] = [];
-    for await (const line of streamResults(id, deps)) lines.push(line);
+    for await (const line of streamResults(id, ADMIN, deps)) lines.push(line);
 
     expect(lines).toHaveLength(1203);
     expect(lines.every((l) => l.endsWith('\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
@@ -381,7 +447,7 @@ describe('streamResults', () => {
   it('answers 404 for an unknown job before yielding anything', async () => {
     const { deps } = setup();
 
-    expect(await thrown(streamResults('nope', deps).next())).toBeInstanceOf(NotFoundError);
+    expect(await thrown(streamResults('nope', ADMIN, deps).next())).toBeInstanceOf(NotFoundError);
   });
 });
 
@@ -390,7 +456,7 @@ describe('streamEvents', () => {
     const { store, deps } = setup();
     const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
     store.settle(id, idOf(1), { state: 'succeeded', response: answer('one') });
-    const stream = streamEvents(id, undefined, deps);
+    const stream = streamEvents(id, undefined, ADMIN, deps);
 
     const early = await readFrames(stream, (f) => eventOf(f) === 'result');
     store.settle(id, idOf(2), { state: 'succeeded', response: answer('two') });
@@ -418,11 +484,11 @@ describe('streamEvents', () => {
     const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
     for (const i of [2, 0, 1]) store.settle(id, idOf(i), { state: 'succeeded', response: answer(String(i)) });
     await deps.lifecycle.finishIfDone(id);
-    const first = await readFrames(streamEvents(id, undefined, deps), (f) => eventOf(f) === 'done');
+    const first = await readFrames(streamEvents(id, undefined, ADMIN, deps), (f) => eventOf(f) === 'done');
     const firstResult = first.find((f) => eventOf(f) === 'result')!;
 
     const resumed = await readFrames(
-      streamEvents(id, idLine(firstResult), deps),
+      streamEvents(id, idLine(firstResult), ADMIN, deps),
       (f) => eventOf(f) === 'done',
     );
 
@@ -437,7 +503,7 @@ describe('streamEvents', () => {
     for (const i of [0, 1, 2]) store.settle(id, idOf(i), { state: 'succeeded', response: answer(String(i)) });
     await deps.lifecycle.finishIfDone(id);
 
-    const frames = await readFrames(streamEvents(id, undefined, deps), (f) => eventOf(f) === 'done');
+    const frames = await readFrames(streamEvents(id, undefined, ADMIN, deps), (f) => eventOf(f) === 'done');
 
     const ids = frames.filter((f) => eventOf(f) === 'result').map(idLine);
     expect(new Set(ids).size).toBe(3);
@@ -447,9 +513,9 @@ describe('streamEvents', () => {
   it('ends at once with done for a cancelled job, after its cancelled items', async () => {
     const { deps } = setup();
     const { id } = await createJobOf({ prompts: ['a', 'b'] }, deps);
-    await cancelJob(id, deps);
+    await cancelJob(id, ADMIN, deps);
 
-    const frames = await readFrames(streamEvents(id, undefined, deps), () => false);
+    const frames = await readFrames(streamEvents(id, undefined, ADMIN, deps), () => false);
 
     expect(frames.filter((f) => eventOf(f) === 'result').map((f) => dataOf(f).error)).toEqual([
       expect.objectContaining({ code: 499 }),
@@ -462,7 +528,7 @@ describe('streamEvents', () => {
     const { deps } = setup();
     const { id } = await createJobOf({ prompts: ['a'] }, deps);
     const controller = new AbortController();
-    const stream = streamEvents(id, undefined, deps, controller.signal);
+    const stream = streamEvents(id, undefined, ADMIN, deps, controller.signal);
     await stream.next();
 
     controller.abort();
@@ -475,8 +541,8 @@ describe('streamEvents', () => {
     const { deps } = setup();
     const { id } = await createJobOf({ prompts: ['a'] }, deps);
 
-    expect(await thrown(streamEvents(id, 'garbage', deps).next())).toBeInstanceOf(ValidationError);
-    expect(await thrown(streamEvents('nope', undefined, deps).next())).toBeInstanceOf(NotFoundError);
+    expect(await thrown(streamEvents(id, 'garbage', ADMIN, deps).next())).toBeInstanceOf(ValidationError);
+    expect(await thrown(streamEvents('nope', undefined, ADMIN, deps).next())).toBeInstanceOf(NotFoundError);
   });
 });
 
@@ -489,8 +555,8 @@ describe('cancelJob', () => {
     );
     store.settle(id, idOf(0), { state: 'succeeded', response: answer('zero') });
 
-    const first = await cancelJob(id, deps);
-    const second = await cancelJob(id, deps);
+    const first = await cancelJob(id, ADMIN, deps);
+    const second = await cancelJob(id, ADMIN, deps);
 
     expect(first).toMatchObject({
       status: 'cancelled',
@@ -511,7 +577,7 @@ describe('cancelJob', () => {
     await planner.enqueuePage(job, 0);
     expect(tasks.itemTasks.size).toBe(3);
 
-    await cancelJob(id, deps);
+    await cancelJob(id, ADMIN, deps);
 
     expect(tasks.deleted).toEqual([0, 1, 2].map((n) => expect.stringContaining(`${id}-${idOf(n)}`)));
     expect(tasks.itemTasks.size).toBe(0);
@@ -521,7 +587,7 @@ describe('cancelJob', () => {
     const { tasks, deps } = setup();
     const { id } = await createJobOf({ prompts: ['a', 'b'] }, deps);
 
-    await cancelJob(id, deps);
+    await cancelJob(id, ADMIN, deps);
 
     expect(tasks.deleted).toEqual([]);
   });
@@ -533,7 +599,7 @@ describe('cancelJob', () => {
     await deps.lifecycle.finishIfDone(id);
     const notifiedBefore = sent.length;
 
-    const view = await cancelJob(id, deps);
+    const view = await cancelJob(id, ADMIN, deps);
 
     expect(view.status).toBe('succeeded');
     expect(sent).toHaveLength(notifiedBefore);
@@ -542,6 +608,6 @@ describe('cancelJob', () => {
   it('answers 404 for an unknown job', async () => {
     const { deps } = setup();
 
-    expect(await thrown(cancelJob('nope', deps))).toBeInstanceOf(NotFoundError);
+    expect(await thrown(cancelJob('nope', ADMIN, deps))).toBeInstanceOf(NotFoundError);
   });
 });

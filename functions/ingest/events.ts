@@ -1,0 +1,66 @@
+import { type FinishCursor, finishCursorOf, isTerminalJob } from '../core/jobs.js';
+import type { Caller } from '../platform/caller.js';
+import { ValidationError } from '../platform/errors.js';
+import { type IngestDeps, ownedJob } from './handler.js';
+
+export function encodeEventId(cursor: FinishCursor): string {
+  return `${cursor.finishedAtMicros}.${cursor.itemId}`;
+}
+
+export function decodeEventId(id: string | undefined): FinishCursor | undefined {
+  if (!id) return undefined;
+  // Bounded: a number too big for a cursor must fail here, before the stream's headers go out.
+  const m = /^(\d{1,17})\.(\d{9})$/.exec(id.trim());
+  if (!m || !Number.isSafeInteger(Number(m[1])))
+    throw new ValidationError('Last-Event-ID is not valid.', [
+      { field: 'Last-Event-ID', message: 'invalid' },
+    ]);
+  return { finishedAtMicros: Number(m[1]), itemId: m[2]! };
+}
+
+/** How long after an outcome's commit the event stream sends it (see `streamEvents`). */
+export const EVENTS_SETTLE_MS = 1000;
+
+/**
+ * `GET /jobs/{id}/events`: one `result` event per finished item as they finish, then a `done` event
+ * with the job's summary. `id:` fields make it resumable with `Last-Event-ID`.
+ */
+export async function* streamEvents(
+  jobId: string,
+  lastEventId: string | undefined,
+  caller: Caller,
+  deps: IngestDeps,
+  signal?: AbortSignal,
+): AsyncGenerator<string> {
+  let cursor = decodeEventId(lastEventId);
+  await ownedJob(jobId, caller, deps);
+  const interval = deps.pollIntervalMs ?? 250;
+  let idleSince = Date.now();
+  yield `retry: 2000\n\n`;
+  while (!signal?.aborted) {
+    // Read the job before the items: if it was terminal then, this page holds every remaining result.
+    const job = await deps.lifecycle.getJob(jobId);
+    const settled = job && isTerminalJob(job.status);
+    // While items still finish, read only those finished a moment ago: outcomes committed at the same
+    // time may become visible out of commit order, and one seen late behind the cursor would be lost.
+    const upToMicros = settled ? undefined : (Date.now() - EVENTS_SETTLE_MS) * 1000;
+    const page = await deps.lifecycle.listFinished(jobId, cursor, 500, upToMicros);
+    for (const item of page) {
+      cursor = finishCursorOf(item) ?? cursor;
+      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await deps.lifecycle.resultEntry(item))}\n\n`;
+    }
+    if (page.length > 0) idleSince = Date.now();
+    if (page.length < 500 && settled) {
+      const view = await deps.lifecycle.view(jobId);
+      yield `event: done\ndata: ${JSON.stringify(view)}\n\n`;
+      return;
+    }
+    if (page.length < 500) {
+      if (Date.now() - idleSince > 15_000) {
+        idleSince = Date.now();
+        yield `: keep-alive\n\n`;
+      }
+      await new Promise((r) => setTimeout(r, interval));
+    }
+  }
+}
