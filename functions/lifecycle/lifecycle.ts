@@ -134,7 +134,10 @@ export function createLifecycle(deps: LifecycleDeps) {
     async listJobs(options: { owner?: string; limit: number; after?: string }) {
       const page = await jobs.listRecent(options);
       const views = await Promise.all(page.jobs.map((j) => lifecycle.view(j.id)));
-      return { jobs: views.filter((v): v is JobView => v !== undefined), ...(page.next ? { next: page.next } : {}) };
+      return {
+        jobs: views.filter((v): v is JobView => v !== undefined),
+        ...(page.next ? { next: page.next } : {}),
+      };
     },
 
     /**
