@@ -36,6 +36,35 @@ const envSchema = z.object({
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
   BATCH_PENDING_DEADLINE_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /**
+   * Where `gs://` media may come from: comma-separated `gs://bucket/prefix` entries; by default the
+   * fanout bucket's `media/` prefix only (never inbox/, staging/ or results/, other callers' data).
+   */
+  MEDIA_GCS_ALLOWED: z
+    .string()
+    .optional()
+    .transform((v) =>
+      v === undefined
+        ? undefined
+        : v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/(?:[^\s,]*\/)?$/,
+              'expected gs://bucket/prefix/ entries',
+            ),
+        )
+        .optional(),
+    ),
+  /** The key callbacks are signed with (HMAC-SHA256); bound from Secret Manager in the cloud. */
+  CALLBACK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
   /** Identities (emails) that may read every job, bucket jobs included; comma-separated. */
   FANOUT_ADMINS: z
     .string()
@@ -87,6 +116,10 @@ export interface Config {
   tasksServiceAccount?: string;
   /** See FANOUT_ADMINS. */
   admins: string[];
+  /** See MEDIA_GCS_ALLOWED: `gs://bucket/prefix/` entries a `gs://` medium must start with. */
+  mediaGcsAllowed: string[];
+  /** See CALLBACK_SECRET; a fixed local key when every service is an emulator. */
+  callbackSecret?: string;
   quotas: Quotas;
   logLevel: string;
 }
@@ -167,6 +200,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerUrl: e.WORKER_URL,
     tasksServiceAccount: e.TASKS_SERVICE_ACCOUNT,
     admins: e.FANOUT_ADMINS,
+    mediaGcsAllowed: e.MEDIA_GCS_ALLOWED ?? [
+      `gs://${e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`}/media/`,
+    ],
+    ...(e.CALLBACK_SECRET || local
+      ? { callbackSecret: e.CALLBACK_SECRET ?? 'local-callback-secret-for-the-local-cloud-only' }
+      : {}),
     quotas,
     logLevel: e.LOG_LEVEL,
   };
