@@ -7,6 +7,12 @@ export interface JobsClientOptions {
    * `gcloud auth print-identity-token`. Sent as `Authorization: Bearer …`.
    */
   token?: string;
+  /**
+   * Called before each request for a fresh identity token (one that expires during a long watch, e.g.
+   * from `google-auth-library`'s ID token client, which caches it until it nears expiry). Takes the
+   * place of `token`; the latest answer is kept out of errors like `token`.
+   */
+  tokenProvider?: () => Promise<string>;
   /** Another fetch, e.g. one with a proxy or a test double. Defaults to the global one. */
   fetch?: typeof fetch;
 }
@@ -38,5 +44,12 @@ export interface EventsOptions {
   /** Resume after this event (`Last-Event-ID`): events up to and including it are not sent again. */
   lastEventId?: string;
   /** Aborting it closes the stream; so does leaving the `for await` loop. */
+  signal?: AbortSignal;
+}
+
+export interface ListOptions {
+  /** 1 to 100; the server's default is 20. */
+  pageSize?: number;
+  pageToken?: string;
   signal?: AbortSignal;
 }

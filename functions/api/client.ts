@@ -13,6 +13,7 @@ import { describeIssues, JobsApiContractError, JobsApiError, parseJson } from '.
 import type {
   EventsOptions,
   JobsClientOptions,
+  ListOptions,
   ResultsPageOptions,
   SubmitOptions,
   WaitOptions,
@@ -26,9 +27,11 @@ import {
   isTerminalStatus,
   type JobEstimate,
   type JobEvent,
+  type JobList,
   type JobView,
   jobEstimateSchema,
   jobEventDataSchemas,
+  jobListSchema,
   jobViewSchema,
   linksFor,
   type ResultEntry,
@@ -37,7 +40,7 @@ import {
   resultsPageSchema,
 } from './jobs.js';
 
-export type { EventsOptions, JobsClientOptions, ResultsPageOptions, SubmitOptions, WaitOptions };
+export type { EventsOptions, JobsClientOptions, ListOptions, ResultsPageOptions, SubmitOptions, WaitOptions };
 export { JobsApiContractError, JobsApiError };
 
 export interface JobsClient {
@@ -66,6 +69,8 @@ export interface JobsClient {
   events(id: string, options?: EventsOptions): AsyncIterable<JobEvent>;
   /** `POST /jobs/{id}/cancel`: pending items end as cancelled; returns the job. */
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<JobView>;
+  /** `GET /jobs`: one page of the caller's jobs, newest first. */
+  list(options?: ListOptions): Promise<JobList>;
 }
 
 /**
@@ -75,7 +80,7 @@ export interface JobsClient {
 export function createJobsClient(baseUrl: string, options: JobsClientOptions = {}): JobsClient {
   const base = baseUrl.replace(/\/+$/, '');
   const doFetch = options.fetch ?? fetch;
-  const token = options.token;
+  let token = options.token;
   /** Keeps the token out of anything an error carries, should a server or proxy echo it back. */
   const redact = (text: string) => (token ? text.replaceAll(token, '[redacted]') : text);
 
@@ -86,6 +91,7 @@ export function createJobsClient(baseUrl: string, options: JobsClientOptions = {
   ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (init.body !== undefined) headers['content-type'] = 'application/json';
+    if (options.tokenProvider) token = await options.tokenProvider();
     if (token) headers.authorization = `Bearer ${token}`;
     const res = await doFetch(`${base}${path}`, {
       method,
@@ -249,6 +255,14 @@ export function createJobsClient(baseUrl: string, options: JobsClientOptions = {
     async cancel(id, opts = {}) {
       const path = linksFor(id).cancel;
       return answer(await send('POST', path, { signal: opts.signal }), jobViewSchema, `POST ${path}`);
+    },
+
+    async list(opts = {}) {
+      const query = new URLSearchParams();
+      if (opts.pageSize !== undefined) query.set('pageSize', String(opts.pageSize));
+      if (opts.pageToken) query.set('pageToken', opts.pageToken);
+      const path = `/jobs${query.size ? `?${query}` : ''}`;
+      return answer(await send('GET', path, { signal: opts.signal }), jobListSchema, `GET ${path}`);
     },
   };
 
