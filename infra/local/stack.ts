@@ -166,6 +166,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       METADATA_SERVER_DETECTION: 'none',
       // The local developer (see identity.ts) may read every job, bucket jobs included.
       FANOUT_ADMINS: LOCAL_DEVELOPER,
+      // gs:// media: the bucket's media/ (the default) and the sample images under examples/.
+      MEDIA_GCS_ALLOWED: `gs://${bucket}/media/,gs://${bucket}/examples/`,
       // The Functions Framework's own error pages (bad JSON) then carry no stack trace.
       NODE_ENV: 'production',
       LOG_LEVEL: options.logLevel ?? 'info',
