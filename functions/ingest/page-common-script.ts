@@ -29,7 +29,7 @@ function fmtCompact(value) {
   const v = num(value);
   if (v >= 1e6) return (v / 1e6).toFixed(v >= 1e7 ? 0 : 1) + 'M';
   if (v >= 1e3) return (v / 1e3).toFixed(v >= 1e4 ? 0 : 1) + 'k';
-  return String(Math.round(v));
+  return String(v >= 10 ? Math.round(v) : Math.round(v * 10) / 10);
 }
 
 function fmtUsd(value) {

@@ -45,6 +45,8 @@ function settled(v) {
 function apply(v) {
   if (!v || typeof v !== 'object' || !v.counts) return;
   if (terminal(view) && (!terminal(v) || num(v.counts.pending) > num(view.counts.pending))) return;
+  // A view that leaves the quota out (the stream's done event) keeps the one last read.
+  if (v.quota === undefined && view && view.quota) v.quota = view.quota;
   view = v;
   record(v);
   render();
@@ -180,7 +182,11 @@ function drawChart(box, points, limit, unit) {
     box.appendChild(svg('line', { class: 'limit', x1: L, x2: W - R, y1: y(limit), y2: y(limit) }));
     box.appendChild(svg('text', { class: 'limit-label', x: W - R, y: y(limit) - 3, 'text-anchor': 'end' }, 'quota ' + fmtCompact(limit) + ' ' + unit));
   }
-  if (points.length < 2) return;
+  if (points.length < 2) {
+    const note = terminal(view) ? 'not open while it ran' : 'waiting for readings';
+    box.appendChild(svg('text', { class: 'axis', x: (L + W - R) / 2, y: (T + H - B) / 2, 'text-anchor': 'middle' }, note));
+    return;
+  }
   const coords = points.map((p) => x(p.t).toFixed(1) + ',' + y(p.v).toFixed(1));
   const floor = y(0).toFixed(1);
   box.appendChild(svg('polygon', { class: 'area', points: x(points[0].t).toFixed(1) + ',' + floor + ' ' + coords.join(' ') + ' ' + x(now).toFixed(1) + ',' + floor }));
