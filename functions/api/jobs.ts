@@ -96,7 +96,12 @@ export const createJobSchema = z
     systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
     prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
     requests: z.array(requestItemSchema).optional(),
-    callbackUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    /** POSTed the job's view, signed, once the job is terminal. https (the local cloud also takes http). */
+    callbackUrl: z
+      .url({ protocol: /^https?$/, error: 'must be an https URL' })
+      .max(2048, 'must be at most 2048 characters')
+      .refine((u) => !/^[a-z]+:\/\/[^/?#]*@/i.test(u), 'must not carry credentials (user:password@)')
+      .optional(),
     /** Batch jobs: items of a batch that fails, expires or stays pending go `realtime` (default) or `fail`. */
     onBatchFailure: z.enum(['realtime', 'fail']).optional(),
   })

@@ -1,6 +1,6 @@
 import { batchFallbackError, decideRun, type RunState } from '../core/batch.js';
 import { isTerminalJob, type JobRecord } from '../core/jobs.js';
-import type { Quotas } from '../core/quotas.js';
+import { type Quotas, requestLimitsFor } from '../core/quotas.js';
 import { partCounterId } from '../lifecycle/create.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { GeminiCallError } from '../platform/gemini.js';
@@ -157,9 +157,14 @@ async function submit(
   if (!held.fileName) {
     let file: { name: string; sizeBytes: number };
     try {
-      file = await deps.api.uploadJsonl(stagedLines(held, job, deps.objects), {
-        displayName: held.displayName,
-      });
+      file = await deps.api.uploadJsonl(
+        stagedLines(held, job, deps.objects, {
+          limits: requestLimitsFor(deps.quotas, job.model),
+        }),
+        {
+          displayName: held.displayName,
+        },
+      );
     } catch (err) {
       const refused = permanentFailure(err);
       if (!refused) throw err;

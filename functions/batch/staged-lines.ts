@@ -2,6 +2,7 @@ import { LIMITS } from '../api/jobs.js';
 import { isBatchable } from '../core/batch.js';
 import { parseInputLine } from '../core/bucket-input.js';
 import type { JobRecord } from '../core/jobs.js';
+import type { ItemRules } from '../core/requests.js';
 import { maybeGunzip, splitLines } from '../platform/jsonl.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import type { BatchRun } from '../platform/store/batch-runs.js';
@@ -16,6 +17,8 @@ export async function* stagedLines(
   run: BatchRun,
   job: Pick<JobRecord, 'staged'>,
   objects: Pick<ObjectStore, 'read'>,
+  /** The model's request limits: a line intake failed for asking too much is not sent either. */
+  rules?: ItemRules,
 ): AsyncGenerator<string> {
   const staged = job.staged;
   if (!staged) throw new Error(`job of run ${run.id} has no staged set`);
@@ -30,7 +33,7 @@ export async function* stagedLines(
     const i = index++;
     if (i < run.fromIndex) continue;
     if (i >= run.toIndex) return;
-    const parsed = parseInputLine(line, line.lineNumber, i, staged.defaults ?? {});
+    const parsed = parseInputLine(line, line.lineNumber, i, staged.defaults ?? {}, rules);
     if (!parsed.ok || !isBatchable(parsed.item)) continue;
     yield `${JSON.stringify({ key: parsed.item.id, request: parsed.item.request })}\n`;
   }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { type ItemError, LIMITS, requestItemSchema } from '../api/jobs.js';
 import type { BatchFallback, RequestedMode } from './batch.js';
 import type { Content, NewItem } from './jobs.js';
-import { buildItem, type ItemDefaults } from './requests.js';
+import { buildItem, type ItemDefaults, type ItemRules } from './requests.js';
 
 /** Where users drop files; the project's own prefixes are never input (the loop guard). */
 export const INBOX_PREFIX = 'inbox/';
@@ -110,6 +110,7 @@ export function parseInputLine(
   lineNumber: number,
   index: number,
   defaults: ItemDefaults,
+  rules?: ItemRules,
 ): ParsedLine {
   const fallbackKey = String(lineNumber);
   if (line.tooLong !== undefined || line.text === undefined) {
@@ -132,7 +133,7 @@ export function parseInputLine(
     const field = issue.path.map(String).join('.') || 'line';
     return badLine(key, lineNumber, `${field} ${issue.message}`);
   }
-  const built = buildItem(parsed.data, index, parsed.data.key ?? fallbackKey, defaults);
+  const built = buildItem(parsed.data, index, parsed.data.key ?? fallbackKey, defaults, rules);
   if ('problem' in built) return badLine(key, lineNumber, built.problem);
   return { ok: true, item: built };
 }

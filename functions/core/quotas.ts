@@ -2,6 +2,19 @@ import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 
+/**
+ * What one request may ask for, so that a prompt set cannot multiply its own cost: every candidate
+ * and every output token is billed, Google Search and code execution tools are billed on top, and a
+ * `cachedContent` reference bills (and reads) a cache. Per model over the top-level figures.
+ */
+const requestLimitsSchema = z.object({
+  maxOutputTokens: positiveInt.default(65_536),
+  maxCandidateCount: positiveInt.default(1),
+  /** `none`: no tools; `functions`: function declarations only; `all`: built-in tools too. */
+  tools: z.enum(['none', 'functions', 'all']).default('functions'),
+  cachedContent: z.boolean().default(false),
+});
+
 const modelQuotaSchema = z.object({
   rpm: positiveInt,
   tpm: positiveInt,
@@ -14,6 +27,8 @@ const modelQuotaSchema = z.object({
    * more; a set over it is split, and a create that would go over waits for the next tick.
    */
   batchEnqueuedTokens: positiveInt.optional(),
+  /** Overrides of the top-level `requestLimits` for this model. */
+  requestLimits: requestLimitsSchema.partial().optional(),
   price: z.object({
     inputPerMillion: z.number().nonnegative(),
     outputPerMillion: z.number().nonnegative(),
@@ -38,6 +53,8 @@ export const quotasSchema = z
     batchMaxFileBytes: positiveInt.default(2_000_000_000),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
+    /** What one request may ask for (see requestLimitsSchema); a model may override each figure. */
+    requestLimits: requestLimitsSchema.prefault({}),
     /** Retry policy of every model queue; the worker reads maxAttempts to know a task's last attempt. */
     queue: z
       .object({
@@ -52,13 +69,27 @@ export const quotasSchema = z
       modelQuotaSchema,
     ),
   })
-  .refine((q) => q.defaultModel in q.models, {
+  .refine((q) => Object.hasOwn(q.models, q.defaultModel), {
     message: 'defaultModel must be one of models',
     path: ['defaultModel'],
   });
 
 export type Quotas = z.infer<typeof quotasSchema>;
 export type ModelQuota = z.infer<typeof modelQuotaSchema>;
+export type RequestLimits = z.infer<typeof requestLimitsSchema>;
+
+/**
+ * The model's quota, or undefined for a model the deployment does not serve. An own-property
+ * lookup: a model named `constructor` or `__proto__` is not a model.
+ */
+export function modelQuota(quotas: Quotas, model: string): ModelQuota | undefined {
+  return Object.hasOwn(quotas.models, model) ? quotas.models[model] : undefined;
+}
+
+/** The request limits of a model: its own figures over the top-level ones. */
+export function requestLimitsFor(quotas: Quotas, model: string): RequestLimits {
+  return { ...quotas.requestLimits, ...modelQuota(quotas, model)?.requestLimits };
+}
 
 /** Validates a quotas document, naming each bad field. */
 export function parseQuotas(input: unknown, source = 'quotas'): Quotas {

@@ -7,7 +7,13 @@ import {
   type MediaRef,
   type NewItem,
 } from './jobs.js';
-import { normalizeModelName, type Quotas } from './quotas.js';
+import {
+  modelQuota,
+  normalizeModelName,
+  type Quotas,
+  type RequestLimits,
+  requestLimitsFor,
+} from './quotas.js';
 import { estimateInputTokens } from './tokens.js';
 
 /** The body's schema and limits are part of the jobs API contract (`functions/api/jobs.ts`). */
@@ -44,7 +50,11 @@ function fieldName(path: PropertyKey[]): string {
  * GenerateContentRequest with the job's config and system instruction, a unique key and a token estimate.
  * Throws `RequestProblem` naming every bad field (at most 20).
  */
-export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJob {
+export function normalizeJobRequest(
+  body: unknown,
+  quotas: Quotas,
+  options: { mediaGcsAllowed?: readonly string[] } = {},
+): NormalizedJob {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new RequestProblem('The request body must be a JSON object.', [
       { field: '(body)', message: 'not an object' },
@@ -76,7 +86,7 @@ export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJo
     ]);
   }
   const model = normalizeModelName(b.model ?? quotas.defaultModel);
-  if (!(model in quotas.models)) {
+  if (!modelQuota(quotas, model)) {
     const known = Object.keys(quotas.models).join(', ');
     throw new RequestProblem(`Unknown model ${model}; this deployment serves ${known}.`, [
       { field: 'model', message: `unknown model; one of ${known}` },
@@ -104,6 +114,10 @@ export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJo
     ...(systemInstruction ? { systemInstruction } : {}),
     ...(b.config ? { config: b.config } : {}),
   };
+  const rules: ItemRules = {
+    limits: requestLimitsFor(quotas, model),
+    ...(options.mediaGcsAllowed ? { mediaGcsAllowed: options.mediaGcsAllowed } : {}),
+  };
   sources.forEach((src, index) => {
     const field = b.prompts ? `prompts[${index}]` : `requests[${index}]`;
     const key = src.key ?? String(index);
@@ -112,9 +126,9 @@ export function normalizeJobRequest(body: unknown, quotas: Quotas): NormalizedJo
       return;
     }
     keys.add(key);
-    const built = buildItem(src, index, key, defaults);
+    const built = buildItem(src, index, key, defaults, rules);
     if ('problem' in built) {
-      tooLarge = true;
+      tooLarge ||= built.tooLarge === true;
       problems.push({ field, message: built.problem });
       return;
     }
@@ -143,6 +157,13 @@ export interface ItemDefaults {
   systemInstruction?: Content;
 }
 
+/** What every item of a job is checked against: the model's request limits, where gs:// media may be. */
+export interface ItemRules {
+  limits: RequestLimits;
+  /** `gs://bucket/prefix/` entries a `gs://` medium must start with; unchecked when absent. */
+  mediaGcsAllowed?: readonly string[];
+}
+
 /** One item as a request body or a bucket line gives it. */
 export interface ItemSource {
   prompt?: string | undefined;
@@ -160,7 +181,8 @@ export function buildItem(
   index: number,
   key: string,
   defaults: ItemDefaults,
-): NewItem | { problem: string } {
+  rules?: ItemRules,
+): NewItem | { problem: string; tooLarge?: boolean } {
   const request: GenerateContentRequest = src.request
     ? (structuredClone(src.request) as GenerateContentRequest)
     : { contents: [{ role: 'user', parts: [{ text: src.prompt! }] }] };
@@ -173,8 +195,13 @@ export function buildItem(
   if (size > LIMITS.maxItemBytes) {
     return {
       problem: `${size} bytes > ${LIMITS.maxItemBytes}; send large media as media[].url or gcsUri instead of inline data`,
+      tooLarge: true,
     };
   }
+  const problem =
+    (rules && costProblem(request, rules.limits)) ||
+    (rules?.mediaGcsAllowed && mediaProblem(mediaRefs ?? [], rules.mediaGcsAllowed));
+  if (problem) return { problem };
   return {
     id: itemIdForIndex(index),
     index,
@@ -183,4 +210,50 @@ export function buildItem(
     ...(mediaRefs ? { media: mediaRefs } : {}),
     estimatedTokens: estimateInputTokens(request, mediaRefs),
   };
+}
+
+/** Why a request asks for more than its model allows (see `RequestLimits`), or undefined. */
+export function costProblem(request: GenerateContentRequest, limits: RequestLimits): string | undefined {
+  const config = (request.generationConfig ?? {}) as Record<string, unknown>;
+  const over = (field: string, max: number) => {
+    const value = config[field];
+    return typeof value === 'number' && value > max
+      ? `generationConfig.${field} ${value} > ${max}`
+      : undefined;
+  };
+  const tooMany =
+    over('candidateCount', limits.maxCandidateCount) ?? over('maxOutputTokens', limits.maxOutputTokens);
+  if (tooMany) return `${tooMany}, the most this deployment allows for the model`;
+  const r = request as unknown as Record<string, unknown>;
+  if (r.cachedContent !== undefined && !limits.cachedContent)
+    return 'cachedContent is not allowed for this model in this deployment';
+  if (r.tools !== undefined && limits.tools !== 'all') {
+    const tools = Array.isArray(r.tools) ? r.tools : [r.tools];
+    if (limits.tools === 'none' && tools.length > 0) return 'tools are not allowed for this model';
+    const builtIn = tools.flatMap((t) =>
+      t && typeof t === 'object'
+        ? Object.keys(t).filter((k) => k !== 'functionDeclarations')
+        : ['(not an object)'],
+    );
+    if (builtIn.length > 0)
+      return `tools other than functionDeclarations (${[...new Set(builtIn)].join(', ')}) are not allowed for this model`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a `gs://` medium may not be read, or undefined: it must lie under an allowed prefix (another
+ * caller's inbox/, staging/ or results/ never do), with no path tricks in its object name.
+ */
+export function mediaProblem(media: MediaRef[], allowed: readonly string[]): string | undefined {
+  for (const { gcsUri } of media) {
+    if (!gcsUri) continue;
+    const object = gcsUri.replace(/^gs:\/\/[^/]+\//, '');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+    if (/(^|\/)\.\.?(\/|$)|\/\/|\\|%|[\u0000-\u001f\u007f]/.test(object))
+      return `media gcsUri ${gcsUri} has a path trick (., .., //, \\, % or a control character) in its name`;
+    if (!allowed.some((prefix) => gcsUri.startsWith(prefix)))
+      return `media gcsUri ${gcsUri} is outside the allowed locations (${allowed.join(', ')})`;
+  }
+  return undefined;
 }

@@ -30,6 +30,8 @@ export interface IngestDeps {
   objects: Pick<ObjectStore, 'writeStream'>;
   quotas: Quotas;
   logger: Logger;
+  /** Where `gs://` media may come from (see MEDIA_GCS_ALLOWED); unchecked when absent. */
+  mediaGcsAllowed?: readonly string[];
   /** How often the event stream looks for newly finished items. */
   pollIntervalMs?: number;
 }
@@ -58,7 +60,9 @@ export async function createJob(
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
   let normalized: ReturnType<typeof normalizeJobRequest>;
   try {
-    normalized = normalizeJobRequest(body, deps.quotas);
+    normalized = normalizeJobRequest(body, deps.quotas, {
+      ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
+    });
   } catch (err) {
     if (err instanceof RequestProblem) {
       throw err.tooLarge

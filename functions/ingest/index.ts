@@ -32,6 +32,7 @@ export function ingestDeps(deps: Deps): IngestDeps {
     objects: deps.objects,
     quotas: deps.config.quotas,
     logger: deps.logger,
+    mediaGcsAllowed: deps.config.mediaGcsAllowed,
   };
 }
 

@@ -13,7 +13,8 @@ import {
   summaryObjectName,
 } from '../core/bucket-input.js';
 import { counterShardsFor, itemIdForIndex, type NewItem } from '../core/jobs.js';
-import { normalizeModelName, type Quotas } from '../core/quotas.js';
+import { normalizeModelName, type Quotas, requestLimitsFor } from '../core/quotas.js';
+import type { ItemRules } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { maybeGunzip, splitLines } from '../platform/jsonl.js';
 import type { Logger } from '../platform/logger.js';
@@ -35,6 +36,8 @@ export interface IntakeDeps {
   logger: Logger;
   /** The project's bucket: events from any other are ignored. */
   bucket: string;
+  /** Where `gs://` media may come from (see MEDIA_GCS_ALLOWED). */
+  mediaGcsAllowed?: readonly string[];
 }
 
 export type IntakeResult =
@@ -164,6 +167,10 @@ async function readLines(
   deps: IntakeDeps,
 ) {
   const defaults = lineDefaults(options);
+  const rules: ItemRules = {
+    limits: requestLimitsFor(deps.quotas, model),
+    ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
+  };
   const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
   const keys = new Set<string>();
   let chunk: NewItem[] = [];
@@ -173,7 +180,7 @@ async function readLines(
   const source = maybeGunzip(deps.objects.read(name, { generation }));
   for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
     if (line.text !== undefined && line.text.trim() === '') continue;
-    let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults);
+    let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults, rules);
     if (parsed.ok && keys.has(parsed.item.key)) parsed = duplicateKeyLine(parsed.item.key, line.lineNumber);
     else if (parsed.ok) keys.add(parsed.item.key);
     let item: NewItem;

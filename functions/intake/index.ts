@@ -33,6 +33,7 @@ export function createIntakeHandler(getDeps: () => Deps) {
           quotas: deps.config.quotas,
           logger: deps.logger.child({ eventId: event.id }),
           bucket: deps.config.bucket,
+          mediaGcsAllowed: deps.config.mediaGcsAllowed,
         });
       } catch (err) {
         deps.logger.error(

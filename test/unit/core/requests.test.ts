@@ -302,3 +302,87 @@ describe('normalizeJobRequest: problems', () => {
     expect(problem.problems[0]?.message).toMatch(/bytes > 262144/);
   });
 });
+
+describe('normalizeJobRequest: what a request may ask for', () => {
+  it('refuses model names every object has (constructor, __proto__, toString) as unknown', () => {
+    for (const model of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const problem = problemOf(() => normalizeJobRequest({ model, prompts: ['a'] }, quotas));
+      expect(problem.problems[0]?.field).toBe('model');
+      expect(problem.message).toContain(`Unknown model ${model}`);
+    }
+  });
+
+  it('caps candidateCount, maxOutputTokens, built-in tools and cachedContent with a 400 naming the item', () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ config: { candidateCount: 8 } }, /candidateCount 8 > 1/],
+      [{ config: { maxOutputTokens: 1_000_000 } }, /maxOutputTokens 1000000 > 65536/],
+      [
+        {
+          requests: [{ request: { contents: [{ parts: [{ text: 'x' }] }], tools: [{ googleSearch: {} }] } }],
+        },
+        /tools other than functionDeclarations \(googleSearch\)/,
+      ],
+      [
+        {
+          requests: [
+            { request: { contents: [{ parts: [{ text: 'x' }] }], cachedContent: 'cachedContents/x' } },
+          ],
+        },
+        /cachedContent is not allowed/,
+      ],
+    ];
+    for (const [body, message] of cases) {
+      const full = body.requests ? body : { prompts: ['a'], ...body };
+      const problem = problemOf(() => normalizeJobRequest(full, quotas));
+      expect(problem.problems[0]?.field).toMatch(/^(prompts|requests)\[0\]$/);
+      expect(problem.problems[0]?.message).toMatch(message);
+      expect(problem.tooLarge).toBe(false);
+    }
+  });
+
+  it('lets function declarations and figures within the caps through', () => {
+    const job = normalizeJobRequest(
+      {
+        config: { candidateCount: 1, maxOutputTokens: 1024 },
+        requests: [
+          {
+            request: {
+              contents: [{ parts: [{ text: 'x' }] }],
+              tools: [{ functionDeclarations: [{ name: 'f', description: 'd' }] }],
+            },
+          },
+        ],
+      },
+      quotas,
+    );
+    expect(job.items).toHaveLength(1);
+  });
+
+  it('reads gs:// media only under the allowed prefixes, without path tricks', () => {
+    const allowed = ['gs://bkt/media/'];
+    const withMedia = (gcsUri: string) => ({ requests: [{ prompt: 'look', media: [{ gcsUri }] }] });
+    expect(
+      normalizeJobRequest(withMedia('gs://bkt/media/a.png'), quotas, { mediaGcsAllowed: allowed }).items,
+    ).toHaveLength(1);
+    for (const [uri, message] of [
+      ['gs://bkt/inbox/other-user.jsonl', /outside the allowed locations/],
+      ['gs://bkt/results/x.jsonl', /outside the allowed locations/],
+      ['gs://other/media/a.png', /outside the allowed locations/],
+      ['gs://bkt/media/../inbox/a.jsonl', /path trick/],
+      ['gs://bkt/media//a.png', /path trick/],
+      ['gs://bkt/media/%2e%2e/a.png', /path trick/],
+    ] as const) {
+      const problem = problemOf(() =>
+        normalizeJobRequest(withMedia(uri), quotas, { mediaGcsAllowed: allowed }),
+      );
+      expect(problem.problems[0]?.message).toMatch(message);
+    }
+  });
+
+  it('refuses a callbackUrl with credentials or over 2048 characters', () => {
+    for (const callbackUrl of ['https://user:pw@example.com/cb', `https://example.com/${'a'.repeat(2050)}`]) {
+      const problem = problemOf(() => normalizeJobRequest({ prompts: ['a'], callbackUrl }, quotas));
+      expect(problem.problems[0]?.field).toBe('callbackUrl');
+    }
+  });
+});
