@@ -1,31 +1,39 @@
-import { createWriteStream, mkdirSync, readdirSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Storage } from '@google-cloud/storage';
-import { createJobsClient } from '../functions/api/client.js';
-import { isTerminalStatus, type JobView } from '../functions/api/jobs.js';
 import { readQuotas } from '../functions/platform/config.js';
 import { PROJECT_ROOT, startStack } from '../infra/local/stack.js';
-import { progressLine } from './progress.js';
+import { EXIT } from './exit-codes.js';
+import { run } from './program.js';
 import { readPromptFile } from './prompt-file.js';
 
 /**
- * `npm start [-- [--mode auto|realtime|batch] FILE.jsonl]`: boots the local cloud, runs the prompt
- * set through the real functions, shows progress, prints a summary and where the results are, and
- * exits. `--mode batch` sends it through the (stand-in's) Gemini Batch API at half the price.
+ * `npm start [-- [--mode auto|realtime|batch] FILE.jsonl]`: boots the local cloud, then runs
+ * `gemini-fanout submit FILE --watch --out .local/results/…` against it: the job's progress, a
+ * summary and where the results are; then what the Gemini stand-in saw (the peak request rate
+ * against the model's quota, 429s). Exits with the CLI's code: 0 when every item succeeded.
+ * `--mode batch` sends the set through the (stand-in's) Gemini Batch API at half the price.
  */
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     options: { mode: { type: 'string', default: 'auto' } },
     allowPositionals: true,
   });
   const mode = values.mode;
-  if (mode !== 'auto' && mode !== 'realtime' && mode !== 'batch')
-    throw new Error(`--mode must be auto, realtime or batch, not ${mode}`);
+  if (mode !== 'auto' && mode !== 'realtime' && mode !== 'batch') {
+    process.stderr.write(`--mode must be auto, realtime or batch, not ${mode}\n`);
+    return EXIT.badInput;
+  }
   const file = resolve(positionals[0] ?? join(PROJECT_ROOT, 'examples', 'prompts.jsonl'));
-  const requests = await readPromptFile(file);
-  process.stdout.write(`gemini-fanout: ${requests.length} prompts from ${file} (mode ${mode})\n`);
+  let count: number;
+  try {
+    count = (await readPromptFile(file)).length;
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return EXIT.badInput;
+  }
+  process.stdout.write(`gemini-fanout: ${count} prompts from ${file} (mode ${mode})\n`);
   process.stdout.write(
     'booting the local cloud (Firestore, Cloud Tasks, Cloud Storage, Gemini stand-in, functions)…\n',
   );
@@ -36,72 +44,32 @@ async function main(): Promise<void> {
     schedulerIntervalMs: 2000,
     standIn: { latency: { '*': { meanMs: 600, jitterMs: 300 } } },
   });
-  const stop = async (code: number) => {
-    await stack.close();
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void stop(130));
+  const interrupt = new AbortController();
+  process.on('SIGINT', () => interrupt.abort(new Error('interrupted')));
   try {
     await uploadExampleImages(stack.info.projectId, stack.info.bucket);
-    const client = createJobsClient(stack.info.ingestUrl);
-    const created = await client.submit({ requests, mode });
-    const started = Date.now();
-    process.stdout.write(`job ${created.id}: ${created.total} items queued (${created.mode})\n`);
-    const tty = process.stdout.isTTY;
-    let lastPrint = 0;
-    const show = (polled: JobView) => {
-      const line = progressLine(polled, Date.now() - started);
-      if (tty) process.stdout.write(`\r${line}\x1b[K`);
-      else if (Date.now() - lastPrint > 5000) {
-        process.stdout.write(`${line}\n`);
-        lastPrint = Date.now();
-      }
-    };
-    const job = await client.waitFor(created.id, {
-      timeoutMs: Number.POSITIVE_INFINITY,
-      intervalMs: 400,
-      // Sees every job polled: draws its progress on the way.
-      until: (polled) => {
-        show(polled);
-        return isTerminalStatus(polled.status);
-      },
-    });
-    const wallMs = Date.now() - started;
-    process.stdout.write(tty ? `\r${progressLine(job, wallMs)}\x1b[K\n` : `${progressLine(job, wallMs)}\n`);
-
     const outDir = join(PROJECT_ROOT, '.local', 'results');
     mkdirSync(outDir, { recursive: true });
-    const outFile = join(outDir, `${basename(file, '.jsonl')}-${job.id}.jsonl`);
-    await pipeline(jsonLines(client.resultsJsonl(job.id)), createWriteStream(outFile));
-
-    const stats = stack.standIn?.stats().models[job.model];
-    const quotas = readQuotas();
-    const quota = quotas.models[job.model];
-    process.stdout.write(
-      [
-        '',
-        `status        ${job.status}`,
-        `items         ${job.counts.total} (succeeded ${job.counts.succeeded}, failed ${job.counts.failed}, cancelled ${job.counts.cancelled})`,
-        `wall time     ${(wallMs / 1000).toFixed(1)} s`,
-        `rate          ${Math.round((job.counts.total / wallMs) * 60_000)} requests/min overall; peak ${stats?.peakRequestsPer60s ?? '?'} in any 60 s vs quota ${quota?.rpm ?? '?'} RPM; 429s from Gemini: ${stats?.rejected429 ?? '?'}`,
-        `tokens        ${job.usage.promptTokens} in, ${job.usage.outputTokens} out`,
-        `cost          $${job.costUsd.toFixed(6)} at ${job.model} prices (infra/quotas.json)${job.mode === 'batch' ? `, batch rate (${quotas.batchDiscount * 100}%)` : ''}`,
-        ...(job.paths ? [`paths         realtime ${job.paths.realtime}, batch ${job.paths.batch}`] : []),
-        `results       ${outFile}`,
-        '              (`npm run dev` keeps the local cloud up to post your own jobs: see README)',
-        '',
-      ].join('\n'),
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+    const outFile = relative(process.cwd(), join(outDir, `${basename(file, '.jsonl')}-${stamp}.jsonl`));
+    const code = await run(
+      ['submit', file, '--mode', mode, '--watch', '--out', outFile, '--url', stack.info.ingestUrl],
+      { stdout: process.stdout, stderr: process.stderr, env: process.env, signal: interrupt.signal },
     );
-    await stop(job.status === 'succeeded' ? 0 : 1);
-  } catch (err) {
-    process.stderr.write(`\nerror: ${(err as Error).message}\n`);
-    await stop(1);
+    if (code !== EXIT.interrupted) {
+      const quotas = readQuotas();
+      for (const [model, stats] of Object.entries(stack.standIn?.stats().models ?? {})) {
+        if (stats.requests === 0 && stats.batchRequests === 0) continue;
+        process.stdout.write(
+          `gemini stand-in (${model}): peak ${stats.peakRequestsPer60s} requests in any 60 s vs quota ${quotas.models[model]?.rpm ?? '?'} RPM; 429s ${stats.rejected429}; batches ${stats.batchesCreated}\n`,
+        );
+      }
+      process.stdout.write('(`npm run dev` keeps the local cloud up for `npx gemini-fanout`: see README)\n');
+    }
+    return code;
+  } finally {
+    await stack.close();
   }
-}
-
-/** Result entries back to JSONL, one line each (the client has checked them against the contract). */
-async function* jsonLines(entries: AsyncIterable<unknown>): AsyncGenerator<string> {
-  for await (const entry of entries) yield `${JSON.stringify(entry)}\n`;
 }
 
 /** The sample set refers to images under gs://BUCKET/examples/images/; put them there. */
@@ -113,7 +81,10 @@ async function uploadExampleImages(projectId: string, bucket: string): Promise<v
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`error: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exit(EXIT.unreachable);
+  },
+);

@@ -1,0 +1,79 @@
+/** What the CLI prints about jobs for people: a job's status, a watch's summary, the list of jobs. */
+import type { JobView, ResultLine } from '../functions/api/jobs.js';
+import { compact, dollars, duration, elapsedMs } from './progress.js';
+
+const number = new Intl.NumberFormat('en-US');
+
+/** `gemini-fanout status ID`: one labelled line per fact. */
+export function describeJob(job: JobView, now = Date.now()): string {
+  const c = job.counts;
+  const quota = job.quota;
+  const rows: Array<[string, string]> = [
+    ['job', job.id],
+    ['status', `${job.status} (${job.mode}, ${job.model})`],
+    [
+      'items',
+      `${c.total - c.pending}/${c.total} done: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.pending} pending`,
+    ],
+    ['tokens', `${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out`],
+    ['cost', dollars(job.costUsd)],
+    ...(quota
+      ? [['quota', `${number.format(quota.rpm)} RPM, ${compact(quota.tpm)} TPM`] as [string, string]]
+      : []),
+    ['created', job.createdAt],
+    ['elapsed', `${duration(elapsedMs(job, now))}${job.finishedAt ? ` (finished ${job.finishedAt})` : ''}`],
+    ...(job.source !== 'api' ? [['source', job.source] as [string, string]] : []),
+    ...(job.paths
+      ? [['paths', `realtime ${job.paths.realtime}, batch ${job.paths.batch}`] as [string, string]]
+      : []),
+    ...(job.batches ?? []).map((b): [string, string] => [
+      'batch',
+      `${b.name ?? '(not created yet)'} ${b.state} ${b.items} items${b.stats ? `: ${b.stats.successfulRequestCount} ok, ${b.stats.failedRequestCount} failed, ${b.stats.pendingRequestCount} pending` : ''}${b.fallback ? ` (${b.fallback})` : ''}`,
+    ]),
+    ...(job.notice ? [['notice', job.notice] as [string, string]] : []),
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(8)} ${v}`).join('\n');
+}
+
+/** The lines after a watch: how it ended, what it used, what failed (a few), where the results are. */
+export function summarise(job: JobView, failures: ResultLine[], resultsHint: string): string {
+  const c = job.counts;
+  const wall = elapsedMs(job, Date.now());
+  const perMin = wall > 0 ? Math.round(((c.total - c.pending) / wall) * 60_000) : 0;
+  const quota = job.quota;
+  const lines = [
+    `job ${job.id} ${job.status} in ${duration(wall)}: ${c.total} items, ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled`,
+    `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}`,
+  ];
+  for (const f of failures) {
+    if ('error' in f) lines.push(`  failed ${f.key}: ${f.error.code} ${f.error.status}: ${f.error.message}`);
+  }
+  if (c.failed > failures.length && failures.length > 0)
+    lines.push(`  … and ${c.failed - failures.length} more`);
+  lines.push(`results: ${resultsHint}`);
+  return lines.join('\n');
+}
+
+/** `gemini-fanout jobs`: a table, newest first. */
+export function jobsTable(jobs: JobView[]): string {
+  const head = ['ID', 'STATUS', 'MODE', 'MODEL', 'DONE', 'FAILED', 'COST', 'CREATED'];
+  const rows = jobs.map((j) => [
+    j.id,
+    j.status,
+    j.mode,
+    j.model,
+    `${j.counts.total - j.counts.pending}/${j.counts.total}`,
+    String(j.counts.failed),
+    dollars(j.costUsd),
+    j.createdAt.replace(/\.\d+Z$/, 'Z'),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -1,0 +1,113 @@
+/**
+ * Which jobs API the CLI talks to, and as whom: `--url`, else `FANOUT_URL`, else the local cloud that
+ * `npm run dev` described in `.local/stack.json`. A deployed (non-loopback) URL is private: every
+ * request carries the user's Google identity token for it, from Application Default Credentials
+ * (`gcloud auth application-default login`, or a service account). A loopback URL gets no token: the
+ * local cloud takes a request without one as the local developer. No token is ever printed.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { GoogleAuth } from 'google-auth-library';
+import { createJobsClient, type JobsClient } from '../functions/api/client.js';
+import { CliError, EXIT } from './exit-codes.js';
+
+/** Where `npm run dev` writes what it started (DESIGN: Commands). */
+export const STACK_FILE = resolve(import.meta.dirname, '..', '.local', 'stack.json');
+
+export interface Target {
+  /** The ingest URL, without a trailing slash. */
+  url: string;
+  /** Where the URL came from, for messages: `--url`, `FANOUT_URL` or the stack file. */
+  from: string;
+  /** True for loopback URLs: no identity token is sent. */
+  local: boolean;
+  client: JobsClient;
+}
+
+export interface TargetOptions {
+  url?: string | undefined;
+  env: NodeJS.ProcessEnv;
+  /** Where to look for the local cloud's description; {@link STACK_FILE} by default. */
+  stackFile?: string;
+  /** The identity token source for deployed URLs; ADC by default (a test passes its own). */
+  idToken?: (audience: string) => () => Promise<string>;
+}
+
+export async function resolveTarget(options: TargetOptions): Promise<Target> {
+  const { url: raw, from } = await findUrl(options);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new CliError(`${from}: "${raw}" is not a URL`, EXIT.badInput);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CliError(`${from}: the jobs API URL must be http(s), not ${url.protocol}`, EXIT.badInput);
+  }
+  const base = url.href.replace(/\/+$/, '');
+  const local = isLoopback(url.hostname);
+  const tokenProvider = local ? undefined : (options.idToken ?? adcIdToken)(base);
+  return {
+    url: base,
+    from,
+    local,
+    client: createJobsClient(base, tokenProvider ? { tokenProvider } : {}),
+  };
+}
+
+async function findUrl(options: TargetOptions): Promise<{ url: string; from: string }> {
+  if (options.url) return { url: options.url, from: '--url' };
+  if (options.env.FANOUT_URL) return { url: options.env.FANOUT_URL, from: 'FANOUT_URL' };
+  const file = options.stackFile ?? STACK_FILE;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new CliError(
+      'no jobs API to talk to: pass --url URL or set FANOUT_URL (a deployed ingest function), or start the local cloud with `npm run dev`',
+      EXIT.unreachable,
+    );
+  }
+  let ingestUrl: unknown;
+  try {
+    ingestUrl = (JSON.parse(text) as { ingestUrl?: unknown }).ingestUrl;
+  } catch {
+    ingestUrl = undefined;
+  }
+  if (typeof ingestUrl !== 'string' || !ingestUrl) {
+    throw new CliError(
+      `${file} has no ingestUrl; start the local cloud again with \`npm run dev\``,
+      EXIT.unreachable,
+    );
+  }
+  return { url: ingestUrl, from: '.local/stack.json (npm run dev)' };
+}
+
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * The user's identity token for `audience` from Application Default Credentials. The ID token
+ * client caches the token and fetches a new one as it nears expiry, so a long watch stays signed in.
+ */
+function adcIdToken(audience: string): () => Promise<string> {
+  let client: ReturnType<GoogleAuth['getIdTokenClient']> | undefined;
+  return async () => {
+    try {
+      client ??= new GoogleAuth().getIdTokenClient(audience);
+      const headers = (await (await client).getRequestHeaders()) as Record<string, string | undefined>;
+      const value = headers.Authorization ?? headers.authorization ?? '';
+      const token = value.replace(/^Bearer\s+/i, '');
+      if (!token) throw new Error('the credentials gave no identity token');
+      return token;
+    } catch (err) {
+      client = undefined;
+      throw new CliError(
+        `no Google identity token for ${audience}: ${(err as Error).message} (run \`gcloud auth application-default login\`, or set GOOGLE_APPLICATION_CREDENTIALS to a service account key)`,
+        EXIT.auth,
+      );
+    }
+  };
+}
