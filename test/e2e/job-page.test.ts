@@ -62,7 +62,7 @@ describe('the live job page, in a browser', () => {
 
   it('follows a job to its end: the counts rise, the bar reaches 100%, results show their keys', async () => {
     // Arrange
-    const total = 120;
+    const total = 80;
     const id = await createJob({
       model: MODEL,
       mode: 'realtime',
