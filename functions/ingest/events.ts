@@ -18,6 +18,9 @@ export function decodeEventId(id: string | undefined): FinishCursor | undefined 
   return { finishedAtMicros: Number(m[1]), itemId: m[2]! };
 }
 
+/** Finished items read per round: up to half a MiB each inline, so a round stays near 50 MiB at most. */
+const EVENTS_PAGE = 100;
+
 /** How long after an outcome's commit the event stream sends it (see `streamEvents`). */
 export const EVENTS_SETTLE_MS = 1000;
 
@@ -44,18 +47,18 @@ export async function* streamEvents(
     // While items still finish, read only those finished a moment ago: outcomes committed at the same
     // time may become visible out of commit order, and one seen late behind the cursor would be lost.
     const upToMicros = settled ? undefined : (Date.now() - EVENTS_SETTLE_MS) * 1000;
-    const page = await deps.lifecycle.listFinished(jobId, cursor, 500, upToMicros);
+    const page = await deps.lifecycle.listFinished(jobId, cursor, EVENTS_PAGE, upToMicros);
     for (const item of page) {
       cursor = finishCursorOf(item) ?? cursor;
       yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await deps.lifecycle.resultEntry(item))}\n\n`;
     }
     if (page.length > 0) idleSince = Date.now();
-    if (page.length < 500 && settled) {
+    if (page.length < EVENTS_PAGE && settled) {
       const view = await deps.lifecycle.view(jobId);
       yield `event: done\ndata: ${JSON.stringify(view)}\n\n`;
       return;
     }
-    if (page.length < 500) {
+    if (page.length < EVENTS_PAGE) {
       if (Date.now() - idleSince > 15_000) {
         idleSince = Date.now();
         yield `: keep-alive\n\n`;

@@ -220,6 +220,11 @@ function decodeToken(token: string): number {
   return n;
 }
 
+/** Items read per round of a results page. */
+const RESULTS_CHUNK = 100;
+/** A results page stops before this many bytes of results (it always holds at least one). */
+export const RESULTS_PAGE_BYTES = 8 * 1024 * 1024;
+
 /** `GET /jobs/{id}/results`: one page in input order. */
 export async function getResultsPage(
   jobId: string,
@@ -235,13 +240,30 @@ export async function getResultsPage(
     ]);
   }
   const start = query.pageToken ? decodeToken(query.pageToken) : 0;
-  const page = await deps.lifecycle.listItems(jobId, {
-    ...(start > 0 ? { afterId: itemIdForIndex(start - 1) } : {}),
-    limit: pageSize,
-  });
-  const last = page[page.length - 1];
-  const next = last && last.index + 1 < job.total ? encodeToken(last.index + 1) : undefined;
-  const results = await Promise.all(page.map((item) => deps.lifecycle.resultEntry(item)));
+  // Bounded by count and by bytes (answers are up to half a MiB inline, more from the bucket), and
+  // read a chunk at a time with the result fields only: never the requests.
+  const results: ResultEntry[] = [];
+  let bytes = 0;
+  let afterId = start > 0 ? itemIdForIndex(start - 1) : undefined;
+  let lastIndex: number | undefined;
+  for (let full = false; !full && results.length < pageSize; ) {
+    const limit = Math.min(RESULTS_CHUNK, pageSize - results.length);
+    const chunk = await deps.lifecycle.listOutcomes(jobId, { ...(afterId ? { afterId } : {}), limit });
+    const entries = await Promise.all(chunk.map((item) => deps.lifecycle.resultEntry(item)));
+    for (const [n, entry] of entries.entries()) {
+      const size = JSON.stringify(entry).length;
+      if (results.length > 0 && bytes + size > RESULTS_PAGE_BYTES) {
+        full = true;
+        break;
+      }
+      results.push(entry);
+      bytes += size;
+      lastIndex = chunk[n]!.index;
+    }
+    if (chunk.length < limit) break;
+    afterId = chunk[chunk.length - 1]!.id;
+  }
+  const next = lastIndex !== undefined && lastIndex + 1 < job.total ? encodeToken(lastIndex + 1) : undefined;
   return { results, ...(next ? { nextPageToken: next } : {}) };
 }
 

@@ -222,7 +222,8 @@ export function createLifecycle(deps: LifecycleDeps) {
       return item.responseObject ? deps.objects.getJson(item.responseObject) : item.response;
     },
 
-    listItems: (jobId: string, options: { afterId?: string; limit: number }) => items.list(jobId, options),
+    listOutcomes: (jobId: string, options: { afterId?: string; limit: number }) =>
+      items.listOutcomes(jobId, options),
 
     /**
      * The result line of an item, or its pending entry. A response stored in the bucket (too big for

@@ -95,7 +95,7 @@ describe('job lifecycle in Firestore', () => {
     const claim = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
     if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
     await lifecycle.release(claim.lease, planned[0]! + 90_000);
-    const [item] = await lifecycle.listItems(id, { limit: 1 });
+    const [item] = await stores.items.list(id, { limit: 1 });
 
     // Assert
     expect(planned.length).toBeGreaterThan(15);
@@ -153,7 +153,7 @@ describe('job lifecycle in Firestore', () => {
 
   it('writes an outcome only for the lease holder: a stale lease is refused, not an error', async () => {
     // Arrange: delivery A claims, its lease runs out, delivery B claims the item again.
-    const { lifecycle, id } = await newJob(newPrefix('lease'), 'm-lease', 1);
+    const { stores, lifecycle, id } = await newJob(newPrefix('lease'), 'm-lease', 1);
     const a = await lifecycle.claim(id, itemIdForIndex(0), 1);
     await new Promise((r) => setTimeout(r, 20));
     const b = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
@@ -168,7 +168,7 @@ describe('job lifecycle in Firestore', () => {
     // Act
     const byA = await lifecycle.complete(a.lease, { ...outcome, response: { who: 'a' } });
     const byB = await lifecycle.complete(b.lease, { ...outcome, response: { who: 'b' } });
-    const [item] = await lifecycle.listItems(id, { limit: 1 });
+    const [item] = await stores.items.list(id, { limit: 1 });
 
     // Assert
     expect([byA, byB]).toEqual([false, true]);
@@ -178,7 +178,7 @@ describe('job lifecycle in Firestore', () => {
 
   it('stores an answer too big for the item document in the bucket, and reads it back whole', async () => {
     // Arrange: a 1.5 MB answer (an image model's inline image is this big); a document holds 1 MiB.
-    const { lifecycle, objects, id } = await newJob(newPrefix('big'), 'm-big', 1);
+    const { stores, lifecycle, objects, id } = await newJob(newPrefix('big'), 'm-big', 1);
     const claim = await lifecycle.claim(id, itemIdForIndex(0), 60_000);
     if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
     const response = { candidates: [{ content: { parts: [{ text: 'z'.repeat(1_500_000) }] } }] };
@@ -190,7 +190,7 @@ describe('job lifecycle in Firestore', () => {
       usage: { promptTokens: 1, outputTokens: 375_000 },
       costUsd: 0,
     });
-    const [item] = await lifecycle.listItems(id, { limit: 1 });
+    const [item] = await stores.items.list(id, { limit: 1 });
 
     // Assert
     expect(written).toBe(true);

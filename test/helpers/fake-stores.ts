@@ -22,6 +22,7 @@ import {
 } from '../../functions/core/rate.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
+import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
 import type { ItemRef, StoredOutcome } from '../../functions/platform/store/items.js';
 import type { IdempotencyRecord } from '../../functions/platform/store/jobs.js';
 
@@ -303,17 +304,16 @@ export class FakeDb {
           await db.enter('items.streamOutcomes');
           const all = [...(db.items.get(jobId)?.values() ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
           for (const i of all) {
-            const { id, index, key, state, response, responseObject, error } = structuredClone(i);
-            yield {
-              id,
-              index,
-              key,
-              state,
-              ...(response !== undefined ? { response } : {}),
-              ...(responseObject ? { responseObject } : {}),
-              ...(error ? { error } : {}),
-            };
+            yield outcomeOf(i);
           }
+        },
+        async listOutcomes(jobId, { afterId, limit }) {
+          await db.enter('items.listOutcomes');
+          return [...(db.items.get(jobId)?.values() ?? [])]
+            .filter((i) => afterId === undefined || i.id > afterId)
+            .sort((a, b) => (a.id < b.id ? -1 : 1))
+            .slice(0, limit)
+            .map(outcomeOf);
         },
         async list(jobId, { afterId, limit }) {
           await db.enter('items.list');
@@ -336,7 +336,7 @@ export class FakeDb {
             )
             .sort((a, b) => a.finishedAtMicros - b.finishedAtMicros || (a.id < b.id ? -1 : 1))
             .slice(0, limit)
-            .map((i) => db.publicItem(jobId, i));
+            .map((i) => ({ ...outcomeOf(i), finishedAtMicros: i.finishedAtMicros }));
         },
         async lease(ref, leaseMs, nowMs) {
           await db.enter('items.lease');
@@ -471,4 +471,18 @@ export class FakeDb {
       },
     };
   }
+}
+
+/** An item as a result line reads it: result fields only, a copy. */
+function outcomeOf(i: StoredItem): ItemOutcomeRecord {
+  const { id, index, key, state, response, responseObject, error } = structuredClone(i);
+  return {
+    id,
+    index,
+    key,
+    state,
+    ...(response !== undefined ? { response } : {}),
+    ...(responseObject ? { responseObject } : {}),
+    ...(error ? { error } : {}),
+  };
 }

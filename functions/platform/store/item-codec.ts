@@ -30,6 +30,9 @@ export type ItemOutcomeRecord = Pick<
   'id' | 'index' | 'key' | 'state' | 'response' | 'responseObject' | 'error'
 >;
 
+/** An outcome with its finish time: what the event stream reads (its cursor is the finish time). */
+export type FinishedOutcome = ItemOutcomeRecord & Pick<ItemRecord, 'finishedAtMicros'>;
+
 /** The fields of an item document a result line is made of. */
 export const OUTCOME_FIELDS = ['index', 'key', 'state', 'responseJson', 'responseObject', 'error'];
 
@@ -44,6 +47,15 @@ export function outcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemOutco
     ...(d.responseJson ? { response: JSON.parse(d.responseJson) } : {}),
     ...(d.responseObject ? { responseObject: d.responseObject } : {}),
     ...(d.error ? { error: d.error } : {}),
+  };
+}
+
+/** A finished item's outcome from a document read with {@link OUTCOME_FIELDS} and `finishedAt`. */
+export function finishedOutcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): FinishedOutcome {
+  const finishedAt = snap.get('finishedAt');
+  return {
+    ...outcomeFrom(snap),
+    finishedAtMicros: finishedAt instanceof Timestamp ? toMicros(finishedAt) : null,
   };
 }
 

@@ -21,7 +21,15 @@ import {
   isPreconditionFailure,
   landed,
 } from './firestore.js';
-import { type ItemOutcomeRecord, itemFrom, OUTCOME_FIELDS, outcomeFrom, stateFields } from './item-codec.js';
+import {
+  type FinishedOutcome,
+  finishedOutcomeFrom,
+  type ItemOutcomeRecord,
+  itemFrom,
+  OUTCOME_FIELDS,
+  outcomeFrom,
+  stateFields,
+} from './item-codec.js';
 import { jobFrom } from './jobs.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
@@ -61,6 +69,8 @@ export interface ItemsStore {
    * (never the request): how a whole job's results are read.
    */
   streamOutcomes(jobId: string): AsyncIterable<ItemOutcomeRecord>;
+  /** A page of outcomes in input order after `afterId`, result fields only (a results page). */
+  listOutcomes(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemOutcomeRecord[]>;
   /**
    * Finished items ordered by finish time then id, strictly after `cursor`, and finished at or before
    * `upToMicros` when given.
@@ -70,7 +80,7 @@ export interface ItemsStore {
     cursor: FinishCursor | undefined,
     limit: number,
     upToMicros?: number,
-  ): Promise<ItemRecord[]>;
+  ): Promise<FinishedOutcome[]>;
   /** Takes the item's lease if it is still at `item.version`; the new version, or undefined. */
   lease(
     item: ItemRef,
@@ -156,11 +166,24 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       for await (const snap of q) yield outcomeFrom(snap);
     },
 
+    async listOutcomes(jobId, { afterId, limit }) {
+      let q = items(jobId)
+        .orderBy(FieldPath.documentId())
+        .select(...OUTCOME_FIELDS)
+        .limit(limit);
+      if (afterId) q = q.startAfter(afterId);
+      return (await q.get()).docs.map(outcomeFrom);
+    },
+
     async listFinished(jobId, cursor, limit, upToMicros) {
-      let q = items(jobId).orderBy('finishedAt').orderBy(FieldPath.documentId()).limit(limit);
+      let q = items(jobId)
+        .orderBy('finishedAt')
+        .orderBy(FieldPath.documentId())
+        .select(...OUTCOME_FIELDS, 'finishedAt')
+        .limit(limit);
       if (upToMicros !== undefined) q = q.where('finishedAt', '<=', fromMicros(upToMicros));
       if (cursor) q = q.startAfter(fromMicros(cursor.finishedAtMicros), cursor.itemId);
-      return (await q.get()).docs.map(itemFrom);
+      return (await q.get()).docs.map(finishedOutcomeFrom);
     },
 
     async lease(item, leaseMs, nowMs) {

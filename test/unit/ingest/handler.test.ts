@@ -8,6 +8,7 @@ import {
   getResultsPage,
   type IngestDeps,
   listJobs,
+  RESULTS_PAGE_BYTES,
   type ResultEntry,
   streamResults,
 } from '../../../functions/ingest/handler.js';
@@ -365,6 +366,36 @@ describe('getResultsPage', () => {
 
     expect(pages).toBe(3);
     expect(seen.map((r) => r.index)).toEqual(Array.from({ length: 250 }, (_, i) => i));
+  });
+
+  it('ends a page before it would pass RESULTS_PAGE_BYTES, and the next page goes on from there', async () => {
+    // Arrange: 6 answers of 3 MB each.
+    const { id, deps, store } = await jobWith(6);
+    for (let i = 0; i < 6; i++) {
+      store.settle(id, idOf(i), { state: 'succeeded', response: answer('x'.repeat(3_000_000)) });
+    }
+
+    // Act
+    const first = await getResultsPage(id, { pageSize: '100' }, ADMIN, deps);
+    const second = await getResultsPage(
+      id,
+      { pageSize: '100', pageToken: first.nextPageToken! },
+      ADMIN,
+      deps,
+    );
+    const third = await getResultsPage(
+      id,
+      { pageSize: '100', pageToken: second.nextPageToken! },
+      ADMIN,
+      deps,
+    );
+
+    // Assert
+    expect(RESULTS_PAGE_BYTES).toBe(8 * 1024 * 1024);
+    expect(first.results.map((r) => r.index)).toEqual([0, 1]);
+    expect(second.results.map((r) => r.index)).toEqual([2, 3]);
+    expect(third.results.map((r) => r.index)).toEqual([4, 5]);
+    expect(third.nextPageToken).toBeUndefined();
   });
 
   it('has no nextPageToken on the last page when the total is a multiple of the page size', async () => {
