@@ -56,7 +56,9 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       ...(config.tasksServiceAccount ? { serviceAccount: config.tasksServiceAccount } : {}),
       ...(config.emulators.tasks ? { emulatorHost: config.emulators.tasks } : {}),
     });
-  const notify = overrides.notify ?? ((url: string, payload: unknown) => postCallback(url, payload));
+  const notify =
+    overrides.notify ??
+    ((url: string, payload: unknown) => postCallback(url, payload, { secret: config.callbackSecret }));
   const gemini =
     overrides.gemini ??
     createGeminiClient({

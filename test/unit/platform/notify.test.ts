@@ -1,0 +1,328 @@
+import { execFileSync } from 'node:child_process';
+import type { LookupAddress, lookup } from 'node:dns';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import { type AddressInfo, BlockList } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CallbackError, type CallbackOptions, postCallback } from '../../../functions/platform/notify.js';
+import { signCallback, verifyCallbackSignature } from '../../../functions/platform/notify-signature.js';
+
+const SECRET = 'a-test-callback-secret-of-at-least-32-characters';
+const JOB = { id: 'job-1', status: 'succeeded', counts: { total: 2, succeeded: 2 } };
+
+/** A DNS lookup that answers from a table (`all: true` form only, as guardedLookup asks). */
+function fakeResolver(table: Record<string, string[]>): typeof lookup {
+  const fn = (
+    hostname: string,
+    _options: object,
+    callback: (err: Error | null, a?: LookupAddress[]) => void,
+  ) => {
+    const answer = table[hostname];
+    if (!answer)
+      return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
+    callback(
+      null,
+      answer.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
+  };
+  return fn as unknown as typeof lookup;
+}
+
+interface Received {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+let dir: string;
+let server: Server;
+let port: number;
+let ca: Buffer;
+let received: Received[];
+let answer: (req: Received, res: ServerResponse) => void;
+
+beforeAll(async () => {
+  // A receiver with a certificate made for this run, for the name the fake resolver answers and for
+  // 127.0.0.1 (so a literal-IP callback would succeed if the address guard let it through).
+  dir = mkdtempSync(join(tmpdir(), 'notify-test-'));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=hooks.example.test',
+      '-addext',
+      'subjectAltName=DNS:hooks.example.test,DNS:internal.example.test,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  ca = readFileSync(join(dir, 'cert.pem'));
+  server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: ca }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const seen = {
+        path: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      received.push(seen);
+      answer(seen, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  received = [];
+  answer = (_req, res) => res.writeHead(204).end();
+});
+
+/** The receiver counts as public here: hooks.example.test resolves to it and loopback is not denied. */
+const toReceiver = (overrides: Partial<CallbackOptions> = {}): CallbackOptions => ({
+  secret: SECRET,
+  ca,
+  resolve: fakeResolver({ 'hooks.example.test': ['127.0.0.1'] }),
+  denied: new BlockList(),
+  backoffMs: 5,
+  ...overrides,
+});
+
+/** The production guard: media's deny list, names resolved by the fake resolver. */
+const guarded = (table: Record<string, string[]> = {}): CallbackOptions => ({
+  secret: SECRET,
+  ca,
+  resolve: fakeResolver(table),
+  backoffMs: 5,
+});
+
+const hook = (path = '/hook') => `https://hooks.example.test:${port}${path}`;
+
+async function failureOf(promise: Promise<unknown>): Promise<CallbackError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof CallbackError) return err;
+    throw err;
+  }
+  throw new Error('expected a CallbackError');
+}
+
+describe('postCallback', () => {
+  it('POSTs the payload as JSON with a signature the receiver can verify', async () => {
+    await postCallback(hook(), JOB, toReceiver());
+
+    expect(received).toHaveLength(1);
+    const [req] = received;
+    expect(req!.path).toBe('/hook');
+    expect(req!.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(req!.body)).toEqual(JOB);
+    expect(
+      verifyCallbackSignature(SECRET, req!.headers['x-fanout-signature'] as string, req!.body, 300),
+    ).toBe(true);
+  });
+
+  it('refuses http', async () => {
+    const err = await failureOf(postCallback(`http://hooks.example.test:${port}/hook`, JOB, toReceiver()));
+
+    expect(err.message).toMatch(/not https/);
+    expect(err.retryable).toBe(false);
+    expect(received).toHaveLength(0);
+  });
+
+  it('refuses a URL with credentials, without repeating them', async () => {
+    const err = await failureOf(
+      postCallback(`https://user:hunter2@hooks.example.test:${port}/hook`, JOB, toReceiver()),
+    );
+
+    expect(err.message).toMatch(/credentials/);
+    expect(err.message).not.toContain('hunter2');
+    expect(received).toHaveLength(0);
+  });
+
+  it.each([
+    '127.0.0.1',
+    '[::1]',
+    '[::ffff:127.0.0.1]',
+    '2130706433', // 127.0.0.1 as one number: the URL parser normalises it
+    '10.0.0.7',
+    '192.168.1.1',
+    '169.254.169.254',
+  ])('refuses the literal address %s', async (host) => {
+    const err = await failureOf(postCallback(`https://${host}:${port}/hook`, JOB, guarded()));
+
+    expect(err.message).toMatch(/not a public address/);
+    expect(err.retryable).toBe(false);
+    expect(received).toHaveLength(0);
+  });
+
+  it.each([
+    ['loopback', 'internal.example.test', ['127.0.0.1']],
+    ['a private range', 'internal.example.test', ['10.1.2.3']],
+    ['the metadata server', 'metadata.google.internal', ['169.254.169.254']],
+    ['one private address among public ones', 'internal.example.test', ['8.8.8.8', '127.0.0.1']],
+  ])(
+    'refuses a name that resolves to %s, naming neither host nor address',
+    async (_what, host, addresses) => {
+      const err = await failureOf(
+        postCallback(`https://${host}:${port}/hook`, JOB, guarded({ [host]: addresses as string[] })),
+      );
+
+      expect(err.message).toMatch(/does not resolve to public addresses/);
+      expect(err.retryable).toBe(false);
+      expect(err.message).not.toContain(host);
+      for (const address of addresses as string[]) expect(err.message).not.toContain(address);
+      expect(received).toHaveLength(0);
+    },
+  );
+
+  it('does not follow a redirect: a 3xx is a failure', async () => {
+    answer = (req, res) =>
+      req.path === '/hook'
+        ? res.writeHead(302, { location: hook('/elsewhere') }).end()
+        : res.writeHead(204).end();
+
+    const err = await failureOf(postCallback(hook(), JOB, toReceiver()));
+
+    expect(err.statusCode).toBe(302);
+    expect(err.retryable).toBe(false);
+    expect(received.map((r) => r.path)).toEqual(['/hook']);
+  });
+
+  it.each([503, 429])('retries a %i, each attempt signed, until it is accepted', async (status) => {
+    answer = (_req, res) => res.writeHead(received.length < 3 ? status : 200).end();
+
+    await postCallback(hook(), JOB, toReceiver());
+
+    expect(received).toHaveLength(3);
+    for (const req of received) {
+      expect(
+        verifyCallbackSignature(SECRET, req.headers['x-fanout-signature'] as string, req.body, 300),
+      ).toBe(true);
+    }
+  });
+
+  it('gives up after its attempts, saying how many', async () => {
+    answer = (_req, res) => res.writeHead(500).end();
+
+    const err = await failureOf(postCallback(hook(), JOB, toReceiver({ attempts: 3 })));
+
+    expect(err.message).toBe('the callback answered 500 (attempt 3 of 3)');
+    expect(err.retryable).toBe(true);
+    expect(received).toHaveLength(3);
+  });
+
+  it.each([400, 404, 410])('does not retry a %i', async (status) => {
+    answer = (_req, res) => res.writeHead(status).end();
+
+    const err = await failureOf(postCallback(hook(), JOB, toReceiver()));
+
+    expect(err.statusCode).toBe(status);
+    expect(received).toHaveLength(1);
+  });
+
+  it('times an attempt out, retries it, and stays within its total bound', async () => {
+    answer = () => undefined; // never answers
+    const started = Date.now();
+
+    const err = await failureOf(
+      postCallback(hook(), JOB, toReceiver({ attempts: 10, attemptTimeoutMs: 150, totalTimeoutMs: 600 })),
+    );
+
+    expect(err.message).toMatch(/did not answer within \d+ ms/);
+    expect(received.length).toBeGreaterThanOrEqual(2);
+    expect(received.length).toBeLessThan(10);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('retries a network error and reports only its code', async () => {
+    const err = await failureOf(
+      postCallback(`https://hooks.example.test:1/hook`, JOB, toReceiver({ attempts: 2 })),
+    );
+
+    expect(err.message).toBe('the callback could not be reached (ECONNREFUSED) (attempt 2 of 2)');
+    expect(err.retryable).toBe(true);
+  });
+
+  it('refuses a certificate it does not trust, naming no address', async () => {
+    const err = await failureOf(postCallback(hook(), JOB, toReceiver({ ca: undefined })));
+
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/could not be reached \([A-Z_]+\)/);
+    expect(err.message).not.toContain('127.0.0.1');
+    expect(received).toHaveLength(0);
+  });
+
+  it('sends nothing without a secret', async () => {
+    const err = await failureOf(postCallback(hook(), JOB, toReceiver({ secret: undefined })));
+
+    expect(err.message).toMatch(/CALLBACK_SECRET/);
+    expect(received).toHaveLength(0);
+  });
+});
+
+describe('verifyCallbackSignature', () => {
+  const body = JSON.stringify(JOB);
+  const now = 1_760_000_000;
+  const header = signCallback(SECRET, body, now);
+
+  it('accepts the signature of the body, at the time it was signed', () => {
+    expect(header).toMatch(/^t=1760000000,v1=[0-9a-f]{64}$/);
+    expect(verifyCallbackSignature(SECRET, header, body, 300, now + 299)).toBe(true);
+    expect(verifyCallbackSignature(SECRET, header, Buffer.from(body), 300, now)).toBe(true);
+  });
+
+  it('detects a tampered body, another key, a tampered timestamp or signature', () => {
+    expect(verifyCallbackSignature(SECRET, header, body.replace('succeeded', 'failed'), 300, now)).toBe(
+      false,
+    );
+    expect(verifyCallbackSignature(`${SECRET}-other`, header, body, 300, now)).toBe(false);
+    expect(
+      verifyCallbackSignature(SECRET, header.replace('t=1760000000', 't=1760000001'), body, 300, now),
+    ).toBe(false);
+    const flipped = header.slice(0, -1) + (header.endsWith('0') ? '1' : '0');
+    expect(verifyCallbackSignature(SECRET, flipped, body, 300, now)).toBe(false);
+  });
+
+  it('refuses a timestamp outside the tolerance (a replay)', () => {
+    expect(verifyCallbackSignature(SECRET, header, body, 300, now + 301)).toBe(false);
+    expect(verifyCallbackSignature(SECRET, header, body, 300, now - 301)).toBe(false);
+  });
+
+  it('accepts any of several v1 entries (key rotation) and refuses malformed headers', () => {
+    const other = signCallback(`${SECRET}-old`, body, now).split(',')[1];
+    expect(verifyCallbackSignature(SECRET, `${header},${other}`, body, 300, now)).toBe(true);
+    for (const bad of [
+      undefined,
+      '',
+      'garbage',
+      `v1=${header.split('v1=')[1]}`,
+      't=1760000000',
+      `${header},t=1`,
+    ]) {
+      expect(verifyCallbackSignature(SECRET, bad, body, 300, now)).toBe(false);
+    }
+  });
+});
