@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { StandInStats } from '../../infra/local/gemini/stats.js';
+import { PROJECT_ROOT, type StackInfo } from '../../infra/local/stack.js';
+
+/**
+ * The local cloud of the comparison, in a child process as `npm run bench` runs it: booted with a
+ * quotas file and the strict profile, its `ready:` line read, its log lines written to `logFile`
+ * (they must be read, or the stack blocks on a full pipe). Also the stand-in's controls and the CPU
+ * time of a process tree, read from /proc.
+ */
+export interface ComparisonStack {
+  info: StackInfo;
+  stop(): Promise<void>;
+}
+
+export async function bootStack(quotasFile: string, logFile: string): Promise<ComparisonStack> {
+  const log = createWriteStream(logFile);
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'infra', 'local', 'stack.ts'),
+      '--port-base',
+      '0',
+      '--quotas',
+      quotasFile,
+      '--profile',
+      'strict',
+    ],
+    { cwd: PROJECT_ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  const lines = createInterface({ input: child.stdout! });
+  const info = await new Promise<StackInfo>((ok, fail) => {
+    child.once('exit', (code) => fail(new Error(`the local cloud exited with ${code}; see ${logFile}`)));
+    lines.on('line', (line) => {
+      if (line.startsWith('ready: ')) ok(JSON.parse(line.slice('ready: '.length)) as StackInfo);
+      else log.write(`${line}\n`);
+    });
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  return {
+    info,
+    async stop() {
+      process.removeListener('exit', killOnExit);
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      log.end();
+    },
+  };
+}
+
+/** Deep-merges `patch` into the stand-in's configuration (`POST /__standin/config`). */
+export async function configureStandIn(geminiBaseUrl: string, patch: unknown): Promise<unknown> {
+  const res = await fetch(`${geminiBaseUrl}/__standin/config`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(patch),
+  });
+  if (!res.ok) throw new Error(`the stand-in's config answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+/** The stand-in's current configuration (`GET /__standin/config`). */
+export async function standInConfig(geminiBaseUrl: string): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${geminiBaseUrl}/__standin/config`)).json()) as Record<string, unknown>;
+}
+
+/** What the stand-in saw, per model (`GET /__standin/stats`). */
+export async function standInStats(geminiBaseUrl: string): Promise<StandInStats> {
+  return (await (await fetch(`${geminiBaseUrl}/__standin/stats`)).json()) as StandInStats;
+}
+
+const TICKS_PER_SECOND = 100;
+
+/** utime + stime (and, with `reaped`, cutime + cstime) of one process, in clock ticks; 0 if it is gone. */
+function processTicks(pid: number, reaped: boolean): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const at = (field: number) => Number(fields[field - 3]);
+    return at(14) + at(15) + (reaped ? at(16) + at(17) : 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** The children of `pid` (every thread's list). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * CPU seconds (user + system) used so far by `pid` and every descendant, those already reaped
+ * included (Linux /proc; the clock tick is 100 Hz there). Differences of two readings give the
+ * CPU a run cost.
+ */
+export function treeCpuSeconds(pid: number): number {
+  let ticks = processTicks(pid, true);
+  const pending = childrenOf(pid);
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    ticks += processTicks(next, true);
+    pending.push(...childrenOf(next));
+  }
+  return ticks / TICKS_PER_SECOND;
+}
