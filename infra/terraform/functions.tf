@@ -165,6 +165,19 @@ resource "google_cloudfunctions2_function" "function" {
       secret     = google_secret_manager_secret.gemini_api_key.secret_id
       version    = "latest"
     }
+
+    # The callback senders only (local.callback_senders, secrets.tf): the key functions/platform/notify.ts
+    # signs callbacks with. The others have no grant on the secret, so they must not bind it.
+    dynamic "secret_environment_variables" {
+      for_each = contains(local.callback_senders, each.key) ? [true] : []
+
+      content {
+        key        = "CALLBACK_SECRET"
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.callback_secret.secret_id
+        version    = "latest"
+      }
+    }
   }
 
   # Intake only: `[*]` makes a null trigger an empty list and a trigger a list of one.
@@ -188,6 +201,7 @@ resource "google_cloudfunctions2_function" "function" {
     google_project_service.enabled,
     # The runtime account reads the secret at instance start: a deploy before the grant fails.
     google_secret_manager_secret_iam_member.gemini_api_key_accessor,
+    google_secret_manager_secret_iam_member.callback_secret_accessor,
     google_project_iam_member.firestore_user,
     google_storage_bucket_iam_member.fanout_object_user,
     # Intake's trigger needs these two (empty when enable_intake is false); the others merely wait.

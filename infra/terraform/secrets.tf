@@ -13,3 +13,39 @@ resource "google_secret_manager_secret" "gemini_api_key" {
 
   depends_on = [google_project_service.enabled["secretmanager.googleapis.com"]]
 }
+
+# The key job callbacks are signed with (CALLBACK_SECRET; the X-Fanout-Signature scheme is in
+# functions/platform/notify-signature.ts). Like the Gemini key, Terraform owns the secret, never its
+# value. The operator adds a random value of at least 32 characters before the functions are deployed
+# and gives it to whoever receives callbacks:
+#   openssl rand -hex 32 | tr -d '\n' | gcloud secrets versions add fanout-callback-secret --data-file=- --project=PROJECT
+# Rotation: add a new version; new instances sign with it, so receivers accept the old and the new key
+# for a while (verifying with each in turn).
+resource "google_secret_manager_secret" "callback_secret" {
+  project   = var.project_id
+  secret_id = var.callback_secret_id
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled["secretmanager.googleapis.com"]]
+}
+
+locals {
+  # The functions that finish or cancel jobs, and so POST a job's callback (the lifecycle's notify):
+  # ingest (a cancel), worker (a job's last item), batch (collected batches, the reconciler). Intake
+  # only creates bucket jobs, which have no callbackUrl: it neither reads nor may read the key.
+  callback_senders = [for name in ["ingest", "worker", "batch"] : name if contains(keys(local.deployed_functions), name)]
+}
+
+# On the secret only, for the callback senders only.
+resource "google_secret_manager_secret_iam_member" "callback_secret_accessor" {
+  for_each = { for name in local.callback_senders : name => local.function_members[name] }
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.callback_secret.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = each.value
+}

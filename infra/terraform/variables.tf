@@ -75,6 +75,22 @@ variable "gemini_secret_id" {
   }
 }
 
+variable "callback_secret_id" {
+  description = <<-EOT
+    Id of the Secret Manager secret created for CALLBACK_SECRET, the key job callbacks are signed with.
+    Terraform creates the secret, never its value: add a random value of at least 32 characters before
+    the first full apply, e.g.
+      openssl rand -hex 32 | tr -d '\n' | gcloud secrets versions add fanout-callback-secret --data-file=- --project=PROJECT
+  EOT
+  type        = string
+  default     = "fanout-callback-secret"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.callback_secret_id))
+    error_message = "callback_secret_id may contain only letters, digits, '_' and '-' (at most 255 chars)."
+  }
+}
+
 variable "log_level" {
   description = "LOG_LEVEL of every function."
   type        = string
