@@ -1,7 +1,7 @@
 import { type FinishCursor, finishCursorOf, isTerminalJob } from '../core/jobs.js';
 import type { Caller } from '../platform/caller.js';
 import { ValidationError } from '../platform/errors.js';
-import { type IngestDeps, ownedJob } from './handler.js';
+import { type IngestDeps, ownedJob, withQuota } from './handler.js';
 
 export function encodeEventId(cursor: FinishCursor): string {
   return `${cursor.finishedAtMicros}.${cursor.itemId}`;
@@ -55,7 +55,7 @@ export async function* streamEvents(
     if (page.length > 0) idleSince = Date.now();
     if (page.length < EVENTS_PAGE && settled) {
       const view = await deps.lifecycle.view(jobId);
-      yield `event: done\ndata: ${JSON.stringify(view)}\n\n`;
+      yield `event: done\ndata: ${JSON.stringify(view && withQuota(view, deps))}\n\n`;
       return;
     }
     if (page.length < EVENTS_PAGE) {

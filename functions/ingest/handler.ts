@@ -169,7 +169,7 @@ export async function ownedJob(jobId: string, caller: Caller, deps: IngestDeps):
 }
 
 /** The job view with the model's quota, which clients draw the request rate against. */
-function withQuota(view: JobView, deps: IngestDeps): JobView {
+export function withQuota(view: JobView, deps: IngestDeps): JobView {
   const quota = Object.hasOwn(deps.quotas.models, view.model) ? deps.quotas.models[view.model] : undefined;
   return { ...view, quota: quota ? { rpm: quota.rpm, tpm: quota.tpm } : null };
 }

@@ -3,6 +3,7 @@ import { LIMITS } from '../core/requests.js';
 import { callerFrom } from '../platform/caller.js';
 import type { Deps } from '../platform/deps.js';
 import {
+  ForbiddenError,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -50,6 +51,13 @@ export function createIngestHandler(getDeps: () => Deps) {
       const handlerDeps = { ...ingestDeps(deps), logger: log };
       try {
         const path = req.path.replace(/\/+$/, '') || '/';
+        // The same URLs answer JSON or the page, by Accept.
+        res.vary('Accept');
+        // A browser that carries the caller's identity (a proxy in front adds it) must not be made to
+        // change a job from another site.
+        if (req.method !== 'GET' && req.header('sec-fetch-site') === 'cross-site') {
+          throw new ForbiddenError('Cross-site requests may not change jobs.');
+        }
         const caller = callerFrom(req.header('authorization'), deps.config.admins);
         if (!caller) {
           throw new UnauthenticatedError(

@@ -1,7 +1,5 @@
-import type { ResultEntry } from '../api/jobs.js';
 import {
   decideClaim,
-  type FinishCursor,
   type ItemOutcome,
   type ItemRecord,
   type ItemState,
@@ -11,14 +9,14 @@ import {
   type Totals,
   toJobView,
 } from '../core/jobs.js';
-import { CANCELLED_ERROR, errorLine, successLine } from '../core/results.js';
+import { CANCELLED_ERROR } from '../core/results.js';
 import type { Logger } from '../platform/logger.js';
 import { answerObjectName, type ObjectStore } from '../platform/object-store.js';
 import type { BatchStores, Stores } from '../platform/store/index.js';
-import type { ItemOutcomeRecord } from '../platform/store/item-codec.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { batchViewOf, createJobMaker } from './create.js';
+import { createResultReader } from './results.js';
 
 /**
  * The job lifecycle: the one place that knows the rules of a job and its items (create, claim,
@@ -26,6 +24,9 @@ import { batchViewOf, createJobMaker } from './create.js';
  * the state machine of an item (pending → leased → terminal) and of a job (queued → running →
  * succeeded | cancelled) over the narrow stores, so every path ends in a state.
  */
+/** Times a cancel tries to freeze its totals against concurrent writes of the job. */
+const CANCEL_FREEZE_ROUNDS = 5;
+
 export interface LifecycleDeps {
   stores: Stores;
   tasks: Pick<TaskQueue, 'enqueueControl' | 'deleteItems'>;
@@ -115,6 +116,7 @@ export function createLifecycle(deps: LifecycleDeps) {
 
   const lifecycle = {
     ...createJobMaker(deps, clock),
+    ...createResultReader(deps),
     getJob: (jobId: string) => jobs.get(jobId),
 
     async view(jobId: string): Promise<JobView | undefined> {
@@ -217,38 +219,6 @@ export function createLifecycle(deps: LifecycleDeps) {
       return name;
     },
 
-    /** The response of a succeeded item, wherever it is stored. */
-    async responseOf(item: Pick<ItemRecord, 'response' | 'responseObject'>): Promise<unknown> {
-      return item.responseObject ? deps.objects.getJson(item.responseObject) : item.response;
-    },
-
-    listOutcomes: (jobId: string, options: { afterId?: string; limit: number }) =>
-      items.listOutcomes(jobId, options),
-
-    /**
-     * The result line of an item, or its pending entry. A response stored in the bucket (too big for
-     * the item's document) is read from there: the line a user reads is the same.
-     */
-    async resultEntry(item: ItemOutcomeRecord): Promise<ResultEntry> {
-      if (item.state === 'succeeded')
-        return successLine(item.key, item.index, await lifecycle.responseOf(item));
-      if (item.state === 'pending') return { key: item.key, index: item.index, state: 'pending' };
-      return errorLine(
-        item.key,
-        item.index,
-        item.error ?? { code: 500, status: 'UNKNOWN', message: 'no error recorded' },
-      );
-    },
-
-    /** Every item's entry in input order, one JSON line each, read a page at a time. */
-    async *resultLines(jobId: string): AsyncGenerator<string> {
-      for await (const item of items.streamOutcomes(jobId))
-        yield `${JSON.stringify(await lifecycle.resultEntry(item))}\n`;
-    },
-
-    listFinished: (jobId: string, cursor: FinishCursor | undefined, limit: number, upToMicros?: number) =>
-      items.listFinished(jobId, cursor, limit, upToMicros),
-
     /**
      * Turns the job terminal when no item is pending; exactly one caller wins, and only it
      * notifies. Says whether the job was already terminal (or unknown), is now finished, or still
@@ -309,13 +279,21 @@ export function createLifecycle(deps: LifecycleDeps) {
             'could not delete the tasks of cancelled items',
           ),
         );
-      // The sweep does not touch the counters: count the final states once, exactly.
-      const sum = await items.countStates(job.id, job.total);
-      if (!(await jobs.completeCancel(job.id, sum, job.version))) return false;
-      log.info({ event: 'job.cancelled', jobId: job.id, swept, counts: sum.counts }, 'job cancelled');
-      const after = await jobs.get(job.id);
-      if (after) await notifyOnce(after, toJobView(after, sum), log);
-      return true;
+      // The sweep does not touch the counters: count the final states once, exactly. Workers still
+      // write the job meanwhile (a delivery in flight): a lost race is read again, not left to the
+      // reconciler, whose next round is minutes away while the view shows swept items as pending.
+      let current: JobRecord | undefined = job;
+      for (let round = 0; current?.cancelPending && round < CANCEL_FREEZE_ROUNDS; round++) {
+        const sum = await items.countStates(job.id, job.total);
+        if (await jobs.completeCancel(job.id, sum, current.version)) {
+          log.info({ event: 'job.cancelled', jobId: job.id, swept, counts: sum.counts }, 'job cancelled');
+          const after = await jobs.get(job.id);
+          if (after) await notifyOnce(after, toJobView(after, sum), log);
+          return true;
+        }
+        current = await jobs.get(job.id);
+      }
+      return false;
     },
   };
 

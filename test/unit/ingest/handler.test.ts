@@ -614,6 +614,23 @@ describe('cancelJob', () => {
     expect(tasks.itemTasks.size).toBe(0);
   });
 
+  it('answers with final counts even when a worker writes the job while the cancel runs', async () => {
+    // Arrange: something writes the job between the cancel's turn and its freeze of the totals.
+    const { tasks, deps, store } = setup();
+    const { id } = await createJobOf({ prompts: ['a', 'b', 'c'] }, deps);
+    const original = tasks.deleteItems.bind(tasks);
+    tasks.deleteItems = async (...args) => {
+      await store.stores.jobs.setEnqueued(id, 3, Date.now() + 60_000);
+      return original(...args);
+    };
+
+    // Act
+    const view = await cancelJob(id, ADMIN, deps);
+
+    // Assert
+    expect(view).toMatchObject({ status: 'cancelled', counts: { cancelled: 3, pending: 0 } });
+  });
+
   it('deletes no task of a job cancelled before anything was enqueued', async () => {
     const { tasks, deps } = setup();
     const { id } = await createJobOf({ prompts: ['a', 'b'] }, deps);
