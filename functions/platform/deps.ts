@@ -58,7 +58,8 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     });
   const notify =
     overrides.notify ??
-    ((url: string, payload: unknown) => postCallback(url, payload, { secret: config.callbackSecret }));
+    ((url: string, payload: unknown) =>
+      postCallback(url, payload, { secret: config.callbackSecret, local: config.local }));
   const gemini =
     overrides.gemini ??
     createGeminiClient({

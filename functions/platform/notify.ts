@@ -1,6 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { type BlockList, isIP } from 'node:net';
+import { BlockList, type IPVersion, isIP, type SocketAddress } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDeniedAddresses, guardedLookup, isPublicAddress } from './media.js';
 import { SIGNATURE_HEADER, signCallback } from './notify-signature.js';
@@ -40,6 +41,11 @@ export interface CallbackOptions {
   denied?: BlockList;
   /** Certificate authorities to trust instead of Node's bundle (a test's self-signed receiver). */
   ca?: string | Buffer;
+  /**
+   * The local cloud (`config.local`): receivers on loopback, over http too, are accepted, as they run
+   * on the developer's own machine. Private ranges and link-local stay refused. Never in the cloud.
+   */
+  local?: boolean;
 }
 
 const DEFAULTS = { attempts: 4, attemptTimeoutMs: 10_000, totalTimeoutMs: 30_000, backoffMs: 1_000 };
@@ -53,7 +59,8 @@ const DEFAULTS = { attempts: 4, attemptTimeoutMs: 10_000, totalTimeoutMs: 30_000
  * host must be a public address — a literal IP is checked here, a name by the lookup media uses
  * (`guardedLookup`), which checks the addresses actually connected to, so DNS rebinding does not get
  * past it. A redirect is a failure and is not followed (it could point anywhere, and Node's client
- * would not re-check it). 5xx, 429, timeouts and network errors are retried with exponential backoff,
+ * would not re-check it). The local cloud (`local`) also takes http and loopback, nothing else.
+ * 5xx, 429, timeouts and network errors are retried with exponential backoff,
  * each attempt with its own timeout and signature, all of them within `totalTimeoutMs`, because the
  * lifecycle awaits the callback inside a request (worker item, batch tick, cancel). Any other answer
  * is final.
@@ -69,8 +76,10 @@ export async function postCallback(url: string, payload: unknown, options: Callb
   const attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULTS.attemptTimeoutMs;
   const backoffMs = options.backoffMs ?? DEFAULTS.backoffMs;
   const deadline = Date.now() + (options.totalTimeoutMs ?? DEFAULTS.totalTimeoutMs);
-  const denied = options.denied ?? createDeniedAddresses();
-  const target = checkTarget(url, denied);
+  const denied = options.local
+    ? exceptLoopback(options.denied ?? createDeniedAddresses())
+    : (options.denied ?? createDeniedAddresses());
+  const target = checkTarget(url, denied, options.local === true);
   const body = JSON.stringify(payload);
 
   for (let attempt = 1; ; attempt++) {
@@ -101,14 +110,27 @@ export async function postCallback(url: string, payload: unknown, options: Callb
   }
 }
 
-function checkTarget(raw: string, denied: BlockList): URL {
+/** `denied` without loopback: what the local cloud refuses. */
+function exceptLoopback(denied: BlockList): BlockList {
+  const loopback = new BlockList();
+  loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+  loopback.addAddress('::1', 'ipv6');
+  return new (class extends BlockList {
+    override check(address: string | SocketAddress, family?: IPVersion): boolean {
+      const a = address as string;
+      return denied.check(a, family) && !loopback.check(a, family);
+    }
+  })();
+}
+
+function checkTarget(raw: string, denied: BlockList, local: boolean): URL {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     throw new CallbackError('the callback URL is not a URL', { retryable: false });
   }
-  if (url.protocol !== 'https:')
+  if (url.protocol !== 'https:' && !(local && url.protocol === 'http:'))
     throw new CallbackError('the callback URL is not https', { retryable: false });
   if (url.username || url.password) {
     throw new CallbackError('the callback URL holds credentials', { retryable: false });
@@ -155,7 +177,7 @@ function postOnce(
         callback(err, ...rest);
       })) as unknown as Lookup;
 
-    const req = httpsRequest(
+    const req = (url.protocol === 'http:' ? httpRequest : httpsRequest)(
       url,
       {
         method: 'POST',

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import type { LookupAddress, lookup } from 'node:dns';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { type AddressInfo, BlockList } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -279,6 +279,54 @@ describe('postCallback', () => {
     const err = await failureOf(postCallback(hook(), JOB, toReceiver({ secret: undefined })));
 
     expect(err.message).toMatch(/CALLBACK_SECRET/);
+    expect(received).toHaveLength(0);
+  });
+});
+
+describe('postCallback in the local cloud', () => {
+  it('takes an http receiver on loopback, signed all the same', async () => {
+    const bodies: Array<{ signature: string; body: string }> = [];
+    const plain = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push({
+          signature: String(req.headers['x-fanout-signature']),
+          body: Buffer.concat(chunks).toString(),
+        });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/done`;
+
+      await postCallback(url, JOB, { ...guarded(), local: true });
+
+      expect(bodies).toHaveLength(1);
+      expect(verifyCallbackSignature(SECRET, bodies[0]!.signature, bodies[0]!.body, 300)).toBe(true);
+    } finally {
+      await new Promise((resolve) => plain.close(resolve));
+    }
+  });
+
+  it('takes a name that resolves to loopback', async () => {
+    await postCallback(hook(), JOB, { ...guarded({ 'hooks.example.test': ['127.0.0.1'] }), local: true });
+
+    expect(received).toHaveLength(1);
+  });
+
+  it.each([
+    ['the literal', '10.0.0.7', {}],
+    ['the literal', '169.254.169.254', {}],
+    ['a name for', 'internal.example.test', { 'internal.example.test': ['10.1.2.3'] }],
+    ['a name for', 'metadata.google.internal', { 'metadata.google.internal': ['169.254.169.254'] }],
+  ])('still refuses %s %s', async (_what, host, table) => {
+    const err = await failureOf(
+      postCallback(`https://${host}:${port}/hook`, JOB, { ...guarded(table), local: true }),
+    );
+
+    expect(err.message).toMatch(/public address/);
     expect(received).toHaveLength(0);
   });
 });
