@@ -63,15 +63,25 @@ resource "google_project_iam_member" "firestore_user" {
 }
 
 # --- Cloud Storage: on the data bucket only -------------------------------------------------------
-# objectUser = read, create, overwrite and delete objects, no bucket or IAM changes. Every function
-# writes somewhere in the bucket (ingest and intake stage batch input, the worker and batch write
-# results/, batch cleans staging/), and rewriting an object needs delete.
+# objectUser = read, create, overwrite and delete objects, no bucket or IAM changes. The worker
+# (answers too big for Firestore, media), intake (results of a refused file) and batch (results/,
+# cleaning staging/) rewrite objects, which needs delete.
 resource "google_storage_bucket_iam_member" "fanout_object_user" {
-  for_each = local.function_members
+  for_each = { for k, m in local.function_members : k => m if k != "ingest" }
 
   bucket = google_storage_bucket.fanout.name
   role   = "roles/storage.objectUser"
   member = each.value
+}
+
+# Ingest only creates new objects (a batch job's staged set, under a fresh id) and reads answers
+# stored in the bucket for results calls: no overwrite, no delete.
+resource "google_storage_bucket_iam_member" "ingest_object_creator" {
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+
+  bucket = google_storage_bucket.fanout.name
+  role   = each.value
+  member = local.function_members.ingest
 }
 
 # --- Secret Manager: on the secret only -----------------------------------------------------------
@@ -109,6 +119,16 @@ resource "google_cloud_tasks_queue_iam_member" "model_enqueuer_worker" {
 }
 
 # The worker pauses a model's queue on a per-day 429; the batch tick resumes it after the reset.
+# That is all either does to a queue beyond filling it: roles/cloudtasks.queueAdmin would also let
+# them purge, delete and reconfigure it, so a custom role holds exactly pause and resume.
+resource "google_project_iam_custom_role" "queue_pauser" {
+  project     = var.project_id
+  role_id     = "fanoutQueuePauser"
+  title       = "gemini-fanout queue pauser"
+  description = "Pause and resume a Cloud Tasks queue; granted on the model queues only."
+  permissions = ["cloudtasks.queues.get", "cloudtasks.queues.pause", "cloudtasks.queues.resume"]
+}
+
 resource "google_cloud_tasks_queue_iam_member" "model_admin" {
   for_each = {
     for pair in setproduct(keys(local.model_queues), ["worker", "batch"]) :
@@ -118,7 +138,7 @@ resource "google_cloud_tasks_queue_iam_member" "model_admin" {
   project  = var.project_id
   location = google_cloud_tasks_queue.queue[each.value.model].location
   name     = google_cloud_tasks_queue.queue[each.value.model].name
-  role     = "roles/cloudtasks.queueAdmin"
+  role     = google_project_iam_custom_role.queue_pauser.id
   member   = local.function_members[each.value.fn]
 }
 
