@@ -40,7 +40,7 @@ export function summarise(job: JobView, failures: ResultLine[], resultsHint: str
   const c = job.counts;
   const wall = elapsedMs(job, Date.now());
   const perMin = wall > 0 ? Math.round(((c.total - c.pending) / wall) * 60_000) : 0;
-  const quota = job.quota;
+  const quota = job.mode === 'batch' ? null : job.quota;
   const lines = [
     `job ${job.id} ${job.status} in ${duration(wall)}: ${c.total} items, ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled`,
     `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}`,

@@ -170,10 +170,12 @@ export function dollars(usd: number): string {
  * tokens, cost, elapsed time and ETA.
  */
 export function progressText(s: ProgressSnapshot): string {
+  // The Batch API does not draw on the model's per-minute quota: a batch job's rate is items a minute.
+  const quota = s.mode === 'batch' ? null : s.quota;
   const parts = [
     `${s.done}/${s.total} ok ${s.succeeded} failed ${s.failed}${s.cancelled ? ` cancelled ${s.cancelled}` : ''} pending ${s.pending}`,
-    rate(s.requestsPerMin, s.quota?.rpm, 'rpm'),
-    ...(s.quota ? [rate(s.tokensPerMin, s.quota.tpm, 'tpm')] : []),
+    rate(s.requestsPerMin, quota?.rpm, 'rpm'),
+    ...(quota ? [rate(s.tokensPerMin, quota.tpm, 'tpm')] : []),
     `tokens ${compact(s.promptTokens)} in ${compact(s.outputTokens)} out`,
     dollars(s.costUsd),
     `${duration(s.elapsedMs)} ETA ${s.etaMs === null ? '?' : duration(s.etaMs)}`,

@@ -29,6 +29,8 @@ const FLAKY = '[[fault:500]]';
 let url: string;
 let dir: string;
 const jobIds: string[] = [];
+/** The 3-prompt job that succeeded, for `status`. */
+let okJobId = '';
 
 beforeAll(async () => {
   url = stack().ingestUrl;
@@ -112,6 +114,7 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
     const id = /^job (\S+): 3 items queued \(realtime\)/m.exec(run.stdout)?.[1];
     expect(id, run.stdout).toBeDefined();
     jobIds.push(id!);
+    okJobId = id!;
     expect(run.stdout).not.toContain('\x1b');
     expect(run.stdout).toMatch(
       /^succeeded 3\/3 ok 3 failed 0 pending 0 \| .* rpm \| .*tokens \d+ in \d+ out \| \$\d\.\d{4} \|/m,
@@ -307,20 +310,40 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
   });
 });
 
-describe('gemini-fanout jobs', () => {
-  test("lists the caller's jobs, newest first", async () => {
-    // Act
-    const json = await cli(['jobs', '--limit', '100', '--json', '--url', url]);
-    const table = await cli(['jobs', '--url', url]);
+describe('gemini-fanout jobs and status', () => {
+  test("jobs lists the caller's jobs newest first; status shows one with the model's quota", async () => {
+    // Act: page on until this file's jobs are all seen (other files' jobs may be newer).
+    const pages: Array<{ jobs: JobView[]; nextPageToken?: string }> = [];
+    for (let token: string | undefined, n = 0; n === 0 || (token && n < 10); n++) {
+      const page = await cli([
+        'jobs',
+        '--limit',
+        '100',
+        '--json',
+        '--url',
+        url,
+        ...(token ? ['--page-token', token] : []),
+      ]);
+      expect(page.code, page.stderr).toBe(0);
+      pages.push(JSON.parse(page.stdout));
+      token = pages.at(-1)!.nextPageToken;
+      if (jobIds.every((id) => pages.some((p) => p.jobs.some((j) => j.id === id)))) break;
+    }
+    const [table, status] = await Promise.all([
+      cli(['jobs', '--url', url]),
+      cli(['status', okJobId, '--url', url]),
+    ]);
 
     // Assert
-    expect(json.code, json.stderr).toBe(0);
-    const { jobs } = JSON.parse(json.stdout) as { jobs: JobView[] };
-    const listed = jobs.map((j) => j.id);
-    for (const id of jobIds) expect(listed).toContain(id);
+    const jobs = pages.flatMap((p) => p.jobs);
+    for (const id of jobIds) expect(jobs.map((j) => j.id)).toContain(id);
     const created = jobs.map((j) => j.createdAt);
     expect([...created].sort().reverse()).toEqual(created);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^ID +STATUS +MODE +MODEL +DONE +FAILED +COST +CREATED$/m);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`^status +succeeded \\(realtime, ${MODEL}\\)$`, 'm'));
+    expect(status.stdout).toMatch(/^items +3\/3 done: 3 succeeded, 0 failed, 0 cancelled, 0 pending$/m);
+    expect(status.stdout).toMatch(/^quota +3,000 RPM, 4M TPM$/m);
   });
 });
