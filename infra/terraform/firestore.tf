@@ -79,3 +79,21 @@ resource "google_firestore_field" "items_not_indexed" {
 
 # No TTL policy: items and jobs carry no expiry field today. Adding an `expireAt` timestamp to the
 # documents and a `ttl_config {}` field here would bound storage.
+
+# GET /jobs lists a caller's jobs newest first: where(owner ==) orderBy(createdAt desc), paged with
+# a document cursor (which adds __name__ in the same direction, served by the same index). Listing
+# every job (admins) orders by createdAt alone: the automatic single-field index.
+resource "google_firestore_index" "jobs_by_owner" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "jobs"
+
+  fields {
+    field_path = "owner"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "createdAt"
+    order      = "DESCENDING"
+  }
+}
