@@ -60,10 +60,10 @@ const DEFAULTS = { attempts: 4, attemptTimeoutMs: 10_000, totalTimeoutMs: 30_000
  * (`guardedLookup`), which checks the addresses actually connected to, so DNS rebinding does not get
  * past it. A redirect is a failure and is not followed (it could point anywhere, and Node's client
  * would not re-check it). The local cloud (`local`) also takes http and loopback, nothing else.
- * 5xx, 429, timeouts and network errors are retried with exponential backoff,
- * each attempt with its own timeout and signature, all of them within `totalTimeoutMs`, because the
- * lifecycle awaits the callback inside a request (worker item, batch tick, cancel). Any other answer
- * is final.
+ *
+ * 5xx, 429, timeouts and network errors are retried with exponential backoff, each attempt with its
+ * own timeout and signature, all of them within `totalTimeoutMs`, because the lifecycle awaits the
+ * callback inside a request (worker item, batch tick, cancel). Any other answer is final.
  */
 export async function postCallback(url: string, payload: unknown, options: CallbackOptions): Promise<void> {
   const { secret } = options;
