@@ -21,6 +21,9 @@ export function skipReason(bucket: string, name: string, expectedBucket: string)
   if (!name.startsWith(INBOX_PREFIX)) return 'not under inbox/';
   if (!/\.jsonl(\.gz)?$/.test(name)) return 'not a .jsonl or .jsonl.gz file';
   if (name.endsWith('/')) return 'a folder placeholder';
+  // Object names are flat, but results/<same path> is copied to file systems by users' tools.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/(^|\/)\.\.?(\/|$)|\/\/|\\|[\u0000-\u001f\u007f]/.test(name)) return 'a path trick in the name';
   return undefined;
 }
 

@@ -18,6 +18,14 @@ describe('which objects become jobs (the guard and the loop guard)', () => {
     expect(skipReason('b', 'staging/a.jsonl', 'b')).toMatch(/own output/);
     expect(skipReason('b', 'a.jsonl', 'b')).toMatch(/inbox/);
     expect(skipReason('b', 'inbox/a.csv', 'b')).toMatch(/jsonl/);
+    for (const trick of [
+      'inbox/../staging/a.jsonl',
+      'inbox/./a.jsonl',
+      'inbox//a.jsonl',
+      'inbox/a\\b.jsonl',
+      'inbox/a\nb.jsonl',
+    ])
+      expect(skipReason('b', trick, 'b'), trick).toMatch(/path trick/);
   });
 
   it('writes results under the same path, and the summary beside them', () => {
