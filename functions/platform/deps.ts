@@ -3,10 +3,10 @@ import { Storage } from '@google-cloud/storage';
 import { createLifecycle, type Lifecycle } from '../lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from '../lifecycle/plan.js';
 import type { Config } from './config.js';
-import { createFileUploader, createGeminiClient, type GeminiClient } from './gemini.js';
+import { createGeminiClient, type GeminiClient } from './gemini.js';
 import { type BatchApi, createBatchApi } from './gemini-batch.js';
 import { createLogger, type Logger } from './logger.js';
-import { createMediaFetcher, type MediaFetcher } from './media.js';
+import { createMediaFetcher, createMediaUploader, type MediaFetcher, mediaDeadlinesFor } from './media.js';
 import { postCallback } from './notify.js';
 import { createObjectStore, type ObjectStore } from './object-store.js';
 import { type BatchStores, createBatchStores, createStores, type Stores } from './store/index.js';
@@ -108,7 +108,10 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       overrides.media ??
       createMediaFetcher({
         storage,
-        uploader: createFileUploader({
+        gcsAllowed: config.mediaGcsAllowed,
+        logger,
+        ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
+        uploader: createMediaUploader({
           apiKey: config.gemini.apiKey,
           timeoutMs: config.gemini.timeoutMs,
           ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),

@@ -1,270 +1,278 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { BlockList, isIP } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { lookup as dnsLookup } from 'node:dns';
+import type { Agent } from 'node:https';
+import { addAbortSignal, type Readable } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
 import type { GenerateContentRequest, MediaRef, Part } from '../core/jobs.js';
-import type { FileUploader } from './gemini.js';
+import type { Logger } from './logger.js';
+import { abortable } from './media-abort.js';
+import { MediaBudget, type MediaHold } from './media-budget.js';
+import { loggable, MediaError, toMediaError } from './media-error.js';
+import { openGcsObject } from './media-gcs.js';
+import { mediaType } from './media-type.js';
+import type { MediaUploader } from './media-upload.js';
+import { openUrl } from './media-url.js';
 
-/** A media problem no retry can fix (refused address, too big, wrong type, not found). */
-export class MediaError extends Error {
-  readonly permanent: boolean;
-  constructor(message: string, permanent = true) {
-    super(message);
-    this.name = 'MediaError';
-    this.permanent = permanent;
-  }
-}
+export { createDeniedAddresses, guardedLookup, isPublicAddress } from './media-address.js';
+export { MediaBudget } from './media-budget.js';
+export { MediaError } from './media-error.js';
+export { createMediaUploader } from './media-upload.js';
 
-/** Fetches an item's media and returns the request with them as inline parts of the last user turn. */
+/** Fetches an item's media and returns the request with them as parts of the last user turn. */
 export interface MediaFetcher {
-  attach(request: GenerateContentRequest, media: MediaRef[]): Promise<GenerateContentRequest>;
+  /** `logger` receives what the caller is not told (resolved addresses, upstream messages). */
+  attach(
+    request: GenerateContentRequest,
+    media: MediaRef[],
+    options?: { logger?: Logger },
+  ): Promise<GenerateContentRequest>;
 }
 
 /** Gemini refuses inline request bodies over 20 MB; leave room for the prompt. */
 export const MAX_INLINE_MEDIA_BYTES = 18 * 1024 * 1024;
-/** Bigger media go through the Files API, up to this size (the worker stages them on local disk). */
+/** Bigger media are streamed to the Files API, up to this size. */
 export const MAX_FILE_MEDIA_BYTES = 512 * 1024 * 1024;
-const MAX_REDIRECTS = 3;
-const ALLOWED_TYPES =
-  /^(image\/(png|jpeg|webp|heic|heif|gif)|application\/pdf|audio\/[\w.+-]+|video\/[\w.+-]+|text\/plain)$/;
+/** How long one medium may take, from the first byte asked to the part ready (upload included). */
+export const DEFAULT_MEDIA_DEADLINE_MS = 60_000;
+/** How long all the media of one item may take together. */
+export const DEFAULT_ITEM_MEDIA_DEADLINE_MS = 120_000;
+/** Memory an upload holds: one chunk of the Files API's announced granularity (8 MiB) and a piece. */
+const UPLOAD_HOLD_BYTES = 9 * 1024 * 1024;
 
 /**
- * Addresses a worker must never fetch from: loopback, private, link-local (the metadata server lives
- * at 169.254.169.254), carrier-grade NAT, unique-local, multicast, unspecified. IPv4-mapped IPv6
- * addresses (::ffff:a.b.c.d) need no rule of their own: BlockList checks them against the IPv4 rules
- * (and a ::ffff:0:0/96 rule would match every IPv4 address).
+ * Deadlines that fit in an item's lease: the lease must outlast the media and the longest wait for
+ * Gemini, or another delivery could claim the item while this one still calls Gemini. The item's
+ * media get what the lease leaves after Gemini's timeout and a 10 s margin (at most 120 s, at least
+ * 10 s); one medium at most 60 s of that.
  */
-export function createDeniedAddresses(): BlockList {
-  const list = new BlockList();
-  for (const [net, bits] of [
-    ['0.0.0.0', 8],
-    ['10.0.0.0', 8],
-    ['100.64.0.0', 10],
-    ['127.0.0.0', 8],
-    ['169.254.0.0', 16],
-    ['172.16.0.0', 12],
-    ['192.0.0.0', 24],
-    ['192.168.0.0', 16],
-    ['198.18.0.0', 15],
-    ['224.0.0.0', 4],
-    ['240.0.0.0', 4],
-  ] as const) {
-    list.addSubnet(net, bits, 'ipv4');
-  }
-  for (const [net, bits] of [
-    ['::', 128],
-    ['::1', 128],
-    ['fc00::', 7],
-    ['fe80::', 10],
-    ['ff00::', 8],
-    ['64:ff9b::', 96],
-  ] as const) {
-    list.addSubnet(net, bits, 'ipv6');
-  }
-  return list;
-}
-
-/** True when `address` may be fetched from. */
-export function isPublicAddress(address: string, denied: BlockList = createDeniedAddresses()): boolean {
-  const family = isIP(address);
-  if (family === 0) return false;
-  return !denied.check(address, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-type Lookup = typeof dnsLookup;
-
-/**
- * A DNS lookup that fails for non-public addresses. It runs when the socket connects, so a name that
- * resolves differently on a second lookup (DNS rebinding) is checked on the address actually used.
- */
-export function guardedLookup(base: Lookup = dnsLookup, denied = createDeniedAddresses()): Lookup {
-  return ((hostname: string, options: object, callback: (...args: unknown[]) => void) => {
-    base(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(err);
-      const list = addresses as LookupAddress[];
-      const bad = list.find((a) => !isPublicAddress(a.address, denied));
-      if (bad || list.length === 0) {
-        return callback(
-          new MediaError(`refused to fetch from ${hostname}: ${bad?.address ?? 'no address'} is not public`),
-        );
-      }
-      const all = (options as { all?: boolean }).all;
-      if (all) return callback(null, list);
-      return callback(null, list[0]!.address, list[0]!.family);
-    });
-  }) as Lookup;
+export function mediaDeadlinesFor(leaseMs: number, geminiTimeoutMs: number) {
+  const itemDeadlineMs = Math.max(
+    10_000,
+    Math.min(DEFAULT_ITEM_MEDIA_DEADLINE_MS, leaseMs - geminiTimeoutMs - 10_000),
+  );
+  return { itemDeadlineMs, deadlineMs: Math.min(DEFAULT_MEDIA_DEADLINE_MS, itemDeadlineMs) };
 }
 
 export interface MediaFetcherOptions {
   storage: Storage;
+  /** `gs://bucket/prefix/` entries a gs:// medium must start with (config.mediaGcsAllowed). */
+  gcsAllowed: readonly string[];
   /** DNS lookup for URL media; the guarded system resolver by default. */
-  lookup?: Lookup;
-  /** Largest medium sent inline; the item's media together must stay under it too. */
+  lookup?: typeof dnsLookup;
+  /** https agent for URL media (tests trust their own certificate authority through it). */
+  agent?: Agent;
+  /** Largest medium sent inline; the item's inline media together must stay under it too. */
   maxBytes?: number;
   /** Where media larger than `maxBytes` go; without it they are refused. */
-  uploader?: FileUploader;
+  uploader?: MediaUploader;
   /** Largest medium sent through the Files API. */
   maxFileBytes?: number;
+  /** See DEFAULT_MEDIA_DEADLINE_MS; keep it, and `itemDeadlineMs`, well inside the item's lease. */
+  deadlineMs?: number;
+  /** See DEFAULT_ITEM_MEDIA_DEADLINE_MS. */
+  itemDeadlineMs?: number;
+  /** The instance's media memory budget, shared by every item it runs; 256 MiB by default. */
+  budget?: MediaBudget;
+  /** The log of media problems when `attach` is given none. */
+  logger?: Logger;
 }
 
-async function readLimited(stream: AsyncIterable<Buffer>, maxBytes: number, what: string): Promise<Buffer> {
+/** An opened medium: its bytes (not yet flowing), its announced size (0 when unknown), its type. */
+interface Source {
+  stream: Readable;
+  size: number;
+  mimeType: string;
+  what: string;
+}
+
+/** The stream's bytes, refused (`${tooBig} ${maxBytes} bytes`) as soon as they pass `maxBytes`. */
+async function readLimited(stream: AsyncIterable<Buffer>, maxBytes: number, tooBig: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     size += chunk.length;
-    if (size > maxBytes) throw new MediaError(`${what} is larger than ${maxBytes} bytes`);
+    if (size > maxBytes) throw new MediaError(`${tooBig} ${maxBytes} bytes`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
 
-function mimeOf(declared: string | undefined, served: string | undefined, what: string): string {
-  const type = (declared ?? served ?? '').split(';')[0]!.trim().toLowerCase();
-  if (!ALLOWED_TYPES.test(type))
-    throw new MediaError(`${what} has type "${type || 'unknown'}", which Gemini does not take inline`);
-  return type;
-}
+const inlinePart = (mimeType: string, data: Buffer): Part => ({
+  inlineData: { mimeType, data: data.toString('base64') },
+});
 
+/**
+ * The worker's media fetcher. Every medium is checked before a byte is read (gs:// only under the
+ * allowed prefixes, URLs only to public addresses, the medium's own type), bounded in size, in
+ * time (`deadlineMs` each, `itemDeadlineMs` in all) and in memory (the instance's `budget`). Small
+ * media go inline; larger ones stream to the Files API without touching the disk and are referred
+ * to by `fileData`.
+ */
 export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const maxBytes = options.maxBytes ?? MAX_INLINE_MEDIA_BYTES;
   const maxFileBytes = options.maxFileBytes ?? MAX_FILE_MEDIA_BYTES;
-  const lookup = options.lookup ?? guardedLookup();
+  const deadlineMs = options.deadlineMs ?? DEFAULT_MEDIA_DEADLINE_MS;
+  const itemDeadlineMs = options.itemDeadlineMs ?? DEFAULT_ITEM_MEDIA_DEADLINE_MS;
+  const budget = options.budget ?? new MediaBudget();
+  const { uploader } = options;
 
-  const getUrl = (url: URL): Promise<IncomingMessage> =>
-    new Promise((resolve, reject) => {
-      if (url.protocol !== 'https:')
-        return reject(new MediaError(`only https URLs are fetched, not ${url.protocol}`));
-      if (
-        isIP(url.hostname.replace(/^\[|\]$/g, '')) &&
-        !isPublicAddress(url.hostname.replace(/^\[|\]$/g, ''))
-      ) {
-        return reject(new MediaError(`refused to fetch from ${url.hostname}: not a public address`));
-      }
-      const req = httpsRequest(
-        url,
-        { lookup, timeout: 30_000, headers: { 'user-agent': 'gemini-fanout' } },
-        resolve,
-      );
-      req.on('timeout', () => req.destroy(new MediaError(`timed out fetching ${url.href}`, false)));
-      req.on('error', (err) => reject(err instanceof MediaError ? err : new MediaError(err.message, false)));
-      req.end();
-    });
-
-  /** An opened medium: its bytes as a stream, its declared size (0 when unknown) and its type. */
-  interface Source {
-    stream: Readable;
-    size: number;
-    mimeType: string;
-    what: string;
-  }
-
-  async function openUrl(ref: MediaRef): Promise<Source> {
-    let url = new URL(ref.url!);
-    for (let hop = 0; ; hop++) {
-      const res = await getUrl(url);
-      const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        res.resume();
-        if (hop >= MAX_REDIRECTS) throw new MediaError(`too many redirects fetching ${ref.url}`);
-        url = new URL(res.headers.location, url);
-        continue;
-      }
-      if (status !== 200) {
-        res.resume();
-        throw new MediaError(`fetching ${ref.url} answered ${status}`, status >= 500 || status === 429);
-      }
+  async function open(ref: MediaRef, signal: AbortSignal): Promise<Source> {
+    if (ref.url) {
+      const res = await openUrl(ref.url, {
+        signal,
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+        ...(options.agent ? { agent: options.agent } : {}),
+      });
       try {
-        const mimeType = mimeOf(ref.mimeType, res.headers['content-type'], ref.url!);
-        return { stream: res, size: Number(res.headers['content-length'] ?? 0), mimeType, what: ref.url! };
+        const mimeType = mediaType(res.headers['content-type'], ref.mimeType, ref.url);
+        return { stream: res, size: Number(res.headers['content-length'] ?? 0), mimeType, what: ref.url };
       } catch (err) {
         res.destroy();
         throw err;
       }
     }
+    if (ref.gcsUri) {
+      const object = await openGcsObject(options.storage, ref.gcsUri, options.gcsAllowed, signal);
+      try {
+        const mimeType = mediaType(object.contentType, ref.mimeType, ref.gcsUri);
+        return { stream: object.stream, size: object.size, mimeType, what: ref.gcsUri };
+      } catch (err) {
+        object.stream.destroy();
+        throw err;
+      }
+    }
+    throw new MediaError('a medium needs a url or a gcsUri');
   }
 
-  async function openGcs(ref: MediaRef): Promise<Source> {
-    const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(ref.gcsUri!)!;
-    const file = options.storage.bucket(m[1]!).file(m[2]!);
-    let metadata: { size?: string | number; contentType?: string };
-    try {
-      [metadata] = await file.getMetadata();
-    } catch (err) {
-      const code = (err as { code?: number }).code;
-      throw new MediaError(
-        `${ref.gcsUri}: ${(err as Error).message}`,
-        !(code === undefined || code >= 500 || code === 429),
-      );
-    }
-    const mimeType = mimeOf(ref.mimeType, metadata.contentType, ref.gcsUri!);
-    return { stream: file.createReadStream(), size: Number(metadata.size ?? 0), mimeType, what: ref.gcsUri! };
+  /** Bytes a medium may hold in memory while it is fetched, decided from its announced size. */
+  function holdFor(size: number): number {
+    if (size > 0 && size <= maxBytes) return size;
+    if (!uploader) return maxBytes;
+    return size > maxBytes ? UPLOAD_HOLD_BYTES : maxBytes + UPLOAD_HOLD_BYTES;
   }
 
   /**
-   * Small media go inline. Larger ones (or ones of unknown size that turn out larger) are staged on
-   * local disk and uploaded to the Files API, then referred to by `fileData`; never held in memory.
+   * Known small media, and any medium without an uploader, are read into memory (at most
+   * `maxBytes`). Known large ones stream to the Files API. Ones of unknown size are read up to
+   * `maxBytes`: if they end there they go inline, otherwise what was read and the rest stream on.
    */
-  const inlinePart = (mimeType: string, data: Buffer): Part => ({
-    inlineData: { mimeType, data: data.toString('base64') },
-  });
-
-  async function toPart(source: Source): Promise<Part> {
-    const limit = options.uploader ? maxFileBytes : maxBytes;
-    if (source.size > limit) {
-      source.stream.destroy();
-      throw new MediaError(`${source.what} is larger than ${limit} bytes`);
+  async function toPart(source: Source, hold: MediaHold, signal: AbortSignal): Promise<Part> {
+    if (!uploader || (source.size > 0 && source.size <= maxBytes)) {
+      // What a medium announced is what it holds in the budget: it may not send more.
+      const data =
+        source.size > 0 && source.size <= maxBytes
+          ? await readLimited(source.stream, source.size, `${source.what} is larger than its announced`)
+          : await readLimited(source.stream, maxBytes, `${source.what} is larger than`);
+      hold.shrink(data.length);
+      return inlinePart(source.mimeType, data);
     }
-    if (!options.uploader || (source.size > 0 && source.size <= maxBytes)) {
-      return inlinePart(source.mimeType, await readLimited(source.stream, maxBytes, source.what));
+    const rest = source.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const prefix: Buffer[] = [];
+    if (source.size <= maxBytes) {
+      for (let seen = 0; seen <= maxBytes; ) {
+        const next = await rest.next();
+        if (next.done) {
+          const data = Buffer.concat(prefix);
+          hold.shrink(data.length);
+          return inlinePart(source.mimeType, data);
+        }
+        prefix.push(next.value);
+        seen += next.value.length;
+      }
     }
-    const dir = await mkdtemp(join(tmpdir(), 'fanout-media-'));
+    let sent = 0;
+    const count = (chunk: Buffer) => {
+      sent += chunk.length;
+      if (sent > maxFileBytes) throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
+      return chunk;
+    };
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      while (prefix.length > 0) yield count(prefix.shift()!);
+      for (let next = await rest.next(); !next.done; next = await rest.next()) yield count(next.value);
+    }
     try {
-      const path = join(dir, 'media');
-      let seen = 0;
-      await pipeline(
-        source.stream,
-        async function* limit(chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            seen += chunk.length;
-            if (seen > maxFileBytes)
-              throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
-            yield chunk;
-          }
-        },
-        createWriteStream(path),
-      );
-      if (seen <= maxBytes) return inlinePart(source.mimeType, await readFile(path));
-      const uploaded = await options.uploader.upload(path, source.mimeType);
-      return { fileData: { mimeType: uploaded.mimeType, fileUri: uploaded.uri } };
-    } catch (err) {
-      if (err instanceof MediaError) throw err;
-      const status = (err as { httpStatus?: number }).httpStatus;
-      throw new MediaError(
-        `${source.what}: ${(err as Error).message}`,
-        status !== undefined && status < 500 && status !== 429,
-      );
+      const file = await uploader.upload(bytes(), { mimeType: source.mimeType, signal });
+      return { fileData: { mimeType: file.mimeType, fileUri: file.uri } };
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      hold.release();
+    }
+  }
+
+  async function fetchOne(ref: MediaRef, itemSignal: AbortSignal): Promise<{ part: Part; hold: MediaHold }> {
+    const what = ref.url ?? ref.gcsUri ?? 'a medium';
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new MediaError(
+            `${what} took longer than ${deadlineMs / 1000} s to fetch; the item will be tried again`,
+            false,
+          ),
+        ),
+      deadlineMs,
+    );
+    const signal = AbortSignal.any([deadline.signal, itemSignal]);
+    let source: Source | undefined;
+    let hold: MediaHold | undefined;
+    try {
+      source = await open(ref, signal);
+      addAbortSignal(signal, source.stream);
+      const limit = uploader ? maxFileBytes : maxBytes;
+      if (source.size > limit) throw new MediaError(`${what} is larger than ${limit} bytes`);
+      hold = await budget.acquire(holdFor(source.size), signal);
+      return { part: await abortable(toPart(source, hold, signal), signal), hold };
+    } catch (err) {
+      hold?.release();
+      source?.stream.destroy();
+      throw toMediaError(err, signal, what);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   return {
-    async attach(request, media) {
+    async attach(request, media, attachOptions) {
+      const log = attachOptions?.logger ?? options.logger;
+      const itemDeadline = new AbortController();
+      const timer = setTimeout(
+        () =>
+          itemDeadline.abort(
+            new MediaError(
+              `the item's media took longer than ${itemDeadlineMs / 1000} s to fetch; the item will be tried again`,
+              false,
+            ),
+          ),
+        itemDeadlineMs,
+      );
       const parts: Part[] = [];
+      const holds: MediaHold[] = [];
       let inline = 0;
-      for (const ref of media) {
-        const part = await toPart(ref.url ? await openUrl(ref) : await openGcs(ref));
-        inline += (part.inlineData?.data.length ?? 0) * 0.75;
-        if (inline > maxBytes)
-          throw new MediaError(`the item's inline media add up to more than ${maxBytes} bytes`);
-        parts.push(part);
+      let ref: MediaRef | undefined;
+      try {
+        for (ref of media) {
+          const { part, hold } = await fetchOne(ref, itemDeadline.signal);
+          holds.push(hold);
+          inline += hold.bytes;
+          if (inline > maxBytes)
+            throw new MediaError(`the item's inline media add up to more than ${maxBytes} bytes`);
+          parts.push(part);
+        }
+      } catch (err) {
+        const what = ref?.url ?? ref?.gcsUri ?? 'a medium';
+        const e = toMediaError(err, itemDeadline.signal, what);
+        log?.warn(
+          {
+            event: 'media.failed',
+            media: loggable(what),
+            permanent: e.permanent,
+            reason: e.message.replaceAll(what, loggable(what)),
+            detail: e.detail,
+          },
+          e.permanent ? 'a medium was refused' : 'a medium failed; the item will be tried again',
+        );
+        throw e;
+      } finally {
+        clearTimeout(timer);
+        for (const hold of holds) hold.release();
       }
       const contents = request.contents.map((c) => ({ ...c, parts: [...c.parts] }));
       const lastUser = [...contents].reverse().find((c) => (c.role ?? 'user') === 'user');

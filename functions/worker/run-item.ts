@@ -171,7 +171,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     let request = item.request;
     if (item.media?.length) {
       try {
-        request = await deps.media.attach(request, item.media);
+        request = await deps.media.attach(request, item.media, { logger: log });
       } catch (err) {
         const e = err as { permanent?: boolean; message?: string };
         if (e.permanent || lastAttempt) {
@@ -180,7 +180,8 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
             'item.media_failed',
           );
         }
-        log.warn({ event: 'item.media_retry', err: e.message }, 'media fetch failed; retrying');
+        // The fetcher has logged what went wrong (event media.failed), without a signed URL's query.
+        log.warn({ event: 'item.media_retry' }, 'media fetch failed; retrying');
         return retryLater(500, undefined, 'media-retry');
       }
     }
