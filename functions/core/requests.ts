@@ -53,7 +53,11 @@ function fieldName(path: PropertyKey[]): string {
 export function normalizeJobRequest(
   body: unknown,
   quotas: Quotas,
-  options: { mediaGcsAllowed?: readonly string[] } = {},
+  options: {
+    mediaGcsAllowed?: readonly string[];
+    /** The local cloud only, where every receiver is an http server on loopback. */
+    httpCallbacks?: boolean;
+  } = {},
 ): NormalizedJob {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new RequestProblem('The request body must be a JSON object.', [
@@ -80,6 +84,11 @@ export function normalizeJobRequest(
     throw new RequestProblem(`Invalid job: ${first.field} ${first.message}.`, problems);
   }
   const b = parsed.data;
+  if (b.callbackUrl && new URL(b.callbackUrl).protocol !== 'https:' && !options.httpCallbacks) {
+    throw new RequestProblem('Invalid job: callbackUrl must be an https URL.', [
+      { field: 'callbackUrl', message: 'must be an https URL' },
+    ]);
+  }
   if (Boolean(b.prompts) === Boolean(b.requests)) {
     throw new RequestProblem('Invalid job: send exactly one of prompts or requests.', [
       { field: 'prompts', message: 'exactly one of prompts or requests is required' },

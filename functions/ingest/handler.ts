@@ -32,6 +32,8 @@ export interface IngestDeps {
   logger: Logger;
   /** Where `gs://` media may come from (see MEDIA_GCS_ALLOWED); unchecked when absent. */
   mediaGcsAllowed?: readonly string[];
+  /** Callbacks may be http (the local cloud, where receivers are on loopback); https otherwise. */
+  httpCallbacks?: boolean;
   /** How often the event stream looks for newly finished items. */
   pollIntervalMs?: number;
 }
@@ -62,6 +64,7 @@ export async function createJob(
   try {
     normalized = normalizeJobRequest(body, deps.quotas, {
       ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
+      ...(deps.httpCallbacks ? { httpCallbacks: true } : {}),
     });
   } catch (err) {
     if (err instanceof RequestProblem) {

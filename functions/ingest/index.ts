@@ -34,6 +34,7 @@ export function ingestDeps(deps: Deps): IngestDeps {
     quotas: deps.config.quotas,
     logger: deps.logger,
     mediaGcsAllowed: deps.config.mediaGcsAllowed,
+    httpCallbacks: deps.config.local,
   };
 }
 

@@ -379,6 +379,18 @@ describe('normalizeJobRequest: what a request may ask for', () => {
     }
   });
 
+  it('takes an https callbackUrl; http only where told (the local cloud)', () => {
+    const http = { prompts: ['a'], callbackUrl: 'http://example.com/cb' };
+    expect(problemOf(() => normalizeJobRequest(http, quotas)).problems[0]).toEqual({
+      field: 'callbackUrl',
+      message: 'must be an https URL',
+    });
+    expect(normalizeJobRequest(http, quotas, { httpCallbacks: true }).callbackUrl).toBe(http.callbackUrl);
+    expect(
+      normalizeJobRequest({ prompts: ['a'], callbackUrl: 'https://example.com/cb' }, quotas).callbackUrl,
+    ).toBe('https://example.com/cb');
+  });
+
   it('refuses a callbackUrl with credentials or over 2048 characters', () => {
     for (const callbackUrl of ['https://user:pw@example.com/cb', `https://example.com/${'a'.repeat(2050)}`]) {
       const problem = problemOf(() => normalizeJobRequest({ prompts: ['a'], callbackUrl }, quotas));
