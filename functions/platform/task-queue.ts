@@ -182,7 +182,8 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     },
 
     async handOver(queueName, jobId, task) {
-      const queueId = /\/queues\/([^/]+)$/.exec(queueName)?.[1];
+      // X-CloudTasks-QueueName is the queue's short id; a full resource name is taken too.
+      const queueId = /(?:^|\/queues\/)([A-Za-z0-9-]{1,100})$/.exec(queueName)?.[1];
       if (!queueId) throw new Error(`not a queue name: "${queueName}"`);
       await createItem(queueId, jobId, task);
     },

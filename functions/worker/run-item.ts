@@ -93,9 +93,11 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       }
       log.info({ event: 'item.leased' }, 'another delivery holds this item');
       // Come back within 10 s at most, not at the end of the lease: the holder usually finishes (or
-      // releases) long before its lease runs out, and this delivery then finds the item done.
+      // releases) long before its lease runs out, and this delivery then finds the item done. A 500,
+      // not a 503: Cloud Tasks throttles the whole queue on 429 and 503 (system throttling), and a
+      // duplicate delivery is no reason to slow every other item.
       return {
-        status: 503,
+        status: 500,
         retryAfterSeconds: Math.max(1, Math.min(10, Math.ceil(waitMs / 1000))),
         body: { outcome: 'leased' },
       };
@@ -225,9 +227,26 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     switch (failure.kind) {
       case 'permanent':
         return fail(failure.error, 'item.failed');
-      case 'quota-minute':
-        if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
-        return retryLater(429, failure.retryAfterSeconds, 'quota-minute');
+      case 'quota-minute': {
+        // Its leases count its attempts across the tasks it was handed to.
+        if (lastAttempt || item.attempts >= deps.quotas.queue.maxAttempts)
+          return fail(failure.error, 'item.failed_last_attempt');
+        if (!delivery.queueName) return retryLater(429, failure.retryAfterSeconds, 'quota-minute');
+        // Answering 429 would have Cloud Tasks throttle the whole queue (system throttling), every
+        // item slowed for one refusal (other traffic on the project, or capacity): this item alone
+        // waits Gemini's retryDelay, in a new task.
+        // The new task first: a delivery that dies between the steps leaves the item leased (the
+        // lease runs out, and one of the two tasks runs it), never planned for a task that does not exist.
+        const dueMs = clock() + failure.retryAfterSeconds * 1000;
+        const reply = await handOver(
+          dueMs,
+          'warn',
+          { reason: 'quota-minute' },
+          'Gemini refused for the minute; item waits in a new task',
+        );
+        await deps.lifecycle.release(lease, dueMs);
+        return reply;
+      }
       case 'quota-day':
         await deps.planner.pauseForDailyQuota(
           job,

@@ -24,8 +24,9 @@ describe('task queue on Cloud Tasks', () => {
     const dueMs = (Math.floor(Date.now() / 1000) + 60) * 1000;
     const task = { itemId: '000000007', index: 7, plannedMs: dueMs, handover: dueMs / 1000 };
 
-    // Act: twice, as two deliveries of the same last attempt would.
-    await tasks.handOver(queueName, 'job-h', task);
+    // Act: twice, as two deliveries of the same last attempt would: by the queue's short id, as the
+    // X-CloudTasks-QueueName header carries it, and by its full name.
+    await tasks.handOver(queueName.split('/').at(-1)!, 'job-h', task);
     await tasks.handOver(queueName, 'job-h', task);
     const [listed] = await client.listTasks({ parent: queueName, responseView: 'FULL' });
 

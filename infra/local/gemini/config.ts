@@ -47,7 +47,9 @@ export const faultSharesSchema = z.object({
   unavailableShare: share.default(0),
   timeoutShare: share.default(0),
   malformedShare: share.default(0),
+  truncatedShare: share.default(0),
   capacityShare: share.default(0),
+  quotaShare: share.default(0),
 });
 
 const positive = z.number().positive();
@@ -176,11 +178,18 @@ export const geminiStandInConfigSchema = z.object({
       timeoutShare: share.default(0),
       /** Share answered 200 with a body that is not valid JSON. */
       malformedShare: share.default(0),
+      /** Share whose 200 answer is cut off halfway: the connection drops before its last byte. */
+      truncatedShare: share.default(0),
       /**
        * Share answered upstream's capacity 429 (no details) before admission, whatever the quota:
        * it consumes nothing.
        */
       capacityShare: share.default(0),
+      /**
+       * Share answered a per-minute 429 with its details (QuotaFailure, RetryInfo) before admission,
+       * as if other traffic had spent the minute: it consumes nothing.
+       */
+      quotaShare: share.default(0),
       /** How long a timed-out request is held open. */
       timeoutMs: z.number().int().nonnegative().default(30_000),
       /** RetryInfo.retryDelay (seconds) in the 429s that `[[fault:429…]]` prompt markers produce. */

@@ -18,6 +18,7 @@ import type { GeminiStandInConfig, LatencySpec } from './config.js';
  * | `[[fault:timeout]]`   | held open `faults.timeoutMs`, then 504 DEADLINE_EXCEEDED      |
  * | `[[fault:hang]]`      | never answered: held open until the client goes away          |
  * | `[[fault:malformed]]` | 200 with a body that is not valid JSON                        |
+ * | `[[fault:truncated]]` | 200 whose body stops halfway: the connection drops            |
  *
  * In a batch, a line whose prompt carries a marker becomes an error line with that code.
  */
@@ -32,10 +33,11 @@ export type FaultKind =
   | '503'
   | 'timeout'
   | 'hang'
-  | 'malformed';
+  | 'malformed'
+  | 'truncated';
 
 const MARKER =
-  /\[\[fault:(400|429-tpm|429-day|429-no-retry|429-capacity|429|500|503|timeout|hang|malformed)\]\]/;
+  /\[\[fault:(400|429-tpm|429-day|429-no-retry|429-capacity|429|500|503|timeout|hang|malformed|truncated)\]\]/;
 
 /** The fault a prompt's marker asks for, if any. */
 export function markerFault(prompt: string): FaultKind | undefined {
@@ -49,7 +51,7 @@ export function markerFault(prompt: string): FaultKind | undefined {
  */
 export function randomFault(config: GeminiStandInConfig, prng: Prng, model: string): FaultKind | undefined {
   const f = config.faults.byModel[model] ?? config.faults;
-  const total = f.internalShare + f.unavailableShare + f.timeoutShare + f.malformedShare;
+  const total = f.internalShare + f.unavailableShare + f.timeoutShare + f.malformedShare + f.truncatedShare;
   if (total <= 0) return undefined;
   const r = prng();
   let edge = f.internalShare;
@@ -60,6 +62,8 @@ export function randomFault(config: GeminiStandInConfig, prng: Prng, model: stri
   if (r < edge) return 'timeout';
   edge += f.malformedShare;
   if (r < edge) return 'malformed';
+  edge += f.truncatedShare;
+  if (r < edge) return 'truncated';
   return undefined;
 }
 
@@ -70,6 +74,12 @@ export function randomFault(config: GeminiStandInConfig, prng: Prng, model: stri
  */
 export function capacityFault(config: GeminiStandInConfig, prng: Prng, model: string): boolean {
   const share = (config.faults.byModel[model] ?? config.faults).capacityShare;
+  return share > 0 && prng() < share;
+}
+
+/** Whether a request for `model` gets a detailed per-minute 429 from `quotaShare` (as `capacityFault`). */
+export function quotaFault(config: GeminiStandInConfig, prng: Prng, model: string): boolean {
+  const share = (config.faults.byModel[model] ?? config.faults).quotaShare;
   return share > 0 && prng() < share;
 }
 

@@ -25,7 +25,7 @@ import {
   StandInHttpError,
   unavailableError,
 } from './errors.js';
-import { capacityFault, latencyFor, markerFault, randomFault } from './faults.js';
+import { capacityFault, latencyFor, markerFault, quotaFault, randomFault } from './faults.js';
 import { FileStore, fileIdOf, fileNotActive } from './files.js';
 import {
   type AnswerOptions,
@@ -205,6 +205,17 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       stats.rejected(model, ['capacity']);
       throw capacityExhaustedError();
     }
+    if (quotaFault(config, prng, model)) {
+      const v = violation(
+        'rpm',
+        model,
+        config.quotaTier,
+        config.quotas[model]?.rpm ?? MARKER_QUOTA_VALUES.rpm,
+        1,
+      );
+      stats.rejected(model, [v.quotaId]);
+      throw quotaExceededError([v], 'full');
+    }
     // The one count: promptTokenCount, the TPM window and countTokens all come from it.
     const tokens = countRequestTokens(request, config.tokens, fileInfo);
     const violations = ledger.check(model, tokens.total, config.quotas[model], config.quotaTier);
@@ -252,6 +263,17 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       return;
     }
     const options = answerOptions(model, request, tokens.total);
+    if (fault === 'truncated') {
+      // Generated (and billed) upstream, but half of it reaches the client before the connection drops.
+      stats.fault(model, 'truncated');
+      const body = Buffer.from(JSON.stringify(buildResponse(model, request, tokens, options)));
+      res.writeHead(200, {
+        'content-type': 'application/json; charset=UTF-8',
+        'content-length': body.length,
+      });
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => res.destroy());
+      return;
+    }
     if (!stream) {
       const response = buildResponse(model, request, tokens, options);
       stats.succeeded(model, outputTokens(response));

@@ -223,7 +223,7 @@ describe('handleTask: an item that succeeds', () => {
     ]);
 
     expect(replies.map((r) => r.body.outcome).sort()).toEqual(['leased', 'succeeded']);
-    expect(replies.find((r) => r.body.outcome === 'leased')?.status).toBe(503);
+    expect(replies.find((r) => r.body.outcome === 'leased')?.status).toBe(500);
     expect(gemini.calls).toHaveLength(1);
     expect(store.completedWrites).toBe(1);
     expect(store.finishedJobs).toBe(1);
@@ -306,28 +306,47 @@ describe('handleTask: an item that succeeds', () => {
 });
 
 describe('handleTask: Gemini failures', () => {
-  it('backs off on a per-minute 429 for the delay Gemini asked for, leaving the item pending', async () => {
-    const { store, gemini, deps } = await setup();
+  it('on a per-minute 429 hands the item to a new task after the delay Gemini asked for, not a 429 that throttles the queue', async () => {
+    const { store, gemini, tasks, deps } = await setup();
     gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
 
     const reply = await handleTask(itemDelivery(ITEM), deps);
 
-    expect(reply).toEqual({ status: 429, retryAfterSeconds: 12, body: { outcome: 'quota-minute' } });
-    expect(store.item(JOB, ITEM)?.state).toBe('pending');
-    expect(store.item(JOB, ITEM)?.lease).toBeNull();
+    expect(reply).toEqual({ status: 200, body: { outcome: 'handed-over' } });
+    expect(store.item(JOB, ITEM)).toMatchObject({
+      state: 'pending',
+      lease: null,
+      plannedMs: NOON_PACIFIC + 12_000,
+    });
+    expect(
+      [...tasks.itemTasks.values()].filter((t) => t.itemId === ITEM && t.plannedMs === NOON_PACIFIC + 12_000),
+    ).toHaveLength(1);
     expect(store.jobs.get(JOB)?.status).toBe('running');
   });
 
-  it('lets the next delivery run the item at once after a per-minute 429 (the lease is released)', async () => {
-    const { store, gemini, deps } = await setup();
+  it('runs the item in its new task after a per-minute 429; a late copy of the old task ends', async () => {
+    const { gemini, deps } = await setup();
     gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
     await handleTask(itemDelivery(ITEM), deps);
     gemini.respond = new FakeGemini().respond;
 
-    const reply = await handleTask(itemDelivery(ITEM, 1), deps);
+    const stale = await handleTask(itemDelivery(ITEM, 1), deps);
+    const reply = await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC + 12_000), deps);
 
+    expect(stale.body.outcome).toBe('superseded');
     expect(reply.body.outcome).toBe('succeeded');
-    expect(store.item(JOB, ITEM)?.attempts).toBe(2);
+    expect(gemini.calls).toHaveLength(2);
+  });
+
+  it('fails the item on a per-minute 429 once it has used up its attempts across tasks', async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+    store.items.get(JOB)!.get(ITEM)!.attempts = deps.quotas.queue.maxAttempts;
+
+    const reply = await handleTask(itemDelivery(ITEM), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'failed' } });
+    expect(store.item(JOB, ITEM)?.error).toMatchObject({ code: 429, status: 'RESOURCE_EXHAUSTED' });
   });
 
   it('on a per-day 429 pauses the queue, stores the pause, tells the job, and answers 503', async () => {
@@ -448,7 +467,7 @@ describe('handleTask: items that do not run', () => {
     expect(store.item(JOB, ITEM)?.error).toMatchObject({ code: 499, status: 'CANCELLED' });
   });
 
-  it('answers 503 with retry-after while another delivery holds the item, at most 10 s', async () => {
+  it('answers 500 (not 503: no system throttling) with retry-after while another delivery holds the item, at most 10 s', async () => {
     const { store, gemini, deps } = await setup();
     store.lease(JOB, ITEM, NOON_PACIFIC + 42_500);
 
@@ -456,8 +475,8 @@ describe('handleTask: items that do not run', () => {
     store.lease(JOB, ITEM, NOON_PACIFIC + 3_500);
     const short = await handleTask(itemDelivery(ITEM), deps);
 
-    expect(reply).toEqual({ status: 503, retryAfterSeconds: 10, body: { outcome: 'leased' } });
-    expect(short).toEqual({ status: 503, retryAfterSeconds: 4, body: { outcome: 'leased' } });
+    expect(reply).toEqual({ status: 500, retryAfterSeconds: 10, body: { outcome: 'leased' } });
+    expect(short).toEqual({ status: 500, retryAfterSeconds: 4, body: { outcome: 'leased' } });
     expect(gemini.calls).toEqual([]);
   });
 

@@ -1,0 +1,56 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { configureStandIn, createJob, resultsJsonl, standInStats, waitForJob } from '../helpers/e2e.js';
+
+/**
+ * The fault run: 10,000 items while 30% of Gemini calls fail in every way upstream fails — 429 with
+ * details and without (capacity), 500, 503, timeouts, malformed bodies and bodies cut off halfway —
+ * on top of the e2e Cloud Tasks delivering 5% of tasks twice. Every fault is transient, so every
+ * item must end succeeded, exactly once: counts and result lines agree, every key once and in
+ * order, and no item was answered by Gemini twice (a delivered answer is never asked for again).
+ */
+const MODEL = 'gemini-e2e-faultrun';
+const N = Number(process.env.FAULT_RUN_ITEMS ?? 10_000);
+const SHARES = {
+  quotaShare: 0.04,
+  capacityShare: 0.04,
+  internalShare: 0.06,
+  unavailableShare: 0.06,
+  timeoutShare: 0.02,
+  malformedShare: 0.04,
+  truncatedShare: 0.04,
+};
+
+describe('the fault run', () => {
+  afterAll(async () => {
+    await configureStandIn({ faults: { byModel: { [MODEL]: {} } } });
+  });
+
+  it(`ends ${N} items exactly once while 30% of Gemini calls fail`, async () => {
+    // Arrange
+    expect(Object.values(SHARES).reduce((a, b) => a + b, 0)).toBeCloseTo(0.3, 6);
+    await configureStandIn({ faults: { byModel: { [MODEL]: SHARES } } });
+    const before = (await standInStats()).models[MODEL];
+    const requests = Array.from({ length: N }, (_, i) => ({ key: `f${i}`, prompt: `fault run item ${i}` }));
+
+    // Act
+    const id = await createJob({ model: MODEL, mode: 'realtime', requests });
+    const job = await waitForJob(id, 600_000);
+    const lines = await resultsJsonl(id);
+    const stats = (await standInStats()).models[MODEL]!;
+
+    // Assert: terminal exactly once, counts and lines agree, in input order.
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      counts: { total: N, succeeded: N, failed: 0, cancelled: 0, pending: 0 },
+    });
+    expect(lines).toHaveLength(N);
+    expect(lines.map((l) => l.index)).toEqual(Array.from({ length: N }, (_, i) => i));
+    expect(lines.every((l, i) => l.key === `f${i}` && 'response' in l)).toBe(true);
+    // Every kind of fault happened, and Gemini never answered an item twice.
+    const faults = stats.faults;
+    for (const kind of ['500', '503', 'timeout', 'malformed', 'truncated'])
+      expect(faults[kind] ?? 0, kind).toBeGreaterThan(0);
+    expect(stats.rejected429 - (before?.rejected429 ?? 0)).toBeGreaterThan(0);
+    expect(stats.answeredAgain - (before?.answeredAgain ?? 0)).toBe(0);
+  }, 660_000);
+});
