@@ -12,15 +12,8 @@
  */
 import { z } from 'zod';
 
-/** Limits of one `POST /jobs`. Bigger sets go through a bucket file. */
-export const LIMITS = {
-  maxBodyBytes: 32 * 1024 * 1024,
-  maxItems: 50_000,
-  /** A stored item must fit one Firestore document (1 MiB) with room for its result. */
-  maxItemBytes: 256 * 1024,
-  maxMediaPerItem: 16,
-  maxKeyLength: 256,
-} as const;
+// The request half (POST /jobs bodies) lives in ./job-request.ts; it is part of this contract.
+export * from './job-request.js';
 
 /**
  * A parsed answer's type without the `[field: string]: unknown` that `looseObject` adds: the fields
@@ -31,88 +24,6 @@ export type Declared<T> = T extends readonly (infer U)[]
   : T extends object
     ? { [K in keyof T as string extends K ? never : K]: Declared<T[K]> }
     : T;
-
-// POST /jobs: the request body
-
-/** A part of a Gemini `Content` in the REST shape; other part kinds pass through unchecked. */
-export const partSchema = z.looseObject({
-  text: z.string().optional(),
-  inlineData: z.object({ mimeType: z.string().min(1), data: z.string().min(1) }).optional(),
-  fileData: z.object({ mimeType: z.string().optional(), fileUri: z.string().min(1) }).optional(),
-});
-
-export const contentSchema = z.object({
-  role: z.enum(['user', 'model']).optional(),
-  parts: z.array(partSchema).min(1, 'needs at least one part'),
-});
-
-/** A GenerateContentRequest in the REST shape (the Batch API's line format). */
-export const generateContentRequestSchema = z.looseObject({
-  contents: z.array(contentSchema).min(1, 'needs at least one content'),
-  systemInstruction: contentSchema.optional(),
-  generationConfig: z.record(z.string(), z.unknown()).optional(),
-  safetySettings: z.array(z.unknown()).optional(),
-  tools: z.array(z.unknown()).optional(),
-  toolConfig: z.unknown().optional(),
-  cachedContent: z.string().optional(),
-});
-
-/** Media the worker fetches and sends inline: an https URL or a gs:// object. */
-export const mediaSchema = z
-  .object({
-    url: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
-    gcsUri: z
-      .string()
-      .regex(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/.+$/, 'must look like gs://bucket/object')
-      .optional(),
-    mimeType: z
-      .string()
-      .regex(/^[a-z]+\/[a-z0-9.+-]+$/i, 'must be a MIME type such as image/png')
-      .optional(),
-  })
-  .refine((m) => Boolean(m.url) !== Boolean(m.gcsUri), { message: 'needs exactly one of url or gcsUri' });
-
-/** One item of `requests`: a prompt or a full request, with an optional key and media. */
-export const requestItemSchema = z
-  .object({
-    key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
-    prompt: z.string().min(1, 'must not be empty').optional(),
-    request: generateContentRequestSchema.optional(),
-    media: z.array(mediaSchema).max(LIMITS.maxMediaPerItem).optional(),
-  })
-  .refine((r) => Boolean(r.prompt) !== Boolean(r.request), {
-    message: 'needs exactly one of prompt or request',
-  });
-
-/**
- * The body of `POST /jobs`. Exactly one of `prompts` / `requests` is checked by the handler (with
- * its own message), as are duplicate keys, the model and the size of each item.
- */
-export const createJobSchema = z
-  .object({
-    model: z.string().min(1).optional(),
-    mode: z.enum(['auto', 'realtime', 'batch']).default('auto'),
-    config: z.record(z.string(), z.unknown()).optional(),
-    systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
-    prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
-    requests: z.array(requestItemSchema).optional(),
-    /** POSTed the job's view, signed, once the job is terminal. https (the local cloud also takes http). */
-    callbackUrl: z
-      .url({ protocol: /^https?$/, error: 'must be an https URL' })
-      .max(2048, 'must be at most 2048 characters')
-      .refine((u) => !/^[a-z]+:\/\/[^/?#]*@/i.test(u), 'must not carry credentials (user:password@)')
-      .optional(),
-    /** Batch jobs: items of a batch that fails, expires or stays pending go `realtime` (default) or `fail`. */
-    onBatchFailure: z.enum(['realtime', 'fail']).optional(),
-  })
-  .strict();
-
-/** What a client sends to `POST /jobs` (`mode` may be left out). */
-export type CreateJobRequest = z.input<typeof createJobSchema>;
-/** A `POST /jobs` body after parsing (`mode` defaulted). */
-export type CreateJobBody = z.infer<typeof createJobSchema>;
-export type RequestItem = z.input<typeof requestItemSchema>;
-export type Media = z.input<typeof mediaSchema>;
 
 // Jobs as clients see them
 
