@@ -11,13 +11,14 @@
  * Pure: no I/O. The route validates the job id; it is escaped here all the same.
  */
 import { createHash } from 'node:crypto';
+import { CHART_SCRIPT } from './page-chart-script.js';
 import { COMMON_SCRIPT } from './page-common-script.js';
 import { JOB_SCRIPT } from './page-job-script.js';
 import { JOBS_SCRIPT } from './page-jobs-script.js';
 import { PAGE_STYLE } from './page-style.js';
 
 /** One script per page: the shared helpers and the page's own code, in a scope of their own. */
-const JOB_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${JOB_SCRIPT}})();`;
+const JOB_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${CHART_SCRIPT}${JOB_SCRIPT}})();`;
 const JOBS_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${JOBS_SCRIPT}})();`;
 
 function cspHash(text: string): string {
