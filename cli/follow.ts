@@ -4,7 +4,7 @@
  * received, so no result is missed or counted twice. Gives up when the API stays unreachable for
  * `outageMs`, or at once on an answer that will not change by asking again (4xx, a contract error).
  */
-import { JobsApiContractError, JobsApiError, type JobsClient } from '../functions/api/client.js';
+import { JobsApiContractError, JobsApiError, type JobsClient, sleep } from '../functions/api/client.js';
 import type { JobView, ResultLine } from '../functions/api/jobs.js';
 import { CliError } from './exit-codes.js';
 
@@ -62,19 +62,4 @@ function worthRetrying(err: unknown): boolean {
   if (err instanceof CliError || err instanceof JobsApiContractError) return false;
   if (err instanceof JobsApiError) return err.status >= 500 || err.status === 429 || err.status === 408;
   return true;
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

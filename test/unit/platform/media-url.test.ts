@@ -1,17 +1,14 @@
-import { execFileSync } from 'node:child_process';
 import type { LookupAddress, lookup } from 'node:dns';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Storage } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerateContentRequest } from '../../../functions/core/jobs.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { createMediaFetcher, guardedLookup, MediaError } from '../../../functions/platform/media.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
+import { selfSignedCert } from '../../helpers/tls.js';
 
 /**
  * URL media against a real https server on 127.0.0.1, named `media.test`, with a certificate made
@@ -60,37 +57,9 @@ function route(req: IncomingMessage, res: ServerResponse): void {
 }
 
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'media-url-test-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=media.test',
-        '-addext',
-        'subjectAltName=DNS:media.test',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(join(dir, 'cert.pem'));
-    server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert }, route);
-    agent = new Agent({ ca: cert });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { key, cert } = selfSignedCert(['DNS:media.test']);
+  server = createServer({ key, cert }, route);
+  agent = new Agent({ ca: cert });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `https://media.test:${(server.address() as AddressInfo).port}`;
 });

@@ -1,14 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import type { LookupAddress, lookup } from 'node:dns';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { type AddressInfo, BlockList } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CallbackError, type CallbackOptions, postCallback } from '../../../functions/platform/notify.js';
 import { signCallback, verifyCallbackSignature } from '../../../functions/platform/notify-signature.js';
+import { selfSignedCert } from '../../helpers/tls.js';
 
 const SECRET = 'a-test-callback-secret-of-at-least-32-characters';
 const JOB = { id: 'job-1', status: 'succeeded', counts: { total: 2, succeeded: 2 } };
@@ -37,7 +34,6 @@ interface Received {
   body: string;
 }
 
-let dir: string;
 let server: Server;
 let port: number;
 let ca: Buffer;
@@ -47,32 +43,9 @@ let answer: (req: Received, res: ServerResponse) => void;
 beforeAll(async () => {
   // A receiver with a certificate made for this run, for the name the fake resolver answers and for
   // 127.0.0.1 (so a literal-IP callback would succeed if the address guard let it through).
-  dir = mkdtempSync(join(tmpdir(), 'notify-test-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=hooks.example.test',
-      '-addext',
-      'subjectAltName=DNS:hooks.example.test,DNS:internal.example.test,IP:127.0.0.1',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  ca = readFileSync(join(dir, 'cert.pem'));
-  server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: ca }, (req, res) => {
+  const made = selfSignedCert(['DNS:hooks.example.test', 'DNS:internal.example.test', 'IP:127.0.0.1']);
+  ca = made.cert;
+  server = createServer({ key: made.key, cert: ca }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -92,7 +65,6 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
-  rmSync(dir, { recursive: true, force: true });
 });
 
 beforeEach(() => {
