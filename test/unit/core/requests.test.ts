@@ -56,8 +56,8 @@ describe('normalizeJobRequest: prompts and requests', () => {
     expect(job.items.map((i) => i.key)).toEqual(['cat', 'dog']);
     expect(job.items[0]?.media).toEqual([{ url: 'https://example.com/cat.png' }]);
     expect(job.items[1]?.media).toEqual([{ gcsUri: 'gs://my-bucket/dog.jpg', mimeType: 'image/jpeg' }]);
-    // 2 text tokens for "Hi" (ceil(2/4) = 1) plus one media part.
-    expect(job.items[1]?.estimatedTokens).toBe(1 + 258);
+    // 2 text tokens for "Hi" (ceil(2/4) = 1) plus an image the worker fetches later (4 tiles).
+    expect(job.items[1]?.estimatedTokens).toBe(1 + 1032);
   });
 
   it('refuses a body with both prompts and requests', () => {
