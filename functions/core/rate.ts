@@ -40,6 +40,9 @@ export interface DispatchLedger {
  */
 export const PLAN_SLACK_SECONDS = 5;
 
+/** The pacing window of the token plan (see {@link planDispatches}). */
+export const PACE_SECONDS = 10;
+
 /**
  * A delivery this much later than its plan is planned again (see the worker). Less than the slack:
  * the rest covers the time between that check and the request reaching Gemini.
@@ -81,7 +84,12 @@ export function requestsInSecond(s: number, rate: number): number {
  *   its burst included when it has been idle for a minute, so the plan is a prediction of when the
  *   queue sends each item, not only a lower bound;
  * - no window of 60 + {@link PLAN_SLACK_SECONDS} seconds carries more than `tpm × headroom` input
- *   tokens, so sends a little behind their plan still keep every minute within TPM.
+ *   tokens, so sends a little behind their plan still keep every minute within TPM;
+ * - no {@link PACE_SECONDS} seconds carry more than `PACE_SECONDS + 1` 60ths of that token budget
+ *   (and one item more), as the queue holds requests to its rate plus one second's burst: the first minute is paced like
+ *   every other, on tokens as on requests. Gemini documents its limits as counts per minute but not
+ *   how it measures them, and a limiter that checks shorter windows refuses a first-second burst
+ *   that a whole-minute count allows; pacing is the one rule that is safe under both.
  * Items are placed first come, first served, each in the earliest second at or after the last
  * reservation that has room on both counts; items that fit in the current second get `now`, those of
  * a later second are spread evenly across it, as the queue would send them. An item
@@ -126,6 +134,7 @@ export function planDispatches(
   for (let s = nowSec - 60; s <= nowSec && idle; s++) if (requests.has(s)) idle = false;
   const capacity = (second: number) =>
     requestsInSecond(second, rate) + (idle && second === nowSec ? maxBurstSize : 0);
+  const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
   if (release) {
     const second = Math.floor(release.atMs / 1000);
     if (buckets.has(second)) buckets.set(second, Math.max(0, buckets.get(second)! - release.tokens));
@@ -133,9 +142,26 @@ export function planDispatches(
   }
   let sum = 0;
   for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
+  // Tokens in the pacing window ending at the cursor, and in the ones after it that a plan there would join.
+  const paced = (second: number) => {
+    let most = 0;
+    for (let end = second; end < second + PACE_SECONDS; end++) {
+      let window = 0;
+      for (let s = end - PACE_SECONDS + 1; s <= end; s++) window += buckets.get(s) ?? 0;
+      most = Math.max(most, window);
+    }
+    return most;
+  };
+  // An item starts while its pacing windows are below their share, so a window holds its share and
+  // at most one item more: items large against the share lose no throughput to packing.
+  const paceTakes = (second: number) => paced(second) < paceShare;
   const scheduleMs: number[] = [];
   for (const w of tokens) {
-    while ((w <= budget ? sum + w > budget : sum > 0) || (requests.get(cursor) ?? 0) >= capacity(cursor)) {
+    while (
+      (w <= budget ? sum + w > budget : sum > 0) ||
+      (requests.get(cursor) ?? 0) >= capacity(cursor) ||
+      !paceTakes(cursor)
+    ) {
       sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
       cursor++;
       sum += buckets.get(cursor) ?? 0;

@@ -5,6 +5,7 @@ import {
   LIGHT_WINDOW_SHARE,
   lateSendNeedsSlot,
   MAX_DISPATCHES_PER_SECOND,
+  PACE_SECONDS,
   PLAN_SLACK_SECONDS,
   planDispatches,
   queueRateLimits,
@@ -159,7 +160,7 @@ describe('planDispatches', () => {
 
   it('gives a light set `now` for every item', () => {
     const nowMs = 1_700_000_000_000;
-    const tokens = Array.from({ length: 100 }, () => 800); // 80,000 tokens of a 980,000 budget
+    const tokens = Array.from({ length: 30 }, () => 800); // 24,000 tokens: within an idle first second's share
 
     const fresh = planDispatches({ buckets: {} }, tokens, nowMs, { tpm: 1_000_000, rpm: FAST_RPM }, 0.98);
     const staleLedger = planDispatches(
@@ -172,6 +173,31 @@ describe('planDispatches', () => {
 
     expect(fresh.scheduleMs).toEqual(tokens.map(() => nowMs));
     expect(staleLedger.scheduleMs).toEqual(tokens.map(() => nowMs));
+  });
+
+  it('paces the first minute on tokens as on requests: no 10 seconds carry more than 11 60ths of the budget and one item', () => {
+    // Arrange: 120 long prompts at 90,000 TPM (the issue's TPM-bound case).
+    const nowMs = 1_700_000_000_000;
+    const quota = { tpm: 90_000, rpm: FAST_RPM };
+    const tokens = Array.from({ length: 120 }, () => 1_000);
+    const budget = Math.floor(90_000 * 0.98);
+
+    // Act
+    const { scheduleMs } = planDispatches({ buckets: {} }, tokens, nowMs, quota, 0.98);
+
+    // Assert: every 10-second window, and the first minute.
+    const first = Math.floor(nowMs / 1000);
+    const perSecond = new Map<number, number>();
+    for (const [i, at] of scheduleMs.entries())
+      perSecond.set(Math.floor(at / 1000), (perSecond.get(Math.floor(at / 1000)) ?? 0) + tokens[i]!);
+    for (let end = first; end < first + 180; end++) {
+      let window = 0;
+      for (let s = end - PACE_SECONDS + 1; s <= end; s++) window += perSecond.get(s) ?? 0;
+      expect(window).toBeLessThanOrEqual((budget * (PACE_SECONDS + 1)) / 60 + 1_000);
+    }
+    const firstMinute = scheduleMs.filter((at) => at < nowMs + MINUTE_MS).length * 1_000;
+    expect(firstMinute).toBeLessThanOrEqual(budget);
+    expect(firstMinute).toBeGreaterThan(0.9 * budget);
   });
 
   it('spreads a heavy set over time and never schedules before now', () => {

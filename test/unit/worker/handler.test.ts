@@ -531,15 +531,20 @@ describe('handleTask: a delivery far behind its plan', () => {
   });
 
   it('gives a late delivery a slot in this second when a busy ledger still has room now', async () => {
+    // Arrange: the minute is busy (a big send 20 s ago), the last seconds are not.
     const { store, gemini, deps, quotas } = await setup();
     const quota = quotas.models['gemini-2.5-flash']!;
-    await store.stores.ledger.reserve('gemini-2.5-flash', [0.6 * quota.tpm], quota, quotas.headroom);
+    const before = String(NOON_PACIFIC / 1000 - 20);
+    store.ledgers.set('gemini-2.5-flash', {
+      buckets: { [before]: 0.6 * quota.tpm },
+      requests: { [before]: 1 },
+    });
 
     const reply = await handleTask(itemDelivery(ITEM, 2, NOON_PACIFIC - 30_000), deps);
 
     expect(reply.body.outcome).toBe('succeeded');
     expect(gemini.calls).toHaveLength(1);
-    expect(store.ledgers.get('gemini-2.5-flash')?.requests?.[String(NOON_PACIFIC / 1000)]).toBe(2);
+    expect(store.ledgers.get('gemini-2.5-flash')?.requests?.[String(NOON_PACIFIC / 1000)]).toBe(1);
   });
 
   it('plans a late item again when the minute is full: a new task at the new slot, no Gemini call', async () => {
