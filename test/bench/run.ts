@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
@@ -24,6 +25,8 @@ const LATENCY_MS = 300;
 const INGEST_ITEMS = 10_000;
 const INGEST_RUNS = 3;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+/** DESIGN's targets (median of 5 after a warm-up); a result says whether each was met. */
+const TARGETS = { ratio: 1.05, ingestPerSecond: 10_000, overheadP99Ms: 100 };
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -189,7 +192,8 @@ async function measure(profile: Profile) {
         idealMs,
         medianWallMs: median.wallMs,
         medianRatioToIdeal: median.ratio,
-        target: '≤ 1.10',
+        target: `≤ ${TARGETS.ratio}`,
+        met: median.ratio <= TARGETS.ratio,
         runs,
       },
       ingest: {
@@ -197,29 +201,37 @@ async function measure(profile: Profile) {
         runs: INGEST_RUNS,
         promptsPerSecondMedian: Math.round(percentile(ingestRates, 50)),
         promptsPerSecondMin: Math.round(ingestRates[0]!),
-        target: '≥ 2000',
+        target: `≥ ${TARGETS.ingestPerSecond}`,
+        met: percentile(ingestRates, 50) >= TARGETS.ingestPerSecond,
       },
       overheadMs: {
         samples: sorted.length,
         p50: percentile(sorted, 50),
         p90: percentile(sorted, 90),
         p99: percentile(sorted, 99),
+        target: `p99 ≤ ${TARGETS.overheadP99Ms}`,
+        met: percentile(sorted, 99) <= TARGETS.overheadP99Ms,
       },
+      // What else ran on the machine: a shared 2-core machine's numbers depend on it.
+      loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     };
     console.log(`profile ${profile}:`);
     console.table({
       'realtime wall, median (s)': {
         value: median.wallMs / 1000,
-        target: `≤ ${((idealMs * 1.1) / 1000).toFixed(2)}`,
+        target: `≤ ${((idealMs * TARGETS.ratio) / 1000).toFixed(2)}`,
       },
-      'ratio to N·60/RPM + latency': { value: median.ratio, target: '≤ 1.10' },
+      'ratio to N·60/RPM + latency': { value: median.ratio, target: `≤ ${TARGETS.ratio}` },
       'ratios of the runs': { value: runs.map((r) => r.ratio).join(' '), target: '' },
       'peak requests in any 60 s': { value: Math.max(...runs.map((r) => r.peak)), target: `≤ ${RPM}` },
       '429s from Gemini': { value: runs.reduce((a, r) => a + r.rejected429, 0), target: '0' },
       'Gemini calls per item': { value: runs.reduce((a, r) => a + r.calls, 0) / (N * RUNS), target: '1' },
-      'ingest prompts/s (median)': { value: result.ingest.promptsPerSecondMedian, target: '≥ 2000' },
+      'ingest prompts/s (median)': {
+        value: result.ingest.promptsPerSecondMedian,
+        target: `≥ ${TARGETS.ingestPerSecond}`,
+      },
       'per-item overhead p50 (ms)': { value: result.overheadMs.p50, target: '' },
-      'per-item overhead p99 (ms)': { value: result.overheadMs.p99, target: '' },
+      'per-item overhead p99 (ms)': { value: result.overheadMs.p99, target: `≤ ${TARGETS.overheadP99Ms}` },
     });
     return result;
   } finally {
