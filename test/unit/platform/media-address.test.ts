@@ -2,6 +2,7 @@ import type { LookupAddress, lookup } from 'node:dns';
 import { describe, expect, it } from 'vitest';
 import { guardedLookup, isPublicAddress } from '../../../functions/platform/media-address.js';
 import { MediaError } from '../../../functions/platform/media-error.js';
+import { rejectionOf } from '../../helpers/rejection.js';
 
 /** A DNS lookup that answers from a table (`all: true` form only, as guardedLookup asks). */
 function fakeLookup(table: Record<string, LookupAddress[]>): typeof lookup {
@@ -18,15 +19,7 @@ function fakeLookup(table: Record<string, LookupAddress[]>): typeof lookup {
   return fn as unknown as typeof lookup;
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<MediaError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof MediaError) return err;
-    throw err;
-  }
-  throw new Error('expected a MediaError');
-}
+const errorOf = (promise: Promise<unknown>) => rejectionOf(promise, MediaError);
 
 describe('isPublicAddress', () => {
   it.each([

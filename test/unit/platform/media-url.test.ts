@@ -8,6 +8,7 @@ import type { GenerateContentRequest } from '../../../functions/core/jobs.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { createMediaFetcher, guardedLookup, MediaError } from '../../../functions/platform/media.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
+import { rejectionOf } from '../../helpers/rejection.js';
 import { selfSignedCert } from '../../helpers/tls.js';
 
 /**
@@ -97,15 +98,7 @@ const fetcherWith = (extra: Partial<Parameters<typeof createMediaFetcher>[0]> = 
     ...extra,
   });
 
-async function errorOf(promise: Promise<unknown>): Promise<MediaError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof MediaError) return err;
-    throw err;
-  }
-  throw new Error('expected a MediaError');
-}
+const errorOf = (promise: Promise<unknown>) => rejectionOf(promise, MediaError);
 
 describe('URL media: fetching', () => {
   it('sends an image the server serves as one, inline', async () => {

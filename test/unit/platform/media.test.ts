@@ -10,6 +10,7 @@ import {
   mediaDeadlinesFor,
 } from '../../../functions/platform/media.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
+import { rejectionOf } from '../../helpers/rejection.js';
 
 type StoredObject =
   | { data: Buffer; contentType?: string; size?: number; gate?: Promise<void> }
@@ -59,15 +60,7 @@ function fakeStorage(objects: Record<string, StoredObject>) {
   return { storage: storage as unknown as Storage, touched };
 }
 
-async function errorOf(promise: Promise<unknown>): Promise<MediaError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof MediaError) return err;
-    throw err;
-  }
-  throw new Error('expected a MediaError');
-}
+const errorOf = (promise: Promise<unknown>) => rejectionOf(promise, MediaError);
 
 function gate() {
   let open!: () => void;

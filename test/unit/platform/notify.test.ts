@@ -5,6 +5,7 @@ import { type AddressInfo, BlockList } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CallbackError, type CallbackOptions, postCallback } from '../../../functions/platform/notify.js';
 import { signCallback, verifyCallbackSignature } from '../../../functions/platform/notify-signature.js';
+import { rejectionOf } from '../../helpers/rejection.js';
 import { selfSignedCert } from '../../helpers/tls.js';
 
 const SECRET = 'a-test-callback-secret-of-at-least-32-characters';
@@ -92,15 +93,7 @@ const guarded = (table: Record<string, string[]> = {}): CallbackOptions => ({
 
 const hook = (path = '/hook') => `https://hooks.example.test:${port}${path}`;
 
-async function failureOf(promise: Promise<unknown>): Promise<CallbackError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof CallbackError) return err;
-    throw err;
-  }
-  throw new Error('expected a CallbackError');
-}
+const failureOf = (promise: Promise<unknown>) => rejectionOf(promise, CallbackError);
 
 describe('postCallback', () => {
   it('POSTs the payload as JSON with a signature the receiver can verify', async () => {
