@@ -1,0 +1,275 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, relative } from 'node:path';
+import { makePrompts } from '../../bench/contenders/prompts.js';
+import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import { queueRateLimits } from '../../functions/core/rate.js';
+import { readQuotas } from '../../functions/platform/config.js';
+import type { StandInStats } from '../../infra/local/gemini/stats.js';
+import { type TokenRule, textTokens } from '../../infra/local/gemini/tokens.js';
+import { PROJECT_ROOT } from '../../infra/local/stack.js';
+import { runFanout } from './compare-runs.js';
+import { capSeconds, limitSeconds } from './compare-settings.js';
+import { bootStack, configureStandIn, standInConfig, standInStats } from './compare-stack.js';
+import { startSampler } from './scale-procs.js';
+import {
+  dispatchSeries,
+  progressLine,
+  round,
+  type ScaleMeasure,
+  type ScaleRun,
+  scaleChartSvg,
+  table,
+} from './scale-report.js';
+import {
+  readScaleSettings,
+  type ScaleSettings,
+  scaleQuotas,
+  sharedModelOf,
+  singleModelOf,
+  WARM_UP_MODEL,
+} from './scale-settings.js';
+
+/**
+ * How the cost grows (issue 11): makespan and memory of the functions
+ * (a) for N = 100, 1,000, 10,000 and 50,000 prompts on one model, one job at a time, and
+ * (b) for several models sharing the system at once, each at its own quota (4 × 5,000 prompts).
+ *
+ * One local cloud in a child process (strict profile), as the comparison boots it; every job on a
+ * model of its own through the jobs API in mode realtime. Per measurement: makespan from submit to
+ * the last result read, the quota's limit N·60/RPM + latency and the ratio, 429s the stand-in sent,
+ * prompts lost, results in input order, the resident memory of the functions host and its
+ * instances (sampled from /proc: peak sum and peak of the largest instance), and CPU seconds of
+ * the functions and of the emulators around them. Prints the tables, writes scale.json and
+ * scale.svg.
+ *
+ * `npx tsx test/bench/scale.ts`; settings in scale-settings.ts (e.g. `SCALE_N=100,1000
+ * SCALE_SHARED_N=500` for a quick run). Only a run with every default writes bench/results/.
+ */
+interface Context {
+  settings: ScaleSettings;
+  jobs: JobsClient;
+  geminiBaseUrl: string;
+  functionsPid: number;
+  rule: TokenRule;
+  headroom: number;
+}
+
+interface JobSpec {
+  model: string;
+  rpm: number;
+  prompts: string[];
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+function limitOf(ctx: Context, spec: JobSpec): number {
+  const tokens = spec.prompts.reduce((sum, p) => sum + textTokens(p, ctx.rule), 0);
+  const { settings } = ctx;
+  return limitSeconds(
+    { rpm: spec.rpm, tpm: settings.tpm, latencyMs: settings.latencyMs },
+    spec.prompts.length,
+    tokens,
+  ).limitS;
+}
+
+function recordRun(
+  ctx: Context,
+  spec: JobSpec,
+  outcome: Awaited<ReturnType<typeof runFanout>>,
+  stats: StandInStats,
+  submitEpochMs: number,
+): ScaleRun {
+  const limitS = limitOf(ctx, spec);
+  const upstream = stats.models[spec.model];
+  const { job } = outcome;
+  const planned = queueRateLimits({ rpm: spec.rpm }, ctx.headroom).maxDispatchesPerSecond;
+  return {
+    model: spec.model,
+    n: spec.prompts.length,
+    rpm: spec.rpm,
+    finished: outcome.finished,
+    makespanS: round(outcome.wallS, 2),
+    limitS: round(limitS, 2),
+    ratio: round(outcome.wallS / limitS, 3),
+    capS: outcome.capS,
+    succeeded: outcome.done,
+    lost: outcome.lost,
+    inOrder: outcome.inOrder,
+    serverS:
+      job.finishedAt !== null
+        ? round((Date.parse(job.finishedAt) - Date.parse(job.createdAt)) / 1000, 2)
+        : null,
+    upstream: {
+      requests: upstream?.requests ?? 0,
+      admitted: upstream?.admitted ?? 0,
+      rejected429: upstream?.rejected429 ?? 0,
+      peakAdmittedPer60s: upstream?.peakAdmittedPer60s ?? 0,
+      answeredAgain: upstream?.answeredAgain ?? 0,
+    },
+    dispatch: dispatchSeries(upstream?.requestsPerSecond ?? [], submitEpochMs, planned),
+    costUsd: outcome.costUsd ?? null,
+    ...(outcome.error ? { error: outcome.error } : {}),
+  };
+}
+
+/**
+ * Submits every job of `specs` at once and waits for them all, sampling the processes meanwhile.
+ * Each job is stopped at its own cap (see compare-settings.ts) and then reported as capped.
+ */
+async function measure(
+  ctx: Context,
+  part: ScaleMeasure['part'],
+  label: string,
+  specs: JobSpec[],
+): Promise<ScaleMeasure> {
+  const { settings } = ctx;
+  if (settings.settleS > 0) await sleep(settings.settleS * 1000);
+  const loadAtStart = round(loadavg()[0]!);
+  const sampler = startSampler(ctx.functionsPid, settings.sampleMs);
+  const submitEpochMs = Date.now();
+  const started = performance.now();
+  let outcomes: Array<Awaited<ReturnType<typeof runFanout>>>;
+  try {
+    outcomes = await Promise.all(
+      specs.map((spec) =>
+        runFanout({
+          jobs: ctx.jobs,
+          geminiBaseUrl: ctx.geminiBaseUrl,
+          functionsPid: ctx.functionsPid,
+          model: spec.model,
+          prompts: spec.prompts,
+          mode: 'realtime',
+          capS: capSeconds(settings, limitOf(ctx, spec)),
+        }),
+      ),
+    );
+  } catch (err) {
+    sampler.stop();
+    throw err;
+  }
+  const procs = sampler.stop();
+  const wallS = (performance.now() - started) / 1000;
+  const stats = await standInStats(ctx.geminiBaseUrl);
+  const runs = specs.map((spec, i) => recordRun(ctx, spec, outcomes[i]!, stats, submitEpochMs));
+  const limitS = Math.max(...runs.map((r) => r.limitS));
+  // One job: its own makespan (submit to last result read); several: until the last one's end.
+  const makespanS = runs.length === 1 ? runs[0]!.makespanS : round(wallS, 2);
+  return {
+    part,
+    label,
+    n: runs.reduce((sum, r) => sum + r.n, 0),
+    makespanS,
+    limitS,
+    ratio: round(makespanS / limitS, 3),
+    runs,
+    procs,
+    loadAtStart,
+  };
+}
+
+async function main(): Promise<void> {
+  const settings = readScaleSettings(process.env);
+  const scratch = join(PROJECT_ROOT, '.local', 'scale');
+  const outDir = settings.isDefault ? join(PROJECT_ROOT, 'bench', 'results') : scratch;
+  mkdirSync(scratch, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+  const quotasFile = join(scratch, 'quotas.json');
+  writeFileSync(quotasFile, `${JSON.stringify(scaleQuotas(settings), null, 2)}\n`);
+
+  const started = performance.now();
+  const loadAtStart = round(loadavg()[0]!);
+  log('booting the local cloud (strict profile); its logs go to .local/scale/stack.log');
+  const stack = await bootStack(quotasFile, join(scratch, 'stack.log'));
+  const measures: ScaleMeasure[] = [];
+  try {
+    const { geminiBaseUrl, functionsPid } = stack.info;
+    await configureStandIn(geminiBaseUrl, { latency: { '*': settings.latencyMs } });
+    const ctx: Context = {
+      settings,
+      jobs: createJobsClient(stack.info.ingestUrl),
+      geminiBaseUrl,
+      functionsPid,
+      rule: (await standInConfig(geminiBaseUrl)).tokens as TokenRule,
+      headroom: readQuotas(quotasFile).headroom,
+    };
+    if (settings.warmUp > 0) {
+      log(`warm-up: one job of ${settings.warmUp} prompts on a model of its own (not measured)`);
+      await runFanout({
+        jobs: ctx.jobs,
+        geminiBaseUrl,
+        functionsPid,
+        model: WARM_UP_MODEL,
+        prompts: makePrompts(settings.warmUp, settings.promptChars).map((p) => `warm-up ${p}`),
+        mode: 'realtime',
+        capS: 300,
+      });
+    }
+    for (const n of settings.ns) {
+      const spec = {
+        model: singleModelOf(n),
+        rpm: settings.rpm,
+        prompts: makePrompts(n, settings.promptChars),
+      };
+      const m = await measure(ctx, 'single', `N = ${n.toLocaleString('en-US')}`, [spec]);
+      measures.push(m);
+      log(progressLine(m));
+    }
+    if (settings.shared) {
+      const { models, n, rpm } = settings.shared;
+      const specs = Array.from({ length: models }, (_, i) => ({
+        model: sharedModelOf(i + 1),
+        rpm,
+        prompts: makePrompts(n, settings.promptChars),
+      }));
+      const label = `${models} models × ${n.toLocaleString('en-US')} at once`;
+      const m = await measure(ctx, 'shared', label, specs);
+      measures.push(m);
+      log(progressLine(m));
+    }
+  } finally {
+    await stack.stop();
+  }
+
+  const elapsedS = Math.round((performance.now() - started) / 1000);
+  const jsonFile = join(outDir, 'scale.json');
+  const out = {
+    date: new Date().toISOString(),
+    machine: `${process.platform} ${process.arch}, node ${process.version}, ${cpus().length} cores`,
+    loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0]!) },
+    elapsedS,
+    settings: { ...settings, profile: 'strict' },
+    notes: [
+      'makespan: submit to the last result read (several jobs: the first submit to the last one read); limit: N·60/RPM + latency (every run is RPM-bound).',
+      'memory: VmRSS of the functions host (cluster primary) and every descendant (instances, tsx helpers), sampled from /proc every sampleMs; peakTreeRssMb is the highest sum in one sample, peakInstanceRssMb the highest single instance.',
+      "cpuS: the run's CPU seconds of the functions tree, of the stack process alone (Cloud Tasks and Storage emulators and the Gemini stand-in share its event loop), of the Firestore emulator (JVM) and of this benchmark; machineBusyShare counts every process on the machine.",
+      'dispatch: requests per second the stand-in received for the model (perSecond from its first request); plannedPerS is the queue rate the product sizes from RPM and headroom.',
+      "The runs share one local cloud, one after the other, in the order listed: memory a run leaves behind is the next one's start (rssBeforeMb).",
+    ],
+    measures,
+  };
+  writeFileSync(jsonFile, `${JSON.stringify(out, null, 2)}\n`);
+  const svgFile = join(outDir, 'scale.svg');
+  const instances = Math.max(0, ...measures.map((m) => Object.keys(m.procs.instancePeaksMb).length));
+  const shared = settings.shared
+    ? `; ${settings.shared.models} models at ${settings.shared.rpm.toLocaleString('en-US')} RPM each at once`
+    : '';
+  writeFileSync(
+    svgFile,
+    await scaleChartSvg(measures, {
+      text: `Makespan and the functions' memory against N (${settings.rpm.toLocaleString('en-US')} RPM${shared})`,
+      subtitle: `${settings.latencyMs} ms latency, strict local cloud, ${instances} function instances; dashed: the quota limit N·60/RPM + latency, and memory before each run`,
+    }),
+  );
+  process.stdout.write(`${table(settings, measures)}\n`);
+  process.stdout.write(
+    `\nwritten: ${relative(PROJECT_ROOT, jsonFile)}, ${relative(PROJECT_ROOT, svgFile)} (${elapsedS} s)\n`,
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
