@@ -27,11 +27,6 @@ export interface GeminiClient {
    */
   countTokens(model: string, request: GenerateContentRequest): Promise<number>;
 }
-/** Uploads a local file to the Files API (resumable, read from disk in chunks) and waits until it is usable. */
-export interface FileUploader {
-  upload(path: string, mimeType: string): Promise<{ uri: string; mimeType: string }>;
-}
-
 export interface GenerateResult {
   /** GenerateContentResponse as plain JSON (what the REST API returned). */
   response: Record<string, unknown>;
@@ -49,31 +44,6 @@ function sdkFor(options: GeminiClientOptions): GoogleGenAI {
     apiKey: options.apiKey,
     ...(options.baseUrl ? { httpOptions: { baseUrl: options.baseUrl } } : {}),
   });
-}
-
-/**
- * The Files API uploader on `@google/genai`. A file is usable once its state is ACTIVE; uploads of
- * media usually are at once, video may be PROCESSING for a while.
- */
-export function createFileUploader(options: GeminiClientOptions, sdk?: GoogleGenAI): FileUploader {
-  const ai = sdk ?? sdkFor(options);
-  return {
-    async upload(path, mimeType) {
-      try {
-        let file = await ai.files.upload({ file: path, config: { mimeType } });
-        const deadline = Date.now() + 5 * 60_000;
-        while (file.state === 'PROCESSING' && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 2000));
-          file = await ai.files.get({ name: file.name! });
-        }
-        if (file.state !== 'ACTIVE' || !file.uri)
-          throw new Error(`uploaded file ${file.name} is ${file.state}`);
-        return { uri: file.uri, mimeType: file.mimeType ?? mimeType };
-      } catch (err) {
-        throw err instanceof Error && !(err instanceof ApiError) ? err : toCallError(err);
-      }
-    },
-  };
 }
 
 /** Builds the client on `@google/genai`; `baseUrl` points it at the local stand-in. */
