@@ -1,9 +1,27 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
 import { PROJECT_ROOT, type StackInfo } from '../../infra/local/stack.js';
+
+/**
+ * A benchmark's folders: its scratch `.local/NAME` (logs, quick runs) and where its results go
+ * (`bench/results` only for a run at every default), with its quotas file written in the scratch.
+ */
+export function benchFolders(
+  name: string,
+  isDefault: boolean,
+  quotas: unknown,
+): { scratch: string; outDir: string; quotasFile: string } {
+  const scratch = join(PROJECT_ROOT, '.local', name);
+  const outDir = isDefault ? join(PROJECT_ROOT, 'bench', 'results') : scratch;
+  mkdirSync(scratch, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+  const quotasFile = join(scratch, 'quotas.json');
+  writeFileSync(quotasFile, `${JSON.stringify(quotas, null, 2)}\n`);
+  return { scratch, outDir, quotasFile };
+}
 
 /**
  * The local cloud of the comparison, in a child process as `npm run bench` runs it: booted with a

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
@@ -28,7 +28,7 @@ import {
   readCompareSettings,
   WARM_UP_MODEL,
 } from './compare-settings.js';
-import { bootStack, configureStandIn, standInConfig } from './compare-stack.js';
+import { benchFolders, bootStack, configureStandIn, standInConfig } from './compare-stack.js';
 
 /**
  * The comparison of issue 11: the seed's async patterns (bench/contenders/) and gemini-fanout, one
@@ -144,12 +144,11 @@ async function measureBatch(ctx: Context, regime: Regime, record?: RegimeRecord)
 
 async function main(): Promise<void> {
   const settings = readCompareSettings(process.env);
-  const scratch = join(PROJECT_ROOT, '.local', 'compare');
-  const outDir = settings.isDefault ? join(PROJECT_ROOT, 'bench', 'results') : scratch;
-  mkdirSync(scratch, { recursive: true });
-  mkdirSync(outDir, { recursive: true });
-  const quotasFile = join(scratch, 'quotas.json');
-  writeFileSync(quotasFile, `${JSON.stringify(comparisonQuotas(settings), null, 2)}\n`);
+  const { scratch, outDir, quotasFile } = benchFolders(
+    'compare',
+    settings.isDefault,
+    comparisonQuotas(settings),
+  );
 
   const started = performance.now();
   const loadAtStart = loadavg()[0]!;

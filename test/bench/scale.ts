@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
@@ -10,7 +10,7 @@ import { type TokenRule, textTokens } from '../../infra/local/gemini/tokens.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { runFanout } from './compare-runs.js';
 import { capSeconds, limitSeconds } from './compare-settings.js';
-import { bootStack, configureStandIn, standInConfig, standInStats } from './compare-stack.js';
+import { benchFolders, bootStack, configureStandIn, standInConfig, standInStats } from './compare-stack.js';
 import { startSampler } from './scale-procs.js';
 import {
   dispatchSeries,
@@ -172,12 +172,7 @@ async function measure(
 
 async function main(): Promise<void> {
   const settings = readScaleSettings(process.env);
-  const scratch = join(PROJECT_ROOT, '.local', 'scale');
-  const outDir = settings.isDefault ? join(PROJECT_ROOT, 'bench', 'results') : scratch;
-  mkdirSync(scratch, { recursive: true });
-  mkdirSync(outDir, { recursive: true });
-  const quotasFile = join(scratch, 'quotas.json');
-  writeFileSync(quotasFile, `${JSON.stringify(scaleQuotas(settings), null, 2)}\n`);
+  const { scratch, outDir, quotasFile } = benchFolders('scale', settings.isDefault, scaleQuotas(settings));
 
   const started = performance.now();
   const loadAtStart = round(loadavg()[0]!);

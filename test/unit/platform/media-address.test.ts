@@ -1,23 +1,9 @@
-import type { LookupAddress, lookup } from 'node:dns';
+import type { LookupAddress } from 'node:dns';
 import { describe, expect, it } from 'vitest';
 import { guardedLookup, isPublicAddress } from '../../../functions/platform/media-address.js';
 import { MediaError } from '../../../functions/platform/media-error.js';
+import { tableLookup } from '../../helpers/dns.js';
 import { rejectionOf } from '../../helpers/rejection.js';
-
-/** A DNS lookup that answers from a table (`all: true` form only, as guardedLookup asks). */
-function fakeLookup(table: Record<string, LookupAddress[]>): typeof lookup {
-  const fn = (
-    hostname: string,
-    _options: object,
-    callback: (err: Error | null, a?: LookupAddress[]) => void,
-  ) => {
-    const answer = table[hostname];
-    if (!answer)
-      return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
-    callback(null, answer);
-  };
-  return fn as unknown as typeof lookup;
-}
 
 const errorOf = (promise: Promise<unknown>) => rejectionOf(promise, MediaError);
 
@@ -83,16 +69,13 @@ describe('isPublicAddress', () => {
 });
 
 describe('guardedLookup', () => {
-  const base = fakeLookup({
-    'internal.example': [{ address: '10.0.0.5', family: 4 }],
-    'metadata.example': [{ address: '169.254.169.254', family: 4 }],
-    'sixtofour.example': [{ address: '2002:a00:5::1', family: 6 }],
-    'mixed.example': [
-      { address: '93.184.216.34', family: 4 },
-      { address: '127.0.0.1', family: 4 },
-    ],
-    'v4.example': [{ address: '93.184.216.34', family: 4 }],
-    'v6.example': [{ address: '2606:2800:220:1:248:1893:25c8:1946', family: 6 }],
+  const base = tableLookup({
+    'internal.example': ['10.0.0.5'],
+    'metadata.example': ['169.254.169.254'],
+    'sixtofour.example': ['2002:a00:5::1'],
+    'mixed.example': ['93.184.216.34', '127.0.0.1'],
+    'v4.example': ['93.184.216.34'],
+    'v6.example': ['2606:2800:220:1:248:1893:25c8:1946'],
   });
   const guarded = guardedLookup(base);
 

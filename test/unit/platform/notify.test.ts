@@ -1,33 +1,15 @@
-import type { LookupAddress, lookup } from 'node:dns';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { type AddressInfo, BlockList } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CallbackError, type CallbackOptions, postCallback } from '../../../functions/platform/notify.js';
 import { signCallback, verifyCallbackSignature } from '../../../functions/platform/notify-signature.js';
+import { tableLookup } from '../../helpers/dns.js';
 import { rejectionOf } from '../../helpers/rejection.js';
 import { selfSignedCert } from '../../helpers/tls.js';
 
 const SECRET = 'a-test-callback-secret-of-at-least-32-characters';
 const JOB = { id: 'job-1', status: 'succeeded', counts: { total: 2, succeeded: 2 } };
-
-/** A DNS lookup that answers from a table (`all: true` form only, as guardedLookup asks). */
-function fakeResolver(table: Record<string, string[]>): typeof lookup {
-  const fn = (
-    hostname: string,
-    _options: object,
-    callback: (err: Error | null, a?: LookupAddress[]) => void,
-  ) => {
-    const answer = table[hostname];
-    if (!answer)
-      return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
-    callback(
-      null,
-      answer.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
-    );
-  };
-  return fn as unknown as typeof lookup;
-}
 
 interface Received {
   path: string;
@@ -77,7 +59,7 @@ beforeEach(() => {
 const toReceiver = (overrides: Partial<CallbackOptions> = {}): CallbackOptions => ({
   secret: SECRET,
   ca,
-  resolve: fakeResolver({ 'hooks.example.test': ['127.0.0.1'] }),
+  resolve: tableLookup({ 'hooks.example.test': ['127.0.0.1'] }),
   denied: new BlockList(),
   backoffMs: 5,
   ...overrides,
@@ -87,7 +69,7 @@ const toReceiver = (overrides: Partial<CallbackOptions> = {}): CallbackOptions =
 const guarded = (table: Record<string, string[]> = {}): CallbackOptions => ({
   secret: SECRET,
   ca,
-  resolve: fakeResolver(table),
+  resolve: tableLookup(table),
   backoffMs: 5,
 });
 
