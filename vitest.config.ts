@@ -9,11 +9,16 @@ const common = {
 };
 
 /**
- * Tests that kill function instances on purpose. They run after everything else, alone: a killed
- * instance drops the requests it was serving, and other files' exact counts (Gemini called once per
- * item) would then depend on timing, not on the product.
+ * Tests that kill function instances on purpose, or load them to saturation (the fault run: 10,000
+ * items, 30% of calls failing). They run after everything else, alone: a killed or saturated
+ * instance drops or delays the requests it was serving, and other files' exact counts and timings
+ * would then depend on the machine, not on the product.
  */
-const DISRUPTIVE = ['test/e2e/lifecycle-chaos.test.ts', 'test/conformance/functions-host.test.ts'];
+const DISRUPTIVE = [
+  'test/e2e/lifecycle-chaos.test.ts',
+  'test/conformance/functions-host.test.ts',
+  'test/e2e/fault-run.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -16,8 +16,10 @@ export interface ItemTask {
   replan?: boolean;
   /** The reconciler's n-th new task for the item (its lease ran out with no outcome). */
   round?: number;
-  /** A last attempt found the item leased: a new task, named by the second it is due. */
+  /** A new task for the item (a last attempt, a Gemini 429), named by the second it is due. */
   handover?: number;
+  /** When the task is due, if not at `plannedMs` (a handover keeps its plan and comes later). */
+  scheduleMs?: number;
 }
 
 /** Narrow interface over Cloud Tasks. */
@@ -172,7 +174,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
         itemId: t.itemId,
         ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
       },
-      t.plannedMs,
+      t.scheduleMs ?? t.plannedMs,
     );
 
   return {

@@ -41,12 +41,15 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     level: 'warn' | 'error',
     event: Record<string, unknown>,
     message: string,
+    /** The plan the new task carries (by default its due time); a later delivery than it plans again. */
+    plannedMs = dueMs,
   ) => {
     await deps.tasks.handOver(delivery.queueName, jobId, {
       itemId,
       index: Number(itemId),
-      plannedMs: dueMs,
+      plannedMs,
       handover: Math.floor(dueMs / 1000),
+      ...(plannedMs !== dueMs ? { scheduleMs: dueMs } : {}),
     });
     log[level]({ event: 'item.handed_over', ...event }, message);
     return { status: 200, body: { outcome: 'handed-over' } };
@@ -235,17 +238,20 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
         // Answering 429 would have Cloud Tasks throttle the whole queue (system throttling), every
         // item slowed for one refusal (other traffic on the project, or capacity): this item alone
         // waits Gemini's retryDelay, in a new task.
-        // The new task first: a delivery that dies between the steps leaves the item leased (the
-        // lease runs out, and one of the two tasks runs it), never planned for a task that does not exist.
+        // The new task keeps the item's plan and comes after the delay: arriving later than its plan,
+        // it takes a fresh slot on the ledger (its first never reached Gemini) rather than go
+        // unplanned. A send within the slack of its plan needs none.
         const dueMs = clock() + failure.retryAfterSeconds * 1000;
-        const reply = await handOver(
+        return handOver(
           dueMs,
           'warn',
           { reason: 'quota-minute' },
           'Gemini refused for the minute; item waits in a new task',
-        );
-        await deps.lifecycle.release(lease, dueMs);
-        return reply;
+          plannedMs ?? dueMs,
+        ).then(async (reply) => {
+          await deps.lifecycle.release(lease);
+          return reply;
+        });
       }
       case 'quota-day':
         await deps.planner.pauseForDailyQuota(
