@@ -10,6 +10,7 @@
 import { type EventSourceMessage, EventSourceParserStream } from 'eventsource-parser/stream';
 import type { z } from 'zod';
 import { describeIssues, JobsApiContractError, JobsApiError, parseJson } from './client-errors.js';
+import type { JobsClient } from './client-interface.js';
 import type {
   EventsOptions,
   JobsClientOptions,
@@ -19,59 +20,24 @@ import type {
   WaitOptions,
 } from './client-options.js';
 import {
-  type CreatedJob,
-  type CreateJobRequest,
   createdJobSchema,
   type Declared,
   errorBodySchema,
   isTerminalStatus,
-  type JobEstimate,
   type JobEvent,
-  type JobList,
   type JobView,
   jobEstimateSchema,
   jobEventDataSchemas,
   jobListSchema,
   jobViewSchema,
   linksFor,
-  type ResultEntry,
-  type ResultsPage,
   resultEntrySchema,
   resultsPageSchema,
 } from './jobs.js';
 
+export type { JobsClient } from './client-interface.js';
 export type { EventsOptions, JobsClientOptions, ListOptions, ResultsPageOptions, SubmitOptions, WaitOptions };
 export { JobsApiContractError, JobsApiError };
-
-export interface JobsClient {
-  /** `POST /jobs`: returns as soon as the job and its items are stored. */
-  submit(body: CreateJobRequest, options?: SubmitOptions): Promise<CreatedJob>;
-  /**
-   * `POST /jobs?dryRun=true`: the estimate of a job, nothing stored or called. Throws
-   * {@link JobsApiContractError} if the server created the job instead (one that predates dry runs).
-   */
-  estimate(body: CreateJobRequest, options?: { signal?: AbortSignal }): Promise<JobEstimate>;
-  /** `GET /jobs/{id}`. */
-  get(id: string, options?: { signal?: AbortSignal }): Promise<JobView>;
-  /** Polls `GET /jobs/{id}` until `until` holds (by default: the job is terminal); returns that job. */
-  waitFor(id: string, options: WaitOptions): Promise<JobView>;
-  /** `GET /jobs/{id}/results`: one page, in input order. */
-  resultsPage(id: string, options?: ResultsPageOptions): Promise<ResultsPage>;
-  /**
-   * `GET /jobs/{id}/results?format=jsonl`: every entry in input order, parsed line by line as it
-   * arrives (the body is never held whole). The request is sent on the first iteration.
-   */
-  resultsJsonl(id: string, options?: { signal?: AbortSignal }): AsyncIterable<ResultEntry>;
-  /**
-   * `GET /jobs/{id}/events`: a `result` event per finished item as it finishes, then `done` with the
-   * job; the iteration ends with the stream. Events of other names are skipped, as EventSource does.
-   */
-  events(id: string, options?: EventsOptions): AsyncIterable<JobEvent>;
-  /** `POST /jobs/{id}/cancel`: pending items end as cancelled; returns the job. */
-  cancel(id: string, options?: { signal?: AbortSignal }): Promise<JobView>;
-  /** `GET /jobs`: one page of the caller's jobs, newest first. */
-  list(options?: ListOptions): Promise<JobList>;
-}
 
 /**
  * A client of the jobs API at `baseUrl` (the ingest function's URL: the local cloud's `ingestUrl`, or

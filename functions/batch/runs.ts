@@ -1,9 +1,8 @@
 import { batchFallbackError, decideRun, type RunState } from '../core/batch.js';
 import { isTerminalJob, type JobRecord } from '../core/jobs.js';
-import { type Quotas, requestLimitsFor } from '../core/quotas.js';
+import type { Quotas } from '../core/quotas.js';
 import { partCounterId } from '../lifecycle/create.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
-import { GeminiCallError } from '../platform/gemini.js';
 import type { BatchApi } from '../platform/gemini-batch.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
@@ -12,7 +11,7 @@ import type { BatchStores, CountersStore } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { collectRun } from './collect.js';
 import { trackRun } from './run-tracker.js';
-import { stagedLines } from './staged-lines.js';
+import { submitRun } from './submit.js';
 
 export interface BatchCycleDeps {
   lifecycle: Lifecycle;
@@ -70,7 +69,8 @@ export async function batchCycle(deps: BatchCycleDeps): Promise<BatchCycleReport
   return report;
 }
 
-type StepOutcome = keyof BatchCycleReport | undefined;
+/** What a step did to a run, counted in the tick's report (undefined: nothing to count). */
+export type StepOutcome = keyof BatchCycleReport | undefined;
 
 async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<StepOutcome> {
   const now = (deps.now ?? Date.now)();
@@ -79,7 +79,7 @@ async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<S
     return (await cancelRun(run, deps, log)) ? 'cancelled' : undefined;
   }
   if (run.leaseUntilMs !== null && run.leaseUntilMs > now) return undefined;
-  if (run.state === 'staged') return submit(run, job, deps, log);
+  if (run.state === 'staged') return submitRun(run, job, deps, log);
   if (!run.batchName) return undefined;
   const info = await deps.api.getBatch(run.batchName);
   const decision = decideRun(info.state, run.createdAtMs ?? now, now, deps.pendingDeadlineMs, info.error);
@@ -106,7 +106,7 @@ async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<S
 }
 
 /** Takes the run for this tick: the run at its new version, or undefined when another tick has it. */
-async function lease(run: BatchRun, deps: BatchCycleDeps, now: number): Promise<BatchRun | undefined> {
+export async function lease(run: BatchRun, deps: BatchCycleDeps, now: number): Promise<BatchRun | undefined> {
   const version = await deps.batch.runs.update(run, {
     leaseUntilMs: now + (deps.leaseMs ?? DEFAULT_LEASE_MS),
   });
@@ -122,117 +122,6 @@ export async function advance(
   const version = await deps.batch.runs.update(run, patch);
   if (!version) throw new Error(`batch run ${run.id} was taken over by another tick`);
   return { ...run, ...patch, version };
-}
-
-async function submit(
-  run: BatchRun,
-  job: JobRecord,
-  deps: BatchCycleDeps,
-  log: Logger,
-): Promise<StepOutcome> {
-  const now = (deps.now ?? Date.now)();
-  let held = await lease(run, deps, now);
-  if (!held) return undefined;
-  if (held.createStartedMs !== null) {
-    // A tick started creating this batch and stopped: it may exist upstream. Never create two.
-    for await (const b of deps.api.listBatches()) {
-      if (b.displayName !== held.displayName) continue;
-      await advance(
-        held,
-        {
-          state: 'running',
-          batchName: b.name,
-          createdAtMs: now,
-          upstream: b.state,
-          stats: b.stats,
-          leaseUntilMs: null,
-        },
-        deps,
-      );
-      await deps.lifecycle.markRunning(job.id);
-      log.warn({ event: 'batch.adopted', batch: b.name }, 'found the batch an earlier tick created');
-      return 'submitted';
-    }
-  }
-  if (!held.fileName) {
-    let file: { name: string; sizeBytes: number };
-    try {
-      file = await deps.api.uploadJsonl(
-        stagedLines(held, job, deps.objects, {
-          limits: requestLimitsFor(deps.quotas, job.model),
-        }),
-        {
-          displayName: held.displayName,
-        },
-      );
-    } catch (err) {
-      const refused = permanentFailure(err);
-      if (!refused) throw err;
-      // Trying again next tick would fail the same way: the items go back now.
-      await fallBack(held, job, `the batch input could not be uploaded: ${refused}`, deps, log);
-      return 'fellBack';
-    }
-    held = await advance(held, { fileName: file.name }, deps);
-    log.info({ event: 'batch.uploaded', file: file.name, bytes: file.sizeBytes }, 'batch input uploaded');
-  }
-  held = await advance(held, { createStartedMs: now }, deps);
-  try {
-    const info = await deps.api.createBatch(job.model, held.fileName!, held.displayName);
-    await advance(
-      held,
-      {
-        state: 'running',
-        batchName: info.name,
-        createdAtMs: now,
-        upstream: info.state,
-        stats: info.stats,
-        leaseUntilMs: null,
-      },
-      deps,
-    );
-    await deps.lifecycle.markRunning(job.id);
-    log.info({ event: 'batch.created', batch: info.name, items: held.items }, 'batch created');
-    return 'submitted';
-  } catch (err) {
-    if (err instanceof GeminiCallError && err.httpStatus === 429) {
-      // Too many batches, or the model's enqueued tokens are at their cap: nothing was created.
-      // Waiting is bounded like a pending batch: past the deadline the items go back.
-      const since = held.deferredSinceMs ?? now;
-      if (now - since > deps.pendingDeadlineMs) {
-        await fallBack(
-          held,
-          job,
-          `Gemini refused the batch with 429 for ${Math.round((now - since) / 1000)} s`,
-          deps,
-          log,
-        );
-        return 'fellBack';
-      }
-      await advance(held, { createStartedMs: null, leaseUntilMs: null, deferredSinceMs: since }, deps);
-      log.warn(
-        { event: 'batch.create_deferred', err: err.message },
-        'Gemini is at its batch limit; next tick tries again',
-      );
-      return 'deferred';
-    }
-    const refused = permanentFailure(err);
-    if (!refused) throw err;
-    // A 4xx on create: nothing was created, and the same request would be refused again.
-    await fallBack(held, job, `Gemini refused the batch: ${refused}`, deps, log);
-    return 'fellBack';
-  }
-}
-
-/**
- * The message of an error that will not go away by trying again: Gemini's 4xx other than 429, or
- * the staged set gone from the bucket (404). Undefined for anything that may pass (5xx, network).
- */
-function permanentFailure(err: unknown): string | undefined {
-  if (err instanceof GeminiCallError) {
-    const s = err.httpStatus;
-    return s !== undefined && s >= 400 && s < 500 && s !== 429 && s !== 408 ? err.message : undefined;
-  }
-  return (err as { code?: unknown }).code === 404 ? 'the staged set is gone from the bucket' : undefined;
 }
 
 /**

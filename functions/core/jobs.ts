@@ -15,6 +15,7 @@ import {
 } from '../api/jobs.js';
 import type { BatchFallback } from './batch.js';
 import type { ItemDefaults } from './requests.js';
+import type { Totals } from './totals.js';
 
 // The shapes clients see are the jobs-API contract's (functions/api/jobs.ts); the domain uses them.
 export type { ItemError, JobCounts, JobMode, JobPaths, JobStatus, JobView, ReconcileCounts, Usage };
@@ -115,17 +116,6 @@ const ITEM_ID_WIDTH = 9;
 /** Item ids are the zero-padded input index: documents then list in input order. */
 export function itemIdForIndex(index: number): string {
   return String(index).padStart(ITEM_ID_WIDTH, '0');
-}
-
-export function pendingOf(counts: Omit<JobCounts, 'pending'>): number {
-  return Math.max(0, counts.total - counts.succeeded - counts.failed - counts.cancelled);
-}
-
-/** Counts, usage and cost of a job: from its counter shards while it runs, frozen once it ends. */
-export interface Totals {
-  counts: JobCounts;
-  usage: Usage;
-  costUsd: number;
 }
 
 export const NO_RECONCILE: ReconcileCounts = {
@@ -245,42 +235,6 @@ export function toJobView(job: JobRecord, totals: Totals, batches?: BatchView[])
     reconciled: job.reconciled,
     ...(job.paths ? { paths: job.paths } : {}),
     ...(batches ? { batches } : {}),
-  };
-}
-
-/** Adds up per-shard (or per-item) contributions into totals. */
-export function sumTotals(
-  parts: Iterable<
-    Partial<
-      Record<'succeeded' | 'failed' | 'cancelled' | 'promptTokens' | 'outputTokens' | 'costUsd', number>
-    >
-  >,
-  total: number,
-): Totals {
-  let succeeded = 0;
-  let failed = 0;
-  let cancelled = 0;
-  let promptTokens = 0;
-  let outputTokens = 0;
-  let cost = 0;
-  for (const d of parts) {
-    succeeded += d.succeeded ?? 0;
-    failed += d.failed ?? 0;
-    cancelled += d.cancelled ?? 0;
-    promptTokens += d.promptTokens ?? 0;
-    outputTokens += d.outputTokens ?? 0;
-    cost += d.costUsd ?? 0;
-  }
-  return {
-    counts: {
-      total,
-      succeeded,
-      failed,
-      cancelled,
-      pending: pendingOf({ total, succeeded, failed, cancelled }),
-    },
-    usage: { promptTokens, outputTokens },
-    costUsd: Math.round(cost * 1e9) / 1e9,
   };
 }
 

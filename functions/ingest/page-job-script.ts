@@ -2,10 +2,10 @@
  * Browser code of the live job page (`GET /jobs/{id}`, text/html). It reads the job with
  * `Accept: application/json` every 1.5 s until the job is terminal, listens to
  * `GET /jobs/{id}/events` (EventSource: `result` per finished item, `done` with the final job) for
- * the latest results, draws the request and token rates of successive readings against the model's
- * quota (`quota: {rpm, tpm}` in the job, when the server knows it), and cancels with
- * `POST /jobs/{id}/cancel` after a second tap. Every URL is derived from the
- * page's own path, so the page works wherever the function is mounted.
+ * the latest results (page-results-script.ts), draws the request and token rates of successive
+ * readings against the model's quota (`quota: {rpm, tpm}` in the job, when the server knows it;
+ * page-chart-script.ts), and cancels with `POST /jobs/{id}/cancel` after a second tap. Every URL is
+ * derived from the page's own path, so the page works wherever the function is mounted.
  *
  * Same rules as the common script: text only, no backtick, no dollar-brace.
  */
@@ -171,75 +171,6 @@ function renderBatches() {
     tr.appendChild(el('td', b.fallback || ''));
     body.appendChild(tr);
   }
-}
-
-// Latest results, from the event stream.
-
-function answerText(line) {
-  if (line.error) return String(line.error.message || '');
-  const r = line.response;
-  if (!r || typeof r !== 'object') return '';
-  const cand = Array.isArray(r.candidates) ? r.candidates[0] : null;
-  const parts = cand && cand.content && Array.isArray(cand.content.parts) ? cand.content.parts : [];
-  const text = parts.map((p) => (p && typeof p.text === 'string' ? p.text : '')).join('');
-  if (text) return text;
-  if (r.promptFeedback && r.promptFeedback.blockReason) return 'blocked: ' + r.promptFeedback.blockReason;
-  return cand && cand.finishReason ? 'finish reason: ' + cand.finishReason : '';
-}
-
-function addResult(line) {
-  if (!line || typeof line !== 'object') return;
-  received++;
-  latest.unshift(line);
-  if (latest.length > LATEST) latest.length = LATEST;
-  if (!renderTimer) renderTimer = setTimeout(renderResults, 200);
-}
-
-function renderResults() {
-  renderTimer = null;
-  const list = $('results');
-  while (list.firstChild) list.removeChild(list.firstChild);
-  for (const line of latest) {
-    const li = el('li');
-    li.dataset.key = String(line.key);
-    li.appendChild(el('code', line.key, 'key'));
-    li.appendChild(el('span', ' #' + num(line.index), 'muted'));
-    const failed = Boolean(line.error);
-    li.appendChild(el('span', failed ? String(line.error.code || '') + ' ' + String(line.error.status || 'error') : 'ok', failed ? 'tag err' : 'tag ok'));
-    const text = answerText(line);
-    li.appendChild(el('span', text.length > 200 ? text.slice(0, 200) + '…' : text, 'snippet'));
-    list.appendChild(li);
-  }
-  $('results-empty').hidden = latest.length > 0;
-  $('received').textContent = received ? fmtInt(received) + ' received on this page' : '';
-}
-
-function listen() {
-  if (typeof EventSource !== 'function') return;
-  source = new EventSource(base + '/events');
-  source.addEventListener('result', (e) => {
-    try {
-      addResult(JSON.parse(e.data));
-    } catch (_) {
-      /* a line that is not JSON is skipped; the counts still come from the polls */
-    }
-  });
-  source.addEventListener('done', (e) => {
-    source.close();
-    setConn('Finished.', false);
-    try {
-      apply(JSON.parse(e.data));
-    } catch (_) {
-      /* the polls still read the final job */
-    }
-    keepPolling();
-  });
-  source.onopen = () => setConn('Live.', false);
-  source.onerror = () => {
-    if (terminal(view)) return;
-    if (source.readyState === EventSource.CLOSED) setConn('Live results unavailable; counts still refresh.', true);
-    else setConn('Reconnecting…', true);
-  };
 }
 
 // Counts, from the job itself: read until the job is settled, and at most a minute after it ended.

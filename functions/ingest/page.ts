@@ -15,10 +15,11 @@ import { CHART_SCRIPT } from './page-chart-script.js';
 import { COMMON_SCRIPT } from './page-common-script.js';
 import { JOB_SCRIPT } from './page-job-script.js';
 import { JOBS_SCRIPT } from './page-jobs-script.js';
+import { RESULTS_SCRIPT } from './page-results-script.js';
 import { PAGE_STYLE } from './page-style.js';
 
 /** One script per page: the shared helpers and the page's own code, in a scope of their own. */
-const JOB_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${CHART_SCRIPT}${JOB_SCRIPT}})();`;
+const JOB_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${CHART_SCRIPT}${RESULTS_SCRIPT}${JOB_SCRIPT}})();`;
 const JOBS_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${JOBS_SCRIPT}})();`;
 
 function cspHash(text: string): string {

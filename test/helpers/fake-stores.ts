@@ -10,8 +10,6 @@ import {
   isTerminalJob,
   type JobRecord,
   newJobFields,
-  sumTotals,
-  type Totals,
   type Usage,
 } from '../../functions/core/jobs.js';
 import {
@@ -20,6 +18,7 @@ import {
   releaseJobPlan,
   reserveForJob,
 } from '../../functions/core/rate.js';
+import { sumTotals, type Totals } from '../../functions/core/totals.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';

@@ -1,5 +1,6 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
-import { type ItemState, sumTotals, type Totals, type Usage } from '../../core/jobs.js';
+import type { ItemState, Usage } from '../../core/jobs.js';
+import { sumTotals, type Totals } from '../../core/totals.js';
 
 /** What callers read of a job's counters. */
 export interface CountersStore {

@@ -1,26 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { AggregateField, FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
-import {
-  type FinishCursor,
-  type ItemError,
-  type ItemRecord,
-  type ItemState,
-  type JobRecord,
-  type NewItem,
-  sumTotals,
-  type Totals,
-  type Usage,
+import type {
+  FinishCursor,
+  ItemError,
+  ItemRecord,
+  ItemState,
+  JobRecord,
+  NewItem,
+  Usage,
 } from '../../core/jobs.js';
+import { sumTotals, type Totals } from '../../core/totals.js';
 import type { CounterValues, CounterWrites } from './counters.js';
 import {
   decodeVersion,
   encodeVersion,
   fromMicros,
   ignorePreconditionFailure,
-  isAlreadyExists,
   isPreconditionFailure,
   landed,
 } from './firestore.js';
+import { createBulkWrites } from './item-bulk-writes.js';
 import {
   type FinishedOutcome,
   finishedOutcomeFrom,
@@ -113,33 +112,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
   const items = (jobId: string) => db.collection(jobsName).doc(jobId).collection('items');
 
   const store: ItemsStore = {
-    async createMany(jobId, newItems) {
-      // The default ramp (500 ops/s, +50% every 5 min) would cap ingest at 500 items/s; items go to
-      // a fresh per-job subcollection, so a faster start is safe. Every write is awaited: a rejected
-      // write left unhandled would kill the instance.
-      const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
-      writer.onWriteError((err) => !isAlreadyExists(err) && err.failedAttempts < 5);
-      const col = items(jobId);
-      const writes = newItems.map((item) =>
-        writer.create(col.doc(item.id), {
-          index: item.index,
-          key: item.key,
-          requestJson: JSON.stringify(item.request),
-          ...(item.media ? { media: item.media } : {}),
-          estimatedTokens: item.estimatedTokens,
-          attempts: 0,
-          ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
-          // A bad bucket line is an item born failed: its error line stands in the results.
-          ...(item.error
-            ? { state: 'failed', error: item.error, finishedAt: FieldValue.serverTimestamp() }
-            : { state: 'pending' }),
-        }),
-      );
-      const settled = Promise.allSettled(writes);
-      await writer.close();
-      const failed = (await settled).find((r) => r.status === 'rejected' && !isAlreadyExists(r.reason));
-      if (failed) throw (failed as PromiseRejectedResult).reason;
-    },
+    ...createBulkWrites(db, items),
 
     async getWithJob(jobId, itemId) {
       const [itemSnap, jobSnap] = await db.getAll(
@@ -234,33 +207,6 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
             { lastUpdateTime: decodeVersion(item.version) },
           ),
       );
-    },
-
-    async sweepPending(jobId, outcome) {
-      const writer = db.bulkWriter();
-      writer.onWriteError((err) => !isPreconditionFailure(err) && err.failedAttempts < 5);
-      const writes: Array<Promise<unknown>> = [];
-      const swept: string[] = [];
-      let last: FirebaseFirestore.QueryDocumentSnapshot | undefined;
-      for (;;) {
-        let q = items(jobId).where('state', '==', 'pending').orderBy(FieldPath.documentId()).limit(500);
-        if (last) q = q.startAfter(last);
-        const page = await q.get();
-        for (const doc of page.docs) {
-          // A precondition per item keeps a result that lands meanwhile.
-          writes.push(
-            writer
-              .update(doc.ref, stateFields(outcome), { lastUpdateTime: doc.updateTime })
-              .then(() => swept.push(doc.id), ignorePreconditionFailure),
-          );
-        }
-        if (page.size < 500) break;
-        last = page.docs[page.docs.length - 1];
-      }
-      const all = Promise.all(writes);
-      await writer.close();
-      await all;
-      return swept;
     },
 
     async countStates(jobId, total) {

@@ -7,8 +7,8 @@ import {
   NO_RECONCILE,
   newJobFields,
   type ReconcileCounts,
-  type Totals,
 } from '../../core/jobs.js';
+import type { Totals } from '../../core/totals.js';
 import {
   decodeVersion,
   encodeVersion,

@@ -4,8 +4,8 @@ import {
   decideClaim,
   isTerminalJob,
   itemIdForIndex,
-  pendingOf,
 } from '../../../functions/core/jobs.js';
+import { pendingOf } from '../../../functions/core/totals.js';
 
 describe('itemIdForIndex', () => {
   it('sorts as text in input order', () => {
