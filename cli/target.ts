@@ -100,8 +100,8 @@ function adcIdToken(audience: string): () => Promise<string> {
       client ??= import('google-auth-library').then(({ GoogleAuth }) =>
         new GoogleAuth().getIdTokenClient(audience),
       );
-      const headers = (await (await client).getRequestHeaders()) as Record<string, string | undefined>;
-      const value = headers.Authorization ?? headers.authorization ?? '';
+      const headers = await (await client).getRequestHeaders();
+      const value = headers.get('authorization') ?? '';
       const token = value.replace(/^Bearer\s+/i, '');
       if (!token) throw new Error('the credentials gave no identity token');
       return token;
