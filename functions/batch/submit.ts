@@ -80,8 +80,13 @@ export async function submitRun(
   } catch (err) {
     if (err instanceof GeminiCallError && err.httpStatus === 429) {
       // Too many batches, or the model's enqueued tokens are at their cap: nothing was created.
-      // Waiting is bounded like a pending batch: past the deadline the items go back.
-      const since = held.deferredSinceMs ?? now;
+      // Waiting is bounded like a pending batch: past the deadline the items go back. A wait behind
+      // the job's own batches still in flight (the parts it was split into for that cap) is not
+      // counted: those hand their tokens back as they end, and have deadlines of their own.
+      const ownInFlight = (await deps.batch.runs.listForJob(job.id)).some(
+        (r) => r.id !== held.id && r.state === 'running',
+      );
+      const since = ownInFlight ? now : (held.deferredSinceMs ?? now);
       if (now - since > deps.pendingDeadlineMs) {
         await fallBack(
           held,

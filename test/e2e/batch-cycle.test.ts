@@ -4,6 +4,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { batchCycle } from '../../functions/batch/runs.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { GeminiCallError } from '../../functions/platform/gemini.js';
 import type { BatchApi, BatchInfo } from '../../functions/platform/gemini-batch.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
@@ -23,7 +24,8 @@ describe('the batch cycle in Firestore', () => {
   });
   afterAll(() => db.terminate());
 
-  async function runningBatchJob(total: number) {
+  /** A batch job whose first part is running upstream; with `parts: 2` its second half is still staged. */
+  async function runningBatchJob(total: number, parts: 1 | 2 = 1) {
     const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
     const stores = createStores(db, { collectionPrefix: prefix });
     const batch = createBatchStores(db, { collectionPrefix: prefix });
@@ -46,19 +48,33 @@ describe('the batch cycle in Firestore', () => {
       key: `k${i}`,
       request: { contents: [{ role: 'user', parts: [{ text: `p${i}` }] }] },
       estimatedTokens: 10,
-      batchPart: 0,
+      batchPart: parts === 2 && i >= total / 2 ? 1 : 0,
     }));
+    const half = parts === 2 ? total / 2 : total;
     await lifecycle.create(
       { id, model: MODEL, mode: 'batch', total, source: 'api', paths: { realtime: 0, batch: total } },
       items,
       undefined,
       {
         runs: [
-          { part: 0, fromIndex: 0, toIndex: total, fromByte: 0, toByte: 1, items: total, tokens: 10 * total },
+          { part: 0, fromIndex: 0, toIndex: half, fromByte: 0, toByte: 1, items: half, tokens: 10 * half },
+          ...(parts === 2
+            ? [
+                {
+                  part: 1,
+                  fromIndex: half,
+                  toIndex: total,
+                  fromByte: 1,
+                  toByte: 2,
+                  items: half,
+                  tokens: 10 * half,
+                },
+              ]
+            : []),
         ],
       },
     );
-    const [staged] = await batch.runs.listForJob(id);
+    const staged = (await batch.runs.listForJob(id)).find((r) => r.part === 0);
     await batch.runs.update(staged!, {
       state: 'running',
       batchName: 'batches/b1',
@@ -146,5 +162,48 @@ describe('the batch cycle in Firestore', () => {
     expect(api.downloads).toBe(2);
     expect(afterSecond).toMatchObject({ state: 'collected', lastError: null });
     expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 5, pending: 0 } });
+  });
+
+  it("keeps a part refused with 429 waiting while the job's own earlier part holds the enqueued tokens", async () => {
+    // Arrange: part 0 runs upstream; creating part 1 is refused (the model's enqueued-token cap).
+    const { id, batch, deps } = await runningBatchJob(4, 2);
+    let now = Date.now();
+    const running: BatchInfo = {
+      name: 'batches/b1',
+      state: 'RUNNING',
+      stats: { requestCount: 2, successfulRequestCount: 0, failedRequestCount: 0, pendingRequestCount: 2 },
+    };
+    const api: BatchApi = {
+      uploadJsonl: async () => ({ name: 'files/in2', sizeBytes: 1 }),
+      createBatch: async () => {
+        throw new GeminiCallError('Gemini answered 429', 429, {});
+      },
+      getBatch: async () => running,
+      async *listBatches() {},
+      cancelBatch: async () => undefined,
+      deleteFile: async () => undefined,
+      async *responseLines() {},
+    };
+    const tick = () => batchCycle({ ...deps, api, now: () => now, leaseMs: 1 });
+    const partOne = async () => (await batch.runs.listForJob(id)).find((r) => r.part === 1)!;
+
+    // Act: ticks well past the deadline while part 0 is still running.
+    await tick();
+    now += 3 * deps.pendingDeadlineMs;
+    const whileRunning = await tick();
+    const waiting = await partOne();
+    // Part 0 ends (it gave its tokens back); part 1 is still refused, now by others' batches.
+    const partZero = (await batch.runs.listForJob(id)).find((r) => r.part === 0)!;
+    await batch.runs.update(partZero, { state: 'collected' });
+    await tick();
+    now += deps.pendingDeadlineMs + 1;
+    const afterDeadline = await tick();
+
+    // Assert: waiting behind its own job is not counted; waiting on others is bounded.
+    expect(whileRunning.deferred).toBe(1);
+    expect(whileRunning.fellBack).toBe(0);
+    expect(waiting.state).toBe('staged');
+    expect(afterDeadline.fellBack).toBe(1);
+    expect((await partOne()).fallback).toMatch(/refused the batch with 429/);
   });
 });
