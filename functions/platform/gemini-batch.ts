@@ -1,6 +1,6 @@
 import { type BatchJob, GoogleGenAI } from '@google/genai';
 import { z } from 'zod';
-import { GeminiCallError, toCallError } from './gemini.js';
+import { GEMINI_API_VERSION, GeminiCallError, toCallError } from './gemini.js';
 import { uploadResumable } from './gemini-files-upload.js';
 import { type RestTransport, restCall, restLines } from './gemini-rest.js';
 
@@ -175,6 +175,7 @@ export function createBatchApi(options: BatchApiOptions): BatchApi {
     options.sdk ??
     new GoogleGenAI({
       apiKey: options.apiKey,
+      apiVersion: GEMINI_API_VERSION,
       httpOptions: {
         baseUrl: t.baseUrl,
         timeout: t.timeoutMs,
@@ -183,7 +184,7 @@ export function createBatchApi(options: BatchApiOptions): BatchApi {
     });
 
   async function getBatch(name: string): Promise<BatchInfo> {
-    const res = await restCall(t, `${t.baseUrl}/v1beta/${batchName(name)}`);
+    const res = await restCall(t, `${t.baseUrl}/${GEMINI_API_VERSION}/${batchName(name)}`);
     return parseBatchResource(await res.json());
   }
 
@@ -218,7 +219,7 @@ export function createBatchApi(options: BatchApiOptions): BatchApi {
           pageSize: String(PAGE_SIZE),
           ...(pageToken ? { pageToken } : {}),
         });
-        const res = await restCall(t, `${t.baseUrl}/v1beta/batches?${query}`);
+        const res = await restCall(t, `${t.baseUrl}/${GEMINI_API_VERSION}/batches?${query}`);
         const page = (await res.json()) as { operations?: unknown[]; nextPageToken?: string };
         for (const operation of page.operations ?? []) yield parseBatchResource(operation);
         pageToken = page.nextPageToken || undefined;
@@ -235,7 +236,7 @@ export function createBatchApi(options: BatchApiOptions): BatchApi {
     },
 
     responseLines(file, signal) {
-      const url = `${t.baseUrl}/download/v1beta/${fileName(file)}:download?alt=media`;
+      const url = `${t.baseUrl}/download/${GEMINI_API_VERSION}/${fileName(file)}:download?alt=media`;
       return restLines(t, url, signal);
     },
 

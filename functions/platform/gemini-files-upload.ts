@@ -1,4 +1,4 @@
-import { GeminiCallError } from './gemini.js';
+import { GEMINI_API_VERSION, GeminiCallError } from './gemini.js';
 import { type RestTransport, restCall } from './gemini-rest.js';
 
 /** An uploaded file as the Files API names it. */
@@ -71,7 +71,7 @@ export async function uploadResumable(
   options: { displayName: string; mimeType: string; signal?: AbortSignal },
 ): Promise<UploadedFile> {
   const { signal } = options;
-  const start = await restCall(t, `${t.baseUrl}/upload/v1beta/files`, {
+  const start = await restCall(t, `${t.baseUrl}/upload/${GEMINI_API_VERSION}/files`, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',

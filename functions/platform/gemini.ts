@@ -39,9 +39,17 @@ export interface GeminiClientOptions {
   timeoutMs: number;
 }
 
+/**
+ * The Gemini API version of every call: the SDK's (which defaults to `v1` since its major 3) and our
+ * own REST calls (batches, files, the resumable upload) go to the same one, where the Batch and
+ * Files APIs are documented.
+ */
+export const GEMINI_API_VERSION = 'v1beta';
+
 function sdkFor(options: GeminiClientOptions): GoogleGenAI {
   return new GoogleGenAI({
     apiKey: options.apiKey,
+    apiVersion: GEMINI_API_VERSION,
     ...(options.baseUrl ? { httpOptions: { baseUrl: options.baseUrl } } : {}),
   });
 }

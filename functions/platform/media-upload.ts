@@ -1,4 +1,4 @@
-import { GeminiCallError } from './gemini.js';
+import { GEMINI_API_VERSION, GeminiCallError } from './gemini.js';
 import { uploadResumable } from './gemini-files-upload.js';
 import { type RestTransport, restCall } from './gemini-rest.js';
 
@@ -45,7 +45,11 @@ export function createMediaUploader(options: MediaUploaderOptions): MediaUploade
         ...(signal ? { signal } : {}),
       });
       for (;;) {
-        const res = await restCall(t, `${t.baseUrl}/v1beta/${uploaded.name}`, signal ? { signal } : {});
+        const res = await restCall(
+          t,
+          `${t.baseUrl}/${GEMINI_API_VERSION}/${uploaded.name}`,
+          signal ? { signal } : {},
+        );
         const file = (await res.json()) as { state?: string; uri?: string; mimeType?: string };
         if (file.state === 'ACTIVE' && file.uri)
           return { uri: file.uri, mimeType: file.mimeType ?? mimeType };

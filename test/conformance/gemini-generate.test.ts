@@ -11,7 +11,8 @@ describe('Gemini stand-in: generateContent, stream, countTokens (official SDK)',
 
   beforeAll(async () => {
     standIn = await startGeminiStandIn();
-    ai = new GoogleGenAI({ apiKey: 'local', httpOptions: { baseUrl: standIn.url } });
+    // The version the product calls (functions/platform/gemini.ts); the SDK's own default is v1.
+    ai = new GoogleGenAI({ apiKey: 'local', apiVersion: 'v1beta', httpOptions: { baseUrl: standIn.url } });
   });
   afterAll(() => standIn.close());
   beforeEach(() => standIn.reset());
