@@ -146,9 +146,9 @@ variable "runtime" {
   default     = "nodejs22"
 
   validation {
-    # package.json: engines.node >= 20.19; JSON import attributes are used by the compiled code.
-    condition     = contains(["nodejs20", "nodejs22", "nodejs24"], var.runtime)
-    error_message = "runtime must be nodejs20, nodejs22 or nodejs24."
+    # package.json: engines.node >= 22 (the current majors of the Google Cloud clients need it).
+    condition     = contains(["nodejs22", "nodejs24"], var.runtime)
+    error_message = "runtime must be nodejs22 or nodejs24."
   }
 }
 

@@ -443,6 +443,33 @@ describe("the functions' environment", () => {
       `${batch!.where}: BATCH_PENDING_DEADLINE_MS`,
     ).toBe(String(tf.variable('batch_pending_deadline_ms')));
   });
+
+  it("builds every function on a runtime package.json's engines allow, and var.runtime accepts none older", async () => {
+    const engines = (JSON.parse(await readRepoFile('package.json')) as { engines: { node: string } }).engines
+      .node;
+    const minMajor = Number(/^>=\s*(\d+)/.exec(engines)?.[1]);
+    const majorOf = (runtime: unknown) => Number(/^nodejs(\d+)$/.exec(String(runtime))?.[1]);
+    const accepted = [
+      ...JSON.stringify(module.variables.get('runtime')?.body.validation ?? '').matchAll(/nodejs(\d+)/g),
+    ].map((m) => Number(m[1]));
+
+    expect(minMajor, `package.json engines.node: ${engines}`).toBeGreaterThan(0);
+    expect(functions.length).toBeGreaterThan(0);
+    for (const fn of functions) {
+      const runtime = firstBlock(tf.attribute(fn.instance, 'build_config'))?.runtime;
+      expect(majorOf(runtime), `${fn.where}: build_config.runtime ${show(runtime)}`).toBeGreaterThanOrEqual(
+        minMajor,
+      );
+    }
+    expect(
+      accepted.length,
+      `${TERRAFORM}/variables.tf: var.runtime's validation names no runtime`,
+    ).toBeGreaterThan(0);
+    expect(
+      Math.min(...accepted),
+      `${TERRAFORM}/variables.tf: var.runtime accepts nodejs${Math.min(...accepted)}`,
+    ).toBeGreaterThanOrEqual(minMajor);
+  });
 });
 
 describe('the queues', () => {
