@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
@@ -138,4 +139,18 @@ export function treeCpuSeconds(pid: number): number {
     pending.push(...childrenOf(next));
   }
   return ticks / TICKS_PER_SECOND;
+}
+
+/**
+ * The head of a benchmark's results file: when, on what machine, the load average when it began
+ * (`loadAtStart`) and now, and its seconds since `startedMs` (a `performance.now()` reading).
+ */
+export function resultsHead(startedMs: number, loadAtStart: number) {
+  const round2 = (n: number) => Math.round(n * 100) / 100;
+  return {
+    date: new Date().toISOString(),
+    machine: `${process.platform} ${process.arch}, node ${process.version}, ${cpus().length} cores`,
+    loadAverage: { atStart: round2(loadAtStart), atEnd: round2(loadavg()[0]!) },
+    elapsedS: Math.round((performance.now() - startedMs) / 1000),
+  };
 }

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
@@ -28,7 +28,7 @@ import {
   readCompareSettings,
   WARM_UP_MODEL,
 } from './compare-settings.js';
-import { benchFolders, bootStack, configureStandIn, standInConfig } from './compare-stack.js';
+import { benchFolders, bootStack, configureStandIn, resultsHead, standInConfig } from './compare-stack.js';
 
 /**
  * The comparison of issue 11: the seed's async patterns (bench/contenders/) and gemini-fanout, one
@@ -199,13 +199,10 @@ async function main(): Promise<void> {
     await stack.stop();
   }
 
-  const elapsedS = Math.round((performance.now() - started) / 1000);
+  const head = resultsHead(started, loadAtStart);
   const jsonFile = join(outDir, 'compare.json');
   const out = {
-    date: new Date().toISOString(),
-    machine: `${process.platform} ${process.arch}, node ${process.version}, ${cpus().length} cores`,
-    loadAverage: { atStart: round(loadAtStart), atEnd: round(loadavg()[0]!) },
-    elapsedS,
+    ...head,
     quota: {
       tier: settings.tierModel,
       rpm: settings.rpm,
@@ -232,7 +229,7 @@ async function main(): Promise<void> {
   );
   process.stdout.write(`${table(settings, regimes, batches)}\n`);
   process.stdout.write(
-    `\nwritten: ${relative(PROJECT_ROOT, jsonFile)}, ${relative(PROJECT_ROOT, svgFile)} (${elapsedS} s)\n`,
+    `\nwritten: ${relative(PROJECT_ROOT, jsonFile)}, ${relative(PROJECT_ROOT, svgFile)} (${head.elapsedS} s)\n`,
   );
 }
 

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
@@ -10,7 +10,14 @@ import { type TokenRule, textTokens } from '../../infra/local/gemini/tokens.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { runFanout } from './compare-runs.js';
 import { capSeconds, limitSeconds } from './compare-settings.js';
-import { benchFolders, bootStack, configureStandIn, standInConfig, standInStats } from './compare-stack.js';
+import {
+  benchFolders,
+  bootStack,
+  configureStandIn,
+  resultsHead,
+  standInConfig,
+  standInStats,
+} from './compare-stack.js';
 import { startSampler } from './scale-procs.js';
 import {
   dispatchSeries,
@@ -228,13 +235,10 @@ async function main(): Promise<void> {
     await stack.stop();
   }
 
-  const elapsedS = Math.round((performance.now() - started) / 1000);
+  const head = resultsHead(started, loadAtStart);
   const jsonFile = join(outDir, 'scale.json');
   const out = {
-    date: new Date().toISOString(),
-    machine: `${process.platform} ${process.arch}, node ${process.version}, ${cpus().length} cores`,
-    loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0]!) },
-    elapsedS,
+    ...head,
     settings: { ...settings, profile: 'strict' },
     notes: [
       'makespan: submit to the last result read (several jobs: the first submit to the last one read); limit: N·60/RPM + latency (every run is RPM-bound).',
@@ -260,7 +264,7 @@ async function main(): Promise<void> {
   );
   process.stdout.write(`${table(settings, measures)}\n`);
   process.stdout.write(
-    `\nwritten: ${relative(PROJECT_ROOT, jsonFile)}, ${relative(PROJECT_ROOT, svgFile)} (${elapsedS} s)\n`,
+    `\nwritten: ${relative(PROJECT_ROOT, jsonFile)}, ${relative(PROJECT_ROOT, svgFile)} (${head.elapsedS} s)\n`,
   );
 }
 
