@@ -16,6 +16,8 @@ declare module 'vitest' {
  * An already running Firestore emulator (FIRESTORE_EMULATOR_HOST set) is reused.
  */
 export default async function setup(project: TestProject) {
+  // Unit tests need no emulator: `FANOUT_UNIT_ONLY=1 vitest run test/unit/...` skips the local cloud.
+  if (process.env.FANOUT_UNIT_ONLY) return;
   const existing = process.env.FIRESTORE_EMULATOR_HOST;
   const firestore = existing ? undefined : await startFirestoreEmulator();
   const host = existing ?? firestore!.host;
