@@ -1,4 +1,5 @@
 import type { ItemError } from './jobs.js';
+import { secondsUntilPacificMidnight } from './pacific-time.js';
 
 /**
  * What the worker does with a failed Gemini call. Decided here, without I/O, from the HTTP status and
@@ -28,35 +29,6 @@ export function parseDurationSeconds(value: string | undefined): number | undefi
   if (!value) return undefined;
   const m = /^(\d+(?:\.\d+)?)s$/.exec(value.trim());
   return m ? Number(m[1]) : undefined;
-}
-
-/** Seconds until the next midnight in America/Los_Angeles, when Gemini's daily quotas reset. */
-export function secondsUntilPacificMidnight(now: Date): number {
-  const zone = new Intl.DateTimeFormat('en-US', {
-    timeZone: 'America/Los_Angeles',
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-  });
-  const local = (d: Date) => {
-    const parts = zone.formatToParts(d);
-    const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
-    return { y: get('year'), m: get('month'), d: get('day'), h: get('hour'), min: get('minute') };
-  };
-  const today = local(now);
-  // Midnight of the next local day is 7 or 8 hours after midnight UTC of that date (PDT or PST);
-  // the right one is the instant that reads 00:00 there. Days are 23 or 25 hours long at DST changes.
-  const nextDayUtc = Date.UTC(today.y, today.m - 1, today.d + 1);
-  for (const offsetHours of [7, 8]) {
-    const candidate = new Date(nextDayUtc + offsetHours * 3_600_000);
-    const there = local(candidate);
-    if (there.h === 0 && there.min === 0)
-      return Math.max(1, Math.ceil((candidate.getTime() - now.getTime()) / 1000));
-  }
-  return 86_400;
 }
 
 /**

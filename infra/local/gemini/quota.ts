@@ -1,3 +1,4 @@
+import { pacificMidnight } from '../../../functions/core/pacific-time.js';
 import type { GeminiStandInConfig, ModelQuota } from './config.js';
 import { StandInHttpError } from './errors.js';
 
@@ -156,37 +157,6 @@ export function batchQuotaExceededError(cap: BatchCap): StandInHttpError {
     ],
     { 'x-standin-batch-cap': cap },
   );
-}
-
-const LOS_ANGELES = new Intl.DateTimeFormat('en-US', {
-  timeZone: 'America/Los_Angeles',
-  hourCycle: 'h23',
-  year: 'numeric',
-  month: '2-digit',
-  day: '2-digit',
-  hour: '2-digit',
-  minute: '2-digit',
-  second: '2-digit',
-});
-
-/** How far the wall clock of America/Los_Angeles is from UTC at instant `t` (ms; -7 h or -8 h). */
-function losAngelesOffsetMs(t: number): number {
-  const parts = LOS_ANGELES.formatToParts(new Date(t));
-  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
-  const wall = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
-  return wall - (t - (((t % 1000) + 1000) % 1000));
-}
-
-/**
- * The midnight in America/Los_Angeles that starts the day `t` falls in (`dayOffset` 0) or a later
- * one (1: the next midnight), as epoch ms. DST is handled: the offset is taken at the midnight itself.
- */
-export function pacificMidnight(t: number, dayOffset = 0): number {
-  const wall = new Date(t + losAngelesOffsetMs(t));
-  const target = Date.UTC(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate() + dayOffset);
-  let instant = target - losAngelesOffsetMs(t);
-  instant = target - losAngelesOffsetMs(instant);
-  return target - losAngelesOffsetMs(instant);
 }
 
 /** A time-ordered queue of (time, requests, tokens) entries, pruned from the front as the window rolls. */

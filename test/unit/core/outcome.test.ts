@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  classifyFailure,
-  parseDurationSeconds,
-  secondsUntilPacificMidnight,
-} from '../../../functions/core/outcome.js';
+import { classifyFailure, parseDurationSeconds } from '../../../functions/core/outcome.js';
+import { pacificMidnight, secondsUntilPacificMidnight } from '../../../functions/core/pacific-time.js';
 import { quotaBody } from '../../helpers/gemini-errors.js';
 
 describe('parseDurationSeconds', () => {
@@ -49,6 +46,18 @@ describe('secondsUntilPacificMidnight', () => {
     const midnight = Date.parse('2024-11-04T08:00:00Z');
 
     expect(secondsUntilPacificMidnight(now)).toBe((midnight - now.getTime()) / 1000);
+  });
+
+  it('starts each Pacific day at its own midnight, the 23- and 25-hour days included', () => {
+    // 2024-03-10 12:00 PDT: the day began at 00:00 PST (08:00Z) and ends at 00:00 PDT (07:00Z next day).
+    const t = Date.parse('2024-03-10T19:00:00Z');
+
+    expect(pacificMidnight(t)).toBe(Date.parse('2024-03-10T08:00:00Z'));
+    expect(pacificMidnight(t, 1)).toBe(Date.parse('2024-03-11T07:00:00Z'));
+    expect(
+      pacificMidnight(Date.parse('2024-11-03T19:00:00Z'), 1) -
+        pacificMidnight(Date.parse('2024-11-03T19:00:00Z')),
+    ).toBe(25 * 3_600_000);
   });
 
   it('is right after the DST change on its day too', () => {
