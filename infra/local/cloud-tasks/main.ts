@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
-import { type CloudTasksProfile, startCloudTasksEmulator } from './server.js';
+import { numberFlag, portFlag, profileFlag, runMain } from '../main-runner.js';
+import { startCloudTasksEmulator } from './server.js';
 
 /**
  * Runs the Cloud Tasks emulator as a process:
- * `npx tsx infra/local/cloud-tasks/main.ts --port 8123 [--host 127.0.0.1] [--duplicate-share 0.1] [--seed 7]
- *  [--profile ideal|strict]`.
- * Prints one `ready: {"host": …}` line once it listens; stops cleanly on SIGINT/SIGTERM.
+ *   tsx infra/local/cloud-tasks/main.ts --port 8123 [--host 127.0.0.1] [--duplicate-share 0.1] [--seed 7]
+ *     [--dedup-window-ms N] [--profile ideal|strict]
  */
-async function main(argv: string[]): Promise<void> {
+runMain('cloud-tasks emulator', async (argv) => {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -19,38 +19,17 @@ async function main(argv: string[]): Promise<void> {
       profile: { type: 'string' },
     },
   });
-  const number = (flag: string, raw: string | undefined): number | undefined => {
-    if (raw === undefined) return undefined;
-    const value = Number(raw);
-    if (!Number.isFinite(value)) throw new Error(`--${flag} must be a number, got "${raw}"`);
-    return value;
-  };
-  const port = number('port', values.port);
-  const duplicateShare = number('duplicate-share', values['duplicate-share']);
-  const seed = number('seed', values.seed);
-  const dedupWindowMs = number('dedup-window-ms', values['dedup-window-ms']);
-  const profile = values.profile;
-  if (profile !== undefined && profile !== 'ideal' && profile !== 'strict')
-    throw new Error(`--profile must be ideal or strict, got "${profile}"`);
+  const duplicateShare = numberFlag('duplicate-share', values['duplicate-share']);
+  const seed = numberFlag('seed', values.seed);
+  const dedupWindowMs = numberFlag('dedup-window-ms', values['dedup-window-ms']);
+  const profile = profileFlag(values.profile);
   const emulator = await startCloudTasksEmulator({
-    ...(port !== undefined ? { port } : {}),
+    port: portFlag(values.port, 0),
     ...(values.host !== undefined ? { host: values.host } : {}),
     ...(duplicateShare !== undefined ? { duplicateShare } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(dedupWindowMs !== undefined ? { dedupWindowMs } : {}),
-    ...(profile !== undefined ? { profile: profile as CloudTasksProfile } : {}),
+    ...(profile !== undefined ? { profile } : {}),
   });
-  process.stdout.write(`ready: ${JSON.stringify({ host: emulator.host, port: emulator.port })}\n`);
-  const stop = (): void => {
-    void emulator.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
-main(process.argv.slice(2)).catch((error: unknown) => {
-  process.stderr.write(
-    `cloud-tasks emulator failed: ${error instanceof Error ? error.message : String(error)}\n`,
-  );
-  process.exit(1);
+  return { ready: { host: emulator.host, port: emulator.port }, close: () => emulator.close() };
 });

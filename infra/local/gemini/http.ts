@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody as readWholeBody } from '../http-body.js';
 import { sendJson } from '../json-response.js';
 import { invalidJson, StandInHttpError } from './errors.js';
 
@@ -7,32 +8,13 @@ export { sendJson };
 /** Largest JSON body accepted (inline images make requests big; uploads are streamed instead). */
 export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
 
-/**
- * Reads a whole (small) request body; beyond `limit` bytes answers `tooLarge(limit)` (by default
- * the stand-in's own 413). A body declared too large by its content-length is refused before it is
- * read; either way the rest of it is drained first, so the answer reaches the client.
- */
-export async function readBody(
+/** Reads a whole (small) request body; beyond `limit` bytes answers `tooLarge(limit)` (by default the stand-in's own 413). */
+export function readBody(
   req: IncomingMessage,
   limit = MAX_JSON_BODY_BYTES,
   tooLarge: (limit: number) => StandInHttpError = payloadTooLarge,
 ): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    throw tooLarge(limit);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Leaving the loop early would destroy the socket: past the limit the rest is read and dropped.
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size <= limit) chunks.push(buf);
-    else chunks.length = 0;
-  }
-  if (size > limit) throw tooLarge(limit);
-  return Buffer.concat(chunks);
+  return readWholeBody(req, limit, tooLarge);
 }
 
 function payloadTooLarge(limit: number): StandInHttpError {

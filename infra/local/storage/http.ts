@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody } from '../http-body.js';
 import { sendJson } from '../json-response.js';
 import { invalid } from './errors.js';
 import type { ObjectHasher } from './hashes.js';
@@ -18,14 +19,8 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 
 /** Reads a small JSON body; an empty body is `{}`. Anything but an object is a 400. */
 export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_JSON_BYTES) throw invalid('Request body too large.');
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
+  const body = await readBody(req, MAX_JSON_BYTES, () => invalid('Request body too large.'));
+  const text = body.toString('utf8').trim();
   if (text === '') return {};
   let parsed: unknown;
   try {
