@@ -25,7 +25,7 @@ import {
   ownedJob,
   streamResults,
 } from './handler.js';
-import { jobPageHtml, jobsPageHtml, PAGE_HEADERS } from './page.js';
+import { jobPageHtml, jobsPageHtml, pageHeaders } from './page.js';
 import { pipeStream } from './stream.js';
 
 export function ingestDeps(deps: Deps): IngestDeps {
@@ -68,7 +68,7 @@ export function createIngestHandler(getDeps: () => Deps) {
         }
         if (path === '/jobs') {
           if (wantsHtml(req)) {
-            res.status(200).set(PAGE_HEADERS).send(jobsPageHtml());
+            res.status(200).set(pageHeaders()).send(jobsPageHtml());
             return;
           }
           if (req.method === 'GET') {
@@ -118,7 +118,7 @@ export function createIngestHandler(getDeps: () => Deps) {
         if (!sub) {
           if (wantsHtml(req)) {
             await ownedJob(id, caller, handlerDeps);
-            res.status(200).set(PAGE_HEADERS).send(jobPageHtml(id));
+            res.status(200).set(pageHeaders()).send(jobPageHtml(id));
             return;
           }
           res.status(200).json(await getJob(id, caller, handlerDeps));

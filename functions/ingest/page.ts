@@ -4,54 +4,79 @@
  * no external resources and no framework. The page then reads the same URLs as JSON (and the job's
  * event stream) from the browser.
  *
- * Serve them with {@link PAGE_HEADERS}: its Content-Security-Policy allows exactly the inline script
- * and style of these pages by their SHA-256 hashes (no `unsafe-inline`, no nonce to thread through),
- * requests to this origin only, and Trusted Types so no script can write HTML from a string.
- *
- * Pure: no I/O. The route validates the job id; it is escaped here all the same.
+ * Serve them with {@link pageHeaders}. The browser code and style are files of their own (`page/`),
+ * read once per instance. The route validates the job id; it is escaped here all the same.
  */
 import { createHash } from 'node:crypto';
-import { CHART_SCRIPT } from './page-chart-script.js';
-import { COMMON_SCRIPT } from './page-common-script.js';
-import { JOB_SCRIPT } from './page-job-script.js';
-import { JOBS_SCRIPT } from './page-jobs-script.js';
-import { RESULTS_SCRIPT } from './page-results-script.js';
-import { PAGE_STYLE } from './page-style.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-/** One script per page: the shared helpers and the page's own code, in a scope of their own. */
-const JOB_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${CHART_SCRIPT}${RESULTS_SCRIPT}${JOB_SCRIPT}})();`;
-const JOBS_PAGE_SCRIPT = `(() => {${COMMON_SCRIPT}${JOBS_SCRIPT}})();`;
+/** The page's browser files: `page/*.js` (checked with `// @ts-check`, linted) and `page/style.css`. */
+const PAGE_DIR = join(import.meta.dirname, 'page');
 
 function cspHash(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }
 
-/** The Content-Security-Policy both pages are written for. */
-export const PAGE_CSP = [
-  "default-src 'none'",
-  `script-src ${cspHash(JOB_PAGE_SCRIPT)} ${cspHash(JOBS_PAGE_SCRIPT)}`,
-  `style-src ${cspHash(PAGE_STYLE)}`,
-  "connect-src 'self'",
-  'img-src data:',
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "require-trusted-types-for 'script'",
-  "trusted-types 'none'",
-].join('; ');
+interface PageAssets {
+  jobScript: string;
+  jobsScript: string;
+  style: string;
+  headers: Readonly<Record<string, string>>;
+}
+
+let assets: PageAssets | undefined;
 
 /**
- * The headers of a page answer. `Vary: Accept` because the same URL answers JSON to API clients;
- * `no-store` because the page is only a shell and a cached one would hide a newer script.
+ * Reads the browser files once per instance (the first page served: a cold start's work) and
+ * hashes them for the Content-Security-Policy. One script per page: the shared helpers and the
+ * page's own code, in a scope of their own.
  */
-export const PAGE_HEADERS: Readonly<Record<string, string>> = {
-  'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': PAGE_CSP,
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-  vary: 'Accept',
-};
+function pageAssets(): PageAssets {
+  if (assets) return assets;
+  const read = (name: string) => readFileSync(join(PAGE_DIR, name), 'utf8');
+  const scope = (...names: string[]) => `(() => {\n${names.map(read).join('\n')}})();`;
+  const jobScript = scope('common.js', 'chart.js', 'results.js', 'job.js');
+  const jobsScript = scope('common.js', 'jobs.js');
+  const style = read('style.css');
+  const csp = [
+    "default-src 'none'",
+    `script-src ${cspHash(jobScript)} ${cspHash(jobsScript)}`,
+    `style-src ${cspHash(style)}`,
+    "connect-src 'self'",
+    'img-src data:',
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "require-trusted-types-for 'script'",
+    "trusted-types 'none'",
+  ].join('; ');
+  assets = {
+    jobScript,
+    jobsScript,
+    style,
+    // `Vary: Accept` because the same URL answers JSON to API clients; `no-store` because the page
+    // is only a shell and a cached one would hide a newer script.
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': csp,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
+      vary: 'Accept',
+    },
+  };
+  return assets;
+}
+
+/**
+ * The headers of a page answer. Its Content-Security-Policy allows exactly the inline script and
+ * style of these pages by their SHA-256 hashes (no `unsafe-inline`, no nonce to thread through),
+ * requests to this origin only, and Trusted Types so no script can write HTML from a string.
+ */
+export function pageHeaders(): Readonly<Record<string, string>> {
+  return pageAssets().headers;
+}
 
 /** Escapes text for an HTML text node or a quoted attribute value. */
 export function escapeHtml(text: string): string {
@@ -67,7 +92,7 @@ function documentOf(title: string, body: string, script: string): string {
 <meta name="referrer" content="no-referrer">
 <link rel="icon" href="data:,">
 <title>${title}</title>
-<style>${PAGE_STYLE}</style>
+<style>${pageAssets().style}</style>
 </head>
 <body>
 <main>
@@ -141,7 +166,7 @@ export function jobPageHtml(jobId: string): string {
   <p id="results-empty" class="muted">None yet.</p>
   <ol id="results" class="results"></ol>
 </section>`;
-  return documentOf(`Job ${id}`, body, JOB_PAGE_SCRIPT);
+  return documentOf(`Job ${id}`, body, pageAssets().jobScript);
 }
 
 /** The caller's jobs, as the API lists them, each linking to its live page. */
@@ -153,5 +178,5 @@ export function jobsPageHtml(): string {
   <ul id="jobs" class="jobs"></ul>
 </section>
 <button id="more" class="plain" type="button" hidden>Load more</button>`;
-  return documentOf('Jobs', body, JOBS_PAGE_SCRIPT);
+  return documentOf('Jobs', body, pageAssets().jobsScript);
 }

@@ -1,14 +1,16 @@
+// @ts-check
 /**
  * Browser code both pages start with: formatting, element building and JSON requests. Plain ES2020
- * with no build step, kept as text in a template literal: it must contain no backtick, no
- * dollar-brace and no backslash (the page scripts use `String.raw` for theirs). Everything it shows goes through `textContent` or
- * attributes set one by one: data from the API is never parsed as HTML.
+ * with no build step: page.ts reads these files at cold start and inlines them, the common script
+ * first, into one scope per page. Everything it shows goes through `textContent` or attributes set
+ * one by one: data from the API is never parsed as HTML.
  */
-export const COMMON_SCRIPT = `
 'use strict';
+
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-const $ = (id) => document.getElementById(id);
+/** The element with this id, as any element (each page knows what its ids are). */
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -67,11 +69,11 @@ function setStatus(node, status) {
 
 /** Three segments of a progress bar: succeeded, failed, cancelled, as shares of total. */
 function setBar(segments, counts) {
-  const total = num(counts && counts.total);
+  const total = num(counts?.total);
   const share = (n) => (total > 0 ? (100 * num(n)) / total : 0) + '%';
-  segments[0].style.width = share(counts && counts.succeeded);
-  segments[1].style.width = share(counts && counts.failed);
-  segments[2].style.width = share(counts && counts.cancelled);
+  segments[0].style.width = share(counts?.succeeded);
+  segments[1].style.width = share(counts?.failed);
+  segments[2].style.width = share(counts?.cancelled);
 }
 
 function doneOf(counts) {
@@ -87,9 +89,12 @@ function setConn(text, bad) {
 
 /** fetch asking for JSON; a non-2xx answer becomes an Error with the API's message and status. */
 async function getJson(url, init) {
-  const res = await fetch(url, Object.assign({ cache: 'no-store', credentials: 'same-origin' }, init || {}, {
-    headers: Object.assign({ accept: 'application/json' }, (init && init.headers) || {}),
-  }));
+  const res = await fetch(
+    url,
+    Object.assign({ cache: 'no-store', credentials: 'same-origin' }, init || {}, {
+      headers: Object.assign({ accept: 'application/json' }, init?.headers || {}),
+    }),
+  );
   let body = null;
   try {
     body = await res.json();
@@ -97,11 +102,11 @@ async function getJson(url, init) {
     body = null;
   }
   if (!res.ok) {
-    const message = body && body.error && typeof body.error.message === 'string' ? body.error.message : 'HTTP ' + res.status;
-    const err = new Error(message);
+    const message =
+      body?.error && typeof body.error.message === 'string' ? body.error.message : 'HTTP ' + res.status;
+    const err = /** @type {Error & {status?: number}} */ (new Error(message));
     err.status = res.status;
     throw err;
   }
   return body;
 }
-`;

@@ -1,12 +1,12 @@
+// @ts-check
 /**
  * Browser code of the jobs list page (`GET /jobs`, text/html). It reads `GET /jobs` with
  * `Accept: application/json` (`{jobs: JobView[], nextPageToken?}`), shows each job with its status,
  * progress, model, cost and creation time, linked to its live page, and pages on with `?pageToken=`.
  * The first page is read again every 5 s, so new jobs and their progress show up.
- *
- * Same rules as the common script: text only, no backtick, no dollar-brace.
+
+ * Same rule as the common script: text only, never HTML from a string.
  */
-export const JOBS_SCRIPT = String.raw`
 const REFRESH_MS = 5000;
 const base = location.pathname.replace(/\/+$/, '');
 /** id → JobView, in the order shown (newest first, as the API lists them). */
@@ -57,7 +57,16 @@ function item(job) {
   li.appendChild(barBox);
 
   const meta = el('p', null, 'meta');
-  meta.appendChild(el('span', fmtInt(done) + ' / ' + fmtInt(total) + ' done' + (num(counts.failed) ? ', ' + fmtInt(counts.failed) + ' failed' : '')));
+  meta.appendChild(
+    el(
+      'span',
+      fmtInt(done) +
+        ' / ' +
+        fmtInt(total) +
+        ' done' +
+        (num(counts.failed) ? ', ' + fmtInt(counts.failed) + ' failed' : ''),
+    ),
+  );
   meta.appendChild(el('span', job.model || ''));
   if (job.mode) meta.appendChild(el('span', job.mode));
   meta.appendChild(el('span', fmtUsd(job.costUsd)));
@@ -105,4 +114,3 @@ $('more').addEventListener('click', async () => {
 });
 
 refresh();
-`;

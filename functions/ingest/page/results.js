@@ -1,22 +1,22 @@
+// @ts-check
 /**
- * The live job page's latest results (browser code as a string, inlined into the page by page.ts):
+ * The live job page's latest results (inlined into the page by page.ts):
  * listens to `GET /jobs/{id}/events` (EventSource: `result` per finished item, `done` with the final
  * job) and lists the latest results with a snippet of each answer. Plain functions, hoisted inside
  * the page's one script; they read the job script's state (view, latest, source…) at run time.
- *
- * Same rules as the common script: text only, no backtick, no dollar-brace.
+
+ * Same rule as the common script: text only, never HTML from a string.
  */
-export const RESULTS_SCRIPT = `
 function answerText(line) {
   if (line.error) return String(line.error.message || '');
   const r = line.response;
   if (!r || typeof r !== 'object') return '';
   const cand = Array.isArray(r.candidates) ? r.candidates[0] : null;
-  const parts = cand && cand.content && Array.isArray(cand.content.parts) ? cand.content.parts : [];
+  const parts = cand?.content && Array.isArray(cand.content.parts) ? cand.content.parts : [];
   const text = parts.map((p) => (p && typeof p.text === 'string' ? p.text : '')).join('');
   if (text) return text;
-  if (r.promptFeedback && r.promptFeedback.blockReason) return 'blocked: ' + r.promptFeedback.blockReason;
-  return cand && cand.finishReason ? 'finish reason: ' + cand.finishReason : '';
+  if (r.promptFeedback?.blockReason) return 'blocked: ' + r.promptFeedback.blockReason;
+  return cand?.finishReason ? 'finish reason: ' + cand.finishReason : '';
 }
 
 function addResult(line) {
@@ -37,7 +37,13 @@ function renderResults() {
     li.appendChild(el('code', line.key, 'key'));
     li.appendChild(el('span', ' #' + num(line.index), 'muted'));
     const failed = Boolean(line.error);
-    li.appendChild(el('span', failed ? String(line.error.code || '') + ' ' + String(line.error.status || 'error') : 'ok', failed ? 'tag err' : 'tag ok'));
+    li.appendChild(
+      el(
+        'span',
+        failed ? String(line.error.code || '') + ' ' + String(line.error.status || 'error') : 'ok',
+        failed ? 'tag err' : 'tag ok',
+      ),
+    );
     const text = answerText(line);
     li.appendChild(el('span', text.length > 200 ? text.slice(0, 200) + '…' : text, 'snippet'));
     list.appendChild(li);
@@ -69,8 +75,8 @@ function listen() {
   source.onopen = () => setConn('Live.', false);
   source.onerror = () => {
     if (terminal(view)) return;
-    if (source.readyState === EventSource.CLOSED) setConn('Live results unavailable; counts still refresh.', true);
+    if (source.readyState === EventSource.CLOSED)
+      setConn('Live results unavailable; counts still refresh.', true);
     else setConn('Reconnecting…', true);
   };
 }
-`;

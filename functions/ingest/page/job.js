@@ -1,15 +1,15 @@
+// @ts-check
 /**
  * Browser code of the live job page (`GET /jobs/{id}`, text/html). It reads the job with
  * `Accept: application/json` every 1.5 s until the job is terminal, listens to
  * `GET /jobs/{id}/events` (EventSource: `result` per finished item, `done` with the final job) for
- * the latest results (page-results-script.ts), draws the request and token rates of successive
+ * the latest results (results.js), draws the request and token rates of successive
  * readings against the model's quota (`quota: {rpm, tpm}` in the job, when the server knows it;
- * page-chart-script.ts), and cancels with `POST /jobs/{id}/cancel` after a second tap. Every URL is
+ * chart.js), and cancels with `POST /jobs/{id}/cancel` after a second tap. Every URL is
  * derived from the page's own path, so the page works wherever the function is mounted.
- *
- * Same rules as the common script: text only, no backtick, no dollar-brace.
+
+ * Same rule as the common script: text only, never HTML from a string.
  */
-export const JOB_SCRIPT = String.raw`
 const POLL_MS = 1500;
 const RATE_WINDOW_MS = 10000;
 const KEEP_READINGS_MS = 15 * 60 * 1000;
@@ -57,7 +57,7 @@ function record(v) {
   readings.push({
     t: now,
     requests: num(v.counts.succeeded) + num(v.counts.failed),
-    tokens: num(v.usage && v.usage.promptTokens),
+    tokens: num(v.usage?.promptTokens),
   });
   readings = readings.filter((r) => now - r.t <= KEEP_READINGS_MS);
 }
@@ -91,7 +91,9 @@ function render() {
   $('created').textContent = view.createdAt ? 'created ' + fmtTime(view.createdAt) : '';
   const start = view.startedAt ? Date.parse(view.startedAt) : NaN;
   const end = view.finishedAt ? Date.parse(view.finishedAt) : Date.now();
-  $('elapsed').textContent = Number.isNaN(start) ? '' : (view.finishedAt ? 'took ' : 'running for ') + fmtDuration(end - start);
+  $('elapsed').textContent = Number.isNaN(start)
+    ? ''
+    : (view.finishedAt ? 'took ' : 'running for ') + fmtDuration(end - start);
 
   const notice = $('notice');
   notice.hidden = !view.notice;
@@ -120,7 +122,9 @@ function render() {
 }
 
 function humanize(key) {
-  const words = String(key).replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  const words = String(key)
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase();
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
@@ -150,8 +154,16 @@ function pair(label, value, id) {
 
 function renderPaths() {
   const paths = view.paths && typeof view.paths === 'object' ? view.paths : null;
-  $('path-realtime').textContent = paths ? fmtInt(paths.realtime) : view.mode === 'realtime' ? fmtInt(view.counts.total) : '0';
-  $('path-batch').textContent = paths ? fmtInt(paths.batch) : view.mode === 'batch' ? fmtInt(view.counts.total) : '0';
+  $('path-realtime').textContent = paths
+    ? fmtInt(paths.realtime)
+    : view.mode === 'realtime'
+      ? fmtInt(view.counts.total)
+      : '0';
+  $('path-batch').textContent = paths
+    ? fmtInt(paths.batch)
+    : view.mode === 'batch'
+      ? fmtInt(view.counts.total)
+      : '0';
 }
 
 function renderBatches() {
@@ -231,7 +243,13 @@ $('cancel').addEventListener('click', async () => {
   button.disabled = true;
   note.textContent = 'Cancelling…';
   try {
-    apply(await getJson(base + '/cancel', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }));
+    apply(
+      await getJson(base + '/cancel', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }),
+    );
     note.textContent = 'Cancelled.';
     keepPolling();
   } catch (err) {
@@ -244,4 +262,3 @@ $('cancel').addEventListener('click', async () => {
 
 refresh();
 listen();
-`;
