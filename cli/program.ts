@@ -59,15 +59,21 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     })
     .showHelpAfterError('(add --help for usage)')
     .helpCommand(true)
+    // The connection options belong to the program, not to each command: commander then takes them
+    // before or after the command name (`--url U submit …` and `submit … --url U`), and the top-level
+    // help lists them once; each command's help shows them under "Global Options".
+    .option('--url <url>', 'the jobs API (the ingest function URL)')
+    .option('--json', 'machine-readable output on stdout')
+    .configureHelp({ showGlobalOptions: true })
     .addHelpText('after', `${TARGET_HELP}\n${EXIT_CODES_HELP}`);
 
   const command = (spec: string, description: string) =>
-    program
-      .command(spec)
-      .description(description)
-      .option('--url <url>', 'the jobs API (the ingest function URL)')
-      .option('--json', 'machine-readable output on stdout')
-      .addHelpText('after', `${TARGET_HELP}\n${EXIT_CODES_HELP}`);
+    program.command(spec).description(description).addHelpText('after', `${TARGET_HELP}\n${EXIT_CODES_HELP}`);
+  /** A command's own options with the global ones, wherever on the line they were given. */
+  const withGlobals = <O extends object>(opts: O): O & CommonOptions => ({
+    ...opts,
+    ...program.opts<CommonOptions>(),
+  });
 
   command('submit [file]', 'submit a prompt file (JSONL) or --prompt texts as a job')
     .option('-p, --prompt <text...>', 'a prompt (repeatable) instead of a file')
@@ -85,12 +91,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
 {"key": "a", "request": GenerateContentRequest}, optionally with "media": [{"gcsUri"|"url", "mimeType"}].`,
     )
-    .action(async (file: string | undefined, opts: CommonOptions & SubmitFlags) => {
-      code = await submit(file, opts);
+    .action(async (file: string | undefined, own: SubmitFlags) => {
+      code = await submit(file, withGlobals(own));
     });
 
   command('status <id>', "show a job: status, counts, tokens, cost, the model's quota").action(
-    async (id: string, opts: CommonOptions) => {
+    async (id: string, own: object) => {
+      const opts = withGlobals(own);
       const job = await (await target(opts.url)).client.get(id, { signal });
       if (opts.json) json(job);
       else out(describeJob(job));
@@ -98,7 +105,8 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
   );
 
   command('watch <id>', 'follow a job to its end (server-sent events, resumed after a drop)').action(
-    async (id: string, opts: CommonOptions) => {
+    async (id: string, own: object) => {
+      const opts = withGlobals(own);
       const t = await target(opts.url);
       code = await watch(t, id, opts);
     },
@@ -111,7 +119,8 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
         .choices(['jsonl', 'json'])
         .default('jsonl'),
     )
-    .action(async (id: string, opts: CommonOptions & { out?: string; format: ResultsFormat }) => {
+    .action(async (id: string, own: { out?: string; format: ResultsFormat }) => {
+      const opts = withGlobals(own);
       const t = await target(opts.url);
       const job = await t.client.get(id, { signal });
       if (job.counts.pending > 0) {
@@ -129,7 +138,8 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
     });
 
   command('cancel <id>', 'cancel a job: pending items end as cancelled, no further Gemini calls').action(
-    async (id: string, opts: CommonOptions) => {
+    async (id: string, own: object) => {
+      const opts = withGlobals(own);
       const job = await (await target(opts.url)).client.cancel(id, { signal });
       if (opts.json) return void json(job);
       const c = job.counts;
@@ -144,7 +154,8 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
   command('jobs', 'list your recent jobs, newest first')
     .option('-n, --limit <n>', `how many (1..${JOBS_PAGE.max})`, pageSize, JOBS_PAGE.default)
     .option('--page-token <token>', 'the next page, as the previous one said')
-    .action(async (opts: CommonOptions & { limit: number; pageToken?: string }) => {
+    .action(async (own: { limit: number; pageToken?: string }) => {
+      const opts = withGlobals(own);
       const page = await (await target(opts.url)).client.list({
         pageSize: opts.limit,
         ...(opts.pageToken ? { pageToken: opts.pageToken } : {}),

@@ -1,7 +1,6 @@
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Storage } from '@google-cloud/storage';
 import { readQuotas } from '../functions/platform/config.js';
 import { PROJECT_ROOT, startStack } from '../infra/local/stack.js';
 import { EXIT } from './exit-codes.js';
@@ -47,7 +46,6 @@ async function main(): Promise<number> {
   const interrupt = new AbortController();
   process.on('SIGINT', () => interrupt.abort(new Error('interrupted')));
   try {
-    await uploadExampleImages(stack.info.projectId, stack.info.bucket);
     const outDir = join(PROJECT_ROOT, '.local', 'results');
     mkdirSync(outDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
@@ -69,15 +67,6 @@ async function main(): Promise<number> {
     return code;
   } finally {
     await stack.close();
-  }
-}
-
-/** The sample set refers to images under gs://BUCKET/examples/images/; put them there. */
-async function uploadExampleImages(projectId: string, bucket: string): Promise<void> {
-  const dir = join(PROJECT_ROOT, 'examples', 'images');
-  const storage = new Storage({ projectId });
-  for (const name of readdirSync(dir)) {
-    await storage.bucket(bucket).upload(join(dir, name), { destination: `examples/images/${name}` });
   }
 }
 

@@ -11,6 +11,7 @@ import { startFirestoreEmulator } from './firestore.js';
 import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
 import { LOCAL_DEVELOPER } from './identity.js';
 import { freePort } from './ports.js';
+import { sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
 
 /** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
@@ -73,6 +74,8 @@ export interface Stack {
   standIn?: GeminiStandIn;
   tasks: CloudTasksEmulator;
   storage: StorageEmulator;
+  /** The sample set's media (./sample-media.ts): where they are, and how many this start uploaded. */
+  samples: { prefixes: string[]; uploaded: number; kept: number };
   /** Kills one function instance with SIGKILL, as a crash would; the host starts another. */
   killFunctionInstance(): void;
   close(): Promise<void>;
@@ -85,7 +88,8 @@ const DEFAULT_PORT_BASE = 8580;
 /**
  * Boots the local cloud: Firestore (the real emulator), the Cloud Tasks and Cloud Storage emulators,
  * the Gemini stand-in, and every registered function served by the Functions Framework; creates
- * the bucket and one queue per model; calls the batch function on an interval like Cloud Scheduler.
+ * the bucket and one queue per model; puts the sample set's images where `examples/prompts.jsonl`
+ * points and lets the functions read them; calls the batch function on an interval like Cloud Scheduler.
  *
  * It sets the standard emulator variables in this process's environment: the functions run here,
  * and the official clients find the emulators through them.
@@ -102,6 +106,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
   try {
     const quotas = readQuotas(quotasFile);
+    const samples = sampleMedia();
 
     const firestore = options.firestoreHost
       ? undefined
@@ -166,8 +171,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       METADATA_SERVER_DETECTION: 'none',
       // The local developer (see identity.ts) may read every job, bucket jobs included.
       FANOUT_ADMINS: LOCAL_DEVELOPER,
-      // gs:// media: the bucket's media/ (the default) and the sample images under examples/.
-      MEDIA_GCS_ALLOWED: `gs://${bucket}/media/,gs://${bucket}/examples/`,
+      // gs:// media: the bucket's media/ (the default), its examples/, and where the sample set's
+      // images are (the bucket of `npm run dev`, whichever project this stack runs as).
+      MEDIA_GCS_ALLOWED: [
+        ...new Set([`gs://${bucket}/media/`, `gs://${bucket}/examples/`, ...sampleMediaPrefixes(samples)]),
+      ].join(','),
       // The Functions Framework's own error pages (bad JSON) then carry no stack trace.
       NODE_ENV: 'production',
       LOG_LEVEL: options.logLevel ?? 'info',
@@ -184,6 +192,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const client = new Storage({ projectId });
     const [exists] = await client.bucket(bucket).exists();
     if (!exists) await client.createBucket(bucket);
+    const uploads = await uploadSampleMedia(client, samples);
 
     const config = loadConfig(process.env);
     await createTaskQueue({
@@ -238,6 +247,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(standIn ? { standIn } : {}),
       tasks,
       storage,
+      samples: { prefixes: sampleMediaPrefixes(samples), ...uploads },
       killFunctionInstance: () => process.kill(host.pid, 'SIGUSR2'),
       close,
     };
@@ -314,6 +324,10 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(resolve(dir, 'stack.json'), `${JSON.stringify(stack.info, null, 2)}\n`);
   process.stdout.write(`ready: ${JSON.stringify(stack.info)}\n`);
+  const { samples } = stack;
+  process.stderr.write(
+    `sample images under ${samples.prefixes.join(', ')} (${samples.uploaded} uploaded, ${samples.kept} already there)\n`,
+  );
   process.stderr.write(`local cloud up in ${Date.now() - started} ms; Ctrl-C stops it\n`);
   let stopping = false;
   const stop = () => {

@@ -80,6 +80,10 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
     // Assert
     expect(root.code).toBe(0);
     for (const c of commands) expect(root.stdout).toContain(c);
+    // The connection options are global: listed once, in the program's own options.
+    expect(root.stdout.match(/^ {2}--url <url> /gm)?.length ?? 0, root.stdout).toBe(1);
+    expect(root.stdout.match(/^ {2}--json /gm)?.length ?? 0, root.stdout).toBe(1);
+    expect(root.stdout.indexOf('--url <url>')).toBeLessThan(root.stdout.indexOf('Commands:'));
     expect(viaNpx.code).toBe(0);
     expect(viaNpx.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     each.forEach((run, i) => {
@@ -88,8 +92,27 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
       expect(run.stdout).toMatch(
         /Exit codes:[\s\S]*0 {4}done[\s\S]*1 {4}a watched job ended with failed items/,
       );
-      expect(run.stdout).toContain('--url');
+      expect(run.stdout).toMatch(/Global Options:\n[\s\S]*--url <url>[\s\S]*--json/);
     });
+  });
+
+  test('--url and --json are global: before the command, after it, or on both sides of its arguments', async () => {
+    // Act
+    const [before, after, between] = await Promise.all([
+      cli(['--url', url, '--json', 'submit', '-p', 'global one', '--model', MODEL, '--watch']),
+      cli(['submit', '-p', 'global two', '--model', MODEL, '--watch', '--json', '--url', url]),
+      cli(['--json', 'submit', '-p', 'global three', '--url', url, '--model', MODEL]),
+    ]);
+
+    // Assert
+    for (const run of [before, after]) {
+      expect(run.code, run.stderr).toBe(0);
+      expect(lastJob(run.stdout).counts).toMatchObject({ total: 1, succeeded: 1 });
+      jobIds.push(lastJob(run.stdout).id);
+    }
+    expect(between.code, between.stderr).toBe(0);
+    expect(JSON.parse(between.stdout)).toMatchObject({ total: 1, status: expect.any(String) });
+    jobIds.push((JSON.parse(between.stdout) as { id: string }).id);
   });
 
   test('submit --watch: plain progress lines when stdout is not a terminal, a summary, exit 0', async () => {
@@ -329,9 +352,10 @@ describe('gemini-fanout jobs and status', () => {
       token = pages.at(-1)!.nextPageToken;
       if (jobIds.every((id) => pages.some((p) => p.jobs.some((j) => j.id === id)))) break;
     }
-    const [table, status] = await Promise.all([
+    const [table, status, globalsFirst] = await Promise.all([
       cli(['jobs', '--url', url]),
       cli(['status', okJobId, '--url', url]),
+      cli(['--url', url, 'status', okJobId]),
     ]);
 
     // Assert
@@ -345,5 +369,7 @@ describe('gemini-fanout jobs and status', () => {
     expect(status.stdout).toMatch(new RegExp(`^status +succeeded \\(realtime, ${MODEL}\\)$`, 'm'));
     expect(status.stdout).toMatch(/^items +3\/3 done: 3 succeeded, 0 failed, 0 cancelled, 0 pending$/m);
     expect(status.stdout).toMatch(/^quota +3,000 RPM, 4M TPM$/m);
+    expect(globalsFirst.code, globalsFirst.stderr).toBe(0);
+    expect(globalsFirst.stdout).toBe(status.stdout);
   });
 });

@@ -4,6 +4,7 @@
  * HTTP proxy in front of the jobs API that drops an event stream mid-way.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { symlink } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -211,4 +212,33 @@ export async function closedUrl(): Promise<string> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((ok) => server.close(() => ok()));
   return `http://127.0.0.1:${port}`;
+}
+
+/** Runs one shell command line with bash, as a user's terminal would (its output and exit code). */
+export function shell(command: string, options: { env: NodeJS.ProcessEnv; cwd: string }): Promise<CliRun> {
+  const child = spawn('bash', ['-c', command], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  return new Promise((ok, fail) => {
+    child.once('error', fail);
+    child.once('close', (code) => ok({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * A directory that looks like the checkout to `npx gemini-fanout` (links to package.json,
+ * node_modules, cli/ and examples/), so a README command runs as from the repository's root while
+ * the files it writes (`--out results.jsonl`) land in the directory, not in the repository.
+ */
+export async function checkoutLookalike(dir: string): Promise<string> {
+  for (const entry of ['package.json', 'node_modules', 'cli', 'examples']) {
+    await symlink(resolve(ROOT, entry), resolve(dir, entry));
+  }
+  return dir;
 }
