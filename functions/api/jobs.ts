@@ -129,6 +129,21 @@ export const batchViewSchema = z.looseObject({
 export type BatchView = Declared<z.infer<typeof batchViewSchema>>;
 
 /**
+ * A job's callback once the job has ended (jobs with a `callbackUrl` only): `pending` while it is
+ * being tried (`nextAttemptAt` says when next), `delivered` once the receiver answered 2xx, `failed`
+ * when the receiver's answer cannot change (a 4xx, a refused URL) or the retry window ran out.
+ * Delivery is at least once: receivers dedupe on the job id.
+ */
+export const callbackViewSchema = z.looseObject({
+  state: z.enum(['pending', 'delivered', 'failed']),
+  attempts: count,
+  lastError: z.string().nullable(),
+  nextAttemptAt: z.iso.datetime().nullable(),
+  deliveredAt: z.iso.datetime().nullable(),
+});
+export type CallbackView = Declared<z.infer<typeof callbackViewSchema>>;
+
+/**
  * `GET /jobs/{id}`, the answer of `POST /jobs/{id}/cancel`, the SSE `done` event and the callback body.
  * Fields the job lifecycle adds (batches, reconciliation, …) are declared here when the server sends
  * them; until then they pass through untyped.
@@ -153,6 +168,8 @@ export const jobViewSchema = z.looseObject({
   paths: jobPathsSchema.optional(),
   /** Batch jobs: each batch with its upstream state and progress. */
   batches: z.array(batchViewSchema).optional(),
+  /** Its callback's delivery, once the job has ended (not in the callback's own body). */
+  callback: callbackViewSchema.optional(),
   /** The model's quota (from infra/quotas.json), which the request rate is drawn against. */
   quota: z.object({ rpm: z.number().positive(), tpm: z.number().positive() }).nullable().optional(),
 });

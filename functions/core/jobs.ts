@@ -2,6 +2,7 @@
 
 import {
   type BatchView,
+  type CallbackView,
   type ItemError,
   isTerminalStatus,
   type JobCounts,
@@ -18,7 +19,17 @@ import type { ItemDefaults } from './requests.js';
 import type { Totals } from './totals.js';
 
 // The shapes clients see are the jobs-API contract's (functions/api/jobs.ts); the domain uses them.
-export type { ItemError, JobCounts, JobMode, JobPaths, JobStatus, JobView, ReconcileCounts, Usage };
+export type {
+  CallbackView,
+  ItemError,
+  JobCounts,
+  JobMode,
+  JobPaths,
+  JobStatus,
+  JobView,
+  ReconcileCounts,
+  Usage,
+};
 export { TERMINAL_JOB_STATUSES };
 export const isTerminalJob = isTerminalStatus;
 
@@ -217,8 +228,16 @@ export function newJobFields(spec: JobSpec, enqueueDueMs: number) {
   };
 }
 
-/** The client's view of a job from its record and its totals (and its batches, for batch jobs). */
-export function toJobView(job: JobRecord, totals: Totals, batches?: BatchView[]): JobView {
+/**
+ * The client's view of a job from its record and its totals (and its batches, for batch jobs, and
+ * its callback's delivery, once there is one).
+ */
+export function toJobView(
+  job: JobRecord,
+  totals: Totals,
+  batches?: BatchView[],
+  callback?: CallbackView,
+): JobView {
   return {
     id: job.id,
     status: job.status,
@@ -235,6 +254,7 @@ export function toJobView(job: JobRecord, totals: Totals, batches?: BatchView[])
     reconciled: job.reconciled,
     ...(job.paths ? { paths: job.paths } : {}),
     ...(batches ? { batches } : {}),
+    ...(callback ? { callback } : {}),
   };
 }
 

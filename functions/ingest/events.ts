@@ -26,7 +26,8 @@ export const EVENTS_SETTLE_MS = 1000;
 
 /**
  * `GET /jobs/{id}/events`: one `result` event per finished item as they finish, then a `done` event
- * with the job's summary. `id:` fields make it resumable with `Last-Event-ID`.
+ * with the job's summary, sent only once its counts are final (every item ended: the job terminal
+ * and no cancel still sweeping). `id:` fields make it resumable with `Last-Event-ID`.
  */
 export async function* streamEvents(
   jobId: string,
@@ -41,9 +42,11 @@ export async function* streamEvents(
   let idleSince = Date.now();
   yield `retry: 2000\n\n`;
   while (!signal?.aborted) {
-    // Read the job before the items: if it was terminal then, this page holds every remaining result.
+    // Read the job before the items: if it was settled then, this page holds every remaining result.
+    // Settled is terminal with final counts: a cancel still sweeping (`cancelPending`) is terminal,
+    // but its items are still turning cancelled and its counts still move.
     const job = await deps.lifecycle.getJob(jobId);
-    const settled = job && isTerminalJob(job.status);
+    const settled = job && isTerminalJob(job.status) && !job.cancelPending;
     // While items still finish, read only those finished a moment ago: outcomes committed at the same
     // time may become visible out of commit order, and one seen late behind the cursor would be lost.
     const upToMicros = settled ? undefined : (Date.now() - EVENTS_SETTLE_MS) * 1000;

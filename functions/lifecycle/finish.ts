@@ -1,11 +1,17 @@
 /** How a job ends (part of the lifecycle): finished once no item is pending, or cancelled. */
-import { isTerminalJob, type JobRecord, type JobView, toJobView } from '../core/jobs.js';
+import { isTerminalJob, type JobRecord, type JobView } from '../core/jobs.js';
 import { CANCELLED_ERROR } from '../core/results.js';
+import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
+import type { CallbackOrder } from '../platform/store/callbacks.js';
+import { createCallbackSender } from './callbacks.js';
 import type { LifecycleDeps } from './lifecycle.js';
 
-/** Times a cancel tries to freeze its totals against concurrent writes of the job. */
-const CANCEL_FREEZE_ROUNDS = 5;
+/**
+ * Rounds of sweep, count and freeze one run of a cancel tries before it leaves the rest to the
+ * reconciler (the job stays `cancelPending`, its counts still read from the counters).
+ */
+const CANCEL_ROUNDS = 5;
 
 /** The ending half of the lifecycle (spread into it); `viewOf` is the lifecycle's `view`. */
 export function createJobFinisher(
@@ -14,11 +20,18 @@ export function createJobFinisher(
   viewOf: (jobId: string) => Promise<JobView | undefined>,
 ) {
   const { jobs, items, counters, ledger } = deps.stores;
+  const sender = createCallbackSender(deps, clock, viewOf);
+  /** The outbox record the commit that ends `job` writes, if it has a callback. */
+  const callbackOrder = (job: JobRecord): CallbackOrder | undefined =>
+    job.callbackUrl ? { url: job.callbackUrl, sinceMs: clock() } : undefined;
+
   const finisher = {
+    ...sender,
+
     /**
-     * Turns the job terminal when no item is pending; exactly one caller wins, and only it
-     * notifies. Says whether the job was already terminal (or unknown), is now finished, or still
-     * has pending items.
+     * Turns the job terminal when no item is pending; exactly one caller wins, and its commit also
+     * writes the job's callback to the outbox. Says whether the job was already terminal (or
+     * unknown), is now finished, or still has pending items.
      */
     async finishIfDone(
       jobId: string,
@@ -31,12 +44,12 @@ export function createJobFinisher(
         if (!job || isTerminalJob(job.status)) return 'terminal';
         const sum = await counters.totals(jobId, job.total, job.counterShards, job.extraCounters);
         if (sum.counts.pending > 0) return 'pending';
-        if (!(await jobs.finish(jobId, job.version, 'succeeded', sum, job.startedAt))) continue;
+        const order = callbackOrder(job);
+        if (!(await jobs.finish(jobId, job.version, 'succeeded', sum, job.startedAt, order))) continue;
         // Its reservations are all behind it now.
         await ledger.dropJob(job.model, jobId);
-        const view = toJobView({ ...job, status: 'succeeded', finishedAt: new Date(clock()) }, sum);
         log.info({ event: 'job.finished', jobId, counts: sum.counts, costUsd: sum.costUsd }, 'job finished');
-        await notifyOnce(job, view, log);
+        if (order) await sendNow(jobId, log);
         return 'finished';
       }
       throw new Error(`job ${jobId} kept changing while it was being finished; try again`);
@@ -57,48 +70,87 @@ export function createJobFinisher(
 
     /**
      * The second half of a cancel: idempotent, so the reconciler can run it again after a crash. True
-     * only for the call that froze the totals (the job still at `job.version`); only it notifies.
+     * only for the call that froze the totals; its commit also writes the job's callback to the outbox.
+     *
+     * Why the frozen totals always equal the items: an item's terminal state is final (every item
+     * write is conditional on the version its writer read, and nothing writes a terminal item), so
+     * once a count sees no pending item, no count can change any more. A delivery that read the job
+     * before the cancel can still take an item's lease between the sweep's read and its write, and
+     * the item then survives the sweep; so each round sweeps, counts, and freezes only when nothing
+     * is pending. A count is several aggregation queries, each at its own instant: the one that finds
+     * nothing pending shows every item had ended before it finished, so a second count, started
+     * after it, reads only final items and is exact (tokens and cost included): that one is frozen.
+     * An item that keeps surviving (its delivery still writes it) leaves the job `cancelPending`,
+     * with no totals frozen, until a later run (the reconciler's) finds it ended.
      */
     async finishCancel(job: JobRecord, log: Logger = deps.logger): Promise<boolean> {
       await ledger.releaseJob(job.model, job.id);
-      const sweptIds = await items.sweepPending(job.id, { state: 'cancelled', error: CANCELLED_ERROR });
-      const swept = sweptIds.length;
-      // Their tasks would still take the queue's dispatches (at the model's rate) only to end at
-      // once: delete them, so the next job on the model starts without waiting behind them.
-      // Only items enqueued so far have a task (batch items never do).
-      const withTasks = job.mode === 'batch' ? [] : sweptIds.filter((id) => Number(id) < job.enqueuedThrough);
-      await deps.tasks
-        .deleteItems(job.model, job.id, withTasks)
-        .catch((err: Error) =>
-          log.warn(
-            { event: 'job.cancel_tasks_left', jobId: job.id, err: err.message },
-            'could not delete the tasks of cancelled items',
-          ),
-        );
-      // The sweep does not touch the counters: count the final states once, exactly. Workers still
-      // write the job meanwhile (a delivery in flight): a lost race is read again, not left to the
-      // reconciler, whose next round is minutes away while the view shows swept items as pending.
       let current: JobRecord | undefined = job;
-      for (let round = 0; current?.cancelPending && round < CANCEL_FREEZE_ROUNDS; round++) {
-        const sum = await items.countStates(job.id, job.total);
-        if (await jobs.completeCancel(job.id, sum, current.version)) {
+      let swept = 0;
+      for (let round = 0; current?.cancelPending && round < CANCEL_ROUNDS; round++) {
+        swept += await sweep(current, log);
+        const sum = await finalCounts(current);
+        // Workers still write the job meanwhile (a delivery in flight): a lost race is read again,
+        // not left to the reconciler, whose next round is minutes away.
+        const order = callbackOrder(current);
+        if (sum && (await jobs.completeCancel(job.id, sum, current.version, order))) {
           log.info({ event: 'job.cancelled', jobId: job.id, swept, counts: sum.counts }, 'job cancelled');
-          const after = await jobs.get(job.id);
-          if (after) await notifyOnce(after, toJobView(after, sum), log);
+          if (order) await sendNow(job.id, log);
           return true;
         }
         current = await jobs.get(job.id);
+      }
+      if (current?.cancelPending) {
+        log.warn(
+          { event: 'job.cancel_unsettled', jobId: job.id, swept },
+          'an item is still being written; the reconciler finishes the cancel',
+        );
       }
       return false;
     },
   };
 
-  async function notifyOnce(job: JobRecord, view: JobView, log: Logger): Promise<void> {
-    if (!job.callbackUrl) return;
-    await deps
-      .notify(job.callbackUrl, view)
+  /** Ends the job's pending items as cancelled and deletes their tasks; how many it ended. */
+  async function sweep(job: JobRecord, log: Logger): Promise<number> {
+    const sweptIds = await items.sweepPending(job.id, { state: 'cancelled', error: CANCELLED_ERROR });
+    // Their tasks would still take the queue's dispatches (at the model's rate) only to end at
+    // once: delete them, so the next job on the model starts without waiting behind them.
+    // Only items enqueued so far have a task (batch items never do).
+    const withTasks = job.mode === 'batch' ? [] : sweptIds.filter((id) => Number(id) < job.enqueuedThrough);
+    if (withTasks.length === 0) return sweptIds.length;
+    await deps.tasks
+      .deleteItems(job.model, job.id, withTasks)
       .catch((err: Error) =>
-        log.error({ event: 'job.callback_failed', jobId: job.id, err: err.message }, 'callback failed'),
+        log.warn(
+          { event: 'job.cancel_tasks_left', jobId: job.id, err: err.message },
+          'could not delete the tasks of cancelled items',
+        ),
+      );
+    return sweptIds.length;
+  }
+
+  /**
+   * The job's exact totals once no item is pending, else undefined (see `finishCancel`). The sweep
+   * does not touch the counters: the items themselves are counted.
+   */
+  async function finalCounts(job: JobRecord): Promise<Totals | undefined> {
+    const first = await items.countStates(job.id, job.total);
+    if (first.counts.pending > 0) return undefined;
+    return items.countStates(job.id, job.total);
+  }
+
+  /**
+   * The attempt right after the job ended, through its outbox record. A failure here loses nothing:
+   * the record stays due and the tick sends it.
+   */
+  async function sendNow(jobId: string, log: Logger): Promise<void> {
+    await sender
+      .deliverCallbackNow(jobId, log)
+      .catch((err: Error) =>
+        log.warn(
+          { event: 'job.callback_deferred', jobId, err: err.message },
+          'callback not tried now; the tick sends it',
+        ),
       );
   }
 

@@ -3,6 +3,7 @@ import {
   type ItemOutcome,
   type ItemRecord,
   type ItemState,
+  isTerminalJob,
   type JobRecord,
   type JobView,
   toJobView,
@@ -14,6 +15,7 @@ import { answerObjectName, type ObjectStore } from '../platform/object-store.js'
 import type { BatchStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
+import type { CallbackPolicy } from './callbacks.js';
 import { batchViewOf, createJobMaker } from './create.js';
 import { createJobFinisher } from './finish.js';
 import { createResultReader } from './results.js';
@@ -32,8 +34,13 @@ export interface LifecycleDeps {
   logger: Logger;
   /** The Batch API path's records (batch jobs show their batches in the view). */
   batch?: BatchStores;
-  /** Notifies a job's callback URL once it is terminal. */
+  /**
+   * POSTs a job's view to its callback URL (the outbox's attempts, see callbacks.ts); throws on
+   * failure, with `retryable: false` when another attempt cannot fare better.
+   */
   notify: (url: string, job: JobView) => Promise<void>;
+  /** How callbacks are retried; `DEFAULT_CALLBACK_POLICY` (callbacks.ts) for what is not given. */
+  callbackPolicy?: Partial<CallbackPolicy>;
   /** A job whose enqueuing made no progress for this long is enqueued again by the reconciler. */
   stallMs: number;
   now?: () => number;
@@ -128,7 +135,15 @@ export function createLifecycle(deps: LifecycleDeps) {
         realtime: job.paths.realtime + rerouted,
         batch: job.paths.batch - rerouted,
       };
-      return toJobView({ ...job, ...(paths ? { paths } : {}) }, await totals(job), runs?.map(batchViewOf));
+      // A job's callback has its outbox record once the job has ended.
+      const callback =
+        job.callbackUrl && isTerminalJob(job.status) ? await lifecycle.callbackView(jobId) : undefined;
+      return toJobView(
+        { ...job, ...(paths ? { paths } : {}) },
+        await totals(job),
+        runs?.map(batchViewOf),
+        callback,
+      );
     },
 
     /** Jobs newest first (one owner's, or all), as views; see `JobsStore.listRecent`. */

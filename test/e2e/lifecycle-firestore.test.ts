@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { deliverCallbacks } from '../../functions/batch/callbacks.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { CallbackError } from '../../functions/platform/notify.js';
 import { createStores } from '../../functions/platform/store/index.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
 
@@ -254,5 +256,94 @@ describe('job lifecycle in Firestore', () => {
     // Assert
     await expect(created).rejects.toThrow();
     expect(await stores.jobs.get(id)).toBeUndefined();
+  });
+
+  it('writes the callback outbox record in the commit that ends a job, and a tick delivers it once', async () => {
+    // Arrange: a receiver that is down at first, and a clock the test moves.
+    const prefix = newPrefix('outbox');
+    const stores = createStores(db, { collectionPrefix: prefix });
+    let offset = 0;
+    const now = () => Date.now() + offset;
+    const sent: Array<{ url: string; id: string; status: string }> = [];
+    let down = true;
+    const lifecycle = createLifecycle({
+      stores,
+      tasks: new FakeTaskQueue(),
+      objects: new FakeObjectStore(),
+      logger: createLogger({ level: 'silent' }),
+      notify: async (url, job) => {
+        if (down) throw new CallbackError('the callback answered 503', { retryable: true, statusCode: 503 });
+        sent.push({ url, id: job.id, status: job.status });
+      },
+      stallMs: 60_000,
+      now,
+    });
+    const url = 'https://example.test/hook';
+    const [done, open] = [randomUUID(), randomUUID()];
+    for (const id of [done, open]) {
+      await lifecycle.create(
+        { id, model: 'm-outbox', mode: 'realtime', total: 1, source: 'api', callbackUrl: url },
+        [{ id: itemIdForIndex(0), index: 0, key: '0', request: { contents: [] }, estimatedTokens: 1 }],
+      );
+    }
+    const claim = await lifecycle.claim(done, itemIdForIndex(0), 60_000);
+    if (claim.outcome !== 'claimed') throw new Error(`claim: ${claim.outcome}`);
+    await lifecycle.complete(claim.lease, {
+      state: 'succeeded',
+      response: {},
+      usage: { promptTokens: 1, outputTokens: 1 },
+      costUsd: 0,
+    });
+    const tick = () =>
+      deliverCallbacks({
+        callbacks: stores.callbacks,
+        lifecycle,
+        logger: createLogger({ level: 'silent' }),
+        now,
+      });
+
+    // Act: a finish that lost its precondition writes neither; the real one writes both, and its
+    // own attempt fails; two ticks at once, once the backoff is over, send it once.
+    const stale = (await stores.jobs.get(done))!;
+    await stores.jobs.setNotice(done, 'someone wrote the job');
+    const lost = await stores.jobs.finish(
+      done,
+      stale.version,
+      'succeeded',
+      await stores.items.countStates(done, 1),
+      null,
+      {
+        url,
+        sinceMs: now(),
+      },
+    );
+    const afterLost = await stores.callbacks.get(done);
+    const finished = await lifecycle.finishIfDone(done);
+    const afterFinish = (await lifecycle.view(done))?.callback;
+    down = false;
+    const tooSoon = await tick();
+    offset += 5 * 60_000;
+    const reports = await Promise.all([tick(), tick()]);
+    const cancelled = await lifecycle.cancel(open);
+    const afterTicks = await lifecycle.view(done);
+
+    // Assert
+    expect(lost).toBe(false);
+    expect(afterLost).toBeUndefined();
+    expect(finished).toBe('finished');
+    expect(afterFinish).toMatchObject({
+      state: 'pending',
+      attempts: 1,
+      lastError: 'the callback answered 503',
+    });
+    expect(tooSoon.delivered).toBe(0);
+    expect(reports.reduce((n, r) => n + r.delivered, 0)).toBe(1);
+    expect(afterTicks?.callback).toMatchObject({ state: 'delivered', attempts: 2, nextAttemptAt: null });
+    expect(cancelled?.view.callback).toMatchObject({ state: 'delivered', attempts: 1 });
+    expect(sent).toEqual([
+      { url, id: done, status: 'succeeded' },
+      { url, id: open, status: 'cancelled' },
+    ]);
+    expect(await stores.callbacks.listDue(now() + 86_400_000, 10)).toEqual([]);
   });
 });

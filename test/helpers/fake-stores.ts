@@ -19,6 +19,7 @@ import {
   reserveForJob,
 } from '../../functions/core/rate.js';
 import { sumTotals, type Totals } from '../../functions/core/totals.js';
+import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
@@ -45,10 +46,19 @@ export class FakeDb {
   readonly jobPlans = new Map<string, JobPlan>();
   readonly pauses = new Map<string, { untilMs: number; reason: string }>();
   readonly keys = new Map<string, IdempotencyRecord>();
+  /** The callback outbox, by job id. */
+  readonly callbacks = new Map<string, CallbackRecord>();
   readonly calls: Record<string, number> = {};
   /** Outcome writes that took effect, and jobs turned terminal by `finish`. */
   completedWrites = 0;
   finishedJobs = 0;
+  /**
+   * Runs between a cancel sweep's read of the pending items and its writes: where a test lands a
+   * concurrent write (a lease, an outcome) that the sweep's per-item precondition must respect.
+   */
+  beforeSweepWrites: ((jobId: string) => Promise<void> | void) | undefined;
+  /** Runs inside `items.countStates`, between its sums and its counts per state. */
+  duringCount: ((jobId: string) => Promise<void> | void) | undefined;
   private failures = new Map<string, Error[]>();
   private versionSeq = 0;
   private commitMicros = 1_700_000_000_000_000;
@@ -81,6 +91,20 @@ export class FakeDb {
     if (!item) throw new Error(`no item ${jobId}/${itemId}`);
     item.lease = { id: 'someone-else', untilMs };
     item.version = this.nextVersion();
+  }
+
+  /** The outbox record a job's ending commit writes (a `set`: written again, it starts over). */
+  private writeCallback(jobId: string, order: CallbackOrder): void {
+    this.callbacks.set(jobId, {
+      jobId,
+      ...order,
+      state: 'pending',
+      attempts: 0,
+      dueMs: order.sinceMs,
+      lastError: null,
+      deliveredAtMs: null,
+      version: this.nextVersion(),
+    });
   }
 
   private nextVersion(): string {
@@ -185,10 +209,11 @@ export class FakeDb {
           const j = job(jobId);
           if (j) Object.assign(j, { notice, version: db.nextVersion() });
         },
-        async finish(jobId, version, status, totals, startedAt) {
+        async finish(jobId, version, status, totals, startedAt, callback) {
           await db.enter('jobs.finish');
           const j = job(jobId);
           if (!j || j.version !== version) return false;
+          if (callback) db.writeCallback(jobId, callback);
           const now = new Date(db.clock());
           Object.assign(j, {
             status,
@@ -215,10 +240,11 @@ export class FakeDb {
           });
           return { job: structuredClone(j), changed: true };
         },
-        async completeCancel(jobId, totals, version) {
+        async completeCancel(jobId, totals, version, callback) {
           await db.enter('jobs.completeCancel');
           const j = job(jobId);
           if (!j || j.version !== version) return false;
+          if (callback) db.writeCallback(jobId, callback);
           Object.assign(j, { final: totals, cancelPending: false, version: db.nextVersion() });
           return true;
         },
@@ -372,17 +398,28 @@ export class FakeDb {
         },
         async sweepPending(jobId, outcome) {
           await db.enter('items.sweepPending');
+          // As Firestore's sweep does: read the pending items, then write each only if it is still
+          // as read (a result or a lease landing in between keeps the item out of the sweep).
+          const read = [...(db.items.get(jobId)?.values() ?? [])]
+            .filter((i) => i.state === 'pending')
+            .map((i) => ({ item: i, version: i.version }));
+          await db.beforeSweepWrites?.(jobId);
           const swept: string[] = [];
-          for (const i of db.items.get(jobId)?.values() ?? []) {
-            if (i.state !== 'pending') continue;
-            db.applyOutcome(i, outcome);
-            swept.push(i.id);
+          for (const { item, version } of read) {
+            if (item.version !== version) continue;
+            db.applyOutcome(item, outcome);
+            swept.push(item.id);
           }
           return swept;
         },
         async countStates(jobId, total) {
           await db.enter('items.countStates');
-          return db.countedTotals(jobId, total, true);
+          // As Firestore's count is: several aggregation queries, each at its own instant (here the
+          // sums first, then the counts per state, with `duringCount` in between).
+          const sums = db.countedTotals(jobId, total, true);
+          await db.duringCount?.(jobId);
+          const states = db.countedTotals(jobId, total, true);
+          return { ...states, usage: sums.usage, costUsd: sums.costUsd };
         },
         async listExpiredLeases(nowMs, limit) {
           await db.enter('items.listExpiredLeases');
@@ -451,6 +488,41 @@ export class FakeDb {
         async dropJob(_model, jobId) {
           await db.enter('ledger.dropJob');
           db.jobPlans.delete(jobId);
+        },
+      },
+
+      callbacks: {
+        async get(jobId) {
+          await db.enter('callbacks.get');
+          const r = db.callbacks.get(jobId);
+          return r ? { ...r } : undefined;
+        },
+        async listDue(nowMs, limit) {
+          await db.enter('callbacks.listDue');
+          return [...db.callbacks.values()]
+            .filter((r) => r.state === 'pending' && r.dueMs !== null && r.dueMs <= nowMs)
+            .sort((a, b) => a.dueMs! - b.dueMs!)
+            .slice(0, limit)
+            .map((r) => ({ ...r }));
+        },
+        async claim(record, untilMs) {
+          await db.enter('callbacks.claim');
+          const r = db.callbacks.get(record.jobId);
+          if (!r || r.version !== record.version) return undefined;
+          Object.assign(r, { dueMs: untilMs, attempts: r.attempts + 1, version: db.nextVersion() });
+          return { ...r };
+        },
+        async settle(claimed, result) {
+          await db.enter('callbacks.settle');
+          const r = db.callbacks.get(claimed.jobId);
+          if (!r || r.version !== claimed.version) return false;
+          if (result.state === 'delivered')
+            Object.assign(r, { state: 'delivered', dueMs: null, deliveredAtMs: result.atMs });
+          else if (result.state === 'pending')
+            Object.assign(r, { dueMs: result.dueMs, lastError: result.error });
+          else Object.assign(r, { state: 'failed', dueMs: null, lastError: result.error });
+          r.version = db.nextVersion();
+          return true;
         },
       },
 

@@ -1,6 +1,7 @@
 import type { Firestore } from '@google-cloud/firestore';
 import { type BatchItemsStore, createBatchItemsStore } from './batch-items.js';
 import { type BatchRunsStore, createBatchRunsStore } from './batch-runs.js';
+import { type CallbacksStore, createCallbacksStore } from './callbacks.js';
 import { type CountersStore, createCountersStore } from './counters.js';
 import { createItemsStore, type ItemsStore } from './items.js';
 import { createJobsStore, type JobsStore } from './jobs.js';
@@ -14,6 +15,8 @@ export interface Stores {
   counters: CountersStore;
   ledger: LedgerStore;
   pauses: PausesStore;
+  /** The callback outbox (`callbacks/{jobId}`): written by the commit that ends a job. */
+  callbacks: CallbacksStore;
 }
 
 /** Builds every store on one database; `collectionPrefix` isolates tests that share an emulator. */
@@ -26,6 +29,7 @@ export function createStores(db: Firestore, options: { collectionPrefix?: string
     counters,
     ledger: createLedgerStore(db, prefix),
     pauses: createPausesStore(db, prefix),
+    callbacks: createCallbacksStore(db, prefix),
   };
 }
 
@@ -43,6 +47,7 @@ export function createBatchStores(db: Firestore, options: { collectionPrefix?: s
 export type {
   BatchItemsStore,
   BatchRunsStore,
+  CallbacksStore,
   CountersStore,
   ItemsStore,
   JobsStore,

@@ -9,6 +9,7 @@ import {
   type ReconcileCounts,
 } from '../../core/jobs.js';
 import type { Totals } from '../../core/totals.js';
+import { type CallbackOrder, callbacksCollection, newCallbackFields } from './callbacks.js';
 import {
   decodeVersion,
   encodeVersion,
@@ -48,18 +49,25 @@ export interface JobsStore {
   setNotice(jobId: string, notice: string | null): Promise<void>;
   /** Records the job's calibrated token ratio (see `JobRecord.tokenRatio`). */
   setTokenRatio(jobId: string, ratio: number): Promise<void>;
-  /** Turns the job terminal if it is still at `version`; false when someone else wrote it first. */
+  /**
+   * Turns the job terminal if it is still at `version`; false when someone else wrote it first. With
+   * `callback`, the job's outbox record is written in the same commit (both or neither).
+   */
   finish(
     jobId: string,
     version: string,
     status: JobStatus,
     totals: Totals,
     startedAt: Date | null,
+    callback?: CallbackOrder,
   ): Promise<boolean>;
   /** Turns the job cancelled in a transaction. `changed` only for the call that did it. */
   cancel(jobId: string): Promise<{ job: JobRecord; changed: boolean } | undefined>;
-  /** A cancel ended every pending item: freeze its totals, if the job is still at `version`. */
-  completeCancel(jobId: string, totals: Totals, version: string): Promise<boolean>;
+  /**
+   * A cancel ended every pending item: freeze its totals, if the job is still at `version`. With
+   * `callback`, the job's outbox record is written in the same commit (both or neither).
+   */
+  completeCancel(jobId: string, totals: Totals, version: string, callback?: CallbackOrder): Promise<boolean>;
   /** Counts a reconciler action in the job's view. */
   countReconcile(jobId: string, what: keyof ReconcileCounts, n?: number): Promise<void>;
   /** Bucket jobs whose results file is still to be written (terminal or not). */
@@ -86,6 +94,16 @@ export interface JobsStore {
 export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
   const jobs = db.collection(`${prefix}jobs`);
   const keys = db.collection(`${prefix}idempotencyKeys`);
+  const callbacks = callbacksCollection(db, prefix);
+  /**
+   * The job's update under its version precondition, and its callback's outbox record in the same
+   * commit: a failed precondition writes neither. `set`, not `create`: a job ends once (the
+   * precondition), and a record written again would at worst send the callback again.
+   */
+  const withCallback = (jobId: string, patch: object, version: string, callback?: CallbackOrder) => {
+    const batch = db.batch().update(jobs.doc(jobId), patch, { lastUpdateTime: decodeVersion(version) });
+    return callback ? batch.set(callbacks.doc(jobId), newCallbackFields(jobId, callback)) : batch;
+  };
   const store: JobsStore = {
     async get(jobId) {
       const snap = await jobs.doc(jobId).get();
@@ -147,19 +165,15 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
       await jobs.doc(jobId).update({ tokenRatio: ratio });
     },
 
-    async finish(jobId, version, status, totals, startedAt) {
-      return landed(
-        jobs.doc(jobId).update(
-          {
-            status,
-            finishedAt: FieldValue.serverTimestamp(),
-            final: totals,
-            notice: null,
-            ...(startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
-          },
-          { lastUpdateTime: decodeVersion(version) },
-        ),
-      );
+    async finish(jobId, version, status, totals, startedAt, callback) {
+      const patch = {
+        status,
+        finishedAt: FieldValue.serverTimestamp(),
+        final: totals,
+        notice: null,
+        ...(startedAt ? {} : { startedAt: FieldValue.serverTimestamp() }),
+      };
+      return landed(withCallback(jobId, patch, version, callback).commit());
     },
 
     async cancel(jobId) {
@@ -181,12 +195,8 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
       return job ? { job, changed } : undefined;
     },
 
-    async completeCancel(jobId, totals, version) {
-      return landed(
-        jobs
-          .doc(jobId)
-          .update({ final: totals, cancelPending: false }, { lastUpdateTime: decodeVersion(version) }),
-      );
+    async completeCancel(jobId, totals, version, callback) {
+      return landed(withCallback(jobId, { final: totals, cancelPending: false }, version, callback).commit());
     },
 
     async countReconcile(jobId, what, n = 1) {
