@@ -65,6 +65,13 @@ const envSchema = z.object({
     ),
   /** The key callbacks are signed with (HMAC-SHA256); bound from Secret Manager in the cloud. */
   CALLBACK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
+  /** How long after a job ends the tick keeps retrying its callback (at-least-once; 24 h by default). */
+  CALLBACK_RETRY_MS: z.coerce
+    .number()
+    .int()
+    .min(60_000)
+    .max(7 * 86_400_000)
+    .default(86_400_000),
   /** Identities (emails) that may read every job, bucket jobs included; comma-separated. */
   FANOUT_ADMINS: z
     .string()
@@ -120,6 +127,8 @@ export interface Config {
   mediaGcsAllowed: string[];
   /** See CALLBACK_SECRET; a fixed local key when every service is an emulator. */
   callbackSecret?: string;
+  /** See CALLBACK_RETRY_MS. */
+  callbackRetryMs: number;
   quotas: Quotas;
   logLevel: string;
 }
@@ -206,6 +215,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ...(e.CALLBACK_SECRET || local
       ? { callbackSecret: e.CALLBACK_SECRET ?? 'local-callback-secret-for-the-local-cloud-only' }
       : {}),
+    callbackRetryMs: e.CALLBACK_RETRY_MS,
     quotas,
     logLevel: e.LOG_LEVEL,
   };

@@ -91,6 +91,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         objects,
         logger,
         notify,
+        callbackPolicy: { retryForMs: config.callbackRetryMs },
         stallMs: config.reconcileAfterMs,
       }),
     planner:

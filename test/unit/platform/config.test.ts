@@ -70,6 +70,12 @@ describe('loadConfig: local', () => {
     expect(config.gemini.timeoutMs).toBe(2000);
     expect(config.logLevel).toBe('silent');
   });
+
+  it('retries callbacks for a day unless CALLBACK_RETRY_MS says otherwise, and refuses less than a minute', () => {
+    expect(loadConfig(LOCAL).callbackRetryMs).toBe(86_400_000);
+    expect(loadConfig({ ...LOCAL, CALLBACK_RETRY_MS: '3600000' }).callbackRetryMs).toBe(3_600_000);
+    expect(() => loadConfig({ ...LOCAL, CALLBACK_RETRY_MS: '10' })).toThrow(/CALLBACK_RETRY_MS/);
+  });
 });
 
 describe('loadConfig: cloud', () => {
