@@ -7,9 +7,10 @@ import { ruleOfThumbConcurrency } from '../../bench/contenders/rule-of-thumb.js'
 import type { JobsClient } from '../../functions/api/client.js';
 import type { JobView, ResultEntry } from '../../functions/api/jobs.js';
 import { isTerminalStatus } from '../../functions/api/jobs.js';
+import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import type { SystemName } from './compare-settings.js';
-import { standInStats, treeCpuSeconds } from './compare-stack.js';
+import { treeCpuSeconds } from './compare-stack.js';
 
 /**
  * One run of one system on its own model: a contender script in a child process, or a gemini-fanout
@@ -73,7 +74,7 @@ interface ContenderLine {
 }
 
 async function upstreamOf(geminiBaseUrl: string, model: string): Promise<RunOutcome['upstream']> {
-  const m = (await standInStats(geminiBaseUrl)).models[model];
+  const m = (await standInControl(geminiBaseUrl).stats()).models[model];
   return {
     requests: m?.requests ?? 0,
     admitted: m?.admitted ?? 0,

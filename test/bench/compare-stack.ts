@@ -3,7 +3,6 @@ import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync 
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { StandInStats } from '../../infra/local/gemini/stats.js';
 import { PROJECT_ROOT, type StackInfo } from '../../infra/local/stack.js';
 
 /**
@@ -77,27 +76,6 @@ export async function bootStack(quotasFile: string, logFile: string): Promise<Co
       log.end();
     },
   };
-}
-
-/** Deep-merges `patch` into the stand-in's configuration (`POST /__standin/config`). */
-export async function configureStandIn(geminiBaseUrl: string, patch: unknown): Promise<unknown> {
-  const res = await fetch(`${geminiBaseUrl}/__standin/config`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(patch),
-  });
-  if (!res.ok) throw new Error(`the stand-in's config answered ${res.status}: ${await res.text()}`);
-  return res.json();
-}
-
-/** The stand-in's current configuration (`GET /__standin/config`). */
-export async function standInConfig(geminiBaseUrl: string): Promise<Record<string, unknown>> {
-  return (await (await fetch(`${geminiBaseUrl}/__standin/config`)).json()) as Record<string, unknown>;
-}
-
-/** What the stand-in saw, per model (`GET /__standin/stats`). */
-export async function standInStats(geminiBaseUrl: string): Promise<StandInStats> {
-  return (await (await fetch(`${geminiBaseUrl}/__standin/stats`)).json()) as StandInStats;
 }
 
 const TICKS_PER_SECOND = 100;

@@ -3,6 +3,7 @@ import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import { standInControl } from '../../infra/local/gemini/control.js';
 import { type TokenRule, textTokens } from '../../infra/local/gemini/tokens.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { makespanChartSvg } from './chart.js';
@@ -28,7 +29,7 @@ import {
   readCompareSettings,
   WARM_UP_MODEL,
 } from './compare-settings.js';
-import { benchFolders, bootStack, configureStandIn, resultsHead, standInConfig } from './compare-stack.js';
+import { benchFolders, bootStack, resultsHead } from './compare-stack.js';
 
 /**
  * The comparison of issue 11: the seed's async patterns (bench/contenders/) and gemini-fanout, one
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
   const batches: BatchRecord[] = [];
   try {
     const { geminiBaseUrl, functionsPid } = stack.info;
-    await configureStandIn(geminiBaseUrl, {
+    await standInControl(geminiBaseUrl).configure({
       latency: { '*': settings.latencyMs },
       ...(settings.batch
         ? { batch: { pendingMs: settings.batch.pendingMs, runningMs: settings.batch.runningMs } }
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
       jobs: createJobsClient(stack.info.ingestUrl),
       geminiBaseUrl,
       functionsPid,
-      rule: (await standInConfig(geminiBaseUrl)).tokens as TokenRule,
+      rule: (await standInControl(geminiBaseUrl).config()).tokens as TokenRule,
     };
     if (settings.warmUp > 0 && settings.systems.includes('gemini-fanout')) {
       log(

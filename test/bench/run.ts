@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
+import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 
 /**
@@ -114,11 +115,8 @@ async function measure(profile: Profile) {
   const { child, info } = await bootStack(overheads, profile);
   const jobs = createJobsClient(info.ingestUrl);
   try {
-    await fetch(`${info.geminiBaseUrl}/__standin/config`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ latency: { '*': LATENCY_MS } }),
-    });
+    const standIn = standInControl(info.geminiBaseUrl);
+    await standIn.configure({ latency: { '*': LATENCY_MS } });
 
     // Warm up connections and code paths with one run of full size (the emulators' JVM and V8 need
     // thousands of requests before they run at speed), then forget what that measured.
@@ -141,7 +139,7 @@ async function measure(profile: Profile) {
     }> = [];
     const idealMs = (N * 60_000) / RPM + LATENCY_MS;
     for (let run = 0; run < RUNS; run++) {
-      await fetch(`${info.geminiBaseUrl}/__standin/reset`, { method: 'POST' });
+      await standIn.reset();
       await new Promise((r) => setTimeout(r, 2000));
       const prompts = Array.from(
         { length: N },
@@ -151,9 +149,7 @@ async function measure(profile: Profile) {
       const job = await jobs.submit({ model: 'gemini-bench', mode: 'realtime', prompts });
       const done = await waitDone(jobs, job.id, 300_000);
       const wallMs = Date.now() - t0;
-      const stats = (await (await fetch(`${info.geminiBaseUrl}/__standin/stats`)).json()) as {
-        models: Record<string, { peakRequestsPer60s: number; rejected429: number; admitted: number }>;
-      };
+      const stats = await standIn.stats();
       const model = stats.models['gemini-bench']!;
       runs.push({
         wallMs,

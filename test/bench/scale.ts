@@ -5,19 +5,13 @@ import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import { queueRateLimits } from '../../functions/core/rate.js';
 import { readQuotas } from '../../functions/platform/config.js';
+import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
 import { type TokenRule, textTokens } from '../../infra/local/gemini/tokens.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { runFanout } from './compare-runs.js';
 import { capSeconds, limitSeconds } from './compare-settings.js';
-import {
-  benchFolders,
-  bootStack,
-  configureStandIn,
-  resultsHead,
-  standInConfig,
-  standInStats,
-} from './compare-stack.js';
+import { benchFolders, bootStack, resultsHead } from './compare-stack.js';
 import { startSampler } from './scale-procs.js';
 import {
   dispatchSeries,
@@ -159,7 +153,7 @@ async function measure(
   }
   const procs = sampler.stop();
   const wallS = (performance.now() - started) / 1000;
-  const stats = await standInStats(ctx.geminiBaseUrl);
+  const stats = await standInControl(ctx.geminiBaseUrl).stats();
   const runs = specs.map((spec, i) => recordRun(ctx, spec, outcomes[i]!, stats, submitEpochMs));
   const limitS = Math.max(...runs.map((r) => r.limitS));
   // One job: its own makespan (submit to last result read); several: until the last one's end.
@@ -188,13 +182,13 @@ async function main(): Promise<void> {
   const measures: ScaleMeasure[] = [];
   try {
     const { geminiBaseUrl, functionsPid } = stack.info;
-    await configureStandIn(geminiBaseUrl, { latency: { '*': settings.latencyMs } });
+    await standInControl(geminiBaseUrl).configure({ latency: { '*': settings.latencyMs } });
     const ctx: Context = {
       settings,
       jobs: createJobsClient(stack.info.ingestUrl),
       geminiBaseUrl,
       functionsPid,
-      rule: (await standInConfig(geminiBaseUrl)).tokens as TokenRule,
+      rule: (await standInControl(geminiBaseUrl).config()).tokens as TokenRule,
       headroom: readQuotas(quotasFile).headroom,
     };
     if (settings.warmUp > 0) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../functions/api/jobs.js';
+import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
 import type { StackInfo } from '../../infra/local/stack.js';
 
@@ -116,16 +117,12 @@ export async function readEvents(
   return { results, ...(done ? { done } : {}) };
 }
 
-/** What the Gemini stand-in saw, per model (`GET /__standin/stats`). */
-export async function standInStats(): Promise<StandInStats> {
-  return (await fetch(`${stack().geminiBaseUrl}/__standin/stats`)).json() as never;
+/** What the suite's Gemini stand-in saw, per model. */
+export function standInStats(): Promise<StandInStats> {
+  return standInControl(stack().geminiBaseUrl).stats();
 }
 
+/** Deep-merges `patch` into the suite's Gemini stand-in configuration. */
 export async function configureStandIn(patch: unknown): Promise<void> {
-  const res = await fetch(`${stack().geminiBaseUrl}/__standin/config`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(patch),
-  });
-  if (!res.ok) throw new Error(`stand-in config answered ${res.status}: ${await res.text()}`);
+  await standInControl(stack().geminiBaseUrl).configure(patch);
 }
