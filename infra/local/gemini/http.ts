@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { escapeHtml } from '../../../functions/ingest/page.js';
 import { readBody as readWholeBody } from '../http-body.js';
 import { sendJson } from '../json-response.js';
 import { invalidJson, StandInHttpError } from './errors.js';
@@ -57,10 +58,6 @@ export function sendUnknownRoute(res: ServerResponse, path: string): void {
     'content-length': String(Buffer.byteLength(html)),
   });
   res.end(html);
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** Resolves after `ms` milliseconds, or at once when `signal` aborts. */
