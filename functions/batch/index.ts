@@ -1,5 +1,5 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import type { Deps } from '../platform/deps.js';
+import type { Deps } from '../deps.js';
 import { toHttpError } from '../platform/errors.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { tick } from './handler.js';

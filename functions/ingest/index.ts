@@ -1,7 +1,7 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { LIMITS } from '../core/requests.js';
+import type { Deps } from '../deps.js';
 import { callerFrom } from '../platform/caller.js';
-import type { Deps } from '../platform/deps.js';
 import {
   ForbiddenError,
   MethodNotAllowedError,

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import type { Deps } from '../platform/deps.js';
+import type { Deps } from '../deps.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { intakeObject, type StorageObject } from './handler.js';
 

@@ -1,6 +1,6 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import { taskPayloadSchema } from '../core/tasks.js';
-import type { Deps } from '../platform/deps.js';
+import type { Deps } from '../deps.js';
 import { toHttpError, ValidationError } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';

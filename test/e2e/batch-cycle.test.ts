@@ -9,7 +9,7 @@ import type { BatchApi, BatchInfo } from '../../functions/platform/gemini-batch.
 import { createLogger } from '../../functions/platform/logger.js';
 import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
-import { testQuotas } from '../unit/test-quotas.js';
+import { testQuotas } from '../helpers/test-quotas.js';
 
 // The Batch API cycle over the real Firestore stores (the emulator), with a Batch API double that
 // fails where a loaded machine or network makes the real one fail.

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startFirestoreEmulator } from '../../infra/local/firestore.js';
 import { type StackInfo, startStack } from '../../infra/local/stack.js';
+import { JAVA, requireTool } from './tools.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -10,15 +11,32 @@ declare module 'vitest' {
   }
 }
 
+/** The project of the unit tier (vitest.config.ts): its files need no emulator and no network. */
+const UNIT_PROJECT = 'unit';
+
+/**
+ * Whether this run executes a file outside the unit tier. Vitest runs the root project's global setup
+ * whichever projects are selected (`--project unit` included) and after it has listed the files to run,
+ * so the answer comes from those files: `vitest run test/unit/core/rate.test.ts` starts nothing either.
+ */
+function runNeedsLocalCloud(project: TestProject): boolean {
+  const { projects, state } = project.vitest;
+  const unit = projects.find((p) => p.name === UNIT_PROJECT);
+  const files = state.getPaths();
+  if (files.length === 0) return projects.some((p) => p.name !== UNIT_PROJECT);
+  return files.some((file) => !unit?.matchesTestGlob(file));
+}
+
 /**
  * Starts each emulator once per test run, and the whole local cloud (functions included) on top of
  * them; tests isolate themselves by project id, prefix or model rather than by restarting servers.
- * An already running Firestore emulator (FIRESTORE_EMULATOR_HOST set) is reused.
+ * An already running Firestore emulator (FIRESTORE_EMULATOR_HOST set) is reused. A run of unit files
+ * only starts nothing.
  */
 export default async function setup(project: TestProject) {
-  // Unit tests need no emulator: `FANOUT_UNIT_ONLY=1 vitest run test/unit/...` skips the local cloud.
-  if (process.env.FANOUT_UNIT_ONLY) return;
+  if (!runNeedsLocalCloud(project)) return;
   const existing = process.env.FIRESTORE_EMULATOR_HOST;
+  if (!existing) requireTool(JAVA);
   const firestore = existing ? undefined : await startFirestoreEmulator();
   const host = existing ?? firestore!.host;
   const stack = await startStack({

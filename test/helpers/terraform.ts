@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve as resolvePath } from 'node:path';
+import { missingToolMessage, terraformTool } from './tools.js';
 
 /**
  * The top-level blocks of one type (`locals`, `variable`, …) of a `terraform fmt`-formatted file, as
@@ -38,7 +39,7 @@ export function hclAttributeLine(hcl: string, name: string): string {
  * Evaluates one expression with the real `terraform console` in `dir` and returns its value: the
  * expression is wrapped in `jsonencode(…)`, so it must be JSON-encodable. `dir` must hold a module
  * without providers or resources (locals, variables, outputs): console then needs no `terraform init`,
- * no state and no network. Fails with a clear message when `terraform` is not on PATH.
+ * no state and no network. Fails with the command that installs Terraform when it is not on PATH.
  */
 export async function terraformEvaluate(dir: string, expression: string): Promise<unknown> {
   // An empty CLI configuration: no warning about a missing ~/.terraformrc, no plugin or credential
@@ -64,14 +65,7 @@ export async function terraformEvaluate(dir: string, expression: string): Promis
         err += chunk.toString();
       });
       child.on('error', (error: NodeJS.ErrnoException) => {
-        reject(
-          error.code === 'ENOENT'
-            ? new Error(
-                'terraform is required by this test (it evaluates infra/terraform with `terraform console`) ' +
-                  'but is not on PATH: install Terraform >= 1.5 (CI has /usr/local/bin/terraform).',
-              )
-            : error,
-        );
+        reject(error.code === 'ENOENT' ? new Error(missingToolMessage(terraformTool())) : error);
       });
       child.on('close', (exitCode) => resolvePromise({ code: exitCode, stdout: out, stderr: err }));
       // One expression: console prints only the result of the last line it reads from a pipe.

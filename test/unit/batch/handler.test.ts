@@ -3,7 +3,7 @@ import { tick } from '../../../functions/batch/handler.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 describe('scheduler tick', () => {
   it('resumes only the model queues whose daily-quota pause has run out', async () => {

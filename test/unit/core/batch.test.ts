@@ -7,7 +7,7 @@ import {
   PartPlanner,
   routeJob,
 } from '../../../functions/core/batch.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 describe('routeJob', () => {
   const quotas = testQuotas();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LIMITS, normalizeJobRequest, RequestProblem } from '../../../functions/core/requests.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const quotas = testQuotas();
 

@@ -13,6 +13,7 @@ import {
   type TerraformModule,
   Unknown,
 } from '../../helpers/terraform.js';
+import { TERRAFORM_VERSION } from '../../helpers/tools.js';
 
 // infra/terraform (every .tf file, read with the HCL parser Terraform itself uses) and cloudbuild.yaml
 // checked against the code: the functions functions/index.ts registers, the environment loadConfig
@@ -869,5 +870,18 @@ describe('cloudbuild.yaml', () => {
     });
 
     expect(findings).toEqual([]);
+  });
+
+  it('deploys with the Terraform version the test helpers and .ci/run tell a newcomer to install', async () => {
+    const build = parseYaml(await readRepoFile('cloudbuild.yaml')) as {
+      substitutions?: Record<string, string>;
+    };
+    const ci = await readRepoFile('.ci/run');
+
+    const image = build.substitutions?._TERRAFORM_IMAGE ?? '';
+
+    expect(image).toBe(`hashicorp/terraform:${TERRAFORM_VERSION}`);
+    expect(ci).toContain(`releases.hashicorp.com/terraform/${TERRAFORM_VERSION}/`);
+    expect(ci).toContain(`terraform_${TERRAFORM_VERSION}_linux_`);
   });
 });

@@ -9,7 +9,7 @@ import type { Caller } from '../../../functions/platform/caller.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { roundTrip } from '../../helpers/fake-stores.js';
 import { fakeWorld } from '../../helpers/fakes.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const ADMIN: Caller = { id: 'admin@example.com', admin: true };
 const eventOf = (frame: string) => /^event: (\w+)$/m.exec(frame)?.[1];

@@ -22,7 +22,7 @@ import {
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 /** An admin sees every job; the tests below that are not about owners use one. */
 const ADMIN: Caller = { id: 'admin@example.com', admin: true };

@@ -3,7 +3,7 @@ import { intakeObject, jobIdForObject } from '../../../functions/intake/handler.
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 // intake over the in-memory stores: what a duplicated, late or foreign event does. The e2e suite
 // (test/e2e/bucket-intake.test.ts) runs the real chain through the local cloud.

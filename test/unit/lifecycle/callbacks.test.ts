@@ -11,7 +11,7 @@ import { createLogger } from '../../../functions/platform/logger.js';
 import { CallbackError } from '../../../functions/platform/notify.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const JOB = 'job-cb';
 const URL = 'https://example.test/hook';

@@ -10,7 +10,7 @@ import { reconcile } from '../../../functions/lifecycle/reconcile.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import type { FakeDb } from '../../helpers/fake-stores.js';
 import { fakeWorld } from '../../helpers/fakes.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const JOB = 'job-cancel';
 const T0 = Date.parse('2026-03-01T10:00:00Z');

@@ -4,7 +4,7 @@ import { estimateContentTokens, plannedTokens } from '../../../functions/core/to
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 // The planner calibrates its token estimates with Gemini's own count (countTokens on a sample of
 // each page) before it reserves TPM on the model's ledger: the plan must hold when the estimate is

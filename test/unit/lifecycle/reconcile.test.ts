@@ -5,7 +5,7 @@ import { createLogger } from '../../../functions/platform/logger.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const JOB = 'job-rec';
 const T0 = Date.parse('2024-07-01T19:00:00Z');

@@ -6,7 +6,7 @@ import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functio
 import { checksCompletion } from '../../../functions/worker/run-item.js';
 import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const JOB = 'job-watch';
 const NOW = Date.parse('2024-07-01T19:00:00Z');

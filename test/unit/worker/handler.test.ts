@@ -10,7 +10,7 @@ import type { FakeDb } from '../../helpers/fake-stores.js';
 import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
 import { quotaBody } from '../../helpers/gemini-errors.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
-import { testQuotas } from '../test-quotas.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
 
 const JOB = 'job-1';
 const NOON_PACIFIC = Date.parse('2024-07-01T19:00:00Z');

@@ -1,17 +1,22 @@
 import { Firestore } from '@google-cloud/firestore';
 import { Storage } from '@google-cloud/storage';
-import { createLifecycle, type Lifecycle } from '../lifecycle/lifecycle.js';
-import { createPlanner, type Planner } from '../lifecycle/plan.js';
-import type { Config } from './config.js';
-import { createGeminiClient, type GeminiClient } from './gemini.js';
-import { type BatchApi, createBatchApi } from './gemini-batch.js';
-import { createLogger, type Logger } from './logger.js';
-import { createMediaFetcher, createMediaUploader, type MediaFetcher, mediaDeadlinesFor } from './media.js';
-import { postCallback } from './notify.js';
-import { createObjectStore, type ObjectStore } from './object-store.js';
-import { type BatchStores, createBatchStores, createStores, type Stores } from './store/index.js';
-import { createTaskAuthenticator, type TaskAuthenticator } from './task-auth.js';
-import { createTaskQueue, type TaskQueue } from './task-queue.js';
+import { createLifecycle, type Lifecycle } from './lifecycle/lifecycle.js';
+import { createPlanner, type Planner } from './lifecycle/plan.js';
+import type { Config } from './platform/config.js';
+import { createGeminiClient, type GeminiClient } from './platform/gemini.js';
+import { type BatchApi, createBatchApi } from './platform/gemini-batch.js';
+import { createLogger, type Logger } from './platform/logger.js';
+import {
+  createMediaFetcher,
+  createMediaUploader,
+  type MediaFetcher,
+  mediaDeadlinesFor,
+} from './platform/media.js';
+import { postCallback } from './platform/notify.js';
+import { createObjectStore, type ObjectStore } from './platform/object-store.js';
+import { type BatchStores, createBatchStores, createStores, type Stores } from './platform/store/index.js';
+import { createTaskAuthenticator, type TaskAuthenticator } from './platform/task-auth.js';
+import { createTaskQueue, type TaskQueue } from './platform/task-queue.js';
 
 /** Everything the handlers need, built once per function instance. */
 export interface Deps {
