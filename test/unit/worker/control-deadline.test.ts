@@ -26,14 +26,22 @@ function capturingQueue(dispatchDeadlineSeconds: number) {
     },
   };
   const queue = createTaskQueue(
-    { projectId: 'fanout-unit', region: 'us-central1', workerUrl: 'https://worker.invalid', dispatchDeadlineSeconds },
+    {
+      projectId: 'fanout-unit',
+      region: 'us-central1',
+      workerUrl: 'https://worker.invalid',
+      dispatchDeadlineSeconds,
+    },
     client as unknown as NonNullable<Parameters<typeof createTaskQueue>[1]>,
   );
   return { queue, sent };
 }
 
 describe('control tasks get a dispatch deadline that fits their run', () => {
-  const config = loadConfig({ GEMINI_BASE_URL: 'http://127.0.0.1:1', FIRESTORE_EMULATOR_HOST: '127.0.0.1:1' });
+  const config = loadConfig({
+    GEMINI_BASE_URL: 'http://127.0.0.1:1',
+    FIRESTORE_EMULATOR_HOST: '127.0.0.1:1',
+  });
   const budgetMs = workerDeps({ config } as unknown as Deps).enqueueBudgetMs;
 
   it('waits for an enqueue page past its run budget, plus a page, within the 30 min Cloud Tasks allows', async () => {
