@@ -11,13 +11,20 @@ import {
 import { CANCELLED_ERROR } from '../core/results.js';
 import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
-import { answerObjectName, type ObjectStore } from '../platform/object-store.js';
+import type { ObjectStore } from '../platform/object-store.js';
 import type { BatchStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import type { CallbackPolicy } from './callbacks.js';
 import { batchViewOf, createJobMaker } from './create.js';
 import { createJobFinisher } from './finish.js';
+import {
+  createPaidAnswers,
+  INVALID_ARGUMENT,
+  type Lease,
+  type ParkedAnswer,
+  type Persist,
+} from './paid-answer.js';
 import { createResultReader } from './results.js';
 
 /**
@@ -48,9 +55,19 @@ export interface LifecycleDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+export { AnswerParkedError, fitsInline, INLINE_RESPONSE_MAX_BYTES } from './paid-answer.js';
+export type { Lease, ParkedAnswer };
+
 /** What a delivery finds when it tries to take an item. */
 export type ClaimResult =
-  | { outcome: 'claimed'; item: ItemRecord; job: JobRecord; lease: ItemRef }
+  | {
+      outcome: 'claimed';
+      item: ItemRecord;
+      job: JobRecord;
+      lease: Lease;
+      /** An answer an earlier delivery paid for and parked: record it, do not call Gemini. */
+      parked?: ParkedAnswer;
+    }
   /** The item already has its outcome: a duplicate delivery. */
   | { outcome: 'done'; state: ItemState }
   /** The job was cancelled; the item is now recorded as cancelled. */
@@ -60,21 +77,13 @@ export type ClaimResult =
   | { outcome: 'missing' };
 
 /**
- * Responses larger than this go to the bucket, with a pointer on the item: an item document holds
- * at most 1 MiB, and its request (up to 256 KiB) is already there.
+ * Attempts of a write before the error goes up (contention and blips are retried here), when no
+ * lease end says how long to go on.
  */
-export const INLINE_RESPONSE_MAX_BYTES = 512 * 1024;
-
-/** Whether a serialised response is stored on its item's document (else in the bucket). */
-export function fitsInline(responseJson: string): boolean {
-  return Buffer.byteLength(responseJson) <= INLINE_RESPONSE_MAX_BYTES;
-}
-
-/** Attempts of an outcome write before the error goes up (contention and blips are retried here). */
 const SETTLE_ATTEMPTS = 4;
 
-/** Firestore's INVALID_ARGUMENT: how it refuses a document over 1 MiB. */
-const INVALID_ARGUMENT = 3;
+/** The longest wait between attempts of a write retried until a lease's end. */
+const MAX_RETRY_WAIT_MS = 5_000;
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
@@ -88,18 +97,18 @@ export function createLifecycle(deps: LifecycleDeps) {
 
   /**
    * Runs a write the answer depends on, retrying faults in place: once Gemini has answered, a retry
-   * by the queue would call (and bill) it again. A lost precondition is an answer, not a fault.
+   * by the queue would call (and bill) it again. With `untilMs` (a paid answer's lease, less the time
+   * to park it) attempts go on, backing off, while the next would start before it; else a few. A
+   * lost precondition is an answer, not a fault; a document too big is no fault a retry mends.
    */
-  const persist = async <T>(
-    what: string,
-    ref: Pick<ItemRef, 'jobId' | 'itemId'>,
-    write: () => Promise<T>,
-  ): Promise<T> => {
+  const persist: Persist = async (what, ref, write, untilMs) => {
     for (let attempt = 1; ; attempt++) {
       try {
         return await write();
       } catch (err) {
-        if (attempt >= SETTLE_ATTEMPTS || (err as { code?: number }).code === INVALID_ARGUMENT) throw err;
+        const waitMs = Math.min(MAX_RETRY_WAIT_MS, 100 * 2 ** attempt);
+        const more = untilMs === undefined ? attempt < SETTLE_ATTEMPTS : clock() + waitMs < untilMs;
+        if (!more || (err as { code?: number }).code === INVALID_ARGUMENT) throw err;
         deps.logger.warn(
           {
             event: 'item.write_retry',
@@ -111,13 +120,14 @@ export function createLifecycle(deps: LifecycleDeps) {
           },
           `writing the ${what} failed; trying again`,
         );
-        await sleep(100 * 2 ** attempt);
+        await sleep(waitMs);
       }
     }
   };
   /** Writes an outcome: false when someone else won (the lease was lost). */
-  const settle = (ref: ItemRef, outcome: StoredOutcome) =>
-    persist('outcome', ref, () => items.settle(ref, outcome));
+  const settle = (ref: ItemRef, outcome: StoredOutcome, untilMs?: number) =>
+    persist('outcome', ref, () => items.settle(ref, outcome), untilMs);
+  const answers = createPaidAnswers({ objects: deps.objects, logger: deps.logger, persist, settle });
 
   const lifecycle = {
     ...createJobMaker(deps, clock),
@@ -185,12 +195,27 @@ export function createLifecycle(deps: LifecycleDeps) {
         await settle(ref, { state: 'cancelled', error: CANCELLED_ERROR });
         return { outcome: 'cancelled' };
       }
+      // Only an item leased before can have an answer parked by that delivery: a first delivery (the
+      // happy path) reads no bucket. Read before the lease, so a failed read leaves the item free.
+      const parked = item.attempts > 0 ? await answers.find(jobId, itemId) : undefined;
       const leased = await items.lease(ref, leaseMs, now);
       // Someone changed the item between our read and our write: another delivery, most likely.
       if (!leased) return { outcome: 'leased', untilMs: now + 1000 };
       // First claim marks the job running; losing that race just means another claim did it.
       if (job.status === 'queued') await jobs.markRunning(jobId, job.version);
-      return { outcome: 'claimed', item, job, lease: { ...ref, version: leased.version } };
+      const lease: Lease = { ...ref, version: leased.version, untilMs: now + leaseMs };
+      return { outcome: 'claimed', item, job, lease, ...(parked ? { parked } : {}) };
+    },
+
+    /**
+     * Extends a delivery's lease to `leaseMs` from now, while it still works (slow media, a
+     * replanning) and before it calls Gemini; undefined when the lease was lost meanwhile (the
+     * delivery must stop: another one owns the item, or it has ended).
+     */
+    async renew(lease: Lease, leaseMs: number): Promise<Lease | undefined> {
+      const now = clock();
+      const renewed = await persist('lease', lease, () => items.renew(lease, leaseMs, now));
+      return renewed && { ...lease, version: renewed.version, untilMs: now + leaseMs };
     },
 
     /** A batch job's first batch exists upstream: the job is running. */
@@ -204,34 +229,25 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     /**
      * Records the outcome of a leased item, exactly once. A response too big for the item's document
-     * is stored in the bucket first, and the item points at it. False when the lease was lost.
+     * is stored in the bucket first, and the item points at it. False when the lease was lost. A
+     * paid answer's write is retried until the lease's end; then the answer is parked and
+     * `AnswerParkedError` thrown (see `paid-answer.ts`).
      */
-    async complete(lease: ItemRef, outcome: ItemOutcome): Promise<boolean> {
+    async complete(lease: ItemRef & { untilMs?: number }, outcome: ItemOutcome): Promise<boolean> {
       if (outcome.state !== 'succeeded') return settle(lease, outcome);
-      const responseJson = JSON.stringify(outcome.response);
-      const offload = async () => {
-        const { response, ...rest } = outcome;
-        return settle(lease, { ...rest, responseObject: await lifecycle.offloadAnswer(lease, response) });
-      };
-      if (!fitsInline(responseJson)) return offload();
-      try {
-        return await settle(lease, { ...outcome, responseJson });
-      } catch (err) {
-        // The request and the response together were still too big for one document.
-        if ((err as { code?: number }).code === INVALID_ARGUMENT) return offload();
-        throw err;
-      }
+      return answers.record(lease, outcome);
     },
+
+    /** Records an answer an earlier delivery parked (`ClaimResult.parked`); false when the lease was lost. */
+    recordParked: (lease: Lease, answer: ParkedAnswer): Promise<boolean> =>
+      answers.recordParked(lease, answer),
 
     /**
      * Stores a response too big for its item's document in the bucket (the write retried in place:
      * the answer is paid for); the object's name, for the item to point at.
      */
-    async offloadAnswer(item: Pick<ItemRef, 'jobId' | 'itemId'>, response: unknown): Promise<string> {
-      const name = answerObjectName(item.jobId, item.itemId);
-      await persist('answer object', item, () => deps.objects.putJson(name, response));
-      return name;
-    },
+    offloadAnswer: (item: Pick<ItemRef, 'jobId' | 'itemId'>, response: unknown): Promise<string> =>
+      answers.offload(item, response),
   };
 
   return lifecycle;

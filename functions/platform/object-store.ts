@@ -69,3 +69,16 @@ export function createObjectStore(storage: Storage, bucket: string): ObjectStore
 export function answerObjectName(jobId: string, itemId: string): string {
   return `answers/${jobId}/${itemId}.json`;
 }
+
+/**
+ * Where a paid answer waits when its outcome could not be written within its delivery's lease: its
+ * response (or the name of its big-response object), usage and cost, for the next delivery to record.
+ */
+export function parkedAnswerName(jobId: string, itemId: string): string {
+  return `answers/${jobId}/${itemId}.parked.json`;
+}
+
+/** Whether a read failed because the object does not exist (Cloud Storage's 404). */
+export function isMissingObject(err: unknown): boolean {
+  return (err as { code?: number }).code === 404;
+}

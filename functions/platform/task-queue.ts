@@ -58,7 +58,7 @@ export interface TaskQueueOptions {
   emulatorHost?: string;
   /** Parallel CreateTask calls. */
   concurrency?: number;
-  /** How long Cloud Tasks waits for the worker's answer (15–1800 s). */
+  /** How long Cloud Tasks waits for the worker's answer to an item task (15–1800 s). */
   dispatchDeadlineSeconds?: number;
 }
 
@@ -96,6 +96,20 @@ export function itemTaskName(
   if (task.handover !== undefined) return `${base}-h${task.handover}`;
   return task.replan && task.plannedMs !== undefined ? `${base}-p${Math.floor(task.plannedMs / 1000)}` : base;
 }
+
+/**
+ * How long a control task (a page of a job's enqueuing) works before it hands over to a fresh one
+ * (`functions/worker/enqueue-page.ts`).
+ */
+export const CONTROL_RUN_BUDGET_MS = 8 * 60_000;
+
+/**
+ * Cloud Tasks' wait for a control task: its run budget, plus a page begun just before the budget ran
+ * out (500 task creations, backing off when a cold queue refuses them), within the service's 30 min.
+ * Shorter, and a long enqueuing would be delivered again while it still runs; the worker's function
+ * timeout (Terraform) must be at least this long.
+ */
+export const CONTROL_DISPATCH_DEADLINE_SECONDS = CONTROL_RUN_BUDGET_MS / 1000 + 120;
 
 const ALREADY_EXISTS = 6;
 const NOT_FOUND = 5;
@@ -135,9 +149,12 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
 
   const create = async (queueId: string, taskId: string, payload: TaskPayload, scheduleMs?: number) => {
     const parent = queuePath(queueId);
+    // An item task's deadline covers one Gemini call (config.ts); a control task's, its run budget.
+    const deadlineSeconds =
+      payload.kind === 'item' ? (options.dispatchDeadlineSeconds ?? 600) : CONTROL_DISPATCH_DEADLINE_SECONDS;
     for (let attempt = 1; ; attempt++) {
       try {
-        await createOnce(parent, taskId, payload, scheduleMs);
+        await createOnce(parent, taskId, payload, deadlineSeconds, scheduleMs);
         return;
       } catch (err) {
         const code = (err as { code?: number }).code;
@@ -150,13 +167,19 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     }
   };
 
-  const createOnce = async (parent: string, taskId: string, payload: TaskPayload, scheduleMs?: number) => {
+  const createOnce = async (
+    parent: string,
+    taskId: string,
+    payload: TaskPayload,
+    deadlineSeconds: number,
+    scheduleMs?: number,
+  ) => {
     await tasks.createTask({
       parent,
       task: {
         name: `${parent}/tasks/${taskId}`,
         httpRequest: httpRequest(payload),
-        dispatchDeadline: { seconds: options.dispatchDeadlineSeconds ?? 600 },
+        dispatchDeadline: { seconds: deadlineSeconds },
         ...(scheduleMs && scheduleMs > Date.now()
           ? { scheduleTime: { seconds: Math.floor(scheduleMs / 1000), nanos: (scheduleMs % 1000) * 1e6 } }
           : {}),

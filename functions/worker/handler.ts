@@ -33,6 +33,8 @@ export interface WorkerDeps {
   /** Enqueue pages run until this budget is spent, then continue in a fresh control task. */
   enqueueBudgetMs: number;
   now?: () => number;
+  /** The worker's own waits (the bound on a replanning, `keep-lease.ts`); tests pass their own. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Deps } from '../deps.js';
 import { toHttpError, ValidationError } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
+import { CONTROL_RUN_BUDGET_MS } from '../platform/task-queue.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from './handler.js';
 
 /** Parses a Cloud Tasks delivery from its `X-CloudTasks-*` headers and JSON body. */
@@ -31,7 +32,8 @@ export function workerDeps(deps: Deps): WorkerDeps {
     logger: deps.logger,
     geminiTimeoutMs: deps.config.gemini.timeoutMs,
     leaseMs: deps.config.leaseMs,
-    enqueueBudgetMs: 8 * 60_000,
+    // Control tasks are dispatched with a deadline that covers this budget (task-queue.ts).
+    enqueueBudgetMs: CONTROL_RUN_BUDGET_MS,
   };
 }
 

@@ -3,8 +3,18 @@ import type { ItemError, ItemOutcome } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
 import { REPLAN_AFTER_MS } from '../core/rate.js';
 import { isLastAttempt, type TaskDelivery } from '../core/tasks.js';
+import { AnswerParkedError } from '../lifecycle/lifecycle.js';
 import type { GeminiCallError } from '../platform/gemini.js';
 import type { WorkerDeps, WorkerReply } from './handler.js';
+import {
+  beforeCallMs,
+  beforeReplanMs,
+  keepLease,
+  REPLAN_WAIT_MAX_MS,
+  timedOut,
+  within,
+} from './keep-lease.js';
+import { handOverFor, replyUnclaimed } from './unclaimed.js';
 
 /**
  * Items within this many of the end of the job check, when they finish, whether the job is done:
@@ -17,9 +27,12 @@ export function checksCompletion(index: number, total: number): boolean {
 }
 
 /**
- * Runs one item: claim it, call Gemini, record the outcome exactly once. Every path ends in a
- * state: on the queue's last attempt (after which Cloud Tasks deletes the task) a failure is
- * recorded, or, when another delivery holds the item, the item is handed to a new task.
+ * Runs one item: claim it, fetch its media, check its plan, call Gemini, record the outcome exactly
+ * once. Every path ends in a state: on the queue's last attempt (after which Cloud Tasks deletes the
+ * task) a failure is recorded, or, when another delivery holds the item or a paid answer had to be
+ * parked, the item is handed to a new task. A paid answer is never bought twice: the lease is renewed
+ * before the call if the delivery has spent a while (`keep-lease.ts`), a lost lease stops it, and an
+ * answer parked by an earlier delivery is recorded instead of calling Gemini.
  */
 export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
   const payload = delivery.payload;
@@ -32,28 +45,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   const t0 = clock();
   let geminiMs = 0;
 
-  /**
-   * On a last attempt (Cloud Tasks deletes the task after it), gives the item a new task on the queue
-   * this delivery came from, due at `dueMs` and named by that second, so duplicates create it once.
-   */
-  const handOver = async (
-    dueMs: number,
-    level: 'warn' | 'error',
-    event: Record<string, unknown>,
-    message: string,
-    /** The plan the new task carries (by default its due time); a later delivery than it plans again. */
-    plannedMs = dueMs,
-  ) => {
-    await deps.tasks.handOver(delivery.queueName, jobId, {
-      itemId,
-      index: Number(itemId),
-      plannedMs,
-      handover: Math.floor(dueMs / 1000),
-      ...(plannedMs !== dueMs ? { scheduleMs: dueMs } : {}),
-    });
-    log[level]({ event: 'item.handed_over', ...event }, message);
-    return { status: 200, body: { outcome: 'handed-over' } };
-  };
+  const handOver = handOverFor(delivery, deps, log);
 
   let claim: Awaited<ReturnType<WorkerDeps['lifecycle']['claim']>>;
   try {
@@ -69,49 +61,20 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       'last attempt could not read the item; new task',
     );
   }
-  switch (claim.outcome) {
-    case 'missing':
-      log.warn({ event: 'item.missing' }, 'task for an unknown item; dropping it');
-      return { status: 200, body: { outcome: 'missing' } };
-    case 'done':
-      log.info({ event: 'item.duplicate', state: claim.state }, 'duplicate delivery of a finished item');
-      // The delivery that wrote this item may have died before finishing the job: finish it here.
-      await deps.lifecycle.finishIfDone(jobId, log);
-      return { status: 200, body: { outcome: 'duplicate' } };
-    case 'cancelled':
-      log.info({ event: 'item.cancelled' }, 'job cancelled; item not run');
-      await deps.lifecycle.finishIfDone(jobId, log);
-      return { status: 200, body: { outcome: 'cancelled' } };
-    case 'leased': {
-      const waitMs = Math.max(0, claim.untilMs - clock());
-      if (lastAttempt && delivery.queueName) {
-        // This task is about to be deleted while another delivery holds the item. If that one
-        // dies, nothing would come back: hand the item on, due when the lease ends.
-        return handOver(
-          claim.untilMs + 1000,
-          'warn',
-          { untilMs: claim.untilMs },
-          'last attempt found the item leased; new task',
-        );
-      }
-      log.info({ event: 'item.leased' }, 'another delivery holds this item');
-      // Come back within 10 s at most, not at the end of the lease: the holder usually finishes (or
-      // releases) long before its lease runs out, and this delivery then finds the item done. A 500,
-      // not a 503: Cloud Tasks throttles the whole queue on 429 and 503 (system throttling), and a
-      // duplicate delivery is no reason to slow every other item.
-      return {
-        status: 500,
-        retryAfterSeconds: Math.max(1, Math.min(10, Math.ceil(waitMs / 1000))),
-        body: { outcome: 'leased' },
-      };
-    }
-    case 'claimed':
-      break;
-  }
+  if (claim.outcome !== 'claimed') return replyUnclaimed(claim, delivery, deps, log);
 
-  const { item, job, lease } = claim;
-  const finish = async (outcome: ItemOutcome, event: string): Promise<WorkerReply> => {
-    const written = await deps.lifecycle.complete(lease, outcome);
+  const { item, job, parked } = claim;
+  /** The lease this delivery holds (renewed while it works: a new version each time). */
+  let lease = claim.lease;
+  const finish = (outcome: ItemOutcome, event: string) =>
+    record(() => deps.lifecycle.complete(lease, outcome), outcome.state, event);
+  /** Writes the outcome (`write`: false when the lease was lost) and finishes the job if it was the last. */
+  const record = async (
+    write: () => Promise<boolean>,
+    state: string,
+    event: string,
+  ): Promise<WorkerReply> => {
+    const written = await write();
     if (written && checksCompletion(item.index, job.total)) await deps.lifecycle.finishIfDone(jobId, log);
     const totalMs = clock() - t0;
     // overheadMs is what the system adds to Gemini's own time: the benchmark's per-item overhead.
@@ -119,15 +82,15 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       {
         event,
         written,
-        state: outcome.state,
+        state,
         totalMs,
         geminiMs,
         overheadMs: totalMs - geminiMs,
         behindPlanMs,
       },
-      `item ${outcome.state}`,
+      `item ${state}`,
     );
-    return { status: 200, body: { outcome: outcome.state } };
+    return { status: 200, body: { outcome: state } };
   };
   const fail = (error: ItemError, event: string) => finish({ state: 'failed', error }, event);
   const retryLater = async (status: number, retryAfterSeconds: number | undefined, outcome: string) => {
@@ -142,6 +105,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   try {
     return await attempt();
   } catch (err) {
+    if (err instanceof AnswerParkedError) return answerParked(err);
     // A fault of our own (the store, the bucket, a bug). Never leave the item leased and silent.
     log.error({ event: 'item.error', err: (err as Error).message, lastAttempt }, 'item failed with an error');
     if (lastAttempt) {
@@ -158,7 +122,41 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     throw err;
   }
 
+  /**
+   * The answer is paid for and parked, its outcome unwritten: the item is given back (if the store
+   * lets us) for a later delivery to record it. The last attempt hands it to a new task for that.
+   */
+  async function answerParked(err: AnswerParkedError): Promise<WorkerReply> {
+    await deps.lifecycle.release(lease).catch(() => undefined);
+    if (!lastAttempt || !delivery.queueName) throw err;
+    return handOver(
+      clock() + 60_000,
+      'warn',
+      { reason: 'answer-parked', object: err.objectName },
+      'last attempt could not write a paid answer; it is parked and a new task records it',
+    );
+  }
+
+  /** Renews the lease if less than `needMs` is left; false (and the lease is gone) when it was lost. */
+  async function leaseFor(needMs: number): Promise<boolean> {
+    const kept = await keepLease(lease, needMs, deps);
+    if (kept) lease = kept;
+    else
+      log.warn(
+        { event: 'item.lease_lost' },
+        'the lease was lost (another delivery, the reconciler or a cancel changed the item); stopping',
+      );
+    return kept !== undefined;
+  }
+  function leaseLost(): WorkerReply {
+    return { status: 200, body: { outcome: 'lease-lost' } };
+  }
+
   async function attempt(): Promise<WorkerReply> {
+    if (parked) {
+      // An earlier delivery paid for the answer: record it, never call Gemini again.
+      return record(() => deps.lifecycle.recordParked(lease, parked), 'succeeded', 'item.parked_recorded');
+    }
     if (item.plannedMs !== null && taskPlannedMs !== item.plannedMs) {
       // The item was planned again and has a newer task; this delivery is of an older one.
       await deps.lifecycle.release(lease);
@@ -194,7 +192,20 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     if (plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
       // Far behind its plan (a retry, a paused queue, an overloaded worker): sending now could crowd
       // a minute the ledger has already filled.
-      const slotMs = await deps.planner.replanLate(job, item, plannedMs, delivery.retryCount === 0);
+      if (!(await leaseFor(beforeReplanMs(deps)))) return leaseLost();
+      const slotMs = await within(
+        deps.planner.replanLate(job, item, plannedMs, delivery.retryCount === 0),
+        REPLAN_WAIT_MAX_MS,
+        deps,
+      );
+      if (slotMs === timedOut) {
+        // The ledger is too busy to answer: try again later rather than send into a crowded minute.
+        log.warn(
+          { event: 'item.replan_slow', waitedMs: REPLAN_WAIT_MAX_MS },
+          'replanning took too long; retrying',
+        );
+        return retryLater(500, undefined, 'replan-slow');
+      }
       if (slotMs !== undefined) {
         await deps.lifecycle.release(lease, slotMs);
         log.info(
@@ -205,6 +216,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       }
     }
 
+    if (!(await leaseFor(beforeCallMs(deps)))) return leaseLost();
     const started = clock();
     let result: Awaited<ReturnType<WorkerDeps['gemini']['generate']>>;
     try {

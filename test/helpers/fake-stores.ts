@@ -60,6 +60,7 @@ export class FakeDb {
   /** Runs inside `items.countStates`, between its sums and its counts per state. */
   duringCount: ((jobId: string) => Promise<void> | void) | undefined;
   private failures = new Map<string, Error[]>();
+  private outages = new Map<string, { down: () => boolean; error: Error }>();
   private versionSeq = 0;
   private commitMicros = 1_700_000_000_000_000;
   readonly stores: Stores;
@@ -71,6 +72,15 @@ export class FakeDb {
   /** The next call of `method` (e.g. `items.settle`) throws `error` (after its round trip). */
   failOnce(method: StoreMethod, error: Error = new Error(`${method}: transient store failure`)): void {
     this.failures.set(method, [...(this.failures.get(method) ?? []), error]);
+  }
+
+  /** Every call of `method` throws `error` while `down()` holds (a store outage of some length). */
+  failWhile(
+    method: StoreMethod,
+    down: () => boolean,
+    error: Error = new Error(`14 UNAVAILABLE: ${method} is unreachable`),
+  ): void {
+    this.outages.set(method, { down, error });
   }
 
   item(jobId: string, itemId: string): StoredItem | undefined {
@@ -117,6 +127,8 @@ export class FakeDb {
     await roundTrip();
     const error = this.failures.get(method)?.shift();
     if (error) throw error;
+    const outage = this.outages.get(method);
+    if (outage?.down()) throw outage.error;
   }
 
   private applyOutcome(item: StoredItem, outcome: StoredOutcome | SettledOutcome): void {
@@ -371,6 +383,14 @@ export class FakeDb {
           i.attempts += 1;
           i.version = db.nextVersion();
           return { leaseId: i.lease.id, version: i.version };
+        },
+        async renew(ref, leaseMs, nowMs) {
+          await db.enter('items.renew');
+          const i = db.item(ref.jobId, ref.itemId);
+          if (!i?.lease || i.version !== ref.version) return undefined;
+          i.lease = { ...i.lease, untilMs: nowMs + leaseMs };
+          i.version = db.nextVersion();
+          return { version: i.version };
         },
         async release(ref, plannedMs) {
           await db.enter('items.release');

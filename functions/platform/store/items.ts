@@ -86,6 +86,12 @@ export interface ItemsStore {
     leaseMs: number,
     nowMs: number,
   ): Promise<{ leaseId: string; version: string } | undefined>;
+  /**
+   * Extends a held lease to `nowMs + leaseMs` if the item is still at `item.version` (a delivery still
+   * working); the new version, or undefined when the lease was lost (another delivery, the reconciler
+   * or a cancel changed the item). Attempts are not counted again.
+   */
+  renew(item: ItemRef, leaseMs: number, nowMs: number): Promise<{ version: string } | undefined>;
   /** Gives the lease up (only if the item is as the lease left it); `plannedMs` records a new plan. */
   release(item: ItemRef, plannedMs?: number): Promise<void>;
   /**
@@ -170,6 +176,18 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
             { lastUpdateTime: decodeVersion(item.version) },
           );
         return { leaseId, version: encodeVersion(written.writeTime) };
+      } catch (err) {
+        if (isPreconditionFailure(err)) return undefined;
+        throw err;
+      }
+    },
+
+    async renew(item, leaseMs, nowMs) {
+      try {
+        const written = await items(item.jobId)
+          .doc(item.itemId)
+          .update({ 'lease.untilMs': nowMs + leaseMs }, { lastUpdateTime: decodeVersion(item.version) });
+        return { version: encodeVersion(written.writeTime) };
       } catch (err) {
         if (isPreconditionFailure(err)) return undefined;
         throw err;

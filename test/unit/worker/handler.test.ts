@@ -805,14 +805,26 @@ describe('handleTask: nothing is lost on the last attempt', () => {
     expect(tasks.itemTasks.size).toBe(0);
   });
 
-  it('records a failure when its own fault persists on the last attempt (the answer could not be written)', async () => {
+  it('records the paid answer, not a failure, when its outcome write fails four times on the last attempt', async () => {
     const { store, gemini, quotas, deps } = await setup();
     for (let i = 0; i < 4; i++) store.failOnce('items.settle', new Error('14 UNAVAILABLE: connection reset'));
 
     const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
 
-    expect(reply).toEqual({ status: 200, body: { outcome: 'failed' } });
+    // Once Gemini has answered, the write is retried for the rest of the lease (issue 17, scenario 6).
+    expect(reply).toEqual({ status: 200, body: { outcome: 'succeeded' } });
     expect(gemini.calls).toHaveLength(1);
+    expect(store.item(JOB, ITEM)?.state).toBe('succeeded');
+  });
+
+  it('records a failure when its own fault persists on the last attempt', async () => {
+    const { store, gemini, quotas, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerDayPerProjectPerModel', '30s'));
+    store.failOnce('pauses.set', new Error('14 UNAVAILABLE: connection reset'));
+
+    const reply = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'failed' } });
     expect(store.item(JOB, ITEM)).toMatchObject({
       state: 'failed',
       error: { code: 500, status: 'INTERNAL' },
@@ -821,12 +833,15 @@ describe('handleTask: nothing is lost on the last attempt', () => {
   });
 
   it('gives the lease back when it fails with an error before the last attempt, so the retry runs at once', async () => {
-    const { store, quotas, deps } = await setup();
-    for (let i = 0; i < 4; i++) store.failOnce('items.settle', new Error('14 UNAVAILABLE: connection reset'));
+    const { store, gemini, quotas, deps } = await setup();
+    const answer = gemini.respond;
+    gemini.failWith(quotaError('GenerateRequestsPerDayPerProjectPerModel', '30s'));
+    store.failOnce('pauses.set', new Error('14 UNAVAILABLE: connection reset'));
 
     await expect(handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 2), deps)).rejects.toThrow(
       /UNAVAILABLE/,
     );
+    gemini.respond = answer;
     const retry = await handleTask(itemDelivery(ITEM, quotas.queue.maxAttempts - 1), deps);
 
     expect(store.item(JOB, ITEM)?.attempts).toBe(2);

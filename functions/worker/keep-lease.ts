@@ -1,0 +1,59 @@
+import type { Lease } from '../lifecycle/lifecycle.js';
+import type { WorkerDeps } from './handler.js';
+
+/**
+ * A delivery's lease must not run out under it: a second delivery would then take the item and call
+ * Gemini too. A lease is taken for the Gemini timeout plus a margin; a delivery that spends a while
+ * before the call (media, replanning) renews it first, so what is left covers the rest of its work.
+ */
+
+/** What a delivery needs after Gemini has answered: the outcome write, and failing that, parking it. */
+export const AFTER_ANSWER_MS = 30_000;
+
+/**
+ * The longest a delivery waits for a replanning (the model's ledger is one transaction at a time per
+ * instance: a burst of late deliveries queues behind it). Past it the item is given back and the task
+ * retried.
+ */
+export const REPLAN_WAIT_MAX_MS = 15_000;
+
+/**
+ * The lease, renewed if less than `needMs` of it is left; undefined when it was lost meanwhile (the
+ * delivery stops). A delivery with time enough left writes nothing: the happy path stays one claim
+ * and one outcome write.
+ */
+export async function keepLease(lease: Lease, needMs: number, deps: WorkerDeps): Promise<Lease | undefined> {
+  const now = (deps.now ?? Date.now)();
+  if (lease.untilMs - now >= needMs) return lease;
+  return deps.lifecycle.renew(lease, deps.leaseMs);
+}
+
+/** Time a delivery needs from just before its Gemini call. */
+export const beforeCallMs = (deps: WorkerDeps) => deps.geminiTimeoutMs + AFTER_ANSWER_MS;
+
+/** Time a delivery needs from just before a replanning. */
+export const beforeReplanMs = (deps: WorkerDeps) => REPLAN_WAIT_MAX_MS + beforeCallMs(deps);
+
+/** What `within` gives when the work took too long. */
+export const timedOut: unique symbol = Symbol('timed out');
+
+/** `work`'s value, or `timedOut` if it takes longer than `ms` (the work itself goes on, unawaited). */
+export async function within<T>(
+  work: Promise<T>,
+  ms: number,
+  deps: WorkerDeps,
+): Promise<T | typeof timedOut> {
+  const stop = new AbortController();
+  const sleep =
+    deps.sleep ??
+    ((waitMs: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        stop.signal.addEventListener('abort', () => clearTimeout(timer));
+      }));
+  try {
+    return await Promise.race([work, sleep(ms).then((): typeof timedOut => timedOut)]);
+  } finally {
+    stop.abort();
+  }
+}
