@@ -9,10 +9,10 @@ import { createPlanner } from '../../functions/lifecycle/plan.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { itemTaskId } from '../../functions/platform/task-queue.js';
 import type { TaskDelivery, WorkerDeps } from '../../functions/worker/handler.js';
-import { testQuotas } from './test-quotas.js';
 import { FakeDb } from './fake-stores.js';
 import { FakeGemini, FakeMediaFetcher, FakeObjectStore, FakeTaskQueue, fakeNotify } from './fakes.js';
 import { createLogCapture } from './log-capture.js';
+import { testQuotas } from './test-quotas.js';
 
 export const SIM_JOB = 'job-1';
 export const SIM_ITEM = '000000000';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../functions/platform/config.js';
 import type { Deps } from '../../../functions/deps.js';
+import { loadConfig } from '../../../functions/platform/config.js';
 import { createTaskQueue } from '../../../functions/platform/task-queue.js';
 import { workerDeps } from '../../../functions/worker/index.js';
 
