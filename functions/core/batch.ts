@@ -54,7 +54,16 @@ export interface BatchPart {
   items: number;
   /** Their estimated input tokens. */
   tokens: number;
+  /**
+   * Indexes in the range of lines stored failed (bad lines, duplicate keys): never uploaded. A
+   * duplicate key parses as well as its first line, so only the part can tell the upload. Absent
+   * when none.
+   */
+  skip?: number[];
 }
+
+/** Failed lines one part names at most (its run record stays small): past that a new part starts. */
+export const MAX_SKIPPED_LINES = 10_000;
 
 /** Limits of one batch: the Files API's file size and the model's enqueued-token cap. */
 export interface PartLimits {
@@ -142,11 +151,23 @@ export class PartPlanner {
   /**
    * Places the item of staged line `item.index` (bytes [fromByte, toByte)): a batchable item (no
    * media, no error) goes into the open part, whose number it gets as `batchPart`; any other only
-   * extends the range. Returns whether it went into a batch.
+   * extends the range; one stored failed is named in the part's `skip`. Returns whether it went
+   * into a batch.
    */
   place(item: NewItem, fromByte: number, toByte: number): boolean {
     if (item.error || !isBatchable(item)) {
+      if (item.error && (this.open?.skip?.length ?? 0) >= MAX_SKIPPED_LINES) {
+        // The open part names as many failed lines as it may: close it, or, with no batch line in
+        // it yet, start it again here (the lines before are in no batch).
+        if (this.open!.items > 0) this.done.push(this.open!);
+        this.open = undefined;
+      }
       this.add(item.index, fromByte, toByte);
+      if (item.error) {
+        const open = this.open!;
+        if (!open.skip) open.skip = [];
+        open.skip.push(item.index);
+      }
       return false;
     }
     item.batchPart = this.add(item.index, fromByte, toByte, {
@@ -187,6 +208,13 @@ export const OPEN_RUN_STATES: readonly RunState[] = ['staged', 'running'];
 /** Upstream batch states, without the `BATCH_STATE_` / `JOB_STATE_` prefix. */
 export type UpstreamState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'EXPIRED';
 
+/** Whether an upstream batch has ended (it takes no more work and bills no more). */
+export function isEnded(upstream: UpstreamState): boolean {
+  return (
+    upstream === 'SUCCEEDED' || upstream === 'FAILED' || upstream === 'CANCELLED' || upstream === 'EXPIRED'
+  );
+}
+
 /** What a tick does with a running batch it has just read. */
 export type RunDecision =
   | { kind: 'wait' }
@@ -197,6 +225,8 @@ export type RunDecision =
  * The tick's decision for a batch it polled: collect a finished one; send the items of one that
  * failed, expired, was cancelled by someone else, or stayed PENDING past `pendingDeadlineMs` since
  * it was created back to the fallback path (cancelling a pending one upstream first); else wait.
+ * A batch we cancelled ourselves is cancelled again until it has ended, then collected (it may have
+ * answered part of its lines meanwhile) or sent back with our reason.
  */
 export function decideRun(
   upstream: UpstreamState,
@@ -204,7 +234,13 @@ export function decideRun(
   nowMs: number,
   pendingDeadlineMs: number,
   error?: { message: string },
+  /** Why we cancelled it ourselves (`BatchRun.cancelReason`): it ends with that reason, not another. */
+  cancelReason?: string,
 ): RunDecision {
+  if (cancelReason !== undefined) {
+    if (upstream === 'SUCCEEDED') return { kind: 'collect' };
+    return { kind: 'fall-back', reason: cancelReason, cancelUpstream: !isEnded(upstream) };
+  }
   switch (upstream) {
     case 'SUCCEEDED':
       return { kind: 'collect' };

@@ -3,7 +3,8 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { batchCycle } from '../../functions/batch/runs.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
-import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
+import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
 import { GeminiCallError } from '../../functions/platform/gemini.js';
 import type { BatchApi, BatchInfo } from '../../functions/platform/gemini-batch.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -82,12 +83,19 @@ describe('the batch cycle in Firestore', () => {
       createdAtMs: Date.now(),
       upstream: 'RUNNING',
     });
+    const outcomes = createBatchOutcomes({
+      items: batch.items,
+      counters: stores.counters,
+      tasks,
+      fitsInline,
+      offloadAnswer: lifecycle.offloadAnswer,
+      stallMs: 60_000,
+    });
     const deps = {
       lifecycle,
-      batch,
-      counters: stores.counters,
+      runs: batch.runs,
+      outcomes,
       objects,
-      tasks,
       quotas: testQuotas(),
       logger,
       pendingDeadlineMs: 60_000,
