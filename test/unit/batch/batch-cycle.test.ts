@@ -185,3 +185,40 @@ describe('no batch paid for twice (scenario 8)', () => {
     expect([w.item(2).batchPart, w.item(3).batchPart]).toEqual([undefined, undefined]);
   });
 });
+
+describe('cancelling the batch of a cancelled job', () => {
+  it('gives up after the step bound when upstream keeps refusing, rather than holding the run open forever', async () => {
+    // Arrange
+    const w = await batchWorld({ items: 2 });
+    const name = await w.submitted();
+    w.api.setState(name, 'RUNNING');
+    await w.lifecycle.cancel(w.jobId);
+    w.api.failNext('cancelBatch', new GeminiCallError('Gemini answered 503', 503, {}), 50);
+
+    // Act: more ticks than the bound (3 failures).
+    await w.ticks(3);
+    const whileTrying = w.run().state;
+    await w.ticks(2);
+
+    // Assert
+    expect(whileTrying).toBe('running');
+    expect(w.api.cancelCalls.length).toBe(3);
+    expect(w.run().state).toBe('cancelled');
+  });
+
+  it('cancels a batch whose create was in flight, found by its displayName', async () => {
+    // Arrange: the create's answer was lost; the job is cancelled before any tick adopts the batch.
+    const w = await batchWorld({ items: 2 });
+    w.api.failNext('createBatch', new GeminiCallError('the request timed out', undefined, {}));
+    await w.tick();
+    await w.lifecycle.cancel(w.jobId);
+
+    // Act
+    await w.tick();
+
+    // Assert
+    const [made] = w.api.createCalls;
+    expect(w.run()).toMatchObject({ state: 'cancelled', batchName: null });
+    expect(w.api.batches.get(made!)!.state).toBe('CANCELLED');
+  });
+});

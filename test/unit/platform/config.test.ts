@@ -70,6 +70,17 @@ describe('loadConfig: local', () => {
     expect(config.gemini.timeoutMs).toBe(2000);
     expect(config.logLevel).toBe('silent');
   });
+
+  it('bounds a failing Batch step by BATCH_STEP_MAX_FAILURES and BATCH_STEP_MAX_MS, with defaults', () => {
+    const defaults = loadConfig(LOCAL);
+    const set = loadConfig({ ...LOCAL, BATCH_STEP_MAX_FAILURES: '5', BATCH_STEP_MAX_MS: '600000' });
+
+    expect([defaults.batchStepMaxFailures, defaults.batchStepMaxMs]).toEqual([30, 10_800_000]);
+    expect([set.batchStepMaxFailures, set.batchStepMaxMs]).toEqual([5, 600_000]);
+    expect(configErrorOf({ ...LOCAL, BATCH_STEP_MAX_FAILURES: '0' }).problems[0]).toMatch(
+      /^BATCH_STEP_MAX_FAILURES: /,
+    );
+  });
 });
 
 describe('loadConfig: cloud', () => {
