@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  batchLineError,
   batchThreshold,
   decideRun,
   isBatchable,
@@ -8,6 +7,7 @@ import {
   PartPlanner,
   routeJob,
 } from '../../../functions/core/batch.js';
+import { batchLineError } from '../../../functions/core/batch-errors.js';
 import { itemIdForIndex, type NewItem } from '../../../functions/core/jobs.js';
 import { testQuotas } from '../test-quotas.js';
 
