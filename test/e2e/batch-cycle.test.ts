@@ -100,7 +100,7 @@ describe('the batch cycle in Firestore', () => {
       logger,
       pendingDeadlineMs: 60_000,
     };
-    return { id, batch, lifecycle, deps, items };
+    return { id, batch, lifecycle, deps, items, tasks, prefix };
   }
 
   /** A succeeded batch whose responses file answers every item, the first download dropping midway. */
@@ -170,6 +170,90 @@ describe('the batch cycle in Firestore', () => {
     expect(api.downloads).toBe(2);
     expect(afterSecond).toMatchObject({ state: 'collected', lastError: null });
     expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 5, pending: 0 } });
+  });
+
+  it('keeps the responses file of a partial batch until its fallback is recorded; the items sent back are due', async () => {
+    // Arrange: the batch answered 3 of 5 items; sending the rest back fails once (the enqueue task).
+    const { id, batch, deps, items, tasks, prefix } = await runningBatchJob(5);
+    const deleted: string[] = [];
+    const info: BatchInfo = {
+      name: 'batches/b1',
+      state: 'SUCCEEDED',
+      stats: { requestCount: 5, successfulRequestCount: 3, failedRequestCount: 0, pendingRequestCount: 0 },
+      responsesFile: 'files/out',
+    };
+    const api: BatchApi = {
+      uploadJsonl: async () => ({ name: 'files/in', sizeBytes: 1 }),
+      createBatch: async () => info,
+      getBatch: async () => info,
+      async *listBatches() {},
+      cancelBatch: async () => undefined,
+      deleteFile: async (name) => {
+        deleted.push(name);
+      },
+      async *responseLines(file) {
+        if (deleted.includes(file)) throw new GeminiCallError(`${file} not found`, 404, {});
+        for (const item of items.slice(0, 3))
+          yield JSON.stringify({
+            key: item.id,
+            response: { candidates: [{ content: { parts: [{ text: 'a' }] } }] },
+          });
+      },
+    };
+    const enqueue = tasks.enqueueControl.bind(tasks);
+    let refused = false;
+    tasks.enqueueControl = async (...args) => {
+      if (!refused) {
+        refused = true;
+        throw new Error('14 UNAVAILABLE: connection reset');
+      }
+      return enqueue(...args);
+    };
+    const before = Date.now();
+
+    // Act: the first tick fails after the items went back; the next one finishes the fallback.
+    await batchCycle({ ...deps, api });
+    const deletedAfterFirst = [...deleted];
+    await batchCycle({ ...deps, api });
+    const after = Date.now();
+
+    // Assert
+    const [run] = await batch.runs.listForJob(id);
+    expect(deletedAfterFirst).toEqual([]);
+    expect(run).toMatchObject({ state: 'fallen-back', rerouted: 2, lastError: null, stepFailures: 0 });
+    expect(deleted).toEqual(expect.arrayContaining(['files/in', 'files/out']));
+    const docs = await db.collection(`${prefix}jobs`).doc(id).collection('items').orderBy('index').get();
+    const sentBack = docs.docs.slice(3).map((d) => d.data());
+    for (const item of sentBack) {
+      expect(item.batchPart).toBeUndefined();
+      expect(item.dueByMs).toBeGreaterThanOrEqual(before + 60_000);
+      expect(item.dueByMs).toBeLessThanOrEqual(after + 60_000);
+    }
+    expect(docs.docs.slice(0, 3).map((d) => d.get('state'))).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(tasks.controlTasks.size).toBe(1);
+  });
+
+  it("keeps a part's failed lines with its run, so its upload leaves them out", async () => {
+    // Arrange
+    const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
+    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const part = {
+      part: 0,
+      fromIndex: 0,
+      toIndex: 4,
+      fromByte: 0,
+      toByte: 40,
+      items: 3,
+      tokens: 30,
+      skip: [2],
+    };
+
+    // Act
+    await batch.runs.createMany([{ ...part, jobId: 'j', model: MODEL, displayName: 'fanout-j-p0' }]);
+    const [run] = await batch.runs.listForJob('j');
+
+    // Assert
+    expect(run).toMatchObject({ skip: [2], stepFailures: 0, stepSince: null, ambiguousCreate: false });
   });
 
   it("keeps a part refused with 429 waiting while the job's own earlier part holds the enqueued tokens", async () => {
