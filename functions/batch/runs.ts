@@ -72,7 +72,11 @@ async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<S
   if (stuck) return giveUp(run, job, stuck, deps, log, now);
   if (run.state === 'staged') return submitRun(run, job, deps, log);
   if (!run.batchName) return undefined;
-  if (run.ambiguousCreate) await cancelTwins(run, run.batchName, deps, log);
+  // A twin that cannot be cancelled now is looked for again next tick; the run's own batch goes on.
+  if (run.ambiguousCreate)
+    await cancelTwins(run, run.batchName, deps, log).catch((err: Error) =>
+      log.warn({ event: 'batch.twin_check_failed', err: err.message }, 'could not look for a twin batch'),
+    );
   const info = await deps.api.getBatch(run.batchName);
   const decision = decideRun(
     info.state,
@@ -128,7 +132,10 @@ async function cancelOurselves(
   return { held, ended };
 }
 
-/** The run's step kept failing: its items go back with the reason (its batch cancelled, if any). */
+/**
+ * The run's step kept failing: its items go back with the reason; its batch is cancelled first, and
+ * so is any batch a create in flight may have made (best effort: the items go back either way).
+ */
 async function giveUp(
   run: BatchRun,
   job: JobRecord,
@@ -139,10 +146,11 @@ async function giveUp(
 ): Promise<StepOutcome> {
   const held = await lease(run, deps, now);
   if (!held) return undefined;
-  if (held.batchName)
-    await cancelUpstream(held.batchName, deps).catch((err: Error) =>
-      log.warn({ event: 'batch.cancel_failed', err: err.message }, 'could not cancel a batch given up on'),
-    );
+  const warn = (err: Error) =>
+    log.warn({ event: 'batch.cancel_failed', err: err.message }, 'could not cancel a batch given up on');
+  if (held.ambiguousCreate || (held.createStartedMs !== null && !held.batchName))
+    await cancelTwins(held, held.batchName, deps, log).catch(warn);
+  if (held.batchName) await cancelUpstream(held.batchName, deps).catch(warn);
   await fallBack(held, job, reason, deps, log);
   return 'fellBack';
 }

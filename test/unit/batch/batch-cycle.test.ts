@@ -222,3 +222,20 @@ describe('cancelling the batch of a cancelled job', () => {
     expect(w.api.batches.get(made!)!.state).toBe('CANCELLED');
   });
 });
+
+describe('giving up on a create that keeps failing', () => {
+  it('cancels a batch one of its creates made after all, before the items go back', async () => {
+    // Arrange: every create answers 503 although it made a batch, each shown two list calls later.
+    const w = await batchWorld({ items: 2 });
+    w.api.listLag = 2;
+    w.api.failNext('createBatch', new GeminiCallError('Gemini answered 503', 503, {}), 50);
+
+    // Act: three failed creates (the bound), then the tick that gives up.
+    await w.ticks(4);
+
+    // Assert: the part fell back, and the batch the list shows by then is cancelled.
+    expect(w.run().state).toBe('fallen-back');
+    expect(w.run().fallback).toMatch(/503/);
+    expect(w.api.batches.get(w.api.createCalls[0]!)!.state).toBe('CANCELLED');
+  });
+});
