@@ -6,7 +6,7 @@
  * no item store and no counter.
  */
 import type { BatchFallback } from '../core/batch.js';
-import { batchFallbackError, batchLineError } from '../core/batch.js';
+import { batchFallbackError, batchLineError } from '../core/batch-errors.js';
 import { costUsd, type UsageMetadata, usageFrom } from '../core/cost.js';
 import type { ModelQuota } from '../core/quotas.js';
 import type { Logger } from '../platform/logger.js';
