@@ -4,7 +4,7 @@
  * themselves live in `runs.ts` (poll, cancel), `submit.ts` and `collect.ts`, which import this and
  * never each other's callers (no import cycle).
  */
-import { type BatchPart, isEnded } from '../core/batch.js';
+import { type BatchPart, isEnded, reroutePlanMs } from '../core/batch.js';
 import type { JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import type { BatchOutcomes } from '../lifecycle/batch-outcomes.js';
@@ -139,7 +139,8 @@ export async function fallBack(
   extra: { patch?: RunPatch; files?: Array<string | undefined> } = {},
 ): Promise<void> {
   const to = job.onBatchFailure ?? 'realtime';
-  const { rerouted } = await deps.outcomes.sendBack(partOf(run), to, reason);
+  const rpm = deps.quotas.models[job.model]?.rpm ?? 1;
+  const { rerouted } = await deps.outcomes.sendBack(partOf(run), to, reason, reroutePlanMs(run.items, rpm));
   await advance(
     run,
     { state: 'fallen-back', fallback: reason, rerouted, leaseUntilMs: null, ...extra.patch },

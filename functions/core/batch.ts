@@ -5,6 +5,7 @@
  */
 import type { JobMode, MediaRef, NewItem } from './jobs.js';
 import type { Quotas } from './quotas.js';
+import { PLAN_AHEAD_MS } from './rate.js';
 
 /** What a job asks for: a path, or `auto` (the Batch API from the model's threshold on). */
 export type RequestedMode = 'auto' | JobMode;
@@ -207,6 +208,16 @@ export const OPEN_RUN_STATES: readonly RunState[] = ['staged', 'running'];
 
 /** Upstream batch states, without the `BATCH_STATE_` / `JOB_STATE_` prefix. */
 export type UpstreamState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'EXPIRED';
+
+/**
+ * How long the enqueue task of a part's items sent back to the queues may take to plan them all:
+ * the model's rate spreads `items` over `items / rpm` minutes, and a plan reaches
+ * {@link PLAN_AHEAD_MS} ahead before the rest waits. Their due time allows for it, so the reconciler
+ * takes over only when that task died, not while it is still working through the part.
+ */
+export function reroutePlanMs(items: number, rpm: number): number {
+  return Math.ceil((items / Math.max(1, rpm)) * 60_000) + PLAN_AHEAD_MS;
+}
 
 /** Whether an upstream batch has ended (it takes no more work and bills no more). */
 export function isEnded(upstream: UpstreamState): boolean {

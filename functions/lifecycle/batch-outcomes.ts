@@ -144,12 +144,19 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
 
     /**
      * The part's items still pending go back: to the queues (`realtime`, the default: taken out of
-     * the part and due by the stall window in the same write, then handed to one enqueue task) or
-     * failed with `reason`. Then the part's totals are recorded. Idempotent: a call that stops
-     * halfway is redone whole (the sweep finds what is left; the enqueue task is named). How many
-     * of its items went back to the queues, this call or an earlier one.
+     * the part and, in the same write, due by the stall window past `planMs`, then handed to one
+     * enqueue task, which sets their due times anew as it plans them) or failed with `reason`.
+     * Then the part's totals are recorded. Idempotent: a call that stops halfway is redone whole
+     * (the sweep finds what is left; the enqueue task is named). How many of its items went back to
+     * the queues, this call or an earlier one.
      */
-    async sendBack(part: PartRef, to: BatchFallback, reason: string): Promise<{ rerouted: number }> {
+    async sendBack(
+      part: PartRef,
+      to: BatchFallback,
+      reason: string,
+      /** How long the enqueue task may take to plan them all (`reroutePlanMs`). */
+      planMs = 0,
+    ): Promise<{ rerouted: number }> {
       if (to === 'fail') {
         await deps.items.sweepPart(part.jobId, part.part, {
           kind: 'fail',
@@ -158,7 +165,7 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
       } else {
         await deps.items.sweepPart(part.jobId, part.part, {
           kind: 'reroute',
-          dueByMs: clock() + deps.stallMs,
+          dueByMs: clock() + deps.stallMs + planMs,
         });
         await deps.tasks.enqueueControl(
           { kind: 'enqueue', jobId: part.jobId, from: part.fromIndex, to: part.toIndex },

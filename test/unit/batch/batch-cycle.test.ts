@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { reroutePlanMs } from '../../../functions/core/batch.js';
 import { GeminiCallError } from '../../../functions/platform/gemini.js';
 import { answerLine } from '../../helpers/fake-batch.js';
 import { batchWorld, PENDING_DEADLINE_MS, STALL_MS, TICK_MS } from './batch-world.js';
@@ -105,7 +106,7 @@ describe('a partial collect (scenario 3)', () => {
 });
 
 describe('rerouted items (scenario 4)', () => {
-  it('are due by the stall window, in the same write that sends them back', async () => {
+  it('are due by the stall window past the time their enqueue task needs, in the write that sends them back', async () => {
     // Arrange
     const w = await batchWorld({ items: 3 });
     const name = await w.submitted();
@@ -118,7 +119,7 @@ describe('rerouted items (scenario 4)', () => {
     expect(w.run().state).toBe('fallen-back');
     for (const i of [0, 1, 2]) {
       expect(w.item(i).batchPart).toBeUndefined();
-      expect((w.item(i) as { dueByMs?: number }).dueByMs).toBe(w.now() + STALL_MS);
+      expect((w.item(i) as { dueByMs?: number }).dueByMs).toBe(w.now() + STALL_MS + reroutePlanMs(3, 1000));
     }
   });
 });

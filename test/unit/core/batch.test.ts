@@ -5,10 +5,12 @@ import {
   isBatchable,
   MAX_SKIPPED_LINES,
   PartPlanner,
+  reroutePlanMs,
   routeJob,
 } from '../../../functions/core/batch.js';
 import { batchLineError } from '../../../functions/core/batch-errors.js';
 import { itemIdForIndex, type NewItem } from '../../../functions/core/jobs.js';
+import { PLAN_AHEAD_MS } from '../../../functions/core/rate.js';
 import { testQuotas } from '../test-quotas.js';
 
 describe('routeJob', () => {
@@ -142,6 +144,13 @@ describe('decideRun', () => {
       kind: 'fall-back',
       cancelUpstream: true,
     });
+  });
+});
+
+describe('reroutePlanMs', () => {
+  it("gives a part sent back the time its model's rate needs to plan it, plus the plan's horizon", () => {
+    expect(reroutePlanMs(0, 1000)).toBe(PLAN_AHEAD_MS);
+    expect(reroutePlanMs(6000, 1000)).toBe(6 * 60_000 + PLAN_AHEAD_MS);
   });
 });
 
