@@ -71,6 +71,20 @@ async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<S
   const stuck = stuckReason(run, now, deps);
   if (stuck) return giveUp(run, job, stuck, deps, log, now);
   if (run.state === 'staged') return submitRun(run, job, deps, log);
+  return pollRun(run, job, deps, log, now);
+}
+
+/**
+ * A running run's step: read its batch, wait, collect it, or send its items back (a batch still
+ * pending past the deadline is cancelled first, then read again).
+ */
+async function pollRun(
+  run: BatchRun,
+  job: JobRecord,
+  deps: BatchCycleDeps,
+  log: Logger,
+  now: number,
+): Promise<StepOutcome> {
   if (!run.batchName) return undefined;
   // A twin that cannot be cancelled now is looked for again next tick; the run's own batch goes on.
   if (run.ambiguousCreate)
