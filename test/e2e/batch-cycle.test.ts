@@ -7,9 +7,10 @@ import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
 import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
 import { GeminiCallError } from '../../functions/platform/gemini.js';
-import type { BatchApi, BatchInfo } from '../../functions/platform/gemini-batch.js';
+import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini-batch.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { UPLOAD_NO_FILE_MARKER } from '../../infra/local/gemini/files.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
 import { testQuotas } from '../unit/test-quotas.js';
 
@@ -298,5 +299,111 @@ describe('the batch cycle in Firestore', () => {
     expect(waiting.state).toBe('staged');
     expect(afterDeadline.fellBack).toBe(1);
     expect((await partOne()).fallback).toMatch(/refused the batch with 429/);
+  });
+});
+
+describe('the batch cycle against the Gemini stand-in', () => {
+  const db = new Firestore({
+    projectId: 'e2e-batch-cycle',
+    host: inject('firestoreEmulatorHost'),
+    ssl: false,
+  });
+  afterAll(() => db.terminate());
+
+  it('sends the items back once uploads answered 200 with no file have failed the step its bound of times', async () => {
+    // Arrange: a staged part whose upload the stand-in finalizes without naming the file, every time.
+    const prefix = `nofile-${randomUUID().slice(0, 8)}-`;
+    const stores = createStores(db, { collectionPrefix: prefix });
+    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const objects = new FakeObjectStore();
+    const tasks = new FakeTaskQueue();
+    const logger = createLogger({ level: 'silent' });
+    const lifecycle = createLifecycle({
+      stores,
+      batch,
+      tasks,
+      objects,
+      logger,
+      notify: async () => undefined,
+      stallMs: 60_000,
+    });
+    const prompts = [`first ${UPLOAD_NO_FILE_MARKER}`, 'second'];
+    const text = prompts.map((prompt, i) => `${JSON.stringify({ key: `k${i}`, prompt })}\n`).join('');
+    objects.objects.set('staging/nofile.jsonl', text);
+    const id = randomUUID();
+    const items: NewItem[] = prompts.map((prompt, i) => ({
+      id: itemIdForIndex(i),
+      index: i,
+      key: `k${i}`,
+      request: { contents: [{ role: 'user', parts: [{ text: prompt }] }] },
+      estimatedTokens: 10,
+      batchPart: 0,
+    }));
+    await lifecycle.create(
+      {
+        id,
+        model: MODEL,
+        mode: 'batch',
+        total: 2,
+        source: 'api',
+        paths: { realtime: 0, batch: 2 },
+        staged: { object: 'staging/nofile.jsonl' },
+      },
+      items,
+      undefined,
+      {
+        runs: [
+          {
+            part: 0,
+            fromIndex: 0,
+            toIndex: 2,
+            fromByte: 0,
+            toByte: Buffer.byteLength(text),
+            items: 2,
+            tokens: 20,
+          },
+        ],
+      },
+    );
+    const deps = {
+      lifecycle,
+      runs: batch.runs,
+      outcomes: createBatchOutcomes({
+        items: batch.items,
+        counters: stores.counters,
+        tasks,
+        fitsInline,
+        offloadAnswer: lifecycle.offloadAnswer,
+        stallMs: 60_000,
+      }),
+      api: createBatchApi({ apiKey: 'local', baseUrl: inject('stack').geminiBaseUrl, timeoutMs: 10_000 }),
+      objects,
+      quotas: testQuotas(),
+      logger,
+      pendingDeadlineMs: 60_000,
+      maxStepFailures: 2,
+    };
+
+    // Act: two ticks whose uploads fail, then the tick that gives up.
+    await batchCycle(deps);
+    await batchCycle(deps);
+    const [trying] = await batch.runs.listForJob(id);
+    await batchCycle(deps);
+
+    // Assert
+    const [run] = await batch.runs.listForJob(id);
+    expect(trying).toMatchObject({
+      state: 'staged',
+      stepFailures: 2,
+      lastError: expect.stringMatching(/names no file/),
+    });
+    expect(run).toMatchObject({ state: 'fallen-back', batchName: null, rerouted: 2 });
+    expect(run?.fallback).toMatch(/failed 2 times.*names no file/);
+    expect(tasks.controlTasks.get(`${id}-enqueue-fallback-p0`)).toEqual({
+      kind: 'enqueue',
+      jobId: id,
+      from: 0,
+      to: 2,
+    });
   });
 });
