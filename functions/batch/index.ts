@@ -1,5 +1,7 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Deps } from '../deps.js';
+import { createBatchOutcomes } from '../lifecycle/batch-outcomes.js';
+import { fitsInline } from '../lifecycle/lifecycle.js';
 import { toHttpError } from '../platform/errors.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { tick } from './handler.js';
@@ -20,12 +22,22 @@ export function createBatchHandler(getDeps: () => Deps) {
             logger: deps.logger,
             stallMs: deps.config.reconcileAfterMs,
             batch: {
-              batch: deps.batchStores,
-              counters: deps.stores.counters,
+              runs: deps.batchStores.runs,
+              // The lifecycle's Batch outcomes (to move into the lifecycle itself when it builds them).
+              outcomes: createBatchOutcomes({
+                items: deps.batchStores.items,
+                counters: deps.stores.counters,
+                tasks: deps.tasks,
+                fitsInline,
+                offloadAnswer: deps.lifecycle.offloadAnswer,
+                stallMs: deps.config.reconcileAfterMs,
+              }),
               api: deps.batchApi,
               objects: deps.objects,
               quotas: deps.config.quotas,
               pendingDeadlineMs: deps.config.batchPendingDeadlineMs,
+              maxStepFailures: deps.config.batchStepMaxFailures,
+              maxStepMs: deps.config.batchStepMaxMs,
             },
             exports: { jobs: deps.stores.jobs, objects: deps.objects, bucket: deps.config.bucket },
           }),

@@ -11,7 +11,9 @@ import type { BatchRun } from '../platform/store/batch-runs.js';
  * A run's share of the job's staged set as Batch API input lines `{"key": itemId, "request"}`,
  * streamed from the bucket: a byte range of a plain file, or the whole of a gzip one read past the
  * lines before the range. Lines are read exactly as intake read them (`parseInputLine`, blank lines
- * skipped), so line n is item n; bad lines and items with media are not in a batch and are skipped.
+ * skipped), so line n is item n; bad lines and items with media are not in a batch and are skipped,
+ * and so are the lines the part names as stored failed (`skip`: duplicate keys parse as well as
+ * their first line, and would be paid for).
  */
 export async function* stagedLines(
   run: BatchRun,
@@ -27,12 +29,14 @@ export async function* stagedLines(
     ...(staged.generation ? { generation: staged.generation } : {}),
     ...(ranged ? { start: run.fromByte, end: run.toByte - 1 } : {}),
   });
+  const skip = new Set(run.skip ?? []);
   let index = ranged ? run.fromIndex : 0;
   for await (const line of splitLines(maybeGunzip(bytes), LIMITS.maxItemBytes)) {
     if (line.text !== undefined && line.text.trim() === '') continue;
     const i = index++;
     if (i < run.fromIndex) continue;
     if (i >= run.toIndex) return;
+    if (skip.has(i)) continue;
     const parsed = parseInputLine(line, line.lineNumber, i, staged.defaults ?? {}, rules);
     if (!parsed.ok || !isBatchable(parsed.item)) continue;
     yield `${JSON.stringify({ key: parsed.item.id, request: parsed.item.request })}\n`;

@@ -4,7 +4,7 @@ import { requestLimitsFor } from '../core/quotas.js';
 import { GeminiCallError } from '../platform/gemini.js';
 import type { Logger } from '../platform/logger.js';
 import type { BatchRun } from '../platform/store/batch-runs.js';
-import { advance, type BatchCycleDeps, fallBack, lease, type StepOutcome } from './runs.js';
+import { advance, type BatchCycleDeps, fallBack, lease, type StepOutcome } from './run-steps.js';
 import { stagedLines } from './staged-lines.js';
 
 /** The step of a `staged` run in `batchCycle` (see there): it leases the run first. */
@@ -59,7 +59,10 @@ export async function submitRun(
     held = await advance(held, { fileName: file.name }, deps);
     log.info({ event: 'batch.uploaded', file: file.name, bytes: file.sizeBytes }, 'batch input uploaded');
   }
-  held = await advance(held, { createStartedMs: now }, deps);
+  // A create started before (its answer lost) and its batch not in the list: this create may make a
+  // second one, once the first shows up. The run remembers, and ticks cancel the twin.
+  const ambiguous = held.createStartedMs !== null;
+  held = await advance(held, { createStartedMs: now, ...(ambiguous ? { ambiguousCreate: true } : {}) }, deps);
   try {
     const info = await deps.api.createBatch(job.model, held.fileName!, held.displayName);
     await advance(
@@ -83,7 +86,7 @@ export async function submitRun(
       // Waiting is bounded like a pending batch: past the deadline the items go back. A wait behind
       // the job's own batches still in flight (the parts it was split into for that cap) is not
       // counted: those hand their tokens back as they end, and have deadlines of their own.
-      const ownInFlight = (await deps.batch.runs.listForJob(job.id)).some(
+      const ownInFlight = (await deps.runs.listForJob(job.id)).some(
         (r) => r.id !== held.id && r.state === 'running',
       );
       const since = ownInFlight ? now : (held.deferredSinceMs ?? now);

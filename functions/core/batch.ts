@@ -5,6 +5,7 @@
  */
 import type { JobMode, MediaRef, NewItem } from './jobs.js';
 import type { Quotas } from './quotas.js';
+import { PLAN_AHEAD_MS } from './rate.js';
 
 /** What a job asks for: a path, or `auto` (the Batch API from the model's threshold on). */
 export type RequestedMode = 'auto' | JobMode;
@@ -54,7 +55,16 @@ export interface BatchPart {
   items: number;
   /** Their estimated input tokens. */
   tokens: number;
+  /**
+   * Indexes in the range of lines stored failed (bad lines, duplicate keys): never uploaded. A
+   * duplicate key parses as well as its first line, so only the part can tell the upload. Absent
+   * when none.
+   */
+  skip?: number[];
 }
+
+/** Failed lines one part names at most (its run record stays small): past that a new part starts. */
+export const MAX_SKIPPED_LINES = 10_000;
 
 /** Limits of one batch: the Files API's file size and the model's enqueued-token cap. */
 export interface PartLimits {
@@ -142,11 +152,23 @@ export class PartPlanner {
   /**
    * Places the item of staged line `item.index` (bytes [fromByte, toByte)): a batchable item (no
    * media, no error) goes into the open part, whose number it gets as `batchPart`; any other only
-   * extends the range. Returns whether it went into a batch.
+   * extends the range; one stored failed is named in the part's `skip`. Returns whether it went
+   * into a batch.
    */
   place(item: NewItem, fromByte: number, toByte: number): boolean {
     if (item.error || !isBatchable(item)) {
+      if (item.error && (this.open?.skip?.length ?? 0) >= MAX_SKIPPED_LINES) {
+        // The open part names as many failed lines as it may: close it, or, with no batch line in
+        // it yet, start it again here (the lines before are in no batch).
+        if (this.open!.items > 0) this.done.push(this.open!);
+        this.open = undefined;
+      }
       this.add(item.index, fromByte, toByte);
+      if (item.error) {
+        const open = this.open!;
+        if (!open.skip) open.skip = [];
+        open.skip.push(item.index);
+      }
       return false;
     }
     item.batchPart = this.add(item.index, fromByte, toByte, {
@@ -187,6 +209,23 @@ export const OPEN_RUN_STATES: readonly RunState[] = ['staged', 'running'];
 /** Upstream batch states, without the `BATCH_STATE_` / `JOB_STATE_` prefix. */
 export type UpstreamState = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'EXPIRED';
 
+/**
+ * How long the enqueue task of a part's items sent back to the queues may take to plan them all:
+ * the model's rate spreads `items` over `items / rpm` minutes, and a plan reaches
+ * {@link PLAN_AHEAD_MS} ahead before the rest waits. Their due time allows for it, so the reconciler
+ * takes over only when that task died, not while it is still working through the part.
+ */
+export function reroutePlanMs(items: number, rpm: number): number {
+  return Math.ceil((items / Math.max(1, rpm)) * 60_000) + PLAN_AHEAD_MS;
+}
+
+/** Whether an upstream batch has ended (it takes no more work and bills no more). */
+export function isEnded(upstream: UpstreamState): boolean {
+  return (
+    upstream === 'SUCCEEDED' || upstream === 'FAILED' || upstream === 'CANCELLED' || upstream === 'EXPIRED'
+  );
+}
+
 /** What a tick does with a running batch it has just read. */
 export type RunDecision =
   | { kind: 'wait' }
@@ -197,6 +236,8 @@ export type RunDecision =
  * The tick's decision for a batch it polled: collect a finished one; send the items of one that
  * failed, expired, was cancelled by someone else, or stayed PENDING past `pendingDeadlineMs` since
  * it was created back to the fallback path (cancelling a pending one upstream first); else wait.
+ * A batch we cancelled ourselves is cancelled again until it has ended, then collected (it may have
+ * answered part of its lines meanwhile) or sent back with our reason.
  */
 export function decideRun(
   upstream: UpstreamState,
@@ -204,7 +245,13 @@ export function decideRun(
   nowMs: number,
   pendingDeadlineMs: number,
   error?: { message: string },
+  /** Why we cancelled it ourselves (`BatchRun.cancelReason`): it ends with that reason, not another. */
+  cancelReason?: string,
 ): RunDecision {
+  if (cancelReason !== undefined) {
+    if (upstream === 'SUCCEEDED') return { kind: 'collect' };
+    return { kind: 'fall-back', reason: cancelReason, cancelUpstream: !isEnded(upstream) };
+  }
   switch (upstream) {
     case 'SUCCEEDED':
       return { kind: 'collect' };
@@ -234,58 +281,4 @@ export function decideRun(
     default:
       return { kind: 'wait' };
   }
-}
-
-/** The error recorded for an item whose batch went wrong, when the job asked to fail them. */
-export function batchFallbackError(reason: string): { code: number; status: string; message: string } {
-  return { code: 503, status: 'UNAVAILABLE', message: `Not answered through the Batch API: ${reason}.` };
-}
-
-/** gRPC codes → [HTTP code, status name], as Google's APIs map them (google.rpc.Code). */
-const GRPC: Record<number, [number, string]> = {
-  1: [499, 'CANCELLED'],
-  2: [500, 'UNKNOWN'],
-  3: [400, 'INVALID_ARGUMENT'],
-  4: [504, 'DEADLINE_EXCEEDED'],
-  5: [404, 'NOT_FOUND'],
-  6: [409, 'ALREADY_EXISTS'],
-  7: [403, 'PERMISSION_DENIED'],
-  8: [429, 'RESOURCE_EXHAUSTED'],
-  9: [400, 'FAILED_PRECONDITION'],
-  10: [409, 'ABORTED'],
-  11: [400, 'OUT_OF_RANGE'],
-  12: [501, 'UNIMPLEMENTED'],
-  13: [500, 'INTERNAL'],
-  14: [503, 'UNAVAILABLE'],
-  15: [500, 'DATA_LOSS'],
-  16: [401, 'UNAUTHENTICATED'],
-};
-
-const HTTP_STATUS: Record<number, string> = {
-  400: 'INVALID_ARGUMENT',
-  401: 'UNAUTHENTICATED',
-  403: 'PERMISSION_DENIED',
-  404: 'NOT_FOUND',
-  429: 'RESOURCE_EXHAUSTED',
-  500: 'INTERNAL',
-  503: 'UNAVAILABLE',
-  504: 'DEADLINE_EXCEEDED',
-};
-
-/**
- * The error of a batch output line as a result line's `{code, status, message}`: the Batch API
- * writes a `google.rpc.Status` (a gRPC code, often no status name); realtime errors carry HTTP codes.
- */
-export function batchLineError(raw: unknown): { code: number; status: string; message: string } {
-  const e = (raw && typeof raw === 'object' ? raw : {}) as {
-    code?: unknown;
-    status?: unknown;
-    message?: unknown;
-  };
-  const code = typeof e.code === 'number' ? e.code : 500;
-  const message = typeof e.message === 'string' ? e.message : 'The batch returned an error for this request.';
-  const grpc = code < 100 ? GRPC[code] : undefined;
-  const http = grpc ? grpc[0] : code;
-  const status = typeof e.status === 'string' ? e.status : (grpc?.[1] ?? HTTP_STATUS[http] ?? 'UNKNOWN');
-  return { code: http, status, message };
 }

@@ -36,6 +36,10 @@ const envSchema = z.object({
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
   BATCH_PENDING_DEADLINE_MS: z.coerce.number().int().min(1000).default(86_400_000),
+  /** Failed ticks in a row on one Batch step (download, poll, upload, cancel) before its items go back. */
+  BATCH_STEP_MAX_FAILURES: z.coerce.number().int().min(1).default(30),
+  /** How long one Batch step may keep failing before its items go back, however few its failures. */
+  BATCH_STEP_MAX_MS: z.coerce.number().int().min(60_000).default(10_800_000),
   /**
    * Where `gs://` media may come from: comma-separated `gs://bucket/prefix` entries; by default the
    * fanout bucket's `media/` prefix only (never inbox/, staging/ or results/, other callers' data).
@@ -116,6 +120,10 @@ export interface Config {
   reconcileAfterMs: number;
   /** See BATCH_PENDING_DEADLINE_MS. */
   batchPendingDeadlineMs: number;
+  /** See BATCH_STEP_MAX_FAILURES. */
+  batchStepMaxFailures: number;
+  /** See BATCH_STEP_MAX_MS. */
+  batchStepMaxMs: number;
   emulators: { firestore?: string; storage?: string; tasks?: string };
   /** True when every Google service is an emulator: the local cloud. */
   local: boolean;
@@ -192,6 +200,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     leaseMs: dispatchDeadlineSeconds * 1000 + 30_000,
     reconcileAfterMs: e.RECONCILE_AFTER_MS,
     batchPendingDeadlineMs: e.BATCH_PENDING_DEADLINE_MS,
+    batchStepMaxFailures: e.BATCH_STEP_MAX_FAILURES,
+    batchStepMaxMs: e.BATCH_STEP_MAX_MS,
     region: e.REGION,
     bucket: e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`,
     gemini: {

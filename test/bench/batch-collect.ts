@@ -6,7 +6,8 @@ import { collectRun } from '../../functions/batch/collect.js';
 import type { BatchCycleDeps } from '../../functions/batch/runs.js';
 import type { BatchPart } from '../../functions/core/batch.js';
 import { counterShardsFor, itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core/jobs.js';
-import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
+import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
 import { readQuotas } from '../../functions/platform/config.js';
 import { createBatchApi } from '../../functions/platform/gemini-batch.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -226,11 +227,17 @@ export async function benchCollect(options: { items: number; scratch: string }):
     if (!run || !job) throw new Error('the job or its run was not stored');
     const deps: BatchCycleDeps = {
       lifecycle,
-      batch,
-      counters: stores.counters,
+      runs: batch.runs,
+      outcomes: createBatchOutcomes({
+        items: batch.items,
+        counters: stores.counters,
+        tasks,
+        fitsInline,
+        offloadAnswer: lifecycle.offloadAnswer,
+        stallMs: 60_000,
+      }),
       api,
       objects,
-      tasks,
       quotas,
       logger,
       pendingDeadlineMs: 24 * 3600_000,

@@ -2,12 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { batchCycle } from '../../functions/batch/runs.js';
+import { reroutePlanMs } from '../../functions/core/batch.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
-import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
+import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
 import { GeminiCallError } from '../../functions/platform/gemini.js';
-import type { BatchApi, BatchInfo } from '../../functions/platform/gemini-batch.js';
+import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini-batch.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { UPLOAD_NO_FILE_MARKER } from '../../infra/local/gemini/files.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
 import { testQuotas } from '../helpers/test-quotas.js';
 
@@ -82,17 +85,24 @@ describe('the batch cycle in Firestore', () => {
       createdAtMs: Date.now(),
       upstream: 'RUNNING',
     });
+    const outcomes = createBatchOutcomes({
+      items: batch.items,
+      counters: stores.counters,
+      tasks,
+      fitsInline,
+      offloadAnswer: lifecycle.offloadAnswer,
+      stallMs: 60_000,
+    });
     const deps = {
       lifecycle,
-      batch,
-      counters: stores.counters,
+      runs: batch.runs,
+      outcomes,
       objects,
-      tasks,
       quotas: testQuotas(),
       logger,
       pendingDeadlineMs: 60_000,
     };
-    return { id, batch, lifecycle, deps, items };
+    return { id, batch, lifecycle, deps, items, tasks, prefix };
   }
 
   /** A succeeded batch whose responses file answers every item, the first download dropping midway. */
@@ -164,6 +174,90 @@ describe('the batch cycle in Firestore', () => {
     expect(job).toMatchObject({ status: 'succeeded', counts: { succeeded: 5, pending: 0 } });
   });
 
+  it('keeps the responses file of a partial batch until its fallback is recorded; the items sent back are due', async () => {
+    // Arrange: the batch answered 3 of 5 items; sending the rest back fails once (the enqueue task).
+    const { id, batch, deps, items, tasks, prefix } = await runningBatchJob(5);
+    const deleted: string[] = [];
+    const info: BatchInfo = {
+      name: 'batches/b1',
+      state: 'SUCCEEDED',
+      stats: { requestCount: 5, successfulRequestCount: 3, failedRequestCount: 0, pendingRequestCount: 0 },
+      responsesFile: 'files/out',
+    };
+    const api: BatchApi = {
+      uploadJsonl: async () => ({ name: 'files/in', sizeBytes: 1 }),
+      createBatch: async () => info,
+      getBatch: async () => info,
+      async *listBatches() {},
+      cancelBatch: async () => undefined,
+      deleteFile: async (name) => {
+        deleted.push(name);
+      },
+      async *responseLines(file) {
+        if (deleted.includes(file)) throw new GeminiCallError(`${file} not found`, 404, {});
+        for (const item of items.slice(0, 3))
+          yield JSON.stringify({
+            key: item.id,
+            response: { candidates: [{ content: { parts: [{ text: 'a' }] } }] },
+          });
+      },
+    };
+    const enqueue = tasks.enqueueControl.bind(tasks);
+    let refused = false;
+    tasks.enqueueControl = async (...args) => {
+      if (!refused) {
+        refused = true;
+        throw new Error('14 UNAVAILABLE: connection reset');
+      }
+      return enqueue(...args);
+    };
+    const before = Date.now();
+
+    // Act: the first tick fails after the items went back; the next one finishes the fallback.
+    await batchCycle({ ...deps, api });
+    const deletedAfterFirst = [...deleted];
+    await batchCycle({ ...deps, api });
+    const after = Date.now();
+
+    // Assert
+    const [run] = await batch.runs.listForJob(id);
+    expect(deletedAfterFirst).toEqual([]);
+    expect(run).toMatchObject({ state: 'fallen-back', rerouted: 2, lastError: null, stepFailures: 0 });
+    expect(deleted).toEqual(expect.arrayContaining(['files/in', 'files/out']));
+    const docs = await db.collection(`${prefix}jobs`).doc(id).collection('items').orderBy('index').get();
+    const sentBack = docs.docs.slice(3).map((d) => d.data());
+    for (const item of sentBack) {
+      expect(item.batchPart).toBeUndefined();
+      expect(item.dueByMs).toBeGreaterThanOrEqual(before + 60_000 + reroutePlanMs(5, 1000));
+      expect(item.dueByMs).toBeLessThanOrEqual(after + 60_000 + reroutePlanMs(5, 1000));
+    }
+    expect(docs.docs.slice(0, 3).map((d) => d.get('state'))).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(tasks.controlTasks.size).toBe(1);
+  });
+
+  it("keeps a part's failed lines with its run, so its upload leaves them out", async () => {
+    // Arrange
+    const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
+    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const part = {
+      part: 0,
+      fromIndex: 0,
+      toIndex: 4,
+      fromByte: 0,
+      toByte: 40,
+      items: 3,
+      tokens: 30,
+      skip: [2],
+    };
+
+    // Act
+    await batch.runs.createMany([{ ...part, jobId: 'j', model: MODEL, displayName: 'fanout-j-p0' }]);
+    const [run] = await batch.runs.listForJob('j');
+
+    // Assert
+    expect(run).toMatchObject({ skip: [2], stepFailures: 0, stepSince: null, ambiguousCreate: false });
+  });
+
   it("keeps a part refused with 429 waiting while the job's own earlier part holds the enqueued tokens", async () => {
     // Arrange: part 0 runs upstream; creating part 1 is refused (the model's enqueued-token cap).
     const { id, batch, deps } = await runningBatchJob(4, 2);
@@ -205,5 +299,111 @@ describe('the batch cycle in Firestore', () => {
     expect(waiting.state).toBe('staged');
     expect(afterDeadline.fellBack).toBe(1);
     expect((await partOne()).fallback).toMatch(/refused the batch with 429/);
+  });
+});
+
+describe('the batch cycle against the Gemini stand-in', () => {
+  const db = new Firestore({
+    projectId: 'e2e-batch-cycle',
+    host: inject('firestoreEmulatorHost'),
+    ssl: false,
+  });
+  afterAll(() => db.terminate());
+
+  it('sends the items back once uploads answered 200 with no file have failed the step its bound of times', async () => {
+    // Arrange: a staged part whose upload the stand-in finalizes without naming the file, every time.
+    const prefix = `nofile-${randomUUID().slice(0, 8)}-`;
+    const stores = createStores(db, { collectionPrefix: prefix });
+    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const objects = new FakeObjectStore();
+    const tasks = new FakeTaskQueue();
+    const logger = createLogger({ level: 'silent' });
+    const lifecycle = createLifecycle({
+      stores,
+      batch,
+      tasks,
+      objects,
+      logger,
+      notify: async () => undefined,
+      stallMs: 60_000,
+    });
+    const prompts = [`first ${UPLOAD_NO_FILE_MARKER}`, 'second'];
+    const text = prompts.map((prompt, i) => `${JSON.stringify({ key: `k${i}`, prompt })}\n`).join('');
+    objects.objects.set('staging/nofile.jsonl', text);
+    const id = randomUUID();
+    const items: NewItem[] = prompts.map((prompt, i) => ({
+      id: itemIdForIndex(i),
+      index: i,
+      key: `k${i}`,
+      request: { contents: [{ role: 'user', parts: [{ text: prompt }] }] },
+      estimatedTokens: 10,
+      batchPart: 0,
+    }));
+    await lifecycle.create(
+      {
+        id,
+        model: MODEL,
+        mode: 'batch',
+        total: 2,
+        source: 'api',
+        paths: { realtime: 0, batch: 2 },
+        staged: { object: 'staging/nofile.jsonl' },
+      },
+      items,
+      undefined,
+      {
+        runs: [
+          {
+            part: 0,
+            fromIndex: 0,
+            toIndex: 2,
+            fromByte: 0,
+            toByte: Buffer.byteLength(text),
+            items: 2,
+            tokens: 20,
+          },
+        ],
+      },
+    );
+    const deps = {
+      lifecycle,
+      runs: batch.runs,
+      outcomes: createBatchOutcomes({
+        items: batch.items,
+        counters: stores.counters,
+        tasks,
+        fitsInline,
+        offloadAnswer: lifecycle.offloadAnswer,
+        stallMs: 60_000,
+      }),
+      api: createBatchApi({ apiKey: 'local', baseUrl: inject('stack').geminiBaseUrl, timeoutMs: 10_000 }),
+      objects,
+      quotas: testQuotas(),
+      logger,
+      pendingDeadlineMs: 60_000,
+      maxStepFailures: 2,
+    };
+
+    // Act: two ticks whose uploads fail, then the tick that gives up.
+    await batchCycle(deps);
+    await batchCycle(deps);
+    const [trying] = await batch.runs.listForJob(id);
+    await batchCycle(deps);
+
+    // Assert
+    const [run] = await batch.runs.listForJob(id);
+    expect(trying).toMatchObject({
+      state: 'staged',
+      stepFailures: 2,
+      lastError: expect.stringMatching(/names no file/),
+    });
+    expect(run).toMatchObject({ state: 'fallen-back', batchName: null, rerouted: 2 });
+    expect(run?.fallback).toMatch(/failed 2 times.*names no file/);
+    expect(tasks.controlTasks.get(`${id}-enqueue-fallback-p0`)).toEqual({
+      kind: 'enqueue',
+      jobId: id,
+      from: 0,
+      to: 2,
+    });
   });
 });

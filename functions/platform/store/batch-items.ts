@@ -32,12 +32,14 @@ export interface BatchItemsStore {
   ): Promise<number>;
   /**
    * Pending items of batch `part`: `reroute` takes them out of the batch (the realtime path then
-   * runs them), `fail` records `outcome` on them. How many were changed.
+   * runs them) and, in the same write, makes them due by `dueByMs` (the reconciler gives an item
+   * still pending and unleased past it a new task); `fail` records `outcome` on them. How many were
+   * changed.
    */
   sweepPart(
     jobId: string,
     part: number,
-    action: { kind: 'reroute' } | { kind: 'fail'; outcome: StoredOutcome },
+    action: { kind: 'reroute'; dueByMs: number } | { kind: 'fail'; outcome: StoredOutcome },
   ): Promise<number>;
   /** Totals of the items of batch `part` that are terminal, by aggregation. */
   countPart(jobId: string, part: number): Promise<CounterValues>;
@@ -100,7 +102,9 @@ export function createBatchItemsStore(db: Firestore, prefix = ''): BatchItemsSto
         if (last) q = q.startAfter(last);
         const page = await q.get();
         const patch =
-          action.kind === 'reroute' ? { batchPart: FieldValue.delete() } : stateFields(action.outcome);
+          action.kind === 'reroute'
+            ? { batchPart: FieldValue.delete(), dueByMs: action.dueByMs }
+            : stateFields(action.outcome);
         await bulk((writer) =>
           page.docs.map((doc) =>
             writer

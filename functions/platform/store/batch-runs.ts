@@ -41,6 +41,17 @@ export interface BatchRun extends BatchPart {
   rerouted: number;
   /** The last step's error while the run is retried at the next tick; null once a step passes. */
   lastError?: string | null;
+  /** Failed ticks in a row on the run's current step; 0 once a step passes. */
+  stepFailures?: number;
+  /** When the current run of failures began (null: none). With `stepFailures`, what bounds a step. */
+  stepSince?: number | null;
+  /** Why we cancelled its batch ourselves (set before the cancel lands): its items end with it. */
+  cancelReason?: string | null;
+  /**
+   * A create whose answer was lost was followed by another create: a twin may show up upstream
+   * under the same displayName, and ticks look for it and cancel it while the run is open.
+   */
+  ambiguousCreate?: boolean;
   version: string;
 }
 
@@ -59,6 +70,10 @@ export type RunPatch = Partial<
     | 'fallback'
     | 'rerouted'
     | 'lastError'
+    | 'stepFailures'
+    | 'stepSince'
+    | 'cancelReason'
+    | 'ambiguousCreate'
   >
 >;
 
@@ -108,6 +123,11 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
       fallback: d.fallback ?? null,
       rerouted: d.rerouted ?? 0,
       lastError: d.lastError ?? null,
+      stepFailures: d.stepFailures ?? 0,
+      stepSince: d.stepSince ?? null,
+      cancelReason: d.cancelReason ?? null,
+      ambiguousCreate: d.ambiguousCreate ?? false,
+      ...(Array.isArray(d.skip) && d.skip.length > 0 ? { skip: d.skip } : {}),
       version: encodeVersion(snap.updateTime!),
     };
   };

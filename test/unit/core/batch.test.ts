@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
-  batchLineError,
   batchThreshold,
   decideRun,
   isBatchable,
+  MAX_SKIPPED_LINES,
   PartPlanner,
+  reroutePlanMs,
   routeJob,
 } from '../../../functions/core/batch.js';
+import { batchLineError } from '../../../functions/core/batch-errors.js';
+import { itemIdForIndex, type NewItem } from '../../../functions/core/jobs.js';
+import { PLAN_AHEAD_MS } from '../../../functions/core/rate.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
 
 describe('routeJob', () => {
@@ -73,6 +77,39 @@ describe('PartPlanner', () => {
     expect(planner.finish()).toHaveLength(2);
   });
 
+  /** A line as intake places it: stored failed (a bad line, a duplicate key) or going to the batch. */
+  const line = (index: number, failed = false): NewItem => ({
+    id: itemIdForIndex(index),
+    index,
+    key: `k${index}`,
+    request: { contents: [] },
+    estimatedTokens: 1,
+    ...(failed ? { error: { code: 400, status: 'INVALID_ARGUMENT', message: 'duplicate key "k0"' } } : {}),
+  });
+
+  it('names the lines stored failed inside a part, so its upload leaves them out', () => {
+    // A duplicate key parses as well as its first line: only the part can tell the upload to skip it.
+    const planner = new PartPlanner({ maxBytes: 1e9, maxTokens: 1e9 });
+    planner.place(line(0), 0, 10);
+    planner.place(line(1, true), 10, 20);
+    planner.place(line(2), 20, 30);
+    expect(planner.finish()).toEqual([
+      { part: 0, fromIndex: 0, toIndex: 3, fromByte: 0, toByte: 30, items: 2, tokens: 2, skip: [1] },
+    ]);
+  });
+
+  it('closes a part whose list of failed lines is full, so a run record stays small', () => {
+    const planner = new PartPlanner({ maxBytes: 1e9, maxTokens: 1e9 });
+    planner.place(line(0), 0, 1);
+    for (let i = 1; i <= MAX_SKIPPED_LINES + 1; i++) planner.place(line(i, true), i, i + 1);
+    planner.place(line(MAX_SKIPPED_LINES + 2), MAX_SKIPPED_LINES + 2, MAX_SKIPPED_LINES + 3);
+    const parts = planner.finish();
+    expect(parts).toHaveLength(2);
+    expect(parts.every((p) => (p.skip?.length ?? 0) <= MAX_SKIPPED_LINES)).toBe(true);
+    expect(parts.flatMap((p) => p.skip ?? [])).toHaveLength(MAX_SKIPPED_LINES + 1);
+    expect(parts[1]).toMatchObject({ fromIndex: MAX_SKIPPED_LINES + 1, items: 1 });
+  });
+
   it('makes no part for a set with no batch line', () => {
     const planner = new PartPlanner({ maxBytes: 10, maxTokens: 10 });
     planner.add(0, 0, 5);
@@ -107,6 +144,32 @@ describe('decideRun', () => {
       kind: 'fall-back',
       cancelUpstream: true,
     });
+  });
+});
+
+describe('reroutePlanMs', () => {
+  it("gives a part sent back the time its model's rate needs to plan it, plus the plan's horizon", () => {
+    expect(reroutePlanMs(0, 1000)).toBe(PLAN_AHEAD_MS);
+    expect(reroutePlanMs(6000, 1000)).toBe(6 * 60_000 + PLAN_AHEAD_MS);
+  });
+});
+
+describe('decideRun after our own cancel', () => {
+  const day = 86_400_000;
+
+  it('cancels again while the batch has not ended, then falls back with our reason, or collects', () => {
+    const reason = 'the batch was still pending after 60 s';
+    expect(decideRun('RUNNING', 0, 1, day, undefined, reason)).toEqual({
+      kind: 'fall-back',
+      reason,
+      cancelUpstream: true,
+    });
+    expect(decideRun('CANCELLED', 0, 1, day, undefined, reason)).toEqual({
+      kind: 'fall-back',
+      reason,
+      cancelUpstream: false,
+    });
+    expect(decideRun('SUCCEEDED', 0, 1, day, undefined, reason)).toEqual({ kind: 'collect' });
   });
 });
 

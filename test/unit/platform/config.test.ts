@@ -76,6 +76,17 @@ describe('loadConfig: local', () => {
     expect(loadConfig({ ...LOCAL, CALLBACK_RETRY_MS: '3600000' }).callbackRetryMs).toBe(3_600_000);
     expect(() => loadConfig({ ...LOCAL, CALLBACK_RETRY_MS: '10' })).toThrow(/CALLBACK_RETRY_MS/);
   });
+
+  it('bounds a failing Batch step by BATCH_STEP_MAX_FAILURES and BATCH_STEP_MAX_MS, with defaults', () => {
+    const defaults = loadConfig(LOCAL);
+    const set = loadConfig({ ...LOCAL, BATCH_STEP_MAX_FAILURES: '5', BATCH_STEP_MAX_MS: '600000' });
+
+    expect([defaults.batchStepMaxFailures, defaults.batchStepMaxMs]).toEqual([30, 10_800_000]);
+    expect([set.batchStepMaxFailures, set.batchStepMaxMs]).toEqual([5, 600_000]);
+    expect(configErrorOf({ ...LOCAL, BATCH_STEP_MAX_FAILURES: '0' }).problems[0]).toMatch(
+      /^BATCH_STEP_MAX_FAILURES: /,
+    );
+  });
 });
 
 describe('loadConfig: cloud', () => {
