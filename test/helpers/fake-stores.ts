@@ -22,8 +22,8 @@ import { sumTotals, type Totals } from '../../functions/core/totals.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
-import type { ItemRef, StoredOutcome } from '../../functions/platform/store/items.js';
-import type { IdempotencyRecord } from '../../functions/platform/store/jobs.js';
+import type { ItemRef, OverdueCursor, StoredOutcome } from '../../functions/platform/store/items.js';
+import type { IdempotencyRecord, ReconcileCursor } from '../../functions/platform/store/jobs.js';
 
 /** Lets other pending promises run, as a network round trip would. */
 export const roundTrip = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -45,6 +45,8 @@ export class FakeDb {
   readonly jobPlans = new Map<string, JobPlan>();
   readonly pauses = new Map<string, { untilMs: number; reason: string }>();
   readonly keys = new Map<string, IdempotencyRecord>();
+  /** The reconciler's cursor (`jobs.writeReconcileCursor`). */
+  reconcileCursor: ReconcileCursor = {};
   readonly calls: Record<string, number> = {};
   /** Outcome writes that took effect, and jobs turned terminal by `finish`. */
   completedWrites = 0;
@@ -269,6 +271,14 @@ export class FakeDb {
             .slice(0, limit)
             .map((j) => structuredClone(j));
         },
+        async readReconcileCursor() {
+          await db.enter('jobs.readReconcileCursor');
+          return structuredClone(db.reconcileCursor);
+        },
+        async writeReconcileCursor(cursor) {
+          await db.enter('jobs.writeReconcileCursor');
+          db.reconcileCursor = structuredClone(cursor);
+        },
       },
 
       items: {
@@ -346,12 +356,13 @@ export class FakeDb {
           i.version = db.nextVersion();
           return { leaseId: i.lease.id, version: i.version };
         },
-        async release(ref, plannedMs) {
+        async release(ref, plannedMs, dueByMs) {
           await db.enter('items.release');
           const i = db.item(ref.jobId, ref.itemId);
           if (!i || i.version !== ref.version) return;
           i.lease = null;
           if (plannedMs !== undefined) i.plannedMs = plannedMs;
+          if (dueByMs !== undefined) i.dueByMs = dueByMs;
           i.version = db.nextVersion();
         },
         async settle(ref: ItemRef, outcome: StoredOutcome) {
@@ -363,12 +374,40 @@ export class FakeDb {
           db.completedWrites += 1;
           return true;
         },
-        async retask(ref) {
+        async retask(ref, next) {
           await db.enter('items.retask');
           const i = db.item(ref.jobId, ref.itemId);
           if (!i || i.version !== ref.version) return false;
           Object.assign(i, { lease: null, plannedMs: null, rounds: i.rounds + 1, version: db.nextVersion() });
+          if (next) i.dueByMs = next.dueByMs;
           return true;
+        },
+        async setDue(jobId, due) {
+          await db.enter('items.setDue');
+          for (const d of due) {
+            const i = db.item(jobId, d.itemId);
+            if (!i || i.version !== d.version) continue;
+            Object.assign(i, { dueByMs: d.dueByMs, version: db.nextVersion() });
+          }
+        },
+        async listOverdue(nowMs, limit, after) {
+          await db.enter('items.listOverdue');
+          const pathOf = (jobId: string, itemId: string) => `jobs/${jobId}/items/${itemId}`;
+          const key = (c: OverdueCursor) => [c.dueByMs, c.path] as const;
+          const isAfter = (a: readonly [number, string], b: readonly [number, string]) =>
+            a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+          const due: Array<{ cursor: OverdueCursor; item: ItemRecord & { jobId: string } }> = [];
+          for (const [jobId, map] of db.items) {
+            for (const i of map.values()) {
+              if (i.state !== 'pending' || typeof i.dueByMs !== 'number' || i.dueByMs >= nowMs) continue;
+              const cursor = { dueByMs: i.dueByMs, path: pathOf(jobId, i.id) };
+              if (!after || isAfter(key(cursor), key(after)))
+                due.push({ cursor, item: db.publicItem(jobId, i) });
+            }
+          }
+          const page = due.sort((a, b) => (isAfter(key(a.cursor), key(b.cursor)) ? 1 : -1)).slice(0, limit);
+          const last = page.length === limit ? page[page.length - 1] : undefined;
+          return { items: page.map((p) => p.item), ...(last ? { next: last.cursor } : {}) };
         },
         async sweepPending(jobId, outcome) {
           await db.enter('items.sweepPending');

@@ -37,3 +37,80 @@ describe('scheduler tick', () => {
     expect((await pauses.list()).map((p) => p.model)).toEqual(['gemini-2.5-pro']);
   });
 });
+
+describe('scheduler tick: each duty on its own (scenario 9)', () => {
+  it('still reconciles and exports when resuming a queue throws, and reports and logs the failure', async () => {
+    // Arrange: a paused model whose resume fails, and a job whose enqueuing stalled.
+    let now = Date.parse('2024-07-02T07:00:05Z');
+    const capture = createLogCapture();
+    const logger = createLogger({ destination: capture.stream });
+    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
+    const pauses = world.db.stores.pauses;
+    await pauses.set('gemini-2.5-flash', now - 5000, 'daily quota');
+    await pauses.set('gemini-2.5-pro', now - 5000, 'daily quota');
+    const resume = world.tasks.resumeModel.bind(world.tasks);
+    world.tasks.resumeModel = async (model: string) => {
+      if (model === 'gemini-2.5-flash') throw new Error('14 UNAVAILABLE: resume');
+      await resume(model);
+    };
+    await world.lifecycle.create(
+      { id: 'job-tick', model: 'gemini-2.5-pro', mode: 'realtime', total: 1, source: 'api' },
+      [
+        {
+          id: '000000000',
+          index: 0,
+          key: 'k',
+          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
+          estimatedTokens: 1,
+        },
+      ],
+    );
+    now += world.stallMs + 1000;
+
+    // Act
+    const report = await tick({
+      pauses,
+      stores: world.db.stores,
+      lifecycle: world.lifecycle,
+      planner: world.planner,
+      tasks: world.tasks,
+      logger,
+      stallMs: world.stallMs,
+      now: () => now,
+    });
+
+    // Assert: the other model resumed, the reconciler ran, the failure is in the report and the log.
+    expect(report.resumedModels).toEqual(['gemini-2.5-pro']);
+    expect(report.reconciled?.reenqueued).toBe(1);
+    expect(report.failed).toEqual(['resume']);
+    expect(capture.events('tick.duty_failed')).toMatchObject([{ duty: 'resume' }]);
+    // The record of the pause that could not be lifted stays, so the next tick tries again.
+    expect((await pauses.list()).map((p) => p.model)).toEqual(['gemini-2.5-flash']);
+  });
+
+  it('reports a failed export and does not throw: the scheduler call still sees what the others did', async () => {
+    const now = Date.parse('2024-07-02T07:00:05Z');
+    const capture = createLogCapture();
+    const logger = createLogger({ destination: capture.stream });
+    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
+    world.db.failOnce('jobs.listExportPending', new Error('14 UNAVAILABLE: exports'));
+
+    const report = await tick({
+      pauses: world.db.stores.pauses,
+      stores: world.db.stores,
+      lifecycle: world.lifecycle,
+      planner: world.planner,
+      tasks: world.tasks,
+      logger,
+      stallMs: world.stallMs,
+      now: () => now,
+      exports: { jobs: world.db.stores.jobs, objects: world.objects, bucket: 'b' },
+    });
+
+    expect(report.failed).toEqual(['exports']);
+    expect(report.reconciled).not.toBeNull();
+    expect(capture.events('tick.duty_failed')).toMatchObject([
+      { duty: 'exports', err: expect.stringMatching(/exports/) },
+    ]);
+  });
+});
