@@ -48,7 +48,10 @@ export interface ReconcileReport {
   reenqueued: number;
   cancelsResumed: number;
   finished: number;
-  /** Items and jobs the run could not handle (logged as `reconcile.item_error` / `reconcile.job_error`). */
+  /**
+   * What the run could not do: items and jobs (logged as `reconcile.item_error`, `reconcile.job_error`)
+   * and reads or writes it went on without (`reconcile.<what>_failed`). The next run tries again.
+   */
   errors: number;
 }
 
@@ -82,21 +85,26 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
     if (!jobCache.has(id)) jobCache.set(id, jobs.get(id));
     return jobCache.get(id)!;
   };
-  const run: Run = { deps, clock: deps.now ?? Date.now, report, jobOf, paused: await pausedModels(deps) };
-  const cursor = await attempt(deps, 'read_cursor', () => jobs.readReconcileCursor(), {});
+  const run: Run = { deps, clock: deps.now ?? Date.now, report, jobOf, paused: undefined };
+  run.paused = await pausedModels(run);
+  const cursor = await attempt(run, 'read_cursor', () => jobs.readReconcileCursor(), {});
   const next: ReconcileCursor = { ...cursor };
   await sweepItems(run, cursor, next);
   await sweepJobs(run, cursor, next);
-  await attempt(deps, 'write_cursor', () => jobs.writeReconcileCursor(next), undefined);
+  await attempt(run, 'write_cursor', () => jobs.writeReconcileCursor(next), undefined);
   return report;
 }
 
-/** Runs a read or write the run can do without, logging a failure (`reconcile.<what>_failed`). */
-async function attempt<T>(deps: ReconcileDeps, what: string, fn: () => Promise<T>, fallback: T): Promise<T> {
+/**
+ * Runs a read or write the run can do without; a failure is logged (`reconcile.<what>_failed`),
+ * counted in `errors`, and the run goes on with `fallback`.
+ */
+async function attempt<T>(run: Run, what: string, fn: () => Promise<T>, fallback: T): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    deps.logger.error(
+    run.report.errors++;
+    run.deps.logger.error(
       { event: `reconcile.${what}_failed`, err: (err as Error).message },
       `could not ${what}`,
     );
@@ -104,11 +112,11 @@ async function attempt<T>(deps: ReconcileDeps, what: string, fn: () => Promise<T
   }
 }
 
-async function pausedModels(deps: ReconcileDeps): Promise<Set<string> | undefined> {
-  const { pauses } = deps.stores;
+async function pausedModels(run: Run): Promise<Set<string> | undefined> {
+  const { pauses } = run.deps.stores;
   if (!pauses) return new Set();
   return attempt(
-    deps,
+    run,
     'list_pauses',
     async () => new Set((await pauses.list()).map((p) => p.model)),
     undefined,
@@ -120,7 +128,7 @@ async function sweepItems(run: Run, cursor: ReconcileCursor, next: ReconcileCurs
   const { deps, clock } = run;
   const limit = deps.limits?.items ?? 200;
   const expired = await attempt(
-    deps,
+    run,
     'list_expired',
     () => deps.stores.items.listExpiredLeases(clock(), limit),
     [],
@@ -128,7 +136,7 @@ async function sweepItems(run: Run, cursor: ReconcileCursor, next: ReconcileCurs
   let overdue: Item[] = [];
   if (deps.orphanSweep !== false && run.paused) {
     const page = await attempt(
-      deps,
+      run,
       'list_overdue',
       () => deps.stores.items.listOverdue(clock(), limit, cursor.overdueAfter),
       undefined,
@@ -220,7 +228,7 @@ async function sweepJobs(run: Run, cursor: ReconcileCursor, next: ReconcileCurso
   const { deps } = run;
   const limit = deps.limits?.jobs ?? 100;
   const page = await attempt(
-    deps,
+    run,
     'list_jobs',
     () => deps.stores.jobs.listUnsettled(limit, cursor.jobsAfter),
     undefined,

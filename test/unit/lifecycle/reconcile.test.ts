@@ -317,13 +317,14 @@ describe('reconcile: a failure on one item (scenario 2)', () => {
   });
 
   it('goes on with the jobs when listing expired leases fails', async () => {
-    const { db, run, advance } = await setup();
+    const { db, run, advance, capture } = await setup();
     advance(STALL_MS + 1000);
     db.failOnce('items.listExpiredLeases');
 
     const report = await run();
 
-    expect(report.reenqueued).toBe(1);
+    expect(report).toMatchObject({ reenqueued: 1, errors: 1 });
+    expect(capture.events('reconcile.list_expired_failed')).toHaveLength(1);
   });
 });
 
