@@ -78,9 +78,11 @@ export async function tick(deps: TickDeps): Promise<TickReport> {
 }
 
 /**
- * Resumes every model queue whose pause has run out, then clears its record (a record is cleared
- * only once its queue resumed, so a failed resume is tried again next tick). One model failing does
- * not keep the others paused; the first failure is thrown once all were tried.
+ * Resumes every model queue whose pause has run out. The record stays, marked resumed, for one due
+ * window after (`planner.dueBy`): the tasks the queue held back are all past their items' due time,
+ * and the reconciler must not take them for lost while the queue delivers them (it leaves a model
+ * with a record alone). A failed resume is tried again next tick, and one model failing does not
+ * keep the others paused; the first failure is thrown once all were tried.
  */
 async function resumeQueues(deps: TickDeps, resumed: string[]): Promise<void> {
   const now = (deps.now ?? Date.now)();
@@ -88,10 +90,15 @@ async function resumeQueues(deps: TickDeps, resumed: string[]): Promise<void> {
   for (const pause of await deps.pauses.list()) {
     if (pause.untilMs > now) continue;
     try {
-      await deps.tasks.resumeModel(pause.model);
-      await deps.pauses.clear(pause.model);
-      resumed.push(pause.model);
-      deps.logger.info({ event: 'quota.resumed', model: pause.model }, 'daily quota reset; queue resumed');
+      if (pause.resumedAtMs === undefined) {
+        await deps.tasks.resumeModel(pause.model);
+        // A new pause written meanwhile is left as it is: its own time comes.
+        if (!(await deps.pauses.markResumed(pause.model, pause.untilMs, now))) continue;
+        resumed.push(pause.model);
+        deps.logger.info({ event: 'quota.resumed', model: pause.model }, 'daily quota reset; queue resumed');
+      } else if (now >= deps.planner.dueBy(pause.resumedAtMs)) {
+        await deps.pauses.clear(pause.model, pause.untilMs);
+      }
     } catch (err) {
       failure ??= err;
       deps.logger.error(

@@ -43,7 +43,7 @@ export class FakeDb {
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
   readonly jobPlans = new Map<string, JobPlan>();
-  readonly pauses = new Map<string, { untilMs: number; reason: string }>();
+  readonly pauses = new Map<string, { untilMs: number; reason: string; resumedAtMs?: number }>();
   readonly keys = new Map<string, IdempotencyRecord>();
   /** The reconciler's cursor (`jobs.writeReconcileCursor`). */
   reconcileCursor: ReconcileCursor = {};
@@ -502,9 +502,16 @@ export class FakeDb {
           await db.enter('pauses.list');
           return [...db.pauses].map(([model, p]) => ({ model, ...p }));
         },
-        async clear(model) {
+        async clear(model, untilMs) {
           await db.enter('pauses.clear');
-          db.pauses.delete(model);
+          if (untilMs === undefined || db.pauses.get(model)?.untilMs === untilMs) db.pauses.delete(model);
+        },
+        async markResumed(model, untilMs, atMs) {
+          await db.enter('pauses.markResumed');
+          const p = db.pauses.get(model);
+          if (!p || p.untilMs !== untilMs) return false;
+          p.resumedAtMs = atMs;
+          return true;
         },
       },
     };

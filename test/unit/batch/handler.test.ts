@@ -34,7 +34,59 @@ describe('scheduler tick', () => {
     expect(report.resumedModels).toEqual(['gemini-2.5-flash']);
     expect(tasks.paused.has('gemini-2.5-flash')).toBe(false);
     expect(tasks.paused.has('gemini-2.5-pro')).toBe(true);
-    expect((await pauses.list()).map((p) => p.model)).toEqual(['gemini-2.5-pro']);
+    // The resumed model's record stays, marked, for one due window (see the next test).
+    expect(await pauses.list()).toEqual([
+      { model: 'gemini-2.5-flash', untilMs: now - 5000, reason: 'daily quota', resumedAtMs: now },
+      { model: 'gemini-2.5-pro', untilMs: now + 60_000, reason: 'daily quota' },
+    ]);
+  });
+
+  it("leaves a resumed model's held-back tasks one due window to arrive before it sweeps their items", async () => {
+    // Arrange: a job whose tasks a paused queue held back past their items' due time.
+    let now = Date.parse('2024-07-02T07:00:05Z');
+    const logger = createLogger({ destination: createLogCapture().stream });
+    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
+    await world.lifecycle.create(
+      { id: 'job-held', model: 'gemini-2.5-flash', mode: 'realtime', total: 1, source: 'api' },
+      [
+        {
+          id: '000000000',
+          index: 0,
+          key: 'k',
+          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
+          estimatedTokens: 1,
+        },
+      ],
+    );
+    const job = (await world.lifecycle.getJob('job-held'))!;
+    await world.planner.enqueuePage(job, 0);
+    await world.planner.pauseForDailyQuota(job, now + 3_600_000, 'per day', logger);
+    const deps = {
+      pauses: world.db.stores.pauses,
+      stores: world.db.stores,
+      lifecycle: world.lifecycle,
+      planner: world.planner,
+      tasks: world.tasks,
+      logger,
+      stallMs: world.stallMs,
+      now: () => now,
+    };
+
+    // Act: the tick that resumes the queue, one just before the window ends, one after.
+    now += 3_600_000;
+    const resuming = await tick(deps);
+    now = world.planner.dueBy(now) - 1000;
+    const during = await tick(deps);
+    now += 2000;
+    const after = await tick(deps);
+
+    // Assert
+    expect(resuming.resumedModels).toEqual(['gemini-2.5-flash']);
+    expect(world.tasks.paused.has('gemini-2.5-flash')).toBe(false);
+    expect([resuming.reconciled?.orphans, during.reconciled?.orphans]).toEqual([0, 0]);
+    expect(during.resumedModels).toEqual([]);
+    expect(await world.db.stores.pauses.list()).toEqual([]);
+    expect(after.reconciled?.orphans).toBe(1);
   });
 });
 
@@ -84,8 +136,11 @@ describe('scheduler tick: each duty on its own (scenario 9)', () => {
     expect(report.reconciled?.reenqueued).toBe(1);
     expect(report.failed).toEqual(['resume']);
     expect(capture.events('tick.duty_failed')).toMatchObject([{ duty: 'resume' }]);
-    // The record of the pause that could not be lifted stays, so the next tick tries again.
-    expect((await pauses.list()).map((p) => p.model)).toEqual(['gemini-2.5-flash']);
+    // The record of the pause that could not be lifted stays unresumed, so the next tick tries again.
+    expect((await pauses.list()).map((p) => [p.model, p.resumedAtMs])).toEqual([
+      ['gemini-2.5-flash', undefined],
+      ['gemini-2.5-pro', now],
+    ]);
   });
 
   it('reports a failed export and does not throw: the scheduler call still sees what the others did', async () => {
