@@ -302,6 +302,25 @@ describe('job lifecycle in Firestore', () => {
     expect(await stores.jobs.readReconcileCursor()).toEqual({});
   });
 
+  it('marks a pause resumed and clears it only while it is the pause read, never a newer one', async () => {
+    const { pauses } = createStores(db, { collectionPrefix: newPrefix('pause') });
+    await pauses.set('m-pause', 1000, 'per day');
+
+    const wrong = await pauses.markResumed('m-pause', 999, 5000);
+    const right = await pauses.markResumed('m-pause', 1000, 5000);
+    const marked = await pauses.list();
+    await pauses.set('m-pause', 2000, 'per day again');
+    await pauses.clear('m-pause', 1000);
+    const kept = await pauses.list();
+    await pauses.clear('m-pause', 2000);
+
+    expect([wrong, right]).toEqual([false, true]);
+    expect(marked).toEqual([{ model: 'm-pause', untilMs: 1000, reason: 'per day', resumedAtMs: 5000 }]);
+    expect(kept).toEqual([{ model: 'm-pause', untilMs: 2000, reason: 'per day again' }]);
+    expect(await pauses.list()).toEqual([]);
+    expect(await pauses.markResumed('m-pause', 2000, 6000)).toBe(false);
+  });
+
   it('rejects when an item cannot be stored, with no write left unhandled, and stores no job', async () => {
     // Arrange: an item over Firestore's 1 MiB document limit (ingest refuses these; this is the store's
     // own guard). A write whose failure nobody awaits would kill the instance.
