@@ -1,5 +1,6 @@
 import { Firestore } from '@google-cloud/firestore';
 import { Storage } from '@google-cloud/storage';
+import { dueWindowMs } from './core/due.js';
 import { createLifecycle, type Lifecycle } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
 import type { Config } from './platform/config.js';
@@ -98,6 +99,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         notify,
         callbackPolicy: { retryForMs: config.callbackRetryMs },
         stallMs: config.reconcileAfterMs,
+        dueWindowMs: dueWindowMs(config.quotas.queue, config.dispatchDeadlineSeconds),
       }),
     planner:
       overrides.planner ??
@@ -108,6 +110,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         quotas: config.quotas,
         logger,
         stallMs: config.reconcileAfterMs,
+        dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
       }),
     gemini,
     media:

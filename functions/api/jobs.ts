@@ -92,6 +92,11 @@ export const reconcileCountsSchema = z.looseObject({
   retasked: count,
   /** Items failed after too many such rounds. */
   failed: count,
+  /**
+   * Items with no lease that no task delivered by their due time (`dueByMs`: a task lost before it
+   * reached the worker, a worker outage longer than the queue's retries), given a new task.
+   */
+  orphans: count,
   /** Times enqueuing was started again after it stalled. */
   reenqueued: count,
   /** Cancels that stopped halfway, finished. */

@@ -132,6 +132,7 @@ export function itemIdForIndex(index: number): string {
 export const NO_RECONCILE: ReconcileCounts = {
   retasked: 0,
   failed: 0,
+  orphans: 0,
   reenqueued: 0,
   cancelsResumed: 0,
   finishes: 0,
@@ -183,6 +184,13 @@ export interface ItemRecord extends NewItem {
   lease: ItemLease | null;
   /** Times the reconciler gave the item a new task. */
   rounds: number;
+  /**
+   * By when something must have happened to a pending item (epoch ms): its task's planned send plus
+   * the dispatch deadline and the queue's whole retry budget. Past it with no live lease, no task
+   * will deliver it any more, and the reconciler gives it a new one. Null or absent: no deadline
+   * (no task yet: the job's enqueuing, watched on the job, owns it; or a batch holds it).
+   */
+  dueByMs?: number | null;
   finishedAt: Date | null;
   /** Commit time of the outcome in microseconds: the order of `GET /jobs/{id}/events`. */
   finishedAtMicros: number | null;

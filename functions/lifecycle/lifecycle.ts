@@ -50,6 +50,12 @@ export interface LifecycleDeps {
   callbackPolicy?: Partial<CallbackPolicy>;
   /** A job whose enqueuing made no progress for this long is enqueued again by the reconciler. */
   stallMs: number;
+  /**
+   * How long after its plan an item's task may still deliver it (`core/due.ts`): a released item is
+   * due that long after its new plan, or after now when its task retries it. Absent: released items
+   * keep their due time.
+   */
+  dueWindowMs?: number;
   now?: () => number;
   /** Waits between attempts of an outcome write (tests pass a no-op). */
   sleep?: (ms: number) => Promise<void>;
@@ -224,8 +230,16 @@ export function createLifecycle(deps: LifecycleDeps) {
       if (job?.status === 'queued') await jobs.markRunning(jobId, job.version);
     },
 
-    /** Gives the item back for another delivery; `plannedMs` records a new plan (and its new task). */
-    release: (lease: ItemRef, plannedMs?: number) => items.release(lease, plannedMs),
+    /**
+     * Gives the item back for another delivery; `plannedMs` records a new plan (and its new task).
+     * Either way a task will come for it again, so its due time moves on (`ItemRecord.dueByMs`).
+     */
+    release: (lease: ItemRef, plannedMs?: number) =>
+      items.release(
+        lease,
+        plannedMs,
+        deps.dueWindowMs === undefined ? undefined : (plannedMs ?? clock()) + deps.dueWindowMs,
+      ),
 
     /**
      * Records the outcome of a leased item, exactly once. A response too big for the item's document

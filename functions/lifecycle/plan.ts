@@ -1,3 +1,4 @@
+import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
@@ -21,6 +22,8 @@ export interface PlannerDeps {
   logger: Logger;
   /** How long enqueuing may make no progress before the reconciler starts it again. */
   stallMs: number;
+  /** Cloud Tasks' dispatch deadline of an item task (600 s, the task queue's default, if absent). */
+  dispatchDeadlineSeconds?: number;
   now?: () => number;
 }
 
@@ -32,6 +35,9 @@ export type Planner = ReturnType<typeof createPlanner>;
 export function createPlanner(deps: PlannerDeps) {
   const { jobs, items, ledger, pauses } = deps.stores;
   const clock = deps.now ?? Date.now;
+  const window = dueWindowMs(deps.quotas.queue, deps.dispatchDeadlineSeconds ?? 600);
+  /** When an item whose task is planned at `plannedMs` is due (`ItemRecord.dueByMs`). */
+  const dueBy = (plannedMs: number) => plannedMs + window;
 
   /**
    * The ratio of Gemini's token count to the estimate for this page: a sample of its items is
@@ -69,6 +75,8 @@ export function createPlanner(deps: PlannerDeps) {
   };
 
   return {
+    dueBy,
+
     /**
      * Plans the next page of the job's items from `through` and creates their tasks, at most
      * {@link PLAN_AHEAD_MS} ahead. Returns where enqueuing stands, and when it must go on if the
@@ -102,6 +110,15 @@ export function createPlanner(deps: PlannerDeps) {
         quota,
         deps.quotas.headroom,
         { jobId: job.id, untilMs: clock() + PLAN_AHEAD_MS },
+      );
+      // Due times first: a crash before the tasks exist leaves items the reconciler will find.
+      await items.setDue(
+        job.id,
+        schedule.map((plannedMs, n) => ({
+          itemId: pending[n]!.id,
+          version: pending[n]!.version,
+          dueByMs: dueBy(plannedMs),
+        })),
       );
       await deps.tasks.enqueueItems(
         job.model,
@@ -150,7 +167,11 @@ export function createPlanner(deps: PlannerDeps) {
       return slotMs;
     },
 
-    /** Gives an item a new task at a fresh slot (the reconciler, after its lease ran out). */
+    /**
+     * Gives an item a new task at a fresh slot (the reconciler: its lease ran out, or no task
+     * delivered it by its due time); the slot, or undefined when there is none (the job is over, or
+     * its model unknown). The task is named by `round`, so a repeat creates it once.
+     */
     async retask(job: JobRecord, item: ItemRecord, round: number): Promise<number | undefined> {
       const quota = deps.quotas.models[job.model];
       if (!quota) return undefined;
@@ -165,11 +186,15 @@ export function createPlanner(deps: PlannerDeps) {
       return slotMs;
     },
 
-    /** The model's daily quota is spent: pause its queue until `untilMs`, and say so on the job. */
+    /**
+     * The model's daily quota is spent: pause its queue until `untilMs`, and say so on the job. The
+     * pause record comes first: the tick resumes only queues it has a record of, so a queue paused
+     * without one would stay paused forever; a failed record write pauses nothing (and throws).
+     */
     async pauseForDailyQuota(job: JobRecord, untilMs: number, reason: string, log: Logger): Promise<void> {
       const notice = `Paused: the daily request quota of ${job.model} is spent; resumes after ${new Date(untilMs).toISOString()}.`;
+      await pauses.set(job.model, untilMs, reason);
       await Promise.all([
-        pauses.set(job.model, untilMs, reason),
         jobs.setNotice(job.id, notice),
         deps.tasks
           .pauseModel(job.model)

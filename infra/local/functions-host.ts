@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { type FrontFault, withFault } from './front-faults.js';
 
 /**
  * Serves the registered functions with the Functions Framework, each on its own port, in processes
@@ -12,7 +13,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
  *
  * Like Cloud Run, it starts a new instance when one dies (a line on stderr says so), so killing an
  * instance mid-run is a test of the system, not the end of the local cloud: SIGUSR2 to this process
- * SIGKILLs its oldest instance.
+ * SIGKILLs its oldest instance. Like Cloud Run's front, it can refuse deliveries before they reach
+ * the worker (429 at max instances, 503, 401/403): see front-faults.ts.
  */
 const ports = (() => {
   const i = process.argv.indexOf('--ports');
@@ -49,6 +51,21 @@ async function serveInstance(): Promise<Record<string, string>> {
         req.headers.authorization = authorization;
         for (const listener of app) listener.call(server, req, res);
       });
+    }
+    if (name === 'worker') {
+      // Cloud Run's front: faults injected by tests refuse deliveries before the worker sees them.
+      const { createWorkerFront } = await import('./front-faults.js');
+      const front = createWorkerFront((frontFault) => process.send?.({ frontFault }));
+      process.on('message', (m: { frontFaults?: FrontFault[] }) => {
+        if (m.frontFaults) front.replace(m.frontFaults);
+      });
+      const app = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+      server.removeAllListeners('request');
+      server.on('request', (req: IncomingMessage, res: ServerResponse) =>
+        front.handle(req, res, () => {
+          for (const listener of app) listener.call(server, req, res);
+        }),
+      );
     }
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
@@ -91,6 +108,8 @@ async function supervise(count: number): Promise<void> {
   const timers = new Set<NodeJS.Timeout>();
   let stopping = false;
   let crashes = 0;
+  /** Faults of the worker's front, shared with every instance (see front-faults.ts). */
+  let frontFaults: FrontFault[] = [];
   const log = (line: string) => process.stderr.write(`functions: ${line}\n`);
   const showState = () => {
     const listening = instances.filter((i) => i.listeningAt !== undefined).length;
@@ -109,8 +128,14 @@ async function supervise(count: number): Promise<void> {
     const instance: Instance = { worker, pid: worker.process.pid ?? 0, killedOnRequest: false };
     instances.push(instance);
     showState();
-    worker.on('message', (m: { ready?: Record<string, string> }) => {
+    worker.on('message', (m: { ready?: Record<string, string>; frontFault?: FrontFault }) => {
+      if (m.frontFault) {
+        frontFaults = withFault(frontFaults, m.frontFault, Date.now());
+        for (const i of instances) if (i.worker.isConnected()) i.worker.send({ frontFaults });
+        return;
+      }
       if (!m.ready) return;
+      if (frontFaults.length > 0) worker.send({ frontFaults });
       instance.listeningAt = Date.now();
       showState();
       // An instance that stays up ends a crash streak.

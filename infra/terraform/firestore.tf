@@ -1,5 +1,6 @@
 # The jobs database: jobs/{jobId} (with items/ and counters/), idempotencyKeys/{keyId},
-# ledgers/{model} (with jobs/), quotaPauses/{model}: one store each in functions/platform/store/.
+# ledgers/{model} (with jobs/), quotaPauses/{model}, reconciler/cursor (where the reconciler's
+# sweeps go on): one store each in functions/platform/store/.
 resource "google_firestore_database" "default" {
   project     = var.project_id
   name        = "(default)"
@@ -22,7 +23,9 @@ resource "google_firestore_database" "default" {
 #   sum(usage.promptTokens|usage.outputTokens|costUsd) over a job's items -> no filter, no index
 # One query spans every job: the reconciler's `collectionGroup(items).where(lease.untilMs <)` (leases
 # that ran out with no outcome). Automatic indexes have collection scope only, so lease.untilMs gets a
-# collection-group index below. Jobs are queried by `status in` and `cancelPending ==` (collection
+# collection-group index below. A second spans every job too: the reconciler's sweep for pending items
+# no task will deliver, `collectionGroup(items).where(state ==).where(dueByMs <).orderBy(dueByMs)
+# .orderBy(__name__)`, served by the composite collection-group index `items_overdue`. Jobs are queried by `status in` and `cancelPending ==` (collection
 # scope, automatic).
 # Running counts are not queries: each outcome increments one of 16 shards in jobs/{id}/counters in
 # the same commit as the item, and readers sum the shards by document id.
@@ -95,5 +98,24 @@ resource "google_firestore_index" "jobs_by_owner" {
   fields {
     field_path = "createdAt"
     order      = "DESCENDING"
+  }
+}
+
+# The reconciler's sweep for pending items past their due time (functions/platform/store/item-due.ts):
+# an equality on state and a range on dueByMs across every job's items, paged by (dueByMs, __name__)
+# (the index adds __name__ in the direction of its last field).
+resource "google_firestore_index" "items_overdue" {
+  project     = var.project_id
+  database    = google_firestore_database.default.name
+  collection  = "items"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "dueByMs"
+    order      = "ASCENDING"
   }
 }

@@ -235,6 +235,94 @@ describe('job lifecycle in Firestore', () => {
     });
   });
 
+  it('sets due times, and pages pending items past them across jobs with a cursor (the orphan sweep)', async () => {
+    // Arrange: due times far in the past, so no other test's items fall in the window.
+    const prefix = newPrefix('due');
+    const a = await newJob(prefix, 'm-due', 3);
+    const b = await newJob(prefix, 'm-due', 3);
+    const [a0, a1, a2] = await a.stores.items.list(a.id, { limit: 3 });
+    const [b0, b1, b2] = await b.stores.items.list(b.id, { limit: 3 });
+    // a2 is taken by a delivery after the page was read: its due time is not written over it.
+    const taken = await a.lifecycle.claim(a.id, a2!.id, 60_000);
+    await a.stores.items.setDue(a.id, [
+      { itemId: a0!.id, version: a0!.version, dueByMs: 1000 },
+      { itemId: a1!.id, version: a1!.version, dueByMs: 3000 },
+      { itemId: a2!.id, version: a2!.version, dueByMs: 500 },
+    ]);
+    await b.stores.items.setDue(b.id, [
+      { itemId: b0!.id, version: b0!.version, dueByMs: 2000 },
+      { itemId: b1!.id, version: b1!.version, dueByMs: 10_000 },
+      { itemId: b2!.id, version: b2!.version, dueByMs: 700 },
+    ]);
+    const b2Claim = await b.lifecycle.claim(b.id, b2!.id, 60_000);
+    if (b2Claim.outcome !== 'claimed') throw new Error(b2Claim.outcome);
+    await b.lifecycle.complete(b2Claim.lease, {
+      state: 'succeeded',
+      response: { ok: 1 },
+      usage: { promptTokens: 1, outputTokens: 1 },
+      costUsd: 0,
+    });
+
+    // Act
+    const first = await a.stores.items.listOverdue(5000, 2);
+    const second = await a.stores.items.listOverdue(5000, 2, first.next);
+
+    // Assert: by due time, pending only, nothing twice, the last page without a cursor.
+    expect(taken.outcome).toBe('claimed');
+    const ids = (page: typeof first) => page.items.map((i) => [i.jobId, i.id, i.dueByMs]);
+    expect(ids(first)).toEqual([
+      [a.id, a0!.id, 1000],
+      [b.id, b0!.id, 2000],
+    ]);
+    expect(ids(second)).toEqual([[a.id, a1!.id, 3000]]);
+    expect(second.next).toBeUndefined();
+  });
+
+  it('records a new task of the reconciler with its due time, once, and keeps the reconciler cursor', async () => {
+    const prefix = newPrefix('retask');
+    const { stores, id } = await newJob(prefix, 'm-due', 1);
+    const [item] = await stores.items.list(id, { limit: 1 });
+    const ref = { jobId: id, itemId: item!.id, version: item!.version, shards: 16 };
+
+    const first = await stores.items.retask(ref, { dueByMs: 9000 });
+    const again = await stores.items.retask(ref, { dueByMs: 9999 });
+    const cursor = {
+      jobsAfter: 'job-x',
+      overdueAfter: { dueByMs: 1000, path: `${prefix}jobs/${id}/items/${item!.id}` },
+    };
+    await stores.jobs.writeReconcileCursor(cursor);
+    const kept = await stores.jobs.readReconcileCursor();
+    await stores.jobs.writeReconcileCursor({});
+
+    expect([first, again]).toEqual([true, false]);
+    expect((await stores.items.list(id, { limit: 1 }))[0]).toMatchObject({
+      rounds: 1,
+      dueByMs: 9000,
+      lease: null,
+    });
+    expect(kept).toEqual(cursor);
+    expect(await stores.jobs.readReconcileCursor()).toEqual({});
+  });
+
+  it('marks a pause resumed and clears it only while it is the pause read, never a newer one', async () => {
+    const { pauses } = createStores(db, { collectionPrefix: newPrefix('pause') });
+    await pauses.set('m-pause', 1000, 'per day');
+
+    const wrong = await pauses.markResumed('m-pause', 999, 5000);
+    const right = await pauses.markResumed('m-pause', 1000, 5000);
+    const marked = await pauses.list();
+    await pauses.set('m-pause', 2000, 'per day again');
+    await pauses.clear('m-pause', 1000);
+    const kept = await pauses.list();
+    await pauses.clear('m-pause', 2000);
+
+    expect([wrong, right]).toEqual([false, true]);
+    expect(marked).toEqual([{ model: 'm-pause', untilMs: 1000, reason: 'per day', resumedAtMs: 5000 }]);
+    expect(kept).toEqual([{ model: 'm-pause', untilMs: 2000, reason: 'per day again' }]);
+    expect(await pauses.list()).toEqual([]);
+    expect(await pauses.markResumed('m-pause', 2000, 6000)).toBe(false);
+  });
+
   it('rejects when an item cannot be stored, with no write left unhandled, and stores no job', async () => {
     // Arrange: an item over Firestore's 1 MiB document limit (ingest refuses these; this is the store's
     // own guard). A write whose failure nobody awaits would kill the instance.

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../functions/api/jobs.js';
+import { FRONT_FAULTS_PATH } from '../../infra/local/front-faults.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
 import type { StackInfo } from '../../infra/local/stack.js';
@@ -125,4 +126,19 @@ export function standInStats(): Promise<StandInStats> {
 /** Deep-merges `patch` into the suite's Gemini stand-in configuration. */
 export async function configureStandIn(patch: unknown): Promise<void> {
   await standInControl(stack().geminiBaseUrl).configure(patch);
+}
+
+/**
+ * Has Cloud Run's front (the local functions host) refuse every delivery of `queue` with `status`
+ * for `seconds`, before the worker sees it (see infra/local/front-faults.ts); `seconds: 0` ends it.
+ */
+export async function frontFault(queue: string, status: number, seconds: number): Promise<void> {
+  const res = await fetch(`${stack().workerUrl.replace(/\/$/, '')}${FRONT_FAULTS_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ queue, status, seconds }),
+  });
+  if (!res.ok) throw new Error(`front fault answered ${res.status}: ${await res.text()}`);
+  // The host's primary hands the fault to every other instance over IPC: give it a moment.
+  await new Promise((r) => setTimeout(r, 300));
 }

@@ -23,8 +23,8 @@ import type { CallbackOrder, CallbackRecord } from '../../functions/platform/sto
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
-import type { ItemRef, StoredOutcome } from '../../functions/platform/store/items.js';
-import type { IdempotencyRecord } from '../../functions/platform/store/jobs.js';
+import type { ItemRef, OverdueCursor, StoredOutcome } from '../../functions/platform/store/items.js';
+import type { IdempotencyRecord, ReconcileCursor } from '../../functions/platform/store/jobs.js';
 
 /** Lets other pending promises run, as a network round trip would. */
 export const roundTrip = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -44,10 +44,12 @@ export class FakeDb {
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
   readonly jobPlans = new Map<string, JobPlan>();
-  readonly pauses = new Map<string, { untilMs: number; reason: string }>();
+  readonly pauses = new Map<string, { untilMs: number; reason: string; resumedAtMs?: number }>();
   readonly keys = new Map<string, IdempotencyRecord>();
   /** The callback outbox, by job id. */
   readonly callbacks = new Map<string, CallbackRecord>();
+  /** The reconciler's cursor (`jobs.writeReconcileCursor`). */
+  reconcileCursor: ReconcileCursor = {};
   readonly calls: Record<string, number> = {};
   /** Outcome writes that took effect, and jobs turned terminal by `finish`. */
   completedWrites = 0;
@@ -307,6 +309,14 @@ export class FakeDb {
             .slice(0, limit)
             .map((j) => structuredClone(j));
         },
+        async readReconcileCursor() {
+          await db.enter('jobs.readReconcileCursor');
+          return structuredClone(db.reconcileCursor);
+        },
+        async writeReconcileCursor(cursor) {
+          await db.enter('jobs.writeReconcileCursor');
+          db.reconcileCursor = structuredClone(cursor);
+        },
       },
 
       items: {
@@ -392,12 +402,13 @@ export class FakeDb {
           i.version = db.nextVersion();
           return { version: i.version };
         },
-        async release(ref, plannedMs) {
+        async release(ref, plannedMs, dueByMs) {
           await db.enter('items.release');
           const i = db.item(ref.jobId, ref.itemId);
           if (!i || i.version !== ref.version) return;
           i.lease = null;
           if (plannedMs !== undefined) i.plannedMs = plannedMs;
+          if (dueByMs !== undefined) i.dueByMs = dueByMs;
           i.version = db.nextVersion();
         },
         async settle(ref: ItemRef, outcome: StoredOutcome) {
@@ -409,12 +420,40 @@ export class FakeDb {
           db.completedWrites += 1;
           return true;
         },
-        async retask(ref) {
+        async retask(ref, next) {
           await db.enter('items.retask');
           const i = db.item(ref.jobId, ref.itemId);
           if (!i || i.version !== ref.version) return false;
           Object.assign(i, { lease: null, plannedMs: null, rounds: i.rounds + 1, version: db.nextVersion() });
+          if (next) i.dueByMs = next.dueByMs;
           return true;
+        },
+        async setDue(jobId, due) {
+          await db.enter('items.setDue');
+          for (const d of due) {
+            const i = db.item(jobId, d.itemId);
+            if (!i || i.version !== d.version) continue;
+            Object.assign(i, { dueByMs: d.dueByMs, version: db.nextVersion() });
+          }
+        },
+        async listOverdue(nowMs, limit, after) {
+          await db.enter('items.listOverdue');
+          const pathOf = (jobId: string, itemId: string) => `jobs/${jobId}/items/${itemId}`;
+          const key = (c: OverdueCursor) => [c.dueByMs, c.path] as const;
+          const isAfter = (a: readonly [number, string], b: readonly [number, string]) =>
+            a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+          const due: Array<{ cursor: OverdueCursor; item: ItemRecord & { jobId: string } }> = [];
+          for (const [jobId, map] of db.items) {
+            for (const i of map.values()) {
+              if (i.state !== 'pending' || typeof i.dueByMs !== 'number' || i.dueByMs >= nowMs) continue;
+              const cursor = { dueByMs: i.dueByMs, path: pathOf(jobId, i.id) };
+              if (!after || isAfter(key(cursor), key(after)))
+                due.push({ cursor, item: db.publicItem(jobId, i) });
+            }
+          }
+          const page = due.sort((a, b) => (isAfter(key(a.cursor), key(b.cursor)) ? 1 : -1)).slice(0, limit);
+          const last = page.length === limit ? page[page.length - 1] : undefined;
+          return { items: page.map((p) => p.item), ...(last ? { next: last.cursor } : {}) };
         },
         async sweepPending(jobId, outcome) {
           await db.enter('items.sweepPending');
@@ -555,9 +594,16 @@ export class FakeDb {
           await db.enter('pauses.list');
           return [...db.pauses].map(([model, p]) => ({ model, ...p }));
         },
-        async clear(model) {
+        async clear(model, untilMs) {
           await db.enter('pauses.clear');
-          db.pauses.delete(model);
+          if (untilMs === undefined || db.pauses.get(model)?.untilMs === untilMs) db.pauses.delete(model);
+        },
+        async markResumed(model, untilMs, atMs) {
+          await db.enter('pauses.markResumed');
+          const p = db.pauses.get(model);
+          if (!p || p.untilMs !== untilMs) return false;
+          p.resumedAtMs = atMs;
+          return true;
         },
       },
     };

@@ -3,6 +3,8 @@
  * `fake-stores.ts`): Gemini, Cloud Tasks (named tasks dedupe), media, the bucket, callbacks. And
  * `fakeWorld`, which wires them with the real lifecycle and planner, as `createDeps` does.
  */
+
+import { dueWindowMs } from '../../functions/core/due.js';
 import type { GenerateContentRequest, JobView, MediaRef } from '../../functions/core/jobs.js';
 import type { Quotas } from '../../functions/core/quotas.js';
 import type { TaskPayload } from '../../functions/core/tasks.js';
@@ -207,6 +209,8 @@ export function fakeWorld(options: {
     logger: options.logger,
     notify,
     stallMs,
+    // The planner's due window: its default dispatch deadline (600 s) and the queue's retries.
+    dueWindowMs: dueWindowMs(options.quotas.queue, 600),
     now: clock,
     sleep: async () => undefined,
   });

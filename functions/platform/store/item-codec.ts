@@ -74,6 +74,7 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
     attempts: d.attempts ?? 0,
     lease: d.lease ?? null,
     rounds: d.rounds ?? 0,
+    dueByMs: typeof d.dueByMs === 'number' ? d.dueByMs : null,
     finishedAt: toDate(d.finishedAt),
     finishedAtMicros: d.finishedAt instanceof Timestamp ? toMicros(d.finishedAt) : null,
     version: encodeVersion(snap.updateTime!),

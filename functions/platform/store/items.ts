@@ -29,6 +29,7 @@ import {
   outcomeFrom,
   stateFields,
 } from './item-codec.js';
+import { createDueQueries } from './item-due.js';
 import { jobFrom } from './jobs.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
@@ -51,6 +52,12 @@ export type StoredOutcome =
       costUsd?: number;
     }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
+
+/** Where a sweep of overdue items goes on: the due time and document path of the last item it read. */
+export interface OverdueCursor {
+  dueByMs: number;
+  path: string;
+}
 
 /** `jobs/{jobId}/items/{itemId}`; item ids are zero-padded indexes, so they list in input order. */
 export interface ItemsStore {
@@ -92,16 +99,39 @@ export interface ItemsStore {
    * or a cancel changed the item). Attempts are not counted again.
    */
   renew(item: ItemRef, leaseMs: number, nowMs: number): Promise<{ version: string } | undefined>;
-  /** Gives the lease up (only if the item is as the lease left it); `plannedMs` records a new plan. */
-  release(item: ItemRef, plannedMs?: number): Promise<void>;
+  /**
+   * Gives the lease up (only if the item is as the lease left it); `plannedMs` records a new plan,
+   * `dueByMs` the item's new due time (see `ItemRecord.dueByMs`).
+   */
+  release(item: ItemRef, plannedMs?: number, dueByMs?: number): Promise<void>;
   /**
    * Records the outcome if the item is still at `item.version`, counting it in one counter shard in
    * the same commit: exactly once. False only when the precondition failed (someone else won);
    * any other failure (contention, unavailable) throws.
    */
   settle(item: ItemRef, outcome: StoredOutcome): Promise<boolean>;
-  /** Clears an expired lease and counts a reconcile round, if the item is still at its version. */
-  retask(item: ItemRef): Promise<boolean>;
+  /**
+   * Records the reconciler's new task for the item (created before this write): clears the lease
+   * and the plan, counts a round and sets the new task's due time, if the item is still at its
+   * version. False when someone else changed it first (the new task is then a harmless duplicate).
+   */
+  retask(item: ItemRef, next?: { dueByMs: number }): Promise<boolean>;
+  /**
+   * Sets the due time of items about to get their tasks (`ItemRecord.dueByMs`), each only if it is
+   * still at the version given (an item someone moved on since is left as it is). Resolves when
+   * every write has landed or was refused by its precondition; rejects on any other failure.
+   */
+  setDue(jobId: string, due: Array<{ itemId: string; version: string; dueByMs: number }>): Promise<void>;
+  /**
+   * Pending items due before `nowMs`, across jobs, by due time then path, strictly after `after`:
+   * the reconciler's sweep for items no task will deliver. Their leases, live or not, are the
+   * caller's to judge. `next` is where the next page starts, absent when this page was the last.
+   */
+  listOverdue(
+    nowMs: number,
+    limit: number,
+    after?: OverdueCursor,
+  ): Promise<{ items: Array<ItemRecord & { jobId: string }>; next?: OverdueCursor }>;
   /**
    * Ends every pending item of a cancelled job as cancelled (a result landing meanwhile is kept);
    * the ids of the items it ended.
@@ -119,6 +149,7 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
 
   const store: ItemsStore = {
     ...createBulkWrites(db, items),
+    ...createDueQueries(db, items, jobsName),
 
     async getWithJob(jobId, itemId) {
       const [itemSnap, jobSnap] = await db.getAll(
@@ -194,12 +225,17 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       }
     },
 
-    async release(item, plannedMs) {
+    async release(item, plannedMs, dueByMs) {
       await items(item.jobId)
         .doc(item.itemId)
-        .update(plannedMs === undefined ? { lease: null } : { lease: null, plannedMs }, {
-          lastUpdateTime: decodeVersion(item.version),
-        })
+        .update(
+          {
+            lease: null,
+            ...(plannedMs === undefined ? {} : { plannedMs }),
+            ...(dueByMs === undefined ? {} : { dueByMs }),
+          },
+          { lastUpdateTime: decodeVersion(item.version) },
+        )
         .catch(ignorePreconditionFailure);
     },
 
@@ -216,12 +252,17 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
       );
     },
 
-    async retask(item) {
+    async retask(item, next) {
       return landed(
         items(item.jobId)
           .doc(item.itemId)
           .update(
-            { lease: null, plannedMs: null, rounds: FieldValue.increment(1) },
+            {
+              lease: null,
+              plannedMs: null,
+              rounds: FieldValue.increment(1),
+              ...(next ? { dueByMs: next.dueByMs } : {}),
+            },
             { lastUpdateTime: decodeVersion(item.version) },
           ),
       );

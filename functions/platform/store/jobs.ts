@@ -18,6 +18,7 @@ import {
   landed,
   toDate,
 } from './firestore.js';
+import type { OverdueCursor } from './items.js';
 
 /** An `Idempotency-Key` as stored: which job it made, from which body. */
 export interface IdempotencyRecord {
@@ -89,6 +90,20 @@ export interface JobsStore {
   }>;
   /** Jobs that are not terminal, and cancelled jobs whose cancel has not finished, by id. */
   listUnsettled(limit: number, afterId?: string): Promise<JobRecord[]>;
+  /** Where the reconciler's sweeps go on (empty before the first tick). */
+  readReconcileCursor(): Promise<ReconcileCursor>;
+  /** Keeps where the reconciler's sweeps go on at the next tick; the last writer wins (ticks may overlap). */
+  writeReconcileCursor(cursor: ReconcileCursor): Promise<void>;
+}
+
+/**
+ * Where the reconciler goes on at the next tick (`reconciler/cursor`), so that every unsettled job
+ * and every overdue item gets its turn however many there are: after the job `jobsAfter`, and after
+ * the overdue item `overdueAfter`. Absent: from the start.
+ */
+export interface ReconcileCursor {
+  jobsAfter?: string;
+  overdueAfter?: OverdueCursor;
 }
 
 export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
@@ -104,6 +119,7 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
     const batch = db.batch().update(jobs.doc(jobId), patch, { lastUpdateTime: decodeVersion(version) });
     return callback ? batch.set(callbacks.doc(jobId), newCallbackFields(jobId, callback)) : batch;
   };
+  const cursorDoc = db.collection(`${prefix}reconciler`).doc('cursor');
   const store: JobsStore = {
     async get(jobId) {
       const snap = await jobs.doc(jobId).get();
@@ -247,6 +263,18 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
         page(jobs.where('cancelPending', '==', true)),
       ]);
       return [...live, ...cancelling].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+    },
+
+    async readReconcileCursor() {
+      const d = (await cursorDoc.get()).data() ?? {};
+      return {
+        ...(typeof d.jobsAfter === 'string' ? { jobsAfter: d.jobsAfter } : {}),
+        ...(d.overdueAfter ? { overdueAfter: d.overdueAfter as OverdueCursor } : {}),
+      };
+    },
+
+    async writeReconcileCursor(cursor) {
+      await cursorDoc.set({ jobsAfter: cursor.jobsAfter ?? null, overdueAfter: cursor.overdueAfter ?? null });
     },
   };
   return store;

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { dueWindowMs } from '../../../functions/core/due.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { estimateContentTokens, plannedTokens } from '../../../functions/core/tokens.js';
 import { createLogger } from '../../../functions/platform/logger.js';
+import { roundTrip } from '../../helpers/fake-stores.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
@@ -80,5 +82,38 @@ describe('planner: token calibration', () => {
 
     expect(reserved()).toBe(normalized.items.reduce((n, i) => n + plannedTokens(i.estimatedTokens, 1.5), 0));
     expect(capture.events('plan.calibration_failed')).toHaveLength(1);
+  });
+});
+
+describe('planner: due times', () => {
+  it('gives every item it plans a due time: its planned send plus the dispatch deadline and the retry budget', async () => {
+    const { planner, job, db, tasks } = await setup(['a', 'b', 'c']);
+
+    await planner.enqueuePage(job, 0);
+
+    const window = dueWindowMs(testQuotas().queue, 600);
+    expect(tasks.itemTasks.size).toBe(3);
+    for (const task of tasks.itemTasks.values()) {
+      expect(db.item('job-plan', task.itemId)?.dueByMs).toBe(task.plannedMs! + window);
+    }
+  });
+});
+
+describe('planner: daily quota pause (scenario 9)', () => {
+  it('pauses the queue only once the pause record is written: no queue paused with no record to resume it', async () => {
+    const { planner, job, db, tasks, capture } = await setup(['a']);
+    db.failOnce('pauses.set', new Error('14 UNAVAILABLE'));
+    const log = createLogger({ destination: capture.stream });
+
+    await expect(planner.pauseForDailyQuota(job, T0 + 3_600_000, 'per day', log)).rejects.toThrow(
+      /UNAVAILABLE/,
+    );
+    // Let whatever was started alongside finish: a pause on its way would land now.
+    for (let i = 0; i < 5; i++) await roundTrip();
+    expect(tasks.paused.has(job.model)).toBe(false);
+
+    await planner.pauseForDailyQuota(job, T0 + 3_600_000, 'per day', log);
+    expect(tasks.paused.has(job.model)).toBe(true);
+    expect(db.pauses.get(job.model)).toMatchObject({ untilMs: T0 + 3_600_000 });
   });
 });

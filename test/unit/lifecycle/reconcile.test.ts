@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
-import { MAX_ROUNDS, reconcile } from '../../../functions/lifecycle/reconcile.js';
+import { MAX_ROUNDS, type ReconcileDeps, reconcile } from '../../../functions/lifecycle/reconcile.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { fakeWorld } from '../../helpers/fakes.js';
@@ -34,7 +34,7 @@ async function setup(prompts = ['a', 'b', 'c']) {
     },
     job.items,
   );
-  const run = () =>
+  const run = (options: Pick<ReconcileDeps, 'orphanSweep' | 'limits'> = {}) =>
     reconcile({
       stores: world.db.stores,
       lifecycle: world.lifecycle,
@@ -43,6 +43,7 @@ async function setup(prompts = ['a', 'b', 'c']) {
       logger: createLogger({ destination: capture.stream }),
       stallMs: STALL_MS,
       now: () => now,
+      ...options,
     });
   const advance = (ms: number) => {
     now += ms;
@@ -188,5 +189,196 @@ describe('reconcile: jobs', () => {
     expect(c.cancelsResumed + d.cancelsResumed).toBe(1);
     expect(other.db.jobs.get(JOB)?.reconciled.cancelsResumed).toBe(1);
     expect(other.sent).toHaveLength(1);
+  });
+});
+
+/** A job whose items got their tasks (one enqueued page), then lost them all (out of attempts). */
+async function enqueuedThenLost(prompts = ['a', 'b', 'c']) {
+  const world = await setup(prompts);
+  const job = (await world.lifecycle.getJob(JOB))!;
+  await world.planner.enqueuePage(job, 0);
+  world.db.jobs.get(JOB)!.status = 'running';
+  // Cloud Tasks deleted them after their last attempt: Cloud Run answered 429 before the worker.
+  world.tasks.itemTasks.clear();
+  const dueByMs = world.db.item(JOB, idOf(0))!.dueByMs!;
+  return { ...world, job, dueByMs };
+}
+
+describe('reconcile: pending items no task will deliver (scenario 1)', () => {
+  it('gives each item past its due time with no lease a new task, and counts it as an orphan', async () => {
+    const { db, tasks, capture, run, advance, lifecycle, now, dueByMs } = await enqueuedThenLost();
+    advance(dueByMs - now() + 1000);
+
+    const report = await run();
+
+    expect(report).toMatchObject({ orphans: 3, retasked: 0 });
+    for (let i = 0; i < 3; i++) {
+      expect(tasks.itemTasks.get(`${itemTaskId(JOB, idOf(i))}-r1`)).toMatchObject({
+        itemId: idOf(i),
+        round: 1,
+      });
+      expect(db.item(JOB, idOf(i))).toMatchObject({ state: 'pending', lease: null, rounds: 1 });
+      // Its new task has a due time of its own: the next sweep is not before it.
+      expect(db.item(JOB, idOf(i))!.dueByMs).toBeGreaterThan(now());
+    }
+    expect((await lifecycle.view(JOB))?.reconciled.orphans).toBe(3);
+    expect(capture.events('reconcile.item_orphaned')).toHaveLength(3);
+    expect((await run()).orphans).toBe(0);
+  });
+
+  it('leaves items alone before their due time, with a live lease, or while their model is paused', async () => {
+    const { db, tasks, run, advance, now, dueByMs, job } = await enqueuedThenLost();
+    const early = await run();
+    advance(dueByMs - now() + 1000);
+    db.lease(JOB, idOf(0), now() + 60_000);
+    await db.stores.pauses.set(job.model, now() + 3_600_000, 'daily quota');
+
+    const paused = await run();
+    await db.stores.pauses.clear(job.model);
+    const resumed = await run();
+
+    expect(early.orphans).toBe(0);
+    expect(paused.orphans).toBe(0);
+    expect(resumed.orphans).toBe(2);
+    expect(tasks.itemTasks.has(`${itemTaskId(JOB, idOf(0))}-r1`)).toBe(false);
+  });
+
+  it('moves the due time of an item released after a failed call (the task retries it)', async () => {
+    const { db, run, advance, now, lifecycle, dueByMs } = await enqueuedThenLost(['a']);
+    advance(dueByMs - now() - 1000);
+    const claim = await lifecycle.claim(JOB, idOf(0), 30_000);
+    if (claim.outcome !== 'claimed') throw new Error(claim.outcome);
+    await lifecycle.release(claim.lease);
+    advance(2000);
+
+    const report = await run();
+
+    expect(report.orphans).toBe(0);
+    expect(db.item(JOB, idOf(0))!.dueByMs).toBeGreaterThan(now());
+  });
+
+  it('sweeps nothing when the orphan sweep is switched off', async () => {
+    const { run, advance, now, dueByMs, tasks } = await enqueuedThenLost();
+    advance(dueByMs - now() + 1000);
+
+    const report = await run({ orphanSweep: false });
+
+    expect(report.orphans).toBe(0);
+    expect(tasks.itemTasks.size).toBe(0);
+  });
+
+  it('creates the task before it writes the item: a failed item write leaves a task, and the next run finishes', async () => {
+    const { db, tasks, run, advance, now, dueByMs } = await enqueuedThenLost(['a']);
+    advance(dueByMs - now() + 1000);
+    db.failOnce('items.retask');
+
+    const first = await run();
+    const second = await run();
+
+    expect(first.orphans).toBe(0);
+    expect(second.orphans).toBe(1);
+    // The same round's task both times (one name, created once): never an item with no task.
+    expect([...tasks.itemTasks.keys()]).toEqual([`${itemTaskId(JOB, idOf(0))}-r1`]);
+    expect(db.item(JOB, idOf(0))).toMatchObject({ rounds: 1, lease: null });
+  });
+
+  it(`fails an orphan with the reason after ${MAX_ROUNDS} rounds`, async () => {
+    const { db, run, advance, now, dueByMs } = await enqueuedThenLost(['a']);
+    db.item(JOB, idOf(0))!.rounds = MAX_ROUNDS;
+    advance(dueByMs - now() + 1000);
+
+    const report = await run();
+
+    expect(report.failed).toBe(1);
+    expect(db.item(JOB, idOf(0))).toMatchObject({ state: 'failed', error: { code: 500, status: 'ABORTED' } });
+    expect(db.item(JOB, idOf(0))?.error?.message).toMatch(/no task delivered it/);
+  });
+});
+
+describe('reconcile: a failure on one item (scenario 2)', () => {
+  it('neither orphans the item nor stops the run: the lease stays until a task exists', async () => {
+    const { db, tasks, capture, run, advance } = await setup();
+    db.jobs.get(JOB)!.status = 'running';
+    db.lease(JOB, idOf(0), T0 + 1000);
+    db.lease(JOB, idOf(1), T0 + 1000);
+    advance(5000);
+    db.failOnce('ledger.reserve', new Error('14 UNAVAILABLE'));
+
+    const first = await run();
+
+    expect(first.retasked).toBe(1);
+    expect(capture.events('reconcile.item_error')).toHaveLength(1);
+    const stuck = [0, 1].find((i) => db.item(JOB, idOf(i))!.rounds === 0)!;
+    // Untouched: still an expired lease, so the next run finds it again.
+    expect(db.item(JOB, idOf(stuck))!.lease).not.toBeNull();
+    const second = await run();
+    expect(second.retasked).toBe(1);
+    expect(tasks.itemTasks.has(`${itemTaskId(JOB, idOf(stuck))}-r1`)).toBe(true);
+  });
+
+  it('goes on with the jobs when listing expired leases fails', async () => {
+    const { db, run, advance, capture } = await setup();
+    advance(STALL_MS + 1000);
+    db.failOnce('items.listExpiredLeases');
+
+    const report = await run();
+
+    expect(report).toMatchObject({ reenqueued: 1, errors: 1 });
+    expect(capture.events('reconcile.list_expired_failed')).toHaveLength(1);
+  });
+});
+
+describe('reconcile: fair across many jobs and items (scenario 5)', () => {
+  it('reaches every live job, past the first page, with a cursor', async () => {
+    const { lifecycle, run, advance, db } = await setup(['x']);
+    const ids = Array.from({ length: 30 }, (_, i) => `job-many-${String(i).padStart(3, '0')}`);
+    for (const id of ids) {
+      await lifecycle.create({ id, model: 'gemini-2.5-flash', mode: 'realtime', total: 1, source: 'api' }, [
+        {
+          id: idOf(0),
+          index: 0,
+          key: 'k',
+          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
+          estimatedTokens: 1,
+        },
+      ]);
+    }
+    advance(STALL_MS + 1000);
+
+    const runs = [await run({ limits: { jobs: 10 } }), await run({ limits: { jobs: 10 } })];
+    runs.push(await run({ limits: { jobs: 10 } }), await run({ limits: { jobs: 10 } }));
+
+    expect(runs.reduce((n, r) => n + r.reenqueued, 0)).toBe(31);
+    expect(ids.every((id) => db.jobs.get(id)!.reconciled.reenqueued === 1)).toBe(true);
+  });
+
+  it('reaches a due item behind more skipped items than one run reads', async () => {
+    const prompts = Array.from({ length: 25 }, (_, i) => `p${i}`);
+    const { db, tasks, lifecycle, run, advance, now, job } = await enqueuedThenLost(prompts);
+    // Another job on another model, due a little later than the first job's items.
+    await lifecycle.create(
+      { id: 'job-late', model: 'gemini-2.5-pro', mode: 'realtime', total: 1, source: 'api' },
+      [
+        {
+          id: idOf(0),
+          index: 0,
+          key: 'k',
+          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
+          estimatedTokens: 1,
+        },
+      ],
+    );
+    const lastDue = Math.max(...prompts.map((_, i) => db.item(JOB, idOf(i))!.dueByMs!));
+    await db.stores.jobs.setEnqueued('job-late', 1, lastDue + 10 * 60_000);
+    db.jobs.get('job-late')!.status = 'running';
+    db.item('job-late', idOf(0))!.dueByMs = lastDue + 500;
+    await db.stores.pauses.set(job.model, lastDue + 3_600_000, 'daily quota');
+    advance(lastDue - now() + 1000);
+
+    const reports = [];
+    for (let i = 0; i < 4; i++) reports.push(await run({ limits: { items: 10 } }));
+
+    expect(reports.reduce((n, r) => n + r.orphans, 0)).toBe(1);
+    expect(tasks.itemTasks.has(`${itemTaskId('job-late', idOf(0))}-r1`)).toBe(true);
   });
 });
