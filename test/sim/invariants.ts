@@ -1,0 +1,151 @@
+/**
+ * What must hold after a simulated run, whatever the faults (issue 17's "nothing lost"):
+ * - `job-terminal`: every job a client could see ended (and a cancel finished its sweep);
+ * - `item-terminal`: no item of an ended job is still pending;
+ * - `written-once`: every item of a job got its outcome exactly once (a settle or a cancel sweep);
+ * - `totals`: the job's counts, tokens and cost equal the sum over its items;
+ * - `answer-right`: a succeeded item holds the answer to its own prompt;
+ * - `gemini-once`: an item was billed by Gemini at most once, plus once per lease that truly ran
+ *   out under a delivery (the only excuse to call again);
+ * - `callback`: a job with a callback URL was notified at least once.
+ */
+import type { ItemRecord, JobRecord } from '../../functions/core/jobs.js';
+import type { Stores } from '../../functions/platform/store/index.js';
+import type { FakeDb } from '../helpers/fake-stores.js';
+import { answerOf, type SimGemini } from './gemini.js';
+
+export interface Violation {
+  invariant: string;
+  detail: string;
+}
+
+const keyOf = (jobId: string, itemId: string) => `${jobId}/${itemId}`;
+const bump = (m: Map<string, number>, k: string, n = 1) => m.set(k, (m.get(k) ?? 0) + n);
+
+/**
+ * Records the effects the stores really had (below the fault wrappers, so an ambiguous commit
+ * counts): outcomes written, items swept by a cancel, leases taken over after they ran out.
+ */
+export class Effects {
+  readonly settles = new Map<string, number>();
+  readonly sweeps = new Map<string, number>();
+  readonly expiries = new Map<string, number>();
+
+  observe(db: FakeDb): Stores {
+    const items = db.stores.items;
+    const effects = this;
+    return {
+      ...db.stores,
+      items: {
+        ...items,
+        async settle(ref, outcome) {
+          const written = await items.settle(ref, outcome);
+          if (written) bump(effects.settles, keyOf(ref.jobId, ref.itemId));
+          return written;
+        },
+        async sweepPending(jobId, outcome) {
+          const swept = await items.sweepPending(jobId, outcome);
+          for (const id of swept) bump(effects.sweeps, keyOf(jobId, id));
+          return swept;
+        },
+        async lease(ref, leaseMs, nowMs) {
+          // A lease still on the item is one that ran out (decideClaim took it over).
+          const before = db.item(ref.jobId, ref.itemId)?.lease;
+          const leased = await items.lease(ref, leaseMs, nowMs);
+          if (leased && before) bump(effects.expiries, keyOf(ref.jobId, ref.itemId));
+          return leased;
+        },
+        async retask(ref) {
+          const done = await items.retask(ref);
+          if (done) bump(effects.expiries, keyOf(ref.jobId, ref.itemId));
+          return done;
+        },
+      },
+    };
+  }
+}
+
+export interface CheckInput {
+  db: FakeDb;
+  effects: Effects;
+  gemini: SimGemini;
+  /** Callbacks received, by job id. */
+  notified: Map<string, number>;
+  promptOf: (jobId: string, index: number) => string;
+}
+
+/** Every invariant over every job the run made visible. */
+export function checkInvariants(input: CheckInput): Violation[] {
+  const out: Violation[] = [];
+  for (const job of input.db.jobs.values()) {
+    const items = [...(input.db.items.get(job.id)?.values() ?? [])];
+    checkJob(job, items, out);
+    for (const item of items) checkItem(job, item, input, out);
+    if (job.callbackUrl && !input.notified.get(job.id))
+      out.push({ invariant: 'callback', detail: `job ${job.id} (${job.status}) was never notified` });
+  }
+  return out;
+}
+
+function checkJob(job: JobRecord, items: ItemRecord[], out: Violation[]): void {
+  const pending = items.filter((i) => i.state === 'pending');
+  const describe = pending
+    .slice(0, 5)
+    .map((i) => `#${i.index} lease=${i.lease ? 'held' : 'none'} attempts=${i.attempts} rounds=${i.rounds}`)
+    .join('; ');
+  if (job.status === 'queued' || job.status === 'running' || job.cancelPending) {
+    out.push({
+      invariant: 'job-terminal',
+      detail: `job ${job.id} is ${job.status}${job.cancelPending ? ' (cancel pending)' : ''}, enqueuedThrough ${job.enqueuedThrough}/${job.total}, ${pending.length} pending: ${describe}`,
+    });
+    return;
+  }
+  if (pending.length > 0)
+    out.push({ invariant: 'item-terminal', detail: `job ${job.id} ${job.status} with pending ${describe}` });
+  const sum = { succeeded: 0, failed: 0, cancelled: 0, promptTokens: 0, outputTokens: 0, costUsd: 0 };
+  for (const i of items) {
+    if (i.state !== 'pending') sum[i.state]++;
+    sum.promptTokens += i.usage?.promptTokens ?? 0;
+    sum.outputTokens += i.usage?.outputTokens ?? 0;
+    sum.costUsd += i.costUsd ?? 0;
+  }
+  const f = job.final;
+  const same =
+    f &&
+    f.counts.succeeded === sum.succeeded &&
+    f.counts.failed === sum.failed &&
+    f.counts.cancelled === sum.cancelled &&
+    f.usage.promptTokens === sum.promptTokens &&
+    f.usage.outputTokens === sum.outputTokens &&
+    Math.abs(f.costUsd - sum.costUsd) < 1e-8;
+  if (!same)
+    out.push({
+      invariant: 'totals',
+      detail: `job ${job.id} ${job.status}: final ${JSON.stringify(f && { ...f.counts, ...f.usage, costUsd: f.costUsd })} but items sum to ${JSON.stringify(sum)}`,
+    });
+}
+
+function checkItem(job: JobRecord, item: ItemRecord, input: CheckInput, out: Violation[]): void {
+  const key = keyOf(job.id, item.id);
+  const writes = (input.effects.settles.get(key) ?? 0) + (input.effects.sweeps.get(key) ?? 0);
+  const ended = item.state !== 'pending';
+  if ((ended && writes !== 1) || writes > 1)
+    out.push({
+      invariant: 'written-once',
+      detail: `item ${key} (${item.state}) got ${writes} outcome writes`,
+    });
+  const prompt = input.promptOf(job.id, item.index);
+  if (item.state === 'succeeded') {
+    const text = (item.response as { candidates?: Array<{ content: { parts: Array<{ text: string }> } }> })
+      ?.candidates?.[0]?.content.parts[0]?.text;
+    if (text !== answerOf(prompt).text)
+      out.push({ invariant: 'answer-right', detail: `item ${key} holds "${text}" for "${prompt}"` });
+  }
+  const billed = input.gemini.billed.get(prompt) ?? 0;
+  const excused = input.effects.expiries.get(key) ?? 0;
+  if (billed > 1 + excused)
+    out.push({
+      invariant: 'gemini-once',
+      detail: `item ${key} billed ${billed} times with ${excused} lease expiries (${input.gemini.calls.get(prompt)} calls)`,
+    });
+}

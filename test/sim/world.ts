@@ -1,0 +1,261 @@
+/**
+ * One simulated run: the REAL lifecycle, planner, worker handler and tick, wired as
+ * `platform/deps.ts` wires them, over the fake stores (on the simulated clock) behind fault
+ * wrappers, a simulated Cloud Tasks and a simulated Gemini. Clients submit jobs as ingest does
+ * (the lifecycle's create with an Idempotency-Key, then the first enqueue task), retry when the
+ * call fails or hangs, and cancel some; the scheduler ticks every minute. The run ends once every
+ * job a client could see is terminal (then goes on ten more minutes, for late writes) or after
+ * six simulated hours; then the invariants are checked.
+ */
+
+import { type TickDeps, tick } from '../../functions/batch/handler.js';
+import { isTerminalJob, type JobView } from '../../functions/core/jobs.js';
+import { type Quotas, queueIdForModel } from '../../functions/core/quotas.js';
+import { normalizeJobRequest } from '../../functions/core/requests.js';
+import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { createPlanner } from '../../functions/lifecycle/plan.js';
+import { dispatchDeadlineFor } from '../../functions/platform/config.js';
+import { createLogger } from '../../functions/platform/logger.js';
+import type { Stores } from '../../functions/platform/store/index.js';
+import { handleTask, type TaskDelivery, type WorkerDeps } from '../../functions/worker/handler.js';
+import { FakeDb } from '../helpers/fake-stores.js';
+import { FakeMediaFetcher, FakeObjectStore } from '../helpers/fakes.js';
+import { testQuotas } from '../unit/test-quotas.js';
+import { SimClock } from './clock.js';
+import { Faults } from './faults.js';
+import { promptOf, SimGemini } from './gemini.js';
+import { checkInvariants, Effects, type Violation } from './invariants.js';
+import { Rng } from './rng.js';
+import { describeScenario, drawScenario, type Profile, type Scenario } from './scenario.js';
+import { SimTaskQueue } from './tasks.js';
+import { Trace } from './trace.js';
+
+export interface SimOptions {
+  seed: number;
+  profile?: Profile;
+  /** Passed to the reconciler (`ReconcileDeps.orphanSweep`, where the product has it). */
+  orphanSweep?: boolean;
+  /** Print the trace as it happens. */
+  echo?: boolean;
+}
+
+export interface SimResult {
+  seed: number;
+  violations: Violation[];
+  trace: Trace;
+  scenario: string;
+  stats: { simSeconds: number; events: number; calls: number; deliveries: number; dropped: number };
+}
+
+/** Noon in California: no daily quota resets during a run. */
+export const START_MS = Date.parse('2026-01-05T20:00:00Z');
+const BOUND_MS = 6 * 3_600_000;
+const AFTER_DONE_MS = 10 * 60_000;
+const TICK_MS = 60_000;
+const STALL_MS = 120_000;
+const GEMINI_TIMEOUT_MS = 20_000;
+const CALLBACK_URL = 'https://example.test/callback';
+
+export async function runSimulation(options: SimOptions): Promise<SimResult> {
+  const rng = new Rng(options.seed);
+  const clock = new SimClock(START_MS);
+  const trace = new Trace(clock.now, START_MS, options.echo);
+  const scenario = drawScenario(rng, START_MS, options.profile);
+  const w = wire(scenario, rng, clock, trace, options);
+  const clients = new Clients(scenario, w, clock, trace);
+  clients.start();
+  scheduleTicks(w, clock, trace, START_MS + rng.int(0, TICK_MS));
+  const done = () => clients.busy === 0 && [...w.db.jobs.values()].every(settled);
+  const violations: Violation[] = [];
+  try {
+    await clock.run(START_MS + BOUND_MS, done);
+    if (done()) await clock.run(clock.now() + AFTER_DONE_MS, () => false);
+  } catch (err) {
+    violations.push({ invariant: 'sim-error', detail: (err as Error).message });
+  }
+  violations.push(
+    ...checkInvariants({ db: w.db, effects: w.effects, gemini: w.gemini, notified: w.notified, promptOf }),
+  );
+  return {
+    seed: options.seed,
+    violations,
+    trace,
+    scenario: describeScenario(scenario, START_MS),
+    stats: {
+      simSeconds: Math.round((clock.now() - START_MS) / 1000),
+      events: clock.fired,
+      calls: w.faults.calls,
+      deliveries: w.queue.deliveries,
+      dropped: w.queue.dropped.length,
+    },
+  };
+}
+
+const settled = (j: { status: Parameters<typeof isTerminalJob>[0]; cancelPending: boolean }) =>
+  isTerminalJob(j.status) && !j.cancelPending;
+
+type World = ReturnType<typeof wire>;
+
+/** The product's dependencies, as `createDeps` builds them, on the simulated world. */
+function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, options: SimOptions) {
+  const quotas = simQuotas(scenario.queue.maxAttempts);
+  const db = new FakeDb(clock.now);
+  const effects = new Effects();
+  const faults = new Faults(clock, rng, trace, scenario.faults);
+  const stores = wrapStores(faults, effects.observe(db));
+  const logger = createLogger({ level: 'silent' });
+  const gemini = new SimGemini(clock, rng, trace, scenario.gemini);
+  const geminiDep = faults.wrap('gemini', 'gemini', gemini, false);
+  const notified = new Map<string, number>();
+  const notifier = {
+    async notify(_url: string, job: JobView) {
+      notified.set(job.id, (notified.get(job.id) ?? 0) + 1);
+      trace.add(`callback ${job.id} ${job.status}`);
+    },
+  };
+  const notify = faults.wrap('notify', 'callback', notifier, false);
+  const dispatchDeadlineMs = dispatchDeadlineFor(GEMINI_TIMEOUT_MS) * 1000;
+  const deliver = (delivery: TaskDelivery) =>
+    handleTask(delivery, workerDeps).catch((err: Error) => {
+      trace.add(`worker threw: ${err.message}`);
+      return { status: 500, body: { outcome: 'error' } };
+    });
+  const queue = new SimTaskQueue(clock, rng, trace, { ...scenario.queue, dispatchDeadlineMs }, deliver);
+  const tasks = faults.wrap('tasks', 'tasks', queue, false);
+  const objects = faults.wrap('objects', 'bucket', new FakeObjectStore(), true);
+  const common = { stores, logger, stallMs: STALL_MS, now: clock.now };
+  const lifecycle = createLifecycle({
+    ...common,
+    tasks,
+    objects,
+    notify: (url, job) => notify.notify(url, job),
+    sleep: clock.sleep,
+  });
+  const planner = createPlanner({ ...common, tasks, counter: geminiDep, quotas });
+  const workerDeps: WorkerDeps = {
+    lifecycle,
+    planner,
+    gemini: geminiDep,
+    tasks,
+    media: new FakeMediaFetcher(),
+    quotas,
+    logger,
+    leaseMs: dispatchDeadlineMs + 30_000,
+    geminiTimeoutMs: GEMINI_TIMEOUT_MS,
+    enqueueBudgetMs: 8 * 60_000,
+    now: clock.now,
+  };
+  const tickDeps: TickDeps & { orphanSweep?: boolean } = {
+    ...common,
+    lifecycle,
+    planner,
+    tasks,
+    pauses: stores.pauses,
+    ...(options.orphanSweep === undefined ? {} : { orphanSweep: options.orphanSweep }),
+  };
+  return { db, effects, faults, gemini, notified, queue, quotas, lifecycle, tickDeps };
+}
+
+function wrapStores(faults: Faults, s: Stores): Stores {
+  return {
+    jobs: faults.wrap('store', 'jobs', s.jobs, true),
+    items: faults.wrap('store', 'items', s.items, true),
+    counters: faults.wrap('store', 'counters', s.counters, true),
+    ledger: faults.wrap('store', 'ledger', s.ledger, true),
+    pauses: faults.wrap('store', 'pauses', s.pauses, true),
+  };
+}
+
+/** The unit tests' two models, with the queue's retry policy of this run. */
+function simQuotas(maxAttempts: number): Quotas {
+  const q = testQuotas();
+  return { ...q, queue: { ...q.queue, maxAttempts } };
+}
+
+/** Cloud Scheduler: a tick every minute, each on its own (a hung tick does not stop the next). */
+function scheduleTicks(w: World, clock: SimClock, trace: Trace, firstMs: number): void {
+  clock.at(firstMs, () => {
+    void tick(w.tickDeps).then(
+      (r) => {
+        const did = Object.entries(r.reconciled).filter(([, n]) => n > 0);
+        if (did.length > 0) trace.add(`tick: ${did.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+      },
+      (err: Error) => trace.add(`tick threw: ${err.message}`),
+    );
+    scheduleTicks(w, clock, trace, firstMs + TICK_MS);
+  });
+}
+
+/** The clients: submit each job (retrying as a client would), and cancel the ones meant to be. */
+class Clients {
+  busy = 0;
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly w: World,
+    private readonly clock: SimClock,
+    private readonly trace: Trace,
+  ) {}
+
+  start(): void {
+    this.scenario.jobs.forEach((plan, k) => {
+      this.busy++;
+      this.clock.at(plan.createAtMs, () => void this.submit(k).finally(() => this.busy--));
+    });
+  }
+
+  /** `POST /jobs` with an Idempotency-Key; a failed or hung call is sent again, up to 4 times. */
+  private async submit(k: number): Promise<void> {
+    const plan = this.scenario.jobs[k]!;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      // Ingest names a job anew on every request; the prompts carry the name, for Gemini's books.
+      const id = `j${k}${'abcd'[attempt]}`;
+      const body = {
+        model: plan.model,
+        prompts: Array.from({ length: plan.items }, (_, i) => promptOf(id, i)),
+        ...(plan.callback ? { callbackUrl: CALLBACK_URL } : {}),
+      };
+      const normalized = normalizeJobRequest(body, this.w.quotas);
+      const spec = { id, model: plan.model, mode: 'realtime' as const, total: plan.items, source: 'api' };
+      const call = (async () => {
+        const stored = await this.w.lifecycle.create(
+          {
+            ...spec,
+            paths: { realtime: plan.items, batch: 0 },
+            ...(plan.callback ? { callbackUrl: CALLBACK_URL } : {}),
+          },
+          normalized.items,
+          { keyId: `key-${k}`, bodyHash: `body-${k}` },
+        );
+        if (!stored.replayed) await this.w.lifecycle.startEnqueue(stored.jobId);
+        return stored.jobId;
+      })();
+      const answer = await Promise.race([call.catch((e: Error) => e), this.clock.sleep(30_000)]);
+      if (typeof answer === 'string') {
+        this.trace.add(
+          `client ${k}: job ${answer} created (${queueIdForModel(plan.model)}, ${plan.items} items)`,
+        );
+        if (plan.cancelAtMs !== undefined) await this.cancel(answer, plan.cancelAtMs);
+        return;
+      }
+      this.trace.add(`client ${k}: create ${id} ${answer ? `failed: ${answer.message}` : 'timed out'}`);
+      await this.clock.sleep(1000);
+    }
+  }
+
+  private async cancel(jobId: string, atMs: number): Promise<void> {
+    await this.clock.sleep(atMs - this.clock.now());
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const answer = await Promise.race([
+        this.w.lifecycle.cancel(jobId).then(
+          () => 'ok',
+          (e: Error) => e.message,
+        ),
+        this.clock.sleep(30_000).then(() => 'timed out'),
+      ]);
+      this.trace.add(`client: cancel ${jobId}: ${answer}`);
+      if (answer === 'ok') return;
+      await this.clock.sleep(1000);
+    }
+  }
+}
