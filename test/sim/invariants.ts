@@ -1,13 +1,13 @@
 /**
  * What must hold after a simulated run, whatever the faults (issue 17's "nothing lost"):
- * - `job-terminal`: every job a client could see ended (and a cancel finished its sweep);
+ * - `job-terminal:<why>`: every job a client could see ended (and a cancel finished its sweep);
  * - `item-terminal`: no item of an ended job is still pending;
  * - `written-once`: every item of a job got its outcome exactly once (a settle or a cancel sweep);
  * - `totals`: the job's counts, tokens and cost equal the sum over its items;
  * - `answer-right`: a succeeded item holds the answer to its own prompt;
  * - `gemini-once`: an item was billed by Gemini at most once, plus once per lease that truly ran
  *   out under a delivery (the only excuse to call again);
- * - `callback`: a job with a callback URL was notified at least once.
+ * - `callback`: a job with a callback URL was notified at least once, once it ended.
  */
 import type { ItemRecord, JobRecord } from '../../functions/core/jobs.js';
 import type { Stores } from '../../functions/platform/store/index.js';
@@ -81,7 +81,9 @@ export function checkInvariants(input: CheckInput): Violation[] {
     const items = [...(input.db.items.get(job.id)?.values() ?? [])];
     checkJob(job, items, out);
     for (const item of items) checkItem(job, item, input, out);
-    if (job.callbackUrl && !input.notified.get(job.id))
+    // A job that never ended is reported as such; a callback is owed once it has.
+    const ended = job.status !== 'queued' && job.status !== 'running' && !job.cancelPending;
+    if (ended && job.callbackUrl && !input.notified.get(job.id))
       out.push({ invariant: 'callback', detail: `job ${job.id} (${job.status}) was never notified` });
   }
   return out;
@@ -95,7 +97,7 @@ function checkJob(job: JobRecord, items: ItemRecord[], out: Violation[]): void {
     .join('; ');
   if (job.status === 'queued' || job.status === 'running' || job.cancelPending) {
     out.push({
-      invariant: 'job-terminal',
+      invariant: `job-terminal:${stuckKind(job, pending)}`,
       detail: `job ${job.id} is ${job.status}${job.cancelPending ? ' (cancel pending)' : ''}, enqueuedThrough ${job.enqueuedThrough}/${job.total}, ${pending.length} pending: ${describe}`,
     });
     return;
@@ -123,6 +125,18 @@ function checkJob(job: JobRecord, items: ItemRecord[], out: Violation[]): void {
       invariant: 'totals',
       detail: `job ${job.id} ${job.status}: final ${JSON.stringify(f && { ...f.counts, ...f.usage, costUsd: f.costUsd })} but items sum to ${JSON.stringify(sum)}`,
     });
+}
+
+/**
+ * Why a job did not end, for sorting failures: a cancel left halfway; items with no lease that no
+ * task will deliver (issue 17, scenario 1); items still leased; or nothing pending at all (the job
+ * was never finished).
+ */
+function stuckKind(job: JobRecord, pending: ItemRecord[]): string {
+  if (job.cancelPending) return 'cancel-pending';
+  if (pending.length === 0) return 'never-finished';
+  if (pending.some((i) => i.lease === null)) return 'orphaned-items';
+  return 'leased-items';
 }
 
 function checkItem(job: JobRecord, item: ItemRecord, input: CheckInput, out: Violation[]): void {

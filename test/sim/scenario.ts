@@ -50,7 +50,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
       ...(cancel ? { cancelAtMs: startMs + rng.int(0, 120_000) } : {}),
     };
   });
-  const outages = rng.chance(0.25)
+  const outages = rng.chance(0.15)
     ? [{ fromMs: startMs + rng.int(0, 60_000), toMs: 0 }].map((o) => ({
         ...o,
         toMs: o.fromMs + rng.int(60_000, 20 * 60_000),
