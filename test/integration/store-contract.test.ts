@@ -8,7 +8,9 @@ import { storeContract } from '../helpers/store-contract.js';
  * The Firestore stores against the emulator, through the same contract as the fakes
  * (`test/unit/platform/store-contract.test.ts`); one collection prefix per test isolates them.
  */
-const db = new Firestore({ projectId: 'store-contract', host: inject('firestoreEmulatorHost'), ssl: false });
+// The suite's emulator; or one already running (FANOUT_UNIT_ONLY=1 with FIRESTORE_EMULATOR_HOST set).
+const host = inject('firestoreEmulatorHost') ?? process.env.FIRESTORE_EMULATOR_HOST;
+const db = new Firestore({ projectId: 'store-contract', host, ssl: false });
 afterAll(() => db.terminate());
 
 storeContract('Firestore stores', async () => ({
