@@ -49,10 +49,11 @@ export class Effects {
           return swept;
         },
         async lease(ref, leaseMs, nowMs) {
-          // A lease still on the item is one that ran out (decideClaim took it over).
+          // Taking over a lease that ran out; taking over a live one is never excused.
           const before = db.item(ref.jobId, ref.itemId)?.lease;
           const leased = await items.lease(ref, leaseMs, nowMs);
-          if (leased && before) bump(effects.expiries, keyOf(ref.jobId, ref.itemId));
+          if (leased && before && before.untilMs <= nowMs)
+            bump(effects.expiries, keyOf(ref.jobId, ref.itemId));
           return leased;
         },
         async retask(ref) {
