@@ -1,7 +1,7 @@
 /**
  * A simulated Gemini behind the worker's `GeminiClient`: deterministic answers (the answer and
  * its token counts derive from the prompt), and the faults upstream shows: 429 with a
- * `retryDelay`, 503, calls that time out (the client gives up at its `timeoutMs`), slow answers.
+ * `retryDelay`, 429 for the day, 503, calls that time out (the client gives up at its `timeoutMs`), slow answers.
  * It counts calls and billed answers per prompt, for the invariants.
  */
 import type { GenerateContentRequest } from '../../functions/core/jobs.js';
@@ -14,6 +14,8 @@ import type { Trace } from './trace.js';
 
 export interface GeminiKnobs {
   quotaShare: number;
+  /** Share of calls refused for the day (the model's queue is paused until Pacific midnight). */
+  dayQuotaShare: number;
   unavailableShare: number;
   /** Share of calls upstream never answers (the client times out). */
   hangShare: number;
@@ -58,7 +60,13 @@ export class SimGemini implements GeminiClient {
     const timeoutMs = options.timeoutMs ?? 300_000;
     const k = this.knobs;
     const roll = this.rng.float();
-    let edge = k.quotaShare;
+    let edge = k.dayQuotaShare;
+    if (roll < edge) {
+      await this.clock.sleep(this.rng.int(50, 300));
+      this.trace.add(`gemini 429 per day "${prompt}"`);
+      throw new GeminiCallError('quota', 429, quotaBody('GenerateRequestsPerDayPerProjectPerModel'));
+    }
+    edge += k.quotaShare;
     if (roll < edge) {
       await this.clock.sleep(this.rng.int(50, 300));
       const delay = `${this.rng.int(1, 40)}s`;

@@ -3,8 +3,9 @@ import type { SimResult } from './world.js';
 
 const COMMAND = 'FANOUT_UNIT_ONLY=1 npx vitest run test/sim/sim.test.ts';
 
-/** The one command that replays `seed`. */
-export const replayCommand = (seed: number) => `SIM_SEED=${seed} ${COMMAND}`;
+/** The one command that replays `seed` (run under the named profile, if any). */
+export const replayCommand = (seed: number, profile?: string) =>
+  `SIM_SEED=${seed} ${profile ? `SIM_PROFILE=${profile} ` : ''}${COMMAND}`;
 
 /** A failure report: a summary per invariant, then the first few seeds in full. */
 export function report(failures: SimResult[], detailed = 3, traceLines = 40): string {

@@ -35,6 +35,20 @@ export interface Profile {
   cancelShare?: number;
 }
 
+/** Named runs a test aims at one fault with; `SIM_PROFILE=<name>` replays a seed of one. */
+export const PROFILES: Record<string, { profile: Profile; orphanSweep?: boolean }> = {
+  // Deliveries that never reach the worker after a release, and the reconciler's sweep of
+  // orphaned items switched off: issue 17's scenario 1 must show.
+  'orphan-sweep-off': {
+    profile: {
+      queue: { frontFailShare: 0.3, maxAttempts: 3 },
+      gemini: { unavailableShare: 0.3 },
+      cancelShare: 0,
+    },
+    orphanSweep: false,
+  },
+};
+
 /** Crashes are drawn among this many first calls: a small run makes a few hundred. */
 const CRASH_WINDOW = 600;
 
@@ -69,6 +83,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
   };
   const gemini: GeminiKnobs = {
     quotaShare: rng.pick([0, 0.05, 0.2]),
+    dayQuotaShare: rng.pick([0, 0, 0, 0.01]),
     unavailableShare: rng.pick([0, 0.05, 0.2]),
     hangShare: rng.pick([0, 0, 0.02, 0.1]),
     slowShare: rng.pick([0, 0.05, 0.2]),
@@ -112,7 +127,7 @@ export function describeScenario(s: Scenario, startMs: number): string {
   return [
     `jobs: ${jobs}`,
     `queue: maxAttempts ${q.maxAttempts}, front 429/503 ${q.frontFailShare}, duplicates ${q.duplicateShare}, jitter ${q.jitterMs} ms${outages ? `, worker outage ${outages}` : ''}`,
-    `gemini: 429 ${s.gemini.quotaShare}, 503 ${s.gemini.unavailableShare}, hang ${s.gemini.hangShare}, slow ${s.gemini.slowShare}`,
+    `gemini: 429 ${s.gemini.quotaShare}, 429/day ${s.gemini.dayQuotaShare}, 503 ${s.gemini.unavailableShare}, hang ${s.gemini.hangShare}, slow ${s.gemini.slowShare}`,
     `faults: crashes [${crashes}], errors ${s.faults.errorShare}, store latency ${s.faults.latencyShare}${s.faults.storeOutages.length ? `, store outage ${s.faults.storeOutages.map((o) => `${rel(o.fromMs)}–${rel(o.toMs)}`).join(', ')}` : ''}`,
   ].join('\n');
 }

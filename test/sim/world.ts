@@ -47,8 +47,8 @@ export interface SimResult {
   stats: { simSeconds: number; events: number; calls: number; deliveries: number; dropped: number };
 }
 
-/** Noon in California: no daily quota resets during a run. */
-export const START_MS = Date.parse('2026-01-05T20:00:00Z');
+/** Ten minutes before midnight in California: a queue paused for the day resumes within the run. */
+export const START_MS = Date.parse('2026-01-06T07:50:00Z');
 const BOUND_MS = 6 * 3_600_000;
 const AFTER_DONE_MS = 10 * 60_000;
 const TICK_MS = 60_000;
