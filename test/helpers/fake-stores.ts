@@ -372,11 +372,18 @@ export class FakeDb {
         },
         async sweepPending(jobId, outcome) {
           await db.enter('items.sweepPending');
+          // As Firestore's: a query of the pending items, then one write each with a precondition on
+          // the version read, a round trip later; an item written meanwhile (a lease, an outcome) is
+          // left as it is.
+          const read = [...(db.items.get(jobId)?.values() ?? [])]
+            .filter((i) => i.state === 'pending')
+            .map((i) => ({ item: i, version: i.version }));
+          await roundTrip();
           const swept: string[] = [];
-          for (const i of db.items.get(jobId)?.values() ?? []) {
-            if (i.state !== 'pending') continue;
-            db.applyOutcome(i, outcome);
-            swept.push(i.id);
+          for (const { item, version } of read) {
+            if (item.version !== version) continue;
+            db.applyOutcome(item, outcome);
+            swept.push(item.id);
           }
           return swept;
         },

@@ -73,6 +73,8 @@ export interface CheckInput {
   /** Callbacks received, by job id. */
   notified: Map<string, number>;
   promptOf: (jobId: string, index: number) => string;
+  /** Items that still have a task (`jobId/itemId`), and whether its queue is paused. */
+  liveTasks: Map<string, { paused: boolean }>;
 }
 
 /** Every invariant over every job the run made visible. */
@@ -80,7 +82,7 @@ export function checkInvariants(input: CheckInput): Violation[] {
   const out: Violation[] = [];
   for (const job of input.db.jobs.values()) {
     const items = [...(input.db.items.get(job.id)?.values() ?? [])];
-    checkJob(job, items, out);
+    checkJob(job, items, input.liveTasks, out);
     for (const item of items) checkItem(job, item, input, out);
     // A job that never ended is reported as such; a callback is owed once it has.
     const ended = job.status !== 'queued' && job.status !== 'running' && !job.cancelPending;
@@ -90,7 +92,12 @@ export function checkInvariants(input: CheckInput): Violation[] {
   return out;
 }
 
-function checkJob(job: JobRecord, items: ItemRecord[], out: Violation[]): void {
+function checkJob(
+  job: JobRecord,
+  items: ItemRecord[],
+  liveTasks: CheckInput['liveTasks'],
+  out: Violation[],
+): void {
   const pending = items.filter((i) => i.state === 'pending');
   const describe = pending
     .slice(0, 5)
@@ -98,7 +105,7 @@ function checkJob(job: JobRecord, items: ItemRecord[], out: Violation[]): void {
     .join('; ');
   if (job.status === 'queued' || job.status === 'running' || job.cancelPending) {
     out.push({
-      invariant: `job-terminal:${stuckKind(job, pending)}`,
+      invariant: `job-terminal:${stuckKind(job, pending, liveTasks)}`,
       detail: `job ${job.id} is ${job.status}${job.cancelPending ? ' (cancel pending)' : ''}, enqueuedThrough ${job.enqueuedThrough}/${job.total}, ${pending.length} pending: ${describe}`,
     });
     return;
@@ -129,14 +136,18 @@ function checkJob(job: JobRecord, items: ItemRecord[], out: Violation[]): void {
 }
 
 /**
- * Why a job did not end, for sorting failures: a cancel left halfway; items with no lease that no
- * task will deliver (issue 17, scenario 1); items still leased; or nothing pending at all (the job
- * was never finished).
+ * Why a job did not end, for sorting failures: a cancel left halfway; items with no lease and no
+ * task (nothing will ever deliver them: issue 17, scenario 1); items whose only task sits in a
+ * queue paused for good (scenario 9); items still leased; or nothing pending (never finished).
  */
-function stuckKind(job: JobRecord, pending: ItemRecord[]): string {
+function stuckKind(job: JobRecord, pending: ItemRecord[], liveTasks: CheckInput['liveTasks']): string {
   if (job.cancelPending) return 'cancel-pending';
   if (pending.length === 0) return 'never-finished';
-  if (pending.some((i) => i.lease === null)) return 'orphaned-items';
+  const unleased = pending.filter((i) => i.lease === null);
+  const task = (i: ItemRecord) => liveTasks.get(`${job.id}/${i.id}`);
+  if (unleased.some((i) => !task(i))) return 'orphaned-items';
+  if (unleased.some((i) => task(i)?.paused)) return 'paused-queue';
+  if (unleased.length > 0) return 'tasks-live';
   return 'leased-items';
 }
 

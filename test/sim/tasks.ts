@@ -67,9 +67,13 @@ export class SimTaskQueue implements TaskQueue {
     private readonly deliver: (delivery: TaskDelivery) => Promise<WorkerReply>,
   ) {}
 
-  /** Tasks not yet ended, by queue (for the failure report). */
-  live(): string[] {
-    return [...this.tasks.values()].filter((t) => t.state !== 'ended').map((t) => t.name);
+  /** Items with a task not yet ended (`jobId/itemId`), and whether its queue is paused. */
+  liveItems(): Map<string, { paused: boolean }> {
+    const live = new Map<string, { paused: boolean }>();
+    for (const t of this.tasks.values())
+      if (t.state !== 'ended' && t.payload.kind === 'item')
+        live.set(`${t.payload.jobId}/${t.payload.itemId}`, { paused: this.paused.has(t.queue) });
+    return live;
   }
 
   async enqueueItems(model: string, jobId: string, items: ItemTask[]): Promise<void> {

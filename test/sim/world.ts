@@ -74,7 +74,14 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     violations.push({ invariant: 'sim-error', detail: (err as Error).message });
   }
   violations.push(
-    ...checkInvariants({ db: w.db, effects: w.effects, gemini: w.gemini, notified: w.notified, promptOf }),
+    ...checkInvariants({
+      db: w.db,
+      effects: w.effects,
+      gemini: w.gemini,
+      notified: w.notified,
+      promptOf,
+      liveTasks: w.queue.liveItems(),
+    }),
   );
   return {
     seed: options.seed,
