@@ -16,6 +16,8 @@ export interface GeminiKnobs {
   quotaShare: number;
   /** Share of calls refused for the day (the model's queue is paused until Pacific midnight). */
   dayQuotaShare: number;
+  /** The daily reset: after it, the day's quota is fresh again and no call is refused for the day. */
+  dayResetMs: number;
   unavailableShare: number;
   /** Share of calls upstream never answers (the client times out). */
   hangShare: number;
@@ -60,7 +62,7 @@ export class SimGemini implements GeminiClient {
     const timeoutMs = options.timeoutMs ?? 300_000;
     const k = this.knobs;
     const roll = this.rng.float();
-    let edge = k.dayQuotaShare;
+    let edge = this.clock.now() < k.dayResetMs ? k.dayQuotaShare : 0;
     if (roll < edge) {
       await this.clock.sleep(this.rng.int(50, 300));
       this.trace.add(`gemini 429 per day "${prompt}"`);

@@ -84,6 +84,8 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
   const gemini: GeminiKnobs = {
     quotaShare: rng.pick([0, 0.05, 0.2]),
     dayQuotaShare: rng.pick([0, 0, 0, 0.01]),
+    // Runs start ten minutes before Pacific midnight.
+    dayResetMs: startMs + 10 * 60_000,
     unavailableShare: rng.pick([0, 0.05, 0.2]),
     hangShare: rng.pick([0, 0, 0.02, 0.1]),
     slowShare: rng.pick([0, 0.05, 0.2]),
