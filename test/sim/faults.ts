@@ -15,7 +15,7 @@ import type { Trace } from './trace.js';
 
 export type CrashKind = 'throw-before' | 'throw-after' | 'hang-before' | 'hang-after';
 
-export type DepGroup = 'store' | 'tasks' | 'gemini' | 'objects' | 'notify';
+export type DepGroup = 'store' | 'tasks' | 'gemini' | 'media' | 'objects' | 'notify';
 
 export interface FaultKnobs {
   /** Call number (1-based, over the whole run) → what that call does. */
@@ -80,7 +80,8 @@ export class Faults {
     if (group === 'gemini' && crash === 'throw-after') crash = 'throw-before';
     if (!crash && this.rng.chance(this.knobs.errorShare)) crash = 'throw-before';
     if (group === 'store' && this.rng.chance(this.knobs.latencyShare))
-      await this.clock.sleep(this.rng.int(1, 300));
+      // Mostly a few ms; now and then seconds (contention, a retried RPC).
+      await this.clock.sleep(this.rng.chance(0.01) ? this.rng.int(2000, 15_000) : this.rng.int(1, 300));
     const now = this.clock.now();
     if (group === 'store' && this.knobs.storeOutages.some((o) => now >= o.fromMs && now < o.toMs))
       crash = 'throw-before';

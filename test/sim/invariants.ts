@@ -7,6 +7,8 @@
  * - `answer-right`: a succeeded item holds the answer to its own prompt;
  * - `gemini-once`: an item was billed by Gemini at most once, plus once per lease that truly ran
  *   out under a delivery (the only excuse to call again);
+ * - `lease-outlived`: no delivery still works on an item (writes with its lease) after its lease ran
+ *   out and the item was taken over: a lease must outlast its work, or be renewed;
  * - `callback`: a job with a callback URL was notified at least once, once it ended.
  */
 import type { ItemRecord, JobRecord } from '../../functions/core/jobs.js';
@@ -30,6 +32,23 @@ export class Effects {
   readonly settles = new Map<string, number>();
   readonly sweeps = new Map<string, number>();
   readonly expiries = new Map<string, number>();
+  /** Lease versions taken over after they ran out, by item. */
+  private readonly overtaken = new Map<string, Set<string>>();
+  /** Writes (settle, release) by a delivery whose lease had been taken over: it was still working. */
+  readonly outlived = new Map<string, number>();
+
+  /** Notes a write with `ref`'s lease: its holder was alive after its lease was taken over. */
+  private wrote(ref: { jobId: string; itemId: string; version: string }): void {
+    const key = keyOf(ref.jobId, ref.itemId);
+    if (this.overtaken.get(key)?.has(ref.version)) bump(this.outlived, key);
+  }
+
+  /** A lease that ran out was taken over (a new claim, or the reconciler's retask) at `ref.version`. */
+  private overtake(ref: { jobId: string; itemId: string; version: string }): void {
+    const key = keyOf(ref.jobId, ref.itemId);
+    bump(this.expiries, key);
+    this.overtaken.set(key, (this.overtaken.get(key) ?? new Set()).add(ref.version));
+  }
 
   observe(db: FakeDb): Stores {
     const items = db.stores.items;
@@ -39,6 +58,7 @@ export class Effects {
       items: {
         ...items,
         async settle(ref, outcome) {
+          effects.wrote(ref);
           const written = await items.settle(ref, outcome);
           if (written) bump(effects.settles, keyOf(ref.jobId, ref.itemId));
           return written;
@@ -52,13 +72,16 @@ export class Effects {
           // Taking over a lease that ran out; taking over a live one is never excused.
           const before = db.item(ref.jobId, ref.itemId)?.lease;
           const leased = await items.lease(ref, leaseMs, nowMs);
-          if (leased && before && before.untilMs <= nowMs)
-            bump(effects.expiries, keyOf(ref.jobId, ref.itemId));
+          if (leased && before && before.untilMs <= nowMs) effects.overtake(ref);
           return leased;
+        },
+        async release(ref, plannedMs) {
+          effects.wrote(ref);
+          return items.release(ref, plannedMs);
         },
         async retask(ref) {
           const done = await items.retask(ref);
-          if (done) bump(effects.expiries, keyOf(ref.jobId, ref.itemId));
+          if (done) effects.overtake(ref);
           return done;
         },
       },
@@ -167,6 +190,11 @@ function checkItem(job: JobRecord, item: ItemRecord, input: CheckInput, out: Vio
     if (text !== answerOf(prompt).text)
       out.push({ invariant: 'answer-right', detail: `item ${key} holds "${text}" for "${prompt}"` });
   }
+  if (input.effects.outlived.get(key))
+    out.push({
+      invariant: 'lease-outlived',
+      detail: `item ${key}: a delivery still worked on it after its lease ran out and was taken over`,
+    });
   const billed = input.gemini.billed.get(prompt) ?? 0;
   const excused = input.effects.expiries.get(key) ?? 0;
   if (billed > 1 + excused)

@@ -6,6 +6,7 @@
  */
 import { CRASH_KINDS, type CrashKind, type FaultKnobs } from './faults.js';
 import type { GeminiKnobs } from './gemini.js';
+import type { MediaKnobs } from './media.js';
 import type { Rng } from './rng.js';
 import type { QueueKnobs } from './tasks.js';
 
@@ -16,6 +17,8 @@ export interface JobPlan {
   items: number;
   createAtMs: number;
   callback: boolean;
+  /** Its items carry media (fetched by the worker before the call). */
+  media: boolean;
   /** When the client cancels it (ms after start), if it does. */
   cancelAtMs?: number;
 }
@@ -24,6 +27,7 @@ export interface Scenario {
   jobs: JobPlan[];
   queue: Omit<QueueKnobs, 'dispatchDeadlineMs'>;
   gemini: GeminiKnobs;
+  media: Omit<MediaKnobs, 'deadlineMs'>;
   faults: FaultKnobs;
 }
 
@@ -31,6 +35,7 @@ export interface Scenario {
 export interface Profile {
   queue?: Partial<Scenario['queue']>;
   gemini?: Partial<GeminiKnobs>;
+  media?: Partial<Scenario['media']>;
   faults?: Partial<FaultKnobs>;
   cancelShare?: number;
 }
@@ -61,6 +66,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
       items: rng.int(3, 20),
       createAtMs: startMs + rng.int(0, 30_000),
       callback: rng.chance(0.5),
+      media: rng.chance(0.3),
       ...(cancel ? { cancelAtMs: startMs + rng.int(0, 120_000) } : {}),
     };
   });
@@ -92,6 +98,11 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
     countFailShare: rng.pick([0, 0.1]),
     ...profile.gemini,
   };
+  const media = {
+    slowShare: rng.pick([0, 0.1, 0.3]),
+    failShare: rng.pick([0, 0.05]),
+    ...profile.media,
+  };
   const faults: FaultKnobs = {
     crashes: drawCrashes(rng),
     errorShare: rng.pick([0, 0, 0.005, 0.02]),
@@ -104,7 +115,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
       : [],
     ...profile.faults,
   };
-  return { jobs, queue, gemini, faults };
+  return { jobs, queue, gemini, media, faults };
 }
 
 function drawCrashes(rng: Rng): Map<number, CrashKind> {
@@ -120,7 +131,7 @@ export function describeScenario(s: Scenario, startMs: number): string {
   const jobs = s.jobs
     .map(
       (j) =>
-        `${j.items} items on ${j.model} at ${rel(j.createAtMs)}${j.callback ? ', callback' : ''}${j.cancelAtMs !== undefined ? `, cancel at ${rel(j.cancelAtMs)}` : ''}`,
+        `${j.items} items${j.media ? ' with media' : ''} on ${j.model} at ${rel(j.createAtMs)}${j.callback ? ', callback' : ''}${j.cancelAtMs !== undefined ? `, cancel at ${rel(j.cancelAtMs)}` : ''}`,
     )
     .join('; ');
   const q = s.queue;
@@ -129,6 +140,7 @@ export function describeScenario(s: Scenario, startMs: number): string {
   return [
     `jobs: ${jobs}`,
     `queue: maxAttempts ${q.maxAttempts}, front 429/503 ${q.frontFailShare}, duplicates ${q.duplicateShare}, jitter ${q.jitterMs} ms${outages ? `, worker outage ${outages}` : ''}`,
+    `media: slow ${s.media.slowShare}, failing ${s.media.failShare}`,
     `gemini: 429 ${s.gemini.quotaShare}, 429/day ${s.gemini.dayQuotaShare}, 503 ${s.gemini.unavailableShare}, hang ${s.gemini.hangShare}, slow ${s.gemini.slowShare}`,
     `faults: crashes [${crashes}], errors ${s.faults.errorShare}, store latency ${s.faults.latencyShare}${s.faults.storeOutages.length ? `, store outage ${s.faults.storeOutages.map((o) => `${rel(o.fromMs)}–${rel(o.toMs)}`).join(', ')}` : ''}`,
   ].join('\n');

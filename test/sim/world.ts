@@ -10,21 +10,23 @@
 
 import { type TickDeps, tick } from '../../functions/batch/handler.js';
 import { isTerminalJob, type JobView } from '../../functions/core/jobs.js';
-import { type Quotas, queueIdForModel } from '../../functions/core/quotas.js';
-import { normalizeJobRequest } from '../../functions/core/requests.js';
+import type { Quotas } from '../../functions/core/quotas.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createPlanner } from '../../functions/lifecycle/plan.js';
 import { dispatchDeadlineFor } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
+import { mediaDeadlinesFor } from '../../functions/platform/media.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../functions/worker/handler.js';
 import { FakeDb } from '../helpers/fake-stores.js';
-import { FakeMediaFetcher, FakeObjectStore } from '../helpers/fakes.js';
+import { FakeObjectStore } from '../helpers/fakes.js';
 import { testQuotas } from '../unit/test-quotas.js';
+import { Clients } from './clients.js';
 import { SimClock } from './clock.js';
 import { Faults } from './faults.js';
 import { promptOf, SimGemini } from './gemini.js';
 import { checkInvariants, Effects, type Violation } from './invariants.js';
+import { SimMedia } from './media.js';
 import { Rng } from './rng.js';
 import { describeScenario, drawScenario, type Profile, type Scenario } from './scenario.js';
 import { SimTaskQueue } from './tasks.js';
@@ -54,7 +56,6 @@ const AFTER_DONE_MS = 10 * 60_000;
 const TICK_MS = 60_000;
 const STALL_MS = 120_000;
 const GEMINI_TIMEOUT_MS = 20_000;
-const CALLBACK_URL = 'https://example.test/callback';
 
 export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const rng = new Rng(options.seed);
@@ -101,7 +102,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
 const settled = (j: { status: Parameters<typeof isTerminalJob>[0]; cancelPending: boolean }) =>
   isTerminalJob(j.status) && !j.cancelPending;
 
-type World = ReturnType<typeof wire>;
+export type World = ReturnType<typeof wire>;
 
 /** The product's dependencies, as `createDeps` builds them, on the simulated world. */
 function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, options: SimOptions) {
@@ -122,6 +123,8 @@ function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, optio
   };
   const notify = faults.wrap('notify', 'callback', notifier, false);
   const dispatchDeadlineMs = dispatchDeadlineFor(GEMINI_TIMEOUT_MS) * 1000;
+  // As config.ts derives it.
+  const leaseMs = dispatchDeadlineMs + 30_000;
   const deliver = (delivery: TaskDelivery) =>
     handleTask(delivery, workerDeps).catch((err: Error) => {
       trace.add(`worker threw: ${err.message}`);
@@ -139,15 +142,18 @@ function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, optio
     sleep: clock.sleep,
   });
   const planner = createPlanner({ ...common, tasks, counter: geminiDep, quotas });
+  const { itemDeadlineMs } = mediaDeadlinesFor(leaseMs, GEMINI_TIMEOUT_MS);
+  const simMedia = new SimMedia(clock, rng, trace, { ...scenario.media, deadlineMs: itemDeadlineMs });
+  const media = faults.wrap('media', 'media', simMedia, false);
   const workerDeps: WorkerDeps = {
     lifecycle,
     planner,
     gemini: geminiDep,
     tasks,
-    media: new FakeMediaFetcher(),
+    media,
     quotas,
     logger,
-    leaseMs: dispatchDeadlineMs + 30_000,
+    leaseMs,
     geminiTimeoutMs: GEMINI_TIMEOUT_MS,
     enqueueBudgetMs: 8 * 60_000,
     now: clock.now,
@@ -191,78 +197,4 @@ function scheduleTicks(w: World, clock: SimClock, trace: Trace, firstMs: number)
     );
     scheduleTicks(w, clock, trace, firstMs + TICK_MS);
   });
-}
-
-/** The clients: submit each job (retrying as a client would), and cancel the ones meant to be. */
-class Clients {
-  busy = 0;
-
-  constructor(
-    private readonly scenario: Scenario,
-    private readonly w: World,
-    private readonly clock: SimClock,
-    private readonly trace: Trace,
-  ) {}
-
-  start(): void {
-    this.scenario.jobs.forEach((plan, k) => {
-      this.busy++;
-      this.clock.at(plan.createAtMs, () => void this.submit(k).finally(() => this.busy--));
-    });
-  }
-
-  /** `POST /jobs` with an Idempotency-Key; a failed or hung call is sent again, up to 4 times. */
-  private async submit(k: number): Promise<void> {
-    const plan = this.scenario.jobs[k]!;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      // Ingest names a job anew on every request; the prompts carry the name, for Gemini's books.
-      const id = `j${k}${'abcd'[attempt]}`;
-      const body = {
-        model: plan.model,
-        prompts: Array.from({ length: plan.items }, (_, i) => promptOf(id, i)),
-        ...(plan.callback ? { callbackUrl: CALLBACK_URL } : {}),
-      };
-      const normalized = normalizeJobRequest(body, this.w.quotas);
-      const spec = { id, model: plan.model, mode: 'realtime' as const, total: plan.items, source: 'api' };
-      const call = (async () => {
-        const stored = await this.w.lifecycle.create(
-          {
-            ...spec,
-            paths: { realtime: plan.items, batch: 0 },
-            ...(plan.callback ? { callbackUrl: CALLBACK_URL } : {}),
-          },
-          normalized.items,
-          { keyId: `key-${k}`, bodyHash: `body-${k}` },
-        );
-        if (!stored.replayed) await this.w.lifecycle.startEnqueue(stored.jobId);
-        return stored.jobId;
-      })();
-      const answer = await Promise.race([call.catch((e: Error) => e), this.clock.sleep(30_000)]);
-      if (typeof answer === 'string') {
-        this.trace.add(
-          `client ${k}: job ${answer} created (${queueIdForModel(plan.model)}, ${plan.items} items)`,
-        );
-        if (plan.cancelAtMs !== undefined) await this.cancel(answer, plan.cancelAtMs);
-        return;
-      }
-      this.trace.add(`client ${k}: create ${id} ${answer ? `failed: ${answer.message}` : 'timed out'}`);
-      await this.clock.sleep(1000);
-    }
-  }
-
-  private async cancel(jobId: string, atMs: number): Promise<void> {
-    await this.clock.sleep(atMs - this.clock.now());
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const answer = await Promise.race([
-        this.w.lifecycle.cancel(jobId).then(
-          () => 'ok',
-          (e: Error) => e.message,
-        ),
-        this.clock.sleep(30_000).then(() => 'timed out'),
-      ]);
-      this.trace.add(`client: cancel ${jobId}: ${answer}`);
-      if (answer === 'ok') return;
-      await this.clock.sleep(1000);
-    }
-  }
 }
