@@ -8,7 +8,11 @@ export const replayCommand = (seed: number, profile?: string) =>
   `SIM_SEED=${seed} ${profile ? `SIM_PROFILE=${profile} ` : ''}${COMMAND}`;
 
 /** A failure report: a summary per invariant, then the first few seeds in full. */
-export function report(failures: SimResult[], detailed = 3, traceLines = 40): string {
+export function report(
+  failures: SimResult[],
+  options: { profile?: string | undefined; detailed?: number; traceLines?: number } = {},
+): string {
+  const { profile, detailed = 3, traceLines = 40 } = options;
   const byInvariant = new Map<string, number[]>();
   for (const f of failures)
     for (const inv of new Set(f.violations.map((v) => v.invariant)))
@@ -21,7 +25,7 @@ export function report(failures: SimResult[], detailed = 3, traceLines = 40): st
     .slice(0, detailed)
     .map((f) =>
       [
-        `--- seed ${f.seed}: ${replayCommand(f.seed)}`,
+        `--- seed ${f.seed}: ${replayCommand(f.seed, profile)}`,
         ...f.violations.slice(0, 6).map((v) => `  ${v.invariant}: ${v.detail}`),
         f.scenario.replace(/^/gm, '  '),
         `  stats: ${JSON.stringify(f.stats)}`,

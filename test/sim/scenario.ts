@@ -52,6 +52,19 @@ export const PROFILES: Record<string, { profile: Profile; orphanSweep?: boolean 
     },
     orphanSweep: false,
   },
+  // Daily quotas run out often and store writes fail now and then: the pause and its record.
+  'daily-quota': {
+    profile: { gemini: { dayQuotaShare: 0.05 }, faults: { errorShare: 0.02 }, queue: { outages: [] } },
+  },
+  // Slow media, slow answers and slow store calls: a delivery close to its lease.
+  slow: {
+    profile: {
+      media: { slowShare: 0.8 },
+      gemini: { slowShare: 0.5 },
+      faults: { latencyShare: 0.5 },
+      queue: { outages: [], frontFailShare: 0 },
+    },
+  },
 };
 
 /** Crashes are drawn among this many first calls: a small run makes a few hundred. */
@@ -89,7 +102,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
   };
   const gemini: GeminiKnobs = {
     quotaShare: rng.pick([0, 0.05, 0.2]),
-    dayQuotaShare: rng.pick([0, 0, 0, 0.01]),
+    dayQuotaShare: rng.pick([0, 0, 0.01, 0.03]),
     // Runs start ten minutes before Pacific midnight.
     dayResetMs: startMs + 10 * 60_000,
     unavailableShare: rng.pick([0, 0.05, 0.2]),

@@ -19,6 +19,7 @@ const REPLAY = env.SIM_SEED === undefined ? undefined : Number(env.SIM_SEED);
 const SEEDS = Number(env.SIM_SEEDS ?? 2000);
 const BASE = Number(env.SIM_SEED_BASE ?? 1);
 const PROFILE = env.SIM_PROFILE ? PROFILES[env.SIM_PROFILE] : undefined;
+if (env.SIM_PROFILE && !PROFILE) throw new Error(`no profile ${env.SIM_PROFILE} in PROFILES`);
 const TOLERATED = new Set((env.SIM_TOLERATE ?? '').split(',').filter(Boolean));
 
 async function runSeeds(seeds: number[], options: Omit<SimOptions, 'seed'> = {}): Promise<SimResult[]> {
@@ -36,9 +37,9 @@ const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => f
 describe('seeded fault simulation', () => {
   if (REPLAY !== undefined) {
     it(`seed ${REPLAY} holds every invariant`, async () => {
-      if (env.SIM_PROFILE && !PROFILE) throw new Error(`no profile ${env.SIM_PROFILE}`);
       const result = await runSimulation({ ...PROFILE, seed: REPLAY, echo: env.SIM_TRACE === '1' });
-      if (result.violations.length > 0) console.log(report([result], 1, Number.POSITIVE_INFINITY));
+      if (result.violations.length > 0)
+        console.log(report([result], { profile: env.SIM_PROFILE, traceLines: Number.POSITIVE_INFINITY }));
       else console.log(`seed ${REPLAY}: ${JSON.stringify(result.stats)}\n${result.scenario}`);
       expect(result.violations).toEqual([]);
     });
@@ -54,10 +55,10 @@ describe('seeded fault simulation', () => {
 
   it(`holds every invariant over ${SEEDS} seeds`, { timeout: 600_000 }, async () => {
     const started = performance.now();
-    const failures = await runSeeds(range(BASE, SEEDS));
+    const failures = await runSeeds(range(BASE, SEEDS), PROFILE);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(`${SEEDS} seeds in ${seconds} s; ${failures.length} failing`);
-    if (failures.length > 0) console.log(report(failures));
+    if (failures.length > 0) console.log(report(failures, { profile: env.SIM_PROFILE }));
     expect(failures.map((f) => f.seed)).toEqual([]);
   });
 
