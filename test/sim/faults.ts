@@ -26,7 +26,12 @@ export interface FaultKnobs {
   latencyShare: number;
   /** Store outages: every store call in a window fails. */
   storeOutages: Array<{ fromMs: number; toMs: number }>;
+  /** Share of the calls each actor makes that crash (any kind): aims faults at ingest, worker or tick. */
+  actorCrashShare: Partial<Record<Actor, number>>;
 }
+
+/** Who makes a call: a client through ingest, a worker delivery, or a scheduler tick. */
+export type Actor = 'ingest' | 'worker' | 'tick';
 
 export const CRASH_KINDS: readonly CrashKind[] = ['throw-before', 'throw-after', 'hang-before', 'hang-after'];
 
@@ -49,8 +54,9 @@ export class Faults {
   /**
    * Wraps every method of `target`. `realAsync`: its calls settle through real (zero-time) round
    * trips (the fake stores), which the clock must wait for; simulated deps settle in simulated time.
+   * `actor`: who makes the calls (ingest, worker, tick), for faults aimed at one of them.
    */
-  wrap<T extends object>(group: DepGroup, name: string, target: T, realAsync: boolean): T {
+  wrap<T extends object>(group: DepGroup, name: string, target: T, realAsync: boolean, actor: Actor): T {
     const cache = new Map<PropertyKey, unknown>();
     return new Proxy(target, {
       get: (obj, prop) => {
@@ -60,7 +66,7 @@ export class Faults {
           const label = `${name}.${String(prop)}`;
           const fn = value as (...args: unknown[]) => Promise<unknown>;
           cache.set(prop, (...args: unknown[]) =>
-            this.call(group, label, () => fn.apply(obj, args), realAsync),
+            this.call(actor, group, label, () => fn.apply(obj, args), realAsync),
           );
         }
         return cache.get(prop);
@@ -69,6 +75,7 @@ export class Faults {
   }
 
   private async call(
+    actor: Actor,
     group: DepGroup,
     label: string,
     invoke: () => Promise<unknown>,
@@ -76,16 +83,17 @@ export class Faults {
   ): Promise<unknown> {
     const n = ++this.calls;
     let crash = this.knobs.crashes.get(n);
+    if (!crash && this.rng.chance(this.knobs.errorShare)) crash = 'throw-before';
+    if (!crash && this.rng.chance(this.knobs.actorCrashShare[actor] ?? 0)) crash = this.rng.pick(CRASH_KINDS);
     // A lost Gemini answer is paid twice by anyone; that is no fault of the product's.
     if (group === 'gemini' && crash === 'throw-after') crash = 'throw-before';
-    if (!crash && this.rng.chance(this.knobs.errorShare)) crash = 'throw-before';
     if (group === 'store' && this.rng.chance(this.knobs.latencyShare))
       // Mostly a few ms; now and then seconds (contention, a retried RPC).
       await this.clock.sleep(this.rng.chance(0.01) ? this.rng.int(2000, 15_000) : this.rng.int(1, 300));
     const now = this.clock.now();
     if (group === 'store' && this.knobs.storeOutages.some((o) => now >= o.fromMs && now < o.toMs))
       crash = 'throw-before';
-    if (crash) this.note(crash, label, n);
+    if (crash) this.note(crash, `${actor}: ${label}`, n);
     if (crash === 'throw-before') throw Object.assign(new Error(`sim: ${label} #${n} failed`), { code: 14 });
     if (crash === 'hang-before') return never();
     const result = await (realAsync ? this.clock.track(invoke()) : invoke());
@@ -97,7 +105,7 @@ export class Faults {
 
   private note(crash: CrashKind, label: string, n: number): void {
     const line = `FAULT ${crash} ${label} (call #${n})`;
-    if (crash.startsWith('hang') || this.knobs.crashes.has(n)) this.injected.push(line);
+    if (crash !== 'throw-before' || this.knobs.crashes.has(n)) this.injected.push(line);
     this.trace.add(line);
   }
 }

@@ -56,6 +56,14 @@ export const PROFILES: Record<string, { profile: Profile; orphanSweep?: boolean 
   'daily-quota': {
     profile: { gemini: { dayQuotaShare: 0.05 }, faults: { errorShare: 0.02 }, queue: { outages: [] } },
   },
+  // Ticks crash at their await points while deliveries hang (leases run out): the reconciler's
+  // own retask and give-up, interrupted.
+  'tick-crashes': {
+    profile: {
+      faults: { actorCrashShare: { tick: 0.05, worker: 0.02 } },
+      queue: { outages: [], frontFailShare: 0 },
+    },
+  },
   // Slow media, slow answers and slow store calls: a delivery close to its lease.
   slow: {
     profile: {
@@ -126,6 +134,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
           toMs: o.fromMs + rng.int(500, 5000),
         }))
       : [],
+    actorCrashShare: rng.chance(0.2) ? { [rng.pick(['ingest', 'worker', 'tick'] as const)]: 0.01 } : {},
     ...profile.faults,
   };
   return { jobs, queue, gemini, media, faults };
@@ -155,6 +164,6 @@ export function describeScenario(s: Scenario, startMs: number): string {
     `queue: maxAttempts ${q.maxAttempts}, front 429/503 ${q.frontFailShare}, duplicates ${q.duplicateShare}, jitter ${q.jitterMs} ms${outages ? `, worker outage ${outages}` : ''}`,
     `media: slow ${s.media.slowShare}, failing ${s.media.failShare}`,
     `gemini: 429 ${s.gemini.quotaShare}, 429/day ${s.gemini.dayQuotaShare}, 503 ${s.gemini.unavailableShare}, hang ${s.gemini.hangShare}, slow ${s.gemini.slowShare}`,
-    `faults: crashes [${crashes}], errors ${s.faults.errorShare}, store latency ${s.faults.latencyShare}${s.faults.storeOutages.length ? `, store outage ${s.faults.storeOutages.map((o) => `${rel(o.fromMs)}–${rel(o.toMs)}`).join(', ')}` : ''}`,
+    `faults: crashes [${crashes}], by actor ${JSON.stringify(s.faults.actorCrashShare)}, errors ${s.faults.errorShare}, store latency ${s.faults.latencyShare}${s.faults.storeOutages.length ? `, store outage ${s.faults.storeOutages.map((o) => `${rel(o.fromMs)}–${rel(o.toMs)}`).join(', ')}` : ''}`,
   ].join('\n');
 }

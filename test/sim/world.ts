@@ -23,7 +23,7 @@ import { FakeObjectStore } from '../helpers/fakes.js';
 import { testQuotas } from '../unit/test-quotas.js';
 import { Clients } from './clients.js';
 import { SimClock } from './clock.js';
-import { Faults } from './faults.js';
+import { type Actor, Faults } from './faults.js';
 import { promptOf, SimGemini } from './gemini.js';
 import { checkInvariants, Effects, type Violation } from './invariants.js';
 import { SimMedia } from './media.js';
@@ -104,16 +104,17 @@ const settled = (j: { status: Parameters<typeof isTerminalJob>[0]; cancelPending
 
 export type World = ReturnType<typeof wire>;
 
-/** The product's dependencies, as `createDeps` builds them, on the simulated world. */
+/**
+ * The product's dependencies, as `createDeps` builds them, on the simulated world: one set per
+ * actor (ingest, worker, tick) over the same fakes, so faults can aim at one actor's await points.
+ */
 function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, options: SimOptions) {
   const quotas = simQuotas(scenario.queue.maxAttempts);
   const db = new FakeDb(clock.now);
   const effects = new Effects();
   const faults = new Faults(clock, rng, trace, scenario.faults);
-  const stores = wrapStores(faults, effects.observe(db));
-  const logger = createLogger({ level: 'silent' });
+  const observed = effects.observe(db);
   const gemini = new SimGemini(clock, rng, trace, scenario.gemini);
-  const geminiDep = faults.wrap('gemini', 'gemini', gemini, false);
   const notified = new Map<string, number>();
   const notifier = {
     async notify(_url: string, job: JobView) {
@@ -121,61 +122,62 @@ function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, optio
       trace.add(`callback ${job.id} ${job.status}`);
     },
   };
-  const notify = faults.wrap('notify', 'callback', notifier, false);
   const dispatchDeadlineMs = dispatchDeadlineFor(GEMINI_TIMEOUT_MS) * 1000;
   // As config.ts derives it.
   const leaseMs = dispatchDeadlineMs + 30_000;
+  const { itemDeadlineMs } = mediaDeadlinesFor(leaseMs, GEMINI_TIMEOUT_MS);
+  const simMedia = new SimMedia(clock, rng, trace, { ...scenario.media, deadlineMs: itemDeadlineMs });
+  const objectStore = new FakeObjectStore();
   const deliver = (delivery: TaskDelivery) =>
     handleTask(delivery, workerDeps).catch((err: Error) => {
       trace.add(`worker threw: ${err.message}`);
       return { status: 500, body: { outcome: 'error' } };
     });
   const queue = new SimTaskQueue(clock, rng, trace, { ...scenario.queue, dispatchDeadlineMs }, deliver);
-  const tasks = faults.wrap('tasks', 'tasks', queue, false);
-  const objects = faults.wrap('objects', 'bucket', new FakeObjectStore(), true);
-  const common = { stores, logger, stallMs: STALL_MS, now: clock.now };
-  const lifecycle = createLifecycle({
-    ...common,
-    tasks,
-    objects,
-    notify: (url, job) => notify.notify(url, job),
-    sleep: clock.sleep,
-  });
-  const planner = createPlanner({ ...common, tasks, counter: geminiDep, quotas });
-  const { itemDeadlineMs } = mediaDeadlinesFor(leaseMs, GEMINI_TIMEOUT_MS);
-  const simMedia = new SimMedia(clock, rng, trace, { ...scenario.media, deadlineMs: itemDeadlineMs });
-  const media = faults.wrap('media', 'media', simMedia, false);
+
+  /** The lifecycle and planner over deps whose calls count as `actor`'s. */
+  const productFor = (actor: Actor) => {
+    const stores = wrapStores(faults, observed, actor);
+    const tasks = faults.wrap('tasks', 'tasks', queue, false, actor);
+    const notify = faults.wrap('notify', 'callback', notifier, false, actor);
+    const common = { stores, logger: createLogger({ level: 'silent' }), stallMs: STALL_MS, now: clock.now };
+    const lifecycle = createLifecycle({
+      ...common,
+      tasks,
+      objects: faults.wrap('objects', 'bucket', objectStore, true, actor),
+      notify: (url, job) => notify.notify(url, job),
+      sleep: clock.sleep,
+    });
+    const counter = faults.wrap('gemini', 'gemini', gemini, false, actor);
+    const planner = createPlanner({ ...common, tasks, counter, quotas });
+    return { ...common, tasks, lifecycle, planner, gemini: counter };
+  };
+  const worker = productFor('worker');
   const workerDeps: WorkerDeps = {
-    lifecycle,
-    planner,
-    gemini: geminiDep,
-    tasks,
-    media,
+    ...worker,
+    media: faults.wrap('media', 'media', simMedia, false, 'worker'),
     quotas,
-    logger,
     leaseMs,
     geminiTimeoutMs: GEMINI_TIMEOUT_MS,
     enqueueBudgetMs: 8 * 60_000,
-    now: clock.now,
   };
+  const ticker = productFor('tick');
   const tickDeps: TickDeps & { orphanSweep?: boolean } = {
-    ...common,
-    lifecycle,
-    planner,
-    tasks,
-    pauses: stores.pauses,
+    ...ticker,
+    pauses: ticker.stores.pauses,
     ...(options.orphanSweep === undefined ? {} : { orphanSweep: options.orphanSweep }),
   };
+  const { lifecycle } = productFor('ingest');
   return { db, effects, faults, gemini, notified, queue, quotas, lifecycle, tickDeps };
 }
 
-function wrapStores(faults: Faults, s: Stores): Stores {
+function wrapStores(faults: Faults, s: Stores, actor: Actor): Stores {
   return {
-    jobs: faults.wrap('store', 'jobs', s.jobs, true),
-    items: faults.wrap('store', 'items', s.items, true),
-    counters: faults.wrap('store', 'counters', s.counters, true),
-    ledger: faults.wrap('store', 'ledger', s.ledger, true),
-    pauses: faults.wrap('store', 'pauses', s.pauses, true),
+    jobs: faults.wrap('store', 'jobs', s.jobs, true, actor),
+    items: faults.wrap('store', 'items', s.items, true, actor),
+    counters: faults.wrap('store', 'counters', s.counters, true, actor),
+    ledger: faults.wrap('store', 'ledger', s.ledger, true, actor),
+    pauses: faults.wrap('store', 'pauses', s.pauses, true, actor),
   };
 }
 
