@@ -24,6 +24,8 @@ export interface FaultKnobs {
   errorShare: number;
   /** Share of store calls that take 1–300 ms of simulated time. */
   latencyShare: number;
+  /** Of those, the share that take 2–15 s (contention, a retried RPC). */
+  slowStoreShare: number;
   /** Store outages: every store call in a window fails. */
   storeOutages: Array<{ fromMs: number; toMs: number }>;
   /** Share of the calls each actor makes that crash (any kind): aims faults at ingest, worker or tick. */
@@ -88,8 +90,9 @@ export class Faults {
     // A lost Gemini answer is paid twice by anyone; that is no fault of the product's.
     if (group === 'gemini' && crash === 'throw-after') crash = 'throw-before';
     if (group === 'store' && this.rng.chance(this.knobs.latencyShare))
-      // Mostly a few ms; now and then seconds (contention, a retried RPC).
-      await this.clock.sleep(this.rng.chance(0.01) ? this.rng.int(2000, 15_000) : this.rng.int(1, 300));
+      await this.clock.sleep(
+        this.rng.chance(this.knobs.slowStoreShare) ? this.rng.int(2000, 15_000) : this.rng.int(1, 300),
+      );
     const now = this.clock.now();
     if (group === 'store' && this.knobs.storeOutages.some((o) => now >= o.fromMs && now < o.toMs))
       crash = 'throw-before';

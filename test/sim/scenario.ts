@@ -41,7 +41,10 @@ export interface Profile {
 }
 
 /** Named runs a test aims at one fault with; `SIM_PROFILE=<name>` replays a seed of one. */
-export const PROFILES: Record<string, { profile: Profile; orphanSweep?: boolean }> = {
+export const PROFILES: Record<
+  string,
+  { profile: Profile; orphanSweep?: boolean; reconcileLimits?: { items?: number; jobs?: number } }
+> = {
   // Deliveries that never reach the worker after a release, and the reconciler's sweep of
   // orphaned items switched off: issue 17's scenario 1 must show.
   'orphan-sweep-off': {
@@ -64,12 +67,18 @@ export const PROFILES: Record<string, { profile: Profile; orphanSweep?: boolean 
       queue: { outages: [], frontFailShare: 0 },
     },
   },
+  // The reconciler's bounds made tiny (a job and two items per tick), so a few jobs stand for
+  // hundreds: a reconciler that always reads the same first page leaves the others behind.
+  'small-reconcile-window': {
+    profile: { queue: { outages: [] }, faults: { actorCrashShare: { worker: 0.02 } } },
+    reconcileLimits: { jobs: 1, items: 2 },
+  },
   // Slow media, slow answers and slow store calls: a delivery close to its lease.
   slow: {
     profile: {
       media: { slowShare: 0.8 },
       gemini: { slowShare: 0.5 },
-      faults: { latencyShare: 0.5 },
+      faults: { latencyShare: 0.5, slowStoreShare: 0.2 },
       queue: { outages: [], frontFailShare: 0 },
     },
   },
@@ -128,6 +137,7 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
     crashes: drawCrashes(rng),
     errorShare: rng.pick([0, 0, 0.005, 0.02]),
     latencyShare: rng.pick([0, 0.1, 0.5]),
+    slowStoreShare: 0.01,
     storeOutages: rng.chance(0.15)
       ? [{ fromMs: startMs + rng.int(0, 120_000), toMs: 0 }].map((o) => ({
           ...o,

@@ -37,6 +37,8 @@ export interface SimOptions {
   profile?: Profile;
   /** Passed to the reconciler (`ReconcileDeps.orphanSweep`, where the product has it). */
   orphanSweep?: boolean;
+  /** The reconciler's bounds per run (`ReconcileDeps.limits`). */
+  reconcileLimits?: { items?: number; jobs?: number };
   /** Print the trace as it happens. */
   echo?: boolean;
 }
@@ -165,6 +167,7 @@ function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, optio
   const tickDeps: TickDeps & { orphanSweep?: boolean } = {
     ...ticker,
     pauses: ticker.stores.pauses,
+    ...(options.reconcileLimits ? { limits: options.reconcileLimits } : {}),
     ...(options.orphanSweep === undefined ? {} : { orphanSweep: options.orphanSweep }),
   };
   const { lifecycle } = productFor('ingest');
