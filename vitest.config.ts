@@ -8,8 +8,11 @@ const common = {
   env: { METADATA_SERVER_DETECTION: 'none' },
 };
 
-/** The unit tier: no emulator, no network (loopback servers of the test's own are fine), seconds. */
-const UNIT = ['test/unit/**/*.test.ts'];
+/**
+ * The unit tier: no emulator, no network (loopback servers of the test's own are fine), seconds. The
+ * seeded fault simulation (test/sim/) is of this kind too: the real code over fakes, simulated time.
+ */
+const UNIT = ['test/unit/**/*.test.ts', 'test/sim/**/*.test.ts'];
 
 /**
  * The slow tier's files that may share the machine: each took a minute or more on a full run (they

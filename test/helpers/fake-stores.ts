@@ -462,6 +462,7 @@ export class FakeDb {
           const read = [...(db.items.get(jobId)?.values() ?? [])]
             .filter((i) => i.state === 'pending')
             .map((i) => ({ item: i, version: i.version }));
+          await roundTrip();
           await db.beforeSweepWrites?.(jobId);
           const swept: string[] = [];
           for (const { item, version } of read) {

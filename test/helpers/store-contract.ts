@@ -1,0 +1,202 @@
+/**
+ * The stores' contract, written once and run against every implementation: the fake stores (unit
+ * tests and the simulation rely on them) and the real Firestore stores (the emulator). A fake that
+ * drifts from Firestore makes every test built on it lie; this suite is what keeps them together.
+ * Each test gets a fresh, isolated set of stores from `open`.
+ */
+import { describe, expect, it } from 'vitest';
+import { itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core/jobs.js';
+import { sumTotals } from '../../functions/core/totals.js';
+import type { Stores } from '../../functions/platform/store/index.js';
+import type { ItemRef } from '../../functions/platform/store/items.js';
+
+export interface ContractWorld {
+  stores: Stores;
+  /** A time the stores' own clock agrees with (the fake's clock; real time for Firestore). */
+  nowMs: number;
+}
+
+const T_SUCCEEDED = {
+  state: 'succeeded' as const,
+  response: { candidates: [{ content: { parts: [{ text: 'ok' }] } }] },
+  usage: { promptTokens: 7, outputTokens: 3 },
+  costUsd: 0.25,
+};
+const FAILED = { state: 'failed' as const, error: { code: 503, status: 'UNAVAILABLE', message: 'x' } };
+const CANCELLED = { state: 'cancelled' as const, error: { code: 499, status: 'CANCELLED', message: 'c' } };
+
+function newItems(n: number): NewItem[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: itemIdForIndex(i),
+    index: i,
+    key: String(i),
+    request: { contents: [{ role: 'user', parts: [{ text: `p${i}` }] }] },
+    estimatedTokens: 10,
+  }));
+}
+
+/** Defines the contract's tests for stores made by `open`. */
+export function storeContract(name: string, open: () => Promise<ContractWorld>): void {
+  async function job(total = 3, id = `job-${Math.random().toString(36).slice(2, 10)}`) {
+    const w = await open();
+    const spec: JobSpec = { id, model: 'm', mode: 'realtime', total, source: 'api', counterShards: 2 };
+    await w.stores.items.createMany(id, newItems(total));
+    await w.stores.jobs.create(spec, w.nowMs + 60_000);
+    const ref = async (i: number): Promise<ItemRef> => {
+      const [item] = await w.stores.items.getWithJob(id, itemIdForIndex(i));
+      return { jobId: id, itemId: itemIdForIndex(i), version: item!.version, shards: 2 };
+    };
+    const item = async (i: number) => (await w.stores.items.getWithJob(id, itemIdForIndex(i)))[0]!;
+    return { ...w, id, ref, item };
+  }
+
+  describe(`store contract: ${name}`, () => {
+    it('leases an item only at the version read, counting the attempt', async () => {
+      const { stores, nowMs, ref, item } = await job();
+      const before = await ref(0);
+      const leased = await stores.items.lease(before, 1000, nowMs);
+      expect(leased).toBeDefined();
+      expect(await stores.items.lease(before, 1000, nowMs)).toBeUndefined();
+      const after = await item(0);
+      expect(after.lease).toEqual({ id: leased!.leaseId, untilMs: nowMs + 1000 });
+      expect(after.attempts).toBe(1);
+      expect(after.version).toBe(leased!.version);
+    });
+
+    it('releases a lease only at its version, and records a new plan', async () => {
+      const { stores, nowMs, ref, item } = await job();
+      const before = await ref(0);
+      const leased = await stores.items.lease(before, 1000, nowMs);
+      await stores.items.release(before);
+      expect((await item(0)).lease).not.toBeNull();
+      await stores.items.release({ ...before, version: leased!.version }, nowMs + 5000);
+      const after = await item(0);
+      expect(after.lease).toBeNull();
+      expect(after.plannedMs).toBe(nowMs + 5000);
+      expect(after.state).toBe('pending');
+    });
+
+    it('settles an outcome exactly once, counting it in the totals', async () => {
+      const { stores, nowMs, id, ref, item } = await job();
+      const before = await ref(1);
+      const leased = await stores.items.lease(before, 1000, nowMs);
+      const lease = { ...before, version: leased!.version };
+      expect(await stores.items.settle(lease, T_SUCCEEDED)).toBe(true);
+      expect(await stores.items.settle(lease, FAILED)).toBe(false);
+      expect(await stores.items.settle(before, FAILED)).toBe(false);
+      const after = await item(1);
+      expect(after).toMatchObject({ state: 'succeeded', lease: null, usage: T_SUCCEEDED.usage });
+      expect(after.response).toEqual(T_SUCCEEDED.response);
+      expect(after.finishedAt).toBeInstanceOf(Date);
+      const totals = await stores.counters.totals(id, 3, 2);
+      expect(totals).toEqual(sumTotals([{ succeeded: 1, ...T_SUCCEEDED.usage, costUsd: 0.25 }], 3));
+    });
+
+    it('settles a failure with its error', async () => {
+      const { stores, ref, item } = await job();
+      expect(await stores.items.settle(await ref(0), FAILED)).toBe(true);
+      expect(await item(0)).toMatchObject({ state: 'failed', error: FAILED.error });
+    });
+
+    it('retasks an item only at its version: lease and plan cleared, a round counted', async () => {
+      const { stores, nowMs, ref, item } = await job();
+      const before = await ref(0);
+      await stores.items.release(before, nowMs + 9000);
+      const planned = await ref(0);
+      const leased = await stores.items.lease(planned, 1000, nowMs);
+      expect(await stores.items.retask(planned)).toBe(false);
+      expect(await stores.items.retask({ ...planned, version: leased!.version })).toBe(true);
+      expect(await item(0)).toMatchObject({ lease: null, plannedMs: null, rounds: 1, state: 'pending' });
+    });
+
+    it('lists pending items whose lease ran out, and only those', async () => {
+      const { stores, nowMs, id, ref } = await job(4);
+      for (const i of [0, 1, 2]) await stores.items.lease(await ref(i), 1000, nowMs);
+      const leased2 = await ref(2);
+      await stores.items.settle(leased2, FAILED);
+      await stores.items.lease(await ref(3), 60_000, nowMs);
+      const ids = async (atMs: number) =>
+        (await stores.items.listExpiredLeases(atMs, 1000))
+          .filter((i) => i.jobId === id)
+          .map((i) => i.id)
+          .sort();
+      expect(await ids(nowMs + 500)).toEqual([]);
+      expect(await ids(nowMs + 2000)).toEqual([itemIdForIndex(0), itemIdForIndex(1)]);
+    });
+
+    it('sweeps pending items of a cancelled job, leaving outcomes alone, and counts every state', async () => {
+      const { stores, id, ref } = await job(3);
+      await stores.items.settle(await ref(0), T_SUCCEEDED);
+      const swept = await stores.items.sweepPending(id, CANCELLED);
+      expect(swept.sort()).toEqual([itemIdForIndex(1), itemIdForIndex(2)]);
+      expect(await stores.items.sweepPending(id, CANCELLED)).toEqual([]);
+      const counted = await stores.items.countStates(id, 3);
+      expect(counted.counts).toEqual({ total: 3, succeeded: 1, failed: 0, cancelled: 2, pending: 0 });
+      expect(counted.usage).toEqual(T_SUCCEEDED.usage);
+    });
+
+    it('keeps an item that exists when its items are created again', async () => {
+      const { stores, id, ref, item } = await job(2);
+      await stores.items.settle(await ref(0), FAILED);
+      await stores.items.createMany(id, newItems(2));
+      expect((await item(0)).state).toBe('failed');
+      expect((await item(1)).state).toBe('pending');
+    });
+
+    it('finishes a job only at the version read', async () => {
+      const { stores, id } = await job();
+      const j = (await stores.jobs.get(id))!;
+      const totals = sumTotals([{ succeeded: 3 }], 3);
+      await stores.jobs.markRunning(id, j.version);
+      expect(await stores.jobs.finish(id, j.version, 'succeeded', totals, null)).toBe(false);
+      const running = (await stores.jobs.get(id))!;
+      expect(running.status).toBe('running');
+      expect(await stores.jobs.finish(id, running.version, 'succeeded', totals, running.startedAt)).toBe(
+        true,
+      );
+      const done = (await stores.jobs.get(id))!;
+      expect(done).toMatchObject({ status: 'succeeded', final: totals });
+      expect(done.finishedAt).toBeInstanceOf(Date);
+      expect(await stores.jobs.listUnsettled(1000)).not.toContainEqual(expect.objectContaining({ id }));
+    });
+
+    it('cancels a live job once, then freezes its totals at the version read', async () => {
+      const { stores, id } = await job();
+      expect(await stores.jobs.cancel('no-such-job')).toBeUndefined();
+      const first = await stores.jobs.cancel(id);
+      expect(first).toMatchObject({ changed: true, job: { status: 'cancelled', cancelPending: true } });
+      expect((await stores.jobs.cancel(id))?.changed).toBe(false);
+      const unsettled = await stores.jobs.listUnsettled(1000);
+      expect(unsettled.map((j) => j.id)).toContain(id);
+      const totals = sumTotals([{ cancelled: 3 }], 3);
+      await stores.jobs.setNotice(id, 'moved on');
+      expect(await stores.jobs.completeCancel(id, totals, first!.job.version)).toBe(false);
+      const now = (await stores.jobs.get(id))!;
+      expect(await stores.jobs.completeCancel(id, totals, now.version)).toBe(true);
+      expect(await stores.jobs.get(id)).toMatchObject({ cancelPending: false, final: totals });
+      expect((await stores.jobs.listUnsettled(1000)).map((j) => j.id)).not.toContain(id);
+    });
+
+    it('does not cancel a job that has finished', async () => {
+      const { stores, id } = await job();
+      const j = (await stores.jobs.get(id))!;
+      await stores.jobs.finish(id, j.version, 'succeeded', sumTotals([{ succeeded: 3 }], 3), null);
+      expect(await stores.jobs.cancel(id)).toMatchObject({ changed: false, job: { status: 'succeeded' } });
+    });
+
+    it('records an Idempotency-Key with the first job only', async () => {
+      const w = await open();
+      const key = { keyId: `k-${Math.random().toString(36).slice(2)}`, bodyHash: 'h1' };
+      const spec = (id: string): JobSpec => ({ id, model: 'm', mode: 'realtime', total: 0, source: 'api' });
+      const a = `a-${key.keyId}`;
+      expect(await w.stores.jobs.create(spec(a), w.nowMs, key)).toEqual({ created: true });
+      expect(await w.stores.jobs.create(spec(`b-${key.keyId}`), w.nowMs, { ...key, bodyHash: 'h2' })).toEqual(
+        {
+          created: false,
+          existing: { jobId: a, bodyHash: 'h1' },
+        },
+      );
+      expect(await w.stores.jobs.get(`b-${key.keyId}`)).toBeUndefined();
+    });
+  });
+}
