@@ -1,5 +1,6 @@
 import {
   decideClaim,
+  type ItemError,
   type ItemOutcome,
   type ItemRecord,
   type ItemState,
@@ -255,6 +256,21 @@ export function createLifecycle(deps: LifecycleDeps) {
     /** Records an answer an earlier delivery parked (`ClaimResult.parked`); false when the lease was lost. */
     recordParked: (lease: Lease, answer: ParkedAnswer): Promise<boolean> =>
       answers.recordParked(lease, answer),
+
+    /**
+     * Ends an item no delivery could finish (the reconciler, after its last round): with the answer
+     * an earlier delivery paid for and parked, when there is one — a paid answer is never thrown
+     * away — else failed with `error`. Undefined when the item changed meanwhile (someone else won).
+     */
+    async giveUp(
+      ref: ItemRef,
+      item: Pick<ItemRecord, 'attempts'>,
+      error: ItemError,
+    ): Promise<'recovered' | 'failed' | undefined> {
+      const parked = item.attempts > 0 ? await answers.find(ref.jobId, ref.itemId) : undefined;
+      if (parked) return (await answers.recordParked(ref, parked)) ? 'recovered' : undefined;
+      return (await settle(ref, { state: 'failed', error })) ? 'failed' : undefined;
+    },
 
     /**
      * Stores a response too big for its item's document in the bucket (the write retried in place:

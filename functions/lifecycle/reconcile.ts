@@ -53,6 +53,8 @@ export interface ReconcileReport {
    * and reads or writes it went on without (`reconcile.<what>_failed`). The next run tries again.
    */
   errors: number;
+  /** Items given up on whose answer a delivery had paid for and parked: recorded, not failed. */
+  recovered: number;
 }
 
 /** New tasks an item may get from the reconciler before it is failed. */
@@ -79,6 +81,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
     cancelsResumed: 0,
     finished: 0,
     errors: 0,
+    recovered: 0,
   };
   const jobCache = new Map<string, Promise<JobRecord | undefined>>();
   const jobOf = (id: string) => {
@@ -185,14 +188,16 @@ async function reviveItem(run: Run, item: Item): Promise<void> {
     const message = orphan
       ? `No delivery finished the item: no task delivered it in time, ${item.rounds + 1} times (${item.attempts} attempts).`
       : `No delivery finished the item: its lease ran out ${item.rounds + 1} times (${item.attempts} attempts).`;
-    if (
-      await deps.stores.items.settle(ref, {
-        state: 'failed',
-        error: { code: 500, status: 'ABORTED', message },
-      })
-    ) {
+    const ended = await deps.lifecycle.giveUp(ref, item, { code: 500, status: 'ABORTED', message });
+    if (ended === 'failed') {
       await count(run, job.id, 'failed');
       log.warn({ event: 'reconcile.item_failed', rounds: item.rounds, orphan }, message);
+    } else if (ended === 'recovered') {
+      run.report.recovered++;
+      log.warn(
+        { event: 'reconcile.item_recovered', rounds: item.rounds },
+        'no delivery finished the item, but one had paid for its answer and parked it: recorded',
+      );
     }
     return;
   }

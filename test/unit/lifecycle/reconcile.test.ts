@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { MAX_ROUNDS, type ReconcileDeps, reconcile } from '../../../functions/lifecycle/reconcile.js';
 import { createLogger } from '../../../functions/platform/logger.js';
+import { parkedAnswerName } from '../../../functions/platform/object-store.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
@@ -103,6 +104,33 @@ describe('reconcile: items whose lease ran out', () => {
       counts: { failed: 1, pending: 0 },
       reconciled: { failed: 1, finishes: 1 },
     });
+  });
+
+  it(`records the answer a delivery parked instead of failing the item after ${MAX_ROUNDS} rounds`, async () => {
+    // Arrange: the last delivery paid for an answer, could not write it and parked it in the bucket.
+    const { db, objects, run, advance, lifecycle } = await setup(['only']);
+    await db.stores.jobs.setEnqueued(JOB, 1, T0);
+    db.jobs.get(JOB)!.status = 'running';
+    db.item(JOB, idOf(0))!.rounds = MAX_ROUNDS;
+    db.item(JOB, idOf(0))!.attempts = 4;
+    db.lease(JOB, idOf(0), T0 + 1000);
+    const usage = { promptTokens: 3, outputTokens: 5 };
+    await objects.putJson(parkedAnswerName(JOB, idOf(0)), {
+      state: 'succeeded',
+      response: { candidates: [{ content: { parts: [{ text: 'paid for' }] } }] },
+      usage,
+      costUsd: 0.25,
+    });
+    advance(STALL_MS + 5000);
+
+    // Act
+    const report = await run();
+
+    // Assert: the paid answer, its usage and cost; the parked copy gone; nothing failed.
+    expect(report).toMatchObject({ failed: 0, recovered: 1, finished: 1 });
+    expect(db.item(JOB, idOf(0))).toMatchObject({ state: 'succeeded', usage, costUsd: 0.25 });
+    expect(objects.objects.has(parkedAnswerName(JOB, idOf(0)))).toBe(false);
+    expect(await lifecycle.view(JOB)).toMatchObject({ counts: { succeeded: 1, failed: 0 }, costUsd: 0.25 });
   });
 });
 
