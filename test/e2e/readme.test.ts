@@ -45,6 +45,7 @@ const NOT_RUN: Array<{ command: RegExp; why: string }> = [
     why: "boots a second local cloud of its own (another Firestore emulator and functions host) beside the suite's; it runs the same startStack and the same `submit FILE --watch --out` as the command-line block run here",
   },
   { command: /^npm test$/, why: 'the whole suite, this test among it' },
+  { command: /^npm run test:unit$/, why: 'the unit tier, which the same npm test runs (vitest.config.ts)' },
 ];
 /** `npm run dev`'s ingest address, as the README writes it. */
 const DEV_ADDRESS = /\b(localhost|127\.0\.0\.1):8580\b/g;
