@@ -4,15 +4,15 @@ import { dueWindowMs } from './core/due.js';
 import { createLifecycle, type Lifecycle } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
 import type { Config } from './platform/config.js';
-import { createGeminiClient, type GeminiClient } from './platform/gemini.js';
-import { type BatchApi, createBatchApi } from './platform/gemini-batch.js';
+import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
+import { createGeminiClient, type GeminiClient } from './platform/gemini/client.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import {
   createMediaFetcher,
   createMediaUploader,
   type MediaFetcher,
   mediaDeadlinesFor,
-} from './platform/media.js';
+} from './platform/media/index.js';
 import { postCallback } from './platform/notify.js';
 import { createObjectStore, type ObjectStore } from './platform/object-store.js';
 import { type BatchStores, createBatchStores, createStores, type Stores } from './platform/store/index.js';

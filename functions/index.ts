@@ -1,10 +1,10 @@
 import { cloudEvent, http } from '@google-cloud/functions-framework';
-import { createBatchHandler } from './batch/index.js';
 import { createDeps, type Deps } from './deps.js';
 import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
 import { installJsonBodyErrors } from './platform/body-errors.js';
 import { loadConfig } from './platform/config.js';
+import { createBatchHandler } from './tick/index.js';
 import { createWorkerHandler } from './worker/index.js';
 
 /**

@@ -1,8 +1,8 @@
 import { Storage } from '@google-cloud/storage';
-import { stagedLines } from '../../functions/batch/staged-lines.js';
-import { createBatchApi } from '../../functions/platform/gemini-batch.js';
+import { createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { createObjectStore } from '../../functions/platform/object-store.js';
 import type { BatchRun } from '../../functions/platform/store/batch-runs.js';
+import { stagedLines } from '../../functions/tick/batch-api/staged-lines.js';
 
 /**
  * The measured process of the upload benchmark (test/bench/batch-upload.ts starts it): one batch

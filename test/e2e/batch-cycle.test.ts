@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { batchCycle } from '../../functions/batch/runs.js';
 import { reroutePlanMs } from '../../functions/core/batch.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
 import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
-import { GeminiCallError } from '../../functions/platform/gemini.js';
-import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini-batch.js';
+import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini/batch-api.js';
+import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { batchCycle } from '../../functions/tick/batch-api/cycle.js';
 import { UPLOAD_NO_FILE_MARKER } from '../../infra/local/gemini/files.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
 import { testQuotas } from '../helpers/test-quotas.js';

@@ -6,8 +6,8 @@
  */
 import { type BatchPart, OPEN_RUN_STATES } from '../../functions/core/batch.js';
 import type { ItemRecord } from '../../functions/core/jobs.js';
-import { GeminiCallError } from '../../functions/platform/gemini.js';
-import type { BatchApi, BatchInfo, BatchState } from '../../functions/platform/gemini-batch.js';
+import type { BatchApi, BatchInfo, BatchState } from '../../functions/platform/gemini/batch-api.js';
+import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import type { BatchItemsStore } from '../../functions/platform/store/batch-items.js';
 import type { BatchRun, BatchRunsStore } from '../../functions/platform/store/batch-runs.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
