@@ -4,7 +4,7 @@ import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
 import { installJsonBodyErrors } from './platform/body-errors.js';
 import { loadConfig } from './platform/config.js';
-import { createBatchHandler } from './tick/index.js';
+import { createTickHandler } from './tick/index.js';
 import { createWorkerHandler } from './worker/index.js';
 
 /**
@@ -22,5 +22,5 @@ installJsonBodyErrors();
 
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getDeps));
-http('batch', createBatchHandler(getDeps));
+http('tick', createTickHandler(getDeps));
 cloudEvent('intake', createIntakeHandler(getDeps));

@@ -10,7 +10,7 @@ import { tick } from './handler.js';
  * The Cloud Scheduler target: one tick per call, its report as the body; a duty that failed (or the
  * tick itself) answers 500, so Cloud Scheduler records the failure; the next tick tries again.
  */
-export function createBatchHandler(getDeps: () => Deps) {
+export function createTickHandler(getDeps: () => Deps) {
   return (_req: Request, res: Response): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
@@ -23,11 +23,11 @@ export function createBatchHandler(getDeps: () => Deps) {
           tasks: deps.tasks,
           logger: deps.logger,
           stallMs: deps.config.reconcileAfterMs,
-          batch: {
-            runs: deps.batchStores.runs,
+          batchApi: {
+            runs: deps.batchApiStores.runs,
             // The lifecycle's Batch outcomes (to move into the lifecycle itself when it builds them).
             outcomes: createBatchOutcomes({
-              items: deps.batchStores.items,
+              items: deps.batchApiStores.items,
               counters: deps.stores.counters,
               tasks: deps.tasks,
               fitsInline,
@@ -46,7 +46,7 @@ export function createBatchHandler(getDeps: () => Deps) {
         });
         res.status(report.failed.length > 0 ? 500 : 200).json(report);
       } catch (err) {
-        deps.logger.error({ event: 'batch.tick_failed', err }, 'scheduler tick failed');
+        deps.logger.error({ event: 'tick.failed', err }, 'scheduler tick failed');
         const mapped = toHttpError(err);
         res.status(mapped.statusCode).json(mapped.body);
       }

@@ -10,7 +10,7 @@ import { readQuotas } from '../../functions/platform/config.js';
 import { createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { ObjectStore } from '../../functions/platform/object-store.js';
-import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { createBatchApiStores, createStores } from '../../functions/platform/store/index.js';
 import { collectRun } from '../../functions/tick/batch-api/collect.js';
 import type { BatchCycleDeps } from '../../functions/tick/batch-api/cycle.js';
 import { startFirestoreEmulator } from '../../infra/local/firestore.js';
@@ -159,7 +159,7 @@ export async function benchCollect(options: { items: number; scratch: string }):
     const logger = createLogger({ level: 'warn' });
     const prefix = `bench-${randomUUID().slice(0, 8)}-`;
     const stores = createStores(db, { collectionPrefix: prefix });
-    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
     const objects = memoryObjects();
     const tasks = { enqueueControl: async () => undefined, deleteItems: async () => 0 };
     const lifecycle = createLifecycle({

@@ -11,7 +11,7 @@ import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import type { BatchItemsStore } from '../../functions/platform/store/batch-items.js';
 import type { BatchRun, BatchRunsStore } from '../../functions/platform/store/batch-runs.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
-import type { BatchStores } from '../../functions/platform/store/index.js';
+import type { BatchApiStores } from '../../functions/platform/store/index.js';
 import type { StoredOutcome } from '../../functions/platform/store/items.js';
 import { type FakeDb, roundTrip } from './fake-stores.js';
 
@@ -298,10 +298,10 @@ export class FakeBatchItems implements BatchItemsStore {
 }
 
 /** The batch stores over a fake database. */
-export function fakeBatchStores(
+export function fakeBatchApiStores(
   db: FakeDb,
   clock: () => number = Date.now,
-): BatchStores & {
+): BatchApiStores & {
   runs: FakeBatchRuns;
   items: FakeBatchItems;
 } {

@@ -1,7 +1,7 @@
 /**
  * What every step of the Batch cycle shares: its dependencies, the run's lease and guarded writes,
  * the bound on a failing step, cancelling upstream, and sending a part's items back. The steps
- * themselves live in `runs.ts` (poll, cancel), `submit.ts` and `collect.ts`, which import this and
+ * themselves live in `cycle.ts` (poll, cancel), `submit.ts` and `collect.ts`, which import this and
  * never each other's callers (no import cycle).
  */
 import { type BatchPart, isEnded, reroutePlanMs } from '../../core/batch.js';

@@ -9,7 +9,7 @@ import { createBatchOutcomes } from '../../../../functions/lifecycle/batch-outco
 import { createLifecycle, fitsInline } from '../../../../functions/lifecycle/lifecycle.js';
 import { createLogger } from '../../../../functions/platform/logger.js';
 import { batchCycle } from '../../../../functions/tick/batch-api/cycle.js';
-import { FakeBatchApi, fakeBatchStores } from '../../../helpers/fake-batch.js';
+import { FakeBatchApi, fakeBatchApiStores } from '../../../helpers/fake-batch.js';
 import { FakeDb } from '../../../helpers/fake-stores.js';
 import { FakeObjectStore, FakeTaskQueue } from '../../../helpers/fakes.js';
 import { testQuotas } from '../../../helpers/test-quotas.js';
@@ -24,7 +24,7 @@ export async function batchWorld(options: { items?: number; onBatchFailure?: Bat
   const clock = () => now;
   const logger = createLogger({ level: 'silent' });
   const db = new FakeDb(clock);
-  const batch = fakeBatchStores(db, clock);
+  const batch = fakeBatchApiStores(db, clock);
   const tasks = new FakeTaskQueue();
   const objects = new FakeObjectStore();
   const api = new FakeBatchApi();
