@@ -19,7 +19,7 @@ import { prng, startStandIn } from './batch-processes.js';
 /**
  * Benchmark 2: a batch job of `items` items stored in the real Firestore emulator, its responses
  * file (shuffled, ~1% error lines) uploaded to the Gemini stand-in, then `collectRun` timed as the
- * batch tick runs it, and the ordered results read back (`lifecycle.resultLines`). Runs in this
+ * tick's Batch API cycle runs it, and the ordered results read back (`lifecycle.resultLines`). Runs in this
  * process; the emulators are children.
  */
 export interface CollectResult {
