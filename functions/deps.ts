@@ -4,18 +4,23 @@ import { dueWindowMs } from './core/due.js';
 import { createLifecycle, type Lifecycle } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
 import type { Config } from './platform/config.js';
-import { createGeminiClient, type GeminiClient } from './platform/gemini.js';
-import { type BatchApi, createBatchApi } from './platform/gemini-batch.js';
+import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
+import { createGeminiClient, type GeminiClient } from './platform/gemini/client.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import {
   createMediaFetcher,
   createMediaUploader,
   type MediaFetcher,
   mediaDeadlinesFor,
-} from './platform/media.js';
+} from './platform/media/index.js';
 import { postCallback } from './platform/notify.js';
 import { createObjectStore, type ObjectStore } from './platform/object-store.js';
-import { type BatchStores, createBatchStores, createStores, type Stores } from './platform/store/index.js';
+import {
+  type BatchApiStores,
+  createBatchApiStores,
+  createStores,
+  type Stores,
+} from './platform/store/index.js';
 import { createTaskAuthenticator, type TaskAuthenticator } from './platform/task-auth.js';
 import { createTaskQueue, type TaskQueue } from './platform/task-queue.js';
 
@@ -26,7 +31,7 @@ export interface Deps {
   firestore: Firestore;
   storage: Storage;
   stores: Stores;
-  batchStores: BatchStores;
+  batchApiStores: BatchApiStores;
   batchApi: BatchApi;
   objects: ObjectStore;
   lifecycle: Lifecycle;
@@ -50,7 +55,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
   const storage = overrides.storage ?? new Storage({ projectId: config.projectId });
   const workerUrl = config.workerUrl ?? 'http://127.0.0.1:8082/';
   const stores = overrides.stores ?? createStores(firestore);
-  const batchStores = overrides.batchStores ?? createBatchStores(firestore);
+  const batchApiStores = overrides.batchApiStores ?? createBatchApiStores(firestore);
   const objects = overrides.objects ?? createObjectStore(storage, config.bucket);
   const tasks =
     overrides.tasks ??
@@ -79,7 +84,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     firestore,
     storage,
     stores,
-    batchStores,
+    batchApiStores,
     batchApi:
       overrides.batchApi ??
       createBatchApi({
@@ -92,7 +97,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       overrides.lifecycle ??
       createLifecycle({
         stores,
-        batch: batchStores,
+        batch: batchApiStores,
         tasks,
         objects,
         logger,

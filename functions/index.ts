@@ -1,10 +1,10 @@
 import { cloudEvent, http } from '@google-cloud/functions-framework';
-import { createBatchHandler } from './batch/index.js';
 import { createDeps, type Deps } from './deps.js';
 import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
 import { installJsonBodyErrors } from './platform/body-errors.js';
 import { loadConfig } from './platform/config.js';
+import { createTickHandler } from './tick/index.js';
 import { createWorkerHandler } from './worker/index.js';
 
 /**
@@ -22,5 +22,5 @@ installJsonBodyErrors();
 
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getDeps));
-http('batch', createBatchHandler(getDeps));
+http('tick', createTickHandler(getDeps));
 cloudEvent('intake', createIntakeHandler(getDeps));

@@ -1,7 +1,7 @@
 /**
  * The Batch API path, pure: which path a job and each of its items take, how a big set is split
  * into batches within the upstream limits, and what a scheduler tick does with a batch it finds in
- * a given state. The I/O lives in `functions/batch/`.
+ * a given state. The I/O lives in `functions/tick/batch-api/`.
  */
 import type { JobMode, MediaRef, NewItem } from './jobs.js';
 import type { Quotas } from './quotas.js';

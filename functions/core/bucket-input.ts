@@ -1,6 +1,6 @@
 /**
  * Bucket input, pure: which objects become jobs, the options a file carries in its object metadata,
- * and one JSONL line → one item (or the error line that stands for it). Intake and the batch tick
+ * and one JSONL line → one item (or the error line that stands for it). Intake and the tick's Batch API
  * both read lines with `parseInputLine`, so a line means the same wherever it is read.
  */
 import { z } from 'zod';

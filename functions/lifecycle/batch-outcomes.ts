@@ -2,7 +2,7 @@
  * The Batch API path's item outcomes, part of the lifecycle (the one owner of item state): the
  * answers of a responses file written once each, a part's unanswered items sent back (to the
  * queues, due by the stall window, or failed, by the job's choice), and a part's totals counted
- * into its own counter document. The Batch cycle (`functions/batch/`) calls only these: it holds
+ * into its own counter document. The Batch API cycle (`functions/tick/batch-api/`) calls only these: it holds
  * no item store and no counter.
  */
 import type { BatchFallback } from '../core/batch.js';

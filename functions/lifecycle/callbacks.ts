@@ -4,7 +4,7 @@
  * under a precondition (so two senders at once do not both send), the job's view is POSTed, and the
  * attempt's end is recorded — delivered, due again after a backoff, or given up once the receiver's
  * answer cannot change or the retry window (a day by default) has run out. The finish tries at once
- * for latency; the scheduler tick (`batch/callbacks.ts`) tries whatever is due. At least once: a
+ * for latency; the scheduler tick (`tick/callbacks.ts`) tries whatever is due. At least once: a
  * sender that dies after the POST leaves the record due again when its lease ends, and the receiver
  * dedupes on the job id.
  */

@@ -13,7 +13,7 @@ import { CANCELLED_ERROR } from '../core/results.js';
 import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
-import type { BatchStores, Stores } from '../platform/store/index.js';
+import type { BatchApiStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import type { CallbackPolicy } from './callbacks.js';
@@ -41,7 +41,7 @@ export interface LifecycleDeps {
   objects: ObjectStore;
   logger: Logger;
   /** The Batch API path's records (batch jobs show their batches in the view). */
-  batch?: BatchStores;
+  batch?: BatchApiStores;
   /**
    * POSTs a job's view to its callback URL (the outbox's attempts, see callbacks.ts); throws on
    * failure, with `retryable: false` when another attempt cannot fare better.

@@ -3,7 +3,7 @@ import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js
 import type { Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
 import { calibrationRatio, calibrationSample, estimateContentTokens, plannedTokens } from '../core/tokens.js';
-import type { GeminiClient } from '../platform/gemini.js';
+import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';

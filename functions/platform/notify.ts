@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, type IPVersion, isIP, type SocketAddress } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDeniedAddresses, guardedLookup, isPublicAddress } from './media.js';
+import { createDeniedAddresses, guardedLookup, isPublicAddress } from './media/index.js';
 import { SIGNATURE_HEADER, signCallback } from './notify-signature.js';
 
 type Lookup = typeof dnsLookup;

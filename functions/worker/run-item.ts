@@ -4,7 +4,7 @@ import { classifyFailure } from '../core/outcome.js';
 import { REPLAN_AFTER_MS } from '../core/rate.js';
 import { isLastAttempt, type TaskDelivery } from '../core/tasks.js';
 import { AnswerParkedError } from '../lifecycle/lifecycle.js';
-import type { GeminiCallError } from '../platform/gemini.js';
+import type { GeminiCallError } from '../platform/gemini/client.js';
 import type { WorkerDeps, WorkerReply } from './handler.js';
 import {
   beforeCallMs,

@@ -7,7 +7,7 @@ import { type FrontFault, withFault } from './front-faults.js';
  * of their own: `FANOUT_INSTANCES` (default 2) instances share every port, as Cloud Functions runs
  * several instances of a busy function. They do not share a process with the emulators.
  *
- * `--ports '{"ingest":8580,"worker":8581,"batch":8582,"intake":8583}'`; prints
+ * `--ports '{"ingest":8580,"worker":8581,"tick":8582,"intake":8583}'`; prints
  * `functions: {"ingest": "http://127.0.0.1:8580/", ...}` once every instance listens; SIGTERM stops
  * it. The environment (emulator hosts, WORKER_URL, …) comes from the parent, the local stack.
  *

@@ -25,7 +25,7 @@ export interface StackInfo {
   geminiBaseUrl: string;
   /** Not in the contract, but handy: the other function URLs. */
   workerUrl: string;
-  batchUrl: string;
+  tickUrl: string;
   /** The intake function (the Eventarc stand-in posts finalize events there). */
   intakeUrl: string;
   /**
@@ -37,7 +37,7 @@ export interface StackInfo {
 
 export interface StackOptions {
   projectId?: string;
-  /** First of a range of ports (ingest, worker, batch, intake, storage, tasks, gemini, firestore); 0 picks free ports. */
+  /** First of a range of ports (ingest, worker, tick, intake, storage, tasks, gemini, firestore); 0 picks free ports. */
   portBase?: number;
   /** A quotas file of the schema of infra/quotas.json; it sizes the queues and the stand-in's limits. */
   quotasFile?: string;
@@ -47,7 +47,7 @@ export interface StackOptions {
   standIn?: GeminiStandInOptions;
   /** Share of tasks the Cloud Tasks emulator delivers twice. */
   duplicateShare?: number;
-  /** How often the local Cloud Scheduler calls the batch function; 0 disables it. */
+  /** How often the local Cloud Scheduler calls the tick function; 0 disables it. */
   schedulerIntervalMs?: number;
   /** Reuse a running Firestore emulator (HOST:PORT). */
   firestoreHost?: string;
@@ -89,7 +89,7 @@ const DEFAULT_PORT_BASE = 8580;
  * Boots the local cloud: Firestore (the real emulator), the Cloud Tasks and Cloud Storage emulators,
  * the Gemini stand-in, and every registered function served by the Functions Framework; creates
  * the bucket and one queue per model; puts the sample set's images where `examples/prompts.jsonl`
- * points and lets the functions read them; calls the batch function on an interval like Cloud Scheduler.
+ * points and lets the functions read them; calls the tick function on an interval like Cloud Scheduler.
  *
  * It sets the standard emulator variables in this process's environment: the functions run here,
  * and the official clients find the emulators through them.
@@ -116,7 +116,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const ingestPort = await port(0);
     const workerPort = await port(1);
-    const batchPort = await port(2);
+    const tickPort = await port(2);
     const intakePort = await port(3);
     const workerUrl = `http://127.0.0.1:${workerPort}/`;
     const bucket = `${projectId}-fanout`;
@@ -203,12 +203,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }).ensureQueues(config.quotas);
 
     const host = await startFunctionsHost(
-      { ingest: ingestPort, worker: workerPort, batch: batchPort, intake: intakePort },
+      { ingest: ingestPort, worker: workerPort, tick: tickPort, intake: intakePort },
       { ...process.env, ...env },
     );
     cleanups.push(host.stop);
     const ingestUrl = host.urls.ingest!.replace(/\/$/, '');
-    const batchUrl = host.urls.batch!;
+    const tickUrl = host.urls.tick!;
     if (host.urls.intake) {
       storage.subscribe({
         url: host.urls.intake,
@@ -220,7 +220,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const interval = options.schedulerIntervalMs ?? 10_000;
     if (interval > 0) {
       const timer = setInterval(() => {
-        fetch(batchUrl, { method: 'POST' }).then(
+        fetch(tickUrl, { method: 'POST' }).then(
           (r) => r.body?.cancel(),
           () => undefined,
         );
@@ -238,7 +238,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       tasksEmulatorHost: tasks.host,
       geminiBaseUrl: geminiBaseUrl ?? '',
       workerUrl,
-      batchUrl,
+      tickUrl,
       intakeUrl: host.urls.intake ?? '',
       functionsPid: host.pid,
     };

@@ -1,5 +1,7 @@
 # The four entry points of functions/index.ts, one gen2 function each; the function name equals the
 # registered name and the entry point.
+# The scheduler tick was deployed as `batch` before it was named `tick`: see moved.tf for what an
+# existing deployment's plan replaces.
 #
 # Build: the archive holds the prebuilt dist/ (tsc output of `npm run build`), package.json and
 # package-lock.json. GOOGLE_NODE_RUN_SCRIPTS="" tells the Node.js buildpack to run no package.json
@@ -73,11 +75,12 @@ locals {
       invokers      = { worker = "serviceAccount:${google_service_account.tasks.email}" }
     }
 
-    # One Cloud Scheduler tick.
-    batch = {
+    # One Cloud Scheduler tick: resume quota-paused queues, the Batch API cycle, reconcile, bucket
+    # results files, the callback outbox (functions/tick/).
+    tick = {
       enabled      = true
-      description  = "gemini-fanout scheduler tick: Batch API submit/poll/collect, resume quota-paused queues"
-      account_name = "gemini-fanout batch function (scheduler tick)"
+      description  = "gemini-fanout scheduler tick: resume quota-paused queues, Batch API submit/poll/collect, reconcile, exports, callbacks"
+      account_name = "gemini-fanout tick function (scheduler tick)"
       # A tick streams Batch API input and output files; it may take minutes. It matches the scheduler
       # job's attempt deadline (30 min, the Cloud Scheduler maximum for HTTP targets).
       timeout_seconds = 1800
@@ -90,7 +93,7 @@ locals {
         BATCH_PENDING_DEADLINE_MS = tostring(var.batch_pending_deadline_ms)
       }
       event_trigger = null
-      invokers      = { batch = "serviceAccount:${google_service_account.scheduler.email}" }
+      invokers      = { tick = "serviceAccount:${google_service_account.scheduler.email}" }
     }
 
     # A JSONL file under inbox/ becomes a job. Eventarc's Cloud Storage events filter on the bucket

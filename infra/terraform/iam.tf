@@ -4,7 +4,7 @@
 # narrower grant: those few project-level grants say why.
 
 # One runtime account per deployed function of local.functions (functions.tf): fanout-ingest,
-# fanout-worker, fanout-batch, fanout-intake.
+# fanout-worker, fanout-tick, fanout-intake.
 resource "google_service_account" "function" {
   for_each = local.deployed_functions
 
@@ -26,7 +26,7 @@ resource "google_service_account" "tasks" {
 resource "google_service_account" "scheduler" {
   project      = var.project_id
   account_id   = "fanout-scheduler"
-  display_name = "gemini-fanout Cloud Scheduler OIDC identity (calls batch)"
+  display_name = "gemini-fanout Cloud Scheduler OIDC identity (calls tick)"
   depends_on   = [google_project_service.enabled["iam.googleapis.com"]]
 }
 
@@ -46,9 +46,9 @@ locals {
   function_members = { for name, account in google_service_account.function : name => "serviceAccount:${account.email}" }
 
   # Who creates tasks on the control queue: ingest and intake start a job's enqueuing there, the
-  # worker hands a long enqueuing over to a fresh control task, and the batch tick's reconciler
+  # worker hands a long enqueuing over to a fresh control task, and the tick's reconciler
   # restarts an enqueuing that stalled (functions/lifecycle/reconcile.ts).
-  control_enqueuers = { for k, m in local.function_members : k => m if contains(["ingest", "worker", "intake", "batch"], k) }
+  control_enqueuers = { for k, m in local.function_members : k => m if contains(["ingest", "worker", "intake", "tick"], k) }
 }
 
 # --- Firestore ---------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ resource "google_project_iam_member" "firestore_user" {
 
 # --- Cloud Storage: on the data bucket only -------------------------------------------------------
 # objectUser = read, create, overwrite and delete objects, no bucket or IAM changes. The worker
-# (answers too big for Firestore, media), intake (results of a refused file) and batch (results/,
+# (answers too big for Firestore, media), intake (results of a refused file) and tick (results/,
 # cleaning staging/) rewrite objects, which needs delete.
 resource "google_storage_bucket_iam_member" "fanout_object_user" {
   for_each = { for k, m in local.function_members : k => m if k != "ingest" }
@@ -118,7 +118,7 @@ resource "google_cloud_tasks_queue_iam_member" "model_enqueuer_worker" {
   member   = local.function_members.worker
 }
 
-# The worker pauses a model's queue on a per-day 429; the batch tick resumes it after the reset.
+# The worker pauses a model's queue on a per-day 429; the tick resumes it after the reset.
 # That is all either does to a queue beyond filling it: roles/cloudtasks.queueAdmin would also let
 # them purge, delete and reconfigure it, so a custom role holds exactly pause and resume.
 resource "google_project_iam_custom_role" "queue_pauser" {
@@ -131,7 +131,7 @@ resource "google_project_iam_custom_role" "queue_pauser" {
 
 resource "google_cloud_tasks_queue_iam_member" "model_admin" {
   for_each = {
-    for pair in setproduct(keys(local.model_queues), ["worker", "batch"]) :
+    for pair in setproduct(keys(local.model_queues), ["worker", "tick"]) :
     "${pair[0]}/${pair[1]}" => { model = pair[0], fn = pair[1] }
   }
 
@@ -142,11 +142,11 @@ resource "google_cloud_tasks_queue_iam_member" "model_admin" {
   member   = local.function_members[each.value.fn]
 }
 
-# A cancel (ingest, or the reconciler in batch) deletes the tasks of the items it ended, so the queue
+# A cancel (ingest, or the reconciler in tick) deletes the tasks of the items it ended, so the queue
 # does not spend the model's dispatch rate on deliveries that would only end as cancelled.
 resource "google_cloud_tasks_queue_iam_member" "model_task_deleter" {
   for_each = {
-    for pair in setproduct(keys(local.model_queues), ["ingest", "batch"]) :
+    for pair in setproduct(keys(local.model_queues), ["ingest", "tick"]) :
     "${pair[0]}/${pair[1]}" => { model = pair[0], fn = pair[1] }
   }
 

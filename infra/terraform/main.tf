@@ -20,7 +20,7 @@ locals {
   function_names = {
     ingest = "ingest"
     worker = "worker"
-    batch  = "batch"
+    tick   = "tick"
     intake = "intake"
   }
   worker_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.function_names.worker}"

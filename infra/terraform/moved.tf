@@ -81,3 +81,110 @@ moved {
   from = google_cloud_tasks_queue.control
   to   = google_cloud_tasks_queue.queue["control"]
 }
+
+# --- The scheduler tick: the function `batch` became `tick` (functions/tick/) ------------------------
+# These continue the chains above (batch → function["batch"] → function["tick"]): Terraform follows a
+# chain of moves, while two blocks moving different addresses to one address are refused.
+# Every address keyed by the function moves from "batch" to "tick", so the plan shows these objects
+# changing, not one set destroyed and an unrelated set created. A Cloud Function's `name` and a
+# service account's `account_id` cannot change in place, though: on a deployment made before the
+# rename, the plan replaces the function `batch` by `tick` (new URL; the scheduler job follows it), the
+# account fanout-batch by fanout-tick, and the grants to that account, and the job fanout-batch-tick by
+# fanout-tick. Chosen on purpose (the console, logs and IAM say what runs): the tick holds no state of
+# its own (leases and runs are in Firestore, every duty is idempotent), so the cost is the ticks missed
+# while the new function builds; a tick cut off by the old function's deletion is resumed by the next
+# one from its Batch run's lease. Data, queues, the bucket and the other functions are untouched.
+
+moved {
+  from = google_cloudfunctions2_function.function["batch"]
+  to   = google_cloudfunctions2_function.function["tick"]
+}
+
+moved {
+  from = google_service_account.function["batch"]
+  to   = google_service_account.function["tick"]
+}
+
+moved {
+  from = google_cloud_run_service_iam_member.invoker["batch"]
+  to   = google_cloud_run_service_iam_member.invoker["tick"]
+}
+
+moved {
+  from = google_cloud_scheduler_job.batch_tick
+  to   = google_cloud_scheduler_job.tick
+}
+
+moved {
+  from = google_project_iam_member.firestore_user["batch"]
+  to   = google_project_iam_member.firestore_user["tick"]
+}
+
+moved {
+  from = google_storage_bucket_iam_member.fanout_object_user["batch"]
+  to   = google_storage_bucket_iam_member.fanout_object_user["tick"]
+}
+
+moved {
+  from = google_secret_manager_secret_iam_member.gemini_api_key_accessor["batch"]
+  to   = google_secret_manager_secret_iam_member.gemini_api_key_accessor["tick"]
+}
+
+moved {
+  from = google_secret_manager_secret_iam_member.callback_secret_accessor["batch"]
+  to   = google_secret_manager_secret_iam_member.callback_secret_accessor["tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.control_enqueuer["batch"]
+  to   = google_cloud_tasks_queue_iam_member.control_enqueuer["tick"]
+}
+
+moved {
+  from = google_service_account_iam_member.tasks_act_as["batch"]
+  to   = google_service_account_iam_member.tasks_act_as["tick"]
+}
+
+
+# The model queues' grants are keyed "<model>/<function>": one block per model of infra/quotas.json at
+# the rename (a moved block takes no for_each). A model added since never had a "/batch" key.
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.5-flash/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.5-flash/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.5-flash-lite/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.5-flash-lite/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.5-pro/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.5-pro/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.0-flash/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_admin["gemini-2.0-flash/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.5-flash/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.5-flash/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.5-flash-lite/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.5-flash-lite/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.5-pro/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.5-pro/tick"]
+}
+
+moved {
+  from = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.0-flash/batch"]
+  to   = google_cloud_tasks_queue_iam_member.model_task_deleter["gemini-2.0-flash/tick"]
+}

@@ -8,9 +8,9 @@ output "worker_url" {
   value       = google_cloudfunctions2_function.function["worker"].url
 }
 
-output "batch_url" {
-  description = "URL of the batch function, called by Cloud Scheduler every minute."
-  value       = google_cloudfunctions2_function.function["batch"].url
+output "tick_url" {
+  description = "URL of the tick function (the scheduler tick), called by Cloud Scheduler every minute."
+  value       = google_cloudfunctions2_function.function["tick"].url
 }
 
 output "intake_function" {

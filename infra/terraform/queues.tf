@@ -77,7 +77,7 @@ resource "google_cloud_tasks_queue" "queue" {
     max_doublings = local.queue_retry.max_doublings
   }
 
-  # The worker pauses a model's queue when its daily quota is spent and the batch tick resumes it;
+  # The worker pauses a model's queue when its daily quota is spent and the tick resumes it;
   # Terraform does not manage a queue's state, so an apply never undoes a pause.
   # A deleted queue's name cannot be reused for about 7 days: rename models with care.
 

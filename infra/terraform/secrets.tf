@@ -35,9 +35,9 @@ resource "google_secret_manager_secret" "callback_secret" {
 
 locals {
   # The functions that finish or cancel jobs, and so POST a job's callback (the lifecycle's notify):
-  # ingest (a cancel), worker (a job's last item), batch (collected batches, the reconciler). Intake
+  # ingest (a cancel), worker (a job's last item), tick (collected batches, the reconciler). Intake
   # only creates bucket jobs, which have no callbackUrl: it neither reads nor may read the key.
-  callback_senders = [for name in ["ingest", "worker", "batch"] : name if contains(keys(local.deployed_functions), name)]
+  callback_senders = [for name in ["ingest", "worker", "tick"] : name if contains(keys(local.deployed_functions), name)]
 }
 
 # On the secret only, for the callback senders only.

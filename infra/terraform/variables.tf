@@ -116,7 +116,7 @@ variable "gemini_timeout_ms" {
 }
 
 variable "batch_pending_deadline_ms" {
-  description = "BATCH_PENDING_DEADLINE_MS of the batch function: how long a Gemini batch may stay PENDING before its items without a result go back to the realtime path. Default 24 h."
+  description = "BATCH_PENDING_DEADLINE_MS of the tick function: how long a Gemini batch may stay PENDING before its items without a result go back to the realtime path. Default 24 h."
   type        = number
   default     = 86400000
 

@@ -2,24 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
-import { collectRun } from '../../functions/batch/collect.js';
-import type { BatchCycleDeps } from '../../functions/batch/runs.js';
 import type { BatchPart } from '../../functions/core/batch.js';
 import { counterShardsFor, itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core/jobs.js';
 import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
 import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
 import { readQuotas } from '../../functions/platform/config.js';
-import { createBatchApi } from '../../functions/platform/gemini-batch.js';
+import { createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import type { ObjectStore } from '../../functions/platform/object-store.js';
-import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { createBatchApiStores, createStores } from '../../functions/platform/store/index.js';
+import { collectRun } from '../../functions/tick/batch-api/collect.js';
+import type { BatchCycleDeps } from '../../functions/tick/batch-api/cycle.js';
 import { startFirestoreEmulator } from '../../infra/local/firestore.js';
 import { prng, startStandIn } from './batch-processes.js';
 
 /**
  * Benchmark 2: a batch job of `items` items stored in the real Firestore emulator, its responses
  * file (shuffled, ~1% error lines) uploaded to the Gemini stand-in, then `collectRun` timed as the
- * batch tick runs it, and the ordered results read back (`lifecycle.resultLines`). Runs in this
+ * tick's Batch API cycle runs it, and the ordered results read back (`lifecycle.resultLines`). Runs in this
  * process; the emulators are children.
  */
 export interface CollectResult {
@@ -159,7 +159,7 @@ export async function benchCollect(options: { items: number; scratch: string }):
     const logger = createLogger({ level: 'warn' });
     const prefix = `bench-${randomUUID().slice(0, 8)}-`;
     const stores = createStores(db, { collectionPrefix: prefix });
-    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
     const objects = memoryObjects();
     const tasks = { enqueueControl: async () => undefined, deleteItems: async () => 0 };
     const lifecycle = createLifecycle({

@@ -1,13 +1,13 @@
 import { Storage } from '@google-cloud/storage';
-import { stagedLines } from '../../functions/batch/staged-lines.js';
-import { createBatchApi } from '../../functions/platform/gemini-batch.js';
+import { createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { createObjectStore } from '../../functions/platform/object-store.js';
 import type { BatchRun } from '../../functions/platform/store/batch-runs.js';
+import { stagedLines } from '../../functions/tick/batch-api/staged-lines.js';
 
 /**
  * The measured process of the upload benchmark (test/bench/batch-upload.ts starts it): one batch
  * run covering a whole staged object, streamed from the bucket (`STORAGE_EMULATOR_HOST`) through
- * `stagedLines` into `uploadJsonl`, as the batch tick does. Nothing else runs here, so its peak RSS
+ * `stagedLines` into `uploadJsonl`, as the tick's Batch API cycle does. Nothing else runs here, so its peak RSS
  * is the production path's (plus Node and the tsx loader). Prints one JSON line on stdout.
  */
 export interface UploadChildInput {

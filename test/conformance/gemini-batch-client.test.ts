@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GeminiCallError } from '../../functions/platform/gemini.js';
-import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini-batch.js';
+import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini/batch-api.js';
+import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import { type GeminiStandIn, startGeminiStandIn } from '../../infra/local/gemini/server.js';
 
 const MODEL = 'gemini-2.5-flash';

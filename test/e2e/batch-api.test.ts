@@ -182,7 +182,7 @@ describe('the Batch API path', () => {
     // Five extra ticks at once, besides the local scheduler's own every second.
     await Promise.all(
       Array.from({ length: 5 }, () =>
-        fetch(stack().batchUrl, { method: 'POST' }).then((r) => r.arrayBuffer()),
+        fetch(stack().tickUrl, { method: 'POST' }).then((r) => r.arrayBuffer()),
       ),
     );
 

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { batchCycle } from '../../functions/batch/runs.js';
 import { reroutePlanMs } from '../../functions/core/batch.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
 import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
-import { GeminiCallError } from '../../functions/platform/gemini.js';
-import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini-batch.js';
+import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini/batch-api.js';
+import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import { createLogger } from '../../functions/platform/logger.js';
-import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
+import { createBatchApiStores, createStores } from '../../functions/platform/store/index.js';
+import { batchCycle } from '../../functions/tick/batch-api/cycle.js';
 import { UPLOAD_NO_FILE_MARKER } from '../../infra/local/gemini/files.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
 import { testQuotas } from '../helpers/test-quotas.js';
@@ -31,7 +31,7 @@ describe('the batch cycle in Firestore', () => {
   async function runningBatchJob(total: number, parts: 1 | 2 = 1) {
     const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
     const stores = createStores(db, { collectionPrefix: prefix });
-    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
     const objects = new FakeObjectStore();
     const tasks = new FakeTaskQueue();
     const logger = createLogger({ level: 'silent' });
@@ -238,7 +238,7 @@ describe('the batch cycle in Firestore', () => {
   it("keeps a part's failed lines with its run, so its upload leaves them out", async () => {
     // Arrange
     const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
-    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
     const part = {
       part: 0,
       fromIndex: 0,
@@ -314,7 +314,7 @@ describe('the batch cycle against the Gemini stand-in', () => {
     // Arrange: a staged part whose upload the stand-in finalizes without naming the file, every time.
     const prefix = `nofile-${randomUUID().slice(0, 8)}-`;
     const stores = createStores(db, { collectionPrefix: prefix });
-    const batch = createBatchStores(db, { collectionPrefix: prefix });
+    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
     const objects = new FakeObjectStore();
     const tasks = new FakeTaskQueue();
     const logger = createLogger({ level: 'silent' });

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { deliverCallbacks } from '../../functions/batch/callbacks.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { CallbackError } from '../../functions/platform/notify.js';
 import { createStores } from '../../functions/platform/store/index.js';
+import { deliverCallbacks } from '../../functions/tick/callbacks.js';
 import { FakeObjectStore, FakeTaskQueue } from '../helpers/fakes.js';
 
 const QUOTA = {

@@ -9,7 +9,7 @@ import { emulatorClientOptions } from '../../functions/platform/task-queue.js';
 import { call, createJob, getJob, jobsClient, stack, waitForJob } from '../helpers/e2e.js';
 
 /**
- * What the reconciler (the scheduler tick of the `batch` function) closes, through the local cloud:
+ * What the reconciler (a duty of the scheduler tick, the `tick` function) closes, through the local cloud:
  * a job stored but never enqueued, a cancel that stopped halfway, and a client that sends the same
  * request twice.
  */

@@ -6,12 +6,12 @@
  */
 import { type BatchPart, OPEN_RUN_STATES } from '../../functions/core/batch.js';
 import type { ItemRecord } from '../../functions/core/jobs.js';
-import { GeminiCallError } from '../../functions/platform/gemini.js';
-import type { BatchApi, BatchInfo, BatchState } from '../../functions/platform/gemini-batch.js';
+import type { BatchApi, BatchInfo, BatchState } from '../../functions/platform/gemini/batch-api.js';
+import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import type { BatchItemsStore } from '../../functions/platform/store/batch-items.js';
 import type { BatchRun, BatchRunsStore } from '../../functions/platform/store/batch-runs.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
-import type { BatchStores } from '../../functions/platform/store/index.js';
+import type { BatchApiStores } from '../../functions/platform/store/index.js';
 import type { StoredOutcome } from '../../functions/platform/store/items.js';
 import { type FakeDb, roundTrip } from './fake-stores.js';
 
@@ -298,10 +298,10 @@ export class FakeBatchItems implements BatchItemsStore {
 }
 
 /** The batch stores over a fake database. */
-export function fakeBatchStores(
+export function fakeBatchApiStores(
   db: FakeDb,
   clock: () => number = Date.now,
-): BatchStores & {
+): BatchApiStores & {
   runs: FakeBatchRuns;
   items: FakeBatchItems;
 } {

@@ -6,7 +6,11 @@
  */
 import type { GenerateContentRequest } from '../../functions/core/jobs.js';
 import { estimateContentTokens } from '../../functions/core/tokens.js';
-import { GeminiCallError, type GeminiClient, type GenerateResult } from '../../functions/platform/gemini.js';
+import {
+  GeminiCallError,
+  type GeminiClient,
+  type GenerateResult,
+} from '../../functions/platform/gemini/client.js';
 import { quotaBody } from '../helpers/gemini-errors.js';
 import type { SimClock } from './clock.js';
 import type { Rng } from './rng.js';

@@ -4,7 +4,7 @@
  * by aborting: past it the fetch fails), and some fetches fail as a flaky origin would.
  */
 import type { GenerateContentRequest, MediaRef } from '../../functions/core/jobs.js';
-import type { MediaFetcher } from '../../functions/platform/media.js';
+import type { MediaFetcher } from '../../functions/platform/media/index.js';
 import type { SimClock } from './clock.js';
 import type { Rng } from './rng.js';
 import type { Trace } from './trace.js';

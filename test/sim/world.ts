@@ -8,7 +8,6 @@
  * six simulated hours; then the invariants are checked.
  */
 
-import { type TickDeps, tick } from '../../functions/batch/handler.js';
 import { dueWindowMs } from '../../functions/core/due.js';
 import { isTerminalJob, type JobView } from '../../functions/core/jobs.js';
 import type { Quotas } from '../../functions/core/quotas.js';
@@ -16,8 +15,9 @@ import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createPlanner } from '../../functions/lifecycle/plan.js';
 import { dispatchDeadlineFor } from '../../functions/platform/config.js';
 import { createLogger } from '../../functions/platform/logger.js';
-import { mediaDeadlinesFor } from '../../functions/platform/media.js';
+import { mediaDeadlinesFor } from '../../functions/platform/media/index.js';
 import type { Stores } from '../../functions/platform/store/index.js';
+import { type TickDeps, tick } from '../../functions/tick/handler.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../functions/worker/handler.js';
 import { FakeDb } from '../helpers/fake-stores.js';
 import { FakeObjectStore } from '../helpers/fakes.js';

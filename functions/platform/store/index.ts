@@ -34,12 +34,15 @@ export function createStores(db: Firestore, options: { collectionPrefix?: string
 }
 
 /** The Batch API path's stores: its runs, and its items in bulk. */
-export interface BatchStores {
+export interface BatchApiStores {
   runs: BatchRunsStore;
   items: BatchItemsStore;
 }
 
-export function createBatchStores(db: Firestore, options: { collectionPrefix?: string } = {}): BatchStores {
+export function createBatchApiStores(
+  db: Firestore,
+  options: { collectionPrefix?: string } = {},
+): BatchApiStores {
   const prefix = options.collectionPrefix ?? '';
   return { runs: createBatchRunsStore(db, prefix), items: createBatchItemsStore(db, prefix) };
 }

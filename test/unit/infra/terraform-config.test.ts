@@ -425,11 +425,11 @@ describe("the functions' environment", () => {
     expect(findings).toEqual([]);
   });
 
-  it('gives batch its Batch API pending deadline from var.batch_pending_deadline_ms', () => {
-    const batch = deployed('batch');
+  it('gives tick its Batch API pending deadline from var.batch_pending_deadline_ms', () => {
+    const tick = deployed('tick');
     const variable = module.variables.get('batch_pending_deadline_ms');
 
-    expect(batch, `${TERRAFORM}: no function with entry point "batch"`).toBeDefined();
+    expect(tick, `${TERRAFORM}: no function with entry point "tick"`).toBeDefined();
     expect(variable, `${TERRAFORM}/variables.tf: no variable "batch_pending_deadline_ms"`).toBeDefined();
     expect(
       expressionText(variable!.body.type),
@@ -440,8 +440,8 @@ describe("the functions' environment", () => {
       `${TERRAFORM}/${variable!.file} variable "batch_pending_deadline_ms": validation`,
     ).toBeDefined();
     expect(
-      cloudEnvironment(batch!).env.BATCH_PENDING_DEADLINE_MS,
-      `${batch!.where}: BATCH_PENDING_DEADLINE_MS`,
+      cloudEnvironment(tick!).env.BATCH_PENDING_DEADLINE_MS,
+      `${tick!.where}: BATCH_PENDING_DEADLINE_MS`,
     ).toBe(String(tf.variable('batch_pending_deadline_ms')));
   });
 
@@ -535,7 +535,7 @@ describe('the queues', () => {
           `${at}: worker may not enqueue on ${id} (model ${model}): no roles/cloudtasks.enqueuer grant`,
         );
       }
-      for (const fn of ['worker', 'batch']) {
+      for (const fn of ['worker', 'tick']) {
         if (
           !queueGrants.some((g) => grantQueue.get(g) === id && pauses(g) && g.members.includes(runtime(fn)))
         ) {
@@ -767,21 +767,21 @@ describe('intake', () => {
   });
 });
 
-describe('batch', () => {
-  it("is ticked by a scheduler job with an OIDC token of an account whose only grant is invoking batch, within batch's timeout", () => {
+describe('tick', () => {
+  it("is ticked by a scheduler job with an OIDC token of an account whose only grant is invoking tick, within tick's timeout", () => {
     const findings: string[] = [];
-    const batch = deployed('batch');
-    expect(batch, `${TERRAFORM}: no function with entry point "batch"`).toBeDefined();
+    const tick = deployed('tick');
+    expect(tick, `${TERRAFORM}: no function with entry point "tick"`).toBeDefined();
     const grants = grantsOf(tf);
     const jobs = tf
       .blocksOf('google_cloud_scheduler_job')
       .flatMap((block) => tf.instances(block))
       .filter((job) => {
         const uri = firstBlock(tf.attribute(job, 'http_target'))?.uri;
-        return uri instanceof Unknown && uri.origin === batch!.instance;
+        return uri instanceof Unknown && uri.origin === tick!.instance;
       });
 
-    if (jobs.length === 0) findings.push(`${TERRAFORM}: no google_cloud_scheduler_job calls ${batch!.where}`);
+    if (jobs.length === 0) findings.push(`${TERRAFORM}: no google_cloud_scheduler_job calls ${tick!.where}`);
     for (const job of jobs) {
       const target = firstBlock(tf.attribute(job, 'http_target'))!;
       const oidc = firstBlock(target.oidc_token);
@@ -790,27 +790,27 @@ describe('batch', () => {
         findings.push(`${where(job)}: http_target has no oidc_token with a service account`);
         continue;
       }
-      if (!(oidc!.audience instanceof Unknown && oidc!.audience.origin === batch!.instance)) {
-        findings.push(`${where(job)}: the OIDC audience ${show(oidc!.audience)} is not batch's URL`);
+      if (!(oidc!.audience instanceof Unknown && oidc!.audience.origin === tick!.instance)) {
+        findings.push(`${where(job)}: the OIDC audience ${show(oidc!.audience)} is not tick's URL`);
       }
       if (functions.some((f) => f.service.service_account_email === account)) {
         findings.push(`${where(job)}: signs as ${account}, a function's runtime account, not one of its own`);
       }
       const held = grants.filter((g) => g.members.includes(`serviceAccount:${account}`));
-      const invokesBatch = held.filter(
-        (g) => g.role === 'roles/run.invoker' && grantedFunction(tf, g) === batch!.instance,
+      const invokesTick = held.filter(
+        (g) => g.role === 'roles/run.invoker' && grantedFunction(tf, g) === tick!.instance,
       );
-      if (invokesBatch.length === 0) findings.push(`${where(job)}: ${account} may not invoke batch`);
-      for (const g of held.filter((g) => !invokesBatch.includes(g))) {
+      if (invokesTick.length === 0) findings.push(`${where(job)}: ${account} may not invoke tick`);
+      for (const g of held.filter((g) => !invokesTick.includes(g))) {
         findings.push(
-          `${g.where}: grants ${g.role} to the scheduler's account ${account}; its only grant should be invoking batch`,
+          `${g.where}: grants ${g.role} to the scheduler's account ${account}; its only grant should be invoking tick`,
         );
       }
       const deadline = /^(\d+(?:\.\d+)?)s$/.exec(String(tf.attribute(job, 'attempt_deadline')));
-      const timeout = batch!.service.timeout_seconds;
+      const timeout = tick!.service.timeout_seconds;
       if (!deadline || typeof timeout !== 'number' || timeout < Number(deadline[1])) {
         findings.push(
-          `${batch!.where}: timeout_seconds ${show(timeout)} does not cover ${where(job)}'s attempt_deadline ${show(tf.attribute(job, 'attempt_deadline'))}`,
+          `${tick!.where}: timeout_seconds ${show(timeout)} does not cover ${where(job)}'s attempt_deadline ${show(tf.attribute(job, 'attempt_deadline'))}`,
         );
       }
     }

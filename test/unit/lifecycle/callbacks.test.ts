@@ -4,11 +4,11 @@
  * up to a day, so neither a crash after the commit nor a receiver that is down loses it.
  */
 import { describe, expect, it } from 'vitest';
-import { deliverCallbacks } from '../../../functions/batch/callbacks.js';
 import type { JobView } from '../../../functions/core/jobs.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { CallbackError } from '../../../functions/platform/notify.js';
+import { deliverCallbacks } from '../../../functions/tick/callbacks.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';

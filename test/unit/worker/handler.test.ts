@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { PLAN_AHEAD_MS, REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
-import { GeminiCallError } from '../../../functions/platform/gemini.js';
+import { GeminiCallError } from '../../../functions/platform/gemini/client.js';
 import { createLogger } from '../../../functions/platform/logger.js';
-import { MediaError } from '../../../functions/platform/media.js';
+import { MediaError } from '../../../functions/platform/media/index.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
 import type { FakeDb } from '../../helpers/fake-stores.js';

@@ -1,0 +1,126 @@
+import { ApiError, GoogleGenAI } from '@google/genai';
+import type { GenerateContentRequest } from '../../core/jobs.js';
+
+/** A failed Gemini call: the HTTP status (undefined for timeouts and network faults) and error body. */
+export class GeminiCallError extends Error {
+  constructor(
+    message: string,
+    readonly httpStatus: number | undefined,
+    readonly body: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'GeminiCallError';
+  }
+}
+
+/** Narrow interface over Gemini: one call, the REST request in, the plain REST response out. */
+export interface GeminiClient {
+  generate(
+    model: string,
+    request: GenerateContentRequest,
+    options?: { timeoutMs?: number },
+  ): Promise<GenerateResult>;
+  /**
+   * Gemini's own count of the request's `contents` (`models/{m}:countTokens`; it has its own quota,
+   * apart from generateContent's). The planner calibrates its estimates with it.
+   */
+  countTokens(model: string, request: GenerateContentRequest): Promise<number>;
+}
+export interface GenerateResult {
+  /** GenerateContentResponse as plain JSON (what the REST API returned). */
+  response: Record<string, unknown>;
+  usageMetadata?: { promptTokenCount?: number; candidatesTokenCount?: number; thoughtsTokenCount?: number };
+}
+
+export interface GeminiClientOptions {
+  apiKey: string;
+  baseUrl?: string;
+  timeoutMs: number;
+}
+
+/**
+ * The Gemini API version of every call: the SDK's (which defaults to `v1` since its major 3) and our
+ * own REST calls (batches, files, the resumable upload) go to the same one, where the Batch and
+ * Files APIs are documented.
+ */
+export const GEMINI_API_VERSION = 'v1beta';
+
+function sdkFor(options: GeminiClientOptions): GoogleGenAI {
+  return new GoogleGenAI({
+    apiKey: options.apiKey,
+    apiVersion: GEMINI_API_VERSION,
+    ...(options.baseUrl ? { httpOptions: { baseUrl: options.baseUrl } } : {}),
+  });
+}
+
+/** Builds the client on `@google/genai`; `baseUrl` points it at the local stand-in. */
+export function createGeminiClient(options: GeminiClientOptions, sdk?: GoogleGenAI): GeminiClient {
+  const ai = sdk ?? sdkFor(options);
+  return {
+    async countTokens(model, request) {
+      try {
+        const res = await ai.models.countTokens({
+          model,
+          contents: request.contents as never,
+          config: { httpOptions: { timeout: Math.min(options.timeoutMs, 30_000) } },
+        });
+        return res.totalTokens ?? 0;
+      } catch (err) {
+        throw toCallError(err);
+      }
+    },
+    async generate(model, request, callOptions) {
+      const {
+        contents,
+        systemInstruction,
+        generationConfig,
+        safetySettings,
+        tools,
+        toolConfig,
+        cachedContent,
+      } = request;
+      try {
+        const res = await ai.models.generateContent({
+          model,
+          contents: contents as never,
+          config: {
+            ...(generationConfig ?? {}),
+            ...(systemInstruction ? { systemInstruction: systemInstruction as never } : {}),
+            ...(safetySettings ? { safetySettings: safetySettings as never } : {}),
+            ...(tools ? { tools: tools as never } : {}),
+            ...(toolConfig ? { toolConfig: toolConfig as never } : {}),
+            ...(cachedContent ? { cachedContent } : {}),
+            httpOptions: { timeout: callOptions?.timeoutMs ?? options.timeoutMs },
+          },
+        });
+        const { sdkHttpResponse: _drop, ...plain } = JSON.parse(JSON.stringify(res)) as Record<
+          string,
+          unknown
+        >;
+        return { response: plain, usageMetadata: plain.usageMetadata as GenerateResult['usageMetadata'] };
+      } catch (err) {
+        throw toCallError(err);
+      }
+    },
+  };
+}
+
+/** Normalises what the SDK throws: `ApiError` (status + JSON body in its message), aborts, network errors. */
+export function toCallError(err: unknown): GeminiCallError {
+  if (err instanceof ApiError) {
+    let body: unknown;
+    try {
+      body = JSON.parse(err.message);
+    } catch {
+      body = { error: { code: err.status, message: err.message } };
+    }
+    return new GeminiCallError(`Gemini answered ${err.status}`, err.status, body, { cause: err });
+  }
+  const name = (err as { name?: string })?.name;
+  const message =
+    name === 'AbortError' || name === 'TimeoutError'
+      ? 'Gemini did not answer in time'
+      : String((err as Error)?.message ?? err);
+  return new GeminiCallError(message, undefined, undefined, { cause: err });
+}

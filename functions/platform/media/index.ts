@@ -1,0 +1,284 @@
+import type { lookup as dnsLookup } from 'node:dns';
+import type { Agent } from 'node:https';
+import { addAbortSignal, type Readable } from 'node:stream';
+import type { Storage } from '@google-cloud/storage';
+import type { GenerateContentRequest, MediaRef, Part } from '../../core/jobs.js';
+import type { Logger } from '../logger.js';
+import { abortable } from './abort.js';
+import { MediaBudget, type MediaHold } from './budget.js';
+import { loggable, MediaError, toMediaError } from './error.js';
+import { openGcsObject } from './gcs.js';
+import { mediaType } from './mime-type.js';
+import type { MediaUploader } from './upload.js';
+import { openUrl } from './url.js';
+
+export { createDeniedAddresses, guardedLookup, isPublicAddress } from './address.js';
+export { MediaBudget } from './budget.js';
+export { MediaError } from './error.js';
+export { createMediaUploader } from './upload.js';
+
+/** Fetches an item's media and returns the request with them as parts of the last user turn. */
+export interface MediaFetcher {
+  /** `logger` receives what the caller is not told (resolved addresses, upstream messages). */
+  attach(
+    request: GenerateContentRequest,
+    media: MediaRef[],
+    options?: { logger?: Logger },
+  ): Promise<GenerateContentRequest>;
+}
+
+/** Gemini refuses inline request bodies over 20 MB; leave room for the prompt. */
+export const MAX_INLINE_MEDIA_BYTES = 18 * 1024 * 1024;
+/** Bigger media are streamed to the Files API, up to this size. */
+export const MAX_FILE_MEDIA_BYTES = 512 * 1024 * 1024;
+/** How long one medium may take, from the first byte asked to the part ready (upload included). */
+export const DEFAULT_MEDIA_DEADLINE_MS = 60_000;
+/** How long all the media of one item may take together. */
+export const DEFAULT_ITEM_MEDIA_DEADLINE_MS = 120_000;
+/** Memory an upload holds: one chunk of the Files API's announced granularity (8 MiB) and a piece. */
+const UPLOAD_HOLD_BYTES = 9 * 1024 * 1024;
+
+/**
+ * Deadlines that fit in an item's lease: the lease must outlast the media and the longest wait for
+ * Gemini, or another delivery could claim the item while this one still calls Gemini. The item's
+ * media get what the lease leaves after Gemini's timeout and a 10 s margin (at most 120 s, at least
+ * 10 s); one medium at most 60 s of that.
+ */
+export function mediaDeadlinesFor(leaseMs: number, geminiTimeoutMs: number) {
+  const itemDeadlineMs = Math.max(
+    10_000,
+    Math.min(DEFAULT_ITEM_MEDIA_DEADLINE_MS, leaseMs - geminiTimeoutMs - 10_000),
+  );
+  return { itemDeadlineMs, deadlineMs: Math.min(DEFAULT_MEDIA_DEADLINE_MS, itemDeadlineMs) };
+}
+
+export interface MediaFetcherOptions {
+  storage: Storage;
+  /** `gs://bucket/prefix/` entries a gs:// medium must start with (config.mediaGcsAllowed). */
+  gcsAllowed: readonly string[];
+  /** DNS lookup for URL media; the guarded system resolver by default. */
+  lookup?: typeof dnsLookup;
+  /** https agent for URL media (tests trust their own certificate authority through it). */
+  agent?: Agent;
+  /** Largest medium sent inline; the item's inline media together must stay under it too. */
+  maxBytes?: number;
+  /** Where media larger than `maxBytes` go; without it they are refused. */
+  uploader?: MediaUploader;
+  /** Largest medium sent through the Files API. */
+  maxFileBytes?: number;
+  /** See DEFAULT_MEDIA_DEADLINE_MS; keep it, and `itemDeadlineMs`, well inside the item's lease. */
+  deadlineMs?: number;
+  /** See DEFAULT_ITEM_MEDIA_DEADLINE_MS. */
+  itemDeadlineMs?: number;
+  /** The instance's media memory budget, shared by every item it runs; 256 MiB by default. */
+  budget?: MediaBudget;
+  /** The log of media problems when `attach` is given none. */
+  logger?: Logger;
+}
+
+/** An opened medium: its bytes (not yet flowing), its announced size (0 when unknown), its type. */
+interface Source {
+  stream: Readable;
+  size: number;
+  mimeType: string;
+  what: string;
+}
+
+/** The stream's bytes, refused (`${tooBig} ${maxBytes} bytes`) as soon as they pass `maxBytes`. */
+async function readLimited(stream: AsyncIterable<Buffer>, maxBytes: number, tooBig: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += chunk.length;
+    if (size > maxBytes) throw new MediaError(`${tooBig} ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+const inlinePart = (mimeType: string, data: Buffer): Part => ({
+  inlineData: { mimeType, data: data.toString('base64') },
+});
+
+/**
+ * The worker's media fetcher. Every medium is checked before a byte is read (gs:// only under the
+ * allowed prefixes, URLs only to public addresses, the medium's own type), bounded in size, in
+ * time (`deadlineMs` each, `itemDeadlineMs` in all) and in memory (the instance's `budget`). Small
+ * media go inline; larger ones stream to the Files API without touching the disk and are referred
+ * to by `fileData`.
+ */
+export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
+  const maxBytes = options.maxBytes ?? MAX_INLINE_MEDIA_BYTES;
+  const maxFileBytes = options.maxFileBytes ?? MAX_FILE_MEDIA_BYTES;
+  const deadlineMs = options.deadlineMs ?? DEFAULT_MEDIA_DEADLINE_MS;
+  const itemDeadlineMs = options.itemDeadlineMs ?? DEFAULT_ITEM_MEDIA_DEADLINE_MS;
+  const budget = options.budget ?? new MediaBudget();
+  const { uploader } = options;
+
+  async function open(ref: MediaRef, signal: AbortSignal): Promise<Source> {
+    if (ref.url) {
+      const res = await openUrl(ref.url, {
+        signal,
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+        ...(options.agent ? { agent: options.agent } : {}),
+      });
+      try {
+        const mimeType = mediaType(res.headers['content-type'], ref.mimeType, ref.url);
+        return { stream: res, size: Number(res.headers['content-length'] ?? 0), mimeType, what: ref.url };
+      } catch (err) {
+        res.destroy();
+        throw err;
+      }
+    }
+    if (ref.gcsUri) {
+      const object = await openGcsObject(options.storage, ref.gcsUri, options.gcsAllowed, signal);
+      try {
+        const mimeType = mediaType(object.contentType, ref.mimeType, ref.gcsUri);
+        return { stream: object.stream, size: object.size, mimeType, what: ref.gcsUri };
+      } catch (err) {
+        object.stream.destroy();
+        throw err;
+      }
+    }
+    throw new MediaError('a medium needs a url or a gcsUri');
+  }
+
+  /** Bytes a medium may hold in memory while it is fetched, decided from its announced size. */
+  function holdFor(size: number): number {
+    if (size > 0 && size <= maxBytes) return size;
+    if (!uploader) return maxBytes;
+    return size > maxBytes ? UPLOAD_HOLD_BYTES : maxBytes + UPLOAD_HOLD_BYTES;
+  }
+
+  /**
+   * Known small media, and any medium without an uploader, are read into memory (at most
+   * `maxBytes`). Known large ones stream to the Files API. Ones of unknown size are read up to
+   * `maxBytes`: if they end there they go inline, otherwise what was read and the rest stream on.
+   */
+  async function toPart(source: Source, hold: MediaHold, signal: AbortSignal): Promise<Part> {
+    if (!uploader || (source.size > 0 && source.size <= maxBytes)) {
+      // What a medium announced is what it holds in the budget: it may not send more.
+      const data =
+        source.size > 0 && source.size <= maxBytes
+          ? await readLimited(source.stream, source.size, `${source.what} is larger than its announced`)
+          : await readLimited(source.stream, maxBytes, `${source.what} is larger than`);
+      hold.shrink(data.length);
+      return inlinePart(source.mimeType, data);
+    }
+    const rest = source.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const prefix: Buffer[] = [];
+    if (source.size <= maxBytes) {
+      for (let seen = 0; seen <= maxBytes; ) {
+        const next = await rest.next();
+        if (next.done) {
+          const data = Buffer.concat(prefix);
+          hold.shrink(data.length);
+          return inlinePart(source.mimeType, data);
+        }
+        prefix.push(next.value);
+        seen += next.value.length;
+      }
+    }
+    let sent = 0;
+    const count = (chunk: Buffer) => {
+      sent += chunk.length;
+      if (sent > maxFileBytes) throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
+      return chunk;
+    };
+    async function* bytes(): AsyncGenerator<Uint8Array> {
+      while (prefix.length > 0) yield count(prefix.shift()!);
+      for (let next = await rest.next(); !next.done; next = await rest.next()) yield count(next.value);
+    }
+    try {
+      const file = await uploader.upload(bytes(), { mimeType: source.mimeType, signal });
+      return { fileData: { mimeType: file.mimeType, fileUri: file.uri } };
+    } finally {
+      hold.release();
+    }
+  }
+
+  async function fetchOne(ref: MediaRef, itemSignal: AbortSignal): Promise<{ part: Part; hold: MediaHold }> {
+    const what = ref.url ?? ref.gcsUri ?? 'a medium';
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new MediaError(
+            `${what} took longer than ${deadlineMs / 1000} s to fetch; the item will be tried again`,
+            false,
+          ),
+        ),
+      deadlineMs,
+    );
+    const signal = AbortSignal.any([deadline.signal, itemSignal]);
+    let source: Source | undefined;
+    let hold: MediaHold | undefined;
+    try {
+      source = await open(ref, signal);
+      addAbortSignal(signal, source.stream);
+      const limit = uploader ? maxFileBytes : maxBytes;
+      if (source.size > limit) throw new MediaError(`${what} is larger than ${limit} bytes`);
+      hold = await budget.acquire(holdFor(source.size), signal);
+      return { part: await abortable(toPart(source, hold, signal), signal), hold };
+    } catch (err) {
+      hold?.release();
+      source?.stream.destroy();
+      throw toMediaError(err, signal, what);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    async attach(request, media, attachOptions) {
+      const log = attachOptions?.logger ?? options.logger;
+      const itemDeadline = new AbortController();
+      const timer = setTimeout(
+        () =>
+          itemDeadline.abort(
+            new MediaError(
+              `the item's media took longer than ${itemDeadlineMs / 1000} s to fetch; the item will be tried again`,
+              false,
+            ),
+          ),
+        itemDeadlineMs,
+      );
+      const parts: Part[] = [];
+      const holds: MediaHold[] = [];
+      let inline = 0;
+      let ref: MediaRef | undefined;
+      try {
+        for (ref of media) {
+          const { part, hold } = await fetchOne(ref, itemDeadline.signal);
+          holds.push(hold);
+          inline += hold.bytes;
+          if (inline > maxBytes)
+            throw new MediaError(`the item's inline media add up to more than ${maxBytes} bytes`);
+          parts.push(part);
+        }
+      } catch (err) {
+        const what = ref?.url ?? ref?.gcsUri ?? 'a medium';
+        const e = toMediaError(err, itemDeadline.signal, what);
+        log?.warn(
+          {
+            event: 'media.failed',
+            media: loggable(what),
+            permanent: e.permanent,
+            reason: e.message.replaceAll(what, loggable(what)),
+            detail: e.detail,
+          },
+          e.permanent ? 'a medium was refused' : 'a medium failed; the item will be tried again',
+        );
+        throw e;
+      } finally {
+        clearTimeout(timer);
+        for (const hold of holds) hold.release();
+      }
+      const contents = request.contents.map((c) => ({ ...c, parts: [...c.parts] }));
+      const lastUser = [...contents].reverse().find((c) => (c.role ?? 'user') === 'user');
+      if (lastUser) lastUser.parts.push(...parts);
+      else contents.push({ role: 'user', parts });
+      return { ...request, contents };
+    },
+  };
+}
