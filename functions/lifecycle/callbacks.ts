@@ -62,7 +62,14 @@ export function createCallbackSender(
 
   /** One POST of the job's view; how it ended, as the record keeps it. */
   async function attempt(claimed: CallbackRecord): Promise<CallbackAttemptResult> {
-    const view = await viewOf(claimed.jobId);
+    let view: JobView | undefined;
+    try {
+      view = await viewOf(claimed.jobId);
+    } catch (err) {
+      // Nothing was sent: the record is due again after the usual backoff, not after the claim's
+      // whole lease (a store blip must not hold a callback back for minutes).
+      return again(claimed, (err as Error).message, false);
+    }
     if (!view) return { state: 'failed', error: 'the job no longer exists' };
     // The body is the job as it ended; its callback's own state is no part of it.
     const { callback: _own, ...body } = view;
@@ -70,13 +77,16 @@ export function createCallbackSender(
       await deps.notify(claimed.url, body);
       return { state: 'delivered', atMs: clock() };
     } catch (err) {
-      const error = (err as Error).message;
-      const dueMs = clock() + callbackBackoffMs(policy, claimed.attempts);
       // A CallbackError says whether another attempt could fare better; anything else may.
-      const final = (err as { retryable?: boolean }).retryable === false;
-      if (final || dueMs > claimed.sinceMs + policy.retryForMs) return { state: 'failed', error };
-      return { state: 'pending', dueMs, error };
+      return again(claimed, (err as Error).message, (err as { retryable?: boolean }).retryable === false);
     }
+  }
+
+  /** A failed attempt: due again after the backoff, or failed for good (final, or past the window). */
+  function again(claimed: CallbackRecord, error: string, final: boolean): CallbackAttemptResult {
+    const dueMs = clock() + callbackBackoffMs(policy, claimed.attempts);
+    if (final || dueMs > claimed.sinceMs + policy.retryForMs) return { state: 'failed', error };
+    return { state: 'pending', dueMs, error };
   }
 
   function logResult(log: Logger, claimed: CallbackRecord, result: CallbackAttemptResult): void {

@@ -4,8 +4,8 @@
  * wrappers, a simulated Cloud Tasks and a simulated Gemini. Clients submit jobs as ingest does
  * (the lifecycle's create with an Idempotency-Key, then the first enqueue task), retry when the
  * call fails or hangs, and cancel some; the scheduler ticks every minute. The run ends once every
- * job a client could see is terminal (then goes on ten more minutes, for late writes) or after
- * six simulated hours; then the invariants are checked.
+ * job a client could see is terminal and no callback waits in the outbox (then goes on ten more
+ * minutes, for late writes) or after six simulated hours; then the invariants are checked.
  */
 
 import { dueWindowMs } from '../../functions/core/due.js';
@@ -69,7 +69,11 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const clients = new Clients(scenario, w, clock, trace);
   clients.start();
   scheduleTicks(w, clock, trace, START_MS + rng.int(0, TICK_MS));
-  const done = () => clients.busy === 0 && [...w.db.jobs.values()].every(settled);
+  // Quiet: no client at work, every job ended, and no callback still waiting in the outbox.
+  const done = () =>
+    clients.busy === 0 &&
+    [...w.db.jobs.values()].every(settled) &&
+    [...w.db.callbacks.values()].every((c) => c.state !== 'pending');
   const violations: Violation[] = [];
   try {
     await clock.run(START_MS + BOUND_MS, done);

@@ -124,6 +124,27 @@ describe('durable callbacks', () => {
     expect(capture.events('job.callback_delivered')).toHaveLength(1);
   });
 
+  it('a store fault before the POST costs the backoff, not the whole lease (found by the simulation, seed 2359)', async () => {
+    // Arrange: the finish's own attempt fails (receiver down); at the next tick reading the job fails.
+    const { db, rx, settleAll, tick, advance, lifecycle } = await setup();
+    settleAll();
+    rx.state.down = unavailable();
+    expect(await lifecycle.finishIfDone(JOB)).toBe('finished');
+    rx.state.down = false;
+    advance(MINUTE + 1000);
+    db.failOnce('jobs.get', new Error('14 UNAVAILABLE: jobs.get'));
+
+    // Act: the tick whose view read fails, then one after its backoff (2 minutes), well within the lease.
+    const failing = await tick();
+    advance(2 * MINUTE + 1000);
+    const next = await tick();
+
+    // Assert
+    expect(failing).toEqual({ delivered: 0, failed: 1, gaveUp: 0 });
+    expect(next).toEqual({ delivered: 1, failed: 0, gaveUp: 0 });
+    expect(rx.got).toHaveLength(1);
+  });
+
   it('gives up after the retry window (a day by default) and says so on the job', async () => {
     const { rx, settleAll, tick, advance, lifecycle, capture } = await setup();
     settleAll();
