@@ -1,53 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../functions/platform/logger.js';
-import { tick } from '../../../functions/tick/handler.js';
+import { type TickDeps, tick } from '../../../functions/tick/handler.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
 
-describe('scheduler tick', () => {
-  it('resumes only the model queues whose daily-quota pause has run out', async () => {
-    // Arrange
-    const now = Date.parse('2024-07-02T07:00:05Z');
-    const logger = createLogger({ destination: createLogCapture().stream });
-    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
-    const { tasks } = world;
-    const pauses = world.db.stores.pauses;
-    await pauses.set('gemini-2.5-flash', now - 5000, 'daily quota');
-    await pauses.set('gemini-2.5-pro', now + 60_000, 'daily quota');
-    await tasks.pauseModel('gemini-2.5-flash');
-    await tasks.pauseModel('gemini-2.5-pro');
+const T0 = Date.parse('2024-07-02T07:00:05Z');
 
-    // Act
-    const report = await tick({
-      pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-    });
-
-    // Assert
-    expect(report.resumedModels).toEqual(['gemini-2.5-flash']);
-    expect(tasks.paused.has('gemini-2.5-flash')).toBe(false);
-    expect(tasks.paused.has('gemini-2.5-pro')).toBe(true);
-    // The resumed model's record stays, marked, for one due window (see the next test).
-    expect(await pauses.list()).toEqual([
-      { model: 'gemini-2.5-flash', untilMs: now - 5000, reason: 'daily quota', resumedAtMs: now },
-      { model: 'gemini-2.5-pro', untilMs: now + 60_000, reason: 'daily quota' },
-    ]);
+/**
+ * A fake world on a clock the test moves (`clock.now`), the tick's deps over it (`deps(extra)`), and
+ * a job of one item (`oneItemJob`).
+ */
+function tickWorld(options: Pick<Parameters<typeof fakeWorld>[0], 'notify'> = {}) {
+  const clock = { now: T0 };
+  const capture = createLogCapture();
+  const logger = createLogger({ destination: capture.stream });
+  const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => clock.now, ...options });
+  const deps = (extra: Partial<TickDeps> = {}): TickDeps => ({
+    pauses: world.db.stores.pauses,
+    stores: world.db.stores,
+    lifecycle: world.lifecycle,
+    planner: world.planner,
+    tasks: world.tasks,
+    logger,
+    stallMs: world.stallMs,
+    now: () => clock.now,
+    ...extra,
   });
-
-  it("leaves a resumed model's held-back tasks one due window to arrive before it sweeps their items", async () => {
-    // Arrange: a job whose tasks a paused queue held back past their items' due time.
-    let now = Date.parse('2024-07-02T07:00:05Z');
-    const logger = createLogger({ destination: createLogCapture().stream });
-    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
-    await world.lifecycle.create(
-      { id: 'job-held', model: 'gemini-2.5-flash', mode: 'realtime', total: 1, source: 'api' },
+  const oneItemJob = (id: string, model: string, callbackUrl?: string) =>
+    world.lifecycle.create(
+      { id, model, mode: 'realtime', total: 1, source: 'api', ...(callbackUrl ? { callbackUrl } : {}) },
       [
         {
           id: '000000000',
@@ -58,27 +40,49 @@ describe('scheduler tick', () => {
         },
       ],
     );
+  return { world, clock, capture, logger, deps, oneItemJob };
+}
+
+describe('scheduler tick', () => {
+  it('resumes only the model queues whose daily-quota pause has run out', async () => {
+    // Arrange
+    const { world, deps } = tickWorld();
+    const { tasks } = world;
+    const pauses = world.db.stores.pauses;
+    await pauses.set('gemini-2.5-flash', T0 - 5000, 'daily quota');
+    await pauses.set('gemini-2.5-pro', T0 + 60_000, 'daily quota');
+    await tasks.pauseModel('gemini-2.5-flash');
+    await tasks.pauseModel('gemini-2.5-pro');
+
+    // Act
+    const report = await tick(deps());
+
+    // Assert
+    expect(report.resumedModels).toEqual(['gemini-2.5-flash']);
+    expect(tasks.paused.has('gemini-2.5-flash')).toBe(false);
+    expect(tasks.paused.has('gemini-2.5-pro')).toBe(true);
+    // The resumed model's record stays, marked, for one due window (see the next test).
+    expect(await pauses.list()).toEqual([
+      { model: 'gemini-2.5-flash', untilMs: T0 - 5000, reason: 'daily quota', resumedAtMs: T0 },
+      { model: 'gemini-2.5-pro', untilMs: T0 + 60_000, reason: 'daily quota' },
+    ]);
+  });
+
+  it("leaves a resumed model's held-back tasks one due window to arrive before it sweeps their items", async () => {
+    // Arrange: a job whose tasks a paused queue held back past their items' due time.
+    const { world, clock, logger, deps, oneItemJob } = tickWorld();
+    await oneItemJob('job-held', 'gemini-2.5-flash');
     const job = (await world.lifecycle.getJob('job-held'))!;
     await world.planner.enqueuePage(job, 0);
-    await world.planner.pauseForDailyQuota(job, now + 3_600_000, 'per day', logger);
-    const deps = {
-      pauses: world.db.stores.pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-    };
+    await world.planner.pauseForDailyQuota(job, clock.now + 3_600_000, 'per day', logger);
 
     // Act: the tick that resumes the queue, one just before the window ends, one after.
-    now += 3_600_000;
-    const resuming = await tick(deps);
-    now = world.planner.dueBy(now) - 1000;
-    const during = await tick(deps);
-    now += 2000;
-    const after = await tick(deps);
+    clock.now += 3_600_000;
+    const resuming = await tick(deps());
+    clock.now = world.planner.dueBy(clock.now) - 1000;
+    const during = await tick(deps());
+    clock.now += 2000;
+    const after = await tick(deps());
 
     // Assert
     expect(resuming.resumedModels).toEqual(['gemini-2.5-flash']);
@@ -93,43 +97,20 @@ describe('scheduler tick', () => {
 describe('scheduler tick: each duty on its own (scenario 9)', () => {
   it('still reconciles and exports when resuming a queue throws, and reports and logs the failure', async () => {
     // Arrange: a paused model whose resume fails, and a job whose enqueuing stalled.
-    let now = Date.parse('2024-07-02T07:00:05Z');
-    const capture = createLogCapture();
-    const logger = createLogger({ destination: capture.stream });
-    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
+    const { world, clock, capture, deps, oneItemJob } = tickWorld();
     const pauses = world.db.stores.pauses;
-    await pauses.set('gemini-2.5-flash', now - 5000, 'daily quota');
-    await pauses.set('gemini-2.5-pro', now - 5000, 'daily quota');
+    await pauses.set('gemini-2.5-flash', T0 - 5000, 'daily quota');
+    await pauses.set('gemini-2.5-pro', T0 - 5000, 'daily quota');
     const resume = world.tasks.resumeModel.bind(world.tasks);
     world.tasks.resumeModel = async (model: string) => {
       if (model === 'gemini-2.5-flash') throw new Error('14 UNAVAILABLE: resume');
       await resume(model);
     };
-    await world.lifecycle.create(
-      { id: 'job-tick', model: 'gemini-2.5-pro', mode: 'realtime', total: 1, source: 'api' },
-      [
-        {
-          id: '000000000',
-          index: 0,
-          key: 'k',
-          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
-          estimatedTokens: 1,
-        },
-      ],
-    );
-    now += world.stallMs + 1000;
+    await oneItemJob('job-tick', 'gemini-2.5-pro');
+    clock.now += world.stallMs + 1000;
 
     // Act
-    const report = await tick({
-      pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-    });
+    const report = await tick(deps());
 
     // Assert: the other model resumed, the reconciler ran, the failure is in the report and the log.
     expect(report.resumedModels).toEqual(['gemini-2.5-pro']);
@@ -139,28 +120,17 @@ describe('scheduler tick: each duty on its own (scenario 9)', () => {
     // The record of the pause that could not be lifted stays unresumed, so the next tick tries again.
     expect((await pauses.list()).map((p) => [p.model, p.resumedAtMs])).toEqual([
       ['gemini-2.5-flash', undefined],
-      ['gemini-2.5-pro', now],
+      ['gemini-2.5-pro', clock.now],
     ]);
   });
 
   it('reports a failed export and does not throw: the scheduler call still sees what the others did', async () => {
-    const now = Date.parse('2024-07-02T07:00:05Z');
-    const capture = createLogCapture();
-    const logger = createLogger({ destination: capture.stream });
-    const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
+    const { world, capture, deps } = tickWorld();
     world.db.failOnce('jobs.listExportPending', new Error('14 UNAVAILABLE: exports'));
 
-    const report = await tick({
-      pauses: world.db.stores.pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-      exports: { jobs: world.db.stores.jobs, objects: world.objects, bucket: 'b' },
-    });
+    const report = await tick(
+      deps({ exports: { jobs: world.db.stores.jobs, objects: world.objects, bucket: 'b' } }),
+    );
 
     expect(report.failed).toEqual(['exports']);
     expect(report.reconciled).not.toBeNull();
@@ -173,59 +143,25 @@ describe('scheduler tick: each duty on its own (scenario 9)', () => {
 describe('scheduler tick: the callback duty', () => {
   it('delivers a callback the finish could not send, and a failing outbox read stops no other duty', async () => {
     // Arrange: a finished job whose receiver was down when it ended.
-    let now = Date.parse('2024-07-02T07:00:05Z');
-    const capture = createLogCapture();
-    const logger = createLogger({ destination: capture.stream });
     const got: string[] = [];
     let down = true;
-    const world = fakeWorld({
-      quotas: testQuotas(),
-      logger,
-      clock: () => now,
+    const { world, clock, deps, oneItemJob } = tickWorld({
       notify: async (_url, job) => {
         if (down) throw Object.assign(new Error('the callback answered 503'), { retryable: true });
         got.push(job.id);
       },
     });
-    await world.lifecycle.create(
-      {
-        id: 'job-cb',
-        model: 'gemini-2.5-flash',
-        mode: 'realtime',
-        total: 1,
-        source: 'api',
-        callbackUrl: 'https://example.com/hook',
-      },
-      [
-        {
-          id: '000000000',
-          index: 0,
-          key: 'k',
-          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
-          estimatedTokens: 1,
-        },
-      ],
-    );
+    await oneItemJob('job-cb', 'gemini-2.5-flash', 'https://example.com/hook');
     world.db.settle('job-cb', '000000000', { state: 'succeeded', response: { candidates: [] } });
     expect(await world.lifecycle.finishIfDone('job-cb')).toBe('finished');
-    const deps = {
-      pauses: world.db.stores.pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-      callbacks: { callbacks: world.db.stores.callbacks },
-    };
+    const withCallbacks = deps({ callbacks: { callbacks: world.db.stores.callbacks } });
 
     // Act: a tick whose outbox read fails, then one after the backoff with the receiver back.
     down = false;
-    now += 10 * 60_000;
+    clock.now += 10 * 60_000;
     world.db.failOnce('callbacks.listDue', new Error('14 UNAVAILABLE: outbox'));
-    const failing = await tick(deps);
-    const delivering = await tick(deps);
+    const failing = await tick(withCallbacks);
+    const delivering = await tick(withCallbacks);
 
     // Assert
     expect(failing.failed).toEqual(['callbacks']);
