@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sleep as abortableSleep } from '../../../functions/api/sleep.js';
 import { escapeHtml } from '../../../functions/ingest/page.js';
 import { readBody as readWholeBody } from '../http-body.js';
 import { sendJson } from '../json-response.js';
@@ -60,16 +61,10 @@ export function sendUnknownRoute(res: ServerResponse, path: string): void {
   res.end(html);
 }
 
-/** Resolves after `ms` milliseconds, or at once when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
+/** Resolves after `ms` milliseconds, or at once when `signal` aborts (a stand-in's wait never fails). */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return;
+  await abortableSleep(ms, signal).catch((err) => {
+    if (!signal?.aborted) throw err;
   });
 }
