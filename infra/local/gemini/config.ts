@@ -269,8 +269,6 @@ export const geminiStandInConfigSchema = z.object({
 
 /** The validated configuration with every default filled in. */
 export type GeminiStandInConfig = z.infer<typeof geminiStandInConfigSchema>;
-/** Input form of the configuration (what a caller may pass; defaults are optional). */
-export type GeminiStandInConfigInput = z.input<typeof geminiStandInConfigSchema>;
 /** Quota limits of one model. */
 export type ModelQuota = z.infer<typeof modelQuotaSchema>;
 /** Latency of one model. */
