@@ -1,9 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import { tick } from '../../../functions/batch/handler.js';
-import { createLogger } from '../../../functions/platform/logger.js';
+import { createLogger, type Logger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
+
+/** The one item of the jobs these tests make. */
+const ONE_ITEM = {
+  id: '000000000',
+  index: 0,
+  key: 'k',
+  request: { contents: [{ role: 'user' as const, parts: [{ text: 'x' }] }] },
+  estimatedTokens: 1,
+};
+
+/** The tick's deps over a fake world, at the time `now` reads. */
+function tickDeps(world: ReturnType<typeof fakeWorld>, logger: Logger, now: () => number) {
+  return {
+    pauses: world.db.stores.pauses,
+    stores: world.db.stores,
+    lifecycle: world.lifecycle,
+    planner: world.planner,
+    tasks: world.tasks,
+    logger,
+    stallMs: world.stallMs,
+    now,
+  };
+}
 
 describe('scheduler tick', () => {
   it('resumes only the model queues whose daily-quota pause has run out', async () => {
@@ -19,16 +42,7 @@ describe('scheduler tick', () => {
     await tasks.pauseModel('gemini-2.5-pro');
 
     // Act
-    const report = await tick({
-      pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-    });
+    const report = await tick(tickDeps(world, logger, () => now));
 
     // Assert
     expect(report.resumedModels).toEqual(['gemini-2.5-flash']);
@@ -48,29 +62,12 @@ describe('scheduler tick', () => {
     const world = fakeWorld({ quotas: testQuotas(), logger, clock: () => now });
     await world.lifecycle.create(
       { id: 'job-held', model: 'gemini-2.5-flash', mode: 'realtime', total: 1, source: 'api' },
-      [
-        {
-          id: '000000000',
-          index: 0,
-          key: 'k',
-          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
-          estimatedTokens: 1,
-        },
-      ],
+      [ONE_ITEM],
     );
     const job = (await world.lifecycle.getJob('job-held'))!;
     await world.planner.enqueuePage(job, 0);
     await world.planner.pauseForDailyQuota(job, now + 3_600_000, 'per day', logger);
-    const deps = {
-      pauses: world.db.stores.pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-    };
+    const deps = tickDeps(world, logger, () => now);
 
     // Act: the tick that resumes the queue, one just before the window ends, one after.
     now += 3_600_000;
@@ -107,29 +104,12 @@ describe('scheduler tick: each duty on its own (scenario 9)', () => {
     };
     await world.lifecycle.create(
       { id: 'job-tick', model: 'gemini-2.5-pro', mode: 'realtime', total: 1, source: 'api' },
-      [
-        {
-          id: '000000000',
-          index: 0,
-          key: 'k',
-          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
-          estimatedTokens: 1,
-        },
-      ],
+      [ONE_ITEM],
     );
     now += world.stallMs + 1000;
 
     // Act
-    const report = await tick({
-      pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
-    });
+    const report = await tick(tickDeps(world, logger, () => now));
 
     // Assert: the other model resumed, the reconciler ran, the failure is in the report and the log.
     expect(report.resumedModels).toEqual(['gemini-2.5-pro']);
@@ -151,14 +131,7 @@ describe('scheduler tick: each duty on its own (scenario 9)', () => {
     world.db.failOnce('jobs.listExportPending', new Error('14 UNAVAILABLE: exports'));
 
     const report = await tick({
-      pauses: world.db.stores.pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
+      ...tickDeps(world, logger, () => now),
       exports: { jobs: world.db.stores.jobs, objects: world.objects, bucket: 'b' },
     });
 
@@ -196,27 +169,12 @@ describe('scheduler tick: the callback duty', () => {
         source: 'api',
         callbackUrl: 'https://example.com/hook',
       },
-      [
-        {
-          id: '000000000',
-          index: 0,
-          key: 'k',
-          request: { contents: [{ role: 'user', parts: [{ text: 'x' }] }] },
-          estimatedTokens: 1,
-        },
-      ],
+      [ONE_ITEM],
     );
     world.db.settle('job-cb', '000000000', { state: 'succeeded', response: { candidates: [] } });
     expect(await world.lifecycle.finishIfDone('job-cb')).toBe('finished');
     const deps = {
-      pauses: world.db.stores.pauses,
-      stores: world.db.stores,
-      lifecycle: world.lifecycle,
-      planner: world.planner,
-      tasks: world.tasks,
-      logger,
-      stallMs: world.stallMs,
-      now: () => now,
+      ...tickDeps(world, logger, () => now),
       callbacks: { callbacks: world.db.stores.callbacks },
     };
 
