@@ -71,6 +71,17 @@ function* pieces_(total: number, size: number): Generator<Buffer> {
   for (let at = 0; at < total; at += size) yield Buffer.alloc(Math.min(size, total - at), at % 251);
 }
 
+/** An uploader against the fake Files API. */
+function uploaderOver(api: ReturnType<typeof fakeFilesApi>, options: { pollMs?: number } = {}) {
+  return createMediaUploader({
+    apiKey: 'k',
+    baseUrl: 'https://files.test',
+    timeoutMs: 5000,
+    fetch: api.fetch,
+    ...options,
+  });
+}
+
 async function* pieces(total: number, size: number): AsyncGenerator<Uint8Array> {
   yield* pieces_(total, size);
 }
@@ -78,13 +89,7 @@ async function* pieces(total: number, size: number): AsyncGenerator<Uint8Array> 
 describe('createMediaUploader', () => {
   it('streams the medium in chunks of the announced granularity and waits until it is ACTIVE', async () => {
     const api = fakeFilesApi({ granularity: 1024, processingReads: 2 });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-      pollMs: 1,
-    });
+    const uploader = uploaderOver(api, { pollMs: 1 });
 
     const file = await uploader.upload(pieces(3000, 700), { mimeType: 'video/mp4' });
 
@@ -103,12 +108,7 @@ describe('createMediaUploader', () => {
 
   it('asks where the session stands after a failed chunk and sends it again from there', async () => {
     const api = fakeFilesApi({ granularity: 1024, failUploads: [1] });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-    });
+    const uploader = uploaderOver(api);
 
     await uploader.upload(pieces(3000, 700), { mimeType: 'video/mp4' });
 
@@ -125,12 +125,7 @@ describe('createMediaUploader', () => {
 
   it('cancels the upload without more tries when the session cannot take the chunk again', async () => {
     const api = fakeFilesApi({ granularity: 1024, failUploads: [1], queryStatus: 'cancelled' });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-    });
+    const uploader = uploaderOver(api);
 
     await expect(uploader.upload(pieces(3000, 700), { mimeType: 'video/mp4' })).rejects.toThrow(
       /cannot help/,
@@ -140,13 +135,7 @@ describe('createMediaUploader', () => {
 
   it('gives up when its signal aborts while the file is PROCESSING', async () => {
     const api = fakeFilesApi({ granularity: 1024, processingReads: 1_000_000 });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-      pollMs: 5,
-    });
+    const uploader = uploaderOver(api, { pollMs: 5 });
 
     const err = await uploader
       .upload(pieces(100, 100), { mimeType: 'video/mp4', signal: AbortSignal.timeout(50) })
@@ -157,12 +146,7 @@ describe('createMediaUploader', () => {
 
   it('reports a file that ends FAILED', async () => {
     const api = fakeFilesApi({ granularity: 1024, finalState: 'FAILED' });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-    });
+    const uploader = uploaderOver(api);
 
     await expect(uploader.upload(pieces(100, 100), { mimeType: 'video/mp4' })).rejects.toThrow(/is FAILED/);
   });
