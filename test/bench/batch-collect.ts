@@ -14,7 +14,8 @@ import { createLogger } from '../../functions/platform/logger.js';
 import type { ObjectStore } from '../../functions/platform/object-store.js';
 import { createBatchStores, createStores } from '../../functions/platform/store/index.js';
 import { startFirestoreEmulator } from '../../infra/local/firestore.js';
-import { prng, startStandIn } from './batch-processes.js';
+import { createPrng as prng } from '../../infra/local/prng.js';
+import { startStandIn } from './batch-processes.js';
 
 /**
  * Benchmark 2: a batch job of `items` items stored in the real Firestore emulator, its responses
