@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Storage } from '@google-cloud/storage';
 import { loadConfig, readQuotas } from '../../functions/platform/config.js';
 import { createTaskQueue } from '../../functions/platform/task-queue.js';
@@ -311,16 +312,16 @@ async function startFunctionsHost(
  * `ready: {json}` and stops on Ctrl-C.
  */
 async function start(argv: string[]): Promise<Running> {
-  const arg = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const { values } = parseArgs({
+    args: argv,
+    options: { 'port-base': { type: 'string' }, quotas: { type: 'string' }, profile: { type: 'string' } },
+  });
   const started = Date.now();
-  const portBase = numberFlag('port-base', arg('port-base'));
-  const profile = profileFlag(arg('profile'));
+  const portBase = numberFlag('port-base', values['port-base']);
+  const profile = profileFlag(values.profile);
   const stack = await startStack({
     ...(portBase !== undefined ? { portBase } : {}),
-    ...(arg('quotas') ? { quotasFile: resolve(arg('quotas')!) } : {}),
+    ...(values.quotas ? { quotasFile: resolve(values.quotas) } : {}),
     ...(profile ? { profile } : {}),
     ...(process.env.GEMINI_API_KEY ? { gemini: { apiKey: process.env.GEMINI_API_KEY } } : {}),
   });
