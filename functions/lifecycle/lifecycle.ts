@@ -98,7 +98,7 @@ export type Lifecycle = ReturnType<typeof createLifecycle>;
 export function createLifecycle(deps: LifecycleDeps) {
   const { jobs, items, counters } = deps.stores;
   const clock = deps.now ?? Date.now;
-  const sleep = deps.sleep ?? ((ms: number) => wait(ms));
+  const sleep = deps.sleep ?? wait;
 
   const totals = async (job: JobRecord): Promise<Totals> =>
     job.final ?? (await counters.totals(job.id, job.total, job.counterShards, job.extraCounters));

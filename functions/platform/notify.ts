@@ -98,7 +98,7 @@ export async function postCallback(url: string, payload: unknown, options: Callb
         deadlineMs: deadline,
         backoff: { baseMs: backoffMs, jitter: 0.5 },
         retryable: (err) => (err as CallbackError).retryable === true,
-        sleep: (ms) => sleep(ms),
+        sleep,
         now: Date.now,
         random: Math.random,
       },

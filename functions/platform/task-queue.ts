@@ -170,7 +170,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
         // A cold queue takes at most ~500 creations a second, growing 50% every 5 minutes (the
         // 500/50/5 rule): past that it answers RESOURCE_EXHAUSTED. Slow down, as the docs ask.
         retryable: (err) => [RESOURCE_EXHAUSTED, UNAVAILABLE].includes((err as { code?: number }).code ?? 0),
-        sleep: (ms) => sleep(ms),
+        sleep,
         random: Math.random,
       },
     );
