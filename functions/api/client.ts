@@ -4,8 +4,8 @@
  * fails loudly with {@link JobsApiContractError} instead of handing `undefined`s downstream; fields the
  * server adds are kept. Every non-2xx answer becomes a {@link JobsApiError}.
  *
- * Only web-standard APIs (fetch, web streams, AbortSignal) and a streaming SSE parser: it runs on
- * Node 20+ and anywhere else fetch does. The token is sent as a header and never appears in an error.
+ * Only web-standard APIs (fetch, web streams, AbortSignal), a streaming SSE parser and Node's
+ * `timers/promises` for its waits (`./sleep.ts`): it runs on Node 20+. The token is sent as a header and never appears in an error.
  */
 import { type EventSourceMessage, EventSourceParserStream } from 'eventsource-parser/stream';
 import type { z } from 'zod';
@@ -34,10 +34,11 @@ import {
   resultEntrySchema,
   resultsPageSchema,
 } from './jobs.js';
+import { sleep } from './sleep.js';
 
 export type { JobsClient } from './client-interface.js';
 export type { EventsOptions, JobsClientOptions, ListOptions, ResultsPageOptions, SubmitOptions, WaitOptions };
-export { JobsApiContractError, JobsApiError };
+export { JobsApiContractError, JobsApiError, sleep };
 
 /**
  * A client of the jobs API at `baseUrl` (the ingest function's URL: the local cloud's `ingestUrl`, or
@@ -254,20 +255,4 @@ export function createJobsClient(baseUrl: string, options: JobsClientOptions = {
   }
 
   return client;
-}
-
-/** Waits `ms`, or rejects with the signal's reason once it aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    signal?.throwIfAborted();
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

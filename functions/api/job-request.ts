@@ -89,7 +89,4 @@ export const createJobSchema = z
 
 /** What a client sends to `POST /jobs` (`mode` may be left out). */
 export type CreateJobRequest = z.input<typeof createJobSchema>;
-/** A `POST /jobs` body after parsing (`mode` defaulted). */
-export type CreateJobBody = z.infer<typeof createJobSchema>;
 export type RequestItem = z.input<typeof requestItemSchema>;
-export type Media = z.input<typeof mediaSchema>;

@@ -243,8 +243,6 @@ export const jobEventDataSchemas = {
   done: jobViewSchema,
 } as const;
 
-export type JobEventName = keyof typeof jobEventDataSchemas;
-
 /** An event of the stream, its `data` parsed. */
 export type JobEvent =
   | { event: 'result'; id?: string; data: ResultLine }

@@ -204,6 +204,7 @@ export type RunState =
   /** Ended: the job was cancelled; the upstream batch was cancelled too. */
   | 'cancelled';
 
+/** The states of a run not yet ended: the ones a tick still looks after. */
 export const OPEN_RUN_STATES: readonly RunState[] = ['staged', 'running'];
 
 /** Upstream batch states, without the `BATCH_STATE_` / `JOB_STATE_` prefix. */

@@ -1,3 +1,4 @@
+import { sleep } from '../api/sleep.js';
 import { type FinishCursor, finishCursorOf, isTerminalJob } from '../core/jobs.js';
 import type { Caller } from '../platform/caller.js';
 import { ValidationError } from '../platform/errors.js';
@@ -66,7 +67,7 @@ export async function* streamEvents(
         idleSince = Date.now();
         yield `: keep-alive\n\n`;
       }
-      await new Promise((r) => setTimeout(r, interval));
+      await sleep(interval);
     }
   }
 }

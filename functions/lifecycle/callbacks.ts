@@ -9,6 +9,7 @@
  * dedupes on the job id.
  */
 import type { CallbackView, JobView } from '../core/jobs.js';
+import { backoffMs } from '../core/retry.js';
 import type { Logger } from '../platform/logger.js';
 import type { CallbackAttemptResult, CallbackRecord } from '../platform/store/callbacks.js';
 import type { LifecycleDeps } from './lifecycle.js';
@@ -36,7 +37,7 @@ export type CallbackOutcome = 'delivered' | 'retry' | 'gaveUp' | 'busy';
 
 /** The wait before the attempt after `attempts` failed ones. */
 export function callbackBackoffMs(policy: CallbackPolicy, attempts: number): number {
-  return Math.min(policy.maxBackoffMs, policy.backoffMs * 2 ** Math.max(0, attempts - 1));
+  return backoffMs({ baseMs: policy.backoffMs, maxMs: policy.maxBackoffMs }, Math.max(1, attempts));
 }
 
 /** The callback's state as the job view shows it. */

@@ -1,3 +1,4 @@
+import { sleep as wait } from '../api/sleep.js';
 import {
   decideClaim,
   type ItemError,
@@ -10,6 +11,7 @@ import {
   toJobView,
 } from '../core/jobs.js';
 import { CANCELLED_ERROR } from '../core/results.js';
+import { retry } from '../core/retry.js';
 import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
@@ -89,15 +91,15 @@ export type ClaimResult =
  */
 const SETTLE_ATTEMPTS = 4;
 
-/** The longest wait between attempts of a write retried until a lease's end. */
-const MAX_RETRY_WAIT_MS = 5_000;
+/** Waits between attempts of a write: 200 ms, doubling, at most 5 s (a lease's end bounds the whole). */
+const WRITE_BACKOFF = { baseMs: 200, maxMs: 5_000 };
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
 export function createLifecycle(deps: LifecycleDeps) {
   const { jobs, items, counters } = deps.stores;
   const clock = deps.now ?? Date.now;
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = deps.sleep ?? wait;
 
   const totals = async (job: JobRecord): Promise<Totals> =>
     job.final ?? (await counters.totals(job.id, job.total, job.counterShards, job.extraCounters));
@@ -108,14 +110,14 @@ export function createLifecycle(deps: LifecycleDeps) {
    * to park it) attempts go on, backing off, while the next would start before it; else a few. A
    * lost precondition is an answer, not a fault; a document too big is no fault a retry mends.
    */
-  const persist: Persist = async (what, ref, write, untilMs) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await write();
-      } catch (err) {
-        const waitMs = Math.min(MAX_RETRY_WAIT_MS, 100 * 2 ** attempt);
-        const more = untilMs === undefined ? attempt < SETTLE_ATTEMPTS : clock() + waitMs < untilMs;
-        if (!more || (err as { code?: number }).code === INVALID_ARGUMENT) throw err;
+  const persist: Persist = (what, ref, write, untilMs) =>
+    retry(write, {
+      backoff: WRITE_BACKOFF,
+      ...(untilMs === undefined ? { attempts: SETTLE_ATTEMPTS } : { deadlineMs: untilMs }),
+      retryable: (err) => (err as { code?: number }).code !== INVALID_ARGUMENT,
+      sleep,
+      now: clock,
+      onRetry: (err, attempt) =>
         deps.logger.warn(
           {
             event: 'item.write_retry',
@@ -126,11 +128,8 @@ export function createLifecycle(deps: LifecycleDeps) {
             err: (err as Error).message,
           },
           `writing the ${what} failed; trying again`,
-        );
-        await sleep(waitMs);
-      }
-    }
-  };
+        ),
+    });
   /** Writes an outcome: false when someone else won (the lease was lost). */
   const settle = (ref: ItemRef, outcome: StoredOutcome, untilMs?: number) =>
     persist('outcome', ref, () => items.settle(ref, outcome), untilMs);

@@ -1,3 +1,5 @@
+import type { ErrorBody } from '../api/jobs.js';
+
 /**
  * The error family every trigger maps to a response. `statusCode` is the HTTP status a client sees,
  * `status` the canonical Google status name used in `{error:{code, message, status}}` bodies,
@@ -81,34 +83,10 @@ export class MethodNotAllowedError extends AppError {
   }
 }
 
-/** Back-pressure: the caller should come back after `retryAfterSeconds` (429 for Cloud Tasks' queue). */
-export class QuotaBackoffError extends AppError {
-  constructor(message: string, retryAfterSeconds: number, cause?: unknown) {
-    super(message, {
-      statusCode: 429,
-      status: 'RESOURCE_EXHAUSTED',
-      retryable: true,
-      retryAfterSeconds,
-      cause,
-    });
-  }
-}
-
-/** A transient fault worth another attempt (503 with `Retry-After` when a delay is known). */
-export class UnavailableError extends AppError {
-  constructor(message: string, retryAfterSeconds?: number, cause?: unknown) {
-    super(message, { statusCode: 503, status: 'UNAVAILABLE', retryable: true, retryAfterSeconds, cause });
-  }
-}
-
-/** The shape clients see: never a stack trace, never an internal message for unknown errors. */
-export interface ErrorBody {
-  error: { code: number; status: string; message: string; details?: unknown };
-}
-
 export interface HttpErrorResponse {
   statusCode: number;
   headers: Record<string, string>;
+  /** The API contract's shape: never a stack trace, never an internal message for unknown errors. */
   body: ErrorBody;
 }
 

@@ -2,7 +2,8 @@ import { lookup as dnsLookup } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, type IPVersion, isIP, type SocketAddress } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../api/sleep.js';
+import { retry } from '../core/retry.js';
 import { createDeniedAddresses, guardedLookup, isPublicAddress } from './media/index.js';
 import { SIGNATURE_HEADER, signCallback } from './notify-signature.js';
 
@@ -82,31 +83,32 @@ export async function postCallback(url: string, payload: unknown, options: Callb
   const target = checkTarget(url, denied, options.local === true);
   const body = JSON.stringify(payload);
 
-  for (let attempt = 1; ; attempt++) {
-    let failure: CallbackError;
-    try {
-      const signature = signCallback(secret, body, Date.now() / 1000);
-      const timeoutMs = Math.max(1, Math.min(attemptTimeoutMs, deadline - Date.now()));
-      return await postOnce(
-        target,
-        body,
-        signature,
-        timeoutMs,
-        options.resolve ?? dnsLookup,
-        denied,
-        options.ca,
-      );
-    } catch (err) {
-      failure = err as CallbackError;
-    }
-    const delay = backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
-    if (!failure.retryable || attempt >= attempts || Date.now() + delay >= deadline) {
-      throw new CallbackError(`${failure.message} (attempt ${attempt} of ${attempts})`, {
-        retryable: failure.retryable,
-        ...(failure.statusCode !== undefined ? { statusCode: failure.statusCode } : {}),
-      });
-    }
-    await sleep(delay);
+  let attempt = 0;
+  try {
+    return await retry(
+      (n) => {
+        attempt = n;
+        const signature = signCallback(secret, body, Date.now() / 1000);
+        const timeoutMs = Math.max(1, Math.min(attemptTimeoutMs, deadline - Date.now()));
+        const resolve = options.resolve ?? dnsLookup;
+        return postOnce(target, body, signature, timeoutMs, resolve, denied, options.ca);
+      },
+      {
+        attempts,
+        deadlineMs: deadline,
+        backoff: { baseMs: backoffMs, jitter: 0.5 },
+        retryable: (err) => (err as CallbackError).retryable === true,
+        sleep,
+        now: Date.now,
+        random: Math.random,
+      },
+    );
+  } catch (err) {
+    const failure = err as CallbackError;
+    throw new CallbackError(`${failure.message} (attempt ${attempt} of ${attempts})`, {
+      retryable: failure.retryable,
+      ...(failure.statusCode !== undefined ? { statusCode: failure.statusCode } : {}),
+    });
   }
 }
 

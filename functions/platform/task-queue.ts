@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { credentials } from '@grpc/grpc-js';
+import { sleep } from '../api/sleep.js';
 import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.js';
 import { queueRateLimits } from '../core/rate.js';
+import { retry } from '../core/retry.js';
 import type { TaskPayload } from '../core/tasks.js';
 
 export type { TaskPayload };
@@ -117,6 +119,8 @@ const RESOURCE_EXHAUSTED = 8;
 const UNAVAILABLE = 14;
 /** Tries of one CreateTask refused for load (about 30 s of backing off in all). */
 const CREATE_ATTEMPTS = 8;
+/** Waits between creation attempts: 250 ms ± half of it at random, doubling (375 less up to 2/3). */
+const CREATE_BACKOFF = { baseMs: 375, jitter: 2 / 3 };
 
 async function mapLimit<T>(values: T[], limit: number, fn: (v: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -152,19 +156,24 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     // An item task's deadline covers one Gemini call (config.ts); a control task's, its run budget.
     const deadlineSeconds =
       payload.kind === 'item' ? (options.dispatchDeadlineSeconds ?? 600) : CONTROL_DISPATCH_DEADLINE_SECONDS;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await createOnce(parent, taskId, payload, deadlineSeconds, scheduleMs);
-        return;
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        if (code === ALREADY_EXISTS) return;
+    await retry(
+      async () => {
+        try {
+          await createOnce(parent, taskId, payload, deadlineSeconds, scheduleMs);
+        } catch (err) {
+          if ((err as { code?: number }).code !== ALREADY_EXISTS) throw err;
+        }
+      },
+      {
+        attempts: CREATE_ATTEMPTS,
+        backoff: CREATE_BACKOFF,
         // A cold queue takes at most ~500 creations a second, growing 50% every 5 minutes (the
         // 500/50/5 rule): past that it answers RESOURCE_EXHAUSTED. Slow down, as the docs ask.
-        if ((code !== RESOURCE_EXHAUSTED && code !== UNAVAILABLE) || attempt >= CREATE_ATTEMPTS) throw err;
-        await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1) * (0.5 + Math.random())));
-      }
-    }
+        retryable: (err) => [RESOURCE_EXHAUSTED, UNAVAILABLE].includes((err as { code?: number }).code ?? 0),
+        sleep,
+        random: Math.random,
+      },
+    );
   };
 
   const createOnce = async (

@@ -1,3 +1,4 @@
+import { sleep as abortableSleep } from '../api/sleep.js';
 import type { Lease } from '../lifecycle/lifecycle.js';
 import type { WorkerDeps } from './handler.js';
 
@@ -44,13 +45,9 @@ export async function within<T>(
   deps: WorkerDeps,
 ): Promise<T | typeof timedOut> {
   const stop = new AbortController();
+  // Once the race is settled the timer is stopped; its (aborted) wait ends quietly.
   const sleep =
-    deps.sleep ??
-    ((waitMs: number) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, waitMs);
-        stop.signal.addEventListener('abort', () => clearTimeout(timer));
-      }));
+    deps.sleep ?? ((waitMs: number) => abortableSleep(waitMs, stop.signal).catch(() => undefined));
   try {
     return await Promise.race([work, sleep(ms).then((): typeof timedOut => timedOut)]);
   } finally {

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { sleep } from '../../functions/api/sleep.js';
 
 /** Asks the OS for a free loopback port (listen on 0, read it back, close). */
 export async function freePort(): Promise<number> {
@@ -24,6 +25,6 @@ export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, 
   for (;;) {
     if (await probe().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`${what} was not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Storage } from '@google-cloud/storage';
 import { loadConfig, readQuotas } from '../../functions/platform/config.js';
 import { createTaskQueue } from '../../functions/platform/task-queue.js';
@@ -10,6 +11,7 @@ import { type CloudTasksEmulator, startCloudTasksEmulator } from './cloud-tasks/
 import { startFirestoreEmulator } from './firestore.js';
 import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
 import { LOCAL_DEVELOPER } from './identity.js';
+import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js';
 import { freePort } from './ports.js';
 import { sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
@@ -305,46 +307,35 @@ async function startFunctionsHost(
   };
 }
 
-/** `npm run dev`: boots the stack, prints `ready: {json}`, writes `.local/stack.json`, stops on Ctrl-C. */
-async function main(): Promise<void> {
-  const arg = (name: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
+/**
+ * `npm run dev`: boots the stack, writes `.local/stack.json`, and (through `runMain`) prints
+ * `ready: {json}` and stops on Ctrl-C.
+ */
+async function start(argv: string[]): Promise<Running> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { 'port-base': { type: 'string' }, quotas: { type: 'string' }, profile: { type: 'string' } },
+  });
   const started = Date.now();
+  const portBase = numberFlag('port-base', values['port-base']);
+  const profile = profileFlag(values.profile);
   const stack = await startStack({
-    ...(arg('port-base') ? { portBase: Number(arg('port-base')) } : {}),
-    ...(arg('quotas') ? { quotasFile: resolve(arg('quotas')!) } : {}),
-    ...(arg('profile') === 'ideal' || arg('profile') === 'strict'
-      ? { profile: arg('profile') as 'ideal' | 'strict' }
-      : {}),
+    ...(portBase !== undefined ? { portBase } : {}),
+    ...(values.quotas ? { quotasFile: resolve(values.quotas) } : {}),
+    ...(profile ? { profile } : {}),
     ...(process.env.GEMINI_API_KEY ? { gemini: { apiKey: process.env.GEMINI_API_KEY } } : {}),
   });
   const dir = resolve(PROJECT_ROOT, '.local');
   mkdirSync(dir, { recursive: true });
   writeFileSync(resolve(dir, 'stack.json'), `${JSON.stringify(stack.info, null, 2)}\n`);
-  process.stdout.write(`ready: ${JSON.stringify(stack.info)}\n`);
   const { samples } = stack;
   process.stderr.write(
     `sample images under ${samples.prefixes.join(', ')} (${samples.uploaded} uploaded, ${samples.kept} already there)\n`,
   );
   process.stderr.write(`local cloud up in ${Date.now() - started} ms; Ctrl-C stops it\n`);
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    stack.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  return { ready: { ...stack.info }, close: () => stack.close() };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((err) => {
-    process.stderr.write(`${(err as Error).stack ?? err}\n`);
-    process.exit(1);
-  });
+  runMain('local cloud', start);
 }

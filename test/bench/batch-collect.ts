@@ -14,7 +14,8 @@ import { createBatchApiStores, createStores } from '../../functions/platform/sto
 import { collectRun } from '../../functions/tick/batch-api/collect.js';
 import type { BatchCycleDeps } from '../../functions/tick/batch-api/cycle.js';
 import { startFirestoreEmulator } from '../../infra/local/firestore.js';
-import { prng, startStandIn } from './batch-processes.js';
+import { createPrng as prng } from '../../infra/local/prng.js';
+import { startStandIn } from './batch-processes.js';
 
 /**
  * Benchmark 2: a batch job of `items` items stored in the real Firestore emulator, its responses

@@ -4,7 +4,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
 import { itemIdForIndex } from '../../functions/core/jobs.js';
-import { prng, runMeasured, startStandIn, startStorage } from './batch-processes.js';
+import { createPrng as prng } from '../../infra/local/prng.js';
+import { runMeasured, startStandIn, startStorage } from './batch-processes.js';
 import type { UploadChildInput, UploadChildOutput } from './batch-upload-child.js';
 
 /**

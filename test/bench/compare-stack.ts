@@ -24,17 +24,21 @@ export function benchFolders(
 }
 
 /**
- * The local cloud of the comparison, in a child process as `npm run bench` runs it: booted with a
- * quotas file and the strict profile, its `ready:` line read, its log lines written to `logFile`
- * (they must be read, or the stack blocks on a full pipe). Also the stand-in's controls and the CPU
- * time of a process tree, read from /proc.
+ * The local cloud of a benchmark, in a child process: booted with a quotas file and a profile
+ * (strict unless told), its `ready:` line read, its log lines written to `logFile` (they must be
+ * read, or the stack blocks on a full pipe) and handed to `onLine` for a benchmark that measures
+ * from them. Also the CPU time of a process tree, read from /proc.
  */
 export interface ComparisonStack {
   info: StackInfo;
   stop(): Promise<void>;
 }
 
-export async function bootStack(quotasFile: string, logFile: string): Promise<ComparisonStack> {
+export async function bootStack(
+  quotasFile: string,
+  logFile: string,
+  options: { profile?: 'ideal' | 'strict'; onLine?: (line: string) => void } = {},
+): Promise<ComparisonStack> {
   const log = createWriteStream(logFile);
   const child: ChildProcess = spawn(
     process.execPath,
@@ -47,7 +51,7 @@ export async function bootStack(quotasFile: string, logFile: string): Promise<Co
       '--quotas',
       quotasFile,
       '--profile',
-      'strict',
+      options.profile ?? 'strict',
     ],
     { cwd: PROJECT_ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -58,7 +62,10 @@ export async function bootStack(quotasFile: string, logFile: string): Promise<Co
     child.once('exit', (code) => fail(new Error(`the local cloud exited with ${code}; see ${logFile}`)));
     lines.on('line', (line) => {
       if (line.startsWith('ready: ')) ok(JSON.parse(line.slice('ready: '.length)) as StackInfo);
-      else log.write(`${line}\n`);
+      else {
+        options.onLine?.(line);
+        log.write(`${line}\n`);
+      }
     });
   });
   const killOnExit = () => child.kill('SIGKILL');

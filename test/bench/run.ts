@@ -1,12 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
+import { bootStack, type ComparisonStack } from './compare-stack.js';
 
 /**
  * `npm run bench`: boots the local cloud in a child process (so its logs can be read), then measures
@@ -15,11 +14,6 @@ import { PROJECT_ROOT } from '../../infra/local/stack.js';
  * - per-item overhead: worker time minus Gemini time, from the worker's `item.succeeded` log lines.
  * Prints a table and writes bench/results/<name>.json.
  */
-interface StackInfo {
-  ingestUrl: string;
-  geminiBaseUrl: string;
-}
-
 const N = Number(process.env.BENCH_ITEMS ?? 2000);
 const RPM = 6000;
 const LATENCY_MS = 300;
@@ -36,37 +30,19 @@ function percentile(sorted: number[], p: number): number {
 
 type Profile = 'ideal' | 'strict';
 
-async function bootStack(
-  overheads: number[],
-  profile: Profile,
-): Promise<{ child: ChildProcess; info: StackInfo }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(PROJECT_ROOT, 'infra', 'local', 'stack.ts'),
-      '--port-base',
-      '0',
-      '--quotas',
-      join(PROJECT_ROOT, 'test', 'fixtures', 'quotas.bench.json'),
-      '--profile',
-      profile,
-    ],
-    { cwd: PROJECT_ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: child.stdout! });
-  const info = await new Promise<StackInfo>((ok, fail) => {
-    child.once('exit', (code) => fail(new Error(`stack exited with ${code}`)));
-    lines.on('line', (line) => {
-      if (line.startsWith('ready: ')) ok(JSON.parse(line.slice(7)));
-      else if (line.includes('"item.succeeded"')) {
-        const entry = JSON.parse(line) as { overheadMs?: number };
-        if (typeof entry.overheadMs === 'number') overheads.push(entry.overheadMs);
-      }
-    });
+/** The local cloud with `profile`, its log in `.local/bench/`; each item's overhead into `overheads`. */
+async function bootBenchStack(overheads: number[], profile: Profile): Promise<ComparisonStack> {
+  const scratch = join(PROJECT_ROOT, '.local', 'bench');
+  mkdirSync(scratch, { recursive: true });
+  const quotasFile = join(PROJECT_ROOT, 'test', 'fixtures', 'quotas.bench.json');
+  return bootStack(quotasFile, join(scratch, `stack-${profile}.log`), {
+    profile,
+    onLine: (line) => {
+      if (!line.includes('"item.succeeded"')) return;
+      const entry = JSON.parse(line) as { overheadMs?: number };
+      if (typeof entry.overheadMs === 'number') overheads.push(entry.overheadMs);
+    },
   });
-  return { child, info };
 }
 
 /**
@@ -112,7 +88,8 @@ async function main(): Promise<void> {
 
 async function measure(profile: Profile) {
   const overheads: number[] = [];
-  const { child, info } = await bootStack(overheads, profile);
+  const stack = await bootBenchStack(overheads, profile);
+  const { info } = stack;
   const jobs = createJobsClient(info.ingestUrl);
   try {
     const standIn = standInControl(info.geminiBaseUrl);
@@ -231,7 +208,7 @@ async function measure(profile: Profile) {
     });
     return result;
   } finally {
-    child.kill('SIGTERM');
+    await stack.stop();
   }
 }
 

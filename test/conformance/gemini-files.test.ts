@@ -45,8 +45,14 @@ describe('Gemini stand-in: Files API (official SDK)', () => {
     standIn.configure({ files: parseConfig({}).files });
   });
 
-  /** Opens an upload with the raw protocol, declaring no size (like a streamed upload). */
-  async function rawStart(displayName: string): Promise<{ url: string; granularity: string | null }> {
+  /**
+   * Opens an upload with the raw protocol, declaring no size (like a streamed upload) unless
+   * `headers` do; the start answer comes back too.
+   */
+  async function rawStart(
+    displayName: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ url: string; granularity: string | null; start: Response }> {
     const start = await fetch(`${standIn.url}/upload/v1beta/files`, {
       method: 'POST',
       headers: {
@@ -55,12 +61,14 @@ describe('Gemini stand-in: Files API (official SDK)', () => {
         'x-goog-upload-protocol': 'resumable',
         'x-goog-upload-command': 'start',
         'x-goog-upload-header-content-type': 'application/jsonl',
+        ...headers,
       },
       body: JSON.stringify({ file: { displayName } }),
     });
     return {
       url: start.headers.get('x-goog-upload-url') ?? '',
       granularity: start.headers.get('x-goog-upload-chunk-granularity'),
+      start,
     };
   }
 
@@ -167,29 +175,12 @@ describe('Gemini stand-in: Files API (official SDK)', () => {
   it('answers a chunk at the wrong offset with 400 and the session status (raw upload protocol)', async () => {
     // Arrange
     standIn.configure({ files: { chunkGranularity: 5 } });
-    const start = await fetch(`${standIn.url}/upload/v1beta/files`, {
-      method: 'POST',
-      headers: {
-        'x-goog-api-key': 'local',
-        'content-type': 'application/json',
-        'x-goog-upload-protocol': 'resumable',
-        'x-goog-upload-command': 'start',
-        'x-goog-upload-header-content-length': '10',
-        'x-goog-upload-header-content-type': 'text/plain',
-      },
-      body: JSON.stringify({ file: { displayName: 'offsets', mimeType: 'text/plain' } }),
+    const { url: uploadUrl, start } = await rawStart('offsets', {
+      'x-goog-upload-header-content-length': '10',
+      'x-goog-upload-header-content-type': 'text/plain',
     });
-    const uploadUrl = start.headers.get('x-goog-upload-url') ?? '';
     const chunk = (offset: number, command: string, body: string) =>
-      fetch(uploadUrl, {
-        method: 'POST',
-        headers: {
-          'x-goog-api-key': 'local',
-          'x-goog-upload-command': command,
-          'x-goog-upload-offset': String(offset),
-        },
-        body,
-      });
+      rawChunk(uploadUrl, offset, command, body);
     // Act
     const first = await chunk(0, 'upload', '01234');
     const wrong = await chunk(3, 'upload', '34567');

@@ -1,6 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { jobIdForObject } from '../../functions/intake/handler.js';
-import { configureStandIn, createJob, jobsClient, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
+import {
+  configureStandIn,
+  createJob,
+  jobsClient,
+  resultsJsonl,
+  stack,
+  waitForBucketJob,
+  waitForJob,
+} from '../helpers/e2e.js';
 import { storageClientFor, waitForObject } from '../helpers/storage.js';
 
 // Big sets through the Gemini Batch API, end to end on the local cloud: intake (or POST /jobs) stages
@@ -20,15 +28,6 @@ async function dropFile(name: string, lines: string[], metadata: Record<string, 
   await file.save(`${lines.join('\n')}\n`, { contentType: 'application/jsonl', metadata: { metadata } });
   const [meta] = await file.getMetadata();
   return jobIdForObject(stack().bucket, name, String(meta.generation));
-}
-
-/** Intake streams the file before the job exists: wait until it is there. */
-async function waitForExistence(jobId: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await fetch(`${stack().ingestUrl}/jobs/${jobId}`).then((r) => r.status)) === 404) {
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not appear in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /** The stand-in's batches whose displayName is the job's (`fanout-{jobId}-p{n}`). */
@@ -76,9 +75,9 @@ describe('the Batch API path', () => {
     );
     const jobId = await dropFile(name, lines, { model: MODEL });
 
-    await waitForExistence(jobId, 120_000);
-    // A timeout says what the stand-in itself reports, to tell a stuck batch from a stuck collector.
-    const job = await waitForJob(jobId, 240_000).catch(async (err: Error) => {
+    // Intake streams the file before the job exists. A timeout says what the stand-in itself
+    // reports, to tell a stuck batch from a stuck collector.
+    const job = await waitForBucketJob(jobId, 360_000).catch(async (err: Error) => {
       throw new Error(`${err.message}\nupstream: ${JSON.stringify(await upstreamBatches(jobId))}`);
     });
     // A batch that went back to realtime says why (its fallback reason) in the failure message.

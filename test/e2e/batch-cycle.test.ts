@@ -19,6 +19,46 @@ import { testQuotas } from '../helpers/test-quotas.js';
 
 const MODEL = 'gemini-2.5-flash';
 
+/**
+ * Stores in `db` under a fresh prefix (`label-…-`), a lifecycle over them, and the Batch API cycle's deps
+ * but its `api` (each test brings the double it needs).
+ */
+function freshWorld(db: Firestore, label: string) {
+  const prefix = `${label}-${randomUUID().slice(0, 8)}-`;
+  const stores = createStores(db, { collectionPrefix: prefix });
+  const batch = createBatchApiStores(db, { collectionPrefix: prefix });
+  const objects = new FakeObjectStore();
+  const tasks = new FakeTaskQueue();
+  const logger = createLogger({ level: 'silent' });
+  const lifecycle = createLifecycle({
+    stores,
+    batch,
+    tasks,
+    objects,
+    logger,
+    notify: async () => undefined,
+    stallMs: 60_000,
+  });
+  const outcomes = createBatchOutcomes({
+    items: batch.items,
+    counters: stores.counters,
+    tasks,
+    fitsInline,
+    offloadAnswer: lifecycle.offloadAnswer,
+    stallMs: 60_000,
+  });
+  const deps = {
+    lifecycle,
+    runs: batch.runs,
+    outcomes,
+    objects,
+    quotas: testQuotas(),
+    logger,
+    pendingDeadlineMs: 60_000,
+  };
+  return { prefix, stores, batch, objects, tasks, lifecycle, deps };
+}
+
 describe('the batch cycle in Firestore', () => {
   const db = new Firestore({
     projectId: 'e2e-batch-cycle',
@@ -29,21 +69,7 @@ describe('the batch cycle in Firestore', () => {
 
   /** A batch job whose first part is running upstream; with `parts: 2` its second half is still staged. */
   async function runningBatchJob(total: number, parts: 1 | 2 = 1) {
-    const prefix = `cycle-${randomUUID().slice(0, 8)}-`;
-    const stores = createStores(db, { collectionPrefix: prefix });
-    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
-    const objects = new FakeObjectStore();
-    const tasks = new FakeTaskQueue();
-    const logger = createLogger({ level: 'silent' });
-    const lifecycle = createLifecycle({
-      stores,
-      batch,
-      tasks,
-      objects,
-      logger,
-      notify: async () => undefined,
-      stallMs: 60_000,
-    });
+    const { prefix, batch, lifecycle, tasks, deps } = freshWorld(db, 'cycle');
     const id = randomUUID();
     const items: NewItem[] = Array.from({ length: total }, (_, i) => ({
       id: itemIdForIndex(i),
@@ -85,23 +111,6 @@ describe('the batch cycle in Firestore', () => {
       createdAtMs: Date.now(),
       upstream: 'RUNNING',
     });
-    const outcomes = createBatchOutcomes({
-      items: batch.items,
-      counters: stores.counters,
-      tasks,
-      fitsInline,
-      offloadAnswer: lifecycle.offloadAnswer,
-      stallMs: 60_000,
-    });
-    const deps = {
-      lifecycle,
-      runs: batch.runs,
-      outcomes,
-      objects,
-      quotas: testQuotas(),
-      logger,
-      pendingDeadlineMs: 60_000,
-    };
     return { id, batch, lifecycle, deps, items, tasks, prefix };
   }
 
@@ -312,21 +321,8 @@ describe('the batch cycle against the Gemini stand-in', () => {
 
   it('sends the items back once uploads answered 200 with no file have failed the step its bound of times', async () => {
     // Arrange: a staged part whose upload the stand-in finalizes without naming the file, every time.
-    const prefix = `nofile-${randomUUID().slice(0, 8)}-`;
-    const stores = createStores(db, { collectionPrefix: prefix });
-    const batch = createBatchApiStores(db, { collectionPrefix: prefix });
-    const objects = new FakeObjectStore();
-    const tasks = new FakeTaskQueue();
-    const logger = createLogger({ level: 'silent' });
-    const lifecycle = createLifecycle({
-      stores,
-      batch,
-      tasks,
-      objects,
-      logger,
-      notify: async () => undefined,
-      stallMs: 60_000,
-    });
+    const world = freshWorld(db, 'nofile');
+    const { batch, lifecycle, objects, tasks } = world;
     const prompts = [`first ${UPLOAD_NO_FILE_MARKER}`, 'second'];
     const text = prompts.map((prompt, i) => `${JSON.stringify({ key: `k${i}`, prompt })}\n`).join('');
     objects.objects.set('staging/nofile.jsonl', text);
@@ -366,21 +362,8 @@ describe('the batch cycle against the Gemini stand-in', () => {
       },
     );
     const deps = {
-      lifecycle,
-      runs: batch.runs,
-      outcomes: createBatchOutcomes({
-        items: batch.items,
-        counters: stores.counters,
-        tasks,
-        fitsInline,
-        offloadAnswer: lifecycle.offloadAnswer,
-        stallMs: 60_000,
-      }),
+      ...world.deps,
       api: createBatchApi({ apiKey: 'local', baseUrl: inject('stack').geminiBaseUrl, timeoutMs: 10_000 }),
-      objects,
-      quotas: testQuotas(),
-      logger,
-      pendingDeadlineMs: 60_000,
       maxStepFailures: 2,
     };
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { jobIdForObject } from '../../functions/intake/handler.js';
-import { stack, waitForJob } from '../helpers/e2e.js';
+import { jobExists, stack, waitForBucketJob } from '../helpers/e2e.js';
 import { storageClientFor, waitForObject } from '../helpers/storage.js';
 
 // The catalogue of bad bucket input, end to end: bad lines of a JSONL file (each must become an
@@ -93,20 +93,6 @@ async function drop(
   await file.save(body, { metadata: { metadata } });
   const [meta] = await file.getMetadata();
   return jobIdForObject(stack().bucket, name, String(meta.generation));
-}
-
-async function jobExists(id: string): Promise<boolean> {
-  return (await fetch(`${stack().ingestUrl}/jobs/${id}`)).status !== 404;
-}
-
-/** Intake makes the job once it has read the file: wait for it to exist, then to end. */
-async function waitForBucketJob(id: string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await jobExists(id))) {
-    if (Date.now() > deadline) throw new Error(`job ${id} did not appear in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  return waitForJob(id, Math.max(1000, deadline - Date.now()));
 }
 
 /** A finalize CloudEvent as Eventarc posts it (binary content mode), with what the test changes. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createJob, getJob, resultsJsonl, stack, standInStats, waitForJob } from '../helpers/e2e.js';
+import { createJob, resultsJsonl, stack, standInStats, waitForJob } from '../helpers/e2e.js';
 
 /**
  * Nothing is lost, on every path, through the whole local cloud: 2,000 items where Gemini answers
@@ -29,16 +29,6 @@ const promptOf = (i: number) => {
   return `chaos item ${i}${marker[kindOf(i)]}`;
 };
 
-async function waitUntilDone(id: string, atLeast: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { counts } = await getJob(id);
-    if (counts.total - counts.pending >= atLeast) return;
-    if (Date.now() > deadline) throw new Error(`only ${counts.total - counts.pending} items done`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describe('a job through faults, big answers, hangs and dying instances', () => {
   it('ends succeeded with every item terminal exactly once, big answers whole, Gemini called once per answer', async () => {
     // Arrange
@@ -47,14 +37,14 @@ describe('a job through faults, big answers, hangs and dying instances', () => {
 
     // Act: run the job, killing a function instance twice while it runs.
     const id = await createJob({ model: MODEL, requests });
-    await waitUntilDone(id, 400, 120_000);
+    await waitForJob(id, 120_000, ({ counts }) => counts.total - counts.pending >= 400);
     const kills: number[] = [];
     const kill = () => {
       kills.push(Date.now());
       process.kill(stack().functionsPid, 'SIGUSR2');
     };
     kill();
-    await waitUntilDone(id, 1200, 120_000);
+    await waitForJob(id, 120_000, ({ counts }) => counts.total - counts.pending >= 1200);
     kill();
     const job = await waitForJob(id, 240_000);
     const lines = await resultsJsonl(id);

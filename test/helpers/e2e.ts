@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import { createJobsClient, JobsApiError, type JobsClient, sleep } from '../../functions/api/client.js';
 import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../functions/api/jobs.js';
 import { FRONT_FAULTS_PATH } from '../../infra/local/front-faults.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
@@ -73,6 +73,34 @@ export async function waitForJob(
   until?: (job: JobView) => boolean,
 ): Promise<JobView> {
   return jobsClient().waitFor(id, { timeoutMs, intervalMs: 500, ...(until ? { until } : {}) });
+}
+
+/** Whether the jobs API knows job `id` (a 404 says no; any other failure is thrown). */
+export async function jobExists(id: string): Promise<boolean> {
+  try {
+    await jobsClient().get(id);
+    return true;
+  } catch (err) {
+    if (err instanceof JobsApiError && err.status === 404) return false;
+    throw err;
+  }
+}
+
+/**
+ * Waits for a job the bucket intake makes (it exists only once intake has read the file), then as
+ * `waitForJob` does; both within `timeoutMs`.
+ */
+export async function waitForBucketJob(
+  id: string,
+  timeoutMs: number,
+  until?: (job: JobView) => boolean,
+): Promise<JobView> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await jobExists(id))) {
+    if (Date.now() > deadline) throw new Error(`job ${id} did not appear in ${timeoutMs} ms`);
+    await sleep(300);
+  }
+  return waitForJob(id, Math.max(1000, deadline - Date.now()), until);
 }
 
 /** Every result entry in input order, from the JSONL stream (read again if the stream drops). */

@@ -17,6 +17,8 @@ import { testQuotas } from './test-quotas.js';
 export const SIM_JOB = 'job-1';
 export const SIM_ITEM = '000000000';
 export const SIM_T0 = Date.parse('2024-07-01T19:00:00Z');
+/** The worker's bounds in unit tests: a minute's lease and enqueue budget, 10 s for a Gemini call. */
+export const TEST_WORKER_BOUNDS = { leaseMs: 60_000, geminiTimeoutMs: 10_000, enqueueBudgetMs: 60_000 };
 const QUEUE = 'projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash';
 
 /** A simulated clock: `sleep` advances it. */
@@ -67,9 +69,7 @@ export async function simWorkerWorld(options: { body?: Record<string, unknown> }
     media,
     quotas,
     logger,
-    leaseMs: 60_000,
-    geminiTimeoutMs: 10_000,
-    enqueueBudgetMs: 60_000,
+    ...TEST_WORKER_BOUNDS,
     now: clock.now,
     // The worker's own waits (the bound on a replanning) never end unless a test says so.
     sleep: () => new Promise<void>(() => undefined),

@@ -1,3 +1,5 @@
+import { sleep } from '../../api/sleep.js';
+import { retry } from '../../core/retry.js';
 import { GEMINI_API_VERSION, GeminiCallError } from './client.js';
 import { type RestTransport, restCall } from './rest.js';
 
@@ -25,6 +27,17 @@ function isTransient(error: unknown): boolean {
   return status === undefined || status === 408 || status === 429 || status >= 500;
 }
 
+/**
+ * The upload session is in a state resending this chunk cannot mend. No status of its own, as
+ * before: the caller may still start the whole upload again later, so it stays a transient fault
+ * there; only this session's retries end.
+ */
+class UploadStuckError extends GeminiCallError {
+  constructor(message: string, cause: unknown) {
+    super(message, undefined, undefined, { cause });
+  }
+}
+
 /** Bytes of a source piece; a string is encoded a slice at a time, never split inside a character. */
 function* bytesOf(piece: Uint8Array | string): Generator<Uint8Array> {
   if (typeof piece !== 'string') {
@@ -38,22 +51,6 @@ function* bytesOf(piece: Uint8Array | string): Generator<Uint8Array> {
     yield Buffer.from(piece.slice(from, to), 'utf8');
     from = to;
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const done = () => {
-      signal?.removeEventListener('abort', abort);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    const abort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', abort, { once: true });
-  });
 }
 
 /**
@@ -145,62 +142,80 @@ class ResumableUpload {
     length: number,
     final: boolean,
   ): Promise<UploadedFile | undefined> {
-    let from = offset;
-    let failures = 0;
     let failure: unknown;
-    for (;;) {
-      if (failures > 0) {
-        if (failures >= CHUNK_TRIES) throw failure;
-        await sleep(RETRY_BASE_MS * 2 ** (failures - 1), this.signal);
-        let state: { status: string; received: number; file?: UploadedFile };
-        try {
-          state = await this.query();
-        } catch (error) {
-          if (!isTransient(error)) throw error;
+    return retry(
+      async (attempt) => {
+        let from = offset;
+        if (attempt > 1) {
+          const resumed = await this.resumeAt(offset, length, final, failure);
+          if (typeof resumed !== 'number') return resumed.answer;
+          from = resumed;
+        }
+        return await this.put(chunk, offset, length, from, final);
+      },
+      {
+        attempts: CHUNK_TRIES,
+        backoff: { baseMs: RETRY_BASE_MS },
+        retryable: (error) => isTransient(error) && !(error instanceof UploadStuckError),
+        sleep: (ms) => sleep(ms, this.signal),
+        onRetry: (error) => {
           failure = error;
-          failures++;
-          continue;
-        }
-        if (state.status === 'final' && final && state.file) return this.done(state.file);
-        const { status, received } = state;
-        if (
-          status !== 'active' ||
-          !Number.isInteger(received) ||
-          received < offset ||
-          received > offset + length
-        ) {
-          throw new GeminiCallError(
-            `The upload is ${status} with ${received} bytes; resending bytes ${offset}–${offset + length} cannot help`,
-            undefined,
-            undefined,
-            { cause: failure },
-          );
-        }
-        if (!final && received === offset + length) return undefined;
-        from = received;
-      }
-      try {
-        const res = await restCall(this.t, this.url, {
-          method: 'POST',
-          headers: {
-            'x-goog-upload-command': final ? 'upload, finalize' : 'upload',
-            'x-goog-upload-offset': String(from),
-            'content-length': String(length - (from - offset)),
-          },
-          // As a one-piece stream: fetch copies a Uint8Array body, and those 8 MiB copies waiting
-          // for the collector were most of the upload's memory (measured: peak 247 → 183 MiB).
-          body: onePiece(chunk.subarray(from - offset, length)),
-          ...(this.signal ? { signal: this.signal } : {}),
-        });
-        if (final) return this.done(fileOf(await res.json()));
-        await res.body?.cancel();
-        return undefined;
-      } catch (error) {
-        if (!isTransient(error)) throw error;
-        failure = error;
-        failures++;
-      }
+        },
+      },
+    );
+  }
+
+  /**
+   * After a failed chunk: the offset to send from, by where the server stands; or, when the server
+   * already holds the chunk, what `send` answers. `failure` is the error that made us ask.
+   */
+  private async resumeAt(
+    offset: number,
+    length: number,
+    final: boolean,
+    failure: unknown,
+  ): Promise<number | { answer: UploadedFile | undefined }> {
+    const state = await this.query();
+    if (state.status === 'final' && final && state.file) return { answer: this.done(state.file) };
+    const { status, received } = state;
+    if (
+      status !== 'active' ||
+      !Number.isInteger(received) ||
+      received < offset ||
+      received > offset + length
+    ) {
+      throw new UploadStuckError(
+        `The upload is ${status} with ${received} bytes; resending bytes ${offset}–${offset + length} cannot help`,
+        failure,
+      );
     }
+    if (!final && received === offset + length) return { answer: undefined };
+    return received;
+  }
+
+  /** Sends bytes [from − offset, length) of `chunk`; the file when `final`. */
+  private async put(
+    chunk: Buffer,
+    offset: number,
+    length: number,
+    from: number,
+    final: boolean,
+  ): Promise<UploadedFile | undefined> {
+    const res = await restCall(this.t, this.url, {
+      method: 'POST',
+      headers: {
+        'x-goog-upload-command': final ? 'upload, finalize' : 'upload',
+        'x-goog-upload-offset': String(from),
+        'content-length': String(length - (from - offset)),
+      },
+      // As a one-piece stream: fetch copies a Uint8Array body, and those 8 MiB copies waiting
+      // for the collector were most of the upload's memory (measured: peak 247 → 183 MiB).
+      body: onePiece(chunk.subarray(from - offset, length)),
+      ...(this.signal ? { signal: this.signal } : {}),
+    });
+    if (final) return this.done(fileOf(await res.json()));
+    await res.body?.cancel();
+    return undefined;
   }
 
   /** Where the upload stands: `X-Goog-Upload-Status`, bytes received, the file once final. */

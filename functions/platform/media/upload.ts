@@ -1,3 +1,4 @@
+import { sleep } from '../../api/sleep.js';
 import { GEMINI_API_VERSION, GeminiCallError } from '../gemini/client.js';
 import { uploadResumable } from '../gemini/files-upload.js';
 import { type RestTransport, restCall } from '../gemini/rest.js';
@@ -60,19 +61,4 @@ export function createMediaUploader(options: MediaUploaderOptions): MediaUploade
       }
     },
   };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

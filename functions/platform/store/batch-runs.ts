@@ -1,5 +1,5 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
-import type { BatchPart, RunState, UpstreamState } from '../../core/batch.js';
+import { type BatchPart, OPEN_RUN_STATES, type RunState, type UpstreamState } from '../../core/batch.js';
 import { decodeVersion, encodeVersion, isAlreadyExists, isPreconditionFailure } from './firestore.js';
 
 /** Gemini's `batchStats`, as numbers. */
@@ -93,8 +93,6 @@ export interface BatchRunsStore {
   update(run: BatchRun, patch: RunPatch): Promise<string | undefined>;
 }
 
-const OPEN: ReadonlySet<RunState> = new Set(['staged', 'running']);
-
 export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore {
   const runs = db.collection(`${prefix}batchRuns`);
   const from = (snap: FirebaseFirestore.DocumentSnapshot): BatchRun => {
@@ -160,7 +158,7 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
         const written = await runs
           .doc(run.id)
           .update(
-            { ...patch, ...(patch.state ? { open: OPEN.has(patch.state) } : {}) },
+            { ...patch, ...(patch.state ? { open: OPEN_RUN_STATES.includes(patch.state) } : {}) },
             { lastUpdateTime: decodeVersion(run.version) },
           );
         return encodeVersion(written.writeTime);

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { sleep } from '../../../functions/api/sleep.js';
 import { invalidArgument, notFound, RpcError } from './errors.js';
 import type {
   CreateQueueRequest,
@@ -66,8 +67,6 @@ function unaryAsync<Req, Res>(body: (request: Req) => Promise<Res>): grpc.handle
     );
   };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Lets one CreateTask through the queue's 500/50/5 limit: at once, after waiting for room

@@ -10,7 +10,7 @@ import { markerFault } from './faults.js';
 import type { FileStore } from './files.js';
 import { fileIdOf, fileNotActive } from './files.js';
 import { answerShape, buildResponse, fileUris, promptText, validateGenerateRequest } from './generate.js';
-import { sleep } from './http.js';
+import { pageNewestFirst, sleep } from './http.js';
 import { newResourceId } from './ids.js';
 import { fileLines } from './lines.js';
 import { batchQuotaExceededError } from './quota.js';
@@ -528,16 +528,8 @@ export class BatchStore {
 
   /** `GET batches` with pageSize (default 10, at most 100) and pageToken; newest first. */
   list(pageSize: number | undefined, pageToken: string | undefined): Json {
-    const size = Math.min(100, Math.max(1, pageSize ?? 10));
-    const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString('utf8')) : 0;
-    if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid page token.');
-    const all = [...this.batches.values()].sort(
-      (a, b) => b.createTime - a.createTime || a.id.localeCompare(b.id),
-    );
-    const page = all.slice(start, start + size);
-    const next =
-      start + size < all.length ? Buffer.from(String(start + size)).toString('base64url') : undefined;
-    return { operations: page.map((b) => this.resource(b)), ...(next ? { nextPageToken: next } : {}) };
+    const { page, nextPageToken } = pageNewestFirst(this.batches.values(), pageSize, pageToken);
+    return { operations: page.map((b) => this.resource(b)), ...(nextPageToken ? { nextPageToken } : {}) };
   }
 
   /** `POST batches/{id}:cancel`: a pending or running batch becomes CANCELLED; a finished one stays. */

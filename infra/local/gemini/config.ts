@@ -43,12 +43,25 @@ export const enqueuedTokenLimitSchema = z.union([
 
 /** Shares of admitted realtime requests given each random fault. */
 export const faultSharesSchema = z.object({
+  /** Share of admitted realtime requests answered 500 INTERNAL. */
   internalShare: share.default(0),
+  /** Share answered 503 UNAVAILABLE ("The model is overloaded..."). */
   unavailableShare: share.default(0),
+  /** Share held open for `timeoutMs`, then answered 504 DEADLINE_EXCEEDED. */
   timeoutShare: share.default(0),
+  /** Share answered 200 with a body that is not valid JSON. */
   malformedShare: share.default(0),
+  /** Share whose 200 answer is cut off halfway: the connection drops before its last byte. */
   truncatedShare: share.default(0),
+  /**
+   * Share answered upstream's capacity 429 (no details) before admission, whatever the quota:
+   * it consumes nothing.
+   */
   capacityShare: share.default(0),
+  /**
+   * Share answered a per-minute 429 with its details (QuotaFailure, RetryInfo) before admission,
+   * as if other traffic had spent the minute: it consumes nothing.
+   */
   quotaShare: share.default(0),
 });
 
@@ -168,28 +181,9 @@ export const geminiStandInConfigSchema = z.object({
     .prefault({}),
   /** model id (or `*` for every model) → latency. */
   latency: z.record(z.string(), latencySchema).default({ '*': 0 }),
-  faults: z
-    .object({
-      /** Share of admitted realtime requests answered 500 INTERNAL. */
-      internalShare: share.default(0),
-      /** Share answered 503 UNAVAILABLE ("The model is overloaded..."). */
-      unavailableShare: share.default(0),
-      /** Share held open for `timeoutMs`, then answered 504 DEADLINE_EXCEEDED. */
-      timeoutShare: share.default(0),
-      /** Share answered 200 with a body that is not valid JSON. */
-      malformedShare: share.default(0),
-      /** Share whose 200 answer is cut off halfway: the connection drops before its last byte. */
-      truncatedShare: share.default(0),
-      /**
-       * Share answered upstream's capacity 429 (no details) before admission, whatever the quota:
-       * it consumes nothing.
-       */
-      capacityShare: share.default(0),
-      /**
-       * Share answered a per-minute 429 with its details (QuotaFailure, RetryInfo) before admission,
-       * as if other traffic had spent the minute: it consumes nothing.
-       */
-      quotaShare: share.default(0),
+  /** The random faults' shares (`faultSharesSchema`), and how faults behave. */
+  faults: faultSharesSchema
+    .extend({
       /** How long a timed-out request is held open. */
       timeoutMs: z.number().int().nonnegative().default(30_000),
       /** RetryInfo.retryDelay (seconds) in the 429s that `[[fault:429…]]` prompt markers produce. */
@@ -269,8 +263,6 @@ export const geminiStandInConfigSchema = z.object({
 
 /** The validated configuration with every default filled in. */
 export type GeminiStandInConfig = z.infer<typeof geminiStandInConfigSchema>;
-/** Input form of the configuration (what a caller may pass; defaults are optional). */
-export type GeminiStandInConfigInput = z.input<typeof geminiStandInConfigSchema>;
 /** Quota limits of one model. */
 export type ModelQuota = z.infer<typeof modelQuotaSchema>;
 /** Latency of one model. */

@@ -7,7 +7,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { GeminiStandInConfig } from './config.js';
 import { fileNotFound, invalidArgument, StandInHttpError } from './errors.js';
-import { parseJson, readBody, sendJson } from './http.js';
+import { pageNewestFirst, parseJson, readBody, sendJson } from './http.js';
 import { newResourceId } from './ids.js';
 import { isProbedMedia, type MediaProbe, probeFile } from './probe.js';
 import type { FileInfo } from './tokens.js';
@@ -489,17 +489,9 @@ export class FileStore {
 
   /** `GET files` with pageSize (default 10, at most 100) and pageToken; newest first. */
   list(pageSize: number | undefined, pageToken: string | undefined): Record<string, unknown> {
-    const size = Math.min(100, Math.max(1, pageSize ?? 10));
-    const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString('utf8')) : 0;
-    if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid page token.');
     this.sweep();
-    const all = [...this.files.values()].sort(
-      (a, b) => b.createTime - a.createTime || a.id.localeCompare(b.id),
-    );
-    const page = all.slice(start, start + size);
-    const next =
-      start + size < all.length ? Buffer.from(String(start + size)).toString('base64url') : undefined;
-    return { files: page.map((f) => this.resource(f)), ...(next ? { nextPageToken: next } : {}) };
+    const { page, nextPageToken } = pageNewestFirst(this.files.values(), pageSize, pageToken);
+    return { files: page.map((f) => this.resource(f)), ...(nextPageToken ? { nextPageToken } : {}) };
   }
 
   /** `DELETE files/{id}`. */

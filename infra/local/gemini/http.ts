@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sleep as abortableSleep } from '../../../functions/api/sleep.js';
 import { escapeHtml } from '../../../functions/ingest/page.js';
 import { readBody as readWholeBody } from '../http-body.js';
 import { sendJson } from '../json-response.js';
-import { invalidJson, StandInHttpError } from './errors.js';
+import { invalidArgument, invalidJson, StandInHttpError } from './errors.js';
 
 export { sendJson };
 
@@ -60,16 +61,29 @@ export function sendUnknownRoute(res: ServerResponse, path: string): void {
   res.end(html);
 }
 
-/** Resolves after `ms` milliseconds, or at once when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
+/**
+ * One page of a list as the Gemini API pages `files` and `batches`: newest first (by `createTime`,
+ * then id), `pageSize` 10 by default and at most 100, `pageToken` an opaque next offset.
+ */
+export function pageNewestFirst<T extends { createTime: number; id: string }>(
+  items: Iterable<T>,
+  pageSize: number | undefined,
+  pageToken: string | undefined,
+): { page: T[]; nextPageToken?: string } {
+  const size = Math.min(100, Math.max(1, pageSize ?? 10));
+  const start = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString('utf8')) : 0;
+  if (!Number.isInteger(start) || start < 0) throw invalidArgument('Invalid page token.');
+  const all = [...items].sort((a, b) => b.createTime - a.createTime || a.id.localeCompare(b.id));
+  const page = all.slice(start, start + size);
+  const next =
+    start + size < all.length ? Buffer.from(String(start + size)).toString('base64url') : undefined;
+  return { page, ...(next ? { nextPageToken: next } : {}) };
+}
+
+/** Resolves after `ms` milliseconds, or at once when `signal` aborts (a stand-in's wait never fails). */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return;
+  await abortableSleep(ms, signal).catch((err) => {
+    if (!signal?.aborted) throw err;
   });
 }

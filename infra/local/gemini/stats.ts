@@ -46,23 +46,27 @@ export interface StandInStats {
   models: Record<string, ModelStats>;
 }
 
-interface ModelLog {
+/** What is kept per model: the counters as reported, and the times the peaks are derived from. */
+interface ModelLog
+  extends Pick<
+    ModelStats,
+    | 'succeeded'
+    | 'answeredAgain'
+    | 'answeredAgainDetails'
+    | 'rejected429'
+    | 'rejected429ByQuotaId'
+    | 'faults'
+    | 'outputTokens'
+    | 'countTokensRequests'
+    | 'batchesCreated'
+    | 'batchRequests'
+  > {
   arrivals: number[];
   admittedTimes: number[];
   admittedTokens: number[];
   perSecond: Map<number, number>;
-  succeeded: number;
   /** Contents hash → when it was first answered. */
   answered: Map<string, number>;
-  answeredAgain: number;
-  answeredAgainDetails: Array<{ prompt: string; firstMs: number; againMs: number }>;
-  rejected429: number;
-  rejected429ByQuotaId: Record<string, number>;
-  faults: Record<string, number>;
-  outputTokens: number;
-  countTokensRequests: number;
-  batchesCreated: number;
-  batchRequests: number;
 }
 
 const WINDOW_MS = 60_000;

@@ -6,10 +6,8 @@ import {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
-  QuotaBackoffError,
   toHttpError,
   UnauthenticatedError,
-  UnavailableError,
   ValidationError,
 } from '../../../functions/platform/errors.js';
 
@@ -22,8 +20,6 @@ describe('toHttpError', () => {
     [new UnauthenticatedError('who are you'), 401, 'UNAUTHENTICATED'],
     [new ForbiddenError('not you'), 403, 'PERMISSION_DENIED'],
     [new MethodNotAllowedError('GET only'), 405, 'UNIMPLEMENTED'],
-    [new QuotaBackoffError('slow down', 12), 429, 'RESOURCE_EXHAUSTED'],
-    [new UnavailableError('try later'), 503, 'UNAVAILABLE'],
   ])('maps %s to its status and body', (err, statusCode, status) => {
     const mapped = toHttpError(err);
 
@@ -40,27 +36,28 @@ describe('toHttpError', () => {
   });
 
   it('sends retry-after in whole seconds, rounded up and at least 1', () => {
-    expect(toHttpError(new QuotaBackoffError('wait', 12)).headers).toEqual({ 'retry-after': '12' });
-    expect(toHttpError(new QuotaBackoffError('wait', 2.1)).headers).toEqual({ 'retry-after': '3' });
-    expect(toHttpError(new UnavailableError('wait', 0.2)).headers).toEqual({ 'retry-after': '1' });
-    expect(toHttpError(new UnavailableError('wait', 0)).headers).toEqual({ 'retry-after': '1' });
-    expect(toHttpError(new UnavailableError('wait')).headers).toEqual({});
+    const unavailable = (retryAfterSeconds?: number) =>
+      new AppError('wait', { statusCode: 503, status: 'UNAVAILABLE', retryable: true, retryAfterSeconds });
+
+    expect(toHttpError(unavailable(12)).headers).toEqual({ 'retry-after': '12' });
+    expect(toHttpError(unavailable(2.1)).headers).toEqual({ 'retry-after': '3' });
+    expect(toHttpError(unavailable(0.2)).headers).toEqual({ 'retry-after': '1' });
+    expect(toHttpError(unavailable(0)).headers).toEqual({ 'retry-after': '1' });
+    expect(toHttpError(unavailable()).headers).toEqual({});
     expect(toHttpError(new NotFoundError('x')).headers).toEqual({});
   });
 
-  it('marks back-pressure as retryable and client mistakes as not', () => {
-    expect(new QuotaBackoffError('wait', 1).retryable).toBe(true);
-    expect(new UnavailableError('wait').retryable).toBe(true);
+  it('marks client mistakes as not retryable', () => {
     expect(new ValidationError('bad').retryable).toBe(false);
   });
 
   it('keeps the cause and the subclass name', () => {
     const cause = new Error('socket hang up');
 
-    const err = new UnavailableError('try later', 5, cause);
+    const err = new UnauthenticatedError('who are you', cause);
 
     expect(err.cause).toBe(cause);
-    expect(err.name).toBe('UnavailableError');
+    expect(err.name).toBe('UnauthenticatedError');
     expect(err).toBeInstanceOf(AppError);
   });
 

@@ -7,6 +7,7 @@ import { checksCompletion } from '../../../functions/worker/run-item.js';
 import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
+import { TEST_WORKER_BOUNDS } from '../../helpers/worker-world.js';
 
 const JOB = 'job-watch';
 const NOW = Date.parse('2024-07-01T19:00:00Z');
@@ -45,9 +46,7 @@ async function setupWithCapture(total: number) {
     media: new FakeMediaFetcher(),
     quotas,
     logger,
-    leaseMs: 60_000,
-    geminiTimeoutMs: 10_000,
-    enqueueBudgetMs: 60_000,
+    ...TEST_WORKER_BOUNDS,
     now: () => NOW,
   };
   return { store, tasks, sent, deps, capture };

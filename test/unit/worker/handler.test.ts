@@ -11,6 +11,7 @@ import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js'
 import { quotaBody } from '../../helpers/gemini-errors.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
+import { TEST_WORKER_BOUNDS } from '../../helpers/worker-world.js';
 
 const JOB = 'job-1';
 const NOON_PACIFIC = Date.parse('2024-07-01T19:00:00Z');
@@ -56,9 +57,7 @@ async function setup(options: SetupOptions = {}) {
     media,
     quotas,
     logger,
-    leaseMs: 60_000,
-    geminiTimeoutMs: 10_000,
-    enqueueBudgetMs: 60_000,
+    ...TEST_WORKER_BOUNDS,
     now: clock,
   };
   return {

@@ -3,13 +3,22 @@ import { createMediaUploader } from '../../../../functions/platform/media/upload
 
 /**
  * A Files API over fetch: the resumable upload (start, upload chunks, finalize) and files.get, which
- * answers PROCESSING `processingReads` times before ACTIVE. It records each request's command and
- * body size, and the bytes the upload ended with.
+ * answers PROCESSING `processingReads` times before ACTIVE. The upload requests numbered in
+ * `failUploads` (from 0) answer 503 and keep nothing; a query answers `queryStatus` (active by
+ * default) and the bytes held. It records each request's command and body size, and the bytes the
+ * upload ended with.
  */
-function fakeFilesApi(options: { granularity: number; processingReads?: number; finalState?: string }) {
+function fakeFilesApi(options: {
+  granularity: number;
+  processingReads?: number;
+  finalState?: string;
+  failUploads?: number[];
+  queryStatus?: string;
+}) {
   const requests: Array<{ command: string | null; bytes: number }> = [];
   let stored = Buffer.alloc(0);
   let reads = 0;
+  let uploads = 0;
   const fetch: typeof globalThis.fetch = async (input, init) => {
     const url = new URL(String(input));
     const headers = new Headers(init?.headers);
@@ -25,6 +34,15 @@ function fakeFilesApi(options: { granularity: number; processingReads?: number; 
           'x-goog-upload-chunk-granularity': String(options.granularity),
         },
       });
+    }
+    if (url.pathname === '/upload/session-1' && command === 'query') {
+      const status = options.queryStatus ?? 'active';
+      return new Response(null, {
+        headers: { 'x-goog-upload-status': status, 'x-goog-upload-size-received': String(stored.length) },
+      });
+    }
+    if (url.pathname === '/upload/session-1' && command?.startsWith('upload')) {
+      if (options.failUploads?.includes(uploads++)) return new Response('busy', { status: 503 });
     }
     if (url.pathname === '/upload/session-1') {
       stored = Buffer.concat([stored, body]);
@@ -48,20 +66,30 @@ function fakeFilesApi(options: { granularity: number; processingReads?: number; 
   return { fetch, requests, stored: () => stored };
 }
 
-async function* pieces(total: number, size: number): AsyncGenerator<Uint8Array> {
+/** `total` bytes in pieces of `size`, each piece filled with its own byte. */
+function* pieces_(total: number, size: number): Generator<Buffer> {
   for (let at = 0; at < total; at += size) yield Buffer.alloc(Math.min(size, total - at), at % 251);
+}
+
+/** An uploader against the fake Files API. */
+function uploaderOver(api: ReturnType<typeof fakeFilesApi>, options: { pollMs?: number } = {}) {
+  return createMediaUploader({
+    apiKey: 'k',
+    baseUrl: 'https://files.test',
+    timeoutMs: 5000,
+    fetch: api.fetch,
+    ...options,
+  });
+}
+
+async function* pieces(total: number, size: number): AsyncGenerator<Uint8Array> {
+  yield* pieces_(total, size);
 }
 
 describe('createMediaUploader', () => {
   it('streams the medium in chunks of the announced granularity and waits until it is ACTIVE', async () => {
     const api = fakeFilesApi({ granularity: 1024, processingReads: 2 });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-      pollMs: 1,
-    });
+    const uploader = uploaderOver(api, { pollMs: 1 });
 
     const file = await uploader.upload(pieces(3000, 700), { mimeType: 'video/mp4' });
 
@@ -78,15 +106,36 @@ describe('createMediaUploader', () => {
     ]);
   });
 
+  it('asks where the session stands after a failed chunk and sends it again from there', async () => {
+    const api = fakeFilesApi({ granularity: 1024, failUploads: [1] });
+    const uploader = uploaderOver(api);
+
+    await uploader.upload(pieces(3000, 700), { mimeType: 'video/mp4' });
+
+    expect(api.stored()).toEqual(Buffer.concat(Array.from(pieces_(3000, 700))));
+    expect(api.requests.map((r) => r.command).slice(0, 6)).toEqual([
+      'start',
+      'upload',
+      'upload',
+      'query',
+      'upload',
+      'upload, finalize',
+    ]);
+  });
+
+  it('cancels the upload without more tries when the session cannot take the chunk again', async () => {
+    const api = fakeFilesApi({ granularity: 1024, failUploads: [1], queryStatus: 'cancelled' });
+    const uploader = uploaderOver(api);
+
+    await expect(uploader.upload(pieces(3000, 700), { mimeType: 'video/mp4' })).rejects.toThrow(
+      /cannot help/,
+    );
+    expect(api.requests.map((r) => r.command)).toEqual(['start', 'upload', 'upload', 'query', 'cancel']);
+  });
+
   it('gives up when its signal aborts while the file is PROCESSING', async () => {
     const api = fakeFilesApi({ granularity: 1024, processingReads: 1_000_000 });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-      pollMs: 5,
-    });
+    const uploader = uploaderOver(api, { pollMs: 5 });
 
     const err = await uploader
       .upload(pieces(100, 100), { mimeType: 'video/mp4', signal: AbortSignal.timeout(50) })
@@ -97,12 +146,7 @@ describe('createMediaUploader', () => {
 
   it('reports a file that ends FAILED', async () => {
     const api = fakeFilesApi({ granularity: 1024, finalState: 'FAILED' });
-    const uploader = createMediaUploader({
-      apiKey: 'k',
-      baseUrl: 'https://files.test',
-      timeoutMs: 5000,
-      fetch: api.fetch,
-    });
+    const uploader = uploaderOver(api);
 
     await expect(uploader.upload(pieces(100, 100), { mimeType: 'video/mp4' })).rejects.toThrow(/is FAILED/);
   });
