@@ -7,7 +7,8 @@ import {
   isPreconditionFailure,
 } from './firestore.js';
 import { stateFields } from './item-codec.js';
-import { countOutcomes, type StoredOutcome } from './items.js';
+import type { StoredOutcome } from './items.js';
+import { countOutcomes } from './outcome-counts.js';
 
 /** An item's state and version, as the batch collector needs it to write an outcome once. */
 export interface ItemHead {

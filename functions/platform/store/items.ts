@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AggregateField, FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
-import type {
-  FinishCursor,
-  ItemError,
-  ItemRecord,
-  ItemState,
-  JobRecord,
-  NewItem,
-  Usage,
-} from '../../core/jobs.js';
+import { FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
+import type { FinishCursor, ItemError, ItemRecord, JobRecord, NewItem, Usage } from '../../core/jobs.js';
 import { sumTotals, type Totals } from '../../core/totals.js';
-import type { CounterValues, CounterWrites } from './counters.js';
+import type { CounterWrites } from './counters.js';
 import {
   decodeVersion,
   encodeVersion,
@@ -30,7 +22,8 @@ import {
   stateFields,
 } from './item-codec.js';
 import { createDueQueries } from './item-due.js';
-import { jobFrom } from './jobs.js';
+import { jobFrom } from './job-codec.js';
+import { countOutcomes } from './outcome-counts.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
 export interface ItemRef {
@@ -286,33 +279,4 @@ export function createItemsStore(db: Firestore, counters: CounterWrites, prefix 
     },
   };
   return store;
-}
-
-/**
- * The outcomes among the items a query selects, by aggregation queries (counts per terminal state,
- * sums of usage and cost): exact, and no item document is read.
- */
-export async function countOutcomes(q: FirebaseFirestore.Query): Promise<CounterValues> {
-  const count = async (state: ItemState) => (await q.where('state', '==', state).count().get()).data().count;
-  const [succeeded, failed, cancelled, sums] = await Promise.all([
-    count('succeeded'),
-    count('failed'),
-    count('cancelled'),
-    q
-      .aggregate({
-        promptTokens: AggregateField.sum('usage.promptTokens'),
-        outputTokens: AggregateField.sum('usage.outputTokens'),
-        costUsd: AggregateField.sum('costUsd'),
-      })
-      .get(),
-  ]);
-  const s = sums.data();
-  return {
-    succeeded,
-    failed,
-    cancelled,
-    promptTokens: s.promptTokens ?? 0,
-    outputTokens: s.outputTokens ?? 0,
-    costUsd: s.costUsd ?? 0,
-  };
 }

@@ -4,21 +4,14 @@ import {
   type JobRecord,
   type JobSpec,
   type JobStatus,
-  NO_RECONCILE,
   newJobFields,
   type ReconcileCounts,
 } from '../../core/jobs.js';
 import type { Totals } from '../../core/totals.js';
 import { type CallbackOrder, callbacksCollection, newCallbackFields } from './callbacks.js';
-import {
-  decodeVersion,
-  encodeVersion,
-  ignorePreconditionFailure,
-  isAlreadyExists,
-  landed,
-  toDate,
-} from './firestore.js';
+import { decodeVersion, ignorePreconditionFailure, isAlreadyExists, landed } from './firestore.js';
 import type { OverdueCursor } from './items.js';
+import { jobFrom } from './job-codec.js';
 
 /** An `Idempotency-Key` as stored: which job it made, from which body. */
 export interface IdempotencyRecord {
@@ -278,38 +271,4 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
     },
   };
   return store;
-}
-
-/** A job record from its document. */
-export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
-  const d = snap.data() ?? {};
-  return {
-    id: snap.id,
-    model: d.model,
-    mode: d.mode,
-    total: d.total,
-    source: d.source,
-    ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
-    ...(typeof d.owner === 'string' ? { owner: d.owner } : {}),
-    counterShards: d.counterShards ?? 16,
-    status: d.status,
-    createdAt: toDate(d.createdAt) ?? new Date(0),
-    startedAt: toDate(d.startedAt),
-    finishedAt: toDate(d.finishedAt),
-    enqueuedThrough: d.enqueuedThrough ?? 0,
-    enqueueDueMs: d.enqueueDueMs ?? 0,
-    notice: d.notice ?? null,
-    final: d.final ?? null,
-    cancelPending: d.cancelPending === true,
-    reconciled: { ...NO_RECONCILE, ...(d.reconciled ?? {}) },
-    exportPending: d.exportPending === true,
-    ...(typeof d.tokenRatio === 'number' ? { tokenRatio: d.tokenRatio } : {}),
-    ...(typeof d.exportLeaseUntilMs === 'number' ? { exportLeaseUntilMs: d.exportLeaseUntilMs } : {}),
-    ...(d.paths ? { paths: d.paths } : {}),
-    ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
-    ...(d.staged ? { staged: d.staged } : {}),
-    ...(d.output ? { output: d.output } : {}),
-    ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),
-    version: encodeVersion(snap.updateTime!),
-  };
 }

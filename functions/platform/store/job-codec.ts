@@ -1,0 +1,36 @@
+import { type JobRecord, NO_RECONCILE } from '../../core/jobs.js';
+import { encodeVersion, toDate } from './firestore.js';
+
+/** A job record from its document (`jobs/{jobId}`): the one place that reads a job's fields. */
+export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
+  const d = snap.data() ?? {};
+  return {
+    id: snap.id,
+    model: d.model,
+    mode: d.mode,
+    total: d.total,
+    source: d.source,
+    ...(d.callbackUrl ? { callbackUrl: d.callbackUrl } : {}),
+    ...(typeof d.owner === 'string' ? { owner: d.owner } : {}),
+    counterShards: d.counterShards ?? 16,
+    status: d.status,
+    createdAt: toDate(d.createdAt) ?? new Date(0),
+    startedAt: toDate(d.startedAt),
+    finishedAt: toDate(d.finishedAt),
+    enqueuedThrough: d.enqueuedThrough ?? 0,
+    enqueueDueMs: d.enqueueDueMs ?? 0,
+    notice: d.notice ?? null,
+    final: d.final ?? null,
+    cancelPending: d.cancelPending === true,
+    reconciled: { ...NO_RECONCILE, ...(d.reconciled ?? {}) },
+    exportPending: d.exportPending === true,
+    ...(typeof d.tokenRatio === 'number' ? { tokenRatio: d.tokenRatio } : {}),
+    ...(typeof d.exportLeaseUntilMs === 'number' ? { exportLeaseUntilMs: d.exportLeaseUntilMs } : {}),
+    ...(d.paths ? { paths: d.paths } : {}),
+    ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
+    ...(d.staged ? { staged: d.staged } : {}),
+    ...(d.output ? { output: d.output } : {}),
+    ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),
+    version: encodeVersion(snap.updateTime!),
+  };
+}
