@@ -1,4 +1,5 @@
 import { cloudEvent, http } from '@google-cloud/functions-framework';
+import { LIMITS } from './core/requests.js';
 import { createDeps, type Deps } from './deps.js';
 import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
@@ -17,8 +18,9 @@ const getDeps = (): Deps => {
   return deps;
 };
 
-// Before the framework builds its server: a body it cannot parse gets a JSON error, not HTML.
-installJsonBodyErrors();
+// Before the framework builds its server: a body it cannot parse gets a JSON error, not HTML, and
+// no body is read past the jobs API's cap (on the wire and inflated).
+installJsonBodyErrors(LIMITS.maxBodyBytes);
 
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getDeps));

@@ -1,12 +1,10 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
-import { LIMITS } from '../core/requests.js';
 import type { Deps } from '../deps.js';
 import { callerFrom } from '../platform/caller.js';
 import {
   ForbiddenError,
   MethodNotAllowedError,
   NotFoundError,
-  PayloadTooLargeError,
   toHttpError,
   UnauthenticatedError,
   UnsupportedMediaTypeError,
@@ -84,11 +82,8 @@ export function createIngestHandler(getDeps: () => Deps) {
               'POST /jobs takes a JSON body: send Content-Type: application/json.',
             );
           }
-          if ((req.rawBody?.length ?? 0) > LIMITS.maxBodyBytes) {
-            throw new PayloadTooLargeError(
-              `The body is larger than ${LIMITS.maxBodyBytes} bytes; send a JSONL file to the bucket instead.`,
-            );
-          }
+          // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
+          // refused anything larger before buffering it (platform/body-limit.ts).
           const key = req.header('idempotency-key');
           if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
             throw new ValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters.', [

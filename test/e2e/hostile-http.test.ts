@@ -1,3 +1,5 @@
+import { Agent, type ClientRequest, request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { localIdToken } from '../../infra/local/identity.js';
 import { createJob, stack, waitForJob } from '../helpers/e2e.js';
@@ -462,5 +464,87 @@ describe('hostile input to the jobs API', () => {
       expect(res.status, lastEventId).toBe(400);
       expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/Last-Event-ID/);
     }
+  });
+});
+
+/** One POST over `agent`, the body ended only if `end`; resolves with the answer and whether the
+ * request went over a connection (so an instance) that an earlier request used. */
+function rawPost(
+  agent: Agent,
+  headers: Record<string, string>,
+  body: Buffer,
+  end: boolean,
+): Promise<{ status: number; text: string; reused: boolean }> {
+  return new Promise((ok, fail) => {
+    const req: ClientRequest = httpRequest(
+      new URL('/jobs', stack().ingestUrl),
+      { method: 'POST', headers, agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          ok({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString(),
+            reused: req.reusedSocket,
+          }),
+        );
+        res.on('error', fail);
+      },
+    );
+    req.on('error', () => {}); // a refused body's connection is closed once the answer is sent
+    req.write(body);
+    if (end) req.end();
+  });
+}
+
+describe('bodies bounded before they are read (32 MiB, on the wire and inflated)', () => {
+  const MiB = 1024 * 1024;
+  const tooLarge = (status: number, text: string) => {
+    expect(status).toBe(413);
+    const parsed = JSON.parse(text) as { error: { code: number; status: string; message: string } };
+    expect(parsed.error).toEqual({
+      code: 413,
+      status: 'INVALID_ARGUMENT',
+      message: `The body is larger than ${32 * MiB} bytes; send a JSONL file to the bucket instead.`,
+    });
+  };
+
+  it('refuses a 1 MB gzip body that inflates to 1 GiB, and the same instance keeps serving', async () => {
+    // Arrange: 1,024 gzip members of 1 MiB of zeros each (~1 MB on the wire, 1 GiB inflated), and
+    // one connection for both requests, so both reach the same instance.
+    const member = gzipSync(Buffer.alloc(MiB));
+    const bomb = Buffer.concat(Array.from({ length: 1024 }, () => member));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const gzipJson = { ...json, 'content-encoding': 'gzip' };
+
+    // Act
+    const refused = await rawPost(agent, gzipJson, bomb, true);
+    const after = await rawPost(
+      agent,
+      json,
+      Buffer.from(JSON.stringify({ model: MODEL, prompts: ['a'] })),
+      true,
+    );
+    agent.destroy();
+
+    // Assert
+    expect(bomb.length).toBeLessThan(1.1 * MiB);
+    tooLarge(refused.status, refused.text);
+    expect(after).toMatchObject({ status: 202, reused: true });
+  });
+
+  it('refuses a declared Content-Length over the cap before the body is sent', async () => {
+    // The body is never finished: only an instance that did not wait for it can answer.
+    const agent = new Agent({ keepAlive: false });
+    const answer = await rawPost(
+      agent,
+      { ...json, 'content-length': String(64 * MiB) },
+      Buffer.from('{"p'),
+      false,
+    );
+    agent.destroy();
+
+    tooLarge(answer.status, answer.text);
   });
 });
