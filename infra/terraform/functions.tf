@@ -29,9 +29,12 @@ locals {
   }
 
   # Item tasks are dispatched with a deadline of the Gemini timeout + 30 s (functions/platform/config.ts
-  # `dispatchDeadlineFor`, 15 s to 30 min) and an enqueuing run hands over after 8 minutes; the worker
-  # outlives both with a margin, so Cloud Tasks never redelivers a task whose worker still runs.
-  worker_timeout_seconds = max(600, ceil(var.gemini_timeout_ms / 1000) + 120)
+  # `dispatchDeadlineFor`, 15 s to 30 min) and an enqueuing run hands over after 8 minutes (its task's
+  # deadline is 10). A delivery may run longer than its dispatch deadline: media (up to 50 s), a
+  # replan (15 s), the call (T), then the paid answer's write retried to its renewed lease's end and
+  # parked (about 60 s): about T + 125 s at worst. The worker outlives that with a margin, so a paid
+  # answer is never cut off by the function's own timeout.
+  worker_timeout_seconds = max(600, ceil(var.gemini_timeout_ms / 1000) + 180)
 
   # The four functions, by registered name (local.function_names: name = entry point). Each is one
   # instance of the function below, with its own service account (iam.tf, fanout-<name>) and its own
