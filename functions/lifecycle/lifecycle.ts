@@ -18,11 +18,13 @@ import type { ObjectStore } from '../platform/object-store.js';
 import type { BatchApiStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
+import { createBatchOutcomes } from './batch-outcomes.js';
 import type { CallbackPolicy } from './callbacks.js';
 import { batchViewOf, createJobMaker } from './create.js';
 import { createJobFinisher } from './finish.js';
 import {
   createPaidAnswers,
+  fitsInline,
   INVALID_ARGUMENT,
   type Lease,
   type ParkedAnswer,
@@ -134,12 +136,25 @@ export function createLifecycle(deps: LifecycleDeps) {
   const settle = (ref: ItemRef, outcome: StoredOutcome, untilMs?: number) =>
     persist('outcome', ref, () => items.settle(ref, outcome), untilMs);
   const answers = createPaidAnswers({ objects: deps.objects, logger: deps.logger, persist, settle });
+  /** The Batch API path's item outcomes (settle, send back, part counts), when it has its stores. */
+  const batchOutcomes =
+    deps.batch &&
+    createBatchOutcomes({
+      items: deps.batch.items,
+      counters: deps.stores.counters,
+      tasks: deps.tasks,
+      fitsInline,
+      offloadAnswer: (item, response) => answers.offload(item, response),
+      stallMs: deps.stallMs,
+      now: clock,
+    });
 
   const lifecycle = {
     ...createJobMaker(deps, clock),
     ...createResultReader(deps),
     ...createJobFinisher(deps, clock, (jobId): Promise<JobView | undefined> => lifecycle.view(jobId)),
     getJob: (jobId: string) => jobs.get(jobId),
+    batchOutcomes,
 
     async view(jobId: string): Promise<JobView | undefined> {
       const job = await jobs.get(jobId);

@@ -1,7 +1,5 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Deps } from '../deps.js';
-import { createBatchOutcomes } from '../lifecycle/batch-outcomes.js';
-import { fitsInline } from '../lifecycle/lifecycle.js';
 import { toHttpError } from '../platform/errors.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { tick } from './handler.js';
@@ -14,6 +12,7 @@ export function createTickHandler(getDeps: () => Deps) {
   return (_req: Request, res: Response): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
+      const batchOutcomes = deps.lifecycle.batchOutcomes;
       try {
         const report = await tick({
           pauses: deps.stores.pauses,
@@ -23,17 +22,9 @@ export function createTickHandler(getDeps: () => Deps) {
           tasks: deps.tasks,
           logger: deps.logger,
           stallMs: deps.config.reconcileAfterMs,
-          batchApi: {
+          batchApi: batchOutcomes && {
             runs: deps.batchApiStores.runs,
-            // The lifecycle's Batch outcomes (to move into the lifecycle itself when it builds them).
-            outcomes: createBatchOutcomes({
-              items: deps.batchApiStores.items,
-              counters: deps.stores.counters,
-              tasks: deps.tasks,
-              fitsInline,
-              offloadAnswer: deps.lifecycle.offloadAnswer,
-              stallMs: deps.config.reconcileAfterMs,
-            }),
+            outcomes: batchOutcomes,
             api: deps.batchApi,
             objects: deps.objects,
             quotas: deps.config.quotas,

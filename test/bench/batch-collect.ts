@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
 import type { BatchPart } from '../../functions/core/batch.js';
 import { counterShardsFor, itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core/jobs.js';
-import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
-import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
+import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { readQuotas } from '../../functions/platform/config.js';
 import { createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -229,14 +228,7 @@ export async function benchCollect(options: { items: number; scratch: string }):
     const deps: BatchCycleDeps = {
       lifecycle,
       runs: batch.runs,
-      outcomes: createBatchOutcomes({
-        items: batch.items,
-        counters: stores.counters,
-        tasks,
-        fitsInline,
-        offloadAnswer: lifecycle.offloadAnswer,
-        stallMs: 60_000,
-      }),
+      outcomes: lifecycle.batchOutcomes!,
       api,
       objects,
       quotas,

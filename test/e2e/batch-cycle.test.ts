@@ -3,8 +3,7 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { reroutePlanMs } from '../../functions/core/batch.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
-import { createBatchOutcomes } from '../../functions/lifecycle/batch-outcomes.js';
-import { createLifecycle, fitsInline } from '../../functions/lifecycle/lifecycle.js';
+import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { GeminiCallError } from '../../functions/platform/gemini/client.js';
 import { createLogger } from '../../functions/platform/logger.js';
@@ -39,14 +38,7 @@ function freshWorld(db: Firestore, label: string) {
     notify: async () => undefined,
     stallMs: 60_000,
   });
-  const outcomes = createBatchOutcomes({
-    items: batch.items,
-    counters: stores.counters,
-    tasks,
-    fitsInline,
-    offloadAnswer: lifecycle.offloadAnswer,
-    stallMs: 60_000,
-  });
+  const outcomes = lifecycle.batchOutcomes!;
   const deps = {
     lifecycle,
     runs: batch.runs,

@@ -5,8 +5,7 @@
 
 import type { BatchFallback } from '../../../../functions/core/batch.js';
 import { itemIdForIndex, type NewItem } from '../../../../functions/core/jobs.js';
-import { createBatchOutcomes } from '../../../../functions/lifecycle/batch-outcomes.js';
-import { createLifecycle, fitsInline } from '../../../../functions/lifecycle/lifecycle.js';
+import { createLifecycle } from '../../../../functions/lifecycle/lifecycle.js';
 import { createLogger } from '../../../../functions/platform/logger.js';
 import { batchCycle } from '../../../../functions/tick/batch-api/cycle.js';
 import { FakeBatchApi, fakeBatchApiStores } from '../../../helpers/fake-batch.js';
@@ -81,15 +80,7 @@ export async function batchWorld(options: { items?: number; onBatchFailure?: Bat
       ],
     },
   );
-  const outcomes = createBatchOutcomes({
-    items: batch.items,
-    counters: db.stores.counters,
-    tasks,
-    fitsInline,
-    offloadAnswer: lifecycle.offloadAnswer,
-    stallMs: STALL_MS,
-    now: clock,
-  });
+  const outcomes = lifecycle.batchOutcomes!;
   const deps = {
     lifecycle,
     runs: batch.runs,
