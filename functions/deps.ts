@@ -1,7 +1,7 @@
 import { Firestore } from '@google-cloud/firestore';
 import { Storage } from '@google-cloud/storage';
 import { dueWindowMs } from './core/due.js';
-import { createLifecycle, type Lifecycle } from './lifecycle/lifecycle.js';
+import { createLifecycle, type Lifecycle, type LifecycleDeps } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
 import type { Config } from './platform/config.js';
 import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
@@ -13,7 +13,7 @@ import {
   type MediaFetcher,
   mediaDeadlinesFor,
 } from './platform/media/index.js';
-import { postCallback } from './platform/notify.js';
+import { createCallbackNotifier } from './platform/notify.js';
 import { createObjectStore, type ObjectStore } from './platform/object-store.js';
 import {
   type BatchApiStores,
@@ -40,7 +40,7 @@ export interface Deps {
   gemini: GeminiClient;
   media: MediaFetcher;
   taskAuth: TaskAuthenticator;
-  notify: (url: string, payload: unknown) => Promise<void>;
+  notify: LifecycleDeps['notify'];
 }
 
 /**
@@ -68,9 +68,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       ...(config.emulators.tasks ? { emulatorHost: config.emulators.tasks } : {}),
     });
   const notify =
-    overrides.notify ??
-    ((url: string, payload: unknown) =>
-      postCallback(url, payload, { secret: config.callbackSecret, local: config.local }));
+    overrides.notify ?? createCallbackNotifier({ masterSecret: config.callbackSecret, local: config.local });
   const gemini =
     overrides.gemini ??
     createGeminiClient({
