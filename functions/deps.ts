@@ -3,7 +3,7 @@ import { Storage } from '@google-cloud/storage';
 import { dueWindowMs } from './core/due.js';
 import { createLifecycle, type Lifecycle, type LifecycleDeps } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
-import type { Config } from './platform/config.js';
+import { type Config, requireGeminiKey } from './platform/config.js';
 import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
 import { createGeminiClient, type GeminiClient } from './platform/gemini/client.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -69,13 +69,18 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     });
   const notify =
     overrides.notify ?? createCallbackNotifier({ masterSecret: config.callbackSecret, local: config.local });
-  const gemini =
-    overrides.gemini ??
-    createGeminiClient({
-      apiKey: config.gemini.apiKey,
-      timeoutMs: config.gemini.timeoutMs,
-      ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
-    });
+  // The Gemini clients, and what is built on them, are made on first use: only the worker and the
+  // tick call Gemini, and only they are given its key (config.ts `requireGeminiKey`).
+  const geminiOptions = () => ({
+    apiKey: requireGeminiKey(config),
+    timeoutMs: config.gemini.timeoutMs,
+    ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+  });
+  let gemini = overrides.gemini;
+  const geminiClient = () => (gemini ??= createGeminiClient(geminiOptions()));
+  let batchApi = overrides.batchApi;
+  let planner = overrides.planner;
+  let media = overrides.media;
   return {
     config,
     logger,
@@ -83,12 +88,10 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     storage,
     stores,
     batchApiStores,
-    batchApi:
-      overrides.batchApi ??
-      createBatchApi({
-        apiKey: config.gemini.apiKey,
-        ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
-      }),
+    get batchApi() {
+      const { apiKey, baseUrl } = geminiOptions();
+      return (batchApi ??= createBatchApi({ apiKey, ...(baseUrl ? { baseUrl } : {}) }));
+    },
     objects,
     tasks,
     lifecycle:
@@ -104,31 +107,29 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         stallMs: config.reconcileAfterMs,
         dueWindowMs: dueWindowMs(config.quotas.queue, config.dispatchDeadlineSeconds),
       }),
-    planner:
-      overrides.planner ??
-      createPlanner({
+    get planner() {
+      return (planner ??= createPlanner({
         stores,
         tasks,
-        counter: gemini,
+        counter: geminiClient(),
         quotas: config.quotas,
         logger,
         stallMs: config.reconcileAfterMs,
         dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
-      }),
-    gemini,
-    media:
-      overrides.media ??
-      createMediaFetcher({
+      }));
+    },
+    get gemini() {
+      return geminiClient();
+    },
+    get media() {
+      return (media ??= createMediaFetcher({
         storage,
         gcsAllowed: config.mediaGcsAllowed,
         logger,
         ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
-        uploader: createMediaUploader({
-          apiKey: config.gemini.apiKey,
-          timeoutMs: config.gemini.timeoutMs,
-          ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
-        }),
-      }),
+        uploader: createMediaUploader(geminiOptions()),
+      }));
+    },
     taskAuth:
       overrides.taskAuth ??
       createTaskAuthenticator({
