@@ -666,6 +666,51 @@ describe('the queues', () => {
   });
 });
 
+describe('the deploy account', () => {
+  it('holds no basic role, and may grant only the project-level roles this module grants', () => {
+    const findings: string[] = [];
+    const deploy = tf.instances(tf.blocksOf('google_service_account').find((b) => b.name === 'deploy')!)[0]!;
+    const member = `serviceAccount:${tf.attribute(deploy, 'email')}`;
+    const projectGrants = tf
+      .blocksOf('google_project_iam_member')
+      .flatMap((block) => tf.instances(block))
+      .map((instance) => ({
+        instance,
+        role: tf.attribute(instance, 'role'),
+        member: tf.attribute(instance, 'member'),
+        condition: firstBlock(tf.attribute(instance, 'condition')),
+      }));
+    const own = projectGrants.filter((g) => g.member === member);
+    const others = new Set(projectGrants.filter((g) => g.member !== member).map((g) => g.role));
+
+    for (const g of own) {
+      if (['roles/owner', 'roles/editor', 'roles/iam.securityAdmin'].includes(String(g.role)))
+        findings.push(`${where(g.instance)}: grants the deploy account ${String(g.role)}`);
+      if (g.role === 'roles/resourcemanager.projectIamAdmin') {
+        const expression = String(g.condition?.expression ?? '');
+        const listed = /modifiedGrantsByRole', \[\]\)\.hasOnly\((\[.*\])\)$/.exec(expression);
+        if (!listed) {
+          findings.push(
+            `${where(g.instance)}: projectIamAdmin without a condition on the roles it may grant`,
+          );
+          continue;
+        }
+        const grantable = JSON.parse(listed[1]!) as string[];
+        for (const role of others) {
+          if (!grantable.includes(String(role)))
+            findings.push(`${where(g.instance)}: may not grant ${String(role)}, which this module grants`);
+        }
+        for (const role of grantable.filter((r) => !others.has(r)))
+          findings.push(`${where(g.instance)}: may grant ${role}, which this module never grants`);
+      }
+    }
+    if (!own.some((g) => g.role === 'roles/resourcemanager.projectIamAdmin'))
+      findings.push(`${where(deploy)}: the deploy account may not make the project-level grants of iam.tf`);
+
+    expect(findings).toEqual([]);
+  });
+});
+
 describe('access', () => {
   it('grants nothing to allUsers or allAuthenticatedUsers, and refuses variables that would', () => {
     const findings: string[] = [];
@@ -935,6 +980,56 @@ describe('cloudbuild.yaml', () => {
     });
 
     expect(findings).toEqual([]);
+  });
+
+  it('pulls every image by digest (a digest substitution with no default, or a literal sha256), never by a bare tag', async () => {
+    const findings: string[] = [];
+    const build = parseYaml(await readRepoFile('cloudbuild.yaml')) as {
+      substitutions?: Record<string, string>;
+    };
+    const substitutions = build.substitutions ?? {};
+    const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+    steps.forEach((step, index) => {
+      const name = String(step.name ?? '');
+      const pinned = /^(?:[^@\s]+)@(?:sha256:[0-9a-f]{64}|\$\{(_[A-Z0-9_]+)\})$/.exec(name);
+      if (!pinned) {
+        findings.push(
+          `${stepLabel(step, index)}: image ${name} is not pinned by digest (IMAGE@sha256:… or IMAGE@\${_…_DIGEST})`,
+        );
+        return;
+      }
+      const variable = pinned[1];
+      if (variable === undefined) return;
+      const value = substitutions[variable];
+      if (value === undefined)
+        findings.push(`${stepLabel(step, index)}: ${variable} is not a substitution of cloudbuild.yaml`);
+      else if (value !== '' && !DIGEST.test(value))
+        findings.push(
+          `${stepLabel(step, index)}: ${variable} is ${JSON.stringify(value)}, neither required ("") nor a sha256 digest`,
+        );
+    });
+
+    expect(findings).toEqual([]);
+  });
+
+  it('runs no install script and deploys as the deploy account of deploy.tf, logging to Cloud Logging', async () => {
+    const build = parseYaml(await readRepoFile('cloudbuild.yaml')) as {
+      serviceAccount?: string;
+      options?: { logging?: string };
+    };
+    const installs = steps.filter((s) => /\bnpm\s+(ci|install|i)\b/.test(stepText(s)));
+    const account = tf.attribute(
+      tf.instances(tf.blocksOf('google_service_account').find((b) => b.name === 'deploy')!)[0]!,
+      'account_id',
+    );
+
+    expect(installs.length).toBeGreaterThan(0);
+    for (const step of installs) expect(stepText(step), String(step.id)).toMatch(/--ignore-scripts\b/);
+    expect(build.serviceAccount).toBe(
+      `projects/\${PROJECT_ID}/serviceAccounts/${String(account)}@\${PROJECT_ID}.iam.gserviceaccount.com`,
+    );
+    expect(build.options?.logging).toBe('CLOUD_LOGGING_ONLY');
   });
 
   it('deploys with the Terraform version the test helpers and .ci/run tell a newcomer to install', async () => {
