@@ -76,11 +76,31 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     timeoutMs: config.gemini.timeoutMs,
     ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
   });
-  let gemini = overrides.gemini;
-  const geminiClient = () => (gemini ??= createGeminiClient(geminiOptions()));
-  let batchApi = overrides.batchApi;
-  let planner = overrides.planner;
-  let media = overrides.media;
+  const gemini = once(overrides.gemini, () => createGeminiClient(geminiOptions()));
+  const batchApi = once(overrides.batchApi, () => {
+    const { apiKey, baseUrl } = geminiOptions();
+    return createBatchApi({ apiKey, ...(baseUrl ? { baseUrl } : {}) });
+  });
+  const planner = once(overrides.planner, () =>
+    createPlanner({
+      stores,
+      tasks,
+      counter: gemini(),
+      quotas: config.quotas,
+      logger,
+      stallMs: config.reconcileAfterMs,
+      dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
+    }),
+  );
+  const media = once(overrides.media, () =>
+    createMediaFetcher({
+      storage,
+      gcsAllowed: config.mediaGcsAllowed,
+      logger,
+      ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
+      uploader: createMediaUploader(geminiOptions()),
+    }),
+  );
   return {
     config,
     logger,
@@ -89,8 +109,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     stores,
     batchApiStores,
     get batchApi() {
-      const { apiKey, baseUrl } = geminiOptions();
-      return (batchApi ??= createBatchApi({ apiKey, ...(baseUrl ? { baseUrl } : {}) }));
+      return batchApi();
     },
     objects,
     tasks,
@@ -108,27 +127,13 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         dueWindowMs: dueWindowMs(config.quotas.queue, config.dispatchDeadlineSeconds),
       }),
     get planner() {
-      return (planner ??= createPlanner({
-        stores,
-        tasks,
-        counter: geminiClient(),
-        quotas: config.quotas,
-        logger,
-        stallMs: config.reconcileAfterMs,
-        dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
-      }));
+      return planner();
     },
     get gemini() {
-      return geminiClient();
+      return gemini();
     },
     get media() {
-      return (media ??= createMediaFetcher({
-        storage,
-        gcsAllowed: config.mediaGcsAllowed,
-        logger,
-        ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
-        uploader: createMediaUploader(geminiOptions()),
-      }));
+      return media();
     },
     taskAuth:
       overrides.taskAuth ??
@@ -138,5 +143,14 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         acceptEmulatorTokens: Boolean(config.emulators.tasks),
       }),
     notify,
+  };
+}
+
+/** `given` if there is one; else `make()` on the first call, and the same value after. */
+function once<T>(given: T | undefined, make: () => T): () => T {
+  let made: { value: T } | undefined = given === undefined ? undefined : { value: given };
+  return () => {
+    made ??= { value: make() };
+    return made.value;
   };
 }
