@@ -37,7 +37,10 @@ export interface CallbackMessage {
 }
 
 export interface CallbackOptions {
-  /** The receiver's key (`whsec_…`, see notify-signature.ts). Without one nothing is sent: callbacks are never unsigned. */
+  /**
+   * The receiver's key (`whsec_…`, the job owner's: see notify-signature.ts). Without one nothing is
+   * sent: callbacks are never unsigned.
+   */
   key: string | undefined;
   /** Attempts in all, the first included. */
   attempts?: number;
@@ -63,9 +66,9 @@ export interface CallbackOptions {
 const DEFAULTS = { attempts: 4, attemptTimeoutMs: 10_000, totalTimeoutMs: 30_000, backoffMs: 1_000 };
 
 /**
- * POSTs `message` as JSON to a job's callback URL in the Standard Webhooks format (functions/api/webhooks.ts):
- * the body `{type, timestamp, destination: url, data}`, so the signature covers where it was sent,
- * and the `webhook-*` headers signed with `options.key`. Resolves on a 2xx; otherwise throws a
+ * POSTs `message` as JSON to a job's callback URL in the Standard Webhooks format
+ * (functions/api/webhooks.ts): the body `{type, timestamp, destination: url, data}`, so the signature
+ * covers where it was sent, and the `webhook-*` headers signed with `options.key`. Resolves on a 2xx; otherwise throws a
  * `CallbackError`.
  *
  * The URL is the caller's, so it is treated as hostile: https only, no credentials in it, and the
@@ -148,7 +151,7 @@ function checkTarget(raw: string, denied: BlockList, local: boolean): URL {
   return url;
 }
 
-/** What a job's callback is sent with: the deployment's master secret, and whether this is the local cloud. */
+/** What job callbacks are sent with: the deployment's master secret, and whether this is the local cloud. */
 export interface NotifierOptions {
   /** `CALLBACK_SECRET`; each owner's key is derived from it (notify-signature.ts). */
   masterSecret: string | undefined;
