@@ -166,6 +166,23 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
       if (page.nextPageToken) out(`more: ${SELF} jobs --page-token ${page.nextPageToken}`);
     });
 
+  command(
+    'callback-key',
+    "print your callback key: your jobs' callbacks are signed with it (Standard Webhooks)",
+  )
+    .addHelpText(
+      'after',
+      `
+Check a callback with verifyCallback(headers, rawBody, key, {url}) from functions/api/client.ts.
+The key is a secret: keep it where your receiver reads its configuration, never in a log.`,
+    )
+    .action(async (own: object) => {
+      const opts = withGlobals(own);
+      const answer = await (await target(opts.url)).client.callbackKey({ signal });
+      if (opts.json) json(answer);
+      else out(answer.key);
+    });
+
   interface SubmitFlags {
     prompt?: string[];
     model?: string;

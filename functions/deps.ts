@@ -1,9 +1,9 @@
 import { Firestore } from '@google-cloud/firestore';
 import { Storage } from '@google-cloud/storage';
 import { dueWindowMs } from './core/due.js';
-import { createLifecycle, type Lifecycle } from './lifecycle/lifecycle.js';
+import { createLifecycle, type Lifecycle, type LifecycleDeps } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
-import type { Config } from './platform/config.js';
+import { type Config, requireGeminiKey } from './platform/config.js';
 import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
 import { createGeminiClient, type GeminiClient } from './platform/gemini/client.js';
 import { createLogger, type Logger } from './platform/logger.js';
@@ -13,7 +13,7 @@ import {
   type MediaFetcher,
   mediaDeadlinesFor,
 } from './platform/media/index.js';
-import { postCallback } from './platform/notify.js';
+import { createCallbackNotifier } from './platform/notify.js';
 import { createObjectStore, type ObjectStore } from './platform/object-store.js';
 import {
   type BatchApiStores,
@@ -40,7 +40,7 @@ export interface Deps {
   gemini: GeminiClient;
   media: MediaFetcher;
   taskAuth: TaskAuthenticator;
-  notify: (url: string, payload: unknown) => Promise<void>;
+  notify: LifecycleDeps['notify'];
 }
 
 /**
@@ -68,16 +68,39 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       ...(config.emulators.tasks ? { emulatorHost: config.emulators.tasks } : {}),
     });
   const notify =
-    overrides.notify ??
-    ((url: string, payload: unknown) =>
-      postCallback(url, payload, { secret: config.callbackSecret, local: config.local }));
-  const gemini =
-    overrides.gemini ??
-    createGeminiClient({
-      apiKey: config.gemini.apiKey,
-      timeoutMs: config.gemini.timeoutMs,
-      ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
-    });
+    overrides.notify ?? createCallbackNotifier({ masterSecret: config.callbackSecret, local: config.local });
+  // The Gemini clients, and what is built on them, are made on first use: only the worker and the
+  // tick call Gemini, and only they are given its key (config.ts `requireGeminiKey`).
+  const geminiOptions = () => ({
+    apiKey: requireGeminiKey(config),
+    timeoutMs: config.gemini.timeoutMs,
+    ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+  });
+  const gemini = once(overrides.gemini, () => createGeminiClient(geminiOptions()));
+  const batchApi = once(overrides.batchApi, () => {
+    const { apiKey, baseUrl } = geminiOptions();
+    return createBatchApi({ apiKey, ...(baseUrl ? { baseUrl } : {}) });
+  });
+  const planner = once(overrides.planner, () =>
+    createPlanner({
+      stores,
+      tasks,
+      counter: gemini(),
+      quotas: config.quotas,
+      logger,
+      stallMs: config.reconcileAfterMs,
+      dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
+    }),
+  );
+  const media = once(overrides.media, () =>
+    createMediaFetcher({
+      storage,
+      gcsAllowed: config.mediaGcsAllowed,
+      logger,
+      ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
+      uploader: createMediaUploader(geminiOptions()),
+    }),
+  );
   return {
     config,
     logger,
@@ -85,12 +108,9 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     storage,
     stores,
     batchApiStores,
-    batchApi:
-      overrides.batchApi ??
-      createBatchApi({
-        apiKey: config.gemini.apiKey,
-        ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
-      }),
+    get batchApi() {
+      return batchApi();
+    },
     objects,
     tasks,
     lifecycle:
@@ -106,31 +126,15 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         stallMs: config.reconcileAfterMs,
         dueWindowMs: dueWindowMs(config.quotas.queue, config.dispatchDeadlineSeconds),
       }),
-    planner:
-      overrides.planner ??
-      createPlanner({
-        stores,
-        tasks,
-        counter: gemini,
-        quotas: config.quotas,
-        logger,
-        stallMs: config.reconcileAfterMs,
-        dispatchDeadlineSeconds: config.dispatchDeadlineSeconds,
-      }),
-    gemini,
-    media:
-      overrides.media ??
-      createMediaFetcher({
-        storage,
-        gcsAllowed: config.mediaGcsAllowed,
-        logger,
-        ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
-        uploader: createMediaUploader({
-          apiKey: config.gemini.apiKey,
-          timeoutMs: config.gemini.timeoutMs,
-          ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
-        }),
-      }),
+    get planner() {
+      return planner();
+    },
+    get gemini() {
+      return gemini();
+    },
+    get media() {
+      return media();
+    },
     taskAuth:
       overrides.taskAuth ??
       createTaskAuthenticator({
@@ -139,5 +143,14 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         acceptEmulatorTokens: Boolean(config.emulators.tasks),
       }),
     notify,
+  };
+}
+
+/** `given` if there is one; else `make()` on the first call, and the same value after. */
+function once<T>(given: T | undefined, make: () => T): () => T {
+  let made: { value: T } | undefined = given === undefined ? undefined : { value: given };
+  return () => {
+    made ??= { value: make() };
+    return made.value;
   };
 }

@@ -4,7 +4,7 @@ import { createDeps, type Deps } from './deps.js';
 import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
 import { installJsonBodyErrors } from './platform/body-errors.js';
-import { loadConfig } from './platform/config.js';
+import { loadConfig, requireGeminiKey } from './platform/config.js';
 import { createTickHandler } from './tick/index.js';
 import { createWorkerHandler } from './worker/index.js';
 
@@ -17,12 +17,18 @@ const getDeps = (): Deps => {
   deps ??= createDeps(loadConfig(process.env));
   return deps;
 };
+/** Worker and tick call Gemini: without its key they fail on their first request, naming GEMINI_API_KEY. */
+const getGeminiDeps = (): Deps => {
+  const built = getDeps();
+  requireGeminiKey(built.config);
+  return built;
+};
 
 // Before the framework builds its server: a body it cannot parse gets a JSON error, not HTML, and
 // no body is read past the jobs API's cap (on the wire and inflated).
 installJsonBodyErrors(LIMITS.maxBodyBytes);
 
 http('ingest', createIngestHandler(getDeps));
-http('worker', createWorkerHandler(getDeps));
-http('tick', createTickHandler(getDeps));
+http('worker', createWorkerHandler(getGeminiDeps));
+http('tick', createTickHandler(getGeminiDeps));
 cloudEvent('intake', createIntakeHandler(getDeps));

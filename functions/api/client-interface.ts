@@ -16,6 +16,7 @@ import type {
   ResultEntry,
   ResultsPage,
 } from './jobs.js';
+import type { CallbackKey } from './webhooks.js';
 
 export interface JobsClient {
   /** `POST /jobs`: returns as soon as the job and its items are stored. */
@@ -45,4 +46,9 @@ export interface JobsClient {
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<JobView>;
   /** `GET /jobs`: one page of the caller's jobs, newest first. */
   list(options?: ListOptions): Promise<JobList>;
+  /**
+   * `GET /callback-key`: the caller's own callback key (`whsec_…`), which every callback of their
+   * jobs is signed with; check callbacks with `verifyCallback` (./webhooks.ts). A secret: never log it.
+   */
+  callbackKey(options?: { signal?: AbortSignal }): Promise<CallbackKey>;
 }

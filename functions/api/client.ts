@@ -35,8 +35,16 @@ import {
   resultsPageSchema,
 } from './jobs.js';
 import { sleep } from './sleep.js';
+import { callbackKeySchema } from './webhooks.js';
 
 export type { JobsClient } from './client-interface.js';
+export {
+  type CallbackKey,
+  type CallbackPayload,
+  verifyCallback,
+  verifyWebhook,
+  WebhookVerificationError,
+} from './webhooks.js';
 export type { EventsOptions, JobsClientOptions, ListOptions, ResultsPageOptions, SubmitOptions, WaitOptions };
 export { JobsApiContractError, JobsApiError, sleep };
 
@@ -230,6 +238,11 @@ export function createJobsClient(baseUrl: string, options: JobsClientOptions = {
       if (opts.pageToken) query.set('pageToken', opts.pageToken);
       const path = `/jobs${query.size ? `?${query}` : ''}`;
       return answer(await send('GET', path, { signal: opts.signal }), jobListSchema, `GET ${path}`);
+    },
+
+    async callbackKey(opts = {}) {
+      const res = await send('GET', '/callback-key', { signal: opts.signal });
+      return answer(res, callbackKeySchema, 'GET /callback-key');
     },
   };
 

@@ -76,7 +76,11 @@ export const createJobSchema = z
     systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
     prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
     requests: z.array(requestItemSchema).optional(),
-    /** POSTed the job's view, signed, once the job is terminal. https (the local cloud also takes http). */
+    /**
+     * POSTed the job's end once it is terminal, signed with the owner's key (Standard Webhooks, see
+     * webhooks.ts). https (the local cloud also takes http); a literal non-public address is refused
+     * at submit.
+     */
     callbackUrl: z
       .url({ protocol: /^https?$/, error: 'must be an https URL' })
       .max(2048, 'must be at most 2048 characters')

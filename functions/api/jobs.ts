@@ -137,7 +137,7 @@ export type BatchView = Declared<z.infer<typeof batchViewSchema>>;
  * A job's callback once the job has ended (jobs with a `callbackUrl` only): `pending` while it is
  * being tried (`nextAttemptAt` says when next), `delivered` once the receiver answered 2xx, `failed`
  * when the receiver's answer cannot change (a 4xx, a refused URL) or the retry window ran out.
- * Delivery is at least once: receivers dedupe on the job id.
+ * Delivery is at least once: receivers dedupe on its `webhook-id` (see webhooks.ts).
  */
 export const callbackViewSchema = z.looseObject({
   state: z.enum(['pending', 'delivered', 'failed']),

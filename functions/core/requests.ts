@@ -57,6 +57,11 @@ export function normalizeJobRequest(
     mediaGcsAllowed?: readonly string[];
     /** The local cloud only, where every receiver is an http server on loopback. */
     httpCallbacks?: boolean;
+    /**
+     * Why a callback may not go to a URL's hostname (a literal non-public IP), or undefined; the
+     * platform's address rules, passed in (core does no I/O and knows no networks).
+     */
+    callbackHostProblem?: (hostname: string) => string | undefined;
   } = {},
 ): NormalizedJob {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -87,6 +92,12 @@ export function normalizeJobRequest(
   if (b.callbackUrl && new URL(b.callbackUrl).protocol !== 'https:' && !options.httpCallbacks) {
     throw new RequestProblem('Invalid job: callbackUrl must be an https URL.', [
       { field: 'callbackUrl', message: 'must be an https URL' },
+    ]);
+  }
+  const hostProblem = b.callbackUrl && options.callbackHostProblem?.(new URL(b.callbackUrl).hostname);
+  if (hostProblem) {
+    throw new RequestProblem(`Invalid job: callbackUrl ${hostProblem}.`, [
+      { field: 'callbackUrl', message: hostProblem },
     ]);
   }
   if (Boolean(b.prompts) === Boolean(b.requests)) {

@@ -13,6 +13,7 @@ import {
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import { callbackHostProblem } from '../platform/callback-address.js';
 import type { Caller } from '../platform/caller.js';
 import {
   ConflictError,
@@ -32,7 +33,10 @@ export interface IngestDeps {
   logger: Logger;
   /** Where `gs://` media may come from (see MEDIA_GCS_ALLOWED); unchecked when absent. */
   mediaGcsAllowed?: readonly string[];
-  /** Callbacks may be http (the local cloud, where receivers are on loopback); https otherwise. */
+  /**
+   * The local cloud, where receivers are on loopback: callbacks may be http and loopback; https to
+   * public addresses otherwise.
+   */
   httpCallbacks?: boolean;
   /** How often the event stream looks for newly finished items. */
   pollIntervalMs?: number;
@@ -65,6 +69,8 @@ export async function createJob(
     normalized = normalizeJobRequest(body, deps.quotas, {
       ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
       ...(deps.httpCallbacks ? { httpCallbacks: true } : {}),
+      // A literal non-public address is refused now, naming the field, not at the first attempt.
+      callbackHostProblem: (host) => callbackHostProblem(host, deps.httpCallbacks === true),
     });
   } catch (err) {
     if (err instanceof RequestProblem) {

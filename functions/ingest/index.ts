@@ -12,6 +12,7 @@ import {
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
+import { sendCallbackKey } from './callback-key.js';
 import { streamEvents } from './events.js';
 import {
   cancelJob,
@@ -64,6 +65,7 @@ export function createIngestHandler(getDeps: () => Deps) {
             "Send the caller's Google ID token as Authorization: Bearer … (gcloud auth print-identity-token).",
           );
         }
+        if (path === '/callback-key') return sendCallbackKey(req, res, caller, deps.config.callbackSecret);
         if (path === '/jobs') {
           if (wantsHtml(req)) {
             res.status(200).set(pageHeaders()).send(jobsPageHtml());

@@ -6,9 +6,11 @@
  * answer cannot change or the retry window (a day by default) has run out. The finish tries at once
  * for latency; the scheduler tick (`tick/callbacks.ts`) tries whatever is due. At least once: a
  * sender that dies after the POST leaves the record due again when its lease ends, and the receiver
- * dedupes on the job id.
+ * dedupes on the `webhook-id` (`callbackIdFor`: the same on every attempt). Each callback is signed
+ * with the key of the job's owner, read from the job at each attempt.
  */
-import type { CallbackView, JobView } from '../core/jobs.js';
+import { callbackIdFor } from '../api/webhooks.js';
+import type { CallbackView, JobRecord, JobView } from '../core/jobs.js';
 import { backoffMs } from '../core/retry.js';
 import type { Logger } from '../platform/logger.js';
 import type { CallbackAttemptResult, CallbackRecord } from '../platform/store/callbacks.js';
@@ -64,18 +66,20 @@ export function createCallbackSender(
   /** One POST of the job's view; how it ended, as the record keeps it. */
   async function attempt(claimed: CallbackRecord): Promise<CallbackAttemptResult> {
     let view: JobView | undefined;
+    let job: JobRecord | undefined;
     try {
-      view = await viewOf(claimed.jobId);
+      [view, job] = await Promise.all([viewOf(claimed.jobId), deps.stores.jobs.get(claimed.jobId)]);
     } catch (err) {
       // Nothing was sent: the record is due again after the usual backoff, not after the claim's
       // whole lease (a store blip must not hold a callback back for minutes).
       return again(claimed, (err as Error).message, false);
     }
-    if (!view) return { state: 'failed', error: 'the job no longer exists' };
+    if (!view || !job) return { state: 'failed', error: 'the job no longer exists' };
     // The body is the job as it ended; its callback's own state is no part of it.
     const { callback: _own, ...body } = view;
     try {
-      await deps.notify(claimed.url, body);
+      const event = { id: callbackIdFor(claimed.jobId), ...(job.owner ? { owner: job.owner } : {}) };
+      await deps.notify(claimed.url, body, event);
       return { state: 'delivered', atMs: clock() };
     } catch (err) {
       // A CallbackError says whether another attempt could fare better; anything else may.

@@ -47,10 +47,11 @@ export interface LifecycleDeps {
   /** The Batch API path's records (batch jobs show their batches in the view). */
   batch?: BatchApiStores;
   /**
-   * POSTs a job's view to its callback URL (the outbox's attempts, see callbacks.ts); throws on
-   * failure, with `retryable: false` when another attempt cannot fare better.
+   * POSTs a job's view to its callback URL as the event `event.id` (its `webhook-id`), signed with
+   * the key of `event.owner` (the outbox's attempts, see callbacks.ts); throws on failure, with
+   * `retryable: false` when another attempt cannot fare better.
    */
-  notify: (url: string, job: JobView) => Promise<void>;
+  notify: (url: string, job: JobView, event: { id: string; owner?: string }) => Promise<void>;
   /** How callbacks are retried; `DEFAULT_CALLBACK_POLICY` (callbacks.ts) for what is not given. */
   callbackPolicy?: Partial<CallbackPolicy>;
   /** A job whose enqueuing made no progress for this long is enqueued again by the reconciler. */

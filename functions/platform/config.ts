@@ -107,7 +107,11 @@ export interface Config {
   projectId: string;
   region: string;
   bucket: string;
-  gemini: { apiKey: string; baseUrl?: string; local: boolean; timeoutMs: number };
+  /**
+   * `apiKey` is absent where no key is bound (ingest and intake in the cloud, which never call
+   * Gemini): read it through {@link requireGeminiKey}, which names the variable when it is missing.
+   */
+  gemini: { apiKey?: string; baseUrl?: string; local: boolean; timeoutMs: number };
   /**
    * Cloud Tasks' dispatch deadline of an item task: the worker's longest wait for Gemini plus a
    * margin, within the service's 15 s – 30 min. A worker that outlives it would be delivered again
@@ -176,12 +180,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   const local = Boolean(e.FIRESTORE_EMULATOR_HOST || e.STORAGE_EMULATOR_HOST || e.CLOUD_TASKS_EMULATOR_HOST);
+  // GEMINI_API_KEY is checked where Gemini is called (requireGeminiKey): only the worker and the
+  // tick are given the secret, so ingest and intake can neither read nor leak it.
   const problems: string[] = [];
-  if (!e.GEMINI_API_KEY && !e.GEMINI_BASE_URL) {
-    problems.push(
-      `GEMINI_API_KEY: missing (${HOW_TO_FIX.GEMINI_API_KEY}); or set GEMINI_BASE_URL to the local stand-in`,
-    );
-  }
   if (!local && !e.WORKER_URL) problems.push(`WORKER_URL: missing (${HOW_TO_FIX.WORKER_URL})`);
   if (!local && !e.FANOUT_BUCKET) problems.push(`FANOUT_BUCKET: missing (${HOW_TO_FIX.FANOUT_BUCKET})`);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -205,9 +206,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     region: e.REGION,
     bucket: e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`,
     gemini: {
-      apiKey: e.GEMINI_API_KEY ?? 'local-stand-in',
+      ...(e.GEMINI_API_KEY || e.GEMINI_BASE_URL ? { apiKey: e.GEMINI_API_KEY ?? 'local-stand-in' } : {}),
       baseUrl: e.GEMINI_BASE_URL,
-      local: !e.GEMINI_API_KEY,
+      // The local stand-in: no key, and a base URL to reach it by.
+      local: !e.GEMINI_API_KEY && Boolean(e.GEMINI_BASE_URL),
       timeoutMs: e.GEMINI_TIMEOUT_MS,
     },
     emulators: {
@@ -229,6 +231,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     quotas,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/**
+ * The Gemini API key, for the functions that call Gemini (worker and tick: their entry points check
+ * it before their first request is served, and the clients that use it are built on first use).
+ * Throws a `ConfigError` naming GEMINI_API_KEY when this function was given none.
+ */
+export function requireGeminiKey(config: Pick<Config, 'gemini'>): string {
+  if (config.gemini.apiKey) return config.gemini.apiKey;
+  throw new ConfigError([
+    `GEMINI_API_KEY: missing (${HOW_TO_FIX.GEMINI_API_KEY}); or set GEMINI_BASE_URL to the local stand-in`,
+  ]);
 }
 
 /** Dispatch deadline (seconds) for a worker that waits up to `geminiTimeoutMs` for Gemini. */

@@ -1,58 +1,42 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { WEBHOOK_HEADERS } from '../api/webhooks.js';
 
 /**
- * The signature of a callback, in the header `X-Fanout-Signature` (the Stripe / Standard Webhooks
- * scheme):
+ * Callback keys and signatures, the sender's half of the Standard Webhooks format described in
+ * functions/api/webhooks.ts (whose `verifyWebhook` is the one check, for receivers and for any
+ * Standard Webhooks message this server receives).
  *
- *   X-Fanout-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">
- *
- * keyed with the UTF-8 bytes of CALLBACK_SECRET, over the raw request body exactly as received (do
- * not parse and re-serialise the JSON first). A receiver recomputes the HMAC, compares it in constant
- * time with each `v1` entry (there may be several while a key is rotated), and refuses a `t` further
- * than its tolerance (a few minutes) from its own clock, so a captured request cannot be replayed
- * later. Every attempt is signed anew, with its own `t`.
+ * Each owner has a key of their own, derived from the deployment's master secret
+ * (`CALLBACK_SECRET`): HKDF-SHA256 with the owner's id as `info`, 32 bytes, written `whsec_<base64>`.
+ * So one owner's key verifies nothing sent to another, and no key is stored anywhere: rotating the
+ * master secret rotates every owner's key. Jobs without an owner (none through the jobs API; the
+ * bucket's jobs have no callbackUrl) are signed with the deployment's key (`info` = `deployment`),
+ * which only the operator, who holds the master secret, can derive.
  */
-export const SIGNATURE_HEADER = 'X-Fanout-Signature';
+export { verifyWebhook, WEBHOOK_HEADERS, WebhookVerificationError } from '../api/webhooks.js';
 
-function hmacHex(secret: string, timestamp: number, body: string | Buffer): string {
-  return createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
+/** Fixed salt: keys are bound to this purpose and scheme version, not only to the secret. */
+const KEY_SALT = 'gemini-fanout callback keys v1';
+
+/** The callback key of `owner` (the job's owner id), or the deployment's key when there is none. */
+export function callbackKeyFor(masterSecret: string, owner: string | undefined): string {
+  const info = owner === undefined ? 'deployment' : `owner:${owner}`;
+  const bytes = hkdfSync('sha256', masterSecret, KEY_SALT, info, 32);
+  return `whsec_${Buffer.from(bytes).toString('base64')}`;
 }
 
-/** The `X-Fanout-Signature` value of `body` sent at `timestampSeconds` (see SIGNATURE_HEADER). */
-export function signCallback(secret: string, body: string | Buffer, timestampSeconds: number): string {
-  const t = Math.floor(timestampSeconds);
-  return `t=${t},v1=${hmacHex(secret, t, body)}`;
-}
-
-/**
- * True when `header` (the `X-Fanout-Signature` value) signs `body` (the raw bytes received) with
- * `secret`, at a time within `toleranceSeconds` of `nowSeconds`. False for a missing or malformed
- * header, a stale or future timestamp, another key or another body; it never throws.
- */
-export function verifyCallbackSignature(
-  secret: string,
-  header: string | null | undefined,
-  body: string | Buffer,
-  toleranceSeconds: number,
-  nowSeconds: number = Date.now() / 1000,
-): boolean {
-  if (!header) return false;
-  let timestamp: number | undefined;
-  const signatures: Buffer[] = [];
-  for (const part of header.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq < 0) return false;
-    const key = part.slice(0, eq).trim();
-    const value = part.slice(eq + 1).trim();
-    if (key === 't') {
-      if (timestamp !== undefined || !/^\d{1,12}$/.test(value)) return false;
-      timestamp = Number(value);
-    } else if (key === 'v1' && /^[0-9a-f]{64}$/.test(value)) {
-      signatures.push(Buffer.from(value, 'hex'));
-    }
-  }
-  if (timestamp === undefined || signatures.length === 0) return false;
-  if (!(Math.abs(nowSeconds - timestamp) <= toleranceSeconds)) return false;
-  const expected = Buffer.from(hmacHex(secret, timestamp, body), 'hex');
-  return signatures.some((s) => timingSafeEqual(s, expected));
+/** The three Standard Webhooks headers of one attempt to send `body`. */
+export function callbackHeaders(
+  key: string,
+  id: string,
+  body: string,
+  timestampSeconds: number,
+): Record<string, string> {
+  const seconds = Math.floor(timestampSeconds);
+  return {
+    [WEBHOOK_HEADERS.id]: id,
+    [WEBHOOK_HEADERS.timestamp]: String(seconds),
+    [WEBHOOK_HEADERS.signature]: new Webhook(key).sign(id, new Date(seconds * 1000), body),
+  };
 }

@@ -1,11 +1,13 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { BlockList, type IPVersion, isIP, type SocketAddress } from 'node:net';
+import { type BlockList, isIP } from 'node:net';
+import type { JobView } from '../api/jobs.js';
 import { sleep } from '../api/sleep.js';
 import { retry } from '../core/retry.js';
-import { createDeniedAddresses, guardedLookup, isPublicAddress } from './media/index.js';
-import { SIGNATURE_HEADER, signCallback } from './notify-signature.js';
+import { callbackDenied } from './callback-address.js';
+import { guardedLookup, isPublicAddress } from './media/index.js';
+import { callbackHeaders, callbackKeyFor } from './notify-signature.js';
 
 type Lookup = typeof dnsLookup;
 
@@ -25,9 +27,21 @@ export class CallbackError extends Error {
   }
 }
 
+/** One event for a callback: its `webhook-id` (the same on every attempt) and what the body carries. */
+export interface CallbackMessage {
+  id: string;
+  type: string;
+  /** When the event happened (ISO 8601). */
+  timestamp: string;
+  data: unknown;
+}
+
 export interface CallbackOptions {
-  /** The HMAC key (`config.callbackSecret`). Without one nothing is sent: callbacks are never unsigned. */
-  secret: string | undefined;
+  /**
+   * The receiver's key (`whsec_…`, the job owner's: see notify-signature.ts). Without one nothing is
+   * sent: callbacks are never unsigned.
+   */
+  key: string | undefined;
   /** Attempts in all, the first included. */
   attempts?: number;
   /** How long one attempt may take, connect to response headers. */
@@ -52,8 +66,9 @@ export interface CallbackOptions {
 const DEFAULTS = { attempts: 4, attemptTimeoutMs: 10_000, totalTimeoutMs: 30_000, backoffMs: 1_000 };
 
 /**
- * POSTs `payload` as JSON to a job's callback URL, signed (`X-Fanout-Signature`, the scheme and
- * `verifyCallbackSignature` are in notify-signature.ts). Resolves on a 2xx; otherwise throws a
+ * POSTs `message` as JSON to a job's callback URL in the Standard Webhooks format
+ * (functions/api/webhooks.ts): the body `{type, timestamp, destination: url, data}`, so the signature
+ * covers where it was sent, and the `webhook-*` headers signed with `options.key`. Resolves on a 2xx; otherwise throws a
  * `CallbackError`.
  *
  * The URL is the caller's, so it is treated as hostile: https only, no credentials in it, and the
@@ -66,9 +81,13 @@ const DEFAULTS = { attempts: 4, attemptTimeoutMs: 10_000, totalTimeoutMs: 30_000
  * own timeout and signature, all of them within `totalTimeoutMs`, because the lifecycle awaits the
  * callback inside a request (worker item, batch tick, cancel). Any other answer is final.
  */
-export async function postCallback(url: string, payload: unknown, options: CallbackOptions): Promise<void> {
-  const { secret } = options;
-  if (!secret) {
+export async function postCallback(
+  url: string,
+  message: CallbackMessage,
+  options: CallbackOptions,
+): Promise<void> {
+  const { key } = options;
+  if (!key) {
     throw new CallbackError('not sent: CALLBACK_SECRET is not set, and callbacks are never sent unsigned', {
       retryable: false,
     });
@@ -77,10 +96,9 @@ export async function postCallback(url: string, payload: unknown, options: Callb
   const attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULTS.attemptTimeoutMs;
   const backoffMs = options.backoffMs ?? DEFAULTS.backoffMs;
   const deadline = Date.now() + (options.totalTimeoutMs ?? DEFAULTS.totalTimeoutMs);
-  const denied = options.local
-    ? exceptLoopback(options.denied ?? createDeniedAddresses())
-    : (options.denied ?? createDeniedAddresses());
+  const denied = callbackDenied(options.local === true, options.denied);
   const target = checkTarget(url, denied, options.local === true);
+  const payload = { type: message.type, timestamp: message.timestamp, destination: url, data: message.data };
   const body = JSON.stringify(payload);
 
   let attempt = 0;
@@ -88,10 +106,11 @@ export async function postCallback(url: string, payload: unknown, options: Callb
     return await retry(
       (n) => {
         attempt = n;
-        const signature = signCallback(secret, body, Date.now() / 1000);
+        // Each attempt carries its own timestamp, signed anew; the id stays the event's.
+        const signed = callbackHeaders(key, message.id, body, Date.now() / 1000);
         const timeoutMs = Math.max(1, Math.min(attemptTimeoutMs, deadline - Date.now()));
         const resolve = options.resolve ?? dnsLookup;
-        return postOnce(target, body, signature, timeoutMs, resolve, denied, options.ca);
+        return postOnce(target, body, signed, timeoutMs, resolve, denied, options.ca);
       },
       {
         attempts,
@@ -110,19 +129,6 @@ export async function postCallback(url: string, payload: unknown, options: Callb
       ...(failure.statusCode !== undefined ? { statusCode: failure.statusCode } : {}),
     });
   }
-}
-
-/** `denied` without loopback: what the local cloud refuses. */
-function exceptLoopback(denied: BlockList): BlockList {
-  const loopback = new BlockList();
-  loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-  loopback.addAddress('::1', 'ipv6');
-  return new (class extends BlockList {
-    override check(address: string | SocketAddress, family?: IPVersion): boolean {
-      const a = address as string;
-      return denied.check(a, family) && !loopback.check(a, family);
-    }
-  })();
 }
 
 function checkTarget(raw: string, denied: BlockList, local: boolean): URL {
@@ -145,11 +151,39 @@ function checkTarget(raw: string, denied: BlockList, local: boolean): URL {
   return url;
 }
 
+/** What job callbacks are sent with: the deployment's master secret, and whether this is the local cloud. */
+export interface NotifierOptions {
+  /** `CALLBACK_SECRET`; each owner's key is derived from it (notify-signature.ts). */
+  masterSecret: string | undefined;
+  local: boolean;
+}
+
+/**
+ * The lifecycle's `notify`: POSTs a job's end to `url` as the event `event.id`, signed with the
+ * key of the job's owner (the deployment's key for a job without one).
+ */
+export function createCallbackNotifier(options: NotifierOptions) {
+  return (url: string, job: JobView, event: { id: string; owner?: string }): Promise<void> =>
+    postCallback(
+      url,
+      {
+        id: event.id,
+        type: `job.${job.status}`,
+        timestamp: job.finishedAt ?? new Date().toISOString(),
+        data: job,
+      },
+      {
+        key: options.masterSecret && callbackKeyFor(options.masterSecret, event.owner),
+        local: options.local,
+      },
+    );
+}
+
 /** One signed POST. Rejects with a CallbackError whose message holds no address (see CallbackError). */
 function postOnce(
   url: URL,
   body: string,
-  signature: string,
+  signed: Record<string, string>,
   timeoutMs: number,
   resolve: Lookup,
   denied: BlockList,
@@ -191,7 +225,7 @@ function postOnce(
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
           'user-agent': 'gemini-fanout',
-          [SIGNATURE_HEADER]: signature,
+          ...signed,
         },
       },
       (res) => {

@@ -165,15 +165,21 @@ resource "google_cloudfunctions2_function" "function" {
     all_traffic_on_latest_revision   = true
     environment_variables            = merge(local.common_env, each.value.env)
 
-    secret_environment_variables {
-      key        = "GEMINI_API_KEY"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.gemini_api_key.secret_id
-      version    = "latest"
+    # The functions that call Gemini only (local.gemini_callers, secrets.tf); the others have no
+    # grant on the secret and their configuration does not read it.
+    dynamic "secret_environment_variables" {
+      for_each = contains(local.gemini_callers, each.key) ? [true] : []
+
+      content {
+        key        = "GEMINI_API_KEY"
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.gemini_api_key.secret_id
+        version    = "latest"
+      }
     }
 
-    # The callback senders only (local.callback_senders, secrets.tf): the key functions/platform/notify.ts
-    # signs callbacks with. The others have no grant on the secret, so they must not bind it.
+    # The callback senders only (local.callback_senders, secrets.tf): the master secret every owner's
+    # callback key is derived from. The others have no grant on the secret, so they must not bind it.
     dynamic "secret_environment_variables" {
       for_each = contains(local.callback_senders, each.key) ? [true] : []
 

@@ -85,10 +85,10 @@ resource "google_storage_bucket_iam_member" "ingest_object_creator" {
 }
 
 # --- Secret Manager: on the secret only -----------------------------------------------------------
-# Every function loads the full configuration at cold start, and loadConfig requires GEMINI_API_KEY
-# in the cloud, so each runtime account reads the secret.
+# The functions that call Gemini only (local.gemini_callers, secrets.tf): ingest and intake never do,
+# and their configuration does not ask for the key.
 resource "google_secret_manager_secret_iam_member" "gemini_api_key_accessor" {
-  for_each = local.function_members
+  for_each = { for name in local.gemini_callers : name => local.function_members[name] }
 
   project   = var.project_id
   secret_id = google_secret_manager_secret.gemini_api_key.secret_id

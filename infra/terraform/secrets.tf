@@ -14,13 +14,14 @@ resource "google_secret_manager_secret" "gemini_api_key" {
   depends_on = [google_project_service.enabled["secretmanager.googleapis.com"]]
 }
 
-# The key job callbacks are signed with (CALLBACK_SECRET; the X-Fanout-Signature scheme is in
-# functions/platform/notify-signature.ts). Like the Gemini key, Terraform owns the secret, never its
-# value. The operator adds a random value of at least 32 characters before the functions are deployed
-# and gives it to whoever receives callbacks:
+# The master secret of job callbacks (CALLBACK_SECRET): each owner's callback key is derived from it
+# and the owner's id (HKDF, functions/platform/notify-signature.ts), and owners fetch their own with
+# GET /callback-key; the secret itself is given to no one. Like the Gemini key, Terraform owns the
+# secret, never its value. The operator adds a random value of at least 32 characters before the
+# functions are deployed:
 #   openssl rand -hex 32 | tr -d '\n' | gcloud secrets versions add fanout-callback-secret --data-file=- --project=PROJECT
-# Rotation: add a new version; new instances sign with it, so receivers accept the old and the new key
-# for a while (verifying with each in turn).
+# Rotation: add a new version; new instances derive every owner's key from it, so owners fetch their
+# new key and their receivers accept the old and the new one for a while (verifying with each in turn).
 resource "google_secret_manager_secret" "callback_secret" {
   project   = var.project_id
   secret_id = var.callback_secret_id
@@ -34,9 +35,15 @@ resource "google_secret_manager_secret" "callback_secret" {
 }
 
 locals {
+  # The functions that call Gemini (functions/index.ts checks the key for these two only): the worker
+  # (generateContent, countTokens, media uploads) and the tick (the Batch API). Only they bind
+  # GEMINI_API_KEY and may read its secret; ingest and intake neither read nor may read it.
+  gemini_callers = [for name in ["worker", "tick"] : name if contains(keys(local.deployed_functions), name)]
+
   # The functions that finish or cancel jobs, and so POST a job's callback (the lifecycle's notify):
-  # ingest (a cancel), worker (a job's last item), tick (collected batches, the reconciler). Intake
-  # only creates bucket jobs, which have no callbackUrl: it neither reads nor may read the key.
+  # ingest (a cancel, and GET /callback-key derives the caller's key), worker (a job's last item),
+  # tick (collected batches, the reconciler). Intake only creates bucket jobs, which have no
+  # callbackUrl: it neither reads nor may read the key.
   callback_senders = [for name in ["ingest", "worker", "tick"] : name if contains(keys(local.deployed_functions), name)]
 }
 

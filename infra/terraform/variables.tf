@@ -77,7 +77,8 @@ variable "gemini_secret_id" {
 
 variable "callback_secret_id" {
   description = <<-EOT
-    Id of the Secret Manager secret created for CALLBACK_SECRET, the key job callbacks are signed with.
+    Id of the Secret Manager secret created for CALLBACK_SECRET, the master secret each owner's callback
+    key is derived from (owners fetch theirs with GET /callback-key; the secret itself is given to no one).
     Terraform creates the secret, never its value: add a random value of at least 32 characters before
     the first full apply, e.g.
       openssl rand -hex 32 | tr -d '\n' | gcloud secrets versions add fanout-callback-secret --data-file=- --project=PROJECT

@@ -59,7 +59,7 @@ function lastJob(stdout: string): JobView {
 describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
   test('every command has --help, with the exit codes; npx finds the bin', async () => {
     // Arrange
-    const commands = ['submit', 'status', 'watch', 'results', 'cancel', 'jobs'];
+    const commands = ['submit', 'status', 'watch', 'results', 'cancel', 'jobs', 'callback-key'];
 
     // Act
     const [root, viaNpx, ...each] = await Promise.all([

@@ -1,8 +1,8 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Storage } from '@google-cloud/storage';
 import { describe, expect, it } from 'vitest';
-import { JobsApiError } from '../../functions/api/client.js';
+import { JobsApiError, verifyCallback } from '../../functions/api/client.js';
 import { call, createJob, jobsClient, readEvents, stack, waitForJob } from '../helpers/e2e.js';
 
 const PNG_1X1 = Buffer.from(
@@ -106,19 +106,20 @@ describe('jobs API: results, events, callback, media', () => {
     expect(badPage).toMatchObject({ status: 400, body: { error: { status: 'INVALID_ARGUMENT' } } });
   }, 90_000);
 
-  it('calls the callback URL exactly once when the job ends', async () => {
+  it('calls the callback URL exactly once when the job ends, signed with the owner’s key', async () => {
     // Arrange
-    const received: unknown[] = [];
+    const received: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
     const server = createServer((req, res) => {
       let body = '';
       req.on('data', (c) => {
         body += c;
       });
       req.on('end', () => {
-        received.push(JSON.parse(body));
+        received.push({ headers: req.headers, body });
         res.end('ok');
       });
     });
+    const { key } = await jobsClient().callbackKey();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/done`;
 
@@ -133,7 +134,9 @@ describe('jobs API: results, events, callback, media', () => {
 
     // Assert
     expect(received).toHaveLength(1);
-    expect(received[0]).toMatchObject({ id, status: 'succeeded', counts: { succeeded: 20 } });
+    const payload = verifyCallback(received[0]!.headers, received[0]!.body, key, { url });
+    expect(payload).toMatchObject({ type: 'job.succeeded', webhookId: `job_${id}` });
+    expect(payload.data).toMatchObject({ id, status: 'succeeded', counts: { succeeded: 20 } });
   }, 90_000);
 
   it('sends gs:// media inline with the prompt', async () => {

@@ -9,7 +9,7 @@ import type { GenerateContentRequest, JobView, MediaRef } from '../../functions/
 import type { Quotas } from '../../functions/core/quotas.js';
 import type { TaskPayload } from '../../functions/core/tasks.js';
 import { estimateContentTokens } from '../../functions/core/tokens.js';
-import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
+import { createLifecycle, type LifecycleDeps } from '../../functions/lifecycle/lifecycle.js';
 import { createPlanner } from '../../functions/lifecycle/plan.js';
 import type { GeminiClient, GenerateResult } from '../../functions/platform/gemini/client.js';
 import type { Logger } from '../../functions/platform/logger.js';
@@ -192,7 +192,7 @@ export function fakeWorld(options: {
   logger: Logger;
   clock?: () => number;
   stallMs?: number;
-  notify?: (url: string, job: JobView) => Promise<void>;
+  notify?: LifecycleDeps['notify'];
 }) {
   const clock = options.clock ?? Date.now;
   const db = new FakeDb(clock);

@@ -9,7 +9,7 @@
  * on one field: Firestore's automatic single-field index serves it). Taking a record for an attempt
  * moves `dueMs` to the end of the attempt's lease, under a precondition on the record's version, so
  * of two ticks at once only one sends; a tick that dies mid-attempt leaves the record due again once
- * the lease has run out (at least once: receivers dedupe on the job id).
+ * the lease has run out (at least once: receivers dedupe on the `webhook-id`, `job_<jobId>`).
  */
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import { decodeVersion, encodeVersion, isPreconditionFailure, landed } from './firestore.js';

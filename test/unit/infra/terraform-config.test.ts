@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { CONTROL_QUEUE_ID, queueIdForModel } from '../../../functions/core/quotas.js';
-import { loadConfig } from '../../../functions/platform/config.js';
+import { loadConfig, requireGeminiKey } from '../../../functions/platform/config.js';
 import {
   type HclBody,
   type Instance,
@@ -34,6 +34,9 @@ const PLATFORM_VARIABLES: Record<string, string> = {
   NODE_ENV:
     'read by the Functions Framework (Express): "production" keeps stack traces out of its error pages',
 };
+
+/** The functions that call Gemini (functions/index.ts checks the key for these): the only ones given it. */
+const GEMINI_CALLERS = ['worker', 'tick'];
 
 const EVENT_FUNCTION_MAX_TIMEOUT_SECONDS = 540;
 const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
@@ -118,21 +121,33 @@ function eventTriggers(evaluator: TerraformEvaluator, fn: Instance): Record<stri
   const triggers: Record<string, unknown>[] = [];
   if ('event_trigger' in body)
     triggers.push(...(evaluator.attribute(fn, 'event_trigger') as Record<string, unknown>[]));
-  const dynamic = (body.dynamic as Record<string, HclBody[]> | undefined)?.event_trigger ?? [];
+  triggers.push(...dynamicBlocks(evaluator, fn, body, 'event_trigger'));
+  return triggers;
+}
+
+/** The `dynamic "<name>"` blocks of `body` (a block of `fn` or nested in it), each expanded and evaluated. */
+function dynamicBlocks(
+  evaluator: TerraformEvaluator,
+  fn: Instance,
+  body: HclBody,
+  name: string,
+): Record<string, unknown>[] {
+  const expanded: Record<string, unknown>[] = [];
+  const dynamic = (body.dynamic as Record<string, HclBody[]> | undefined)?.[name] ?? [];
   for (const block of dynamic) {
-    const iterator = block.iterator === undefined ? 'event_trigger' : expressionText(block.iterator);
+    const iterator = block.iterator === undefined ? name : expressionText(block.iterator);
     const each = evaluator.value(block.for_each, fn.scope);
     const entries = Array.isArray(each)
       ? each.map((v, i) => [i, v] as const)
       : Object.entries(each as object);
     for (const [key, value] of entries) {
       const content = (block.content as HclBody[])[0];
-      triggers.push(
+      expanded.push(
         evaluator.value(content, { ...fn.scope, [iterator]: { key, value } }) as Record<string, unknown>,
       );
     }
   }
-  return triggers;
+  return expanded;
 }
 
 function grantsOf(evaluator: TerraformEvaluator): Grant[] {
@@ -165,9 +180,11 @@ function grantedFunction(evaluator: TerraformEvaluator, grant: Grant): Instance 
 /** The environment a function gets in the cloud: plain variables, and secrets as stand-in values. */
 function cloudEnvironment(fn: DeployedFunction) {
   const plain = (fn.service.environment_variables ?? {}) as Record<string, unknown>;
-  const secrets = ((fn.service.secret_environment_variables ?? []) as Array<{ key: unknown }>).map((s) =>
-    String(s.key),
-  );
+  const serviceBody = (fn.instance.block.body.service_config as HclBody[] | undefined)?.[0] ?? {};
+  const secrets = [
+    ...((fn.service.secret_environment_variables ?? []) as Array<{ key: unknown }>),
+    ...dynamicBlocks(tf, fn.instance, serviceBody, 'secret_environment_variables'),
+  ].map((s) => String(s.key));
   const problems: string[] = [];
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(plain)) {
@@ -377,19 +394,22 @@ describe('the functions Terraform deploys', () => {
 });
 
 describe("the functions' environment", () => {
-  it('is one loadConfig accepts as the cloud (no emulator, the real Gemini API), with GEMINI_API_KEY from Secret Manager', () => {
+  it('is one loadConfig accepts as the cloud (no emulator, the real Gemini API), with GEMINI_API_KEY from Secret Manager where Gemini is called', () => {
     const findings: string[] = [];
 
     for (const fn of functions) {
       const { plain, secrets, env, problems } = cloudEnvironment(fn);
+      const callsGemini = GEMINI_CALLERS.includes(String(fn.entryPoint));
       findings.push(...problems);
       if ('GEMINI_API_KEY' in plain) {
         findings.push(
           `${fn.where}: GEMINI_API_KEY is a plain environment variable; read it from Secret Manager (secret_environment_variables)`,
         );
       }
-      if (!secrets.includes('GEMINI_API_KEY'))
+      if (callsGemini && !secrets.includes('GEMINI_API_KEY'))
         findings.push(`${fn.where}: GEMINI_API_KEY is not read from Secret Manager`);
+      if (!callsGemini && secrets.includes('GEMINI_API_KEY'))
+        findings.push(`${fn.where}: binds GEMINI_API_KEY, but ${String(fn.entryPoint)} never calls Gemini`);
       try {
         const config = loadConfig(env);
         if (config.local)
@@ -399,12 +419,57 @@ describe("the functions' environment", () => {
             `${fn.where}: points Gemini at ${config.gemini.baseUrl ?? 'the local stand-in'}, not the Gemini API`,
           );
         }
+        if (callsGemini) requireGeminiKey(config);
       } catch (error) {
         findings.push(
           `${fn.where}: loadConfig (functions/platform/config.ts) refuses the environment Terraform sets: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`,
         );
       }
     }
+
+    expect(findings).toEqual([]);
+  });
+
+  it('gives each secret only to the functions that bind it: the Gemini key to worker and tick, the callback secret to its senders', () => {
+    const findings: string[] = [];
+    const grants = grantsOf(tf).filter(
+      (g) => g.instance.block.type === 'google_secret_manager_secret_iam_member',
+    );
+    const secretIds = new Map<unknown, string>([
+      [
+        tf.attribute(
+          tf.instances(
+            tf.blocksOf('google_secret_manager_secret').find((b) => b.name === 'gemini_api_key')!,
+          )[0]!,
+          'secret_id',
+        ),
+        'GEMINI_API_KEY',
+      ],
+      [
+        tf.attribute(
+          tf.instances(
+            tf.blocksOf('google_secret_manager_secret').find((b) => b.name === 'callback_secret')!,
+          )[0]!,
+          'secret_id',
+        ),
+        'CALLBACK_SECRET',
+      ],
+    ]);
+
+    for (const fn of functions) {
+      const member = `serviceAccount:${fn.service.service_account_email}`;
+      const bound = cloudEnvironment(fn).secrets;
+      const readable = grants
+        .filter((g) => g.role === 'roles/secretmanager.secretAccessor' && g.members.includes(member))
+        .map((g) => secretIds.get(tf.attribute(g.instance, 'secret_id')) ?? 'another secret');
+      for (const name of bound.filter((n) => !readable.includes(n)))
+        findings.push(`${fn.where}: binds ${name} but may not read its secret`);
+      for (const name of readable.filter((n) => !bound.includes(n)))
+        findings.push(`${fn.where}: may read the secret of ${name}, which it does not bind`);
+    }
+    expect(deployed('ingest') && cloudEnvironment(deployed('ingest')!).secrets).not.toContain(
+      'GEMINI_API_KEY',
+    );
 
     expect(findings).toEqual([]);
   });
@@ -596,6 +661,51 @@ describe('the queues', () => {
           `${fn.where}: functions/${name}/ creates tasks, but ${name} may not act as ${tasksAccount(fn)} (the tasks' OIDC identity)`,
         );
     }
+
+    expect(findings).toEqual([]);
+  });
+});
+
+describe('the deploy account', () => {
+  it('holds no basic role, and may grant only the project-level roles this module grants', () => {
+    const findings: string[] = [];
+    const deploy = tf.instances(tf.blocksOf('google_service_account').find((b) => b.name === 'deploy')!)[0]!;
+    const member = `serviceAccount:${tf.attribute(deploy, 'email')}`;
+    const projectGrants = tf
+      .blocksOf('google_project_iam_member')
+      .flatMap((block) => tf.instances(block))
+      .map((instance) => ({
+        instance,
+        role: tf.attribute(instance, 'role'),
+        member: tf.attribute(instance, 'member'),
+        condition: firstBlock(tf.attribute(instance, 'condition')),
+      }));
+    const own = projectGrants.filter((g) => g.member === member);
+    const others = new Set(projectGrants.filter((g) => g.member !== member).map((g) => g.role));
+
+    for (const g of own) {
+      if (['roles/owner', 'roles/editor', 'roles/iam.securityAdmin'].includes(String(g.role)))
+        findings.push(`${where(g.instance)}: grants the deploy account ${String(g.role)}`);
+      if (g.role === 'roles/resourcemanager.projectIamAdmin') {
+        const expression = String(g.condition?.expression ?? '');
+        const listed = /modifiedGrantsByRole', \[\]\)\.hasOnly\((\[.*\])\)$/.exec(expression);
+        if (!listed) {
+          findings.push(
+            `${where(g.instance)}: projectIamAdmin without a condition on the roles it may grant`,
+          );
+          continue;
+        }
+        const grantable = JSON.parse(listed[1]!) as string[];
+        for (const role of others) {
+          if (!grantable.includes(String(role)))
+            findings.push(`${where(g.instance)}: may not grant ${String(role)}, which this module grants`);
+        }
+        for (const role of grantable.filter((r) => !others.has(r)))
+          findings.push(`${where(g.instance)}: may grant ${role}, which this module never grants`);
+      }
+    }
+    if (!own.some((g) => g.role === 'roles/resourcemanager.projectIamAdmin'))
+      findings.push(`${where(deploy)}: the deploy account may not make the project-level grants of iam.tf`);
 
     expect(findings).toEqual([]);
   });
@@ -870,6 +980,56 @@ describe('cloudbuild.yaml', () => {
     });
 
     expect(findings).toEqual([]);
+  });
+
+  it('pulls every image by digest (a digest substitution with no default, or a literal sha256), never by a bare tag', async () => {
+    const findings: string[] = [];
+    const build = parseYaml(await readRepoFile('cloudbuild.yaml')) as {
+      substitutions?: Record<string, string>;
+    };
+    const substitutions = build.substitutions ?? {};
+    const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+    steps.forEach((step, index) => {
+      const name = String(step.name ?? '');
+      const pinned = /^(?:[^@\s]+)@(?:sha256:[0-9a-f]{64}|\$\{(_[A-Z0-9_]+)\})$/.exec(name);
+      if (!pinned) {
+        findings.push(
+          `${stepLabel(step, index)}: image ${name} is not pinned by digest (IMAGE@sha256:… or IMAGE@\${_…_DIGEST})`,
+        );
+        return;
+      }
+      const variable = pinned[1];
+      if (variable === undefined) return;
+      const value = substitutions[variable];
+      if (value === undefined)
+        findings.push(`${stepLabel(step, index)}: ${variable} is not a substitution of cloudbuild.yaml`);
+      else if (value !== '' && !DIGEST.test(value))
+        findings.push(
+          `${stepLabel(step, index)}: ${variable} is ${JSON.stringify(value)}, neither required ("") nor a sha256 digest`,
+        );
+    });
+
+    expect(findings).toEqual([]);
+  });
+
+  it('runs no install script and deploys as the deploy account of deploy.tf, logging to Cloud Logging', async () => {
+    const build = parseYaml(await readRepoFile('cloudbuild.yaml')) as {
+      serviceAccount?: string;
+      options?: { logging?: string };
+    };
+    const installs = steps.filter((s) => /\bnpm\s+(ci|install|i)\b/.test(stepText(s)));
+    const account = tf.attribute(
+      tf.instances(tf.blocksOf('google_service_account').find((b) => b.name === 'deploy')!)[0]!,
+      'account_id',
+    );
+
+    expect(installs.length).toBeGreaterThan(0);
+    for (const step of installs) expect(stepText(step), String(step.id)).toMatch(/--ignore-scripts\b/);
+    expect(build.serviceAccount).toBe(
+      `projects/\${PROJECT_ID}/serviceAccounts/${String(account)}@\${PROJECT_ID}.iam.gserviceaccount.com`,
+    );
+    expect(build.options?.logging).toBe('CLOUD_LOGGING_ONLY');
   });
 
   it('deploys with the Terraform version the test helpers and .ci/run tell a newcomer to install', async () => {

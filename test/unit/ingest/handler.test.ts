@@ -179,6 +179,51 @@ describe('createJob', () => {
     expect(store.jobs.size).toBe(0);
   });
 
+  it.each([
+    ['loopback', 'https://127.0.0.1/h'],
+    ['loopback as one decimal number', 'https://2130706433/h'],
+    ['loopback in octal', 'https://0177.0.0.1/h'],
+    ['loopback in hex', 'https://0x7f.0.0.1/h'],
+    ['a private range', 'https://10.0.0.7/h'],
+    ['another private range', 'https://192.168.1.1:8443/h'],
+    ['the metadata server (link-local)', 'https://169.254.169.254/computeMetadata/v1/'],
+    ['carrier-grade NAT', 'https://100.64.0.1/h'],
+    ['IPv6 loopback', 'https://[::1]/h'],
+    ['IPv4-mapped loopback', 'https://[::ffff:127.0.0.1]/h'],
+    ['NAT64', 'https://[64:ff9b::a00:7]/h'],
+    ['6to4', 'https://[2002:a00:7::1]/h'],
+    ['IPv6 link-local', 'https://[fe80::1]/h'],
+    ['IPv6 unique-local', 'https://[fd00::1]/h'],
+  ])(
+    'refuses a callbackUrl at %s with a 400 naming the field, storing nothing',
+    async (_what, callbackUrl) => {
+      const { store, deps } = setup();
+
+      const err = await thrown(createJob({ prompts: ['a'], callbackUrl }, deps));
+
+      expect(toHttpError(err).statusCode).toBe(400);
+      expect(toHttpError(err).body.error.details).toEqual([
+        { field: 'callbackUrl', message: 'must not point at a non-public address' },
+      ]);
+      expect(store.jobs.size).toBe(0);
+    },
+  );
+
+  it('takes a callbackUrl at a public literal address or a name; the local cloud also takes loopback', async () => {
+    const { deps } = setup();
+    const local = { ...deps, httpCallbacks: true };
+
+    await createJobOf({ prompts: ['a'], callbackUrl: 'https://8.8.8.8/h' }, deps);
+    await createJobOf({ prompts: ['a'], callbackUrl: 'https://[2001:4860:4860::8888]/h' }, deps);
+    await createJobOf({ prompts: ['a'], callbackUrl: 'https://hooks.example.com/h' }, deps);
+    await createJobOf({ prompts: ['a'], callbackUrl: 'http://127.0.0.1:9000/h' }, local);
+    const privateLocally = await thrown(
+      createJob({ prompts: ['a'], callbackUrl: 'http://10.0.0.7/h' }, local),
+    );
+
+    expect(toHttpError(privateLocally).statusCode).toBe(400);
+  });
+
   it('lets errors of the store through, unmapped', async () => {
     const { store, deps } = setup();
     store.failOnce('items.createMany', new Error('4 DEADLINE_EXCEEDED'));

@@ -23,19 +23,22 @@ const idOf = (i: number) => String(i).padStart(9, '0');
 /** A receiver that can be down (503) and records what it was sent. */
 function receiver() {
   const got: Array<{ url: string; job: JobView }> = [];
+  /** Every attempt's event (its webhook-id and whose key signs it), sent or not. */
+  const events: Array<{ id: string; owner?: string }> = [];
   const state = { down: false as false | CallbackError };
-  const notify = async (url: string, job: JobView) => {
+  const notify = async (url: string, job: JobView, event: { id: string; owner?: string }) => {
+    events.push(event);
     await Promise.resolve();
     if (state.down) throw state.down;
     got.push({ url, job: structuredClone(job) });
   };
-  return { got, notify, state };
+  return { got, events, notify, state };
 }
 
 const unavailable = () =>
   new CallbackError('the callback answered 503', { retryable: true, statusCode: 503 });
 
-async function setup(prompts = ['a', 'b']) {
+async function setup(prompts = ['a', 'b'], owner?: string) {
   let now = T0;
   const capture = createLogCapture();
   const logger = createLogger({ destination: capture.stream });
@@ -44,7 +47,15 @@ async function setup(prompts = ['a', 'b']) {
   const world = fakeWorld({ quotas, logger, clock: () => now, notify: rx.notify });
   const job = normalizeJobRequest({ prompts, callbackUrl: URL }, quotas);
   await world.lifecycle.create(
-    { id: JOB, model: job.model, mode: 'realtime', total: prompts.length, source: 'api', callbackUrl: URL },
+    {
+      id: JOB,
+      model: job.model,
+      mode: 'realtime',
+      total: prompts.length,
+      source: 'api',
+      callbackUrl: URL,
+      ...(owner ? { owner } : {}),
+    },
     job.items,
   );
   const settleAll = () => {
@@ -122,6 +133,26 @@ describe('durable callbacks', () => {
     expect((await lifecycle.view(JOB))?.callback).toMatchObject({ state: 'delivered', attempts: 3 });
     expect(capture.events('job.callback_failed')).toHaveLength(2);
     expect(capture.events('job.callback_delivered')).toHaveLength(1);
+  });
+
+  it("every attempt is one event (the same webhook-id), signed for the job's owner", async () => {
+    // Arrange
+    const { rx, settleAll, tick, advance, lifecycle } = await setup(['a'], 'alice@example.com');
+    settleAll();
+    rx.state.down = unavailable();
+
+    // Act: the finish's attempt fails, a later tick's succeeds.
+    await lifecycle.finishIfDone(JOB);
+    advance(2 * MINUTE);
+    rx.state.down = false;
+    await tick();
+
+    // Assert
+    expect(rx.got).toHaveLength(1);
+    expect(rx.events).toEqual([
+      { id: `job_${JOB}`, owner: 'alice@example.com' },
+      { id: `job_${JOB}`, owner: 'alice@example.com' },
+    ]);
   });
 
   it('a store fault before the POST costs the backoff, not the whole lease (found by the simulation, seed 2359)', async () => {

@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, readQuotas } from '../../../functions/platform/config.js';
+import { createDeps } from '../../../functions/deps.js';
+import { ConfigError, loadConfig, readQuotas, requireGeminiKey } from '../../../functions/platform/config.js';
+import { createLogger } from '../../../functions/platform/logger.js';
 
 /** The variables `npm run dev` sets for the local cloud. */
 const LOCAL = {
@@ -55,13 +57,21 @@ describe('loadConfig: local', () => {
     expect(config.quotas.defaultModel in config.quotas.models).toBe(true);
   });
 
-  it('needs a key or a base URL for Gemini, and says how to fix it', () => {
-    const error = configErrorOf({ ...LOCAL, GEMINI_BASE_URL: undefined });
+  it('needs a key or a base URL where Gemini is called, and says how to fix it', () => {
+    const config = loadConfig({ ...LOCAL, GEMINI_BASE_URL: undefined });
+    let error: unknown;
+    try {
+      requireGeminiKey(config);
+    } catch (err) {
+      error = err;
+    }
 
-    expect(error.problems).toHaveLength(1);
-    expect(error.problems[0]).toMatch(/^GEMINI_API_KEY: missing/);
-    expect(error.problems[0]).toContain('GEMINI_BASE_URL');
-    expect(error.message).toContain('Invalid configuration');
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toHaveLength(1);
+    expect((error as ConfigError).problems[0]).toMatch(/^GEMINI_API_KEY: missing/);
+    expect((error as ConfigError).problems[0]).toContain('GEMINI_BASE_URL');
+    expect((error as ConfigError).message).toContain('Invalid configuration');
+    expect(requireGeminiKey(loadConfig(LOCAL))).toBe('local-stand-in');
   });
 
   it('reads GEMINI_TIMEOUT_MS and LOG_LEVEL', () => {
@@ -113,11 +123,24 @@ describe('loadConfig: cloud', () => {
   it('names every missing variable at once', () => {
     const error = configErrorOf({});
 
-    expect(error.problems.map((p) => p.split(':')[0])).toEqual([
-      'GEMINI_API_KEY',
-      'WORKER_URL',
-      'FANOUT_BUCKET',
-    ]);
+    expect(error.problems.map((p) => p.split(':')[0])).toEqual(['WORKER_URL', 'FANOUT_BUCKET']);
+  });
+
+  it("loads ingest's and intake's environment without the Gemini key: it is read only where Gemini is called", () => {
+    const { GEMINI_API_KEY: _bound, ...ingest } = CLOUD;
+
+    const config = loadConfig(ingest);
+    const deps = createDeps(config, { logger: createLogger({ level: 'silent' }) });
+
+    expect(config.gemini).toEqual({ local: false, timeoutMs: 300_000 });
+    expect(JSON.stringify(config)).not.toContain('AIza');
+    // What ingest and intake use is built; the Gemini clients are not, and say why if asked for.
+    expect(deps.lifecycle).toBeDefined();
+    expect(() => deps.gemini).toThrow(/GEMINI_API_KEY: missing/);
+    expect(() => deps.batchApi).toThrow(ConfigError);
+    expect(() => deps.media).toThrow(ConfigError);
+    expect(() => deps.planner).toThrow(ConfigError);
+    expect(requireGeminiKey(loadConfig(CLOUD))).toBe('AIza-test-key');
   });
 });
 
