@@ -60,7 +60,7 @@ export async function resolveTarget(options: TargetOptions): Promise<Target> {
   }
   const tokenProvider =
     options.as !== undefined
-      ? await localTokenFor(options.as, base, options.stackFile ?? STACK_FILE)
+      ? await localTokenFor(options.as, base, options.env.FANOUT_ID_ISSUER, options.stackFile ?? STACK_FILE)
       : local
         ? undefined
         : (options.idToken ?? adcIdToken)(base);
@@ -100,16 +100,20 @@ async function findUrl(options: TargetOptions): Promise<{ url: string; from: str
   return { url: ingestUrl, from: '.local/stack.json (npm run dev)' };
 }
 
-/** `--as EMAIL`: tokens for EMAIL from the issuer of the local cloud described in `stackFile`. */
+/**
+ * `--as EMAIL`: tokens for EMAIL from the local cloud's issuer: `FANOUT_ID_ISSUER` when set (the
+ * variable the local cloud gives its functions), else the one `stackFile` names.
+ */
 async function localTokenFor(
   email: string,
   audience: string,
+  fromEnv: string | undefined,
   stackFile: string,
 ): Promise<() => Promise<string>> {
   if (!/^[^\s@]+@[^\s@]+$/.test(email)) throw new CliError(`--as: "${email}" is not an email`, EXIT.badInput);
-  let issuerUrl: unknown;
+  let issuerUrl: unknown = fromEnv;
   try {
-    issuerUrl = (JSON.parse(await readFile(stackFile, 'utf8')) as { idIssuerUrl?: unknown }).idIssuerUrl;
+    issuerUrl ??= (JSON.parse(await readFile(stackFile, 'utf8')) as { idIssuerUrl?: unknown }).idIssuerUrl;
   } catch {
     issuerUrl = undefined;
   }
