@@ -72,6 +72,18 @@ describe('task authentication: emulator tokens', () => {
     expect(err.message).toContain('intruder@evil.example');
   });
 
+  it("refuses the emulator's token for another function (audience)", async () => {
+    const auth = createTaskAuthenticator(opts(true), unusedVerifier);
+
+    const err = await refusal(
+      auth.verify(
+        `Bearer ${emulatorToken({ email: SA, aud: 'https://tick.example.com/', exp: inAnHour() })}`,
+      ),
+    );
+
+    expect(err.message).toMatch(/audience/);
+  });
+
   it('refuses an expired token', async () => {
     const auth = createTaskAuthenticator(opts(true), unusedVerifier);
     const anHourAgo = Math.floor(Date.now() / 1000) - 3600;
