@@ -188,7 +188,10 @@ describe('the Batch API path', () => {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           body: '{}',
-        }).then(async (r) => (await r.arrayBuffer(), r.status)),
+        }).then(async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        }),
       ),
     );
     expect(ticks.every((status) => status !== 401)).toBe(true);
