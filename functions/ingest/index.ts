@@ -1,6 +1,5 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Deps } from '../deps.js';
-import type { Caller } from '../platform/caller.js';
 import {
   ForbiddenError,
   MethodNotAllowedError,
@@ -25,7 +24,7 @@ import {
 import { jobPageHtml, jobsPageHtml, pageHeaders } from './page.js';
 import { createPageTokens } from './page-tokens.js';
 import { pipeStream } from './stream.js';
-import { createStreamSlots, type StreamSlots } from './stream-slots.js';
+import { createStreamSlots, inSlot, type StreamSlots } from './stream-slots.js';
 
 export function ingestDeps(deps: Deps): IngestDeps {
   return {
@@ -46,20 +45,12 @@ const wantsHtml = (req: Request) => req.method === 'GET' && req.accepts(['json',
 
 /** The jobs API adapter: routes, parses, calls the handler, maps errors. Never sees business logic. */
 export function createIngestHandler(getDeps: () => Deps) {
+  /** This instance's result and event streams, per caller (stream-slots.ts). */
   let slots: StreamSlots | undefined;
-  /** Runs a result or event stream in one of the caller's stream slots of this instance. */
-  const inSlot = async (caller: Caller, config: Deps['config'], stream: () => Promise<void>) => {
-    slots ??= createStreamSlots(config.streamsPerCaller);
-    const giveBack = slots.take(caller.id);
-    try {
-      await stream();
-    } finally {
-      giveBack();
-    }
-  };
   return (req: Request, res: Response): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
+      slots ??= createStreamSlots(deps.config.streamsPerCaller);
       const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
       const handlerDeps = { ...ingestDeps(deps), logger: log };
       try {
@@ -131,7 +122,7 @@ export function createIngestHandler(getDeps: () => Deps) {
         if (sub === '/results') {
           const query = req.query as Record<string, string | undefined>;
           if (query.format === 'jsonl') {
-            await inSlot(caller, deps.config, () =>
+            await inSlot(slots, caller.id, () =>
               pipeStream(res, streamResults(id, caller, handlerDeps), 'application/x-ndjson'),
             );
             return;
@@ -141,7 +132,7 @@ export function createIngestHandler(getDeps: () => Deps) {
         }
         const abort = new AbortController();
         res.on('close', () => abort.abort());
-        await inSlot(caller, deps.config, () =>
+        await inSlot(slots, caller.id, () =>
           pipeStream(
             res,
             streamEvents(id, req.header('last-event-id'), caller, handlerDeps, abort.signal),

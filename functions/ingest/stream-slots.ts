@@ -40,3 +40,13 @@ export function createStreamSlots(max: number): StreamSlots {
     },
   };
 }
+
+/** Runs `stream` in one of `caller`'s slots, and gives the slot back however the stream ends. */
+export async function inSlot(slots: StreamSlots, caller: string, stream: () => Promise<void>): Promise<void> {
+  const giveBack = slots.take(caller);
+  try {
+    await stream();
+  } finally {
+    giveBack();
+  }
+}
