@@ -142,6 +142,8 @@ export function createIngestHandler(getDeps: () => Deps) {
       } catch (err) {
         const mapped = toHttpError(err);
         if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
+        else if (mapped.statusCode === 401)
+          log.warn({ event: 'ingest.unauthenticated', reason: (err as Error).message }, 'refused a caller');
         if (res.headersSent) {
           res.destroy();
           return;
