@@ -34,18 +34,21 @@ const SELF = 'npx gemini-fanout';
 const TARGET_HELP = `
 The jobs API: --url URL, else $FANOUT_URL, else the local cloud of \`npm run dev\` (.local/stack.json).
 A deployed (non-loopback) URL gets your Google identity token from Application Default Credentials
-(\`gcloud auth application-default login\`); it is never printed.`;
+(\`gcloud auth application-default login\`); it is never printed. Against the local cloud,
+--as EMAIL acts as EMAIL (a token its identity provider signs); without it you are developer@localhost.`;
 
 interface CommonOptions {
   url?: string;
   json?: boolean;
+  /** `--as EMAIL`: the identity to act as against the local cloud. */
+  as?: string;
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const signal = io.signal ?? new AbortController().signal;
   let code: number = EXIT.ok;
   const target = (url: string | undefined): Promise<Target> =>
-    resolveTarget({ url, env: io.env, ...io.target });
+    resolveTarget({ url, env: io.env, ...io.target, as: program.opts<CommonOptions>().as });
   const out = (text: string) => io.stdout.write(`${text}\n`);
   const json = (value: unknown) => io.stdout.write(`${JSON.stringify(value)}\n`);
 
@@ -64,6 +67,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     // help lists them once; each command's help shows them under "Global Options".
     .option('--url <url>', 'the jobs API (the ingest function URL)')
     .option('--json', 'machine-readable output on stdout')
+    .option('--as <email>', 'against the local cloud: act as this identity (a token of its issuer)')
     .configureHelp({ showGlobalOptions: true })
     .addHelpText('after', `${TARGET_HELP}\n${EXIT_CODES_HELP}`);
 

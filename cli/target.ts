@@ -3,12 +3,16 @@
  * `npm run dev` described in `.local/stack.json`. A deployed (non-loopback) URL is private: every
  * request carries the user's Google identity token for it, from Application Default Credentials
  * (`gcloud auth application-default login`, or a service account). A loopback URL gets no token: the
- * local cloud takes a request without one as the local developer. No token is ever printed.
+ * local cloud takes a request without one as the local developer; with `--as EMAIL` it carries a
+ * token for EMAIL signed by the local cloud's issuer (named in `.local/stack.json`), so one terminal
+ * can act as alice and another as bob. `--as` has no meaning for a deployed URL: there the identity
+ * is whoever the Google credentials belong to. No token is ever printed.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { IdTokenClient } from 'google-auth-library';
 import { createJobsClient, type JobsClient } from '../functions/api/client.js';
+import { cachedToken, localIdToken } from '../infra/local/identity.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 /** Where `npm run dev` writes what it started (DESIGN: Commands). */
@@ -31,6 +35,8 @@ export interface TargetOptions {
   stackFile?: string;
   /** The identity token source for deployed URLs; ADC by default (a test passes its own). */
   idToken?: (audience: string) => () => Promise<string>;
+  /** `--as EMAIL`: against the local cloud, act as EMAIL (a token of the local issuer). */
+  as?: string | undefined;
 }
 
 export async function resolveTarget(options: TargetOptions): Promise<Target> {
@@ -46,7 +52,18 @@ export async function resolveTarget(options: TargetOptions): Promise<Target> {
   }
   const base = url.href.replace(/\/+$/, '');
   const local = isLoopback(url.hostname);
-  const tokenProvider = local ? undefined : (options.idToken ?? adcIdToken)(base);
+  if (options.as !== undefined && !local) {
+    throw new CliError(
+      `--as works only against the local cloud; ${base} takes the identity of your Google credentials (gcloud auth application-default login)`,
+      EXIT.badInput,
+    );
+  }
+  const tokenProvider =
+    options.as !== undefined
+      ? await localTokenFor(options.as, base, options.env.FANOUT_ID_ISSUER, options.stackFile ?? STACK_FILE)
+      : local
+        ? undefined
+        : (options.idToken ?? adcIdToken)(base);
   return {
     url: base,
     from,
@@ -81,6 +98,38 @@ async function findUrl(options: TargetOptions): Promise<{ url: string; from: str
     );
   }
   return { url: ingestUrl, from: '.local/stack.json (npm run dev)' };
+}
+
+/**
+ * `--as EMAIL`: tokens for EMAIL from the local cloud's issuer: `FANOUT_ID_ISSUER` when set (the
+ * variable the local cloud gives its functions), else the one `stackFile` names.
+ */
+async function localTokenFor(
+  email: string,
+  audience: string,
+  fromEnv: string | undefined,
+  stackFile: string,
+): Promise<() => Promise<string>> {
+  if (!/^[^\s@]+@[^\s@]+$/.test(email)) throw new CliError(`--as: "${email}" is not an email`, EXIT.badInput);
+  let issuerUrl: unknown = fromEnv;
+  try {
+    issuerUrl ??= (JSON.parse(await readFile(stackFile, 'utf8')) as { idIssuerUrl?: unknown }).idIssuerUrl;
+  } catch {
+    issuerUrl = undefined;
+  }
+  if (typeof issuerUrl !== 'string' || !issuerUrl) {
+    throw new CliError(
+      `--as needs the local cloud's identity provider, named in ${stackFile}: start the local cloud with \`npm run dev\``,
+      EXIT.unreachable,
+    );
+  }
+  return cachedToken(async () => {
+    try {
+      return await localIdToken(email, { issuerUrl, audience });
+    } catch (err) {
+      throw new CliError(`--as ${email}: ${(err as Error).message}`, EXIT.auth);
+    }
+  });
 }
 
 export function isLoopback(hostname: string): boolean {

@@ -3,9 +3,11 @@ import { Storage } from '@google-cloud/storage';
 import { dueWindowMs } from './core/due.js';
 import { createLifecycle, type Lifecycle, type LifecycleDeps } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
+import { type CallerResolver, createCallerResolver } from './platform/caller.js';
 import { type Config, requireGeminiKey } from './platform/config.js';
 import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
 import { createGeminiClient, type GeminiClient } from './platform/gemini/client.js';
+import { createIdTokenVerifier } from './platform/id-token.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import {
   createMediaFetcher,
@@ -24,6 +26,19 @@ import {
 import { createTaskAuthenticator, type TaskAuthenticator } from './platform/task-auth.js';
 import { createTaskQueue, type TaskQueue } from './platform/task-queue.js';
 
+/** Who signs ID tokens besides Google, and where their keys are (the local cloud's issuer). */
+function identitySource(config: Config): {
+  extraIssuers: string[];
+  certsUrl?: string;
+  acceptStrippedSignatures: boolean;
+} {
+  return {
+    extraIssuers: config.identity.extraIssuers,
+    ...(config.identity.certsUrl ? { certsUrl: config.identity.certsUrl } : {}),
+    acceptStrippedSignatures: config.identity.acceptStripped,
+  };
+}
+
 /** Everything the handlers need, built once per function instance. */
 export interface Deps {
   config: Config;
@@ -40,6 +55,10 @@ export interface Deps {
   gemini: GeminiClient;
   media: MediaFetcher;
   taskAuth: TaskAuthenticator;
+  /** Tick's check that Cloud Scheduler calls it (its OIDC token for the scheduler account). */
+  schedulerAuth: TaskAuthenticator;
+  /** Ingest's verified caller of a request (platform/caller.ts). */
+  callers: CallerResolver;
   notify: LifecycleDeps['notify'];
 }
 
@@ -138,10 +157,28 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     taskAuth:
       overrides.taskAuth ??
       createTaskAuthenticator({
+        service: 'Cloud Tasks',
         audience: workerUrl,
         ...(config.tasksServiceAccount ? { serviceAccount: config.tasksServiceAccount } : {}),
         acceptEmulatorTokens: Boolean(config.emulators.tasks),
+        ...identitySource(config),
       }),
+    schedulerAuth:
+      overrides.schedulerAuth ??
+      createTaskAuthenticator({
+        service: 'Cloud Scheduler',
+        // Without TICK_URL no token matches: tick refuses every call (fails closed).
+        audience: config.tickUrl ?? '',
+        ...(config.schedulerServiceAccount ? { serviceAccount: config.schedulerServiceAccount } : {}),
+        acceptEmulatorTokens: false,
+        ...identitySource(config),
+      }),
+    callers:
+      overrides.callers ??
+      createCallerResolver(
+        createIdTokenVerifier({ audiences: config.identity.audiences, ...identitySource(config) }),
+        config.admins,
+      ),
     notify,
   };
 }

@@ -229,7 +229,12 @@ export function createJobsClient(baseUrl: string, options: JobsClientOptions = {
 
     async cancel(id, opts = {}) {
       const path = linksFor(id).cancel;
-      return answer(await send('POST', path, { signal: opts.signal }), jobViewSchema, `POST ${path}`);
+      // Every POST of the API takes a JSON body (the cancel's is empty: `{}`).
+      return answer(
+        await send('POST', path, { body: {}, signal: opts.signal }),
+        jobViewSchema,
+        `POST ${path}`,
+      );
     },
 
     async list(opts = {}) {

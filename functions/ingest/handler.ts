@@ -24,6 +24,7 @@ import {
 } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
+import type { PageTokens } from './page-tokens.js';
 
 export interface IngestDeps {
   lifecycle: Lifecycle;
@@ -40,6 +41,8 @@ export interface IngestDeps {
   httpCallbacks?: boolean;
   /** How often the event stream looks for newly finished items. */
   pollIntervalMs?: number;
+  /** Seals and opens `pageToken`s, bound to the caller and the listing (./page-tokens.ts). */
+  pageTokens: PageTokens;
 }
 
 export type { CreatedJob, ResultEntry };
@@ -205,11 +208,11 @@ export async function listJobs(
       { field: 'pageSize', message: 'out of range' },
     ]);
   }
-  const after =
-    query.pageToken === undefined ? undefined : Buffer.from(query.pageToken, 'base64url').toString();
+  if (query.all === 'true' && !caller.admin) throw new ForbiddenError('Only admins may list every job.');
+  const binding = { caller: caller.id, scope: query.all === 'true' ? 'jobs:all' : 'jobs' };
+  const after = query.pageToken === undefined ? undefined : deps.pageTokens.open(query.pageToken, binding);
   if (after !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(after))
     throw new ValidationError('pageToken is not valid.', [{ field: 'pageToken', message: 'invalid' }]);
-  if (query.all === 'true' && !caller.admin) throw new ForbiddenError('Only admins may list every job.');
   const page = await deps.lifecycle.listJobs({
     ...(query.all === 'true' ? {} : { owner: caller.id }),
     limit: pageSize,
@@ -217,13 +220,14 @@ export async function listJobs(
   });
   return {
     jobs: page.jobs.map((v) => withQuota(v, deps)),
-    ...(page.next ? { nextPageToken: Buffer.from(page.next).toString('base64url') } : {}),
+    ...(page.next ? { nextPageToken: deps.pageTokens.seal(page.next, binding) } : {}),
   };
 }
 
-const encodeToken = (index: number) => Buffer.from(String(index)).toString('base64url');
-function decodeToken(token: string): number {
-  const n = Number(Buffer.from(token, 'base64url').toString());
+/** A results page's position (the next item's index), bound to the caller and the job. */
+const resultsBinding = (jobId: string, caller: Caller) => ({ caller: caller.id, scope: `results:${jobId}` });
+function decodeToken(token: string, jobId: string, caller: Caller, deps: IngestDeps): number {
+  const n = Number(deps.pageTokens.open(token, resultsBinding(jobId, caller)));
   if (!Number.isInteger(n) || n < 0)
     throw new ValidationError('pageToken is not valid.', [{ field: 'pageToken', message: 'invalid' }]);
   return n;
@@ -248,7 +252,7 @@ export async function getResultsPage(
       { field: 'pageSize', message: 'out of range' },
     ]);
   }
-  const start = query.pageToken ? decodeToken(query.pageToken) : 0;
+  const start = query.pageToken ? decodeToken(query.pageToken, jobId, caller, deps) : 0;
   // Bounded by count and by bytes (answers are up to half a MiB inline, more from the bucket), and
   // read a chunk at a time with the result fields only: never the requests.
   const results: ResultEntry[] = [];
@@ -272,7 +276,10 @@ export async function getResultsPage(
     if (chunk.length < limit) break;
     afterId = chunk[chunk.length - 1]!.id;
   }
-  const next = lastIndex !== undefined && lastIndex + 1 < job.total ? encodeToken(lastIndex + 1) : undefined;
+  const next =
+    lastIndex !== undefined && lastIndex + 1 < job.total
+      ? deps.pageTokens.seal(String(lastIndex + 1), resultsBinding(jobId, caller))
+      : undefined;
   return { results, ...(next ? { nextPageToken: next } : {}) };
 }
 

@@ -1,19 +1,17 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Deps } from '../deps.js';
-import { callerFrom } from '../platform/caller.js';
 import {
   ForbiddenError,
   MethodNotAllowedError,
   NotFoundError,
   toHttpError,
-  UnauthenticatedError,
-  UnsupportedMediaTypeError,
   ValidationError,
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { sendCallbackKey } from './callback-key.js';
 import { streamEvents } from './events.js';
+import { checkWrite } from './front-door.js';
 import {
   cancelJob,
   createJob,
@@ -25,7 +23,9 @@ import {
   streamResults,
 } from './handler.js';
 import { jobPageHtml, jobsPageHtml, pageHeaders } from './page.js';
+import { createPageTokens } from './page-tokens.js';
 import { pipeStream } from './stream.js';
+import { createStreamSlots, inSlot, type StreamSlots } from './stream-slots.js';
 
 export function ingestDeps(deps: Deps): IngestDeps {
   return {
@@ -35,6 +35,7 @@ export function ingestDeps(deps: Deps): IngestDeps {
     logger: deps.logger,
     mediaGcsAllowed: deps.config.mediaGcsAllowed,
     httpCallbacks: deps.config.local,
+    pageTokens: createPageTokens(deps.config.pageTokenKey),
   };
 }
 
@@ -45,9 +46,12 @@ const wantsHtml = (req: Request) => req.method === 'GET' && req.accepts(['json',
 
 /** The jobs API adapter: routes, parses, calls the handler, maps errors. Never sees business logic. */
 export function createIngestHandler(getDeps: () => Deps) {
+  /** This instance's result and event streams, per caller (stream-slots.ts). */
+  let slots: StreamSlots | undefined;
   return (req: Request, res: Response): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
+      slots ??= createStreamSlots(deps.config.streamsPerCaller);
       const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
       const handlerDeps = { ...ingestDeps(deps), logger: log };
       try {
@@ -59,12 +63,11 @@ export function createIngestHandler(getDeps: () => Deps) {
         if (req.method !== 'GET' && req.header('sec-fetch-site') === 'cross-site') {
           throw new ForbiddenError('Cross-site requests may not change jobs.');
         }
-        const caller = callerFrom(req.header('authorization'), deps.config.admins);
-        if (!caller) {
-          throw new UnauthenticatedError(
-            "Send the caller's Google ID token as Authorization: Bearer … (gcloud auth print-identity-token).",
-          );
-        }
+        // Only a token verified here names the caller; X-Serverless-Authorization first (platform/caller.ts).
+        const caller = await deps.callers({
+          authorization: req.header('authorization'),
+          serverlessAuthorization: req.header('x-serverless-authorization'),
+        });
         if (path === '/callback-key') return sendCallbackKey(req, res, caller, deps.config.callbackSecret);
         if (path === '/jobs') {
           if (wantsHtml(req)) {
@@ -77,13 +80,9 @@ export function createIngestHandler(getDeps: () => Deps) {
           }
           if (req.method !== 'POST')
             throw new MethodNotAllowedError(`${req.method} /jobs is not supported; use GET or POST.`);
-          // Anything else would reach validation as a Buffer or a string (and a few MB of bytes would
-          // come back as as many "unknown key" problems).
-          if (!req.is('application/json')) {
-            throw new UnsupportedMediaTypeError(
-              'POST /jobs takes a JSON body: send Content-Type: application/json.',
-            );
-          }
+          // JSON only, from this origin (front-door.ts): anything else would reach validation as a Buffer
+          // or a string (and a few MB of bytes would come back as as many "unknown key" problems).
+          checkWrite(req);
           // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
           // refused anything larger before buffering it (platform/body-limit.ts).
           const key = req.header('idempotency-key');
@@ -107,6 +106,7 @@ export function createIngestHandler(getDeps: () => Deps) {
         const [, id, sub] = m as unknown as [string, string, string | undefined];
         if (sub === '/cancel') {
           if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to cancel a job.');
+          checkWrite(req);
           res.status(200).json(await cancelJob(id, caller, handlerDeps));
           return;
         }
@@ -124,7 +124,9 @@ export function createIngestHandler(getDeps: () => Deps) {
         if (sub === '/results') {
           const query = req.query as Record<string, string | undefined>;
           if (query.format === 'jsonl') {
-            await pipeStream(res, streamResults(id, caller, handlerDeps), 'application/x-ndjson');
+            await inSlot(slots, caller.id, () =>
+              pipeStream(res, streamResults(id, caller, handlerDeps), 'application/x-ndjson'),
+            );
             return;
           }
           res.status(200).json(await getResultsPage(id, query, caller, handlerDeps));
@@ -132,14 +134,18 @@ export function createIngestHandler(getDeps: () => Deps) {
         }
         const abort = new AbortController();
         res.on('close', () => abort.abort());
-        await pipeStream(
-          res,
-          streamEvents(id, req.header('last-event-id'), caller, handlerDeps, abort.signal),
-          'text/event-stream',
+        await inSlot(slots, caller.id, () =>
+          pipeStream(
+            res,
+            streamEvents(id, req.header('last-event-id'), caller, handlerDeps, abort.signal),
+            'text/event-stream',
+          ),
         );
       } catch (err) {
         const mapped = toHttpError(err);
         if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
+        else if (mapped.statusCode === 401)
+          log.warn({ event: 'ingest.unauthenticated', reason: (err as Error).message }, 'refused a caller');
         if (res.headersSent) {
           res.destroy();
           return;

@@ -57,7 +57,10 @@ export function installJsonBodyErrors(maxBodyBytes: number): void {
     if (typeof original !== 'function') continue;
     parsers[kind] = (options?: unknown) => {
       const parse = boundBody(original({ ...(options as object), limit: maxBodyBytes }), maxBodyBytes);
-      return (req, res, next) =>
+      return (req, res, next) => {
+        // Every answer (JSON, JSONL, SSE, HTML, and the 413/400 of a refused body) is taken as the
+        // type it declares, never content-sniffed by a browser. The parsers run first on every request.
+        res.setHeader('x-content-type-options', 'nosniff');
         parse(req, res, (err?: unknown) => {
           // The body was refused already (body-limit.ts), and the connection is closing.
           if (res.headersSent) return;
@@ -65,6 +68,7 @@ export function installJsonBodyErrors(maxBodyBytes: number): void {
           const mapped = parseFailureOf(err as { type?: unknown });
           res.status(mapped.statusCode).set(mapped.headers).json(mapped.body);
         });
+      };
     };
   }
   parsers[INSTALLED] = true;

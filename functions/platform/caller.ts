@@ -1,10 +1,14 @@
+import { UnauthenticatedError } from './errors.js';
+import type { IdTokenVerifier } from './id-token.js';
+
 /**
- * Who is calling ingest. Ingest is private: Cloud Run lets a request through only with a valid
- * Google ID token of an identity that holds `run.invoker` (no `allUsers`), and passes the
- * `Authorization: Bearer …` header on unchanged. So the token's claims are read here without a
- * second verification: its signature was checked at the front. Locally, the functions host plays
- * that front and sets the local developer's token on requests that carry none (see
- * infra/local/functions-host.ts).
+ * Who is calling ingest, from an ID token ingest verifies itself (./id-token.ts): never from a
+ * token it only decoded. Cloud Run verifies `X-Serverless-Authorization` when a request carries it
+ * and then passes `Authorization` on untouched and unverified
+ * (https://cloud.google.com/run/docs/authenticating/service-to-service): so when that header is
+ * present it alone is the identity, and `Authorization` is never looked at, not even as a fallback.
+ * Locally the functions host plays that front (infra/local/functions-host.ts) and signs the local
+ * developer's token onto requests that carry none.
  */
 export interface Caller {
   /** The token's `email` (lowercased), or its `sub` for an identity without one. */
@@ -13,24 +17,30 @@ export interface Caller {
   admin: boolean;
 }
 
-/** The caller of a request from its `Authorization` header; undefined when there is no usable token. */
-export function callerFrom(authorization: string | undefined, admins: readonly string[]): Caller | undefined {
-  const token = /^Bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)$/.exec(authorization ?? '');
-  if (!token) return undefined;
-  let claims: unknown;
-  try {
-    claims = JSON.parse(Buffer.from(token[2] as string, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof claims !== 'object' || claims === null) return undefined;
-  const { email, sub } = claims as { email?: unknown; sub?: unknown };
-  const id =
-    typeof email === 'string' && email.length > 0 && email.length <= 320
-      ? email.toLowerCase()
-      : typeof sub === 'string' && sub.length > 0 && sub.length <= 255
-        ? sub
-        : undefined;
-  if (!id) return undefined;
-  return { id, admin: admins.includes(id) };
+/** The two headers an identity may come in. */
+export interface CallerHeaders {
+  authorization?: string | undefined;
+  serverlessAuthorization?: string | undefined;
+}
+
+/** Resolves the verified caller of a request; throws {@link UnauthenticatedError} (401) otherwise. */
+export type CallerResolver = (headers: CallerHeaders) => Promise<Caller>;
+
+const HOW =
+  "Send the caller's Google ID token as Authorization: Bearer … (gcloud auth print-identity-token).";
+
+export function createCallerResolver(verifier: IdTokenVerifier, admins: readonly string[]): CallerResolver {
+  return async ({ authorization, serverlessAuthorization }) => {
+    const header = serverlessAuthorization !== undefined ? serverlessAuthorization : authorization;
+    const token = bearerToken(header);
+    if (!token) throw new UnauthenticatedError(`No ID token. ${HOW}`);
+    const claims = await verifier.verify(token);
+    const id = claims.email ?? claims.sub;
+    return { id, admin: admins.includes(id) };
+  };
+}
+
+/** The token of a `Bearer …` header value, or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(header?.trim() ?? '')?.[1];
 }

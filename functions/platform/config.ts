@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import bundledQuotas from '../../infra/quotas.json' with { type: 'json' };
 import { parseQuotas, type Quotas } from '../core/quotas.js';
+import { pageTokenKey, withAndWithoutSlash } from './identity-config.js';
 
 const hostPort = z
   .string()
@@ -87,6 +88,37 @@ const envSchema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.string().regex(/^[^\s@,]+@[^\s@,]+$/, 'expected comma-separated emails'))),
+  /**
+   * The `aud` values ingest accepts in callers' ID tokens, comma-separated: its own URL (what
+   * `gcloud auth print-identity-token --audiences=URL` and the CLI ask for), and any other name it is
+   * called by. A URL is accepted with and without a trailing slash.
+   */
+  FANOUT_AUDIENCES: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  /** An issuer accepted besides Google's: the local cloud's own (infra/local/id-issuer.ts). */
+  FANOUT_ID_ISSUER: httpUrl.optional(),
+  /** Where ID tokens' signing keys are (a PEM map keyed by `kid`); Google's by default. */
+  FANOUT_ID_CERTS_URL: httpUrl.optional(),
+  /**
+   * `true` in the cloud: accept an ID token whose signature Google's front removed after verifying
+   * it (platform/id-token.ts). Never set locally, where every token is verified whole.
+   */
+  FANOUT_ACCEPT_STRIPPED_TOKENS: z.enum(['true', 'false']).default('false'),
+  /** The tick function's URL: the audience of Cloud Scheduler's OIDC token. */
+  TICK_URL: httpUrl.optional(),
+  /** The service account Cloud Scheduler signs tick's OIDC token as. */
+  SCHEDULER_SERVICE_ACCOUNT: z.email({ error: 'expected a service account email' }).optional(),
+  /** The HMAC key of page tokens; derived from CALLBACK_SECRET when unset (a fixed key locally). */
+  PAGE_TOKEN_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
+  /** Open result and event streams one caller may hold on one ingest instance; more get 429. */
+  FANOUT_STREAMS_PER_CALLER: z.coerce.number().int().min(1).max(1000).default(10),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -101,6 +133,10 @@ const HOW_TO_FIX: Record<string, string> = {
   CLOUD_TASKS_EMULATOR_HOST: 'unset it in the cloud; locally `npm run dev` sets it',
   WORKER_URL: 'set it to the HTTPS URL of the worker function (Terraform outputs it)',
   TASKS_SERVICE_ACCOUNT: 'set it to the service account Cloud Tasks signs OIDC tokens with',
+  FANOUT_ID_ISSUER: 'unset it in the cloud; locally `npm run dev` sets it to its own issuer',
+  FANOUT_ID_CERTS_URL: "unset it in the cloud (Google's keys); locally `npm run dev` sets it",
+  TICK_URL: 'set it to the HTTPS URL of the tick function (Terraform sets it)',
+  SCHEDULER_SERVICE_ACCOUNT: 'set it to the service account Cloud Scheduler signs OIDC tokens with',
 };
 
 export interface Config {
@@ -141,6 +177,15 @@ export interface Config {
   callbackSecret?: string;
   /** See CALLBACK_RETRY_MS. */
   callbackRetryMs: number;
+  /** How ID tokens are verified: see FANOUT_AUDIENCES, FANOUT_ID_ISSUER, FANOUT_ID_CERTS_URL. */
+  identity: { audiences: string[]; extraIssuers: string[]; certsUrl?: string; acceptStripped: boolean };
+  /** See TICK_URL and SCHEDULER_SERVICE_ACCOUNT. */
+  tickUrl?: string;
+  schedulerServiceAccount?: string;
+  /** See PAGE_TOKEN_SECRET; this instance's own when neither it nor CALLBACK_SECRET is set in the cloud. */
+  pageTokenKey: string;
+  /** See FANOUT_STREAMS_PER_CALLER. */
+  streamsPerCaller: number;
   quotas: Quotas;
   logLevel: string;
 }
@@ -228,6 +273,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ? { callbackSecret: e.CALLBACK_SECRET ?? 'local-callback-secret-for-the-local-cloud-only' }
       : {}),
     callbackRetryMs: e.CALLBACK_RETRY_MS,
+    identity: {
+      audiences: withAndWithoutSlash(e.FANOUT_AUDIENCES),
+      extraIssuers: e.FANOUT_ID_ISSUER ? [e.FANOUT_ID_ISSUER] : [],
+      ...(e.FANOUT_ID_CERTS_URL ? { certsUrl: e.FANOUT_ID_CERTS_URL } : {}),
+      acceptStripped: e.FANOUT_ACCEPT_STRIPPED_TOKENS === 'true' && !local,
+    },
+    ...(e.TICK_URL ? { tickUrl: e.TICK_URL } : {}),
+    ...(e.SCHEDULER_SERVICE_ACCOUNT ? { schedulerServiceAccount: e.SCHEDULER_SERVICE_ACCOUNT } : {}),
+    ...pageTokenKey(e.PAGE_TOKEN_SECRET, e.CALLBACK_SECRET, local),
+    streamsPerCaller: e.FANOUT_STREAMS_PER_CALLER,
     quotas,
     logLevel: e.LOG_LEVEL,
   };

@@ -6,12 +6,28 @@ import { tick } from './handler.js';
 
 /**
  * The Cloud Scheduler target: one tick per call, its report as the body; a duty that failed (or the
- * tick itself) answers 500, so Cloud Scheduler records the failure; the next tick tries again.
+ * tick itself) answers 500, so Cloud Scheduler records the failure; the next tick tries again. Only
+ * Cloud Scheduler may call it: its OIDC token for the scheduler account, audience tick's URL, is
+ * verified as the worker verifies Cloud Tasks' (platform/task-auth.ts); anything else is 401.
  */
 export function createTickHandler(getDeps: () => Deps) {
-  return (_req: Request, res: Response): Promise<void> =>
+  return (req: Request, res: Response): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
+      try {
+        await deps.schedulerAuth.verify(req.header('authorization'));
+      } catch (err) {
+        const mapped = toHttpError(err);
+        if (mapped.statusCode >= 500)
+          deps.logger.error({ event: 'tick.auth_failed', err }, 'tick auth failed');
+        else
+          deps.logger.warn(
+            { event: 'tick.unauthenticated', reason: (err as Error).message },
+            'refused a call',
+          );
+        res.status(mapped.statusCode).json(mapped.body);
+        return;
+      }
       const batchOutcomes = deps.lifecycle.batchOutcomes;
       try {
         const report = await tick({

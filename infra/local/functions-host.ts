@@ -1,6 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { sendJsonError, servesHost } from './front-checks.js';
 import { type FrontFault, withFault } from './front-faults.js';
+import { cachedToken, createLocalFront, LOCAL_DEVELOPER, type LocalFront, localIdToken } from './identity.js';
 
 /**
  * Serves the registered functions with the Functions Framework, each on its own port, in processes
@@ -14,7 +16,9 @@ import { type FrontFault, withFault } from './front-faults.js';
  * Like Cloud Run, it starts a new instance when one dies (a line on stderr says so), so killing an
  * instance mid-run is a test of the system, not the end of the local cloud: SIGUSR2 to this process
  * SIGKILLs its oldest instance. Like Cloud Run's front, it can refuse deliveries before they reach
- * the worker (429 at max instances, 503, 401/403): see front-faults.ts.
+ * the worker (429 at max instances, 503, 401/403): see front-faults.ts; and it admits to ingest only
+ * requests whose ID token verifies (identity.ts). Every port answers only to its own loopback names
+ * in `Host` (front-checks.ts: no DNS rebinding), with 403 before the function sees anything.
  */
 const ports = (() => {
   const i = process.argv.indexOf('--ports');
@@ -37,19 +41,17 @@ async function serveInstance(): Promise<Record<string, string>> {
     const server = getTestServer(name);
     if (name === 'ingest') {
       // Cloud Run's front: ingest is private (see identity.ts); the framework sees only what passes.
-      const { frontAuthorization } = await import('./identity.js');
+      const front = await ingestFront(port);
       const app = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
       server.removeAllListeners('request');
       server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-        const authorization = frontAuthorization(req.headers.authorization);
-        if (authorization === undefined) {
-          res
-            .writeHead(401, { 'content-type': 'text/plain' })
-            .end('401 Unauthorized: the ID token is not valid.\n');
-          return;
-        }
-        req.headers.authorization = authorization;
-        for (const listener of app) listener.call(server, req, res);
+        front.admit(req).then(
+          (verdict) => {
+            if (!verdict.pass) return sendJsonError(res, verdict.status, 'UNAUTHENTICATED', verdict.message);
+            for (const listener of app) listener.call(server, req, res);
+          },
+          () => sendJsonError(res, 503, 'UNAVAILABLE', 'The local front could not check the ID token.'),
+        );
       });
     }
     if (name === 'worker') {
@@ -67,6 +69,7 @@ async function serveInstance(): Promise<Record<string, string>> {
         }),
       );
     }
+    onlyOwnHost(server, port);
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
       server.listen(port, '127.0.0.1', () => ok());
@@ -82,6 +85,38 @@ async function serveInstance(): Promise<Record<string, string>> {
     process.exit(0);
   });
   return urls;
+}
+
+/** The front of ingest: its audiences and the local issuer, from the environment the stack set. */
+async function ingestFront(port: number): Promise<LocalFront> {
+  const { loadConfig } = await import('../../functions/platform/config.js');
+  const { createIdTokenVerifier } = await import('../../functions/platform/id-token.js');
+  const { identity } = loadConfig(process.env);
+  const issuerUrl = identity.extraIssuers[0];
+  if (!issuerUrl) throw new Error('FANOUT_ID_ISSUER is not set: start the functions through the local stack');
+  const verifier = createIdTokenVerifier({
+    audiences: identity.audiences,
+    extraIssuers: identity.extraIssuers,
+    ...(identity.certsUrl ? { certsUrl: identity.certsUrl } : {}),
+  });
+  const audience = `http://127.0.0.1:${port}`;
+  return createLocalFront(
+    verifier,
+    cachedToken(() => localIdToken(LOCAL_DEVELOPER, { issuerUrl, audience })),
+  );
+}
+
+/** Requests whose `Host` is not one of this port's loopback names are refused before any listener. */
+function onlyOwnHost(server: Server, port: number): void {
+  const listeners = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!servesHost(req.headers.host, port)) {
+      sendJsonError(res, 403, 'PERMISSION_DENIED', 'This host name is not served here.');
+      return;
+    }
+    for (const listener of listeners) listener.call(server, req, res);
+  });
 }
 
 /** Back-off before replacing an instance that died young: doubles per crash in a row, capped. */

@@ -10,6 +10,7 @@ import { createTaskQueue } from '../../functions/platform/task-queue.js';
 import { type CloudTasksEmulator, startCloudTasksEmulator } from './cloud-tasks/server.js';
 import { startFirestoreEmulator } from './firestore.js';
 import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
+import { type IdIssuer, startIdIssuer } from './id-issuer.js';
 import { LOCAL_DEVELOPER } from './identity.js';
 import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js';
 import { freePort } from './ports.js';
@@ -30,6 +31,13 @@ export interface StackInfo {
   tickUrl: string;
   /** The intake function (the Eventarc stand-in posts finalize events there). */
   intakeUrl: string;
+  /**
+   * The local cloud's identity provider (id-issuer.ts): `GET {idIssuerUrl}/token?email=E&audience=A`
+   * with `Metadata-Flavor: Google` signs an ID token for anyone (identity.ts `localIdToken`).
+   */
+  idIssuerUrl: string;
+  /** The account the local Cloud Scheduler signs tick's token as (tick accepts only it). */
+  schedulerServiceAccount: string;
   /**
    * Not in the contract either: the pid of the functions host (infra/local/functions-host.ts).
    * `process.kill(functionsPid, 'SIGUSR2')` kills one function instance; the host starts another.
@@ -73,6 +81,8 @@ export interface StackOptions {
 
 export interface Stack {
   info: StackInfo;
+  /** The identity provider, for signing tokens in this process. */
+  issuer: IdIssuer;
   standIn?: GeminiStandIn;
   tasks: CloudTasksEmulator;
   storage: StorageEmulator;
@@ -121,7 +131,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const tickPort = await port(2);
     const intakePort = await port(3);
     const workerUrl = `http://127.0.0.1:${workerPort}/`;
+    const tickUrl = `http://127.0.0.1:${tickPort}/`;
     const bucket = `${projectId}-fanout`;
+    const schedulerAccount = `fanout-scheduler@${projectId}.iam.gserviceaccount.com`;
+    const issuer = await startIdIssuer();
+    cleanups.push(() => issuer.close());
 
     const profile = options.profile ?? 'strict';
     const storage = await startStorageEmulator({
@@ -173,6 +187,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       METADATA_SERVER_DETECTION: 'none',
       // The local developer (see identity.ts) may read every job, bucket jobs included.
       FANOUT_ADMINS: LOCAL_DEVELOPER,
+      // ID tokens: the local issuer's, verified by the code that verifies Google's (id-issuer.ts),
+      // for ingest's loopback names; tick takes only the local Cloud Scheduler's.
+      FANOUT_ID_ISSUER: issuer.url,
+      FANOUT_ID_CERTS_URL: issuer.certsUrl,
+      FANOUT_AUDIENCES: `http://127.0.0.1:${ingestPort},http://localhost:${ingestPort}`,
+      TICK_URL: tickUrl,
+      SCHEDULER_SERVICE_ACCOUNT: schedulerAccount,
       // gs:// media: the bucket's media/ (the default), its examples/, and where the sample set's
       // images are (the bucket of `npm run dev`, whichever project this stack runs as).
       MEDIA_GCS_ALLOWED: [
@@ -210,7 +231,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     );
     cleanups.push(host.stop);
     const ingestUrl = host.urls.ingest!.replace(/\/$/, '');
-    const tickUrl = host.urls.tick!;
     if (host.urls.intake) {
       storage.subscribe({
         url: host.urls.intake,
@@ -221,8 +241,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const interval = options.schedulerIntervalMs ?? 10_000;
     if (interval > 0) {
+      // As Cloud Scheduler: a POST of `{}` with an OIDC token for the scheduler account (scheduler.tf).
       const timer = setInterval(() => {
-        fetch(tickUrl, { method: 'POST' }).then(
+        fetch(tickUrl, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            authorization: `Bearer ${issuer.idToken(schedulerAccount, tickUrl)}`,
+          },
+          body: '{}',
+        }).then(
           (r) => r.body?.cancel(),
           () => undefined,
         );
@@ -242,10 +270,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       workerUrl,
       tickUrl,
       intakeUrl: host.urls.intake ?? '',
+      idIssuerUrl: issuer.url,
+      schedulerServiceAccount: schedulerAccount,
       functionsPid: host.pid,
     };
     return {
       info,
+      issuer,
       ...(standIn ? { standIn } : {}),
       tasks,
       storage,

@@ -28,6 +28,15 @@ locals {
     GOOGLE_NODE_RUN_SCRIPTS = ""
   }
 
+  # Ingest and tick check the audience of the ID tokens they take (functions/platform/id-token.ts), so
+  # their own URLs are needed before they exist (a self-reference otherwise): the same 1st-gen style
+  # URL as local.worker_url (main.tf), checked by the postconditions below.
+  ingest_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.function_names.ingest}"
+  tick_url   = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.function_names.tick}"
+  # The `aud` of `gcloud auth print-identity-token` for a user account (gcloud's own OAuth client),
+  # which Cloud Run accepts for developers (README: Calling a deployed system).
+  gcloud_audience = "32555940559.apps.googleusercontent.com"
+
   # Item tasks are dispatched with a deadline of the Gemini timeout + 30 s (functions/platform/config.ts
   # `dispatchDeadlineFor`, 15 s to 30 min) and an enqueuing run hands over after 8 minutes (its task's
   # deadline is 10). A delivery may run longer than its dispatch deadline: media (up to 50 s), a
@@ -53,8 +62,14 @@ locals {
       concurrency     = 80    # mostly idle SSE streams and short Firestore calls
       max_instances   = var.ingest_max_instances
       # Reachable from the internet, callable only with an identity token of an ingest_invokers member.
-      ingress       = "ALLOW_ALL"
-      env           = {}
+      ingress = "ALLOW_ALL"
+      # Ingest verifies every caller's ID token itself (functions/platform/caller.ts): its own URL and
+      # gcloud's user tokens are the audiences; a token whose signature Cloud Run removed after
+      # verifying it is taken on Cloud Run's word, its claims still checked.
+      env = {
+        FANOUT_AUDIENCES              = "${local.ingest_url},${local.gcloud_audience}"
+        FANOUT_ACCEPT_STRIPPED_TOKENS = "true"
+      }
       event_trigger = null
       invokers      = { for m in toset(var.ingest_invokers) : m => m } # a member listed twice is one grant
     }
@@ -94,6 +109,11 @@ locals {
       ingress       = "ALLOW_ALL"
       env = {
         BATCH_PENDING_DEADLINE_MS = tostring(var.batch_pending_deadline_ms)
+        # Tick takes only Cloud Scheduler's OIDC token (scheduler.tf): for the scheduler account, with
+        # its own URL as the audience.
+        TICK_URL                      = local.tick_url
+        SCHEDULER_SERVICE_ACCOUNT     = google_service_account.scheduler.email
+        FANOUT_ACCEPT_STRIPPED_TOKENS = "true"
       }
       event_trigger = null
       invokers      = { tick = "serviceAccount:${google_service_account.scheduler.email}" }
@@ -225,6 +245,14 @@ resource "google_cloudfunctions2_function" "function" {
     postcondition {
       condition     = each.key != "worker" || self.url == local.worker_url
       error_message = "The worker's URL is ${self.url}, not ${local.worker_url}: WORKER_URL (OIDC audience and task target) would not match; set local.worker_url in main.tf to the function's URL."
+    }
+    postcondition {
+      condition     = each.key != "ingest" || self.url == local.ingest_url
+      error_message = "Ingest's URL is ${self.url}, not ${local.ingest_url}: FANOUT_AUDIENCES would not match its callers' tokens; set local.ingest_url in functions.tf to the function's URL."
+    }
+    postcondition {
+      condition     = each.key != "tick" || self.url == local.tick_url
+      error_message = "Tick's URL is ${self.url}, not ${local.tick_url}: TICK_URL would not match Cloud Scheduler's token; set local.tick_url in functions.tf to the function's URL."
     }
   }
 }

@@ -3,6 +3,7 @@ import { jobIdForObject } from '../../functions/intake/handler.js';
 import {
   configureStandIn,
   createJob,
+  idToken,
   jobsClient,
   resultsJsonl,
   stack,
@@ -178,12 +179,22 @@ describe('the Batch API path', () => {
       mode: 'batch',
       prompts: Array.from({ length: 100 }, (_, i) => `raced ${i}`),
     });
-    // Five extra ticks at once, besides the local scheduler's own every second.
-    await Promise.all(
+    // Five extra ticks at once, besides the local scheduler's own every second, each with the
+    // scheduler's token as Cloud Scheduler sends it (tick refuses anyone else).
+    const token = await idToken(stack().schedulerServiceAccount, { audience: stack().tickUrl });
+    const ticks = await Promise.all(
       Array.from({ length: 5 }, () =>
-        fetch(stack().tickUrl, { method: 'POST' }).then((r) => r.arrayBuffer()),
+        fetch(stack().tickUrl, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: '{}',
+        }).then(async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        }),
       ),
     );
+    expect(ticks.every((status) => status !== 401)).toBe(true);
 
     const job = await waitForJob(id, 60_000);
     expect(job.counts).toMatchObject({ succeeded: 100, pending: 0 });

@@ -280,6 +280,34 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
     expect(JSON.parse(status.stdout)).toMatchObject({ id, status: 'cancelled' });
   });
 
+  test('--as acts as another identity against the local cloud, and is refused for a deployed URL', async () => {
+    // Arrange: the local cloud's issuer, as `npm run dev` names it in .local/stack.json.
+    const env = cliEnv({ FANOUT_ID_ISSUER: stack().idIssuerUrl });
+    const submitted = await cli(
+      ['--as', 'cli-alice@example.com', 'submit', '-p', 'mine', '--model', MODEL, '--json', '--url', url],
+      { env },
+    );
+    const { id } = JSON.parse(submitted.stdout) as { id: string };
+
+    // Act
+    const [asAlice, asBob, deployed, notAnEmail] = await Promise.all([
+      cli(['status', id, '--json', '--url', url, '--as', 'cli-alice@example.com'], { env }),
+      cli(['status', id, '--url', url, '--as', 'cli-bob@example.com'], { env }),
+      cli(['status', id, '--url', 'https://ingest.invalid', '--as', 'cli-alice@example.com'], { env }),
+      cli(['status', id, '--url', url, '--as', 'nobody'], { env }),
+    ]);
+
+    // Assert
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect(asAlice.code, asAlice.stderr).toBe(0);
+    expect(JSON.parse(asAlice.stdout)).toMatchObject({ id });
+    expect(asBob.code).toBe(2);
+    expect(asBob.stderr).toContain('answered 404');
+    expect(deployed.code).toBe(2);
+    expect(deployed.stderr).toContain('--as works only against the local cloud');
+    expect(notAnEmail.code).toBe(2);
+  });
+
   test('bad input exits 2 with a one-line reason', async () => {
     // Arrange
     const badFile = join(dir, 'bad.jsonl');

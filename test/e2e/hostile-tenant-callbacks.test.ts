@@ -12,8 +12,7 @@ import { run } from '../../cli/program.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { CreateJobRequest, JobView } from '../../functions/api/jobs.js';
 import { verifyCallback, WebhookVerificationError } from '../../functions/api/webhooks.js';
-import { localIdToken } from '../../infra/local/identity.js';
-import { call, stack } from '../helpers/e2e.js';
+import { call, idToken, stack } from '../helpers/e2e.js';
 
 /** One POST as the receiver got it, and what `verifyCallback` made of it at that endpoint. */
 interface Delivery {
@@ -34,8 +33,8 @@ const keys = new Map<string, string>();
 /** Paths that answer 503 to their first POST, so the sender retries. */
 const flakyOnce = new Set<string>();
 
-const clientAs = (email: string): JobsClient =>
-  createJobsClient(stack().ingestUrl, { token: localIdToken(email) });
+const clientAs = async (email: string): Promise<JobsClient> =>
+  createJobsClient(stack().ingestUrl, { token: await idToken(email) });
 
 function verdictOf(path: string, headers: IncomingHttpHeaders, body: string): string {
   try {
@@ -61,8 +60,8 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  keys.set('alice', (await clientAs(ALICE).callbackKey()).key);
-  keys.set('bob', (await clientAs(BOB).callbackKey()).key);
+  keys.set('alice', (await (await clientAs(ALICE)).callbackKey()).key);
+  keys.set('bob', (await (await clientAs(BOB)).callbackKey()).key);
 });
 
 afterAll(async () => {
@@ -72,7 +71,7 @@ afterAll(async () => {
 
 /** Submits a one-prompt job as `email` and waits until its callback is delivered. */
 async function jobWithCallback(email: string, path: string): Promise<JobView> {
-  const client = clientAs(email);
+  const client = await clientAs(email);
   const body: CreateJobRequest = { prompts: [`callback for ${email}`], callbackUrl: `${base}${path}` };
   const { id } = await client.submit(body);
   return client.waitFor(id, {
@@ -87,13 +86,13 @@ const at = (path: string) => deliveries.filter((d) => d.path === path);
 describe('tenants: callbacks', () => {
   it('each owner fetches their own key only, never cached, the same on every call', async () => {
     // Act
-    const alice = await clientAs(ALICE).callbackKey();
-    const again = await clientAs(ALICE).callbackKey();
+    const alice = await (await clientAs(ALICE)).callbackKey();
+    const again = await (await clientAs(ALICE)).callbackKey();
     const probing = await fetch(
       `${stack().ingestUrl}/callback-key?owner=${encodeURIComponent(BOB)}&for=${encodeURIComponent(BOB)}`,
-      { headers: { authorization: `Bearer ${localIdToken(ALICE)}` } },
+      { headers: { authorization: `Bearer ${await idToken(ALICE)}` } },
     );
-    const post = await call('POST', '/callback-key', {}, { authorization: `Bearer ${localIdToken(ALICE)}` });
+    const post = await call('POST', '/callback-key', {}, { authorization: `Bearer ${await idToken(ALICE)}` });
 
     // Assert
     expect(alice).toEqual({ key: expect.stringMatching(/^whsec_/), format: 'standard-webhooks' });
@@ -209,7 +208,7 @@ describe('tenants: callbacks', () => {
       '/jobs',
       { prompts: ['never sent'], callbackUrl },
       {
-        authorization: `Bearer ${localIdToken(ALICE)}`,
+        authorization: `Bearer ${await idToken(ALICE)}`,
       },
     );
 

@@ -155,7 +155,8 @@ let port: string;
 
 beforeAll(async () => {
   dir = await checkoutLookalike(await mkdtemp(join(tmpdir(), 'fanout-readme-')));
-  env = { ...cliEnv(), FANOUT_URL: stack().ingestUrl };
+  // The local cloud's identity provider too (`--as`), which `npm run dev` names in .local/stack.json.
+  env = { ...cliEnv(), FANOUT_URL: stack().ingestUrl, FANOUT_ID_ISSUER: stack().idIssuerUrl };
   port = new URL(stack().ingestUrl).port;
 });
 

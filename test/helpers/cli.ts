@@ -161,7 +161,8 @@ export async function droppingProxy(target: string): Promise<DroppingProxy> {
         port: upstream.port,
         method: req.method,
         path: req.url,
-        headers: req.headers,
+        // As a reverse proxy does: the upstream's own Host (the local cloud serves only its own names).
+        headers: { ...req.headers, host: upstream.host },
       },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);

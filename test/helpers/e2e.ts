@@ -5,6 +5,7 @@ import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../f
 import { FRONT_FAULTS_PATH } from '../../infra/local/front-faults.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
+import { localIdToken } from '../../infra/local/identity.js';
 import type { StackInfo } from '../../infra/local/stack.js';
 
 /**
@@ -13,6 +14,18 @@ import type { StackInfo } from '../../infra/local/stack.js';
  */
 export function stack(): StackInfo {
   return inject('stack');
+}
+
+/**
+ * A signed ID token of the local cloud's issuer for `email`, for ingest (or `audience`); `exp` and
+ * `iss` make tokens that must be refused.
+ */
+export function idToken(
+  email: string,
+  claims: { audience?: string; exp?: number; iss?: string } = {},
+): Promise<string> {
+  const { audience = stack().ingestUrl, ...rest } = claims;
+  return localIdToken(email, { issuerUrl: stack().idIssuerUrl, audience, ...rest });
 }
 
 export interface Json {

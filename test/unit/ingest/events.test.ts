@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { streamEvents } from '../../../functions/ingest/events.js';
 import { createJob, type IngestDeps } from '../../../functions/ingest/handler.js';
+import { createPageTokens } from '../../../functions/ingest/page-tokens.js';
 import type { Caller } from '../../../functions/platform/caller.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { roundTrip } from '../../helpers/fake-stores.js';
@@ -24,6 +25,7 @@ function setup() {
     quotas: testQuotas(),
     logger,
     pollIntervalMs: 1,
+    pageTokens: createPageTokens('unit-test-page-token-key-0123456789'),
   };
   return { db: world.db, lifecycle: world.lifecycle, deps };
 }

@@ -12,6 +12,7 @@ import {
   type ResultEntry,
   streamResults,
 } from '../../../functions/ingest/handler.js';
+import { createPageTokens } from '../../../functions/ingest/page-tokens.js';
 import type { Caller } from '../../../functions/platform/caller.js';
 import {
   NotFoundError,
@@ -38,6 +39,7 @@ function setup() {
     quotas: testQuotas(),
     logger,
     pollIntervalMs: 1,
+    pageTokens: createPageTokens('unit-test-page-token-key-0123456789'),
   };
   return {
     store,
@@ -381,6 +383,22 @@ describe('owners', () => {
     expect(await thrown(listJobs(bob, { all: 'true' }, deps))).toMatchObject({ statusCode: 403 });
     expect(await thrown(listJobs(alice, { pageSize: '101' }, deps))).toBeInstanceOf(ValidationError);
   });
+
+  it('refuses a list pageToken made up from a job id, or replayed by another caller', async () => {
+    // Arrange: alice's second page starts after one of her job ids; bob knows nothing but ids.
+    const { deps } = setup();
+    for (let i = 0; i < 3; i++) await createJobOf({ prompts: [`a${i}`] }, deps, { owner: alice.id });
+    const first = await listJobs(alice, { pageSize: '1' }, deps);
+    const madeUp = Buffer.from(first.jobs[0]!.id).toString('base64url');
+
+    // Act
+    const replayed = await thrown(listJobs(bob, { pageToken: first.nextPageToken! }, deps));
+    const forged = await thrown(listJobs(bob, { pageToken: madeUp }, deps));
+    const asAll = await thrown(listJobs(ADMIN, { all: 'true', pageToken: first.nextPageToken! }, deps));
+
+    // Assert
+    for (const err of [replayed, forged, asAll]) expect(err).toBeInstanceOf(ValidationError);
+  });
 });
 
 describe('getResultsPage', () => {
@@ -485,6 +503,29 @@ describe('getResultsPage', () => {
 
     expect(err).toBeInstanceOf(ValidationError);
     expect(toHttpError(err).body.error.details).toEqual([expect.objectContaining({ field: 'pageSize' })]);
+  });
+
+  it('honours a results pageToken only for the caller and job it was issued for', async () => {
+    // Arrange: a token of the admin's for this job, one made up from an index, another job.
+    const { id, deps } = await jobWith(3);
+    const first = await getResultsPage(id, { pageSize: '1' }, ADMIN, deps);
+    const other = await jobWith(3);
+    const madeUp = Buffer.from('1').toString('base64url');
+    const otherAdmin: Caller = { id: 'root@example.com', admin: true };
+
+    // Act
+    const replayedByAnother = await thrown(
+      getResultsPage(id, { pageToken: first.nextPageToken! }, otherAdmin, deps),
+    );
+    const onAnotherJob = await thrown(
+      getResultsPage(other.id, { pageToken: first.nextPageToken! }, ADMIN, other.deps),
+    );
+    const forged = await thrown(getResultsPage(id, { pageToken: madeUp }, ADMIN, deps));
+    const honoured = await getResultsPage(id, { pageToken: first.nextPageToken! }, ADMIN, deps);
+
+    // Assert
+    for (const err of [replayedByAnother, onAnotherJob, forged]) expect(err).toBeInstanceOf(ValidationError);
+    expect(honoured.results[0]!.index).toBe(1);
   });
 
   it('refuses a pageToken it did not make', async () => {

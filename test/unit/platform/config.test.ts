@@ -236,3 +236,39 @@ describe('quotas', () => {
     expect(config.quotas.tier).toBe('custom-tier');
   });
 });
+
+describe('identity settings', () => {
+  it('accepts each audience URL with and without its slash, and other audiences as given', () => {
+    const config = loadConfig({
+      ...CLOUD,
+      FANOUT_AUDIENCES: 'https://ingest.example.com/, 32555940559.apps.googleusercontent.com',
+    });
+
+    expect(config.identity.audiences).toEqual([
+      'https://ingest.example.com',
+      'https://ingest.example.com/',
+      '32555940559.apps.googleusercontent.com',
+    ]);
+    expect(config.identity.extraIssuers).toEqual([]);
+  });
+
+  it('honours FANOUT_ACCEPT_STRIPPED_TOKENS in the cloud only, never locally', () => {
+    expect(loadConfig({ ...CLOUD, FANOUT_ACCEPT_STRIPPED_TOKENS: 'true' }).identity.acceptStripped).toBe(
+      true,
+    );
+    expect(loadConfig({ ...CLOUD }).identity.acceptStripped).toBe(false);
+    expect(loadConfig({ ...LOCAL, FANOUT_ACCEPT_STRIPPED_TOKENS: 'true' }).identity.acceptStripped).toBe(
+      false,
+    );
+  });
+
+  it('keys page tokens with PAGE_TOKEN_SECRET, else a key derived from the callback key, never the key itself', () => {
+    const secret = 'c'.repeat(40);
+    const derived = loadConfig({ ...CLOUD, CALLBACK_SECRET: secret }).pageTokenKey;
+
+    expect(loadConfig({ ...CLOUD, PAGE_TOKEN_SECRET: 'p'.repeat(32) }).pageTokenKey).toBe('p'.repeat(32));
+    expect(derived).not.toBe(secret);
+    expect(loadConfig({ ...CLOUD, CALLBACK_SECRET: secret }).pageTokenKey).toBe(derived);
+    expect(configErrorOf({ ...CLOUD, PAGE_TOKEN_SECRET: 'short' }).message).toContain('PAGE_TOKEN_SECRET');
+  });
+});

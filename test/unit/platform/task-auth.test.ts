@@ -1,7 +1,8 @@
-import type { OAuth2Client } from 'google-auth-library';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnauthenticatedError } from '../../../functions/platform/errors.js';
-import { createTaskAuthenticator } from '../../../functions/platform/task-auth.js';
+import type { IdTokenVerifier } from '../../../functions/platform/id-token.js';
+import { createTaskAuthenticator, type TaskAuthOptions } from '../../../functions/platform/task-auth.js';
+import { type IdIssuer, startIdIssuer } from '../../../infra/local/id-issuer.js';
 
 const SA = 'fanout-tasks@my-project.iam.gserviceaccount.com';
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -12,21 +13,21 @@ function emulatorToken(claims: Record<string, unknown>): string {
   return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`;
 }
 
-/** A token that looks signed; only the injected client decides on it. */
-const signedToken = `${b64({ alg: 'RS256', kid: 'k1', typ: 'JWT' })}.${b64({ email: SA })}.c2lnbmF0dXJl`;
+const WORKER = 'https://worker.example.com/';
 
-/** An OAuth2Client stand-in whose verifyIdToken returns `payload` (or throws `error`). */
-function fakeClient(result: { payload?: Record<string, unknown>; error?: Error }) {
-  const calls: Array<{ idToken: string; audience?: string }> = [];
-  const client = {
-    async verifyIdToken(options: { idToken: string; audience?: string }) {
-      calls.push(options);
-      if (result.error) throw result.error;
-      return { getPayload: () => result.payload };
-    },
-  };
-  return { client: client as unknown as OAuth2Client, calls };
-}
+/** Options of the worker's authenticator, with `acceptEmulatorTokens` as given. */
+const opts = (acceptEmulatorTokens: boolean, more: Partial<TaskAuthOptions> = {}): TaskAuthOptions => ({
+  service: 'Cloud Tasks',
+  audience: WORKER,
+  serviceAccount: SA,
+  acceptEmulatorTokens,
+  ...more,
+});
+
+/** A verifier that must not be reached (the emulator's tokens never go to it). */
+const unusedVerifier: IdTokenVerifier = {
+  verify: () => Promise.reject(new Error('must not be called')),
+};
 
 async function refusal(promise: Promise<void>): Promise<UnauthenticatedError> {
   try {
@@ -39,51 +40,64 @@ async function refusal(promise: Promise<void>): Promise<UnauthenticatedError> {
 }
 
 describe('task authentication: emulator tokens', () => {
-  const unusedClient = fakeClient({ error: new Error('must not be called') }).client;
-
   it('accepts the emulator token for the service account when emulator tokens are allowed', async () => {
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: true }, unusedClient);
+    const auth = createTaskAuthenticator(opts(true), unusedVerifier);
 
     await expect(
-      auth.verify(`Bearer ${emulatorToken({ email: SA, exp: inAnHour() })}`),
+      auth.verify(`Bearer ${emulatorToken({ email: SA, aud: WORKER, exp: inAnHour() })}`),
     ).resolves.toBeUndefined();
   });
 
   it('refuses an unsigned token in the cloud', async () => {
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: false }, unusedClient);
+    const auth = createTaskAuthenticator(opts(false), unusedVerifier);
 
-    const err = await refusal(auth.verify(`Bearer ${emulatorToken({ email: SA, exp: inAnHour() })}`));
+    const err = await refusal(
+      auth.verify(`Bearer ${emulatorToken({ email: SA, aud: WORKER, exp: inAnHour() })}`),
+    );
 
     expect(err.statusCode).toBe(401);
     expect(err.message).toMatch(/unsigned/);
   });
 
   it('refuses a token for another service account', async () => {
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: true }, unusedClient);
+    const auth = createTaskAuthenticator(opts(true), unusedVerifier);
 
     const err = await refusal(
-      auth.verify(`Bearer ${emulatorToken({ email: 'intruder@evil.example', exp: inAnHour() })}`),
+      auth.verify(
+        `Bearer ${emulatorToken({ email: 'intruder@evil.example', aud: WORKER, exp: inAnHour() })}`,
+      ),
     );
 
     expect(err.statusCode).toBe(401);
     expect(err.message).toContain('intruder@evil.example');
   });
 
+  it("refuses the emulator's token for another function (audience)", async () => {
+    const auth = createTaskAuthenticator(opts(true), unusedVerifier);
+
+    const err = await refusal(
+      auth.verify(
+        `Bearer ${emulatorToken({ email: SA, aud: 'https://tick.example.com/', exp: inAnHour() })}`,
+      ),
+    );
+
+    expect(err.message).toMatch(/audience/);
+  });
+
   it('refuses an expired token', async () => {
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: true }, unusedClient);
+    const auth = createTaskAuthenticator(opts(true), unusedVerifier);
     const anHourAgo = Math.floor(Date.now() / 1000) - 3600;
 
-    const err = await refusal(auth.verify(`Bearer ${emulatorToken({ email: SA, exp: anHourAgo })}`));
+    const err = await refusal(
+      auth.verify(`Bearer ${emulatorToken({ email: SA, aud: WORKER, exp: anHourAgo })}`),
+    );
 
     expect(err.message).toMatch(/expired/);
   });
 });
 
 describe('task authentication: the header', () => {
-  const auth = createTaskAuthenticator(
-    { serviceAccount: SA, acceptEmulatorTokens: true },
-    fakeClient({ error: new Error('bad signature') }).client,
-  );
+  const auth = createTaskAuthenticator(opts(true), unusedVerifier);
 
   it.each([undefined, '', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', 'Bearer two tokens'])(
     'refuses a missing or malformed header %j with 401',
@@ -105,47 +119,55 @@ describe('task authentication: the header', () => {
   );
 });
 
-describe('task authentication: signed tokens', () => {
-  it('verifies a signed token with the OAuth2 client for the worker audience', async () => {
-    const { client, calls } = fakeClient({ payload: { email: SA, email_verified: true } });
-    const auth = createTaskAuthenticator(
-      { audience: 'https://worker.example.com/', serviceAccount: SA, acceptEmulatorTokens: false },
-      client,
-    );
+describe("task authentication: signed tokens (the local issuer's, verified as Google's)", () => {
+  let issuer: IdIssuer;
+  beforeAll(async () => {
+    issuer = await startIdIssuer();
+  });
+  afterAll(() => issuer.close());
+  const auth = (more: Partial<TaskAuthOptions> = {}) =>
+    createTaskAuthenticator(opts(false, { extraIssuers: [issuer.url], certsUrl: issuer.certsUrl, ...more }));
 
-    await auth.verify(`Bearer ${signedToken}`);
-
-    expect(calls).toEqual([{ idToken: signedToken, audience: 'https://worker.example.com/' }]);
+  it("accepts the service account's token for the function's audience", async () => {
+    await expect(auth().verify(`Bearer ${issuer.idToken(SA, WORKER)}`)).resolves.toBeUndefined();
   });
 
   it('refuses a signed token for another service account', async () => {
-    const { client } = fakeClient({
-      payload: { email: 'other@x.iam.gserviceaccount.com', email_verified: true },
-    });
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: false }, client);
-
-    const err = await refusal(auth.verify(`Bearer ${signedToken}`));
+    const err = await refusal(
+      auth().verify(`Bearer ${issuer.idToken('other@x.iam.gserviceaccount.com', WORKER)}`),
+    );
 
     expect(err.statusCode).toBe(401);
+    expect(err.message).toMatch(/not the Cloud Tasks service account/);
+  });
+
+  it("refuses the account's token for another function (audience)", async () => {
+    const err = await refusal(auth().verify(`Bearer ${issuer.idToken(SA, 'https://tick.example.com/')}`));
+
+    expect(err.message).toMatch(/audience/);
   });
 
   it('refuses a signed token whose email is not verified', async () => {
-    const { client } = fakeClient({ payload: { email: SA, email_verified: false } });
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: false }, client);
-
-    const err = await refusal(auth.verify(`Bearer ${signedToken}`));
+    const err = await refusal(
+      auth().verify(`Bearer ${issuer.idToken(SA, WORKER, { email_verified: false })}`),
+    );
 
     expect(err.message).toMatch(/not verified/);
   });
 
-  it('refuses a token the client cannot verify, keeping the cause', async () => {
-    const cause = new Error('Invalid token signature');
-    const { client } = fakeClient({ error: cause });
-    const auth = createTaskAuthenticator({ serviceAccount: SA, acceptEmulatorTokens: true }, client);
+  it('refuses an unsigned token for a function that takes none from the emulator (tick)', async () => {
+    const tick = auth({ service: 'Cloud Scheduler', audience: 'https://tick.example.com/' });
 
-    const err = await refusal(auth.verify(`Bearer ${signedToken}`));
+    const err = await refusal(
+      tick.verify(
+        `Bearer ${emulatorToken({ email: SA, aud: 'https://tick.example.com/', exp: inAnHour() })}`,
+      ),
+    );
 
-    expect(err.statusCode).toBe(401);
-    expect(err.cause).toBe(cause);
+    expect(err.message).toMatch(/unsigned/);
+  });
+
+  it('refuses everything when the audience is not configured', async () => {
+    await expect(auth({ audience: '' }).verify(`Bearer ${issuer.idToken(SA, '')}`)).rejects.toThrow();
   });
 });
