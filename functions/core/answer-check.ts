@@ -2,7 +2,9 @@
  * The check of a structured answer against its JSON Schema, with Ajv (draft 2020-12, formats from
  * ajv-formats): the one place the validator is named, behind {@link checkAnswer}.
  *
- * The schema is the user's, so it is run with care: its regular expressions (`pattern`,
+ * The schema is the user's, so it is run with care, as Ajv's own security notes ask for untrusted
+ * schemas (ajv.js.org/security.html: bound their size and depth, mind `pattern`; `$data`, off here,
+ * stays off): its regular expressions (`pattern`,
  * `patternProperties`) are taken out before it is compiled, never run on the worker, where one catastrophic pattern would stall every
  * item of the instance (Gemini applies them as it writes; the rest is checked here); a schema too
  * big or one Ajv cannot compile leaves the answer unchecked rather than failing a paid answer.
@@ -17,6 +19,9 @@ export type AnswerCheck = { ok: true } | { ok: false; problem: string } | { ok: 
 
 /** A schema bigger than this (as JSON) is not compiled: compiling is code generation, and slow. */
 export const MAX_SCHEMA_BYTES = 64 * 1024;
+
+/** A schema nested deeper than this is not compiled (compiling recurses: a deep one overflows the stack). */
+export const MAX_SCHEMA_DEPTH = 32;
 
 /** How much of the validator's message a problem keeps (it goes into the repair turn and the error). */
 const MAX_PROBLEM_CHARS = 600;
@@ -55,6 +60,8 @@ function validatorFor(schema: JsonSchema): ValidateFunction | Error {
   let made: ValidateFunction | Error;
   if (Buffer.byteLength(text) > MAX_SCHEMA_BYTES)
     made = new Error(`the schema is over ${MAX_SCHEMA_BYTES} bytes`);
+  else if (depthOf(schema) > MAX_SCHEMA_DEPTH)
+    made = new Error(`the schema nests deeper than ${MAX_SCHEMA_DEPTH}`);
   else {
     try {
       made = ajv.compile(withoutRegExps(structuredClone(schema)));
@@ -92,6 +99,19 @@ export function withoutRegExps(schema: unknown): JsonSchema {
     if (typeof map === 'object' && map !== null) for (const sub of Object.values(map)) withoutRegExps(sub);
   }
   return s;
+}
+
+/** How deep objects and arrays nest in `value` (without recursion: the depth is what is in question). */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    deepest = Math.max(deepest, depth);
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 function clip(text: string): string {

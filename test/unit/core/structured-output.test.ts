@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { checkAnswer, MAX_SCHEMA_BYTES, withoutRegExps } from '../../../functions/core/answer-check.js';
+import {
+  checkAnswer,
+  MAX_SCHEMA_BYTES,
+  MAX_SCHEMA_DEPTH,
+  withoutRegExps,
+} from '../../../functions/core/answer-check.js';
 import { isBatchable } from '../../../functions/core/batch.js';
 import {
   answerSchemaOf,
@@ -90,6 +95,8 @@ describe('checkAnswer', () => {
   it('runs none of the schema’s regular expressions, and leaves an answer unchecked when it cannot check', () => {
     const patterned = { type: 'object', properties: { id: { type: 'string', pattern: '^(a+)+$' } } };
     const tooBig = { type: 'object', description: 'x'.repeat(MAX_SCHEMA_BYTES) };
+    let tooDeep: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < MAX_SCHEMA_DEPTH; i++) tooDeep = { type: 'array', items: tooDeep };
 
     expect(checkAnswer(patterned, answer('{"id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"}'))).toEqual({
       ok: true,
@@ -97,6 +104,10 @@ describe('checkAnswer', () => {
     expect(checkAnswer(tooBig, answer('{}'))).toEqual({
       ok: 'unchecked',
       reason: expect.stringMatching(/over/),
+    });
+    expect(checkAnswer(tooDeep, answer('[]'))).toEqual({
+      ok: 'unchecked',
+      reason: expect.stringMatching(/deeper/),
     });
     expect(checkAnswer({ type: 'no-such-type' }, answer('{}'))).toMatchObject({ ok: 'unchecked' });
   });
