@@ -1,5 +1,5 @@
 /** What the CLI prints about jobs for people: a job's status, a watch's summary, the list of jobs. */
-import type { JobView, ResultLine } from '../functions/api/jobs.js';
+import { entryKey, type JobView, type ResultLine } from '../functions/api/jobs.js';
 import { compact, dollars, duration, elapsedMs } from './progress.js';
 
 const number = new Intl.NumberFormat('en-US');
@@ -46,7 +46,8 @@ export function summarise(job: JobView, failures: ResultLine[], resultsHint: str
     `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}`,
   ];
   for (const f of failures) {
-    if ('error' in f) lines.push(`  failed ${f.key}: ${f.error.code} ${f.error.status}: ${f.error.message}`);
+    if ('error' in f)
+      lines.push(`  failed ${entryKey(f)}: ${f.error.code} ${f.error.status}: ${f.error.message}`);
   }
   if (c.failed > failures.length && failures.length > 0)
     lines.push(`  … and ${c.failed - failures.length} more`);

@@ -28,6 +28,11 @@ export const contentSchema = z.object({
 
 /** A GenerateContentRequest in the REST shape (the Batch API's line format). */
 export const generateContentRequestSchema = z.looseObject({
+  /**
+   * The model a Batch API line names (`models/…` or bare). Checked against the job's model, never
+   * sent: the model is in the call's URL.
+   */
+  model: z.string().min(1).optional(),
   contents: z.array(contentSchema).min(1, 'needs at least one content'),
   systemInstruction: contentSchema.optional(),
   generationConfig: z.record(z.string(), z.unknown()).optional(),
@@ -52,16 +57,33 @@ export const mediaSchema = z
   })
   .refine((m) => Boolean(m.url) !== Boolean(m.gcsUri), { message: 'needs exactly one of url or gcsUri' });
 
-/** One item of `requests`: a prompt or a full request, with an optional key and media. */
+/**
+ * The names a line may give its key by: `key` (Gemini's Batch API files) or `custom_id` (OpenAI's
+ * Batch files). A result line names its key the way its input line did.
+ */
+export const keyFieldSchema = z.enum(['key', 'custom_id']);
+export type KeyField = z.infer<typeof keyFieldSchema>;
+
+/**
+ * One item of `requests`: a prompt or a full request, with an optional key (as `key` or
+ * `custom_id`, not both) and media.
+ */
 export const requestItemSchema = z
   .object({
     key: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
+    custom_id: z.string().min(1).max(LIMITS.maxKeyLength).optional(),
     prompt: z.string().min(1, 'must not be empty').optional(),
     request: generateContentRequestSchema.optional(),
     media: z.array(mediaSchema).max(LIMITS.maxMediaPerItem).optional(),
   })
+  // Strict, as the module says: an OpenAI envelope field (`method`, `url`) or a typo is named, not
+  // dropped unseen.
+  .strict()
   .refine((r) => Boolean(r.prompt) !== Boolean(r.request), {
     message: 'needs exactly one of prompt or request',
+  })
+  .refine((r) => r.key === undefined || r.custom_id === undefined, {
+    message: 'names its key twice: give key or custom_id, not both',
   });
 
 /**

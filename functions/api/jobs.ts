@@ -205,24 +205,37 @@ export const itemErrorSchema = z.looseObject({
 export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
 
 const lineHead = { key: z.string(), index: count };
+/** The head of a line whose input named its key `custom_id` (OpenAI's Batch format): echoed as it came. */
+const customIdHead = { custom_id: z.string(), index: count };
 
 /**
  * One result line: identical for realtime, batch and bucket jobs; the Gemini Batch API's own output
  * shape plus the input `index`. `response` is a GenerateContentResponse, passed through as Gemini
- * sent it (it must be present: a line without `response` or `error` is not a result).
+ * sent it (it must be present: a line without `response` or `error` is not a result). The key is
+ * `key`, or `custom_id` when the input line named it so (read either with {@link entryKey}).
  */
 export const resultLineSchema = z.union([
   z.looseObject({ ...lineHead, response: z.unknown() }),
   z.looseObject({ ...lineHead, error: itemErrorSchema }),
+  z.looseObject({ ...customIdHead, response: z.unknown() }),
+  z.looseObject({ ...customIdHead, error: itemErrorSchema }),
 ]);
 export type ResultLine = Declared<z.infer<typeof resultLineSchema>>;
 
 /** An item that has no outcome yet, as `GET /jobs/{id}/results` lists it. */
-export const pendingEntrySchema = z.looseObject({ ...lineHead, state: z.literal('pending') });
+export const pendingEntrySchema = z.union([
+  z.looseObject({ ...lineHead, state: z.literal('pending') }),
+  z.looseObject({ ...customIdHead, state: z.literal('pending') }),
+]);
 export type PendingEntry = Declared<z.infer<typeof pendingEntrySchema>>;
 
+/** The key of a result line or entry, whichever name (`key`, `custom_id`) it carries. */
+export function entryKey(entry: { key: string } | { custom_id: string }): string {
+  return 'custom_id' in entry ? entry.custom_id : entry.key;
+}
+
 /** A line of `GET /jobs/{id}/results` (page or JSONL): the result line, or the pending item. */
-export const resultEntrySchema = z.union([...resultLineSchema.options, pendingEntrySchema]);
+export const resultEntrySchema = z.union([...resultLineSchema.options, ...pendingEntrySchema.options]);
 export type ResultEntry = Declared<z.infer<typeof resultEntrySchema>>;
 
 /** `GET /jobs/{id}/results?pageToken=&pageSize=`: entries in input order. */

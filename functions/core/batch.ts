@@ -3,9 +3,10 @@
  * into batches within the upstream limits, and what a scheduler tick does with a batch it finds in
  * a given state. The I/O lives in `functions/tick/batch-api/`.
  */
-import type { JobMode, MediaRef, NewItem } from './jobs.js';
+import type { GenerateContentRequest, JobMode, MediaRef, NewItem } from './jobs.js';
 import type { Quotas } from './quotas.js';
 import { PLAN_AHEAD_MS } from './rate.js';
+import { answerSchemaOf } from './structured-output.js';
 
 /** What a job asks for: a path, or `auto` (the Batch API from the model's threshold on). */
 export type RequestedMode = 'auto' | JobMode;
@@ -38,9 +39,15 @@ export function routeJob(
 
 /**
  * Whether an item of a batch job goes into a batch. Items with `media` go the realtime path: their
- * URLs are fetched by the worker at send time, which a batch file cannot do.
+ * URLs are fetched by the worker at send time, which a batch file cannot do. So do items whose
+ * answer is checked against a schema (`structured-output.ts`): a miss is asked again at once, on
+ * the model's quota, which a batch cannot do (and its collect reads no requests).
  */
-export function isBatchable(item: { media?: MediaRef[] | undefined }): boolean {
+export function isBatchable(item: {
+  media?: MediaRef[] | undefined;
+  request?: Pick<GenerateContentRequest, 'generationConfig'>;
+}): boolean {
+  if (item.request && answerSchemaOf(item.request)) return false;
   return !item.media || item.media.length === 0;
 }
 

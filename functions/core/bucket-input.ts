@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { type ItemError, LIMITS, requestItemSchema } from '../api/jobs.js';
 import type { BatchFallback, RequestedMode } from './batch.js';
 import type { Content, NewItem } from './jobs.js';
-import { buildItem, type ItemDefaults, type ItemRules } from './requests.js';
+import { buildItem, type ItemDefaults, type ItemRules, requestModel } from './requests.js';
 
 /** Where users drop files; the project's own prefixes are never input (the loop guard). */
 export const INBOX_PREFIX = 'inbox/';
@@ -91,22 +91,55 @@ export function lineDefaults(options: Pick<FileOptions, 'config' | 'systemInstru
   };
 }
 
-/** A line that became an item, or the error line that stands for it (still an item: it has a key). */
-export type ParsedLine = { ok: true; item: NewItem } | { ok: false; key: string; error: ItemError };
+/**
+ * A line that became an item, or the error line that stands for it (still an item: it has a key,
+ * named as the line named it).
+ */
+export type ParsedLine =
+  | { ok: true; item: NewItem }
+  | { ok: false; key: string; keyField?: 'custom_id'; error: ItemError };
 
-function badLine(key: string, lineNumber: number, message: string): ParsedLine {
+function badLine(key: string, lineNumber: number, message: string, keyField?: 'custom_id'): ParsedLine {
   return {
     ok: false,
     key,
+    ...(keyField ? { keyField } : {}),
     error: { code: 400, status: 'INVALID_ARGUMENT', message: `line ${lineNumber}: ${message}` },
   };
 }
 
+/** The key a line names (`key`, or `custom_id` as OpenAI's Batch files do), if it is a usable one. */
+function namedKey(json: unknown): { key: string; keyField?: 'custom_id' } | undefined {
+  if (!json || typeof json !== 'object') return undefined;
+  const { key, custom_id } = json as { key?: unknown; custom_id?: unknown };
+  const usable = (k: unknown): k is string =>
+    typeof k === 'string' && k.length > 0 && k.length <= LIMITS.maxKeyLength;
+  if (usable(key)) return { key };
+  if (usable(custom_id)) return { key: custom_id, keyField: 'custom_id' };
+  return undefined;
+}
+
 /**
- * One input line: `{"key"?, "prompt"}` or `{"key", "request"}`, either with `media`. The key
- * defaults to the line's number in the file (1-based). `index` is the item's place among the
- * file's non-blank lines. A line over `LIMITS.maxItemBytes` arrives as `tooLong` (its bytes were
- * never held).
+ * The model a file's first line names (`request.model`, as Batch API lines do), without `models/`:
+ * the job's model when the file's metadata names none. Undefined for anything else.
+ */
+export function firstLineModel(text: string | undefined): string | undefined {
+  try {
+    return text === undefined
+      ? undefined
+      : requestModel((JSON.parse(text) as { request?: unknown })?.request);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One input line: `{"key"?, "prompt"}` or `{"key", "request"}`, either with `media`; the key may
+ * be named `custom_id` instead (OpenAI's Batch format: `{"custom_id", "request"}`), and its result
+ * line names it so too. The key defaults to the line's number in the file (1-based). A line whose
+ * `request.model` is not the job's (`rules.model`) is an error line. `index` is the item's place
+ * among the file's non-blank lines. A line over `LIMITS.maxItemBytes` arrives as `tooLong` (its
+ * bytes were never held).
  */
 export function parseInputLine(
   line: { text?: string; tooLong?: number },
@@ -125,23 +158,20 @@ export function parseInputLine(
   } catch {
     return badLine(fallbackKey, lineNumber, 'not valid JSON');
   }
-  const rawKey =
-    json && typeof json === 'object' && typeof (json as { key?: unknown }).key === 'string'
-      ? ((json as { key: string }).key as string)
-      : undefined;
-  const key = rawKey && rawKey.length <= LIMITS.maxKeyLength ? rawKey : fallbackKey;
+  const named = namedKey(json);
+  const key = named?.key ?? fallbackKey;
   const parsed = requestItemSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.map(String).join('.') || 'line';
-    return badLine(key, lineNumber, `${field} ${issue.message}`);
+    const field = issue.path.map(String).join('.');
+    return badLine(key, lineNumber, field ? `${field} ${issue.message}` : issue.message, named?.keyField);
   }
-  const built = buildItem(parsed.data, index, parsed.data.key ?? fallbackKey, defaults, rules);
-  if ('problem' in built) return badLine(key, lineNumber, built.problem);
+  const built = buildItem(parsed.data, index, key, defaults, rules);
+  if ('problem' in built) return badLine(key, lineNumber, built.problem, named?.keyField);
   return { ok: true, item: built };
 }
 
 /** The error line of a key seen before in the same file. */
-export function duplicateKeyLine(key: string, lineNumber: number): ParsedLine {
-  return badLine(key, lineNumber, `duplicate key "${key}"`);
+export function duplicateKeyLine(key: string, lineNumber: number, keyField?: 'custom_id'): ParsedLine {
+  return badLine(key, lineNumber, `duplicate key "${key}"`, keyField);
 }

@@ -70,6 +70,11 @@ export interface NewItem {
   id: string;
   index: number;
   key: string;
+  /**
+   * The name the input gave its key by, when not `key`: a `custom_id` line (OpenAI's Batch format)
+   * gets its result line back with `custom_id`. Absent for `key` (and for keys by position).
+   */
+  keyField?: 'custom_id';
   request: GenerateContentRequest;
   media?: MediaRef[];
   /** Estimated input tokens, for the TPM budget. */

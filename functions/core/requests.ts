@@ -105,7 +105,8 @@ export function normalizeJobRequest(
       { field: 'prompts', message: 'exactly one of prompts or requests is required' },
     ]);
   }
-  const model = normalizeModelName(b.model ?? quotas.defaultModel);
+  // A job that names no model takes its first item's (a Batch API line names one); see `buildItem`.
+  const model = normalizeModelName(b.model ?? requestModel(b.requests?.[0]?.request) ?? quotas.defaultModel);
   if (!modelQuota(quotas, model)) {
     const known = Object.keys(quotas.models).join(', ');
     throw new RequestProblem(`Unknown model ${model}; this deployment serves ${known}.`, [
@@ -118,7 +119,13 @@ export function normalizeJobRequest(
       : b.systemInstruction;
 
   const sources = b.prompts
-    ? b.prompts.map((prompt) => ({ prompt, key: undefined, request: undefined, media: undefined }))
+    ? b.prompts.map((prompt) => ({
+        prompt,
+        key: undefined,
+        custom_id: undefined,
+        request: undefined,
+        media: undefined,
+      }))
     : b.requests!;
   if (sources.length === 0) {
     throw new RequestProblem('Invalid job: it has no items.', [
@@ -136,11 +143,12 @@ export function normalizeJobRequest(
   };
   const rules: ItemRules = {
     limits: requestLimitsFor(quotas, model),
+    model,
     ...(options.mediaGcsAllowed ? { mediaGcsAllowed: options.mediaGcsAllowed } : {}),
   };
   sources.forEach((src, index) => {
     const field = b.prompts ? `prompts[${index}]` : `requests[${index}]`;
-    const key = src.key ?? String(index);
+    const key = src.key ?? src.custom_id ?? String(index);
     if (keys.has(key)) {
       problems.push({ field: `${field}.key`, message: `duplicate key "${key}"` });
       return;
@@ -180,21 +188,42 @@ export interface ItemDefaults {
 /** What every item of a job is checked against: the model's request limits, where gs:// media may be. */
 export interface ItemRules {
   limits: RequestLimits;
+  /** The job's model: a request naming another (`request.model`, a Batch API line) is refused. */
+  model?: string;
   /** `gs://bucket/prefix/` entries a `gs://` medium must start with; unchecked when absent. */
   mediaGcsAllowed?: readonly string[];
 }
 
 /** One item as a request body or a bucket line gives it. */
 export interface ItemSource {
+  /** The key as OpenAI's Batch format names it; the item's result line names it so too. */
+  custom_id?: string | undefined;
   prompt?: string | undefined;
   request?: unknown;
   media?: MediaRef[] | undefined;
 }
 
+/** The model a request names (`request.model` of a Batch API line), without `models/`; or undefined. */
+export function requestModel(request: unknown): string | undefined {
+  const model = (request as { model?: unknown } | undefined)?.model;
+  return typeof model === 'string' && model.length > 0 ? normalizeModelName(model) : undefined;
+}
+
+/**
+ * Why a request's own `model` may not run in this job (it is another model than the job's), or
+ * undefined. The job's model was chosen first (the body's or file's `model`, else the first item's).
+ */
+function modelProblem(request: unknown, jobModel: string | undefined): string | undefined {
+  const named = requestModel(request);
+  if (named === undefined || jobModel === undefined || named === jobModel) return undefined;
+  return `request.model ${named} is not the job's model ${jobModel}; a job runs one model (send this line in a job of its own)`;
+}
+
 /**
  * Turns one validated item into a stored item: a full GenerateContentRequest with the job's config
  * (the item's own settings win) and system instruction, and its token estimate. A `problem` when it
- * is too big for one item document.
+ * is too big for one item document, or names another model than the job's. A request's own `model`
+ * is checked, then dropped: the call's URL names the model.
  */
 export function buildItem(
   src: ItemSource,
@@ -203,9 +232,12 @@ export function buildItem(
   defaults: ItemDefaults,
   rules?: ItemRules,
 ): NewItem | { problem: string; tooLarge?: boolean } {
+  const wrongModel = modelProblem(src.request, rules?.model);
+  if (wrongModel) return { problem: wrongModel };
   const request: GenerateContentRequest = src.request
     ? (structuredClone(src.request) as GenerateContentRequest)
     : { contents: [{ role: 'user', parts: [{ text: src.prompt! }] }] };
+  delete (request as { model?: unknown }).model;
   if (defaults.systemInstruction && !request.systemInstruction)
     request.systemInstruction = defaults.systemInstruction;
   if (defaults.config) request.generationConfig = { ...defaults.config, ...request.generationConfig };
@@ -226,6 +258,7 @@ export function buildItem(
     id: itemIdForIndex(index),
     index,
     key,
+    ...(src.custom_id !== undefined ? { keyField: 'custom_id' as const } : {}),
     request,
     ...(mediaRefs ? { media: mediaRefs } : {}),
     estimatedTokens: estimateInputTokens(request, mediaRefs),

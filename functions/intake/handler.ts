@@ -4,6 +4,7 @@ import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import {
   duplicateKeyLine,
   type FileOptions,
+  firstLineModel,
   lineDefaults,
   type ParsedLine,
   parseFileOptions,
@@ -92,7 +93,16 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
 
   const options = parseFileOptions(object.metadata);
   if ('problem' in options) return reject(options.problem);
-  const model = normalizeModelName(options.model ?? deps.quotas.defaultModel);
+  let firstModel: string | undefined;
+  try {
+    firstModel = options.model === undefined ? await modelOfFirstLine(name, generation, deps) : undefined;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 404) throw err;
+    log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
+    return { outcome: 'ignored', reason: 'this generation of the file is gone' };
+  }
+  // A file whose metadata names no model runs its first line's (Batch API lines name one).
+  const model = normalizeModelName(options.model ?? firstModel ?? deps.quotas.defaultModel);
   if (!Object.hasOwn(deps.quotas.models, model)) {
     return reject(
       `unknown model ${model}; this deployment serves ${Object.keys(deps.quotas.models).join(', ')}`,
@@ -157,6 +167,16 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
   return { outcome: 'created', jobId, total: read.total };
 }
 
+/** The model the file's first non-blank line names (`request.model`), reading no further. */
+async function modelOfFirstLine(name: string, generation: string, deps: IntakeDeps) {
+  const source = maybeGunzip(deps.objects.read(name, { generation }));
+  for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
+    if (line.text !== undefined && line.text.trim() === '') continue;
+    return firstLineModel(line.text);
+  }
+  return undefined;
+}
+
 /** Streams the file into items, a chunk at a time; plans the batches as it goes. */
 async function readLines(
   jobId: string,
@@ -169,6 +189,7 @@ async function readLines(
   const defaults = lineDefaults(options);
   const rules: ItemRules = {
     limits: requestLimitsFor(deps.quotas, model),
+    model,
     ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
   };
   const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
@@ -181,7 +202,8 @@ async function readLines(
   for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
     if (line.text !== undefined && line.text.trim() === '') continue;
     let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults, rules);
-    if (parsed.ok && keys.has(parsed.item.key)) parsed = duplicateKeyLine(parsed.item.key, line.lineNumber);
+    if (parsed.ok && keys.has(parsed.item.key))
+      parsed = duplicateKeyLine(parsed.item.key, line.lineNumber, parsed.item.keyField);
     else if (parsed.ok) keys.add(parsed.item.key);
     let item: NewItem;
     if (parsed.ok) {
@@ -192,6 +214,7 @@ async function readLines(
         id: itemIdForIndex(index),
         index,
         key: parsed.key,
+        ...(parsed.keyField ? { keyField: parsed.keyField } : {}),
         request: { contents: [] },
         estimatedTokens: 0,
         error: parsed.error,

@@ -30,6 +30,7 @@ import {
   type ParkedAnswer,
   type Persist,
 } from './paid-answer.js';
+import { createRepairDrafts } from './repair-drafts.js';
 import { createResultReader } from './results.js';
 
 /**
@@ -154,6 +155,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     ...createJobMaker(deps, clock),
     ...createResultReader(deps),
     ...createJobFinisher(deps, clock, (jobId): Promise<JobView | undefined> => lifecycle.view(jobId)),
+    ...createRepairDrafts({ objects: deps.objects, logger: deps.logger, persist }),
     getJob: (jobId: string) => jobs.get(jobId),
     batchOutcomes,
 

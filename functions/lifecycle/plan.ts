@@ -187,6 +187,23 @@ export function createPlanner(deps: PlannerDeps) {
     },
 
     /**
+     * Plans an item's repair call (its answer missed its schema) as a call of its own: a slot on the
+     * ledger for `tokens` (the request, the answer and the repair turn) and a task there, created
+     * once (`repair`). The slot (now, when the job no longer reserves: its claim will say why).
+     */
+    async planRepair(job: JobRecord, item: ItemRecord, tokens: number): Promise<number> {
+      const quota = deps.quotas.models[job.model]!;
+      const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
+        jobId: job.id,
+      });
+      const plannedMs = slotMs ?? clock();
+      await deps.tasks.enqueueItems(job.model, job.id, [
+        { itemId: item.id, index: item.index, plannedMs, repair: true },
+      ]);
+      return plannedMs;
+    },
+
+    /**
      * The model's daily quota is spent: pause its queue until `untilMs`, and say so on the job. The
      * pause record comes first: the tick resumes only queues it has a record of, so a queue paused
      * without one would stay paused forever; a failed record write pauses nothing (and throws).

@@ -1,13 +1,14 @@
 import type { ResultEntry } from '../api/jobs.js';
 import type { FinishCursor, ItemRecord } from '../core/jobs.js';
-import { errorLine, successLine } from '../core/results.js';
+import { errorLine, pendingEntry, successLine } from '../core/results.js';
 import type { ItemOutcomeRecord } from '../platform/store/item-codec.js';
 import type { LifecycleDeps } from './lifecycle.js';
 
 /**
  * The reading half of the lifecycle (spread into it): an item's result line, wherever its answer is
  * stored (the item's document, or the bucket for one too big), and the pages and streams of them.
- * Result fields only: the requests are never read to answer a results call.
+ * Result fields only: the requests are never read to answer a results call. Every line names its key
+ * the way the item's input did (`keyField`), whichever way it is read (page, JSONL, SSE, results file).
  */
 export function createResultReader(deps: Pick<LifecycleDeps, 'stores' | 'objects'>) {
   const reader = {
@@ -24,12 +25,14 @@ export function createResultReader(deps: Pick<LifecycleDeps, 'stores' | 'objects
      * the item's document) is read from there: the line a user reads is the same.
      */
     async resultEntry(item: ItemOutcomeRecord): Promise<ResultEntry> {
-      if (item.state === 'succeeded') return successLine(item.key, item.index, await reader.responseOf(item));
-      if (item.state === 'pending') return { key: item.key, index: item.index, state: 'pending' };
+      const { key, index, keyField } = item;
+      if (item.state === 'succeeded') return successLine(key, index, await reader.responseOf(item), keyField);
+      if (item.state === 'pending') return pendingEntry(key, index, keyField);
       return errorLine(
-        item.key,
-        item.index,
+        key,
+        index,
         item.error ?? { code: 500, status: 'UNKNOWN', message: 'no error recorded' },
+        keyField,
       );
     },
 

@@ -78,6 +78,14 @@ export function parkedAnswerName(jobId: string, itemId: string): string {
   return `answers/${jobId}/${itemId}.parked.json`;
 }
 
+/**
+ * Where an item's first answer waits for its repair call when it did not match its schema
+ * (`lifecycle/repair-drafts.ts`).
+ */
+export function repairDraftName(jobId: string, itemId: string): string {
+  return `answers/${jobId}/${itemId}.draft.json`;
+}
+
 /** Whether a read failed because the object does not exist (Cloud Storage's 404). */
 export function isMissingObject(err: unknown): boolean {
   return (err as { code?: number }).code === 404;

@@ -20,6 +20,8 @@ export interface ItemTask {
   round?: number;
   /** A new task for the item (a last attempt, a Gemini 429), named by the second it is due. */
   handover?: number;
+  /** The item's repair call (its answer missed its schema): once per item, so named for it. */
+  repair?: boolean;
   /** When the task is due, if not at `plannedMs` (a handover keeps its plan and comes later). */
   scheduleMs?: number;
 }
@@ -91,9 +93,10 @@ export function itemTaskId(jobId: string, itemId: string): string {
  */
 export function itemTaskName(
   jobId: string,
-  task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan' | 'round' | 'handover'>,
+  task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan' | 'round' | 'handover' | 'repair'>,
 ): string {
   const base = itemTaskId(jobId, task.itemId);
+  if (task.repair) return `${base}-fix`;
   if (task.round !== undefined) return `${base}-r${task.round}`;
   if (task.handover !== undefined) return `${base}-h${task.handover}`;
   return task.replan && task.plannedMs !== undefined ? `${base}-p${Math.floor(task.plannedMs / 1000)}` : base;

@@ -5,6 +5,7 @@ import { REPLAN_AFTER_MS } from '../core/rate.js';
 import { isLastAttempt, type TaskDelivery } from '../core/tasks.js';
 import { AnswerParkedError } from '../lifecycle/lifecycle.js';
 import type { GeminiCallError } from '../platform/gemini/client.js';
+import { checkedOf, recordChecked, recordParkedFailure, requestFor } from './check-answer.js';
 import type { WorkerDeps, WorkerReply } from './handler.js';
 import {
   beforeCallMs,
@@ -163,6 +164,9 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       log.info({ event: 'item.superseded' }, 'the item has a newer task; this one ends');
       return { status: 200, body: { outcome: 'superseded' } };
     }
+    const checked = await checkedOf(job, item, deps);
+    const run = { job, item, lease: () => lease, finish, log };
+    if (checked?.draft?.outcome) return recordParkedFailure(checked, run, deps);
     const quota = deps.quotas.models[job.model];
     if (!quota) {
       return fail(
@@ -220,17 +224,24 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     const started = clock();
     let result: Awaited<ReturnType<WorkerDeps['gemini']['generate']>>;
     try {
-      result = await deps.gemini.generate(job.model, request, { timeoutMs: deps.geminiTimeoutMs });
+      result = await deps.gemini.generate(job.model, requestFor(checked, request), {
+        timeoutMs: deps.geminiTimeoutMs,
+      });
     } catch (err) {
       return geminiFailed(err as GeminiCallError, started);
     }
     geminiMs = clock() - started;
     const usage = usageFrom(result.usageMetadata);
     // From here on the answer is paid for: `complete` retries its write and never calls Gemini.
-    return finish(
-      { state: 'succeeded', response: result.response, usage, costUsd: costUsd(usage, quota.price) },
-      'item.succeeded',
-    );
+    const answer = {
+      state: 'succeeded' as const,
+      response: result.response,
+      usage,
+      costUsd: costUsd(usage, quota.price),
+    };
+    // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
+    if (checked) return recordChecked(checked, answer, run, deps);
+    return finish(answer, 'item.succeeded');
   }
 
   async function geminiFailed(call: GeminiCallError, started: number): Promise<WorkerReply> {

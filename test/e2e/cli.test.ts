@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { JobView, ResultEntry } from '../../functions/api/jobs.js';
+import { entryKey, type JobView, type ResultEntry } from '../../functions/api/jobs.js';
 import {
   cli,
   cliEnv,
@@ -174,7 +174,7 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as ResultEntry);
-    expect(lines.map((l) => [l.index, l.key])).toEqual(prompts.map((_, i) => [i, `k${i}`]));
+    expect(lines.map((l) => [l.index, entryKey(l)])).toEqual(prompts.map((_, i) => [i, `k${i}`]));
     expect(lines.map((l) => ('error' in l ? l.error.code : 'ok'))).toEqual([
       'ok',
       400,
@@ -184,7 +184,7 @@ describe.concurrent('gemini-fanout', { timeout: 120_000 }, () => {
       'ok',
     ]);
     expect(asArray.code).toBe(0);
-    expect((JSON.parse(asArray.stdout) as ResultEntry[]).map((l) => l.key)).toEqual(lines.map((l) => l.key));
+    expect((JSON.parse(asArray.stdout) as ResultEntry[]).map(entryKey)).toEqual(lines.map(entryKey));
   });
 
   test('in a terminal: a progress bar redrawn in place, then the summary', async ({ skip }) => {

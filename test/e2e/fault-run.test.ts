@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { entryKey } from '../../functions/api/jobs.js';
 import {
   configureStandIn,
   createJob,
@@ -61,7 +62,7 @@ describe('the fault run', () => {
     });
     expect(lines).toHaveLength(N);
     expect(lines.map((l) => l.index)).toEqual(Array.from({ length: N }, (_, i) => i));
-    expect(lines.every((l, i) => l.key === `f${i}` && 'response' in l)).toBe(true);
+    expect(lines.every((l, i) => entryKey(l) === `f${i}` && 'response' in l)).toBe(true);
     // Every kind of fault happened, and Gemini never answered an item twice.
     const faults = stats.faults;
     for (const kind of ['500', '503', 'timeout', 'malformed', 'truncated'])

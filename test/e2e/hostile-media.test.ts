@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { entryKey } from '../../functions/api/jobs.js';
 import { createJob, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
 import { storageClientFor } from '../helpers/storage.js';
 
@@ -87,7 +88,9 @@ describe('hostile media', () => {
     // Assert
     expect(job.counts).toMatchObject({ total: BAD.length + 2, succeeded: 2, failed: BAD.length, pending: 0 });
     for (const [n, bad] of BAD.entries()) {
-      const line = lines.find((l) => l.key === `bad-${n}`) as { error?: { code: number; message: string } };
+      const line = lines.find((l) => entryKey(l) === `bad-${n}`) as {
+        error?: { code: number; message: string };
+      };
       expect(line.error?.message, bad.what).toMatch(bad.says);
       // What is left once the caller's own URL or URI is taken out: no address, no internal words.
       const rest = (line.error?.message ?? '').replace(bad.media.url ?? bad.media.gcsUri ?? '', '');
@@ -95,6 +98,6 @@ describe('hostile media', () => {
         /\d+\.\d+\.\d+\.\d+|\[?[0-9a-f]*::[0-9a-f:]*\]?|Cloud Storage|googleapis|ENOTFOUND|EAI_|ECONN/i,
       );
     }
-    expect(lines.filter((l) => l.key.startsWith('good')).every((l) => 'response' in l)).toBe(true);
+    expect(lines.filter((l) => entryKey(l).startsWith('good')).every((l) => 'response' in l)).toBe(true);
   });
 });

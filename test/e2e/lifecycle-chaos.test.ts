@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { entryKey } from '../../functions/api/jobs.js';
 import { createJob, resultsJsonl, stack, standInStats, waitForJob } from '../helpers/e2e.js';
 
 /**
@@ -64,7 +65,7 @@ describe('a job through faults, big answers, hangs and dying instances', () => {
     expect(lines.map((l) => l.index)).toEqual(Array.from({ length: N }, (_, i) => i));
     for (const [i, line] of lines.entries()) {
       const kind = kindOf(i);
-      expect(line.key).toBe(`k${i}`);
+      expect(entryKey(line)).toBe(`k${i}`);
       if (kind === '500') expect(line).toMatchObject({ error: { code: 500, status: 'INTERNAL' } });
       else if (kind === 'hang')
         expect(line).toMatchObject({ error: { code: 504, status: 'DEADLINE_EXCEEDED' } });

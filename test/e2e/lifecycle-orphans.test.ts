@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { entryKey } from '../../functions/api/jobs.js';
 import { queueIdForModel } from '../../functions/core/quotas.js';
 import {
   configureStandIn,
@@ -52,7 +53,7 @@ describe('items whose tasks never reached the worker', () => {
       counts: { total: N, succeeded: N, failed: 0, cancelled: 0, pending: 0 },
     });
     expect(job.reconciled.orphans).toBeGreaterThan(0);
-    expect(lines.map((l) => l.key)).toEqual(requests.map((r) => r.key));
+    expect(lines.map(entryKey)).toEqual(requests.map((r) => r.key));
     lines.forEach((line, i) => {
       expect('response' in line && JSON.stringify(line.response)).toContain(`echo: orphan ${i}`);
     });

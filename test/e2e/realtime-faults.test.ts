@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { entryKey } from '../../functions/api/jobs.js';
 import { configureStandIn, createJob, resultsJsonl, standInStats, waitForJob } from '../helpers/e2e.js';
 
 const MODEL = 'gemini-e2e-faults';
@@ -30,7 +31,7 @@ describe('realtime path under upstream faults and duplicate deliveries', () => {
     expect(job.counts).toEqual({ total: 152, succeeded: 150, failed: 2, cancelled: 0, pending: 0 });
     expect(lines).toHaveLength(152);
     lines.slice(0, 150).forEach((line, i) => {
-      expect(line.key).toBe(`k${i}`);
+      expect(entryKey(line)).toBe(`k${i}`);
       expect('response' in line && JSON.stringify(line.response)).toContain(`echo: fault test ${i}`);
     });
     expect(lines[150]).toMatchObject({

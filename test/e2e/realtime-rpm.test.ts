@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { entryKey } from '../../functions/api/jobs.js';
 import { createJob, readEvents, resultsJsonl, standInStats, waitForJob } from '../helpers/e2e.js';
 
 const MODEL = 'gemini-e2e-rpm';
@@ -40,7 +41,7 @@ describe('realtime path at the edge of a 600 RPM quota', () => {
     expect(after.peakRequestsPer60s).toBeLessThanOrEqual(RPM);
     // Duplicate deliveries (the e2e Cloud Tasks delivers 5% twice) never reach Gemini twice.
     expect(after.admitted - (before?.admitted ?? 0)).toBe(1000);
-    const keys = streamed.results.map((r) => r.data.key);
+    const keys = streamed.results.map((r) => entryKey(r.data));
     const repeated = keys.filter((k, i) => keys.indexOf(k) !== i);
     const missing = prompts.map((_, i) => String(i)).filter((k) => !keys.includes(k));
     expect({ repeated, missing }).toEqual({ repeated: [], missing: [] });

@@ -613,11 +613,12 @@ export class FakeDb {
 
 /** An item as a result line reads it: result fields only, a copy. */
 function outcomeOf(i: StoredItem): ItemOutcomeRecord {
-  const { id, index, key, state, response, responseObject, error } = structuredClone(i);
+  const { id, index, key, keyField, state, response, responseObject, error } = structuredClone(i);
   return {
     id,
     index,
     key,
+    ...(keyField ? { keyField } : {}),
     state,
     ...(response !== undefined ? { response } : {}),
     ...(responseObject ? { responseObject } : {}),

@@ -143,6 +143,19 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect((await item(1)).state).toBe('pending');
     });
 
+    it('keeps the name an item’s key came by (custom_id) for its result line, and none for key', async () => {
+      const w = await open();
+      const id = `job-${Math.random().toString(36).slice(2, 10)}`;
+      const [plain, named] = newItems(2);
+      await w.stores.items.createMany(id, [plain!, { ...named!, keyField: 'custom_id' }]);
+
+      const outcomes = await w.stores.items.listOutcomes(id, { limit: 10 });
+      const [item] = await w.stores.items.getWithJob(id, itemIdForIndex(1));
+
+      expect(outcomes.map((o) => o.keyField)).toEqual([undefined, 'custom_id']);
+      expect(item?.keyField).toBe('custom_id');
+    });
+
     it('finishes a job only at the version read', async () => {
       const { stores, id } = await job();
       const j = (await stores.jobs.get(id))!;

@@ -33,8 +33,10 @@ function renderResults() {
   while (list.firstChild) list.removeChild(list.firstChild);
   for (const line of latest) {
     const li = el('li');
-    li.dataset.key = String(line.key);
-    li.appendChild(el('code', line.key, 'key'));
+    // A line whose input named its key custom_id carries it back under that name.
+    const key = line.custom_id !== undefined ? line.custom_id : line.key;
+    li.dataset.key = String(key);
+    li.appendChild(el('code', key, 'key'));
     li.appendChild(el('span', ' #' + num(line.index), 'muted'));
     const failed = Boolean(line.error);
     li.appendChild(

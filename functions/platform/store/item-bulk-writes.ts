@@ -21,6 +21,7 @@ export function createBulkWrites(
         writer.create(col.doc(item.id), {
           index: item.index,
           key: item.key,
+          ...(item.keyField ? { keyField: item.keyField } : {}),
           requestJson: JSON.stringify(item.request),
           ...(item.media ? { media: item.media } : {}),
           estimatedTokens: item.estimatedTokens,

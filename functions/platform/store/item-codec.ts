@@ -27,14 +27,22 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
 /** What a result line needs of an item: no request, no lease. */
 export type ItemOutcomeRecord = Pick<
   ItemRecord,
-  'id' | 'index' | 'key' | 'state' | 'response' | 'responseObject' | 'error'
+  'id' | 'index' | 'key' | 'keyField' | 'state' | 'response' | 'responseObject' | 'error'
 >;
 
 /** An outcome with its finish time: what the event stream reads (its cursor is the finish time). */
 export type FinishedOutcome = ItemOutcomeRecord & Pick<ItemRecord, 'finishedAtMicros'>;
 
 /** The fields of an item document a result line is made of. */
-export const OUTCOME_FIELDS = ['index', 'key', 'state', 'responseJson', 'responseObject', 'error'];
+export const OUTCOME_FIELDS = [
+  'index',
+  'key',
+  'keyField',
+  'state',
+  'responseJson',
+  'responseObject',
+  'error',
+];
 
 /** The outcome of an item from a document read with {@link OUTCOME_FIELDS}. */
 export function outcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemOutcomeRecord {
@@ -43,6 +51,7 @@ export function outcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemOutco
     id: snap.id,
     index: d.index,
     key: d.key,
+    ...(d.keyField === 'custom_id' ? { keyField: d.keyField } : {}),
     state: d.state,
     ...(d.responseJson ? { response: JSON.parse(d.responseJson) } : {}),
     ...(d.responseObject ? { responseObject: d.responseObject } : {}),
@@ -79,6 +88,7 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
     finishedAtMicros: d.finishedAt instanceof Timestamp ? toMicros(d.finishedAt) : null,
     version: encodeVersion(snap.updateTime!),
   };
+  if (d.keyField === 'custom_id') item.keyField = d.keyField;
   if (d.media) item.media = d.media;
   if (typeof d.batchPart === 'number') item.batchPart = d.batchPart;
   if (d.responseJson) item.response = JSON.parse(d.responseJson);

@@ -44,6 +44,7 @@ export async function submitRun(
       file = await deps.api.uploadJsonl(
         stagedLines(held, job, deps.objects, {
           limits: requestLimitsFor(deps.quotas, job.model),
+          model: job.model,
         }),
         {
           displayName: held.displayName,

@@ -21,6 +21,16 @@ import type { GeminiStandInConfig, LatencySpec } from './config.js';
  * | `[[fault:truncated]]` | 200 whose body stops halfway: the connection drops            |
  *
  * In a batch, a line whose prompt carries a marker becomes an error line with that code.
+ *
+ * Answers that come back 200 but wrong, for a JSON answer (`responseMimeType: application/json`),
+ * as users see upstream do (broken JSON from the Batch API with `responseJsonSchema`, crmne/ruby_llm
+ * #894); see {@link jsonAnswerFault}:
+ *
+ * | marker                    | answer                                                           |
+ * |---------------------------|------------------------------------------------------------------|
+ * | `[[fault:bad-json]]`      | the JSON text cut before its end (not JSON), on every turn       |
+ * | `[[fault:bad-json-once]]` | the same, but only while the conversation has no model turn yet: |
+ * |                           | asked again with the answer and a follow-up turn, it is right    |
  */
 export type FaultKind =
   | '400'
@@ -90,4 +100,17 @@ export function latencyFor(config: GeminiStandInConfig, model: string, prng: Prn
   if (typeof spec === 'number') return spec;
   const jitter = spec.jitterMs > 0 ? (prng() * 2 - 1) * spec.jitterMs : 0;
   return Math.max(0, Math.round(spec.meanMs + jitter));
+}
+
+const BAD_JSON = /\[\[fault:bad-json(-once)?\]\]/;
+
+/**
+ * The JSON answer `json` as a request's `[[fault:bad-json…]]` marker breaks it (see the table
+ * above), or `json` itself. `prompt` is the request's prompt text; `followUp` whether its contents
+ * hold a model turn (a repair asked after an answer).
+ */
+export function jsonAnswerFault(json: string, prompt: string, followUp: boolean): string {
+  const match = BAD_JSON.exec(prompt);
+  if (!match || (match[1] && followUp)) return json;
+  return json.slice(0, Math.max(1, json.length - 2));
 }

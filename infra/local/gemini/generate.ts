@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { GeminiStandInConfig } from './config.js';
 import { invalidArgument } from './errors.js';
+import { jsonAnswerFault } from './faults.js';
 import { ESTIMATE_RULE, type TokenCount, type TokenRule, textTokens, truncateToTokens } from './tokens.js';
 
 /**
@@ -136,11 +137,21 @@ export function answerText(request: Json): string {
     .slice(0, 8);
   const media = mediaParts(request);
   const config = isRecord(request.generationConfig) ? request.generationConfig : {};
-  if (config.responseMimeType === 'application/json') return JSON.stringify({ echo: prefix, hash, media });
+  if (config.responseMimeType === 'application/json')
+    return jsonAnswerFault(
+      JSON.stringify({ echo: prefix, hash, media }),
+      promptText(request),
+      hasModelTurn(request),
+    );
   const text = `echo: ${prefix}${media > 0 ? ` [media:${media}]` : ''} #${hash}`;
   const size = ANSWER_BYTES.exec(promptText(request));
   const bytes = size ? Math.min(Number(size[1]), MAX_ANSWER_BYTES) : 0;
   return bytes > Buffer.byteLength(text) ? text + '.'.repeat(bytes - Buffer.byteLength(text)) : text;
+}
+
+/** Whether the conversation holds an answer already (a follow-up turn, such as a repair). */
+function hasModelTurn(request: Json): boolean {
+  return Array.isArray(request.contents) && request.contents.some((c) => isRecord(c) && c.role === 'model');
 }
 
 const ANSWER_BYTES = /\[\[answer-bytes:(\d{1,9})\]\]/;

@@ -61,6 +61,24 @@ describe('intake', () => {
     expect(capture.events('intake.ignored')).toHaveLength(2);
   });
 
+  it('runs a file whose metadata names no model on its first line’s model, as a Batch file names it', async () => {
+    const { deps, drop, db } = setup();
+    const line = (id: string, model: string) =>
+      JSON.stringify({ custom_id: id, request: { model, contents: [{ parts: [{ text: id }] }] } });
+    drop('inbox/seed.jsonl', ['', line('req-1', 'models/gemini-2.5-pro'), line('req-2', 'gemini-2.5-flash')]);
+
+    const outcome = await intakeObject({ bucket: BUCKET, name: 'inbox/seed.jsonl', generation: '1' }, deps);
+    const jobId = jobIdForObject(BUCKET, 'inbox/seed.jsonl', '1');
+    const items = [...db.items.get(jobId)!.values()];
+
+    expect(outcome).toMatchObject({ outcome: 'created', total: 2 });
+    expect(db.jobs.get(jobId)?.model).toBe('gemini-2.5-pro');
+    expect(items.map((i) => [i.key, i.keyField, i.state])).toEqual([
+      ['req-1', 'custom_id', 'pending'],
+      ['req-2', 'custom_id', 'failed'],
+    ]);
+  });
+
   it('rejects a file with bad options with a summary that says which, and makes no job', async () => {
     const { deps, objects, db } = setup();
     objects.objects.set('inbox/o.jsonl', '{"prompt":"x"}\n');
