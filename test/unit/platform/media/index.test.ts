@@ -329,11 +329,11 @@ describe("createMediaFetcher: a job reads its owner's media and the shared sampl
     const none = `gs://fanout/media/${bob}/none.png`;
     const ownMissing = `gs://fanout/media/${alice}/none.png`;
 
-    const [existing, missing, own] = await Promise.all(
+    const [existing, missing, own] = (await Promise.all(
       [theirs, none, ownMissing].map((gcsUri) =>
         errorOf(fetcher.attach(question(), [{ gcsUri }], { owner: 'alice@example.com' })),
       ),
-    );
+    )) as [MediaError, MediaError, MediaError];
 
     expect(existing.message.replace(theirs, 'URI')).toBe(missing.message.replace(none, 'URI'));
     expect(existing.message.replace(theirs, 'URI')).toBe(own.message.replace(ownMissing, 'URI'));
