@@ -95,17 +95,8 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     return { outcome: 'duplicate', jobId };
   }
   const output = resultsObjectName(name);
-  const reject = async (message: string, stoppedAt?: StoppedAt): Promise<IntakeResult> => {
-    await deps.objects.putJson(summaryObjectName(output), {
-      job: null,
-      source: `gs://${bucket}/${name}`,
-      status: 'failed',
-      error: { code: 400, status: 'INVALID_ARGUMENT', message },
-      ...(stoppedAt ? { stoppedAt } : {}),
-    });
-    log.warn({ event: 'intake.rejected', message, ...(stoppedAt ? { stoppedAt } : {}) }, message);
-    return { outcome: 'rejected', jobId, message };
-  };
+  const reject = (message: string, stoppedAt?: StoppedAt) =>
+    rejectFile({ bucket, name, jobId, output, message, stoppedAt }, deps.objects, log);
 
   const owned = bucketOwnerOf(name, deps.bucketOwners ?? {});
   if ('problem' in owned) return reject(owned.problem);
@@ -119,18 +110,12 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     );
   }
 
-  let read: Awaited<ReturnType<typeof readLines>>;
-  try {
-    read = await readLines(jobId, name, generation, model, options, owned.owner, deps);
-  } catch (err) {
-    // Over a cap: refused whole, no job (the items stored before the cap are never run and expire
-    // with RETENTION_DAYS); another delivery would stop at the same line.
-    if (err instanceof BucketCapError) {
-      return reject(err.message, { line: err.line, reason: err.reason, cap: err.cap });
-    }
-    // A late or repeated event for a generation that was overwritten or deleted since: nothing to
-    // read, and trying again would not change that (events are retried for a day).
-    if ((err as { code?: unknown }).code !== 404) throw err;
+  const read = await readOrStop(() => readLines(jobId, name, generation, model, options, owned.owner, deps));
+  if ('stopped' in read) {
+    const { line, reason, cap, message } = read.stopped;
+    return reject(message, { line, reason, cap });
+  }
+  if ('gone' in read) {
     log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
     return { outcome: 'ignored', reason: 'this generation of the file is gone' };
   }
@@ -181,6 +166,50 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     'file became a job',
   );
   return { outcome: 'created', jobId, total: read.total };
+}
+
+/** A refused file: no job, only its summary, which says why (and where reading stopped, at a cap). */
+async function rejectFile(
+  file: {
+    bucket: string;
+    name: string;
+    jobId: string;
+    output: string;
+    message: string;
+    stoppedAt?: StoppedAt | undefined;
+  },
+  objects: Pick<ObjectStore, 'putJson'>,
+  log: Logger,
+): Promise<IntakeResult> {
+  const { message, stoppedAt } = file;
+  await objects.putJson(summaryObjectName(file.output), {
+    job: null,
+    source: `gs://${file.bucket}/${file.name}`,
+    status: 'failed',
+    error: { code: 400, status: 'INVALID_ARGUMENT', message },
+    ...(stoppedAt ? { stoppedAt } : {}),
+  });
+  log.warn({ event: 'intake.rejected', message, ...(stoppedAt ? { stoppedAt } : {}) }, message);
+  return { outcome: 'rejected', jobId: file.jobId, message };
+}
+
+/**
+ * The file's lines, or why there are none to use: `stopped` past a cap (the file is refused whole;
+ * the items stored before the cap are never run and expire with RETENTION_DAYS; another delivery
+ * would stop at the same line), `gone` for a late or repeated event of a generation overwritten or
+ * deleted since (nothing to read, and trying again would not change that: events are retried for a
+ * day). Anything else throws, for the event to be delivered again.
+ */
+async function readOrStop<T>(
+  read: () => Promise<T>,
+): Promise<T | { stopped: BucketCapError } | { gone: true }> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof BucketCapError) return { stopped: err };
+    if ((err as { code?: unknown }).code === 404) return { gone: true };
+    throw err;
+  }
 }
 
 /** Streams the file into items, a chunk at a time; plans the batches as it goes. */
