@@ -203,3 +203,36 @@ describe("each bucket owner's grants (tenants.tf)", () => {
     );
   });
 });
+
+describe('expiry (firestore.tf, storage.tf)', () => {
+  it('has a TTL policy on the expireAt the stores write, for jobs and items', () => {
+    const ttl = tf
+      .blocksOf('google_firestore_field')
+      .flatMap((block) => tf.instances(block))
+      .filter((instance) => 'ttl_config' in instance.block.body)
+      .map((instance) => `${tf.attribute(instance, 'collection')}.${tf.attribute(instance, 'field')}`);
+
+    expect(ttl.sort()).toEqual(['items.expireAt', 'jobs.expireAt']);
+  });
+
+  it('deletes answers/ and results/ after the days the functions keep jobs for (RETENTION_DAYS)', () => {
+    const vars = { ...VARS, retention_days: 45 };
+    const evaluator = new TerraformEvaluator(module, vars);
+    const env = evaluator.local('common_env') as Record<string, string>;
+    const [bucketInstance] = evaluator.instances(
+      evaluator.blocksOf('google_storage_bucket').find((b) => b.name === 'fanout')!,
+    );
+    const rules = evaluator.attribute(bucketInstance!, 'lifecycle_rule') as Array<{
+      condition: Array<{ age: number; matches_prefix: string[] }>;
+      action: Array<{ type: string }>;
+    }>;
+    const ageOf = (prefix: string) =>
+      rules.find((r) => r.action[0]?.type === 'Delete' && r.condition[0]?.matches_prefix.includes(prefix))
+        ?.condition[0]?.age;
+
+    expect(loadConfig({ ...env, GEMINI_API_KEY: 'AIza-test-key' }).retentionMs).toBe(45 * 86_400_000);
+    expect(ageOf('answers/')).toBe(45);
+    expect(ageOf('results/')).toBe(45);
+    expect(ageOf('staging/')).toBe(3);
+  });
+});
