@@ -210,7 +210,7 @@ describe('hostile tenants: the bucket', () => {
     );
     const after = await clientOf(ALICE).submit({ model: MODEL, prompts: ['still serving?'] });
 
-    expect(summary).toMatchObject({
+    expect(summary, JSON.stringify(summary)).toMatchObject({
       status: 'failed',
       stoppedAt: { line: 25_001, reason: 'lines', cap: 25_000 },
     });
@@ -232,7 +232,7 @@ describe('hostile tenants: the bucket', () => {
     );
     const after = await clientOf(ALICE).submit({ model: MODEL, prompts: ['still serving?'] });
 
-    expect(summary).toMatchObject({
+    expect(summary, JSON.stringify(summary)).toMatchObject({
       status: 'failed',
       stoppedAt: { line: 1, reason: 'bytes', cap: 320 * 1024 * 1024 },
     });
