@@ -168,6 +168,8 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
       if (opts.json) return void json(page);
       out(page.jobs.length ? jobsTable(page.jobs) : 'no jobs yet');
       if (page.nextPageToken) out(`more: ${SELF} jobs --page-token ${page.nextPageToken}`);
+      if (page.owner)
+        out(`your owner prefix: ${page.owner.prefix} (media: ${page.owner.mediaLocations.join(', ')})`);
     });
 
   command(

@@ -73,7 +73,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     overrides.firestore ?? new Firestore({ projectId: config.projectId, ignoreUndefinedProperties: true });
   const storage = overrides.storage ?? new Storage({ projectId: config.projectId });
   const workerUrl = config.workerUrl ?? 'http://127.0.0.1:8082/';
-  const stores = overrides.stores ?? createStores(firestore);
+  const stores = overrides.stores ?? createStores(firestore, { retentionMs: config.retentionMs });
   const batchApiStores = overrides.batchApiStores ?? createBatchApiStores(firestore);
   const objects = overrides.objects ?? createObjectStore(storage, config.bucket);
   const tasks =
@@ -115,6 +115,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     createMediaFetcher({
       storage,
       gcsAllowed: config.mediaGcsAllowed,
+      gcsShared: config.mediaGcsShared,
       logger,
       ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
       uploader: createMediaUploader(geminiOptions()),

@@ -180,10 +180,23 @@ export const jobViewSchema = z.looseObject({
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
 
-/** `GET /jobs`: the caller's jobs, newest first. */
+/**
+ * The caller as an owner of objects in the bucket: `prefix` is its folder name under `media/`,
+ * `inbox/` and `results/` (the first 32 hex digits of SHA-256 of `id`); `mediaLocations` are the
+ * `gs://` prefixes its media may come from (its own folders, then the shared samples).
+ */
+export const ownerViewSchema = z.looseObject({
+  id: z.string().min(1),
+  prefix: z.string().regex(/^[0-9a-f]{32}$/),
+  mediaLocations: z.array(z.string()),
+});
+export type OwnerView = Declared<z.infer<typeof ownerViewSchema>>;
+
+/** `GET /jobs`: the caller's jobs, newest first, and the caller as an owner (`owner`). */
 export const jobListSchema = z.looseObject({
   jobs: z.array(jobViewSchema),
   nextPageToken: z.string().optional(),
+  owner: ownerViewSchema.optional(),
 });
 export type JobList = Declared<z.infer<typeof jobListSchema>>;
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { type ItemError, LIMITS, requestItemSchema } from '../api/jobs.js';
 import type { BatchFallback, RequestedMode } from './batch.js';
 import type { Content, NewItem } from './jobs.js';
+import { looksLikeOwnerPrefix } from './owner-prefix.js';
 import { buildItem, type ItemDefaults, type ItemRules, requestModel } from './requests.js';
 
 /** Where users drop files; the project's own prefixes are never input (the loop guard). */
@@ -25,6 +26,30 @@ export function skipReason(bucket: string, name: string, expectedBucket: string)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   if (/(^|\/)\.\.?(\/|$)|\/\/|\\|[\u0000-\u001f\u007f]/.test(name)) return 'a path trick in the name';
   return undefined;
+}
+
+/**
+ * Who a bucket file belongs to, from its path: `inbox/{owner prefix}/…` is the job of the bucket
+ * owner with that prefix (`owners`: prefix → identity, from FANOUT_BUCKET_OWNERS), and its results
+ * go to `results/{owner prefix}/…`. A file straight under `inbox/` or under a folder that is not an
+ * owner prefix is an owner-less job, as before owners: only someone with rights on the whole bucket
+ * can put it there, and only admins see it. A folder that looks like an owner prefix but belongs to
+ * no configured owner is refused (`problem`): it is an owner removed from the list, or a typo, and
+ * must not become an admin job.
+ */
+export function bucketOwnerOf(
+  name: string,
+  owners: Readonly<Record<string, string>>,
+): { owner?: string } | { problem: string } {
+  const folder = name.slice(INBOX_PREFIX.length).split('/');
+  if (folder.length < 2 || !looksLikeOwnerPrefix(folder[0]!)) return {};
+  const owner = Object.hasOwn(owners, folder[0]!) ? owners[folder[0]!] : undefined;
+  if (owner === undefined) {
+    return {
+      problem: `inbox/${folder[0]}/ is the folder of no bucket owner of this deployment (FANOUT_BUCKET_OWNERS)`,
+    };
+  }
+  return { owner };
 }
 
 /** `inbox/a/b.jsonl` → `results/a/b.jsonl` (same name, gzipped when the input was). */

@@ -190,7 +190,10 @@ export interface ItemRules {
   limits: RequestLimits;
   /** The job's model: a request naming another (`request.model`, a Batch API line) is refused. */
   model?: string;
-  /** `gs://bucket/prefix/` entries a `gs://` medium must start with; unchecked when absent. */
+  /**
+   * `gs://bucket/prefix/` entries a `gs://` medium must start with: the job owner's own folders and
+   * the shared prefixes (core/owner-prefix.ts `mediaLocationsFor`); unchecked when absent.
+   */
   mediaGcsAllowed?: readonly string[];
 }
 
@@ -251,6 +254,7 @@ export function buildItem(
     };
   }
   const problem =
+    fileDataProblem(request) ||
     (rules && costProblem(request, rules.limits)) ||
     (rules?.mediaGcsAllowed && mediaProblem(mediaRefs ?? [], rules.mediaGcsAllowed));
   if (problem) return { problem };
@@ -309,4 +313,21 @@ export function mediaProblem(media: MediaRef[], allowed: readonly string[]): str
       return `media gcsUri ${gcsUri} is outside the allowed locations (${allowed.join(', ')})`;
   }
   return undefined;
+}
+
+/**
+ * Why a request may not carry `fileData` parts, or undefined when it has none. Every job of a
+ * deployment shares one Gemini project, so a Files API URI names a file any job may have uploaded
+ * (the worker uploads another owner's large media there): a `fileData` part is only ever added by the
+ * worker, for a medium this job's item fetched itself. A caller sends media as `media[].url` or
+ * `media[].gcsUri` instead.
+ */
+export function fileDataProblem(request: GenerateContentRequest): string | undefined {
+  const contents = [...request.contents, ...(request.systemInstruction ? [request.systemInstruction] : [])];
+  const found = contents.some(
+    (c) => Array.isArray(c?.parts) && c.parts.some((p) => p?.fileData !== undefined),
+  );
+  return found
+    ? 'fileData parts are not accepted (a Files API URI may name a file of another job); send the medium as media[].url or media[].gcsUri and the worker uploads it for this job'
+    : undefined;
 }

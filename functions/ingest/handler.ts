@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type CreatedJob, linksFor, type ResultEntry } from '../api/jobs.js';
+import { type CreatedJob, linksFor, type OwnerView, type ResultEntry } from '../api/jobs.js';
 import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
 import {
@@ -10,6 +10,7 @@ import {
   type JobView,
   type NewItem,
 } from '../core/jobs.js';
+import { mediaLocationsFor, ownerPrefix } from '../core/owner-prefix.js';
 import type { Quotas } from '../core/quotas.js';
 import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
@@ -32,8 +33,13 @@ export interface IngestDeps {
   objects: Pick<ObjectStore, 'writeStream'>;
   quotas: Quotas;
   logger: Logger;
-  /** Where `gs://` media may come from (see MEDIA_GCS_ALLOWED); unchecked when absent. */
+  /**
+   * The media roots (see MEDIA_GCS_ALLOWED): a caller's `gs://` media must lie in its own folder
+   * of one (or under `mediaGcsShared`); unchecked when absent.
+   */
   mediaGcsAllowed?: readonly string[];
+  /** Read-only media prefixes every caller may use (see MEDIA_GCS_SHARED). */
+  mediaGcsShared?: readonly string[];
   /**
    * The local cloud, where receivers are on loopback: callbacks may be http and loopback; https to
    * public addresses otherwise.
@@ -70,7 +76,14 @@ export async function createJob(
   let normalized: ReturnType<typeof normalizeJobRequest>;
   try {
     normalized = normalizeJobRequest(body, deps.quotas, {
-      ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
+      ...(deps.mediaGcsAllowed
+        ? {
+            mediaGcsAllowed: mediaLocationsFor(
+              { roots: deps.mediaGcsAllowed, shared: deps.mediaGcsShared ?? [] },
+              options.owner,
+            ),
+          }
+        : {}),
       ...(deps.httpCallbacks ? { httpCallbacks: true } : {}),
       // A literal non-public address is refused now, naming the field, not at the first attempt.
       callbackHostProblem: (host) => callbackHostProblem(host, deps.httpCallbacks === true),
@@ -201,7 +214,7 @@ export async function listJobs(
   caller: Caller,
   query: { pageToken?: string; pageSize?: string; all?: string },
   deps: IngestDeps,
-): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
+): Promise<{ jobs: JobView[]; nextPageToken?: string; owner: OwnerView }> {
   const pageSize = query.pageSize === undefined ? 20 : Number(query.pageSize);
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 100) {
     throw new ValidationError('pageSize must be a whole number from 1 to 100.', [
@@ -221,6 +234,22 @@ export async function listJobs(
   return {
     jobs: page.jobs.map((v) => withQuota(v, deps)),
     ...(page.next ? { nextPageToken: deps.pageTokens.seal(page.next, binding) } : {}),
+    owner: ownerView(caller.id, deps),
+  };
+}
+
+/**
+ * The caller as an owner of objects (`GET /jobs`'s `owner`): its prefix and the `gs://` locations
+ * its media may come from (its own folders first, then the shared ones).
+ */
+function ownerView(id: string, deps: IngestDeps): OwnerView {
+  return {
+    id,
+    prefix: ownerPrefix(id),
+    mediaLocations: mediaLocationsFor(
+      { roots: deps.mediaGcsAllowed ?? [], shared: deps.mediaGcsShared ?? [] },
+      id,
+    ),
   };
 }
 

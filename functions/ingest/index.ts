@@ -34,6 +34,7 @@ export function ingestDeps(deps: Deps): IngestDeps {
     quotas: deps.config.quotas,
     logger: deps.logger,
     mediaGcsAllowed: deps.config.mediaGcsAllowed,
+    mediaGcsShared: deps.config.mediaGcsShared,
     httpCallbacks: deps.config.local,
     pageTokens: createPageTokens(deps.config.pageTokenKey),
   };

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { LIMITS } from '../api/jobs.js';
 import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import {
+  bucketOwnerOf,
   duplicateKeyLine,
   type FileOptions,
   firstLineModel,
@@ -14,6 +15,7 @@ import {
   summaryObjectName,
 } from '../core/bucket-input.js';
 import { counterShardsFor, itemIdForIndex, type NewItem } from '../core/jobs.js';
+import { mediaLocationsFor } from '../core/owner-prefix.js';
 import { normalizeModelName, type Quotas, requestLimitsFor } from '../core/quotas.js';
 import type { ItemRules } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
@@ -21,6 +23,14 @@ import { maybeGunzip, splitLines } from '../platform/jsonl.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import { isAlreadyExists } from '../platform/store/firestore.js';
+import { BucketCapError, type BucketCaps, boundedBytes, checkLineCap } from './caps.js';
+
+/** Where reading a file stopped, in its summary, when it passed a cap. */
+interface StoppedAt {
+  line: number;
+  reason: 'lines' | 'bytes';
+  cap: number;
+}
 
 /** The part of a Cloud Storage object resource (the event's data) intake reads. */
 export interface StorageObject {
@@ -37,8 +47,14 @@ export interface IntakeDeps {
   logger: Logger;
   /** The project's bucket: events from any other are ignored. */
   bucket: string;
-  /** Where `gs://` media may come from (see MEDIA_GCS_ALLOWED). */
+  /** The media roots (see MEDIA_GCS_ALLOWED): a job reads its owner's folder in each. */
   mediaGcsAllowed?: readonly string[];
+  /** Read-only media prefixes every job may read (see MEDIA_GCS_SHARED). */
+  mediaGcsShared?: readonly string[];
+  /** Bucket owners: owner prefix → identity (see FANOUT_BUCKET_OWNERS). */
+  bucketOwners?: Readonly<Record<string, string>>;
+  /** The caps on a file (BUCKET_MAX_LINES, BUCKET_MAX_BYTES); none when absent. */
+  caps?: BucketCaps;
 }
 
 export type IntakeResult =
@@ -80,16 +96,11 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     return { outcome: 'duplicate', jobId };
   }
   const output = resultsObjectName(name);
-  const reject = async (message: string): Promise<IntakeResult> => {
-    await deps.objects.putJson(summaryObjectName(output), {
-      job: null,
-      source: `gs://${bucket}/${name}`,
-      status: 'failed',
-      error: { code: 400, status: 'INVALID_ARGUMENT', message },
-    });
-    log.warn({ event: 'intake.rejected', message }, message);
-    return { outcome: 'rejected', jobId, message };
-  };
+  const reject = (message: string, stoppedAt?: StoppedAt) =>
+    rejectFile({ bucket, name, jobId, output, message, stoppedAt }, deps.objects, log);
+
+  const owned = bucketOwnerOf(name, deps.bucketOwners ?? {});
+  if ('problem' in owned) return reject(owned.problem);
 
   const options = parseFileOptions(object.metadata);
   if ('problem' in options) return reject(options.problem);
@@ -109,13 +120,12 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     );
   }
 
-  let read: Awaited<ReturnType<typeof readLines>>;
-  try {
-    read = await readLines(jobId, name, generation, model, options, deps);
-  } catch (err) {
-    // A late or repeated event for a generation that was overwritten or deleted since: nothing to
-    // read, and trying again would not change that (events are retried for a day).
-    if ((err as { code?: unknown }).code !== 404) throw err;
+  const read = await readOrStop(() => readLines(jobId, name, generation, model, options, owned.owner, deps));
+  if ('stopped' in read) {
+    const { line, reason, cap, message } = read.stopped;
+    return reject(message, { line, reason, cap });
+  }
+  if ('gone' in read) {
     log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
     return { outcome: 'ignored', reason: 'this generation of the file is gone' };
   }
@@ -130,6 +140,7 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     mode: route.mode,
     total: read.total,
     source: `gs://${bucket}/${name}`,
+    ...(owned.owner ? { owner: owned.owner } : {}),
     counterShards: counterShardsFor(deps.quotas.models[model]!.rpm),
     paths: { realtime: read.total - read.bornFailed - batchItems, batch: batchItems },
     output,
@@ -177,6 +188,50 @@ async function modelOfFirstLine(name: string, generation: string, deps: IntakeDe
   return undefined;
 }
 
+/** A refused file: no job, only its summary, which says why (and where reading stopped, at a cap). */
+async function rejectFile(
+  file: {
+    bucket: string;
+    name: string;
+    jobId: string;
+    output: string;
+    message: string;
+    stoppedAt?: StoppedAt | undefined;
+  },
+  objects: Pick<ObjectStore, 'putJson'>,
+  log: Logger,
+): Promise<IntakeResult> {
+  const { message, stoppedAt } = file;
+  await objects.putJson(summaryObjectName(file.output), {
+    job: null,
+    source: `gs://${file.bucket}/${file.name}`,
+    status: 'failed',
+    error: { code: 400, status: 'INVALID_ARGUMENT', message },
+    ...(stoppedAt ? { stoppedAt } : {}),
+  });
+  log.warn({ event: 'intake.rejected', message, ...(stoppedAt ? { stoppedAt } : {}) }, message);
+  return { outcome: 'rejected', jobId: file.jobId, message };
+}
+
+/**
+ * The file's lines, or why there are none to use: `stopped` past a cap (the file is refused whole;
+ * the items stored before the cap are never run and expire with RETENTION_DAYS; another delivery
+ * would stop at the same line), `gone` for a late or repeated event of a generation overwritten or
+ * deleted since (nothing to read, and trying again would not change that: events are retried for a
+ * day). Anything else throws, for the event to be delivered again.
+ */
+async function readOrStop<T>(
+  read: () => Promise<T>,
+): Promise<T | { stopped: BucketCapError } | { gone: true }> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof BucketCapError) return { stopped: err };
+    if ((err as { code?: unknown }).code === 404) return { gone: true };
+    throw err;
+  }
+}
+
 /** Streams the file into items, a chunk at a time; plans the batches as it goes. */
 async function readLines(
   jobId: string,
@@ -184,13 +239,21 @@ async function readLines(
   generation: string,
   model: string,
   options: FileOptions,
+  owner: string | undefined,
   deps: IntakeDeps,
 ) {
   const defaults = lineDefaults(options);
   const rules: ItemRules = {
     limits: requestLimitsFor(deps.quotas, model),
     model,
-    ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
+    ...(deps.mediaGcsAllowed
+      ? {
+          mediaGcsAllowed: mediaLocationsFor(
+            { roots: deps.mediaGcsAllowed, shared: deps.mediaGcsShared ?? [] },
+            owner,
+          ),
+        }
+      : {}),
   };
   const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
   const keys = new Set<string>();
@@ -198,8 +261,12 @@ async function readLines(
   let index = 0;
   let bornFailed = 0;
   let batchable = 0;
-  const source = maybeGunzip(deps.objects.read(name, { generation }));
+  let lastLine = 0;
+  const inflated = maybeGunzip(deps.objects.read(name, { generation }));
+  const source = deps.caps ? boundedBytes(inflated, deps.caps.maxBytes, () => lastLine + 1) : inflated;
   for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
+    lastLine = line.lineNumber;
+    if (deps.caps) checkLineCap(line.lineNumber, deps.caps);
     if (line.text !== undefined && line.text.trim() === '') continue;
     let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults, rules);
     if (parsed.ok && keys.has(parsed.item.key))

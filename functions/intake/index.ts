@@ -34,6 +34,9 @@ export function createIntakeHandler(getDeps: () => Deps) {
           logger: deps.logger.child({ eventId: event.id }),
           bucket: deps.config.bucket,
           mediaGcsAllowed: deps.config.mediaGcsAllowed,
+          mediaGcsShared: deps.config.mediaGcsShared,
+          bucketOwners: deps.config.bucketOwners,
+          caps: deps.config.bucketCaps,
         });
       } catch (err) {
         deps.logger.error(

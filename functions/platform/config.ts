@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import bundledQuotas from '../../infra/quotas.json' with { type: 'json' };
+import { mediaAccessProblems, ownerPrefix } from '../core/owner-prefix.js';
 import { parseQuotas, type Quotas } from '../core/quotas.js';
 import { pageTokenKey, withAndWithoutSlash } from './identity-config.js';
 
@@ -10,6 +11,43 @@ const hostPort = z
   .optional();
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+
+/** Comma-separated `gs://bucket/prefix/` entries; undefined when unset. */
+const gcsPrefixList = z
+  .string()
+  .optional()
+  .transform((v) =>
+    v === undefined
+      ? undefined
+      : v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(
+            /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/(?:[^\s,]*\/)?$/,
+            'expected gs://bucket/prefix/ entries',
+          ),
+      )
+      .optional(),
+  );
+
+/** Comma-separated emails, lowercased. */
+const emailList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().regex(/^[^\s@,]+@[^\s@,]+$/, 'expected comma-separated emails')));
 
 /** Every environment variable the functions read. Nothing else reads `process.env`. */
 const envSchema = z.object({
@@ -45,29 +83,28 @@ const envSchema = z.object({
    * Where `gs://` media may come from: comma-separated `gs://bucket/prefix` entries; by default the
    * fanout bucket's `media/` prefix only (never inbox/, staging/ or results/, other callers' data).
    */
-  MEDIA_GCS_ALLOWED: z
-    .string()
-    .optional()
-    .transform((v) =>
-      v === undefined
-        ? undefined
-        : v
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean),
-    )
-    .pipe(
-      z
-        .array(
-          z
-            .string()
-            .regex(
-              /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/(?:[^\s,]*\/)?$/,
-              'expected gs://bucket/prefix/ entries',
-            ),
-        )
-        .optional(),
-    ),
+  MEDIA_GCS_ALLOWED: gcsPrefixList,
+  /**
+   * Read-only `gs://bucket/prefix/` entries every caller may take media from (the samples); by
+   * default the fanout bucket's `media/samples/`.
+   */
+  MEDIA_GCS_SHARED: gcsPrefixList,
+  /**
+   * Bucket owners: comma-separated identities (emails) whose files under `inbox/{owner prefix}/`
+   * become their jobs (core/owner-prefix.ts derives each prefix).
+   */
+  FANOUT_BUCKET_OWNERS: emailList,
+  /** A bucket file may have at most this many lines; reading stops at the next (summary says so). */
+  BUCKET_MAX_LINES: z.coerce.number().int().min(1).max(100_000_000).default(1_000_000),
+  /** A bucket file may inflate to at most this many bytes (the Batch API takes 2 GB a file). */
+  BUCKET_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 ** 3)
+    .default(2 * 1024 ** 3),
+  /** Days jobs and items are kept (Firestore TTL on `expireAt`, from their creation). */
+  RETENTION_DAYS: z.coerce.number().int().min(3).max(3650).default(30),
   /** The key callbacks are signed with (HMAC-SHA256); bound from Secret Manager in the cloud. */
   CALLBACK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
   /** How long after a job ends the tick keeps retrying its callback (at-least-once; 24 h by default). */
@@ -78,16 +115,7 @@ const envSchema = z.object({
     .max(7 * 86_400_000)
     .default(86_400_000),
   /** Identities (emails) that may read every job, bucket jobs included; comma-separated. */
-  FANOUT_ADMINS: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((s) => s.trim().toLowerCase())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.string().regex(/^[^\s@,]+@[^\s@,]+$/, 'expected comma-separated emails'))),
+  FANOUT_ADMINS: emailList,
   /**
    * The `aud` values ingest accepts in callers' ID tokens, comma-separated: its own URL (what
    * `gcloud auth print-identity-token --audiences=URL` and the CLI ask for), and any other name it is
@@ -171,8 +199,19 @@ export interface Config {
   tasksServiceAccount?: string;
   /** See FANOUT_ADMINS. */
   admins: string[];
-  /** See MEDIA_GCS_ALLOWED: `gs://bucket/prefix/` entries a `gs://` medium must start with. */
+  /**
+   * See MEDIA_GCS_ALLOWED: the media roots (`gs://bucket/prefix/`); a job reads its owner's folder
+   * in each (core/owner-prefix.ts `mediaLocationsFor`).
+   */
   mediaGcsAllowed: string[];
+  /** See MEDIA_GCS_SHARED: read-only media prefixes every job may read. */
+  mediaGcsShared: string[];
+  /** See FANOUT_BUCKET_OWNERS: owner prefix → identity, for files under `inbox/{prefix}/`. */
+  bucketOwners: Record<string, string>;
+  /** See BUCKET_MAX_LINES and BUCKET_MAX_BYTES. */
+  bucketCaps: { maxLines: number; maxBytes: number };
+  /** See RETENTION_DAYS, in milliseconds. */
+  retentionMs: number;
   /** See CALLBACK_SECRET; a fixed local key when every service is an emulator. */
   callbackSecret?: string;
   /** See CALLBACK_RETRY_MS. */
@@ -239,6 +278,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
   }
 
+  const bucket = e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`;
+  const media = {
+    roots: e.MEDIA_GCS_ALLOWED ?? [`gs://${bucket}/media/`],
+    shared: e.MEDIA_GCS_SHARED ?? [`gs://${bucket}/media/samples/`],
+  };
+  const mediaProblems = mediaAccessProblems(bucket, media);
+  if (mediaProblems.length > 0) throw new ConfigError(mediaProblems);
+
   const dispatchDeadlineSeconds = dispatchDeadlineFor(e.GEMINI_TIMEOUT_MS);
   return {
     projectId: e.GOOGLE_CLOUD_PROJECT,
@@ -249,7 +296,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     batchStepMaxFailures: e.BATCH_STEP_MAX_FAILURES,
     batchStepMaxMs: e.BATCH_STEP_MAX_MS,
     region: e.REGION,
-    bucket: e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`,
+    bucket,
     gemini: {
       ...(e.GEMINI_API_KEY || e.GEMINI_BASE_URL ? { apiKey: e.GEMINI_API_KEY ?? 'local-stand-in' } : {}),
       baseUrl: e.GEMINI_BASE_URL,
@@ -266,9 +313,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerUrl: e.WORKER_URL,
     tasksServiceAccount: e.TASKS_SERVICE_ACCOUNT,
     admins: e.FANOUT_ADMINS,
-    mediaGcsAllowed: e.MEDIA_GCS_ALLOWED ?? [
-      `gs://${e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`}/media/`,
-    ],
+    mediaGcsAllowed: media.roots,
+    mediaGcsShared: media.shared,
+    bucketOwners: Object.fromEntries(e.FANOUT_BUCKET_OWNERS.map((id) => [ownerPrefix(id), id])),
+    bucketCaps: { maxLines: e.BUCKET_MAX_LINES, maxBytes: e.BUCKET_MAX_BYTES },
+    retentionMs: e.RETENTION_DAYS * 86_400_000,
     ...(e.CALLBACK_SECRET || local
       ? { callbackSecret: e.CALLBACK_SECRET ?? 'local-callback-secret-for-the-local-cloud-only' }
       : {}),

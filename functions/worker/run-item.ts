@@ -178,7 +178,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     let request = item.request;
     if (item.media?.length) {
       try {
-        request = await deps.media.attach(request, item.media, { logger: log });
+        request = await deps.media.attach(request, item.media, { logger: log, owner: job.owner });
       } catch (err) {
         const e = err as { permanent?: boolean; message?: string };
         if (e.permanent || lastAttempt) {

@@ -14,7 +14,7 @@ import { type IdIssuer, startIdIssuer } from './id-issuer.js';
 import { LOCAL_DEVELOPER } from './identity.js';
 import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js';
 import { freePort } from './ports.js';
-import { sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
+import { SAMPLE_PREFIX, sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
 
 /** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
@@ -77,6 +77,10 @@ export interface StackOptions {
   profile?: 'ideal' | 'strict';
   /** Speeds up the Eventarc stand-in's delays and retry backoffs (1 = real time). */
   eventTimeScale?: number;
+  /** Identities whose files under `inbox/{owner prefix}/` are their jobs (FANOUT_BUCKET_OWNERS). */
+  bucketOwners?: string[];
+  /** Caps on a bucket file (BUCKET_MAX_LINES, BUCKET_MAX_BYTES); the defaults otherwise. */
+  bucketCaps?: { maxLines: number; maxBytes: number };
 }
 
 export interface Stack {
@@ -194,10 +198,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       FANOUT_AUDIENCES: `http://127.0.0.1:${ingestPort},http://localhost:${ingestPort}`,
       TICK_URL: tickUrl,
       SCHEDULER_SERVICE_ACCOUNT: schedulerAccount,
-      // gs:// media: the bucket's media/ (the default), its examples/, and where the sample set's
-      // images are (the bucket of `npm run dev`, whichever project this stack runs as).
-      MEDIA_GCS_ALLOWED: [
-        ...new Set([`gs://${bucket}/media/`, `gs://${bucket}/examples/`, ...sampleMediaPrefixes(samples)]),
+      // gs:// media: each owner's folder of the bucket's media/ (the default), and read-only for
+      // everyone the shared samples: media/samples/ of this bucket and of the one the sample set
+      // names (the bucket of `npm run dev`, whichever project this stack runs as).
+      MEDIA_GCS_ALLOWED: `gs://${bucket}/media/`,
+      MEDIA_GCS_SHARED: [
+        ...new Set([`gs://${bucket}/${SAMPLE_PREFIX}`, ...sampleMediaPrefixes(samples)]),
       ].join(','),
       // The Functions Framework's own error pages (bad JSON) then carry no stack trace.
       NODE_ENV: 'production',
@@ -208,6 +214,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.reconcileAfterMs ? { RECONCILE_AFTER_MS: String(options.reconcileAfterMs) } : {}),
       ...(options.batchPendingDeadlineMs
         ? { BATCH_PENDING_DEADLINE_MS: String(options.batchPendingDeadlineMs) }
+        : {}),
+      ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
+      ...(options.bucketCaps
+        ? {
+            BUCKET_MAX_LINES: String(options.bucketCaps.maxLines),
+            BUCKET_MAX_BYTES: String(options.bucketCaps.maxBytes),
+          }
         : {}),
     };
     Object.assign(process.env, env);

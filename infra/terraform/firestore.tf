@@ -80,8 +80,23 @@ resource "google_firestore_field" "items_not_indexed" {
   index_config {}
 }
 
-# No TTL policy: items and jobs carry no expiry field today. Adding an `expireAt` timestamp to the
-# documents and a `ttl_config {}` field here would bound storage.
+# Expiry: every job and item document carries `expireAt` (creation + RETENTION_DAYS, written by the
+# stores: functions/platform/store/job-codec.ts expireAtFor), and a TTL policy on it per collection
+# group deletes documents once it has passed, typically within a day
+# (https://firebase.google.com/docs/firestore/ttl). The field is exempt from indexing (a timestamp
+# that only grows makes a hotspot, and nothing queries it). answers/ and results/ in the bucket go
+# after the same number of days (storage.tf).
+resource "google_firestore_field" "expire_at" {
+  for_each = toset(["jobs", "items"])
+
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = each.value
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
 
 # GET /jobs lists a caller's jobs newest first: where(owner ==) orderBy(createdAt desc), paged with
 # a document cursor (which adds __name__ in the same direction, served by the same index). Listing

@@ -22,6 +22,12 @@ locals {
     TASKS_SERVICE_ACCOUNT = google_service_account.tasks.email
     GEMINI_TIMEOUT_MS     = tostring(var.gemini_timeout_ms)
     LOG_LEVEL             = var.log_level
+    # Tenancy (tenants.tf): the media roots and shared samples the worker's IAM Condition allows,
+    # the bucket owners, and how long jobs and items are kept.
+    MEDIA_GCS_ALLOWED    = join(",", [for p in var.media_prefixes : "gs://${google_storage_bucket.fanout.name}/${p}"])
+    MEDIA_GCS_SHARED     = join(",", [for p in var.media_shared_prefixes : "gs://${google_storage_bucket.fanout.name}/${p}"])
+    FANOUT_BUCKET_OWNERS = join(",", var.bucket_owners)
+    RETENTION_DAYS       = tostring(var.retention_days)
   }
 
   build_env = {

@@ -63,15 +63,42 @@ resource "google_project_iam_member" "firestore_user" {
 }
 
 # --- Cloud Storage: on the data bucket only -------------------------------------------------------
-# objectUser = read, create, overwrite and delete objects, no bucket or IAM changes. The worker
-# (answers too big for Firestore, media), intake (results of a refused file) and tick (results/,
-# cleaning staging/) rewrite objects, which needs delete.
+# objectUser = read, create, overwrite and delete objects, no bucket or IAM changes. Intake (results
+# of a refused file) and tick (results/, cleaning staging/) rewrite objects, which needs delete.
 resource "google_storage_bucket_iam_member" "fanout_object_user" {
-  for_each = { for k, m in local.function_members : k => m if k != "ingest" }
+  for_each = { for k, m in local.function_members : k => m if !contains(["ingest", "worker"], k) }
 
   bucket = google_storage_bucket.fanout.name
   role   = "roles/storage.objectUser"
   member = each.value
+}
+
+# The worker sends what it reads to Gemini, so it reads only what may go there: the media prefixes
+# (tenants.tf local.worker_media_condition; the code keeps each job to its owner's folder), and
+# answers/ (answers too big for Firestore and parked ones, which it also writes and deletes).
+# Never inbox/, staging/ or results/: IAM Conditions on the object name.
+resource "google_storage_bucket_iam_member" "worker_answers" {
+  bucket = google_storage_bucket.fanout.name
+  role   = "roles/storage.objectUser"
+  member = local.function_members.worker
+
+  condition {
+    title       = "answers-only"
+    description = "Read, write and delete objects under answers/ only."
+    expression  = local.worker_answers_condition
+  }
+}
+
+resource "google_storage_bucket_iam_member" "worker_media" {
+  bucket = google_storage_bucket.fanout.name
+  role   = "roles/storage.objectViewer"
+  member = local.function_members.worker
+
+  condition {
+    title       = "media-only"
+    description = "Read objects under the media roots and shared media prefixes only."
+    expression  = local.worker_media_condition
+  }
 }
 
 # Ingest only creates new objects (a batch job's staged set, under a fresh id) and reads answers

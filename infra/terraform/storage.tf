@@ -1,5 +1,6 @@
 # The data bucket: inbox/ (JSONL files that become jobs), staging/ (Batch API input files),
-# results/ (result files of bucket jobs). Prefixes need no resource: they exist as object names.
+# results/ (result files of bucket jobs), answers/ (answers too big for Firestore), media/ (each
+# owner's media folder, and media/samples/ shared; tenants.tf). Prefixes need no resource: they exist as object names.
 resource "google_storage_bucket" "fanout" {
   name     = var.bucket_name
   project  = var.project_id
@@ -14,6 +15,18 @@ resource "google_storage_bucket" "fanout" {
     condition {
       age            = var.staging_retention_days
       matches_prefix = ["staging/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # Answers too big for Firestore and bucket jobs' results go with their jobs (RETENTION_DAYS:
+  # Firestore's TTL deletes the job and its items, firestore.tf).
+  lifecycle_rule {
+    condition {
+      age            = var.retention_days
+      matches_prefix = ["answers/", "results/"]
     }
     action {
       type = "Delete"

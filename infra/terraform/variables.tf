@@ -59,6 +59,43 @@ variable "staging_retention_days" {
   }
 }
 
+variable "retention_days" {
+  description = "Days jobs and items are kept (Firestore TTL on expireAt, RETENTION_DAYS) and objects under answers/ and results/ (bucket lifecycle), counted from creation. Keep it above the longest a job may run."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.retention_days >= 3 && var.retention_days <= 3650 && floor(var.retention_days) == var.retention_days
+    error_message = "retention_days must be a whole number of days from 3 to 3650 (the range RETENTION_DAYS takes)."
+  }
+}
+
+variable "media_prefixes" {
+  description = "Media roots in the data bucket (MEDIA_GCS_ALLOWED): each owner reads gs:// media only from its own folder in each, {root}{owner prefix}/."
+  type        = list(string)
+  default     = ["media/"]
+
+  validation {
+    condition = length(var.media_prefixes) > 0 && alltrue([
+      for p in var.media_prefixes : endswith(p, "/") && p != "/" && !anytrue([for i in ["inbox/", "staging/", "answers/", "results/"] : startswith(p, i)])
+    ])
+    error_message = "media_prefixes must be folders ending in / (not the bucket root), outside inbox/, staging/, answers/ and results/."
+  }
+}
+
+variable "media_shared_prefixes" {
+  description = "Read-only media folders of the data bucket every caller may use (MEDIA_GCS_SHARED), e.g. samples. Must not hold a media root."
+  type        = list(string)
+  default     = ["media/samples/"]
+
+  validation {
+    condition = alltrue([
+      for p in var.media_shared_prefixes : endswith(p, "/") && p != "/" && !anytrue([for i in ["inbox/", "staging/", "answers/", "results/"] : startswith(p, i)])
+    ])
+    error_message = "media_shared_prefixes must be folders ending in / (not the bucket root), outside inbox/, staging/, answers/ and results/."
+  }
+}
+
 variable "gemini_secret_id" {
   description = <<-EOT
     Id of the Secret Manager secret created for GEMINI_API_KEY. Terraform creates the secret, never its

@@ -393,6 +393,9 @@ describe('gemini-fanout jobs and status', () => {
     expect([...created].sort().reverse()).toEqual(created);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^ID +STATUS +MODE +MODEL +DONE +FAILED +COST +CREATED$/m);
+    expect(table.stdout).toMatch(
+      /^your owner prefix: [0-9a-f]{32} \(media: gs:\/\/\S+\/media\/[0-9a-f]{32}\//m,
+    );
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(new RegExp(`^status +succeeded \\(realtime, ${MODEL}\\)$`, 'm'));
     expect(status.stdout).toMatch(/^items +3\/3 done: 3 succeeded, 0 failed, 0 cancelled, 0 pending$/m);

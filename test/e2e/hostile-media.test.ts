@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { entryKey } from '../../functions/api/jobs.js';
-import { createJob, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
+import { createJob, mediaFolder, resultsJsonl, stack, waitForJob } from '../helpers/e2e.js';
 import { storageClientFor } from '../helpers/storage.js';
 
 // The catalogue of bad media, end to end: each is one item of the same job, next to good items, and
@@ -56,12 +56,12 @@ const BAD: Array<{
   },
   {
     what: 'a gs:// object that is not there',
-    media: { gcsUri: `gs://fanout-e2e-fanout/media/none.png` },
+    media: { gcsUri: `gs://fanout-e2e-fanout/${mediaFolder()}none.png` },
     says: /not found or is not allowed/,
   },
   {
     what: 'a text object declared an image',
-    media: { gcsUri: 'gs://fanout-e2e-fanout/media/hostile/notes.txt', mimeType: 'image/png' },
+    media: { gcsUri: `gs://fanout-e2e-fanout/${mediaFolder()}hostile/notes.txt`, mimeType: 'image/png' },
     says: /type/,
   },
 ];
@@ -72,7 +72,7 @@ describe('hostile media', () => {
     const s = stack();
     await storageClientFor(s.storageEmulatorHost, s.projectId)
       .bucket(s.bucket)
-      .file('media/hostile/notes.txt')
+      .file(`${mediaFolder()}hostile/notes.txt`)
       .save('internal notes', { contentType: 'text/plain' });
     const requests = [
       { key: 'good-1', prompt: 'a good item' },

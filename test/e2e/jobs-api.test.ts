@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Storage } from '@google-cloud/storage';
 import { describe, expect, it } from 'vitest';
 import { JobsApiError, verifyCallback } from '../../functions/api/client.js';
-import { call, createJob, jobsClient, readEvents, stack, waitForJob } from '../helpers/e2e.js';
+import { call, createJob, jobsClient, mediaFolder, readEvents, stack, waitForJob } from '../helpers/e2e.js';
 
 const PNG_1X1 = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
@@ -144,7 +144,7 @@ describe('jobs API: results, events, callback, media', () => {
     const storage = new Storage({ projectId: stack().projectId, apiEndpoint: stack().storageEmulatorHost });
     await storage
       .bucket(stack().bucket)
-      .file('examples/pixel.png')
+      .file(`${mediaFolder()}pixel.png`)
       .save(PNG_1X1, { contentType: 'image/png' });
 
     // Act
@@ -153,12 +153,12 @@ describe('jobs API: results, events, callback, media', () => {
         {
           key: 'img',
           prompt: 'Describe this image.',
-          media: [{ gcsUri: `gs://${stack().bucket}/examples/pixel.png` }],
+          media: [{ gcsUri: `gs://${stack().bucket}/${mediaFolder()}pixel.png` }],
         },
         {
           key: 'missing',
           prompt: 'And this one?',
-          media: [{ gcsUri: `gs://${stack().bucket}/examples/none.png` }],
+          media: [{ gcsUri: `gs://${stack().bucket}/${mediaFolder()}none.png` }],
         },
       ],
     });
@@ -178,7 +178,7 @@ describe('jobs API: results, events, callback, media', () => {
     const storage = new Storage({ projectId: stack().projectId, apiEndpoint: stack().storageEmulatorHost });
     await storage
       .bucket(stack().bucket)
-      .file('examples/clip.mp4')
+      .file(`${mediaFolder()}clip.mp4`)
       .save(Buffer.alloc(19 * 1024 * 1024, 1), { contentType: 'video/mp4', resumable: false });
 
     // Act
@@ -187,7 +187,7 @@ describe('jobs API: results, events, callback, media', () => {
         {
           key: 'clip',
           prompt: 'What happens here?',
-          media: [{ gcsUri: `gs://${stack().bucket}/examples/clip.mp4` }],
+          media: [{ gcsUri: `gs://${stack().bucket}/${mediaFolder()}clip.mp4` }],
         },
       ],
     });

@@ -201,7 +201,7 @@ describe('the README, as a new user runs it', () => {
 
     // Assert
     expect(media.map((m) => m.name).sort()).toEqual(
-      ['blue', 'green', 'red', 'yellow'].map((c) => `examples/images/${c}.png`),
+      ['blue', 'green', 'red', 'yellow'].map((c) => `media/samples/images/${c}.png`),
     );
     expect(new Set(media.map((m) => m.bucket))).toEqual(new Set(['fanout-local-fanout']));
     for (const m of media) {

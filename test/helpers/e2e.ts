@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { createJobsClient, JobsApiError, type JobsClient, sleep } from '../../functions/api/client.js';
 import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../functions/api/jobs.js';
+import { ownerPrefix } from '../../functions/core/owner-prefix.js';
 import { FRONT_FAULTS_PATH } from '../../infra/local/front-faults.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
-import { localIdToken } from '../../infra/local/identity.js';
+import { LOCAL_DEVELOPER, localIdToken } from '../../infra/local/identity.js';
 import type { StackInfo } from '../../infra/local/stack.js';
 
 /**
@@ -26,6 +27,14 @@ export function idToken(
 ): Promise<string> {
   const { audience = stack().ingestUrl, ...rest } = claims;
   return localIdToken(email, { issuerUrl: stack().idIssuerUrl, audience, ...rest });
+}
+
+/**
+ * The folder of the suite's bucket an owner's `gs://` media must be in (`media/{owner prefix}/`):
+ * the local developer's (the caller of every request without a token) by default.
+ */
+export function mediaFolder(owner: string = LOCAL_DEVELOPER): string {
+  return `media/${ownerPrefix(owner)}/`;
 }
 
 export interface Json {

@@ -54,6 +54,10 @@ export default async function setup(project: TestProject) {
     // A batch pending this long goes back to the realtime path (a day by default).
     batchPendingDeadlineMs: 10_000,
     standIn: { latency: { '*': { meanMs: 40, jitterMs: 30 } }, faults: { timeoutMs: 4000 } },
+    // Two bucket owners (test/e2e/hostile-tenant-bucket.test.ts), and caps a test can pass cheaply
+    // that every other bucket file stays under (20,000 lines, a 256 MiB gzip bomb).
+    bucketOwners: ['alice@example.com', 'bob@example.com'],
+    bucketCaps: { maxLines: 25_000, maxBytes: 320 * 1024 * 1024 },
     logLevel: process.env.E2E_LOG_LEVEL ?? 'silent',
   });
   project.provide('firestoreEmulatorHost', host);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -998,6 +999,12 @@ export class TerraformEvaluator {
         return JSON.stringify(a);
       case 'base64encode':
         return Buffer.from(String(a)).toString('base64');
+      case 'join':
+        return list(b).map(String).join(String(a));
+      case 'sha256':
+        return createHash('sha256').update(String(a), 'utf8').digest('hex');
+      case 'substr':
+        return String(a).slice(Number(b), Number(c) < 0 ? undefined : Number(b) + Number(c));
     }
     throw new Error(`function ${name}() is not supported by the evaluator in test/helpers/terraform.ts`);
   }

@@ -26,11 +26,14 @@ function trickIn(name: string): string | undefined {
   return undefined;
 }
 
+/** One answer for an object outside the job's locations and for one that is missing or unreadable. */
+export const NOT_FOUND_OR_NOT_ALLOWED = (uri: string) => `${uri} was not found or is not allowed`;
+
 /**
  * Checks a `gs://` URI before anything is read: a plain object name, under one of the `allowed`
- * prefixes (`gs://bucket/prefix/` entries). The service account can read much more than media
- * (other callers' inbox/, staging/ and results/); only the configured prefixes may be sent to
- * Gemini. The refusal names only the URI the caller sent.
+ * prefixes (`gs://bucket/prefix/` entries: the job owner's media folders and the shared ones). The
+ * service account can read every owner's media; only the job owner's own and the shared ones may be
+ * sent to Gemini. The refusal names only the URI the caller sent, in the words a missing object gets.
  */
 export function checkGcsUri(uri: string, allowed: readonly string[]): GcsObject {
   const m = /^gs:\/\/([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])\/([\s\S]+)$/.exec(uri);
@@ -43,9 +46,11 @@ export function checkGcsUri(uri: string, allowed: readonly string[]): GcsObject 
     );
   }
   if (!allowed.some((prefix) => prefix.endsWith('/') && uri.startsWith(prefix))) {
-    throw new MediaError(
-      `${uri} is not allowed: gs:// media are read only from the service's media prefixes`,
-    );
+    // Word for word what a missing object answers (openGcsObject): a refusal must not tell another
+    // owner's object from no object at all.
+    throw new MediaError(NOT_FOUND_OR_NOT_ALLOWED(uri), true, {
+      detail: "outside the job owner's media locations; not read",
+    });
   }
   return { bucket: m[1]!, name };
 }
@@ -78,7 +83,7 @@ export async function openGcsObject(
     const code = (err as { code?: number }).code;
     const detail = `Cloud Storage: ${code ?? 'no status'} ${(err as Error).message}`;
     if (code === 401 || code === 403 || code === 404) {
-      throw new MediaError(`${uri} was not found or is not allowed`, true, { detail, cause: err });
+      throw new MediaError(NOT_FOUND_OR_NOT_ALLOWED(uri), true, { detail, cause: err });
     }
     const permanent = !(code === undefined || code >= 500 || code === 429 || code === 408);
     throw new MediaError(

@@ -3,6 +3,7 @@ import type { Agent } from 'node:https';
 import { addAbortSignal, type Readable } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
 import type { GenerateContentRequest, MediaRef, Part } from '../../core/jobs.js';
+import { mediaLocationsFor } from '../../core/owner-prefix.js';
 import type { Logger } from '../logger.js';
 import { abortable } from './abort.js';
 import { MediaBudget, type MediaHold } from './budget.js';
@@ -23,7 +24,14 @@ export interface MediaFetcher {
   attach(
     request: GenerateContentRequest,
     media: MediaRef[],
-    options?: { logger?: Logger },
+    options?: {
+      logger?: Logger;
+      /**
+       * The owner of the item's job: its gs:// media are read only from that owner's folders and the
+       * shared prefixes (core/owner-prefix.ts); a job without an owner reads the whole roots.
+       */
+      owner?: string | undefined;
+    },
   ): Promise<GenerateContentRequest>;
 }
 
@@ -54,8 +62,13 @@ export function mediaDeadlinesFor(leaseMs: number, geminiTimeoutMs: number) {
 
 export interface MediaFetcherOptions {
   storage: Storage;
-  /** `gs://bucket/prefix/` entries a gs:// medium must start with (config.mediaGcsAllowed). */
+  /**
+   * The media roots (config.mediaGcsAllowed, `gs://bucket/prefix/` entries): a job reads only its
+   * owner's folder in each (`{root}{ownerPrefix}/`), or all of them when it has no owner.
+   */
   gcsAllowed: readonly string[];
+  /** Read-only prefixes every job may read media from (config.mediaGcsShared). */
+  gcsShared?: readonly string[];
   /** DNS lookup for URL media; the guarded system resolver by default. */
   lookup?: typeof dnsLookup;
   /** https agent for URL media (tests trust their own certificate authority through it). */
@@ -115,7 +128,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   const budget = options.budget ?? new MediaBudget();
   const { uploader } = options;
 
-  async function open(ref: MediaRef, signal: AbortSignal): Promise<Source> {
+  async function open(ref: MediaRef, signal: AbortSignal, gcsAllowed: readonly string[]): Promise<Source> {
     if (ref.url) {
       const res = await openUrl(ref.url, {
         signal,
@@ -131,7 +144,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       }
     }
     if (ref.gcsUri) {
-      const object = await openGcsObject(options.storage, ref.gcsUri, options.gcsAllowed, signal);
+      const object = await openGcsObject(options.storage, ref.gcsUri, gcsAllowed, signal);
       try {
         const mimeType = mediaType(object.contentType, ref.mimeType, ref.gcsUri);
         return { stream: object.stream, size: object.size, mimeType, what: ref.gcsUri };
@@ -197,7 +210,11 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
     }
   }
 
-  async function fetchOne(ref: MediaRef, itemSignal: AbortSignal): Promise<{ part: Part; hold: MediaHold }> {
+  async function fetchOne(
+    ref: MediaRef,
+    itemSignal: AbortSignal,
+    gcsAllowed: readonly string[],
+  ): Promise<{ part: Part; hold: MediaHold }> {
     const what = ref.url ?? ref.gcsUri ?? 'a medium';
     const deadline = new AbortController();
     const timer = setTimeout(
@@ -214,7 +231,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
     let source: Source | undefined;
     let hold: MediaHold | undefined;
     try {
-      source = await open(ref, signal);
+      source = await open(ref, signal, gcsAllowed);
       addAbortSignal(signal, source.stream);
       const limit = uploader ? maxFileBytes : maxBytes;
       if (source.size > limit) throw new MediaError(`${what} is larger than ${limit} bytes`);
@@ -232,6 +249,10 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
   return {
     async attach(request, media, attachOptions) {
       const log = attachOptions?.logger ?? options.logger;
+      const gcsAllowed = mediaLocationsFor(
+        { roots: options.gcsAllowed, shared: options.gcsShared ?? [] },
+        attachOptions?.owner,
+      );
       const itemDeadline = new AbortController();
       const timer = setTimeout(
         () =>
@@ -249,7 +270,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       let ref: MediaRef | undefined;
       try {
         for (ref of media) {
-          const { part, hold } = await fetchOne(ref, itemDeadline.signal);
+          const { part, hold } = await fetchOne(ref, itemDeadline.signal, gcsAllowed);
           holds.push(hold);
           inline += hold.bytes;
           if (inline > maxBytes)

@@ -20,12 +20,19 @@ export interface Stores {
 }
 
 /** Builds every store on one database; `collectionPrefix` isolates tests that share an emulator. */
-export function createStores(db: Firestore, options: { collectionPrefix?: string } = {}): Stores {
+export function createStores(
+  db: Firestore,
+  options: {
+    collectionPrefix?: string;
+    /** How long jobs and items are kept (their `expireAt`, see RETENTION_DAYS); 30 days by default. */
+    retentionMs?: number;
+  } = {},
+): Stores {
   const prefix = options.collectionPrefix ?? '';
   const counters = createCountersStore(db, prefix);
   return {
-    jobs: createJobsStore(db, prefix),
-    items: createItemsStore(db, counters, prefix),
+    jobs: createJobsStore(db, prefix, options.retentionMs),
+    items: createItemsStore(db, counters, prefix, options.retentionMs),
     counters,
     ledger: createLedgerStore(db, prefix),
     pauses: createPausesStore(db, prefix),

@@ -3,11 +3,13 @@ import { type CollectionReference, FieldPath, FieldValue, type Firestore } from 
 import { ignorePreconditionFailure, isAlreadyExists, isPreconditionFailure } from './firestore.js';
 import { stateFields } from './item-codec.js';
 import type { ItemsStore } from './items.js';
+import { expireAtFor } from './job-codec.js';
 
 /** `createMany` and `sweepPending` of the items store (spread into it); `items` names a job's items. */
 export function createBulkWrites(
   db: Firestore,
   items: (jobId: string) => CollectionReference,
+  retentionMs: number,
 ): Pick<ItemsStore, 'createMany' | 'sweepPending'> {
   return {
     async createMany(jobId, newItems) {
@@ -17,6 +19,8 @@ export function createBulkWrites(
       const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
       writer.onWriteError((err) => !isAlreadyExists(err) && err.failedAttempts < 5);
       const col = items(jobId);
+      // Every item of one call expires together, with (about) its job: see expireAtFor.
+      const expireAt = expireAtFor(retentionMs);
       const writes = newItems.map((item) =>
         writer.create(col.doc(item.id), {
           index: item.index,
@@ -26,6 +30,7 @@ export function createBulkWrites(
           ...(item.media ? { media: item.media } : {}),
           estimatedTokens: item.estimatedTokens,
           attempts: 0,
+          expireAt,
           ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
           // A bad bucket line is an item born failed: its error line stands in the results.
           ...(item.error

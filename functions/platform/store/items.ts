@@ -22,7 +22,7 @@ import {
   stateFields,
 } from './item-codec.js';
 import { createDueQueries } from './item-due.js';
-import { jobFrom } from './job-codec.js';
+import { DEFAULT_RETENTION_MS, jobFrom } from './job-codec.js';
 import { countOutcomes } from './outcome-counts.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
@@ -136,12 +136,17 @@ export interface ItemsStore {
   listExpiredLeases(nowMs: number, limit: number): Promise<Array<ItemRecord & { jobId: string }>>;
 }
 
-export function createItemsStore(db: Firestore, counters: CounterWrites, prefix = ''): ItemsStore {
+export function createItemsStore(
+  db: Firestore,
+  counters: CounterWrites,
+  prefix = '',
+  retentionMs = DEFAULT_RETENTION_MS,
+): ItemsStore {
   const jobsName = `${prefix}jobs`;
   const items = (jobId: string) => db.collection(jobsName).doc(jobId).collection('items');
 
   const store: ItemsStore = {
-    ...createBulkWrites(db, items),
+    ...createBulkWrites(db, items, retentionMs),
     ...createDueQueries(db, items, jobsName),
 
     async getWithJob(jobId, itemId) {

@@ -1,5 +1,18 @@
+import { Timestamp } from '@google-cloud/firestore';
 import { type JobRecord, NO_RECONCILE } from '../../core/jobs.js';
 import { encodeVersion, toDate } from './firestore.js';
+
+/** How long jobs and their items are kept when the store is given no retention: 30 days. */
+export const DEFAULT_RETENTION_MS = 30 * 86_400_000;
+
+/**
+ * `expireAt` of a new job or item document: the field Firestore's TTL policies (infra/terraform/
+ * firestore.tf) delete documents by, some time after it passes (typically within a day). Counted
+ * from creation, so a job and its items go together (RETENTION_DAYS).
+ */
+export function expireAtFor(retentionMs: number, nowMs: number = Date.now()): Timestamp {
+  return Timestamp.fromMillis(nowMs + retentionMs);
+}
 
 /** A job record from its document (`jobs/{jobId}`): the one place that reads a job's fields. */
 export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {

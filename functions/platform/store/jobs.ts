@@ -11,7 +11,7 @@ import type { Totals } from '../../core/totals.js';
 import { type CallbackOrder, callbacksCollection, newCallbackFields } from './callbacks.js';
 import { decodeVersion, ignorePreconditionFailure, isAlreadyExists, landed } from './firestore.js';
 import type { OverdueCursor } from './items.js';
-import { jobFrom } from './job-codec.js';
+import { DEFAULT_RETENTION_MS, expireAtFor, jobFrom } from './job-codec.js';
 
 /** An `Idempotency-Key` as stored: which job it made, from which body. */
 export interface IdempotencyRecord {
@@ -99,7 +99,7 @@ export interface ReconcileCursor {
   overdueAfter?: OverdueCursor;
 }
 
-export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
+export function createJobsStore(db: Firestore, prefix = '', retentionMs = DEFAULT_RETENTION_MS): JobsStore {
   const jobs = db.collection(`${prefix}jobs`);
   const keys = db.collection(`${prefix}idempotencyKeys`);
   const callbacks = callbacksCollection(db, prefix);
@@ -123,6 +123,7 @@ export function createJobsStore(db: Firestore, prefix = ''): JobsStore {
       const batch = db.batch().create(jobs.doc(spec.id), {
         ...newJobFields(spec, enqueueDueMs),
         createdAt: FieldValue.serverTimestamp(),
+        expireAt: expireAtFor(retentionMs),
       });
       if (idempotency) {
         batch.create(keys.doc(idempotency.keyId), {

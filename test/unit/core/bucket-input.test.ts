@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  bucketOwnerOf,
   duplicateKeyLine,
   lineDefaults,
   parseFileOptions,
@@ -8,6 +9,7 @@ import {
   skipReason,
   summaryObjectName,
 } from '../../../functions/core/bucket-input.js';
+import { ownerPrefix } from '../../../functions/core/owner-prefix.js';
 
 describe('which objects become jobs (the guard and the loop guard)', () => {
   it('takes .jsonl and .jsonl.gz under inbox/ of the project bucket only', () => {
@@ -102,5 +104,31 @@ describe('parseInputLine', () => {
       key: 'a',
       error: { message: 'line 9: duplicate key "a"' },
     });
+  });
+});
+
+describe('bucketOwnerOf: whose job a bucket file is', () => {
+  const alice = ownerPrefix('alice@example.com');
+  const owners = { [alice]: 'alice@example.com' };
+
+  it("makes a file under a bucket owner's prefix that owner's job, at any depth", () => {
+    expect(bucketOwnerOf(`inbox/${alice}/a.jsonl`, owners)).toEqual({ owner: 'alice@example.com' });
+    expect(bucketOwnerOf(`inbox/${alice}/2026/x/a.jsonl.gz`, owners)).toEqual({ owner: 'alice@example.com' });
+    expect(resultsObjectName(`inbox/${alice}/2026/a.jsonl`)).toBe(`results/${alice}/2026/a.jsonl`);
+  });
+
+  it('leaves a file straight under inbox/ or under an ordinary folder without an owner (an admin job)', () => {
+    expect(bucketOwnerOf('inbox/a.jsonl', owners)).toEqual({});
+    expect(bucketOwnerOf('inbox/2026/a.jsonl', owners)).toEqual({});
+    expect(bucketOwnerOf(`inbox/${alice}.jsonl`, owners)).toEqual({});
+  });
+
+  it('refuses a file under an owner prefix that belongs to no configured owner', () => {
+    const removed = ownerPrefix('mallory@example.com');
+
+    expect(bucketOwnerOf(`inbox/${removed}/a.jsonl`, owners)).toEqual({
+      problem: expect.stringContaining(`inbox/${removed}/ is the folder of no bucket owner`),
+    });
+    expect(bucketOwnerOf(`inbox/${removed}/a.jsonl`, {})).toHaveProperty('problem');
   });
 });

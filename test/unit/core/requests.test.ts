@@ -398,3 +398,50 @@ describe('normalizeJobRequest: what a request may ask for', () => {
     }
   });
 });
+
+describe('normalizeJobRequest: fileData parts (Files API URIs are shared by every job of a deployment)', () => {
+  const FILE = 'https://generativelanguage.googleapis.com/v1beta/files/someone-elses';
+
+  it.each([
+    ['in the contents', { contents: [{ parts: [{ text: 'x' }, { fileData: { fileUri: FILE } }] }] }],
+    [
+      'in a model turn',
+      {
+        contents: [
+          { role: 'model', parts: [{ fileData: { fileUri: FILE, mimeType: 'image/png' } }] },
+          { role: 'user', parts: [{ text: 'and this?' }] },
+        ],
+      },
+    ],
+    [
+      'in the system instruction',
+      {
+        contents: [{ parts: [{ text: 'x' }] }],
+        systemInstruction: { parts: [{ fileData: { fileUri: FILE } }] },
+      },
+    ],
+  ])('refuses a fileData part %s, pointing at media[] instead', (_where, request) => {
+    const problem = problemOf(() => normalizeJobRequest({ requests: [{ request }] }, quotas));
+
+    expect(problem.problems[0]).toEqual({
+      field: 'requests[0]',
+      message: expect.stringMatching(/fileData parts are not accepted.*media\[\]\.url or media\[\]\.gcsUri/),
+    });
+  });
+
+  it('takes the same request with the medium as media[]', () => {
+    const job = normalizeJobRequest(
+      {
+        requests: [
+          {
+            request: { contents: [{ parts: [{ text: 'x' }] }] },
+            media: [{ url: 'https://example.com/a.png' }],
+          },
+        ],
+      },
+      quotas,
+    );
+
+    expect(job.items).toHaveLength(1);
+  });
+});

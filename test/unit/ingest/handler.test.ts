@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ownerPrefix } from '../../../functions/core/owner-prefix.js';
 import { LIMITS } from '../../../functions/core/requests.js';
 import { streamEvents } from '../../../functions/ingest/events.js';
 import {
@@ -743,5 +744,52 @@ describe('cancelJob', () => {
     const { deps } = setup();
 
     expect(await thrown(cancelJob('nope', ADMIN, deps))).toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe("owners' media at submit", () => {
+  const aliceCaller: Caller = { id: 'alice@example.com', admin: false };
+  const withMedia = (gcsUri: string) => ({ requests: [{ prompt: 'look', media: [{ gcsUri }] }] });
+  const mediaDeps = () => ({
+    ...setup().deps,
+    mediaGcsAllowed: ['gs://bkt/media/'],
+    mediaGcsShared: ['gs://bkt/media/samples/'],
+  });
+
+  it("takes the caller's own folder and the shared samples", async () => {
+    const deps = mediaDeps();
+    const own = `gs://bkt/media/${ownerPrefix(aliceCaller.id)}/a.png`;
+
+    for (const uri of [own, 'gs://bkt/media/samples/red.png']) {
+      await expect(createJobOf(withMedia(uri), deps, { owner: aliceCaller.id })).resolves.toMatchObject({
+        total: 1,
+      });
+    }
+  });
+
+  it("refuses another owner's object exactly as one that is not there, naming only the caller's locations", async () => {
+    const deps = mediaDeps();
+    const bob = ownerPrefix('bob@example.com');
+    const theirs = `gs://bkt/media/${bob}/a.png`;
+    const none = `gs://bkt/media/${bob}/no-such.png`;
+
+    const [a, b] = await Promise.all(
+      [theirs, none].map((uri) => thrown(createJobOf(withMedia(uri), deps, { owner: aliceCaller.id }))),
+    );
+
+    expect(a).toBeInstanceOf(ValidationError);
+    expect((a as Error).message.replace(theirs, 'URI')).toBe((b as Error).message.replace(none, 'URI'));
+    expect((a as Error).message).not.toContain(`gs://bkt/media/${bob}/ `);
+    expect((a as Error).message).toContain(`gs://bkt/media/${ownerPrefix(aliceCaller.id)}/`);
+  });
+
+  it('tells the caller its owner prefix and media locations in GET /jobs', async () => {
+    const list = await listJobs(aliceCaller, {}, mediaDeps());
+
+    expect(list.owner).toEqual({
+      id: 'alice@example.com',
+      prefix: ownerPrefix('alice@example.com'),
+      mediaLocations: [`gs://bkt/media/${ownerPrefix('alice@example.com')}/`, 'gs://bkt/media/samples/'],
+    });
   });
 });

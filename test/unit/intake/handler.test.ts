@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ownerPrefix } from '../../../functions/core/owner-prefix.js';
 import { intakeObject, jobIdForObject } from '../../../functions/intake/handler.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
@@ -92,6 +93,117 @@ describe('intake', () => {
     expect(JSON.parse(objects.objects.get('results/o.jsonl.summary.json')!)).toMatchObject({
       status: 'failed',
       error: { status: 'INVALID_ARGUMENT' },
+    });
+    expect(db.jobs.size).toBe(0);
+  });
+});
+
+describe('intake: bucket owners', () => {
+  const alice = ownerPrefix('alice@example.com');
+  const withOwners = (deps: ReturnType<typeof setup>['deps']) => ({
+    ...deps,
+    bucketOwners: { [alice]: 'alice@example.com' },
+    mediaGcsAllowed: ['gs://bkt/media/'],
+    mediaGcsShared: ['gs://bkt/media/samples/'],
+  });
+
+  it("makes a file under an owner's prefix that owner's job, its results under the same prefix", async () => {
+    const { deps, drop, db } = setup();
+    const name = `inbox/${alice}/run.jsonl`;
+    drop(name, ['{"prompt":"one"}']);
+
+    const outcome = await intakeObject({ bucket: BUCKET, name, generation: '1' }, withOwners(deps));
+
+    expect(outcome).toMatchObject({ outcome: 'created' });
+    const job = db.jobs.get(jobIdForObject(BUCKET, name, '1'))!;
+    expect(job.owner).toBe('alice@example.com');
+    expect(job.output).toBe(`results/${alice}/run.jsonl`);
+  });
+
+  it("checks a line's gs:// media against the file owner's folder, not the whole root", async () => {
+    const { deps, drop, db } = setup();
+    const bob = ownerPrefix('bob@example.com');
+    const name = `inbox/${alice}/media.jsonl`;
+    drop(name, [
+      JSON.stringify({ key: 'own', prompt: 'a', media: [{ gcsUri: `gs://bkt/media/${alice}/a.png` }] }),
+      JSON.stringify({ key: 'shared', prompt: 'a', media: [{ gcsUri: 'gs://bkt/media/samples/red.png' }] }),
+      JSON.stringify({ key: 'theirs', prompt: 'a', media: [{ gcsUri: `gs://bkt/media/${bob}/a.png` }] }),
+    ]);
+
+    await intakeObject({ bucket: BUCKET, name, generation: '1' }, withOwners(deps));
+
+    const items = [...db.items.get(jobIdForObject(BUCKET, name, '1'))!.values()];
+    expect(items.map((i) => [i.key, i.state])).toEqual([
+      ['own', 'pending'],
+      ['shared', 'pending'],
+      ['theirs', 'failed'],
+    ]);
+    expect(items[2]!.error?.message).toMatch(/outside the allowed locations/);
+  });
+
+  it('refuses a file under the prefix of no configured owner, with a summary, and makes no job', async () => {
+    const { deps, drop, objects, db } = setup();
+    const removed = ownerPrefix('mallory@example.com');
+    drop(`inbox/${removed}/x.jsonl`, ['{"prompt":"one"}']);
+
+    const outcome = await intakeObject(
+      { bucket: BUCKET, name: `inbox/${removed}/x.jsonl`, generation: '1' },
+      withOwners(deps),
+    );
+
+    expect(outcome).toMatchObject({ outcome: 'rejected', message: expect.stringMatching(/no bucket owner/) });
+    expect(JSON.parse(objects.objects.get(`results/${removed}/x.jsonl.summary.json`)!)).toMatchObject({
+      status: 'failed',
+    });
+    expect(db.jobs.size).toBe(0);
+  });
+});
+
+describe('intake: the caps on a file', () => {
+  it('stops reading at the first line past BUCKET_MAX_LINES (blank lines count) and says so in the summary', async () => {
+    const { deps, drop, objects, db } = setup();
+    drop('inbox/long.jsonl', ['{"prompt":"1"}', '', '{"prompt":"3"}', '{"prompt":"4"}', '{"prompt":"5"}']);
+
+    const outcome = await intakeObject(
+      { bucket: BUCKET, name: 'inbox/long.jsonl', generation: '1' },
+      { ...deps, caps: { maxLines: 3, maxBytes: 1024 } },
+    );
+
+    expect(outcome).toMatchObject({ outcome: 'rejected' });
+    expect(JSON.parse(objects.objects.get('results/long.jsonl.summary.json')!)).toMatchObject({
+      job: null,
+      status: 'failed',
+      error: { code: 400, message: expect.stringMatching(/stopped at line 4: .*more than 3 lines/) },
+      stoppedAt: { line: 4, reason: 'lines', cap: 3 },
+    });
+    expect(db.jobs.size).toBe(0);
+  });
+
+  it('takes a file of exactly BUCKET_MAX_LINES lines', async () => {
+    const { deps, drop } = setup();
+    drop('inbox/exact.jsonl', ['{"prompt":"1"}', '{"prompt":"2"}', '{"prompt":"3"}']);
+
+    const outcome = await intakeObject(
+      { bucket: BUCKET, name: 'inbox/exact.jsonl', generation: '1' },
+      { ...deps, caps: { maxLines: 3, maxBytes: 1024 } },
+    );
+
+    expect(outcome).toMatchObject({ outcome: 'created', total: 3 });
+  });
+
+  it('stops reading once the bytes pass BUCKET_MAX_BYTES, naming the line it was in', async () => {
+    const { deps, drop, objects, db } = setup();
+    drop('inbox/big.jsonl', [JSON.stringify({ prompt: 'x'.repeat(3000) })]);
+
+    const outcome = await intakeObject(
+      { bucket: BUCKET, name: 'inbox/big.jsonl', generation: '1' },
+      { ...deps, caps: { maxLines: 10, maxBytes: 2048 } },
+    );
+
+    expect(outcome).toMatchObject({ outcome: 'rejected' });
+    expect(JSON.parse(objects.objects.get('results/big.jsonl.summary.json')!)).toMatchObject({
+      error: { message: expect.stringMatching(/stopped at line 1: .*larger than 2048 bytes once inflated/) },
+      stoppedAt: { line: 1, reason: 'bytes', cap: 2048 },
     });
     expect(db.jobs.size).toBe(0);
   });

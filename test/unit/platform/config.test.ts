@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ownerPrefix } from '../../../functions/core/owner-prefix.js';
 import { createDeps } from '../../../functions/deps.js';
 import { ConfigError, loadConfig, readQuotas, requireGeminiKey } from '../../../functions/platform/config.js';
 import { createLogger } from '../../../functions/platform/logger.js';
@@ -270,5 +271,56 @@ describe('identity settings', () => {
     expect(derived).not.toBe(secret);
     expect(loadConfig({ ...CLOUD, CALLBACK_SECRET: secret }).pageTokenKey).toBe(derived);
     expect(configErrorOf({ ...CLOUD, PAGE_TOKEN_SECRET: 'short' }).message).toContain('PAGE_TOKEN_SECRET');
+  });
+});
+
+describe('loadConfig: tenancy (media, bucket owners, caps, retention)', () => {
+  it('defaults to the media/ root, the shared media/samples/, no bucket owners, 30 days', () => {
+    const config = loadConfig(CLOUD);
+
+    expect(config.mediaGcsAllowed).toEqual(['gs://my-project-42-fanout/media/']);
+    expect(config.mediaGcsShared).toEqual(['gs://my-project-42-fanout/media/samples/']);
+    expect(config.bucketOwners).toEqual({});
+    expect(config.bucketCaps).toEqual({ maxLines: 1_000_000, maxBytes: 2 * 1024 ** 3 });
+    expect(config.retentionMs).toBe(30 * 86_400_000);
+  });
+
+  it.each([
+    ['MEDIA_GCS_ALLOWED', 'gs://my-project-42-fanout/', /whole bucket/],
+    [
+      'MEDIA_GCS_ALLOWED',
+      'gs://my-project-42-fanout/media/,gs://my-project-42-fanout/results/',
+      /inside results\//,
+    ],
+    ['MEDIA_GCS_ALLOWED', 'gs://my-project-42-fanout/inbox/', /inside inbox\//],
+    ['MEDIA_GCS_ALLOWED', 'gs://my-project-42-fanout/staging/', /inside staging\//],
+    ['MEDIA_GCS_ALLOWED', 'gs://my-project-42-fanout/answers/x/', /inside answers\//],
+    ['MEDIA_GCS_SHARED', 'gs://my-project-42-fanout/results/', /inside results\//],
+    ['MEDIA_GCS_SHARED', 'gs://my-project-42-fanout/media/', /holds the media root/],
+  ])('refuses %s=%s at load, saying why', (name, value, says) => {
+    const err = configErrorOf({ ...CLOUD, [name]: value });
+
+    expect(err.problems).toEqual([expect.stringMatching(says)]);
+    expect(err.problems[0]).toMatch(new RegExp(`^${name}: `));
+  });
+
+  it('maps each bucket owner by its prefix, lowercased', () => {
+    const config = loadConfig({ ...CLOUD, FANOUT_BUCKET_OWNERS: 'Alice@Example.com, bob@example.com' });
+
+    expect(config.bucketOwners).toEqual({
+      [ownerPrefix('alice@example.com')]: 'alice@example.com',
+      [ownerPrefix('bob@example.com')]: 'bob@example.com',
+    });
+  });
+
+  it('refuses bucket owners that are not emails, caps that are not whole numbers, retention under 3 days', () => {
+    for (const [name, value] of [
+      ['FANOUT_BUCKET_OWNERS', 'alice'],
+      ['BUCKET_MAX_LINES', '0'],
+      ['BUCKET_MAX_BYTES', '1.5'],
+      ['RETENTION_DAYS', '2'],
+    ]) {
+      expect(configErrorOf({ ...CLOUD, [name!]: value }).problems[0], name).toMatch(new RegExp(`^${name}: `));
+    }
   });
 });

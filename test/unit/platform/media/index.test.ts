@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
 import { describe, expect, it } from 'vitest';
 import type { GenerateContentRequest } from '../../../../functions/core/jobs.js';
+import { ownerPrefix } from '../../../../functions/core/owner-prefix.js';
 import { createLogger } from '../../../../functions/platform/logger.js';
 import {
   createMediaFetcher,
@@ -243,9 +244,8 @@ describe('createMediaFetcher: which gs:// objects may be read', () => {
     const err = await errorOf(fetcher.attach(question(), [{ gcsUri, mimeType: 'text/plain' }]));
 
     expect(err.permanent).toBe(true);
-    expect(err.message).toBe(
-      `${gcsUri} is not allowed: gs:// media are read only from the service's media prefixes`,
-    );
+    // The words a missing object gets: a refusal tells nothing about what is there.
+    expect(err.message).toBe(`${gcsUri} was not found or is not allowed`);
     expect(err.message).not.toContain('gs://fanout/media/');
     expect(touched).toEqual([]);
   });
@@ -288,6 +288,65 @@ describe('createMediaFetcher: which gs:// objects may be read', () => {
       permanent: true,
       detail: expect.stringContaining('does not have storage.objects.get access'),
     });
+  });
+});
+
+describe("createMediaFetcher: a job reads its owner's media and the shared samples, nothing of another owner's", () => {
+  const alice = ownerPrefix('alice@example.com');
+  const bob = ownerPrefix('bob@example.com');
+  const setup = () => {
+    const { storage, touched } = fakeStorage({
+      [`fanout/media/${alice}/cat.png`]: { data: PNG, contentType: 'image/png' },
+      [`fanout/media/${bob}/cat.png`]: { data: PNG, contentType: 'image/png' },
+      'fanout/media/samples/red.png': { data: PNG, contentType: 'image/png' },
+    });
+    const fetcher = createMediaFetcher({
+      storage,
+      gcsAllowed: ['gs://fanout/media/'],
+      gcsShared: ['gs://fanout/media/samples/'],
+    });
+    return { fetcher, touched };
+  };
+
+  it("reads the owner's own folder and the shared samples", async () => {
+    const { fetcher } = setup();
+
+    const attached = await fetcher.attach(
+      question(),
+      [{ gcsUri: `gs://fanout/media/${alice}/cat.png` }, { gcsUri: 'gs://fanout/media/samples/red.png' }],
+      { owner: 'alice@example.com' },
+    );
+
+    expect(attached.contents[2]?.parts.slice(1).map((p) => p.inlineData?.mimeType)).toEqual([
+      'image/png',
+      'image/png',
+    ]);
+  });
+
+  it("refuses another owner's object without reading it, in the words a missing one of its own gets", async () => {
+    const { fetcher, touched } = setup();
+    const theirs = `gs://fanout/media/${bob}/cat.png`;
+    const none = `gs://fanout/media/${bob}/none.png`;
+    const ownMissing = `gs://fanout/media/${alice}/none.png`;
+
+    const [existing, missing, own] = (await Promise.all(
+      [theirs, none, ownMissing].map((gcsUri) =>
+        errorOf(fetcher.attach(question(), [{ gcsUri }], { owner: 'alice@example.com' })),
+      ),
+    )) as [MediaError, MediaError, MediaError];
+
+    expect(existing.message.replace(theirs, 'URI')).toBe(missing.message.replace(none, 'URI'));
+    expect(existing.message.replace(theirs, 'URI')).toBe(own.message.replace(ownMissing, 'URI'));
+    expect(existing.permanent && missing.permanent && own.permanent).toBe(true);
+    expect(touched).toEqual([`fanout/media/${alice}/none.png`]);
+  });
+
+  it('lets a job without an owner (a file straight under inbox/) read the whole media root', async () => {
+    const { fetcher } = setup();
+
+    const attached = await fetcher.attach(question(), [{ gcsUri: `gs://fanout/media/${bob}/cat.png` }]);
+
+    expect(attached.contents[2]?.parts[1]?.inlineData?.mimeType).toBe('image/png');
   });
 });
 
