@@ -28,6 +28,17 @@ function isTransient(error: unknown): boolean {
 }
 
 /**
+ * The final chunk was answered 200 without a `file` (upstream has been seen to: python-genai #1248,
+ * #1590), or with an error body in its place. No status of its own: the caller counts it as a failed
+ * upload and bounds how often the whole file is sent again, instead of treating it as transient.
+ */
+export class UploadAnswerError extends GeminiCallError {
+  constructor(message: string, body: unknown) {
+    super(message, 200, body);
+  }
+}
+
+/**
  * The upload session is in a state resending this chunk cannot mend. No status of its own, as
  * before: the caller may still start the whole upload again later, so it stays a transient fault
  * there; only this session's retries end.
@@ -54,8 +65,25 @@ function* bytesOf(piece: Uint8Array | string): Generator<Uint8Array> {
 }
 
 /**
+ * The headers of an upload start as the SDK sends them (js-genai `ApiClient.fetchUploadUrl`:
+ * `X-Goog-Upload-Header-Content-Length` and `-Content-Type`; the Files API guide's REST example
+ * sends the same). A size is declared whenever it is known; the Files API documents no form for an
+ * unknown one, so a source of truly unknown length (a medium served without a length) sends none.
+ */
+function startHeaders(mimeType: string, sizeBytes: number | undefined): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'x-goog-upload-protocol': 'resumable',
+    'x-goog-upload-command': 'start',
+    ...(sizeBytes !== undefined ? { 'x-goog-upload-header-content-length': String(sizeBytes) } : {}),
+    'x-goog-upload-header-content-type': mimeType,
+  };
+}
+
+/**
  * Streams `source` into a Files API resumable upload (start → `upload` chunks → `upload, finalize`).
- * The total size is unknown up front, so none is declared. Memory holds one chunk, whatever the
+ * `sizeBytes`, when given, is declared at start and the source must hold exactly that many bytes
+ * (a source that differs is refused before the upload is finalized). Memory holds one chunk, whatever the
  * source's size: bytes are copied into one preallocated buffer of the announced granularity, and a
  * full buffer is sent only once a further byte shows it is not the last one. A chunk that fails
  * (no answer, 408, 429, 5xx) stays buffered; the server is asked where it stands (`query`) and the
@@ -65,17 +93,15 @@ function* bytesOf(piece: Uint8Array | string): Generator<Uint8Array> {
 export async function uploadResumable(
   t: RestTransport,
   source: AsyncIterable<Uint8Array | string>,
-  options: { displayName: string; mimeType: string; signal?: AbortSignal },
+  options: { displayName: string; mimeType: string; sizeBytes?: number; signal?: AbortSignal },
 ): Promise<UploadedFile> {
-  const { signal } = options;
+  const { signal, sizeBytes } = options;
+  if (sizeBytes !== undefined && !(Number.isSafeInteger(sizeBytes) && sizeBytes >= 0)) {
+    throw new TypeError(`Not a size: ${sizeBytes}`);
+  }
   const start = await restCall(t, `${t.baseUrl}/upload/${GEMINI_API_VERSION}/files`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-goog-upload-protocol': 'resumable',
-      'x-goog-upload-command': 'start',
-      'x-goog-upload-header-content-type': options.mimeType,
-    },
+    headers: startHeaders(options.mimeType, sizeBytes),
     body: JSON.stringify({ file: { displayName: options.displayName } }),
     ...(signal ? { signal } : {}),
   });
@@ -96,6 +122,7 @@ export async function uploadResumable(
       for (const bytes of bytesOf(piece)) {
         for (let at = 0; at < bytes.length; ) {
           if (fill === chunk.length) {
+            if (sizeBytes !== undefined && offset + fill >= sizeBytes) throw sizeMismatch(sizeBytes, 'more');
             await upload.send(chunk, offset, fill, false);
             offset += fill;
             fill = 0;
@@ -107,6 +134,8 @@ export async function uploadResumable(
         }
       }
     }
+    if (sizeBytes !== undefined && offset + fill !== sizeBytes)
+      throw sizeMismatch(sizeBytes, String(offset + fill));
     const file = (await upload.send(chunk, offset, fill, true)) as UploadedFile;
     if (file.sizeBytes !== offset + fill) {
       throw new GeminiCallError(
@@ -120,6 +149,11 @@ export async function uploadResumable(
     await upload.cancel();
     throw error;
   }
+}
+
+/** The source does not hold the size declared at start: finalizing would be refused, or worse, not. */
+function sizeMismatch(declared: number, held: string): TypeError {
+  return new TypeError(`The upload declared ${declared} bytes but its source holds ${held}`);
 }
 
 /** One upload session: its URL, the chunk protocol, and resuming after a failed chunk. */
@@ -249,12 +283,25 @@ class ResumableUpload {
   }
 }
 
-/** `{file: {name, sizeBytes}}` of a final upload answer (sizeBytes is an int64 string). */
+/**
+ * `{file: {name, sizeBytes}}` of a final upload answer (sizeBytes is an int64 string). An error body
+ * in its place (python-genai #1547: a 200 carrying `{"error": {"code": 400, …}}`) throws with that
+ * error's code, so a refusal (4xx) is seen as one; anything else without a file is an
+ * `UploadAnswerError`.
+ */
 function fileOf(body: unknown): UploadedFile {
+  const error = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  if (error && typeof error === 'object') {
+    const code = typeof error.code === 'number' && error.code >= 400 ? error.code : undefined;
+    const message = `The final upload answer is an error: ${String(error.message ?? 'no message')}`;
+    throw code !== undefined && code < 500
+      ? new GeminiCallError(message, code, body)
+      : new UploadAnswerError(message, body);
+  }
   const file = (body as { file?: { name?: unknown; sizeBytes?: unknown } } | null)?.file;
   const sizeBytes = Number(file?.sizeBytes ?? 0);
   if (typeof file?.name !== 'string' || !Number.isSafeInteger(sizeBytes)) {
-    throw new GeminiCallError('The final upload answer names no file', 200, body);
+    throw new UploadAnswerError('The final upload answer names no file', body);
   }
   return { name: file.name, sizeBytes };
 }
