@@ -235,8 +235,10 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
 
   async function geminiFailed(call: GeminiCallError, started: number): Promise<WorkerReply> {
     const failure = classifyFailure(call.httpStatus, call.body, new Date(clock()));
+    // A 429 says which limit it hit (QuotaFailure quotaId) and for how long (RetryInfo): logged.
+    const hit = 'hit' in failure ? { quotaId: failure.hit.quotaId, limit: failure.hit.limit } : {};
     log.warn(
-      { event: `gemini.${failure.kind}`, httpStatus: call.httpStatus, ms: clock() - started },
+      { event: `gemini.${failure.kind}`, httpStatus: call.httpStatus, ms: clock() - started, ...hit },
       failure.error.message,
     );
     switch (failure.kind) {

@@ -321,6 +321,22 @@ describe('handleTask: Gemini failures', () => {
     expect(store.jobs.get(JOB)?.status).toBe('running');
   });
 
+  it('logs which limit a 429 hit: the quotaId and its kind', async () => {
+    const { capture, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'));
+
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+
+    expect(capture.events('gemini.quota-minute')).toEqual([
+      expect.objectContaining({
+        severity: 'WARNING',
+        httpStatus: 429,
+        quotaId: 'GenerateContentPaidTierInputTokensPerModelPerMinute',
+        limit: 'tokens-per-minute',
+      }),
+    ]);
+  });
+
   it('runs the item when its new task comes after a per-minute 429', async () => {
     const { gemini, deps } = await setup();
     gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
