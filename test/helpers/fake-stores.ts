@@ -18,6 +18,7 @@ import {
   releaseJobPlan,
   reserveForJob,
 } from '../../functions/core/rate.js';
+import { cutAfterTokens429 } from '../../functions/core/token-cut.js';
 import { sumTotals, type Totals } from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
@@ -544,6 +545,13 @@ export class FakeDb {
           const ledger = db.ledgers.get(model);
           if (plan && ledger) db.ledgers.set(model, releaseJobPlan(ledger, plan, db.clock()));
           db.jobPlans.delete(jobId);
+        },
+        async lowerTokenRate(model) {
+          await db.enter('ledger.lowerTokenRate');
+          const ledger = db.ledgers.get(model) ?? { buckets: {} };
+          const tokenCut = cutAfterTokens429(ledger.tokenCut, db.clock());
+          db.ledgers.set(model, { ...ledger, tokenCut });
+          return tokenCut;
         },
         async dropJob(_model, jobId) {
           await db.enter('ledger.dropJob');

@@ -337,6 +337,19 @@ describe('handleTask: Gemini failures', () => {
     ]);
   });
 
+  it("lowers the model's planned token rate for a while on a per-minute TPM 429, not on an RPM one", async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+    const afterRpm = store.ledgers.get('gemini-2.5-flash')?.tokenCut;
+    gemini.failWith(quotaError('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'));
+
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+
+    expect(afterRpm).toBeUndefined();
+    expect(store.ledgers.get('gemini-2.5-flash')?.tokenCut).toMatchObject({ factor: 0.8 });
+  });
+
   it('runs the item when its new task comes after a per-minute 429', async () => {
     const { gemini, deps } = await setup();
     gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
