@@ -241,6 +241,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       { event: `gemini.${failure.kind}`, httpStatus: call.httpStatus, ms: clock() - started, ...hit },
       failure.error.message,
     );
+    if ('hit' in failure) await deps.lifecycle.countQuota429(job.id, job.model, failure.hit.quotaId, log);
     switch (failure.kind) {
       case 'permanent':
         return fail(failure.error, 'item.failed');

@@ -149,6 +149,8 @@ export class FakeDb {
     item.version = this.nextVersion();
   }
 
+  /** Each job's 429s by model and quotaId (`counters.countQuota429`). */
+  readonly quota429s = new Map<string, Record<string, Record<string, number>>>();
   /** Whole counter documents (`counters.put`), by `jobId/docId`. */
   readonly counterDocs = new Map<string, CounterValues>();
 
@@ -514,6 +516,17 @@ export class FakeDb {
         async put(jobId, docId, counts) {
           await db.enter('counters.put');
           db.counterDocs.set(`${jobId}/${docId}`, { ...counts });
+        },
+        async countQuota429(jobId, model, quotaId) {
+          await db.enter('counters.countQuota429');
+          const all = db.quota429s.get(jobId) ?? {};
+          const byModel = all[model] ?? {};
+          byModel[quotaId] = (byModel[quotaId] ?? 0) + 1;
+          db.quota429s.set(jobId, { ...all, [model]: byModel });
+        },
+        async quota429s(jobId) {
+          await db.enter('counters.quota429s');
+          return structuredClone(db.quota429s.get(jobId) ?? {});
         },
       },
 

@@ -200,6 +200,31 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(await w.stores.jobs.get(`b-${key.keyId}`)).toBeUndefined();
     });
 
+    it("counts a job's 429s by model (names with dots) and quotaId, apart from its totals", async () => {
+      const { stores } = await open();
+      const id = `q429-${Math.random().toString(36).slice(2, 10)}`;
+
+      const none = await stores.counters.quota429s(id);
+      await stores.counters.countQuota429(
+        id,
+        'gemini-2.5-flash',
+        'GenerateRequestsPerMinutePerProjectPerModel',
+      );
+      await stores.counters.countQuota429(
+        id,
+        'gemini-2.5-flash',
+        'GenerateRequestsPerMinutePerProjectPerModel',
+      );
+      await stores.counters.countQuota429(id, 'gemini-2.5-flash', 'unknown');
+      await stores.counters.countQuota429(id, 'gemini-2.0-flash', 'GenerateRequestsPerDayPerProjectPerModel');
+
+      expect(none).toEqual({});
+      expect(await stores.counters.quota429s(id)).toEqual({
+        'gemini-2.5-flash': { GenerateRequestsPerMinutePerProjectPerModel: 2, unknown: 1 },
+        'gemini-2.0-flash': { GenerateRequestsPerDayPerProjectPerModel: 1 },
+      });
+    });
+
     it("keeps a model's token cut through reservations, and deepens it only a minute on", async () => {
       const { stores, nowMs } = await open();
       const model = `cut-${Math.random().toString(36).slice(2, 10)}`;

@@ -350,6 +350,23 @@ describe('handleTask: Gemini failures', () => {
     expect(store.ledgers.get('gemini-2.5-flash')?.tokenCut).toMatchObject({ factor: 0.8 });
   });
 
+  it('counts each 429 in the job view by model and quotaId', async () => {
+    const { gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+    gemini.failWith(quotaError('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'));
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+
+    const view = await deps.lifecycle.view(JOB);
+
+    expect(view?.quota429s).toEqual({
+      'gemini-2.5-flash': {
+        GenerateRequestsPerMinutePerProjectPerModel: 1,
+        GenerateContentPaidTierInputTokensPerModelPerMinute: 1,
+      },
+    });
+  });
+
   it('runs the item when its new task comes after a per-minute 429', async () => {
     const { gemini, deps } = await setup();
     gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
