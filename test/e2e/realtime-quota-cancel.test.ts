@@ -89,7 +89,7 @@ describe('daily quota and cancel', () => {
       error: { code: 429, status: 'RESOURCE_EXHAUSTED' },
     });
     // The job view counts them by the limit each named.
-    const byQuota = job.quota429s?.[job.model] ?? {};
+    const byQuota = quota429sOf(job)[job.model] ?? {};
     expect(byQuota.GenerateRequestsPerMinutePerProjectPerModel).toBeGreaterThanOrEqual(1);
     expect(Object.values(byQuota).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(8);
   }, 90_000);
@@ -107,8 +107,13 @@ describe('daily quota and cancel', () => {
 
     // Assert
     expect(job.counts).toMatchObject({ failed: 1, pending: 0 });
-    expect(Object.keys(job.quota429s?.[job.model] ?? {})).toContain(
+    expect(Object.keys(quota429sOf(job)[job.model] ?? {})).toContain(
       'GenerateContentPaidTierInputTokensPerModelPerMinute',
     );
   }, 90_000);
 });
+
+/** The job view's `quota429s` (model → quotaId → 429s), empty when absent. */
+function quota429sOf(job: object): Record<string, Record<string, number>> {
+  return (job as { quota429s?: Record<string, Record<string, number>> }).quota429s ?? {};
+}
