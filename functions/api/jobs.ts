@@ -175,6 +175,12 @@ export const jobViewSchema = z.looseObject({
   batches: z.array(batchViewSchema).optional(),
   /** Its callback's delivery, once the job has ended (not in the callback's own body). */
   callback: callbackViewSchema.optional(),
+  /**
+   * The 429s Gemini answered the job's calls, by model and by the quotaId their QuotaFailure named
+   * (`GenerateRequestsPerMinutePerProjectPerModel`, `…InputTokensPerModelPerMinute`, per-day ones;
+   * `unknown` for a 429 without details). Absent when there were none.
+   */
+  quota429s: z.record(z.string(), z.record(z.string(), z.number().int().nonnegative())).optional(),
   /** The model's quota (from infra/quotas.json), which the request rate is drawn against. */
   quota: z.object({ rpm: z.number().positive(), tpm: z.number().positive() }).nullable().optional(),
 });

@@ -57,3 +57,12 @@ export function batchLineError(raw: unknown): { code: number; status: string; me
   const status = typeof e.status === 'string' ? e.status : (grpc?.[1] ?? HTTP_STATUS[http] ?? 'UNKNOWN');
   return { code: http, status, message };
 }
+
+/**
+ * Whether a batch line's error (as `batchLineError` reads it) may pass by asking again: 429
+ * RESOURCE_EXHAUSTED, 500 INTERNAL, 503 UNAVAILABLE, the errors realtime would have retried (the
+ * Gemini API's troubleshooting guide lists them as retryable; every other code is the request's own).
+ */
+export function isTransientLineError(error: { code: number }): boolean {
+  return error.code === 429 || error.code === 500 || error.code === 503;
+}

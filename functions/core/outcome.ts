@@ -7,9 +7,9 @@ import { secondsUntilPacificMidnight } from './pacific-time.js';
  */
 export type FailureKind =
   /** Per-minute quota (requests or tokens): back off for `retryAfterSeconds`, then try again. */
-  | { kind: 'quota-minute'; retryAfterSeconds: number; error: ItemError }
+  | { kind: 'quota-minute'; retryAfterSeconds: number; error: ItemError; hit: QuotaHit }
   /** Per-day quota: nothing will pass until the daily reset; pause the model's queue. */
-  | { kind: 'quota-day'; retryAfterSeconds: number; error: ItemError }
+  | { kind: 'quota-day'; retryAfterSeconds: number; error: ItemError; hit: QuotaHit }
   /** 5xx, timeouts, network faults: another attempt may succeed. */
   | { kind: 'transient'; error: ItemError }
   /** Any other 4xx: the request itself is wrong; retrying cannot help. */
@@ -21,6 +21,55 @@ interface GoogleErrorBody {
     status?: string;
     message?: string;
     details?: Array<{ '@type'?: string; retryDelay?: string; violations?: Array<{ quotaId?: string }> }>;
+  };
+}
+
+/**
+ * Which limit a 429 names, from its `google.rpc.QuotaFailure` quotaId: e.g.
+ * `GenerateRequestsPerMinutePerProjectPerModel` (requests a minute),
+ * `GenerateContentPaidTierInputTokensPerModelPerMinute` (input tokens a minute),
+ * `GenerateRequestsPerDayPerProjectPerModel` (requests a day). A 429 without details (upstream's
+ * capacity answer) names none: `unknown`.
+ */
+export type QuotaLimit =
+  | 'requests-per-minute'
+  | 'tokens-per-minute'
+  | 'requests-per-day'
+  | 'tokens-per-day'
+  | 'other'
+  | 'unknown';
+
+/** What a 429 says about the limit it hit: the quotaId, its kind, and RetryInfo's delay when given. */
+export interface QuotaHit {
+  /** The first violation's quotaId; `unknown` when the body names none. */
+  quotaId: string;
+  limit: QuotaLimit;
+  /** `google.rpc.RetryInfo.retryDelay` in seconds, when the 429 carries one. */
+  retryDelaySeconds?: number;
+}
+
+/** The limit a quotaId names (see {@link QuotaLimit}). */
+function limitOf(quotaId: string | undefined): QuotaLimit {
+  if (!quotaId) return 'unknown';
+  const perDay = /PerDay/i.test(quotaId);
+  const perMinute = /PerMinute/i.test(quotaId);
+  if (/Tokens/i.test(quotaId)) return perDay ? 'tokens-per-day' : perMinute ? 'tokens-per-minute' : 'other';
+  if (/Requests/i.test(quotaId))
+    return perDay ? 'requests-per-day' : perMinute ? 'requests-per-minute' : 'other';
+  return 'other';
+}
+
+/** Reads a 429's QuotaFailure and RetryInfo details (the Gemini API's error body). */
+export function quotaHit(body: unknown): QuotaHit {
+  const details = (body as GoogleErrorBody | undefined)?.error?.details ?? [];
+  const failure = details.find((d) => d['@type']?.endsWith('google.rpc.QuotaFailure'));
+  const quotaId = (failure ?? details.find((d) => d.violations))?.violations?.find((v) => v.quotaId)?.quotaId;
+  const retry = details.find((d) => d['@type']?.endsWith('google.rpc.RetryInfo'));
+  const retryDelaySeconds = parseDurationSeconds(retry?.retryDelay);
+  return {
+    quotaId: quotaId ?? 'unknown',
+    limit: limitOf(quotaId),
+    ...(retryDelaySeconds !== undefined ? { retryDelaySeconds } : {}),
   };
 }
 
@@ -50,10 +99,10 @@ export function classifyFailure(
   if (httpStatus === 429) {
     const details = err?.details ?? [];
     const quotaIds = details.flatMap((d) => d.violations ?? []).map((v) => v.quotaId ?? '');
-    const retry = details.find((d) => d['@type']?.endsWith('google.rpc.RetryInfo'));
+    const hit = quotaHit(body);
     const perDay = quotaIds.some((q) => /PerDay/i.test(q));
-    if (perDay) return { kind: 'quota-day', retryAfterSeconds: secondsUntilPacificMidnight(now), error };
-    return { kind: 'quota-minute', retryAfterSeconds: parseDurationSeconds(retry?.retryDelay) ?? 10, error };
+    if (perDay) return { kind: 'quota-day', retryAfterSeconds: secondsUntilPacificMidnight(now), error, hit };
+    return { kind: 'quota-minute', retryAfterSeconds: hit.retryDelaySeconds ?? 10, error, hit };
   }
   if (httpStatus === undefined || httpStatus >= 500 || httpStatus === 408)
     return { kind: 'transient', error };

@@ -1,4 +1,5 @@
 import type { ModelQuota } from './quotas.js';
+import { type TokenRateCut, withTokenCut } from './token-cut.js';
 
 /** Cloud Tasks' ceiling on one queue's dispatch rate. */
 export const MAX_DISPATCHES_PER_SECOND = 500;
@@ -31,6 +32,8 @@ export interface DispatchLedger {
   buckets: Record<string, number>;
   /** Epoch second → requests planned to be dispatched in that second. */
   requests?: Record<string, number>;
+  /** The model's token rate, lowered for a while after a TPM 429 (`core/token-cut.ts`). */
+  tokenCut?: TokenRateCut;
 }
 
 /**
@@ -249,12 +252,13 @@ export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: num
     if (key in buckets) buckets[key] = Math.max(0, buckets[key]! - tokens);
     if (key in requests) requests[key] = Math.max(0, requests[key]! - count);
   }
-  return { buckets, requests };
+  return { buckets, requests, ...(ledger.tokenCut ? { tokenCut: ledger.tokenCut } : {}) };
 }
 
 /**
  * {@link planDispatches}, and with a job's plan, that plan updated too: the released slot taken out,
- * the new ones added. What `LedgerStore.reserve` (platform/store/ledger.ts) does inside its transaction.
+ * the new ones added, the TPM lowered by the ledger's token cut while one holds. What
+ * `LedgerStore.reserve` (platform/store/ledger.ts) does inside its transaction.
  */
 export function reserveForJob(
   ledger: DispatchLedger,
@@ -266,7 +270,10 @@ export function reserveForJob(
   options: { release?: { atMs: number; tokens: number }; untilMs?: number } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
   const { release, untilMs } = options;
-  const planned = planDispatches(ledger, tokens, nowMs, quota, headroom, release, untilMs);
+  const cut = ledger.tokenCut;
+  const effective = withTokenCut(quota, cut, nowMs);
+  const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs);
+  const planned = cut ? { ...dispatched, ledger: { ...dispatched.ledger, tokenCut: cut } } : dispatched;
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;
   return { ...planned, jobPlan: addToJobPlan(before, planned.scheduleMs, tokens, nowMs) };

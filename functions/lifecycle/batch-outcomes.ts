@@ -6,7 +6,7 @@
  * no item store and no counter.
  */
 import type { BatchFallback } from '../core/batch.js';
-import { batchFallbackError, batchLineError } from '../core/batch-errors.js';
+import { batchFallbackError, batchLineError, isTransientLineError } from '../core/batch-errors.js';
 import { costUsd, type UsageMetadata, usageFrom } from '../core/cost.js';
 import type { ModelQuota } from '../core/quotas.js';
 import type { Logger } from '../platform/logger.js';
@@ -82,18 +82,22 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
      * Writes the outcome of each line of a responses file (order not guaranteed: joined by key, the
      * item id) once: only on an item still pending and still in the part, so a line seen twice, a
      * tick redoing the work, or a cancel meanwhile changes nothing twice. Answers are priced at the
-     * batch rate. Bad lines are skipped. Two rounds of writes at most in flight.
+     * batch rate. Bad lines are skipped. Two rounds of writes at most in flight. With
+     * `retryTransient`, a line that failed with a transient error (429, 500, 503:
+     * `isTransientLineError`) is left pending, counted in `transient`, for the caller to send back.
      */
     async settleLines(
       part: PartRef,
       lines: AsyncIterable<string>,
       pricing: BatchPricing,
       log: Logger,
-    ): Promise<{ lines: number; written: number }> {
+      options: { retryTransient?: boolean } = {},
+    ): Promise<{ lines: number; written: number; transient: number }> {
       let round: Array<{ key: string; line: Record<string, unknown> }> = [];
       const inflight: Array<Promise<unknown>> = [];
       let written = 0;
       let read = 0;
+      let transient = 0;
       const flush = async () => {
         const keys = round.map((r) => r.key);
         const heads = await deps.items.heads(part.jobId, keys);
@@ -101,6 +105,14 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
         for (const { key, line } of round) {
           const head = heads.get(key);
           if (head?.state !== 'pending' || head.batchPart !== part.part) continue;
+          if (
+            options.retryTransient &&
+            !('response' in line) &&
+            isTransientLineError(batchLineError(line.error))
+          ) {
+            transient++;
+            continue;
+          }
           const outcome = await outcomeOf({ jobId: part.jobId, itemId: key }, line, pricing);
           writes.push({ itemId: key, version: head.version, outcome });
         }
@@ -127,7 +139,7 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
       }
       if (round.length > 0) await flush();
       await Promise.all(inflight);
-      return { lines: read, written };
+      return { lines: read, written, transient };
     },
 
     /**

@@ -172,12 +172,27 @@ export function createLifecycle(deps: LifecycleDeps) {
       // A job's callback has its outbox record once the job has ended.
       const callback =
         job.callbackUrl && isTerminalJob(job.status) ? await lifecycle.callbackView(jobId) : undefined;
-      return toJobView(
+      const view = toJobView(
         { ...job, ...(paths ? { paths } : {}) },
         await totals(job),
         runs?.map(batchViewOf),
         callback,
       );
+      // Which limits its calls hit: model → quotaId → 429s, when there were any.
+      const quota429s = await counters.quota429s(jobId);
+      return Object.keys(quota429s).length > 0 ? { ...view, quota429s } : view;
+    },
+
+    /**
+     * Counts a 429 of the job's calls by the quotaId it named, for the job view. Best effort: the
+     * count is a report, and a failed write must not change what happens to the item.
+     */
+    async countQuota429(jobId: string, model: string, quotaId: string, log: Logger): Promise<void> {
+      await counters
+        .countQuota429(jobId, model, quotaId)
+        .catch((err: Error) =>
+          log.warn({ event: 'quota.count_failed', err: err.message }, 'could not count a 429'),
+        );
     },
 
     /** Jobs newest first (one owner's, or all), as views; see `JobsStore.listRecent`. */

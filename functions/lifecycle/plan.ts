@@ -2,6 +2,7 @@ import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import { withTokenCut } from '../core/token-cut.js';
 import { calibrationRatio, calibrationSample, estimateContentTokens, plannedTokens } from '../core/tokens.js';
 import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
@@ -154,7 +155,8 @@ export function createPlanner(deps: PlannerDeps) {
       const quota = deps.quotas.models[job.model]!;
       const current = await ledger.read(job.model);
       const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
-      if (!lateSendNeedsSlot(current, clock(), tokens, quota, deps.quotas.headroom)) return undefined;
+      const effective = withTokenCut(quota, current.tokenCut, clock());
+      if (!lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom)) return undefined;
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
         // A delivery that never reached Gemini leaves its old slot free again.
@@ -201,6 +203,26 @@ export function createPlanner(deps: PlannerDeps) {
         { itemId: item.id, index: item.index, plannedMs, repair: true },
       ]);
       return plannedMs;
+    },
+
+    /**
+     * Gemini refused the model's input tokens for the minute (a TPM 429): every job of the model
+     * plans under a lowered token rate for a while (`core/token-cut.ts`). Best effort: a failure is
+     * logged, and the item waits its retryDelay all the same.
+     */
+    async lowerTokenRate(model: string, log: Logger): Promise<void> {
+      try {
+        const cut = await ledger.lowerTokenRate(model);
+        log.warn(
+          { event: 'quota.tpm_lowered', model, factor: cut.factor, untilMs: cut.untilMs },
+          `Gemini refused ${model}'s tokens for the minute; planning at ${Math.round(cut.factor * 100)}% of its TPM for a while`,
+        );
+      } catch (err) {
+        log.error(
+          { event: 'quota.tpm_lower_failed', model, err: (err as Error).message },
+          'could not lower the token rate',
+        );
+      }
     },
 
     /**

@@ -246,14 +246,19 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
 
   async function geminiFailed(call: GeminiCallError, started: number): Promise<WorkerReply> {
     const failure = classifyFailure(call.httpStatus, call.body, new Date(clock()));
+    // A 429 says which limit it hit (QuotaFailure quotaId) and for how long (RetryInfo): logged.
+    const hit = 'hit' in failure ? { quotaId: failure.hit.quotaId, limit: failure.hit.limit } : {};
     log.warn(
-      { event: `gemini.${failure.kind}`, httpStatus: call.httpStatus, ms: clock() - started },
+      { event: `gemini.${failure.kind}`, httpStatus: call.httpStatus, ms: clock() - started, ...hit },
       failure.error.message,
     );
+    if ('hit' in failure) await deps.lifecycle.countQuota429(job.id, job.model, failure.hit.quotaId, log);
     switch (failure.kind) {
       case 'permanent':
         return fail(failure.error, 'item.failed');
       case 'quota-minute': {
+        // Gemini counted more of the model's tokens than the plan did: the model plans lower a while.
+        if (failure.hit.limit === 'tokens-per-minute') await deps.planner.lowerTokenRate(job.model, log);
         // Its leases count its attempts across the tasks it was handed to.
         if (lastAttempt || item.attempts >= deps.quotas.queue.maxAttempts)
           return fail(failure.error, 'item.failed_last_attempt');

@@ -2,7 +2,7 @@ import { Storage } from '@google-cloud/storage';
 import { createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { createObjectStore } from '../../functions/platform/object-store.js';
 import type { BatchRun } from '../../functions/platform/store/batch-runs.js';
-import { stagedLines } from '../../functions/tick/batch-api/staged-lines.js';
+import { byteLengthOf, stagedLines } from '../../functions/tick/batch-api/staged-lines.js';
 
 /**
  * The measured process of the upload benchmark (test/bench/batch-upload.ts starts it): one batch
@@ -76,7 +76,12 @@ const sampler = setInterval(() => {
 }, 50);
 const cpuBefore = process.cpuUsage();
 const t0 = performance.now();
-const file = await api.uploadJsonl(stagedLines(run, job, objects), { displayName: run.displayName });
+// As the tick does: a first pass counts the upload's bytes, declared at upload start.
+const sizeBytes = await byteLengthOf(stagedLines(run, job, objects));
+const file = await api.uploadJsonl(stagedLines(run, job, objects), {
+  displayName: run.displayName,
+  sizeBytes,
+});
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
 clearInterval(sampler);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini/batch-api.js';
 import { GeminiCallError } from '../../functions/platform/gemini/client.js';
+import { UploadAnswerError } from '../../functions/platform/gemini/files-upload.js';
 import { type GeminiStandIn, startGeminiStandIn } from '../../infra/local/gemini/server.js';
 
 const MODEL = 'gemini-2.5-flash';
@@ -340,5 +341,56 @@ describe('Batch API client (createBatchApi) against the stand-in', () => {
     expect(sent.filter((s) => s.command === 'upload' && s.offset === GRANULARITY).length).toBe(5);
     expect(sent.at(-1)?.command).toBe('cancel');
     expect(standIn.stats().files.count).toBe(filesBefore);
+  });
+
+  describe('under the strict profile', () => {
+    beforeEach(() => {
+      standIn.configure({ profile: 'strict', batch: { pendingMs: 50, runningMs: 150, progressive: false } });
+    });
+    afterEach(() => {
+      standIn.configure({ profile: 'ideal' });
+    });
+
+    /** The lines' bytes: what a caller declares as the upload's size. */
+    async function sizeOf(source: AsyncIterable<Uint8Array | string>): Promise<number> {
+      let n = 0;
+      for await (const piece of source)
+        n += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length;
+      return n;
+    }
+
+    it('is taken with its size and the jsonl type, and reads the gzipped responses file whole', async () => {
+      // Act
+      const file = await api.uploadJsonl(jsonl(1500), {
+        displayName: 'strict input',
+        sizeBytes: await sizeOf(jsonl(1500)),
+      });
+      const created = await api.createBatch(MODEL, file.name, 'strict run');
+      const { done } = await waitUntilDone(created.name);
+      const keys = new Set<string>();
+      for await (const text of api.responseLines(done.responsesFile ?? ''))
+        keys.add((JSON.parse(text) as { key: string }).key);
+      // Assert
+      expect(done.state).toBe('SUCCEEDED');
+      expect(keys.size).toBe(1500);
+    });
+
+    it('without a size is refused at upload start', async () => {
+      // Act
+      const error = await rejection(() => api.uploadJsonl(jsonl(10), { displayName: 'no size' }));
+      // Assert
+      expect(error.httpStatus).toBe(400);
+    });
+
+    it('answered 200 without a file is an UploadAnswerError', async () => {
+      // Arrange
+      const marked = () => jsonl(5, () => 'x [[fault:upload-no-file]]');
+      // Act
+      const error = await rejection(async () =>
+        api.uploadJsonl(marked(), { displayName: 'no file', sizeBytes: await sizeOf(marked()) }),
+      );
+      // Assert
+      expect(error).toBeInstanceOf(UploadAnswerError);
+    });
   });
 });

@@ -73,7 +73,7 @@ describe('Gemini stand-in, strict profile: Batch API lifecycle (official SDK, RE
     ).join('\n');
     const file = await ai.files.upload({
       file: new Blob([jsonl], { type: 'application/jsonl' }),
-      config: { mimeType: 'application/jsonl' },
+      config: { mimeType: 'jsonl' },
     });
     return file.name ?? '';
   }
@@ -218,5 +218,50 @@ describe('Gemini stand-in, strict profile: Batch API lifecycle (official SDK, RE
       message: 'Request payload size exceeds the limit: 32768 bytes.',
     });
     expect(small.state).toBe(JobState.JOB_STATE_PENDING);
+  });
+
+  /** The inline responses of an inline batch once it has ended. */
+  async function inlineAnswers(texts: string[], displayName: string) {
+    const created = await ai.batches.create({
+      model: MODEL,
+      src: texts.map((text) => ({ contents: [{ role: 'user', parts: [{ text }] }] })),
+      config: { displayName },
+    });
+    const [done] = (await pollUntil(created.name ?? '', (b) => b.done === true)).slice(-1);
+    return (done?.metadata.output?.inlinedResponses?.inlinedResponses ?? []) as Array<{
+      response?: unknown;
+      error?: { code: number; status?: string };
+    }>;
+  }
+
+  it('answers [[fault:batch-429|500|503]] lines with that transient error, while the same prompt alone is answered', async () => {
+    // Arrange
+    const texts = [
+      'busy [[fault:batch-429]]',
+      'broken [[fault:batch-500]]',
+      'overloaded [[fault:batch-503]]',
+      'fine',
+    ];
+    // Act
+    const answers = await inlineAnswers(texts, 'transient lines');
+    const alone = await ai.models.generateContent({ model: MODEL, contents: texts[2]! });
+    // Assert
+    expect(answers.map((a) => a.error?.code ?? 'ok')).toEqual([429, 500, 503, 'ok']);
+    expect(alone.text).toMatch(/^echo: overloaded/);
+  });
+
+  it('answers transientLineShare of the lines with 429, 500 or 503', async () => {
+    // Arrange
+    standIn.configure({ batch: { transientLineShare: 0.5, runningMs: 200 } });
+    // Act
+    const answers = await inlineAnswers(
+      Array.from({ length: 60 }, (_, i) => `line ${i}`),
+      'transient share',
+    );
+    // Assert
+    const codes = answers.filter((a) => a.error).map((a) => a.error!.code);
+    expect(codes.length).toBeGreaterThan(10);
+    expect(codes.length).toBeLessThan(50);
+    expect(new Set(codes)).toEqual(new Set([429, 500, 503]));
   });
 });

@@ -1,6 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { createPartFromBase64, createPartFromUri, GoogleGenAI } from '@google/genai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type GeminiStandIn, startGeminiStandIn } from '../../infra/local/gemini/server.js';
@@ -95,7 +97,7 @@ describe('Gemini stand-in, strict profile: request size, file states, expiry, do
     // Act
     const jsonl = await ai.files.upload({
       file: new Blob(['{"key":"a"}\n'], { type: 'application/jsonl' }),
-      config: { mimeType: 'application/jsonl' },
+      config: { mimeType: 'jsonl' },
     });
     // Assert
     expect(jsonl.state).toBe('ACTIVE');
@@ -136,5 +138,143 @@ describe('Gemini stand-in, strict profile: request size, file states, expiry, do
     expect(file.downloadUri).toBeUndefined();
     expect(file.source).toBe('UPLOADED');
     expect(refused).toMatchObject({ status: 400, rpcStatus: 'INVALID_ARGUMENT' });
+  });
+
+  /** An upload start with the raw protocol; `headers` add to (or, set to undefined, drop) the SDK's. */
+  function rawStart(headers: Record<string, string | undefined>): Promise<Response> {
+    const all: Record<string, string | undefined> = {
+      'x-goog-api-key': 'local',
+      'content-type': 'application/json',
+      'x-goog-upload-protocol': 'resumable',
+      'x-goog-upload-command': 'start',
+      'x-goog-upload-header-content-length': '12',
+      'x-goog-upload-header-content-type': 'jsonl',
+      ...headers,
+    };
+    const sent = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string
+    >;
+    return fetch(`${standIn.url}/upload/v1beta/files`, {
+      method: 'POST',
+      headers: sent,
+      body: JSON.stringify({ file: { displayName: 'raw' } }),
+    });
+  }
+
+  /** A GET read off the wire: status, headers and the bytes as sent (no decoding). */
+  function rawGet(url: string, headers: Record<string, string>) {
+    return new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>(
+      (resolve, reject) => {
+        const req = request(url, { headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      },
+    );
+  }
+
+  it('refuses an upload start that declares no size, as the SDK and the Files API guide always send one', async () => {
+    // Act
+    const without = await rawStart({ 'x-goog-upload-header-content-length': undefined });
+    const withSize = await rawStart({});
+    // Assert
+    expect(without.status).toBe(400);
+    expect(await without.json()).toMatchObject({
+      error: { status: 'INVALID_ARGUMENT', message: expect.stringMatching(/declare its size/) },
+    });
+    expect(withSize.status).toBe(200);
+    expect(withSize.headers.get('x-goog-upload-url')).toBeTruthy();
+  });
+
+  it.each(['application/jsonl', 'application/x-ndjson', 'application/octet-stream'])(
+    'refuses the type %s, which the docs do not use, with 400 "Unsupported MIME type"',
+    async (type) => {
+      // Act
+      const refused = await expectApiError(() =>
+        ai.files.upload({ file: new Blob(['{"key":"a"}\n']), config: { mimeType: type } }),
+      );
+      // Assert
+      expect(refused).toMatchObject({
+        status: 400,
+        rpcStatus: 'INVALID_ARGUMENT',
+        message: `Unsupported MIME type: ${type}`,
+      });
+    },
+  );
+
+  it("takes the Batch guide's jsonl, and the documented media and document types", async () => {
+    // Act
+    const types = ['jsonl', 'image/png', 'application/pdf', 'text/plain', 'video/mp4', 'audio/wav'];
+    const uploaded = await Promise.all(
+      types.map((mimeType) => ai.files.upload({ file: new Blob(['x']), config: { mimeType } })),
+    );
+    // Assert
+    expect(uploaded.map((f) => f.mimeType)).toEqual(types);
+  });
+
+  it('answers a final chunk 200 without a file when the upload carries [[fault:upload-no-file]], as upstream has', async () => {
+    // Arrange
+    const body = '{"key":"a","prompt":"[[fault:upload-no-file]]"}\n';
+    const start = await rawStart({ 'x-goog-upload-header-content-length': String(Buffer.byteLength(body)) });
+    // Act
+    const final = await fetch(start.headers.get('x-goog-upload-url') ?? '', {
+      method: 'POST',
+      headers: {
+        'x-goog-api-key': 'local',
+        'x-goog-upload-command': 'upload, finalize',
+        'x-goog-upload-offset': '0',
+      },
+      body,
+    });
+    // Assert
+    expect(final.status).toBe(200);
+    expect(final.headers.get('x-goog-upload-status')).toBe('final');
+    expect(await final.json()).toEqual({});
+  });
+
+  it('sends a download gzipped to a client that accepts it: content-length is the packed size', async () => {
+    // Arrange: an uploaded file, made downloadable for the test (strict serves only generated ones).
+    standIn.configure({ files: { downloadUploaded: true } });
+    const text = `${'{"key":"k","response":{"text":"the same words again"}}\n'.repeat(500)}`;
+    const file = await ai.files.upload({ file: new Blob([text]), config: { mimeType: 'jsonl' } });
+    const url = `${standIn.url}/download/v1beta/${file.name}:download?alt=media`;
+    // Act
+    const packed = await rawGet(url, { 'x-goog-api-key': 'local', 'accept-encoding': 'gzip' });
+    const plain = await rawGet(url, { 'x-goog-api-key': 'local' });
+    // Assert
+    expect(packed.headers['content-encoding']).toBe('gzip');
+    expect(Number(packed.headers['content-length'])).toBe(packed.body.length);
+    expect(packed.body.length).toBeLessThan(Buffer.byteLength(text) / 10);
+    expect(gunzipSync(packed.body).toString()).toBe(text);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body.toString()).toBe(text);
+  });
+
+  it('expires a batch input file 48 h of simulated time after its upload: a batch from it is then refused', async () => {
+    // Arrange
+    const line = JSON.stringify({
+      key: 'a',
+      request: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] },
+    });
+    const file = await ai.files.upload({ file: new Blob([`${line}\n`]), config: { mimeType: 'jsonl' } });
+    // Act
+    now += 48 * 3_600_000;
+    const refused = await expectApiError(() =>
+      ai.batches.create({ model: MODEL, src: file.name ?? '', config: { displayName: 'too late' } }),
+    );
+    // Assert
+    expect(Date.parse(file.expirationTime ?? '') - Date.parse(file.createTime ?? '')).toBe(48 * 3_600_000);
+    expect(refused).toMatchObject({
+      status: 403,
+      rpcStatus: 'PERMISSION_DENIED',
+      message: expect.stringMatching(/may not exist/),
+    });
   });
 });

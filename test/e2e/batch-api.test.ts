@@ -65,11 +65,11 @@ afterEach(async () => {
 });
 
 describe('the Batch API path', () => {
-  it('runs a 20,000-line file through several batches: every line in order, failed lines kept, batch prices', async () => {
+  it('runs a 20,000-line file through several batches: every line in order, refused lines kept, batch prices', async () => {
     const name = `inbox/e2e/big-${Date.now()}.jsonl`;
     const lines = Array.from({ length: 20_000 }, (_, i) =>
       i % 2500 === 7
-        ? JSON.stringify({ key: `k${i}`, prompt: `line ${i} [[fault:500]] fails inside the batch` })
+        ? JSON.stringify({ key: `k${i}`, prompt: `line ${i} [[fault:400]] fails inside the batch` })
         : i === 123
           ? '{"key": "broken"'
           : JSON.stringify({ key: `k${i}`, prompt: `batch line number ${i}, long enough for a few tokens` }),
@@ -111,10 +111,48 @@ describe('the Batch API path', () => {
     expect(results).toHaveLength(20_000);
     expect(results.map((r) => r.index)).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
     expect(results[124 - 1]!.error?.message).toMatch(/not valid JSON/);
-    expect(results[7]!.error).toMatchObject({ status: 'INTERNAL' });
+    expect(results[7]!.error).toMatchObject({ status: 'INVALID_ARGUMENT' });
     expect(results[8]!.response).toBeDefined();
     expect(JSON.stringify(results[19_999])).toContain('batch line number 19999');
   }, 300_000);
+
+  it('sends batch lines that failed with 429, 500 or 503 back through realtime, which answers them', async () => {
+    const codes = [429, 503, 500];
+    const id = await createJob({
+      model: MODEL,
+      mode: 'batch',
+      prompts: Array.from({ length: 60 }, (_, i) =>
+        i % 20 === 3 ? `flaky ${i} [[fault:batch-${codes[i % 3]}]]` : `steady ${i}`,
+      ),
+    });
+
+    const job = await waitForJob(id, 120_000);
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      counts: { succeeded: 60, failed: 0, pending: 0 },
+      paths: { realtime: 3, batch: 57 },
+    });
+    expect(job.batches![0]!.fallback).toMatch(/3 batch lines failed with a transient error/);
+    const results = await resultsJsonl(id);
+    expect(results.every((r) => 'response' in r)).toBe(true);
+  }, 150_000);
+
+  it('falls back to realtime with the reason when every upload of a part is answered 200 without a file', async () => {
+    const id = await createJob({
+      model: MODEL,
+      mode: 'batch',
+      prompts: ['first [[fault:upload-no-file]]', ...Array.from({ length: 29 }, (_, i) => `later ${i}`)],
+    });
+
+    const job = await waitForJob(id, 120_000);
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      counts: { succeeded: 30, failed: 0, pending: 0 },
+      paths: { realtime: 30, batch: 0 },
+    });
+    expect(job.batches![0]!.fallback).toMatch(/names no file \(3 uploads\)/);
+    expect(await upstreamBatches(id)).toHaveLength(0);
+  }, 150_000);
 
   it('sends the items of an expired batch back to the realtime path, which answers them', async () => {
     await configureStandIn({ batch: { forceOutcome: 'expire' } });

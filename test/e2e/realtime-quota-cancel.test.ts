@@ -88,5 +88,32 @@ describe('daily quota and cancel', () => {
       key: 'always-429',
       error: { code: 429, status: 'RESOURCE_EXHAUSTED' },
     });
+    // The job view counts them by the limit each named.
+    const byQuota = quota429sOf(job)[job.model] ?? {};
+    expect(byQuota.GenerateRequestsPerMinutePerProjectPerModel).toBeGreaterThanOrEqual(1);
+    expect(Object.values(byQuota).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(8);
+  }, 90_000);
+
+  it('names a per-minute token 429 in the job view', async () => {
+    // Arrange: refused for its tokens on every attempt. On a model of this file's own, run last: the
+    // model then plans under a lowered token rate for a few minutes.
+    const id = await createJob({
+      model: 'gemini-e2e-cancel',
+      requests: [{ key: 'too-many-tokens', prompt: 'long [[fault:429-tpm]]' }],
+    });
+
+    // Act
+    const job = await waitForJob(id, 60_000);
+
+    // Assert
+    expect(job.counts).toMatchObject({ failed: 1, pending: 0 });
+    expect(Object.keys(quota429sOf(job)[job.model] ?? {})).toContain(
+      'GenerateContentPaidTierInputTokensPerModelPerMinute',
+    );
   }, 90_000);
 });
+
+/** The job view's `quota429s` (model → quotaId → 429s), empty when absent. */
+function quota429sOf(job: object): Record<string, Record<string, number>> {
+  return (job as { quota429s?: Record<string, Record<string, number>> }).quota429s ?? {};
+}

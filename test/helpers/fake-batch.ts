@@ -53,19 +53,39 @@ export class FakeBatchApi implements BatchApi {
     if (error) throw error;
   }
 
-  async uploadJsonl(source: AsyncIterable<Uint8Array | string>, _options: { displayName: string }) {
+  async uploadJsonl(
+    source: AsyncIterable<Uint8Array | string>,
+    options: { displayName: string; sizeBytes?: number },
+  ) {
     let text = '';
     for await (const chunk of source)
       text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    this.uploads.push({ ...options, bytes: Buffer.byteLength(text) });
     await this.enter('uploadJsonl');
     const name = `files/in-${++this.seq}`;
     this.files.set(name, text.split('\n').filter(Boolean));
     return { name, sizeBytes: Buffer.byteLength(text) };
   }
 
-  /** Creates the batch; a fault set with `failNext('createBatch')` throws after it was created. */
+  /** Errors the next creates answer before creating anything (a 429 at the cap, say). */
+  readonly refusedCreates: Error[] = [];
+  /** Upload options as `uploadJsonl` was called with them. */
+  readonly uploads: Array<{ displayName: string; sizeBytes?: number; bytes: number }> = [];
+
+  /**
+   * Creates the batch; a fault set with `failNext('createBatch')` throws after it was created, one
+   * in `refusedCreates` before. A file that is gone is refused as upstream refuses it (403).
+   */
   async createBatch(_model: string, file: string, displayName: string): Promise<BatchInfo> {
     await roundTrip();
+    const refused = this.refusedCreates.shift();
+    if (refused) throw refused;
+    if (!this.files.has(file)) {
+      const message = `You do not have permission to access the File ${file.replace('files/', '')} or it may not exist.`;
+      throw new GeminiCallError('Gemini answered 403', 403, {
+        error: { code: 403, message, status: 'PERMISSION_DENIED' },
+      });
+    }
     const name = `batches/b${++this.seq}`;
     const lines = this.files.get(file)?.length ?? 0;
     this.batches.set(name, {

@@ -18,6 +18,7 @@ import {
   releaseJobPlan,
   reserveForJob,
 } from '../../functions/core/rate.js';
+import { cutAfterTokens429 } from '../../functions/core/token-cut.js';
 import { sumTotals, type Totals } from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
@@ -148,6 +149,8 @@ export class FakeDb {
     item.version = this.nextVersion();
   }
 
+  /** Each job's 429s by model and quotaId (`counters.countQuota429`). */
+  readonly quota429s = new Map<string, Record<string, Record<string, number>>>();
   /** Whole counter documents (`counters.put`), by `jobId/docId`. */
   readonly counterDocs = new Map<string, CounterValues>();
 
@@ -514,6 +517,17 @@ export class FakeDb {
           await db.enter('counters.put');
           db.counterDocs.set(`${jobId}/${docId}`, { ...counts });
         },
+        async countQuota429(jobId, model, quotaId) {
+          await db.enter('counters.countQuota429');
+          const all = db.quota429s.get(jobId) ?? {};
+          const byModel = all[model] ?? {};
+          byModel[quotaId] = (byModel[quotaId] ?? 0) + 1;
+          db.quota429s.set(jobId, { ...all, [model]: byModel });
+        },
+        async quota429s(jobId) {
+          await db.enter('counters.quota429s');
+          return structuredClone(db.quota429s.get(jobId) ?? {});
+        },
       },
 
       ledger: {
@@ -544,6 +558,13 @@ export class FakeDb {
           const ledger = db.ledgers.get(model);
           if (plan && ledger) db.ledgers.set(model, releaseJobPlan(ledger, plan, db.clock()));
           db.jobPlans.delete(jobId);
+        },
+        async lowerTokenRate(model) {
+          await db.enter('ledger.lowerTokenRate');
+          const ledger = db.ledgers.get(model) ?? { buckets: {} };
+          const tokenCut = cutAfterTokens429(ledger.tokenCut, db.clock());
+          db.ledgers.set(model, { ...ledger, tokenCut });
+          return tokenCut;
         },
         async dropJob(_model, jobId) {
           await db.enter('ledger.dropJob');

@@ -9,6 +9,7 @@ import { itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core
 import { sumTotals } from '../../functions/core/totals.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemRef } from '../../functions/platform/store/items.js';
+import { testQuotas } from './test-quotas.js';
 
 export interface ContractWorld {
   stores: Stores;
@@ -210,6 +211,48 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
         },
       );
       expect(await w.stores.jobs.get(`b-${key.keyId}`)).toBeUndefined();
+    });
+
+    it("counts a job's 429s by model (names with dots) and quotaId, apart from its totals", async () => {
+      const { stores } = await open();
+      const id = `q429-${Math.random().toString(36).slice(2, 10)}`;
+
+      const none = await stores.counters.quota429s(id);
+      await stores.counters.countQuota429(
+        id,
+        'gemini-2.5-flash',
+        'GenerateRequestsPerMinutePerProjectPerModel',
+      );
+      await stores.counters.countQuota429(
+        id,
+        'gemini-2.5-flash',
+        'GenerateRequestsPerMinutePerProjectPerModel',
+      );
+      await stores.counters.countQuota429(id, 'gemini-2.5-flash', 'unknown');
+      await stores.counters.countQuota429(id, 'gemini-2.0-flash', 'GenerateRequestsPerDayPerProjectPerModel');
+
+      expect(none).toEqual({});
+      expect(await stores.counters.quota429s(id)).toEqual({
+        'gemini-2.5-flash': { GenerateRequestsPerMinutePerProjectPerModel: 2, unknown: 1 },
+        'gemini-2.0-flash': { GenerateRequestsPerDayPerProjectPerModel: 1 },
+      });
+    });
+
+    it("keeps a model's token cut through reservations, and deepens it only a minute on", async () => {
+      const { stores, nowMs } = await open();
+      const model = `cut-${Math.random().toString(36).slice(2, 10)}`;
+      const quota = testQuotas().models['gemini-2.5-flash']!;
+
+      const first = await stores.ledger.lowerTokenRate(model);
+      await stores.ledger.reserve(model, [10], quota, 0.9);
+      const again = await stores.ledger.lowerTokenRate(model);
+      const read = await stores.ledger.read(model);
+
+      expect(first).toMatchObject({ factor: 0.8 });
+      expect(first.untilMs).toBeGreaterThanOrEqual(nowMs + 5 * 60_000);
+      expect(again.factor).toBe(0.8);
+      expect(read.tokenCut).toEqual(again);
+      expect(Object.values(read.buckets).reduce((a, b) => a + b, 0)).toBe(10);
     });
   });
 }

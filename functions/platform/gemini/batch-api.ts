@@ -22,10 +22,13 @@ export interface BatchInfo {
   createTime?: string;
 }
 export interface BatchApi {
-  /** Streams JSONL into a Files API resumable upload; bounded memory (one chunk), no local copy. */
+  /**
+   * Streams JSONL into a Files API resumable upload; bounded memory (one chunk), no local copy.
+   * `sizeBytes` (the source's exact length) is declared at start, as the SDK and the docs do.
+   */
   uploadJsonl(
     source: AsyncIterable<Uint8Array | string>,
-    options: { displayName: string; signal?: AbortSignal },
+    options: { displayName: string; sizeBytes?: number; signal?: AbortSignal },
   ): Promise<{ name: string; sizeBytes: number }>;
   /** models/{model}:batchGenerateContent from an uploaded file. Not idempotent upstream. */
   createBatch(model: string, fileName: string, displayName: string): Promise<BatchInfo>;
@@ -151,8 +154,16 @@ function fileName(name: string): string {
   return `files/${id}`;
 }
 
+/**
+ * The type of a Batch API input file: the Batch guide's own (`mimeType: 'jsonl'` in its JavaScript
+ * example, `mime_type='jsonl'` in Python: ai.google.dev/gemini-api/docs/batch-api, "Input file").
+ * `application/jsonl` is not a type the docs use, and uploads with it have been refused 400
+ * "Unsupported MIME type" (python-genai #1547, gemini cookbook #1008).
+ */
+export const BATCH_INPUT_MIME_TYPE = 'jsonl';
+
 /** Upstream answers an unknown file 403 "…or it may not exist" (so names cannot be probed), or 404. */
-function isGone(error: GeminiCallError): boolean {
+export function isGone(error: GeminiCallError): boolean {
   if (error.httpStatus === 404) return true;
   const message = (error.body as { error?: { message?: unknown } } | undefined)?.error?.message;
   return error.httpStatus === 403 && typeof message === 'string' && message.includes('may not exist');
@@ -189,10 +200,11 @@ export function createBatchApi(options: BatchApiOptions): BatchApi {
   }
 
   return {
-    uploadJsonl: (source, { displayName, signal }) =>
+    uploadJsonl: (source, { displayName, sizeBytes, signal }) =>
       uploadResumable(t, source, {
         displayName,
-        mimeType: 'application/jsonl',
+        mimeType: BATCH_INPUT_MIME_TYPE,
+        ...(sizeBytes !== undefined ? { sizeBytes } : {}),
         ...(signal ? { signal } : {}),
       }),
 

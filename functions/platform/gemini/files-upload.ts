@@ -2,12 +2,9 @@ import { sleep } from '../../api/sleep.js';
 import { retry } from '../../core/retry.js';
 import { GEMINI_API_VERSION, GeminiCallError } from './client.js';
 import { type RestTransport, restCall } from './rest.js';
+import { fileOf, type UploadedFile } from './upload-answer.js';
 
-/** An uploaded file as the Files API names it. */
-export interface UploadedFile {
-  name: string;
-  sizeBytes: number;
-}
+export { UploadAnswerError, type UploadedFile } from './upload-answer.js';
 
 /** Tries of one chunk, the first included, before the upload is cancelled. */
 const CHUNK_TRIES = 5;
@@ -54,8 +51,25 @@ function* bytesOf(piece: Uint8Array | string): Generator<Uint8Array> {
 }
 
 /**
+ * The headers of an upload start as the SDK sends them (js-genai `ApiClient.fetchUploadUrl`:
+ * `X-Goog-Upload-Header-Content-Length` and `-Content-Type`; the Files API guide's REST example
+ * sends the same). A size is declared whenever it is known; the Files API documents no form for an
+ * unknown one, so a source of truly unknown length (a medium served without a length) sends none.
+ */
+function startHeaders(mimeType: string, sizeBytes: number | undefined): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'x-goog-upload-protocol': 'resumable',
+    'x-goog-upload-command': 'start',
+    ...(sizeBytes !== undefined ? { 'x-goog-upload-header-content-length': String(sizeBytes) } : {}),
+    'x-goog-upload-header-content-type': mimeType,
+  };
+}
+
+/**
  * Streams `source` into a Files API resumable upload (start → `upload` chunks → `upload, finalize`).
- * The total size is unknown up front, so none is declared. Memory holds one chunk, whatever the
+ * `sizeBytes`, when given, is declared at start and the source must hold exactly that many bytes
+ * (a source that differs is refused before the upload is finalized). Memory holds one chunk, whatever the
  * source's size: bytes are copied into one preallocated buffer of the announced granularity, and a
  * full buffer is sent only once a further byte shows it is not the last one. A chunk that fails
  * (no answer, 408, 429, 5xx) stays buffered; the server is asked where it stands (`query`) and the
@@ -65,17 +79,15 @@ function* bytesOf(piece: Uint8Array | string): Generator<Uint8Array> {
 export async function uploadResumable(
   t: RestTransport,
   source: AsyncIterable<Uint8Array | string>,
-  options: { displayName: string; mimeType: string; signal?: AbortSignal },
+  options: { displayName: string; mimeType: string; sizeBytes?: number; signal?: AbortSignal },
 ): Promise<UploadedFile> {
-  const { signal } = options;
+  const { signal, sizeBytes } = options;
+  if (sizeBytes !== undefined && !(Number.isSafeInteger(sizeBytes) && sizeBytes >= 0)) {
+    throw new TypeError(`Not a size: ${sizeBytes}`);
+  }
   const start = await restCall(t, `${t.baseUrl}/upload/${GEMINI_API_VERSION}/files`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-goog-upload-protocol': 'resumable',
-      'x-goog-upload-command': 'start',
-      'x-goog-upload-header-content-type': options.mimeType,
-    },
+    headers: startHeaders(options.mimeType, sizeBytes),
     body: JSON.stringify({ file: { displayName: options.displayName } }),
     ...(signal ? { signal } : {}),
   });
@@ -96,6 +108,7 @@ export async function uploadResumable(
       for (const bytes of bytesOf(piece)) {
         for (let at = 0; at < bytes.length; ) {
           if (fill === chunk.length) {
+            if (sizeBytes !== undefined && offset + fill >= sizeBytes) throw sizeMismatch(sizeBytes, 'more');
             await upload.send(chunk, offset, fill, false);
             offset += fill;
             fill = 0;
@@ -107,6 +120,8 @@ export async function uploadResumable(
         }
       }
     }
+    if (sizeBytes !== undefined && offset + fill !== sizeBytes)
+      throw sizeMismatch(sizeBytes, String(offset + fill));
     const file = (await upload.send(chunk, offset, fill, true)) as UploadedFile;
     if (file.sizeBytes !== offset + fill) {
       throw new GeminiCallError(
@@ -120,6 +135,11 @@ export async function uploadResumable(
     await upload.cancel();
     throw error;
   }
+}
+
+/** The source does not hold the size declared at start: finalizing would be refused, or worse, not. */
+function sizeMismatch(declared: number, held: string): TypeError {
+  return new TypeError(`The upload declared ${declared} bytes but its source holds ${held}`);
 }
 
 /** One upload session: its URL, the chunk protocol, and resuming after a failed chunk. */
@@ -247,16 +267,6 @@ class ResumableUpload {
       .then((res) => res.body?.cancel())
       .catch(() => undefined);
   }
-}
-
-/** `{file: {name, sizeBytes}}` of a final upload answer (sizeBytes is an int64 string). */
-function fileOf(body: unknown): UploadedFile {
-  const file = (body as { file?: { name?: unknown; sizeBytes?: unknown } } | null)?.file;
-  const sizeBytes = Number(file?.sizeBytes ?? 0);
-  if (typeof file?.name !== 'string' || !Number.isSafeInteger(sizeBytes)) {
-    throw new GeminiCallError('The final upload answer names no file', 200, body);
-  }
-  return { name: file.name, sizeBytes };
 }
 
 /** A stream of one piece, for a request body fetch sends without copying it. */

@@ -59,6 +59,18 @@ async function answerError(res: Response): Promise<GeminiCallError> {
 }
 
 /**
+ * The length of the body as it will be read, or NaN when that is not known. `content-length` counts
+ * the bytes on the wire: for a body with a `content-encoding` (Google's front end gzips downloads
+ * for a client that accepts it, and fetch unpacks them), it is the packed length, which the unpacked
+ * bytes read here cannot be compared with — a cut-off gzipped body would look complete.
+ */
+function rawLength(res: Response): number {
+  const encoding = (res.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') return Number.NaN;
+  return Number(res.headers.get('content-length') ?? Number.NaN);
+}
+
+/**
  * GETs `url` and splits its streamed body into lines as they arrive: memory holds one piece of the
  * body and one partial line. `\r\n` endings and a last line without an end are handled; blank
  * lines are skipped. The timeout bounds each wait for the server, never the time the consumer
@@ -88,7 +100,7 @@ export async function* restLines(
     });
     reader = res.body?.getReader();
     const decoder = new TextDecoder();
-    const expected = Number(res.headers.get('content-length') ?? Number.NaN);
+    const expected = rawLength(res);
     let received = 0;
     let pending = '';
     for (;;) {
@@ -99,6 +111,8 @@ export async function* restLines(
       } catch (err) {
         // The server may close a kept-alive connection while lines already received wait to be
         // read here: with every announced byte in hand, that is the end of the body, not a fault.
+        // Only an unencoded body is counted so (see `rawLength`); a gzipped one ends where its own
+        // trailer says, and a cut is the decoder's error, thrown here.
         if (!(Number.isFinite(expected) && received >= expected)) throw err;
         chunk = { done: true, value: undefined };
       }

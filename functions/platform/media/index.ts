@@ -203,7 +203,14 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       for (let next = await rest.next(); !next.done; next = await rest.next()) yield count(next.value);
     }
     try {
-      const file = await uploader.upload(bytes(), { mimeType: source.mimeType, signal });
+      // The announced size is declared at upload start (the Files API's documented form); a medium
+      // that sends more or less than it announced is refused by the uploader before finalizing.
+      const sizeBytes = source.size > 0 ? source.size : undefined;
+      const file = await uploader.upload(bytes(), {
+        mimeType: source.mimeType,
+        ...(sizeBytes !== undefined ? { sizeBytes } : {}),
+        signal,
+      });
       return { fileData: { mimeType: file.mimeType, fileUri: file.uri } };
     } finally {
       hold.release();

@@ -11,7 +11,8 @@ const DEFAULT_POLL_MS = 2000;
 export interface MediaUploader {
   upload(
     source: AsyncIterable<Uint8Array>,
-    options: { mimeType: string; signal?: AbortSignal },
+    /** `sizeBytes`: the medium's length when known, declared at upload start (see `uploadResumable`). */
+    options: { mimeType: string; sizeBytes?: number; signal?: AbortSignal },
   ): Promise<{ uri: string; mimeType: string }>;
 }
 
@@ -39,10 +40,11 @@ export function createMediaUploader(options: MediaUploaderOptions): MediaUploade
   };
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   return {
-    async upload(source, { mimeType, signal }) {
+    async upload(source, { mimeType, sizeBytes, signal }) {
       const uploaded = await uploadResumable(t, source, {
         displayName: 'gemini-fanout medium',
         mimeType,
+        ...(sizeBytes !== undefined ? { sizeBytes } : {}),
         ...(signal ? { signal } : {}),
       });
       for (;;) {

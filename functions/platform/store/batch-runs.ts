@@ -26,6 +26,8 @@ export interface BatchRun extends BatchPart {
   leaseUntilMs: number | null;
   /** The uploaded input file (`files/…`), once uploaded. */
   fileName: string | null;
+  /** When `fileName` was uploaded: the Files API keeps a file 48 h, so an old one is uploaded again. */
+  fileUploadedMs?: number | null;
   /** The upstream batch (`batches/…`), once created. */
   batchName: string | null;
   /** When creation was first attempted: a crash after it means "look for the batch by name". */
@@ -61,6 +63,7 @@ export type RunPatch = Partial<
     | 'state'
     | 'leaseUntilMs'
     | 'fileName'
+    | 'fileUploadedMs'
     | 'batchName'
     | 'createStartedMs'
     | 'deferredSinceMs'
@@ -112,6 +115,7 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
       state: d.state,
       leaseUntilMs: d.leaseUntilMs ?? null,
       fileName: d.fileName ?? null,
+      fileUploadedMs: d.fileUploadedMs ?? null,
       batchName: d.batchName ?? null,
       createStartedMs: d.createStartedMs ?? null,
       deferredSinceMs: d.deferredSinceMs ?? null,

@@ -11,7 +11,20 @@ export interface CountersStore {
   totals(jobId: string, total: number, shards: number, extra?: readonly string[]): Promise<Totals>;
   /** Writes a whole counter document (not an increment): writing it again counts nothing twice. */
   put(jobId: string, docId: string, counts: CounterValues): Promise<void>;
+  /**
+   * Counts one 429 of the job's calls to `model` by the quotaId it named (`unknown` for none). Only
+   * 429s write it, which the plan keeps rare, so one document takes them.
+   */
+  countQuota429(jobId: string, model: string, quotaId: string): Promise<void>;
+  /** The job's 429s: model → quotaId → count (empty when none). */
+  quota429s(jobId: string): Promise<Quota429Counts>;
 }
+
+/** A job's 429s by model and quotaId (`GenerateRequestsPerMinutePerProjectPerModel`, …). */
+export type Quota429Counts = Record<string, Record<string, number>>;
+
+/** The counter document of a job's 429s (beside its shards, never summed into its totals). */
+export const QUOTA_429_DOC = 'quota429s';
 
 /** What one counter document holds. */
 export type CounterValues = Partial<
@@ -50,6 +63,15 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
     },
     async put(jobId, docId, counts) {
       await counters(jobId).doc(docId).set(counts);
+    },
+    async countQuota429(jobId, model, quotaId) {
+      // Nested objects, not a dotted path: model names hold dots.
+      const data = { [model]: { [quotaId]: FieldValue.increment(1) } };
+      await counters(jobId).doc(QUOTA_429_DOC).set(data, { merge: true });
+    },
+    async quota429s(jobId) {
+      const snap = await counters(jobId).doc(QUOTA_429_DOC).get();
+      return (snap.data() ?? {}) as Quota429Counts;
     },
     increment(jobId, shards, outcome) {
       return {

@@ -3,6 +3,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
 import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
+import { cutAfterTokens429, type TokenRateCut } from '../../core/token-cut.js';
 
 export interface ReserveOptions {
   /** Records the reservations in the job's plan, so a cancel gives back what is still ahead. */
@@ -36,6 +37,11 @@ export interface LedgerStore {
   releaseJob(model: string, jobId: string): Promise<void>;
   /** Forgets a finished job's plan: its reservations are all behind it. */
   dropJob(model: string, jobId: string): Promise<void>;
+  /**
+   * Gemini refused the model's input tokens for the minute: its planned token rate is lowered for a
+   * while (`cutAfterTokens429`); the cut it now holds.
+   */
+  lowerTokenRate(model: string): Promise<TokenRateCut>;
 }
 
 export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
@@ -106,6 +112,18 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
     async dropJob(model, jobId) {
       await jobPlans(model).doc(jobId).delete();
     },
+
+    async lowerTokenRate(model) {
+      const ref = ledgers.doc(model);
+      return lane(model)(() =>
+        db.runTransaction(async (tx) => {
+          const ledger = ledgerFrom(await tx.get(ref));
+          const tokenCut = cutAfterTokens429(ledger.tokenCut, Date.now());
+          tx.set(ref, ledgerData({ ...ledger, tokenCut }));
+          return tokenCut;
+        }),
+      );
+    },
   };
 }
 
@@ -114,6 +132,7 @@ function ledgerData(ledger: DispatchLedger) {
   return {
     bucketsJson: JSON.stringify(ledger.buckets),
     requestsJson: JSON.stringify(ledger.requests ?? {}),
+    ...(ledger.tokenCut ? { tokenCutJson: JSON.stringify(ledger.tokenCut) } : {}),
     updatedAt: FieldValue.serverTimestamp(),
   };
 }
@@ -121,5 +140,10 @@ function ledgerData(ledger: DispatchLedger) {
 function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {
   const parse = (field: string) =>
     JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
-  return { buckets: parse('bucketsJson'), requests: parse('requestsJson') };
+  const cut = snap.exists ? (snap.data()!.tokenCutJson as string | undefined) : undefined;
+  return {
+    buckets: parse('bucketsJson'),
+    requests: parse('requestsJson'),
+    ...(cut ? { tokenCut: JSON.parse(cut) as TokenRateCut } : {}),
+  };
 }

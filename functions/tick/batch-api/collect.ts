@@ -6,7 +6,8 @@ import { advance, type BatchCycleDeps, fallBack, partOf, removeFiles } from './r
 
 /**
  * Collects an ended batch's responses file through the lifecycle (each answer written once, priced
- * at the batch rate; see `BatchOutcomes.settleLines`). Items the file did not answer go back like a
+ * at the batch rate; see `BatchOutcomes.settleLines`). Items the file did not answer, and (for a job
+ * whose batch troubles go to realtime) lines that failed with a transient error, go back like a
  * failed batch's. The responses file is deleted only once the part's outcomes are durable (its
  * totals recorded and the run closed): a tick that stops before that reads it again. A batch that
  * names no responses file fails the step, which a later tick tries again, within the step's bound.
@@ -27,13 +28,22 @@ export async function collectRun(
     discount: deps.quotas.batchDiscount,
   };
   const part = partOf(run);
-  const read = await deps.outcomes.settleLines(part, deps.api.responseLines(responses), pricing, log);
+  // Lines that failed with 429/500/503 go back through realtime, which would have retried them;
+  // a job that asked to fail a batch's troubles keeps them as its errors.
+  const retryTransient = (job.onBatchFailure ?? 'realtime') === 'realtime';
+  const lines = deps.api.responseLines(responses);
+  const read = await deps.outcomes.settleLines(part, lines, pricing, log, { retryTransient });
   log.info({ event: 'batch.collected', ...read }, 'batch results collected');
 
   const missing = await deps.outcomes.unanswered(part);
   const ended = { upstream: info.state, stats: info.stats };
   if (missing > 0) {
-    const reason = missingReason ?? `the batch returned no line for ${missing} items`;
+    const reason =
+      missingReason ??
+      (read.transient > 0
+        ? `${read.transient} batch lines failed with a transient error (429, 500 or 503)` +
+          (missing > read.transient ? ` and ${missing - read.transient} had no line` : '')
+        : `the batch returned no line for ${missing} items`);
     await fallBack(run, job, reason, deps, log, { patch: ended, files: [responses] });
     return;
   }

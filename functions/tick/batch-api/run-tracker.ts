@@ -17,7 +17,17 @@ export function trackRun(run: BatchRun, deps: BatchCycleDeps) {
     return version;
   };
   return {
-    deps: { ...deps, runs: { ...runs, update } },
+    // Each method forwarded, not `{ ...runs }`: a store that is a class instance keeps its methods
+    // on its prototype, which a spread leaves behind.
+    deps: {
+      ...deps,
+      runs: {
+        createMany: (list: Parameters<typeof runs.createMany>[0]) => runs.createMany(list),
+        listOpen: (limit: number) => runs.listOpen(limit),
+        listForJob: (jobId: string) => runs.listForJob(jobId),
+        update,
+      },
+    },
     async settle(lastError: string | null): Promise<void> {
       const wrote = latest.version !== run.version;
       const now = clock();

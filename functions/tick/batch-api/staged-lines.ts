@@ -42,3 +42,14 @@ export async function* stagedLines(
     yield `${JSON.stringify({ key: parsed.item.id, request: parsed.item.request })}\n`;
   }
 }
+
+/**
+ * The bytes `lines` take as UTF-8: a first pass over a run's upload, whose size the Files API is
+ * told at upload start (the lines are written anew from the staged ones, so the staged byte range
+ * is not their size). Memory holds one line.
+ */
+export async function byteLengthOf(lines: AsyncIterable<string>): Promise<number> {
+  let bytes = 0;
+  for await (const line of lines) bytes += Buffer.byteLength(line);
+  return bytes;
+}

@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import { type Prng, shuffleInPlace } from '../prng.js';
 import type { GeminiStandInConfig } from './config.js';
 import { entityNotFound, invalidArgument, StandInHttpError } from './errors.js';
-import { markerFault } from './faults.js';
+import { batchLineFault, markerFault } from './faults.js';
 import type { FileStore } from './files.js';
 import { fileIdOf, fileNotActive } from './files.js';
 import { answerShape, buildResponse, fileUris, promptText, validateGenerateRequest } from './generate.js';
@@ -104,6 +104,9 @@ const FAULT_ERRORS: Record<string, RpcError> = {
     message: 'Deadline expired before operation could complete.',
   },
 };
+
+/** The transient errors `batch.transientLineShare` draws from. */
+const TRANSIENT_LINE_ERRORS = ['429', '500', '503'] as const;
 
 function faultError(kind: string): RpcError {
   if (kind.startsWith('429')) return FAULT_ERRORS['429'] as RpcError;
@@ -469,10 +472,15 @@ export class BatchStore {
         return { error: { code: body.code, status: body.status, message: body.message } };
       }
     }
-    const fault = markerFault(promptText(valid));
+    const prompt = promptText(valid);
+    const fault = batchLineFault(prompt) ?? markerFault(prompt);
     if (fault) return { error: faultError(fault) };
     const config = this.deps.config();
     if (this.deps.prng()() < config.batch.failedLineShare) return { error: faultError('500') };
+    const transient = config.batch.transientLineShare;
+    if (transient > 0 && this.deps.prng()() < transient) {
+      return { error: faultError(TRANSIENT_LINE_ERRORS[Math.floor(this.deps.prng()() * 3)] ?? '503') };
+    }
     const count = countRequestTokens(valid, config.tokens, (uri) => this.deps.files.info(uri));
     const shape = answerShape(batch.model, valid, count.total, config.answers, this.deps.prng());
     return {

@@ -218,6 +218,22 @@ export const geminiStandInConfigSchema = z.object({
       processingMs: z.number().int().nonnegative().default(0),
       /** Whether uploaded files can be downloaded (upstream: only GENERATED ones, e.g. batch output). */
       downloadUploaded: z.boolean().default(true),
+      /**
+       * Whether an upload start must declare its size (`x-goog-upload-header-content-length`, as the
+       * SDK and the Files API guide send it): without one it is 400 INVALID_ARGUMENT.
+       */
+      requireSize: z.boolean().default(false),
+      /**
+       * Whether only the types the docs use are taken (`DOCUMENTED_UPLOAD_TYPES` in files.ts; for
+       * Batch input the guide's `jsonl`): any other, `application/jsonl` included, is 400
+       * "Unsupported MIME type: …", as upstream answered (python-genai #1547).
+       */
+      documentedTypesOnly: z.boolean().default(false),
+      /**
+       * Whether a download is sent gzipped to a client that accepts it (`content-encoding: gzip`,
+       * `content-length` the packed size), as Google's front end does.
+       */
+      gzipDownloads: z.boolean().default(false),
     })
     .prefault({}),
   batch: z
@@ -228,6 +244,12 @@ export const geminiStandInConfigSchema = z.object({
       runningMs: z.number().int().nonnegative().default(1000),
       /** Share of batch lines answered with an error line instead of a response. */
       failedLineShare: share.default(0),
+      /**
+       * Share of batch lines answered with a transient error line (429, 500 or 503 in turn, by draw)
+       * that the same request sent alone would not get: `[[fault:batch-503]]` (and `-429`, `-500`)
+       * forces one.
+       */
+      transientLineShare: share.default(0),
       /**
        * Forces the outcome of every batch that finishes running from now on; `null` lets each batch
        * succeed unless its displayName carries `[[batch:fail]]` or `[[batch:expire]]`.
@@ -322,7 +344,15 @@ export const STRICT_PRESET = {
     tokenDetails: true,
   },
   limits: { maxRequestBytes: 100 * MIB, maxBatchRequestBytes: 20 * MIB },
-  files: { ttlMs: 48 * HOUR_MS, expire: true, processingMs: 2000, downloadUploaded: false },
+  files: {
+    ttlMs: 48 * HOUR_MS,
+    expire: true,
+    processingMs: 2000,
+    downloadUploaded: false,
+    requireSize: true,
+    documentedTypesOnly: true,
+    gzipDownloads: true,
+  },
   batch: { progressive: true, expireAfterMs: 48 * HOUR_MS, partialOutput: true, requireDisplayName: true },
 } satisfies GeminiStandInConfigPatch;
 

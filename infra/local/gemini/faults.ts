@@ -31,6 +31,9 @@ import type { GeminiStandInConfig, LatencySpec } from './config.js';
  * | `[[fault:bad-json]]`      | the JSON text cut before its end (not JSON), on every turn       |
  * | `[[fault:bad-json-once]]` | the same, but only while the conversation has no model turn yet: |
  * |                           | asked again with the answer and a follow-up turn, it is right    |
+ *
+ * `[[fault:batch-429]]`, `[[fault:batch-500]]` and `[[fault:batch-503]]` act only in a batch: that
+ * line is a transient error line, and the same prompt sent alone is answered (a retry would pass).
  */
 export type FaultKind =
   | '400'
@@ -48,6 +51,14 @@ export type FaultKind =
 
 const MARKER =
   /\[\[fault:(400|429-tpm|429-day|429-no-retry|429-capacity|429|500|503|timeout|hang|malformed|truncated)\]\]/;
+
+const BATCH_LINE_MARKER = /\[\[fault:batch-(429|500|503)\]\]/;
+
+/** The transient error a batch line's marker asks for (`[[fault:batch-503]]`), if any. */
+export function batchLineFault(prompt: string): '429' | '500' | '503' | undefined {
+  const match = BATCH_LINE_MARKER.exec(prompt);
+  return match ? (match[1] as '429' | '500' | '503') : undefined;
+}
 
 /** The fault a prompt's marker asks for, if any. */
 export function markerFault(prompt: string): FaultKind | undefined {

@@ -379,9 +379,9 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     {
       method: 'GET',
       pattern: ROUTES.download,
-      handle({ res, match, query }) {
+      handle({ req, res, match, query }) {
         if (query.get('alt') !== 'media') throw invalidArgument('Downloads require alt=media.');
-        return files.download(res, match[2] ?? '');
+        return files.download(req, res, match[2] ?? '');
       },
     },
     {

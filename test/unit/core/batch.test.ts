@@ -8,7 +8,7 @@ import {
   reroutePlanMs,
   routeJob,
 } from '../../../functions/core/batch.js';
-import { batchLineError } from '../../../functions/core/batch-errors.js';
+import { batchLineError, isTransientLineError } from '../../../functions/core/batch-errors.js';
 import { itemIdForIndex, type NewItem } from '../../../functions/core/jobs.js';
 import { PLAN_AHEAD_MS } from '../../../functions/core/rate.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
@@ -193,5 +193,21 @@ describe('batchLineError', () => {
       message: 'bad',
     });
     expect(batchLineError(undefined)).toMatchObject({ code: 500, status: 'INTERNAL' });
+  });
+});
+
+describe('isTransientLineError', () => {
+  it.each([
+    [{ code: 8 }, true],
+    [{ code: 13 }, true],
+    [{ code: 14 }, true],
+    [{ code: 429 }, true],
+    [{ code: 503 }, true],
+    [{ code: 3 }, false],
+    [{ code: 400 }, false],
+    [{ code: 404 }, false],
+    [{ code: 4 }, false],
+  ])('reads the line error %j as transient: %s', (raw, transient) => {
+    expect(isTransientLineError(batchLineError(raw))).toBe(transient);
   });
 });

@@ -80,7 +80,37 @@ describe('classifyFailure', () => {
         status: 'RESOURCE_EXHAUSTED',
         message: 'You exceeded your current quota, please check your plan and billing details.',
       },
+      hit: {
+        quotaId: 'GenerateRequestsPerDayPerProjectPerModel',
+        limit: 'requests-per-day',
+        retryDelaySeconds: 5,
+      },
     });
+  });
+
+  it.each([
+    ['GenerateRequestsPerMinutePerProjectPerModel', '12s', 'requests-per-minute', 12],
+    ['GenerateContentPaidTierInputTokensPerModelPerMinute', '31s', 'tokens-per-minute', 31],
+    ['GenerateContentInputTokensPerModelPerMinute-FreeTier', undefined, 'tokens-per-minute', undefined],
+    ['GenerateRequestsPerDayPerProjectPerModel-FreeTier', undefined, 'requests-per-day', undefined],
+  ])('names the limit a 429 hit: %s (RetryInfo %s) is %s', (quotaId, delay, limit, seconds) => {
+    const failure = classifyFailure(429, quotaBody(quotaId, delay), now);
+
+    expect('hit' in failure && failure.hit).toEqual({
+      quotaId,
+      limit,
+      ...(seconds !== undefined ? { retryDelaySeconds: seconds } : {}),
+    });
+  });
+
+  it("names no limit for a 429 without details (upstream's capacity answer)", () => {
+    const failure = classifyFailure(
+      429,
+      { error: { code: 429, status: 'RESOURCE_EXHAUSTED', message: 'busy' } },
+      now,
+    );
+
+    expect(failure).toMatchObject({ kind: 'quota-minute', hit: { quotaId: 'unknown', limit: 'unknown' } });
   });
 
   it('reads a free-tier per-day quotaId as quota-day too', () => {

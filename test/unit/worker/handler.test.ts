@@ -321,6 +321,52 @@ describe('handleTask: Gemini failures', () => {
     expect(store.jobs.get(JOB)?.status).toBe('running');
   });
 
+  it('logs which limit a 429 hit: the quotaId and its kind', async () => {
+    const { capture, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'));
+
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+
+    expect(capture.events('gemini.quota-minute')).toEqual([
+      expect.objectContaining({
+        severity: 'WARNING',
+        httpStatus: 429,
+        quotaId: 'GenerateContentPaidTierInputTokensPerModelPerMinute',
+        limit: 'tokens-per-minute',
+      }),
+    ]);
+  });
+
+  it("lowers the model's planned token rate for a while on a per-minute TPM 429, not on an RPM one", async () => {
+    const { store, gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+    const afterRpm = store.ledgers.get('gemini-2.5-flash')?.tokenCut;
+    gemini.failWith(quotaError('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'));
+
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+
+    expect(afterRpm).toBeUndefined();
+    expect(store.ledgers.get('gemini-2.5-flash')?.tokenCut).toMatchObject({ factor: 0.8 });
+  });
+
+  it('counts each 429 in the job view by model and quotaId', async () => {
+    const { gemini, deps } = await setup();
+    gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+    gemini.failWith(quotaError('GenerateContentPaidTierInputTokensPerModelPerMinute', '31s'));
+    await handleTask(itemDelivery(ITEM, 0, NOON_PACIFIC - 1000), deps);
+
+    const view = await deps.lifecycle.view(JOB);
+
+    expect(view?.quota429s).toEqual({
+      'gemini-2.5-flash': {
+        GenerateRequestsPerMinutePerProjectPerModel: 1,
+        GenerateContentPaidTierInputTokensPerModelPerMinute: 1,
+      },
+    });
+  });
+
   it('runs the item when its new task comes after a per-minute 429', async () => {
     const { gemini, deps } = await setup();
     gemini.failWith(quotaError('GenerateRequestsPerMinutePerProjectPerModel', '12s'));

@@ -144,6 +144,77 @@ describe('createBatchApi: responseLines', () => {
   });
 });
 
+describe('createBatchApi: responseLines of a packed body', () => {
+  /** A body that yields `pieces`, then fails as a cut-off gzip stream does in fetch's decoder. */
+  function cutOff(...parts: Uint8Array[]): ReadableStream<Uint8Array> {
+    let at = 0;
+    return new ReadableStream({
+      pull(controller) {
+        if (at < parts.length) controller.enqueue(parts[at++]!);
+        else controller.error(new TypeError('terminated: unexpected end of file'));
+      },
+    });
+  }
+
+  it('throws when a gzipped body is cut off, though more unpacked bytes came than its content-length', async () => {
+    // Arrange: 40 packed bytes announced; 60 unpacked bytes arrive, then the decoder fails.
+    const unpacked = Buffer.from(`${'{"key":"a","v":"aaaaaaaa"}\n'.repeat(2)}{"key":"b"`);
+    const { fetch } = fakeFetch(
+      () =>
+        new Response(cutOff(unpacked), {
+          headers: { 'content-encoding': 'gzip', 'content-length': '40' },
+        }),
+    );
+    const api = createBatchApi({ apiKey: 'k', baseUrl: 'http://gemini.test', fetch });
+    // Act
+    const error = await collect(api.responseLines('files/batch-1')).catch((e: unknown) => e);
+    // Assert
+    expect(unpacked.length).toBeGreaterThan(40);
+    expect(error).toBeInstanceOf(GeminiCallError);
+  });
+
+  it('still ends an unencoded body quietly when the connection closes after every announced byte', async () => {
+    // Arrange
+    const body = Buffer.from('{"key":"a"}\n{"key":"b"}\n');
+    const { fetch } = fakeFetch(
+      () => new Response(cutOff(body), { headers: { 'content-length': String(body.length) } }),
+    );
+    const api = createBatchApi({ apiKey: 'k', baseUrl: 'http://gemini.test', fetch });
+    // Act
+    const lines = await collect(api.responseLines('files/batch-1'));
+    // Assert
+    expect(lines).toEqual(['{"key":"a"}', '{"key":"b"}']);
+  });
+});
+
+describe('createBatchApi: uploadJsonl', () => {
+  it("declares the size and the Batch guide's type, jsonl, at upload start", async () => {
+    // Arrange
+    const starts: Headers[] = [];
+    const fetch: typeof globalThis.fetch = async (_input, init) => {
+      const headers = new Headers(init?.headers);
+      if (headers.get('x-goog-upload-command') === 'start') {
+        starts.push(headers);
+        return new Response(null, { headers: { 'x-goog-upload-url': 'http://gemini.test/up/1' } });
+      }
+      if (init?.body) await new Response(init.body as ReadableStream).arrayBuffer();
+      return Response.json({ file: { name: 'files/in', sizeBytes: '12' } });
+    };
+    const api = createBatchApi({ apiKey: 'k', baseUrl: 'http://gemini.test', fetch });
+    // Act
+    const file = await api.uploadJsonl(
+      (async function* () {
+        yield '{"key":"a"}\n';
+      })(),
+      { displayName: 'part', sizeBytes: 12 },
+    );
+    // Assert
+    expect(file).toEqual({ name: 'files/in', sizeBytes: 12 });
+    expect(starts[0]!.get('x-goog-upload-header-content-type')).toBe('jsonl');
+    expect(starts[0]!.get('x-goog-upload-header-content-length')).toBe('12');
+  });
+});
+
 describe('createBatchApi: deleteFile', () => {
   it('treats a file already gone (403 "may not exist", or 404) as deleted', async () => {
     // Arrange

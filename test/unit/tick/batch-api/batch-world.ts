@@ -110,6 +110,10 @@ export async function batchWorld(options: { items?: number; onBatchFailure?: Bat
       now += TICK_MS;
       return batchCycle(deps);
     },
+    /** Moves the clock `ms` on without a tick. */
+    skip(ms: number) {
+      now += ms;
+    },
     async ticks(count: number) {
       for (let k = 0; k < count; k++) await world.tick();
     },
