@@ -31,10 +31,52 @@ const modelQuotaSchema = z.object({
   requestLimits: requestLimitsSchema.partial().optional(),
   price: z.object({
     inputPerMillion: z.number().nonnegative(),
+    /** Output, thinking tokens included. */
     outputPerMillion: z.number().nonnegative(),
-    /** Input read from a cache; 25% of `inputPerMillion` when absent. */
+    /** Input read from a cache (implicit or explicit); 10% of `inputPerMillion` when absent. */
     cachedInputPerMillion: z.number().nonnegative().optional(),
+    /**
+     * The prices of a request whose prompt is over `aboveTokens` (2.5 Pro: 200k): every token of
+     * that request is billed at them. Models without one have a single price.
+     */
+    longContext: z
+      .object({
+        aboveTokens: positiveInt.default(200_000),
+        inputPerMillion: z.number().nonnegative(),
+        outputPerMillion: z.number().nonnegative(),
+        cachedInputPerMillion: z.number().nonnegative().optional(),
+      })
+      .optional(),
+    /** This model's Priority price as a share of standard (else `serviceTiers.priority.priceShare`). */
+    priorityShare: z.number().gt(1).optional(),
   }),
+});
+
+/**
+ * The synchronous service tiers (`config.serviceTier` on generateContent): their share of the
+ * standard price, and whether this deployment may use Priority (Tier 2 and 3 projects only).
+ */
+const serviceTiersSchema = z.object({
+  flex: z
+    .object({
+      /** Flex bills half the standard price. */
+      priceShare: z.number().gt(0).lte(1).default(0.5),
+      /**
+       * The longest a Flex answer is waited for (Google: a target of 1–15 minutes; clients need
+       * timeouts of 10 minutes or more). A job whose deadline leaves less than this goes standard.
+       */
+      latencyMs: positiveInt.default(900_000),
+    })
+    .prefault({}),
+  priority: z
+    .object({
+      /** Priority bills 75–100% over standard; the 2.5 models' price rows are 1.8×. */
+      priceShare: z.number().gt(1).default(1.8),
+      /** Priority is capped at this share of the standard limits and served as standard beyond. */
+      limitShare: z.number().gt(0).lte(1).default(0.3),
+      enabled: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 /**
@@ -44,6 +86,8 @@ const modelQuotaSchema = z.object({
 export const quotasSchema = z
   .object({
     $comment: z.string().optional(),
+    /** Where the prices come from and when they were read (the public pricing page). */
+    priceSource: z.object({ page: z.url(), checked: z.iso.date(), note: z.string().optional() }).optional(),
     tier: z.string(),
     defaultModel: z.string(),
     batchDiscount: z.number().gt(0).lte(1),
@@ -51,6 +95,8 @@ export const quotasSchema = z
     batchMinItems: positiveInt.default(10_000),
     /** Largest input file of one batch (the Files API takes 2 GB a file). */
     batchMaxFileBytes: positiveInt.default(2_000_000_000),
+    /** Flex and Priority: price shares, Flex's latency, whether Priority may be used. */
+    serviceTiers: serviceTiersSchema.prefault({}),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
     /** What one request may ask for (see requestLimitsSchema); a model may override each figure. */
