@@ -124,7 +124,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
         storage,
         gcsAllowed: config.mediaGcsAllowed,
         logger,
-        ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
+        ...mediaDeadlinesFor(config.leaseMs, Math.max(config.gemini.timeoutMs, config.gemini.flexTimeoutMs)),
         uploader: createMediaUploader({
           apiKey: config.gemini.apiKey,
           timeoutMs: config.gemini.timeoutMs,

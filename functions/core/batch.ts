@@ -20,8 +20,9 @@ export function batchThreshold(model: string, quotas: Quotas): number {
 }
 
 /**
- * The path of a job: `realtime` and `batch` as asked (batch only on a model that supports it: a
- * problem otherwise), `auto` by the model's threshold.
+ * The path of a job: `realtime`, `flex` and `batch` as asked (batch only on a model that supports
+ * it: a problem otherwise), `auto` by the model's threshold. A `flex` job takes the queues like a
+ * realtime one; its calls ask Gemini for the Flex tier.
  */
 export function routeJob(
   requested: RequestedMode,
@@ -32,6 +33,7 @@ export function routeJob(
   const supports = Object.hasOwn(quotas.models, model) && quotas.models[model]!.batch;
   if (requested === 'batch')
     return supports ? { mode: 'batch' } : { problem: `${model} does not take batch jobs here` };
+  if (requested === 'flex') return { mode: 'flex' };
   if (requested === 'realtime' || !supports) return { mode: 'realtime' };
   return { mode: itemCount >= batchThreshold(model, quotas) ? 'batch' : 'realtime' };
 }

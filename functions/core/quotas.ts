@@ -66,6 +66,11 @@ const serviceTiersSchema = z.object({
        * timeouts of 10 minutes or more). A job whose deadline leaves less than this goes standard.
        */
       latencyMs: positiveInt.default(900_000),
+      /** A `flex` job without a `deadline` must be answered within this (then its items go standard). */
+      defaultDeadlineMs: positiveInt.default(6 * 3_600_000),
+      /** A shed (503) Flex call is tried again after this, doubling per attempt up to `maxBackoffMs`. */
+      minBackoffMs: positiveInt.default(10_000),
+      maxBackoffMs: positiveInt.default(300_000),
     })
     .prefault({}),
   priority: z

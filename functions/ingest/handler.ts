@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { type CreatedJob, linksFor, type ResultEntry } from '../api/jobs.js';
 import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
+import { parseDeadline } from '../core/deadline.js';
 import {
   counterShardsFor,
   itemIdForIndex,
@@ -80,6 +81,12 @@ export async function createJob(
       { field: 'mode', message: route.problem },
     ]);
   }
+  const deadline = normalized.deadline ? parseDeadline(normalized.deadline, Date.now()) : undefined;
+  if (deadline && 'problem' in deadline) {
+    throw new ValidationError(`Invalid job: deadline ${deadline.problem}.`, [
+      { field: 'deadline', message: deadline.problem },
+    ]);
+  }
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
   const mode: JobMode = route.mode;
@@ -98,6 +105,7 @@ export async function createJob(
       counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
       paths,
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
+      ...(deadline ? { deadlineMs: deadline.deadlineMs } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),

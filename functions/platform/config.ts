@@ -32,6 +32,12 @@ const envSchema = z.object({
   QUOTAS_FILE: z.string().min(1).optional(),
   /** How long the worker waits for one Gemini answer. */
   GEMINI_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(300_000),
+  /**
+   * How long the worker waits for one Flex answer (mode `flex`): Flex answers within 1–15 minutes
+   * and Google asks clients for timeouts of 10 minutes or more. Item tasks' dispatch deadline and
+   * leases fit the longer of the two timeouts.
+   */
+  GEMINI_FLEX_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(600_000),
   /** How long a job's enqueuing or a half-done cancel may stand still before the reconciler acts. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
@@ -107,7 +113,7 @@ export interface Config {
   projectId: string;
   region: string;
   bucket: string;
-  gemini: { apiKey: string; baseUrl?: string; local: boolean; timeoutMs: number };
+  gemini: { apiKey: string; baseUrl?: string; local: boolean; timeoutMs: number; flexTimeoutMs: number };
   /**
    * Cloud Tasks' dispatch deadline of an item task: the worker's longest wait for Gemini plus a
    * margin, within the service's 15 s – 30 min. A worker that outlives it would be delivered again
@@ -193,7 +199,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
   }
 
-  const dispatchDeadlineSeconds = dispatchDeadlineFor(e.GEMINI_TIMEOUT_MS);
+  const dispatchDeadlineSeconds = dispatchDeadlineFor(
+    Math.max(e.GEMINI_TIMEOUT_MS, e.GEMINI_FLEX_TIMEOUT_MS),
+  );
   return {
     projectId: e.GOOGLE_CLOUD_PROJECT,
     dispatchDeadlineSeconds,
@@ -209,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       baseUrl: e.GEMINI_BASE_URL,
       local: !e.GEMINI_API_KEY,
       timeoutMs: e.GEMINI_TIMEOUT_MS,
+      flexTimeoutMs: e.GEMINI_FLEX_TIMEOUT_MS,
     },
     emulators: {
       firestore: e.FIRESTORE_EMULATOR_HOST,
