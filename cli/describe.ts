@@ -17,6 +17,8 @@ export function describeJob(job: JobView, now = Date.now()): string {
     ],
     ['tokens', `${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out`],
     ['cost', dollars(job.costUsd)],
+    ...(job.tiers ? [['tiers', tierLine(job)] as [string, string]] : []),
+    ...(job.deadline ? [['deadline', job.deadline] as [string, string]] : []),
     ...(quota
       ? [['quota', `${number.format(quota.rpm)} RPM, ${compact(quota.tpm)} TPM`] as [string, string]]
       : []),
@@ -45,6 +47,7 @@ export function summarise(job: JobView, failures: ResultLine[], resultsHint: str
     `job ${job.id} ${job.status} in ${duration(wall)}: ${c.total} items, ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled`,
     `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}`,
   ];
+  if (job.tiers) lines.push(`tiers ${tierLine(job)}`);
   for (const f of failures) {
     if ('error' in f) lines.push(`  failed ${f.key}: ${f.error.code} ${f.error.status}: ${f.error.message}`);
   }
@@ -52,6 +55,25 @@ export function summarise(job: JobView, failures: ResultLine[], resultsHint: str
     lines.push(`  … and ${c.failed - failures.length} more`);
   lines.push(`results: ${resultsHint}`);
   return lines.join('\n');
+}
+
+const TIER_ORDER = ['standard', 'flex', 'priority', 'batch'] as const;
+
+/**
+ * Items and cost per tier that served them, and what that saved against all-standard:
+ * `flex 4 items $0.0012, standard 2 items $0.0010 | saved $0.0012 against standard`.
+ */
+export function tierLine(job: Pick<JobView, 'tiers' | 'savedUsd'>): string {
+  const parts = TIER_ORDER.flatMap((tier) => {
+    const t = job.tiers?.[tier];
+    return t
+      ? [`${tier} ${number.format(t.items)} item${t.items === 1 ? '' : 's'} ${dollars(t.costUsd)}`]
+      : [];
+  });
+  const saved = job.savedUsd ?? 0;
+  const verdict =
+    saved >= 0 ? `saved ${dollars(saved)} against standard` : `${dollars(-saved)} more than standard`;
+  return `${parts.join(', ')} | ${verdict}`;
 }
 
 /** `gemini-fanout jobs`: a table, newest first. */

@@ -1,0 +1,73 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { configureStandIn, createJob, resultsJsonl, standInStats, waitForJob } from '../helpers/e2e.js';
+
+/**
+ * Flex through the local cloud: a `mode: "flex"` job asks Gemini (the stand-in) for the Flex tier on
+ * every call; Flex answers after its (scaled) minutes, items the stand-in sheds with 503 are tried
+ * again on Flex with backoff and go standard once the job's deadline leaves less than Flex's latency
+ * (test/fixtures/quotas.e2e.json: 3 s, backoff 0.5–2 s); every item is priced at the tier that
+ * served it, and the job view says so per tier, with what it saved against all-standard.
+ */
+const MODEL = 'gemini-e2e-flex';
+// gemini-e2e-flex's prices in quotas.e2e.json, USD per 1M tokens.
+const INPUT = 0.3;
+const OUTPUT = 2.5;
+
+interface Usage {
+  promptTokenCount?: number;
+  candidatesTokenCount?: number;
+  thoughtsTokenCount?: number;
+}
+
+const standardUsd = (u: Usage | undefined) =>
+  ((u?.promptTokenCount ?? 0) * INPUT +
+    ((u?.candidatesTokenCount ?? 0) + (u?.thoughtsTokenCount ?? 0)) * OUTPUT) /
+  1e6;
+
+describe('mode flex', () => {
+  afterAll(async () => {
+    await configureStandIn({ serviceTiers: { flex: { minMs: 60_000, maxMs: 900_000, timeScale: 1 } } });
+  });
+
+  it('serves items on Flex at half price, retries shed ones and falls back to standard near the deadline', async () => {
+    // Arrange: Flex answers in 1–10 "minutes" of 1 ms each; two items are always shed.
+    await configureStandIn({ serviceTiers: { flex: { minMs: 60_000, maxMs: 600_000, timeScale: 0.001 } } });
+    const before = (await standInStats()).models[MODEL]?.faults['503'] ?? 0;
+    const requests = [
+      ...Array.from({ length: 4 }, (_, i) => ({ key: `flex-${i}`, prompt: `a flexible question ${i}` })),
+      ...Array.from({ length: 2 }, (_, i) => ({
+        key: `shed-${i}`,
+        prompt: `always shed ${i} [[flex:shed]]`,
+      })),
+    ];
+
+    // Act
+    const id = await createJob({ model: MODEL, mode: 'flex', deadline: '12s', requests });
+    const job = await waitForJob(id, 90_000);
+    const lines = await resultsJsonl(id);
+    const shedCalls = ((await standInStats()).models[MODEL]?.faults['503'] ?? 0) - before;
+
+    // Assert: every item answered; the shed ones were tried on Flex more than once each, then standard.
+    expect(job).toMatchObject({
+      status: 'succeeded',
+      mode: 'flex',
+      counts: { total: 6, succeeded: 6, failed: 0, pending: 0 },
+    });
+    expect(job.deadline).toBeDefined();
+    expect(shedCalls).toBeGreaterThanOrEqual(4);
+    const usage = (key: string) => {
+      const line = lines.find((l) => l.key === key);
+      return line && 'response' in line
+        ? (line.response as { usageMetadata?: Usage }).usageMetadata
+        : undefined;
+    };
+    const flexAtStandard = requests.slice(0, 4).reduce((sum, r) => sum + standardUsd(usage(r.key)), 0);
+    const shedAtStandard = requests.slice(4).reduce((sum, r) => sum + standardUsd(usage(r.key)), 0);
+    expect(job.tiers).toEqual({
+      flex: { items: 4, costUsd: expect.closeTo(flexAtStandard / 2, 9) },
+      standard: { items: 2, costUsd: expect.closeTo(shedAtStandard, 9) },
+    });
+    expect(job.costUsd).toBeCloseTo(flexAtStandard / 2 + shedAtStandard, 9);
+    expect(job.savedUsd).toBeCloseTo(flexAtStandard / 2, 9);
+  }, 120_000);
+});
