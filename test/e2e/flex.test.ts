@@ -42,7 +42,7 @@ describe('mode flex', () => {
     ];
 
     // Act
-    const id = await createJob({ model: MODEL, mode: 'flex', deadline: '12s', requests });
+    const id = await createJob({ model: MODEL, mode: 'flex', deadline: '30s', requests });
     const job = await waitForJob(id, 90_000);
     const lines = await resultsJsonl(id);
     const shedCalls = ((await standInStats()).models[MODEL]?.faults['503'] ?? 0) - before;
