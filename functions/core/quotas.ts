@@ -15,6 +15,16 @@ const requestLimitsSchema = z.object({
   cachedContent: z.boolean().default(false),
 });
 
+/**
+ * Where `mode: "auto"` sends a job that names a `deadline`, by the time it leaves: the Batch API
+ * from `batchMinMs` on (Google's turnaround target is 24 hours) for a set of `batchMinItems` or
+ * more, Flex from `flexMinMs` on (its latency is minutes), standard realtime below.
+ */
+const routingSchema = z.object({
+  flexMinMs: positiveInt.default(1_800_000),
+  batchMinMs: positiveInt.default(86_400_000),
+});
+
 const modelQuotaSchema = z.object({
   rpm: positiveInt,
   tpm: positiveInt,
@@ -27,6 +37,8 @@ const modelQuotaSchema = z.object({
    * more; a set over it is split, and a create that would go over waits for the next tick.
    */
   batchEnqueuedTokens: positiveInt.optional(),
+  /** Overrides of the top-level `routing` thresholds for this model. */
+  routing: routingSchema.partial().optional(),
   /** Overrides of the top-level `requestLimits` for this model. */
   requestLimits: requestLimitsSchema.partial().optional(),
   price: z.object({
@@ -100,6 +112,8 @@ export const quotasSchema = z
     batchMinItems: positiveInt.default(10_000),
     /** Largest input file of one batch (the Files API takes 2 GB a file). */
     batchMaxFileBytes: positiveInt.default(2_000_000_000),
+    /** `mode: "auto"` with a deadline: the time left from which Flex, then Batch, are chosen. */
+    routing: routingSchema.prefault({}),
     /** Flex and Priority: price shares, Flex's latency, whether Priority may be used. */
     serviceTiers: serviceTiersSchema.prefault({}),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */

@@ -75,16 +75,18 @@ export async function createJob(
     }
     throw err;
   }
-  const route = routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas);
-  if ('problem' in route) {
-    throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [
-      { field: 'mode', message: route.problem },
-    ]);
-  }
-  const deadline = normalized.deadline ? parseDeadline(normalized.deadline, Date.now()) : undefined;
+  const nowMs = Date.now();
+  const deadline = normalized.deadline ? parseDeadline(normalized.deadline, nowMs) : undefined;
   if (deadline && 'problem' in deadline) {
     throw new ValidationError(`Invalid job: deadline ${deadline.problem}.`, [
       { field: 'deadline', message: deadline.problem },
+    ]);
+  }
+  const timeLeftMs = deadline ? deadline.deadlineMs - nowMs : undefined;
+  const route = routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas, timeLeftMs);
+  if ('problem' in route) {
+    throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [
+      { field: 'mode', message: route.problem },
     ]);
   }
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;

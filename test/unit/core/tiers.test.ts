@@ -82,3 +82,30 @@ describe('flex routing and the served tier', () => {
     expect(servedTierOf('something-new', undefined)).toBe('standard');
   });
 });
+
+describe('mode auto with a deadline', () => {
+  const quotas = testQuotas();
+  const MIN = 60_000;
+  const HOUR = 3_600_000;
+
+  it('goes standard when the deadline is close, Flex when minutes are fine, Batch when hours are and the set is big', () => {
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', quotas, 10 * MIN)).toEqual({ mode: 'realtime' });
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', quotas, 45 * MIN)).toEqual({ mode: 'flex' });
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', quotas, 30 * HOUR)).toEqual({ mode: 'flex' });
+    expect(routeJob('auto', 5_000, 'gemini-2.5-flash', quotas, 2 * HOUR)).toEqual({ mode: 'flex' });
+    expect(routeJob('auto', 5_000, 'gemini-2.5-flash', quotas, 30 * HOUR)).toEqual({ mode: 'batch' });
+  });
+
+  it("takes a model's own thresholds over the deployment's", () => {
+    const own = testQuotas();
+    own.models['gemini-2.5-pro']!.routing = { flexMinMs: 2 * HOUR };
+
+    expect(routeJob('auto', 10, 'gemini-2.5-pro', own, HOUR)).toEqual({ mode: 'realtime' });
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', own, HOUR)).toEqual({ mode: 'flex' });
+  });
+
+  it('keeps an explicit mode whatever the deadline', () => {
+    expect(routeJob('realtime', 5_000, 'gemini-2.5-flash', quotas, 30 * HOUR)).toEqual({ mode: 'realtime' });
+    expect(routeJob('flex', 10, 'gemini-2.5-flash', quotas, MIN)).toEqual({ mode: 'flex' });
+  });
+});
