@@ -79,9 +79,16 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     .option('-p, --prompt <text...>', 'a prompt (repeatable) instead of a file')
     .option('-m, --model <model>', 'the Gemini model (the server has a default)')
     .addOption(
-      new Option('--mode <mode>', 'realtime (the queues), batch (the Batch API, half the price), or auto')
-        .choices(['auto', 'realtime', 'batch'])
+      new Option(
+        '--mode <mode>',
+        'realtime (the queues), flex (the queues on Flex: half the price, minutes), batch (the Batch API, half the price), or auto',
+      )
+        .choices(['auto', 'realtime', 'flex', 'batch'])
         .default('auto'),
+    )
+    .option(
+      '--deadline <when>',
+      'when the results are needed: 30m, 6h, 1h30m or an ISO time (auto picks the tier by it)',
     )
     .option('-w, --watch', 'watch it to the end; the exit code then tells how it ended')
     .option('-o, --out <file>', 'with --watch: write the results there (JSONL, input order) when done')
@@ -169,7 +176,8 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
   interface SubmitFlags {
     prompt?: string[];
     model?: string;
-    mode: 'auto' | 'realtime' | 'batch';
+    mode: 'auto' | 'realtime' | 'flex' | 'batch';
+    deadline?: string;
     watch?: boolean;
     out?: string;
   }
@@ -180,7 +188,12 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
     const requests = await readInput(file, opts.prompt);
     const t = await target(opts.url);
     const created = await t.client.submit(
-      { requests, mode: opts.mode, ...(opts.model ? { model: opts.model } : {}) },
+      {
+        requests,
+        mode: opts.mode,
+        ...(opts.model ? { model: opts.model } : {}),
+        ...(opts.deadline ? { deadline: opts.deadline } : {}),
+      },
       { signal },
     );
     if (opts.json) json(opts.watch ? { type: 'submitted', job: created } : created);
