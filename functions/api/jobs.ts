@@ -204,11 +204,23 @@ export const jobListSchema = z.looseObject({
 export type JobList = Declared<z.infer<typeof jobListSchema>>;
 
 /**
- * `POST /jobs?dryRun=true`: what the job would take, with nothing stored or called. The server does
- * not answer it yet; its fields are declared when it does.
+ * `POST /jobs?dryRun=true`: what the job would take, with nothing stored or called: the path it
+ * would take, its items, its input tokens (the plan's estimate) and output tokens at most (when
+ * every item caps them), its cost on each tier (with the output only when capped), and the least
+ * time the model's quota allows for it on the queues.
  */
-export const jobEstimateSchema = z.looseObject({});
-export type JobEstimate = z.infer<typeof jobEstimateSchema>;
+export const jobEstimateSchema = z.looseObject({
+  dryRun: z.literal(true),
+  model: z.string(),
+  mode: jobModeSchema,
+  items: count,
+  tokens: z.looseObject({ input: count, outputAtMost: count.nullable(), countedBy: z.string() }),
+  costUsd: z.partialRecord(z.enum(['standard', 'flex', 'priority', 'batch']), z.number().nonnegative()),
+  costIncludesOutput: z.boolean(),
+  quotaSeconds: z.number().nonnegative(),
+  deadline: z.iso.datetime().optional(),
+});
+export type JobEstimate = Declared<z.infer<typeof jobEstimateSchema>>;
 
 // Results
 

@@ -1,29 +1,21 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type CreatedJob, linksFor, type ResultEntry } from '../api/jobs.js';
-import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { PartPlanner, partLimitsFor } from '../core/batch.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
-import { parseDeadline } from '../core/deadline.js';
 import {
   counterShardsFor,
   itemIdForIndex,
-  type JobMode,
   type JobRecord,
   type JobView,
   type NewItem,
 } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
-import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import type { Caller } from '../platform/caller.js';
-import {
-  ConflictError,
-  ForbiddenError,
-  NotFoundError,
-  PayloadTooLargeError,
-  ValidationError,
-} from '../platform/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
+import { validateJob } from './validate-job.js';
 
 export interface IngestDeps {
   lifecycle: Lifecycle;
@@ -61,37 +53,9 @@ export async function createJob(
   deps: IngestDeps,
   options: { source?: string; idempotency?: Idempotency; owner?: string } = {},
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
-  let normalized: ReturnType<typeof normalizeJobRequest>;
-  try {
-    normalized = normalizeJobRequest(body, deps.quotas, {
-      ...(deps.mediaGcsAllowed ? { mediaGcsAllowed: deps.mediaGcsAllowed } : {}),
-      ...(deps.httpCallbacks ? { httpCallbacks: true } : {}),
-    });
-  } catch (err) {
-    if (err instanceof RequestProblem) {
-      throw err.tooLarge
-        ? new PayloadTooLargeError(err.message, err.problems)
-        : new ValidationError(err.message, err.problems);
-    }
-    throw err;
-  }
-  const nowMs = Date.now();
-  const deadline = normalized.deadline ? parseDeadline(normalized.deadline, nowMs) : undefined;
-  if (deadline && 'problem' in deadline) {
-    throw new ValidationError(`Invalid job: deadline ${deadline.problem}.`, [
-      { field: 'deadline', message: deadline.problem },
-    ]);
-  }
-  const timeLeftMs = deadline ? deadline.deadlineMs - nowMs : undefined;
-  const route = routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas, timeLeftMs);
-  if ('problem' in route) {
-    throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [
-      { field: 'mode', message: route.problem },
-    ]);
-  }
+  const { normalized, mode, deadlineMs } = validateJob(body, deps, Date.now());
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
-  const mode: JobMode = route.mode;
   const staged =
     mode === 'batch' ? await stageBatchJob(id, normalized.model, normalized.items, deps) : undefined;
   const batchItems = staged?.batchItems ?? 0;
@@ -107,7 +71,7 @@ export async function createJob(
       counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
       paths,
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
-      ...(deadline ? { deadlineMs: deadline.deadlineMs } : {}),
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),

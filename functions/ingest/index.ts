@@ -12,6 +12,7 @@ import {
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
+import { dryRunJob } from './dry-run.js';
 import { streamEvents } from './events.js';
 import {
   cancelJob,
@@ -84,6 +85,10 @@ export function createIngestHandler(getDeps: () => Deps) {
           }
           // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
           // refused anything larger before buffering it (platform/body-limit.ts).
+          if (req.query.dryRun === 'true') {
+            res.status(200).json(dryRunJob(req.body, handlerDeps));
+            return;
+          }
           const key = req.header('idempotency-key');
           if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
             throw new ValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters.', [

@@ -1,5 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { configureStandIn, createJob, resultsJsonl, standInStats, waitForJob } from '../helpers/e2e.js';
+import {
+  call,
+  configureStandIn,
+  createJob,
+  jobsClient,
+  resultsJsonl,
+  standInStats,
+  waitForJob,
+} from '../helpers/e2e.js';
 
 /**
  * Flex through the local cloud: a `mode: "flex"` job asks Gemini (the stand-in) for the Flex tier on
@@ -70,4 +78,36 @@ describe('mode flex', () => {
     expect(job.costUsd).toBeCloseTo(flexAtStandard / 2 + shedAtStandard, 9);
     expect(job.savedUsd).toBeCloseTo(flexAtStandard / 2, 9);
   }, 120_000);
+
+  it('answers a dry run with items, tokens, cost per tier and the time the quota allows, storing and calling nothing', async () => {
+    // Arrange
+    const statsBefore = (await standInStats()).models[MODEL];
+    const jobsBefore = (await jobsClient().list({ pageSize: 100 })).jobs.length;
+    const prompts = Array.from({ length: 30 }, (_, i) => `a question worth estimating, number ${i}`);
+    // Act
+    const estimate = await jobsClient().estimate({
+      model: MODEL,
+      deadline: '2h',
+      prompts,
+      config: { maxOutputTokens: 100 },
+    });
+    const refused = await call('POST', '/jobs?dryRun=true', { model: MODEL, deadline: 'yesterday', prompts });
+    // Assert: auto with two hours left picks Flex; 30 items capped at 100 output tokens each.
+    expect(estimate).toMatchObject({
+      dryRun: true,
+      model: MODEL,
+      mode: 'flex',
+      items: 30,
+      tokens: { outputAtMost: 3000, countedBy: 'estimate' },
+      costIncludesOutput: true,
+    });
+    const standard = (estimate.tokens.input * INPUT + 3000 * OUTPUT) / 1e6;
+    expect(estimate.costUsd.standard).toBeCloseTo(standard, 9);
+    expect(estimate.costUsd.flex).toBeCloseTo(standard / 2, 9);
+    expect(estimate.costUsd.batch).toBeCloseTo(standard / 2, 9);
+    expect(estimate.quotaSeconds).toBeGreaterThan(0);
+    expect(refused.status).toBe(400);
+    expect((await jobsClient().list({ pageSize: 100 })).jobs.length).toBe(jobsBefore);
+    expect((await standInStats()).models[MODEL]?.requests ?? 0).toBe(statsBefore?.requests ?? 0);
+  });
 });
