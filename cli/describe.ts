@@ -1,5 +1,5 @@
 /** What the CLI prints about jobs for people: a job's status, a watch's summary, the list of jobs. */
-import type { JobView, ResultLine } from '../functions/api/jobs.js';
+import type { JobEstimate, JobView, ResultLine } from '../functions/api/jobs.js';
 import { compact, dollars, duration, elapsedMs } from './progress.js';
 
 const number = new Intl.NumberFormat('en-US');
@@ -74,6 +74,27 @@ export function tierLine(job: Pick<JobView, 'tiers' | 'savedUsd'>): string {
   const verdict =
     saved >= 0 ? `saved ${dollars(saved)} against standard` : `${dollars(-saved)} more than standard`;
   return `${parts.join(', ')} | ${verdict}`;
+}
+
+/** `submit --dry-run`: what the job would take, one labelled line per fact. */
+export function describeEstimate(e: JobEstimate): string {
+  const output =
+    e.tokens.outputAtMost === null
+      ? 'output not capped'
+      : `at most ${number.format(e.tokens.outputAtMost)} out`;
+  const costs = TIER_ORDER.flatMap((tier) => {
+    const usd = e.costUsd[tier];
+    return usd === undefined ? [] : [`${tier} ${dollars(usd)}`];
+  });
+  const rows: Array<[string, string]> = [
+    ['path', `${e.mode} (${e.model})`],
+    ['items', number.format(e.items)],
+    ['tokens', `${number.format(e.tokens.input)} in (${e.tokens.countedBy}), ${output}`],
+    ['cost', `${costs.join(', ')}${e.costIncludesOutput ? '' : ' (input only)'}`],
+    ['quota', `at least ${duration(e.quotaSeconds * 1000)} on the queues`],
+    ...(e.deadline ? [['deadline', e.deadline] as [string, string]] : []),
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(8)} ${v}`).join('\n');
 }
 
 /** `gemini-fanout jobs`: a table, newest first. */

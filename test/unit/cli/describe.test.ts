@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeJob, summarise, tierLine } from '../../../cli/describe.js';
+import { describeEstimate, describeJob, summarise, tierLine } from '../../../cli/describe.js';
 import type { JobView } from '../../../functions/api/jobs.js';
 
 const JOB: JobView = {
@@ -44,5 +44,25 @@ describe('the CLI on tiers', () => {
     const { tiers: _t, savedUsd: _s, ...old } = JOB;
 
     expect(describeJob(old)).not.toMatch(/tiers/);
+  });
+});
+
+describe('the CLI on a dry run', () => {
+  it('prints the path, tokens, cost per tier and the time the quota allows', () => {
+    const text = describeEstimate({
+      dryRun: true,
+      model: 'gemini-2.5-flash',
+      mode: 'flex',
+      items: 30,
+      tokens: { input: 300, outputAtMost: null, countedBy: 'estimate' },
+      costUsd: { standard: 0.00009, flex: 0.000045, batch: 0.000045 },
+      costIncludesOutput: false,
+      quotaSeconds: 1.8,
+    });
+
+    expect(text).toContain('path     flex (gemini-2.5-flash)');
+    expect(text).toContain('tokens   300 in (estimate), output not capped');
+    expect(text).toContain('cost     standard $0.0001, flex $0.0000, batch $0.0000 (input only)');
+    expect(text).toMatch(/^quota {4}at least /m);
   });
 });
