@@ -45,9 +45,8 @@ export function summarise(job: JobView, failures: ResultLine[], resultsHint: str
   const quota = job.mode === 'batch' ? null : job.quota;
   const lines = [
     `job ${job.id} ${job.status} in ${duration(wall)}: ${c.total} items, ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled`,
-    `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}`,
+    `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}${job.tiers ? ` | ${tierLine(job)}` : ''}`,
   ];
-  if (job.tiers) lines.push(`tiers ${tierLine(job)}`);
   for (const f of failures) {
     if ('error' in f) lines.push(`  failed ${f.key}: ${f.error.code} ${f.error.status}: ${f.error.message}`);
   }

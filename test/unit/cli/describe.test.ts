@@ -37,7 +37,9 @@ describe('the CLI on tiers', () => {
   it('puts the tiers and the deadline in status and in the summary after a watch', () => {
     expect(describeJob(JOB)).toMatch(/^tiers {4}standard 2 items/m);
     expect(describeJob(JOB)).toMatch(/^deadline 2026-12-06T12:30:00.000Z$/m);
-    expect(summarise(JOB, [], 'gemini-fanout results job-1')).toContain('tiers standard 2 items');
+    expect(summarise(JOB, [], 'gemini-fanout results job-1')).toMatch(
+      /^tokens .* \| standard 2 items \$0\.0010, flex 4 items \$0\.0006 \| saved \$0\.0006 against standard$/m,
+    );
   });
 
   it('leaves the tiers out for a job that has none', () => {
