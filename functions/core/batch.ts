@@ -31,13 +31,17 @@ export function routeJob(
   model: string,
   quotas: Quotas,
   timeLeftMs?: number,
-): { mode: JobMode } | { problem: string } {
+): { mode: JobMode; priority?: true } | { problem: string } {
   const supports = Object.hasOwn(quotas.models, model) && quotas.models[model]!.batch;
   if (requested === 'batch')
     return supports ? { mode: 'batch' } : { problem: `${model} does not take batch jobs here` };
   if (requested === 'flex') return { mode: 'flex' };
   if (requested === 'realtime') return { mode: 'realtime' };
-  if (timeLeftMs !== undefined) return { mode: routeByDeadline(timeLeftMs, itemCount, model, quotas) };
+  if (timeLeftMs !== undefined) {
+    const mode = routeByDeadline(timeLeftMs, itemCount, model, quotas);
+    // The deadline is close: Priority (seconds, never shed) where this deployment may use it.
+    return mode === 'realtime' && quotas.serviceTiers.priority.enabled ? { mode, priority: true } : { mode };
+  }
   if (!supports) return { mode: 'realtime' };
   return { mode: itemCount >= batchThreshold(model, quotas) ? 'batch' : 'realtime' };
 }

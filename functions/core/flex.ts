@@ -22,13 +22,15 @@ export function flexDeadlineMs(
 
 /**
  * The tier an item of `job` is sent at now: `flex` while the deadline leaves Flex's latency,
- * `standard` once it does not; undefined for jobs that do not ask for a tier (standard by default).
+ * `standard` once it does not; `priority` for a job routed there (Gemini serves it as standard
+ * over Priority's cap, and says so); undefined for jobs that ask for no tier (standard by default).
  */
 export function callTierFor(
-  job: { mode: JobMode; createdAt: Date; deadlineMs?: number },
+  job: { mode: JobMode; createdAt: Date; deadlineMs?: number; priority?: boolean },
   nowMs: number,
   flex: FlexSettings,
-): 'flex' | 'standard' | undefined {
+): 'flex' | 'standard' | 'priority' | undefined {
+  if (job.priority && job.mode === 'realtime') return 'priority';
   if (job.mode !== 'flex') return undefined;
   return nowMs + flex.latencyMs < flexDeadlineMs(job, flex) ? 'flex' : 'standard';
 }

@@ -99,6 +99,8 @@ export interface JobSpec {
   onBatchFailure?: BatchFallback;
   /** When the results are needed (epoch ms), from the request's `deadline`. */
   deadlineMs?: number;
+  /** Realtime jobs `auto` sent to Priority (a close deadline, Priority enabled): their calls ask for it. */
+  priority?: boolean;
   /** Batch jobs: the staged JSONL its batches are made from (`staging/…`, or the inbox file itself). */
   staged?: StagedSet;
   /** Bucket jobs: where the results file goes once the job is terminal. */

@@ -53,7 +53,7 @@ export async function createJob(
   deps: IngestDeps,
   options: { source?: string; idempotency?: Idempotency; owner?: string } = {},
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
-  const { normalized, mode, deadlineMs } = validateJob(body, deps, Date.now());
+  const { normalized, mode, deadlineMs, priority } = validateJob(body, deps, Date.now());
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
   const staged =
@@ -72,6 +72,7 @@ export async function createJob(
       paths,
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      ...(priority ? { priority } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),

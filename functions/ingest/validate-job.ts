@@ -10,6 +10,8 @@ export interface ValidJob {
   normalized: NormalizedJob;
   mode: JobMode;
   deadlineMs?: number;
+  /** `auto` with a close deadline, on a deployment that enables Priority. */
+  priority?: true;
 }
 
 /**
@@ -49,5 +51,10 @@ export function validateJob(
       { field: 'mode', message: route.problem },
     ]);
   }
-  return { normalized, mode: route.mode, ...(deadline ? { deadlineMs: deadline.deadlineMs } : {}) };
+  return {
+    normalized,
+    mode: route.mode,
+    ...(route.priority ? { priority: true } : {}),
+    ...(deadline ? { deadlineMs: deadline.deadlineMs } : {}),
+  };
 }

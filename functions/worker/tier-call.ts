@@ -13,7 +13,7 @@ import { AFTER_ANSWER_MS } from './keep-lease.js';
 
 /** The tier to ask for (none: standard by default) and the client timeout that fits it. */
 export interface CallPlan {
-  tier: 'flex' | 'standard' | undefined;
+  tier: CallTier | undefined;
   timeoutMs: number;
   /** The lease a delivery needs left before the call: the timeout and the outcome's write. */
   leaseNeedMs: number;

@@ -29,6 +29,7 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(d.paths ? { paths: d.paths } : {}),
     ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
     ...(typeof d.deadlineMs === 'number' ? { deadlineMs: d.deadlineMs } : {}),
+    ...(d.priority === true ? { priority: true } : {}),
     ...(d.staged ? { staged: d.staged } : {}),
     ...(d.output ? { output: d.output } : {}),
     ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),

@@ -104,6 +104,19 @@ describe('mode auto with a deadline', () => {
     expect(routeJob('auto', 10, 'gemini-2.5-flash', own, HOUR)).toEqual({ mode: 'flex' });
   });
 
+  it('sends a close deadline to Priority only where the deployment enables it', () => {
+    const enabled = testQuotas();
+    enabled.serviceTiers.priority.enabled = true;
+
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', quotas, 10 * MIN)).toEqual({ mode: 'realtime' });
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', enabled, 10 * MIN)).toEqual({
+      mode: 'realtime',
+      priority: true,
+    });
+    expect(routeJob('auto', 10, 'gemini-2.5-flash', enabled, 45 * MIN)).toEqual({ mode: 'flex' });
+    expect(routeJob('realtime', 10, 'gemini-2.5-flash', enabled, 10 * MIN)).toEqual({ mode: 'realtime' });
+  });
+
   it('keeps an explicit mode whatever the deadline', () => {
     expect(routeJob('realtime', 5_000, 'gemini-2.5-flash', quotas, 30 * HOUR)).toEqual({ mode: 'realtime' });
     expect(routeJob('flex', 10, 'gemini-2.5-flash', quotas, MIN)).toEqual({ mode: 'flex' });

@@ -41,7 +41,7 @@ const shed = () =>
   });
 
 /** A job of one item (12 prompt tokens, 5 output tokens answered), in `mode`, created at T0. */
-async function setup(mode: 'flex' | 'realtime', deadlineMs?: number, now = T0) {
+async function setup(mode: 'flex' | 'realtime', deadlineMs?: number, now = T0, priority = false) {
   const quotas = testQuotas();
   const capture = createLogCapture();
   const logger = createLogger({ destination: capture.stream });
@@ -57,6 +57,7 @@ async function setup(mode: 'flex' | 'realtime', deadlineMs?: number, now = T0) {
       total: 1,
       source: 'api',
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      ...(priority ? { priority } : {}),
     },
     job.items,
   );
@@ -191,5 +192,31 @@ describe('a realtime job', () => {
 
     expect(reply.status).toBe(500);
     expect([...world.tasks.itemTasks.values()].filter((t) => t.handover !== undefined)).toEqual([]);
+  });
+});
+
+describe('a realtime job routed to Priority', () => {
+  it("asks Gemini for Priority with the standard timeout, and prices Priority's answers at 1.8×", async () => {
+    const { world, gemini, deps } = await setup('realtime', T0 + 60_000, T0, true);
+    gemini.served = 'priority';
+
+    await handleTask(delivery(), deps);
+
+    expect(gemini.options).toEqual([
+      { serviceTier: 'priority', timeoutMs: TEST_WORKER_BOUNDS.geminiTimeoutMs },
+    ]);
+    expect(world.db.item(JOB, ITEM)).toMatchObject({ tier: 'priority' });
+    expect(world.db.item(JOB, ITEM)?.costUsd).toBeCloseTo(STANDARD_USD * 1.8, 12);
+    expect((await world.lifecycle.view(JOB))?.savedUsd).toBeCloseTo(-STANDARD_USD * 0.8, 12);
+  });
+
+  it('prices an answer Gemini served as standard over the Priority cap at standard', async () => {
+    const { world, gemini, deps } = await setup('realtime', T0 + 60_000, T0, true);
+    gemini.served = 'standard';
+
+    await handleTask(delivery(), deps);
+
+    expect(world.db.item(JOB, ITEM)).toMatchObject({ tier: 'standard' });
+    expect(world.db.item(JOB, ITEM)?.costUsd).toBeCloseTo(STANDARD_USD, 12);
   });
 });
