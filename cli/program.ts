@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { JobsApiError } from '../functions/api/client.js';
 import type { RequestItem } from '../functions/api/jobs.js';
-import { describeJob, jobsTable, summarise } from './describe.js';
+import { describeEstimate, describeJob, jobsTable, summarise } from './describe.js';
 import { CliError, EXIT, EXIT_CODES_HELP, exitCodeFor, outcomeCode } from './exit-codes.js';
 import { readPromptFile } from './prompt-file.js';
 import { createRenderer, type Output, renderModeFor } from './render.js';
@@ -83,9 +83,20 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     .option('-p, --prompt <text...>', 'a prompt (repeatable) instead of a file')
     .option('-m, --model <model>', 'the Gemini model (the server has a default)')
     .addOption(
-      new Option('--mode <mode>', 'realtime (the queues), batch (the Batch API, half the price), or auto')
-        .choices(['auto', 'realtime', 'batch'])
+      new Option(
+        '--mode <mode>',
+        'realtime (the queues), flex (the queues on Flex: half the price, minutes), batch (the Batch API, half the price), or auto',
+      )
+        .choices(['auto', 'realtime', 'flex', 'batch'])
         .default('auto'),
+    )
+    .option(
+      '--deadline <when>',
+      'when the results are needed: 30m, 6h, 1h30m or an ISO time (auto picks the tier by it)',
+    )
+    .option(
+      '--dry-run',
+      'print what it would take (items, tokens, cost per tier, quota time); submit nothing',
     )
     .option('-w, --watch', 'watch it to the end; the exit code then tells how it ended')
     .option('-o, --out <file>', 'with --watch: write the results there (JSONL, input order) when done')
@@ -192,7 +203,9 @@ The key is a secret: keep it where your receiver reads its configuration, never 
   interface SubmitFlags {
     prompt?: string[];
     model?: string;
-    mode: 'auto' | 'realtime' | 'batch';
+    mode: 'auto' | 'realtime' | 'flex' | 'batch';
+    deadline?: string;
+    dryRun?: boolean;
     watch?: boolean;
     out?: string;
   }
@@ -202,10 +215,19 @@ The key is a secret: keep it where your receiver reads its configuration, never 
       throw new CliError('--out needs --watch (or use `results ID --out FILE`)', EXIT.badInput);
     const requests = await readInput(file, opts.prompt);
     const t = await target(opts.url);
-    const created = await t.client.submit(
-      { requests, mode: opts.mode, ...(opts.model ? { model: opts.model } : {}) },
-      { signal },
-    );
+    const body = {
+      requests,
+      mode: opts.mode,
+      ...(opts.model ? { model: opts.model } : {}),
+      ...(opts.deadline ? { deadline: opts.deadline } : {}),
+    };
+    if (opts.dryRun) {
+      const estimate = await t.client.estimate(body, { signal });
+      if (opts.json) json(estimate);
+      else out(describeEstimate(estimate));
+      return EXIT.ok;
+    }
+    const created = await t.client.submit(body, { signal });
     if (opts.json) json(opts.watch ? { type: 'submitted', job: created } : created);
     else out(`job ${created.id}: ${created.total} items queued (${created.mode}) at ${t.url}`);
     if (!opts.watch) {

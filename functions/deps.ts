@@ -117,7 +117,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       gcsAllowed: config.mediaGcsAllowed,
       gcsShared: config.mediaGcsShared,
       logger,
-      ...mediaDeadlinesFor(config.leaseMs, config.gemini.timeoutMs),
+      ...mediaDeadlinesFor(config.leaseMs, Math.max(config.gemini.timeoutMs, config.gemini.flexTimeoutMs)),
       uploader: createMediaUploader(geminiOptions()),
     }),
   );

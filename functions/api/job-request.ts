@@ -93,7 +93,12 @@ export const requestItemSchema = z
 export const createJobSchema = z
   .object({
     model: z.string().min(1).optional(),
-    mode: z.enum(['auto', 'realtime', 'batch']).default('auto'),
+    mode: z.enum(['auto', 'realtime', 'flex', 'batch']).default('auto'),
+    /**
+     * When the results are needed: a duration from now (`30m`, `6h`, `1h30m`) or an ISO time. A
+     * `flex` job's items go standard once it leaves less than Flex's latency.
+     */
+    deadline: z.string().min(1).max(64).optional(),
     config: z.record(z.string(), z.unknown()).optional(),
     systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
     prompts: z.array(z.string().min(1, 'must not be empty')).optional(),

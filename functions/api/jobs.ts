@@ -37,8 +37,11 @@ export function isTerminalStatus(status: JobStatus): boolean {
   return TERMINAL_JOB_STATUSES.includes(status);
 }
 
-/** The path a job took (the `mode` a request asks for may also be `auto`). */
-export const jobModeSchema = z.enum(['realtime', 'batch']);
+/**
+ * The path a job took (the `mode` a request asks for may also be `auto`): `realtime` (the queues, the
+ * standard tier), `flex` (the queues, Gemini's Flex tier: half price, minutes of latency) or `batch`.
+ */
+export const jobModeSchema = z.enum(['realtime', 'flex', 'batch']);
 export type JobMode = z.infer<typeof jobModeSchema>;
 
 const count = z.number().int().nonnegative();
@@ -57,6 +60,10 @@ export const usageSchema = z.looseObject({
   outputTokens: count,
 });
 export type Usage = Declared<z.infer<typeof usageSchema>>;
+
+/** Items answered at one tier, and what they cost there. */
+export const tierTotalsSchema = z.looseObject({ items: count, costUsd: z.number().nonnegative() });
+export type TierTotalsView = Declared<z.infer<typeof tierTotalsSchema>>;
 
 /** The links of a job's resources, relative to the ingest URL. */
 export const jobLinksSchema = z.looseObject({
@@ -163,6 +170,15 @@ export const jobViewSchema = z.looseObject({
   counts: jobCountsSchema,
   usage: usageSchema,
   costUsd: z.number().nonnegative(),
+  /**
+   * Answered items and their cost per tier that served them (`standard`, `flex`, `priority`,
+   * `batch`; only tiers with items). Absent for jobs recorded before tiers were.
+   */
+  tiers: z.partialRecord(z.enum(['standard', 'flex', 'priority', 'batch']), tierTotalsSchema).optional(),
+  /** When the results are needed (the request's `deadline`), ISO 8601. */
+  deadline: z.iso.datetime().optional(),
+  /** What the answers would have cost all at standard, minus what they cost (Priority makes it negative). */
+  savedUsd: z.number().optional(),
   createdAt: z.iso.datetime(),
   startedAt: z.iso.datetime().nullable(),
   finishedAt: z.iso.datetime().nullable(),
@@ -207,11 +223,23 @@ export const jobListSchema = z.looseObject({
 export type JobList = Declared<z.infer<typeof jobListSchema>>;
 
 /**
- * `POST /jobs?dryRun=true`: what the job would take, with nothing stored or called. The server does
- * not answer it yet; its fields are declared when it does.
+ * `POST /jobs?dryRun=true`: what the job would take, with nothing stored or called: the path it
+ * would take, its items, its input tokens (the plan's estimate) and output tokens at most (when
+ * every item caps them), its cost on each tier (with the output only when capped), and the least
+ * time the model's quota allows for it on the queues.
  */
-export const jobEstimateSchema = z.looseObject({});
-export type JobEstimate = z.infer<typeof jobEstimateSchema>;
+export const jobEstimateSchema = z.looseObject({
+  dryRun: z.literal(true),
+  model: z.string(),
+  mode: jobModeSchema,
+  items: count,
+  tokens: z.looseObject({ input: count, outputAtMost: count.nullable(), countedBy: z.string() }),
+  costUsd: z.partialRecord(z.enum(['standard', 'flex', 'priority', 'batch']), z.number().nonnegative()),
+  costIncludesOutput: z.boolean(),
+  quotaSeconds: z.number().nonnegative(),
+  deadline: z.iso.datetime().optional(),
+});
+export type JobEstimate = Declared<z.infer<typeof jobEstimateSchema>>;
 
 // Results
 

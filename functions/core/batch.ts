@@ -21,20 +21,48 @@ export function batchThreshold(model: string, quotas: Quotas): number {
 }
 
 /**
- * The path of a job: `realtime` and `batch` as asked (batch only on a model that supports it: a
- * problem otherwise), `auto` by the model's threshold.
+ * The path of a job: `realtime`, `flex` and `batch` as asked (batch only on a model that supports
+ * it: a problem otherwise), `auto` by the model's threshold, or, when the job names a deadline
+ * (`timeLeftMs`), by the time it leaves ({@link routeByDeadline}). A `flex` job takes the queues
+ * like a realtime one; its calls ask Gemini for the Flex tier.
  */
 export function routeJob(
   requested: RequestedMode,
   itemCount: number,
   model: string,
   quotas: Quotas,
-): { mode: JobMode } | { problem: string } {
+  timeLeftMs?: number,
+): { mode: JobMode; priority?: true } | { problem: string } {
   const supports = Object.hasOwn(quotas.models, model) && quotas.models[model]!.batch;
   if (requested === 'batch')
     return supports ? { mode: 'batch' } : { problem: `${model} does not take batch jobs here` };
-  if (requested === 'realtime' || !supports) return { mode: 'realtime' };
+  if (requested === 'flex') return { mode: 'flex' };
+  if (requested === 'realtime') return { mode: 'realtime' };
+  if (timeLeftMs !== undefined) {
+    const mode = routeByDeadline(timeLeftMs, itemCount, model, quotas);
+    // The deadline is close: Priority (seconds, never shed) where this deployment may use it.
+    return mode === 'realtime' && quotas.serviceTiers.priority.enabled ? { mode, priority: true } : { mode };
+  }
+  if (!supports) return { mode: 'realtime' };
   return { mode: itemCount >= batchThreshold(model, quotas) ? 'batch' : 'realtime' };
+}
+
+/**
+ * `auto` with a deadline: the Batch API when hours are fine (`routing.batchMinMs`) and the set is
+ * big enough for it, Flex when minutes are (`routing.flexMinMs`), standard realtime when the
+ * deadline is close. Thresholds per model over the top-level ones (infra/quotas.json `routing`).
+ */
+export function routeByDeadline(
+  timeLeftMs: number,
+  itemCount: number,
+  model: string,
+  quotas: Quotas,
+): JobMode {
+  const quota = Object.hasOwn(quotas.models, model) ? quotas.models[model] : undefined;
+  const routing = { ...quotas.routing, ...quota?.routing };
+  if (quota?.batch && timeLeftMs >= routing.batchMinMs && itemCount >= batchThreshold(model, quotas))
+    return 'batch';
+  return timeLeftMs >= routing.flexMinMs ? 'flex' : 'realtime';
 }
 
 /**

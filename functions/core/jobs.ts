@@ -15,6 +15,7 @@ import {
   type Usage,
 } from '../api/jobs.js';
 import type { BatchFallback } from './batch.js';
+import type { PriceTier } from './cost.js';
 import type { ItemDefaults } from './requests.js';
 import type { Totals } from './totals.js';
 
@@ -101,6 +102,10 @@ export interface JobSpec {
   paths?: JobPaths;
   /** Batch jobs: what happens to the items of a batch that fails, expires or stays pending. */
   onBatchFailure?: BatchFallback;
+  /** When the results are needed (epoch ms), from the request's `deadline`. */
+  deadlineMs?: number;
+  /** Realtime jobs `auto` sent to Priority (a close deadline, Priority enabled): their calls ask for it. */
+  priority?: boolean;
   /** Batch jobs: the staged JSONL its batches are made from (`staging/…`, or the inbox file itself). */
   staged?: StagedSet;
   /** Bucket jobs: where the results file goes once the job is terminal. */
@@ -185,6 +190,9 @@ export interface ItemRecord extends NewItem {
   error?: ItemError;
   usage?: Usage;
   costUsd?: number;
+  /** The tier that served the answer (Gemini's header, or `batch`), and what it would cost at standard. */
+  tier?: PriceTier;
+  standardCostUsd?: number;
   attempts: number;
   lease: ItemLease | null;
   /** Times the reconciler gave the item a new task. */
@@ -204,7 +212,15 @@ export interface ItemRecord extends NewItem {
 
 /** The outcome recorded for an item. */
 export type ItemOutcome =
-  | { state: 'succeeded'; response: unknown; usage: Usage; costUsd: number }
+  | {
+      state: 'succeeded';
+      response: unknown;
+      usage: Usage;
+      costUsd: number;
+      /** The tier that served it, which priced it; `standardCostUsd`: its price at standard. */
+      tier?: PriceTier;
+      standardCostUsd?: number;
+    }
   | { state: 'failed'; error: ItemError; usage?: Usage; costUsd?: number };
 
 /** Where `GET /jobs/{id}/events` resumes: the finish time and id of the last item sent. */
@@ -260,6 +276,9 @@ export function toJobView(
     counts: totals.counts,
     usage: totals.usage,
     costUsd: totals.costUsd,
+    ...(job.deadlineMs !== undefined ? { deadline: new Date(job.deadlineMs).toISOString() } : {}),
+    ...(totals.tiers ? { tiers: totals.tiers } : {}),
+    ...(totals.savedUsd !== undefined ? { savedUsd: totals.savedUsd } : {}),
     createdAt: job.createdAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,

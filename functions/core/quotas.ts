@@ -15,6 +15,16 @@ const requestLimitsSchema = z.object({
   cachedContent: z.boolean().default(false),
 });
 
+/**
+ * Where `mode: "auto"` sends a job that names a `deadline`, by the time it leaves: the Batch API
+ * from `batchMinMs` on (Google's turnaround target is 24 hours) for a set of `batchMinItems` or
+ * more, Flex from `flexMinMs` on (its latency is minutes), standard realtime below.
+ */
+const routingSchema = z.object({
+  flexMinMs: positiveInt.default(1_800_000),
+  batchMinMs: positiveInt.default(86_400_000),
+});
+
 const modelQuotaSchema = z.object({
   rpm: positiveInt,
   tpm: positiveInt,
@@ -27,14 +37,63 @@ const modelQuotaSchema = z.object({
    * more; a set over it is split, and a create that would go over waits for the next tick.
    */
   batchEnqueuedTokens: positiveInt.optional(),
+  /** Overrides of the top-level `routing` thresholds for this model. */
+  routing: routingSchema.partial().optional(),
   /** Overrides of the top-level `requestLimits` for this model. */
   requestLimits: requestLimitsSchema.partial().optional(),
   price: z.object({
     inputPerMillion: z.number().nonnegative(),
+    /** Output, thinking tokens included. */
     outputPerMillion: z.number().nonnegative(),
-    /** Input read from a cache; 25% of `inputPerMillion` when absent. */
+    /** Input read from a cache (implicit or explicit); 10% of `inputPerMillion` when absent. */
     cachedInputPerMillion: z.number().nonnegative().optional(),
+    /**
+     * The prices of a request whose prompt is over `aboveTokens` (2.5 Pro: 200k): every token of
+     * that request is billed at them. Models without one have a single price.
+     */
+    longContext: z
+      .object({
+        aboveTokens: positiveInt.default(200_000),
+        inputPerMillion: z.number().nonnegative(),
+        outputPerMillion: z.number().nonnegative(),
+        cachedInputPerMillion: z.number().nonnegative().optional(),
+      })
+      .optional(),
+    /** This model's Priority price as a share of standard (else `serviceTiers.priority.priceShare`). */
+    priorityShare: z.number().gt(1).optional(),
   }),
+});
+
+/**
+ * The synchronous service tiers (`config.serviceTier` on generateContent): their share of the
+ * standard price, and whether this deployment may use Priority (Tier 2 and 3 projects only).
+ */
+const serviceTiersSchema = z.object({
+  flex: z
+    .object({
+      /** Flex bills half the standard price. */
+      priceShare: z.number().gt(0).lte(1).default(0.5),
+      /**
+       * The longest a Flex answer is waited for (Google: a target of 1–15 minutes; clients need
+       * timeouts of 10 minutes or more). A job whose deadline leaves less than this goes standard.
+       */
+      latencyMs: positiveInt.default(900_000),
+      /** A `flex` job without a `deadline` must be answered within this (then its items go standard). */
+      defaultDeadlineMs: positiveInt.default(6 * 3_600_000),
+      /** A shed (503) Flex call is tried again after this, doubling per attempt up to `maxBackoffMs`. */
+      minBackoffMs: positiveInt.default(10_000),
+      maxBackoffMs: positiveInt.default(300_000),
+    })
+    .prefault({}),
+  priority: z
+    .object({
+      /** Priority bills 75–100% over standard; the 2.5 models' price rows are 1.8×. */
+      priceShare: z.number().gt(1).default(1.8),
+      /** Priority is capped at this share of the standard limits and served as standard beyond. */
+      limitShare: z.number().gt(0).lte(1).default(0.3),
+      enabled: z.boolean().default(false),
+    })
+    .prefault({}),
 });
 
 /**
@@ -44,6 +103,8 @@ const modelQuotaSchema = z.object({
 export const quotasSchema = z
   .object({
     $comment: z.string().optional(),
+    /** Where the prices come from and when they were read (the public pricing page). */
+    priceSource: z.object({ page: z.url(), checked: z.iso.date(), note: z.string().optional() }).optional(),
     tier: z.string(),
     defaultModel: z.string(),
     batchDiscount: z.number().gt(0).lte(1),
@@ -51,6 +112,10 @@ export const quotasSchema = z
     batchMinItems: positiveInt.default(10_000),
     /** Largest input file of one batch (the Files API takes 2 GB a file). */
     batchMaxFileBytes: positiveInt.default(2_000_000_000),
+    /** `mode: "auto"` with a deadline: the time left from which Flex, then Batch, are chosen. */
+    routing: routingSchema.prefault({}),
+    /** Flex and Priority: price shares, Flex's latency, whether Priority may be used. */
+    serviceTiers: serviceTiersSchema.prefault({}),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
     /** What one request may ask for (see requestLimitsSchema); a model may override each figure. */

@@ -35,6 +35,8 @@ export interface NormalizedJob {
   mode: 'auto' | JobMode;
   callbackUrl?: string;
   onBatchFailure?: 'realtime' | 'fail';
+  /** The request's `deadline` as written (parsed against the clock by whoever stores the job). */
+  deadline?: string;
   items: NewItem[];
 }
 
@@ -175,6 +177,7 @@ export function normalizeJobRequest(
     mode: b.mode,
     ...(b.callbackUrl ? { callbackUrl: b.callbackUrl } : {}),
     ...(b.onBatchFailure ? { onBatchFailure: b.onBatchFailure } : {}),
+    ...(b.deadline ? { deadline: b.deadline } : {}),
     items,
   };
 }

@@ -1,31 +1,23 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type CreatedJob, linksFor, type OwnerView, type ResultEntry } from '../api/jobs.js';
-import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { PartPlanner, partLimitsFor } from '../core/batch.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
 import {
   counterShardsFor,
   itemIdForIndex,
-  type JobMode,
   type JobRecord,
   type JobView,
   type NewItem,
 } from '../core/jobs.js';
 import { mediaLocationsFor, ownerPrefix } from '../core/owner-prefix.js';
 import type { Quotas } from '../core/quotas.js';
-import { normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
-import { callbackHostProblem } from '../platform/callback-address.js';
 import type { Caller } from '../platform/caller.js';
-import {
-  ConflictError,
-  ForbiddenError,
-  NotFoundError,
-  PayloadTooLargeError,
-  ValidationError,
-} from '../platform/errors.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import type { PageTokens } from './page-tokens.js';
+import { validateJob } from './validate-job.js';
 
 export interface IngestDeps {
   lifecycle: Lifecycle;
@@ -73,38 +65,9 @@ export async function createJob(
   deps: IngestDeps,
   options: { source?: string; idempotency?: Idempotency; owner?: string } = {},
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
-  let normalized: ReturnType<typeof normalizeJobRequest>;
-  try {
-    normalized = normalizeJobRequest(body, deps.quotas, {
-      ...(deps.mediaGcsAllowed
-        ? {
-            mediaGcsAllowed: mediaLocationsFor(
-              { roots: deps.mediaGcsAllowed, shared: deps.mediaGcsShared ?? [] },
-              options.owner,
-            ),
-          }
-        : {}),
-      ...(deps.httpCallbacks ? { httpCallbacks: true } : {}),
-      // A literal non-public address is refused now, naming the field, not at the first attempt.
-      callbackHostProblem: (host) => callbackHostProblem(host, deps.httpCallbacks === true),
-    });
-  } catch (err) {
-    if (err instanceof RequestProblem) {
-      throw err.tooLarge
-        ? new PayloadTooLargeError(err.message, err.problems)
-        : new ValidationError(err.message, err.problems);
-    }
-    throw err;
-  }
-  const route = routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas);
-  if ('problem' in route) {
-    throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [
-      { field: 'mode', message: route.problem },
-    ]);
-  }
+  const { normalized, mode, deadlineMs, priority } = validateJob(body, deps, Date.now(), options.owner);
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
-  const mode: JobMode = route.mode;
   const staged =
     mode === 'batch' ? await stageBatchJob(id, normalized.model, normalized.items, deps) : undefined;
   const batchItems = staged?.batchItems ?? 0;
@@ -120,6 +83,8 @@ export async function createJob(
       counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
       paths,
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      ...(priority ? { priority } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),

@@ -10,6 +10,7 @@ import {
 import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { sendCallbackKey } from './callback-key.js';
+import { dryRunJob } from './dry-run.js';
 import { streamEvents } from './events.js';
 import { checkWrite } from './front-door.js';
 import {
@@ -86,6 +87,10 @@ export function createIngestHandler(getDeps: () => Deps) {
           checkWrite(req);
           // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
           // refused anything larger before buffering it (platform/body-limit.ts).
+          if (req.query.dryRun === 'true') {
+            res.status(200).json(dryRunJob(req.body, handlerDeps, caller.id));
+            return;
+          }
           const key = req.header('idempotency-key');
           if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
             throw new ValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters.', [

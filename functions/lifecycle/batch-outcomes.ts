@@ -9,6 +9,7 @@ import type { BatchFallback } from '../core/batch.js';
 import { batchFallbackError, batchLineError, isTransientLineError } from '../core/batch-errors.js';
 import { costUsd, type UsageMetadata, usageFrom } from '../core/cost.js';
 import type { ModelQuota } from '../core/quotas.js';
+import { batchPartCounters } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
 import type { BatchItemsStore } from '../platform/store/batch-items.js';
 import type { CountersStore, CounterValues } from '../platform/store/counters.js';
@@ -64,15 +65,21 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
     const response = line.response as { usageMetadata?: UsageMetadata };
     const usage = usageFrom(response?.usageMetadata);
     const cost = costUsd(usage, pricing.price, pricing.discount);
+    const priced = {
+      usage,
+      costUsd: cost,
+      tier: 'batch' as const,
+      standardCostUsd: costUsd(usage, pricing.price),
+    };
     const json = JSON.stringify(response);
-    if (deps.fitsInline(json)) return { state: 'succeeded', responseJson: json, usage, costUsd: cost };
+    if (deps.fitsInline(json)) return { state: 'succeeded', responseJson: json, ...priced };
     const name = await deps.offloadAnswer(ref, response);
-    return { state: 'succeeded', responseObject: name, usage, costUsd: cost };
+    return { state: 'succeeded', responseObject: name, ...priced };
   };
 
   /** Counts the part's items with an outcome (aggregation), and writes them as its counter document. */
   const recordCounts = async (part: PartRef): Promise<CounterValues> => {
-    const counts = await deps.items.countPart(part.jobId, part.part);
+    const counts = batchPartCounters(await deps.items.countPart(part.jobId, part.part));
     await deps.counters.put(part.jobId, partCounterId(part.part), counts);
     return counts;
   };
@@ -150,7 +157,7 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
       const counts = await deps.items.countPart(part.jobId, part.part);
       const settled = (counts.succeeded ?? 0) + (counts.failed ?? 0) + (counts.cancelled ?? 0);
       if (settled < part.items) return part.items - settled;
-      await deps.counters.put(part.jobId, partCounterId(part.part), counts);
+      await deps.counters.put(part.jobId, partCounterId(part.part), batchPartCounters(counts));
       return 0;
     },
 

@@ -71,6 +71,12 @@ const envSchema = z.object({
   QUOTAS_FILE: z.string().min(1).optional(),
   /** How long the worker waits for one Gemini answer. */
   GEMINI_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(300_000),
+  /**
+   * How long the worker waits for one Flex answer (mode `flex`): Flex answers within 1–15 minutes
+   * and Google asks clients for timeouts of 10 minutes or more. Item tasks' dispatch deadline and
+   * leases fit the longer of the two timeouts.
+   */
+  GEMINI_FLEX_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(600_000),
   /** How long a job's enqueuing or a half-done cancel may stand still before the reconciler acts. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
@@ -175,7 +181,7 @@ export interface Config {
    * `apiKey` is absent where no key is bound (ingest and intake in the cloud, which never call
    * Gemini): read it through {@link requireGeminiKey}, which names the variable when it is missing.
    */
-  gemini: { apiKey?: string; baseUrl?: string; local: boolean; timeoutMs: number };
+  gemini: { apiKey?: string; baseUrl?: string; local: boolean; timeoutMs: number; flexTimeoutMs: number };
   /**
    * Cloud Tasks' dispatch deadline of an item task: the worker's longest wait for Gemini plus a
    * margin, within the service's 15 s – 30 min. A worker that outlives it would be delivered again
@@ -286,7 +292,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const mediaProblems = mediaAccessProblems(bucket, media);
   if (mediaProblems.length > 0) throw new ConfigError(mediaProblems);
 
-  const dispatchDeadlineSeconds = dispatchDeadlineFor(e.GEMINI_TIMEOUT_MS);
+  const dispatchDeadlineSeconds = dispatchDeadlineFor(
+    Math.max(e.GEMINI_TIMEOUT_MS, e.GEMINI_FLEX_TIMEOUT_MS),
+  );
   return {
     projectId: e.GOOGLE_CLOUD_PROJECT,
     dispatchDeadlineSeconds,
@@ -303,6 +311,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // The local stand-in: no key, and a base URL to reach it by.
       local: !e.GEMINI_API_KEY && Boolean(e.GEMINI_BASE_URL),
       timeoutMs: e.GEMINI_TIMEOUT_MS,
+      flexTimeoutMs: e.GEMINI_FLEX_TIMEOUT_MS,
     },
     emulators: {
       firestore: e.FIRESTORE_EMULATOR_HOST,

@@ -30,6 +30,8 @@ export interface WorkerDeps {
   /** How long a delivery owns an item; a crashed delivery's item is free again after it. */
   leaseMs: number;
   geminiTimeoutMs: number;
+  /** How long a Flex call is waited for (Flex answers within minutes); the standard timeout if absent. */
+  geminiFlexTimeoutMs?: number;
   /** Enqueue pages run until this budget is spent, then continue in a fresh control task. */
   enqueueBudgetMs: number;
   now?: () => number;

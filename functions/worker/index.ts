@@ -31,6 +31,7 @@ export function workerDeps(deps: Deps): WorkerDeps {
     quotas: deps.config.quotas,
     logger: deps.logger,
     geminiTimeoutMs: deps.config.gemini.timeoutMs,
+    geminiFlexTimeoutMs: deps.config.gemini.flexTimeoutMs,
     leaseMs: deps.config.leaseMs,
     // Control tasks are dispatched with a deadline that covers this budget (task-queue.ts).
     enqueueBudgetMs: CONTROL_RUN_BUDGET_MS,

@@ -1,4 +1,4 @@
-import { costUsd, usageFrom } from '../core/cost.js';
+import { usageFrom } from '../core/cost.js';
 import type { ItemError, ItemOutcome } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
 import { REPLAN_AFTER_MS } from '../core/rate.js';
@@ -15,6 +15,7 @@ import {
   timedOut,
   within,
 } from './keep-lease.js';
+import { flexRetryDueMs, isFlexShed, planCall, priceAnswer } from './tier-call.js';
 import { handOverFor, replyUnclaimed } from './unclaimed.js';
 
 /**
@@ -220,14 +221,17 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       }
     }
 
-    if (!(await leaseFor(beforeCallMs(deps)))) return leaseLost();
+    const plan = planCall(job, clock(), deps);
+    if (!(await leaseFor(Math.max(beforeCallMs(deps), plan.leaseNeedMs)))) return leaseLost();
     const started = clock();
     let result: Awaited<ReturnType<WorkerDeps['gemini']['generate']>>;
     try {
       result = await deps.gemini.generate(job.model, requestFor(checked, request), {
-        timeoutMs: deps.geminiTimeoutMs,
+        timeoutMs: plan.timeoutMs,
+        ...(plan.tier ? { serviceTier: plan.tier } : {}),
       });
     } catch (err) {
+      if (isFlexShed(plan, (err as GeminiCallError).httpStatus)) return flexShed();
       return geminiFailed(err as GeminiCallError, started);
     }
     geminiMs = clock() - started;
@@ -237,11 +241,30 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       state: 'succeeded' as const,
       response: result.response,
       usage,
-      costUsd: costUsd(usage, quota.price),
+      ...priceAnswer(job, usage, result.servedTier, plan.tier, deps),
     };
     // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
     if (checked) return recordChecked(checked, answer, run, deps);
     return finish(answer, 'item.succeeded');
+  }
+
+  /**
+   * Flex capacity was full (503): the item waits in a new task, on Flex again after a backoff, or
+   * standard once its deadline is near (core/flex.ts). It keeps its plan, so the later delivery
+   * takes a fresh slot on the ledger (the shed call counted against the limits).
+   */
+  async function flexShed(): Promise<WorkerReply> {
+    const dueMs = flexRetryDueMs(job, item, clock(), deps);
+    if (!delivery.queueName) return retryLater(503, Math.ceil((dueMs - clock()) / 1000), 'flex-shed');
+    const reply = await handOver(
+      dueMs,
+      'warn',
+      { reason: 'flex-shed' },
+      'Flex capacity is full; the item tries again later',
+      plannedMs ?? dueMs,
+    );
+    await deps.lifecycle.release(lease);
+    return reply;
   }
 
   async function geminiFailed(call: GeminiCallError, started: number): Promise<WorkerReply> {

@@ -64,6 +64,8 @@ export interface StackOptions {
   logLevel?: string;
   /** Milliseconds the worker waits for Gemini. */
   geminiTimeoutMs?: number;
+  /** Milliseconds the worker waits for a Flex answer (GEMINI_FLEX_TIMEOUT_MS); `geminiTimeoutMs` by default. */
+  geminiFlexTimeoutMs?: number;
   /** How long enqueuing or a half-done cancel may stand still before the reconciler acts (RECONCILE_AFTER_MS). */
   reconcileAfterMs?: number;
   /** How long a Gemini batch may stay PENDING before its items go realtime (BATCH_PENDING_DEADLINE_MS). */
@@ -211,6 +213,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(geminiBaseUrl ? { GEMINI_BASE_URL: geminiBaseUrl } : {}),
       ...(options.gemini?.apiKey ? { GEMINI_API_KEY: options.gemini.apiKey } : {}),
       ...(options.geminiTimeoutMs ? { GEMINI_TIMEOUT_MS: String(options.geminiTimeoutMs) } : {}),
+      // Flex calls wait as long as standard ones unless told otherwise: a short local timeout keeps
+      // leases (which fit the longer of the two) short.
+      ...(options.geminiFlexTimeoutMs || options.geminiTimeoutMs
+        ? { GEMINI_FLEX_TIMEOUT_MS: String(options.geminiFlexTimeoutMs ?? options.geminiTimeoutMs) }
+        : {}),
       ...(options.reconcileAfterMs ? { RECONCILE_AFTER_MS: String(options.reconcileAfterMs) } : {}),
       ...(options.batchPendingDeadlineMs
         ? { BATCH_PENDING_DEADLINE_MS: String(options.batchPendingDeadlineMs) }

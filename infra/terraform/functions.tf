@@ -14,14 +14,15 @@ locals {
   # What every function's configuration (functions/platform/config.ts) needs in the cloud.
   # GEMINI_BASE_URL stays unset: the SDK talks to the real Gemini API.
   common_env = {
-    NODE_ENV              = "production"
-    GOOGLE_CLOUD_PROJECT  = var.project_id
-    REGION                = var.region
-    FANOUT_BUCKET         = google_storage_bucket.fanout.name
-    WORKER_URL            = local.worker_url
-    TASKS_SERVICE_ACCOUNT = google_service_account.tasks.email
-    GEMINI_TIMEOUT_MS     = tostring(var.gemini_timeout_ms)
-    LOG_LEVEL             = var.log_level
+    NODE_ENV               = "production"
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    REGION                 = var.region
+    FANOUT_BUCKET          = google_storage_bucket.fanout.name
+    WORKER_URL             = local.worker_url
+    TASKS_SERVICE_ACCOUNT  = google_service_account.tasks.email
+    GEMINI_TIMEOUT_MS      = tostring(var.gemini_timeout_ms)
+    GEMINI_FLEX_TIMEOUT_MS = tostring(var.gemini_flex_timeout_ms)
+    LOG_LEVEL              = var.log_level
     # Tenancy (tenants.tf): the media roots and shared samples the worker's IAM Condition allows,
     # the bucket owners, and how long jobs and items are kept.
     MEDIA_GCS_ALLOWED    = join(",", [for p in var.media_prefixes : "gs://${google_storage_bucket.fanout.name}/${p}"])
@@ -43,13 +44,13 @@ locals {
   # which Cloud Run accepts for developers (README: Calling a deployed system).
   gcloud_audience = "32555940559.apps.googleusercontent.com"
 
-  # Item tasks are dispatched with a deadline of the Gemini timeout + 30 s (functions/platform/config.ts
-  # `dispatchDeadlineFor`, 15 s to 30 min) and an enqueuing run hands over after 8 minutes (its task's
+  # Item tasks are dispatched with a deadline of the longer Gemini timeout (standard or Flex) + 30 s
+  # (functions/platform/config.ts `dispatchDeadlineFor`, 15 s to 30 min) and an enqueuing run hands over after 8 minutes (its task's
   # deadline is 10). A delivery may run longer than its dispatch deadline: media (up to 50 s), a
   # replan (15 s), the call (T), then the paid answer's write retried to its renewed lease's end and
   # parked (about 60 s): about T + 125 s at worst. The worker outlives that with a margin, so a paid
   # answer is never cut off by the function's own timeout.
-  worker_timeout_seconds = max(600, ceil(var.gemini_timeout_ms / 1000) + 180)
+  worker_timeout_seconds = max(600, ceil(max(var.gemini_timeout_ms, var.gemini_flex_timeout_ms) / 1000) + 180)
 
   # The four functions, by registered name (local.function_names: name = entry point). Each is one
   # instance of the function below, with its own service account (iam.tf, fanout-<name>) and its own

@@ -153,6 +153,18 @@ variable "gemini_timeout_ms" {
   }
 }
 
+variable "gemini_flex_timeout_ms" {
+  description = "GEMINI_FLEX_TIMEOUT_MS: how long the worker waits for one Flex answer (mode flex). Flex answers within 1-15 minutes; Google asks for client timeouts of 10 minutes or more."
+  type        = number
+  default     = 600000
+
+  validation {
+    # Item tasks are dispatched with the longer timeout + 30 s, and Cloud Tasks allows 30 minutes at most.
+    condition     = var.gemini_flex_timeout_ms >= 1000 && var.gemini_flex_timeout_ms <= 1700000 && floor(var.gemini_flex_timeout_ms) == var.gemini_flex_timeout_ms
+    error_message = "gemini_flex_timeout_ms must be a whole number between 1000 and 1700000."
+  }
+}
+
 variable "batch_pending_deadline_ms" {
   description = "BATCH_PENDING_DEADLINE_MS of the tick function: how long a Gemini batch may stay PENDING before its items without a result go back to the realtime path. Default 24 h."
   type        = number

@@ -99,6 +99,9 @@ describe('the Batch API path', () => {
     // Half the realtime price: 0.3 $/M in, 2.5 $/M out at 50%.
     const full = (job.usage.promptTokens * 0.3 + job.usage.outputTokens * 2.5) / 1e6;
     expect(job.costUsd).toBeCloseTo(full * 0.5, 6);
+    // Every answer is recorded under the batch tier, saving the other half against standard.
+    expect(job.tiers).toEqual({ batch: { items: 19_991, costUsd: expect.closeTo(job.costUsd, 6) } });
+    expect(job.savedUsd).toBeCloseTo(full * 0.5, 6);
 
     const results = (await waitForObject(bucket().file(name.replace(/^inbox\//, 'results/')), 60_000))
       .toString()

@@ -119,6 +119,9 @@ describe('the live job page, in a browser', () => {
     expect(await text(page, '#rpm-caption')).toMatch(/quota 480\/min/);
     expect(await text(page, '#path-realtime')).toBe(String(total));
     expect(await text(page, '[data-field="cost"]')).toMatch(/^\$0\.\d+$/);
+    // Every answer came from the standard tier: its row costs the whole job, and nothing was saved.
+    expect(await text(page, '[data-field="tier-standard"]')).toBe(await text(page, '[data-field="cost"]'));
+    expect(await text(page, '[data-field="saved"]')).toBe('$0');
     expect(await page.locator('#cancel').isDisabled()).toBe(true);
     expect(phoneOverflow).toBeLessThanOrEqual(0);
     expect(problems).toEqual([]);

@@ -292,13 +292,22 @@ export class FakeBatchItems implements BatchItemsStore {
 
   async countPart(jobId: string, part: number): Promise<CounterValues> {
     await roundTrip();
-    const c = { succeeded: 0, failed: 0, cancelled: 0, promptTokens: 0, outputTokens: 0, costUsd: 0 };
+    const c = {
+      succeeded: 0,
+      failed: 0,
+      cancelled: 0,
+      promptTokens: 0,
+      outputTokens: 0,
+      costUsd: 0,
+      standardCostUsd: 0,
+    };
     for (const i of this.all(jobId)) {
       if (i.batchPart !== part || i.state === 'pending') continue;
       c[i.state] += 1;
       c.promptTokens += i.usage?.promptTokens ?? 0;
       c.outputTokens += i.usage?.outputTokens ?? 0;
       c.costUsd += i.costUsd ?? 0;
+      c.standardCostUsd += i.standardCostUsd ?? 0;
     }
     return c;
   }
@@ -311,6 +320,10 @@ export class FakeBatchItems implements BatchItemsStore {
     } else i.error = outcome.error;
     if (outcome.usage) i.usage = outcome.usage;
     if (outcome.costUsd !== undefined) i.costUsd = outcome.costUsd;
+    if (outcome.state === 'succeeded' && outcome.tier) {
+      i.tier = outcome.tier;
+      i.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
+    }
     i.finishedAt = new Date(this.clock());
     i.lease = null;
     i.version = `bi${++this.seq}`;

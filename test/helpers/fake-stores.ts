@@ -19,7 +19,7 @@ import {
   reserveForJob,
 } from '../../functions/core/rate.js';
 import { cutAfterTokens429 } from '../../functions/core/token-cut.js';
-import { sumTotals, type Totals } from '../../functions/core/totals.js';
+import { sumTotals, type Totals, tierCounterFields } from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
@@ -142,6 +142,10 @@ export class FakeDb {
     } else item.error = outcome.error;
     if (outcome.usage) item.usage = outcome.usage;
     if ('costUsd' in outcome && outcome.costUsd !== undefined) item.costUsd = outcome.costUsd;
+    if (outcome.state === 'succeeded' && 'tier' in outcome && outcome.tier) {
+      item.tier = outcome.tier;
+      item.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
+    }
     item.finishedAt = new Date(this.clock());
     this.commitMicros += 1;
     item.finishedAtMicros = this.commitMicros;
@@ -155,16 +159,19 @@ export class FakeDb {
   readonly counterDocs = new Map<string, CounterValues>();
 
   private countedTotals(jobId: string, total: number, all = false): Totals {
+    return sumTotals(this.countedParts(jobId, all), total);
+  }
+
+  /** What each counted item adds to the counters (as its outcome's increments do). */
+  private countedParts(jobId: string, all = false) {
     const items = [...(this.items.get(jobId)?.values() ?? [])].filter((i) => all || i.counted);
-    return sumTotals(
-      items.map((i) => ({
-        [i.state]: 1,
-        promptTokens: i.usage?.promptTokens ?? 0,
-        outputTokens: i.usage?.outputTokens ?? 0,
-        costUsd: i.costUsd ?? 0,
-      })),
-      total,
-    );
+    return items.map((i) => ({
+      [i.state]: 1,
+      promptTokens: i.usage?.promptTokens ?? 0,
+      outputTokens: i.usage?.outputTokens ?? 0,
+      costUsd: i.costUsd ?? 0,
+      ...tierCounterFields(i),
+    }));
   }
 
   private publicItem(jobId: string, item: StoredItem): ItemRecord & { jobId: string } {
@@ -499,19 +506,8 @@ export class FakeDb {
       counters: {
         async totals(jobId, total, _shards, extra = []) {
           await db.enter('counters.totals');
-          const counted = db.countedTotals(jobId, total);
           const docs = extra.map((id) => db.counterDocs.get(`${jobId}/${id}`) ?? {});
-          return sumTotals(
-            [
-              {
-                ...counted.counts,
-                ...counted.usage,
-                costUsd: counted.costUsd,
-              },
-              ...docs,
-            ],
-            total,
-          );
+          return sumTotals([...db.countedParts(jobId), ...docs], total);
         },
         async put(jobId, docId, counts) {
           await db.enter('counters.put');

@@ -136,6 +136,31 @@ function renderUsage() {
   keys.sort((a, b) => rank(a) - rank(b));
   for (const k of keys) box.appendChild(pair(humanize(k), fmtInt(usage[k]), 'usage-' + k));
   box.appendChild(pair('Cost', fmtUsd(view.costUsd), 'cost'));
+  renderTiers(box);
+}
+
+const TIERS = ['standard', 'flex', 'priority', 'batch'];
+const TIER_NAMES = { standard: 'Standard', flex: 'Flex', priority: 'Priority', batch: 'Batch API' };
+
+/** Items and cost per tier that served them, and the money saved against all-standard. */
+function renderTiers(box) {
+  const tiers = view.tiers && typeof view.tiers === 'object' ? view.tiers : null;
+  if (!tiers) return;
+  for (const tier of TIERS) {
+    const t = tiers[tier];
+    if (!t || typeof t !== 'object') continue;
+    const items = num(t.items);
+    const label = TIER_NAMES[tier] + ' (' + fmtInt(items) + (items === 1 ? ' item)' : ' items)');
+    box.appendChild(pair(label, fmtUsd(t.costUsd), 'tier-' + tier));
+  }
+  if (typeof view.savedUsd === 'number') {
+    const saved = view.savedUsd;
+    box.appendChild(
+      saved >= 0
+        ? pair('Saved against standard', fmtUsd(saved), 'saved')
+        : pair('Over standard', fmtUsd(-saved), 'saved'),
+    );
+  }
 }
 
 function rank(key) {

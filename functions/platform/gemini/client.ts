@@ -1,4 +1,5 @@
-import { ApiError, GoogleGenAI } from '@google/genai';
+import { ApiError, GoogleGenAI, type ServiceTier } from '@google/genai';
+import type { UsageMetadata } from '../../core/cost.js';
 import type { GenerateContentRequest } from '../../core/jobs.js';
 
 /** A failed Gemini call: the HTTP status (undefined for timeouts and network faults) and error body. */
@@ -19,7 +20,7 @@ export interface GeminiClient {
   generate(
     model: string,
     request: GenerateContentRequest,
-    options?: { timeoutMs?: number },
+    options?: GenerateOptions,
   ): Promise<GenerateResult>;
   /**
    * Gemini's own count of the request's `contents` (`models/{m}:countTokens`; it has its own quota,
@@ -27,10 +28,25 @@ export interface GeminiClient {
    */
   countTokens(model: string, request: GenerateContentRequest): Promise<number>;
 }
+/** The service tiers a call may ask for (`config.serviceTier`); standard when left out. */
+export type CallTier = 'standard' | 'flex' | 'priority';
+
+export interface GenerateOptions {
+  timeoutMs?: number;
+  /** Gemini's service tier for this call: `flex` (half price, minutes) or `priority`. */
+  serviceTier?: CallTier;
+}
+
 export interface GenerateResult {
   /** GenerateContentResponse as plain JSON (what the REST API returned). */
   response: Record<string, unknown>;
-  usageMetadata?: { promptTokenCount?: number; candidatesTokenCount?: number; thoughtsTokenCount?: number };
+  usageMetadata?: UsageMetadata;
+  /**
+   * The tier that served the call, from the `x-gemini-service-tier` response header (Priority over
+   * its cap is served as standard); the tier asked for when the header is absent. Clients that do
+   * not tell (fakes) leave it out: the tier asked for served.
+   */
+  servedTier?: CallTier;
 }
 
 export interface GeminiClientOptions {
@@ -91,19 +107,34 @@ export function createGeminiClient(options: GeminiClientOptions, sdk?: GoogleGen
             ...(tools ? { tools: tools as never } : {}),
             ...(toolConfig ? { toolConfig: toolConfig as never } : {}),
             ...(cachedContent ? { cachedContent } : {}),
+            ...(callOptions?.serviceTier ? { serviceTier: callOptions.serviceTier as ServiceTier } : {}),
             httpOptions: { timeout: callOptions?.timeoutMs ?? options.timeoutMs },
           },
         });
+        const header = res.sdkHttpResponse?.headers?.[SERVICE_TIER_HEADER];
         const { sdkHttpResponse: _drop, ...plain } = JSON.parse(JSON.stringify(res)) as Record<
           string,
           unknown
         >;
-        return { response: plain, usageMetadata: plain.usageMetadata as GenerateResult['usageMetadata'] };
+        return {
+          response: plain,
+          usageMetadata: plain.usageMetadata as GenerateResult['usageMetadata'],
+          servedTier: servedTierOf(header, callOptions?.serviceTier),
+        };
       } catch (err) {
         throw toCallError(err);
       }
     },
   };
+}
+
+/** The response header naming the tier that served a call (the Priority inference page). */
+export const SERVICE_TIER_HEADER = 'x-gemini-service-tier';
+
+/** The tier a response header names; the one asked for (standard by default) when it names none we know. */
+export function servedTierOf(header: string | undefined, asked: CallTier | undefined): CallTier {
+  const named = header?.trim().toLowerCase();
+  return named === 'standard' || named === 'flex' || named === 'priority' ? named : (asked ?? 'standard');
 }
 
 /** Normalises what the SDK throws: `ApiError` (status + JSON body in its message), aborts, network errors. */

@@ -1,6 +1,7 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
+import type { PriceTier } from '../../core/cost.js';
 import type { ItemState, Usage } from '../../core/jobs.js';
-import { sumTotals, type Totals } from '../../core/totals.js';
+import { sumTotals, type Totals, type TotalsPart, tierCounterFields } from '../../core/totals.js';
 
 /** What callers read of a job's counters. */
 export interface CountersStore {
@@ -26,10 +27,11 @@ export type Quota429Counts = Record<string, Record<string, number>>;
 /** The counter document of a job's 429s (beside its shards, never summed into its totals). */
 export const QUOTA_429_DOC = 'quota429s';
 
-/** What one counter document holds. */
-export type CounterValues = Partial<
-  Record<'succeeded' | 'failed' | 'cancelled' | 'promptTokens' | 'outputTokens' | 'costUsd', number>
->;
+/**
+ * What one counter document holds: counts, usage, cost, and per tier that served answers
+ * `items_<tier>`, `costUsd_<tier>` with `standardCostUsd` (core/totals.ts `tierCounterFields`).
+ */
+export type CounterValues = TotalsPart;
 
 /** What the items store writes in the same commit as an outcome. */
 export interface CounterWrites {
@@ -37,7 +39,13 @@ export interface CounterWrites {
   increment(
     jobId: string,
     shards: number,
-    outcome: { state: ItemState; usage?: Usage; costUsd?: number },
+    outcome: {
+      state: ItemState;
+      usage?: Usage;
+      costUsd?: number;
+      tier?: PriceTier;
+      standardCostUsd?: number;
+    },
   ): { ref: FirebaseFirestore.DocumentReference; data: Record<string, FieldValue> };
 }
 
@@ -81,6 +89,9 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
           promptTokens: FieldValue.increment(outcome.usage?.promptTokens ?? 0),
           outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
           costUsd: FieldValue.increment(outcome.costUsd ?? 0),
+          ...Object.fromEntries(
+            Object.entries(tierCounterFields(outcome)).map(([f, n]) => [f, FieldValue.increment(n)]),
+          ),
         },
       };
     },

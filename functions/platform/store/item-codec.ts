@@ -1,4 +1,5 @@
 import { FieldValue, Timestamp } from '@google-cloud/firestore';
+import { PRICE_TIERS } from '../../core/cost.js';
 import type { ItemRecord } from '../../core/jobs.js';
 import { encodeVersion, toDate, toMicros } from './firestore.js';
 import type { StoredOutcome } from './items.js';
@@ -21,6 +22,10 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
   } else patch.error = outcome.error;
   if (outcome.usage) patch.usage = outcome.usage;
   if (outcome.costUsd !== undefined) patch.costUsd = outcome.costUsd;
+  if (outcome.state === 'succeeded' && outcome.tier) {
+    patch.tier = outcome.tier;
+    patch.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
+  }
   return patch;
 }
 
@@ -96,5 +101,7 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
   if (d.error) item.error = d.error;
   if (d.usage) item.usage = d.usage;
   if (typeof d.costUsd === 'number') item.costUsd = d.costUsd;
+  if (PRICE_TIERS.includes(d.tier)) item.tier = d.tier;
+  if (typeof d.standardCostUsd === 'number') item.standardCostUsd = d.standardCostUsd;
   return item;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
+import type { PriceTier } from '../../core/cost.js';
 import type { FinishCursor, ItemError, ItemRecord, JobRecord, NewItem, Usage } from '../../core/jobs.js';
 import { sumTotals, type Totals } from '../../core/totals.js';
 import type { CounterWrites } from './counters.js';
@@ -43,6 +44,9 @@ export type StoredOutcome =
       responseObject?: string;
       usage?: Usage;
       costUsd?: number;
+      /** The tier that served the answer, and its price at standard (see core/totals.ts). */
+      tier?: PriceTier;
+      standardCostUsd?: number;
     }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
 

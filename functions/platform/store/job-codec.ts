@@ -41,6 +41,8 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(typeof d.exportLeaseUntilMs === 'number' ? { exportLeaseUntilMs: d.exportLeaseUntilMs } : {}),
     ...(d.paths ? { paths: d.paths } : {}),
     ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
+    ...(typeof d.deadlineMs === 'number' ? { deadlineMs: d.deadlineMs } : {}),
+    ...(d.priority === true ? { priority: true } : {}),
     ...(d.staged ? { staged: d.staged } : {}),
     ...(d.output ? { output: d.output } : {}),
     ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),

@@ -17,6 +17,7 @@ export async function countOutcomes(q: FirebaseFirestore.Query): Promise<Counter
         promptTokens: AggregateField.sum('usage.promptTokens'),
         outputTokens: AggregateField.sum('usage.outputTokens'),
         costUsd: AggregateField.sum('costUsd'),
+        standardCostUsd: AggregateField.sum('standardCostUsd'),
       })
       .get(),
   ]);
@@ -28,5 +29,6 @@ export async function countOutcomes(q: FirebaseFirestore.Query): Promise<Counter
     promptTokens: s.promptTokens ?? 0,
     outputTokens: s.outputTokens ?? 0,
     costUsd: s.costUsd ?? 0,
+    ...(s.standardCostUsd ? { standardCostUsd: s.standardCostUsd } : {}),
   };
 }

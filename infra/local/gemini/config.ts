@@ -126,6 +126,35 @@ export const answersSchema = z.object({
   cachedShare: share.default(0),
 });
 
+/**
+ * The synchronous service tiers (`serviceTier` on generateContent; tiers.ts). Upstream (the Flex and
+ * Priority inference pages of the Gemini API docs): Flex answers within a target of 1–15 minutes,
+ * counts against the ordinary rate limits and is shed with 503 when its capacity is full, never
+ * falling back to standard by itself; Priority is capped at 0.3× the standard limits and served as
+ * standard beyond, which the `x-gemini-service-tier` response header says.
+ */
+export const serviceTiersSchema = z.object({
+  flex: z
+    .object({
+      /** A Flex answer waits uniformly between these, times `timeScale` (on top of `latency`). */
+      minMs: z.number().int().nonnegative().default(60_000),
+      maxMs: z.number().int().nonnegative().default(900_000),
+      /** Scales Flex's wait: tests run minutes as milliseconds (0.001: 60–900 ms). */
+      timeScale: z.number().nonnegative().default(1),
+      /** Flex capacity is full: every Flex request (admitted, so it counts) is answered 503. */
+      capacityFull: z.boolean().default(false),
+      /** Share of admitted Flex requests shed with 503 when capacity is not full. */
+      shedShare: share.default(0),
+    })
+    .prefault({}),
+  priority: z
+    .object({
+      /** Priority's own limits: this share of the model's RPM, TPM and RPD; beyond, standard. */
+      limitShare: share.default(0.3),
+    })
+    .prefault({}),
+});
+
 /** The whole runtime configuration; every field has a default, so `{}` is a valid input. */
 export const geminiStandInConfigSchema = z.object({
   /**
@@ -279,6 +308,8 @@ export const geminiStandInConfigSchema = z.object({
       requireDisplayName: z.boolean().default(false),
     })
     .prefault({}),
+  /** Flex's latency and shedding, Priority's cap (tiers.ts). */
+  serviceTiers: serviceTiersSchema.prefault({}),
   /** Number of SSE chunks a streamed answer is split into (at most; short answers send fewer). */
   streamChunks: z.number().int().positive().default(3),
 });

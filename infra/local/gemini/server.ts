@@ -54,6 +54,14 @@ import {
   violation,
 } from './quota.js';
 import { type StandInStats, StatsRecorder } from './stats.js';
+import {
+  flexShed,
+  flexWaitMs,
+  priorityLimits,
+  requestedTier,
+  SERVICE_TIER_HEADER,
+  type ServiceTier,
+} from './tiers.js';
 import { countRequestTokens } from './tokens.js';
 
 /** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
@@ -125,6 +133,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   // Every in-flight request listens for close; the default cap of 10 listeners would warn.
   setMaxListeners(0, closing.signal);
   const ledger = new QuotaLedger(clock, () => config.quota);
+  /** Priority's own windows (its capped share of each limit); other traffic is the ordinary ledger's. */
+  const priorityLedger = new QuotaLedger(clock, () => ({ ...config.quota, otherTraffic: {} }));
   const stats = new StatsRecorder(clock);
   const files = new FileStore(
     dir,
@@ -178,6 +188,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     const body = await readJson(req, config.limits.maxRequestBytes);
     knownModel(model, version, method);
     const request = validateGenerateRequest(body);
+    const tier = requestedTier(request);
     for (const uri of fileUris(request)) {
       const id = fileIdOf(uri);
       const file = id === undefined ? undefined : files.get(id);
@@ -228,11 +239,20 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     }
     ledger.admit(model, tokens.total);
     stats.admitted(model, tokens.total);
+    const served = serveTier(tier, model, tokens.total);
+    const tierHeader = { [SERVICE_TIER_HEADER]: served };
 
     const gone = new AbortController();
     res.once('close', () => gone.abort());
     const signal = AbortSignal.any([closing.signal, gone.signal]);
     await sleep(latencyFor(config, model, prng), signal);
+    if (served === 'flex') {
+      if (flexShed(config, prng, promptText(request))) {
+        stats.fault(model, '503');
+        throw unavailableError();
+      }
+      await sleep(flexWaitMs(config, prng), signal);
+    }
     const fault = marker ?? randomFault(config, prng, model);
     if (fault === '500' || fault === '503') {
       stats.fault(model, fault);
@@ -284,11 +304,11 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       res.once('finish', () => {
         if (!gone.signal.aborted) stats.delivered(model, hash, promptText(request));
       });
-      sendJson(res, 200, response);
+      sendJson(res, 200, response, tierHeader);
       return;
     }
     const chunks = buildStreamChunks(model, request, tokens, config.streamChunks, options);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...tierHeader });
     for (const chunk of chunks) {
       if (res.destroyed) return;
       if (!res.write(`data: ${JSON.stringify(chunk)}\r\n\r\n`)) {
@@ -301,6 +321,18 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     }
     res.end();
     stats.succeeded(model, outputTokens(chunks[chunks.length - 1] ?? {}));
+  }
+
+  /**
+   * The tier that serves an admitted request: Priority while its own capped windows have room (and
+   * then counted in them), standard beyond; Flex and standard as asked.
+   */
+  function serveTier(tier: ServiceTier, model: string, tokens: number): ServiceTier {
+    if (tier !== 'priority') return tier;
+    const limits = priorityLimits(config.quotas[model], config.serviceTiers.priority.limitShare);
+    if (priorityLedger.check(model, tokens, limits, config.quotaTier).length > 0) return 'standard';
+    priorityLedger.admit(model, tokens);
+    return 'priority';
   }
 
   async function countTokens(req: IncomingMessage, res: ServerResponse, version: string, model: string) {
@@ -508,6 +540,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     reset() {
       stats.reset();
       ledger.reset();
+      priorityLedger.reset();
       prng = createPrng(config.seed);
     },
     async close() {

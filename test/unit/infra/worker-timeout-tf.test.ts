@@ -21,21 +21,22 @@ afterAll(async () => {
   await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-/** `local.worker_timeout_seconds` as functions.tf computes it for a Gemini timeout of `geminiTimeoutMs`. */
-async function workerTimeoutSeconds(geminiTimeoutMs: number): Promise<number> {
+/** `local.worker_timeout_seconds` as functions.tf computes it for Gemini timeouts (standard, Flex). */
+async function workerTimeoutSeconds(geminiTimeoutMs: number, flexTimeoutMs: number): Promise<number> {
   const hcl = await readFile(FUNCTIONS_TF, 'utf8');
   const line = hclAttributeLine(hclTopLevelBlocks(hcl, 'locals').join('\n'), 'worker_timeout_seconds');
   const dir = await mkdtemp(join(tmpdir(), 'worker-timeout-tf-'));
   tempDirs.push(dir);
   await writeFile(
     join(dir, 'main.tf'),
-    `variable "gemini_timeout_ms" {\n  default = ${geminiTimeoutMs}\n}\nlocals {\n${line}\n}\n`,
+    `variable "gemini_timeout_ms" {\n  default = ${geminiTimeoutMs}\n}\n` +
+      `variable "gemini_flex_timeout_ms" {\n  default = ${flexTimeoutMs}\n}\nlocals {\n${line}\n}\n`,
   );
   return Number(await terraformEvaluate(dir, 'local.worker_timeout_seconds'));
 }
 
 /** The longest one item delivery may run, from the code's own bounds (seconds). */
-function longestDeliverySeconds(geminiTimeoutMs: number): number {
+function longestDeliverySeconds(geminiTimeoutMs: number, flexTimeoutMs: number): number {
   const config = loadConfig({
     GEMINI_API_KEY: 'AIza-test-key',
     GOOGLE_CLOUD_PROJECT: 'my-project-42',
@@ -44,18 +45,28 @@ function longestDeliverySeconds(geminiTimeoutMs: number): number {
     WORKER_URL: 'https://worker-abc-ew.a.run.app',
     TASKS_SERVICE_ACCOUNT: 'fanout-tasks@my-project-42.iam.gserviceaccount.com',
     GEMINI_TIMEOUT_MS: String(geminiTimeoutMs),
+    GEMINI_FLEX_TIMEOUT_MS: String(flexTimeoutMs),
   });
-  const media = mediaDeadlinesFor(config.leaseMs, geminiTimeoutMs).itemDeadlineMs;
+  const longestCall = Math.max(config.gemini.timeoutMs, config.gemini.flexTimeoutMs);
+  const media = mediaDeadlinesFor(config.leaseMs, longestCall).itemDeadlineMs;
   return (media + REPLAN_WAIT_MAX_MS + config.leaseMs) / 1000;
 }
 
 describe('the worker function timeout (functions.tf)', () => {
-  it.each([5_000, 60_000, 300_000, 540_000, 900_000, 1_700_000])(
-    'outlives the longest delivery and the control tasks when Gemini may take %i ms',
-    async (geminiTimeoutMs) => {
-      const timeout = await workerTimeoutSeconds(geminiTimeoutMs);
+  it.each([
+    [5_000, 5_000],
+    [60_000, 600_000],
+    [300_000, 600_000],
+    [540_000, 1_000],
+    [900_000, 600_000],
+    [300_000, 1_700_000],
+    [1_700_000, 900_000],
+  ])(
+    'outlives the longest delivery and the control tasks when Gemini may take %i ms (Flex %i ms)',
+    async (geminiTimeoutMs, flexTimeoutMs) => {
+      const timeout = await workerTimeoutSeconds(geminiTimeoutMs, flexTimeoutMs);
 
-      expect(timeout).toBeGreaterThanOrEqual(longestDeliverySeconds(geminiTimeoutMs));
+      expect(timeout).toBeGreaterThanOrEqual(longestDeliverySeconds(geminiTimeoutMs, flexTimeoutMs));
       expect(timeout).toBeGreaterThanOrEqual(CONTROL_DISPATCH_DEADLINE_SECONDS);
       // Cloud Run functions (gen2) time out at 60 minutes at most.
       expect(timeout).toBeLessThanOrEqual(3600);

@@ -48,6 +48,7 @@ describe('loadConfig: local', () => {
       baseUrl: 'http://127.0.0.1:8790',
       local: true,
       timeoutMs: 300_000,
+      flexTimeoutMs: 600_000,
     });
     expect(config.emulators).toEqual({
       firestore: '127.0.0.1:8080',
@@ -73,6 +74,16 @@ describe('loadConfig: local', () => {
     expect((error as ConfigError).problems[0]).toContain('GEMINI_BASE_URL');
     expect((error as ConfigError).message).toContain('Invalid configuration');
     expect(requireGeminiKey(loadConfig(LOCAL))).toBe('local-stand-in');
+  });
+
+  it('fits item tasks and leases to the longer of the standard and Flex timeouts', () => {
+    const standard = loadConfig({ ...LOCAL, GEMINI_TIMEOUT_MS: '900000', GEMINI_FLEX_TIMEOUT_MS: '60000' });
+    const flex = loadConfig({ ...LOCAL, GEMINI_TIMEOUT_MS: '60000', GEMINI_FLEX_TIMEOUT_MS: '900000' });
+
+    expect(flex.gemini).toMatchObject({ timeoutMs: 60_000, flexTimeoutMs: 900_000 });
+    expect(standard.dispatchDeadlineSeconds).toBe(930);
+    expect(flex.dispatchDeadlineSeconds).toBe(930);
+    expect(flex.leaseMs).toBe(960_000);
   });
 
   it('reads GEMINI_TIMEOUT_MS and LOG_LEVEL', () => {

@@ -183,7 +183,7 @@ describe('handleTask: an item that succeeds', () => {
     expect(item?.response).toEqual(response);
     expect(item?.usage).toEqual(usage);
     const cached = 'cachedTokens' in usage ? (usage.cachedTokens as number) : 0;
-    const expected = ((usage.promptTokens - cached) * 0.3 + cached * 0.075 + usage.outputTokens * 2.5) / 1e6;
+    const expected = ((usage.promptTokens - cached) * 0.3 + cached * 0.03 + usage.outputTokens * 2.5) / 1e6;
     expect(item?.costUsd).toBeCloseTo(expected, 12);
   });
 
