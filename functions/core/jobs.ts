@@ -199,7 +199,14 @@ export interface ItemRecord extends NewItem {
 
 /** The outcome recorded for an item. */
 export type ItemOutcome =
-  | { state: 'succeeded'; response: unknown; usage: Usage; costUsd: number }
+  | {
+      state: 'succeeded';
+      response: unknown;
+      usage: Usage;
+      costUsd: number;
+      /** The item's estimate (text items only): the counters learn the token ratio from it. */
+      estimatedTokens?: number;
+    }
   | { state: 'failed'; error: ItemError; usage?: Usage; costUsd?: number };
 
 /** Where `GET /jobs/{id}/events` resumes: the finish time and id of the last item sent. */

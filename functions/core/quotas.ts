@@ -53,6 +53,18 @@ export const quotasSchema = z
     batchMaxFileBytes: positiveInt.default(2_000_000_000),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
+    /**
+     * How the token plan earns its margin over the estimate from what answers count
+     * (`core/token-evidence.ts`): the least margin (`floor`), the standard deviations a window
+     * covers (`z`), the answered items a job needs before its evidence is trusted (`minItems`).
+     */
+    tokenMargin: z
+      .object({
+        floor: z.number().min(0).max(1).default(0.01),
+        z: z.number().positive().default(3),
+        minItems: z.number().int().positive().default(30),
+      })
+      .prefault({}),
     /** What one request may ask for (see requestLimitsSchema); a model may override each figure. */
     requestLimits: requestLimitsSchema.prefault({}),
     /** Retry policy of every model queue; the worker reads maxAttempts to know a task's last attempt. */

@@ -2,7 +2,8 @@ import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
-import { calibrationRatio, calibrationSample, estimateContentTokens, plannedTokens } from '../core/tokens.js';
+import { NO_EVIDENCE } from '../core/token-evidence.js';
+import { calibrationSample, estimateContentTokens, pageRatio, plannedTokens } from '../core/tokens.js';
 import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
@@ -14,7 +15,7 @@ import type { TaskQueue } from '../platform/task-queue.js';
  * at them; a late delivery takes a new slot; a spent daily quota pauses the model.
  */
 export interface PlannerDeps {
-  stores: Pick<Stores, 'jobs' | 'items' | 'ledger' | 'pauses'>;
+  stores: Pick<Stores, 'jobs' | 'items' | 'ledger' | 'pauses' | 'counters'>;
   tasks: Pick<TaskQueue, 'enqueueItems' | 'pauseModel'>;
   /** Gemini's token count, to calibrate estimates before planning; without it estimates are trusted. */
   counter?: Pick<GeminiClient, 'countTokens'>;
@@ -33,45 +34,75 @@ export const ENQUEUE_PAGE = 500;
 export type Planner = ReturnType<typeof createPlanner>;
 
 export function createPlanner(deps: PlannerDeps) {
-  const { jobs, items, ledger, pauses } = deps.stores;
+  const { jobs, items, ledger, pauses, counters } = deps.stores;
   const clock = deps.now ?? Date.now;
   const window = dueWindowMs(deps.quotas.queue, deps.dispatchDeadlineSeconds ?? 600);
   /** When an item whose task is planned at `plannedMs` is due (`ItemRecord.dueByMs`). */
   const dueBy = (plannedMs: number) => plannedMs + window;
 
-  /**
-   * The ratio of Gemini's token count to the estimate for this page: a sample of its items is
-   * counted (`countTokens`, its own quota), so the TPM plan holds whatever the script or the model's
-   * tokenizer. The job keeps the highest ratio seen, for single items planned again later. A failed
-   * count falls back to what the job has seen, else to the estimate.
-   */
-  const calibrate = async (job: JobRecord, page: ItemRecord[]): Promise<number | undefined> => {
+  /** A page's countTokens sample: each sampled item's estimate and Gemini's count (none: no counter). */
+  const countSample = async (job: JobRecord, page: ItemRecord[]) => {
     const sample = deps.counter ? calibrationSample(page) : [];
-    if (sample.length === 0) return job.tokenRatio;
     try {
-      const counted = await Promise.all(
+      return await Promise.all(
         sample.map(async (i) => ({
           estimated: estimateContentTokens(i.request),
           counted: await deps.counter!.countTokens(job.model, i.request),
         })),
       );
-      const ratio = calibrationRatio(counted);
-      if (ratio !== undefined && ratio > (job.tokenRatio ?? 0)) {
-        await jobs.setTokenRatio(job.id, ratio);
-        job.tokenRatio = ratio;
-      }
-      deps.logger.debug(
-        { event: 'plan.calibrated', jobId: job.id, ratio, sample: sample.length },
-        'token estimates calibrated',
-      );
-      return ratio ?? job.tokenRatio;
     } catch (err) {
       deps.logger.warn(
         { event: 'plan.calibration_failed', jobId: job.id, err: (err as Error).message },
-        'countTokens failed; planning with the ratio seen so far',
+        'countTokens failed; planning with the evidence or the ratio seen so far',
       );
-      return job.tokenRatio;
+      return [];
     }
+  };
+
+  /**
+   * The ratio of Gemini's token count to the estimate for this page (`pageRatio`, core/tokens.ts):
+   * what the job's answers have counted, with a margin that shrinks as they accumulate, when this
+   * page's countTokens sample looks like them; else the sample's highest ratio with a fixed margin,
+   * so the TPM plan holds whatever the script or the model's tokenizer. The job keeps the highest
+   * ratio seen, for single items planned again later. With neither, what the job has seen, else the
+   * estimate.
+   */
+  const calibrate = async (job: JobRecord, page: ItemRecord[]): Promise<number | undefined> => {
+    const quota = deps.quotas.models[job.model]!;
+    const [sample, evidence] = await Promise.all([
+      countSample(job, page),
+      counters.evidence(job.id, job.counterShards).catch((err: Error) => {
+        deps.logger.warn(
+          { event: 'plan.evidence_failed', jobId: job.id, err: err.message },
+          'could not read what answers counted; planning by the sample',
+        );
+        return NO_EVIDENCE;
+      }),
+    ]);
+    const { ratio, source } = pageRatio({
+      evidence,
+      sample,
+      estimates: page.map((i) => i.estimatedTokens),
+      budget: Math.floor(quota.tpm * deps.quotas.headroom),
+      settings: deps.quotas.tokenMargin,
+    });
+    if (ratio === undefined) return job.tokenRatio;
+    if (ratio > (job.tokenRatio ?? 0)) {
+      await jobs.setTokenRatio(job.id, ratio);
+      job.tokenRatio = ratio;
+    }
+    deps.logger.debug(
+      {
+        event: 'plan.calibrated',
+        jobId: job.id,
+        ratio,
+        source,
+        sample: sample.length,
+        answers: evidence.items,
+      },
+      'token estimates calibrated',
+    );
+    return ratio;
   };
 
   return {

@@ -228,7 +228,14 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     const usage = usageFrom(result.usageMetadata);
     // From here on the answer is paid for: `complete` retries its write and never calls Gemini.
     return finish(
-      { state: 'succeeded', response: result.response, usage, costUsd: costUsd(usage, quota.price) },
+      {
+        state: 'succeeded',
+        response: result.response,
+        usage,
+        costUsd: costUsd(usage, quota.price),
+        // Evidence for the token plan (its media is fetched now, its estimate only a default).
+        ...(item.media?.length ? {} : { estimatedTokens: item.estimatedTokens }),
+      },
       'item.succeeded',
     );
   }

@@ -18,6 +18,12 @@ import {
   releaseJobPlan,
   reserveForJob,
 } from '../../functions/core/rate.js';
+import {
+  addEvidence,
+  itemEvidence,
+  NO_EVIDENCE,
+  type TokenEvidence,
+} from '../../functions/core/token-evidence.js';
 import { sumTotals, type Totals } from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
@@ -44,6 +50,8 @@ export class FakeDb {
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
   readonly jobPlans = new Map<string, JobPlan>();
+  /** Token evidence per job, as the counter shards sum it (`counters.evidence`). */
+  readonly evidence = new Map<string, TokenEvidence>();
   readonly pauses = new Map<string, { untilMs: number; reason: string; resumedAtMs?: number }>();
   readonly keys = new Map<string, IdempotencyRecord>();
   /** The callback outbox, by job id. */
@@ -418,6 +426,10 @@ export class FakeDb {
           db.applyOutcome(i, outcome);
           i.counted = true;
           db.completedWrites += 1;
+          if (outcome.state === 'succeeded' && outcome.estimatedTokens !== undefined) {
+            const ev = itemEvidence(outcome.estimatedTokens, outcome.usage?.promptTokens ?? 0);
+            db.evidence.set(ref.jobId, addEvidence(db.evidence.get(ref.jobId) ?? NO_EVIDENCE, ev));
+          }
           return true;
         },
         async retask(ref, next) {
@@ -509,6 +521,10 @@ export class FakeDb {
             ],
             total,
           );
+        },
+        async evidence(jobId) {
+          await db.enter('counters.evidence');
+          return { ...(db.evidence.get(jobId) ?? NO_EVIDENCE) };
         },
         async put(jobId, docId, counts) {
           await db.enter('counters.put');

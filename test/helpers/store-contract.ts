@@ -92,6 +92,33 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(totals).toEqual(sumTotals([{ succeeded: 1, ...T_SUCCEEDED.usage, costUsd: 0.25 }], 3));
     });
 
+    it('sums the token evidence of succeeded items that carry their estimate, and only theirs', async () => {
+      const { stores, nowMs, id, ref } = await job(4);
+      const settle = async (i: number, outcome: Parameters<Stores['items']['settle']>[1]) => {
+        const before = await ref(i);
+        const leased = await stores.items.lease(before, 1000, nowMs);
+        await stores.items.settle({ ...before, version: leased!.version }, outcome);
+      };
+      await settle(0, { ...T_SUCCEEDED, usage: { promptTokens: 13, outputTokens: 3 }, estimatedTokens: 10 });
+      await settle(1, { ...T_SUCCEEDED, usage: { promptTokens: 7, outputTokens: 3 }, estimatedTokens: 5 });
+      // A media item (no estimate) and a failure are no evidence of the estimator.
+      await settle(2, T_SUCCEEDED);
+      await settle(3, FAILED);
+
+      const ev = await stores.counters.evidence(id, 2);
+
+      expect(ev).toEqual({
+        items: 2,
+        estimated: 15,
+        estimatedSq: 125,
+        counted: 20,
+        countedSq: expect.closeTo(169 / 10 + 49 / 5, 9),
+      });
+      expect(await stores.counters.evidence('no-such-job', 2)).toEqual(
+        expect.objectContaining({ items: 0, counted: 0 }),
+      );
+    });
+
     it('settles a failure with its error', async () => {
       const { stores, ref, item } = await job();
       expect(await stores.items.settle(await ref(0), FAILED)).toBe(true);

@@ -43,6 +43,8 @@ export type StoredOutcome =
       responseObject?: string;
       usage?: Usage;
       costUsd?: number;
+      /** The item's estimate (text items): with `usage.promptTokens`, evidence of the token ratio. */
+      estimatedTokens?: number;
     }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
 
