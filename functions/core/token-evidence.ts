@@ -144,3 +144,32 @@ export function sampleAgrees(
     (p) => p.estimated <= 0 || p.counted / p.estimated <= ratio + itemBand + 1 / p.estimated,
   );
 }
+
+/** Answered items a model's evidence stands for at most: older jobs fade as new ones are folded in. */
+export const MODEL_EVIDENCE_ITEMS = 2000;
+
+/** What `later` adds to `earlier` (both sums over the same growing set): never below zero. */
+export function evidenceSince(later: TokenEvidence, earlier: Partial<TokenEvidence>): TokenEvidence {
+  const out = { ...NO_EVIDENCE };
+  for (const k of Object.keys(out) as Array<keyof TokenEvidence>)
+    out[k] = Math.max(0, later[k] - (Number(earlier[k] ?? 0) || 0));
+  return out.items > 0 ? out : NO_EVIDENCE;
+}
+
+/**
+ * A model's evidence with a job's new answers folded in (per model, across its jobs: a fresh job
+ * whose sample looks like them is planned by them). Past {@link MODEL_EVIDENCE_ITEMS} items every sum is
+ * scaled down alike, which keeps the ratio and its spread and weighs recent jobs more.
+ */
+export function foldEvidence(
+  model: TokenEvidence,
+  added: TokenEvidence,
+  cap = MODEL_EVIDENCE_ITEMS,
+): TokenEvidence {
+  const sum = addEvidence(model, added);
+  if (sum.items <= cap) return sum;
+  const scale = cap / sum.items;
+  const out = { ...sum };
+  for (const k of Object.keys(out) as Array<keyof TokenEvidence>) out[k] *= scale;
+  return out;
+}

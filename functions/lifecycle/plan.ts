@@ -2,7 +2,7 @@ import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
-import { NO_EVIDENCE } from '../core/token-evidence.js';
+import { NO_EVIDENCE, type TokenEvidence } from '../core/token-evidence.js';
 import { calibrationSample, estimateContentTokens, pageRatio, plannedTokens } from '../core/tokens.js';
 import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
@@ -67,17 +67,14 @@ export function createPlanner(deps: PlannerDeps) {
    * ratio seen, for single items planned again later. With neither, what the job has seen, else the
    * estimate.
    */
-  const calibrate = async (job: JobRecord, page: ItemRecord[]): Promise<number | undefined> => {
+  const calibrate = async (
+    job: JobRecord,
+    page: ItemRecord[],
+  ): Promise<{ ratio: number | undefined; jobEvidence: TokenEvidence }> => {
     const quota = deps.quotas.models[job.model]!;
-    const [sample, evidence] = await Promise.all([
+    const [sample, { jobEvidence, evidence, scope }] = await Promise.all([
       countSample(job, page),
-      counters.evidence(job.id, job.counterShards).catch((err: Error) => {
-        deps.logger.warn(
-          { event: 'plan.evidence_failed', jobId: job.id, err: err.message },
-          'could not read what answers counted; planning by the sample',
-        );
-        return NO_EVIDENCE;
-      }),
+      evidenceFor(job),
     ]);
     const { ratio, source } = pageRatio({
       evidence,
@@ -86,7 +83,7 @@ export function createPlanner(deps: PlannerDeps) {
       budget: Math.floor(quota.tpm * deps.quotas.headroom),
       settings: deps.quotas.tokenMargin,
     });
-    if (ratio === undefined) return job.tokenRatio;
+    if (ratio === undefined) return { ratio: job.tokenRatio, jobEvidence };
     if (ratio > (job.tokenRatio ?? 0)) {
       await jobs.setTokenRatio(job.id, ratio);
       job.tokenRatio = ratio;
@@ -96,13 +93,33 @@ export function createPlanner(deps: PlannerDeps) {
         event: 'plan.calibrated',
         jobId: job.id,
         ratio,
-        source,
+        source: source === 'evidence' ? scope : source,
         sample: sample.length,
         answers: evidence.items,
       },
       'token estimates calibrated',
     );
-    return ratio;
+    return { ratio, jobEvidence };
+  };
+
+  /**
+   * The evidence a page is planned by: the job's own answers once there are enough of them, else
+   * its model's (earlier jobs', folded into the ledger as jobs plan and finish). A failed read is
+   * no evidence: the page is planned by its sample.
+   */
+  const evidenceFor = async (job: JobRecord) => {
+    const { minItems } = deps.quotas.tokenMargin;
+    const readFailed = (err: Error) => {
+      deps.logger.warn(
+        { event: 'plan.evidence_failed', jobId: job.id, err: err.message },
+        'could not read what answers counted; planning by the sample',
+      );
+      return NO_EVIDENCE;
+    };
+    const jobEvidence = await counters.evidence(job.id, job.counterShards).catch(readFailed);
+    if (jobEvidence.items >= minItems) return { jobEvidence, evidence: jobEvidence, scope: 'job' };
+    const model = await ledger.evidence(job.model).catch(readFailed);
+    return { jobEvidence, evidence: model, scope: 'model' };
   };
 
   return {
@@ -134,13 +151,13 @@ export function createPlanner(deps: PlannerDeps) {
       const pending = page.filter(
         (i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined),
       );
-      const ratio = await calibrate(job, pending);
+      const { ratio, jobEvidence } = await calibrate(job, pending);
       const schedule = await ledger.reserve(
         job.model,
         pending.map((i) => plannedTokens(i.estimatedTokens, ratio)),
         quota,
         deps.quotas.headroom,
-        { jobId: job.id, untilMs: clock() + PLAN_AHEAD_MS },
+        { jobId: job.id, untilMs: clock() + PLAN_AHEAD_MS, evidence: jobEvidence },
       );
       // Due times first: a crash before the tasks exist leaves items the reconciler will find.
       await items.setDue(

@@ -20,6 +20,8 @@ import {
 } from '../../functions/core/rate.js';
 import {
   addEvidence,
+  evidenceSince,
+  foldEvidence,
   itemEvidence,
   NO_EVIDENCE,
   type TokenEvidence,
@@ -52,6 +54,9 @@ export class FakeDb {
   readonly jobPlans = new Map<string, JobPlan>();
   /** Token evidence per job, as the counter shards sum it (`counters.evidence`). */
   readonly evidence = new Map<string, TokenEvidence>();
+  /** Token evidence per model (`ledger.evidence`), and what each job's plan has folded into it. */
+  readonly modelEvidence = new Map<string, TokenEvidence>();
+  readonly foldedEvidence = new Map<string, TokenEvidence>();
   readonly pauses = new Map<string, { untilMs: number; reason: string; resumedAtMs?: number }>();
   readonly keys = new Map<string, IdempotencyRecord>();
   /** The callback outbox, by job id. */
@@ -170,6 +175,13 @@ export class FakeDb {
       })),
       total,
     );
+  }
+
+  /** Folds what a job's evidence adds since its last fold into its model's (`ledger.reserve`, `dropJob`). */
+  private foldEvidence(model: string, jobId: string, evidence: TokenEvidence): void {
+    const added = evidenceSince(evidence, this.foldedEvidence.get(jobId) ?? NO_EVIDENCE);
+    this.modelEvidence.set(model, foldEvidence(this.modelEvidence.get(model) ?? NO_EVIDENCE, added));
+    this.foldedEvidence.set(jobId, { ...evidence });
   }
 
   private publicItem(jobId: string, item: StoredItem): ItemRecord & { jobId: string } {
@@ -552,6 +564,7 @@ export class FakeDb {
           );
           db.ledgers.set(model, planned.ledger);
           if (options.jobId && planned.jobPlan) db.jobPlans.set(options.jobId, planned.jobPlan);
+          if (options.jobId && options.evidence) db.foldEvidence(model, options.jobId, options.evidence);
           return planned.scheduleMs;
         },
         async releaseJob(model, jobId) {
@@ -561,9 +574,15 @@ export class FakeDb {
           if (plan && ledger) db.ledgers.set(model, releaseJobPlan(ledger, plan, db.clock()));
           db.jobPlans.delete(jobId);
         },
-        async dropJob(_model, jobId) {
+        async evidence(model) {
+          await db.enter('ledger.evidence');
+          return { ...(db.modelEvidence.get(model) ?? NO_EVIDENCE) };
+        },
+        async dropJob(model, jobId, evidence) {
           await db.enter('ledger.dropJob');
+          if (evidence && db.jobPlans.has(jobId)) db.foldEvidence(model, jobId, evidence);
           db.jobPlans.delete(jobId);
+          db.foldedEvidence.delete(jobId);
         },
       },
 

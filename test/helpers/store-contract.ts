@@ -119,6 +119,38 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       );
     });
 
+    it("folds each job's new token evidence into its model's once, keeping it through other writes", async () => {
+      const { stores, id } = await job(1);
+      const model = `m-${id}`;
+      const quota = {
+        rpm: 600,
+        tpm: 100_000,
+        rpd: null,
+        batch: false,
+        price: { inputPerMillion: 1, outputPerMillion: 1 },
+      };
+      const ev = (items: number) => ({
+        items,
+        estimated: 100 * items,
+        estimatedSq: 10_000 * items,
+        counted: 130 * items,
+        countedSq: 169 * items,
+      });
+
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id, evidence: ev(10) });
+      // The same evidence again adds nothing; more evidence adds only what is new.
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id, evidence: ev(10) });
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id, evidence: ev(25) });
+      // A reserve without evidence (a replan) leaves the model's evidence alone.
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id });
+      expect(await stores.ledger.evidence(model)).toEqual(ev(25));
+
+      await stores.ledger.dropJob(model, id, ev(40));
+      await stores.ledger.dropJob(model, id, ev(40));
+      expect(await stores.ledger.evidence(model)).toEqual(ev(40));
+      expect(await stores.ledger.evidence(`${model}-other`)).toEqual(expect.objectContaining({ items: 0 }));
+    });
+
     it('settles a failure with its error', async () => {
       const { stores, ref, item } = await job();
       expect(await stores.items.settle(await ref(0), FAILED)).toBe(true);

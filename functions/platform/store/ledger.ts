@@ -3,6 +3,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
 import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
+import { evidenceSince, foldEvidence, NO_EVIDENCE, type TokenEvidence } from '../../core/token-evidence.js';
 
 export interface ReserveOptions {
   /** Records the reservations in the job's plan, so a cancel gives back what is still ahead. */
@@ -11,6 +12,11 @@ export interface ReserveOptions {
   release?: { atMs: number; tokens: number };
   /** Plans only the items that fit before this time: the result may be shorter. */
   untilMs?: number;
+  /**
+   * The job's token evidence as it stands (`CountersStore.evidence`): what it adds since the job's
+   * last fold is folded into the model's (`foldEvidence`), in the same transaction.
+   */
+  evidence?: TokenEvidence;
 }
 
 /**
@@ -21,6 +27,8 @@ export interface ReserveOptions {
 export interface LedgerStore {
   /** The ledger as it stands (a plain read: no lock). */
   read(model: string): Promise<DispatchLedger>;
+  /** What the model's jobs' answers counted against their estimates, recent jobs weighing more. */
+  evidence(model: string): Promise<TokenEvidence>;
   /**
    * Reserves dispatch slots for items of one model and returns each item's planned send time. For a
    * job (`options.jobId`) that is no longer running, nothing is reserved.
@@ -34,8 +42,11 @@ export interface LedgerStore {
   ): Promise<number[]>;
   /** Gives back a job's reservations for the seconds still ahead (a cancel). */
   releaseJob(model: string, jobId: string): Promise<void>;
-  /** Forgets a finished job's plan: its reservations are all behind it. */
-  dropJob(model: string, jobId: string): Promise<void>;
+  /**
+   * Forgets a finished job's plan: its reservations are all behind it. With the job's final
+   * evidence, what it adds since its last fold goes to the model's first.
+   */
+  dropJob(model: string, jobId: string, evidence?: TokenEvidence): Promise<void>;
 }
 
 export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
@@ -54,6 +65,10 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
   return {
     async read(model) {
       return ledgerFrom(await ledgers.doc(model).get());
+    },
+
+    async evidence(model) {
+      return evidenceFrom(await ledgers.doc(model).get());
     },
 
     async reserve(model, tokens, quota, headroom, options = {}) {
@@ -78,8 +93,18 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
             headroom,
             options,
           );
-          tx.set(ref, ledgerData(planned.ledger));
-          if (planRef && planned.jobPlan) tx.set(planRef, { planJson: JSON.stringify(planned.jobPlan) });
+          const folded = options.evidence && planSnap ? fold(ledgerSnap!, planSnap, options.evidence) : {};
+          // Merged: the model's evidence stays unless this reserve folds into it.
+          tx.set(ref, { ...ledgerData(planned.ledger), ...folded }, { merge: true });
+          if (planRef && planned.jobPlan)
+            tx.set(
+              planRef,
+              {
+                planJson: JSON.stringify(planned.jobPlan),
+                ...(options.evidence ? { evidenceJson: JSON.stringify(options.evidence) } : {}),
+              },
+              { merge: true },
+            );
           return planned.scheduleMs;
         }),
       );
@@ -97,16 +122,49 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
             JSON.parse(planSnap.data()!.planJson),
             Date.now(),
           );
-          tx.set(ref, ledgerData(ledger));
+          tx.set(ref, ledgerData(ledger), { merge: true });
           tx.delete(planRef);
         }),
       );
     },
 
-    async dropJob(model, jobId) {
-      await jobPlans(model).doc(jobId).delete();
+    async dropJob(model, jobId, evidence) {
+      const planRef = jobPlans(model).doc(jobId);
+      if (!evidence || evidence.items === 0) {
+        await planRef.delete();
+        return;
+      }
+      const ref = ledgers.doc(model);
+      await lane(model)(() =>
+        db.runTransaction(async (tx) => {
+          const [ledgerSnap, planSnap] = await tx.getAll(ref, planRef);
+          // No plan left: the job was dropped before (a repeat), its evidence already folded.
+          if (!planSnap?.exists) return;
+          tx.set(ref, fold(ledgerSnap!, planSnap, evidence), { merge: true });
+          tx.delete(planRef);
+        }),
+      );
     },
   };
+}
+
+/**
+ * The model's evidence with what the job's `evidence` adds since its plan's last fold: the field to
+ * write on the ledger document (the plan document records `evidence` as folded).
+ */
+function fold(
+  ledgerSnap: FirebaseFirestore.DocumentSnapshot,
+  planSnap: FirebaseFirestore.DocumentSnapshot,
+  evidence: TokenEvidence,
+): { evidenceJson: string } {
+  const before = planSnap.exists ? planSnap.data()!.evidenceJson : undefined;
+  const added = evidenceSince(evidence, before ? (JSON.parse(before) as TokenEvidence) : NO_EVIDENCE);
+  return { evidenceJson: JSON.stringify(foldEvidence(evidenceFrom(ledgerSnap), added)) };
+}
+
+function evidenceFrom(snap: FirebaseFirestore.DocumentSnapshot): TokenEvidence {
+  const json = snap.exists ? snap.data()!.evidenceJson : undefined;
+  return json ? { ...NO_EVIDENCE, ...(JSON.parse(json) as Partial<TokenEvidence>) } : NO_EVIDENCE;
 }
 
 /** A ledger as stored: JSON strings, not maps, as thousands of per-second keys must not be indexed. */

@@ -135,7 +135,7 @@ describe('token plan simulation: margins earned from answers, zero 429s', () => 
       expect(peak).toBeLessThanOrEqual(TPM);
       // The first pages by the sample (max × 1.05), the later ones by the answers, at a smaller margin.
       expect(calibrated[0]!.source).toBe('sample');
-      const learned = calibrated.filter((c) => c.source === 'evidence');
+      const learned = calibrated.filter((c) => c.source === 'job');
       expect(learned.length).toBeGreaterThan(0);
       expect(Math.max(...learned.map((c) => c.ratio))).toBeLessThan(calibrated[0]!.ratio);
     },
@@ -147,10 +147,86 @@ describe('token plan simulation: margins earned from answers, zero 429s', () => 
 
     expect(peak).toBeLessThanOrEqual(TPM);
     // Pages before the shift were planned by the evidence, at a small margin over 1.0 …
-    const learned = calibrated.filter((c) => c.source === 'evidence');
+    const learned = calibrated.filter((c) => c.source === 'job');
     expect(learned.length).toBeGreaterThan(0);
     expect(Math.max(...learned.map((c) => c.ratio))).toBeLessThan(1.05);
     // … pages after it are not: the margin grew back to what the costlier inputs count.
     expect(calibrated.at(-1)!.ratio).toBeGreaterThanOrEqual(1.3);
   }, 60_000);
+});
+
+describe('token plan: evidence per model', () => {
+  /** A world with one model; Gemini counts `ratioOf(prompt)` × the estimate. */
+  async function modelWorld(ratioOf: (text: string) => number) {
+    const capture = createLogCapture();
+    const quotas = testQuotas();
+    const world = fakeWorld({
+      quotas,
+      logger: createLogger({ destination: capture.stream, level: 'debug' }),
+      clock: () => T0,
+    });
+    const counted = (r: GenerateContentRequest) => Math.ceil(estimateContentTokens(r) * ratioOf(textOf(r)));
+    world.gemini.count = async (_m, r) => counted(r);
+    /** Creates a job of `prompts`, plans it, answers every item as Gemini counts it and finishes it. */
+    const run = async (id: string, prompts: string[]) => {
+      const normalized = normalizeJobRequest({ model: MODEL, prompts, mode: 'realtime' }, quotas);
+      await world.lifecycle.create(
+        { id, model: MODEL, mode: 'realtime', total: prompts.length, source: 'api' },
+        normalized.items,
+      );
+      await world.planner.enqueuePage((await world.lifecycle.getJob(id))!, 0);
+      for (const item of normalized.items) {
+        const claim = await world.lifecycle.claim(id, item.id, 60_000);
+        if (claim.outcome !== 'claimed') throw new Error(claim.outcome);
+        await world.lifecycle.complete(claim.lease, {
+          state: 'succeeded',
+          response: {},
+          usage: { promptTokens: counted(item.request), outputTokens: 1 },
+          costUsd: 0,
+          estimatedTokens: claim.item.estimatedTokens,
+        });
+      }
+      await world.lifecycle.finishIfDone(id);
+      return capture
+        .events('plan.calibrated')
+        .filter((l) => l.jobId === id)
+        .map((l) => ({ ratio: l.ratio as number, source: l.source }));
+    };
+    return { world, run };
+  }
+  const latin = (job: string) =>
+    Array.from({ length: 60 }, (_, i) => `${job} ${i} ${'lorem ipsum '.repeat(40)}`);
+  const cyrillic = (job: string) =>
+    Array.from({ length: 60 }, (_, i) => `${job} ${i} ${'привет мир '.repeat(40)}`);
+
+  it('plans a fresh job by what earlier jobs on the model counted when its sample looks like them', async () => {
+    const { world, run } = await modelWorld(() => 1.25);
+
+    const first = await run('job-a', latin('a'));
+    const second = await run('job-b', latin('b'));
+
+    // No evidence for the first job: its sample's highest ratio × 1.05, as before.
+    expect(first).toHaveLength(1);
+    expect(first[0]!.source).toBe('sample');
+    expect(first[0]!.ratio).toBeGreaterThanOrEqual(1.25 * 1.05);
+    // Both jobs folded their answers into the model's evidence when they finished.
+    expect((await world.db.stores.ledger.evidence(MODEL)).items).toBe(120);
+    // The second is planned by the model's evidence, near the floor's 1% over what Gemini counts.
+    expect(second).toHaveLength(1);
+    expect(second[0]!.source).toBe('model');
+    expect(second[0]!.ratio).toBeGreaterThanOrEqual(1.25 * 1.01);
+    expect(second[0]!.ratio).toBeLessThan(1.25 * 1.03);
+  });
+
+  it('plans a fresh job by its sample when it is unlike what the model has seen', async () => {
+    // Latin text counted 25% over the estimate, Cyrillic 60% over it.
+    const { run } = await modelWorld((text) => (/[а-я]/.test(text) ? 1.6 : 1.25));
+
+    await run('job-a', latin('a'));
+    const other = await run('job-c', cyrillic('c'));
+
+    expect(other).toHaveLength(1);
+    expect(other[0]!.source).toBe('sample');
+    expect(other[0]!.ratio).toBeGreaterThanOrEqual(1.6 * 1.05);
+  });
 });
