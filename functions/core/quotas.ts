@@ -58,6 +58,21 @@ export const quotasSchema = z
      * (`core/token-evidence.ts`): the least margin (`floor`), the standard deviations a window
      * covers (`z`), the answered items a job needs before its evidence is trusted (`minItems`).
      */
+    /**
+     * How each model's queue ramps up after idling (`DispatchRamp`, core/rate.ts): the plan follows
+     * it. Off (false) by default: Cloud Tasks documents no figures; the local cloud's strict profile
+     * ramps { startShare: 0.2, seconds: 30, idleSeconds: 60 }.
+     */
+    queueRamp: z
+      .union([
+        z.literal(false),
+        z.object({
+          startShare: z.number().gt(0).lte(1),
+          seconds: z.number().positive(),
+          idleSeconds: z.number().positive(),
+        }),
+      ])
+      .default(false),
     tokenMargin: z
       .object({
         floor: z.number().min(0).max(1).default(0.01),

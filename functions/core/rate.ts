@@ -31,6 +31,44 @@ export interface DispatchLedger {
   buckets: Record<string, number>;
   /** Epoch second → requests planned to be dispatched in that second. */
   requests?: Record<string, number>;
+  /** With a {@link DispatchRamp}: the second the queue's current ramp began (its first planned send after idling). */
+  rampFromSec?: number;
+}
+
+/**
+ * How a model's queue ramps up after idling: it dispatches at `startShare` of its rate, rising
+ * linearly to the whole rate over `seconds`, once it has dispatched nothing for `idleSeconds`. Cloud
+ * Tasks documents that queues smooth sudden spikes ("adaptive layers ... this adaptation, however,
+ * takes time", Manage scaling risks) but not by how much: this is a hypothesis, a setting
+ * (`queueRamp` in infra/quotas.json). The local cloud's strict profile ramps from 20% over 30 s
+ * after 60 s idle. With a ramp the plan follows it, so a cold queue's items are not planned sooner
+ * than it will send them (and none falls behind and is planned again); without, a queue idle for a
+ * minute is planned with its whole burst at once.
+ */
+export interface DispatchRamp {
+  startShare: number;
+  seconds: number;
+  idleSeconds: number;
+}
+
+/**
+ * Requests a queue ramping since the start of second 0 can send in its second `k`: one at once,
+ * then what its rising rate accrues, counted from the end of second 0 (the ramp starts with the
+ * first dispatch, somewhat after the plan's second begins: the plan errs late, never early).
+ */
+export function rampCapacity(k: number, rate: number, ramp: DispatchRamp): number {
+  const accrued = (t: number) => {
+    if (t <= 0) return 0;
+    const rising = Math.min(t, ramp.seconds);
+    return (
+      rate *
+      (ramp.startShare * rising +
+        ((1 - ramp.startShare) * rising * rising) / (2 * Math.max(1, ramp.seconds)) +
+        Math.max(0, t - ramp.seconds))
+    );
+  };
+  const upTo = (j: number) => (j < 0 ? 0 : 1 + Math.floor(accrued(j) + 1e-9));
+  return upTo(k) - upTo(k - 1);
 }
 
 /**
@@ -106,6 +144,7 @@ export function planDispatches(
   headroom: number,
   release?: { atMs: number; tokens: number },
   untilMs = Number.POSITIVE_INFINITY,
+  ramp?: DispatchRamp | false,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
   const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom);
@@ -132,8 +171,19 @@ export function planDispatches(
   // minute goes over, as burst + 60 × rate is within the budget.
   let idle = true;
   for (let s = nowSec - 60; s <= nowSec && idle; s++) if (requests.has(s)) idle = false;
+  // With a ramp: a queue that sent or will send something within idleSeconds goes on with its ramp;
+  // one that did not starts a ramp at its first planned send.
+  const active = ramp ? [...requests.keys()].some((second) => second > nowSec - ramp.idleSeconds) : false;
+  let rampFrom = ramp && active ? ledger.rampFromSec : undefined;
+  /** Requests second `second` can take at the queue's rate (its ramp's while it ramps). */
+  const steady = (second: number) =>
+    ramp && rampFrom !== undefined && second >= rampFrom && second - rampFrom <= ramp.seconds + 1
+      ? rampCapacity(second - rampFrom, rate, ramp)
+      : requestsInSecond(second, rate);
   const capacity = (second: number) =>
-    requestsInSecond(second, rate) + (idle && second === nowSec ? maxBurstSize : 0);
+    ramp && !active && rampFrom === undefined
+      ? rampCapacity(0, rate, ramp)
+      : steady(second) + (!ramp && idle && second === nowSec ? maxBurstSize : 0);
   const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
   if (release) {
     const second = Math.floor(release.atMs / 1000);
@@ -168,20 +218,25 @@ export function planDispatches(
       if (cursor * 1000 > untilMs) break;
     }
     if (cursor * 1000 > untilMs) break;
+    if (ramp && rampFrom === undefined && !active) rampFrom = cursor;
     const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
     requests.set(cursor, k + 1);
     sum += w;
     // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
     scheduleMs.push(
-      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / requestsInSecond(cursor, rate)),
+      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / Math.max(1, steady(cursor))),
     );
   }
   const record = (map: Map<number, number>, from: (second: number) => boolean) =>
     Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
   return {
     scheduleMs,
-    ledger: { buckets: record(buckets, keep), requests: record(requests, keep) },
+    ledger: {
+      buckets: record(buckets, keep),
+      requests: record(requests, keep),
+      ...(ramp && rampFrom !== undefined ? { rampFromSec: rampFrom } : {}),
+    },
   };
 }
 
@@ -249,7 +304,7 @@ export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: num
     if (key in buckets) buckets[key] = Math.max(0, buckets[key]! - tokens);
     if (key in requests) requests[key] = Math.max(0, requests[key]! - count);
   }
-  return { buckets, requests };
+  return { ...ledger, buckets, requests };
 }
 
 /**
@@ -263,10 +318,10 @@ export function reserveForJob(
   nowMs: number,
   quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
   headroom: number,
-  options: { release?: { atMs: number; tokens: number }; untilMs?: number } = {},
+  options: { release?: { atMs: number; tokens: number }; untilMs?: number; ramp?: DispatchRamp | false } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
-  const { release, untilMs } = options;
-  const planned = planDispatches(ledger, tokens, nowMs, quota, headroom, release, untilMs);
+  const { release, untilMs, ramp } = options;
+  const planned = planDispatches(ledger, tokens, nowMs, quota, headroom, release, untilMs, ramp);
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;
   return { ...planned, jobPlan: addToJobPlan(before, planned.scheduleMs, tokens, nowMs) };

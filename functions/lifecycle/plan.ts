@@ -157,7 +157,12 @@ export function createPlanner(deps: PlannerDeps) {
         pending.map((i) => plannedTokens(i.estimatedTokens, ratio)),
         quota,
         deps.quotas.headroom,
-        { jobId: job.id, untilMs: clock() + PLAN_AHEAD_MS, evidence: jobEvidence },
+        {
+          jobId: job.id,
+          untilMs: clock() + PLAN_AHEAD_MS,
+          evidence: jobEvidence,
+          ramp: deps.quotas.queueRamp,
+        },
       );
       // Due times first: a crash before the tasks exist leaves items the reconciler will find.
       await items.setDue(
@@ -205,6 +210,7 @@ export function createPlanner(deps: PlannerDeps) {
       if (!lateSendNeedsSlot(current, clock(), tokens, quota, deps.quotas.headroom)) return undefined;
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
+        ramp: deps.quotas.queueRamp,
         // A delivery that never reached Gemini leaves its old slot free again.
         ...(neverSent ? { release: { atMs: plannedMs, tokens } } : {}),
       });
@@ -226,6 +232,7 @@ export function createPlanner(deps: PlannerDeps) {
       const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
+        ramp: deps.quotas.queueRamp,
       });
       if (slotMs === undefined) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [

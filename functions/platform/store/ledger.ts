@@ -2,7 +2,13 @@ import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
-import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
+import {
+  type DispatchLedger,
+  type DispatchRamp,
+  type JobPlan,
+  releaseJobPlan,
+  reserveForJob,
+} from '../../core/rate.js';
 import { evidenceSince, foldEvidence, NO_EVIDENCE, type TokenEvidence } from '../../core/token-evidence.js';
 
 export interface ReserveOptions {
@@ -12,6 +18,8 @@ export interface ReserveOptions {
   release?: { atMs: number; tokens: number };
   /** Plans only the items that fit before this time: the result may be shorter. */
   untilMs?: number;
+  /** How the model's queue ramps up after idling (`quotas.queueRamp`): the plan follows it. */
+  ramp?: DispatchRamp | false;
   /**
    * The job's token evidence as it stands (`CountersStore.evidence`): what it adds since the job's
    * last fold is folded into the model's (`foldEvidence`), in the same transaction.
@@ -172,6 +180,7 @@ function ledgerData(ledger: DispatchLedger) {
   return {
     bucketsJson: JSON.stringify(ledger.buckets),
     requestsJson: JSON.stringify(ledger.requests ?? {}),
+    rampFromSec: ledger.rampFromSec ?? null,
     updatedAt: FieldValue.serverTimestamp(),
   };
 }
@@ -179,5 +188,10 @@ function ledgerData(ledger: DispatchLedger) {
 function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {
   const parse = (field: string) =>
     JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
-  return { buckets: parse('bucketsJson'), requests: parse('requestsJson') };
+  const rampFromSec = snap.exists ? snap.data()!.rampFromSec : undefined;
+  return {
+    buckets: parse('bucketsJson'),
+    requests: parse('requestsJson'),
+    ...(typeof rampFromSec === 'number' ? { rampFromSec } : {}),
+  };
 }
