@@ -77,7 +77,9 @@ export function createPlanner(deps: PlannerDeps) {
       evidenceFor(job),
     ]);
     const { ratio, source } = pageRatio({
-      evidence,
+      // Other jobs' answers speak for a page only when its own sample can say it is like them (a
+      // page of media items has none: its estimates are defaults, not text like theirs).
+      evidence: scope === 'model' && sample.length === 0 ? NO_EVIDENCE : evidence,
       sample,
       estimates: page.map((i) => i.estimatedTokens),
       budget: Math.floor(quota.tpm * deps.quotas.headroom),

@@ -218,6 +218,21 @@ describe('token plan: evidence per model', () => {
     expect(second[0]!.ratio).toBeLessThan(1.25 * 1.03);
   });
 
+  it("does not plan a fresh job by other jobs' answers when its page has no sample to compare", async () => {
+    const { world, run } = await modelWorld(() => 0.7);
+    await run('job-a', latin('a'));
+    // countTokens fails for the next job (its page could as well be all media): nothing to compare.
+    world.gemini.count = async () => {
+      throw new Error('503 countTokens unavailable');
+    };
+
+    const unsampled = await run('job-m', latin('m'));
+
+    // Planned at the estimate, not at the 0.7 other jobs' answers counted.
+    expect(unsampled).toEqual([]);
+    expect((await world.lifecycle.getJob('job-m'))!.tokenRatio).toBeUndefined();
+  });
+
   it('plans a fresh job by its sample when it is unlike what the model has seen', async () => {
     // Latin text counted 25% over the estimate, Cyrillic 60% over it.
     const { run } = await modelWorld((text) => (/[а-я]/.test(text) ? 1.6 : 1.25));
