@@ -2,13 +2,8 @@ import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
-import {
-  type DispatchLedger,
-  type DispatchRamp,
-  type JobPlan,
-  releaseJobPlan,
-  reserveForJob,
-} from '../../core/rate.js';
+import type { DispatchRamp } from '../../core/ramp.js';
+import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
 import { evidenceSince, foldEvidence, NO_EVIDENCE, type TokenEvidence } from '../../core/token-evidence.js';
 
 export interface ReserveOptions {
