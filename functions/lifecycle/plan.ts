@@ -70,7 +70,7 @@ export function createPlanner(deps: PlannerDeps) {
   const calibrate = async (
     job: JobRecord,
     page: ItemRecord[],
-  ): Promise<{ ratio: number | undefined; jobEvidence: TokenEvidence }> => {
+  ): Promise<{ ratio: number | undefined; jobEvidence: TokenEvidence | undefined }> => {
     const quota = deps.quotas.models[job.model]!;
     const [sample, { jobEvidence, evidence, scope }] = await Promise.all([
       countSample(job, page),
@@ -118,8 +118,13 @@ export function createPlanner(deps: PlannerDeps) {
       );
       return NO_EVIDENCE;
     };
-    const jobEvidence = await counters.evidence(job.id, job.counterShards).catch(readFailed);
-    if (jobEvidence.items >= minItems) return { jobEvidence, evidence: jobEvidence, scope: 'job' };
+    // Undefined when unread: folding "nothing" would record the job's evidence as folded at zero.
+    const jobEvidence = await counters.evidence(job.id, job.counterShards).catch((err: Error) => {
+      readFailed(err);
+      return undefined;
+    });
+    if (jobEvidence && jobEvidence.items >= minItems)
+      return { jobEvidence, evidence: jobEvidence, scope: 'job' };
     const model = await ledger.evidence(job.model).catch(readFailed);
     return { jobEvidence, evidence: model, scope: 'model' };
   };
@@ -162,7 +167,7 @@ export function createPlanner(deps: PlannerDeps) {
         {
           jobId: job.id,
           untilMs: clock() + PLAN_AHEAD_MS,
-          evidence: jobEvidence,
+          ...(jobEvidence ? { evidence: jobEvidence } : {}),
           ramp: deps.quotas.queueRamp,
         },
       );

@@ -233,6 +233,41 @@ describe('token plan: evidence per model', () => {
     expect((await world.lifecycle.getJob('job-m'))!.tokenRatio).toBeUndefined();
   });
 
+  it("folds each answer into the model's evidence once, also when a read of the job's failed", async () => {
+    const { world } = await modelWorld(() => 1.25);
+    const prompts = latin('x');
+    const normalized = normalizeJobRequest({ model: MODEL, prompts, mode: 'realtime' }, testQuotas());
+    await world.lifecycle.create(
+      { id: 'job-x', model: MODEL, mode: 'realtime', total: 60, source: 'api' },
+      normalized.items,
+    );
+    const job = async () => (await world.lifecycle.getJob('job-x'))!;
+    const answer = async (from: number, to: number) => {
+      for (const item of normalized.items.slice(from, to)) {
+        const claim = await world.lifecycle.claim('job-x', item.id, 60_000);
+        if (claim.outcome !== 'claimed') throw new Error(claim.outcome);
+        const usage = { promptTokens: Math.ceil(item.estimatedTokens * 1.25), outputTokens: 1 };
+        await world.lifecycle.complete(claim.lease, {
+          state: 'succeeded',
+          response: {},
+          usage,
+          costUsd: 0,
+          estimatedTokens: item.estimatedTokens,
+        });
+      }
+    };
+
+    await world.planner.enqueuePage(await job(), 0, 30);
+    await answer(0, 30);
+    await world.planner.enqueuePage(await job(), 30, 45);
+    world.db.failOnce('counters.evidence');
+    await world.planner.enqueuePage(await job(), 45, 60);
+    await answer(30, 60);
+    await world.lifecycle.finishIfDone('job-x');
+
+    expect((await world.db.stores.ledger.evidence(MODEL)).items).toBe(60);
+  });
+
   it('plans a fresh job by its sample when it is unlike what the model has seen', async () => {
     // Latin text counted 25% over the estimate, Cyrillic 60% over it.
     const { run } = await modelWorld((text) => (/[а-я]/.test(text) ? 1.6 : 1.25));
