@@ -220,6 +220,8 @@ export type ItemOutcome =
       /** The tier that served it, which priced it; `standardCostUsd`: its price at standard. */
       tier?: PriceTier;
       standardCostUsd?: number;
+      /** The item's estimate (text items only): the counters learn the token ratio from it. */
+      estimatedTokens?: number;
     }
   | { state: 'failed'; error: ItemError; usage?: Usage; costUsd?: number };
 

@@ -118,6 +118,33 @@ export const quotasSchema = z
     serviceTiers: serviceTiersSchema.prefault({}),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
+    /**
+     * How the token plan earns its margin over the estimate from what answers count
+     * (`core/token-evidence.ts`): the least margin (`floor`), the standard deviations a window
+     * covers (`z`), the answered items a job needs before its evidence is trusted (`minItems`).
+     */
+    /**
+     * How each model's queue ramps up after idling (`DispatchRamp`, core/rate.ts): the plan follows
+     * it. Off (false) by default: Cloud Tasks documents no figures; the local cloud's strict profile
+     * ramps { startShare: 0.2, seconds: 30, idleSeconds: 60 }.
+     */
+    queueRamp: z
+      .union([
+        z.literal(false),
+        z.object({
+          startShare: z.number().gt(0).lte(1),
+          seconds: z.number().positive(),
+          idleSeconds: z.number().positive(),
+        }),
+      ])
+      .default(false),
+    tokenMargin: z
+      .object({
+        floor: z.number().min(0).max(1).default(0.01),
+        z: z.number().positive().default(3),
+        minItems: z.number().int().positive().default(30),
+      })
+      .prefault({}),
     /** What one request may ask for (see requestLimitsSchema); a model may override each figure. */
     requestLimits: requestLimitsSchema.prefault({}),
     /** Retry policy of every model queue; the worker reads maxAttempts to know a task's last attempt. */

@@ -1,4 +1,5 @@
 import type { ModelQuota } from './quotas.js';
+import { type DispatchRamp, rampCapacity } from './ramp.js';
 import { type TokenRateCut, withTokenCut } from './token-cut.js';
 
 /** Cloud Tasks' ceiling on one queue's dispatch rate. */
@@ -34,6 +35,8 @@ export interface DispatchLedger {
   requests?: Record<string, number>;
   /** The model's token rate, lowered for a while after a TPM 429 (`core/token-cut.ts`). */
   tokenCut?: TokenRateCut;
+  /** With a {@link DispatchRamp}: the second the queue's current ramp began (its first planned send after idling). */
+  rampFromSec?: number;
 }
 
 /**
@@ -109,6 +112,7 @@ export function planDispatches(
   headroom: number,
   release?: { atMs: number; tokens: number },
   untilMs = Number.POSITIVE_INFINITY,
+  ramp?: DispatchRamp | false,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
   const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom);
@@ -135,8 +139,19 @@ export function planDispatches(
   // minute goes over, as burst + 60 × rate is within the budget.
   let idle = true;
   for (let s = nowSec - 60; s <= nowSec && idle; s++) if (requests.has(s)) idle = false;
+  // With a ramp: a queue that sent or will send something within idleSeconds goes on with its ramp;
+  // one that did not starts a ramp at its first planned send.
+  const active = ramp ? [...requests.keys()].some((second) => second > nowSec - ramp.idleSeconds) : false;
+  let rampFrom = ramp && active ? ledger.rampFromSec : undefined;
+  /** Requests second `second` can take at the queue's rate (its ramp's while it ramps). */
+  const steady = (second: number) =>
+    ramp && rampFrom !== undefined && second >= rampFrom && second - rampFrom <= ramp.seconds + 1
+      ? rampCapacity(second - rampFrom, rate, ramp)
+      : requestsInSecond(second, rate);
   const capacity = (second: number) =>
-    requestsInSecond(second, rate) + (idle && second === nowSec ? maxBurstSize : 0);
+    ramp && !active && rampFrom === undefined
+      ? rampCapacity(0, rate, ramp)
+      : steady(second) + (!ramp && idle && second === nowSec ? maxBurstSize : 0);
   const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
   if (release) {
     const second = Math.floor(release.atMs / 1000);
@@ -171,20 +186,25 @@ export function planDispatches(
       if (cursor * 1000 > untilMs) break;
     }
     if (cursor * 1000 > untilMs) break;
+    if (ramp && rampFrom === undefined && !active) rampFrom = cursor;
     const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
     requests.set(cursor, k + 1);
     sum += w;
     // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
     scheduleMs.push(
-      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / requestsInSecond(cursor, rate)),
+      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / Math.max(1, steady(cursor))),
     );
   }
   const record = (map: Map<number, number>, from: (second: number) => boolean) =>
     Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
   return {
     scheduleMs,
-    ledger: { buckets: record(buckets, keep), requests: record(requests, keep) },
+    ledger: {
+      buckets: record(buckets, keep),
+      requests: record(requests, keep),
+      ...(ramp && rampFrom !== undefined ? { rampFromSec: rampFrom } : {}),
+    },
   };
 }
 
@@ -252,7 +272,7 @@ export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: num
     if (key in buckets) buckets[key] = Math.max(0, buckets[key]! - tokens);
     if (key in requests) requests[key] = Math.max(0, requests[key]! - count);
   }
-  return { buckets, requests, ...(ledger.tokenCut ? { tokenCut: ledger.tokenCut } : {}) };
+  return { ...ledger, buckets, requests };
 }
 
 /**
@@ -267,12 +287,12 @@ export function reserveForJob(
   nowMs: number,
   quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
   headroom: number,
-  options: { release?: { atMs: number; tokens: number }; untilMs?: number } = {},
+  options: { release?: { atMs: number; tokens: number }; untilMs?: number; ramp?: DispatchRamp | false } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
-  const { release, untilMs } = options;
+  const { release, untilMs, ramp } = options;
   const cut = ledger.tokenCut;
   const effective = withTokenCut(quota, cut, nowMs);
-  const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs);
+  const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs, ramp);
   const planned = cut ? { ...dispatched, ledger: { ...dispatched.ledger, tokenCut: cut } } : dispatched;
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;

@@ -1,5 +1,14 @@
 import type { GenerateContentRequest, MediaRef } from './jobs.js';
 import { inlineMediaTokens, referencedMediaTokens } from './media-tokens.js';
+import {
+  DEFAULT_MARGIN,
+  learnedRatio,
+  type MarginSettings,
+  RATIO_BOUNDS,
+  sampleAgrees,
+  type TokenEvidence,
+  windowItems,
+} from './token-evidence.js';
 
 /**
  * Estimated input tokens of a request: one token per 4 UTF-8 bytes of text (Gemini's published rule
@@ -26,11 +35,11 @@ export function estimateInputTokens(request: GenerateContentRequest, media: Medi
 /** Items of a page whose tokens are counted by Gemini (`countTokens`) before the page is planned. */
 export const CALIBRATION_SAMPLE = 12;
 
-/** What the plan adds on top of the sampled ratio: items it did not count may run a little higher. */
+/**
+ * What the plan adds on top of the sampled ratio while the job has no evidence of its own (see
+ * {@link pageRatio}): items it did not count may run a little higher.
+ */
 export const CALIBRATION_MARGIN = 1.05;
-
-/** Bounds of a ratio: a count that far off is a fault of the sample, not of the estimator. */
-const RATIO_BOUNDS = { min: 0.25, max: 4 };
 
 /**
  * Which items of a page to count: up to `size` of them, spread evenly over the page (inputs often
@@ -50,11 +59,45 @@ export function calibrationSample<T extends { media?: MediaRef[] }>(
  * mixing scripts is planned for its costliest kind), with a margin, within bounds. Undefined when
  * nothing was counted.
  */
-export function calibrationRatio(samples: Array<{ estimated: number; counted: number }>): number | undefined {
+export function calibrationRatio(
+  samples: ReadonlyArray<{ estimated: number; counted: number }>,
+): number | undefined {
   const ratios = samples.filter((s) => s.estimated > 0 && s.counted > 0).map((s) => s.counted / s.estimated);
   if (ratios.length === 0) return undefined;
   const r = Math.max(...ratios) * CALIBRATION_MARGIN;
   return Math.min(RATIO_BOUNDS.max, Math.max(RATIO_BOUNDS.min, Math.round(r * 1000) / 1000));
+}
+
+/** A page's ratio, and what it rests on. */
+export interface PageRatio {
+  ratio: number | undefined;
+  /** `evidence`: the job's answers; `sample`: this page's countTokens sample; `none`: neither. */
+  source: 'evidence' | 'sample' | 'none';
+}
+
+/**
+ * The ratio a page is planned at. With enough answered items whose counts agree with the page's
+ * sample (or with no sample), the ratio the evidence earns (`learnedRatio`: the window's aggregate
+ * ratio plus a spread that shrinks with evidence, see `token-evidence.ts`); otherwise, as a fresh job
+ * is, the sample's highest ratio × {@link CALIBRATION_MARGIN} (a page unlike what was answered: the
+ * inputs changed along the file). `estimates` are the page's items, `budget` the window's tokens.
+ */
+export function pageRatio(input: {
+  evidence: TokenEvidence;
+  sample: ReadonlyArray<{ estimated: number; counted: number }>;
+  estimates: readonly number[];
+  budget: number;
+  settings?: MarginSettings;
+}): PageRatio {
+  const settings = input.settings ?? DEFAULT_MARGIN;
+  const sampled = calibrationRatio(input.sample);
+  const trial = learnedRatio(input.evidence, 1, settings);
+  if (trial !== undefined && sampleAgrees(input.evidence, input.sample, settings)) {
+    const n = windowItems(input.estimates, input.budget, trial);
+    return { ratio: learnedRatio(input.evidence, n, settings), source: 'evidence' };
+  }
+  if (sampled !== undefined) return { ratio: sampled, source: 'sample' };
+  return { ratio: undefined, source: 'none' };
 }
 
 /** The tokens a plan reserves for an item: its estimate times the calibrated ratio. */

@@ -46,8 +46,16 @@ export function createJobFinisher(
         if (sum.counts.pending > 0) return 'pending';
         const order = callbackOrder(job);
         if (!(await jobs.finish(jobId, job.version, 'succeeded', sum, job.startedAt, order))) continue;
-        // Its reservations are all behind it now.
-        await ledger.dropJob(job.model, jobId);
+        // Its reservations are all behind it now; what its answers counted goes to the model's evidence.
+        const evidence = await counters.evidence(jobId, job.counterShards).catch((err: Error) => {
+          // Best effort: the model learns nothing from this job, the job is finished all the same.
+          log.warn(
+            { event: 'job.evidence_failed', jobId, err: err.message },
+            'could not read token evidence',
+          );
+          return undefined;
+        });
+        await ledger.dropJob(job.model, jobId, evidence);
         log.info({ event: 'job.finished', jobId, counts: sum.counts, costUsd: sum.costUsd }, 'job finished');
         if (order) await sendNow(jobId, log);
         return 'finished';

@@ -242,6 +242,9 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       response: result.response,
       usage,
       ...priceAnswer(job, usage, result.servedTier, plan.tier, deps),
+      // Evidence for the token plan (not with media, whose estimate is only a default, nor with a
+      // schema, whose repair turn would count more than the estimate covers).
+      ...(item.media?.length || checked ? {} : { estimatedTokens: item.estimatedTokens }),
     };
     // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
     if (checked) return recordChecked(checked, answer, run, deps);

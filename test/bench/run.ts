@@ -1,18 +1,24 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
+import { measureCold } from './cold-case.js';
 import { bootStack, type ComparisonStack } from './compare-stack.js';
+import { measureTpm } from './tpm-case.js';
 
 /**
  * `npm run bench`: boots the local cloud in a child process (so its logs can be read), then measures
  * - realtime: N prompts at the model's RPM with fixed Gemini latency, against N·60/RPM + latency;
  * - ingest: prompts accepted per second by POST /jobs;
- * - per-item overhead: worker time minus Gemini time, from the worker's `item.succeeded` log lines.
- * Prints a table and writes bench/results/<name>.json.
+ * - per-item overhead: worker time minus Gemini time, from the worker's `item.succeeded` log lines;
+ * - the TPM-bound case (`tpm-case.ts`): 120 prompts of ~1,000 tokens at 90,000 TPM;
+ * - the cold-queue case (`cold-case.ts`): 660 prompts at 600 RPM on a queue idle for a minute.
+ * `BENCH_CASES` picks cases (`realtime` covers ingest and overhead too; `realtime,tpm` by default).
+ * The strict stack's functions plan for its queues' ramp (`queueRamp`) unless `BENCH_RAMP=off`.
+ * Prints a table and writes bench/results/realtime.json (and tpm.json, cold.json).
  */
 const N = Number(process.env.BENCH_ITEMS ?? 2000);
 const RPM = 6000;
@@ -20,6 +26,11 @@ const LATENCY_MS = 300;
 const INGEST_ITEMS = 10_000;
 const INGEST_RUNS = 3;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const TPM_RUNS = Number(process.env.BENCH_TPM_RUNS ?? RUNS);
+const CASES = new Set((process.env.BENCH_CASES ?? 'realtime,tpm').split(','));
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 1);
+/** The strict local cloud's queues ramp from 20% of their rate over 30 s after 60 s idle. */
+const STRICT_RAMP = { startShare: 0.2, seconds: 30, idleSeconds: 60 };
 /** DESIGN's targets (median of 5 after a warm-up); a result says whether each was met. */
 const TARGETS = { ratio: 1.05, ingestPerSecond: 10_000, overheadP99Ms: 100 };
 
@@ -31,13 +42,25 @@ function percentile(sorted: number[], p: number): number {
 type Profile = 'ideal' | 'strict';
 
 /** The local cloud with `profile`, its log in `.local/bench/`; each item's overhead into `overheads`. */
-async function bootBenchStack(overheads: number[], profile: Profile): Promise<ComparisonStack> {
+async function bootBenchStack(
+  overheads: number[],
+  profile: Profile,
+  replans: { count: number } = { count: 0 },
+): Promise<ComparisonStack> {
   const scratch = join(PROJECT_ROOT, '.local', 'bench');
   mkdirSync(scratch, { recursive: true });
-  const quotasFile = join(PROJECT_ROOT, 'test', 'fixtures', 'quotas.bench.json');
+  const fixture = join(PROJECT_ROOT, 'test', 'fixtures', 'quotas.bench.json');
+  // The strict stack's functions know how its queues ramp (a setting: see queueRamp in the README).
+  const ramp = profile === 'strict' && process.env.BENCH_RAMP !== 'off';
+  const quotasFile = ramp ? join(scratch, 'quotas.strict.json') : fixture;
+  if (ramp) {
+    const quotas = { ...JSON.parse(readFileSync(fixture, 'utf8')), queueRamp: STRICT_RAMP };
+    writeFileSync(quotasFile, `${JSON.stringify(quotas, null, 2)}\n`);
+  }
   return bootStack(quotasFile, join(scratch, `stack-${profile}.log`), {
     profile,
     onLine: (line) => {
+      if (line.includes('"item.replanned"')) replans.count++;
       if (!line.includes('"item.succeeded"')) return;
       const entry = JSON.parse(line) as { overheadMs?: number };
       if (typeof entry.overheadMs === 'number') overheads.push(entry.overheadMs);
@@ -52,8 +75,60 @@ async function bootBenchStack(overheads: number[], profile: Profile): Promise<Co
  */
 async function main(): Promise<void> {
   const profiles = (process.env.BENCH_PROFILES ?? 'strict,ideal').split(',') as Profile[];
-  const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
-  for (const profile of profiles) results[profile] = await measure(profile);
+  const results: Record<string, Awaited<ReturnType<typeof measureRealtime>>> = {};
+  const tpm: Record<string, Awaited<ReturnType<typeof measureTpm>>> = {};
+  const cold: Record<string, Awaited<ReturnType<typeof measureCold>>> = {};
+  for (const profile of profiles) {
+    const measured = await measure(profile);
+    if (measured.tpm) tpm[profile] = measured.tpm;
+    if (measured.cold) cold[profile] = measured.cold;
+    if (measured.realtime) results[profile] = measured.realtime;
+  }
+  const dir = resolve(PROJECT_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  if (Object.keys(tpm).length > 0) {
+    writeFileSync(
+      join(dir, 'tpm.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), loadAverage: loadavg(), profiles: tpm }, null, 2)}\n`,
+    );
+    console.table(
+      Object.fromEntries(
+        Object.entries(tpm).map(([p, r]) => [
+          p,
+          {
+            'TPM-bound ratio (median)': r.medianRatio,
+            runs: r.runs.map((x) => x.ratio).join(' '),
+            '429s': r.runs.reduce((a, x) => a + x.rejected429, 0),
+            'peak tokens/60 s': Math.max(...r.runs.map((x) => x.peakTokens)),
+          },
+        ]),
+      ),
+    );
+    console.log('written: bench/results/tpm.json');
+  }
+  if (Object.keys(cold).length > 0) {
+    const ramp = process.env.BENCH_RAMP === 'off' ? 'off' : 'on';
+    writeFileSync(
+      join(dir, 'cold.json'),
+      `${JSON.stringify({ date: new Date().toISOString(), loadAverage: loadavg(), ramp, profiles: cold }, null, 2)}\n`,
+    );
+    console.table(
+      Object.fromEntries(
+        Object.entries(cold).map(([p, r]) => [
+          p,
+          {
+            'cold ratio (median)': r.medianRatio,
+            runs: r.runs.map((x) => x.ratio).join(' '),
+            'first result (ms)': r.runs.map((x) => x.firstResultMs).join(' '),
+            replanned: r.runs.map((x) => x.replanned).join(' '),
+            '429s': r.runs.reduce((a, x) => a + x.rejected429, 0),
+          },
+        ]),
+      ),
+    );
+    console.log('written: bench/results/cold.json');
+  }
+  if (Object.keys(results).length === 0) return;
   const first = results[profiles[0]!]!;
   const out = {
     date: new Date().toISOString(),
@@ -65,8 +140,6 @@ async function main(): Promise<void> {
       ]),
     ),
   };
-  const dir = resolve(PROJECT_ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'realtime.json'), `${JSON.stringify(out, null, 2)}\n`);
   console.table(
     Object.fromEntries(
@@ -86,130 +159,157 @@ async function main(): Promise<void> {
   console.log(`written: bench/results/realtime.json (profiles: ${profiles.join(', ')})`);
 }
 
+/** The cases `BENCH_CASES` picks, on one stack of `profile`. */
 async function measure(profile: Profile) {
   const overheads: number[] = [];
-  const stack = await bootBenchStack(overheads, profile);
-  const { info } = stack;
-  const jobs = createJobsClient(info.ingestUrl);
+  const replans = { count: 0 };
+  const stack = await bootBenchStack(overheads, profile, replans);
+  const jobs = createJobsClient(stack.info.ingestUrl);
   try {
-    const standIn = standInControl(info.geminiBaseUrl);
+    const standIn = standInControl(stack.info.geminiBaseUrl);
     await standIn.configure({ latency: { '*': LATENCY_MS } });
-
-    // Warm up connections and code paths with one run of full size (the emulators' JVM and V8 need
-    // thousands of requests before they run at speed), then forget what that measured.
-    const warm = await jobs.submit({
-      model: 'gemini-bench',
-      mode: 'realtime',
-      prompts: Array.from({ length: N }, (_, i) => `warm ${i}`),
-    });
-    await waitDone(jobs, warm.id, 300_000);
-    overheads.length = 0;
-
-    // Realtime at the quota's edge: RUNS runs, the median reported (a 2-core machine is noisy).
-    const runs: Array<{
-      wallMs: number;
-      ratio: number;
-      peak: number;
-      rejected429: number;
-      calls: number;
-      succeeded: number;
-    }> = [];
-    const idealMs = (N * 60_000) / RPM + LATENCY_MS;
-    for (let run = 0; run < RUNS; run++) {
-      await standIn.reset();
-      await new Promise((r) => setTimeout(r, 2000));
-      const prompts = Array.from(
-        { length: N },
-        (_, i) => `Benchmark run ${run} prompt ${i}: say something short.`,
-      );
-      const t0 = Date.now();
-      const job = await jobs.submit({ model: 'gemini-bench', mode: 'realtime', prompts });
-      const done = await waitDone(jobs, job.id, 300_000);
-      const wallMs = Date.now() - t0;
-      const stats = await standIn.stats();
-      const model = stats.models['gemini-bench']!;
-      runs.push({
-        wallMs,
-        ratio: Math.round((wallMs / idealMs) * 1000) / 1000,
-        peak: model.peakRequestsPer60s,
-        rejected429: model.rejected429,
-        calls: model.admitted,
-        succeeded: done.counts.succeeded,
-      });
-    }
-    const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor(runs.length / 2)]!;
-    const sorted = [...overheads].sort((a, b) => a - b);
-
-    // Ingest: time to a durable 202 for 10,000 prompts (the bench model's queue barely dispatches).
-    const ingestRates: number[] = [];
-    for (let run = 0; run < INGEST_RUNS; run++) {
-      const body = {
-        model: 'gemini-bench-ingest',
-        mode: 'realtime' as const,
-        prompts: Array.from({ length: INGEST_ITEMS }, (_, i) => `ingest ${run} ${i}`),
-      };
-      const s = performance.now();
-      const created = await jobs.submit(body);
-      ingestRates.push(INGEST_ITEMS / ((performance.now() - s) / 1000));
-      await jobs.cancel(created.id);
-    }
-    ingestRates.sort((a, b) => a - b);
-
-    const result = {
-      machine: `${process.platform} ${process.arch}, node ${process.version}`,
-      profile,
-      realtime: {
-        items: N,
-        rpm: RPM,
-        latencyMs: LATENCY_MS,
-        idealMs,
-        medianWallMs: median.wallMs,
-        medianRatioToIdeal: median.ratio,
-        target: `≤ ${TARGETS.ratio}`,
-        met: median.ratio <= TARGETS.ratio,
-        runs,
-      },
-      ingest: {
-        itemsPerRequest: INGEST_ITEMS,
-        runs: INGEST_RUNS,
-        promptsPerSecondMedian: Math.round(percentile(ingestRates, 50)),
-        promptsPerSecondMin: Math.round(ingestRates[0]!),
-        target: `≥ ${TARGETS.ingestPerSecond}`,
-        met: percentile(ingestRates, 50) >= TARGETS.ingestPerSecond,
-      },
-      overheadMs: {
-        samples: sorted.length,
-        p50: percentile(sorted, 50),
-        p90: percentile(sorted, 90),
-        p99: percentile(sorted, 99),
-        target: `p99 ≤ ${TARGETS.overheadP99Ms}`,
-        met: percentile(sorted, 99) <= TARGETS.overheadP99Ms,
-      },
-      // What else ran on the machine: a shared 2-core machine's numbers depend on it.
-      loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
-    };
-    console.log(`profile ${profile}:`);
-    console.table({
-      'realtime wall, median (s)': {
-        value: median.wallMs / 1000,
-        target: `≤ ${((idealMs * TARGETS.ratio) / 1000).toFixed(2)}`,
-      },
-      'ratio to N·60/RPM + latency': { value: median.ratio, target: `≤ ${TARGETS.ratio}` },
-      'ratios of the runs': { value: runs.map((r) => r.ratio).join(' '), target: '' },
-      'peak requests in any 60 s': { value: Math.max(...runs.map((r) => r.peak)), target: `≤ ${RPM}` },
-      '429s from Gemini': { value: runs.reduce((a, r) => a + r.rejected429, 0), target: '0' },
-      'Gemini calls per item': { value: runs.reduce((a, r) => a + r.calls, 0) / (N * RUNS), target: '1' },
-      'ingest prompts/s (median)': {
-        value: result.ingest.promptsPerSecondMedian,
-        target: `≥ ${TARGETS.ingestPerSecond}`,
-      },
-      'per-item overhead p50 (ms)': { value: result.overheadMs.p50, target: '' },
-      'per-item overhead p99 (ms)': { value: result.overheadMs.p99, target: `≤ ${TARGETS.overheadP99Ms}` },
-    });
-    return result;
+    const tpm = CASES.has('tpm')
+      ? await measureTpm(jobs, standIn, {
+          runs: TPM_RUNS,
+          latencyMs: LATENCY_MS,
+          waitDone: (id) => waitDone(jobs, id, 600_000),
+        })
+      : undefined;
+    const cold = CASES.has('cold')
+      ? await measureCold(jobs, standIn, {
+          runs: COLD_RUNS,
+          latencyMs: LATENCY_MS,
+          replans: () => replans.count,
+          waitDone: (id) => waitDone(jobs, id, 600_000),
+        })
+      : undefined;
+    const realtime = CASES.has('realtime')
+      ? await measureRealtime(profile, jobs, standIn, overheads)
+      : undefined;
+    return { tpm, cold, realtime };
   } finally {
     await stack.stop();
   }
+}
+
+async function measureRealtime(
+  profile: Profile,
+  jobs: JobsClient,
+  standIn: ReturnType<typeof standInControl>,
+  overheads: number[],
+) {
+  // Warm up connections and code paths with one run of full size (the emulators' JVM and V8 need
+  // thousands of requests before they run at speed), then forget what that measured.
+  const warm = await jobs.submit({
+    model: 'gemini-bench',
+    mode: 'realtime',
+    prompts: Array.from({ length: N }, (_, i) => `warm ${i}`),
+  });
+  await waitDone(jobs, warm.id, 300_000);
+  overheads.length = 0;
+
+  // Realtime at the quota's edge: RUNS runs, the median reported (a 2-core machine is noisy).
+  const runs: Array<{
+    wallMs: number;
+    ratio: number;
+    peak: number;
+    rejected429: number;
+    calls: number;
+    succeeded: number;
+  }> = [];
+  const idealMs = (N * 60_000) / RPM + LATENCY_MS;
+  for (let run = 0; run < RUNS; run++) {
+    await standIn.reset();
+    await new Promise((r) => setTimeout(r, 2000));
+    const prompts = Array.from(
+      { length: N },
+      (_, i) => `Benchmark run ${run} prompt ${i}: say something short.`,
+    );
+    const t0 = Date.now();
+    const job = await jobs.submit({ model: 'gemini-bench', mode: 'realtime', prompts });
+    const done = await waitDone(jobs, job.id, 300_000);
+    const wallMs = Date.now() - t0;
+    const stats = await standIn.stats();
+    const model = stats.models['gemini-bench']!;
+    runs.push({
+      wallMs,
+      ratio: Math.round((wallMs / idealMs) * 1000) / 1000,
+      peak: model.peakRequestsPer60s,
+      rejected429: model.rejected429,
+      calls: model.admitted,
+      succeeded: done.counts.succeeded,
+    });
+  }
+  const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor(runs.length / 2)]!;
+  const sorted = [...overheads].sort((a, b) => a - b);
+
+  // Ingest: time to a durable 202 for 10,000 prompts (the bench model's queue barely dispatches).
+  const ingestRates: number[] = [];
+  for (let run = 0; run < INGEST_RUNS; run++) {
+    const body = {
+      model: 'gemini-bench-ingest',
+      mode: 'realtime' as const,
+      prompts: Array.from({ length: INGEST_ITEMS }, (_, i) => `ingest ${run} ${i}`),
+    };
+    const s = performance.now();
+    const created = await jobs.submit(body);
+    ingestRates.push(INGEST_ITEMS / ((performance.now() - s) / 1000));
+    await jobs.cancel(created.id);
+  }
+  ingestRates.sort((a, b) => a - b);
+
+  const result = {
+    machine: `${process.platform} ${process.arch}, node ${process.version}`,
+    profile,
+    realtime: {
+      items: N,
+      rpm: RPM,
+      latencyMs: LATENCY_MS,
+      idealMs,
+      medianWallMs: median.wallMs,
+      medianRatioToIdeal: median.ratio,
+      target: `≤ ${TARGETS.ratio}`,
+      met: median.ratio <= TARGETS.ratio,
+      runs,
+    },
+    ingest: {
+      itemsPerRequest: INGEST_ITEMS,
+      runs: INGEST_RUNS,
+      promptsPerSecondMedian: Math.round(percentile(ingestRates, 50)),
+      promptsPerSecondMin: Math.round(ingestRates[0]!),
+      target: `≥ ${TARGETS.ingestPerSecond}`,
+      met: percentile(ingestRates, 50) >= TARGETS.ingestPerSecond,
+    },
+    overheadMs: {
+      samples: sorted.length,
+      p50: percentile(sorted, 50),
+      p90: percentile(sorted, 90),
+      p99: percentile(sorted, 99),
+      target: `p99 ≤ ${TARGETS.overheadP99Ms}`,
+      met: percentile(sorted, 99) <= TARGETS.overheadP99Ms,
+    },
+    // What else ran on the machine: a shared 2-core machine's numbers depend on it.
+    loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+  console.log(`profile ${profile}:`);
+  console.table({
+    'realtime wall, median (s)': {
+      value: median.wallMs / 1000,
+      target: `≤ ${((idealMs * TARGETS.ratio) / 1000).toFixed(2)}`,
+    },
+    'ratio to N·60/RPM + latency': { value: median.ratio, target: `≤ ${TARGETS.ratio}` },
+    'ratios of the runs': { value: runs.map((r) => r.ratio).join(' '), target: '' },
+    'peak requests in any 60 s': { value: Math.max(...runs.map((r) => r.peak)), target: `≤ ${RPM}` },
+    '429s from Gemini': { value: runs.reduce((a, r) => a + r.rejected429, 0), target: '0' },
+    'Gemini calls per item': { value: runs.reduce((a, r) => a + r.calls, 0) / (N * RUNS), target: '1' },
+    'ingest prompts/s (median)': {
+      value: result.ingest.promptsPerSecondMedian,
+      target: `≥ ${TARGETS.ingestPerSecond}`,
+    },
+    'per-item overhead p50 (ms)': { value: result.overheadMs.p50, target: '' },
+    'per-item overhead p99 (ms)': { value: result.overheadMs.p99, target: `≤ ${TARGETS.overheadP99Ms}` },
+  });
+  return result;
 }
 
 /** Polls once a second: the bench measures the system, not the poller. */

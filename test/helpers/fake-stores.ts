@@ -19,6 +19,14 @@ import {
   reserveForJob,
 } from '../../functions/core/rate.js';
 import { cutAfterTokens429 } from '../../functions/core/token-cut.js';
+import {
+  addEvidence,
+  evidenceSince,
+  foldEvidence,
+  itemEvidence,
+  NO_EVIDENCE,
+  type TokenEvidence,
+} from '../../functions/core/token-evidence.js';
 import { sumTotals, type Totals, tierCounterFields } from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
@@ -45,6 +53,11 @@ export class FakeDb {
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
   readonly jobPlans = new Map<string, JobPlan>();
+  /** Token evidence per job, as the counter shards sum it (`counters.evidence`). */
+  readonly evidence = new Map<string, TokenEvidence>();
+  /** Token evidence per model (`ledger.evidence`), and what each job's plan has folded into it. */
+  readonly modelEvidence = new Map<string, TokenEvidence>();
+  readonly foldedEvidence = new Map<string, TokenEvidence>();
   readonly pauses = new Map<string, { untilMs: number; reason: string; resumedAtMs?: number }>();
   readonly keys = new Map<string, IdempotencyRecord>();
   /** The callback outbox, by job id. */
@@ -172,6 +185,13 @@ export class FakeDb {
       costUsd: i.costUsd ?? 0,
       ...tierCounterFields(i),
     }));
+  }
+
+  /** Folds what a job's evidence adds since its last fold into its model's (`ledger.reserve`, `dropJob`). */
+  private foldEvidence(model: string, jobId: string, evidence: TokenEvidence): void {
+    const added = evidenceSince(evidence, this.foldedEvidence.get(jobId) ?? NO_EVIDENCE);
+    this.modelEvidence.set(model, foldEvidence(this.modelEvidence.get(model) ?? NO_EVIDENCE, added));
+    this.foldedEvidence.set(jobId, { ...evidence });
   }
 
   private publicItem(jobId: string, item: StoredItem): ItemRecord & { jobId: string } {
@@ -428,6 +448,10 @@ export class FakeDb {
           db.applyOutcome(i, outcome);
           i.counted = true;
           db.completedWrites += 1;
+          if (outcome.state === 'succeeded' && outcome.estimatedTokens !== undefined) {
+            const ev = itemEvidence(outcome.estimatedTokens, outcome.usage?.promptTokens ?? 0);
+            db.evidence.set(ref.jobId, addEvidence(db.evidence.get(ref.jobId) ?? NO_EVIDENCE, ev));
+          }
           return true;
         },
         async retask(ref, next) {
@@ -509,6 +533,10 @@ export class FakeDb {
           const docs = extra.map((id) => db.counterDocs.get(`${jobId}/${id}`) ?? {});
           return sumTotals([...db.countedParts(jobId), ...docs], total);
         },
+        async evidence(jobId) {
+          await db.enter('counters.evidence');
+          return { ...(db.evidence.get(jobId) ?? NO_EVIDENCE) };
+        },
         async put(jobId, docId, counts) {
           await db.enter('counters.put');
           db.counterDocs.set(`${jobId}/${docId}`, { ...counts });
@@ -546,6 +574,7 @@ export class FakeDb {
           );
           db.ledgers.set(model, planned.ledger);
           if (options.jobId && planned.jobPlan) db.jobPlans.set(options.jobId, planned.jobPlan);
+          if (options.jobId && options.evidence) db.foldEvidence(model, options.jobId, options.evidence);
           return planned.scheduleMs;
         },
         async releaseJob(model, jobId) {
@@ -562,9 +591,15 @@ export class FakeDb {
           db.ledgers.set(model, { ...ledger, tokenCut });
           return tokenCut;
         },
-        async dropJob(_model, jobId) {
+        async evidence(model) {
+          await db.enter('ledger.evidence');
+          return { ...(db.modelEvidence.get(model) ?? NO_EVIDENCE) };
+        },
+        async dropJob(model, jobId, evidence) {
           await db.enter('ledger.dropJob');
+          if (evidence && db.jobPlans.has(jobId)) db.foldEvidence(model, jobId, evidence);
           db.jobPlans.delete(jobId);
+          db.foldedEvidence.delete(jobId);
         },
       },
 

@@ -93,6 +93,65 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(totals).toEqual(sumTotals([{ succeeded: 1, ...T_SUCCEEDED.usage, costUsd: 0.25 }], 3));
     });
 
+    it('sums the token evidence of succeeded items that carry their estimate, and only theirs', async () => {
+      const { stores, nowMs, id, ref } = await job(4);
+      const settle = async (i: number, outcome: Parameters<Stores['items']['settle']>[1]) => {
+        const before = await ref(i);
+        const leased = await stores.items.lease(before, 1000, nowMs);
+        await stores.items.settle({ ...before, version: leased!.version }, outcome);
+      };
+      await settle(0, { ...T_SUCCEEDED, usage: { promptTokens: 13, outputTokens: 3 }, estimatedTokens: 10 });
+      await settle(1, { ...T_SUCCEEDED, usage: { promptTokens: 7, outputTokens: 3 }, estimatedTokens: 5 });
+      // A media item (no estimate) and a failure are no evidence of the estimator.
+      await settle(2, T_SUCCEEDED);
+      await settle(3, FAILED);
+
+      const ev = await stores.counters.evidence(id, 2);
+
+      expect(ev).toEqual({
+        items: 2,
+        estimated: 15,
+        estimatedSq: 125,
+        counted: 20,
+        countedSq: expect.closeTo(169 / 10 + 49 / 5, 9),
+      });
+      expect(await stores.counters.evidence('no-such-job', 2)).toEqual(
+        expect.objectContaining({ items: 0, counted: 0 }),
+      );
+    });
+
+    it("folds each job's new token evidence into its model's once, keeping it through other writes", async () => {
+      const { stores, id } = await job(1);
+      const model = `m-${id}`;
+      const quota = {
+        rpm: 600,
+        tpm: 100_000,
+        rpd: null,
+        batch: false,
+        price: { inputPerMillion: 1, outputPerMillion: 1 },
+      };
+      const ev = (items: number) => ({
+        items,
+        estimated: 100 * items,
+        estimatedSq: 10_000 * items,
+        counted: 130 * items,
+        countedSq: 169 * items,
+      });
+
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id, evidence: ev(10) });
+      // The same evidence again adds nothing; more evidence adds only what is new.
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id, evidence: ev(10) });
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id, evidence: ev(25) });
+      // A reserve without evidence (a replan) leaves the model's evidence alone.
+      await stores.ledger.reserve(model, [100], quota, 1, { jobId: id });
+      expect(await stores.ledger.evidence(model)).toEqual(ev(25));
+
+      await stores.ledger.dropJob(model, id, ev(40));
+      await stores.ledger.dropJob(model, id, ev(40));
+      expect(await stores.ledger.evidence(model)).toEqual(ev(40));
+      expect(await stores.ledger.evidence(`${model}-other`)).toEqual(expect.objectContaining({ items: 0 }));
+    });
+
     it('settles a failure with its error', async () => {
       const { stores, ref, item } = await job();
       expect(await stores.items.settle(await ref(0), FAILED)).toBe(true);

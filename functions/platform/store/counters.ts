@@ -1,6 +1,7 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { PriceTier } from '../../core/cost.js';
 import type { ItemState, Usage } from '../../core/jobs.js';
+import { addEvidence, itemEvidence, type TokenEvidence } from '../../core/token-evidence.js';
 import { sumTotals, type Totals, type TotalsPart, tierCounterFields } from '../../core/totals.js';
 
 /** What callers read of a job's counters. */
@@ -10,6 +11,11 @@ export interface CountersStore {
    * (see `JobSpec.extraCounters`), no query.
    */
   totals(jobId: string, total: number, shards: number, extra?: readonly string[]): Promise<Totals>;
+  /**
+   * What the job's answers showed of the token estimate (see `core/token-evidence.ts`): the sums
+   * every succeeded item with an estimate added to its shard; one read of every shard.
+   */
+  evidence(jobId: string, shards: number): Promise<TokenEvidence>;
   /** Writes a whole counter document (not an increment): writing it again counts nothing twice. */
   put(jobId: string, docId: string, counts: CounterValues): Promise<void>;
   /**
@@ -45,6 +51,7 @@ export interface CounterWrites {
       costUsd?: number;
       tier?: PriceTier;
       standardCostUsd?: number;
+      estimatedTokens?: number;
     },
   ): { ref: FirebaseFirestore.DocumentReference; data: Record<string, FieldValue> };
 }
@@ -69,6 +76,11 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
         total,
       );
     },
+    async evidence(jobId, shards) {
+      const refs = Array.from({ length: shards }, (_, n) => counters(jobId).doc(String(n)));
+      const snaps = await db.getAll(...refs);
+      return addEvidence(...snaps.map((s) => evidenceFields(s.data() ?? {})));
+    },
     async put(jobId, docId, counts) {
       await counters(jobId).doc(docId).set(counts);
     },
@@ -92,8 +104,47 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
           ...Object.fromEntries(
             Object.entries(tierCounterFields(outcome)).map(([f, n]) => [f, FieldValue.increment(n)]),
           ),
+          ...evidenceIncrements(outcome),
         },
       };
     },
   };
+}
+
+/** Counter fields of the token evidence, beside the counts (`ev` + the `TokenEvidence` field). */
+const EVIDENCE_FIELDS = {
+  items: 'evItems',
+  estimated: 'evEstimated',
+  estimatedSq: 'evEstimatedSq',
+  counted: 'evCounted',
+  countedSq: 'evCountedSq',
+} as const satisfies Record<keyof TokenEvidence, string>;
+
+/**
+ * The increments of one succeeded item's token evidence: its estimate against what Gemini counted
+ * (`usage.promptTokens`). None for an outcome without an estimate (media items, failures).
+ */
+function evidenceIncrements(outcome: {
+  state: ItemState;
+  usage?: Usage;
+  estimatedTokens?: number;
+}): Record<string, FieldValue> {
+  if (outcome.state !== 'succeeded' || outcome.estimatedTokens === undefined) return {};
+  const ev = itemEvidence(outcome.estimatedTokens, outcome.usage?.promptTokens ?? 0);
+  if (ev.items === 0) return {};
+  return Object.fromEntries(
+    (Object.keys(EVIDENCE_FIELDS) as Array<keyof TokenEvidence>).map((k) => [
+      EVIDENCE_FIELDS[k],
+      FieldValue.increment(ev[k]),
+    ]),
+  );
+}
+
+function evidenceFields(data: FirebaseFirestore.DocumentData): Partial<TokenEvidence> {
+  return Object.fromEntries(
+    (Object.keys(EVIDENCE_FIELDS) as Array<keyof TokenEvidence>).map((k) => [
+      k,
+      data[EVIDENCE_FIELDS[k]] ?? 0,
+    ]),
+  );
 }

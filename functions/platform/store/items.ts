@@ -47,6 +47,8 @@ export type StoredOutcome =
       /** The tier that served the answer, and its price at standard (see core/totals.ts). */
       tier?: PriceTier;
       standardCostUsd?: number;
+      /** The item's estimate (text items): with `usage.promptTokens`, evidence of the token ratio. */
+      estimatedTokens?: number;
     }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
 

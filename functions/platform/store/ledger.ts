@@ -2,8 +2,10 @@ import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
+import type { DispatchRamp } from '../../core/ramp.js';
 import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
 import { cutAfterTokens429, type TokenRateCut } from '../../core/token-cut.js';
+import { evidenceSince, foldEvidence, NO_EVIDENCE, type TokenEvidence } from '../../core/token-evidence.js';
 
 export interface ReserveOptions {
   /** Records the reservations in the job's plan, so a cancel gives back what is still ahead. */
@@ -12,6 +14,13 @@ export interface ReserveOptions {
   release?: { atMs: number; tokens: number };
   /** Plans only the items that fit before this time: the result may be shorter. */
   untilMs?: number;
+  /** How the model's queue ramps up after idling (`quotas.queueRamp`): the plan follows it. */
+  ramp?: DispatchRamp | false;
+  /**
+   * The job's token evidence as it stands (`CountersStore.evidence`): what it adds since the job's
+   * last fold is folded into the model's (`foldEvidence`), in the same transaction.
+   */
+  evidence?: TokenEvidence;
 }
 
 /**
@@ -22,6 +31,8 @@ export interface ReserveOptions {
 export interface LedgerStore {
   /** The ledger as it stands (a plain read: no lock). */
   read(model: string): Promise<DispatchLedger>;
+  /** What the model's jobs' answers counted against their estimates, recent jobs weighing more. */
+  evidence(model: string): Promise<TokenEvidence>;
   /**
    * Reserves dispatch slots for items of one model and returns each item's planned send time. For a
    * job (`options.jobId`) that is no longer running, nothing is reserved.
@@ -35,8 +46,11 @@ export interface LedgerStore {
   ): Promise<number[]>;
   /** Gives back a job's reservations for the seconds still ahead (a cancel). */
   releaseJob(model: string, jobId: string): Promise<void>;
-  /** Forgets a finished job's plan: its reservations are all behind it. */
-  dropJob(model: string, jobId: string): Promise<void>;
+  /**
+   * Forgets a finished job's plan: its reservations are all behind it. With the job's final
+   * evidence, what it adds since its last fold goes to the model's first.
+   */
+  dropJob(model: string, jobId: string, evidence?: TokenEvidence): Promise<void>;
   /**
    * Gemini refused the model's input tokens for the minute: its planned token rate is lowered for a
    * while (`cutAfterTokens429`); the cut it now holds.
@@ -62,6 +76,10 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
       return ledgerFrom(await ledgers.doc(model).get());
     },
 
+    async evidence(model) {
+      return evidenceFrom(await ledgers.doc(model).get());
+    },
+
     async reserve(model, tokens, quota, headroom, options = {}) {
       const ref = ledgers.doc(model);
       const planRef = options.jobId ? jobPlans(model).doc(options.jobId) : undefined;
@@ -84,8 +102,18 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
             headroom,
             options,
           );
-          tx.set(ref, ledgerData(planned.ledger));
-          if (planRef && planned.jobPlan) tx.set(planRef, { planJson: JSON.stringify(planned.jobPlan) });
+          const folded = options.evidence && planSnap ? fold(ledgerSnap!, planSnap, options.evidence) : {};
+          // Merged: the model's evidence stays unless this reserve folds into it.
+          tx.set(ref, { ...ledgerData(planned.ledger), ...folded }, { merge: true });
+          if (planRef && planned.jobPlan)
+            tx.set(
+              planRef,
+              {
+                planJson: JSON.stringify(planned.jobPlan),
+                ...(options.evidence ? { evidenceJson: JSON.stringify(options.evidence) } : {}),
+              },
+              { merge: true },
+            );
           return planned.scheduleMs;
         }),
       );
@@ -103,14 +131,28 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
             JSON.parse(planSnap.data()!.planJson),
             Date.now(),
           );
-          tx.set(ref, ledgerData(ledger));
+          tx.set(ref, ledgerData(ledger), { merge: true });
           tx.delete(planRef);
         }),
       );
     },
 
-    async dropJob(model, jobId) {
-      await jobPlans(model).doc(jobId).delete();
+    async dropJob(model, jobId, evidence) {
+      const planRef = jobPlans(model).doc(jobId);
+      if (!evidence || evidence.items === 0) {
+        await planRef.delete();
+        return;
+      }
+      const ref = ledgers.doc(model);
+      await lane(model)(() =>
+        db.runTransaction(async (tx) => {
+          const [ledgerSnap, planSnap] = await tx.getAll(ref, planRef);
+          // No plan left: the job was dropped before (a repeat), its evidence already folded.
+          if (!planSnap?.exists) return;
+          tx.set(ref, fold(ledgerSnap!, planSnap, evidence), { merge: true });
+          tx.delete(planRef);
+        }),
+      );
     },
 
     async lowerTokenRate(model) {
@@ -119,12 +161,31 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
         db.runTransaction(async (tx) => {
           const ledger = ledgerFrom(await tx.get(ref));
           const tokenCut = cutAfterTokens429(ledger.tokenCut, Date.now());
-          tx.set(ref, ledgerData({ ...ledger, tokenCut }));
+          tx.set(ref, ledgerData({ ...ledger, tokenCut }), { merge: true });
           return tokenCut;
         }),
       );
     },
   };
+}
+
+/**
+ * The model's evidence with what the job's `evidence` adds since its plan's last fold: the field to
+ * write on the ledger document (the plan document records `evidence` as folded).
+ */
+function fold(
+  ledgerSnap: FirebaseFirestore.DocumentSnapshot,
+  planSnap: FirebaseFirestore.DocumentSnapshot,
+  evidence: TokenEvidence,
+): { evidenceJson: string } {
+  const before = planSnap.exists ? planSnap.data()!.evidenceJson : undefined;
+  const added = evidenceSince(evidence, before ? (JSON.parse(before) as TokenEvidence) : NO_EVIDENCE);
+  return { evidenceJson: JSON.stringify(foldEvidence(evidenceFrom(ledgerSnap), added)) };
+}
+
+function evidenceFrom(snap: FirebaseFirestore.DocumentSnapshot): TokenEvidence {
+  const json = snap.exists ? snap.data()!.evidenceJson : undefined;
+  return json ? { ...NO_EVIDENCE, ...(JSON.parse(json) as Partial<TokenEvidence>) } : NO_EVIDENCE;
 }
 
 /** A ledger as stored: JSON strings, not maps, as thousands of per-second keys must not be indexed. */
@@ -133,6 +194,7 @@ function ledgerData(ledger: DispatchLedger) {
     bucketsJson: JSON.stringify(ledger.buckets),
     requestsJson: JSON.stringify(ledger.requests ?? {}),
     ...(ledger.tokenCut ? { tokenCutJson: JSON.stringify(ledger.tokenCut) } : {}),
+    rampFromSec: ledger.rampFromSec ?? null,
     updatedAt: FieldValue.serverTimestamp(),
   };
 }
@@ -141,9 +203,11 @@ function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {
   const parse = (field: string) =>
     JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
   const cut = snap.exists ? (snap.data()!.tokenCutJson as string | undefined) : undefined;
+  const rampFromSec = snap.exists ? snap.data()!.rampFromSec : undefined;
   return {
     buckets: parse('bucketsJson'),
     requests: parse('requestsJson'),
     ...(cut ? { tokenCut: JSON.parse(cut) as TokenRateCut } : {}),
+    ...(typeof rampFromSec === 'number' ? { rampFromSec } : {}),
   };
 }

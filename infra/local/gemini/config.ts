@@ -101,6 +101,12 @@ export const tokenRuleSchema = z.object({
    * can put the stand-in's count 30% above or below any estimate. Output counts are not skewed.
    */
   skew: positive.default(1),
+  /**
+   * Per-request noise on top of the skew: a request's count is further multiplied by 1 + skewNoise × u,
+   * u in [-1, 1] drawn from a hash of its `contents` (so countTokens and generateContent agree on a
+   * request), so tests can make counts scatter around any estimate as real inputs do.
+   */
+  skewNoise: z.number().min(0).max(0.9).default(0),
 });
 
 /** Extra usage fields and odd answers, by share (markers force them; see generate.ts). */

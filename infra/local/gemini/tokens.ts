@@ -26,7 +26,8 @@ import { type MediaProbe, PROBE_HEAD_BYTES, probeBytes } from './probe.js';
  *
  * A request's input tokens are the sum over its `contents` and its `systemInstruction`, kept per
  * modality (TEXT, IMAGE, AUDIO, VIDEO, DOCUMENT) for `promptTokensDetails`. `tokens.skew` multiplies
- * each modality's sum (rounded up); the total is the sum of the modalities. Output tokens use the
+ * each modality's sum (rounded up), and `tokens.skewNoise` scatters that factor per request (±share,
+ * drawn from a hash of its contents); the total is the sum of the modalities. Output tokens use the
  * text rule, unskewed.
  */
 
@@ -205,6 +206,17 @@ function addContent(
   }
 }
 
+/**
+ * A request's draw in [-1, 1] for `tokens.skewNoise`: FNV-1a over the JSON of its `contents`, so the
+ * same contents always draw the same (countTokens and generateContent agree) and different ones scatter.
+ */
+function noiseOf(contents: unknown): number {
+  const text = JSON.stringify(contents ?? null);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return (h / 0xffffffff) * 2 - 1;
+}
+
 /** Input tokens of a GenerateContentRequest (contents plus systemInstruction), skewed, per modality. */
 export function countRequestTokens(
   request: Record<string, unknown>,
@@ -218,10 +230,11 @@ export function countRequestTokens(
   if (system !== undefined) addContent(sums, system, rule, files);
   const details: TokenCount['details'] = [];
   let total = 0;
+  const factor = rule.skew * (1 + rule.skewNoise * noiseOf(request.contents));
   for (const modality of ['TEXT', 'IMAGE', 'AUDIO', 'VIDEO', 'DOCUMENT'] as const) {
     const raw = sums.get(modality) ?? 0;
     if (raw === 0) continue;
-    const tokenCount = rule.skew === 1 ? raw : Math.ceil(raw * rule.skew - 1e-9);
+    const tokenCount = factor === 1 ? raw : Math.max(1, Math.ceil(raw * factor - 1e-9));
     details.push({ modality, tokenCount });
     total += tokenCount;
   }

@@ -132,6 +132,8 @@ describe('handleTask: an item that succeeds', () => {
     expect(item?.response).toMatchObject({ candidates: [{ content: { parts: [{ text: 'an answer' }] } }] });
     expect(item?.usage).toEqual({ promptTokens: 12, outputTokens: 5 });
     expect(item?.costUsd).toBeCloseTo((12 * 0.3 + 5 * 2.5) / 1e6, 12);
+    // Gemini's count against the estimate (14 bytes: 4 tokens) is evidence for the token plan.
+    expect(store.evidence.get(JOB)).toMatchObject({ items: 1, estimated: 4, counted: 12 });
     expect(store.jobs.get(JOB)?.status).toBe('succeeded');
     expect(sent).toHaveLength(1);
     expect(sent[0]?.url).toBe('https://example.com/hook');
@@ -668,11 +670,13 @@ describe('handleTask: media', () => {
   };
 
   it('sends the fetched media to Gemini', async () => {
-    const { gemini, media, deps } = await setup({ body: mediaBody });
+    const { store, gemini, media, deps } = await setup({ body: mediaBody });
 
     const reply = await handleTask(itemDelivery(ITEM), deps);
 
     expect(reply.body.outcome).toBe('succeeded');
+    // Its estimate of the media is a default: no evidence of the estimator.
+    expect(store.evidence.get(JOB)).toBeUndefined();
     expect(media.calls).toEqual([[{ gcsUri: 'gs://photos/cat.png' }]]);
     expect(gemini.calls[0]?.request.contents[0]?.parts).toEqual([
       { text: 'What animal is this?' },
