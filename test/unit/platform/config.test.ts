@@ -144,7 +144,7 @@ describe('loadConfig: cloud', () => {
     const config = loadConfig(ingest);
     const deps = createDeps(config, { logger: createLogger({ level: 'silent' }) });
 
-    expect(config.gemini).toEqual({ local: false, timeoutMs: 300_000 });
+    expect(config.gemini).toEqual({ local: false, timeoutMs: 300_000, flexTimeoutMs: 600_000 });
     expect(JSON.stringify(config)).not.toContain('AIza');
     // What ingest and intake use is built; the Gemini clients are not, and say why if asked for.
     expect(deps.lifecycle).toBeDefined();
