@@ -7,6 +7,7 @@ import {
   WebhookVerificationError,
 } from '../../../functions/api/webhooks.js';
 import { callbackHeaders, callbackKeyFor } from '../../../functions/platform/notify-signature.js';
+import { jobViewFixture } from '../../fixtures/job-view.js';
 
 const SECRET = 'a-test-callback-master-secret-of-32-characters-or-more';
 const ALICE = callbackKeyFor(SECRET, 'alice@example.com');
@@ -14,21 +15,13 @@ const BOB = callbackKeyFor(SECRET, 'bob@example.com');
 const NOW = 1_760_000_000;
 const URL_A = 'https://hooks.alice.example/jobs/done';
 
-const JOB = {
+const JOB = jobViewFixture({
   id: '6d1f0a52-1111-4222-8333-944455556666',
   status: 'succeeded',
-  mode: 'realtime',
-  model: 'gemini-2.5-flash',
-  source: 'api',
   counts: { total: 1, succeeded: 1, failed: 0, cancelled: 0, pending: 0 },
-  usage: { promptTokens: 1, outputTokens: 1 },
-  costUsd: 0,
   createdAt: '2026-01-02T03:04:00.000Z',
-  startedAt: null,
   finishedAt: '2026-01-02T03:04:05.000Z',
-  notice: null,
-  reconciled: { retasked: 0, failed: 0, orphans: 0, reenqueued: 0, cancelsResumed: 0, finishes: 0 },
-};
+});
 
 /** A callback as the sender builds it (notify.ts): the payload with its destination, signed. */
 function signed(key: string, destination = URL_A, at = NOW) {

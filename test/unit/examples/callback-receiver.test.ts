@@ -5,26 +5,19 @@ import { callbackReceiver } from '../../../examples/callback-receiver.js';
 import type { CallbackPayload } from '../../../functions/api/webhooks.js';
 import { postCallback } from '../../../functions/platform/notify.js';
 import { callbackKeyFor } from '../../../functions/platform/notify-signature.js';
+import { jobViewFixture } from '../../fixtures/job-view.js';
 
 /** examples/callback-receiver.ts, fed by the real sender (notify.ts, as the local cloud sends). */
 const SECRET = 'a-test-callback-master-secret-of-32-characters-or-more';
 const KEY = callbackKeyFor(SECRET, 'alice@example.com');
-const JOB = {
+const JOB = jobViewFixture({
   id: 'job-example',
   status: 'succeeded',
-  mode: 'realtime',
-  model: 'gemini-2.5-flash',
-  source: 'api',
   counts: { total: 1, succeeded: 1, failed: 0, cancelled: 0, pending: 0 },
-  usage: { promptTokens: 1, outputTokens: 1 },
-  costUsd: 0,
   createdAt: '2026-01-02T03:04:00.000Z',
-  startedAt: null,
   finishedAt: '2026-01-02T03:04:05.000Z',
-  notice: null,
-  reconciled: { retasked: 0, failed: 0, orphans: 0, reenqueued: 0, cancelsResumed: 0, finishes: 0 },
-};
-const MESSAGE = { id: 'job_job-example', type: 'job.succeeded', timestamp: JOB.finishedAt, data: JOB };
+});
+const MESSAGE = { id: 'job_job-example', type: 'job.succeeded', timestamp: '2026-01-02T03:04:05.000Z', data: JOB };
 
 let server: Server;
 let url: string;

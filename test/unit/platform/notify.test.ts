@@ -5,27 +5,20 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { verifyCallback, verifyWebhook } from '../../../functions/api/webhooks.js';
 import { CallbackError, type CallbackOptions, postCallback } from '../../../functions/platform/notify.js';
 import { callbackKeyFor } from '../../../functions/platform/notify-signature.js';
+import { jobViewFixture } from '../../fixtures/job-view.js';
 import { tableLookup } from '../../helpers/dns.js';
 import { rejectionOf } from '../../helpers/rejection.js';
 import { selfSignedCert } from '../../helpers/tls.js';
 
 const SECRET = 'a-test-callback-secret-of-at-least-32-characters';
 const KEY = callbackKeyFor(SECRET, 'alice@example.com');
-const JOB = {
+const JOB = jobViewFixture({
   id: 'job-1',
   status: 'succeeded',
-  mode: 'realtime',
-  model: 'gemini-2.5-flash',
-  source: 'api',
-  counts: { total: 2, succeeded: 2, failed: 0, cancelled: 0, pending: 0 },
-  usage: { promptTokens: 10, outputTokens: 20 },
-  costUsd: 0.001,
+  counts: { total: 1, succeeded: 1, failed: 0, cancelled: 0, pending: 0 },
   createdAt: '2026-01-02T03:04:00.000Z',
-  startedAt: '2026-01-02T03:04:01.000Z',
   finishedAt: '2026-01-02T03:04:05.000Z',
-  notice: null,
-  reconciled: { retasked: 0, failed: 0, orphans: 0, reenqueued: 0, cancelsResumed: 0, finishes: 0 },
-};
+});
 const MESSAGE = { id: 'job_job-1', type: 'job.succeeded', timestamp: '2026-01-02T03:04:05.000Z', data: JOB };
 
 interface Received {
