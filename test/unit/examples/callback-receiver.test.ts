@@ -17,7 +17,12 @@ const JOB = jobViewFixture({
   createdAt: '2026-01-02T03:04:00.000Z',
   finishedAt: '2026-01-02T03:04:05.000Z',
 });
-const MESSAGE = { id: 'job_job-example', type: 'job.succeeded', timestamp: '2026-01-02T03:04:05.000Z', data: JOB };
+const MESSAGE = {
+  id: 'job_job-example',
+  type: 'job.succeeded',
+  timestamp: '2026-01-02T03:04:05.000Z',
+  data: JOB,
+};
 
 let server: Server;
 let url: string;
