@@ -8,7 +8,7 @@ import type { CounterValues } from './counters.js';
  */
 export async function countOutcomes(q: FirebaseFirestore.Query): Promise<CounterValues> {
   const count = async (state: ItemState) => (await q.where('state', '==', state).count().get()).data().count;
-  const [succeeded, failed, cancelled, sums] = await Promise.all([
+  const [succeeded, failed, cancelled, sums, standard] = await Promise.all([
     count('succeeded'),
     count('failed'),
     count('cancelled'),
@@ -17,9 +17,11 @@ export async function countOutcomes(q: FirebaseFirestore.Query): Promise<Counter
         promptTokens: AggregateField.sum('usage.promptTokens'),
         outputTokens: AggregateField.sum('usage.outputTokens'),
         costUsd: AggregateField.sum('costUsd'),
-        standardCostUsd: AggregateField.sum('standardCostUsd'),
       })
       .get(),
+    // Apart: a query with several aggregations counts only the documents that have every field
+    // they name (Firestore's documented behaviour), so a field some answers lack would zero the rest.
+    q.aggregate({ standardCostUsd: AggregateField.sum('standardCostUsd') }).get(),
   ]);
   const s = sums.data();
   return {
@@ -29,6 +31,6 @@ export async function countOutcomes(q: FirebaseFirestore.Query): Promise<Counter
     promptTokens: s.promptTokens ?? 0,
     outputTokens: s.outputTokens ?? 0,
     costUsd: s.costUsd ?? 0,
-    ...(s.standardCostUsd ? { standardCostUsd: s.standardCostUsd } : {}),
+    ...(standard.data().standardCostUsd ? { standardCostUsd: standard.data().standardCostUsd } : {}),
   };
 }
