@@ -149,6 +149,15 @@ const envSchema = z.object({
   TICK_URL: httpUrl.optional(),
   /** The service account Cloud Scheduler signs tick's OIDC token as. */
   SCHEDULER_SERVICE_ACCOUNT: z.email({ error: 'expected a service account email' }).optional(),
+  /**
+   * The signing secret of Gemini's batch webhooks (`whsec_…`, returned once when the webhook is
+   * registered; README "The Batch API path"): tick's `POST /gemini-webhook` takes only events it
+   * signed. Unset: that route answers 404 and polling alone moves batches on.
+   */
+  GEMINI_WEBHOOK_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+=*$/, 'expected a Standard Webhooks secret (whsec_<base64>)')
+    .optional(),
   /** The HMAC key of page tokens; derived from CALLBACK_SECRET when unset (a fixed key locally). */
   PAGE_TOKEN_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
   /** Open result and event streams one caller may hold on one ingest instance; more get 429. */
@@ -171,6 +180,8 @@ const HOW_TO_FIX: Record<string, string> = {
   FANOUT_ID_CERTS_URL: "unset it in the cloud (Google's keys); locally `npm run dev` sets it",
   TICK_URL: 'set it to the HTTPS URL of the tick function (Terraform sets it)',
   SCHEDULER_SERVICE_ACCOUNT: 'set it to the service account Cloud Scheduler signs OIDC tokens with',
+  GEMINI_WEBHOOK_SECRET:
+    "set it to the webhook's signing secret Gemini returned when it was registered (Secret Manager in the cloud)",
 };
 
 export interface Config {
@@ -227,6 +238,8 @@ export interface Config {
   /** See TICK_URL and SCHEDULER_SERVICE_ACCOUNT. */
   tickUrl?: string;
   schedulerServiceAccount?: string;
+  /** See GEMINI_WEBHOOK_SECRET (absent: no webhook route). A secret: never log it. */
+  geminiWebhookSecret?: string;
   /** See PAGE_TOKEN_SECRET; this instance's own when neither it nor CALLBACK_SECRET is set in the cloud. */
   pageTokenKey: string;
   /** See FANOUT_STREAMS_PER_CALLER. */
@@ -339,6 +352,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     ...(e.TICK_URL ? { tickUrl: e.TICK_URL } : {}),
     ...(e.SCHEDULER_SERVICE_ACCOUNT ? { schedulerServiceAccount: e.SCHEDULER_SERVICE_ACCOUNT } : {}),
+    ...(e.GEMINI_WEBHOOK_SECRET ? { geminiWebhookSecret: e.GEMINI_WEBHOOK_SECRET } : {}),
     ...pageTokenKey(e.PAGE_TOKEN_SECRET, e.CALLBACK_SECRET, local),
     streamsPerCaller: e.FANOUT_STREAMS_PER_CALLER,
     quotas,

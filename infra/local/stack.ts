@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -83,6 +84,11 @@ export interface StackOptions {
   bucketOwners?: string[];
   /** Caps on a bucket file (BUCKET_MAX_LINES, BUCKET_MAX_BYTES); the defaults otherwise. */
   bucketCaps?: { maxLines: number; maxBytes: number };
+  /**
+   * Whether the stand-in pushes batch webhooks to tick's `POST /gemini-webhook` (true by default),
+   * signed with a secret made for this stack (GEMINI_WEBHOOK_SECRET); polling runs all the same.
+   */
+  batchWebhooks?: boolean;
 }
 
 export interface Stack {
@@ -94,6 +100,8 @@ export interface Stack {
   storage: StorageEmulator;
   /** The sample set's media (./sample-media.ts): where they are, and how many this start uploaded. */
   samples: { prefixes: string[]; uploaded: number; kept: number };
+  /** The batch webhook the stand-in pushes to, and its signing secret (absent when off). */
+  webhook?: { url: string; secret: string };
   /** Kills one function instance with SIGKILL, as a crash would; the host starts another. */
   killFunctionInstance(): void;
   close(): Promise<void>;
@@ -158,6 +166,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     cleanups.push(() => tasks.close());
 
+    // As registering a static webhook with Gemini: tick's route, and the secret the registration returns.
+    const webhook =
+      options.batchWebhooks === false || options.gemini?.baseUrl || options.gemini?.apiKey
+        ? undefined
+        : { url: `${tickUrl}gemini-webhook`, secret: `whsec_${randomBytes(32).toString('base64')}` };
     let standIn: GeminiStandIn | undefined;
     let geminiBaseUrl = options.gemini?.baseUrl;
     if (!geminiBaseUrl && !options.gemini?.apiKey) {
@@ -171,6 +184,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         profile,
         ...options.standIn,
         batch: { enqueuedTokenLimit, ...options.standIn?.batch },
+        ...(webhook ? { webhooks: { ...webhook, ...options.standIn?.webhooks } } : {}),
         port: await port(6),
         models: Object.keys(quotas.models),
         quotas: Object.fromEntries(
@@ -212,6 +226,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       LOG_LEVEL: options.logLevel ?? 'info',
       ...(geminiBaseUrl ? { GEMINI_BASE_URL: geminiBaseUrl } : {}),
       ...(options.gemini?.apiKey ? { GEMINI_API_KEY: options.gemini.apiKey } : {}),
+      ...(webhook ? { GEMINI_WEBHOOK_SECRET: webhook.secret } : {}),
       ...(options.geminiTimeoutMs ? { GEMINI_TIMEOUT_MS: String(options.geminiTimeoutMs) } : {}),
       // Flex calls wait as long as standard ones unless told otherwise: a short local timeout keeps
       // leases (which fit the longer of the two) short.
@@ -301,6 +316,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       tasks,
       storage,
       samples: { prefixes: sampleMediaPrefixes(samples), ...uploads },
+      ...(webhook ? { webhook } : {}),
       killFunctionInstance: () => process.kill(host.pid, 'SIGUSR2'),
       close,
     };

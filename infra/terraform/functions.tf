@@ -217,6 +217,19 @@ resource "google_cloudfunctions2_function" "function" {
         version    = "latest"
       }
     }
+
+    # Tick only, when var.batch_webhooks is on (secrets.tf): the signing secret of Gemini's batch
+    # webhooks, the one thing that authenticates `POST /gemini-webhook`.
+    dynamic "secret_environment_variables" {
+      for_each = each.key == "tick" && var.batch_webhooks ? [true] : []
+
+      content {
+        key        = "GEMINI_WEBHOOK_SECRET"
+        project_id = var.project_id
+        secret     = one(google_secret_manager_secret.gemini_webhook_secret[*].secret_id)
+        version    = "latest"
+      }
+    }
   }
 
   # Intake only: `[*]` makes a null trigger an empty list and a trigger a list of one.
@@ -241,6 +254,7 @@ resource "google_cloudfunctions2_function" "function" {
     # The runtime account reads the secret at instance start: a deploy before the grant fails.
     google_secret_manager_secret_iam_member.gemini_api_key_accessor,
     google_secret_manager_secret_iam_member.callback_secret_accessor,
+    google_secret_manager_secret_iam_member.gemini_webhook_secret_accessor,
     google_project_iam_member.firestore_user,
     google_storage_bucket_iam_member.fanout_object_user,
     # Intake's trigger needs these two (empty when enable_intake is false); the others merely wait.

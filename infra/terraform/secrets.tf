@@ -56,3 +56,50 @@ resource "google_secret_manager_secret_iam_member" "callback_secret_accessor" {
   role      = "roles/secretmanager.secretAccessor"
   member    = each.value
 }
+
+# --- Gemini's batch webhooks (README "The Batch API path") ------------------------------------------
+# Gemini can push `batch.succeeded` / `batch.failed` / … to a registered URL, signed per Standard
+# Webhooks with a secret it returns once, at registration (ai.google.dev/gemini-api/docs/webhooks).
+# Tick's `POST /gemini-webhook` takes them (functions/tick/webhook.ts) and collects the batch at once;
+# polling stays the safety net. Off by default: turn it on once the secret has a version, e.g.
+#   printf '%s' "$NEW_SIGNING_SECRET" | gcloud secrets versions add gemini-webhook-secret --data-file=- --project=PROJECT
+variable "batch_webhooks" {
+  description = "Whether tick binds GEMINI_WEBHOOK_SECRET, the signing secret of Gemini's batch webhooks (its secret must have a version first)."
+  type        = bool
+  default     = false
+}
+
+variable "gemini_webhook_secret_id" {
+  description = "Id of the Secret Manager secret created for GEMINI_WEBHOOK_SECRET (the `whsec_…` signing secret Gemini returns when the webhook is registered). Terraform creates the secret, never its value."
+  type        = string
+  default     = "gemini-webhook-secret"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.gemini_webhook_secret_id))
+    error_message = "gemini_webhook_secret_id may contain only letters, digits, '_' and '-' (at most 255 chars)."
+  }
+}
+
+resource "google_secret_manager_secret" "gemini_webhook_secret" {
+  count = var.batch_webhooks ? 1 : 0
+
+  project   = var.project_id
+  secret_id = var.gemini_webhook_secret_id
+  labels    = local.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled["secretmanager.googleapis.com"]]
+}
+
+# Tick only: no other function takes Gemini's webhooks.
+resource "google_secret_manager_secret_iam_member" "gemini_webhook_secret_accessor" {
+  count = var.batch_webhooks && contains(keys(local.deployed_functions), "tick") ? 1 : 0
+
+  project   = var.project_id
+  secret_id = one(google_secret_manager_secret.gemini_webhook_secret[*].secret_id)
+  role      = "roles/secretmanager.secretAccessor"
+  member    = local.function_members["tick"]
+}

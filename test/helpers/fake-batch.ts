@@ -225,6 +225,12 @@ export class FakeBatchRuns implements BatchRunsStore {
       .map((r) => structuredClone(r));
   }
 
+  async findByBatchName(batchName: string): Promise<BatchRun | undefined> {
+    await roundTrip();
+    const run = [...this.runs.values()].find((r) => r.batchName === batchName);
+    return run && structuredClone(run);
+  }
+
   async update(run: BatchRun, patch: Partial<BatchRun>): Promise<string | undefined> {
     await roundTrip();
     const stored = this.runs.get(run.id);

@@ -90,6 +90,11 @@ export interface BatchRunsStore {
   listOpen(limit: number): Promise<BatchRun[]>;
   listForJob(jobId: string): Promise<BatchRun[]>;
   /**
+   * The run that follows upstream batch `batchName` (`batches/…`), or undefined: what a batch
+   * webhook names. A twin batch (see `ambiguousCreate`) is followed by no run.
+   */
+  findByBatchName(batchName: string): Promise<BatchRun | undefined>;
+  /**
    * Writes `patch` if the run is still at `run.version`: the new version, or undefined when another
    * tick wrote it first. A terminal `state` closes the run (it leaves `listOpen`).
    */
@@ -155,6 +160,12 @@ export function createBatchRunsStore(db: Firestore, prefix = ''): BatchRunsStore
     async listForJob(jobId) {
       const snap = await runs.where('jobId', '==', jobId).get();
       return snap.docs.map(from).sort((a, b) => a.part - b.part);
+    },
+
+    async findByBatchName(batchName) {
+      const snap = await runs.where('batchName', '==', batchName).limit(1).get();
+      const doc = snap.docs[0];
+      return doc ? from(doc) : undefined;
     },
 
     async update(run, patch) {

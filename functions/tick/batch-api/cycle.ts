@@ -46,19 +46,34 @@ const RUNS_PER_TICK = 50;
 export async function batchCycle(deps: BatchCycleDeps): Promise<BatchCycleReport> {
   const report: BatchCycleReport = { submitted: 0, collected: 0, fellBack: 0, cancelled: 0, deferred: 0 };
   for (const run of await deps.runs.listOpen(RUNS_PER_TICK)) {
-    const log = deps.logger.child({ jobId: run.jobId, part: run.part, batch: run.batchName });
-    const tracked = trackRun(run, deps);
-    try {
-      const done = await step(run, tracked.deps, log);
-      if (done) report[done]++;
-      if (run.lastError || run.stepFailures) await tracked.settle(null);
-    } catch (err) {
-      const message = (err as Error).message;
-      log.error({ event: 'batch.step_failed', err: message }, 'batch step failed; next tick tries again');
-      await tracked.settle(message).catch(() => undefined);
-    }
+    const { outcome } = await stepRun(run, deps);
+    if (outcome) report[outcome]++;
   }
   return report;
+}
+
+/**
+ * One run's next step, under the rules of `batchCycle` (the lease, the step's bound, the error left
+ * on the run): what a tick does for each open run, and what a batch webhook does for the run it
+ * names (../webhook.ts), so the two never do a step twice. Never throws: a step that failed is
+ * logged, recorded on the run and returned as `error`; the next tick tries again.
+ */
+export async function stepRun(
+  run: BatchRun,
+  deps: BatchCycleDeps,
+): Promise<{ outcome: StepOutcome; error?: string }> {
+  const log = deps.logger.child({ jobId: run.jobId, part: run.part, batch: run.batchName });
+  const tracked = trackRun(run, deps);
+  try {
+    const outcome = await step(run, tracked.deps, log);
+    if (run.lastError || run.stepFailures) await tracked.settle(null);
+    return { outcome };
+  } catch (err) {
+    const message = (err as Error).message;
+    log.error({ event: 'batch.step_failed', err: message }, 'batch step failed; next tick tries again');
+    await tracked.settle(message).catch(() => undefined);
+    return { outcome: undefined, error: message };
+  }
 }
 
 async function step(run: BatchRun, deps: BatchCycleDeps, log: Logger): Promise<StepOutcome> {

@@ -25,6 +25,7 @@ export function trackRun(run: BatchRun, deps: BatchCycleDeps) {
         createMany: (list: Parameters<typeof runs.createMany>[0]) => runs.createMany(list),
         listOpen: (limit: number) => runs.listOpen(limit),
         listForJob: (jobId: string) => runs.listForJob(jobId),
+        findByBatchName: (name: string) => runs.findByBatchName(name),
         update,
       },
     },

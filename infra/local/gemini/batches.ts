@@ -64,6 +64,8 @@ interface Batch {
   timers: NodeJS.Timeout[];
   /** Aborted when the batch ends, is deleted or the server closes: its run stops answering. */
   stop: AbortController;
+  /** Its run, once RUNNING: what it writes (a partial output too) is done when this settles. */
+  running?: Promise<void>;
 }
 
 /** One input line (or inline entry) to answer, or the error line it already is. */
@@ -83,6 +85,8 @@ export interface BatchDeps {
   prng: () => Prng;
   clock: () => number;
   stats: StatsRecorder;
+  /** Called once a batch has ended and its output is written, with its resource (webhooks.ts). */
+  onEnded?: (resource: Json) => void;
 }
 
 function isRecord(value: unknown): value is Json {
@@ -297,7 +301,7 @@ export class BatchStore {
         if (record.state !== 'BATCH_STATE_PENDING') return;
         record.state = 'BATCH_STATE_RUNNING';
         record.updateTime = this.deps.clock();
-        void this.run(record);
+        record.running = this.run(record);
       }, pendingMs),
     );
     if (expireAfterMs !== null) {
@@ -450,6 +454,9 @@ export class BatchStore {
     batch.timers = [];
     batch.stop.abort();
     delete batch.inline;
+    // Once its run has stopped: a partial output is written after the end itself.
+    const ended = () => this.deps.onEnded?.(this.resource(batch));
+    void Promise.resolve(batch.running).then(ended, ended);
   }
 
   /**

@@ -161,6 +161,33 @@ export const serviceTiersSchema = z.object({
     .prefault({}),
 });
 
+/**
+ * The static (project-level) webhook Gemini pushes batch events to: registered with the
+ * WebhookService API, signed per Standard Webhooks with the `whsec_` secret it returned, delivered at
+ * least once and retried on anything but a 2xx (ai.google.dev/gemini-api/docs/webhooks). Off while
+ * `url` or `secret` is null.
+ */
+export const webhooksSchema = z.object({
+  /** Where events are POSTed (the webhook's `uri`). */
+  url: z.url().nullable().default(null),
+  /** The signing secret (`whsec_<base64>`), as the registration returns it. */
+  secret: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+=*$/)
+    .nullable()
+    .default(null),
+  /** The webhook's `subscribed_events`: a batch's end is sent only when its event is listed. */
+  events: z
+    .array(z.enum(['batch.succeeded', 'batch.failed', 'batch.cancelled', 'batch.expired']))
+    .default(['batch.succeeded', 'batch.failed', 'batch.cancelled', 'batch.expired']),
+  /** Copies of each event sent after the first one answered 2xx (at least once: receivers dedupe). */
+  duplicates: z.number().int().min(0).max(10).default(0),
+  /** Tries of a delivery answered non-2xx (or not at all) before the event is dropped. */
+  attempts: z.number().int().min(1).max(20).default(5),
+  /** Wait before the second try; doubled for each try after. */
+  retryDelayMs: z.number().int().nonnegative().default(500),
+});
+
 /** The whole runtime configuration; every field has a default, so `{}` is a valid input. */
 export const geminiStandInConfigSchema = z.object({
   /**
@@ -316,6 +343,8 @@ export const geminiStandInConfigSchema = z.object({
     .prefault({}),
   /** Flex's latency and shedding, Priority's cap (tiers.ts). */
   serviceTiers: serviceTiersSchema.prefault({}),
+  /** Batch webhooks (webhooks.ts): where a batch's end is pushed, and how. */
+  webhooks: webhooksSchema.prefault({}),
   /** Number of SSE chunks a streamed answer is split into (at most; short answers send fewer). */
   streamChunks: z.number().int().positive().default(3),
 });

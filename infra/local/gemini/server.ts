@@ -63,6 +63,7 @@ import {
   type ServiceTier,
 } from './tiers.js';
 import { countRequestTokens } from './tokens.js';
+import { type WebhookDelivery, WebhookSender } from './webhooks.js';
 
 /** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
 export type GeminiStandInOptions = GeminiStandInConfigPatch & {
@@ -95,6 +96,8 @@ export interface GeminiStandIn {
   stats(): GeminiStandInStats;
   /** Clears stats and quota windows and reseeds the PRNG (same as `POST /__standin/reset`). */
   reset(): void;
+  /** Every batch webhook delivery attempt so far, and how it was answered (webhooks.ts). */
+  webhookDeliveries(): WebhookDelivery[];
   /** Stops listening, drops open connections (held requests included) and removes its temp dir. */
   close(): Promise<void>;
 }
@@ -142,7 +145,15 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     clock,
     () => config.files,
   );
-  const batches = new BatchStore({ files, config: () => config, prng: () => prng, clock, stats });
+  const webhooks = new WebhookSender(() => config);
+  const batches = new BatchStore({
+    files,
+    config: () => config,
+    prng: () => prng,
+    clock,
+    stats,
+    onEnded: (resource) => webhooks.batchEnded(resource),
+  });
   const fileInfo = (uri: string) => files.info(uri);
 
   function knownModel(model: string, version: string, method: string): void {
@@ -537,6 +548,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       return config;
     },
     stats: () => ({ ...stats.snapshot(), files: files.summary(), batches: batches.summary() }),
+    webhookDeliveries: () => [...webhooks.deliveries],
     reset() {
       stats.reset();
       ledger.reset();
@@ -546,6 +558,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     async close() {
       closing.abort();
       batches.close();
+      webhooks.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -474,6 +474,35 @@ describe("the functions' environment", () => {
     expect(findings).toEqual([]);
   });
 
+  it('binds the Gemini webhook secret to tick alone, which alone may read it, once batch_webhooks is on', () => {
+    // Arrange: off by default (the secret needs a version before a deploy binds it), then on.
+    const on = new TerraformEvaluator(module, { ...tfvars, batch_webhooks: true });
+    const secretBlock = tf
+      .blocksOf('google_secret_manager_secret')
+      .find((b) => b.name === 'gemini_webhook_secret');
+    expect(secretBlock, `${TERRAFORM}/secrets.tf: no secret "gemini_webhook_secret"`).toBeDefined();
+    expect(tf.instances(secretBlock!)).toHaveLength(0);
+
+    // Act
+    const secretId = on.attribute(on.instances(secretBlock!)[0]!, 'secret_id');
+    const binders = deployedFunctions(on)
+      .filter((fn) => {
+        const serviceBody = (fn.instance.block.body.service_config as HclBody[] | undefined)?.[0] ?? {};
+        const secrets = dynamicBlocks(on, fn.instance, serviceBody, 'secret_environment_variables');
+        return secrets.some((v) => v.key === 'GEMINI_WEBHOOK_SECRET' && v.secret === secretId);
+      })
+      .map((fn) => fn.entryPoint);
+    const readers = grantsOf(on)
+      .filter((g) => g.role === 'roles/secretmanager.secretAccessor')
+      .filter((g) => on.attribute(g.instance, 'secret_id') === secretId)
+      .flatMap((g) => g.members);
+
+    // Assert
+    const tick = deployedFunctions(on).find((fn) => fn.entryPoint === 'tick')!;
+    expect(binders).toEqual(['tick']);
+    expect(readers).toEqual([`serviceAccount:${tick.service.service_account_email}`]);
+  });
+
   it('holds no variable loadConfig does not read', () => {
     const findings: string[] = [];
 

@@ -335,3 +335,15 @@ describe('loadConfig: tenancy (media, bucket owners, caps, retention)', () => {
     }
   });
 });
+
+describe('loadConfig: GEMINI_WEBHOOK_SECRET', () => {
+  it("takes Gemini's whsec_ signing secret, is absent when unset, and names a malformed one with its fix", () => {
+    const secret = `whsec_${Buffer.from('a signing secret for gemini').toString('base64')}`;
+
+    expect(loadConfig({ ...CLOUD, GEMINI_WEBHOOK_SECRET: secret }).geminiWebhookSecret).toBe(secret);
+    expect(loadConfig(CLOUD).geminiWebhookSecret).toBeUndefined();
+    expect(configErrorOf({ ...CLOUD, GEMINI_WEBHOOK_SECRET: 'plain-password' }).problems[0]).toMatch(
+      /^GEMINI_WEBHOOK_SECRET: expected a Standard Webhooks secret .*registered/,
+    );
+  });
+});
