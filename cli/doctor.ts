@@ -155,8 +155,10 @@ export function renderDoctorTable(results: CheckResult[]): string {
   ]);
   const header = ['check', 'result', 'what to fix'];
   const widths = [0, 1].map((i) => Math.max(header[i]!.length, ...rows.map((row) => row[i]!.length)));
+  // A row without a fix ends at its result (no trailing separator, no trailing blanks).
   const line = (cells: string[]) =>
     cells
+      .filter((c, i) => i < 2 || c)
       .map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c))
       .join(' | ')
       .trimEnd();
