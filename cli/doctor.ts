@@ -151,7 +151,7 @@ export function renderDoctorTable(results: CheckResult[]): string {
   const rows = results.map((r) => [
     r.check,
     `${r.status === 'fail' && !r.required ? 'warn' : RESULT_WORD[r.status]}: ${r.detail}`,
-    r.status === 'fail' ? (r.fix ?? '') : '',
+    r.fix ?? '', // only failures carry a fix
   ]);
   const header = ['check', 'result', 'what to fix'];
   const widths = [0, 1].map((i) => Math.max(header[i]!.length, ...rows.map((row) => row[i]!.length)));

@@ -13,6 +13,18 @@ import { stack } from '../helpers/e2e.js';
  */
 const QUOTAS = resolve(ROOT, 'test', 'fixtures', 'quotas.e2e.json');
 
+/** The variables doctor reads when it is not pointed at the local cloud by its stack file. */
+const SETTINGS = [
+  'GOOGLE_CLOUD_PROJECT',
+  'REGION',
+  'FANOUT_BUCKET',
+  'GEMINI_API_KEY',
+  'GEMINI_BASE_URL',
+  'CLOUD_TASKS_EMULATOR_HOST',
+  'STORAGE_EMULATOR_HOST',
+  'QUOTAS_FILE',
+];
+
 let dir: string;
 
 beforeAll(async () => {
@@ -23,6 +35,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * A user's shell beside `npm run dev`: none of the settings the local cloud gave this test process,
+ * so whatever the checks reach, they found through the stack file.
+ */
+function shellEnv(): NodeJS.ProcessEnv {
+  const env = cliEnv();
+  for (const name of SETTINGS) delete env[name];
+  return env;
+}
+
 /** Runs the CLI in-process, as `npm start` does, with its own stack file. */
 async function runInProcess(argv: string[], stackFile: string): Promise<{ code: number; stdout: string }> {
   const chunks: string[] = [];
@@ -32,7 +54,7 @@ async function runInProcess(argv: string[], stackFile: string): Promise<{ code: 
       return true;
     },
   } as never;
-  const code = await run(argv, { stdout: sink, stderr: sink, env: cliEnv(), target: { stackFile } });
+  const code = await run(argv, { stdout: sink, stderr: sink, env: shellEnv(), target: { stackFile } });
   return { code, stdout: chunks.join('') };
 }
 
