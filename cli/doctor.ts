@@ -13,11 +13,11 @@ import type { Quotas } from '../functions/core/quotas.js';
 import { readQuotas } from '../functions/platform/config.js';
 import { createBatchApi } from '../functions/platform/gemini/batch-api.js';
 import { createGeminiClient } from '../functions/platform/gemini/client.js';
+import { checkBatch } from './doctor-batch.js';
 import {
   type BucketReader,
   type CheckResult,
   checkAdc,
-  checkBatch,
   checkBucket,
   checkGemini,
   checkGeminiKey,
@@ -77,7 +77,8 @@ export async function doctorSettings(
       region: DEFAULT_REGION,
       bucket: stack.bucket,
       apiKey: env.GEMINI_API_KEY,
-      geminiBaseUrl: stack.geminiBaseUrl,
+      // Empty when `npm run dev` ran with GEMINI_API_KEY: the functions then call Google's Gemini.
+      geminiBaseUrl: stack.geminiBaseUrl || undefined,
       tasksEmulatorHost: stack.tasksEmulatorHost,
       storageEmulatorHost: stack.storageEmulatorHost,
       standIn: Boolean(stack.geminiBaseUrl) && !env.GEMINI_API_KEY,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { doctorExitCode, renderDoctorTable } from '../../../cli/doctor.js';
+import { checkBatch } from '../../../cli/doctor-batch.js';
 import {
   type BucketReader,
   type CheckResult,
   checkAdc,
-  checkBatch,
   checkBucket,
   checkGemini,
   checkGeminiKey,
