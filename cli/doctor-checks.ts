@@ -8,6 +8,7 @@ import type { Quotas } from '../functions/core/quotas.js';
 import { CONTROL_QUEUE_ID, queueIdForModel } from '../functions/core/quotas.js';
 import { type QueueRateLimits, queueRateLimits } from '../functions/core/rate.js';
 import type { GeminiCallError, GeminiClient } from '../functions/platform/gemini/client.js';
+import { CliError, EXIT } from './exit-codes.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'skipped';
 
@@ -254,12 +255,13 @@ export async function checkIngest(s: { url: string; list: () => Promise<unknown>
     return ok(name, `GET ${s.url}/jobs answered`);
   } catch (err) {
     const status = (err as Partial<JobsApiError>).status;
-    const fix =
-      status === 401 || status === 403
-        ? 'grant your account roles/run.invoker on the ingest service, and log in: gcloud auth application-default login'
-        : status === undefined
-          ? 'check --url / FANOUT_URL (terraform output ingest_url), or start the local cloud with `npm run dev`'
-          : 'read the ingest function’s logs: it answered outside the jobs API contract';
+    // No identity token at all (target.ts throws it as a CliError with the auth exit code) reads as a 401.
+    const auth = status === 401 || status === 403 || (err instanceof CliError && err.exitCode === EXIT.auth);
+    const fix = auth
+      ? 'grant your account roles/run.invoker on the ingest service, and log in: gcloud auth application-default login'
+      : status === undefined
+        ? 'check --url / FANOUT_URL (terraform output ingest_url), or start the local cloud with `npm run dev`'
+        : 'read the ingest function’s logs: it answered outside the jobs API contract';
     return fail(name, `GET ${s.url}/jobs: ${errorText(err)}`, fix);
   }
 }

@@ -9,6 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
 import type { Quotas } from '../functions/core/quotas.js';
 import { readQuotas } from '../functions/platform/config.js';
 import { createBatchApi } from '../functions/platform/gemini/batch-api.js';
@@ -130,6 +131,9 @@ export async function runDoctor(
         }),
       );
     }
+  } else {
+    const why = 'no GEMINI_API_KEY to call it with (see the row above)';
+    results.push({ check: 'Gemini reachable', status: 'skipped', detail: why, required: false });
   }
   results.push(await queuesCheck(s));
   results.push(
@@ -246,3 +250,11 @@ async function adcProject(): Promise<string> {
 export const DOCTOR_HELP = `Against the local cloud (.local/stack.json) every setting comes from that file; with --url or
 FANOUT_URL from GOOGLE_CLOUD_PROJECT, REGION, FANOUT_BUCKET, GEMINI_API_KEY and GEMINI_BASE_URL.
 Exit code of doctor: 0 when every required check passed, 1 when one failed (the table says what to fix).`;
+
+/** `--batch-timeout SECONDS`: a whole number from 10 to 86,400 (the Batch API's 24 h). */
+export function batchTimeoutSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 10 || n > 86_400)
+    throw new InvalidArgumentError('must be a whole number of seconds from 10 to 86400');
+  return n;
+}

@@ -9,6 +9,7 @@ import { JobsApiError } from '../functions/api/client.js';
 import type { RequestItem } from '../functions/api/jobs.js';
 import { describeEstimate, describeJob, jobsTable, summarise } from './describe.js';
 import {
+  batchTimeoutSeconds,
   DOCTOR_HELP,
   type DoctorOptions,
   doctorExitCode,
@@ -214,7 +215,7 @@ The key is a secret: keep it where your receiver reads its configuration, never 
       'the quotas file the queues should match ($QUOTAS_FILE, else infra/quotas.json)',
     )
     .option('--batch', 'also send a two-line batch through the Batch API (costs cents, takes minutes)')
-    .option('--batch-timeout <seconds>', 'how long to wait for that batch', Number, 900)
+    .option('--batch-timeout <seconds>', 'how long to wait for that batch', batchTimeoutSeconds, 900)
     .addHelpText('after', `\n${DOCTOR_HELP}`)
     .action(async (own: DoctorOptions) => {
       const opts = withGlobals(own);

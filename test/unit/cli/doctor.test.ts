@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { doctorExitCode, renderDoctorTable } from '../../../cli/doctor.js';
+import { batchTimeoutSeconds, doctorExitCode, renderDoctorTable } from '../../../cli/doctor.js';
 import { checkBatch } from '../../../cli/doctor-batch.js';
 import {
   type BucketReader,
@@ -12,6 +12,7 @@ import {
   checkQueues,
   type QueueReader,
 } from '../../../cli/doctor-checks.js';
+import { CliError, EXIT } from '../../../cli/exit-codes.js';
 import { JobsApiError } from '../../../functions/api/client.js';
 import { queueRateLimits } from '../../../functions/core/rate.js';
 import type { BatchApi, BatchInfo, BatchState } from '../../../functions/platform/gemini/batch-api.js';
@@ -274,10 +275,22 @@ describe('checkIngest', () => {
   it.each([
     [new JobsApiError(403, undefined, 'Forbidden', 'GET /jobs'), /roles\/run\.invoker/],
     [new TypeError('fetch failed'), /--url \/ FANOUT_URL/],
+    [
+      new CliError('no Google identity token for https://i.example', EXIT.auth),
+      /gcloud auth application-default login/,
+    ],
     [new JobsApiError(502, undefined, 'Bad gateway', 'GET /jobs'), /logs/],
   ])('a failure (%s) says what to fix', async (err, fix) => {
     const r = await checkIngest({ url: 'https://i.example', list: () => Promise.reject(err) });
     expect(r).toMatchObject({ status: 'fail', required: true });
     expect(r.fix).toMatch(fix);
+  });
+});
+
+describe('batchTimeoutSeconds', () => {
+  it('takes whole seconds from 10 to a day and refuses the rest (a NaN would wait for ever)', () => {
+    expect(batchTimeoutSeconds('900')).toBe(900);
+    for (const bad of ['abc', '5', '1.5', '90000'])
+      expect(() => batchTimeoutSeconds(bad)).toThrow(/10 to 86400/);
   });
 });
