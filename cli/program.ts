@@ -8,6 +8,15 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { JobsApiError } from '../functions/api/client.js';
 import type { RequestItem } from '../functions/api/jobs.js';
 import { describeEstimate, describeJob, jobsTable, summarise } from './describe.js';
+import {
+  batchTimeoutSeconds,
+  DOCTOR_HELP,
+  type DoctorOptions,
+  doctorExitCode,
+  doctorSettings,
+  renderDoctorTable,
+  runDoctor,
+} from './doctor.js';
 import { CliError, EXIT, EXIT_CODES_HELP, exitCodeFor, outcomeCode } from './exit-codes.js';
 import { readPromptFile } from './prompt-file.js';
 import { createRenderer, type Output, renderModeFor } from './render.js';
@@ -198,6 +207,23 @@ The key is a secret: keep it where your receiver reads its configuration, never 
       const answer = await (await target(opts.url)).client.callbackKey({ signal });
       if (opts.json) json(answer);
       else out(answer.key);
+    });
+
+  command('doctor', 'check a setup end to end: credentials, Gemini, queues, bucket, the jobs API')
+    .option(
+      '--quotas <file>',
+      'the quotas file the queues should match ($QUOTAS_FILE, else infra/quotas.json)',
+    )
+    .option('--batch', 'also send a two-line batch through the Batch API (costs cents, takes minutes)')
+    .option('--batch-timeout <seconds>', 'how long to wait for that batch', batchTimeoutSeconds, 900)
+    .addHelpText('after', `\n${DOCTOR_HELP}`)
+    .action(async (own: DoctorOptions) => {
+      const opts = withGlobals(own);
+      const t = await target(opts.url);
+      const results = await runDoctor(t, await doctorSettings(t, io.env, opts, io.target?.stackFile), opts);
+      if (opts.json) json({ checks: results });
+      else out(renderDoctorTable(results));
+      code = doctorExitCode(results);
     });
 
   interface SubmitFlags {
