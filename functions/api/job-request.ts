@@ -121,3 +121,13 @@ export const createJobSchema = z
 /** What a client sends to `POST /jobs` (`mode` may be left out). */
 export type CreateJobRequest = z.input<typeof createJobSchema>;
 export type RequestItem = z.input<typeof requestItemSchema>;
+
+/**
+ * The body of `POST /jobs/{id}/retry`: empty (`{}`) to re-run the failed and cancelled items, or a
+ * new prompt set (`prompts` or `requests`, with the `config` and `systemInstruction` its requests are
+ * built with) to run only the lines whose request changed. The model and mode are the original's.
+ */
+export const retryJobSchema = createJobSchema
+  .pick({ config: true, systemInstruction: true, prompts: true, requests: true })
+  .strict();
+export type RetryJobRequest = z.input<typeof retryJobSchema>;

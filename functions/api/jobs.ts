@@ -199,6 +199,10 @@ export const jobViewSchema = z.looseObject({
   quota429s: z.record(z.string(), z.record(z.string(), z.number().int().nonnegative())).optional(),
   /** The model's quota (from infra/quotas.json), which the request rate is drawn against. */
   quota: z.object({ rpm: z.number().positive(), tpm: z.number().positive() }).nullable().optional(),
+  /** A re-run (`POST /jobs/{id}/retry`): the job whose failed and cancelled items it runs again. */
+  retryOf: z.string().optional(),
+  /** The jobs that re-ran this one's items, oldest first. Absent when there were none. */
+  retries: z.array(z.string()).optional(),
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
 

@@ -115,6 +115,8 @@ export interface JobSpec {
    * each batch settled). Each is written whole, once, so re-running its writer counts nothing twice.
    */
   extraCounters?: string[];
+  /** A re-run (`POST /jobs/{id}/retry`): the job whose items it runs again. */
+  retryOf?: string;
 }
 
 /** A staged set: an object of the bucket (at a generation), read line by line with the job's defaults. */
@@ -170,6 +172,8 @@ export interface JobRecord extends JobSpec {
   exportLeaseUntilMs?: number;
   /** Gemini's token count over the estimate, the highest a page's sample showed (see plan.ts). */
   tokenRatio?: number;
+  /** The jobs that re-ran this one's items (`POST /jobs/{id}/retry`), oldest first. */
+  retries?: string[];
   version: string;
 }
 
@@ -289,6 +293,8 @@ export function toJobView(
     ...(job.paths ? { paths: job.paths } : {}),
     ...(batches ? { batches } : {}),
     ...(callback ? { callback } : {}),
+    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
+    ...(job.retries?.length ? { retries: job.retries } : {}),
   };
 }
 

@@ -248,6 +248,13 @@ export class FakeDb {
           const j = job(jobId);
           if (j) Object.assign(j, { tokenRatio: ratio, version: db.nextVersion() });
         },
+        async addRetry(jobId, retryId) {
+          await db.enter('jobs.addRetry');
+          const j = job(jobId);
+          if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          if (!j.retries?.includes(retryId))
+            Object.assign(j, { retries: [...(j.retries ?? []), retryId], version: db.nextVersion() });
+        },
         async setNotice(jobId, notice) {
           await db.enter('jobs.setNotice');
           const j = job(jobId);

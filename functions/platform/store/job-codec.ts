@@ -46,6 +46,8 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(d.staged ? { staged: d.staged } : {}),
     ...(d.output ? { output: d.output } : {}),
     ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),
+    ...(typeof d.retryOf === 'string' ? { retryOf: d.retryOf } : {}),
+    ...(Array.isArray(d.retries) ? { retries: d.retries } : {}),
     version: encodeVersion(snap.updateTime!),
   };
 }
