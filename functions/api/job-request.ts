@@ -99,6 +99,11 @@ export const createJobSchema = z
      * `flex` job's items go standard once it leaves less than Flex's latency.
      */
     deadline: z.string().min(1).max(64).optional(),
+    /**
+     * The most the job may spend, in USD: once what it spent plus the estimates in flight would pass
+     * it, items not yet sent end `cancelled` with reason `budget` (see README, "Budgets").
+     */
+    maxCostUsd: z.number().positive().max(1_000_000).optional(),
     config: z.record(z.string(), z.unknown()).optional(),
     systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
     prompts: z.array(z.string().min(1, 'must not be empty')).optional(),

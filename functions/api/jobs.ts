@@ -203,6 +203,13 @@ export const jobViewSchema = z.looseObject({
   retryOf: z.string().optional(),
   /** The jobs that re-ran this one's items, oldest first. Absent when there were none. */
   retries: z.array(z.string()).optional(),
+  /**
+   * A job with `maxCostUsd`: its budget, what it has spent, and whether the budget stopped items
+   * (those not yet sent end `cancelled`, their error's `reason` is `budget`).
+   */
+  budget: z
+    .object({ maxCostUsd: z.number().positive(), spentUsd: z.number().nonnegative(), stopped: z.boolean() })
+    .optional(),
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
 

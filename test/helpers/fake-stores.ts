@@ -255,6 +255,12 @@ export class FakeDb {
           if (!j.retries?.includes(retryId))
             Object.assign(j, { retries: [...(j.retries ?? []), retryId], version: db.nextVersion() });
         },
+        async stopForBudget(jobId, notice) {
+          await db.enter('jobs.stopForBudget');
+          const j = job(jobId);
+          if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          Object.assign(j, { budgetStopped: true, notice, version: db.nextVersion() });
+        },
         async setNotice(jobId, notice) {
           await db.enter('jobs.setNotice');
           const j = job(jobId);

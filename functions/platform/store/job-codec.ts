@@ -48,6 +48,8 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),
     ...(typeof d.retryOf === 'string' ? { retryOf: d.retryOf } : {}),
     ...(Array.isArray(d.retries) ? { retries: d.retries } : {}),
+    ...(typeof d.maxCostUsd === 'number' ? { maxCostUsd: d.maxCostUsd } : {}),
+    ...(d.budgetStopped === true ? { budgetStopped: true } : {}),
     version: encodeVersion(snap.updateTime!),
   };
 }

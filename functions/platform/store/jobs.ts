@@ -45,6 +45,8 @@ export interface JobsStore {
   setTokenRatio(jobId: string, ratio: number): Promise<void>;
   /** Links a re-run to the job it re-ran (`JobRecord.retries`); linking twice adds it once. */
   addRetry(jobId: string, retryId: string): Promise<void>;
+  /** Marks the job stopped by its budget, with its notice (writing it again changes nothing). */
+  stopForBudget(jobId: string, notice: string): Promise<void>;
   /**
    * Turns the job terminal if it is still at `version`; false when someone else wrote it first. With
    * `callback`, the job's outbox record is written in the same commit (both or neither).
@@ -179,6 +181,10 @@ export function createJobsStore(db: Firestore, prefix = '', retentionMs = DEFAUL
 
     async addRetry(jobId, retryId) {
       await jobs.doc(jobId).update({ retries: FieldValue.arrayUnion(retryId) });
+    },
+
+    async stopForBudget(jobId, notice) {
+      await jobs.doc(jobId).update({ budgetStopped: true, notice });
     },
 
     async finish(jobId, version, status, totals, startedAt, callback) {
