@@ -106,3 +106,51 @@ describe('POST /jobs/{id}/retry', () => {
     expect(JSON.stringify(unchanged.body)).toMatch(/Nothing to retry/);
   }, 60_000);
 });
+
+const BUDGET_MODEL = 'gemini-e2e-budget';
+
+describe('maxCostUsd', () => {
+  it('ends the items not yet sent cancelled, reason budget, once the budget is reached mid-job', async () => {
+    // Arrange: what one answer costs on this model (same-length prompts cost the same), then a job
+    // of twelve with room for three and a half; the model's 60 RPM sends about one a second.
+    const probe = await waitForJob(
+      await createJob({ model: BUDGET_MODEL, prompts: ['budget item 99'] }),
+      30_000,
+    );
+    const answerUsd = probe.costUsd;
+    const maxCostUsd = answerUsd * 3.5;
+    const prompts = Array.from({ length: 12 }, (_, i) => `budget item ${String(i).padStart(2, '0')}`);
+
+    // Act
+    const id = await createJob({ model: BUDGET_MODEL, prompts, maxCostUsd });
+    const job = await waitForJob(id, 60_000);
+    const lines = await resultsJsonl(id);
+
+    // Assert
+    expect(answerUsd).toBeGreaterThan(0);
+    expect(job.status).toBe('succeeded');
+    expect(job.counts.succeeded).toBeGreaterThanOrEqual(1);
+    expect(job.counts.succeeded + job.counts.cancelled).toBe(12);
+    expect(job.counts.cancelled).toBeGreaterThanOrEqual(8);
+    // The overshoot bound (core/budget.ts): rpm/60 × (read interval + a call) items, here about 3.
+    expect(job.costUsd).toBeLessThanOrEqual(maxCostUsd + 3 * answerUsd);
+    expect(job.budget).toEqual({ maxCostUsd, spentUsd: job.costUsd, stopped: true });
+    expect(job.notice).toMatch(/Stopped at its budget/);
+    const cancelled = lines.filter((l) => 'error' in l);
+    expect(cancelled).toHaveLength(job.counts.cancelled);
+    for (const line of cancelled)
+      expect(line).toMatchObject({ error: { status: 'CANCELLED', reason: 'budget' } });
+  }, 120_000);
+
+  it('is refused for a batch job, naming the field', async () => {
+    const answer = await call('POST', '/jobs', {
+      model: BUDGET_MODEL,
+      mode: 'batch',
+      prompts: ['x'],
+      maxCostUsd: 1,
+    });
+
+    expect(answer.status).toBe(400);
+    expect(JSON.stringify(answer.body)).toContain('maxCostUsd');
+  });
+});
