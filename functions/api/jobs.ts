@@ -259,6 +259,8 @@ export const itemErrorSchema = z.looseObject({
   code: z.number().int(),
   status: z.string(),
   message: z.string(),
+  /** Why an item ended without being sent, when it was not a cancel: `budget` (the job's maxCostUsd). */
+  reason: z.string().optional(),
 });
 export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
 

@@ -28,7 +28,7 @@ export function budgetError(maxCostUsd: number): ItemError {
     status: 'CANCELLED',
     message: `The job reached its budget (maxCostUsd ${maxCostUsd}): the item was not sent.`,
     reason: 'budget',
-  } as ItemError;
+  };
 }
 
 /** The job's notice once its budget has stopped items. */
