@@ -21,6 +21,7 @@ import { CliError, EXIT, EXIT_CODES_HELP, exitCodeFor, outcomeCode } from './exi
 import { readPromptFile } from './prompt-file.js';
 import { createRenderer, type Output, renderModeFor } from './render.js';
 import { type ResultsFormat, writeResults } from './results.js';
+import { describeRetry, type RetryFlags, requestRetry } from './retry.js';
 import { resolveTarget, type Target, type TargetOptions } from './target.js';
 import { watchJob } from './watch.js';
 
@@ -174,6 +175,21 @@ A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
       );
     },
   );
+
+  command('retry <id>', "re-run a finished job's failed and cancelled items as a new job linked to it")
+    .option(
+      '--only-changed <file>',
+      'instead: run only the lines of this prompt file whose request changed (by key)',
+    )
+    .option('-w, --watch', 'watch the new job to its end')
+    .action(async (id: string, own: RetryFlags) => {
+      const opts = withGlobals(own);
+      const t = await target(opts.url);
+      const created = await requestRetry(t.client, id, opts.onlyChanged, signal);
+      if (opts.json) json(opts.watch ? { type: 'submitted', job: created } : created);
+      else out(describeRetry(created, id, opts.onlyChanged));
+      if (opts.watch) code = await watch(t, created.id, opts);
+    });
 
   command('jobs', 'list your recent jobs, newest first')
     .option('-n, --limit <n>', `how many (1..${JOBS_PAGE.max})`, pageSize, JOBS_PAGE.default)

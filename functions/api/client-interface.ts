@@ -15,6 +15,7 @@ import type {
   JobView,
   ResultEntry,
   ResultsPage,
+  RetryJobRequest,
 } from './jobs.js';
 import type { CallbackKey } from './webhooks.js';
 
@@ -44,6 +45,12 @@ export interface JobsClient {
   events(id: string, options?: EventsOptions): AsyncIterable<JobEvent>;
   /** `POST /jobs/{id}/cancel`: pending items end as cancelled; returns the job. */
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<JobView>;
+  /**
+   * `POST /jobs/{id}/retry`: a finished job's failed and cancelled items as a new job (its view says
+   * `retryOf`); with `body.requests` or `body.prompts`, only the lines whose request changed. The
+   * same `idempotencyKey` and body return the same new job.
+   */
+  retry(id: string, body?: RetryJobRequest, options?: SubmitOptions): Promise<CreatedJob>;
   /** `GET /jobs`: one page of the caller's jobs, newest first. */
   list(options?: ListOptions): Promise<JobList>;
   /**

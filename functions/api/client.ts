@@ -237,6 +237,16 @@ export function createJobsClient(baseUrl: string, options: JobsClientOptions = {
       );
     },
 
+    async retry(id, body = {}, opts = {}) {
+      const path = `${linksFor(id).self}/retry`;
+      const res = await send('POST', path, {
+        body,
+        headers: opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {},
+        signal: opts.signal,
+      });
+      return answer(res, createdJobSchema, `POST ${path}`);
+    },
+
     async list(opts = {}) {
       const query = new URLSearchParams();
       if (opts.pageSize !== undefined) query.set('pageSize', String(opts.pageSize));

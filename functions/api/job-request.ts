@@ -99,6 +99,11 @@ export const createJobSchema = z
      * `flex` job's items go standard once it leaves less than Flex's latency.
      */
     deadline: z.string().min(1).max(64).optional(),
+    /**
+     * The most the job may spend, in USD: once what it spent plus the estimates in flight would pass
+     * it, items not yet sent end `cancelled` with reason `budget` (see README, "Budgets").
+     */
+    maxCostUsd: z.number().positive().max(1_000_000).optional(),
     config: z.record(z.string(), z.unknown()).optional(),
     systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
     prompts: z.array(z.string().min(1, 'must not be empty')).optional(),
@@ -121,3 +126,13 @@ export const createJobSchema = z
 /** What a client sends to `POST /jobs` (`mode` may be left out). */
 export type CreateJobRequest = z.input<typeof createJobSchema>;
 export type RequestItem = z.input<typeof requestItemSchema>;
+
+/**
+ * The body of `POST /jobs/{id}/retry`: empty (`{}`) to re-run the failed and cancelled items, or a
+ * new prompt set (`prompts` or `requests`, with the `config` and `systemInstruction` its requests are
+ * built with) to run only the lines whose request changed. The model and mode are the original's.
+ */
+export const retryJobSchema = createJobSchema
+  .pick({ config: true, systemInstruction: true, prompts: true, requests: true })
+  .strict();
+export type RetryJobRequest = z.input<typeof retryJobSchema>;

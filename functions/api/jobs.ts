@@ -199,6 +199,17 @@ export const jobViewSchema = z.looseObject({
   quota429s: z.record(z.string(), z.record(z.string(), z.number().int().nonnegative())).optional(),
   /** The model's quota (from infra/quotas.json), which the request rate is drawn against. */
   quota: z.object({ rpm: z.number().positive(), tpm: z.number().positive() }).nullable().optional(),
+  /** A re-run (`POST /jobs/{id}/retry`): the job whose failed and cancelled items it runs again. */
+  retryOf: z.string().optional(),
+  /** The jobs that re-ran this one's items, oldest first. Absent when there were none. */
+  retries: z.array(z.string()).optional(),
+  /**
+   * A job with `maxCostUsd`: its budget, what it has spent, and whether the budget stopped items
+   * (those not yet sent end `cancelled`, their error's `reason` is `budget`).
+   */
+  budget: z
+    .object({ maxCostUsd: z.number().positive(), spentUsd: z.number().nonnegative(), stopped: z.boolean() })
+    .optional(),
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
 
@@ -248,6 +259,8 @@ export const itemErrorSchema = z.looseObject({
   code: z.number().int(),
   status: z.string(),
   message: z.string(),
+  /** Why an item ended without being sent, when it was not a cancel: `budget` (the job's maxCostUsd). */
+  reason: z.string().optional(),
 });
 export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
 

@@ -15,6 +15,7 @@ import {
   type Usage,
 } from '../api/jobs.js';
 import type { BatchFallback } from './batch.js';
+import { budgetNotice } from './budget.js';
 import type { PriceTier } from './cost.js';
 import type { ItemDefaults } from './requests.js';
 import type { Totals } from './totals.js';
@@ -115,6 +116,10 @@ export interface JobSpec {
    * each batch settled). Each is written whole, once, so re-running its writer counts nothing twice.
    */
   extraCounters?: string[];
+  /** A re-run (`POST /jobs/{id}/retry`): the job whose items it runs again. */
+  retryOf?: string;
+  /** The most the job may spend (USD): items not sent by then end cancelled (core/budget.ts). */
+  maxCostUsd?: number;
 }
 
 /** A staged set: an object of the bucket (at a generation), read line by line with the job's defaults. */
@@ -170,6 +175,10 @@ export interface JobRecord extends JobSpec {
   exportLeaseUntilMs?: number;
   /** Gemini's token count over the estimate, the highest a page's sample showed (see plan.ts). */
   tokenRatio?: number;
+  /** The jobs that re-ran this one's items (`POST /jobs/{id}/retry`), oldest first. */
+  retries?: string[];
+  /** Its budget (`maxCostUsd`) was reached: items not yet sent end cancelled with reason `budget`. */
+  budgetStopped?: boolean;
   version: string;
 }
 
@@ -289,6 +298,18 @@ export function toJobView(
     ...(job.paths ? { paths: job.paths } : {}),
     ...(batches ? { batches } : {}),
     ...(callback ? { callback } : {}),
+    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
+    ...(job.retries?.length ? { retries: job.retries } : {}),
+    ...(job.maxCostUsd !== undefined
+      ? {
+          budget: {
+            maxCostUsd: job.maxCostUsd,
+            spentUsd: totals.costUsd,
+            stopped: job.budgetStopped === true,
+          },
+          ...(job.budgetStopped && !job.notice ? { notice: budgetNotice(job.maxCostUsd) } : {}),
+        }
+      : {}),
   };
 }
 

@@ -37,6 +37,8 @@ export interface NormalizedJob {
   onBatchFailure?: 'realtime' | 'fail';
   /** The request's `deadline` as written (parsed against the clock by whoever stores the job). */
   deadline?: string;
+  /** The job's budget in USD (core/budget.ts). */
+  maxCostUsd?: number;
   items: NewItem[];
 }
 
@@ -178,6 +180,7 @@ export function normalizeJobRequest(
     ...(b.callbackUrl ? { callbackUrl: b.callbackUrl } : {}),
     ...(b.onBatchFailure ? { onBatchFailure: b.onBatchFailure } : {}),
     ...(b.deadline ? { deadline: b.deadline } : {}),
+    ...(b.maxCostUsd !== undefined ? { maxCostUsd: b.maxCostUsd } : {}),
     items,
   };
 }

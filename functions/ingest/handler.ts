@@ -85,6 +85,7 @@ export async function createJob(
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       ...(priority ? { priority } : {}),
+      ...(normalized.maxCostUsd !== undefined ? { maxCostUsd: normalized.maxCostUsd } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),
@@ -143,7 +144,7 @@ async function stageBatchJob(id: string, model: string, items: NewItem[], deps: 
 }
 
 /** Keys are stored hashed, per caller; the body is compared by its hash. */
-function idempotencyRecord(idem: Idempotency, body: unknown): { keyId: string; bodyHash: string } {
+export function idempotencyRecord(idem: Idempotency, body: unknown): { keyId: string; bodyHash: string } {
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   return { keyId: sha(`${idem.caller ?? ''}\n${idem.key}`), bodyHash: sha(JSON.stringify(body)) };
 }

@@ -25,6 +25,7 @@ import {
 } from './handler.js';
 import { jobPageHtml, jobsPageHtml, pageHeaders } from './page.js';
 import { createPageTokens } from './page-tokens.js';
+import { retryJob } from './retry-job.js';
 import { pipeStream } from './stream.js';
 import { createStreamSlots, inSlot, type StreamSlots } from './stream-slots.js';
 
@@ -41,7 +42,18 @@ export function ingestDeps(deps: Deps): IngestDeps {
   };
 }
 
-const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel)?\/?$/;
+const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel|\/retry)?\/?$/;
+
+/** The request's `Idempotency-Key`, checked: 1 to 255 visible ASCII characters. */
+function idempotencyKey(req: Request): string | undefined {
+  const key = req.header('idempotency-key');
+  if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new ValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters.', [
+      { field: 'Idempotency-Key', message: 'invalid' },
+    ]);
+  }
+  return key;
+}
 
 /** A browser asking for the page rather than a client asking for JSON. */
 const wantsHtml = (req: Request) => req.method === 'GET' && req.accepts(['json', 'html']) === 'html';
@@ -91,12 +103,7 @@ export function createIngestHandler(getDeps: () => Deps) {
             res.status(200).json(dryRunJob(req.body, handlerDeps, caller.id));
             return;
           }
-          const key = req.header('idempotency-key');
-          if (key !== undefined && !/^[\x21-\x7e]{1,255}$/.test(key)) {
-            throw new ValidationError('Idempotency-Key must be 1 to 255 visible ASCII characters.', [
-              { field: 'Idempotency-Key', message: 'invalid' },
-            ]);
-          }
+          const key = idempotencyKey(req);
           const { replayed, created } = await createJob(req.body, handlerDeps, {
             owner: caller.id,
             ...(key ? { idempotency: { key, caller: caller.id } } : {}),
@@ -114,6 +121,23 @@ export function createIngestHandler(getDeps: () => Deps) {
           if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to cancel a job.');
           checkWrite(req);
           res.status(200).json(await cancelJob(id, caller, handlerDeps));
+          return;
+        }
+        if (sub === '/retry') {
+          if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to retry a job.');
+          checkWrite(req);
+          const key = idempotencyKey(req);
+          const { replayed, created } = await retryJob(
+            id,
+            req.body,
+            caller,
+            handlerDeps,
+            key ? { key, caller: caller.id } : undefined,
+          );
+          res
+            .status(replayed ? 200 : 202)
+            .location(created.links.self)
+            .json(created);
           return;
         }
         if (req.method !== 'GET')

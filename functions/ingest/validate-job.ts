@@ -70,6 +70,13 @@ export function validateJob(
       { field: 'mode', message: route.problem },
     ]);
   }
+  if (route.mode === 'batch' && normalized.maxCostUsd !== undefined) {
+    // The budget is kept where items are sent one by one (the worker); a batch is sent whole.
+    throw new ValidationError(
+      'Invalid job: maxCostUsd applies to realtime and flex jobs, not to batch ones; use mode "realtime" or "flex".',
+      [{ field: 'maxCostUsd', message: 'not with mode batch' }],
+    );
+  }
   return {
     normalized,
     mode: route.mode,

@@ -43,6 +43,12 @@ export function batchViewOf(run: BatchRun): BatchView {
 export function createJobMaker(deps: LifecycleDeps, clock: () => number) {
   const { jobs, items, counters } = deps.stores;
   const maker = {
+    /** A page of a job's items with their requests, in input order (what a re-run is made from). */
+    listItems: (jobId: string, options: { afterId?: string; limit: number }) => items.list(jobId, options),
+
+    /** Links a re-run to the job it re-ran; linking again adds nothing. */
+    linkRetry: (jobId: string, retryId: string) => jobs.addRetry(jobId, retryId),
+
     /** Stores items of a job not yet created (a bucket file's are stored a chunk at a time). */
     storeItems: (jobId: string, newItems: NewItem[]) => items.createMany(jobId, newItems),
 

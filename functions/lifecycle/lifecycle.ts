@@ -19,6 +19,7 @@ import type { BatchApiStores, Stores } from '../platform/store/index.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { createBatchOutcomes } from './batch-outcomes.js';
+import { createBudgetGate } from './budget.js';
 import type { CallbackPolicy } from './callbacks.js';
 import { batchViewOf, createJobMaker } from './create.js';
 import { createJobFinisher } from './finish.js';
@@ -158,6 +159,10 @@ export function createLifecycle(deps: LifecycleDeps) {
     ...createRepairDrafts({ objects: deps.objects, logger: deps.logger, persist }),
     getJob: (jobId: string) => jobs.get(jobId),
     batchOutcomes,
+    /** Jobs' budgets (`maxCostUsd`) as this instance keeps them (budget.ts). */
+    budget: createBudgetGate({ stores: deps.stores, now: clock }),
+    /** Ends a leased item `cancelled` with `error`, unsent (its job's budget is reached); false when the lease was lost. */
+    cancelItem: (lease: ItemRef, error: ItemError) => settle(lease, { state: 'cancelled', error }),
 
     async view(jobId: string): Promise<JobView | undefined> {
       const job = await jobs.get(jobId);

@@ -1,3 +1,4 @@
+import { budgetError } from '../core/budget.js';
 import { usageFrom } from '../core/cost.js';
 import type { ItemError, ItemOutcome } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
@@ -15,7 +16,7 @@ import {
   timedOut,
   within,
 } from './keep-lease.js';
-import { flexRetryDueMs, isFlexShed, planCall, priceAnswer } from './tier-call.js';
+import { budgetEstimate, flexRetryDueMs, isFlexShed, planCall, priceAnswer } from './tier-call.js';
 import { handOverFor, replyUnclaimed } from './unclaimed.js';
 
 /**
@@ -222,33 +223,48 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     }
 
     const plan = planCall(job, clock(), deps);
-    if (!(await leaseFor(Math.max(beforeCallMs(deps), plan.leaseNeedMs)))) return leaseLost();
-    const started = clock();
-    let result: Awaited<ReturnType<WorkerDeps['gemini']['generate']>>;
+    const ticket = await deps.lifecycle.budget.admit(job, budgetEstimate(job, item, plan, deps));
+    if (ticket === 'stop') return stopForBudget();
+    /** What the call cost: the answer's price, or nothing for a refusal. */
+    let paidUsd = 0;
     try {
-      result = await deps.gemini.generate(job.model, requestFor(checked, request), {
-        timeoutMs: plan.timeoutMs,
-        ...(plan.tier ? { serviceTier: plan.tier } : {}),
-      });
-    } catch (err) {
-      if (isFlexShed(plan, (err as GeminiCallError).httpStatus)) return flexShed();
-      return geminiFailed(err as GeminiCallError, started);
+      if (!(await leaseFor(Math.max(beforeCallMs(deps), plan.leaseNeedMs)))) return leaseLost();
+      const started = clock();
+      let result: Awaited<ReturnType<WorkerDeps['gemini']['generate']>>;
+      try {
+        result = await deps.gemini.generate(job.model, requestFor(checked, request), {
+          timeoutMs: plan.timeoutMs,
+          ...(plan.tier ? { serviceTier: plan.tier } : {}),
+        });
+      } catch (err) {
+        if (isFlexShed(plan, (err as GeminiCallError).httpStatus)) return flexShed();
+        return geminiFailed(err as GeminiCallError, started);
+      }
+      geminiMs = clock() - started;
+      const usage = usageFrom(result.usageMetadata);
+      // From here on the answer is paid for: `complete` retries its write and never calls Gemini.
+      const answer = {
+        state: 'succeeded' as const,
+        response: result.response,
+        usage,
+        ...priceAnswer(job, usage, result.servedTier, plan.tier, deps),
+        // Evidence for the token plan (not with media, whose estimate is only a default, nor with a
+        // schema, whose repair turn would count more than the estimate covers).
+        ...(item.media?.length || checked ? {} : { estimatedTokens: item.estimatedTokens }),
+      };
+      paidUsd = answer.costUsd;
+      // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
+      if (checked) return recordChecked(checked, answer, run, deps);
+      return finish(answer, 'item.succeeded');
+    } finally {
+      deps.lifecycle.budget.done(ticket, paidUsd);
     }
-    geminiMs = clock() - started;
-    const usage = usageFrom(result.usageMetadata);
-    // From here on the answer is paid for: `complete` retries its write and never calls Gemini.
-    const answer = {
-      state: 'succeeded' as const,
-      response: result.response,
-      usage,
-      ...priceAnswer(job, usage, result.servedTier, plan.tier, deps),
-      // Evidence for the token plan (not with media, whose estimate is only a default, nor with a
-      // schema, whose repair turn would count more than the estimate covers).
-      ...(item.media?.length || checked ? {} : { estimatedTokens: item.estimatedTokens }),
-    };
-    // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
-    if (checked) return recordChecked(checked, answer, run, deps);
-    return finish(answer, 'item.succeeded');
+  }
+
+  /** The job's budget is reached: the item ends cancelled (reason `budget`), Gemini not called. */
+  function stopForBudget(): Promise<WorkerReply> {
+    const error = budgetError(job.maxCostUsd ?? 0);
+    return record(() => deps.lifecycle.cancelItem(lease, error), 'cancelled', 'item.budget_stopped');
   }
 
   /**

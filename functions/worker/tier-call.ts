@@ -1,4 +1,5 @@
-import { type PriceTier, type TokenUsage, tierCost } from '../core/cost.js';
+import { itemCostEstimate } from '../core/budget.js';
+import { type PriceTier, type TokenUsage, tierCost, tierShare } from '../core/cost.js';
 import { callTierFor, flexRetryAtMs } from '../core/flex.js';
 import type { ItemRecord, JobRecord } from '../core/jobs.js';
 import type { CallTier } from '../platform/gemini/client.js';
@@ -50,4 +51,15 @@ export function isFlexShed(plan: CallPlan, httpStatus: number | undefined): bool
 /** When a shed item is tried again (on Flex, or standard once its deadline is near). */
 export function flexRetryDueMs(job: JobRecord, item: ItemRecord, nowMs: number, deps: WorkerDeps): number {
   return flexRetryAtMs(job, nowMs, item.attempts, deps.quotas.serviceTiers.flex);
+}
+
+/**
+ * What the item is expected to cost at the tier asked for, for its job's budget (0 for a job
+ * without one): core/budget.ts, floored by what the job's answers cost on average so far.
+ */
+export function budgetEstimate(job: JobRecord, item: ItemRecord, plan: CallPlan, deps: WorkerDeps): number {
+  const quota = deps.quotas.models[job.model];
+  if (job.maxCostUsd === undefined || !quota) return 0;
+  const share = tierShare(deps.quotas, job.model, plan.tier ?? 'standard');
+  return itemCostEstimate(item, quota.price, share, deps.lifecycle.budget.averageUsd(job.id));
 }

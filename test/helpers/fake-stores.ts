@@ -248,6 +248,19 @@ export class FakeDb {
           const j = job(jobId);
           if (j) Object.assign(j, { tokenRatio: ratio, version: db.nextVersion() });
         },
+        async addRetry(jobId, retryId) {
+          await db.enter('jobs.addRetry');
+          const j = job(jobId);
+          if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          if (!j.retries?.includes(retryId))
+            Object.assign(j, { retries: [...(j.retries ?? []), retryId], version: db.nextVersion() });
+        },
+        async stopForBudget(jobId, notice) {
+          await db.enter('jobs.stopForBudget');
+          const j = job(jobId);
+          if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          Object.assign(j, { budgetStopped: true, notice, version: db.nextVersion() });
+        },
         async setNotice(jobId, notice) {
           await db.enter('jobs.setNotice');
           const j = job(jobId);

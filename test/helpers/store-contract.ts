@@ -257,6 +257,30 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(await stores.jobs.cancel(id)).toMatchObject({ changed: false, job: { status: 'succeeded' } });
     });
 
+    it('links re-runs to a job once each, and keeps retryOf, maxCostUsd and a budget stop', async () => {
+      const w = await open();
+      const id = `budget-${Math.random().toString(36).slice(2, 10)}`;
+      const spec: JobSpec = {
+        id,
+        model: 'm',
+        mode: 'realtime',
+        total: 0,
+        source: 'api',
+        retryOf: 'old',
+        maxCostUsd: 2.5,
+      };
+      await w.stores.jobs.create(spec, w.nowMs);
+      await w.stores.jobs.addRetry(id, 'r1');
+      await w.stores.jobs.addRetry(id, 'r2');
+      await w.stores.jobs.addRetry(id, 'r1');
+      const before = (await w.stores.jobs.get(id))!;
+      await w.stores.jobs.stopForBudget(id, 'stopped');
+      const after = (await w.stores.jobs.get(id))!;
+      expect(before).toMatchObject({ retryOf: 'old', maxCostUsd: 2.5, retries: ['r1', 'r2'] });
+      expect(before.budgetStopped).toBeUndefined();
+      expect(after).toMatchObject({ budgetStopped: true, notice: 'stopped' });
+    });
+
     it('records an Idempotency-Key with the first job only', async () => {
       const w = await open();
       const key = { keyId: `k-${Math.random().toString(36).slice(2)}`, bodyHash: 'h1' };

@@ -46,6 +46,10 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(d.staged ? { staged: d.staged } : {}),
     ...(d.output ? { output: d.output } : {}),
     ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),
+    ...(typeof d.retryOf === 'string' ? { retryOf: d.retryOf } : {}),
+    ...(Array.isArray(d.retries) ? { retries: d.retries } : {}),
+    ...(typeof d.maxCostUsd === 'number' ? { maxCostUsd: d.maxCostUsd } : {}),
+    ...(d.budgetStopped === true ? { budgetStopped: true } : {}),
     version: encodeVersion(snap.updateTime!),
   };
 }

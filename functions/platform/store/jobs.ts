@@ -43,6 +43,10 @@ export interface JobsStore {
   setNotice(jobId: string, notice: string | null): Promise<void>;
   /** Records the job's calibrated token ratio (see `JobRecord.tokenRatio`). */
   setTokenRatio(jobId: string, ratio: number): Promise<void>;
+  /** Links a re-run to the job it re-ran (`JobRecord.retries`); linking twice adds it once. */
+  addRetry(jobId: string, retryId: string): Promise<void>;
+  /** Marks the job stopped by its budget, with its notice (writing it again changes nothing). */
+  stopForBudget(jobId: string, notice: string): Promise<void>;
   /**
    * Turns the job terminal if it is still at `version`; false when someone else wrote it first. With
    * `callback`, the job's outbox record is written in the same commit (both or neither).
@@ -173,6 +177,14 @@ export function createJobsStore(db: Firestore, prefix = '', retentionMs = DEFAUL
 
     async setTokenRatio(jobId, ratio) {
       await jobs.doc(jobId).update({ tokenRatio: ratio });
+    },
+
+    async addRetry(jobId, retryId) {
+      await jobs.doc(jobId).update({ retries: FieldValue.arrayUnion(retryId) });
+    },
+
+    async stopForBudget(jobId, notice) {
+      await jobs.doc(jobId).update({ budgetStopped: true, notice });
     },
 
     async finish(jobId, version, status, totals, startedAt, callback) {
