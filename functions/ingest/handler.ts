@@ -85,6 +85,7 @@ export async function createJob(
       ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       ...(priority ? { priority } : {}),
+      ...(normalized.cache === false ? { cache: false as const } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),
