@@ -83,6 +83,8 @@ export interface StackOptions {
   bucketOwners?: string[];
   /** Caps on a bucket file (BUCKET_MAX_LINES, BUCKET_MAX_BYTES); the defaults otherwise. */
   bucketCaps?: { maxLines: number; maxBytes: number };
+  /** Hours answers are served from the response cache (RESPONSE_CACHE_TTL_HOURS; 0: off); 24 by default. */
+  responseCacheTtlHours?: number;
 }
 
 export interface Stack {
@@ -221,6 +223,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.reconcileAfterMs ? { RECONCILE_AFTER_MS: String(options.reconcileAfterMs) } : {}),
       ...(options.batchPendingDeadlineMs
         ? { BATCH_PENDING_DEADLINE_MS: String(options.batchPendingDeadlineMs) }
+        : {}),
+      ...(options.responseCacheTtlHours !== undefined
+        ? { RESPONSE_CACHE_TTL_HOURS: String(options.responseCacheTtlHours) }
         : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
       ...(options.bucketCaps
