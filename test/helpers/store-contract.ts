@@ -109,6 +109,17 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(totals.costUsd).toBe(0);
     });
 
+    it("counts a cancelled job's cache hits from its items, as its final totals are", async () => {
+      const { stores, nowMs, id, ref } = await job();
+      const before = await ref(0);
+      const leased = await stores.items.lease(before, 1000, nowMs);
+      const cached = { jobId: 'job-that-paid', savedUsd: 0.25 };
+      const hit = { ...T_SUCCEEDED, usage: { promptTokens: 0, outputTokens: 0 }, costUsd: 0, cached };
+      await stores.items.settle({ ...before, version: leased!.version }, hit);
+      await stores.items.sweepPending(id, CANCELLED);
+      expect((await stores.items.countStates(id, 3)).cache).toEqual({ hits: 1, savedUsd: 0.25 });
+    });
+
     it('serves a response-cache entry until its expiry, and replaces it with a newer one', async () => {
       const { stores, nowMs, id } = await job(1);
       const entryId = `owner_${id}`;

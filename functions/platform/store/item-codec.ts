@@ -26,7 +26,11 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
     patch.tier = outcome.tier;
     patch.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
   }
-  if (outcome.state === 'succeeded' && outcome.cached) patch.cached = outcome.cached;
+  if (outcome.state === 'succeeded' && outcome.cached) {
+    patch.cached = outcome.cached;
+    // Flat, for the aggregation queries that count a cancelled job's items (outcome-counts.ts).
+    patch.cacheSavedUsd = outcome.cached.savedUsd;
+  }
   return patch;
 }
 

@@ -8,16 +8,23 @@ import type { CounterValues } from './counters.js';
  */
 export async function countOutcomes(q: FirebaseFirestore.Query): Promise<CounterValues> {
   const count = async (state: ItemState) => (await q.where('state', '==', state).count().get()).data().count;
-  const [succeeded, failed, cancelled, sums] = await Promise.all([
+  const [succeeded, failed, cancelled, cacheHits, sums] = await Promise.all([
     count('succeeded'),
     count('failed'),
     count('cancelled'),
+    // Answers from the response cache carry `cacheSavedUsd` (never negative).
+    q
+      .where('cacheSavedUsd', '>=', 0)
+      .count()
+      .get()
+      .then((s) => s.data().count),
     q
       .aggregate({
         promptTokens: AggregateField.sum('usage.promptTokens'),
         outputTokens: AggregateField.sum('usage.outputTokens'),
         costUsd: AggregateField.sum('costUsd'),
         standardCostUsd: AggregateField.sum('standardCostUsd'),
+        cacheSavedUsd: AggregateField.sum('cacheSavedUsd'),
       })
       .get(),
   ]);
@@ -30,5 +37,6 @@ export async function countOutcomes(q: FirebaseFirestore.Query): Promise<Counter
     outputTokens: s.outputTokens ?? 0,
     costUsd: s.costUsd ?? 0,
     ...(s.standardCostUsd ? { standardCostUsd: s.standardCostUsd } : {}),
+    ...(cacheHits > 0 ? { cacheHits, cacheSavedUsd: s.cacheSavedUsd ?? 0 } : {}),
   };
 }
