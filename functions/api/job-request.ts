@@ -120,6 +120,12 @@ export const createJobSchema = z
       .optional(),
     /** Batch jobs: items of a batch that fails, expires or stays pending go `realtime` (default) or `fail`. */
     onBatchFailure: z.enum(['realtime', 'fail']).optional(),
+    /**
+     * `false`: the job's items neither read nor fill the response cache (every item calls Gemini).
+     * By default an item whose request the same owner sent within RESPONSE_CACHE_TTL_HOURS is
+     * answered from the cache, at no cost.
+     */
+    cache: z.boolean().optional(),
   })
   .strict();
 

@@ -179,6 +179,11 @@ export const jobViewSchema = z.looseObject({
   deadline: z.iso.datetime().optional(),
   /** What the answers would have cost all at standard, minus what they cost (Priority makes it negative). */
   savedUsd: z.number().optional(),
+  /**
+   * Items answered from the response cache (no Gemini call, cost 0) and what those answers cost the
+   * jobs that paid for them. Absent when there were none.
+   */
+  cache: z.looseObject({ hits: count, savedUsd: z.number().nonnegative() }).optional(),
   createdAt: z.iso.datetime(),
   startedAt: z.iso.datetime().nullable(),
   finishedAt: z.iso.datetime().nullable(),
@@ -265,6 +270,13 @@ export const itemErrorSchema = z.looseObject({
 export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
 
 const lineHead = { key: z.string(), index: count };
+/**
+ * A succeeded line's `metadata` (the Batch API's inlined responses carry one too): only on an answer
+ * served from the response cache, `{cached: true, cachedFromJob}` (the job whose call paid for it).
+ */
+const lineMetadata = z
+  .looseObject({ cached: z.boolean().optional(), cachedFromJob: z.string().optional() })
+  .optional();
 /** The head of a line whose input named its key `custom_id` (OpenAI's Batch format): echoed as it came. */
 const customIdHead = { custom_id: z.string(), index: count };
 
@@ -275,9 +287,9 @@ const customIdHead = { custom_id: z.string(), index: count };
  * `key`, or `custom_id` when the input line named it so (read either with {@link entryKey}).
  */
 export const resultLineSchema = z.union([
-  z.looseObject({ ...lineHead, response: z.unknown() }),
+  z.looseObject({ ...lineHead, response: z.unknown(), metadata: lineMetadata }),
   z.looseObject({ ...lineHead, error: itemErrorSchema }),
-  z.looseObject({ ...customIdHead, response: z.unknown() }),
+  z.looseObject({ ...customIdHead, response: z.unknown(), metadata: lineMetadata }),
   z.looseObject({ ...customIdHead, error: itemErrorSchema }),
 ]);
 export type ResultLine = Declared<z.infer<typeof resultLineSchema>>;

@@ -105,6 +105,8 @@ export interface JobSpec {
   onBatchFailure?: BatchFallback;
   /** When the results are needed (epoch ms), from the request's `deadline`. */
   deadlineMs?: number;
+  /** `cache: false` in the request: the job's items neither read nor fill the response cache. */
+  cache?: false;
   /** Realtime jobs `auto` sent to Priority (a close deadline, Priority enabled): their calls ask for it. */
   priority?: boolean;
   /** Batch jobs: the staged JSONL its batches are made from (`staging/…`, or the inbox file itself). */
@@ -202,6 +204,8 @@ export interface ItemRecord extends NewItem {
   /** The tier that served the answer (Gemini's header, or `batch`), and what it would cost at standard. */
   tier?: PriceTier;
   standardCostUsd?: number;
+  /** Answered from the response cache (its result line says so in `metadata`). */
+  cached?: CacheHit;
   attempts: number;
   lease: ItemLease | null;
   /** Times the reconciler gave the item a new task. */
@@ -231,8 +235,19 @@ export type ItemOutcome =
       standardCostUsd?: number;
       /** The item's estimate (text items only): the counters learn the token ratio from it. */
       estimatedTokens?: number;
+      /** Answered from the response cache: see {@link CacheHit}. */
+      cached?: CacheHit;
     }
   | { state: 'failed'; error: ItemError; usage?: Usage; costUsd?: number };
+
+/**
+ * An answer served from the response cache (worker/response-cache.ts): `jobId` is the job whose
+ * call paid for it, `savedUsd` what that call cost. The item itself costs 0 and counts no tokens.
+ */
+export interface CacheHit {
+  jobId: string;
+  savedUsd: number;
+}
 
 /** Where `GET /jobs/{id}/events` resumes: the finish time and id of the last item sent. */
 export interface FinishCursor {
@@ -290,6 +305,7 @@ export function toJobView(
     ...(job.deadlineMs !== undefined ? { deadline: new Date(job.deadlineMs).toISOString() } : {}),
     ...(totals.tiers ? { tiers: totals.tiers } : {}),
     ...(totals.savedUsd !== undefined ? { savedUsd: totals.savedUsd } : {}),
+    ...(totals.cache ? { cache: totals.cache } : {}),
     createdAt: job.createdAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,

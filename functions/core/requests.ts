@@ -35,6 +35,8 @@ export interface NormalizedJob {
   mode: 'auto' | JobMode;
   callbackUrl?: string;
   onBatchFailure?: 'realtime' | 'fail';
+  /** `cache: false`: the job's items never read nor fill the response cache. */
+  cache?: false;
   /** The request's `deadline` as written (parsed against the clock by whoever stores the job). */
   deadline?: string;
   /** The job's budget in USD (core/budget.ts). */
@@ -179,6 +181,7 @@ export function normalizeJobRequest(
     mode: b.mode,
     ...(b.callbackUrl ? { callbackUrl: b.callbackUrl } : {}),
     ...(b.onBatchFailure ? { onBatchFailure: b.onBatchFailure } : {}),
+    ...(b.cache === false ? { cache: false as const } : {}),
     ...(b.deadline ? { deadline: b.deadline } : {}),
     ...(b.maxCostUsd !== undefined ? { maxCostUsd: b.maxCostUsd } : {}),
     items,

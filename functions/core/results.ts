@@ -12,8 +12,23 @@ function lineHead(key: string, index: number, keyField: KeyField | undefined) {
   return keyField === 'custom_id' ? { custom_id: key, index } : { key, index };
 }
 
-export function successLine(key: string, index: number, response: unknown, keyField?: KeyField): ResultLine {
-  return { ...lineHead(key, index, keyField), response };
+/**
+ * A succeeded item's line. `metadata` (as the Batch API's inlined responses carry it) is there only
+ * for an answer served from the response cache: `{cached: true, cachedFromJob}`; the response is
+ * passed through as Gemini sent it to the job that paid for it.
+ */
+export function successLine(
+  key: string,
+  index: number,
+  response: unknown,
+  keyField?: KeyField,
+  cached?: { jobId: string },
+): ResultLine {
+  return {
+    ...lineHead(key, index, keyField),
+    response,
+    ...(cached ? { metadata: { cached: true, cachedFromJob: cached.jobId } } : {}),
+  };
 }
 
 export function errorLine(key: string, index: number, error: ItemError, keyField?: KeyField): ResultLine {

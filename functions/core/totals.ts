@@ -21,6 +21,23 @@ export interface Totals {
   tiers?: Partial<Record<PriceTier, TierTotals>>;
   /** What the answers would have cost all at standard, minus what they cost (negative for Priority). */
   savedUsd?: number;
+  /** Items answered from the response cache, and what their answers cost the jobs that paid. */
+  cache?: CacheTotals;
+}
+
+/** A job's response-cache hits and the money they saved (`GET /jobs/{id}` `cache`). */
+export interface CacheTotals {
+  hits: number;
+  savedUsd: number;
+}
+
+/**
+ * What one outcome adds to the cache counters: a hit, and what the answer cost the job that paid for
+ * it (`cacheHits`, `cacheSavedUsd`). Nothing for an answer Gemini gave this job.
+ */
+export function cacheCounterFields(outcome: { cached?: { savedUsd: number } }): Record<string, number> {
+  if (!outcome.cached) return {};
+  return { cacheHits: 1, cacheSavedUsd: outcome.cached.savedUsd };
 }
 
 /** One counter document's (or one item's) contribution: the fields below, tier fields included. */
@@ -84,6 +101,7 @@ export function sumTotals(parts: Iterable<TotalsPart>, total: number): Totals {
     tierCost += at(tierCostField(tier));
   }
   const priced = Object.keys(tiers).length > 0;
+  const hits = at('cacheHits');
   return {
     counts: {
       total,
@@ -95,5 +113,6 @@ export function sumTotals(parts: Iterable<TotalsPart>, total: number): Totals {
     usage: { promptTokens: at('promptTokens'), outputTokens: at('outputTokens') },
     costUsd,
     ...(priced ? { tiers, savedUsd: round9(at('standardCostUsd') - tierCost) } : {}),
+    ...(hits > 0 ? { cache: { hits, savedUsd: round9(at('cacheSavedUsd')) } } : {}),
   };
 }

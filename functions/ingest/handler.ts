@@ -86,6 +86,7 @@ export async function createJob(
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       ...(priority ? { priority } : {}),
       ...(normalized.maxCostUsd !== undefined ? { maxCostUsd: normalized.maxCostUsd } : {}),
+      ...(normalized.cache === false ? { cache: false as const } : {}),
       ...(staged
         ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
         : {}),

@@ -26,7 +26,8 @@ export function createResultReader(deps: Pick<LifecycleDeps, 'stores' | 'objects
      */
     async resultEntry(item: ItemOutcomeRecord): Promise<ResultEntry> {
       const { key, index, keyField } = item;
-      if (item.state === 'succeeded') return successLine(key, index, await reader.responseOf(item), keyField);
+      if (item.state === 'succeeded')
+        return successLine(key, index, await reader.responseOf(item), keyField, item.cached);
       if (item.state === 'pending') return pendingEntry(key, index, keyField);
       return errorLine(
         key,

@@ -111,6 +111,12 @@ const envSchema = z.object({
     .default(2 * 1024 ** 3),
   /** Days jobs and items are kept (Firestore TTL on `expireAt`, from their creation). */
   RETENTION_DAYS: z.coerce.number().int().min(3).max(3650).default(30),
+  /**
+   * Hours an answer is served from the response cache to the same owner's identical requests
+   * (worker/response-cache.ts); 0 turns the cache off. A cached answer too big for Firestore points
+   * at its job's object in the bucket, which goes after RETENTION_DAYS: once gone, it is a miss.
+   */
+  RESPONSE_CACHE_TTL_HOURS: z.coerce.number().min(0).max(720).default(24),
   /** The key callbacks are signed with (HMAC-SHA256); bound from Secret Manager in the cloud. */
   CALLBACK_SECRET: z.string().min(32, 'expected at least 32 characters').optional(),
   /** How long after a job ends the tick keeps retrying its callback (at-least-once; 24 h by default). */
@@ -229,6 +235,8 @@ export interface Config {
   bucketCaps: { maxLines: number; maxBytes: number };
   /** See RETENTION_DAYS, in milliseconds. */
   retentionMs: number;
+  /** See RESPONSE_CACHE_TTL_HOURS, in milliseconds (0: no cache). */
+  responseCacheTtlMs: number;
   /** See CALLBACK_SECRET; a fixed local key when every service is an emulator. */
   callbackSecret?: string;
   /** See CALLBACK_RETRY_MS. */
@@ -340,6 +348,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     bucketOwners: Object.fromEntries(e.FANOUT_BUCKET_OWNERS.map((id) => [ownerPrefix(id), id])),
     bucketCaps: { maxLines: e.BUCKET_MAX_LINES, maxBytes: e.BUCKET_MAX_BYTES },
     retentionMs: e.RETENTION_DAYS * 86_400_000,
+    responseCacheTtlMs: Math.round(e.RESPONSE_CACHE_TTL_HOURS * 3_600_000),
     ...(e.CALLBACK_SECRET || local
       ? { callbackSecret: e.CALLBACK_SECRET ?? 'local-callback-secret-for-the-local-cloud-only' }
       : {}),

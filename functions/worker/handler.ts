@@ -8,6 +8,7 @@ import type { MediaFetcher } from '../platform/media/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { enqueuePage } from './enqueue-page.js';
 import { watchFinish } from './finish-watch.js';
+import type { ResponseCache } from './response-cache.js';
 import { runItem } from './run-item.js';
 
 export type { TaskDelivery };
@@ -37,6 +38,8 @@ export interface WorkerDeps {
   now?: () => number;
   /** The worker's own waits (the bound on a replanning, `keep-lease.ts`); tests pass their own. */
   sleep?: (ms: number) => Promise<void>;
+  /** Answers identical requests of the same owner without calling Gemini; absent: no cache. */
+  responseCache?: ResponseCache;
 }
 
 /**

@@ -6,6 +6,7 @@ import { traceFields } from '../platform/logger.js';
 import { outsideDomain } from '../platform/runtime.js';
 import { CONTROL_RUN_BUDGET_MS } from '../platform/task-queue.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from './handler.js';
+import { createResponseCache, type ResponseCache } from './response-cache.js';
 
 /** Parses a Cloud Tasks delivery from its `X-CloudTasks-*` headers and JSON body. */
 export function parseDelivery(req: Pick<Request, 'header' | 'body'>): TaskDelivery {
@@ -22,6 +23,7 @@ export function parseDelivery(req: Pick<Request, 'header' | 'body'>): TaskDelive
 }
 
 export function workerDeps(deps: Deps): WorkerDeps {
+  let responseCache: ResponseCache | undefined;
   return {
     lifecycle: deps.lifecycle,
     planner: deps.planner,
@@ -35,6 +37,17 @@ export function workerDeps(deps: Deps): WorkerDeps {
     leaseMs: deps.config.leaseMs,
     // Control tasks are dispatched with a deadline that covers this budget (task-queue.ts).
     enqueueBudgetMs: CONTROL_RUN_BUDGET_MS,
+    // Made on first use, as the clients in deps.ts are: only item deliveries read it.
+    get responseCache() {
+      responseCache ??= createResponseCache({
+        store: deps.stores.responseCache,
+        objects: deps.objects,
+        ledger: deps.stores.ledger,
+        quotas: deps.config.quotas,
+        ttlMs: deps.config.responseCacheTtlMs,
+      });
+      return responseCache;
+    },
   };
 }
 

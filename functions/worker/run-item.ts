@@ -71,6 +71,17 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   let lease = claim.lease;
   const finish = (outcome: ItemOutcome, event: string) =>
     record(() => deps.lifecycle.complete(lease, outcome), outcome.state, event);
+  /** `finish`, then `after` once the outcome was written (the response cache's steps). */
+  const finishThen = (outcome: ItemOutcome, event: string, after: () => Promise<void> | undefined) =>
+    record(
+      async () => {
+        const written = await deps.lifecycle.complete(lease, outcome);
+        if (written) await after();
+        return written;
+      },
+      outcome.state,
+      event,
+    );
   /** Writes the outcome (`write`: false when the lease was lost) and finishes the job if it was the last. */
   const record = async (
     write: () => Promise<boolean>,
@@ -195,6 +206,12 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       }
     }
 
+    // The same owner's identical request answered before: recorded at no cost, its slot given back.
+    const cache = checked ? undefined : deps.responseCache;
+    const cached = await cache?.lookup(job, request, log);
+    if (cached)
+      return finishThen(cached, 'item.cache_hit', () => cache?.releaseSlot(job, item, plannedMs, log));
+
     if (plannedMs !== undefined && clock() - plannedMs > REPLAN_AFTER_MS && !lastAttempt) {
       // Far behind its plan (a retry, a paused queue, an overloaded worker): sending now could crowd
       // a minute the ledger has already filled.
@@ -255,7 +272,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       paidUsd = answer.costUsd;
       // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
       if (checked) return recordChecked(checked, answer, run, deps);
-      return finish(answer, 'item.succeeded');
+      return finishThen(answer, 'item.succeeded', () => cache?.remember(job, item, request, answer, log));
     } finally {
       deps.lifecycle.budget.done(ticket, paidUsd);
     }

@@ -89,6 +89,8 @@ export interface StackOptions {
    * signed with a secret made for this stack (GEMINI_WEBHOOK_SECRET); polling runs all the same.
    */
   batchWebhooks?: boolean;
+  /** Hours answers are served from the response cache (RESPONSE_CACHE_TTL_HOURS; 0: off); 24 by default. */
+  responseCacheTtlHours?: number;
 }
 
 export interface Stack {
@@ -236,6 +238,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.reconcileAfterMs ? { RECONCILE_AFTER_MS: String(options.reconcileAfterMs) } : {}),
       ...(options.batchPendingDeadlineMs
         ? { BATCH_PENDING_DEADLINE_MS: String(options.batchPendingDeadlineMs) }
+        : {}),
+      ...(options.responseCacheTtlHours !== undefined
+        ? { RESPONSE_CACHE_TTL_HOURS: String(options.responseCacheTtlHours) }
         : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
       ...(options.bucketCaps

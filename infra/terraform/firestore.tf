@@ -134,3 +134,27 @@ resource "google_firestore_index" "items_overdue" {
     order      = "ASCENDING"
   }
 }
+
+# The response cache (functions/platform/store/response-cache.ts, worker/response-cache.ts):
+# responseCache/{ownerHash_requestHash}, one document per request an owner paid for, read by id only.
+# `expireAt` is the entry's end (creation + RESPONSE_CACHE_TTL_HOURS); the TTL policy deletes it
+# some time after (typically within a day), and reads treat an entry past it as a miss. Neither it
+# nor the inline response is queried: both are exempt from indexing.
+resource "google_firestore_field" "response_cache_expire_at" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "responseCache"
+  field      = "expireAt"
+
+  ttl_config {}
+  index_config {}
+}
+
+resource "google_firestore_field" "response_cache_not_indexed" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "responseCache"
+  field      = "responseJson"
+
+  index_config {}
+}

@@ -53,7 +53,12 @@ export async function bootStack(
       '--profile',
       options.profile ?? 'strict',
     ],
-    { cwd: PROJECT_ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: PROJECT_ROOT,
+      // Every run sends the same prompts: the response cache would answer all but the first.
+      env: { ...process.env, LOG_LEVEL: 'info', RESPONSE_CACHE_TTL_HOURS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   child.stderr!.pipe(log, { end: false });
   const exited = new Promise<void>((ok) => child.once('exit', () => ok()));

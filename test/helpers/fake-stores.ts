@@ -27,13 +27,19 @@ import {
   NO_EVIDENCE,
   type TokenEvidence,
 } from '../../functions/core/token-evidence.js';
-import { sumTotals, type Totals, tierCounterFields } from '../../functions/core/totals.js';
+import {
+  cacheCounterFields,
+  sumTotals,
+  type Totals,
+  tierCounterFields,
+} from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
 import type { CounterValues } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
 import type { ItemRef, OverdueCursor, StoredOutcome } from '../../functions/platform/store/items.js';
 import type { IdempotencyRecord, ReconcileCursor } from '../../functions/platform/store/jobs.js';
+import type { CacheEntry } from '../../functions/platform/store/response-cache.js';
 
 /** Lets other pending promises run, as a network round trip would. */
 export const roundTrip = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -62,6 +68,8 @@ export class FakeDb {
   readonly keys = new Map<string, IdempotencyRecord>();
   /** The callback outbox, by job id. */
   readonly callbacks = new Map<string, CallbackRecord>();
+  /** The response cache's entries, by document id. */
+  readonly responseCache = new Map<string, CacheEntry>();
   /** The reconciler's cursor (`jobs.writeReconcileCursor`). */
   reconcileCursor: ReconcileCursor = {};
   readonly calls: Record<string, number> = {};
@@ -159,6 +167,7 @@ export class FakeDb {
       item.tier = outcome.tier;
       item.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
     }
+    if (outcome.state === 'succeeded' && 'cached' in outcome && outcome.cached) item.cached = outcome.cached;
     item.finishedAt = new Date(this.clock());
     this.commitMicros += 1;
     item.finishedAtMicros = this.commitMicros;
@@ -184,6 +193,7 @@ export class FakeDb {
       outputTokens: i.usage?.outputTokens ?? 0,
       costUsd: i.costUsd ?? 0,
       ...tierCounterFields(i),
+      ...cacheCounterFields(i),
     }));
   }
 
@@ -616,6 +626,18 @@ export class FakeDb {
         },
       },
 
+      responseCache: {
+        async get(id, nowMs) {
+          await db.enter('responseCache.get');
+          const entry = db.responseCache.get(id);
+          return entry && entry.expireAtMs > nowMs ? structuredClone(entry) : undefined;
+        },
+        async put(id, entry) {
+          await db.enter('responseCache.put');
+          db.responseCache.set(id, structuredClone(entry));
+        },
+      },
+
       callbacks: {
         async get(jobId) {
           await db.enter('callbacks.get');
@@ -678,7 +700,7 @@ export class FakeDb {
 
 /** An item as a result line reads it: result fields only, a copy. */
 function outcomeOf(i: StoredItem): ItemOutcomeRecord {
-  const { id, index, key, keyField, state, response, responseObject, error } = structuredClone(i);
+  const { id, index, key, keyField, state, response, responseObject, error, cached } = structuredClone(i);
   return {
     id,
     index,
@@ -688,5 +710,6 @@ function outcomeOf(i: StoredItem): ItemOutcomeRecord {
     ...(response !== undefined ? { response } : {}),
     ...(responseObject ? { responseObject } : {}),
     ...(error ? { error } : {}),
+    ...(cached ? { cached } : {}),
   };
 }

@@ -58,6 +58,9 @@ export default async function setup(project: TestProject) {
     // that every other bucket file stays under (20,000 lines, a 256 MiB gzip bomb).
     bucketOwners: ['alice@example.com', 'bob@example.com'],
     bucketCaps: { maxLines: 25_000, maxBytes: 320 * 1024 * 1024 },
+    // No response cache: files send the same prompts in many jobs and count Gemini's calls; the
+    // cache's own e2e file (response-cache.test.ts) boots a stack of its own with it on.
+    responseCacheTtlHours: 0,
     logLevel: process.env.E2E_LOG_LEVEL ?? 'silent',
   });
   project.provide('firestoreEmulatorHost', host);

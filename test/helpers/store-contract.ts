@@ -93,6 +93,56 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(totals).toEqual(sumTotals([{ succeeded: 1, ...T_SUCCEEDED.usage, costUsd: 0.25 }], 3));
     });
 
+    it('counts an answer from the response cache as a hit, its item marked, at no cost', async () => {
+      const { stores, nowMs, id, ref, item } = await job();
+      const before = await ref(0);
+      const leased = await stores.items.lease(before, 1000, nowMs);
+      const cached = { jobId: 'job-that-paid', savedUsd: 0.25 };
+      const hit = { ...T_SUCCEEDED, usage: { promptTokens: 0, outputTokens: 0 }, costUsd: 0, cached };
+      expect(await stores.items.settle({ ...before, version: leased!.version }, hit)).toBe(true);
+
+      expect((await item(0)).cached).toEqual(cached);
+      const [outcome] = await stores.items.listOutcomes(id, { limit: 1 });
+      expect(outcome!.cached).toEqual(cached);
+      const totals = await stores.counters.totals(id, 3, 2);
+      expect(totals.cache).toEqual({ hits: 1, savedUsd: 0.25 });
+      expect(totals.costUsd).toBe(0);
+    });
+
+    it("counts a cancelled job's cache hits from its items, as its final totals are", async () => {
+      const { stores, nowMs, id, ref } = await job();
+      const before = await ref(0);
+      const leased = await stores.items.lease(before, 1000, nowMs);
+      const cached = { jobId: 'job-that-paid', savedUsd: 0.25 };
+      const hit = { ...T_SUCCEEDED, usage: { promptTokens: 0, outputTokens: 0 }, costUsd: 0, cached };
+      await stores.items.settle({ ...before, version: leased!.version }, hit);
+      await stores.items.sweepPending(id, CANCELLED);
+      expect((await stores.items.countStates(id, 3)).cache).toEqual({ hits: 1, savedUsd: 0.25 });
+    });
+
+    it('serves a response-cache entry until its expiry, and replaces it with a newer one', async () => {
+      const { stores, nowMs, id } = await job(1);
+      const entryId = `owner_${id}`;
+      const entry = {
+        responseJson: JSON.stringify(T_SUCCEEDED.response),
+        usage: T_SUCCEEDED.usage,
+        costUsd: 0.25,
+        jobId: id,
+        itemId: itemIdForIndex(0),
+        expireAtMs: nowMs + 60_000,
+      };
+      expect(await stores.responseCache.get(entryId, nowMs)).toBeUndefined();
+      await stores.responseCache.put(entryId, entry);
+
+      expect(await stores.responseCache.get(entryId, nowMs)).toEqual(entry);
+      expect(await stores.responseCache.get(entryId, nowMs + 60_000)).toBeUndefined();
+
+      const big = { ...entry, responseJson: undefined, responseObject: 'answers/j/1.json', costUsd: 1 };
+      const { responseJson: _none, ...stored } = big;
+      await stores.responseCache.put(entryId, stored);
+      expect(await stores.responseCache.get(entryId, nowMs)).toEqual(stored);
+    });
+
     it('sums the token evidence of succeeded items that carry their estimate, and only theirs', async () => {
       const { stores, nowMs, id, ref } = await job(4);
       const settle = async (i: number, outcome: Parameters<Stores['items']['settle']>[1]) => {

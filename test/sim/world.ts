@@ -195,6 +195,8 @@ function wrapStores(faults: Faults, s: Stores, actor: Actor): Stores {
     ledger: faults.wrap('store', 'ledger', s.ledger, true, actor),
     pauses: faults.wrap('store', 'pauses', s.pauses, true, actor),
     callbacks: faults.wrap('store', 'callbacks', s.callbacks, true, actor),
+    // The simulation's worker runs without the response cache.
+    responseCache: s.responseCache,
   };
 }
 

@@ -2,7 +2,13 @@ import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { PriceTier } from '../../core/cost.js';
 import type { ItemState, Usage } from '../../core/jobs.js';
 import { addEvidence, itemEvidence, type TokenEvidence } from '../../core/token-evidence.js';
-import { sumTotals, type Totals, type TotalsPart, tierCounterFields } from '../../core/totals.js';
+import {
+  cacheCounterFields,
+  sumTotals,
+  type Totals,
+  type TotalsPart,
+  tierCounterFields,
+} from '../../core/totals.js';
 
 /** What callers read of a job's counters. */
 export interface CountersStore {
@@ -52,6 +58,7 @@ export interface CounterWrites {
       tier?: PriceTier;
       standardCostUsd?: number;
       estimatedTokens?: number;
+      cached?: { savedUsd: number };
     },
   ): { ref: FirebaseFirestore.DocumentReference; data: Record<string, FieldValue> };
 }
@@ -102,7 +109,9 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
           outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
           costUsd: FieldValue.increment(outcome.costUsd ?? 0),
           ...Object.fromEntries(
-            Object.entries(tierCounterFields(outcome)).map(([f, n]) => [f, FieldValue.increment(n)]),
+            Object.entries({ ...tierCounterFields(outcome), ...cacheCounterFields(outcome) }).map(
+              ([f, n]) => [f, FieldValue.increment(n)],
+            ),
           ),
           ...evidenceIncrements(outcome),
         },

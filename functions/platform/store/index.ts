@@ -7,6 +7,7 @@ import { createItemsStore, type ItemsStore } from './items.js';
 import { createJobsStore, type JobsStore } from './jobs.js';
 import { createLedgerStore, type LedgerStore } from './ledger.js';
 import { createPausesStore, type PausesStore } from './pauses.js';
+import { createResponseCacheStore, type ResponseCacheStore } from './response-cache.js';
 
 /** The narrow Firestore stores, one per collection the system keeps. */
 export interface Stores {
@@ -17,6 +18,8 @@ export interface Stores {
   pauses: PausesStore;
   /** The callback outbox (`callbacks/{jobId}`): written by the commit that ends a job. */
   callbacks: CallbacksStore;
+  /** The response cache (`responseCache/{ownerHash_requestHash}`), see worker/response-cache.ts. */
+  responseCache: ResponseCacheStore;
 }
 
 /** Builds every store on one database; `collectionPrefix` isolates tests that share an emulator. */
@@ -37,6 +40,7 @@ export function createStores(
     ledger: createLedgerStore(db, prefix),
     pauses: createPausesStore(db, prefix),
     callbacks: createCallbacksStore(db, prefix),
+    responseCache: createResponseCacheStore(db, prefix),
   };
 }
 
@@ -63,4 +67,5 @@ export type {
   JobsStore,
   LedgerStore,
   PausesStore,
+  ResponseCacheStore,
 };

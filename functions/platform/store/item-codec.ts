@@ -26,13 +26,18 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
     patch.tier = outcome.tier;
     patch.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
   }
+  if (outcome.state === 'succeeded' && outcome.cached) {
+    patch.cached = outcome.cached;
+    // Flat, for the aggregation queries that count a cancelled job's items (outcome-counts.ts).
+    patch.cacheSavedUsd = outcome.cached.savedUsd;
+  }
   return patch;
 }
 
 /** What a result line needs of an item: no request, no lease. */
 export type ItemOutcomeRecord = Pick<
   ItemRecord,
-  'id' | 'index' | 'key' | 'keyField' | 'state' | 'response' | 'responseObject' | 'error'
+  'id' | 'index' | 'key' | 'keyField' | 'state' | 'response' | 'responseObject' | 'error' | 'cached'
 >;
 
 /** An outcome with its finish time: what the event stream reads (its cursor is the finish time). */
@@ -47,6 +52,7 @@ export const OUTCOME_FIELDS = [
   'responseJson',
   'responseObject',
   'error',
+  'cached',
 ];
 
 /** The outcome of an item from a document read with {@link OUTCOME_FIELDS}. */
@@ -61,6 +67,7 @@ export function outcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemOutco
     ...(d.responseJson ? { response: JSON.parse(d.responseJson) } : {}),
     ...(d.responseObject ? { responseObject: d.responseObject } : {}),
     ...(d.error ? { error: d.error } : {}),
+    ...(d.cached ? { cached: d.cached } : {}),
   };
 }
 
@@ -103,5 +110,6 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
   if (typeof d.costUsd === 'number') item.costUsd = d.costUsd;
   if (PRICE_TIERS.includes(d.tier)) item.tier = d.tier;
   if (typeof d.standardCostUsd === 'number') item.standardCostUsd = d.standardCostUsd;
+  if (d.cached) item.cached = d.cached;
   return item;
 }

@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { PriceTier } from '../../core/cost.js';
-import type { FinishCursor, ItemError, ItemRecord, JobRecord, NewItem, Usage } from '../../core/jobs.js';
+import type {
+  CacheHit,
+  FinishCursor,
+  ItemError,
+  ItemRecord,
+  JobRecord,
+  NewItem,
+  Usage,
+} from '../../core/jobs.js';
 import { sumTotals, type Totals } from '../../core/totals.js';
 import type { CounterWrites } from './counters.js';
 import {
@@ -49,6 +57,8 @@ export type StoredOutcome =
       standardCostUsd?: number;
       /** The item's estimate (text items): with `usage.promptTokens`, evidence of the token ratio. */
       estimatedTokens?: number;
+      /** Answered from the response cache (counted as a hit, written on the item). */
+      cached?: CacheHit;
     }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
 

@@ -43,6 +43,7 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(d.onBatchFailure ? { onBatchFailure: d.onBatchFailure } : {}),
     ...(typeof d.deadlineMs === 'number' ? { deadlineMs: d.deadlineMs } : {}),
     ...(d.priority === true ? { priority: true } : {}),
+    ...(d.cache === false ? { cache: false as const } : {}),
     ...(d.staged ? { staged: d.staged } : {}),
     ...(d.output ? { output: d.output } : {}),
     ...(d.extraCounters ? { extraCounters: d.extraCounters } : {}),

@@ -8,29 +8,45 @@ import type { CounterValues } from './counters.js';
  */
 export async function countOutcomes(q: FirebaseFirestore.Query): Promise<CounterValues> {
   const count = async (state: ItemState) => (await q.where('state', '==', state).count().get()).data().count;
-  const [succeeded, failed, cancelled, sums, standard] = await Promise.all([
+  // One field per aggregation: a query with several counts only the documents that hold every
+  // field they name (Firestore's documented behaviour), so a field some items lack (a standard
+  // price, a cache saving) would zero the other sums.
+  const sum = async (field: string) =>
+    ((await q.aggregate({ total: AggregateField.sum(field) }).get()).data().total as number | null) ?? 0;
+  const [
+    succeeded,
+    failed,
+    cancelled,
+    cacheHits,
+    promptTokens,
+    outputTokens,
+    costUsd,
+    standardCostUsd,
+    saved,
+  ] = await Promise.all([
     count('succeeded'),
     count('failed'),
     count('cancelled'),
+    // Answers from the response cache carry `cacheSavedUsd` (never negative).
     q
-      .aggregate({
-        promptTokens: AggregateField.sum('usage.promptTokens'),
-        outputTokens: AggregateField.sum('usage.outputTokens'),
-        costUsd: AggregateField.sum('costUsd'),
-      })
-      .get(),
-    // Apart: a query with several aggregations counts only the documents that have every field
-    // they name (Firestore's documented behaviour), so a field some answers lack would zero the rest.
-    q.aggregate({ standardCostUsd: AggregateField.sum('standardCostUsd') }).get(),
+      .where('cacheSavedUsd', '>=', 0)
+      .count()
+      .get()
+      .then((s) => s.data().count),
+    sum('usage.promptTokens'),
+    sum('usage.outputTokens'),
+    sum('costUsd'),
+    sum('standardCostUsd'),
+    sum('cacheSavedUsd'),
   ]);
-  const s = sums.data();
   return {
     succeeded,
     failed,
     cancelled,
-    promptTokens: s.promptTokens ?? 0,
-    outputTokens: s.outputTokens ?? 0,
-    costUsd: s.costUsd ?? 0,
-    ...(standard.data().standardCostUsd ? { standardCostUsd: standard.data().standardCostUsd } : {}),
+    promptTokens,
+    outputTokens,
+    costUsd,
+    ...(standardCostUsd ? { standardCostUsd } : {}),
+    ...(cacheHits > 0 ? { cacheHits, cacheSavedUsd: saved } : {}),
   };
 }

@@ -205,14 +205,14 @@ describe("each bucket owner's grants (tenants.tf)", () => {
 });
 
 describe('expiry (firestore.tf, storage.tf)', () => {
-  it('has a TTL policy on the expireAt the stores write, for jobs and items', () => {
+  it('has a TTL policy on the expireAt the stores write, for jobs, items and response-cache entries', () => {
     const ttl = tf
       .blocksOf('google_firestore_field')
       .flatMap((block) => tf.instances(block))
       .filter((instance) => 'ttl_config' in instance.block.body)
       .map((instance) => `${tf.attribute(instance, 'collection')}.${tf.attribute(instance, 'field')}`);
 
-    expect(ttl.sort()).toEqual(['items.expireAt', 'jobs.expireAt']);
+    expect(ttl.sort()).toEqual(['items.expireAt', 'jobs.expireAt', 'responseCache.expireAt']);
   });
 
   it('deletes answers/ and results/ after the days the functions keep jobs for (RETENTION_DAYS)', () => {
