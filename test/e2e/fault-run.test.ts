@@ -55,7 +55,9 @@ describe('the fault run', () => {
     const lines = await resultsJsonl(id);
     const stats = (await standInStats()).models[MODEL]!;
 
-    // Assert: terminal exactly once, counts and lines agree, in input order.
+    // Assert: terminal exactly once, counts and lines agree, in input order. No item failed (a failed
+    // one is shown with its error).
+    expect(lines.filter((l) => !('response' in l))).toEqual([]);
     expect(job).toMatchObject({
       status: 'succeeded',
       counts: { total: N, succeeded: N, failed: 0, cancelled: 0, pending: 0 },
