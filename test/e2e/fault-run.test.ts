@@ -10,23 +10,27 @@ import {
 } from '../helpers/e2e.js';
 
 /**
- * The fault run: 10,000 items while 30% of Gemini calls fail in every way upstream fails — 429 with
+ * The fault run: 10,000 items while 20% of Gemini calls fail in every way upstream fails — 429 with
  * details and without (capacity), 500, 503, timeouts, malformed bodies and bodies cut off halfway —
  * on top of the e2e Cloud Tasks delivering 5% of tasks twice, and a function instance killed twice
  * mid-run. Every fault is transient, so every item must end succeeded, exactly once: counts and
  * result lines agree, every key once and in order, and no item was answered by Gemini twice (a
  * delivered answer is never asked for again) but for answers a kill cut off before they were stored.
+ *
+ * Why 20%: each fault costs an item one of the e2e queue's 8 attempts, and an item whose every
+ * attempt fails is recorded failed, by design. At 30% that is 0.3⁸ × 10,000 ≈ 0.66 items a run on
+ * average, so the run failed about every other time (1–3 items); at 20% it is 0.026.
  */
 const MODEL = 'gemini-e2e-faultrun';
 const N = Number(process.env.FAULT_RUN_ITEMS ?? 10_000);
 const SHARES = {
-  quotaShare: 0.04,
-  capacityShare: 0.04,
-  internalShare: 0.06,
-  unavailableShare: 0.06,
+  quotaShare: 0.03,
+  capacityShare: 0.03,
+  internalShare: 0.04,
+  unavailableShare: 0.04,
   timeoutShare: 0.02,
-  malformedShare: 0.04,
-  truncatedShare: 0.04,
+  malformedShare: 0.02,
+  truncatedShare: 0.02,
 };
 
 describe('the fault run', () => {
@@ -36,9 +40,9 @@ describe('the fault run', () => {
     await configureStandIn({ faults: { byModel: { [MODEL]: off } } });
   });
 
-  it(`ends ${N} items exactly once while 30% of Gemini calls fail`, async () => {
+  it(`ends ${N} items exactly once while 20% of Gemini calls fail`, async () => {
     // Arrange
-    expect(Object.values(SHARES).reduce((a, b) => a + b, 0)).toBeCloseTo(0.3, 6);
+    expect(Object.values(SHARES).reduce((a, b) => a + b, 0)).toBeCloseTo(0.2, 6);
     await configureStandIn({ faults: { byModel: { [MODEL]: SHARES } } });
     const before = (await standInStats()).models[MODEL];
     const requests = Array.from({ length: N }, (_, i) => ({ key: `f${i}`, prompt: `fault run item ${i}` }));
