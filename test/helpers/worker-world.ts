@@ -3,14 +3,24 @@
  * every wait (`sleep`) moves the clock instead of passing real time, so a store outage of minutes
  * runs in milliseconds and a test says exactly when each delivery happens.
  */
+
+import type { Quotas } from '../../functions/core/quotas.js';
 import { normalizeJobRequest } from '../../functions/core/requests.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createPlanner } from '../../functions/lifecycle/plan.js';
+import type { Logger } from '../../functions/platform/logger.js';
 import { createLogger } from '../../functions/platform/logger.js';
 import { itemTaskId } from '../../functions/platform/task-queue.js';
 import type { TaskDelivery, WorkerDeps } from '../../functions/worker/handler.js';
 import { FakeDb } from './fake-stores.js';
-import { FakeGemini, FakeMediaFetcher, FakeObjectStore, FakeTaskQueue, fakeNotify } from './fakes.js';
+import {
+  FakeGemini,
+  FakeMediaFetcher,
+  FakeObjectStore,
+  FakeTaskQueue,
+  fakeNotify,
+  type fakeWorld,
+} from './fakes.js';
 import { createLogCapture } from './log-capture.js';
 import { testQuotas } from './test-quotas.js';
 
@@ -19,6 +29,29 @@ export const SIM_ITEM = '000000000';
 export const SIM_T0 = Date.parse('2024-07-01T19:00:00Z');
 /** The worker's bounds in unit tests: a minute's lease and enqueue budget, 10 s for a Gemini call. */
 export const TEST_WORKER_BOUNDS = { leaseMs: 60_000, geminiTimeoutMs: 10_000, enqueueBudgetMs: 60_000 };
+
+/**
+ * The worker's deps on a {@link fakeWorld}: its lifecycle, planner and tasks (and Gemini, unless
+ * `base.gemini`), no media, the test bounds and the test's clock; `extra` overrides any of them.
+ */
+export function workerDepsOn(
+  world: Pick<ReturnType<typeof fakeWorld>, 'lifecycle' | 'planner' | 'tasks' | 'gemini'>,
+  base: { quotas: Quotas; logger: Logger; now: () => number; gemini?: WorkerDeps['gemini'] },
+  extra: Partial<WorkerDeps> = {},
+): WorkerDeps {
+  return {
+    lifecycle: world.lifecycle,
+    planner: world.planner,
+    gemini: base.gemini ?? world.gemini,
+    tasks: world.tasks,
+    media: new FakeMediaFetcher(),
+    quotas: base.quotas,
+    logger: base.logger,
+    ...TEST_WORKER_BOUNDS,
+    now: base.now,
+    ...extra,
+  };
+}
 const QUEUE = 'projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash';
 
 /** A simulated clock: `sleep` advances it. */

@@ -4,11 +4,11 @@ import { itemIdForIndex } from '../../../functions/core/jobs.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
-import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
-import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
+import { handleTask, type TaskDelivery } from '../../../functions/worker/handler.js';
+import { FakeGemini, fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
-import { TEST_WORKER_BOUNDS } from '../../helpers/worker-world.js';
+import { workerDepsOn } from '../../helpers/worker-world.js';
 
 const JOB = 'budget-job';
 const T0 = Date.parse('2026-12-06T12:00:00Z');
@@ -37,17 +37,7 @@ async function setup(n: number, maxCostUsd: number | undefined, config?: Record<
     },
     job.items,
   );
-  const deps: WorkerDeps = {
-    lifecycle: world.lifecycle,
-    planner: world.planner,
-    gemini,
-    tasks: world.tasks,
-    media: new FakeMediaFetcher(),
-    quotas,
-    logger,
-    ...TEST_WORKER_BOUNDS,
-    now: () => clock.ms,
-  };
+  const deps = workerDepsOn(world, { quotas, logger, gemini, now: () => clock.ms });
   return { world, gemini, deps, capture, clock };
 }
 

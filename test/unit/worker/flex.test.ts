@@ -8,11 +8,11 @@ import {
 } from '../../../functions/platform/gemini/client.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
-import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
-import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
+import { handleTask, type TaskDelivery } from '../../../functions/worker/handler.js';
+import { FakeGemini, fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
-import { TEST_WORKER_BOUNDS } from '../../helpers/worker-world.js';
+import { TEST_WORKER_BOUNDS, workerDepsOn } from '../../helpers/worker-world.js';
 
 const JOB = 'flex-job';
 const ITEM = '000000000';
@@ -62,19 +62,11 @@ async function setup(mode: 'flex' | 'realtime', deadlineMs?: number, now = T0, p
     job.items,
   );
   clockMs = now;
-  const deps: WorkerDeps = {
-    lifecycle: world.lifecycle,
-    planner: world.planner,
-    gemini,
-    tasks: world.tasks,
-    media: new FakeMediaFetcher(),
-    quotas,
-    logger,
-    ...TEST_WORKER_BOUNDS,
-    leaseMs: FLEX_TIMEOUT_MS + 60_000,
-    geminiFlexTimeoutMs: FLEX_TIMEOUT_MS,
-    now: () => clockMs,
-  };
+  const deps = workerDepsOn(
+    world,
+    { quotas, logger, gemini, now: () => clockMs },
+    { leaseMs: FLEX_TIMEOUT_MS + 60_000, geminiFlexTimeoutMs: FLEX_TIMEOUT_MS },
+  );
   return { world, gemini, deps, quotas, capture };
 }
 

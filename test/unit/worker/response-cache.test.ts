@@ -3,16 +3,16 @@ import type { GenerateContentRequest, JobSpec } from '../../../functions/core/jo
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
-import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
+import { handleTask, type TaskDelivery } from '../../../functions/worker/handler.js';
 import {
   cacheEntryId,
   canonicalJson,
   createResponseCache,
 } from '../../../functions/worker/response-cache.js';
-import { FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
+import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
-import { TEST_WORKER_BOUNDS } from '../../helpers/worker-world.js';
+import { workerDepsOn } from '../../helpers/worker-world.js';
 
 const T0 = Date.parse('2026-12-06T12:00:00Z');
 const HOUR = 3_600_000;
@@ -26,25 +26,20 @@ function setup(ttlMs = 24 * HOUR) {
   const logger = createLogger({ destination: capture.stream });
   const clock = { ms: T0 };
   const world = fakeWorld({ quotas, logger, clock: () => clock.ms });
-  const deps: WorkerDeps = {
-    lifecycle: world.lifecycle,
-    planner: world.planner,
-    gemini: world.gemini,
-    tasks: world.tasks,
-    media: new FakeMediaFetcher(),
-    quotas,
-    logger,
-    ...TEST_WORKER_BOUNDS,
-    now: () => clock.ms,
-    responseCache: createResponseCache({
-      store: world.db.stores.responseCache,
-      objects: world.objects,
-      ledger: world.db.stores.ledger,
-      quotas,
-      ttlMs,
-      now: () => clock.ms,
-    }),
-  };
+  const deps = workerDepsOn(
+    world,
+    { quotas, logger, now: () => clock.ms },
+    {
+      responseCache: createResponseCache({
+        store: world.db.stores.responseCache,
+        objects: world.objects,
+        ledger: world.db.stores.ledger,
+        quotas,
+        ttlMs,
+        now: () => clock.ms,
+      }),
+    },
+  );
   /** Stores a one-item job of `prompt` and runs its item once; the outcome the worker answered. */
   const run = async (id: string, prompt: string, spec: Partial<JobSpec> = {}, plannedMs?: number) => {
     const job = normalizeJobRequest({ prompts: [prompt] }, quotas);
