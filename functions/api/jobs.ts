@@ -11,9 +11,11 @@
  * misspell it. Requests are the opposite: `createJobSchema` is strict and names every unknown field.
  */
 import { z } from 'zod';
+import { stepViewSchema } from './pipeline.js';
 
 // The request half (POST /jobs bodies) lives in ./job-request.ts; it is part of this contract.
 export * from './job-request.js';
+export * from './pipeline.js';
 
 /**
  * A parsed answer's type without the `[field: string]: unknown` that `looseObject` adds: the fields
@@ -215,6 +217,8 @@ export const jobViewSchema = z.looseObject({
   budget: z
     .object({ maxCostUsd: z.number().positive(), spentUsd: z.number().nonnegative(), stopped: z.boolean() })
     .optional(),
+  /** A pipeline (a job with `steps`): each step's progress, tokens and cost, in step order. */
+  steps: z.array(stepViewSchema).optional(),
 });
 export type JobView = Declared<z.infer<typeof jobViewSchema>>;
 
@@ -268,6 +272,44 @@ export const itemErrorSchema = z.looseObject({
   reason: z.string().optional(),
 });
 export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
+
+/** One branch of a step in a result line: the model that answered and its answer or error. */
+export const stepOutcomeSchema = z.union([
+  z.looseObject({ model: z.string(), response: z.unknown() }),
+  z.looseObject({ model: z.string(), error: itemErrorSchema }),
+]);
+export type StepOutcome = z.infer<typeof stepOutcomeSchema>;
+
+/**
+ * A pipeline result line's `steps`: each step that ran, by name: one outcome, or for a fan-out step
+ * the list of its branches' outcomes. The line's top-level `response` (or `error`) is the last
+ * step's: for a fan-out step, the list of its answers.
+ */
+export const stepsOfLineSchema = z.record(
+  z.string(),
+  z.union([stepOutcomeSchema, z.array(stepOutcomeSchema)]),
+);
+
+/** The SSE `step` event: one branch of one step of one item ended (before its item's `result`). */
+export const stepEventSchema = z.union([
+  z.looseObject({
+    key: z.string(),
+    index: count,
+    step: z.string(),
+    branch: count,
+    model: z.string(),
+    response: z.unknown(),
+  }),
+  z.looseObject({
+    key: z.string(),
+    index: count,
+    step: z.string(),
+    branch: count,
+    model: z.string(),
+    error: itemErrorSchema,
+  }),
+]);
+export type StepEvent = z.infer<typeof stepEventSchema>;
 
 const lineHead = { key: z.string(), index: count };
 /**
