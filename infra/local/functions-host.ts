@@ -3,6 +3,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { sendJsonError, servesHost } from './front-checks.js';
 import { type FrontFault, withFault } from './front-faults.js';
 import { cachedToken, createLocalFront, LOCAL_DEVELOPER, type LocalFront, localIdToken } from './identity.js';
+import {
+  createInstanceMeter,
+  createUsageCollector,
+  reportUsage,
+  serveFunctionsUsage,
+} from './usage/functions-meter.js';
 
 /**
  * Serves the registered functions with the Functions Framework, each on its own port, in processes
@@ -36,6 +42,8 @@ async function serveInstance(): Promise<Record<string, string>> {
   const { getFunction, getTestServer } = await import('@google-cloud/functions-framework/testing');
   const servers: Server[] = [];
   const urls: Record<string, string> = {};
+  // Benchmarks only: what each function is billed for (usage/functions-meter.ts).
+  const usage = process.env.FANOUT_HOST_USAGE_PORT ? createInstanceMeter() : undefined;
   for (const [name, port] of Object.entries(ports)) {
     if (!getFunction(name)) continue;
     const server = getTestServer(name);
@@ -70,6 +78,7 @@ async function serveInstance(): Promise<Record<string, string>> {
       );
     }
     onlyOwnHost(server, port);
+    usage?.meter(server, name);
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
       server.listen(port, '127.0.0.1', () => ok());
@@ -77,6 +86,7 @@ async function serveInstance(): Promise<Record<string, string>> {
     servers.push(server);
     urls[name] = `http://127.0.0.1:${port}/`;
   }
+  if (usage) reportUsage(usage);
   process.on('SIGTERM', () => {
     for (const server of servers) {
       server.closeAllConnections();
@@ -146,6 +156,16 @@ async function supervise(count: number): Promise<void> {
   /** Faults of the worker's front, shared with every instance (see front-faults.ts). */
   let frontFaults: FrontFault[] = [];
   const log = (line: string) => process.stderr.write(`functions: ${line}\n`);
+  const usage = createUsageCollector();
+  if (process.env.FANOUT_HOST_USAGE_PORT) {
+    serveFunctionsUsage(Number(process.env.FANOUT_HOST_USAGE_PORT), () =>
+      usage.collect(
+        instances
+          .filter((i) => i.worker.isConnected())
+          .map((i) => ({ pid: i.pid, send: (m) => i.worker.send(m) })),
+      ),
+    );
+  }
   const showState = () => {
     const listening = instances.filter((i) => i.listeningAt !== undefined).length;
     process.title = `functions-host: ${listening} of ${count} instances listening`;
@@ -164,6 +184,7 @@ async function supervise(count: number): Promise<void> {
     instances.push(instance);
     showState();
     worker.on('message', (m: { ready?: Record<string, string>; frontFault?: FrontFault }) => {
+      if (usage.onMessage(instance.pid, m)) return;
       if (m.frontFault) {
         frontFaults = withFault(frontFaults, m.frontFault, Date.now());
         for (const i of instances) if (i.worker.isConnected()) i.worker.send({ frontFaults });

@@ -66,8 +66,31 @@ export interface CloudTasksEmulator {
   configure(change: SettingsChange): void;
   /** The settings in force, behaviours resolved. */
   settings(): EmulatorSettings;
+  /**
+   * What Cloud Tasks bills for (cloud.google.com/tasks/pricing: a billable operation is an API call
+   * or a push delivery attempt), counted since start: API calls by RPC name (each at least one
+   * operation; ListTasks is billed per task it returns, counted here as one) and delivery attempts
+   * over every queue (duplicates the emulator injects included).
+   */
+  usage(): { apiCalls: Record<string, number>; attempts: number };
   /** Stops dispatching, aborts in-flight requests and shuts the gRPC server down. */
   close(): Promise<void>;
+}
+
+/** Counts every call of each RPC of `handlers` into `calls`. */
+function countingCalls(
+  handlers: grpc.UntypedServiceImplementation,
+  calls: Record<string, number>,
+): grpc.UntypedServiceImplementation {
+  return Object.fromEntries(
+    Object.entries(handlers).map(([name, handler]) => [
+      name,
+      (call: unknown, callback: unknown) => {
+        calls[name] = (calls[name] ?? 0) + 1;
+        return (handler as (c: unknown, cb: unknown) => void)(call, callback);
+      },
+    ]),
+  ) as grpc.UntypedServiceImplementation;
 }
 
 /**
@@ -83,7 +106,8 @@ export async function startCloudTasksEmulator(
   // Rejects out-of-range knobs (e.g. duplicateShare > 1) before anything listens.
   const registry = new Registry(nextSettings(DEFAULT_SETTINGS, change));
   const server = new grpc.Server();
-  server.addService(loadCloudTasksService(), createCloudTasksHandlers(registry));
+  const apiCalls: Record<string, number> = {};
+  server.addService(loadCloudTasksService(), countingCalls(createCloudTasksHandlers(registry), apiCalls));
   const address = bindHost.includes(':')
     ? `[${bindHost}]:${wantedPort ?? 0}`
     : `${bindHost}:${wantedPort ?? 0}`;
@@ -108,6 +132,10 @@ export async function startCloudTasksEmulator(
     drain: (queueName, timeoutMs = 30_000) => registry.drain(queueName, timeoutMs),
     configure: (partial) => registry.configure(partial),
     settings: () => registry.currentSettings(),
+    usage: () => ({
+      apiCalls: { ...apiCalls },
+      attempts: Object.values(registry.stats()).reduce((sum, q) => sum + q.dispatches + q.duplicates, 0),
+    }),
     close: () => {
       closing ??= new Promise<void>((resolve) => {
         registry.close();

@@ -16,6 +16,7 @@ import {
   type Subscription,
 } from './eventarc.js';
 import { createCrc32cTables } from './hashes.js';
+import { createStorageUsage, type StorageUsage } from './operations.js';
 import { resolveSettings, type StorageProfile, type StorageSettings } from './profiles.js';
 import { objectResource } from './resources.js';
 import { type RouteContext, route } from './routes.js';
@@ -89,6 +90,11 @@ export interface StorageEmulator {
   events(): DeliveryRecord[];
   /** Resolves when no event delivery is in flight or waiting to be retried. */
   idle(): Promise<void>;
+  /**
+   * Operations served since start, by JSON API method and billing class (./operations.ts); also
+   * `GET /_emulator/usage`.
+   */
+  usage(): StorageUsage;
   /** Stops listening and delivering; removes `dataDir` if the emulator created it. */
   close(): Promise<void>;
 }
@@ -144,7 +150,13 @@ export async function startStorageEmulator(options: StorageEmulatorOptions = {})
       return context.baseUrl;
     },
   };
+  const operations = createStorageUsage();
   const server = createServer((req, res) => {
+    if (req.url === '/_emulator/usage') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(operations.usage()));
+      return;
+    }
+    operations.count(req.method ?? 'GET', req.url ?? '/');
     void route(req, res, ctx);
   });
   // Uploads of gigabytes run for minutes; Node's default request timeout would cut them off.
@@ -165,6 +177,7 @@ export async function startStorageEmulator(options: StorageEmulatorOptions = {})
     stats: () => eventarc.stats(),
     events: () => eventarc.events(),
     idle: () => eventarc.idle(),
+    usage: () => operations.usage(),
     close: () => {
       closed ??= (async () => {
         eventarc.close();
