@@ -36,7 +36,10 @@ function problemsOf(issues: readonly z.core.$ZodIssue[]): PipelineProblem[] {
     if (keys.length > 0) {
       return {
         field: keys.map((k) => fieldName([...issue.path, k])).join(', '),
-        message: 'unknown field; a pipeline has steps and onStepError',
+        message:
+          issue.path.length === 0
+            ? 'unknown field; a pipeline has steps and onStepError'
+            : 'unknown field; a step has name, model or models, prompt or prompts, config, systemInstruction',
       };
     }
     return { field: field || '(pipeline)', message: issue.message };

@@ -60,8 +60,8 @@ describe('a pipeline file', () => {
   it.each([
     ['steps:\n  - name: Extract\n', /p-bad\.yaml: steps\[0\]\.name: must be 1-40 characters/],
     ['steps:\n  - {name: a, model: m, models: [m]}\n', /steps\[0\]: give model or models, not both/],
-    ['steps: [{name: a}]\nonStepErorr: continue\n', /onStepErorr: unknown field/],
-    ['steps: [{name: a, promt: x}]\n', /steps\[0\]\.promt: unknown field/],
+    ['steps: [{name: a}]\nonStepErorr: continue\n', /: onStepErorr: unknown field; a pipeline has steps/],
+    ['steps: [{name: a, promt: x}]\n', /steps\[0\]\.promt: unknown field; a step has name, model/],
     ['onStepError: continue\n', /p-bad\.yaml: steps: /],
     ['steps: [{name: a}]\nonStepError: skip\n', /onStepError: /],
     ['just text\n', /must be \{steps/],
