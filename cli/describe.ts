@@ -1,6 +1,7 @@
 /** What the CLI prints about jobs for people: a job's status, a watch's summary, the list of jobs. */
 import { entryKey, type JobEstimate, type JobView, type ResultLine } from '../functions/api/jobs.js';
 import { compact, dollars, duration, elapsedMs } from './progress.js';
+import { stepRows, stepSummaryLines } from './steps.js';
 
 const number = new Intl.NumberFormat('en-US');
 
@@ -32,6 +33,7 @@ export function describeJob(job: JobView, now = Date.now()): string {
       'batch',
       `${b.name ?? '(not created yet)'} ${b.state} ${b.items} items${b.stats ? `: ${b.stats.successfulRequestCount} ok, ${b.stats.failedRequestCount} failed, ${b.stats.pendingRequestCount} pending` : ''}${b.fallback ? ` (${b.fallback})` : ''}`,
     ]),
+    ...stepRows(job),
     ...(job.notice ? [['notice', job.notice] as [string, string]] : []),
   ];
   return rows.map(([k, v]) => `${k.padEnd(8)} ${v}`).join('\n');
@@ -46,6 +48,7 @@ export function summarise(job: JobView, failures: ResultLine[], resultsHint: str
   const lines = [
     `job ${job.id} ${job.status} in ${duration(wall)}: ${c.total} items, ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled`,
     `tokens ${number.format(job.usage.promptTokens)} in, ${number.format(job.usage.outputTokens)} out | cost ${dollars(job.costUsd)} (${job.model}, ${job.mode}) | ${number.format(perMin)} items/min${quota ? ` (quota ${number.format(quota.rpm)} RPM)` : ''}${job.tiers ? ` | ${tierLine(job)}` : ''}`,
+    ...stepSummaryLines(job),
   ];
   for (const f of failures) {
     if ('error' in f)

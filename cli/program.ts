@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { JobsApiError } from '../functions/api/client.js';
-import type { RequestItem } from '../functions/api/jobs.js';
+import type { PipelineFields, RequestItem } from '../functions/api/jobs.js';
 import { describeEstimate, describeJob, jobsTable, summarise } from './describe.js';
 import {
   batchTimeoutSeconds,
@@ -18,6 +18,7 @@ import {
   runDoctor,
 } from './doctor.js';
 import { CliError, EXIT, EXIT_CODES_HELP, exitCodeFor, outcomeCode } from './exit-codes.js';
+import { readPipelineFile } from './pipeline-file.js';
 import { readPromptFile } from './prompt-file.js';
 import { createRenderer, type Output, renderModeFor } from './render.js';
 import { type ResultsFormat, writeResults } from './results.js';
@@ -110,11 +111,15 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     )
     .option('-w, --watch', 'watch it to the end; the exit code then tells how it ended')
     .option('-o, --out <file>', 'with --watch: write the results there (JSONL, input order) when done')
+    .option('--pipeline <file>', 'run each prompt through the steps of this YAML or JSON file (a pipeline)')
     .addHelpText(
       'after',
       `
 A prompt file has one JSON object per line: {"key": "a", "prompt": "..."} or
-{"key": "a", "request": GenerateContentRequest}, optionally with "media": [{"gcsUri"|"url", "mimeType"}].`,
+{"key": "a", "request": GenerateContentRequest}, optionally with "media": [{"gcsUri"|"url", "mimeType"}].
+A pipeline file holds {steps: [{name, model|models, prompt|prompts, config?, systemInstruction?}],
+onStepError?: fail|continue}, or just the list of steps; a prompt says {{input}}, {{step}},
+{{step.field}} (a JSON answer's field) or {{step.0}} (a fan-out's first answer).`,
     )
     .action(async (file: string | undefined, own: SubmitFlags) => {
       code = await submit(file, withGlobals(own));
@@ -250,15 +255,18 @@ The key is a secret: keep it where your receiver reads its configuration, never 
     dryRun?: boolean;
     watch?: boolean;
     out?: string;
+    pipeline?: string;
   }
 
   async function submit(file: string | undefined, opts: CommonOptions & SubmitFlags): Promise<number> {
     if (opts.out && !opts.watch)
       throw new CliError('--out needs --watch (or use `results ID --out FILE`)', EXIT.badInput);
     const requests = await readInput(file, opts.prompt);
+    const pipeline = opts.pipeline ? await readPipeline(opts.pipeline) : {};
     const t = await target(opts.url);
     const body = {
       requests,
+      ...pipeline,
       mode: opts.mode,
       ...(opts.model ? { model: opts.model } : {}),
       ...(opts.deadline ? { deadline: opts.deadline } : {}),
@@ -338,6 +346,15 @@ async function readInput(file: string | undefined, prompts: string[] | undefined
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? `cannot read ${file}: no such file` : e.message;
     throw new CliError(why, EXIT.badInput);
+  }
+}
+
+/** `--pipeline FILE`: its steps, checked; a bad file is bad input (exit 2), named with its field. */
+async function readPipeline(file: string): Promise<PipelineFields> {
+  try {
+    return await readPipelineFile(file);
+  } catch (err) {
+    throw new CliError(err instanceof Error ? err.message : String(err), EXIT.badInput);
   }
 }
 

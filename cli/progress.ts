@@ -4,6 +4,7 @@
  * Whichever has seen more finished items gives the counts. Pure: time comes in as `now`.
  */
 import type { JobStatus, JobView, ResultLine } from '../functions/api/jobs.js';
+import { type StepSnapshot, stepSnapshots } from './steps.js';
 
 /** How far back the request rate looks. Gemini's quotas hold over any rolling minute. */
 const RATE_WINDOW_MS = 60_000;
@@ -34,6 +35,8 @@ export interface ProgressSnapshot {
   notice: string | null;
   /** Batch jobs: the state of each batch. */
   batches: string[];
+  /** A pipeline's steps, in order, as the latest job view has them (none for a job without steps). */
+  steps: StepSnapshot[];
 }
 
 interface Sample {
@@ -98,6 +101,7 @@ export class JobProgress {
       etaMs: pending === 0 ? 0 : requestsPerMin ? Math.round((pending / requestsPerMin) * 60_000) : null,
       notice: view.notice,
       batches: (view.batches ?? []).map((b) => b.state.toLowerCase()),
+      steps: stepSnapshots(view),
     };
   }
 

@@ -4,6 +4,8 @@
  */
 import cliProgress from 'cli-progress';
 import { type ProgressSnapshot, progressText } from './progress.js';
+import { stepBarsRenderer } from './render-steps.js';
+import { stepProgressText } from './steps.js';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -29,7 +31,35 @@ export function renderModeFor(stdout: Output, json: boolean): RenderMode {
 export function createRenderer(mode: RenderMode, stdout: Output, stderr: Output): Renderer {
   if (mode === 'json') return jsonRenderer(stdout);
   if (mode === 'plain') return plainRenderer(stdout, stderr);
-  return barRenderer(stdout as NodeJS.WritableStream);
+  return lazyBars(stdout as NodeJS.WritableStream);
+}
+
+/**
+ * On a terminal: the job's bar, or, for a pipeline, a bar per step under it. Which one is known at
+ * the first snapshot (the job view says whether the job has steps).
+ */
+function lazyBars(stdout: NodeJS.WritableStream): Renderer {
+  let chosen: Renderer | undefined;
+  const pick = (s: ProgressSnapshot) => {
+    chosen ??= s.steps.length > 0 ? stepBarsRenderer(stdout) : barRenderer(stdout);
+    return chosen;
+  };
+  const early: string[] = [];
+  return {
+    update(s) {
+      const r = pick(s);
+      for (const text of early.splice(0)) r.note(text);
+      r.update(s);
+    },
+    note(text) {
+      if (chosen) chosen.note(text);
+      else early.push(text);
+    },
+    stop(s) {
+      if (s) pick(s).stop(s);
+      else chosen?.stop(undefined);
+    },
+  };
 }
 
 /** The bar: done items of the total, then the progress text. Redrawn at most 5 times a second. */
@@ -86,7 +116,7 @@ function plainRenderer(stdout: Output, stderr: Output): Renderer {
   let lastKey = '';
   let lastPrinted = '';
   const print = (s: ProgressSnapshot) => {
-    const text = `${s.status} ${progressText(s)}`;
+    const text = plainText(s);
     stdout.write(`${text}\n`);
     lastPrinted = text;
     lastAt = Date.now();
@@ -102,9 +132,16 @@ function plainRenderer(stdout: Output, stderr: Output): Renderer {
       stderr.write(`${text}\n`);
     },
     stop(s) {
-      if (s && `${s.status} ${progressText(s)}` !== lastPrinted) print(s);
+      if (s && plainText(s) !== lastPrinted) print(s);
     },
   };
+}
+
+/** The job's line, then a line per step of a pipeline. */
+function plainText(s: ProgressSnapshot): string {
+  return [`${s.status} ${progressText(s)}`, ...s.steps.map((t) => `  step ${stepProgressText(t)}`)].join(
+    '\n',
+  );
 }
 
 /** `{"type":"progress", …snapshot}` per change, at most one a second. */
@@ -131,5 +168,8 @@ function jsonRenderer(stdout: Output): Renderer {
 
 /** What makes a new line worth printing: counts, status, tokens, notices. */
 function keyOf(s: ProgressSnapshot): string {
-  return [s.status, s.done, s.failed, s.cancelled, s.promptTokens, s.notice, s.batches.join()].join('|');
+  const steps = s.steps.map((t) => `${t.done}/${t.failed}/${t.cancelled}`).join();
+  return [s.status, s.done, s.failed, s.cancelled, s.promptTokens, s.notice, s.batches.join(), steps].join(
+    '|',
+  );
 }

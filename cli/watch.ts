@@ -1,7 +1,8 @@
 /**
  * Watches a job to its end: the event stream drives the progress (one event per finished item), and
  * `GET /jobs/{id}` is read now and then for what events do not carry (tokens, cost, quota, notices):
- * at most every 2 s while results arrive, every 5 s while none do. It never polls for progress.
+ * at most every 2 s while results arrive (and for a pipeline, whose per-step counts only the view
+ * carries), every 5 s while none do. It never polls for progress otherwise.
  */
 import type { JobsClient } from '../functions/api/client.js';
 import { isTerminalStatus, type JobView, type ResultLine } from '../functions/api/jobs.js';
@@ -58,7 +59,9 @@ export async function watchJob(options: WatchOptions): Promise<Watched> {
   };
   const timer = setInterval(() => {
     const since = Date.now() - lastRead;
-    if (!reading && ((resultsSinceRead > 0 && since >= 2000) || since >= 5000)) void refresh();
+    // A pipeline's steps end long before its items do: their bars move with the view, every 2 s.
+    const moving = resultsSinceRead > 0 || progress.latest.steps !== undefined;
+    if (!reading && ((moving && since >= 2000) || since >= 5000)) void refresh();
     renderer.update(progress.snapshot(Date.now()));
   }, 500);
 

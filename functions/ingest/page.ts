@@ -36,7 +36,7 @@ function pageAssets(): PageAssets {
   if (assets) return assets;
   const read = (name: string) => readFileSync(join(PAGE_DIR, name), 'utf8');
   const scope = (...names: string[]) => `(() => {\n${names.map(read).join('\n')}})();`;
-  const jobScript = scope('common.js', 'chart.js', 'results.js', 'job.js');
+  const jobScript = scope('common.js', 'chart.js', 'results.js', 'steps.js', 'job.js');
   const jobsScript = scope('common.js', 'jobs.js');
   const style = read('style.css');
   const csp = [
@@ -132,6 +132,10 @@ export function jobPageHtml(jobId: string): string {
     ${count('cancelled', 'Cancelled')}
     ${count('pending', 'Pending')}
   </dl>
+</section>
+<section id="steps-section" aria-labelledby="h-steps" hidden>
+  <h2 id="h-steps">Steps</h2>
+  <ol id="steps" class="steps"></ol>
 </section>
 <div class="grid">
   <section aria-labelledby="h-rate">

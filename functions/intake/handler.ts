@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { LIMITS } from '../api/jobs.js';
 import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { pipelineOfHeader } from '../core/bucket-header.js';
 import {
   bucketOwnerOf,
   duplicateKeyLine,
   type FileOptions,
-  firstLineModel,
   lineDefaults,
   type ParsedLine,
   parseFileOptions,
@@ -24,6 +24,7 @@ import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import { isAlreadyExists } from '../platform/store/firestore.js';
 import { BucketCapError, type BucketCaps, boundedBytes, checkLineCap } from './caps.js';
+import { type FileHead, readFileHead } from './file-head.js';
 
 /** Where reading a file stopped, in its summary, when it passed a cap. */
 interface StoppedAt {
@@ -104,23 +105,26 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
 
   const options = parseFileOptions(object.metadata);
   if ('problem' in options) return reject(options.problem);
-  let firstModel: string | undefined;
+  let head: FileHead | { problem: string };
   try {
-    firstModel = options.model === undefined ? await modelOfFirstLine(name, generation, deps) : undefined;
+    head = await readFileHead(name, generation, deps.objects);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 404) throw err;
     log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
     return { outcome: 'ignored', reason: 'this generation of the file is gone' };
   }
-  // A file whose metadata names no model runs its first line's (Batch API lines name one).
-  const model = normalizeModelName(options.model ?? firstModel ?? deps.quotas.defaultModel);
+  if ('problem' in head) return reject(head.problem);
+  // A file whose metadata names no model runs its first item's (Batch API lines name one).
+  const model = normalizeModelName(options.model ?? head.firstModel ?? deps.quotas.defaultModel);
   if (!Object.hasOwn(deps.quotas.models, model)) {
     return reject(
       `unknown model ${model}; this deployment serves ${Object.keys(deps.quotas.models).join(', ')}`,
     );
   }
 
-  const read = await readOrStop(() => readLines(jobId, name, generation, model, options, owned.owner, deps));
+  const read = await readOrStop(() =>
+    readLines(jobId, { name, generation, headerLine: head.headerLine }, model, options, owned.owner, deps),
+  );
   if ('stopped' in read) {
     const { line, reason, cap, message } = read.stopped;
     return reject(message, { line, reason, cap });
@@ -144,6 +148,8 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     counterShards: counterShardsFor(deps.quotas.models[model]!.rpm),
     paths: { realtime: read.total - read.bornFailed - batchItems, batch: batchItems },
     output,
+    // A pipeline file (a header line): its steps, as POST /jobs takes them.
+    ...(head.pipeline ? pipelineOfHeader(head.pipeline) : {}),
     ...(batch
       ? {
           onBatchFailure: options.onBatchFailure,
@@ -176,16 +182,6 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     'file became a job',
   );
   return { outcome: 'created', jobId, total: read.total };
-}
-
-/** The model the file's first non-blank line names (`request.model`), reading no further. */
-async function modelOfFirstLine(name: string, generation: string, deps: IntakeDeps) {
-  const source = maybeGunzip(deps.objects.read(name, { generation }));
-  for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
-    if (line.text !== undefined && line.text.trim() === '') continue;
-    return firstLineModel(line.text);
-  }
-  return undefined;
 }
 
 /** A refused file: no job, only its summary, which says why (and where reading stopped, at a cap). */
@@ -232,11 +228,13 @@ async function readOrStop<T>(
   }
 }
 
-/** Streams the file into items, a chunk at a time; plans the batches as it goes. */
+/**
+ * Streams the file into items, a chunk at a time; plans the batches as it goes. A pipeline header
+ * (`headerLine`) is not an item: no index, no result line, no bytes in a batch.
+ */
 async function readLines(
   jobId: string,
-  name: string,
-  generation: string,
+  file: { name: string; generation: string; headerLine?: number | undefined },
   model: string,
   options: FileOptions,
   owner: string | undefined,
@@ -262,12 +260,13 @@ async function readLines(
   let bornFailed = 0;
   let batchable = 0;
   let lastLine = 0;
-  const inflated = maybeGunzip(deps.objects.read(name, { generation }));
+  const inflated = maybeGunzip(deps.objects.read(file.name, { generation: file.generation }));
   const source = deps.caps ? boundedBytes(inflated, deps.caps.maxBytes, () => lastLine + 1) : inflated;
   for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
     lastLine = line.lineNumber;
     if (deps.caps) checkLineCap(line.lineNumber, deps.caps);
     if (line.text !== undefined && line.text.trim() === '') continue;
+    if (line.lineNumber === file.headerLine) continue;
     let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults, rules);
     if (parsed.ok && keys.has(parsed.item.key))
       parsed = duplicateKeyLine(parsed.item.key, line.lineNumber, parsed.item.keyField);

@@ -7,6 +7,7 @@ import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { measureCold } from './cold-case.js';
 import { bootStack, type ComparisonStack } from './compare-stack.js';
+import { measurePipeline, reportPipeline } from './pipeline-case.js';
 import { measureTpm } from './tpm-case.js';
 
 /**
@@ -15,7 +16,8 @@ import { measureTpm } from './tpm-case.js';
  * - ingest: prompts accepted per second by POST /jobs;
  * - per-item overhead: worker time minus Gemini time, from the worker's `item.succeeded` log lines;
  * - the TPM-bound case (`tpm-case.ts`): 120 prompts of ~1,000 tokens at 90,000 TPM;
- * - the cold-queue case (`cold-case.ts`): 660 prompts at 600 RPM on a queue idle for a minute.
+ * - the cold-queue case (`cold-case.ts`): 660 prompts at 600 RPM on a queue idle for a minute;
+ * - the pipeline case (`pipeline-case.ts`, `BENCH_CASES=pipeline`): three steps on two models.
  * `BENCH_CASES` picks cases (`realtime` covers ingest and overhead too; `realtime,tpm` by default).
  * The strict stack's functions plan for its queues' ramp (`queueRamp`) unless `BENCH_RAMP=off`.
  * Prints a table and writes bench/results/realtime.json (and tpm.json, cold.json).
@@ -29,6 +31,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TPM_RUNS = Number(process.env.BENCH_TPM_RUNS ?? RUNS);
 const CASES = new Set((process.env.BENCH_CASES ?? 'realtime,tpm').split(','));
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 1);
+const PIPELINE_RUNS = Number(process.env.BENCH_PIPELINE_RUNS ?? 3);
 /** The strict local cloud's queues ramp from 20% of their rate over 30 s after 60 s idle. */
 const STRICT_RAMP = { startShare: 0.2, seconds: 30, idleSeconds: 60 };
 /** DESIGN's targets (median of 5 after a warm-up); a result says whether each was met. */
@@ -78,8 +81,10 @@ async function main(): Promise<void> {
   const results: Record<string, Awaited<ReturnType<typeof measureRealtime>>> = {};
   const tpm: Record<string, Awaited<ReturnType<typeof measureTpm>>> = {};
   const cold: Record<string, Awaited<ReturnType<typeof measureCold>>> = {};
+  const pipeline: Record<string, Awaited<ReturnType<typeof measurePipeline>>> = {};
   for (const profile of profiles) {
     const measured = await measure(profile);
+    if (measured.pipeline) pipeline[profile] = measured.pipeline;
     if (measured.tpm) tpm[profile] = measured.tpm;
     if (measured.cold) cold[profile] = measured.cold;
     if (measured.realtime) results[profile] = measured.realtime;
@@ -128,6 +133,7 @@ async function main(): Promise<void> {
     );
     console.log('written: bench/results/cold.json');
   }
+  if (Object.keys(pipeline).length > 0) reportPipeline(dir, pipeline);
   if (Object.keys(results).length === 0) return;
   const first = results[profiles[0]!]!;
   const out = {
@@ -183,10 +189,17 @@ async function measure(profile: Profile) {
           waitDone: (id) => waitDone(jobs, id, 600_000),
         })
       : undefined;
+    const pipeline = CASES.has('pipeline')
+      ? await measurePipeline(jobs, standIn, {
+          runs: PIPELINE_RUNS,
+          latencyMs: LATENCY_MS,
+          waitDone: (id) => waitDone(jobs, id, 600_000),
+        })
+      : undefined;
     const realtime = CASES.has('realtime')
       ? await measureRealtime(profile, jobs, standIn, overheads)
       : undefined;
-    return { tpm, cold, realtime };
+    return { tpm, cold, pipeline, realtime };
   } finally {
     await stack.stop();
   }

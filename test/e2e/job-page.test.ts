@@ -1,8 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobPageHtml, pageHeaders } from '../../functions/ingest/page.js';
+import { pipelineStepsFixture, pipelineViewFixture } from '../fixtures/pipeline-view.js';
 import { createJob, getJob, stack } from '../helpers/e2e.js';
 
 /**
@@ -42,13 +46,17 @@ describe('the live job page, in a browser', () => {
   /** Uncaught errors and console errors (a CSP violation is one) of every page opened. */
   const problems: string[] = [];
 
-  async function open(path: string, viewport = { width: 1000, height: 1160 }): Promise<Page> {
+  async function open(
+    path: string,
+    viewport = { width: 1000, height: 1160 },
+    origin?: string,
+  ): Promise<Page> {
     const page = await browser.newPage({ viewport });
     page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
     page.on('console', (msg) => {
       if (msg.type() === 'error') problems.push(`console: ${msg.text()}`);
     });
-    const res = await page.goto(`${stack().ingestUrl}${path}`);
+    const res = await page.goto(`${origin ?? stack().ingestUrl}${path}`);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-type']).toMatch(/^text\/html/);
     expect(res?.headers()['content-security-policy']).toMatch(/script-src 'sha256-/);
@@ -180,4 +188,67 @@ describe('the live job page, in a browser', () => {
     expect(await page.locator('#results img, #results b').count()).toBe(0);
     expect(problems).toEqual([]);
   }, 45_000);
+
+  it("shows a pipeline's steps: a row per step with its own bar, and each model's share of a fan-out", async () => {
+    // Arrange: the page as ingest serves it, in front of a job view with steps (the fixture's running
+    // three-step pipeline); a model name with markup in it must show as text.
+    const steps = pipelineStepsFixture();
+    const byModel = steps[1]!.byModel!;
+    byModel['<b>odd</b>'] = byModel['gemini-2.5-pro']!;
+    delete byModel['gemini-2.5-pro'];
+    const view = pipelineViewFixture({ steps });
+    const server = createServer((req, res) => {
+      if (req.url === '/jobs/job-1' && /text\/html/.test(req.headers.accept ?? '')) {
+        res.writeHead(200, pageHeaders()).end(jobPageHtml('job-1'));
+      } else if (req.url === '/jobs/job-1') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view));
+      } else if (req.url === '/jobs/job-1/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': open\n\n');
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    try {
+      // Act
+      const page = await open('/jobs/job-1', undefined, origin);
+      await page.locator('#steps li.step').nth(2).waitFor();
+      await page.screenshot({ path: resolve(ARTEFACTS, 'job-page-steps.png'), fullPage: true });
+      const row = (name: string) => page.locator(`#steps li.step[data-step="${name}"]`);
+      // The share each segment is given (its inline width: the drawn width animates towards it).
+      const width = async (name: string, seg: string) =>
+        Number.parseFloat(
+          await row(name)
+            .locator(`.seg.${seg}`)
+            .evaluate((e) => (e as unknown as { style: { width: string } }).style.width),
+        ) / 100;
+
+      // Assert
+      expect(await page.locator('#steps-section').isVisible()).toBe(true);
+      expect(
+        await page.locator('#steps li.step').evaluateAll((l) => l.map((e) => e.getAttribute('data-step'))),
+      ).toEqual(['extract', 'answer', 'judge']);
+      expect(await row('extract').locator('.step-done').textContent()).toBe('100% · 10 of 10');
+      expect(await row('answer').locator('.step-done').textContent()).toBe('55% · 11 of 20');
+      expect(await row('answer').locator('.bar').getAttribute('aria-valuenow')).toBe('55');
+      expect(await width('extract', 'ok')).toBeCloseTo(0.9, 2);
+      expect(await width('extract', 'err')).toBeCloseTo(0.1, 2);
+      expect(await width('answer', 'ok')).toBeCloseTo(0.55, 2);
+      expect(await width('judge', 'ok')).toBeCloseTo(0.2, 2);
+      expect(await row('answer').locator('.mono').textContent()).toBe('gemini-2.5-flash // gemini-2.5-pro');
+      expect(await row('extract').locator('.step-figures').textContent()).toBe(
+        '9 succeeded · 1 failed · 0 pending · 1,200 in / 300 out tokens · $0.001200',
+      );
+      expect(await row('answer').locator('.step-models li').allTextContents()).toEqual([
+        'gemini-2.5-flash: 6 succeeded · 0 failed · 1,200 in / 600 out tokens · $0.001800',
+        '<b>odd</b>: 5 succeeded · 0 failed · 1,000 in / 500 out tokens · $0.0137',
+      ]);
+      expect(await page.locator('#steps b').count()).toBe(0);
+      expect(await row('judge').locator('.step-models').count()).toBe(0);
+      expect(problems).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }, 30_000);
 });

@@ -3,7 +3,7 @@
  * Browser code of the live job page (`GET /jobs/{id}`, text/html). It reads the job with
  * `Accept: application/json` every 1.5 s until the job is terminal, listens to
  * `GET /jobs/{id}/events` (EventSource: `result` per finished item, `done` with the final job) for
- * the latest results (results.js), draws the request and token rates of successive
+ * the latest results (results.js), a pipeline's steps (steps.js), draws the request and token rates of successive
  * readings against the model's quota (`quota: {rpm, tpm}` in the job, when the server knows it;
  * chart.js), and cancels with `POST /jobs/{id}/cancel` after a second tap. Every URL is
  * derived from the page's own path, so the page works wherever the function is mounted.
@@ -110,6 +110,7 @@ function render() {
   }
 
   renderRates();
+  renderSteps(view);
   renderUsage();
   renderPaths();
   renderBatches();

@@ -1,5 +1,6 @@
 import { LIMITS } from '../../api/jobs.js';
 import { isBatchable } from '../../core/batch.js';
+import { looksLikePipelineHeader } from '../../core/bucket-header.js';
 import { parseInputLine } from '../../core/bucket-input.js';
 import type { JobRecord } from '../../core/jobs.js';
 import type { ItemRules } from '../../core/requests.js';
@@ -13,7 +14,8 @@ import type { BatchRun } from '../../platform/store/batch-runs.js';
  * lines before the range. Lines are read exactly as intake read them (`parseInputLine`, blank lines
  * skipped), so line n is item n; bad lines and items with media are not in a batch and are skipped,
  * and so are the lines the part names as stored failed (`skip`: duplicate keys parse as well as
- * their first line, and would be paid for).
+ * their first line, and would be paid for). A pipeline file's header line (its first non-blank
+ * line, core/bucket-header.ts) is no item: a byte range never holds it, a whole read skips it.
  */
 export async function* stagedLines(
   run: BatchRun,
@@ -31,8 +33,12 @@ export async function* stagedLines(
   });
   const skip = new Set(run.skip ?? []);
   let index = ranged ? run.fromIndex : 0;
+  let first = !ranged;
   for await (const line of splitLines(maybeGunzip(bytes), LIMITS.maxItemBytes)) {
     if (line.text !== undefined && line.text.trim() === '') continue;
+    const header = first && looksLikePipelineHeader(line.text);
+    first = false;
+    if (header) continue;
     const i = index++;
     if (i < run.fromIndex) continue;
     if (i >= run.toIndex) return;

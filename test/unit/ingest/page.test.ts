@@ -30,6 +30,16 @@ describe('job pages', () => {
     expect(jobs).not.toContain('function renderRates');
   });
 
+  it("hold a pipeline's steps section, hidden until the view has steps, drawn by steps.js before job.js runs", () => {
+    const html = jobPageHtml('1f2e');
+    const job = between(html, '<script>', '</script>');
+
+    expect(html).toMatch(/<section id="steps-section" [^>]*hidden>/);
+    expect(html).toContain('<ol id="steps" class="steps"></ol>');
+    expect(job.indexOf('function renderSteps')).toBeGreaterThan(0);
+    expect(job.indexOf('function renderSteps')).toBeLessThan(job.indexOf('renderSteps(view)'));
+  });
+
   it('escapes the job id in the markup', () => {
     expect(jobPageHtml('<b>"x"</b>')).not.toContain('<b>"x"</b>');
   });
