@@ -12,7 +12,10 @@ import { testQuotas } from '../../helpers/test-quotas.js';
 
 const T0 = Date.parse('2024-07-01T19:00:00Z');
 
+let now = T0;
+
 async function setup(prompts: string[], extra: Record<string, unknown>, config?: Record<string, unknown>) {
+  now = T0;
   const base = testQuotas();
   const quotas = parseQuotas({
     ...base,
@@ -25,7 +28,7 @@ async function setup(prompts: string[], extra: Record<string, unknown>, config?:
   const world = fakeWorld({
     quotas,
     logger: createLogger({ destination: createLogCapture().stream }),
-    clock: () => T0,
+    clock: () => now,
   });
   const normalized = normalizeJobRequest(
     { prompts, mode: 'realtime', ...(config ? { config } : {}) },
@@ -82,6 +85,31 @@ describe('planner: order for the implicit cache', () => {
     await planner.enqueuePage(job, 0);
     const order = planned().map((t) => t.index);
     expect(order).toEqual([0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
+  });
+
+  it('plans every item once when a page ordered by prefix reaches the plan horizon', async () => {
+    // Two prefixes alternating, paced by spend so that a page does not fit in 10 minutes.
+    const prompts = Array.from({ length: 60 }, (_, i) => `${i % 2 ? B : A} question ${i}`);
+    const { planner, job, planned, tasks } = await setup(
+      prompts,
+      {
+        spendPer10MinUsd: 0.01,
+        spendPacing: { windowSeconds: 300, expectedOutputTokens: 1000 },
+        headroom: 1,
+      },
+      { maxOutputTokens: 1000 },
+    );
+    let through = 0;
+    for (let round = 0; round < 200; round++) {
+      const step = await planner.enqueuePage(job, through);
+      through = step.through;
+      if (step.done) break;
+      now = step.resumeAtMs ?? now + 60_000;
+    }
+    const indexes = planned().map((t) => t.index);
+    expect(new Set(indexes).size).toBe(60);
+    expect(tasks.itemTasks.size).toBe(60);
+    expect(through).toBe(60);
   });
 
   it('keeps input order when ordering is off', async () => {
