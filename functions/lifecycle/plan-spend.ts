@@ -6,6 +6,7 @@ import { SPEND_NOTICE_START, type SpendLimit, spendNotice } from '../core/spend-
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { SpendPlan } from '../platform/store/spend-ledger.js';
+import type { TaskQueue } from '../platform/task-queue.js';
 
 /**
  * The planner's cost side: what each item is expected to cost on the project's spend ledger
@@ -19,6 +20,8 @@ import type { SpendPlan } from '../platform/store/spend-ledger.js';
  */
 export const SPEND_OUTPUT_MIN_ANSWERS = 30;
 export const SPEND_OUTPUT_MARGIN = 1.1;
+/** How long a read of a job's answers (for its expected output) is reused. */
+export const EXPECTED_OUTPUT_READ_MS = 5_000;
 
 /** The deployment's spend limit, or undefined when it sets none (no pacing). */
 export function spendLimitOf(quotas: Quotas): SpendLimit | undefined {
@@ -38,6 +41,7 @@ function plannedTier(job: JobRecord): PriceTier {
 export interface SpendPlanDeps {
   quotas: Quotas;
   stores: Pick<Stores, 'counters' | 'jobs'>;
+  tasks: Pick<TaskQueue, 'enqueueItems'>;
   logger: Logger;
   now: () => number;
 }
@@ -51,7 +55,17 @@ export function createSpendPlanner(deps: SpendPlanDeps) {
    * produced on average (with a margin) once there are enough of them, else the deployment's
    * `spendPacing.expectedOutputTokens`. So the plan is corrected by what answers really cost.
    */
+  const recent = new Map<string, { atMs: number; tokens: number }>();
   const expectedOutput = async (job: JobRecord): Promise<number> => {
+    // Late deliveries plan one item each: they reuse a read of the job's answers for a few seconds.
+    const kept = recent.get(job.id);
+    if (kept && deps.now() - kept.atMs < EXPECTED_OUTPUT_READ_MS) return kept.tokens;
+    const tokens = await readExpectedOutput(job);
+    if (recent.size > 1000) recent.clear();
+    recent.set(job.id, { atMs: deps.now(), tokens });
+    return tokens;
+  };
+  const readExpectedOutput = async (job: JobRecord): Promise<number> => {
     const fallback = quotas.spendPacing.expectedOutputTokens;
     try {
       const t = await deps.stores.counters.totals(job.id, job.total, job.counterShards, job.extraCounters);
@@ -109,11 +123,30 @@ export function createSpendPlanner(deps: SpendPlanDeps) {
       deps.logger.info({ event: 'plan.spend_paced', jobId: job.id, untilMs }, notice);
     },
 
-    /** A page in the order its items are planned: same-prefix items back to back (see core/prefix-order.ts). */
-    order(job: JobRecord, items: ItemRecord[]): ItemRecord[] {
+    /**
+     * The items of a page to plan, in the order they are planned: same-prefix items back to back
+     * (core/prefix-order.ts). In the job's own enqueuing (`track`), items already planned — by an
+     * earlier page planned out of index order, or before a crash between the plan and the tasks —
+     * keep their slot: their tasks are made again at it (`plannedMsOf`; a repeat is deduplicated by
+     * its name) and they are not planned twice.
+     */
+    async pageToPlan(
+      job: JobRecord,
+      items: ItemRecord[],
+      track: boolean,
+      plannedMsOf: (item: ItemRecord) => number,
+    ): Promise<ItemRecord[]> {
+      const planned = track ? items.filter((i) => typeof i.dueByMs === 'number') : [];
+      if (planned.length > 0)
+        await deps.tasks.enqueueItems(
+          job.model,
+          job.id,
+          planned.map((i) => ({ itemId: i.id, index: i.index, plannedMs: plannedMsOf(i) })),
+        );
+      const rest = planned.length > 0 ? items.filter((i) => !planned.includes(i)) : items;
       const min = quotas.models[job.model]?.implicitCacheMinTokens;
-      if (!quotas.implicitCacheOrder || min === undefined) return items;
-      return orderByPrefix(items, (i) => (i.media?.length ? undefined : prefixKey(i.request, min)));
+      if (!quotas.implicitCacheOrder || min === undefined) return rest;
+      return orderByPrefix(rest, (i) => (i.media?.length ? undefined : prefixKey(i.request, min)));
     },
   };
 }

@@ -157,22 +157,12 @@ export function createPlanner(deps: PlannerDeps) {
         limit: Math.min(ENQUEUE_PAGE, end - through),
       });
       if (page.length === 0 || end <= through) return { through, done: true };
-      // Items that go through the job's batches get no task. Items already planned (a page planned
-      // out of index order for the implicit cache, or a crash between the plan and the tasks) keep
-      // their slot: their tasks are made again where they stand (a repeat is deduplicated by name).
-      const eligible = page.filter(
-        (i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined),
-      );
-      const ahead = track ? eligible.filter((i) => typeof i.dueByMs === 'number') : [];
-      if (ahead.length > 0)
-        await deps.tasks.enqueueItems(
-          job.model,
-          job.id,
-          ahead.map((i) => ({ itemId: i.id, index: i.index, plannedMs: i.dueByMs! - window })),
-        );
-      const pending = spend.order(
+      // Items that go through the job's batches get no task; items already planned keep their slot.
+      const pending = await spend.pageToPlan(
         job,
-        eligible.filter((i) => !ahead.includes(i)),
+        page.filter((i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined)),
+        track,
+        (i) => i.dueByMs! - window,
       );
       const { ratio, jobEvidence } = await calibrate(job, pending);
       const tokens = pending.map((i) => plannedTokens(i.estimatedTokens, ratio));
