@@ -109,3 +109,12 @@ export function spendNotice(limit: SpendLimit, untilMs: number): string {
   const window = Number.isInteger(minutes) ? `${minutes} minutes` : `${limit.windowSeconds} s`;
   return `${SPEND_NOTICE_START}the project's spend limit ($${limit.limitUsd} per ${window}) holds items back; planned through ${new Date(untilMs).toISOString()}.`;
 }
+
+/**
+ * The least time the spend limit allows for `totalUsd` of realtime calls, seconds: the first
+ * window's worth at once, each further one a window later (a dry run's `quotaSeconds`).
+ */
+export function spendSeconds(totalUsd: number, limit: SpendLimit): number {
+  const windows = totalUsd / (limit.limitUsd * limit.headroom);
+  return Math.max(0, windows - 1) * limit.windowSeconds;
+}
