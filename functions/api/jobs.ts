@@ -11,6 +11,7 @@
  * misspell it. Requests are the opposite: `createJobSchema` is strict and names every unknown field.
  */
 import { z } from 'zod';
+import { implicitCacheViewSchema } from './implicit-cache.js';
 import { stepViewSchema } from './pipeline.js';
 
 // The request half (POST /jobs bodies) lives in ./job-request.ts; it is part of this contract.
@@ -186,6 +187,8 @@ export const jobViewSchema = z.looseObject({
    * jobs that paid for them. Absent when there were none.
    */
   cache: z.looseObject({ hits: count, savedUsd: z.number().nonnegative() }).optional(),
+  /** Gemini's implicit cache: the share of answers that read cached input, the tokens, the saving. */
+  implicitCache: implicitCacheViewSchema.optional(),
   createdAt: z.iso.datetime(),
   startedAt: z.iso.datetime().nullable(),
   finishedAt: z.iso.datetime().nullable(),

@@ -1,6 +1,7 @@
 import { costUsd, PRICE_TIERS, type PriceTier, tierShare } from './cost.js';
 import type { JobMode, NewItem } from './jobs.js';
 import type { Quotas } from './quotas.js';
+import { spendSeconds } from './spend-pace.js';
 
 /**
  * A dry run's answer (`POST /jobs?dryRun=true`), pure: what a job would take, from the items as
@@ -19,7 +20,11 @@ export interface JobEstimate {
   costUsd: Partial<Record<PriceTier, number>>;
   /** Whether `costUsd` includes the output (at most `tokens.outputAtMost`); input only otherwise. */
   costIncludesOutput: boolean;
-  /** The least time the model's quota allows for the queues (RPM and TPM at `headroom`), seconds. */
+  /**
+   * The least time the model's quota allows for the queues (RPM and TPM at `headroom`), seconds;
+   * with a spend limit (`spendPer10MinUsd`), also what it allows for the job's cost at its tier, its
+   * output counted at its caps or `spendPacing.expectedOutputTokens` a item.
+   */
   quotaSeconds: number;
   deadline?: string;
 }
@@ -71,7 +76,32 @@ export function estimateJob(
     },
     costUsd: cost,
     costIncludesOutput: capped,
-    quotaSeconds: Math.round(Math.max((job.items.length / rpm) * 60, (input / tpm) * 60) * 10) / 10,
+    quotaSeconds:
+      Math.round(
+        Math.max((job.items.length / rpm) * 60, (input / tpm) * 60, spendBound(job, caps, quotas)) * 10,
+      ) / 10,
     ...(job.deadlineMs !== undefined ? { deadline: new Date(job.deadlineMs).toISOString() } : {}),
   };
+}
+
+/** The seconds the spend limit allows a queued job (0 without a limit, or for the Batch API). */
+function spendBound(
+  job: { model: string; mode: JobMode; items: NewItem[] },
+  caps: Array<number | undefined>,
+  quotas: Quotas,
+): number {
+  const price = Object.hasOwn(quotas.models, job.model) ? quotas.models[job.model]?.price : undefined;
+  if (quotas.spendPer10MinUsd === undefined || !price || job.mode === 'batch') return 0;
+  const share = tierShare(quotas, job.model, job.mode === 'flex' ? 'flex' : 'standard');
+  const output = quotas.spendPacing.expectedOutputTokens;
+  const usd = job.items.reduce(
+    (sum, item, n) =>
+      sum + costUsd({ promptTokens: item.estimatedTokens, outputTokens: caps[n] ?? output }, price, share),
+    0,
+  );
+  return spendSeconds(usd, {
+    limitUsd: quotas.spendPer10MinUsd,
+    windowSeconds: quotas.spendPacing.windowSeconds,
+    headroom: quotas.headroom,
+  });
 }

@@ -306,6 +306,7 @@ export function toJobView(
     ...(totals.tiers ? { tiers: totals.tiers } : {}),
     ...(totals.savedUsd !== undefined ? { savedUsd: totals.savedUsd } : {}),
     ...(totals.cache ? { cache: totals.cache } : {}),
+    ...(totals.implicitCache ? { implicitCache: totals.implicitCache } : {}),
     createdAt: job.createdAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,

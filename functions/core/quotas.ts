@@ -41,6 +41,12 @@ const modelQuotaSchema = z.object({
   routing: routingSchema.partial().optional(),
   /** Overrides of the top-level `requestLimits` for this model. */
   requestLimits: requestLimitsSchema.partial().optional(),
+  /**
+   * The fewest leading tokens Gemini's implicit cache serves for this model (the caching page lists
+   * 1,024 for 2.5 Flash and 4,096 for 2.5 Pro). Items sharing a prefix this long are planned back
+   * to back (`core/prefix-order.ts`). Absent: the model has no implicit cache to order for.
+   */
+  implicitCacheMinTokens: positiveInt.optional(),
   price: z.object({
     inputPerMillion: z.number().nonnegative(),
     /** Output, thinking tokens included. */
@@ -116,6 +122,24 @@ export const quotasSchema = z
     routing: routingSchema.prefault({}),
     /** Flex and Priority: price shares, Flex's latency, whether Priority may be used. */
     serviceTiers: serviceTiersSchema.prefault({}),
+    /**
+     * The project's spend limit per rolling window (Gemini's spend-based rate limit: $10 / $50 / $200
+     * per 10 minutes for Tier 1 / 2 / 3), shared by every job and model of the deployment; planned on
+     * the spend ledger beside requests and tokens (`core/spend-pace.ts`). Absent: no spend pacing.
+     */
+    spendPer10MinUsd: z.number().positive().optional(),
+    /**
+     * How the spend is planned: the window's length (600 s upstream; tests shorten it) and the output
+     * an item is expected to produce when it sets no `maxOutputTokens` and its job has no answers yet.
+     */
+    spendPacing: z
+      .object({
+        windowSeconds: positiveInt.default(600),
+        expectedOutputTokens: z.number().int().nonnegative().default(1_000),
+      })
+      .prefault({}),
+    /** Plan items that share a long prefix back to back, for Gemini's implicit cache (true by default). */
+    implicitCacheOrder: z.boolean().default(true),
     /** Share of each limit the system plans to use; the rest absorbs retries and clock skew. */
     headroom: z.number().gt(0).lte(1).default(0.98),
     /**

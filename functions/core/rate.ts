@@ -40,6 +40,16 @@ export interface DispatchLedger {
 }
 
 /**
+ * A further constraint on where an item may go, beside requests and tokens (the project's spend
+ * limit, `core/spend-pace.ts`): `fits` is asked for the item at `index` of the page at a second the
+ * other rules allow, `take` records it placed there.
+ */
+export interface PlanGate {
+  fits(second: number, index: number): boolean;
+  take(second: number, index: number): void;
+}
+
+/**
  * How far a send may run behind its planned time without breaking the plan: the planner keeps every
  * window of 60 + this many seconds within the TPM budget, so a request sent up to this late still
  * shares no 60-second window with more than the budget.
@@ -113,6 +123,7 @@ export function planDispatches(
   release?: { atMs: number; tokens: number },
   untilMs = Number.POSITIVE_INFINITY,
   ramp?: DispatchRamp | false,
+  gate?: PlanGate,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
   const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom);
@@ -174,11 +185,12 @@ export function planDispatches(
   // at most one item more: items large against the share lose no throughput to packing.
   const paceTakes = (second: number) => paced(second) < paceShare;
   const scheduleMs: number[] = [];
-  for (const w of tokens) {
+  for (const [i, w] of tokens.entries()) {
     while (
       (w <= budget ? sum + w > budget : sum > 0) ||
       (requests.get(cursor) ?? 0) >= capacity(cursor) ||
-      !paceTakes(cursor)
+      !paceTakes(cursor) ||
+      (gate !== undefined && !gate.fits(cursor, i))
     ) {
       sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
       cursor++;
@@ -190,6 +202,7 @@ export function planDispatches(
     const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
     requests.set(cursor, k + 1);
+    gate?.take(cursor, i);
     sum += w;
     // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
     scheduleMs.push(
@@ -287,12 +300,17 @@ export function reserveForJob(
   nowMs: number,
   quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
   headroom: number,
-  options: { release?: { atMs: number; tokens: number }; untilMs?: number; ramp?: DispatchRamp | false } = {},
+  options: {
+    release?: { atMs: number; tokens: number };
+    untilMs?: number;
+    ramp?: DispatchRamp | false;
+    gate?: PlanGate;
+  } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
-  const { release, untilMs, ramp } = options;
+  const { release, untilMs, ramp, gate } = options;
   const cut = ledger.tokenCut;
   const effective = withTokenCut(quota, cut, nowMs);
-  const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs, ramp);
+  const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs, ramp, gate);
   const planned = cut ? { ...dispatched, ledger: { ...dispatched.ledger, tokenCut: cut } } : dispatched;
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;

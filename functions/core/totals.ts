@@ -1,6 +1,7 @@
 /** A job's totals (counts, usage, cost), summed from its counter shards or its items. */
 import type { JobCounts, Usage } from '../api/jobs.js';
 import { PRICE_TIERS, type PriceTier } from './cost.js';
+import { type ImplicitCacheTotals, implicitCacheTotals } from './implicit-cache.js';
 
 export function pendingOf(counts: Omit<JobCounts, 'pending'>): number {
   return Math.max(0, counts.total - counts.succeeded - counts.failed - counts.cancelled);
@@ -23,6 +24,8 @@ export interface Totals {
   savedUsd?: number;
   /** Items answered from the response cache, and what their answers cost the jobs that paid. */
   cache?: CacheTotals;
+  /** What Gemini's implicit cache served of the job's answers (core/implicit-cache.ts). */
+  implicitCache?: ImplicitCacheTotals;
 }
 
 /** A job's response-cache hits and the money they saved (`GET /jobs/{id}` `cache`). */
@@ -102,6 +105,7 @@ export function sumTotals(parts: Iterable<TotalsPart>, total: number): Totals {
   }
   const priced = Object.keys(tiers).length > 0;
   const hits = at('cacheHits');
+  const implicit = implicitCacheTotals(at);
   return {
     counts: {
       total,
@@ -114,5 +118,6 @@ export function sumTotals(parts: Iterable<TotalsPart>, total: number): Totals {
     costUsd,
     ...(priced ? { tiers, savedUsd: round9(at('standardCostUsd') - tierCost) } : {}),
     ...(hits > 0 ? { cache: { hits, savedUsd: round9(at('cacheSavedUsd')) } } : {}),
+    ...(implicit ? { implicitCache: implicit } : {}),
   };
 }

@@ -9,6 +9,7 @@ import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
+import { createSpendPlanner } from './plan-spend.js';
 
 /**
  * Planning, the part of the lifecycle that decides when items reach Gemini: pages of a job's items
@@ -40,6 +41,7 @@ export function createPlanner(deps: PlannerDeps) {
   const window = dueWindowMs(deps.quotas.queue, deps.dispatchDeadlineSeconds ?? 600);
   /** When an item whose task is planned at `plannedMs` is due (`ItemRecord.dueByMs`). */
   const dueBy = (plannedMs: number) => plannedMs + window;
+  const spend = createSpendPlanner({ ...deps, now: clock });
 
   /** A page's countTokens sample: each sampled item's estimate and Gemini's count (none: no counter). */
   const countSample = async (job: JobRecord, page: ItemRecord[]) => {
@@ -155,23 +157,24 @@ export function createPlanner(deps: PlannerDeps) {
         limit: Math.min(ENQUEUE_PAGE, end - through),
       });
       if (page.length === 0 || end <= through) return { through, done: true };
-      // Items that go through the job's batches get no task.
-      const pending = page.filter(
-        (i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined),
+      // Items that go through the job's batches get no task; items already planned keep their slot.
+      const pending = await spend.pageToPlan(
+        job,
+        page.filter((i) => i.state === 'pending' && !(job.mode === 'batch' && i.batchPart !== undefined)),
+        track,
+        (i) => i.dueByMs! - window,
       );
       const { ratio, jobEvidence } = await calibrate(job, pending);
-      const schedule = await ledger.reserve(
-        job.model,
-        pending.map((i) => plannedTokens(i.estimatedTokens, ratio)),
-        quota,
-        deps.quotas.headroom,
-        {
-          jobId: job.id,
-          untilMs: clock() + PLAN_AHEAD_MS,
-          ...(jobEvidence ? { evidence: jobEvidence } : {}),
-          ramp: deps.quotas.queueRamp,
-        },
-      );
+      const tokens = pending.map((i) => plannedTokens(i.estimatedTokens, ratio));
+      const paced = await spend.planFor(job, pending, tokens);
+      const schedule = await ledger.reserve(job.model, tokens, quota, deps.quotas.headroom, {
+        jobId: job.id,
+        untilMs: clock() + PLAN_AHEAD_MS,
+        ...(jobEvidence ? { evidence: jobEvidence } : {}),
+        ramp: deps.quotas.queueRamp,
+        ...(paced ? { spend: paced.plan } : {}),
+      });
+      await spend.noteHeld(job, paced?.heldUntilMs());
       // Due times first: a crash before the tasks exist leaves items the reconciler will find.
       await items.setDue(
         job.id,
@@ -186,7 +189,8 @@ export function createPlanner(deps: PlannerDeps) {
         job.id,
         schedule.map((plannedMs, n) => ({ itemId: pending[n]!.id, index: pending[n]!.index, plannedMs })),
       );
-      const unplanned = pending[schedule.length];
+      // The first item in index order not planned (the page may be ordered otherwise).
+      const unplanned = pending.slice(schedule.length).sort((a, b) => a.index - b.index)[0];
       const next = unplanned ? unplanned.index : page[page.length - 1]!.index + 1;
       if (!unplanned) {
         if (track) await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
@@ -217,9 +221,11 @@ export function createPlanner(deps: PlannerDeps) {
       const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
       const effective = withTokenCut(quota, current.tokenCut, clock());
       if (!lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom)) return undefined;
+      const paced = await spend.planFor(job, [item], [tokens]);
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
         ramp: deps.quotas.queueRamp,
+        ...(paced ? { spend: paced.plan } : {}),
         // A delivery that never reached Gemini leaves its old slot free again.
         ...(neverSent ? { release: { atMs: plannedMs, tokens } } : {}),
       });
@@ -239,9 +245,11 @@ export function createPlanner(deps: PlannerDeps) {
       const quota = deps.quotas.models[job.model];
       if (!quota) return undefined;
       const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
+      const paced = await spend.planFor(job, [item], [tokens]);
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
         ramp: deps.quotas.queueRamp,
+        ...(paced ? { spend: paced.plan } : {}),
       });
       if (slotMs === undefined) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [

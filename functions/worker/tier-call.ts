@@ -38,9 +38,17 @@ export function priceAnswer(
   served: CallTier | undefined,
   asked: CallPlan['tier'],
   deps: WorkerDeps,
-): { costUsd: number; tier: PriceTier; standardCostUsd: number } {
+): { costUsd: number; tier: PriceTier; standardCostUsd: number; implicitSavedUsd?: number } {
   const tier: PriceTier = served ?? asked ?? 'standard';
-  return { tier, ...tierCost(deps.quotas, job.model, usage, tier) };
+  const priced = tierCost(deps.quotas, job.model, usage, tier);
+  if (!usage.cachedTokens) return { tier, ...priced };
+  // What the cached input would have cost at the input price, less what it cost (core/implicit-cache.ts).
+  const uncached = tierCost(deps.quotas, job.model, { ...usage, cachedTokens: 0 }, tier).costUsd;
+  return {
+    tier,
+    ...priced,
+    implicitSavedUsd: Math.max(0, Math.round((uncached - priced.costUsd) * 1e9) / 1e9),
+  };
 }
 
 /** Whether a failed call was Flex shedding: a 503 to a Flex request (capacity full). */

@@ -10,6 +10,7 @@ import { loadConfig, readQuotas } from '../../functions/platform/config.js';
 import { createTaskQueue } from '../../functions/platform/task-queue.js';
 import { type CloudTasksEmulator, startCloudTasksEmulator } from './cloud-tasks/server.js';
 import { startFirestoreEmulator } from './firestore.js';
+import { standInCostSettings } from './gemini/quota-costs.js';
 import { type GeminiStandIn, type GeminiStandInOptions, startGeminiStandIn } from './gemini/server.js';
 import { type IdIssuer, startIdIssuer } from './id-issuer.js';
 import { LOCAL_DEVELOPER } from './identity.js';
@@ -187,6 +188,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...options.standIn,
         batch: { enqueuedTokenLimit, ...options.standIn?.batch },
         ...(webhook ? { webhooks: { ...webhook, ...options.standIn?.webhooks } } : {}),
+        ...standInCostSettings(quotas, options.standIn),
         port: await port(6),
         models: Object.keys(quotas.models),
         quotas: Object.fromEntries(

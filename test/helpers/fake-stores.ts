@@ -18,6 +18,7 @@ import {
   releaseJobPlan,
   reserveForJob,
 } from '../../functions/core/rate.js';
+import { type SpendLedger, spendGate } from '../../functions/core/spend-pace.js';
 import { cutAfterTokens429 } from '../../functions/core/token-cut.js';
 import {
   addEvidence,
@@ -59,6 +60,8 @@ export class FakeDb {
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
   readonly jobPlans = new Map<string, JobPlan>();
+  /** The project's spend plan (`ledger.reserve` with `spend`), as `spendLedger/project` holds it. */
+  spendLedger: SpendLedger = { buckets: {} };
   /** Token evidence per job, as the counter shards sum it (`counters.evidence`). */
   readonly evidence = new Map<string, TokenEvidence>();
   /** Token evidence per model (`ledger.evidence`), and what each job's plan has folded into it. */
@@ -586,6 +589,9 @@ export class FakeDb {
           await db.enter('ledger.reserve');
           const j = options.jobId ? job(options.jobId) : undefined;
           if (options.jobId && (!j || isTerminalJob(j.status))) return [];
+          const gate = options.spend
+            ? spendGate(db.spendLedger, options.spend.limit, options.spend.costsUsd, db.clock())
+            : undefined;
           const planned = reserveForJob(
             db.ledgers.get(model) ?? { buckets: {} },
             options.jobId ? (db.jobPlans.get(options.jobId) ?? {}) : undefined,
@@ -593,8 +599,12 @@ export class FakeDb {
             db.clock(),
             quota,
             headroom,
-            options,
+            { ...options, ...(gate ? { gate } : {}) },
           );
+          if (gate) {
+            db.spendLedger = gate.ledger();
+            options.spend?.report?.(gate.heldUntilSec());
+          }
           db.ledgers.set(model, planned.ledger);
           if (options.jobId && planned.jobPlan) db.jobPlans.set(options.jobId, planned.jobPlan);
           if (options.jobId && options.evidence) db.foldEvidence(model, options.jobId, options.evidence);

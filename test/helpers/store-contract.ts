@@ -371,6 +371,27 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       });
     });
 
+    it("plans every model's items on the one spend ledger of the project when a spend limit is set", async () => {
+      const { stores, nowMs } = await open();
+      const suffix = Math.random().toString(36).slice(2, 10);
+      const quota = testQuotas().models['gemini-2.5-flash']!;
+      const limit = { limitUsd: 1, windowSeconds: 10, headroom: 1 };
+      let held: number | undefined;
+
+      const first = await stores.ledger.reserve(`spend-a-${suffix}`, [10, 10, 10], quota, 1, {
+        spend: { limit, costsUsd: [0.4, 0.4, 0.4], report: (s) => (held = s) },
+      });
+      const [other] = await stores.ledger.reserve(`spend-b-${suffix}`, [10], quota, 1, {
+        spend: { limit, costsUsd: [0.4] },
+      });
+
+      // Two fit the window now; the third, and the other model's item, wait for the window to pass.
+      expect(first[1]! - nowMs).toBeLessThan(2000);
+      expect(first[2]! - nowMs).toBeGreaterThanOrEqual(10_000);
+      expect(other! - nowMs).toBeGreaterThanOrEqual(10_000);
+      expect(held).toBeGreaterThan(Math.floor(nowMs / 1000));
+    });
+
     it("keeps a model's token cut through reservations, and deepens it only a minute on", async () => {
       const { stores, nowMs } = await open();
       const model = `cut-${Math.random().toString(36).slice(2, 10)}`;

@@ -162,6 +162,14 @@ function renderTiers(box) {
         : pair('Over standard', fmtUsd(-saved), 'saved'),
     );
   }
+  // Gemini's implicit cache: the share of answers that read cached input, and what it saved.
+  const ic = view.implicitCache && typeof view.implicitCache === 'object' ? view.implicitCache : null;
+  if (ic) {
+    const rate =
+      Math.round(num(ic.hitRate) * 100) + '% of answers, ' + fmtInt(num(ic.cachedTokens)) + ' tokens';
+    box.appendChild(pair('Implicit cache', rate, 'implicit-cache'));
+    box.appendChild(pair('Saved by the implicit cache', fmtUsd(ic.savedUsd), 'implicit-cache-saved'));
+  }
 }
 
 function rank(key) {

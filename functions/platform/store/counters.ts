@@ -1,5 +1,6 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { PriceTier } from '../../core/cost.js';
+import { implicitCacheCounterFields } from '../../core/implicit-cache.js';
 import type { ItemState, Usage } from '../../core/jobs.js';
 import { addEvidence, itemEvidence, type TokenEvidence } from '../../core/token-evidence.js';
 import {
@@ -59,6 +60,8 @@ export interface CounterWrites {
       standardCostUsd?: number;
       estimatedTokens?: number;
       cached?: { savedUsd: number };
+      /** What Gemini's implicit cache saved on this answer (core/implicit-cache.ts). */
+      implicitSavedUsd?: number;
     },
   ): { ref: FirebaseFirestore.DocumentReference; data: Record<string, FieldValue> };
 }
@@ -109,9 +112,11 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
           outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
           costUsd: FieldValue.increment(outcome.costUsd ?? 0),
           ...Object.fromEntries(
-            Object.entries({ ...tierCounterFields(outcome), ...cacheCounterFields(outcome) }).map(
-              ([f, n]) => [f, FieldValue.increment(n)],
-            ),
+            Object.entries({
+              ...tierCounterFields(outcome),
+              ...cacheCounterFields(outcome),
+              ...implicitCacheCounterFields(outcome),
+            }).map(([f, n]) => [f, FieldValue.increment(n)]),
           ),
           ...evidenceIncrements(outcome),
         },

@@ -59,6 +59,8 @@ export type StoredOutcome =
       estimatedTokens?: number;
       /** Answered from the response cache (counted as a hit, written on the item). */
       cached?: CacheHit;
+      /** What Gemini's implicit cache saved on this answer (counted, not written on the item). */
+      implicitSavedUsd?: number;
     }
   | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
 

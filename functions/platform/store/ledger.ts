@@ -6,6 +6,7 @@ import type { DispatchRamp } from '../../core/ramp.js';
 import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
 import { cutAfterTokens429, type TokenRateCut } from '../../core/token-cut.js';
 import { evidenceSince, foldEvidence, NO_EVIDENCE, type TokenEvidence } from '../../core/token-evidence.js';
+import { type SpendPlan, spendGateFrom, spendLedgerData, spendLedgerRef } from './spend-ledger.js';
 
 export interface ReserveOptions {
   /** Records the reservations in the job's plan, so a cancel gives back what is still ahead. */
@@ -21,6 +22,8 @@ export interface ReserveOptions {
    * last fold is folded into the model's (`foldEvidence`), in the same transaction.
    */
   evidence?: TokenEvidence;
+  /** The deployment's spend limit and each item's cost: planned on the project's spend ledger too. */
+  spend?: SpendPlan;
 }
 
 /**
@@ -62,6 +65,7 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
   const ledgers = db.collection(`${prefix}ledgers`);
   const jobs = db.collection(`${prefix}jobs`);
   const jobPlans = (model: string) => ledgers.doc(model).collection('jobs');
+  const spendRef = spendLedgerRef(db, prefix);
   // One transaction at a time per model ledger in this instance: every transaction on the model
   // reads and writes the same document, so running them side by side only makes them wait on each
   // other's locks (a burst of late deliveries replanning at once timed out on the emulator's locks).
@@ -86,22 +90,33 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
       const jobRef = options.jobId ? jobs.doc(options.jobId) : undefined;
       return lane(model)(() =>
         db.runTransaction(async (tx) => {
-          const [ledgerSnap, planSnap, jobSnap] = await tx.getAll(
+          // The spend ledger is read last, so the job's documents keep their places.
+          const snaps = await tx.getAll(
             ref,
             ...(planRef && jobRef ? [planRef, jobRef] : []),
+            ...(options.spend ? [spendRef] : []),
           );
+          const spendSnap = options.spend ? snaps.pop() : undefined;
+          const [ledgerSnap, planSnap, jobSnap] = snaps;
           // A job cancelled meanwhile reserves nothing: its cancel has already given its slots back.
           if (jobSnap && (!jobSnap.exists || isTerminalJob(jobSnap.data()!.status))) return [];
           const stored = planSnap?.exists ? (JSON.parse(planSnap.data()!.planJson) as JobPlan) : {};
+          const nowMs = Date.now();
+          const gate =
+            options.spend && spendSnap ? spendGateFrom(spendSnap, options.spend, nowMs) : undefined;
           const planned = reserveForJob(
             ledgerFrom(ledgerSnap!),
             planRef ? stored : undefined,
             tokens,
-            Date.now(),
+            nowMs,
             quota,
             headroom,
-            options,
+            { ...options, ...(gate ? { gate } : {}) },
           );
+          if (gate) {
+            tx.set(spendRef, spendLedgerData(gate));
+            options.spend?.report?.(gate.heldUntilSec());
+          }
           const folded = options.evidence && planSnap ? fold(ledgerSnap!, planSnap, options.evidence) : {};
           // Merged: the model's evidence stays unless this reserve folds into it.
           tx.set(ref, { ...ledgerData(planned.ledger), ...folded }, { merge: true });

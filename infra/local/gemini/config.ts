@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { implicitCacheSchema, spendSchema } from './cost-config.js';
 
 /** Models the stand-in knows when nothing else is configured. */
 export const DEFAULT_MODELS = [
@@ -228,6 +229,10 @@ export const geminiStandInConfigSchema = z.object({
         .default({}),
     })
     .prefault({}),
+  /** The project's spend limit per rolling window (spend.ts); off unless `limitUsd` is set. */
+  spend: spendSchema.prefault({}),
+  /** Implicit caching of repeated prefixes (implicit-cache.ts); off unless `enabled`. */
+  implicitCache: implicitCacheSchema.prefault({}),
   /** The token rule behind usageMetadata, countTokens, the TPM window and the batch token cap. */
   tokens: tokenRuleSchema.prefault({}),
   /** Extra usage fields and odd answers. */

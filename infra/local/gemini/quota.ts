@@ -7,7 +7,8 @@ export type QuotaKind = 'rpm' | 'tpm' | 'rpd';
 
 /** One entry of a google.rpc.QuotaFailure, plus when the window frees enough room. */
 export interface QuotaViolation {
-  kind: QuotaKind;
+  /** `spend`: the project's spend limit (spend.ts), not a per-model window. */
+  kind: QuotaKind | 'spend';
   model: string;
   quotaMetric: string;
   quotaId: string;

@@ -45,6 +45,7 @@ import {
   sendUnknownRoute,
   sleep,
 } from './http.js';
+import { ImplicitCache } from './implicit-cache.js';
 import {
   capacityExhaustedError,
   type QuotaErrorShape,
@@ -53,6 +54,7 @@ import {
   quotaExceededError,
   violation,
 } from './quota.js';
+import { billedTokens, billedUsd, type SpendStats, SpendWindow } from './spend.js';
 import { type StandInStats, StatsRecorder } from './stats.js';
 import {
   flexShed,
@@ -79,6 +81,8 @@ export type GeminiStandInOptions = GeminiStandInConfigPatch & {
 
 /** What `GET /__standin/stats` and `stats()` return. */
 export type GeminiStandInStats = StandInStats & {
+  /** The project's spend limit and the most any rolling window held (spend.ts). */
+  spend: SpendStats;
   files: { count: number; bytes: number };
   batches: Record<string, number>;
 };
@@ -139,6 +143,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   /** Priority's own windows (its capped share of each limit); other traffic is the ordinary ledger's. */
   const priorityLedger = new QuotaLedger(clock, () => ({ ...config.quota, otherTraffic: {} }));
   const stats = new StatsRecorder(clock);
+  const spendWindow = new SpendWindow(clock, () => config.spend);
+  const implicitCache = new ImplicitCache(clock, () => config.implicitCache);
   const files = new FileStore(
     dir,
     () => url,
@@ -180,9 +186,13 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     model: string,
     request: Record<string, unknown>,
     promptTokens: number,
+    cachedPrefix = 0,
   ): AnswerOptions {
+    const shape = answerShape(model, request, promptTokens, config.answers, prng);
+    // A warm prefix (implicit-cache.ts) is served from the cache, unless a marker said more.
+    if (cachedPrefix > shape.cached) shape.cached = cachedPrefix;
     return {
-      shape: answerShape(model, request, promptTokens, config.answers, prng),
+      shape,
       rule: config.tokens,
       tokenDetails: config.answers.tokenDetails,
     };
@@ -240,7 +250,18 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     }
     // The one count: promptTokenCount, the TPM window and countTokens all come from it.
     const tokens = countRequestTokens(request, config.tokens, fileInfo);
-    const violations = ledger.check(model, tokens.total, config.quotas[model], config.quotaTier);
+    const cachedPrefix = implicitCache.lookup(model, request, tokens.total, config.tokens);
+    // With a spend limit, the answer is shaped now: its cost decides whether it is admitted.
+    const early =
+      config.spend.limitUsd === null ? undefined : answerOptions(model, request, tokens.total, cachedPrefix);
+    const spendUsd = early
+      ? billedUsd(config.spend, model, tier, billedTokens(request, tokens.total, early))
+      : 0;
+    const overSpend = early ? spendWindow.check(spendUsd) : undefined;
+    const violations = [
+      ...ledger.check(model, tokens.total, config.quotas[model], config.quotaTier),
+      ...(overSpend ? [overSpend] : []),
+    ];
     if (violations.length > 0) {
       stats.rejected(
         model,
@@ -249,6 +270,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       throw quotaExceededError(violations, quotaErrorShape());
     }
     ledger.admit(model, tokens.total);
+    spendWindow.admit(spendUsd);
+    implicitCache.record(model, request);
     stats.admitted(model, tokens.total);
     const served = serveTier(tier, model, tokens.total);
     const tierHeader = { [SERVICE_TIER_HEADER]: served };
@@ -293,7 +316,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       res.end(broken);
       return;
     }
-    const options = answerOptions(model, request, tokens.total);
+    const options = early ?? answerOptions(model, request, tokens.total, cachedPrefix);
     if (fault === 'truncated') {
       // Generated (and billed) upstream, but half of it reaches the client before the connection drops.
       stats.fault(model, 'truncated');
@@ -547,12 +570,19 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       if (next.seed !== undefined) prng = createPrng(config.seed);
       return config;
     },
-    stats: () => ({ ...stats.snapshot(), files: files.summary(), batches: batches.summary() }),
+    stats: () => ({
+      ...stats.snapshot(),
+      spend: spendWindow.summary(),
+      files: files.summary(),
+      batches: batches.summary(),
+    }),
     webhookDeliveries: () => [...webhooks.deliveries],
     reset() {
       stats.reset();
       ledger.reset();
       priorityLedger.reset();
+      spendWindow.reset();
+      implicitCache.reset();
       prng = createPrng(config.seed);
     },
     async close() {

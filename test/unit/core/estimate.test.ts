@@ -67,3 +67,18 @@ describe('estimateJob (dry run)', () => {
     expect(estimate.costUsd.priority).toBeCloseTo(0.54, 9);
   });
 });
+
+describe('estimateJob (dry run) under a spend limit', () => {
+  it('allows no faster than the spend limit lets the job through, windows after the first', () => {
+    // 100 items of 1,000 input tokens capped at 1,000 output on 2.5 Flash: $0.0028 each, $0.28.
+    const quotas = { ...testQuotas(), spendPer10MinUsd: 0.1, headroom: 1 };
+    const items = Array.from({ length: 100 }, (_, n) => item(n, 1000, 1000));
+    const realtime = estimateJob({ model: 'gemini-2.5-flash', mode: 'realtime', items }, quotas);
+    const flex = estimateJob({ model: 'gemini-2.5-flash', mode: 'flex', items }, quotas);
+    const unlimited = estimateJob({ model: 'gemini-2.5-flash', mode: 'realtime', items }, testQuotas());
+    // 2.8 windows' worth: 1.8 windows of 600 s after the first; Flex at half the price, 0.4 windows.
+    expect(realtime.quotaSeconds).toBeCloseTo(1.8 * 600, 0);
+    expect(flex.quotaSeconds).toBeCloseTo(0.4 * 600, 0);
+    expect(unlimited.quotaSeconds).toBeLessThan(10);
+  });
+});
