@@ -36,7 +36,8 @@ export const pipelineStepSchema = z
     prompts: z.array(z.string().min(1)).min(1).max(8).optional(),
     /** GenerationConfig; `responseMimeType: application/json` with a schema makes the answer checked. */
     config: z.record(z.string(), z.unknown()).optional(),
-    systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
+    // Lazy: ./job-request.ts reads this module's schemas too (see its `steps`).
+    systemInstruction: z.union([z.string().min(1), z.lazy(() => contentSchema)]).optional(),
   })
   .strict()
   .refine((s) => s.model === undefined || s.models === undefined, {
