@@ -76,6 +76,9 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
       if (!unit.unitOf) return false;
       const parent = await jobs.get(unit.unitOf.jobId);
       if (parent && !isTerminalJob(parent.status)) return false;
+      // Unit jobs are stored before their pipeline job: one that is young is not an orphan yet (a
+      // crash before the pipeline job was stored leaves it, and it is cancelled once it is old).
+      if (!parent && clock() - unit.createdAt.getTime() < deps.stallMs) return true;
       if (!parent || parent.status === 'cancelled') {
         if (!isTerminalJob(unit.status) || unit.cancelPending) await cancelUnitJob(unit, log);
         return true;
