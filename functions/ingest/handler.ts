@@ -120,7 +120,7 @@ export async function createJob(
       replayed: true,
     };
   }
-  if (parts) await deps.lifecycle.pipeline.startUnitJobs(parts.unitJobs, deps.lifecycle.startEnqueue);
+  if (parts) await deps.lifecycle.pipeline.startUnitJobs(id, parts.unitJobs, deps.lifecycle.startEnqueue);
   else if (paths.realtime > 0) await deps.lifecycle.startEnqueue(id);
   deps.logger.info(
     { event: 'job.created', jobId: id, model: normalized.model, total: normalized.items.length, mode },

@@ -148,6 +148,8 @@ export function createPipelineAdvance(
       const [item, job] = await items.getWithJob(jobId, itemId);
       if (!item || !job?.pipeline || isTerminalJob(job.status) || item.state !== 'pending') return;
       const spec = job.pipeline;
+      // Its units are claimed in their unit jobs: the first one to end marks the pipeline running.
+      if (job.status === 'queued') await jobs.markRunning(job.id, job.version);
       const reads = await readUnits(job, spec, itemId);
       const ran: UnitEnd[][] = [];
       const used: ItemRecord[] = [];

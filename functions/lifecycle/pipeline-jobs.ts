@@ -2,6 +2,7 @@ import type { StepView } from '../api/pipeline.js';
 import { isTerminalJob, type JobRecord, type JobSpec, type NewItem } from '../core/jobs.js';
 import { unitJobId } from '../core/pipeline.js';
 import { CANCELLED_ERROR } from '../core/results.js';
+import { FINISH_WATCH_INTERVAL_MS } from '../core/tasks.js';
 import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
 import type { LifecycleDeps } from './lifecycle.js';
@@ -63,9 +64,31 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
       }
     },
 
-    /** The unit jobs whose units are stored from the start (step 0's): their enqueuing begins. */
-    startUnitJobs: (drafts: readonly UnitJobDraft[], start: (jobId: string) => Promise<boolean>) =>
-      Promise.all(drafts.filter((d) => d.spec.unitOf?.step === 0).map((d) => start(d.spec.id))),
+    /**
+     * The unit jobs whose units are stored from the start (step 0's): their enqueuing begins. And
+     * the pipeline job's finish watcher (worker/finish-watch.ts): its items end in whatever order
+     * their steps allow, so the last to end is not always one of the last by index. A failure is
+     * logged: the reconciler starts what did not start.
+     */
+    async startUnitJobs(
+      jobId: string,
+      drafts: readonly UnitJobDraft[],
+      start: (jobId: string) => Promise<boolean>,
+    ): Promise<void> {
+      await Promise.all(drafts.filter((d) => d.spec.unitOf?.step === 0).map((d) => start(d.spec.id)));
+      await deps.tasks
+        .enqueueControl(
+          { kind: 'finish', jobId, round: 0 },
+          `${jobId}-finish-0`,
+          clock() + FINISH_WATCH_INTERVAL_MS,
+        )
+        .catch((err: Error) =>
+          deps.logger.warn(
+            { event: 'pipeline.finish_watch_deferred', jobId, err: err.message },
+            'no finish watcher for the pipeline; the reconciler finishes it',
+          ),
+        );
+    },
 
     /**
      * Brings a unit job in line with its pipeline job once that one has ended (finished or
