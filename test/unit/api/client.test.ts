@@ -202,12 +202,12 @@ describe('answers outside the contract', () => {
   });
 
   it('keeps fields the server adds', async () => {
-    const steps = [{ name: 'translate', state: 'RUNNING' }];
-    const server = await serve((_req, res) => json(res, 200, { ...jobView(), steps }));
+    const stages = [{ name: 'translate', state: 'RUNNING' }];
+    const server = await serve((_req, res) => json(res, 200, { ...jobView(), stages }));
 
     const job = await createJobsClient(server.url).get('job-1');
 
-    expect(job).toMatchObject({ id: 'job-1', steps });
+    expect(job).toMatchObject({ id: 'job-1', stages });
   });
 
   it('rejects a result event without an index', async () => {

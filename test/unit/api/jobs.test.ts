@@ -43,7 +43,7 @@ describe('job view', () => {
   it('keeps fields a newer server adds, at any depth', () => {
     const newer = {
       ...view,
-      steps: [{ name: 'translate' }],
+      stages: [{ name: 'translate' }],
       reconciled: { ...view.reconciled, staleLeases: 1 },
       counts: { ...view.counts, retried: 3 },
     };
