@@ -5,6 +5,29 @@ import { estimateInputTokens } from '../core/tokens.js';
 import type { UnitJobDraft } from '../lifecycle/pipeline-jobs.js';
 
 /**
+ * The units of the first step's branch `m` for `items` (made from the inputs alone): what a unit
+ * job of step 0 holds from the start. A bucket file's items, stored a chunk at a time, get theirs
+ * chunk by chunk the same way.
+ */
+export function firstStepUnits(pipeline: PipelineSpec, m: number, items: readonly NewItem[]): NewItem[] {
+  const step = pipeline.steps[0]!;
+  const branch = step.branches[m]!;
+  return items.map((item) => {
+    const request = unitRequest(item, step, branch, {});
+    const media = branch.prompt === undefined ? item.media : undefined;
+    return {
+      id: item.id,
+      index: item.index,
+      key: item.key,
+      ...(item.keyField ? { keyField: item.keyField } : {}),
+      request,
+      ...(media ? { media } : {}),
+      estimatedTokens: estimateInputTokens(request, media),
+    };
+  });
+}
+
+/**
  * A pipeline job as it is stored (core/pipeline.ts): the job itself, whose items are the inputs and
  * whose model is its first step's (first) model, and one unit job per (step, branch) on that
  * branch's model. Step 0's unit jobs hold their units from the start (made from the inputs alone)
@@ -31,22 +54,7 @@ export function pipelineJobParts(
         ...(spec.cache === false ? { cache: false as const } : {}),
         unitOf: { jobId: spec.id, step: n, branch: m },
       },
-      items:
-        n === 0
-          ? items.map((item) => {
-              const request = unitRequest(item, step, branch, {});
-              const media = branch.prompt === undefined ? item.media : undefined;
-              return {
-                id: item.id,
-                index: item.index,
-                key: item.key,
-                ...(item.keyField ? { keyField: item.keyField } : {}),
-                request,
-                ...(media ? { media } : {}),
-                estimatedTokens: estimateInputTokens(request, media),
-              };
-            })
-          : [],
+      items: n === 0 ? firstStepUnits(pipeline, m, items) : [],
     })),
   );
   return {
