@@ -31,8 +31,7 @@ import {
   type ParkedAnswer,
   type Persist,
 } from './paid-answer.js';
-import { createPipelineAdvance } from './pipeline-advance.js';
-import { createPipelineJobs } from './pipeline-jobs.js';
+import { createPipelines } from './pipelines.js';
 import { createRepairDrafts } from './repair-drafts.js';
 import { createResultReader } from './results.js';
 
@@ -154,38 +153,20 @@ export function createLifecycle(deps: LifecycleDeps) {
       now: clock,
     });
 
-  const pipelineJobs = createPipelineJobs(deps, clock);
   const finisher = createJobFinisher(
     deps,
     clock,
     (jobId): Promise<JobView | undefined> => lifecycle.view(jobId),
   );
+  const pipelines = createPipelines(deps, clock, { settle, finisher });
   const lifecycle = {
     ...createJobMaker(deps, clock),
     ...createResultReader(deps),
     ...finisher,
     /** Pipelines (a job's `steps`): their unit jobs, and how an item moves through its steps. */
-    pipeline: {
-      ...pipelineJobs,
-      ...createPipelineAdvance(deps, {
-        settle: (ref, outcome) => settle(ref, outcome),
-        itemEnded: async (job, index, log) => {
-          // As a worker does for its items (worker/run-item.ts `checksCompletion`): the last few
-          // items check whether the job is done; the reconciler finishes it otherwise.
-          if (index < job.total - Math.max(8, Math.ceil(job.total * 0.005))) return;
-          if ((await lifecycle.finishIfDone(job.id, log)) === 'finished')
-            await pipelineJobs.settleUnitJobsOf(job, log);
-        },
-      }),
-    },
-
+    pipeline: pipelines.pipeline,
     /** Cancels the job (./finish.ts); a pipeline job's unit jobs are cancelled with it. */
-    async cancel(jobId: string) {
-      const result = await finisher.cancel(jobId);
-      const job = result && (await jobs.get(jobId));
-      if (job?.pipeline) await pipelineJobs.settleUnitJobsOf(job);
-      return result;
-    },
+    cancel: pipelines.cancel,
     ...createRepairDrafts({ objects: deps.objects, logger: deps.logger, persist }),
     getJob: (jobId: string) => jobs.get(jobId),
     batchOutcomes,
@@ -215,7 +196,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       );
       // Which limits its calls hit: model → quotaId → 429s, when there were any.
       const quota429s = await counters.quota429s(jobId);
-      const steps = job.pipeline ? { steps: await pipelineJobs.stepViews(job) } : {};
+      const steps = job.pipeline ? { steps: await pipelines.pipeline.stepViews(job) } : {};
       return Object.keys(quota429s).length > 0 ? { ...view, ...steps, quota429s } : { ...view, ...steps };
     },
 
