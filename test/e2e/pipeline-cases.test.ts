@@ -42,6 +42,7 @@ describe('pipelines', () => {
   it('fans a step out over three models, each at its own quota, and a judge reads all their answers', async () => {
     // Arrange
     const prompts = Array.from({ length: 30 }, (_, i) => `Question ${i}`);
+    const before = await standInStats();
 
     // Act
     const id = await createJob({
@@ -54,9 +55,19 @@ describe('pipelines', () => {
     });
     const job = await waitForJob(id, 120_000);
     const lines = await resultsJsonl(id);
+    const after = await standInStats();
 
     // Assert
     expect(job.status).toBe('succeeded');
+    // Each model was called for its own branch (the judge on A too), once per unit, with no 429.
+    for (const [model, calls] of [
+      [A, 60],
+      [B, 30],
+      [C, 30],
+    ] as const) {
+      expect(after.models[model]!.admitted - (before.models[model]?.admitted ?? 0)).toBe(calls);
+      expect(after.models[model]!.rejected429 - (before.models[model]?.rejected429 ?? 0)).toBe(0);
+    }
     expect(lines.filter((l) => 'error' in l).slice(0, 1)).toEqual([]);
     expect(job.model).toBe(A);
     expect(job.counts).toMatchObject({ total: 30, succeeded: 30, failed: 0 });
