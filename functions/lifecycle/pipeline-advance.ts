@@ -1,4 +1,5 @@
 import {
+  type ItemError,
   type ItemRecord,
   isTerminalJob,
   itemIdForIndex,
@@ -125,13 +126,13 @@ export function createPipelineAdvance(
     });
     const usage = sumUsage(used);
     const costUsd = used.reduce((sum, u) => sum + (u.costUsd ?? 0), 0);
-    const outcome = pipelineOutcome(spec, ran);
+    const outcome = tooBig(steps) ?? pipelineOutcome(spec, ran);
     const ref = { jobId: job.id, itemId: item.id, version: item.version, shards: job.counterShards };
     const written = await helpers.settle(
       ref,
       outcome.state === 'succeeded'
         ? { state: 'succeeded', response: outcome.response, steps, usage, costUsd }
-        : { state: 'failed', error: outcome.error, steps, usage, costUsd },
+        : { state: 'failed', error: outcome.error, ...(tooBig(steps) ? {} : { steps }), usage, costUsd },
     );
     if (!written) return;
     log.info(
@@ -218,6 +219,29 @@ export function createPipelineAdvance(
     },
   };
   return advance;
+}
+
+/**
+ * Most an item's steps may weigh together: its outcome is one document (Firestore's limit is 1 MiB),
+ * every step's outcome in it and the last step's answer a second time (the line's `response`).
+ */
+export const MAX_STEPS_BYTES = 450_000;
+
+/**
+ * An item whose steps' answers are too big to record together fails, saying so (each answer is
+ * still in its unit); undefined when they fit.
+ */
+function tooBig(steps: Record<string, unknown>): { state: 'failed'; error: ItemError } | undefined {
+  const bytes = Buffer.byteLength(JSON.stringify(steps));
+  if (bytes <= MAX_STEPS_BYTES) return undefined;
+  return {
+    state: 'failed',
+    error: {
+      code: 413,
+      status: 'RESOURCE_EXHAUSTED',
+      message: `The answers of this item's steps weigh ${bytes} bytes together, more than the ${MAX_STEPS_BYTES} one result holds; ask for shorter answers (maxOutputTokens).`,
+    },
+  };
 }
 
 function sumUsage(units: ItemRecord[]): Usage {

@@ -174,6 +174,21 @@ describe('a pipeline item moving through its steps', () => {
     expect((await going.unit(1, 0, 0))?.request.contents[0]?.parts[0]?.text).toBe('B <>');
   });
 
+  it('fails an item whose steps are too big to record together, saying so', async () => {
+    // Arrange
+    const w = await pipelineWorld([{ name: 'a' }], { prompts: ['x'] });
+    await w.endUnit(0, 0, 0, 'y'.repeat(500_000));
+
+    // Act
+    await w.advance(0);
+
+    // Assert
+    expect(await w.item(0)).toMatchObject({
+      state: 'failed',
+      error: { code: 413, status: 'RESOURCE_EXHAUSTED' },
+    });
+  });
+
   it("heals a crash between a unit's outcome and its next step: the reconciler's sweep makes the step", async () => {
     // Arrange: the unit's outcome is written, and its delivery dies before advancing the item.
     const w = await pipelineWorld([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }]);
