@@ -3,6 +3,7 @@
  * line holds). Strict: every unknown field is named. Re-exported by ./jobs.ts, the contract's entry.
  */
 import { z } from 'zod';
+import { pipelineFieldsSchema } from './pipeline.js';
 
 /** Limits of one `POST /jobs`. Bigger sets go through a bucket file. */
 export const LIMITS = {
@@ -126,6 +127,12 @@ export const createJobSchema = z
      * answered from the cache, at no cost.
      */
     cache: z.boolean().optional(),
+    /**
+     * A pipeline: each item through these steps (./pipeline.ts). Lazy: pipeline.ts reads this module's
+     * schemas, so neither may use the other's while the modules load.
+     */
+    steps: z.lazy(() => pipelineFieldsSchema.shape.steps.unwrap()).optional(),
+    onStepError: z.lazy(() => pipelineFieldsSchema.shape.onStepError.unwrap()).optional(),
   })
   .strict();
 

@@ -6,6 +6,27 @@
  * names several models or prompt variants sends the same input to each at once (`//`), each model at
  * its own quota on its own queue. Each (item, step, branch) is a unit of work with the guarantees of
  * an ordinary item; step n+1 of an item starts when its step n ends.
+ *
+ * What the service does with them (its contract, README "Pipelines"):
+ * - A step fails when any of its branches failed (its error is the first failed branch's, its
+ *   message prefixed `step {name}: `). With `onStepError: "fail"` the item ends there, failed with
+ *   that error, and its line's `steps` holds the steps that ran; with `"continue"` the later steps
+ *   run, and a failed step renders as an empty string in their templates. The item's outcome is the
+ *   last step's: its answer (a fan-out step's: the list of its branches' answers) or its error.
+ * - A fan-out step's `{{name}}` renders every answer, each headed `Answer n (model):` and separated
+ *   by a blank line. A JSON step's answer is checked against its schema (one repair turn, then the
+ *   step's error `SCHEMA_MISMATCH`); a field that is not a string renders as JSON, a missing one as
+ *   an empty string. A step's `config` is merged over the job's `config`; its `systemInstruction`
+ *   replaces the job's.
+ * - Paths: a job with steps runs on the realtime path. `mode: "auto"` sends it there; `"batch"` and
+ *   `"flex"` are a 400 (not offered for pipelines yet), as are `maxCostUsd` with steps, a dry run
+ *   (`?dryRun=true`) of a job with steps, and a retry (`POST /jobs/{id}/retry`) of one.
+ * - The job view: `model` is the first step's (first) model; `counts`, `usage` and `costUsd` count
+ *   items (an item ends when its pipeline does) and the tokens and cost of all its steps; `steps`
+ *   has each step's units. Once the job has ended, units that never ran (their item ended at an
+ *   earlier step, or the job was cancelled) count as cancelled.
+ * - Events: a `step` event (`stepEventSchema`) per unit as it ends, before its item's `result`;
+ *   a step event's id is `{micros}.{itemId}.s{step}b{branch}` and resumes with `Last-Event-ID`.
  */
 import { z } from 'zod';
 import { contentSchema } from './job-request.js';
@@ -36,7 +57,8 @@ export const pipelineStepSchema = z
     prompts: z.array(z.string().min(1)).min(1).max(8).optional(),
     /** GenerationConfig; `responseMimeType: application/json` with a schema makes the answer checked. */
     config: z.record(z.string(), z.unknown()).optional(),
-    systemInstruction: z.union([z.string().min(1), contentSchema]).optional(),
+    // Lazy: ./job-request.ts reads this module's schemas too (see its `steps`).
+    systemInstruction: z.union([z.string().min(1), z.lazy(() => contentSchema)]).optional(),
   })
   .strict()
   .refine((s) => s.model === undefined || s.models === undefined, {

@@ -17,6 +17,7 @@ import {
 import type { BatchFallback } from './batch.js';
 import { budgetNotice } from './budget.js';
 import type { PriceTier } from './cost.js';
+import type { PipelineSpec, UnitJobOf } from './pipeline.js';
 import type { ItemDefaults } from './requests.js';
 import type { Totals } from './totals.js';
 
@@ -85,6 +86,11 @@ export interface NewItem {
   error?: ItemError;
   /** The batch (part) of the job the item goes through (batch jobs, items without media). */
   batchPart?: number;
+  /**
+   * A pipeline's unit, planned before it is stored: its due time (stored as `ItemRecord.dueByMs`;
+   * a name of its own, so an item copied from a stored one never brings its old due time along).
+   */
+  plannedDueByMs?: number;
 }
 
 export interface JobSpec {
@@ -122,6 +128,10 @@ export interface JobSpec {
   retryOf?: string;
   /** The most the job may spend (USD): items not sent by then end cancelled (core/budget.ts). */
   maxCostUsd?: number;
+  /** A pipeline job (`steps`): its items run through these steps, each (step, branch) a unit job. */
+  pipeline?: PipelineSpec;
+  /** A unit job: the pipeline job, step and branch whose units it holds (core/pipeline.ts). */
+  unitOf?: UnitJobOf;
 }
 
 /** A staged set: an object of the bucket (at a generation), read line by line with the job's defaults. */
@@ -206,6 +216,8 @@ export interface ItemRecord extends NewItem {
   standardCostUsd?: number;
   /** Answered from the response cache (its result line says so in `metadata`). */
   cached?: CacheHit;
+  /** A pipeline job's item: each step's outcome, by name (the result line's `steps`). */
+  steps?: Record<string, unknown>;
   attempts: number;
   lease: ItemLease | null;
   /** Times the reconciler gave the item a new task. */
@@ -272,8 +284,14 @@ export function newJobFields(spec: JobSpec, enqueueDueMs: number) {
     status: 'queued' as const,
     startedAt: null,
     finishedAt: null,
-    // A batch job with no item for the queues has nothing to enqueue.
-    enqueuedThrough: spec.mode === 'batch' && (spec.paths?.realtime ?? 0) === 0 ? spec.total : 0,
+    // A batch job with no item for the queues has nothing to enqueue; nor have a pipeline job (its
+    // unit jobs are enqueued) and a later step's unit job (its units are planned as items reach it).
+    enqueuedThrough:
+      (spec.mode === 'batch' && (spec.paths?.realtime ?? 0) === 0) ||
+      spec.pipeline ||
+      (spec.unitOf?.step ?? 0) > 0
+        ? spec.total
+        : 0,
     enqueueDueMs,
     notice: null,
     final: null,

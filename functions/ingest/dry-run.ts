@@ -1,4 +1,5 @@
 import { estimateJob, type JobEstimate } from '../core/estimate.js';
+import { ValidationError } from '../platform/errors.js';
 import type { IngestDeps } from './handler.js';
 import { validateJob } from './validate-job.js';
 
@@ -8,7 +9,13 @@ import { validateJob } from './validate-job.js';
  * nothing is called (not even Gemini's countTokens: the estimate is the plan's own).
  */
 export function dryRunJob(body: unknown, deps: IngestDeps, owner?: string, nowMs = Date.now()): JobEstimate {
-  const { normalized, mode, deadlineMs } = validateJob(body, deps, nowMs, owner);
+  const { normalized, mode, deadlineMs, pipeline } = validateJob(body, deps, nowMs, owner);
+  if (pipeline) {
+    // Later steps' requests are made from earlier answers: there is nothing to count them by yet.
+    throw new ValidationError('A dry run does not estimate jobs with steps yet; submit it without dryRun.', [
+      { field: 'dryRun', message: 'not with steps' },
+    ]);
+  }
   return estimateJob(
     {
       model: normalized.model,

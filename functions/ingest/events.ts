@@ -1,23 +1,8 @@
 import { sleep } from '../api/sleep.js';
-import { type FinishCursor, finishCursorOf, isTerminalJob } from '../core/jobs.js';
+import { isTerminalJob } from '../core/jobs.js';
 import type { Caller } from '../platform/caller.js';
-import { ValidationError } from '../platform/errors.js';
+import { decodeEventId, encodeEventId, finishedEvents, unitStreamsOf } from './finished-events.js';
 import { type IngestDeps, ownedJob, withQuota } from './handler.js';
-
-export function encodeEventId(cursor: FinishCursor): string {
-  return `${cursor.finishedAtMicros}.${cursor.itemId}`;
-}
-
-export function decodeEventId(id: string | undefined): FinishCursor | undefined {
-  if (!id) return undefined;
-  // Bounded: a number too big for a cursor must fail here, before the stream's headers go out.
-  const m = /^(\d{1,17})\.(\d{9})$/.exec(id.trim());
-  if (!m || !Number.isSafeInteger(Number(m[1])))
-    throw new ValidationError('Last-Event-ID is not valid.', [
-      { field: 'Last-Event-ID', message: 'invalid' },
-    ]);
-  return { finishedAtMicros: Number(m[1]), itemId: m[2]! };
-}
 
 /** Finished items read per round: up to half a MiB each inline, so a round stays near 50 MiB at most. */
 const EVENTS_PAGE = 100;
@@ -26,7 +11,8 @@ const EVENTS_PAGE = 100;
 export const EVENTS_SETTLE_MS = 1000;
 
 /**
- * `GET /jobs/{id}/events`: one `result` event per finished item as they finish, then a `done` event
+ * `GET /jobs/{id}/events`: one `result` event per finished item as they finish (a pipeline's items
+ * also a `step` event per unit, ./finished-events.ts), then a `done` event
  * with the job's summary, sent only once its counts are final (every item ended: the job terminal
  * and no cancel still sweeping). `id:` fields make it resumable with `Last-Event-ID`.
  */
@@ -37,8 +23,10 @@ export async function* streamEvents(
   deps: IngestDeps,
   signal?: AbortSignal,
 ): AsyncGenerator<string> {
-  let cursor = decodeEventId(lastEventId);
-  await ownedJob(jobId, caller, deps);
+  const owned = await ownedJob(jobId, caller, deps);
+  // A pipeline job's events are merged from its unit jobs too (./finished-events.ts).
+  const streams = unitStreamsOf(owned);
+  let cursor = decodeEventId(lastEventId, streams);
   const interval = deps.pollIntervalMs ?? 250;
   let idleSince = Date.now();
   yield `retry: 2000\n\n`;
@@ -51,10 +39,11 @@ export async function* streamEvents(
     // While items still finish, read only those finished a moment ago: outcomes committed at the same
     // time may become visible out of commit order, and one seen late behind the cursor would be lost.
     const upToMicros = settled ? undefined : (Date.now() - EVENTS_SETTLE_MS) * 1000;
-    const page = await deps.lifecycle.listFinished(jobId, cursor, EVENTS_PAGE, upToMicros);
-    for (const item of page) {
-      cursor = finishCursorOf(item) ?? cursor;
-      yield `id: ${cursor ? encodeEventId(cursor) : ''}\nevent: result\ndata: ${JSON.stringify(await deps.lifecycle.resultEntry(item))}\n\n`;
+    const page = job ? await finishedEvents(deps.lifecycle, job, cursor, EVENTS_PAGE, upToMicros) : [];
+    for (const event of page) {
+      cursor = event.cursor;
+      const id = encodeEventId(cursor, cursor.stream > 0 ? streams[cursor.stream - 1] : undefined);
+      yield `id: ${id}\nevent: ${event.event}\ndata: ${JSON.stringify(event.data)}\n\n`;
     }
     if (page.length > 0) idleSince = Date.now();
     if (page.length < EVENTS_PAGE && settled) {

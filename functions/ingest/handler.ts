@@ -6,6 +6,7 @@ import {
   counterShardsFor,
   itemIdForIndex,
   type JobRecord,
+  type JobSpec,
   type JobView,
   type NewItem,
 } from '../core/jobs.js';
@@ -17,6 +18,7 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import type { PageTokens } from './page-tokens.js';
+import { pipelineJobParts } from './pipeline-job.js';
 import { validateJob } from './validate-job.js';
 
 export interface IngestDeps {
@@ -65,35 +67,43 @@ export async function createJob(
   deps: IngestDeps,
   options: { source?: string; idempotency?: Idempotency; owner?: string } = {},
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
-  const { normalized, mode, deadlineMs, priority } = validateJob(body, deps, Date.now(), options.owner);
+  const { normalized, mode, deadlineMs, priority, pipeline } = validateJob(
+    body,
+    deps,
+    Date.now(),
+    options.owner,
+  );
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
   const staged =
     mode === 'batch' ? await stageBatchJob(id, normalized.model, normalized.items, deps) : undefined;
   const batchItems = staged?.batchItems ?? 0;
   const paths = { realtime: normalized.items.length - batchItems, batch: batchItems };
+  const plain: JobSpec = {
+    id,
+    model: normalized.model,
+    mode,
+    total: normalized.items.length,
+    source: options.source ?? 'api',
+    ...(options.owner ? { owner: options.owner } : {}),
+    counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
+    paths,
+    ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
+    ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    ...(priority ? { priority } : {}),
+    ...(normalized.maxCostUsd !== undefined ? { maxCostUsd: normalized.maxCostUsd } : {}),
+    ...(normalized.cache === false ? { cache: false as const } : {}),
+    ...(staged
+      ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
+      : {}),
+  };
+  // A pipeline job is stored with its unit jobs (./pipeline-job.ts).
+  const parts = pipeline ? pipelineJobParts(plain, pipeline, normalized.items, deps.quotas) : undefined;
   const stored = await deps.lifecycle.create(
-    {
-      id,
-      model: normalized.model,
-      mode,
-      total: normalized.items.length,
-      source: options.source ?? 'api',
-      ...(options.owner ? { owner: options.owner } : {}),
-      counterShards: counterShardsFor(deps.quotas.models[normalized.model]!.rpm),
-      paths,
-      ...(normalized.callbackUrl ? { callbackUrl: normalized.callbackUrl } : {}),
-      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-      ...(priority ? { priority } : {}),
-      ...(normalized.maxCostUsd !== undefined ? { maxCostUsd: normalized.maxCostUsd } : {}),
-      ...(normalized.cache === false ? { cache: false as const } : {}),
-      ...(staged
-        ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
-        : {}),
-    },
+    parts?.spec ?? plain,
     normalized.items,
     idempotency,
-    staged ? { runs: staged.parts } : {},
+    staged ? { runs: staged.parts } : parts ? { unitJobs: parts.unitJobs } : {},
   );
   if (stored.replayed) {
     if (stored.bodyHash !== idempotency?.bodyHash) {
@@ -110,7 +120,8 @@ export async function createJob(
       replayed: true,
     };
   }
-  if (paths.realtime > 0) await deps.lifecycle.startEnqueue(id);
+  if (parts) await deps.lifecycle.pipeline.startUnitJobs(id, parts.unitJobs, deps.lifecycle.startEnqueue);
+  else if (paths.realtime > 0) await deps.lifecycle.startEnqueue(id);
   deps.logger.info(
     { event: 'job.created', jobId: id, model: normalized.model, total: normalized.items.length, mode },
     'job created',

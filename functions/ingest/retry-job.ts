@@ -49,6 +49,13 @@ export async function retryJob(
 ): Promise<{ created: CreatedJob; replayed: boolean }> {
   const original = await ownedJob(jobId, caller, deps);
   refuseUnfinished(original);
+  if (original.pipeline || original.unitOf) {
+    // A re-run would send the inputs through one model, not through the steps.
+    throw new ValidationError(
+      'A job with steps cannot be retried yet; submit its failed inputs with the same steps.',
+      [{ field: 'steps', message: 'no retry of a pipeline job' }],
+    );
+  }
   const next = newPromptSet(body, original, deps, caller.id);
   const chosen = next ? await changedLines(original, next, deps) : await unansweredItems(original, deps);
   if (chosen.length === 0) {

@@ -2,10 +2,12 @@ import { routeJob } from '../core/batch.js';
 import { parseDeadline } from '../core/deadline.js';
 import type { JobMode } from '../core/jobs.js';
 import { mediaLocationsFor } from '../core/owner-prefix.js';
+import type { PipelineSpec } from '../core/pipeline.js';
 import type { Quotas } from '../core/quotas.js';
 import { type NormalizedJob, normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import { callbackHostProblem } from '../platform/callback-address.js';
 import { PayloadTooLargeError, ValidationError } from '../platform/errors.js';
+import { validatePipeline } from './validate-pipeline.js';
 
 /** A `POST /jobs` body, checked: its items, its path, and its deadline (epoch ms) when it names one. */
 export interface ValidJob {
@@ -14,6 +16,8 @@ export interface ValidJob {
   deadlineMs?: number;
   /** `auto` with a close deadline, on a deployment that enables Priority. */
   priority?: true;
+  /** A job with `steps`, checked and resolved. */
+  pipeline?: PipelineSpec;
 }
 
 /**
@@ -64,7 +68,11 @@ export function validateJob(
     ]);
   }
   const timeLeftMs = deadline ? deadline.deadlineMs - nowMs : undefined;
-  const route = routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas, timeLeftMs);
+  // A pipeline runs on the realtime path (./validate-pipeline.ts says why, and what else it refuses).
+  const pipeline = validatePipeline(body, normalized, deps.quotas);
+  const route = pipeline
+    ? { mode: 'realtime' as const }
+    : routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas, timeLeftMs);
   if ('problem' in route) {
     throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [
       { field: 'mode', message: route.problem },
@@ -80,6 +88,7 @@ export function validateJob(
   return {
     normalized,
     mode: route.mode,
+    ...(pipeline ? { pipeline } : {}),
     ...(route.priority ? { priority: true } : {}),
     ...(deadline ? { deadlineMs: deadline.deadlineMs } : {}),
   };

@@ -3,6 +3,7 @@ import { type BatchPart, batchDisplayName } from '../core/batch.js';
 import type { JobSpec, NewItem } from '../core/jobs.js';
 import type { BatchRun } from '../platform/store/batch-runs.js';
 import type { LifecycleDeps } from './lifecycle.js';
+import { createPipelineJobs, type UnitJobDraft } from './pipeline-jobs.js';
 
 /*
  * How a job comes to exist (part of the lifecycle): its items first, then what it brings besides
@@ -20,6 +21,8 @@ export interface CreateExtras {
   runs?: BatchPart[];
   /** Bucket jobs: items stored failed from the start (bad lines); counted here, once. */
   bornFailed?: number;
+  /** Pipeline jobs: their unit jobs, stored before the job (./pipeline-jobs.ts). */
+  unitJobs?: UnitJobDraft[];
 }
 
 /** The counter document of a job's batch `part` (see `JobSpec.extraCounters`). */
@@ -93,6 +96,7 @@ export function createJobMaker(deps: LifecycleDeps, clock: () => number) {
         );
       }
       if (extras.bornFailed) await counters.put(spec.id, 'intake', { failed: extras.bornFailed });
+      if (extras.unitJobs) await createPipelineJobs(deps, clock).storeUnitJobs(extras.unitJobs);
       const extraCounters = [
         ...(extras.bornFailed ? ['intake'] : []),
         ...runs.map((r) => partCounterId(r.part)),

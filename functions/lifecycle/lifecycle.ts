@@ -31,6 +31,7 @@ import {
   type ParkedAnswer,
   type Persist,
 } from './paid-answer.js';
+import { createPipelines } from './pipelines.js';
 import { createRepairDrafts } from './repair-drafts.js';
 import { createResultReader } from './results.js';
 
@@ -152,10 +153,20 @@ export function createLifecycle(deps: LifecycleDeps) {
       now: clock,
     });
 
+  const finisher = createJobFinisher(
+    deps,
+    clock,
+    (jobId): Promise<JobView | undefined> => lifecycle.view(jobId),
+  );
+  const pipelines = createPipelines(deps, clock, { settle, finisher });
   const lifecycle = {
     ...createJobMaker(deps, clock),
     ...createResultReader(deps),
-    ...createJobFinisher(deps, clock, (jobId): Promise<JobView | undefined> => lifecycle.view(jobId)),
+    ...finisher,
+    /** Pipelines (a job's `steps`): their unit jobs, and how an item moves through its steps. */
+    pipeline: pipelines.pipeline,
+    /** Cancels the job (./finish.ts); a pipeline job's unit jobs are cancelled with it. */
+    cancel: pipelines.cancel,
     ...createRepairDrafts({ objects: deps.objects, logger: deps.logger, persist }),
     getJob: (jobId: string) => jobs.get(jobId),
     batchOutcomes,
@@ -185,7 +196,8 @@ export function createLifecycle(deps: LifecycleDeps) {
       );
       // Which limits its calls hit: model → quotaId → 429s, when there were any.
       const quota429s = await counters.quota429s(jobId);
-      return Object.keys(quota429s).length > 0 ? { ...view, quota429s } : view;
+      const steps = job.pipeline ? { steps: await pipelines.pipeline.stepViews(job) } : {};
+      return Object.keys(quota429s).length > 0 ? { ...view, ...steps, quota429s } : { ...view, ...steps };
     },
 
     /**
@@ -204,8 +216,9 @@ export function createLifecycle(deps: LifecycleDeps) {
     async listJobs(options: { owner?: string; limit: number; after?: string }) {
       const page = await jobs.listRecent(options);
       const views = await Promise.all(page.jobs.map((j) => lifecycle.view(j.id)));
+      // A pipeline's unit jobs are part of it, not jobs of their own.
       return {
-        jobs: views.filter((v): v is JobView => v !== undefined),
+        jobs: views.filter((v, n): v is JobView => v !== undefined && !page.jobs[n]!.unitOf),
         ...(page.next ? { next: page.next } : {}),
       };
     },

@@ -10,6 +10,7 @@ import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { createSpendPlanner } from './plan-spend.js';
+import { createUnitPlanner } from './unit-plan.js';
 
 /**
  * Planning, the part of the lifecycle that decides when items reach Gemini: pages of a job's items
@@ -134,6 +135,8 @@ export function createPlanner(deps: PlannerDeps) {
 
   return {
     dueBy,
+    /** A pipeline's units, planned as an item reaches their step (./unit-plan.ts). */
+    ...createUnitPlanner(deps, dueBy),
 
     /**
      * Plans the next page of the job's items from `through` and creates their tasks, at most

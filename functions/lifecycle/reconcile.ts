@@ -222,6 +222,20 @@ async function reviveItem(run: Run, item: Item): Promise<void> {
   }
 }
 
+/**
+ * A live pipeline job, once every `stallMs` (its `enqueueDueMs`, taken with a precondition: of two
+ * ticks at once, one sweeps): each pending item is moved on where a crash left it between one
+ * step's end and the next step's units (lifecycle/pipeline-advance.ts). False when another tick has it.
+ */
+async function healPipeline(run: Run, job: JobRecord, log: Logger): Promise<boolean> {
+  const { deps, clock } = run;
+  if (!(await deps.stores.jobs.setEnqueued(job.id, job.total, clock() + deps.stallMs, job.version)))
+    return false;
+  const seen = await deps.lifecycle.pipeline.heal(job, deps.planner, log);
+  log.debug({ event: 'reconcile.pipeline_swept', pending: seen }, 'pipeline items looked at');
+  return true;
+}
+
 /** Counts an action in the run's report and in the job's view. */
 async function count(run: Run, jobId: string, what: 'retasked' | 'failed' | 'orphans'): Promise<void> {
   run.report[what]++;
@@ -258,6 +272,8 @@ async function reconcileJob(run: Run, job: JobRecord): Promise<void> {
   const { jobs } = deps.stores;
   const log = deps.logger.child({ jobId: job.id });
   const counted = async (what: keyof ReconcileCounts) => jobs.countReconcile(job.id, what);
+  // A pipeline's unit job ends with its pipeline job (lifecycle/pipeline-jobs.ts).
+  if (job.unitOf && (await deps.lifecycle.pipeline.settleUnitJob(job, log))) return;
   if (job.status === 'cancelled') {
     if (!job.cancelPending || clock() - (job.finishedAt?.getTime() ?? 0) < deps.stallMs) return;
     // Two ticks at once: only the one that froze the totals counts it.
@@ -283,7 +299,9 @@ async function reconcileJob(run: Run, job: JobRecord): Promise<void> {
     log.warn({ event: 'reconcile.enqueue_restarted', through }, 'enqueuing stalled; started it again');
     return;
   }
+  if (job.pipeline && !(await healPipeline(run, job, log))) return;
   if ((await deps.lifecycle.finishIfDone(job.id, log)) === 'finished') {
+    if (job.pipeline) await deps.lifecycle.pipeline.settleUnitJobsOf(job, log);
     report.finished++;
     await counted('finishes');
     log.info({ event: 'reconcile.job_finished' }, 'nothing pending; the sweep finished the job');

@@ -4,6 +4,17 @@ import { errorLine, pendingEntry, successLine } from '../core/results.js';
 import type { ItemOutcomeRecord } from '../platform/store/item-codec.js';
 import type { LifecycleDeps } from './lifecycle.js';
 
+/** A line with its `steps` after its key and index, before its `response` or `error`. */
+function withSteps(line: ResultEntry, steps: Record<string, unknown>): ResultEntry {
+  const { response, error, ...head } = line as Record<string, unknown>;
+  return {
+    ...head,
+    steps,
+    ...(response !== undefined ? { response } : {}),
+    ...(error !== undefined ? { error } : {}),
+  } as unknown as ResultEntry;
+}
+
 /**
  * The reading half of the lifecycle (spread into it): an item's result line, wherever its answer is
  * stored (the item's document, or the bucket for one too big), and the pages and streams of them.
@@ -26,15 +37,18 @@ export function createResultReader(deps: Pick<LifecycleDeps, 'stores' | 'objects
      */
     async resultEntry(item: ItemOutcomeRecord): Promise<ResultEntry> {
       const { key, index, keyField } = item;
-      if (item.state === 'succeeded')
-        return successLine(key, index, await reader.responseOf(item), keyField, item.cached);
       if (item.state === 'pending') return pendingEntry(key, index, keyField);
-      return errorLine(
-        key,
-        index,
-        item.error ?? { code: 500, status: 'UNKNOWN', message: 'no error recorded' },
-        keyField,
-      );
+      const line =
+        item.state === 'succeeded'
+          ? successLine(key, index, await reader.responseOf(item), keyField, item.cached)
+          : errorLine(
+              key,
+              index,
+              item.error ?? { code: 500, status: 'UNKNOWN', message: 'no error recorded' },
+              keyField,
+            );
+      // A pipeline job's line names each step's outcome before the last step's (api/jobs.ts).
+      return item.steps ? withSteps(line, item.steps) : line;
     },
 
     /** Every item's entry in input order, one JSON line each, read a page at a time. */

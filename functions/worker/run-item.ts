@@ -89,6 +89,8 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     event: string,
   ): Promise<WorkerReply> => {
     const written = await write();
+    // A pipeline's unit: its item moves on to its next step (lifecycle/pipeline-advance.ts).
+    if (written && job.unitOf) await deps.lifecycle.pipeline.unitEnded(job, item.index, deps.planner, log);
     if (written && checksCompletion(item.index, job.total)) await deps.lifecycle.finishIfDone(jobId, log);
     const totalMs = clock() - t0;
     // overheadMs is what the system adds to Gemini's own time: the benchmark's per-item overhead.

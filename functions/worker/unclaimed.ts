@@ -47,7 +47,14 @@ export async function replyUnclaimed(
       return { status: 200, body: { outcome: 'missing' } };
     case 'done':
       log.info({ event: 'item.duplicate', state: claim.state }, 'duplicate delivery of a finished item');
-      // The delivery that wrote this item may have died before finishing the job: finish it here.
+      // The delivery that wrote this item may have died before finishing the job (or, for a
+      // pipeline's unit, before moving its item on): do it here.
+      await deps.lifecycle.pipeline.unitDone(
+        jobId,
+        Number((delivery.payload as { itemId: string }).itemId),
+        deps.planner,
+        log,
+      );
       await deps.lifecycle.finishIfDone(jobId, log);
       return { status: 200, body: { outcome: 'duplicate' } };
     case 'cancelled':

@@ -171,6 +171,7 @@ export class FakeDb {
       item.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
     }
     if (outcome.state === 'succeeded' && 'cached' in outcome && outcome.cached) item.cached = outcome.cached;
+    if ('steps' in outcome && outcome.steps) item.steps = structuredClone(outcome.steps);
     item.finishedAt = new Date(this.clock());
     this.commitMicros += 1;
     item.finishedAtMicros = this.commitMicros;
@@ -382,8 +383,10 @@ export class FakeDb {
           const map = db.items.get(jobId) ?? new Map<string, StoredItem>();
           for (const n of newItems) {
             if (map.has(n.id)) continue;
+            const { plannedDueByMs, ...fields } = structuredClone(n);
             map.set(n.id, {
-              ...structuredClone(n),
+              ...fields,
+              ...(plannedDueByMs !== undefined ? { dueByMs: plannedDueByMs } : {}),
               plannedMs: null,
               state: n.error ? 'failed' : 'pending',
               attempts: 0,
@@ -402,6 +405,13 @@ export class FakeDb {
           const i = db.item(jobId, itemId);
           const j = job(jobId);
           return [i ? db.publicItem(jobId, i) : undefined, j ? structuredClone(j) : undefined];
+        },
+        async getMany(refs) {
+          await db.enter('items.getMany');
+          return refs.map((r) => {
+            const i = db.item(r.jobId, r.itemId);
+            return i ? db.publicItem(r.jobId, i) : undefined;
+          });
         },
         async *streamOutcomes(jobId) {
           await db.enter('items.streamOutcomes');
@@ -710,7 +720,8 @@ export class FakeDb {
 
 /** An item as a result line reads it: result fields only, a copy. */
 function outcomeOf(i: StoredItem): ItemOutcomeRecord {
-  const { id, index, key, keyField, state, response, responseObject, error, cached } = structuredClone(i);
+  const { id, index, key, keyField, state, response, responseObject, error, cached, steps } =
+    structuredClone(i);
   return {
     id,
     index,
@@ -721,5 +732,6 @@ function outcomeOf(i: StoredItem): ItemOutcomeRecord {
     ...(responseObject ? { responseObject } : {}),
     ...(error ? { error } : {}),
     ...(cached ? { cached } : {}),
+    ...(steps ? { steps } : {}),
   };
 }

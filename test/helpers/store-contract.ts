@@ -64,6 +64,32 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(after.version).toBe(leased!.version);
     });
 
+    it('reads items of several jobs in one call, in the order asked, undefined for one that is not there', async () => {
+      const first = await job(2);
+      const secondId = `${first.id}-other`;
+      await first.stores.items.createMany(secondId, newItems(1));
+      const read = await first.stores.items.getMany([
+        { jobId: secondId, itemId: itemIdForIndex(0) },
+        { jobId: first.id, itemId: itemIdForIndex(1) },
+        { jobId: first.id, itemId: itemIdForIndex(7) },
+      ]);
+      expect(read.map((i) => i && `${i.index}:${i.request.contents[0]!.parts[0]!.text}`)).toEqual([
+        '0:p0',
+        '1:p1',
+        undefined,
+      ]);
+    });
+
+    it("stores a planned unit's due time, and an outcome's steps for its result line", async () => {
+      const { stores, ref, item, id } = await job(1);
+      await stores.items.createMany(id, [{ ...newItems(2)[1]!, plannedDueByMs: 12_345 }]);
+      const steps = { a: { model: 'm', response: { r: 1 } } };
+      await stores.items.settle(await ref(0), { ...T_SUCCEEDED, steps });
+      expect((await item(1)).dueByMs).toBe(12_345);
+      expect((await item(0)).steps).toEqual(steps);
+      expect((await stores.items.listOutcomes(id, { limit: 1 }))[0]?.steps).toEqual(steps);
+    });
+
     it('releases a lease only at its version, and records a new plan', async () => {
       const { stores, nowMs, ref, item } = await job();
       const before = await ref(0);

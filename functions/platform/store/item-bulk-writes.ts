@@ -32,6 +32,7 @@ export function createBulkWrites(
           attempts: 0,
           expireAt,
           ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
+          ...(typeof item.plannedDueByMs === 'number' ? { dueByMs: item.plannedDueByMs } : {}),
           // A bad bucket line is an item born failed: its error line stands in the results.
           ...(item.error
             ? { state: 'failed', error: item.error, finishedAt: FieldValue.serverTimestamp() }

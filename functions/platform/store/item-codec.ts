@@ -26,6 +26,7 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
     patch.tier = outcome.tier;
     patch.standardCostUsd = outcome.standardCostUsd ?? outcome.costUsd ?? 0;
   }
+  if (outcome.steps) patch.stepsJson = JSON.stringify(outcome.steps);
   if (outcome.state === 'succeeded' && outcome.cached) {
     patch.cached = outcome.cached;
     // Flat, for the aggregation queries that count a cancelled job's items (outcome-counts.ts).
@@ -37,7 +38,7 @@ export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
 /** What a result line needs of an item: no request, no lease. */
 export type ItemOutcomeRecord = Pick<
   ItemRecord,
-  'id' | 'index' | 'key' | 'keyField' | 'state' | 'response' | 'responseObject' | 'error' | 'cached'
+  'id' | 'index' | 'key' | 'keyField' | 'state' | 'response' | 'responseObject' | 'error' | 'cached' | 'steps'
 >;
 
 /** An outcome with its finish time: what the event stream reads (its cursor is the finish time). */
@@ -53,6 +54,7 @@ export const OUTCOME_FIELDS = [
   'responseObject',
   'error',
   'cached',
+  'stepsJson',
 ];
 
 /** The outcome of an item from a document read with {@link OUTCOME_FIELDS}. */
@@ -68,6 +70,7 @@ export function outcomeFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemOutco
     ...(d.responseObject ? { responseObject: d.responseObject } : {}),
     ...(d.error ? { error: d.error } : {}),
     ...(d.cached ? { cached: d.cached } : {}),
+    ...(typeof d.stepsJson === 'string' ? { steps: JSON.parse(d.stepsJson) } : {}),
   };
 }
 
@@ -111,5 +114,6 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
   if (PRICE_TIERS.includes(d.tier)) item.tier = d.tier;
   if (typeof d.standardCostUsd === 'number') item.standardCostUsd = d.standardCostUsd;
   if (d.cached) item.cached = d.cached;
+  if (typeof d.stepsJson === 'string') item.steps = JSON.parse(d.stepsJson);
   return item;
 }

@@ -61,8 +61,16 @@ export type StoredOutcome =
       cached?: CacheHit;
       /** What Gemini's implicit cache saved on this answer (counted, not written on the item). */
       implicitSavedUsd?: number;
+      /** A pipeline job's item: each step's outcome (its result line's `steps`). */
+      steps?: Record<string, unknown>;
     }
-  | { state: 'failed' | 'cancelled'; error: ItemError; usage?: Usage; costUsd?: number };
+  | {
+      state: 'failed' | 'cancelled';
+      error: ItemError;
+      usage?: Usage;
+      costUsd?: number;
+      steps?: Record<string, unknown>;
+    };
 
 /** Where a sweep of overdue items goes on: the due time and document path of the last item it read. */
 export interface OverdueCursor {
@@ -80,6 +88,8 @@ export interface ItemsStore {
   createMany(jobId: string, items: NewItem[]): Promise<void>;
   /** The item and its job in one round trip (every delivery starts with this read). */
   getWithJob(jobId: string, itemId: string): Promise<[ItemRecord | undefined, JobRecord | undefined]>;
+  /** Items of any jobs in one round trip, in the order asked (undefined: no such item). */
+  getMany(refs: ReadonlyArray<{ jobId: string; itemId: string }>): Promise<Array<ItemRecord | undefined>>;
   list(jobId: string, options: { afterId?: string; limit: number }): Promise<ItemRecord[]>;
   /**
    * Every item's outcome in input order, as one streamed query that reads only the result fields
@@ -176,6 +186,12 @@ export function createItemsStore(
         itemSnap?.exists ? itemFrom(itemSnap) : undefined,
         jobSnap?.exists ? jobFrom(jobSnap) : undefined,
       ];
+    },
+
+    async getMany(refs) {
+      if (refs.length === 0) return [];
+      const snaps = await db.getAll(...refs.map((r) => items(r.jobId).doc(r.itemId)));
+      return snaps.map((s) => (s.exists ? itemFrom(s) : undefined));
     },
 
     async list(jobId, { afterId, limit }) {

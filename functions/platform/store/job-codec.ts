@@ -51,6 +51,9 @@ export function jobFrom(snap: FirebaseFirestore.DocumentSnapshot): JobRecord {
     ...(Array.isArray(d.retries) ? { retries: d.retries } : {}),
     ...(typeof d.maxCostUsd === 'number' ? { maxCostUsd: d.maxCostUsd } : {}),
     ...(d.budgetStopped === true ? { budgetStopped: true } : {}),
+    // Stored as JSON: a step's config may hold what Firestore refuses as fields (nested arrays).
+    ...(typeof d.pipelineJson === 'string' ? { pipeline: JSON.parse(d.pipelineJson) } : {}),
+    ...(d.unitOf ? { unitOf: d.unitOf } : {}),
     version: encodeVersion(snap.updateTime!),
   };
 }

@@ -124,8 +124,10 @@ export function createJobsStore(db: Firestore, prefix = '', retentionMs = DEFAUL
     },
 
     async create(spec, enqueueDueMs, idempotency) {
+      const { pipeline, ...fields } = newJobFields(spec, enqueueDueMs);
       const batch = db.batch().create(jobs.doc(spec.id), {
-        ...newJobFields(spec, enqueueDueMs),
+        ...fields,
+        ...(pipeline ? { pipelineJson: JSON.stringify(pipeline) } : {}),
         createdAt: FieldValue.serverTimestamp(),
         expireAt: expireAtFor(retentionMs),
       });

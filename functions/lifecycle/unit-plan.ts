@@ -1,0 +1,99 @@
+import type { JobRecord, NewItem } from '../core/jobs.js';
+import { plannedTokens } from '../core/tokens.js';
+import type { PlannerDeps } from './plan.js';
+
+/**
+ * Planning a pipeline's units (part of the planner): the units of an item's next step are planned
+ * as they are made, each on its own model's ledger, so a long pipeline streams (early items' later
+ * steps run while late items' first step still does). Their slots come first, then the units
+ * (stored with the due time of their slot: create-if-absent, so a repeat stores nothing twice) and
+ * their tasks side by side: a unit stored without its task is given one by the reconciler's overdue
+ * sweep; a task whose unit was never stored is dropped by its delivery, and the item's next
+ * advance (the reconciler's pipeline sweep at the latest) makes the unit again; a crash before
+ * either leaves only unused slots.
+ *
+ * Units are planned in groups, one per unit job (group commit): while a group's plan is being
+ * written, the units that arrive meanwhile wait and go together in the next. A ledger takes one
+ * transaction at a time (platform/store/ledger.ts), so one per unit would cap a step at the few
+ * transactions a second the ledger's document takes; a group costs one whatever its size. Each
+ * caller's promise settles when its own group is written (or failed), so a delivery still ends
+ * only once its item's next step is planned.
+ */
+
+type UnitJobRef = Pick<JobRecord, 'id' | 'model'> & Partial<Pick<JobRecord, 'tokenRatio'>>;
+
+interface Group {
+  unitJob: UnitJobRef;
+  units: NewItem[];
+  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
+export function createUnitPlanner(deps: PlannerDeps, dueBy: (plannedMs: number) => number) {
+  const clock = deps.now ?? Date.now;
+  /** Per unit job: the group waiting for the one being written (absent: none is being written). */
+  const waiting = new Map<string, Group | undefined>();
+
+  /** Plans one group: its slots, its units with their due times, their tasks. */
+  const planGroup = async ({ unitJob, units }: Group): Promise<void> => {
+    const quota = deps.quotas.models[unitJob.model];
+    if (!quota) throw new Error(`unknown model ${unitJob.model}`);
+    const slots = await deps.stores.ledger.reserve(
+      unitJob.model,
+      units.map((u) => plannedTokens(u.estimatedTokens, unitJob.tokenRatio)),
+      quota,
+      deps.quotas.headroom,
+      { jobId: unitJob.id, ramp: deps.quotas.queueRamp },
+    );
+    // No slot: the unit job is over (its pipeline was cancelled), nothing to send.
+    const planned = slots.map((plannedMs, n) => ({ unit: units[n]!, plannedMs: plannedMs ?? clock() }));
+    if (planned.length === 0) return;
+    // Side by side: a task is planned at its slot, and a delivery that finds no unit yet drops the
+    // task, leaving the unit (stored with its due time) to the reconciler's overdue sweep.
+    await Promise.all([
+      deps.stores.items.createMany(
+        unitJob.id,
+        planned.map(({ unit, plannedMs }) => ({ ...unit, plannedDueByMs: dueBy(plannedMs) })),
+      ),
+      deps.tasks.enqueueItems(
+        unitJob.model,
+        unitJob.id,
+        planned.map(({ unit, plannedMs }) => ({ itemId: unit.id, index: unit.index, plannedMs })),
+      ),
+    ]);
+  };
+
+  /** Writes `group`, then whatever gathered meanwhile, until nothing waits. */
+  const drain = async (first: Group): Promise<void> => {
+    for (let group: Group | undefined = first; group; ) {
+      try {
+        await planGroup(group);
+        for (const w of group.waiters) w.resolve();
+      } catch (err) {
+        for (const w of group.waiters) w.reject(err);
+      }
+      group = waiting.get(first.unitJob.id);
+      if (group) waiting.set(first.unitJob.id, undefined);
+      else waiting.delete(first.unitJob.id);
+    }
+  };
+
+  return {
+    /** Stores and plans units of one unit job (one step and branch, one model). */
+    planUnits(unitJob: UnitJobRef, units: NewItem[]): Promise<void> {
+      if (units.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const waiter = { resolve, reject };
+        if (!waiting.has(unitJob.id)) {
+          // Nothing is being written for this unit job: this group goes now.
+          waiting.set(unitJob.id, undefined);
+          void drain({ unitJob, units: [...units], waiters: [waiter] });
+          return;
+        }
+        const group = waiting.get(unitJob.id) ?? { unitJob, units: [], waiters: [] };
+        group.units.push(...units);
+        group.waiters.push(waiter);
+        waiting.set(unitJob.id, group);
+      });
+    },
+  };
+}
