@@ -6,6 +6,7 @@ import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.j
 import { queueRateLimits } from '../core/rate.js';
 import { retry } from '../core/retry.js';
 import type { TaskPayload } from '../core/tasks.js';
+import { itemTaskSpecs } from './item-tasks.js';
 
 export type { TaskPayload };
 
@@ -30,9 +31,10 @@ export interface ItemTask {
 export interface TaskQueue {
   /**
    * Creates one named task per item on the model's queue, scheduled at its planned time; a task that
-   * already exists is fine.
+   * already exists is fine. With `itemsPerTask` above 1, first tasks planned in the same second
+   * share a task (`item-tasks.ts`).
    */
-  enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void>;
+  enqueueItems(model: string, jobId: string, tasks: ItemTask[], itemsPerTask?: number): Promise<void>;
   /**
    * Creates an item's task on the queue a delivery came from (its `X-CloudTasks-QueueName`): how a
    * last attempt that could not even read its item hands it on.
@@ -158,7 +160,9 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     const parent = queuePath(queueId);
     // An item task's deadline covers one Gemini call (config.ts); a control task's, its run budget.
     const deadlineSeconds =
-      payload.kind === 'item' ? (options.dispatchDeadlineSeconds ?? 600) : CONTROL_DISPATCH_DEADLINE_SECONDS;
+      payload.kind === 'item' || payload.kind === 'items'
+        ? (options.dispatchDeadlineSeconds ?? 600)
+        : CONTROL_DISPATCH_DEADLINE_SECONDS;
     await retry(
       async () => {
         try {
@@ -213,9 +217,11 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     );
 
   return {
-    async enqueueItems(model, jobId, items) {
+    async enqueueItems(model, jobId, items, itemsPerTask) {
       const queueId = queueIdForModel(model);
-      await mapLimit(items, concurrency, (t) => createItem(queueId, jobId, t));
+      await mapLimit(itemTaskSpecs(jobId, items, itemsPerTask, itemTaskName), concurrency, (t) =>
+        create(queueId, t.name, t.payload, t.scheduleMs),
+      );
     },
 
     async handOver(queueName, jobId, task) {
@@ -265,7 +271,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
       const wanted = [
         ...Object.entries(quotas.models).map(([model, quota]) => ({
           id: queueIdForModel(model),
-          rateLimits: queueRateLimits(quota, quotas.headroom),
+          rateLimits: queueRateLimits(quota, quotas.headroom, quotas.itemsPerTask),
         })),
         { id: CONTROL_QUEUE_ID, rateLimits: { maxDispatchesPerSecond: 100, maxConcurrentDispatches: 100 } },
       ];

@@ -47,12 +47,13 @@ export async function replyUnclaimed(
       return { status: 200, body: { outcome: 'missing' } };
     case 'done':
       log.info({ event: 'item.duplicate', state: claim.state }, 'duplicate delivery of a finished item');
-      // The delivery that wrote this item may have died before finishing the job: finish it here.
-      await deps.lifecycle.finishIfDone(jobId, log);
+      // The delivery that wrote this item may have died before finishing the job: finish it here
+      // (a multi-item task does so once for all its items, `run-items.ts`).
+      if (!delivery.inGroup) await deps.lifecycle.finishIfDone(jobId, log);
       return { status: 200, body: { outcome: 'duplicate' } };
     case 'cancelled':
       log.info({ event: 'item.cancelled' }, 'job cancelled; item not run');
-      await deps.lifecycle.finishIfDone(jobId, log);
+      if (!delivery.inGroup) await deps.lifecycle.finishIfDone(jobId, log);
       return { status: 200, body: { outcome: 'cancelled' } };
     case 'leased': {
       const waitMs = Math.max(0, claim.untilMs - clock());
