@@ -27,7 +27,7 @@ export function queueRateLimits(
   const k = itemsPerTaskFor(quota, headroom, itemsPerTask);
   const budget = Math.floor(quota.rpm * headroom);
   const burst = Math.max(1, Math.min(Math.ceil(Math.ceil(budget / 60) / k), MAX_DISPATCHES_PER_SECOND));
-  const rate = Math.min(MAX_DISPATCHES_PER_SECOND, Math.max(budget - burst * k, 1) / 60 / k);
+  const rate = Math.min(MAX_DISPATCHES_PER_SECOND, Math.max(budget - burst * k, 1) / (60 * k));
   return {
     maxDispatchesPerSecond: Math.floor(rate * 1000) / 1000,
     maxBurstSize: burst,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { credentials } from '@grpc/grpc-js';
 import { sleep } from '../api/sleep.js';
+import { CONTROL_QUEUE_MAX_CONCURRENT, queueConcurrency } from '../core/queue-concurrency.js';
 import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.js';
 import { queueRateLimits } from '../core/rate.js';
 import { retry } from '../core/retry.js';
@@ -50,8 +51,12 @@ export interface TaskQueue {
   deleteItems(model: string, jobId: string, itemIds: string[]): Promise<number>;
   pauseModel(model: string): Promise<void>;
   resumeModel(model: string): Promise<void>;
-  /** Creates or updates every model queue and the control queue from the quotas (local cloud, tests). */
-  ensureQueues(quotas: Quotas): Promise<void>;
+  /**
+   * Creates or updates every model queue and the control queue from the quotas (local cloud, tests);
+   * with `workerSlots` (the worker's max instances × concurrency), their concurrent dispatches share
+   * those slots (`core/queue-concurrency.ts`), else each model's queue allows Cloud Tasks' 5,000.
+   */
+  ensureQueues(quotas: Quotas, options?: { workerSlots?: number }): Promise<void>;
 }
 
 export interface TaskQueueOptions {
@@ -203,19 +208,6 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     });
   };
 
-  const createItem = (queueId: string, jobId: string, t: ItemTask) =>
-    create(
-      queueId,
-      itemTaskName(jobId, t),
-      {
-        kind: 'item',
-        jobId,
-        itemId: t.itemId,
-        ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
-      },
-      t.scheduleMs ?? t.plannedMs,
-    );
-
   return {
     async enqueueItems(model, jobId, items, itemsPerTask) {
       const queueId = queueIdForModel(model);
@@ -228,7 +220,8 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
       // X-CloudTasks-QueueName is the queue's short id; a full resource name is taken too.
       const queueId = /(?:^|\/queues\/)([A-Za-z0-9-]{1,100})$/.exec(queueName)?.[1];
       if (!queueId) throw new Error(`not a queue name: "${queueName}"`);
-      await createItem(queueId, jobId, task);
+      const [spec] = itemTaskSpecs(jobId, [task], 1, itemTaskName);
+      await create(queueId, spec!.name, spec!.payload, spec!.scheduleMs);
     },
 
     async enqueueControl(payload, name, scheduleMs) {
@@ -257,7 +250,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
       await tasks.resumeQueue({ name: queuePath(queueIdForModel(model)) });
     },
 
-    async ensureQueues(quotas) {
+    async ensureQueues(quotas, options = {}) {
       const parent = tasks.locationPath(projectId, region);
       const retryConfig = {
         maxAttempts: quotas.queue.maxAttempts,
@@ -268,12 +261,24 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
         maxBackoff: { seconds: Math.floor(quotas.queue.maxBackoffSeconds) },
         maxDoublings: quotas.queue.maxDoublings,
       };
+      const slots =
+        options.workerSlots === undefined ? undefined : queueConcurrency(quotas, options.workerSlots);
       const wanted = [
-        ...Object.entries(quotas.models).map(([model, quota]) => ({
-          id: queueIdForModel(model),
-          rateLimits: queueRateLimits(quota, quotas.headroom, quotas.itemsPerTask),
-        })),
-        { id: CONTROL_QUEUE_ID, rateLimits: { maxDispatchesPerSecond: 100, maxConcurrentDispatches: 100 } },
+        ...Object.entries(quotas.models).map(([model, quota]) => {
+          const limits = queueRateLimits(quota, quotas.headroom, quotas.itemsPerTask);
+          const concurrent = slots?.models[model];
+          return {
+            id: queueIdForModel(model),
+            rateLimits: concurrent ? { ...limits, maxConcurrentDispatches: concurrent } : limits,
+          };
+        }),
+        {
+          id: CONTROL_QUEUE_ID,
+          rateLimits: {
+            maxDispatchesPerSecond: CONTROL_QUEUE_MAX_CONCURRENT,
+            maxConcurrentDispatches: slots?.control ?? CONTROL_QUEUE_MAX_CONCURRENT,
+          },
+        },
       ];
       for (const q of wanted) {
         const queue = { name: queuePath(q.id), rateLimits: q.rateLimits, retryConfig };

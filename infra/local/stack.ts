@@ -17,6 +17,7 @@ import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js
 import { freePort } from './ports.js';
 import { SAMPLE_PREFIX, sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
+import { workerCapacityFromEnv, workerSlots } from './worker-slots.js';
 
 /** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
 export interface StackInfo {
@@ -258,12 +259,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const uploads = await uploadSampleMedia(client, samples);
 
     const config = loadConfig(process.env);
+    // The queues' concurrent dispatches share what the functions host serves at once (worker-slots.ts).
     await createTaskQueue({
       projectId,
       region: config.region,
       workerUrl,
       emulatorHost: tasks.host,
-    }).ensureQueues(config.quotas);
+    }).ensureQueues(config.quotas, { workerSlots: workerSlots(workerCapacityFromEnv(process.env)) });
 
     const host = await startFunctionsHost(
       { ingest: ingestPort, worker: workerPort, tick: tickPort, intake: intakePort },
