@@ -92,6 +92,8 @@ export interface StackOptions {
   batchWebhooks?: boolean;
   /** Hours answers are served from the response cache (RESPONSE_CACHE_TTL_HOURS; 0: off); 24 by default. */
   responseCacheTtlHours?: number;
+  /** Items one task carries at most (ITEMS_PER_TASK); the quotas file's (1) by default. */
+  itemsPerTask?: number;
 }
 
 export interface Stack {
@@ -243,6 +245,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.responseCacheTtlHours !== undefined
         ? { RESPONSE_CACHE_TTL_HOURS: String(options.responseCacheTtlHours) }
         : {}),
+      ...(options.itemsPerTask ? { ITEMS_PER_TASK: String(options.itemsPerTask) } : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
       ...(options.bucketCaps
         ? {
