@@ -15,7 +15,7 @@ import { SlotGate, type WorkerCapacity, workerCapacityFromEnv, workerSlots } fro
  * it. The environment (emulator hosts, WORKER_URL, …) comes from the parent, the local stack.
  *
  * Like Cloud Run, the worker serves at most `FANOUT_INSTANCES` × `FANOUT_WORKER_CONCURRENCY` (default
- * 80) deliveries at once; one more waits up to `FANOUT_WORKER_PENDING_MS` (10 s) for a slot, then
+ * 200) deliveries at once; one more waits up to `FANOUT_WORKER_PENDING_MS` (10 s) for a slot, then
  * gets 429 (worker-slots.ts). The local stack sizes the queues' concurrent dispatches to fit.
  *
  * Like Cloud Run, it starts a new instance when one dies (a line on stderr says so), so killing an

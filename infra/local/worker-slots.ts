@@ -12,7 +12,11 @@
 export interface WorkerCapacity {
   /** `FANOUT_INSTANCES` (default 2): the instances the local host runs, its max instances. */
   instances: number;
-  /** `FANOUT_WORKER_CONCURRENCY` (default 80, Terraform's `worker_concurrency`): requests one instance serves at once. */
+  /**
+   * `FANOUT_WORKER_CONCURRENCY` (default 200): requests one instance serves at once (Terraform's
+   * `worker_concurrency`). Two instances of 200 take one queue's 500 dispatches a second at 300 ms
+   * of Gemini latency (150 in flight) with room for the others.
+   */
   concurrency: number;
   /** `FANOUT_WORKER_PENDING_MS` (default 10,000, Cloud Run's documented window): how long a request waits for a slot. */
   pendingMs: number;
@@ -27,7 +31,7 @@ export function workerCapacityFromEnv(env: NodeJS.ProcessEnv): WorkerCapacity {
   };
   return {
     instances: positive('FANOUT_INSTANCES', 2),
-    concurrency: positive('FANOUT_WORKER_CONCURRENCY', 80),
+    concurrency: positive('FANOUT_WORKER_CONCURRENCY', 200),
     pendingMs: positive('FANOUT_WORKER_PENDING_MS', 10_000),
   };
 }

@@ -28,7 +28,7 @@ function manualTimers() {
 
 describe('the local worker’s slots (Cloud Run’s max instances × concurrency)', () => {
   it('serves max instances × concurrency at once, as the env sets them', () => {
-    expect(workerSlots(workerCapacityFromEnv({}))).toBe(160);
+    expect(workerSlots(workerCapacityFromEnv({}))).toBe(400);
     const capacity = workerCapacityFromEnv({ FANOUT_INSTANCES: '3', FANOUT_WORKER_CONCURRENCY: '4' });
     expect(workerSlots(capacity)).toBe(12);
     expect(capacity.pendingMs).toBe(10_000);
