@@ -4,9 +4,9 @@
  * and a failure always says what to fix. `required: false` checks (warnings) leave the exit code alone.
  */
 import type { JobsApiError } from '../functions/api/client.js';
+import { MAX_CONCURRENT_DISPATCHES } from '../functions/core/queue-concurrency.js';
 import type { Quotas } from '../functions/core/quotas.js';
 import { CONTROL_QUEUE_ID, queueIdForModel } from '../functions/core/quotas.js';
-import { MAX_CONCURRENT_DISPATCHES } from '../functions/core/queue-concurrency.js';
 import { type QueueRateLimits, queueRateLimits } from '../functions/core/rate.js';
 import type { GeminiCallError, GeminiClient } from '../functions/platform/gemini/client.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -167,7 +167,9 @@ export async function checkQueues(s: {
       // which the quotas file does not hold: only Cloud Tasks' bounds are checked.
       const concurrent = have.maxConcurrentDispatches ?? 0;
       if (concurrent < 1 || concurrent > MAX_CONCURRENT_DISPATCHES)
-        problems.push(`${id} allows ${concurrent} concurrent dispatches, not 1 to ${MAX_CONCURRENT_DISPATCHES}`);
+        problems.push(
+          `${id} allows ${concurrent} concurrent dispatches, not 1 to ${MAX_CONCURRENT_DISPATCHES}`,
+        );
     }
   } catch (err) {
     return fail(name, `getQueue: ${errorText(err)}`, queueAccessAdvice(err));

@@ -31,7 +31,11 @@ interface ScaleOut {
     makespanS: number;
     limitS: number;
     ratio: number;
-    runs: Array<{ upstream: { rejected429: number; answeredAgain: number }; lost: number; succeeded: number }>;
+    runs: Array<{
+      upstream: { rejected429: number; answeredAgain: number };
+      lost: number;
+      succeeded: number;
+    }>;
     procs: { cpuS: { functions: number; stackProcess: number; firestore: number; benchmark: number } };
   }>;
 }
@@ -90,7 +94,10 @@ function main(): void {
     const cpu = m.procs.cpuS;
     const total = cpu.functions + cpu.stackProcess + cpu.firestore;
     // Per item answered in the measured window (a run stopped at its cap answered fewer than n).
-    const done = Math.max(1, m.runs.reduce((a, r) => a + r.succeeded, 0));
+    const done = Math.max(
+      1,
+      m.runs.reduce((a, r) => a + r.succeeded, 0),
+    );
     return {
       itemsPerTask: k,
       n: m.n,
