@@ -341,7 +341,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
  * later output (the functions' JSON logs) goes to this process's stdout, and its stderr (instance
  * restarts among it) to this process's stderr.
  */
-async function startFunctionsHost(
+export async function startFunctionsHost(
   ports: Record<string, number>,
   env: NodeJS.ProcessEnv,
 ): Promise<{ urls: Record<string, string>; pid: number; stop: () => Promise<void> }> {
