@@ -3,6 +3,12 @@ import { z } from 'zod';
 const positiveInt = z.number().int().positive();
 
 /**
+ * The most items one task may carry: a task's items run side by side in one request, so this bounds
+ * what one delivery holds in memory and in flight (and keeps its payload of ids far below 100 KB).
+ */
+export const MAX_ITEMS_PER_TASK = 50;
+
+/**
  * What one request may ask for, so that a prompt set cannot multiply its own cost: every candidate
  * and every output token is billed, Google Search and code execution tools are billed on top, and a
  * `cachedContent` reference bills (and reads) a cache. Per model over the top-level figures.
@@ -162,6 +168,12 @@ export const quotasSchema = z
         }),
       ])
       .default(false),
+    /**
+     * Items one task carries at most (`core/task-groups.ts`); 1 keeps one item a task. Set by the
+     * `ITEMS_PER_TASK` variable (config.ts), which Terraform gives the functions and uses to size
+     * the queues, so the queues' rates and the plan agree.
+     */
+    itemsPerTask: z.number().int().min(1).max(MAX_ITEMS_PER_TASK).default(1),
     tokenMargin: z
       .object({
         floor: z.number().min(0).max(1).default(0.01),

@@ -14,17 +14,34 @@ export interface QueueRateLimits {
 /**
  * Sizes a model's queue so that no 60-second window carries more than `rpm × headroom` dispatches,
  * the first minute included: a token bucket lets through at most `burst + 60 × rate` in any minute,
- * so the rate is what is left of the budget after one burst.
+ * so the rate is what is left of the budget after one burst. With `itemsPerTask` = k, rate and burst
+ * count tasks of at most k items: at most k × (burst + 60 × rate) items a minute, the same budget,
+ * and Cloud Tasks' 500 dispatches a second become 500 × k items (one model past 30,000 RPM).
  */
-export function queueRateLimits(quota: Pick<ModelQuota, 'rpm'>, headroom: number): QueueRateLimits {
+export function queueRateLimits(
+  quota: Pick<ModelQuota, 'rpm'>,
+  headroom: number,
+  /** Items a task carries at most (`core/task-groups.ts`): the rate and burst count tasks of that many. */
+  itemsPerTask = 1,
+): QueueRateLimits {
+  const k = itemsPerTaskFor(quota, headroom, itemsPerTask);
   const budget = Math.floor(quota.rpm * headroom);
-  const burst = Math.max(1, Math.min(Math.ceil(budget / 60), MAX_DISPATCHES_PER_SECOND));
-  const rate = Math.min(MAX_DISPATCHES_PER_SECOND, Math.max(budget - burst, 1) / 60);
+  const burst = Math.max(1, Math.min(Math.ceil(Math.ceil(budget / 60) / k), MAX_DISPATCHES_PER_SECOND));
+  const rate = Math.min(MAX_DISPATCHES_PER_SECOND, Math.max(budget - burst * k, 1) / (60 * k));
   return {
     maxDispatchesPerSecond: Math.floor(rate * 1000) / 1000,
     maxBurstSize: burst,
     maxConcurrentDispatches: 5000,
   };
+}
+
+/**
+ * The items a task of this model carries at most: `itemsPerTask`, but never more than one second of
+ * the model's budget (a task is one second's items), so a small quota keeps one item a task.
+ */
+export function itemsPerTaskFor(quota: Pick<ModelQuota, 'rpm'>, headroom: number, itemsPerTask = 1): number {
+  const perSecond = Math.max(1, Math.ceil(Math.floor(quota.rpm * headroom) / 60));
+  return Math.max(1, Math.min(Math.floor(itemsPerTask), perSecond));
 }
 
 /** What a model's queue has been promised, per epoch second: the last minute and the future. */
@@ -124,9 +141,13 @@ export function planDispatches(
   untilMs = Number.POSITIVE_INFINITY,
   ramp?: DispatchRamp | false,
   gate?: PlanGate,
+  itemsPerTask = 1,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
-  const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom);
+  // With several items a task, the queue's rate and burst count tasks: a second takes whole tasks'
+  // worth of items (`perTask` × the tasks it dispatches), so one job's seconds fill whole tasks.
+  const perTask = itemsPerTaskFor(quota, headroom, itemsPerTask);
+  const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom, perTask);
   const nowSec = Math.floor(nowMs / 1000);
   const keep = (second: number) => second > nowSec - WINDOW_BUCKETS;
   const buckets = new Map<number, number>();
@@ -156,13 +177,14 @@ export function planDispatches(
   let rampFrom = ramp && active ? ledger.rampFromSec : undefined;
   /** Requests second `second` can take at the queue's rate (its ramp's while it ramps). */
   const steady = (second: number) =>
-    ramp && rampFrom !== undefined && second >= rampFrom && second - rampFrom <= ramp.seconds + 1
+    perTask *
+    (ramp && rampFrom !== undefined && second >= rampFrom && second - rampFrom <= ramp.seconds + 1
       ? rampCapacity(second - rampFrom, rate, ramp)
-      : requestsInSecond(second, rate);
+      : requestsInSecond(second, rate));
   const capacity = (second: number) =>
     ramp && !active && rampFrom === undefined
-      ? rampCapacity(0, rate, ramp)
-      : steady(second) + (!ramp && idle && second === nowSec ? maxBurstSize : 0);
+      ? perTask * rampCapacity(0, rate, ramp)
+      : steady(second) + (!ramp && idle && second === nowSec ? perTask * maxBurstSize : 0);
   const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
   if (release) {
     const second = Math.floor(release.atMs / 1000);
@@ -305,12 +327,24 @@ export function reserveForJob(
     untilMs?: number;
     ramp?: DispatchRamp | false;
     gate?: PlanGate;
+    itemsPerTask?: number;
   } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
-  const { release, untilMs, ramp, gate } = options;
+  const { release, untilMs, ramp, gate, itemsPerTask } = options;
   const cut = ledger.tokenCut;
   const effective = withTokenCut(quota, cut, nowMs);
-  const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs, ramp, gate);
+  const dispatched = planDispatches(
+    ledger,
+    tokens,
+    nowMs,
+    effective,
+    headroom,
+    release,
+    untilMs,
+    ramp,
+    gate,
+    itemsPerTask,
+  );
   const planned = cut ? { ...dispatched, ledger: { ...dispatched.ledger, tokenCut: cut } } : dispatched;
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_ITEMS_PER_TASK } from './quotas.js';
 
 /**
  * The body of every task the worker receives, defined once: the worker parses deliveries with this
@@ -12,6 +13,23 @@ export const taskPayloadSchema = z.discriminatedUnion('kind', [
     jobId: z.string().min(1),
     itemId: z.string().regex(/^\d+$/),
     plannedMs: z.number().int().nonnegative().optional(),
+  }),
+  /**
+   * Run several items of one job planned for the same second (`core/task-groups.ts`), each claimed,
+   * leased and recorded on its own; each keeps its own planned time.
+   */
+  z.object({
+    kind: z.literal('items'),
+    jobId: z.string().min(1),
+    items: z
+      .array(
+        z.object({
+          itemId: z.string().regex(/^\d+$/),
+          plannedMs: z.number().int().nonnegative().optional(),
+        }),
+      )
+      .min(1)
+      .max(MAX_ITEMS_PER_TASK),
   }),
   /**
    * Create the item tasks of a job from item `from` on, a page at a time; up to item `to` (excluded)
@@ -37,6 +55,11 @@ export interface TaskDelivery {
   retryCount: number;
   executionCount: number;
   payload: TaskPayload;
+  /**
+   * One item of a multi-item task (`worker/run-items.ts`): the task checks once whether the job is
+   * done for all its items found finished, not once per item.
+   */
+  inGroup?: boolean;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
-import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import { itemsPerTaskFor, lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import { pageSizeFor } from '../core/task-groups.js';
 import { withTokenCut } from '../core/token-cut.js';
 import { NO_EVIDENCE, type TokenEvidence } from '../core/token-evidence.js';
 import { calibrationSample, estimateContentTokens, pageRatio, plannedTokens } from '../core/tokens.js';
@@ -157,7 +158,7 @@ export function createPlanner(deps: PlannerDeps) {
       if (track) await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
       const page = await items.list(job.id, {
         ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
-        limit: Math.min(ENQUEUE_PAGE, end - through),
+        limit: Math.min(pageSizeFor(ENQUEUE_PAGE, deps.quotas.itemsPerTask), end - through),
       });
       if (page.length === 0 || end <= through) return { through, done: true };
       // Items that go through the job's batches get no task; items already planned keep their slot.
@@ -176,6 +177,7 @@ export function createPlanner(deps: PlannerDeps) {
         ...(jobEvidence ? { evidence: jobEvidence } : {}),
         ramp: deps.quotas.queueRamp,
         ...(paced ? { spend: paced.plan } : {}),
+        itemsPerTask: deps.quotas.itemsPerTask,
       });
       await spend.noteHeld(job, paced?.heldUntilMs());
       // Due times first: a crash before the tasks exist leaves items the reconciler will find.
@@ -191,6 +193,7 @@ export function createPlanner(deps: PlannerDeps) {
         job.model,
         job.id,
         schedule.map((plannedMs, n) => ({ itemId: pending[n]!.id, index: pending[n]!.index, plannedMs })),
+        itemsPerTaskFor(quota, deps.quotas.headroom, deps.quotas.itemsPerTask),
       );
       // The first item in index order not planned (the page may be ordered otherwise).
       const unplanned = pending.slice(schedule.length).sort((a, b) => a.index - b.index)[0];
@@ -229,6 +232,7 @@ export function createPlanner(deps: PlannerDeps) {
         jobId: job.id,
         ramp: deps.quotas.queueRamp,
         ...(paced ? { spend: paced.plan } : {}),
+        itemsPerTask: deps.quotas.itemsPerTask,
         // A delivery that never reached Gemini leaves its old slot free again.
         ...(neverSent ? { release: { atMs: plannedMs, tokens } } : {}),
       });
@@ -253,6 +257,7 @@ export function createPlanner(deps: PlannerDeps) {
         jobId: job.id,
         ramp: deps.quotas.queueRamp,
         ...(paced ? { spend: paced.plan } : {}),
+        itemsPerTask: deps.quotas.itemsPerTask,
       });
       if (slotMs === undefined) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [
@@ -270,6 +275,7 @@ export function createPlanner(deps: PlannerDeps) {
       const quota = deps.quotas.models[job.model]!;
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
+        itemsPerTask: deps.quotas.itemsPerTask,
       });
       const plannedMs = slotMs ?? clock();
       await deps.tasks.enqueueItems(job.model, job.id, [

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import bundledQuotas from '../../infra/quotas.json' with { type: 'json' };
 import { mediaAccessProblems, ownerPrefix } from '../core/owner-prefix.js';
-import { parseQuotas, type Quotas } from '../core/quotas.js';
+import { MAX_ITEMS_PER_TASK, parseQuotas, type Quotas } from '../core/quotas.js';
 import { pageTokenKey, withAndWithoutSlash } from './identity-config.js';
 
 const hostPort = z
@@ -77,6 +77,8 @@ const envSchema = z.object({
    * leases fit the longer of the two timeouts.
    */
   GEMINI_FLEX_TIMEOUT_MS: z.coerce.number().int().min(1000).max(1_700_000).default(600_000),
+  /** Items one task carries at most (1: a task per item); overrides the quotas file's `itemsPerTask`. */
+  ITEMS_PER_TASK: z.coerce.number().int().min(1).max(MAX_ITEMS_PER_TASK).optional(),
   /** How long a job's enqueuing or a half-done cancel may stand still before the reconciler acts. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   /** How long a Gemini batch may stay PENDING before its items go back to the realtime path. */
@@ -301,6 +303,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   let quotas: Quotas;
   try {
     quotas = readQuotas(e.QUOTAS_FILE);
+    if (e.ITEMS_PER_TASK !== undefined) quotas = { ...quotas, itemsPerTask: e.ITEMS_PER_TASK };
   } catch (err) {
     throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
   }

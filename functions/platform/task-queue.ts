@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import { CloudTasksClient } from '@google-cloud/tasks';
 import { credentials } from '@grpc/grpc-js';
 import { sleep } from '../api/sleep.js';
+import { CONTROL_QUEUE_MAX_CONCURRENT, queueConcurrency } from '../core/queue-concurrency.js';
 import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.js';
 import { queueRateLimits } from '../core/rate.js';
 import { retry } from '../core/retry.js';
 import type { TaskPayload } from '../core/tasks.js';
+import { itemTaskSpecs } from './item-tasks.js';
 
 export type { TaskPayload };
 
@@ -30,9 +32,10 @@ export interface ItemTask {
 export interface TaskQueue {
   /**
    * Creates one named task per item on the model's queue, scheduled at its planned time; a task that
-   * already exists is fine.
+   * already exists is fine. With `itemsPerTask` above 1, first tasks planned in the same second
+   * share a task (`item-tasks.ts`).
    */
-  enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void>;
+  enqueueItems(model: string, jobId: string, tasks: ItemTask[], itemsPerTask?: number): Promise<void>;
   /**
    * Creates an item's task on the queue a delivery came from (its `X-CloudTasks-QueueName`): how a
    * last attempt that could not even read its item hands it on.
@@ -48,8 +51,12 @@ export interface TaskQueue {
   deleteItems(model: string, jobId: string, itemIds: string[]): Promise<number>;
   pauseModel(model: string): Promise<void>;
   resumeModel(model: string): Promise<void>;
-  /** Creates or updates every model queue and the control queue from the quotas (local cloud, tests). */
-  ensureQueues(quotas: Quotas): Promise<void>;
+  /**
+   * Creates or updates every model queue and the control queue from the quotas (local cloud, tests);
+   * with `workerSlots` (the worker's max instances × concurrency), their concurrent dispatches share
+   * those slots (`core/queue-concurrency.ts`), else each model's queue allows Cloud Tasks' 5,000.
+   */
+  ensureQueues(quotas: Quotas, options?: { workerSlots?: number }): Promise<void>;
 }
 
 export interface TaskQueueOptions {
@@ -158,7 +165,9 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     const parent = queuePath(queueId);
     // An item task's deadline covers one Gemini call (config.ts); a control task's, its run budget.
     const deadlineSeconds =
-      payload.kind === 'item' ? (options.dispatchDeadlineSeconds ?? 600) : CONTROL_DISPATCH_DEADLINE_SECONDS;
+      payload.kind === 'item' || payload.kind === 'items'
+        ? (options.dispatchDeadlineSeconds ?? 600)
+        : CONTROL_DISPATCH_DEADLINE_SECONDS;
     await retry(
       async () => {
         try {
@@ -199,30 +208,20 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
     });
   };
 
-  const createItem = (queueId: string, jobId: string, t: ItemTask) =>
-    create(
-      queueId,
-      itemTaskName(jobId, t),
-      {
-        kind: 'item',
-        jobId,
-        itemId: t.itemId,
-        ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
-      },
-      t.scheduleMs ?? t.plannedMs,
-    );
-
   return {
-    async enqueueItems(model, jobId, items) {
+    async enqueueItems(model, jobId, items, itemsPerTask) {
       const queueId = queueIdForModel(model);
-      await mapLimit(items, concurrency, (t) => createItem(queueId, jobId, t));
+      await mapLimit(itemTaskSpecs(jobId, items, itemsPerTask, itemTaskName), concurrency, (t) =>
+        create(queueId, t.name, t.payload, t.scheduleMs),
+      );
     },
 
     async handOver(queueName, jobId, task) {
       // X-CloudTasks-QueueName is the queue's short id; a full resource name is taken too.
       const queueId = /(?:^|\/queues\/)([A-Za-z0-9-]{1,100})$/.exec(queueName)?.[1];
       if (!queueId) throw new Error(`not a queue name: "${queueName}"`);
-      await createItem(queueId, jobId, task);
+      const [spec] = itemTaskSpecs(jobId, [task], 1, itemTaskName);
+      await create(queueId, spec!.name, spec!.payload, spec!.scheduleMs);
     },
 
     async enqueueControl(payload, name, scheduleMs) {
@@ -251,7 +250,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
       await tasks.resumeQueue({ name: queuePath(queueIdForModel(model)) });
     },
 
-    async ensureQueues(quotas) {
+    async ensureQueues(quotas, options = {}) {
       const parent = tasks.locationPath(projectId, region);
       const retryConfig = {
         maxAttempts: quotas.queue.maxAttempts,
@@ -262,12 +261,24 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
         maxBackoff: { seconds: Math.floor(quotas.queue.maxBackoffSeconds) },
         maxDoublings: quotas.queue.maxDoublings,
       };
+      const slots =
+        options.workerSlots === undefined ? undefined : queueConcurrency(quotas, options.workerSlots);
       const wanted = [
-        ...Object.entries(quotas.models).map(([model, quota]) => ({
-          id: queueIdForModel(model),
-          rateLimits: queueRateLimits(quota, quotas.headroom),
-        })),
-        { id: CONTROL_QUEUE_ID, rateLimits: { maxDispatchesPerSecond: 100, maxConcurrentDispatches: 100 } },
+        ...Object.entries(quotas.models).map(([model, quota]) => {
+          const limits = queueRateLimits(quota, quotas.headroom, quotas.itemsPerTask);
+          const concurrent = slots?.models[model];
+          return {
+            id: queueIdForModel(model),
+            rateLimits: concurrent ? { ...limits, maxConcurrentDispatches: concurrent } : limits,
+          };
+        }),
+        {
+          id: CONTROL_QUEUE_ID,
+          rateLimits: {
+            maxDispatchesPerSecond: CONTROL_QUEUE_MAX_CONCURRENT,
+            maxConcurrentDispatches: slots?.control ?? CONTROL_QUEUE_MAX_CONCURRENT,
+          },
+        },
       ];
       for (const q of wanted) {
         const queue = { name: queuePath(q.id), rateLimits: q.rateLimits, retryConfig };

@@ -10,6 +10,7 @@ import { enqueuePage } from './enqueue-page.js';
 import { watchFinish } from './finish-watch.js';
 import type { ResponseCache } from './response-cache.js';
 import { runItem } from './run-item.js';
+import { runItems } from './run-items.js';
 
 export type { TaskDelivery };
 
@@ -43,13 +44,16 @@ export interface WorkerDeps {
 }
 
 /**
- * Handles one task. Three kinds, one file each: an item to run (`run-item.ts`), a page of a job's
- * enqueuing (`enqueue-page.ts`), a look at whether a job is done (`finish-watch.ts`).
+ * Handles one task. Four kinds, one file each: an item to run (`run-item.ts`), several items of one
+ * second (`run-items.ts`), a page of a job's enqueuing (`enqueue-page.ts`), a look at whether a job
+ * is done (`finish-watch.ts`).
  */
 export async function handleTask(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
   switch (delivery.payload.kind) {
     case 'item':
       return runItem(delivery, deps);
+    case 'items':
+      return runItems(delivery, deps);
     case 'enqueue':
       return enqueuePage(delivery, deps);
     case 'finish':

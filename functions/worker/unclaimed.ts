@@ -55,11 +55,12 @@ export async function replyUnclaimed(
         deps.planner,
         log,
       );
-      await deps.lifecycle.finishIfDone(jobId, log);
+      // (a multi-item task finishes the job once for all its items, `run-items.ts`).
+      if (!delivery.inGroup) await deps.lifecycle.finishIfDone(jobId, log);
       return { status: 200, body: { outcome: 'duplicate' } };
     case 'cancelled':
       log.info({ event: 'item.cancelled' }, 'job cancelled; item not run');
-      await deps.lifecycle.finishIfDone(jobId, log);
+      if (!delivery.inGroup) await deps.lifecycle.finishIfDone(jobId, log);
       return { status: 200, body: { outcome: 'cancelled' } };
     case 'leased': {
       const waitMs = Math.max(0, claim.untilMs - clock());

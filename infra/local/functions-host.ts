@@ -9,6 +9,7 @@ import {
   reportUsage,
   serveFunctionsUsage,
 } from './usage/functions-meter.js';
+import { SlotGate, type WorkerCapacity, workerCapacityFromEnv, workerSlots } from './worker-slots.js';
 
 /**
  * Serves the registered functions with the Functions Framework, each on its own port, in processes
@@ -18,6 +19,10 @@ import {
  * `--ports '{"ingest":8580,"worker":8581,"tick":8582,"intake":8583}'`; prints
  * `functions: {"ingest": "http://127.0.0.1:8580/", ...}` once every instance listens; SIGTERM stops
  * it. The environment (emulator hosts, WORKER_URL, …) comes from the parent, the local stack.
+ *
+ * Like Cloud Run, the worker serves at most `FANOUT_INSTANCES` × `FANOUT_WORKER_CONCURRENCY` (default
+ * 200) deliveries at once; one more waits up to `FANOUT_WORKER_PENDING_MS` (10 s) for a slot, then
+ * gets 429 (worker-slots.ts). The local stack sizes the queues' concurrent dispatches to fit.
  *
  * Like Cloud Run, it starts a new instance when one dies (a line on stderr says so), so killing an
  * instance mid-run is a test of the system, not the end of the local cloud: SIGUSR2 to this process
@@ -71,9 +76,19 @@ async function serveInstance(): Promise<Record<string, string>> {
       });
       const app = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
       server.removeAllListeners('request');
+      // Past the front, a delivery takes one of the worker's slots (max instances × concurrency,
+      // worker-slots.ts) or waits for one, then 429s as Cloud Run does.
+      const slots = slotClient();
       server.on('request', (req: IncomingMessage, res: ServerResponse) =>
         front.handle(req, res, () => {
-          for (const listener of app) listener.call(server, req, res);
+          void slots.acquire().then((granted) => {
+            if (!granted) {
+              sendJsonError(res, 429, 'RESOURCE_EXHAUSTED', 'Rejected: no available instance.');
+              return;
+            }
+            res.once('close', slots.release);
+            for (const listener of app) listener.call(server, req, res);
+          });
         }),
       );
     }
@@ -95,6 +110,30 @@ async function serveInstance(): Promise<Record<string, string>> {
     process.exit(0);
   });
   return urls;
+}
+
+/** An instance's side of the worker's slots: the primary's gate answers each request (worker-slots.ts). */
+function slotClient() {
+  let next = 0;
+  const waiting = new Map<number, (granted: boolean) => void>();
+  process.on('message', (m: { slot?: { id: number; granted: boolean } }) => {
+    if (!m.slot) return;
+    waiting.get(m.slot.id)?.(m.slot.granted);
+    waiting.delete(m.slot.id);
+  });
+  return {
+    acquire: (): Promise<boolean> => {
+      if (!process.send) return Promise.resolve(true);
+      const id = next++;
+      return new Promise((granted) => {
+        waiting.set(id, granted);
+        process.send!({ slotAcquire: id });
+      });
+    },
+    release: (): void => {
+      process.send?.({ slotRelease: true });
+    },
+  };
 }
 
 /** The front of ingest: its audiences and the local issuer, from the environment the stack set. */
@@ -134,6 +173,14 @@ const CRASH_BACKOFF_MS = { first: 250, max: 4000 };
 /** An instance that dies before it listens, or sooner than this after, counts as crashing. */
 const HEALTHY_AFTER_MS = 1000;
 
+/** What an instance tells the primary: it listens, a front fault, or a worker slot taken or given back. */
+interface Message {
+  ready?: Record<string, string>;
+  frontFault?: FrontFault;
+  slotAcquire?: number;
+  slotRelease?: boolean;
+}
+
 interface Instance {
   worker: Worker;
   pid: number;
@@ -148,7 +195,9 @@ interface Instance {
  * SIGUSR2 kills the oldest instance with SIGKILL so tests can take an instance away mid-run. Its
  * process title (`ps -p PID -o args=`) says how many instances listen, for tests and operators.
  */
-async function supervise(count: number): Promise<void> {
+async function supervise(capacity: WorkerCapacity): Promise<void> {
+  const count = capacity.instances;
+  const gate = new SlotGate(workerSlots(capacity), capacity.pendingMs);
   const instances: Instance[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let stopping = false;
@@ -183,8 +232,20 @@ async function supervise(count: number): Promise<void> {
     const instance: Instance = { worker, pid: worker.process.pid ?? 0, killedOnRequest: false };
     instances.push(instance);
     showState();
-    worker.on('message', (m: { ready?: Record<string, string>; frontFault?: FrontFault }) => {
+    const owner = String(worker.id);
+    worker.on('message', (m: Message) => {
       if (usage.onMessage(instance.pid, m)) return;
+      if (m.slotAcquire !== undefined) {
+        const id = m.slotAcquire;
+        gate.acquire(owner, (granted) => {
+          if (worker.isConnected()) worker.send({ slot: { id, granted } });
+        });
+        return;
+      }
+      if (m.slotRelease) {
+        gate.release(owner);
+        return;
+      }
       if (m.frontFault) {
         frontFaults = withFault(frontFaults, m.frontFault, Date.now());
         for (const i of instances) if (i.worker.isConnected()) i.worker.send({ frontFaults });
@@ -204,6 +265,7 @@ async function supervise(count: number): Promise<void> {
       }
     });
     worker.once('exit', (code, signal) => {
+      gate.dropOwner(owner);
       instances.splice(instances.indexOf(instance), 1);
       showState();
       if (stopping) return;
@@ -269,7 +331,7 @@ async function main(): Promise<void> {
     process.send?.({ ready: urls });
     return;
   }
-  await supervise(Math.max(1, Number(process.env.FANOUT_INSTANCES ?? 2)));
+  await supervise(workerCapacityFromEnv(process.env));
 }
 
 main().catch((err) => {

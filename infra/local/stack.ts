@@ -18,6 +18,7 @@ import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js
 import { freePort } from './ports.js';
 import { SAMPLE_PREFIX, sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
+import { workerCapacityFromEnv, workerSlots } from './worker-slots.js';
 
 /** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
 export interface StackInfo {
@@ -92,6 +93,8 @@ export interface StackOptions {
   batchWebhooks?: boolean;
   /** Hours answers are served from the response cache (RESPONSE_CACHE_TTL_HOURS; 0: off); 24 by default. */
   responseCacheTtlHours?: number;
+  /** Items one task carries at most (ITEMS_PER_TASK); the quotas file's (1) by default. */
+  itemsPerTask?: number;
 }
 
 export interface Stack {
@@ -244,6 +247,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.responseCacheTtlHours !== undefined
         ? { RESPONSE_CACHE_TTL_HOURS: String(options.responseCacheTtlHours) }
         : {}),
+      ...(options.itemsPerTask ? { ITEMS_PER_TASK: String(options.itemsPerTask) } : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
       ...(options.bucketCaps
         ? {
@@ -260,12 +264,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const uploads = await uploadSampleMedia(client, samples);
 
     const config = loadConfig(process.env);
+    // The queues' concurrent dispatches share what the functions host serves at once (worker-slots.ts).
     await createTaskQueue({
       projectId,
       region: config.region,
       workerUrl,
       emulatorHost: tasks.host,
-    }).ensureQueues(config.quotas);
+    }).ensureQueues(config.quotas, { workerSlots: workerSlots(workerCapacityFromEnv(process.env)) });
 
     const host = await startFunctionsHost(
       { ingest: ingestPort, worker: workerPort, tick: tickPort, intake: intakePort },
@@ -338,7 +343,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
  * later output (the functions' JSON logs) goes to this process's stdout, and its stderr (instance
  * restarts among it) to this process's stderr.
  */
-async function startFunctionsHost(
+export async function startFunctionsHost(
   ports: Record<string, number>,
   env: NodeJS.ProcessEnv,
 ): Promise<{ urls: Record<string, string>; pid: number; stop: () => Promise<void> }> {

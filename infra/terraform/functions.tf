@@ -29,6 +29,8 @@ locals {
     MEDIA_GCS_SHARED     = join(",", [for p in var.media_shared_prefixes : "gs://${google_storage_bucket.fanout.name}/${p}"])
     FANOUT_BUCKET_OWNERS = join(",", var.bucket_owners)
     RETENTION_DAYS       = tostring(var.retention_days)
+    # Several items a task (functions/core/task-groups.ts): the queues are sized for the same k (queues.tf).
+    ITEMS_PER_TASK = tostring(var.items_per_task)
   }
 
   build_env = {

@@ -7,6 +7,13 @@
 # window, the first minute of a job included, goes over the budget. The real service picks
 # max_burst_size itself (it is output-only in the API, derived from the rate), so Terraform cannot set
 # the burst: the rate alone leaves room for one burst of ceil(budget / 60).
+# With several items a task (var.items_per_task = k, at most one second of the budget: k_eff), rate and
+# burst count tasks of k_eff items: burst = max(1, min(ceil(ceil(budget / 60) / k_eff), 500)),
+# rate = min(500, max(budget − burst × k_eff, 1) / 60 / k_eff): the same budget, 500 × k_eff items a second.
+# Each queue's max_concurrent_dispatches shares the worker's max instances × concurrency
+# (functions/core/queue-concurrency.ts `queueConcurrency`): the control queue a tenth (1–100), each
+# model one slot plus its RPM's share of the rest, so all queues together never dispatch more at once
+# than the worker serves, and a burst waits in the queues instead of meeting Cloud Run's 429s.
 # The floor is taken on an exact quotient (Terraform numbers are arbitrary-precision); JavaScript's
 # double arithmetic can land 0.001 lower on some inputs, never higher, and both stay within the budget.
 locals {
@@ -17,14 +24,32 @@ locals {
     }
   }
 
+  model_items_per_task = {
+    for model, q in local.model_queues : model => max(1, min(var.items_per_task, ceil(q.budget / 60)))
+  }
+
   model_queue_limits = {
     for model, q in local.model_queues : model => {
-      burst = max(1, min(ceil(q.budget / 60), 500))
+      burst = max(1, min(ceil(ceil(q.budget / 60) / local.model_items_per_task[model]), 500))
       max_dispatches_per_second = min(
         500,
-        floor(max(q.budget - max(1, min(ceil(q.budget / 60), 500)), 1) * 1000 / 60) / 1000,
+        floor(
+          max(
+            q.budget - max(1, min(ceil(ceil(q.budget / 60) / local.model_items_per_task[model]), 500)) * local.model_items_per_task[model],
+            1,
+          ) * 1000 / 60 / local.model_items_per_task[model]
+        ) / 1000,
       )
     }
+  }
+
+  worker_slots       = var.worker_max_instances * var.worker_concurrency
+  control_concurrent = min(100, max(1, floor(local.worker_slots / 10)))
+  total_rpm          = sum([for model, quota in local.quotas.models : quota.rpm])
+  spare_slots        = local.worker_slots - local.control_concurrent - length(local.model_queues)
+  model_concurrent = {
+    for model, quota in local.quotas.models : model =>
+    min(5000, 1 + floor(max(local.spare_slots, 0) * quota.rpm / local.total_rpm))
   }
 
   # Cloud Tasks takes durations as strings of seconds.
@@ -44,7 +69,7 @@ locals {
       for model, q in local.model_queues : model => {
         id                        = q.id
         max_dispatches_per_second = local.model_queue_limits[model].max_dispatches_per_second
-        max_concurrent_dispatches = 5000 # the service's ceiling: the dispatch rate is what limits
+        max_concurrent_dispatches = local.model_concurrent[model]
       }
     },
     {
@@ -52,7 +77,7 @@ locals {
       control = {
         id                        = local.control_queue_id
         max_dispatches_per_second = 100
-        max_concurrent_dispatches = 100
+        max_concurrent_dispatches = local.control_concurrent
       }
     },
   )
@@ -87,6 +112,10 @@ resource "google_cloud_tasks_queue" "queue" {
     precondition {
       condition     = length(each.value.id) <= 100
       error_message = "Queue id ${each.value.id} is longer than Cloud Tasks' 100 characters: shorten the model name in infra/quotas.json."
+    }
+    precondition {
+      condition     = local.spare_slots >= 0
+      error_message = "The worker serves ${local.worker_slots} requests at once (worker_max_instances × worker_concurrency), fewer than one for each model queue and the control queue's ${local.control_concurrent}: raise them."
     }
     precondition {
       condition     = !contains(keys(local.model_queues), "control")

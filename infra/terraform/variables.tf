@@ -249,6 +249,17 @@ variable "worker_concurrency" {
   }
 }
 
+variable "items_per_task" {
+  description = "Items one Cloud Tasks task carries at most (the items of a job planned for the same second; 1: a task per item). The functions get it as ITEMS_PER_TASK and queues.tf sizes each model's queue in tasks of that many."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.items_per_task >= 1 && var.items_per_task <= 50 && floor(var.items_per_task) == var.items_per_task
+    error_message = "items_per_task must be a whole number from 1 to 50 (MAX_ITEMS_PER_TASK in functions/core/quotas.ts)."
+  }
+}
+
 variable "ingest_max_instances" {
   description = "Upper bound of ingest instances (each holds up to 80 requests, including long SSE streams)."
   type        = number

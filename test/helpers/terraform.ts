@@ -922,6 +922,8 @@ export class TerraformEvaluator {
         return Math.max(...(args as number[]));
       case 'min':
         return Math.min(...(args as number[]));
+      case 'sum':
+        return (a as number[]).reduce((total, n) => total + n, 0);
       case 'ceil':
         return Math.ceil(a as number);
       case 'floor':

@@ -29,6 +29,8 @@ export interface Scenario {
   gemini: GeminiKnobs;
   media: Omit<MediaKnobs, 'deadlineMs'>;
   faults: FaultKnobs;
+  /** Items a task carries at most (`quotas.itemsPerTask`): 1 for half the seeds, 2–8 for the rest. */
+  itemsPerTask: number;
 }
 
 /** Knobs a test forces, whatever the seed draws. */
@@ -38,6 +40,7 @@ export interface Profile {
   media?: Partial<Scenario['media']>;
   faults?: Partial<FaultKnobs>;
   cancelShare?: number;
+  itemsPerTask?: number;
 }
 
 /** Named runs a test aims at one fault with; `SIM_PROFILE=<name>` replays a seed of one. */
@@ -72,6 +75,11 @@ export const PROFILES: Record<
   'small-reconcile-window': {
     profile: { queue: { outages: [] }, faults: { actorCrashShare: { worker: 0.02 } } },
     reconcileLimits: { jobs: 1, items: 2 },
+  },
+  // Several items a task, with transient Gemini faults and duplicate deliveries: a task whose items
+  // end differently is retried, and its finished items are never run twice.
+  'multi-item': {
+    profile: { itemsPerTask: 4, gemini: { unavailableShare: 0.2 }, queue: { duplicateShare: 0.2 } },
   },
   // Slow media, slow answers and slow store calls: a delivery close to its lease.
   slow: {
@@ -147,7 +155,9 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
     actorCrashShare: rng.chance(0.2) ? { [rng.pick(['ingest', 'worker', 'tick'] as const)]: 0.01 } : {},
     ...profile.faults,
   };
-  return { jobs, queue, gemini, media, faults };
+  // Drawn last, so the knobs above stay what each seed drew before multi-item tasks existed.
+  const itemsPerTask = profile.itemsPerTask ?? rng.pick([1, 1, 1, 1, 2, 3, 4, 8]);
+  return { jobs, queue, gemini, media, faults, itemsPerTask };
 }
 
 function drawCrashes(rng: Rng): Map<number, CrashKind> {
@@ -173,6 +183,7 @@ export function describeScenario(s: Scenario, startMs: number): string {
     `jobs: ${jobs}`,
     `queue: maxAttempts ${q.maxAttempts}, front 429/503 ${q.frontFailShare}, duplicates ${q.duplicateShare}, jitter ${q.jitterMs} ms${outages ? `, worker outage ${outages}` : ''}`,
     `media: slow ${s.media.slowShare}, failing ${s.media.failShare}`,
+    `tasks: up to ${s.itemsPerTask} item${s.itemsPerTask > 1 ? 's' : ''} each`,
     `gemini: 429 ${s.gemini.quotaShare}, 429/day ${s.gemini.dayQuotaShare}, 503 ${s.gemini.unavailableShare}, hang ${s.gemini.hangShare}, slow ${s.gemini.slowShare}`,
     `faults: crashes [${crashes}], by actor ${JSON.stringify(s.faults.actorCrashShare)}, errors ${s.faults.errorShare}, store latency ${s.faults.latencyShare}${s.faults.storeOutages.length ? `, store outage ${s.faults.storeOutages.map((o) => `${rel(o.fromMs)}–${rel(o.toMs)}`).join(', ')}` : ''}`,
   ].join('\n');

@@ -62,6 +62,22 @@ describe('seeded fault simulation', () => {
     expect(failures.map((f) => f.seed)).toEqual([]);
   });
 
+  // Several items a task (half of the seeds above draw k > 1 too): every seed here does, with
+  // transient Gemini faults and duplicates, so tasks whose items end differently are retried.
+  it('holds every invariant with several items a task', { timeout: 600_000 }, async () => {
+    const seeds = range(BASE, Math.max(50, Math.floor(SEEDS / 5)));
+    let grouped = 0;
+    const failures: SimResult[] = [];
+    for (const seed of seeds) {
+      const result = await runSimulation({ ...PROFILES['multi-item']!, seed });
+      grouped += result.trace.lines.filter((l) => / items [^ ]+\/\d+,/.test(l)).length;
+      if (result.violations.length > 0) failures.push(result);
+    }
+    if (failures.length > 0) console.log(report(failures, { profile: 'multi-item' }));
+    expect(failures.map((f) => f.seed)).toEqual([]);
+    expect(grouped, 'no task carried several items').toBeGreaterThan(seeds.length);
+  });
+
   // The reconciler sweeps only expired leases unless it also sweeps orphans (pending items no task
   // will deliver): with the sweep off, a worker outage longer than the queue's retry budget after a
   // release must leave some item pending forever, and the simulation must find it.

@@ -9,6 +9,7 @@
  */
 import { CONTROL_QUEUE_ID, queueIdForModel } from '../../functions/core/quotas.js';
 import type { TaskDelivery, TaskPayload } from '../../functions/core/tasks.js';
+import { itemTaskSpecs } from '../../functions/platform/item-tasks.js';
 import {
   type ItemTask,
   itemTaskId,
@@ -70,14 +71,20 @@ export class SimTaskQueue implements TaskQueue {
   /** Items with a task not yet ended (`jobId/itemId`), and whether its queue is paused. */
   liveItems(): Map<string, { paused: boolean }> {
     const live = new Map<string, { paused: boolean }>();
-    for (const t of this.tasks.values())
-      if (t.state !== 'ended' && t.payload.kind === 'item')
-        live.set(`${t.payload.jobId}/${t.payload.itemId}`, { paused: this.paused.has(t.queue) });
+    for (const t of this.tasks.values()) {
+      if (t.state === 'ended') continue;
+      const paused = { paused: this.paused.has(t.queue) };
+      if (t.payload.kind === 'item') live.set(`${t.payload.jobId}/${t.payload.itemId}`, paused);
+      if (t.payload.kind === 'items')
+        for (const i of t.payload.items) live.set(`${t.payload.jobId}/${i.itemId}`, paused);
+    }
     return live;
   }
 
-  async enqueueItems(model: string, jobId: string, items: ItemTask[]): Promise<void> {
-    for (const t of items) this.createItem(queueIdForModel(model), jobId, t);
+  async enqueueItems(model: string, jobId: string, items: ItemTask[], itemsPerTask?: number): Promise<void> {
+    // Grouped as the real queue groups them (several items a task when itemsPerTask > 1).
+    for (const t of itemTaskSpecs(jobId, items, itemsPerTask, itemTaskName))
+      this.create(queueIdForModel(model), t.name, t.payload, t.scheduleMs);
   }
 
   async handOver(queueName: string, jobId: string, task: ItemTask): Promise<void> {
@@ -223,6 +230,7 @@ export class SimTaskQueue implements TaskQueue {
 
 function describe(p: TaskPayload): string {
   if (p.kind === 'item') return `item ${p.jobId}/${Number(p.itemId)}`;
+  if (p.kind === 'items') return `items ${p.jobId}/${p.items.map((i) => Number(i.itemId)).join(',')}`;
   if (p.kind === 'enqueue') return `enqueue ${p.jobId} from ${p.from}`;
   return `finish ${p.jobId} round ${p.round}`;
 }

@@ -116,7 +116,7 @@ export type World = ReturnType<typeof wire>;
  * actor (ingest, worker, tick) over the same fakes, so faults can aim at one actor's await points.
  */
 function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, options: SimOptions) {
-  const quotas = simQuotas(scenario.queue);
+  const quotas = simQuotas(scenario);
   const db = new FakeDb(clock.now);
   const effects = new Effects();
   const faults = new Faults(clock, rng, trace, scenario.faults);
@@ -201,10 +201,12 @@ function wrapStores(faults: Faults, s: Stores, actor: Actor): Stores {
 }
 
 /** The unit tests' two models, with the retry policy of this run's queue (as Terraform sizes it from quotas). */
-function simQuotas(knobs: Scenario['queue']): Quotas {
+function simQuotas(scenario: Scenario): Quotas {
+  const knobs = scenario.queue;
   const q = testQuotas();
   return {
     ...q,
+    itemsPerTask: scenario.itemsPerTask,
     queue: {
       ...q.queue,
       maxAttempts: knobs.maxAttempts,

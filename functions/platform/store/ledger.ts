@@ -17,6 +17,8 @@ export interface ReserveOptions {
   untilMs?: number;
   /** How the model's queue ramps up after idling (`quotas.queueRamp`): the plan follows it. */
   ramp?: DispatchRamp | false;
+  /** Items a task carries at most (`quotas.itemsPerTask`): the queue's rate counts tasks of that many. */
+  itemsPerTask?: number;
   /**
    * The job's token evidence as it stands (`CountersStore.evidence`): what it adds since the job's
    * last fold is folded into the model's (`foldEvidence`), in the same transaction.

@@ -226,14 +226,14 @@ describe('checkQueues', () => {
   it('fails a missing queue, another rate and another concurrency, naming each', async () => {
     const flash = planned('gemini-2.5-flash');
     const getQueue = queues({
-      'fanout-gemini-2-5-flash': { ...flash, maxDispatchesPerSecond: 20, maxConcurrentDispatches: 1000 },
+      'fanout-gemini-2-5-flash': { ...flash, maxDispatchesPerSecond: 20, maxConcurrentDispatches: 0 },
       'fanout-control': undefined,
     });
     const r = await checkQueues({ getQueue, quotas, quotasFrom: 'q.json' });
     expect(r.status).toBe('fail');
     expect(r.detail).toBe(
       `fanout-gemini-2-5-flash dispatches 20/s, q.json plans ${flash.maxDispatchesPerSecond}/s; ` +
-        'fanout-gemini-2-5-flash allows 1000 concurrent, q.json plans 5000; fanout-control is missing',
+        'fanout-gemini-2-5-flash allows 0 concurrent dispatches, not 1 to 5000; fanout-control is missing',
     );
     expect(r.fix).toMatch(/apply Terraform again .*q\.json/);
   });

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueConcurrency } from '../../../functions/core/queue-concurrency.js';
 import { parseQuotas, type Quotas } from '../../../functions/core/quotas.js';
 import { queueRateLimits } from '../../../functions/core/rate.js';
 import { createTaskQueue } from '../../../functions/platform/task-queue.js';
@@ -48,14 +49,27 @@ interface SentQueue {
  * `<dir>/quotas.json`, where main.tf's `${path.module}/../quotas.json` finds it, so any quotas
  * document can stand in for infra/quotas.json without touching an expression.
  */
-async function queueLocalsModule(): Promise<string> {
+async function queueLocalsModule(vars: WorkerVars): Promise<string> {
   const main = await readFile(join(TERRAFORM_DIR, 'main.tf'), 'utf8');
   const queues = await readFile(join(TERRAFORM_DIR, 'queues.tf'), 'utf8');
   const quotas = hclAttributeLine(hclTopLevelBlocks(main, 'locals').join('\n'), 'quotas');
   const blocks = hclTopLevelBlocks(queues, 'locals');
   if (blocks.length === 0) throw new Error('infra/terraform/queues.tf has no top-level locals block');
-  return ['locals {', quotas, '}', ...blocks, ''].join('\n');
+  // The variables queues.tf reads (variables.tf declares them), at this run's values.
+  const variables = Object.entries(vars).map(([name, value]) => `variable "${name}" { default = ${value} }`);
+  return [...variables, 'locals {', quotas, '}', ...blocks, ''].join('\n');
 }
+
+/** The variables queues.tf sizes the queues by: items a task, and what the worker serves at once. */
+interface WorkerVars {
+  items_per_task: number;
+  worker_max_instances: number;
+  worker_concurrency: number;
+}
+
+/** variables.tf's defaults, and a deployment with several items a task and a small worker. */
+const DEFAULT_VARS: WorkerVars = { items_per_task: 1, worker_max_instances: 100, worker_concurrency: 80 };
+const SMALL_MULTI_VARS: WorkerVars = { items_per_task: 4, worker_max_instances: 3, worker_concurrency: 40 };
 
 const tempDirs: string[] = [];
 
@@ -72,7 +86,7 @@ async function evaluateQueuesTf(module: string, quotasJson: string): Promise<Ter
 }
 
 /** The queues ensureQueues creates from `quotas`, by queue id, captured by a stand-in client. */
-async function queuesSentByCode(quotas: Quotas): Promise<Map<string, SentQueue>> {
+async function queuesSentByCode(quotas: Quotas, workerSlots: number): Promise<Map<string, SentQueue>> {
   const sent: SentQueue[] = [];
   const client = {
     locationPath: (project: string, location: string) => `projects/${project}/locations/${location}`,
@@ -87,7 +101,7 @@ async function queuesSentByCode(quotas: Quotas): Promise<Map<string, SentQueue>>
     { projectId: 'fanout-unit', region: 'us-central1', workerUrl: 'https://worker.invalid' },
     client as unknown as NonNullable<Parameters<typeof createTaskQueue>[1]>,
   );
-  await taskQueue.ensureQueues(quotas);
+  await taskQueue.ensureQueues(quotas, { workerSlots });
   return new Map(sent.map((q) => [q.name.slice(q.name.lastIndexOf('/') + 1), q]));
 }
 
@@ -148,16 +162,40 @@ function sweepQuotas(headroom: number): string {
 
 const readRepoFile = (path: string) => readFile(join(ROOT, path), 'utf8');
 
-const SOURCES: Array<{ name: string; json: () => Promise<string> }> = [
-  { name: 'infra/quotas.json', json: () => readRepoFile('infra/quotas.json') },
-  { name: 'test/fixtures/quotas.e2e.json', json: () => readRepoFile('test/fixtures/quotas.e2e.json') },
-  { name: 'test/fixtures/quotas.bench.json', json: () => readRepoFile('test/fixtures/quotas.bench.json') },
-  { name: 'rpm sweep at headroom 0.98', json: async () => sweepQuotas(0.98) },
-  { name: 'rpm sweep at headroom 1', json: async () => sweepQuotas(1) },
+const SOURCES: Array<{ name: string; json: () => Promise<string>; vars: WorkerVars }> = [
+  { name: 'infra/quotas.json', json: () => readRepoFile('infra/quotas.json'), vars: DEFAULT_VARS },
+  {
+    name: 'infra/quotas.json, 4 items a task, 3 × 40 worker slots',
+    json: () => readRepoFile('infra/quotas.json'),
+    vars: SMALL_MULTI_VARS,
+  },
+  {
+    name: 'test/fixtures/quotas.e2e.json',
+    json: () => readRepoFile('test/fixtures/quotas.e2e.json'),
+    vars: DEFAULT_VARS,
+  },
+  {
+    name: 'test/fixtures/quotas.bench.json',
+    json: () => readRepoFile('test/fixtures/quotas.bench.json'),
+    vars: DEFAULT_VARS,
+  },
+  { name: 'rpm sweep at headroom 0.98', json: async () => sweepQuotas(0.98), vars: DEFAULT_VARS },
+  { name: 'rpm sweep at headroom 1', json: async () => sweepQuotas(1), vars: DEFAULT_VARS },
+  {
+    name: 'rpm sweep at headroom 0.98, 4 items a task, 3 × 40 worker slots',
+    json: async () => sweepQuotas(0.98),
+    vars: SMALL_MULTI_VARS,
+  },
+  {
+    name: 'rpm sweep at headroom 1, 7 items a task, 2 × 80 worker slots',
+    json: async () => sweepQuotas(1),
+    vars: { items_per_task: 7, worker_max_instances: 2, worker_concurrency: 80 },
+  },
 ];
 
 /** One quotas document as the code reads it, as Terraform sizes it, and as ensureQueues sends it. */
 interface Evaluated {
+  vars: WorkerVars;
   quotas: Quotas;
   terraform: TerraformQueues;
   code: Map<string, SentQueue>;
@@ -166,14 +204,19 @@ interface Evaluated {
 const evaluated = new Map<string, Evaluated>();
 
 beforeAll(async () => {
-  const module = await queueLocalsModule();
   // One `terraform console` per quotas document, all at once.
   await Promise.all(
-    SOURCES.map(async ({ name, json }) => {
+    SOURCES.map(async ({ name, json, vars }) => {
+      const module = await queueLocalsModule(vars);
       const text = await json();
-      const quotas = parseQuotas(JSON.parse(text), name);
-      const [terraform, code] = await Promise.all([evaluateQueuesTf(module, text), queuesSentByCode(quotas)]);
-      evaluated.set(name, { quotas, terraform, code });
+      // The functions read ITEMS_PER_TASK as Terraform sets it (config.ts puts it in the quotas).
+      const quotas = { ...parseQuotas(JSON.parse(text), name), itemsPerTask: vars.items_per_task };
+      const slots = vars.worker_max_instances * vars.worker_concurrency;
+      const [terraform, code] = await Promise.all([
+        evaluateQueuesTf(module, text),
+        queuesSentByCode(quotas, slots),
+      ]);
+      evaluated.set(name, { vars, quotas, terraform, code });
     }),
   );
 });
@@ -194,16 +237,28 @@ describe.each(SOURCES.map((s) => s.name))('queues.tf with %s', (name) => {
 
     expect(terraform.headroom).toBe(quotas.headroom);
     expect(Object.keys(terraform.limits).sort()).toEqual(Object.keys(quotas.models).sort());
+    const { vars } = get();
+    const concurrency = queueConcurrency(quotas, vars.worker_max_instances * vars.worker_concurrency);
     for (const [model, quota] of Object.entries(quotas.models)) {
-      const code = queueRateLimits(quota, quotas.headroom);
+      const code = queueRateLimits(quota, quotas.headroom, vars.items_per_task);
       const queue = terraform.queues[model];
       const what = `${model} (${quota.rpm} rpm × ${quotas.headroom})`;
 
       expect(queue, what).toBeDefined();
       expect(terraform.limits[model]?.burst, what).toBe(code.maxBurstSize);
       expectSameRate(code.maxDispatchesPerSecond, queue!.max_dispatches_per_second, what);
-      expect(queue!.max_concurrent_dispatches, what).toBe(code.maxConcurrentDispatches);
+      expect(queue!.max_concurrent_dispatches, what).toBe(concurrency.models[model]);
     }
+    expect(terraform.queues.control?.max_concurrent_dispatches).toBe(concurrency.control);
+  });
+
+  it("never dispatches more at once, over every queue, than the worker's max instances × concurrency", () => {
+    const { vars, terraform } = get();
+    const inFlight = Object.values(terraform.queues).reduce((sum, q) => sum + q.max_concurrent_dispatches, 0);
+
+    expect(inFlight).toBeLessThanOrEqual(vars.worker_max_instances * vars.worker_concurrency);
+    for (const q of Object.values(terraform.queues))
+      expect(q.max_concurrent_dispatches, q.id).toBeGreaterThan(0);
   });
 
   it('declares the queues ensureQueues creates, with the same ids, rate limits and retry policy', () => {

@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_ITEMS_PER_TASK } from '../../../functions/core/quotas.js';
+import {
+  itemsPerTaskFor,
+  MAX_DISPATCHES_PER_SECOND,
+  planDispatches,
+  queueRateLimits,
+} from '../../../functions/core/rate.js';
+import { groupBySecond, pageSizeFor } from '../../../functions/core/task-groups.js';
+import { taskPayloadSchema } from '../../../functions/core/tasks.js';
+import { TokenBucket } from '../../../infra/local/cloud-tasks/token-bucket.js';
+
+const T0 = Date.parse('2024-07-01T19:00:00.000Z');
+
+/** The plan of `n` light items at `rpm` with k items a task, cut into tasks as the task queue cuts them. */
+function planTasks(n: number, rpm: number, k: number) {
+  const { scheduleMs } = planDispatches(
+    { buckets: {} },
+    Array(n).fill(10),
+    T0,
+    { rpm, tpm: 1e9 },
+    0.98,
+    undefined,
+    undefined,
+    false,
+    undefined,
+    k,
+  );
+  const groups = groupBySecond(
+    scheduleMs.map((plannedMs, i) => ({ itemId: String(i), plannedMs })),
+    itemsPerTaskFor({ rpm }, 0.98, k),
+  );
+  return { scheduleMs, groups };
+}
+
+/**
+ * When a queue of the rate and burst `queueRateLimits` gives for k sends each task,
+ * dispatched in 10 ms steps through the local Cloud Tasks' token bucket: [due, sent, items].
+ */
+function dispatch(groups: Array<Array<{ plannedMs?: number }>>, rpm: number, k: number) {
+  const { maxDispatchesPerSecond: rate, maxBurstSize: burst } = queueRateLimits({ rpm }, 0.98, k);
+  let now = T0;
+  const bucket = new TokenBucket(rate, burst, now);
+  const sent: Array<{ due: number; at: number; items: number }> = [];
+  let next = 0;
+  while (next < groups.length) {
+    while (next < groups.length && groups[next]![0]!.plannedMs! <= now && bucket.tryTake(now)) {
+      sent.push({ due: groups[next]![0]!.plannedMs!, at: now, items: groups[next]!.length });
+      next++;
+    }
+    now += 10;
+  }
+  return sent;
+}
+
+/** The most items in any 60 s window of the sends. */
+function busiestMinute(sends: Array<{ at: number; items: number }>): number {
+  let most = 0;
+  for (const s of sends) {
+    const inWindow = sends.filter((o) => o.at >= s.at && o.at < s.at + 60_000);
+    most = Math.max(
+      most,
+      inWindow.reduce((sum, o) => sum + o.items, 0),
+    );
+  }
+  return most;
+}
+
+describe('queueRateLimits with several items a task', () => {
+  it('is today’s queue with one item a task', () => {
+    for (const rpm of [10, 150, 1000, 6000, 30_000, 100_000])
+      expect(queueRateLimits({ rpm }, 0.98, 1)).toEqual(queueRateLimits({ rpm }, 0.98));
+  });
+
+  it('keeps k × (burst + 60 × rate) items a minute within the budget, for every k', () => {
+    for (const rpm of [10, 150, 1000, 4000, 6000, 30_000, 100_000, 1_000_000])
+      for (const k of [1, 2, 3, 4, 8, 10, 25, MAX_ITEMS_PER_TASK]) {
+        const { maxDispatchesPerSecond: rate, maxBurstSize: burst } = queueRateLimits({ rpm }, 0.98, k);
+        const perTask = itemsPerTaskFor({ rpm }, 0.98, k);
+        expect(perTask * (burst + 60 * rate), `rpm ${rpm}, k ${k}`).toBeLessThanOrEqual(
+          Math.floor(rpm * 0.98),
+        );
+        expect(rate).toBeLessThanOrEqual(MAX_DISPATCHES_PER_SECOND);
+      }
+  });
+
+  it('never puts more than one second of the budget in a task', () => {
+    expect(itemsPerTaskFor({ rpm: 10 }, 0.98, 10)).toBe(1);
+    expect(itemsPerTaskFor({ rpm: 150 }, 0.98, 8)).toBe(3);
+    expect(itemsPerTaskFor({ rpm: 6000 }, 0.98, 8)).toBe(8);
+  });
+
+  it('lifts the 500 dispatches a second ceiling k-fold: one model past 30,000 RPM', () => {
+    const single = queueRateLimits({ rpm: 120_000 }, 0.98, 1).maxDispatchesPerSecond;
+    const eight = queueRateLimits({ rpm: 120_000 }, 0.98, 8).maxDispatchesPerSecond;
+    expect(single).toBe(MAX_DISPATCHES_PER_SECOND);
+    expect(eight * 8).toBeGreaterThan(1900);
+    expect(eight).toBeLessThan(MAX_DISPATCHES_PER_SECOND);
+  });
+});
+
+describe('planDispatches and groupBySecond with several items a task', () => {
+  it.each([
+    [6000, 4],
+    [6000, 10],
+    [1000, 3],
+    [120_000, 8],
+  ])('at %i RPM and k = %i, the queue keeps up with the plan and no minute goes over', (rpm, k) => {
+    const n = Math.ceil((rpm * 0.98 * 1.5) / 60) * 60 > 20_000 ? 20_000 : Math.ceil(rpm * 1.5);
+    const { scheduleMs, groups } = planTasks(n, rpm, k);
+
+    expect(scheduleMs).toHaveLength(n);
+    expect(Math.max(...groups.map((g) => g.length))).toBeLessThanOrEqual(k);
+    // Seconds are filled a whole task's worth at a time: few tasks carry fewer than k items.
+    expect(groups.filter((g) => g.length < k).length).toBeLessThanOrEqual(2);
+    const sends = dispatch(groups, rpm, k);
+    // The queue sends each task within a second of its plan (the first second's burst, as with one
+    // item a task), far from the replanning threshold, and does not drift behind it ...
+    expect(Math.max(...sends.map((s) => s.at - s.due))).toBeLessThanOrEqual(1010);
+    expect(Math.max(...sends.slice(-20).map((s) => s.at - s.due))).toBeLessThan(500);
+    // ... and no rolling minute carries more items than the budget.
+    expect(busiestMinute(sends)).toBeLessThanOrEqual(Math.floor(rpm * 0.98));
+  });
+
+  it('cuts tasks at a new second, at k items, and at an item without a plan', () => {
+    const at = (ms: number) => ({ itemId: String(ms), plannedMs: T0 + ms });
+    const groups = groupBySecond([at(0), at(100), at(200), at(900), at(1000), { itemId: 'x' }, at(1100)], 3);
+    expect(groups.map((g) => g.map((i) => i.itemId))).toEqual([
+      ['0', '100', '200'],
+      ['900'],
+      ['1000'],
+      ['x'],
+      ['1100'],
+    ]);
+  });
+
+  it('sizes a page in whole tasks', () => {
+    expect(pageSizeFor(500, 1)).toBe(500);
+    expect(pageSizeFor(500, 3)).toBe(498);
+    expect(pageSizeFor(500, 8)).toBe(496);
+    expect(pageSizeFor(10, 50)).toBe(50);
+  });
+});
+
+describe('the multi-item payload', () => {
+  it('carries ids only, far below Cloud Tasks’ 100 KB, and refuses more than the most items a task', () => {
+    const items = Array.from({ length: MAX_ITEMS_PER_TASK }, (_, i) => ({
+      itemId: String(i).padStart(9, '0'),
+      plannedMs: T0 + i,
+    }));
+    const payload = { kind: 'items', jobId: 'j'.repeat(64), items };
+    expect(taskPayloadSchema.safeParse(payload).success).toBe(true);
+    expect(Buffer.byteLength(JSON.stringify(payload))).toBeLessThan(100_000);
+    expect(
+      taskPayloadSchema.safeParse({ ...payload, items: [...items, { itemId: '999999999' }] }).success,
+    ).toBe(false);
+    expect(taskPayloadSchema.safeParse({ ...payload, items: [] }).success).toBe(false);
+  });
+});

@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeJobRequest } from '../../../functions/core/requests.js';
+import type { TaskDelivery } from '../../../functions/core/tasks.js';
+import { GeminiCallError } from '../../../functions/platform/gemini/client.js';
+import { createLogger } from '../../../functions/platform/logger.js';
+import { handleTask } from '../../../functions/worker/handler.js';
+import { combineReplies } from '../../../functions/worker/run-items.js';
+import { fakeWorld } from '../../helpers/fakes.js';
+import { createLogCapture } from '../../helpers/log-capture.js';
+import { testQuotas } from '../../helpers/test-quotas.js';
+import { workerDepsOn } from '../../helpers/worker-world.js';
+
+const JOB = 'job-1';
+const NOW = Date.parse('2024-07-01T19:00:00Z');
+const QUEUE = 'projects/fanout-local/locations/us-central1/queues/fanout-gemini-2-5-flash';
+const IDS = ['000000000', '000000001', '000000002'];
+
+async function setup(prompts = ['a', 'b', 'c']) {
+  const quotas = testQuotas();
+  const logger = createLogger({ destination: createLogCapture().stream });
+  const world = fakeWorld({ quotas, logger, clock: () => NOW });
+  const job = normalizeJobRequest({ prompts }, quotas);
+  await world.lifecycle.create(
+    { id: JOB, model: job.model, mode: 'realtime', total: job.items.length, source: 'api' },
+    job.items,
+  );
+  const deps = workerDepsOn(world, { quotas, logger, now: () => NOW });
+  /** Prompts whose next call Gemini answers 500 (once each). */
+  const failOnce = new Set<string>();
+  const respond = world.gemini.respond;
+  world.gemini.respond = async (model, request) => {
+    const text = request.contents?.[0]?.parts?.[0]?.text ?? '';
+    if (failOnce.delete(text))
+      throw new GeminiCallError('Gemini answered 500', 500, {
+        error: { code: 500, status: 'INTERNAL', message: 'An internal error has occurred.' },
+      });
+    return respond(model, request);
+  };
+  const calledFor = () => world.gemini.calls.map((c) => c.request.contents?.[0]?.parts?.[0]?.text ?? '');
+  return { world, deps, quotas, failOnce, calledFor };
+}
+
+/** One delivery of the task that carries every item of the job. */
+function groupDelivery(retryCount: number, ids = IDS): TaskDelivery {
+  return {
+    queueName: QUEUE,
+    taskName: `${QUEUE}/tasks/group`,
+    retryCount,
+    executionCount: retryCount,
+    payload: { kind: 'items', jobId: JOB, items: ids.map((itemId) => ({ itemId })) },
+  };
+}
+
+describe('a task of several items', () => {
+  it('records each item on its own and answers 200 when every item is settled', async () => {
+    const { world, deps, calledFor } = await setup();
+
+    const reply = await handleTask(groupDelivery(0), deps);
+
+    expect(reply.status).toBe(200);
+    expect(reply.body.detail).toBe('succeeded×3');
+    expect(calledFor().sort()).toEqual(['a', 'b', 'c']);
+    for (const id of IDS) expect(world.db.item(JOB, id)?.state).toBe('succeeded');
+    expect(world.db.jobs.get(JOB)?.status).toBe('succeeded');
+  });
+
+  it('answers 500 when one item fails transiently, and its retry runs that item alone', async () => {
+    const { world, deps, failOnce, calledFor } = await setup();
+    failOnce.add('b');
+
+    const first = await handleTask(groupDelivery(0), deps);
+
+    expect(first.status).toBe(500);
+    expect(world.db.item(JOB, IDS[0]!)?.state).toBe('succeeded');
+    expect(world.db.item(JOB, IDS[1]!)?.state).toBe('pending');
+    expect(world.db.item(JOB, IDS[2]!)?.state).toBe('succeeded');
+
+    const retry = await handleTask(groupDelivery(1), deps);
+
+    expect(retry.status).toBe(200);
+    expect(retry.body.detail).toBe('duplicate×2, succeeded×1');
+    // Gemini answered each item once; only the failed call was made twice.
+    expect(calledFor().sort()).toEqual(['a', 'b', 'b', 'c']);
+    expect(world.db.jobs.get(JOB)?.status).toBe('succeeded');
+  });
+
+  it('on the last attempt records the error of each item that fails, and answers 200', async () => {
+    const { world, deps, quotas, failOnce } = await setup();
+    failOnce.add('a');
+    failOnce.add('c');
+
+    const reply = await handleTask(groupDelivery(quotas.queue.maxAttempts - 1), deps);
+
+    expect(reply.status).toBe(200);
+    expect(world.db.item(JOB, IDS[0]!)).toMatchObject({ state: 'failed', error: { code: 500 } });
+    expect(world.db.item(JOB, IDS[1]!)?.state).toBe('succeeded');
+    expect(world.db.item(JOB, IDS[2]!)).toMatchObject({ state: 'failed', error: { code: 500 } });
+    expect(world.db.jobs.get(JOB)?.status).toBe('succeeded');
+  });
+
+  it('leaves an item another delivery holds to it, asking to come back soon', async () => {
+    const { world, deps, calledFor } = await setup();
+    await world.lifecycle.claim(JOB, IDS[1]!, 60_000);
+
+    const reply = await handleTask(groupDelivery(0), deps);
+
+    expect(reply.status).toBe(500);
+    expect(reply.retryAfterSeconds).toBeGreaterThan(0);
+    expect(calledFor().sort()).toEqual(['a', 'c']);
+  });
+
+  it('runs nothing for a cancelled job and answers 200', async () => {
+    const { world, deps, calledFor } = await setup();
+    await world.lifecycle.cancel(JOB);
+
+    const reply = await handleTask(groupDelivery(0), deps);
+
+    expect(reply.status).toBe(200);
+    expect(calledFor()).toEqual([]);
+  });
+});
+
+describe('combineReplies', () => {
+  const r = (status: number, outcome: string, retryAfterSeconds?: number) => ({
+    status,
+    ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+    body: { outcome },
+  });
+
+  it('is 200 only when every item answered 2xx', () => {
+    expect(combineReplies([r(200, 'succeeded'), r(200, 'duplicate')]).status).toBe(200);
+    expect(combineReplies([r(200, 'succeeded'), r(500, 'transient')]).status).toBe(500);
+  });
+
+  it('prefers 503 over 429 over 500, with the longest Retry-After of that status', () => {
+    const reply = combineReplies([r(500, 'leased', 10), r(503, 'quota-day', 60), r(503, 'quota-day', 3600)]);
+    expect(reply).toMatchObject({ status: 503, retryAfterSeconds: 3600 });
+    expect(combineReplies([r(500, 'transient'), r(429, 'quota-minute', 7)])).toMatchObject({
+      status: 429,
+      retryAfterSeconds: 7,
+    });
+  });
+});
