@@ -1,3 +1,4 @@
+import { type AdaptiveRate, advanceAdaptiveRate, withAdaptiveRate } from './adaptive-rate.js';
 import type { ModelQuota } from './quotas.js';
 import { type DispatchRamp, rampCapacity } from './ramp.js';
 import { type TokenRateCut, withTokenCut } from './token-cut.js';
@@ -35,6 +36,8 @@ export interface DispatchLedger {
   requests?: Record<string, number>;
   /** The model's token rate, lowered for a while after a TPM 429 (`core/token-cut.ts`). */
   tokenCut?: TokenRateCut;
+  /** The model's adaptive request rate, where its quota has one (`core/adaptive-rate.ts`). */
+  adaptive?: AdaptiveRate;
   /** With a {@link DispatchRamp}: the second the queue's current ramp began (its first planned send after idling). */
   rampFromSec?: number;
 }
@@ -233,6 +236,17 @@ export function lateSendNeedsSlot(
   return busiest + tokens > limit;
 }
 
+/** Requests the ledger planned in the 60 seconds up to `nowMs` (the adaptive rate's "in use"). */
+export function plannedInLastMinute(ledger: DispatchLedger, nowMs: number): number {
+  const nowSec = Math.floor(nowMs / 1000);
+  let sum = 0;
+  for (const [key, value] of Object.entries(ledger.requests ?? {})) {
+    const second = Number(key);
+    if (second > nowSec - 60 && second <= nowSec) sum += value;
+  }
+  return sum;
+}
+
 /** One job's reservations on its model's ledger: epoch second → [requests, input tokens]. */
 export type JobPlan = Record<string, [number, number]>;
 
@@ -285,15 +299,27 @@ export function reserveForJob(
   jobPlan: JobPlan | undefined,
   tokens: readonly number[],
   nowMs: number,
-  quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
+  quota: Pick<ModelQuota, 'tpm' | 'rpm' | 'adaptive'>,
   headroom: number,
   options: { release?: { atMs: number; tokens: number }; untilMs?: number; ramp?: DispatchRamp | false } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
   const { release, untilMs, ramp } = options;
   const cut = ledger.tokenCut;
-  const effective = withTokenCut(quota, cut, nowMs);
+  // An adaptive model plans at its AIMD rate under the quota's ceiling, advanced to now first.
+  const adaptive = quota.adaptive
+    ? advanceAdaptiveRate(
+        ledger.adaptive,
+        quota.rpm,
+        nowMs,
+        plannedInLastMinute(ledger, nowMs),
+        quota.adaptive,
+      )
+    : undefined;
+  const limits = adaptive && quota.adaptive ? withAdaptiveRate(quota, adaptive, quota.adaptive) : quota;
+  const effective = withTokenCut(limits, cut, nowMs);
   const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs, ramp);
-  const planned = cut ? { ...dispatched, ledger: { ...dispatched.ledger, tokenCut: cut } } : dispatched;
+  const kept = { ...(cut ? { tokenCut: cut } : {}), ...(adaptive ? { adaptive } : {}) };
+  const planned = { ...dispatched, ledger: { ...dispatched.ledger, ...kept } };
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;
   return { ...planned, jobPlan: addToJobPlan(before, planned.scheduleMs, tokens, nowMs) };
