@@ -94,6 +94,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     apiKey: requireGeminiKey(config),
     timeoutMs: config.gemini.timeoutMs,
     ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+    ...(config.gemini.vertex ? { vertex: config.gemini.vertex } : {}),
   });
   const gemini = once(overrides.gemini, () => createGeminiClient(geminiOptions()));
   const batchApi = once(overrides.batchApi, () => {
@@ -118,7 +119,8 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       gcsShared: config.mediaGcsShared,
       logger,
       ...mediaDeadlinesFor(config.leaseMs, Math.max(config.gemini.timeoutMs, config.gemini.flexTimeoutMs)),
-      uploader: createMediaUploader(geminiOptions()),
+      // Vertex AI has no Files API: media go inline there (gs:// media could go by URI: not yet).
+      ...(config.gemini.vertex ? {} : { uploader: createMediaUploader(geminiOptions()) }),
     }),
   );
   return {

@@ -63,6 +63,7 @@ import {
   type ServiceTier,
 } from './tiers.js';
 import { countRequestTokens } from './tokens.js';
+import { asVertexResponse, parseVertexPath, STS_PATH, type VertexCall, VertexGate } from './vertex.js';
 import { type WebhookDelivery, WebhookSender } from './webhooks.js';
 
 /** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
@@ -139,6 +140,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   /** Priority's own windows (its capped share of each limit); other traffic is the ordinary ledger's. */
   const priorityLedger = new QuotaLedger(clock, () => ({ ...config.quota, otherTraffic: {} }));
   const stats = new StatsRecorder(clock);
+  /** Vertex AI mode (vertex.ts): its tokens and shared pools. */
+  const vertex = new VertexGate(clock, () => config.vertex);
   const files = new FileStore(
     dir,
     () => url,
@@ -194,6 +197,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     version: string,
     model: string,
     stream: boolean,
+    onVertex = false,
   ) {
     const method = stream ? 'streamGenerateContent' : 'generateContent';
     const body = await readJson(req, config.limits.maxRequestBytes);
@@ -240,7 +244,11 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     }
     // The one count: promptTokenCount, the TPM window and countTokens all come from it.
     const tokens = countRequestTokens(request, config.tokens, fileInfo);
-    const violations = ledger.check(model, tokens.total, config.quotas[model], config.quotaTier);
+    // Vertex AI: no per-project limits, a shared pool that may be busy (vertex.ts).
+    if (onVertex) admitToPool(model);
+    const violations = onVertex
+      ? []
+      : ledger.check(model, tokens.total, config.quotas[model], config.quotaTier);
     if (violations.length > 0) {
       stats.rejected(
         model,
@@ -248,7 +256,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       );
       throw quotaExceededError(violations, quotaErrorShape());
     }
-    ledger.admit(model, tokens.total);
+    if (!onVertex) ledger.admit(model, tokens.total);
     stats.admitted(model, tokens.total);
     const served = serveTier(tier, model, tokens.total);
     const tierHeader = { [SERVICE_TIER_HEADER]: served };
@@ -315,7 +323,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       res.once('finish', () => {
         if (!gone.signal.aborted) stats.delivered(model, hash, promptText(request));
       });
-      sendJson(res, 200, response, tierHeader);
+      sendJson(res, 200, onVertex ? asVertexResponse(response, clock()) : response, tierHeader);
       return;
     }
     const chunks = buildStreamChunks(model, request, tokens, config.streamChunks, options);
@@ -332,6 +340,26 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     }
     res.end();
     stats.succeeded(model, outputTokens(chunks[chunks.length - 1] ?? {}));
+  }
+
+  function admitToPool(model: string): void {
+    try {
+      vertex.admit(model);
+    } catch (error) {
+      stats.rejected(model, ['vertex-shared-pool']);
+      throw error;
+    }
+  }
+
+  /** A Vertex AI model call: its bearer token first, then the same answers as the Developer API's. */
+  async function vertexCall(req: IncomingMessage, res: ServerResponse, call: VertexCall): Promise<void> {
+    vertex.authorize(req, call);
+    const { version, model, action } = call;
+    if (action === 'generateContent') return generate(req, res, version, model, false, true);
+    if (action === 'streamGenerateContent') return generate(req, res, version, model, true, true);
+    if (action === 'countTokens') return countTokens(req, res, version, model);
+    req.resume();
+    sendUnknownRoute(res, `/${version}/${call.resource}:${action}`);
   }
 
   /**
@@ -478,6 +506,9 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     const pageToken = query.get('pageToken') ?? undefined;
 
     if (path.startsWith('/__standin/')) return control(req, res, path, method);
+    if (vertex.enabled && method === 'POST' && path === STS_PATH) return vertex.exchange(req, res);
+    const onVertex = vertex.enabled && method === 'POST' ? parseVertexPath(path) : undefined;
+    if (onVertex) return vertexCall(req, res, onVertex);
     if (!req.headers['x-goog-api-key'] && !query.has('key')) throw missingApiKey();
 
     for (const r of routes) {
@@ -553,6 +584,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       stats.reset();
       ledger.reset();
       priorityLedger.reset();
+      vertex.reset();
       prng = createPrng(config.seed);
     },
     async close() {
