@@ -24,6 +24,7 @@ const SLOW = [
   'test/e2e/realtime-late.test.ts',
   'test/e2e/realtime-tpm.test.ts',
   'test/e2e/batch-api.test.ts',
+  'test/e2e/vertex.test.ts',
 ];
 
 /**

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,6 +18,7 @@ import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js
 import { freePort } from './ports.js';
 import { SAMPLE_PREFIX, sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
+import { LOCAL_STS_AUDIENCE, writeVertexAdc } from './vertex-adc.js';
 
 /** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
 export interface StackInfo {
@@ -91,6 +93,12 @@ export interface StackOptions {
   batchWebhooks?: boolean;
   /** Hours answers are served from the response cache (RESPONSE_CACHE_TTL_HOURS; 0: off); 24 by default. */
   responseCacheTtlHours?: number;
+  /**
+   * Run the functions on Vertex AI (GOOGLE_GENAI_USE_VERTEXAI): the stand-in in its Vertex mode,
+   * and Application Default Credentials from an external_account file whose token exchange is the
+   * stand-in's (vertex-adc.ts). `location` is GOOGLE_CLOUD_LOCATION (us-central1 by default).
+   */
+  vertex?: { location?: string };
 }
 
 export interface Stack {
@@ -175,6 +183,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         : { url: `${tickUrl}gemini-webhook`, secret: `whsec_${randomBytes(32).toString('base64')}` };
     let standIn: GeminiStandIn | undefined;
     let geminiBaseUrl = options.gemini?.baseUrl;
+    // Vertex AI mode: the functions' ADC is a token the local issuer signs, exchanged at the stand-in.
+    const subjectToken = options.vertex
+      ? issuer.idToken(`fanout-functions@${projectId}.iam.gserviceaccount.com`, LOCAL_STS_AUDIENCE)
+      : undefined;
     if (!geminiBaseUrl && !options.gemini?.apiKey) {
       // The stand-in enforces what the product plans with: each model's enqueued batch-token cap too.
       const enqueuedTokenLimit = Object.fromEntries(
@@ -187,6 +199,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...options.standIn,
         batch: { enqueuedTokenLimit, ...options.standIn?.batch },
         ...(webhook ? { webhooks: { ...webhook, ...options.standIn?.webhooks } } : {}),
+        ...(subjectToken ? { vertex: { project: projectId, subjectToken, ...options.standIn?.vertex } } : {}),
         port: await port(6),
         models: Object.keys(quotas.models),
         quotas: Object.fromEntries(
@@ -195,6 +208,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
       cleanups.push(() => standIn!.close());
       geminiBaseUrl = standIn.url;
+    }
+    const vertexEnv =
+      subjectToken && geminiBaseUrl ? localVertexEnv(geminiBaseUrl, subjectToken, options) : {};
+    if (vertexEnv.GOOGLE_APPLICATION_CREDENTIALS) {
+      const adcDir = dirname(vertexEnv.GOOGLE_APPLICATION_CREDENTIALS);
+      cleanups.push(async () => rmSync(adcDir, { recursive: true, force: true }));
     }
 
     const env: Record<string, string> = {
@@ -243,6 +262,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ? { RESPONSE_CACHE_TTL_HOURS: String(options.responseCacheTtlHours) }
         : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
+      ...vertexEnv,
       ...(options.bucketCaps
         ? {
             BUCKET_MAX_LINES: String(options.bucketCaps.maxLines),
@@ -329,6 +349,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await close();
     throw err;
   }
+}
+
+/** The functions' environment on Vertex AI: the SDK's variables and an offline ADC file. */
+function localVertexEnv(
+  standInUrl: string,
+  subjectToken: string,
+  options: StackOptions,
+): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-vertex-adc-'));
+  return {
+    GOOGLE_GENAI_USE_VERTEXAI: 'true',
+    GOOGLE_CLOUD_LOCATION: options.vertex?.location ?? 'us-central1',
+    GOOGLE_APPLICATION_CREDENTIALS: writeVertexAdc(dir, standInUrl, subjectToken),
+  };
 }
 
 /**
