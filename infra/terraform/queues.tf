@@ -12,8 +12,10 @@
 locals {
   model_queues = {
     for model, quota in local.quotas.models : model => {
-      id     = "fanout-${replace(trimprefix(model, "models/"), "/[^a-z0-9-]/", "-")}"
-      budget = floor(quota.rpm * local.quotas.headroom)
+      id = "fanout-${replace(trimprefix(model, "models/"), "/[^a-z0-9-]/", "-")}"
+      # rpm "auto" (tier limits unknown; functions/core/quotas-adaptive.ts): the queue runs at the
+      # ceiling maxRpm (Cloud Tasks' 500 a second by default) and the adaptive rate plans under it.
+      budget = floor((quota.rpm == "auto" ? try(quota.maxRpm, 30000) : quota.rpm) * local.quotas.headroom)
     }
   }
 

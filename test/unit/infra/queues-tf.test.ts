@@ -148,10 +148,23 @@ function sweepQuotas(headroom: number): string {
 
 const readRepoFile = (path: string) => readFile(join(ROOT, path), 'utf8');
 
+/** The bundled quotas with two models' rpm "auto": one with a ceiling (maxRpm), one without. */
+async function autoRpmQuotas(): Promise<string> {
+  const doc = JSON.parse(await readRepoFile('infra/quotas.json')) as {
+    models: Record<string, Record<string, unknown>>;
+  };
+  const [first, second] = Object.keys(doc.models);
+  Object.assign(doc.models[first!]!, { rpm: 'auto', maxRpm: 2400 });
+  Object.assign(doc.models[second!]!, { rpm: 'auto' });
+  return JSON.stringify(doc);
+}
+
 const SOURCES: Array<{ name: string; json: () => Promise<string> }> = [
   { name: 'infra/quotas.json', json: () => readRepoFile('infra/quotas.json') },
   { name: 'test/fixtures/quotas.e2e.json', json: () => readRepoFile('test/fixtures/quotas.e2e.json') },
   { name: 'test/fixtures/quotas.bench.json', json: () => readRepoFile('test/fixtures/quotas.bench.json') },
+  { name: 'test/fixtures/quotas.vertex.json', json: () => readRepoFile('test/fixtures/quotas.vertex.json') },
+  { name: 'rpm "auto" with and without maxRpm', json: async () => autoRpmQuotas() },
   { name: 'rpm sweep at headroom 0.98', json: async () => sweepQuotas(0.98) },
   { name: 'rpm sweep at headroom 1', json: async () => sweepQuotas(1) },
 ];
