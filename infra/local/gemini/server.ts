@@ -64,6 +64,7 @@ import {
 } from './tiers.js';
 import { countRequestTokens } from './tokens.js';
 import { asVertexResponse, parseVertexPath, STS_PATH, type VertexCall, VertexGate } from './vertex.js';
+import { BATCH_JOBS_PATH, VertexBatchJobs } from './vertex-batch.js';
 import { type WebhookDelivery, WebhookSender } from './webhooks.js';
 
 /** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
@@ -158,6 +159,17 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     onEnded: (resource) => webhooks.batchEnded(resource),
   });
   const fileInfo = (uri: string) => files.info(uri);
+  const vertexBatches = new VertexBatchJobs({
+    clock,
+    storageUrl: () => config.vertex.storageUrl,
+    timings: () => config.batch,
+    answer(model, raw) {
+      const request = validateGenerateRequest(raw);
+      const tokens = countRequestTokens(request, config.tokens, fileInfo);
+      const response = buildResponse(model, request, tokens, answerOptions(model, request, tokens.total));
+      return asVertexResponse(response, clock());
+    },
+  });
 
   function knownModel(model: string, version: string, method: string): void {
     if (!config.models.includes(model)) throw modelNotFound(model, version, method);
@@ -362,6 +374,30 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     sendUnknownRoute(res, `/${version}/${call.resource}:${action}`);
   }
 
+  /** Vertex batch prediction (vertex-batch.ts), behind the same bearer tokens. */
+  async function vertexBatchRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    query: URLSearchParams,
+    [, version = 'v1beta1', parent = '', project = '', id, cancel]: RegExpExecArray,
+  ): Promise<void> {
+    vertex.authorize(req, { version, project, location: '', model: '', action: '', resource: parent });
+    if (method === 'POST' && !id)
+      return sendJson(res, 200, vertexBatches.create(parent, await readJson(req, null)));
+    req.resume();
+    if (method === 'GET' && id && !cancel) return sendJson(res, 200, vertexBatches.get(parent, id));
+    if (method === 'GET' && !id) {
+      const size = query.has('pageSize') ? Number(query.get('pageSize')) : undefined;
+      return sendJson(res, 200, vertexBatches.list(parent, size, query.get('pageToken') ?? undefined));
+    }
+    if (method === 'POST' && id && cancel) {
+      vertexBatches.cancel(parent, id);
+      return sendJson(res, 200, {});
+    }
+    sendUnknownRoute(res, path0(req));
+  }
+
   /**
    * The tier that serves an admitted request: Priority while its own capped windows have room (and
    * then counted in them), standard beyond; Flex and standard as asked.
@@ -509,6 +545,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     if (vertex.enabled && method === 'POST' && path === STS_PATH) return vertex.exchange(req, res);
     const onVertex = vertex.enabled && method === 'POST' ? parseVertexPath(path) : undefined;
     if (onVertex) return vertexCall(req, res, onVertex);
+    const jobsPath = vertex.enabled ? BATCH_JOBS_PATH.exec(path) : null;
+    if (jobsPath) return vertexBatchRoute(req, res, method, query, jobsPath);
     if (!req.headers['x-goog-api-key'] && !query.has('key')) throw missingApiKey();
 
     for (const r of routes) {
@@ -590,6 +628,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     async close() {
       closing.abort();
       batches.close();
+      vertexBatches.close();
       webhooks.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -599,6 +638,10 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     },
   };
   return handle;
+}
+
+function path0(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://stand-in').pathname;
 }
 
 /** Output tokens of an answer as billed: candidates plus thinking. */

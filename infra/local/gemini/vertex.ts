@@ -30,6 +30,8 @@ export const vertexSchema = z.object({
   project: z.string().nullable().default(null),
   /** The subject token the STS endpoint exchanges (the ADC file's); null: Vertex mode off. */
   subjectToken: z.string().min(16).nullable().default(null),
+  /** Where batch prediction reads and writes `gs://` objects: the storage emulator's URL. */
+  storageUrl: z.string().nullable().default(null),
   /** How long an issued access token is good for (Google's: an hour). */
   tokenTtlMs: z.number().int().positive().default(3_600_000),
   /** The shared pool, per model (see the module comment); `rpm: null` never throttles. */
