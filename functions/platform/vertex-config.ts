@@ -50,18 +50,9 @@ export function vertexFrom(e: {
 
 /**
  * The quotas a deployment plans with: on Vertex AI every model's rate adapts (Dynamic Shared Quota
- * has no per-project RPM; `rpm` is the ceiling) and no model takes batch jobs (the batch cycle
- * speaks the Developer API's Batch and Files APIs, which Vertex AI does not have: Vertex batch
- * prediction is not wired in, so big sets go realtime there, and `mode: "batch"` is refused);
- * elsewhere as the file says.
+ * has no per-project RPM; `rpm` is the ceiling); elsewhere as the file says. Batch jobs go through
+ * Vertex batch prediction there (platform/gemini/vertex-batch.ts).
  */
-export function quotasFor<
-  Q extends Parameters<typeof adaptiveEverywhere>[0] & { models: Record<string, { batch: boolean }> },
->(quotas: Q, vertex: boolean): Q {
-  if (!vertex) return quotas;
-  const adaptive = adaptiveEverywhere(quotas);
-  const models = Object.fromEntries(
-    Object.entries(adaptive.models).map(([m, q]) => [m, { ...q, batch: false }]),
-  );
-  return { ...adaptive, models };
+export function quotasFor<Q extends Parameters<typeof adaptiveEverywhere>[0]>(quotas: Q, vertex: boolean): Q {
+  return vertex ? adaptiveEverywhere(quotas) : quotas;
 }

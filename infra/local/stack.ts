@@ -199,7 +199,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ...options.standIn,
         batch: { enqueuedTokenLimit, ...options.standIn?.batch },
         ...(webhook ? { webhooks: { ...webhook, ...options.standIn?.webhooks } } : {}),
-        ...(subjectToken ? { vertex: { project: projectId, subjectToken, ...options.standIn?.vertex } } : {}),
+        ...(subjectToken
+          ? {
+              vertex: {
+                project: projectId,
+                subjectToken,
+                storageUrl: storage.url,
+                ...options.standIn?.vertex,
+              },
+            }
+          : {}),
         port: await port(6),
         models: Object.keys(quotas.models),
         quotas: Object.fromEntries(

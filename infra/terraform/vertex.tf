@@ -29,3 +29,29 @@ resource "google_project_iam_member" "vertex_ai_user" {
   role    = "roles/aiplatform.user"
   member  = each.value
 }
+
+# Batch prediction reads its input from the bucket and writes its output there
+# (functions/platform/gemini/vertex-batch.ts: staging/vertex-batch/ and staging/vertex-output/) as
+# Vertex AI's service agent, which Google creates in the project with the API. Granted on the bucket,
+# narrowed by an IAM Condition to those two prefixes (and the bucket itself, for listing).
+data "google_project" "vertex_ai" {
+  count = var.use_vertex_ai ? 1 : 0
+
+  project_id = var.project_id
+}
+
+resource "google_storage_bucket_iam_member" "vertex_ai_service_agent" {
+  count = var.use_vertex_ai ? 1 : 0
+
+  bucket = google_storage_bucket.fanout.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:service-${data.google_project.vertex_ai[0].number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+
+  condition {
+    title       = "vertex-batch-staging"
+    description = "Vertex AI batch prediction: its inputs and outputs under staging/vertex-"
+    expression  = "resource.type == \"storage.googleapis.com/Bucket\" || resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.fanout.name}/objects/staging/vertex-\")"
+  }
+
+  depends_on = [google_project_service.vertex_ai]
+}

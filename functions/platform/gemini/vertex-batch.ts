@@ -139,9 +139,23 @@ export function developerLine(text: string): Record<string, unknown> {
     response?: unknown;
   };
   const key = line.request?.labels?.[KEY_LABEL];
-  if (line.status || line.response === undefined)
-    return { key, error: { code: 400, status: 'INVALID_ARGUMENT', message: line.status || 'no response' } };
+  if (line.status || line.response === undefined) {
+    const message = line.status || 'no response';
+    return { key, error: { ...statusOfLine(message), message } };
+  }
   return { key, response: line.response };
+}
+
+/**
+ * The code of a failed output line from its `status` text (Vertex gives a message, not a code): a
+ * busy pool, an internal error or an overload is transient, so the cycle sends the item back through
+ * realtime as it does the Developer API's 429/500/503 lines; anything else is the request's fault.
+ */
+function statusOfLine(message: string): { code: number; status: string } {
+  if (/\b429\b|resource.?exhausted/i.test(message)) return { code: 429, status: 'RESOURCE_EXHAUSTED' };
+  if (/\b503\b|unavailable|overloaded/i.test(message)) return { code: 503, status: 'UNAVAILABLE' };
+  if (/\b500\b|internal/i.test(message)) return { code: 500, status: 'INTERNAL' };
+  return { code: 400, status: 'INVALID_ARGUMENT' };
 }
 
 /** The cycle's view of a Vertex job (the SDK's `BatchJob` in Vertex mode). */

@@ -31,7 +31,6 @@ describe('loadConfig: Vertex AI', () => {
     expect(requireGeminiKey(config)).toBe('');
     for (const quota of Object.values(config.quotas.models)) {
       expect(quota.adaptive).toEqual(config.quotas.adaptiveRate);
-      expect(quota.batch).toBe(false);
     }
   });
 
@@ -51,7 +50,6 @@ describe('loadConfig: Vertex AI', () => {
     expect(unset.gemini.vertex).toBeUndefined();
     expect(off.gemini.vertex).toBeUndefined();
     expect(Object.values(off.quotas.models).some((q) => q.adaptive)).toBe(false);
-    expect(off.quotas.models['gemini-2.5-flash']?.batch).toBe(true);
   });
 
   it('names a bad value and how to fix it', () => {
