@@ -38,6 +38,44 @@ afterAll(async () => {
   await local?.close();
 });
 
+describe('a batch job on Vertex AI', () => {
+  it('goes through Vertex batch prediction from the bucket and back, every item answered once, no realtime call', async () => {
+    // Arrange
+    const prompts = Array.from({ length: 40 }, (_, i) => `Batch item ${i}.`);
+    const before = local.standIn!.stats().models[MODEL]?.requests ?? 0;
+
+    // Act
+    const { id } = await client.submit({ model: MODEL, mode: 'batch', prompts });
+    const job = await client.waitFor(id, { timeoutMs: 120_000, intervalMs: 1000 });
+    const lines: ResultEntry[] = [];
+    for await (const entry of client.resultsJsonl(id)) lines.push(entry);
+    const left = await listObjects('staging/vertex-');
+
+    // Assert
+    expect(job.status).toBe('succeeded');
+    expect(job.counts).toMatchObject({ total: 40, succeeded: 40, failed: 0 });
+    expect(job.batches?.[0]?.name).toMatch(
+      new RegExp(`^projects/${PROJECT}/locations/us-central1/batchPredictionJobs/\\d+$`),
+    );
+    lines.forEach((line, i) => {
+      expect(line).toMatchObject({ key: String(i), index: i });
+      expect(JSON.stringify(line)).toContain(`echo: Batch item ${i}.`);
+    });
+    expect(local.standIn!.stats().models[MODEL]?.requests ?? 0).toBe(before);
+    // Inputs and outputs are removed once collected.
+    expect(left).toEqual([]);
+  }, 180_000);
+});
+
+/** Object names under `prefix` in the stack's bucket. */
+async function listObjects(prefix: string): Promise<string[]> {
+  const res = await fetch(
+    `${local.info.storageEmulatorHost}/storage/v1/b/${local.info.bucket}/o?prefix=${encodeURIComponent(prefix)}`,
+  );
+  const body = (await res.json()) as { items?: Array<{ name: string }> };
+  return (body.items ?? []).map((o) => o.name);
+}
+
 describe('a job on Vertex AI under a busy shared pool', () => {
   it('answers every item once; the adaptive rate settles under the pool with few 429s', async () => {
     // Arrange
