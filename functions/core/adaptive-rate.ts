@@ -113,3 +113,37 @@ export function withAdaptiveRate<Q extends { rpm: number }>(
 ): Q {
   return { ...quota, rpm: adaptiveRpm(state, quota.rpm, settings) };
 }
+
+/** Requests planned in the 60 seconds up to `nowMs`, from a ledger's per-second counts. */
+export function plannedInLastMinute(requests: Record<string, number> | undefined, nowMs: number): number {
+  const nowSec = Math.floor(nowMs / 1000);
+  let sum = 0;
+  for (const [key, value] of Object.entries(requests ?? {})) {
+    const second = Number(key);
+    if (second > nowSec - 60 && second <= nowSec) sum += value;
+  }
+  return sum;
+}
+
+/**
+ * What a plan at `nowMs` runs at: for a quota with `adaptive` settings, the state advanced to now
+ * (by the ledger's last minute of `requests`) and the quota with that rate as its `rpm`; for any
+ * other quota, the quota as it is and no state.
+ */
+export function adaptiveLimits<Q extends { rpm: number; adaptive?: AdaptiveRateSettings }>(
+  quota: Q,
+  state: AdaptiveRate | undefined,
+  requests: Record<string, number> | undefined,
+  nowMs: number,
+): { limits: Q; adaptive?: AdaptiveRate } {
+  const settings = quota.adaptive;
+  if (!settings) return { limits: quota };
+  const adaptive = advanceAdaptiveRate(
+    state,
+    quota.rpm,
+    nowMs,
+    plannedInLastMinute(requests, nowMs),
+    settings,
+  );
+  return { limits: withAdaptiveRate(quota, adaptive, settings), adaptive };
+}

@@ -1,4 +1,4 @@
-import { type AdaptiveRate, advanceAdaptiveRate, withAdaptiveRate } from './adaptive-rate.js';
+import { type AdaptiveRate, adaptiveLimits } from './adaptive-rate.js';
 import type { ModelQuota } from './quotas.js';
 import { type DispatchRamp, rampCapacity } from './ramp.js';
 import { type TokenRateCut, withTokenCut } from './token-cut.js';
@@ -236,17 +236,6 @@ export function lateSendNeedsSlot(
   return busiest + tokens > limit;
 }
 
-/** Requests the ledger planned in the 60 seconds up to `nowMs` (the adaptive rate's "in use"). */
-export function plannedInLastMinute(ledger: DispatchLedger, nowMs: number): number {
-  const nowSec = Math.floor(nowMs / 1000);
-  let sum = 0;
-  for (const [key, value] of Object.entries(ledger.requests ?? {})) {
-    const second = Number(key);
-    if (second > nowSec - 60 && second <= nowSec) sum += value;
-  }
-  return sum;
-}
-
 /** One job's reservations on its model's ledger: epoch second → [requests, input tokens]. */
 export type JobPlan = Record<string, [number, number]>;
 
@@ -305,17 +294,8 @@ export function reserveForJob(
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
   const { release, untilMs, ramp } = options;
   const cut = ledger.tokenCut;
-  // An adaptive model plans at its AIMD rate under the quota's ceiling, advanced to now first.
-  const adaptive = quota.adaptive
-    ? advanceAdaptiveRate(
-        ledger.adaptive,
-        quota.rpm,
-        nowMs,
-        plannedInLastMinute(ledger, nowMs),
-        quota.adaptive,
-      )
-    : undefined;
-  const limits = adaptive && quota.adaptive ? withAdaptiveRate(quota, adaptive, quota.adaptive) : quota;
+  // An adaptive model plans at its AIMD rate under the quota's ceiling (core/adaptive-rate.ts).
+  const { limits, adaptive } = adaptiveLimits(quota, ledger.adaptive, ledger.requests, nowMs);
   const effective = withTokenCut(limits, cut, nowMs);
   const dispatched = planDispatches(ledger, tokens, nowMs, effective, headroom, release, untilMs, ramp);
   const kept = { ...(cut ? { tokenCut: cut } : {}), ...(adaptive ? { adaptive } : {}) };
