@@ -25,6 +25,7 @@ const SLOW = [
   'test/e2e/realtime-tpm.test.ts',
   'test/e2e/batch-api.test.ts',
   'test/e2e/multi-item.test.ts',
+  'test/e2e/vertex.test.ts',
 ];
 
 /**

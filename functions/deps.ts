@@ -6,7 +6,8 @@ import { createPlanner, type Planner } from './lifecycle/plan.js';
 import { type CallerResolver, createCallerResolver } from './platform/caller.js';
 import { type Config, requireGeminiKey } from './platform/config.js';
 import { type BatchApi, createBatchApi } from './platform/gemini/batch-api.js';
-import { createGeminiClient, type GeminiClient } from './platform/gemini/client.js';
+import { createGeminiClient, type GeminiClient, sdkFor } from './platform/gemini/client.js';
+import { createVertexBatchApi } from './platform/gemini/vertex-batch.js';
 import { createIdTokenVerifier } from './platform/id-token.js';
 import { createLogger, type Logger } from './platform/logger.js';
 import {
@@ -94,10 +95,13 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
     apiKey: requireGeminiKey(config),
     timeoutMs: config.gemini.timeoutMs,
     ...(config.gemini.baseUrl ? { baseUrl: config.gemini.baseUrl } : {}),
+    ...(config.gemini.vertex ? { vertex: config.gemini.vertex } : {}),
   });
   const gemini = once(overrides.gemini, () => createGeminiClient(geminiOptions()));
   const batchApi = once(overrides.batchApi, () => {
-    const { apiKey, baseUrl } = geminiOptions();
+    const { apiKey, baseUrl, vertex } = geminiOptions();
+    // Vertex AI: batch prediction from the bucket (no Files API); the Developer API's Batch API otherwise.
+    if (vertex) return createVertexBatchApi({ sdk: sdkFor(geminiOptions()), objects, bucket: config.bucket });
     return createBatchApi({ apiKey, ...(baseUrl ? { baseUrl } : {}) });
   });
   const planner = once(overrides.planner, () =>
@@ -118,7 +122,8 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
       gcsShared: config.mediaGcsShared,
       logger,
       ...mediaDeadlinesFor(config.leaseMs, Math.max(config.gemini.timeoutMs, config.gemini.flexTimeoutMs)),
-      uploader: createMediaUploader(geminiOptions()),
+      // Vertex AI has no Files API: media go inline there (gs:// media could go by URI: not yet).
+      ...(config.gemini.vertex ? {} : { uploader: createMediaUploader(geminiOptions()) }),
     }),
   );
   return {

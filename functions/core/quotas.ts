@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type AdaptiveRateSettings, adaptiveRateSchema, resolveAutoRpm } from './quotas-adaptive.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -32,7 +33,13 @@ const routingSchema = z.object({
 });
 
 const modelQuotaSchema = z.object({
-  rpm: positiveInt,
+  /**
+   * Requests per minute; `"auto"` when the tier's limit is unknown: the adaptive rate
+   * (core/adaptive-rate.ts) governs under `maxRpm`, the queue's dispatch rate.
+   */
+  rpm: z.union([positiveInt, z.literal('auto')]),
+  /** With `rpm: "auto"`: the ceiling (default Cloud Tasks' 500 a second). */
+  maxRpm: positiveInt.optional(),
   tpm: positiveInt,
   rpd: positiveInt.nullable(),
   batch: z.boolean(),
@@ -192,6 +199,8 @@ export const quotasSchema = z
         maxDoublings: z.number().int().nonnegative().default(5),
       })
       .prefault({}),
+    /** How the adaptive rate of `rpm: "auto"` models (and every model on Vertex AI) moves. */
+    adaptiveRate: adaptiveRateSchema.prefault({}),
     models: z.record(
       z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'model names are lower-case ids'),
       modelQuotaSchema,
@@ -202,8 +211,17 @@ export const quotasSchema = z
     path: ['defaultModel'],
   });
 
-export type Quotas = z.infer<typeof quotasSchema>;
-export type ModelQuota = z.infer<typeof modelQuotaSchema>;
+/** The quotas file as written (a model's `rpm` may be `"auto"`). */
+export type QuotasFile = z.infer<typeof quotasSchema>;
+export type Quotas = Omit<QuotasFile, 'models'> & { models: Record<string, ModelQuota> };
+/**
+ * A model's quota as the code reads it: `rpm` a number (the ceiling where the file says `"auto"`),
+ * and `adaptive` (the AIMD settings) where the rate adapts (core/adaptive-rate.ts).
+ */
+export type ModelQuota = Omit<z.infer<typeof modelQuotaSchema>, 'rpm' | 'maxRpm'> & {
+  rpm: number;
+  adaptive?: AdaptiveRateSettings;
+};
 export type RequestLimits = z.infer<typeof requestLimitsSchema>;
 
 /**
@@ -226,7 +244,7 @@ export function parseQuotas(input: unknown, source = 'quotas'): Quotas {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new Error(`${source} is not valid:\n${lines.join('\n')}`);
   }
-  return parsed.data;
+  return { ...parsed.data, models: resolveAutoRpm(parsed.data.models, parsed.data.adaptiveRate) };
 }
 
 /** Strips the `models/` prefix users sometimes pass. */

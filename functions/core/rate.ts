@@ -1,3 +1,4 @@
+import { type AdaptiveRate, adaptiveLimits } from './adaptive-rate.js';
 import type { ModelQuota } from './quotas.js';
 import { type DispatchRamp, rampCapacity } from './ramp.js';
 import { type TokenRateCut, withTokenCut } from './token-cut.js';
@@ -52,6 +53,8 @@ export interface DispatchLedger {
   requests?: Record<string, number>;
   /** The model's token rate, lowered for a while after a TPM 429 (`core/token-cut.ts`). */
   tokenCut?: TokenRateCut;
+  /** The model's adaptive request rate, where its quota has one (`core/adaptive-rate.ts`). */
+  adaptive?: AdaptiveRate;
   /** With a {@link DispatchRamp}: the second the queue's current ramp began (its first planned send after idling). */
   rampFromSec?: number;
 }
@@ -320,7 +323,7 @@ export function reserveForJob(
   jobPlan: JobPlan | undefined,
   tokens: readonly number[],
   nowMs: number,
-  quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
+  quota: Pick<ModelQuota, 'tpm' | 'rpm' | 'adaptive'>,
   headroom: number,
   options: {
     release?: { atMs: number; tokens: number };
@@ -332,7 +335,9 @@ export function reserveForJob(
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
   const { release, untilMs, ramp, gate, itemsPerTask } = options;
   const cut = ledger.tokenCut;
-  const effective = withTokenCut(quota, cut, nowMs);
+  // An adaptive model plans at its AIMD rate under the quota's ceiling (core/adaptive-rate.ts).
+  const { limits, adaptive } = adaptiveLimits(quota, ledger.adaptive, ledger.requests, nowMs);
+  const effective = withTokenCut(limits, cut, nowMs);
   const dispatched = planDispatches(
     ledger,
     tokens,
@@ -345,7 +350,8 @@ export function reserveForJob(
     gate,
     itemsPerTask,
   );
-  const planned = cut ? { ...dispatched, ledger: { ...dispatched.ledger, tokenCut: cut } } : dispatched;
+  const kept = { ...(cut ? { tokenCut: cut } : {}), ...(adaptive ? { adaptive } : {}) };
+  const planned = { ...dispatched, ledger: { ...dispatched.ledger, ...kept } };
   if (!jobPlan) return planned;
   const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;
   return { ...planned, jobPlan: addToJobPlan(before, planned.scheduleMs, tokens, nowMs) };

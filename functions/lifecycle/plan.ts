@@ -10,6 +10,7 @@ import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
+import { lowerRequestRate } from './adaptive-rate.js';
 import { createSpendPlanner } from './plan-spend.js';
 import { createUnitPlanner } from './unit-plan.js';
 
@@ -169,11 +170,13 @@ export function createPlanner(deps: PlannerDeps) {
         (i) => i.dueByMs! - window,
       );
       const { ratio, jobEvidence } = await calibrate(job, pending);
+      // An adaptive model plans a short way ahead: a 429's decrease reaches only what is planned after it.
+      const aheadMs = quota.adaptive?.planAheadMs ?? PLAN_AHEAD_MS;
       const tokens = pending.map((i) => plannedTokens(i.estimatedTokens, ratio));
       const paced = await spend.planFor(job, pending, tokens);
       const schedule = await ledger.reserve(job.model, tokens, quota, deps.quotas.headroom, {
         jobId: job.id,
-        untilMs: clock() + PLAN_AHEAD_MS,
+        untilMs: clock() + aheadMs,
         ...(jobEvidence ? { evidence: jobEvidence } : {}),
         ramp: deps.quotas.queueRamp,
         ...(paced ? { spend: paced.plan } : {}),
@@ -202,11 +205,8 @@ export function createPlanner(deps: PlannerDeps) {
         if (track) await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
         return { through: next, done: next >= end };
       }
-      // The plan reaches PLAN_AHEAD_MS out: plan the rest when half of that is left.
-      const resumeAtMs = Math.max(
-        clock() + 1000,
-        (schedule.at(-1) ?? clock() + PLAN_AHEAD_MS) - PLAN_AHEAD_MS / 2,
-      );
+      // The plan reaches its horizon: plan the rest when half of that is left.
+      const resumeAtMs = Math.max(clock() + 1000, (schedule.at(-1) ?? clock() + aheadMs) - aheadMs / 2);
       if (track) await jobs.setEnqueued(job.id, next, resumeAtMs + deps.stallMs);
       return { through: next, done: false, resumeAtMs };
     },
@@ -226,7 +226,10 @@ export function createPlanner(deps: PlannerDeps) {
       const current = await ledger.read(job.model);
       const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
       const effective = withTokenCut(quota, current.tokenCut, clock());
-      if (!lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom)) return undefined;
+      // An adaptive model's requests all go by its plan: a late one unplanned would add to a busy pool.
+      const light =
+        !quota.adaptive && !lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom);
+      if (light) return undefined;
       const paced = await spend.planFor(job, [item], [tokens]);
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
@@ -303,6 +306,9 @@ export function createPlanner(deps: PlannerDeps) {
         );
       }
     },
+
+    /** A 429 of a model whose rate adapts: its AIMD decrease (lifecycle/adaptive-rate.ts). */
+    lowerRequestRate: (model: string, log: Logger) => lowerRequestRate(ledger, deps.quotas, model, log),
 
     /**
      * The model's daily quota is spent: pause its queue until `untilMs`, and say so on the job. The

@@ -4,6 +4,7 @@ import bundledQuotas from '../../infra/quotas.json' with { type: 'json' };
 import { mediaAccessProblems, ownerPrefix } from '../core/owner-prefix.js';
 import { MAX_ITEMS_PER_TASK, parseQuotas, type Quotas } from '../core/quotas.js';
 import { pageTokenKey, withAndWithoutSlash } from './identity-config.js';
+import { quotasFor, VERTEX_HOW_TO_FIX, type VertexTarget, vertexEnv, vertexFrom } from './vertex-config.js';
 
 const hostPort = z
   .string()
@@ -171,6 +172,7 @@ const envSchema = z.object({
   /** Open result and event streams one caller may hold on one ingest instance; more get 429. */
   FANOUT_STREAMS_PER_CALLER: z.coerce.number().int().min(1).max(1000).default(10),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  ...vertexEnv,
 });
 
 const HOW_TO_FIX: Record<string, string> = {
@@ -190,6 +192,7 @@ const HOW_TO_FIX: Record<string, string> = {
   SCHEDULER_SERVICE_ACCOUNT: 'set it to the service account Cloud Scheduler signs OIDC tokens with',
   GEMINI_WEBHOOK_SECRET:
     "set it to the webhook's signing secret Gemini returned when it was registered (Secret Manager in the cloud)",
+  ...VERTEX_HOW_TO_FIX,
 };
 
 export interface Config {
@@ -200,7 +203,15 @@ export interface Config {
    * `apiKey` is absent where no key is bound (ingest and intake in the cloud, which never call
    * Gemini): read it through {@link requireGeminiKey}, which names the variable when it is missing.
    */
-  gemini: { apiKey?: string; baseUrl?: string; local: boolean; timeoutMs: number; flexTimeoutMs: number };
+  gemini: {
+    apiKey?: string;
+    baseUrl?: string;
+    local: boolean;
+    timeoutMs: number;
+    flexTimeoutMs: number;
+    /** Set when Gemini is called on Vertex AI (GOOGLE_GENAI_USE_VERTEXAI): ADC, no key. */
+    vertex?: VertexTarget;
+  };
   /**
    * Cloud Tasks' dispatch deadline of an item task: the worker's longest wait for Gemini plus a
    * margin, within the service's 15 s – 30 min. A worker that outlives it would be delivered again
@@ -336,6 +347,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       local: !e.GEMINI_API_KEY && Boolean(e.GEMINI_BASE_URL),
       timeoutMs: e.GEMINI_TIMEOUT_MS,
       flexTimeoutMs: e.GEMINI_FLEX_TIMEOUT_MS,
+      ...vertexFrom(e),
     },
     emulators: {
       firestore: e.FIRESTORE_EMULATOR_HOST,
@@ -367,7 +379,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ...(e.GEMINI_WEBHOOK_SECRET ? { geminiWebhookSecret: e.GEMINI_WEBHOOK_SECRET } : {}),
     ...pageTokenKey(e.PAGE_TOKEN_SECRET, e.CALLBACK_SECRET, local),
     streamsPerCaller: e.FANOUT_STREAMS_PER_CALLER,
-    quotas,
+    quotas: quotasFor(quotas, e.GOOGLE_GENAI_USE_VERTEXAI),
     logLevel: e.LOG_LEVEL,
   };
 }
@@ -375,10 +387,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 /**
  * The Gemini API key, for the functions that call Gemini (worker and tick: their entry points check
  * it before their first request is served, and the clients that use it are built on first use).
- * Throws a `ConfigError` naming GEMINI_API_KEY when this function was given none.
+ * Throws a `ConfigError` naming GEMINI_API_KEY when this function was given none. On Vertex AI
+ * (`config.gemini.vertex`) calls authenticate with Application Default Credentials: '' (no key).
  */
 export function requireGeminiKey(config: Pick<Config, 'gemini'>): string {
   if (config.gemini.apiKey) return config.gemini.apiKey;
+  // Vertex AI authenticates with Application Default Credentials: no key to require.
+  if (config.gemini.vertex) return '';
   throw new ConfigError([
     `GEMINI_API_KEY: missing (${HOW_TO_FIX.GEMINI_API_KEY}); or set GEMINI_BASE_URL to the local stand-in`,
   ]);

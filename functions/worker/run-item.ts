@@ -320,6 +320,8 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       case 'quota-minute': {
         // Gemini counted more of the model's tokens than the plan did: the model plans lower a while.
         if (failure.hit.limit === 'tokens-per-minute') await deps.planner.lowerTokenRate(job.model, log);
+        // A model whose rate adapts (Vertex, `rpm: "auto"`) slows down on any other minute's 429.
+        else await deps.planner.lowerRequestRate(job.model, log);
         // Its leases count its attempts across the tasks it was handed to.
         if (lastAttempt || item.attempts >= deps.quotas.queue.maxAttempts)
           return fail(failure.error, 'item.failed_last_attempt');

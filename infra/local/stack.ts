@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,6 +19,7 @@ import { numberFlag, profileFlag, type Running, runMain } from './main-runner.js
 import { freePort } from './ports.js';
 import { SAMPLE_PREFIX, sampleMedia, sampleMediaPrefixes, uploadSampleMedia } from './sample-media.js';
 import { type StorageEmulator, startStorageEmulator } from './storage/server.js';
+import { LOCAL_STS_AUDIENCE, writeVertexAdc } from './vertex-adc.js';
 import { workerCapacityFromEnv, workerSlots } from './worker-slots.js';
 
 /** What `npm run dev` prints after `ready:` and writes to `.local/stack.json` (DESIGN's contract). */
@@ -95,6 +97,12 @@ export interface StackOptions {
   responseCacheTtlHours?: number;
   /** Items one task carries at most (ITEMS_PER_TASK); the quotas file's (1) by default. */
   itemsPerTask?: number;
+  /**
+   * Run the functions on Vertex AI (GOOGLE_GENAI_USE_VERTEXAI): the stand-in in its Vertex mode,
+   * and Application Default Credentials from an external_account file whose token exchange is the
+   * stand-in's (vertex-adc.ts). `location` is GOOGLE_CLOUD_LOCATION (us-central1 by default).
+   */
+  vertex?: { location?: string };
 }
 
 export interface Stack {
@@ -179,6 +187,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         : { url: `${tickUrl}gemini-webhook`, secret: `whsec_${randomBytes(32).toString('base64')}` };
     let standIn: GeminiStandIn | undefined;
     let geminiBaseUrl = options.gemini?.baseUrl;
+    // Vertex AI mode: the functions' ADC is a token the local issuer signs, exchanged at the stand-in.
+    const subjectToken = options.vertex
+      ? issuer.idToken(`fanout-functions@${projectId}.iam.gserviceaccount.com`, LOCAL_STS_AUDIENCE)
+      : undefined;
     if (!geminiBaseUrl && !options.gemini?.apiKey) {
       // The stand-in enforces what the product plans with: each model's enqueued batch-token cap too.
       const enqueuedTokenLimit = Object.fromEntries(
@@ -192,6 +204,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         batch: { enqueuedTokenLimit, ...options.standIn?.batch },
         ...(webhook ? { webhooks: { ...webhook, ...options.standIn?.webhooks } } : {}),
         ...standInCostSettings(quotas, options.standIn),
+        ...(subjectToken
+          ? {
+              vertex: {
+                project: projectId,
+                subjectToken,
+                storageUrl: storage.url,
+                ...options.standIn?.vertex,
+              },
+            }
+          : {}),
         port: await port(6),
         models: Object.keys(quotas.models),
         quotas: Object.fromEntries(
@@ -200,6 +222,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
       cleanups.push(() => standIn!.close());
       geminiBaseUrl = standIn.url;
+    }
+    const vertexEnv =
+      subjectToken && geminiBaseUrl ? localVertexEnv(geminiBaseUrl, subjectToken, options) : {};
+    if (vertexEnv.GOOGLE_APPLICATION_CREDENTIALS) {
+      const adcDir = dirname(vertexEnv.GOOGLE_APPLICATION_CREDENTIALS);
+      cleanups.push(async () => rmSync(adcDir, { recursive: true, force: true }));
     }
 
     const env: Record<string, string> = {
@@ -249,6 +277,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         : {}),
       ...(options.itemsPerTask ? { ITEMS_PER_TASK: String(options.itemsPerTask) } : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
+      ...vertexEnv,
       ...(options.bucketCaps
         ? {
             BUCKET_MAX_LINES: String(options.bucketCaps.maxLines),
@@ -336,6 +365,20 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await close();
     throw err;
   }
+}
+
+/** The functions' environment on Vertex AI: the SDK's variables and an offline ADC file. */
+function localVertexEnv(
+  standInUrl: string,
+  subjectToken: string,
+  options: StackOptions,
+): Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'fanout-vertex-adc-'));
+  return {
+    GOOGLE_GENAI_USE_VERTEXAI: 'true',
+    GOOGLE_CLOUD_LOCATION: options.vertex?.location ?? 'us-central1',
+    GOOGLE_APPLICATION_CREDENTIALS: writeVertexAdc(dir, standInUrl, subjectToken),
+  };
 }
 
 /**

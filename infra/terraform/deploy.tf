@@ -41,11 +41,11 @@ locals {
   # The project-level roles this module grants (iam.tf: google_project_iam_member). The deploy account
   # may grant and revoke these and no other (IAM Conditions on role grants: the
   # iam.googleapis.com/modifiedGrantsByRole attribute), so it cannot make itself or anyone an owner.
-  deploy_grantable_roles = [
+  deploy_grantable_roles = concat([
     "roles/datastore.user",
     "roles/pubsub.publisher",
     "roles/eventarc.eventReceiver",
-  ]
+  ], var.use_vertex_ai ? ["roles/aiplatform.user"] : []) # vertex.tf
 }
 
 resource "google_project_iam_member" "deploy" {

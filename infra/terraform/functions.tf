@@ -192,7 +192,7 @@ resource "google_cloudfunctions2_function" "function" {
     max_instance_count               = each.value.max_instances
     ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
-    environment_variables            = merge(local.common_env, each.value.env)
+    environment_variables            = merge(local.common_env, local.vertex_env, each.value.env)
 
     # The functions that call Gemini only (local.gemini_callers, secrets.tf); the others have no
     # grant on the secret and their configuration does not read it.

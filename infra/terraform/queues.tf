@@ -17,10 +17,17 @@
 # The floor is taken on an exact quotient (Terraform numbers are arbitrary-precision); JavaScript's
 # double arithmetic can land 0.001 lower on some inputs, never higher, and both stay within the budget.
 locals {
+  # Each model's rpm as the code reads it: "auto" is its ceiling (maxRpm, else Cloud Tasks' 30,000).
+  model_rpm = {
+    for model, quota in local.quotas.models : model => quota.rpm == "auto" ? try(quota.maxRpm, 30000) : quota.rpm
+  }
+
   model_queues = {
     for model, quota in local.quotas.models : model => {
-      id     = "fanout-${replace(trimprefix(model, "models/"), "/[^a-z0-9-]/", "-")}"
-      budget = floor(quota.rpm * local.quotas.headroom)
+      id = "fanout-${replace(trimprefix(model, "models/"), "/[^a-z0-9-]/", "-")}"
+      # rpm "auto" (tier limits unknown; functions/core/quotas-adaptive.ts): the queue runs at the
+      # ceiling maxRpm (Cloud Tasks' 500 a second by default) and the adaptive rate plans under it.
+      budget = floor(local.model_rpm[model] * local.quotas.headroom)
     }
   }
 
@@ -45,11 +52,11 @@ locals {
 
   worker_slots       = var.worker_max_instances * var.worker_concurrency
   control_concurrent = min(100, max(1, floor(local.worker_slots / 10)))
-  total_rpm          = sum([for model, quota in local.quotas.models : quota.rpm])
+  total_rpm          = sum([for model, rpm in local.model_rpm : rpm])
   spare_slots        = local.worker_slots - local.control_concurrent - length(local.model_queues)
   model_concurrent = {
-    for model, quota in local.quotas.models : model =>
-    min(5000, 1 + floor(max(local.spare_slots, 0) * quota.rpm / local.total_rpm))
+    for model, rpm in local.model_rpm : model =>
+    min(5000, 1 + floor(max(local.spare_slots, 0) * rpm / local.total_rpm))
   }
 
   # Cloud Tasks takes durations as strings of seconds.

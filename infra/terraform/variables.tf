@@ -276,3 +276,25 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "use_vertex_ai" {
+  description = <<-EOT
+    Call Gemini on Vertex AI instead of the Gemini Developer API (README: Running on Vertex AI): the
+    worker and tick get GOOGLE_GENAI_USE_VERTEXAI=true and GOOGLE_CLOUD_LOCATION, authenticate as
+    their own service accounts (Application Default Credentials, roles/aiplatform.user on the
+    project), and plan every model at the adaptive rate under its rpm in infra/quotas.json.
+  EOT
+  type        = bool
+  default     = false
+}
+
+variable "vertex_ai_location" {
+  description = "Vertex AI location of the Gemini calls when use_vertex_ai is on: global (Google's advice for Dynamic Shared Quota) or a region such as us-central1."
+  type        = string
+  default     = "global"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,62}$", var.vertex_ai_location))
+    error_message = "vertex_ai_location must be global or a region id such as us-central1."
+  }
+}

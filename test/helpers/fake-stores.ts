@@ -4,7 +4,9 @@
  * counted once in the same "commit", sweeps that skip the counters, idempotency keys created once),
  * so lifecycle and handler tests exercise the real rules, which live in `functions/lifecycle/`.
  */
+
 import { randomUUID } from 'node:crypto';
+import { decreaseAdaptiveRate } from '../../functions/core/adaptive-rate.js';
 import {
   type ItemRecord,
   isTerminalJob,
@@ -633,6 +635,14 @@ export class FakeDb {
           const tokenCut = cutAfterTokens429(ledger.tokenCut, db.clock());
           db.ledgers.set(model, { ...ledger, tokenCut });
           return tokenCut;
+        },
+        async lowerRequestRate(model, quota) {
+          await db.enter('ledger.lowerRequestRate');
+          if (!quota.adaptive) return undefined;
+          const ledger = db.ledgers.get(model) ?? { buckets: {} };
+          const adaptive = decreaseAdaptiveRate(ledger.adaptive, quota.rpm, db.clock(), quota.adaptive);
+          db.ledgers.set(model, { ...ledger, adaptive });
+          return adaptive;
         },
         async evidence(model) {
           await db.enter('ledger.evidence');

@@ -4,7 +4,9 @@
  * drifts from Firestore makes every test built on it lie; this suite is what keeps them together.
  * Each test gets a fresh, isolated set of stores from `open`.
  */
+
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_ADAPTIVE_RATE } from '../../functions/core/adaptive-rate.js';
 import { itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core/jobs.js';
 import { sumTotals } from '../../functions/core/totals.js';
 import type { Stores } from '../../functions/platform/store/index.js';
@@ -433,6 +435,27 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(again.factor).toBe(0.8);
       expect(read.tokenCut).toEqual(again);
       expect(Object.values(read.buckets).reduce((a, b) => a + b, 0)).toBe(10);
+    });
+
+    it("keeps an adaptive model's rate through reservations; a 429 lowers it once per window", async () => {
+      const { stores } = await open();
+      const model = `aimd-${Math.random().toString(36).slice(2, 10)}`;
+      const base = testQuotas().models['gemini-2.5-flash']!;
+      const quota = { ...base, adaptive: { ...DEFAULT_ADAPTIVE_RATE, startRpm: 100, sameWindowMs: 60_000 } };
+
+      await stores.ledger.reserve(model, [10], quota, 0.9);
+      const started = (await stores.ledger.read(model)).adaptive;
+      const lowered = await stores.ledger.lowerRequestRate(model, quota);
+      const same = await stores.ledger.lowerRequestRate(model, quota);
+      await stores.ledger.reserve(model, [10], quota, 0.9);
+      const read = await stores.ledger.read(model);
+      const plain = await stores.ledger.lowerRequestRate(`${model}-fixed`, base);
+
+      expect(started?.rpm).toBe(100);
+      expect(lowered?.rpm).toBeCloseTo(70);
+      expect(same).toEqual(lowered);
+      expect(read.adaptive?.rpm).toBeCloseTo(70);
+      expect(plain).toBeUndefined();
     });
   });
 }

@@ -78,6 +78,14 @@ describe('seeded fault simulation', () => {
     expect(grouped, 'no task carried several items').toBeGreaterThan(seeds.length);
   });
 
+  // Models whose rate adapts (Vertex AI, rpm "auto"): the same invariants while 429s lower the
+  // rate on the ledger and every late send takes a slot at it.
+  it('holds every invariant with adaptive rates over 300 seeds', { timeout: 300_000 }, async () => {
+    const failures = await runSeeds(range(BASE, 300), { ...PROFILE, adaptive: true });
+    if (failures.length > 0) console.log(report(failures, { profile: env.SIM_PROFILE }));
+    expect(failures.map((f) => f.seed)).toEqual([]);
+  });
+
   // The reconciler sweeps only expired leases unless it also sweeps orphans (pending items no task
   // will deliver): with the sweep off, a worker outage longer than the queue's retry budget after a
   // release must leave some item pending forever, and the simulation must find it.

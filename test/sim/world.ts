@@ -11,6 +11,7 @@
 import { dueWindowMs } from '../../functions/core/due.js';
 import { isTerminalJob, type JobView } from '../../functions/core/jobs.js';
 import type { Quotas } from '../../functions/core/quotas.js';
+import { adaptiveEverywhere } from '../../functions/core/quotas-adaptive.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { createPlanner } from '../../functions/lifecycle/plan.js';
 import { dispatchDeadlineFor } from '../../functions/platform/config.js';
@@ -42,6 +43,8 @@ export interface SimOptions {
   reconcileLimits?: { items?: number; jobs?: number };
   /** Print the trace as it happens. */
   echo?: boolean;
+  /** Every model's rate adapts (Vertex AI, `rpm: "auto"`: core/adaptive-rate.ts). */
+  adaptive?: boolean;
 }
 
 export interface SimResult {
@@ -116,7 +119,8 @@ export type World = ReturnType<typeof wire>;
  * actor (ingest, worker, tick) over the same fakes, so faults can aim at one actor's await points.
  */
 function wire(scenario: Scenario, rng: Rng, clock: SimClock, trace: Trace, options: SimOptions) {
-  const quotas = simQuotas(scenario);
+  const fixed = simQuotas(scenario);
+  const quotas = options.adaptive ? adaptiveEverywhere(fixed) : fixed;
   const db = new FakeDb(clock.now);
   const effects = new Effects();
   const faults = new Faults(clock, rng, trace, scenario.faults);

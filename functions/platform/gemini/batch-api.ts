@@ -185,6 +185,8 @@ export function createBatchApi(options: BatchApiOptions): BatchApi {
   const ai =
     options.sdk ??
     new GoogleGenAI({
+      // The Developer API whatever GOOGLE_GENAI_USE_VERTEXAI says (the SDK reads it when unset).
+      vertexai: false,
       apiKey: options.apiKey,
       apiVersion: GEMINI_API_VERSION,
       httpOptions: {

@@ -50,9 +50,12 @@ export interface GenerateResult {
 }
 
 export interface GeminiClientOptions {
+  /** The Developer API's key; unused on Vertex AI. */
   apiKey: string;
   baseUrl?: string;
   timeoutMs: number;
+  /** Call Gemini on Vertex AI in this project and location, with Application Default Credentials. */
+  vertex?: { project: string; location: string };
 }
 
 /**
@@ -62,11 +65,27 @@ export interface GeminiClientOptions {
  */
 export const GEMINI_API_VERSION = 'v1beta';
 
-function sdkFor(options: GeminiClientOptions): GoogleGenAI {
+/**
+ * The Vertex AI API version of every call: the SDK's default for Vertex (`v1beta1`), which serves
+ * generateContent, countTokens and batchPredictionJobs alike.
+ */
+export const VERTEX_API_VERSION = 'v1beta1';
+
+/**
+ * The SDK client. On Vertex AI: `vertexai: true` with the project and location passed explicitly
+ * (never an API key, which would switch the SDK to Vertex's express mode), so it authenticates with
+ * Application Default Credentials (google-auth-library: a bearer token) and calls
+ * `{base}/v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`.
+ */
+export function sdkFor(options: Omit<GeminiClientOptions, 'timeoutMs'>): GoogleGenAI {
+  const http = options.baseUrl ? { httpOptions: { baseUrl: options.baseUrl } } : {};
+  if (options.vertex)
+    return new GoogleGenAI({ vertexai: true, ...options.vertex, apiVersion: VERTEX_API_VERSION, ...http });
   return new GoogleGenAI({
+    vertexai: false,
     apiKey: options.apiKey,
     apiVersion: GEMINI_API_VERSION,
-    ...(options.baseUrl ? { httpOptions: { baseUrl: options.baseUrl } } : {}),
+    ...http,
   });
 }
 

@@ -1,5 +1,6 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { type AdaptiveRate, decreaseAdaptiveRate } from '../../core/adaptive-rate.js';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
 import type { DispatchRamp } from '../../core/ramp.js';
@@ -61,6 +62,11 @@ export interface LedgerStore {
    * while (`cutAfterTokens429`); the cut it now holds.
    */
   lowerTokenRate(model: string): Promise<TokenRateCut>;
+  /**
+   * Gemini answered an adaptive model (`quota.adaptive`) 429: its adaptive request rate takes its
+   * multiplicative decrease (`decreaseAdaptiveRate`); the rate it now holds.
+   */
+  lowerRequestRate(model: string, quota: ModelQuota): Promise<AdaptiveRate | undefined>;
 }
 
 export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
@@ -183,6 +189,20 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
         }),
       );
     },
+
+    async lowerRequestRate(model, quota) {
+      const settings = quota.adaptive;
+      if (!settings) return undefined;
+      const ref = ledgers.doc(model);
+      return lane(model)(() =>
+        db.runTransaction(async (tx) => {
+          const ledger = ledgerFrom(await tx.get(ref));
+          const adaptive = decreaseAdaptiveRate(ledger.adaptive, quota.rpm, Date.now(), settings);
+          tx.set(ref, ledgerData({ ...ledger, adaptive }), { merge: true });
+          return adaptive;
+        }),
+      );
+    },
   };
 }
 
@@ -211,6 +231,7 @@ function ledgerData(ledger: DispatchLedger) {
     bucketsJson: JSON.stringify(ledger.buckets),
     requestsJson: JSON.stringify(ledger.requests ?? {}),
     ...(ledger.tokenCut ? { tokenCutJson: JSON.stringify(ledger.tokenCut) } : {}),
+    ...(ledger.adaptive ? { adaptiveJson: JSON.stringify(ledger.adaptive) } : {}),
     rampFromSec: ledger.rampFromSec ?? null,
     updatedAt: FieldValue.serverTimestamp(),
   };
@@ -221,7 +242,9 @@ function ledgerFrom(snap: FirebaseFirestore.DocumentSnapshot): DispatchLedger {
     JSON.parse((snap.exists && snap.data()![field]) || '{}') as Record<string, number>;
   const cut = snap.exists ? (snap.data()!.tokenCutJson as string | undefined) : undefined;
   const rampFromSec = snap.exists ? snap.data()!.rampFromSec : undefined;
+  const adaptive = snap.exists ? (snap.data()!.adaptiveJson as string | undefined) : undefined;
   return {
+    ...(adaptive ? { adaptive: JSON.parse(adaptive) as AdaptiveRate } : {}),
     buckets: parse('bucketsJson'),
     requests: parse('requestsJson'),
     ...(cut ? { tokenCut: JSON.parse(cut) as TokenRateCut } : {}),

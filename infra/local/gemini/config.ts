@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { implicitCacheSchema, spendSchema } from './cost-config.js';
+import { vertexSchema } from './vertex.js';
 
 /** Models the stand-in knows when nothing else is configured. */
 export const DEFAULT_MODELS = [
@@ -350,6 +351,8 @@ export const geminiStandInConfigSchema = z.object({
   serviceTiers: serviceTiersSchema.prefault({}),
   /** Batch webhooks (webhooks.ts): where a batch's end is pushed, and how. */
   webhooks: webhooksSchema.prefault({}),
+  /** Vertex AI mode: paths, bearer auth and a shared pool that throttles by load (vertex.ts). */
+  vertex: vertexSchema.prefault({}),
   /** Number of SSE chunks a streamed answer is split into (at most; short answers send fewer). */
   streamChunks: z.number().int().positive().default(3),
 });

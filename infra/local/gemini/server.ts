@@ -65,6 +65,8 @@ import {
   type ServiceTier,
 } from './tiers.js';
 import { countRequestTokens } from './tokens.js';
+import { asVertexResponse, parseVertexPath, STS_PATH, type VertexCall, VertexGate } from './vertex.js';
+import { BATCH_JOBS_PATH, VertexBatchJobs } from './vertex-batch.js';
 import { type WebhookDelivery, WebhookSender } from './webhooks.js';
 
 /** Options of `startGeminiStandIn`: any part of the configuration, plus where and how to run. */
@@ -145,6 +147,8 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
   const stats = new StatsRecorder(clock);
   const spendWindow = new SpendWindow(clock, () => config.spend);
   const implicitCache = new ImplicitCache(clock, () => config.implicitCache);
+  /** Vertex AI mode (vertex.ts): its tokens and shared pools. */
+  const vertex = new VertexGate(clock, () => config.vertex);
   const files = new FileStore(
     dir,
     () => url,
@@ -161,6 +165,17 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     onEnded: (resource) => webhooks.batchEnded(resource),
   });
   const fileInfo = (uri: string) => files.info(uri);
+  const vertexBatches = new VertexBatchJobs({
+    clock,
+    storageUrl: () => config.vertex.storageUrl,
+    timings: () => config.batch,
+    answer(model, raw) {
+      const request = validateGenerateRequest(raw);
+      const tokens = countRequestTokens(request, config.tokens, fileInfo);
+      const response = buildResponse(model, request, tokens, answerOptions(model, request, tokens.total));
+      return asVertexResponse(response, clock());
+    },
+  });
 
   function knownModel(model: string, version: string, method: string): void {
     if (!config.models.includes(model)) throw modelNotFound(model, version, method);
@@ -204,6 +219,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     version: string,
     model: string,
     stream: boolean,
+    onVertex = false,
   ) {
     const method = stream ? 'streamGenerateContent' : 'generateContent';
     const body = await readJson(req, config.limits.maxRequestBytes);
@@ -258,8 +274,10 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       ? billedUsd(config.spend, model, tier, billedTokens(request, tokens.total, early))
       : 0;
     const overSpend = early ? spendWindow.check(spendUsd) : undefined;
+    // Vertex AI: no per-project limits, a shared pool that may be busy (vertex.ts).
+    if (onVertex) admitToPool(model);
     const violations = [
-      ...ledger.check(model, tokens.total, config.quotas[model], config.quotaTier),
+      ...(onVertex ? [] : ledger.check(model, tokens.total, config.quotas[model], config.quotaTier)),
       ...(overSpend ? [overSpend] : []),
     ];
     if (violations.length > 0) {
@@ -269,7 +287,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       );
       throw quotaExceededError(violations, quotaErrorShape());
     }
-    ledger.admit(model, tokens.total);
+    if (!onVertex) ledger.admit(model, tokens.total);
     spendWindow.admit(spendUsd);
     implicitCache.record(model, request);
     stats.admitted(model, tokens.total);
@@ -338,7 +356,7 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       res.once('finish', () => {
         if (!gone.signal.aborted) stats.delivered(model, hash, promptText(request));
       });
-      sendJson(res, 200, response, tierHeader);
+      sendJson(res, 200, onVertex ? asVertexResponse(response, clock()) : response, tierHeader);
       return;
     }
     const chunks = buildStreamChunks(model, request, tokens, config.streamChunks, options);
@@ -355,6 +373,50 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     }
     res.end();
     stats.succeeded(model, outputTokens(chunks[chunks.length - 1] ?? {}));
+  }
+
+  function admitToPool(model: string): void {
+    try {
+      vertex.admit(model);
+    } catch (error) {
+      stats.rejected(model, ['vertex-shared-pool']);
+      throw error;
+    }
+  }
+
+  /** A Vertex AI model call: its bearer token first, then the same answers as the Developer API's. */
+  async function vertexCall(req: IncomingMessage, res: ServerResponse, call: VertexCall): Promise<void> {
+    vertex.authorize(req, call);
+    const { version, model, action } = call;
+    if (action === 'generateContent') return generate(req, res, version, model, false, true);
+    if (action === 'streamGenerateContent') return generate(req, res, version, model, true, true);
+    if (action === 'countTokens') return countTokens(req, res, version, model);
+    req.resume();
+    sendUnknownRoute(res, `/${version}/${call.resource}:${action}`);
+  }
+
+  /** Vertex batch prediction (vertex-batch.ts), behind the same bearer tokens. */
+  async function vertexBatchRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    query: URLSearchParams,
+    [, version = 'v1beta1', parent = '', project = '', id, cancel]: RegExpExecArray,
+  ): Promise<void> {
+    vertex.authorize(req, { version, project, location: '', model: '', action: '', resource: parent });
+    if (method === 'POST' && !id)
+      return sendJson(res, 200, vertexBatches.create(parent, await readJson(req, null)));
+    req.resume();
+    if (method === 'GET' && id && !cancel) return sendJson(res, 200, vertexBatches.get(parent, id));
+    if (method === 'GET' && !id) {
+      const size = query.has('pageSize') ? Number(query.get('pageSize')) : undefined;
+      return sendJson(res, 200, vertexBatches.list(parent, size, query.get('pageToken') ?? undefined));
+    }
+    if (method === 'POST' && id && cancel) {
+      vertexBatches.cancel(parent, id);
+      return sendJson(res, 200, {});
+    }
+    sendUnknownRoute(res, path0(req));
   }
 
   /**
@@ -501,6 +563,11 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     const pageToken = query.get('pageToken') ?? undefined;
 
     if (path.startsWith('/__standin/')) return control(req, res, path, method);
+    if (vertex.enabled && method === 'POST' && path === STS_PATH) return vertex.exchange(req, res);
+    const onVertex = vertex.enabled && method === 'POST' ? parseVertexPath(path) : undefined;
+    if (onVertex) return vertexCall(req, res, onVertex);
+    const jobsPath = vertex.enabled ? BATCH_JOBS_PATH.exec(path) : null;
+    if (jobsPath) return vertexBatchRoute(req, res, method, query, jobsPath);
     if (!req.headers['x-goog-api-key'] && !query.has('key')) throw missingApiKey();
 
     for (const r of routes) {
@@ -583,11 +650,13 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
       priorityLedger.reset();
       spendWindow.reset();
       implicitCache.reset();
+      vertex.reset();
       prng = createPrng(config.seed);
     },
     async close() {
       closing.abort();
       batches.close();
+      vertexBatches.close();
       webhooks.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -597,6 +666,10 @@ export async function startGeminiStandIn(options: GeminiStandInOptions = {}): Pr
     },
   };
   return handle;
+}
+
+function path0(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://stand-in').pathname;
 }
 
 /** Output tokens of an answer as billed: candidates plus thinking. */

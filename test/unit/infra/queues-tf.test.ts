@@ -162,6 +162,17 @@ function sweepQuotas(headroom: number): string {
 
 const readRepoFile = (path: string) => readFile(join(ROOT, path), 'utf8');
 
+/** The bundled quotas with two models' rpm "auto": one with a ceiling (maxRpm), one without. */
+async function autoRpmQuotas(): Promise<string> {
+  const doc = JSON.parse(await readRepoFile('infra/quotas.json')) as {
+    models: Record<string, Record<string, unknown>>;
+  };
+  const [first, second] = Object.keys(doc.models);
+  Object.assign(doc.models[first!]!, { rpm: 'auto', maxRpm: 2400 });
+  Object.assign(doc.models[second!]!, { rpm: 'auto' });
+  return JSON.stringify(doc);
+}
+
 const SOURCES: Array<{ name: string; json: () => Promise<string>; vars: WorkerVars }> = [
   { name: 'infra/quotas.json', json: () => readRepoFile('infra/quotas.json'), vars: DEFAULT_VARS },
   {
@@ -179,6 +190,12 @@ const SOURCES: Array<{ name: string; json: () => Promise<string>; vars: WorkerVa
     json: () => readRepoFile('test/fixtures/quotas.bench.json'),
     vars: DEFAULT_VARS,
   },
+  {
+    name: 'test/fixtures/quotas.vertex.json',
+    json: () => readRepoFile('test/fixtures/quotas.vertex.json'),
+    vars: DEFAULT_VARS,
+  },
+  { name: 'rpm "auto" with and without maxRpm', json: async () => autoRpmQuotas(), vars: DEFAULT_VARS },
   { name: 'rpm sweep at headroom 0.98', json: async () => sweepQuotas(0.98), vars: DEFAULT_VARS },
   { name: 'rpm sweep at headroom 1', json: async () => sweepQuotas(1), vars: DEFAULT_VARS },
   {
