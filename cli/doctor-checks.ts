@@ -104,14 +104,17 @@ export async function checkGemini(s: {
   gemini: GeminiClient;
   model: string;
   baseUrl: string;
+  /** What to fix for a failed call; the Developer API's advice by default. */
+  advice?: (err: unknown) => string;
 }): Promise<CheckResult> {
   const name = 'Gemini reachable';
+  const advice = s.advice ?? ((err: unknown) => geminiAdvice(err, s.baseUrl, s.model));
   const request = { contents: [{ role: 'user', parts: [{ text: 'Reply with the single word OK.' }] }] };
   let tokens: number;
   try {
     tokens = await s.gemini.countTokens(s.model, request);
   } catch (err) {
-    return fail(name, `countTokens on ${s.model}: ${errorText(err)}`, geminiAdvice(err, s.baseUrl, s.model));
+    return fail(name, `countTokens on ${s.model}: ${errorText(err)}`, advice(err));
   }
   try {
     const { usageMetadata } = await s.gemini.generate(s.model, request);
@@ -121,11 +124,7 @@ export async function checkGemini(s: {
       `${s.model} at ${s.baseUrl}: countTokens ${tokens}, generateContent answered (${out} tokens out)`,
     );
   } catch (err) {
-    return fail(
-      name,
-      `generateContent on ${s.model}: ${errorText(err)}`,
-      geminiAdvice(err, s.baseUrl, s.model),
-    );
+    return fail(name, `generateContent on ${s.model}: ${errorText(err)}`, advice(err));
   }
 }
 

@@ -27,6 +27,14 @@ import {
   checkServiceAccounts,
   type QueueReader,
 } from './doctor-checks.js';
+import {
+  checkVertexTarget,
+  type VertexSettings,
+  vertexAdcProject,
+  vertexAdvice,
+  vertexBatchApi,
+  vertexOf,
+} from './doctor-vertex.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { STACK_FILE, type Target } from './target.js';
 
@@ -46,6 +54,8 @@ export interface DoctorSettings {
   storageEmulatorHost?: string | undefined;
   /** The local stand-in is Gemini (no key needed). */
   standIn: boolean;
+  /** GOOGLE_GENAI_USE_VERTEXAI: Gemini on Vertex AI (ADC, a project and location; no key). */
+  vertex?: VertexSettings | undefined;
   quotas: Quotas;
   quotasFrom: string;
 }
@@ -97,6 +107,7 @@ export async function doctorSettings(
     storageEmulatorHost: env.STORAGE_EMULATOR_HOST,
     // As the functions' config decides: a base URL without a key is the local stand-in.
     standIn: Boolean(env.GEMINI_BASE_URL) && !env.GEMINI_API_KEY,
+    vertex: vertexOf(env),
     quotas,
     quotasFrom,
   };
@@ -112,6 +123,8 @@ export async function runDoctor(
   const baseUrl = s.geminiBaseUrl ?? GOOGLE_GEMINI;
   const key = s.apiKey ?? (s.standIn ? 'local-stand-in' : undefined);
   const model = s.quotas.defaultModel;
+  if (s.vertex)
+    return [...(await vertexGeminiChecks(s, s.vertex, model, opts)), ...(await cloudChecks(target, s))];
   const results: CheckResult[] = [
     checkGeminiKey(s),
     await checkAdc({ emulatorsOnly, projectOf: adcProject }),
@@ -135,12 +148,60 @@ export async function runDoctor(
     const why = 'no GEMINI_API_KEY to call it with (see the row above)';
     results.push({ check: 'Gemini reachable', status: 'skipped', detail: why, required: false });
   }
-  results.push(await queuesCheck(s));
-  results.push(
+  return [...results, ...(await cloudChecks(target, s))];
+}
+
+/** The rows after Gemini's, the same on both APIs: queues, bucket, ingest, service accounts. */
+async function cloudChecks(target: Target, s: DoctorSettings): Promise<CheckResult[]> {
+  return [
+    await queuesCheck(s),
     ...(await checkBucket({ bucket: s.bucket, ...(s.bucket ? { reader: bucketReader(s) } : {}) })),
+    await checkIngest({ url: target.url, list: () => target.client.list({ pageSize: 1 }) }),
+    checkServiceAccounts(target.local),
+  ];
+}
+
+/** Gemini's rows on Vertex AI: the target, ADC, a call through Vertex's paths, `--batch` by prediction. */
+async function vertexGeminiChecks(
+  s: DoctorSettings,
+  v: VertexSettings,
+  model: string,
+  opts: DoctorOptions,
+): Promise<CheckResult[]> {
+  const adc = await checkAdc({ emulatorsOnly: false, projectOf: () => vertexAdcProject(v) });
+  const results = [checkVertexTarget(v), adc];
+  if (!v.project) return results;
+  const vertex = { project: v.project, location: v.location };
+  const gemini = createGeminiClient({
+    apiKey: '',
+    vertex,
+    timeoutMs: 30_000,
+    ...(s.geminiBaseUrl ? { baseUrl: s.geminiBaseUrl } : {}),
+  });
+  const where = s.geminiBaseUrl ?? `Vertex AI (${v.location})`;
+  results.push(
+    await checkGemini({ gemini, model, baseUrl: where, advice: (err) => vertexAdvice(err, v, model) }),
   );
-  results.push(await checkIngest({ url: target.url, list: () => target.client.list({ pageSize: 1 }) }));
-  results.push(checkServiceAccounts(target.local));
+  if (opts.batch) {
+    const batch = await vertexBatchApi(v, s);
+    results.push(
+      batch
+        ? await checkBatch({
+            batch,
+            model,
+            timeoutMs: (opts.batchTimeout ?? 900) * 1000,
+            pollMs: s.geminiBaseUrl ? 500 : 30_000,
+            sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+            now: Date.now,
+          })
+        : {
+            check: 'Batch round trip',
+            status: 'skipped',
+            detail: 'needs FANOUT_BUCKET (Vertex batch prediction reads and writes it)',
+            required: false,
+          },
+    );
+  }
   return results;
 }
 
@@ -248,7 +309,8 @@ async function adcProject(): Promise<string> {
 
 /** What `doctor --help` adds: where it looks, and its exit code. */
 export const DOCTOR_HELP = `Against the local cloud (.local/stack.json) every setting comes from that file; with --url or
-FANOUT_URL from GOOGLE_CLOUD_PROJECT, REGION, FANOUT_BUCKET, GEMINI_API_KEY and GEMINI_BASE_URL.
+FANOUT_URL from GOOGLE_CLOUD_PROJECT, REGION, FANOUT_BUCKET, GEMINI_API_KEY and GEMINI_BASE_URL; with
+GOOGLE_GENAI_USE_VERTEXAI=true Gemini is checked on Vertex AI (GOOGLE_CLOUD_LOCATION, ADC, no key).
 Exit code of doctor: 0 when every required check passed, 1 when one failed (the table says what to fix).`;
 
 /** `--batch-timeout SECONDS`: a whole number from 10 to 86,400 (the Batch API's 24 h). */

@@ -116,6 +116,11 @@ export interface Stack {
   samples: { prefixes: string[]; uploaded: number; kept: number };
   /** The batch webhook the stand-in pushes to, and its signing secret (absent when off). */
   webhook?: { url: string; secret: string };
+  /**
+   * Vertex mode: the SDK's variables and the offline ADC file the functions run with, for a client
+   * in this process (doctor) to call the stand-in as they do. Absent otherwise.
+   */
+  vertexEnv?: Record<string, string>;
   /** Kills one function instance with SIGKILL, as a crash would; the host starts another. */
   killFunctionInstance(): void;
   close(): Promise<void>;
@@ -358,6 +363,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       storage,
       samples: { prefixes: sampleMediaPrefixes(samples), ...uploads },
       ...(webhook ? { webhook } : {}),
+      ...(vertexEnv.GOOGLE_APPLICATION_CREDENTIALS ? { vertexEnv } : {}),
       killFunctionInstance: () => process.kill(host.pid, 'SIGUSR2'),
       close,
     };

@@ -5,6 +5,7 @@ import { createJobsClient, type JobsClient } from '../../functions/api/client.js
 import type { ResultEntry } from '../../functions/api/jobs.js';
 import type { AdaptiveRate } from '../../functions/core/adaptive-rate.js';
 import { type Stack, startStack } from '../../infra/local/stack.js';
+import { cli, cliEnv } from '../helpers/cli.js';
 
 // A deployment on Vertex AI end to end (issue 23): the functions call Gemini with `vertexai: true`
 // and Application Default Credentials (an external_account file whose token exchange is the
@@ -106,4 +107,40 @@ describe('a job on Vertex AI under a busy shared pool', () => {
     const counted = job.quota429s as Record<string, Record<string, number>> | undefined;
     expect(counted?.[MODEL]?.unknown).toBe(stats.rejected429);
   }, 480_000);
+});
+
+// After the jobs above: doctor's own calls would count in their stand-in figures.
+describe('gemini-fanout doctor on Vertex AI', () => {
+  it('finds the Vertex target and ADC, reaches Gemini through Vertex, and runs a batch by prediction', async () => {
+    // Arrange: the environment of a deployment on Vertex AI (no key), as the functions have it.
+    const s = local.info;
+    const env = cliEnv({
+      GOOGLE_CLOUD_PROJECT: s.projectId,
+      FANOUT_BUCKET: s.bucket,
+      CLOUD_TASKS_EMULATOR_HOST: s.tasksEmulatorHost,
+      STORAGE_EMULATOR_HOST: s.storageEmulatorHost,
+      GEMINI_BASE_URL: s.geminiBaseUrl,
+      ...local.vertexEnv,
+    });
+    delete env.GEMINI_API_KEY;
+    const quotas = resolve(import.meta.dirname, '..', 'fixtures', 'quotas.vertex.json');
+
+    // Act
+    const result = await cli(['doctor', '--url', s.ingestUrl, '--quotas', quotas, '--batch'], { env });
+
+    // Assert
+    expect(result.stdout).toMatch(
+      /^Gemini on Vertex AI +\| ok: no key: Application Default Credentials call Vertex AI in fanout-e2e-vertex, location us-central1/m,
+    );
+    expect(result.stdout).toMatch(
+      /^Google credentials \(ADC\) +\| ok: Application Default Credentials found \(project fanout-e2e-vertex\)/m,
+    );
+    expect(result.stdout).toMatch(
+      /^Gemini reachable +\| ok: gemini-e2e-vertex at http:\/\/127\.0\.0\.1:\d+: countTokens \d+/m,
+    );
+    expect(result.stdout).toMatch(
+      /^Batch API round trip +\| ok: projects\/fanout-e2e-vertex\/locations\/us-central1\/batchPredictionJobs\/\d+: upload, create, poll and collect; 2 of 2/m,
+    );
+    expect(result.stdout).not.toMatch(/Gemini API key/);
+  }, 120_000);
 });
