@@ -159,7 +159,14 @@ export function createPlanner(deps: PlannerDeps) {
         ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
         limit: Math.min(ENQUEUE_PAGE, end - through),
       });
-      if (page.length === 0 || end <= through) return { through, done: true };
+      if (end <= through) return { through, done: true };
+      // The items end before `end` (a pipeline file's step 0 has no unit for its last lines if bad):
+      // enqueuing is done, and says so, or the reconciler would restart it as stalled.
+      const listEnded = page.length < Math.min(ENQUEUE_PAGE, end - through);
+      if (page.length === 0) {
+        if (track) await jobs.setEnqueued(job.id, end, clock() + deps.stallMs);
+        return { through: end, done: true };
+      }
       // Items that go through the job's batches get no task; items already planned keep their slot.
       const pending = await spend.pageToPlan(
         job,
@@ -194,7 +201,7 @@ export function createPlanner(deps: PlannerDeps) {
       );
       // The first item in index order not planned (the page may be ordered otherwise).
       const unplanned = pending.slice(schedule.length).sort((a, b) => a.index - b.index)[0];
-      const next = unplanned ? unplanned.index : page[page.length - 1]!.index + 1;
+      const next = unplanned ? unplanned.index : listEnded ? end : page[page.length - 1]!.index + 1;
       if (!unplanned) {
         if (track) await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
         return { through: next, done: next >= end };
