@@ -136,7 +136,7 @@ export function createPlanner(deps: PlannerDeps) {
   return {
     dueBy,
     /** A pipeline's units, planned as an item reaches their step (./unit-plan.ts). */
-    ...createUnitPlanner(deps, dueBy),
+    ...createUnitPlanner(deps, dueBy, spend),
 
     /**
      * Plans the next page of the job's items from `through` and creates their tasks, at most
@@ -155,18 +155,16 @@ export function createPlanner(deps: PlannerDeps) {
       const track = to === undefined;
       // A heartbeat: a page can take a while under load, and the reconciler must not think it stalled.
       if (track) await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
+      const limit = Math.min(ENQUEUE_PAGE, end - through);
       const page = await items.list(job.id, {
         ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
-        limit: Math.min(ENQUEUE_PAGE, end - through),
+        limit,
       });
-      if (end <= through) return { through, done: true };
-      // The items end before `end` (a pipeline file's step 0 has no unit for its last lines if bad):
-      // enqueuing is done, and says so, or the reconciler would restart it as stalled.
-      const listEnded = page.length < Math.min(ENQUEUE_PAGE, end - through);
-      if (page.length === 0) {
-        if (track) await jobs.setEnqueued(job.id, end, clock() + deps.stallMs);
-        return { through: end, done: true };
-      }
+      // The list may end before `end` (a bucket pipeline's step 0 has no unit for a bad line): done.
+      const listEnded = page.length < limit && through < end;
+      if (listEnded && track && page.length === 0)
+        await jobs.setEnqueued(job.id, end, clock() + deps.stallMs);
+      if (page.length === 0 || end <= through) return { through, done: true };
       // Items that go through the job's batches get no task; items already planned keep their slot.
       const pending = await spend.pageToPlan(
         job,

@@ -151,21 +151,28 @@ describe('a bucket pipeline file, run by the engine', () => {
     expect([...w.tasks.controlTasks.keys()].filter((k) => k.includes('enqueue'))).toEqual([]);
   });
 
-  it("plans step 0 to its end, though the file's last line, bad, has no unit", async () => {
-    // Arrange
-    const w = setup();
-    w.drop('inbox/tail.jsonl', [HEADER, prompt('one'), prompt('two'), 'not json']);
-    const jobId = w.jobOf('inbox/tail.jsonl');
-    await w.intake('inbox/tail.jsonl');
-    const unitJob = w.db.jobs.get(unitJobId(jobId, 0, 0))!;
+  it.each([
+    [2, 1],
+    [500, 2],
+  ])(
+    "plans step 0 to its end, though the file's last line, bad, has no unit (%i good lines, %i pages)",
+    async (good, pages) => {
+      // Arrange: 500 good lines fill a page exactly, and the next page finds nothing.
+      const w = setup();
+      const lines = Array.from({ length: good }, (_, n) => prompt(`p${n}`));
+      w.drop('inbox/tail.jsonl', [HEADER, ...lines, 'not json']);
+      const jobId = w.jobOf('inbox/tail.jsonl');
+      await w.intake('inbox/tail.jsonl');
+      const unitJob = w.db.jobs.get(unitJobId(jobId, 0, 0))!;
 
-    // Act
-    let through = 0;
-    for (let page = 0; page < 3 && through < unitJob.total; page++)
-      through = (await w.planner.enqueuePage(w.db.jobs.get(unitJob.id)!, through)).through;
+      // Act
+      let through = 0;
+      for (let page = 0; page < pages && through < unitJob.total; page++)
+        through = (await w.planner.enqueuePage(w.db.jobs.get(unitJob.id)!, through)).through;
 
-    // Assert: enqueuing is done, so the reconciler does not restart it as stalled.
-    expect(w.db.jobs.get(unitJob.id)!.enqueuedThrough).toBe(3);
-    expect([...w.tasks.itemTasks.values()].filter((t) => t.jobId === unitJob.id)).toHaveLength(2);
-  });
+      // Assert: enqueuing is done, so the reconciler does not restart it as stalled.
+      expect(w.db.jobs.get(unitJob.id)!.enqueuedThrough).toBe(good + 1);
+      expect([...w.tasks.itemTasks.values()].filter((t) => t.jobId === unitJob.id)).toHaveLength(good);
+    },
+  );
 });
