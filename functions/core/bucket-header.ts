@@ -41,15 +41,3 @@ export function pipelineHeaderOf(
   if (checked.ok) return { fields: checked.fields };
   return { problem: `line ${lineNumber}: pipeline header: ${describePipelineProblems(checked.problems)}` };
 }
-
-/**
- * What a header adds to the job it makes: `steps` and `onStepError` as `POST /jobs` names them, so a
- * bucket pipeline and an API pipeline are stored alike (the one place to change if the engine stores
- * its steps in another form).
- */
-export function pipelineOfHeader(fields: PipelineFields): PipelineFields {
-  return {
-    ...(fields.steps ? { steps: fields.steps } : {}),
-    ...(fields.onStepError ? { onStepError: fields.onStepError } : {}),
-  };
-}

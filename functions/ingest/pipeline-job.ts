@@ -31,7 +31,9 @@ export function firstStepUnits(pipeline: PipelineSpec, m: number, items: readonl
  * A pipeline job as it is stored (core/pipeline.ts): the job itself, whose items are the inputs and
  * whose model is its first step's (first) model, and one unit job per (step, branch) on that
  * branch's model. Step 0's unit jobs hold their units from the start (made from the inputs alone)
- * and are enqueued as ordinary jobs; later steps' units are made as items reach them.
+ * and are enqueued as ordinary jobs; later steps' units are made as items reach them. Counts come
+ * from `spec.total`: a bucket file passes no `items` (its step-0 units are stored chunk by chunk with
+ * `firstStepUnits`, intake/pipeline-file.ts).
  */
 export function pipelineJobParts(
   spec: JobSpec,
@@ -46,11 +48,11 @@ export function pipelineJobParts(
         id: unitJobId(spec.id, n, m),
         model: branch.model,
         mode: 'realtime' as const,
-        total: items.length,
+        total: spec.total,
         source: spec.source,
         ...(spec.owner ? { owner: spec.owner } : {}),
         counterShards: counterShardsFor(quotas.models[branch.model]!.rpm),
-        paths: { realtime: items.length, batch: 0 },
+        paths: { realtime: spec.total, batch: 0 },
         ...(spec.cache === false ? { cache: false as const } : {}),
         unitOf: { jobId: spec.id, step: n, branch: m },
       },
@@ -62,7 +64,7 @@ export function pipelineJobParts(
       ...spec,
       model,
       counterShards: counterShardsFor(quotas.models[model]!.rpm),
-      paths: { realtime: items.length, batch: 0 },
+      paths: { realtime: spec.total, batch: 0 },
       pipeline,
     },
     unitJobs,

@@ -51,3 +51,22 @@ export async function* boundedBytes(
 export function checkLineCap(lineNumber: number, caps: BucketCaps): void {
   if (lineNumber > caps.maxLines) throw new BucketCapError(lineNumber, 'lines', caps.maxLines);
 }
+
+/**
+ * The file's lines, or why there are none to use: `stopped` past a cap (the file is refused whole;
+ * the items stored before the cap are never run and expire with RETENTION_DAYS; another delivery
+ * would stop at the same line), `gone` for a late or repeated event of a generation overwritten or
+ * deleted since (nothing to read, and trying again would not change that: events are retried for a
+ * day). Anything else throws, for the event to be delivered again.
+ */
+export async function readOrStop<T>(
+  read: () => Promise<T>,
+): Promise<T | { stopped: BucketCapError } | { gone: true }> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof BucketCapError) return { stopped: err };
+    if ((err as { code?: unknown }).code === 404) return { gone: true };
+    throw err;
+  }
+}

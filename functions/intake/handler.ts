@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LIMITS } from '../api/jobs.js';
 import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
-import { pipelineOfHeader } from '../core/bucket-header.js';
 import {
   bucketOwnerOf,
   duplicateKeyLine,
@@ -23,8 +22,15 @@ import { maybeGunzip, splitLines } from '../platform/jsonl.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import { isAlreadyExists } from '../platform/store/firestore.js';
-import { BucketCapError, type BucketCaps, boundedBytes, checkLineCap } from './caps.js';
+import { type BucketCaps, boundedBytes, checkLineCap, readOrStop } from './caps.js';
 import { type FileHead, readFileHead } from './file-head.js';
+import {
+  fileKind,
+  PIPELINE_ROUTE,
+  type PipelineFileLifecycle,
+  pipelineFileParts,
+  startPipelineFile,
+} from './pipeline-file.js';
 
 /** Where reading a file stopped, in its summary, when it passed a cap. */
 interface StoppedAt {
@@ -42,7 +48,7 @@ export interface StorageObject {
 }
 
 export interface IntakeDeps {
-  lifecycle: Pick<Lifecycle, 'getJob' | 'storeItems' | 'commit' | 'startEnqueue' | 'finishIfDone'>;
+  lifecycle: Pick<Lifecycle, 'commit'> & PipelineFileLifecycle;
   objects: Pick<ObjectStore, 'read' | 'putJson'>;
   quotas: Quotas;
   logger: Logger;
@@ -121,9 +127,13 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
       `unknown model ${model}; this deployment serves ${Object.keys(deps.quotas.models).join(', ')}`,
     );
   }
+  // A pipeline header's steps, checked by the engine (./pipeline-file.ts): a bad one refuses the file.
+  const kind = fileKind(jobId, head, options.mode, model, deps);
+  if ('problem' in kind) return reject(kind.problem);
+  const { pipeline, store } = kind;
 
   const read = await readOrStop(() =>
-    readLines(jobId, { name, generation, headerLine: head.headerLine }, model, options, owned.owner, deps),
+    readLines(store, { name, generation, headerLine: head.headerLine }, model, options, owned.owner, deps),
   );
   if ('stopped' in read) {
     const { line, reason, cap, message } = read.stopped;
@@ -134,7 +144,8 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     return { outcome: 'ignored', reason: 'this generation of the file is gone' };
   }
   if (read.total === 0) return reject('the file has no lines');
-  const route = routeJob(options.mode, read.total, model, deps.quotas);
+  // A pipeline runs realtime whatever its size (ingest/validate-pipeline.ts says why).
+  const route = pipeline ? PIPELINE_ROUTE : routeJob(options.mode, read.total, model, deps.quotas);
   if ('problem' in route) return reject(route.problem);
   const batch = route.mode === 'batch';
   const batchItems = batch ? read.batchable : 0;
@@ -148,8 +159,6 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     counterShards: counterShardsFor(deps.quotas.models[model]!.rpm),
     paths: { realtime: read.total - read.bornFailed - batchItems, batch: batchItems },
     output,
-    // A pipeline file (a header line): its steps, as POST /jobs takes them.
-    ...(head.pipeline ? pipelineOfHeader(head.pipeline) : {}),
     ...(batch
       ? {
           onBatchFailure: options.onBatchFailure,
@@ -157,19 +166,22 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
         }
       : {}),
   };
+  const parts = pipeline && pipelineFileParts(spec, pipeline, deps.quotas);
   try {
-    await deps.lifecycle.commit(spec, undefined, {
+    await deps.lifecycle.commit(parts?.spec ?? spec, undefined, {
       runs: batch ? read.parts : [],
       bornFailed: read.bornFailed,
+      ...(parts ? { unitJobs: parts.unitJobs } : {}),
     });
   } catch (err) {
     // The same event delivered twice at once: the other delivery made the job.
     if (isAlreadyExists(err)) return { outcome: 'duplicate', jobId };
     throw err;
   }
-  if (spec.paths.realtime > 0) await deps.lifecycle.startEnqueue(jobId);
+  if (parts) await startPipelineFile(jobId, parts, deps.lifecycle, log);
+  else if (spec.paths.realtime > 0) await deps.lifecycle.startEnqueue(jobId);
   // Every line bad: nothing will run, so nothing else would finish it.
-  if (spec.paths.realtime === 0 && batchItems === 0) await deps.lifecycle.finishIfDone(jobId, log);
+  else if (batchItems === 0) await deps.lifecycle.finishIfDone(jobId, log);
   log.info(
     {
       event: 'job.created',
@@ -210,30 +222,11 @@ async function rejectFile(
 }
 
 /**
- * The file's lines, or why there are none to use: `stopped` past a cap (the file is refused whole;
- * the items stored before the cap are never run and expire with RETENTION_DAYS; another delivery
- * would stop at the same line), `gone` for a late or repeated event of a generation overwritten or
- * deleted since (nothing to read, and trying again would not change that: events are retried for a
- * day). Anything else throws, for the event to be delivered again.
- */
-async function readOrStop<T>(
-  read: () => Promise<T>,
-): Promise<T | { stopped: BucketCapError } | { gone: true }> {
-  try {
-    return await read();
-  } catch (err) {
-    if (err instanceof BucketCapError) return { stopped: err };
-    if ((err as { code?: unknown }).code === 404) return { gone: true };
-    throw err;
-  }
-}
-
-/**
  * Streams the file into items, a chunk at a time; plans the batches as it goes. A pipeline header
  * (`headerLine`) is not an item: no index, no result line, no bytes in a batch.
  */
 async function readLines(
-  jobId: string,
+  store: (chunk: NewItem[]) => Promise<void>,
   file: { name: string; generation: string; headerLine?: number | undefined },
   model: string,
   options: FileOptions,
@@ -289,11 +282,11 @@ async function readLines(
     if (planner.place(item, line.fromByte, line.toByte)) batchable++;
     chunk.push(item);
     if (chunk.length >= CHUNK) {
-      await deps.lifecycle.storeItems(jobId, chunk);
+      await store(chunk);
       chunk = [];
     }
     index++;
   }
-  if (chunk.length > 0) await deps.lifecycle.storeItems(jobId, chunk);
+  if (chunk.length > 0) await store(chunk);
   return { total: index, bornFailed, batchable, parts: planner.finish() };
 }

@@ -86,7 +86,7 @@ export function createSpendPlanner(deps: SpendPlanDeps) {
      * the deployment has no spend limit. Each item costs its input and its output (its
      * `maxOutputTokens`, capped by what the job's answers produce) at its model's and tier's price.
      */
-    async planFor(job: JobRecord, items: readonly ItemRecord[], tokens: readonly number[]) {
+    async planFor(job: JobRecord, items: readonly Pick<ItemRecord, 'request'>[], tokens: readonly number[]) {
       const price = quotas.models[job.model]?.price;
       if (!limit || !price || items.length === 0) return undefined;
       const share = tierShare(quotas, job.model, plannedTier(job));

@@ -138,7 +138,7 @@ export function createPlanner(deps: PlannerDeps) {
   return {
     dueBy,
     /** A pipeline's units, planned as an item reaches their step (./unit-plan.ts). */
-    ...createUnitPlanner(deps, dueBy),
+    ...createUnitPlanner(deps, dueBy, spend),
 
     /**
      * Plans the next page of the job's items from `through` and creates their tasks, at most
@@ -157,10 +157,15 @@ export function createPlanner(deps: PlannerDeps) {
       const track = to === undefined;
       // A heartbeat: a page can take a while under load, and the reconciler must not think it stalled.
       if (track) await jobs.setEnqueued(job.id, through, clock() + deps.stallMs);
+      const limit = Math.min(pageSizeFor(ENQUEUE_PAGE, deps.quotas.itemsPerTask), end - through);
       const page = await items.list(job.id, {
         ...(through > 0 ? { afterId: itemIdForIndex(through - 1) } : {}),
-        limit: Math.min(pageSizeFor(ENQUEUE_PAGE, deps.quotas.itemsPerTask), end - through),
+        limit,
       });
+      // The list may end before `end` (a bucket pipeline's step 0 has no unit for a bad line): done.
+      const listEnded = page.length < limit && through < end;
+      if (listEnded && track && page.length === 0)
+        await jobs.setEnqueued(job.id, end, clock() + deps.stallMs);
       if (page.length === 0 || end <= through) return { through, done: true };
       // Items that go through the job's batches get no task; items already planned keep their slot.
       const pending = await spend.pageToPlan(
@@ -200,7 +205,7 @@ export function createPlanner(deps: PlannerDeps) {
       );
       // The first item in index order not planned (the page may be ordered otherwise).
       const unplanned = pending.slice(schedule.length).sort((a, b) => a.index - b.index)[0];
-      const next = unplanned ? unplanned.index : page[page.length - 1]!.index + 1;
+      const next = unplanned ? unplanned.index : listEnded ? end : page[page.length - 1]!.index + 1;
       if (!unplanned) {
         if (track) await jobs.setEnqueued(job.id, next, clock() + deps.stallMs);
         return { through: next, done: next >= end };

@@ -1,6 +1,7 @@
 import type { JobRecord, NewItem } from '../core/jobs.js';
 import { plannedTokens } from '../core/tokens.js';
 import type { PlannerDeps } from './plan.js';
+import { type createSpendPlanner, spendLimitOf } from './plan-spend.js';
 
 /**
  * Planning a pipeline's units (part of the planner): the units of an item's next step are planned
@@ -18,6 +19,11 @@ import type { PlannerDeps } from './plan.js';
  * transactions a second the ledger's document takes; a group costs one whatever its size. Each
  * caller's promise settles when its own group is written (or failed), so a delivery still ends
  * only once its item's next step is planned.
+ *
+ * Units spend like items: with a spend limit (`spendPer10MinUsd`) each group's expected cost is
+ * drawn on the project's spend ledger in the same transaction as its slots (./plan-spend.ts), as a
+ * page of an ordinary job's is, so a pipeline's later steps cannot outrun the limit its first
+ * step's planning kept.
  */
 
 type UnitJobRef = Pick<JobRecord, 'id' | 'model'> & Partial<Pick<JobRecord, 'tokenRatio'>>;
@@ -28,22 +34,39 @@ interface Group {
   waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
 }
 
-export function createUnitPlanner(deps: PlannerDeps, dueBy: (plannedMs: number) => number) {
+export function createUnitPlanner(
+  deps: PlannerDeps,
+  dueBy: (plannedMs: number) => number,
+  spend: ReturnType<typeof createSpendPlanner>,
+) {
   const clock = deps.now ?? Date.now;
+  const paces = spendLimitOf(deps.quotas) !== undefined;
+
+  /**
+   * The spend side of a group (undefined without a spend limit): its unit job read for what its
+   * answers cost so far (one read per group), and a notice on it while the limit holds units back.
+   */
+  const spendFor = async ({ unitJob, units }: Group, tokens: number[]) => {
+    const job = paces ? await deps.stores.jobs.get(unitJob.id) : undefined;
+    const paced = job && (await spend.planFor(job, units, tokens));
+    return paced && { plan: paced.plan, noteHeld: () => spend.noteHeld(job, paced.heldUntilMs()) };
+  };
   /** Per unit job: the group waiting for the one being written (absent: none is being written). */
   const waiting = new Map<string, Group | undefined>();
 
   /** Plans one group: its slots, its units with their due times, their tasks. */
-  const planGroup = async ({ unitJob, units }: Group): Promise<void> => {
+  const planGroup = async (group: Group): Promise<void> => {
+    const { unitJob, units } = group;
     const quota = deps.quotas.models[unitJob.model];
     if (!quota) throw new Error(`unknown model ${unitJob.model}`);
-    const slots = await deps.stores.ledger.reserve(
-      unitJob.model,
-      units.map((u) => plannedTokens(u.estimatedTokens, unitJob.tokenRatio)),
-      quota,
-      deps.quotas.headroom,
-      { jobId: unitJob.id, ramp: deps.quotas.queueRamp },
-    );
+    const tokens = units.map((u) => plannedTokens(u.estimatedTokens, unitJob.tokenRatio));
+    const paced = await spendFor(group, tokens);
+    const slots = await deps.stores.ledger.reserve(unitJob.model, tokens, quota, deps.quotas.headroom, {
+      jobId: unitJob.id,
+      ramp: deps.quotas.queueRamp,
+      ...(paced ? { spend: paced.plan } : {}),
+    });
+    await paced?.noteHeld();
     // No slot: the unit job is over (its pipeline was cancelled), nothing to send.
     const planned = slots.map((plannedMs, n) => ({ unit: units[n]!, plannedMs: plannedMs ?? clock() }));
     if (planned.length === 0) return;

@@ -109,7 +109,7 @@ describe('pipelines, as users see them', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a bucket file with a pipeline header: a result line per item, none for the header, steps in each', async () => {
+  it('a bucket file with a pipeline header: a result line per item, none for the header, steps in each; a bad line is its error line', async () => {
     // Arrange
     const s = stack();
     const bucket = storageClientFor(s.storageEmulatorHost, s.projectId).bucket(s.bucket);
@@ -135,6 +135,8 @@ describe('pipelines, as users see them', { timeout: 120_000 }, () => {
       JSON.stringify(header),
       JSON.stringify({ key: 'x', prompt: 'the sky' }),
       JSON.stringify({ prompt: 'the sea' }),
+      // A bad last line: an item born failed, which runs no step (and step 0's planning still ends).
+      'not json',
     ].join('\n');
     await bucket.file(name).save(input, {
       contentType: 'application/jsonl',
@@ -151,16 +153,19 @@ describe('pipelines, as users see them', { timeout: 120_000 }, () => {
 
     // Assert
     expect(job.status).toBe('succeeded');
-    expect(job.counts).toMatchObject({ total: 2, succeeded: 2, failed: 0 });
+    expect(job.counts).toMatchObject({ total: 3, succeeded: 2, failed: 1 });
     expect(job.steps?.map((step) => [step.name, step.counts.total, step.counts.succeeded])).toEqual([
-      ['extract', 2, 2],
-      ['judge', 2, 2],
+      ['extract', 3, 2],
+      ['judge', 3, 2],
     ]);
     // The header is line 1: the key-less item on line 3 is keyed `3`; indexes count items.
     expect(results.map((r) => [r.key, r.index])).toEqual([
       ['x', 0],
       ['3', 1],
+      ['4', 2],
     ]);
+    expect(results[2]).toMatchObject({ error: { code: 400, message: expect.stringMatching(/^line 4: /) } });
+    expect(results[2]!.steps).toBeUndefined();
     const judged = textOf((results[0]!.steps as { judge: { response: unknown } }).judge.response);
     // judge read extract's JSON field `echo` (the stand-in's echo of extract's prompt).
     expect(judged).toMatch(/^echo: judge: extract: the sky #/);

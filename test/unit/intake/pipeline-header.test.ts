@@ -47,10 +47,16 @@ describe('a bucket file with a pipeline header', () => {
 
     // Assert
     expect(outcome).toMatchObject({ outcome: 'created', total: 2 });
-    const job = db.jobs.get(jobOf('inbox/p.jsonl'))! as unknown as Record<string, unknown>;
-    expect(job.steps).toEqual(JSON.parse(HEADER).steps);
-    expect(job.onStepError).toBe('continue');
-    // The job's model is its first item's (the metadata names none), not the header's.
+    const job = db.jobs.get(jobOf('inbox/p.jsonl'))!;
+    // The engine's pipeline: `extract` on the job's model, which is its first item's (the metadata
+    // names none), not the header's.
+    expect(job.pipeline).toMatchObject({
+      steps: [
+        { name: 'extract', branches: [{ model: 'gemini-2.5-pro', prompt: 'Facts in: {{input}}' }] },
+        { name: 'judge', branches: [{ model: 'gemini-2.5-pro', prompt: 'Check {{extract}}' }] },
+      ],
+      onStepError: 'continue',
+    });
     expect(job.model).toBe('gemini-2.5-pro');
     const items = [...db.items.get(jobOf('inbox/p.jsonl'))!.values()];
     // Indexes count items; a key defaults to the line's number in the file (the header is line 2).
@@ -98,8 +104,8 @@ describe('a bucket file with a pipeline header', () => {
     const outcome = await intake('inbox/late.jsonl');
 
     expect(outcome).toMatchObject({ outcome: 'created', total: 2 });
-    const job = db.jobs.get(jobOf('inbox/late.jsonl'))! as unknown as Record<string, unknown>;
-    expect(job.steps).toBeUndefined();
+    const job = db.jobs.get(jobOf('inbox/late.jsonl'))!;
+    expect(job.pipeline).toBeUndefined();
     const items = [...db.items.get(jobOf('inbox/late.jsonl'))!.values()];
     expect(items.map((i) => [i.index, i.state])).toEqual([
       [0, 'pending'],

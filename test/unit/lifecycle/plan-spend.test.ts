@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { parsePipeline, unitJobId } from '../../../functions/core/pipeline.js';
 import { parseQuotas } from '../../../functions/core/quotas.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { SPEND_NOTICE_START } from '../../../functions/core/spend-pace.js';
+import { pipelineJobParts } from '../../../functions/ingest/pipeline-job.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
@@ -11,6 +13,7 @@ import { testQuotas } from '../../helpers/test-quotas.js';
 // shared by every job and model) and orders a page so same-prefix items go back to back.
 
 const T0 = Date.parse('2024-07-01T19:00:00Z');
+const FLASH = 'gemini-2.5-flash';
 
 let now = T0;
 
@@ -116,5 +119,46 @@ describe('planner: order for the implicit cache', () => {
     const { planner, job, planned } = await setup(alternating, { implicitCacheOrder: false });
     await planner.enqueuePage(job, 0);
     expect(planned().map((t) => t.index)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+});
+
+describe('planner: spend pacing of pipeline units', () => {
+  it("draws a pipeline's units on the project's spend ledger, after what ordinary jobs planned there", async () => {
+    // Arrange: $0.0025 an item or unit, $0.05 per 10 s; an ordinary job fills the first window.
+    const prompts = Array.from({ length: 20 }, (_, i) => `prompt ${i}`);
+    const { planner, job, planned, lifecycle, tasks } = await setup(
+      prompts,
+      { spendPer10MinUsd: 0.05, spendPacing: { windowSeconds: 10, expectedOutputTokens: 1000 }, headroom: 1 },
+      { maxOutputTokens: 1000 },
+    );
+    await planner.enqueuePage(job, 0);
+    const firstWindow = Math.max(...planned().map((t) => t.plannedMs));
+    const quotas = testQuotas();
+    const normalized = normalizeJobRequest(
+      { prompts, mode: 'realtime', config: { maxOutputTokens: 1000 } },
+      quotas,
+    );
+    const parsed = parsePipeline([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }], undefined, FLASH, quotas);
+    if (!('spec' in parsed)) throw new Error('bad pipeline');
+    const parts = pipelineJobParts(
+      { id: 'pipe', model: FLASH, mode: 'realtime', total: prompts.length, source: 'api' },
+      parsed.spec,
+      normalized.items,
+      quotas,
+    );
+    await lifecycle.create(parts.spec, normalized.items, undefined, { unitJobs: parts.unitJobs });
+    const unitJob = unitJobId('pipe', 1, 0);
+
+    // Act: step b's units of every item, planned as items reach it.
+    await planner.planUnits({ id: unitJob, model: FLASH }, normalized.items);
+
+    // Assert: the window is spent: every unit waits for the next one, 20 a window.
+    const units = [...tasks.itemTasks.values()]
+      .filter((t) => t.jobId === unitJob)
+      .map((t) => t.plannedMs ?? 0);
+    expect(units).toHaveLength(20);
+    expect(Math.min(...units)).toBeGreaterThan(firstWindow);
+    expect(Math.min(...units) - T0).toBeGreaterThanOrEqual(10_000);
+    expect((await lifecycle.getJob(unitJob))!.notice).toMatch(new RegExp(`^${SPEND_NOTICE_START}`));
   });
 });
