@@ -26,6 +26,7 @@ const SLOW = [
   'test/e2e/batch-api.test.ts',
   'test/e2e/multi-item.test.ts',
   'test/e2e/vertex.test.ts',
+  'test/e2e/pipeline-throughput.test.ts',
 ];
 
 /**

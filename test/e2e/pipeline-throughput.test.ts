@@ -5,14 +5,14 @@ import { createJob, resultsJsonl, stack, standInStats, waitForJob } from '../hel
  * A three-step pipeline on two models with different quotas (test/fixtures/quotas.e2e.json): steps
  * one and three on A (600 RPM), step two on B (300 RPM). Each model's queue and ledger keep it under
  * its own limit (zero 429s), every call is made once, and the pipeline streams: items' step two
- * runs while later items' step one still does. 100 items by default (PIPELINE_E2E_ITEMS sets
- * another count; the issue's 500 take minutes on a shared two-core machine). How near each model
- * runs to its limit is the pipeline benchmark's to measure: on a loaded machine, e2e timings say
- * more about the machine than about the product.
+ * runs while later items' step one still does, and each model runs near its own limit (its busiest
+ * minute holds at least three quarters of its RPM: 500 items make 1,000 calls on A and 500 on B,
+ * about 100 s of each model's quota). PIPELINE_E2E_ITEMS sets another count. How close to the bound
+ * the makespan comes is the pipeline benchmark's to measure (BENCH_CASES=pipeline), not a timed test.
  */
 const A = 'gemini-e2e-pipe-a';
 const B = 'gemini-e2e-pipe-b';
-const N = Number(process.env.PIPELINE_E2E_ITEMS ?? 100);
+const N = Number(process.env.PIPELINE_E2E_ITEMS ?? 500);
 
 describe('a three-step pipeline on two models', () => {
   it('runs items through three steps with zero 429s, each model within its quota, the steps streaming', async () => {
@@ -21,7 +21,6 @@ describe('a three-step pipeline on two models', () => {
     const before = await standInStats();
 
     // Act
-    const started = Date.now();
     const id = await createJob({
       model: A,
       prompts,
@@ -31,8 +30,7 @@ describe('a three-step pipeline on two models', () => {
         { name: 'check', prompt: 'Check: {{summarise}}' },
       ],
     });
-    const job = await waitForJob(id, 120_000);
-    const makespanMs = Date.now() - started;
+    const job = await waitForJob(id, 360_000);
     const lines = await resultsJsonl(id);
     const after = await standInStats();
     const events = await stepEvents(id);
@@ -58,14 +56,15 @@ describe('a three-step pipeline on two models', () => {
       expect(now.rejected429 - (was?.rejected429 ?? 0)).toBe(0);
       expect(now.admitted - (was?.admitted ?? 0)).toBe(calls);
       expect(now.peakRequestsPer60s).toBeLessThanOrEqual(rpm);
+      // Near its own limit: a model held back by the other's pace would not fill a minute this much.
+      if (N >= 500) expect(now.peakRequestsPer60s).toBeGreaterThanOrEqual(0.75 * rpm);
     }
     // The steps stream: some item's step two ended before the last item's step one did.
     const firstSummarise = events.findIndex((e) => e.step === 'summarise');
     const lastExtract = events.map((e) => e.step).lastIndexOf('extract');
     expect(firstSummarise).toBeGreaterThanOrEqual(0);
     expect(firstSummarise).toBeLessThan(lastExtract);
-    expect(makespanMs).toBeLessThan(90_000);
-  }, 180_000);
+  }, 420_000);
 });
 
 /** The job's `step` events, in the order the stream sent them (the order units ended). */
