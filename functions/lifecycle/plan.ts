@@ -1,7 +1,8 @@
 import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
+import { itemsPerTaskFor } from '../core/queue-rate.js';
 import type { Quotas } from '../core/quotas.js';
-import { itemsPerTaskFor, lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
 import { pageSizeFor } from '../core/task-groups.js';
 import { withTokenCut } from '../core/token-cut.js';
 import { plannedTokens } from '../core/tokens.js';
