@@ -1,6 +1,7 @@
 import { sleep as wait } from '../api/sleep.js';
+import { decideClaim } from '../core/claim.js';
+import { toJobView } from '../core/job-view.js';
 import {
-  decideClaim,
   type ItemError,
   type ItemOutcome,
   type ItemRecord,
@@ -8,7 +9,6 @@ import {
   isTerminalJob,
   type JobRecord,
   type JobView,
-  toJobView,
 } from '../core/jobs.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 import { retry } from '../core/retry.js';
