@@ -14,9 +14,9 @@ import {
   type Usage,
 } from '../api/jobs.js';
 import type { BatchFallback } from './batch.js';
+import type { ItemDefaults } from './build-item.js';
 import type { PriceTier } from './cost.js';
 import type { PipelineSpec, UnitJobOf } from './pipeline.js';
-import type { ItemDefaults } from './requests.js';
 import type { Totals } from './totals.js';
 
 // The shapes clients see are the jobs-API contract's (functions/api/jobs.ts); the domain uses them.
