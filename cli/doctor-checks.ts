@@ -5,9 +5,9 @@
  */
 import type { JobsApiError } from '../functions/api/client.js';
 import { MAX_CONCURRENT_DISPATCHES } from '../functions/core/queue-concurrency.js';
+import { type QueueRateLimits, queueRateLimits } from '../functions/core/queue-rate.js';
 import type { Quotas } from '../functions/core/quotas.js';
 import { CONTROL_QUEUE_ID, queueIdForModel } from '../functions/core/quotas.js';
-import { type QueueRateLimits, queueRateLimits } from '../functions/core/rate.js';
 import type { GeminiCallError, GeminiClient } from '../functions/platform/gemini/client.js';
 import { CliError, EXIT } from './exit-codes.js';
 

@@ -6,11 +6,11 @@ import type {
   SubmitOptions,
   WaitOptions,
 } from './client-options.js';
+import type { JobEvent } from './events.js';
 import type {
   CreatedJob,
   CreateJobRequest,
   JobEstimate,
-  JobEvent,
   JobList,
   JobView,
   ResultEntry,

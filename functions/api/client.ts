@@ -19,15 +19,14 @@ import type {
   SubmitOptions,
   WaitOptions,
 } from './client-options.js';
+import { type JobEvent, jobEventDataSchemas } from './events.js';
 import {
   createdJobSchema,
   type Declared,
   errorBodySchema,
   isTerminalStatus,
-  type JobEvent,
   type JobView,
   jobEstimateSchema,
-  jobEventDataSchemas,
   jobListSchema,
   jobViewSchema,
   linksFor,

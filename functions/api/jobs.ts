@@ -11,22 +11,16 @@
  * misspell it. Requests are the opposite: `createJobSchema` is strict and names every unknown field.
  */
 import { z } from 'zod';
+import type { Declared } from './declared.js';
 import { implicitCacheViewSchema } from './implicit-cache.js';
 import { stepViewSchema } from './pipeline.js';
 
-// The request half (POST /jobs bodies) lives in ./job-request.ts; it is part of this contract.
+export type { Declared } from './declared.js';
+// The request half (POST /jobs bodies) lives in ./job-request.ts, the result lines in ./results.ts;
+// both are part of this contract. The SSE stream's events are in ./events.ts.
 export * from './job-request.js';
 export * from './pipeline.js';
-
-/**
- * A parsed answer's type without the `[field: string]: unknown` that `looseObject` adds: the fields
- * the contract declares, at any depth. Unions and arrays keep their shape.
- */
-export type Declared<T> = T extends readonly (infer U)[]
-  ? Declared<U>[]
-  : T extends object
-    ? { [K in keyof T as string extends K ? never : K]: Declared<T[K]> }
-    : T;
+export * from './results.js';
 
 // Jobs as clients see them
 
@@ -263,120 +257,6 @@ export const jobEstimateSchema = z.looseObject({
   deadline: z.iso.datetime().optional(),
 });
 export type JobEstimate = Declared<z.infer<typeof jobEstimateSchema>>;
-
-// Results
-
-/** The error half of a result line: Gemini's own `{code, status, message}`. */
-export const itemErrorSchema = z.looseObject({
-  code: z.number().int(),
-  status: z.string(),
-  message: z.string(),
-  /** Why an item ended without being sent, when it was not a cancel: `budget` (the job's maxCostUsd). */
-  reason: z.string().optional(),
-});
-export type ItemError = Declared<z.infer<typeof itemErrorSchema>>;
-
-/** One branch of a step in a result line: the model that answered and its answer or error. */
-export const stepOutcomeSchema = z.union([
-  z.looseObject({ model: z.string(), response: z.unknown() }),
-  z.looseObject({ model: z.string(), error: itemErrorSchema }),
-]);
-export type StepOutcome = z.infer<typeof stepOutcomeSchema>;
-
-/**
- * A pipeline result line's `steps`: each step that ran, by name: one outcome, or for a fan-out step
- * the list of its branches' outcomes. The line's top-level `response` (or `error`) is the last
- * step's: for a fan-out step, the list of its answers.
- */
-export const stepsOfLineSchema = z.record(
-  z.string(),
-  z.union([stepOutcomeSchema, z.array(stepOutcomeSchema)]),
-);
-
-/** The SSE `step` event: one branch of one step of one item ended (before its item's `result`). */
-export const stepEventSchema = z.union([
-  z.looseObject({
-    key: z.string(),
-    index: count,
-    step: z.string(),
-    branch: count,
-    model: z.string(),
-    response: z.unknown(),
-  }),
-  z.looseObject({
-    key: z.string(),
-    index: count,
-    step: z.string(),
-    branch: count,
-    model: z.string(),
-    error: itemErrorSchema,
-  }),
-]);
-export type StepEvent = z.infer<typeof stepEventSchema>;
-
-const lineHead = { key: z.string(), index: count };
-/**
- * A succeeded line's `metadata` (the Batch API's inlined responses carry one too): only on an answer
- * served from the response cache, `{cached: true, cachedFromJob}` (the job whose call paid for it).
- */
-const lineMetadata = z
-  .looseObject({ cached: z.boolean().optional(), cachedFromJob: z.string().optional() })
-  .optional();
-/** The head of a line whose input named its key `custom_id` (OpenAI's Batch format): echoed as it came. */
-const customIdHead = { custom_id: z.string(), index: count };
-
-/**
- * One result line: identical for realtime, batch and bucket jobs; the Gemini Batch API's own output
- * shape plus the input `index`. `response` is a GenerateContentResponse, passed through as Gemini
- * sent it (it must be present: a line without `response` or `error` is not a result). The key is
- * `key`, or `custom_id` when the input line named it so (read either with {@link entryKey}).
- */
-export const resultLineSchema = z.union([
-  z.looseObject({ ...lineHead, response: z.unknown(), metadata: lineMetadata }),
-  z.looseObject({ ...lineHead, error: itemErrorSchema }),
-  z.looseObject({ ...customIdHead, response: z.unknown(), metadata: lineMetadata }),
-  z.looseObject({ ...customIdHead, error: itemErrorSchema }),
-]);
-export type ResultLine = Declared<z.infer<typeof resultLineSchema>>;
-
-/** An item that has no outcome yet, as `GET /jobs/{id}/results` lists it. */
-export const pendingEntrySchema = z.union([
-  z.looseObject({ ...lineHead, state: z.literal('pending') }),
-  z.looseObject({ ...customIdHead, state: z.literal('pending') }),
-]);
-export type PendingEntry = Declared<z.infer<typeof pendingEntrySchema>>;
-
-/** The key of a result line or entry, whichever name (`key`, `custom_id`) it carries. */
-export function entryKey(entry: { key: string } | { custom_id: string }): string {
-  return 'custom_id' in entry ? entry.custom_id : entry.key;
-}
-
-/** A line of `GET /jobs/{id}/results` (page or JSONL): the result line, or the pending item. */
-export const resultEntrySchema = z.union([...resultLineSchema.options, ...pendingEntrySchema.options]);
-export type ResultEntry = Declared<z.infer<typeof resultEntrySchema>>;
-
-/** `GET /jobs/{id}/results?pageToken=&pageSize=`: entries in input order. */
-export const resultsPageSchema = z.looseObject({
-  results: z.array(resultEntrySchema),
-  nextPageToken: z.string().min(1).optional(),
-});
-export type ResultsPage = Declared<z.infer<typeof resultsPageSchema>>;
-
-// GET /jobs/{id}/events (text/event-stream)
-
-/**
- * The `data` of each named event: `result` once per finished item as it finishes (its `id` resumes
- * the stream through `Last-Event-ID`), then `done` with the job once it is terminal.
- */
-export const jobEventDataSchemas = {
-  result: resultLineSchema,
-  done: jobViewSchema,
-} as const;
-
-/** An event of the stream, its `data` parsed. */
-export type JobEvent =
-  | { event: 'result'; id?: string; data: ResultLine }
-  | { event: 'done'; id?: string; data: JobView };
 
 // Errors
 

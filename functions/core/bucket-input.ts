@@ -6,9 +6,9 @@
 import { z } from 'zod';
 import { type ItemError, LIMITS, requestItemSchema } from '../api/jobs.js';
 import type { BatchFallback, RequestedMode } from './batch.js';
+import { buildItem, type ItemDefaults, type ItemRules, requestModel } from './build-item.js';
 import type { Content, NewItem } from './jobs.js';
 import { looksLikeOwnerPrefix } from './owner-prefix.js';
-import { buildItem, type ItemDefaults, type ItemRules, requestModel } from './requests.js';
 
 /** Where users drop files; the project's own prefixes are never input (the loop guard). */
 export const INBOX_PREFIX = 'inbox/';

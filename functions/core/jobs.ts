@@ -1,7 +1,6 @@
 /** Job and item: the domain model shared by every path (realtime, batch, bucket). */
 
 import {
-  type BatchView,
   type CallbackView,
   type ItemError,
   isTerminalStatus,
@@ -15,10 +14,9 @@ import {
   type Usage,
 } from '../api/jobs.js';
 import type { BatchFallback } from './batch.js';
-import { budgetNotice } from './budget.js';
+import type { ItemDefaults } from './build-item.js';
 import type { PriceTier } from './cost.js';
 import type { PipelineSpec, UnitJobOf } from './pipeline.js';
-import type { ItemDefaults } from './requests.js';
 import type { Totals } from './totals.js';
 
 // The shapes clients see are the jobs-API contract's (functions/api/jobs.ts); the domain uses them.
@@ -299,79 +297,4 @@ export function newJobFields(spec: JobSpec, enqueueDueMs: number) {
     reconciled: { ...NO_RECONCILE },
     exportPending: Boolean(spec.output),
   };
-}
-
-/**
- * The client's view of a job from its record and its totals (and its batches, for batch jobs, and
- * its callback's delivery, once there is one).
- */
-export function toJobView(
-  job: JobRecord,
-  totals: Totals,
-  batches?: BatchView[],
-  callback?: CallbackView,
-): JobView {
-  return {
-    id: job.id,
-    status: job.status,
-    mode: job.mode,
-    model: job.model,
-    source: job.source,
-    counts: totals.counts,
-    usage: totals.usage,
-    costUsd: totals.costUsd,
-    ...(job.deadlineMs !== undefined ? { deadline: new Date(job.deadlineMs).toISOString() } : {}),
-    ...(totals.tiers ? { tiers: totals.tiers } : {}),
-    ...(totals.savedUsd !== undefined ? { savedUsd: totals.savedUsd } : {}),
-    ...(totals.cache ? { cache: totals.cache } : {}),
-    ...(totals.implicitCache ? { implicitCache: totals.implicitCache } : {}),
-    createdAt: job.createdAt.toISOString(),
-    startedAt: job.startedAt?.toISOString() ?? null,
-    finishedAt: job.finishedAt?.toISOString() ?? null,
-    notice: job.notice,
-    reconciled: job.reconciled,
-    ...(job.paths ? { paths: job.paths } : {}),
-    ...(batches ? { batches } : {}),
-    ...(callback ? { callback } : {}),
-    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
-    ...(job.retries?.length ? { retries: job.retries } : {}),
-    ...(job.maxCostUsd !== undefined
-      ? {
-          budget: {
-            maxCostUsd: job.maxCostUsd,
-            spentUsd: totals.costUsd,
-            stopped: job.budgetStopped === true,
-          },
-          ...(job.budgetStopped && !job.notice ? { notice: budgetNotice(job.maxCostUsd) } : {}),
-        }
-      : {}),
-  };
-}
-
-/** What a delivery may do with an item, decided from the item and its job as read. */
-export type ClaimDecision =
-  | { kind: 'missing' }
-  /** The item has its outcome: a duplicate delivery. */
-  | { kind: 'done'; state: ItemState }
-  /** The job was cancelled: end the item as cancelled, do not run it. */
-  | { kind: 'cancel' }
-  /** Another delivery holds the item until `untilMs`. */
-  | { kind: 'leased'; untilMs: number }
-  /** Take the lease and run it. */
-  | { kind: 'take' };
-
-/**
- * The item state machine's first step (pending → leased → terminal): whether a delivery may take the
- * item. A lease that ran out (its delivery died) may be taken again.
- */
-export function decideClaim(
-  item: Pick<ItemRecord, 'state' | 'lease'> | undefined,
-  job: Pick<JobRecord, 'status'> | undefined,
-  nowMs: number,
-): ClaimDecision {
-  if (!item || !job) return { kind: 'missing' };
-  if (item.state !== 'pending') return { kind: 'done', state: item.state };
-  if (job.status === 'cancelled') return { kind: 'cancel' };
-  if (item.lease && item.lease.untilMs > nowMs) return { kind: 'leased', untilMs: item.lease.untilMs };
-  return { kind: 'take' };
 }

@@ -1,49 +1,8 @@
-import { type AdaptiveRate, adaptiveLimits } from './adaptive-rate.js';
+import type { AdaptiveRate } from './adaptive-rate.js';
+import { itemsPerTaskFor, queueRateLimits } from './queue-rate.js';
 import type { ModelQuota } from './quotas.js';
 import { type DispatchRamp, rampCapacity } from './ramp.js';
-import { type TokenRateCut, withTokenCut } from './token-cut.js';
-
-/** Cloud Tasks' ceiling on one queue's dispatch rate. */
-export const MAX_DISPATCHES_PER_SECOND = 500;
-
-export interface QueueRateLimits {
-  maxDispatchesPerSecond: number;
-  maxBurstSize: number;
-  maxConcurrentDispatches: number;
-}
-
-/**
- * Sizes a model's queue so that no 60-second window carries more than `rpm × headroom` dispatches,
- * the first minute included: a token bucket lets through at most `burst + 60 × rate` in any minute,
- * so the rate is what is left of the budget after one burst. With `itemsPerTask` = k, rate and burst
- * count tasks of at most k items: at most k × (burst + 60 × rate) items a minute, the same budget,
- * and Cloud Tasks' 500 dispatches a second become 500 × k items (one model past 30,000 RPM).
- */
-export function queueRateLimits(
-  quota: Pick<ModelQuota, 'rpm'>,
-  headroom: number,
-  /** Items a task carries at most (`core/task-groups.ts`): the rate and burst count tasks of that many. */
-  itemsPerTask = 1,
-): QueueRateLimits {
-  const k = itemsPerTaskFor(quota, headroom, itemsPerTask);
-  const budget = Math.floor(quota.rpm * headroom);
-  const burst = Math.max(1, Math.min(Math.ceil(Math.ceil(budget / 60) / k), MAX_DISPATCHES_PER_SECOND));
-  const rate = Math.min(MAX_DISPATCHES_PER_SECOND, Math.max(budget - burst * k, 1) / (60 * k));
-  return {
-    maxDispatchesPerSecond: Math.floor(rate * 1000) / 1000,
-    maxBurstSize: burst,
-    maxConcurrentDispatches: 5000,
-  };
-}
-
-/**
- * The items a task of this model carries at most: `itemsPerTask`, but never more than one second of
- * the model's budget (a task is one second's items), so a small quota keeps one item a task.
- */
-export function itemsPerTaskFor(quota: Pick<ModelQuota, 'rpm'>, headroom: number, itemsPerTask = 1): number {
-  const perSecond = Math.max(1, Math.ceil(Math.floor(quota.rpm * headroom) / 60));
-  return Math.max(1, Math.min(Math.floor(itemsPerTask), perSecond));
-}
+import type { TokenRateCut } from './token-cut.js';
 
 /** What a model's queue has been promised, per epoch second: the last minute and the future. */
 export interface DispatchLedger {
@@ -104,7 +63,7 @@ export const PLAN_AHEAD_MS = 10 * 60_000;
  * Buckets a window of 60 + slack seconds can touch: any window (t − 60 − slack, t] lies within
  * seconds s − 60 − slack … s.
  */
-const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
+export const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
 
 /**
  * Requests the queue can dispatch in epoch second `s` at `rate` a second: the integer steps of
@@ -147,29 +106,93 @@ export function planDispatches(
   itemsPerTask = 1,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
-  // With several items a task, the queue's rate and burst count tasks: a second takes whole tasks'
-  // worth of items (`perTask` × the tasks it dispatches), so one job's seconds fill whole tasks.
-  const perTask = itemsPerTaskFor(quota, headroom, itemsPerTask);
-  const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom, perTask);
   const nowSec = Math.floor(nowMs / 1000);
   const keep = (second: number) => second > nowSec - WINDOW_BUCKETS;
+  const { buckets, requests, latest } = loadSeconds(ledger, keep);
+  let cursor = Math.max(nowSec, latest);
+  const queue = queueCapacity(ledger, requests, nowSec, quota, headroom, itemsPerTask, ramp);
+  if (release) releaseSlot(buckets, requests, release);
+  let sum = 0;
+  for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
+  // An item starts while its pacing windows are below their share, so a window holds its share and
+  // at most one item more: items large against the share lose no throughput to packing.
+  const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
+  const paceTakes = (second: number) => pacedTokens(buckets, second) < paceShare;
+  const scheduleMs: number[] = [];
+  for (const [i, w] of tokens.entries()) {
+    while (
+      (w <= budget ? sum + w > budget : sum > 0) ||
+      (requests.get(cursor) ?? 0) >= queue.capacity(cursor) ||
+      !paceTakes(cursor) ||
+      (gate !== undefined && !gate.fits(cursor, i))
+    ) {
+      sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
+      cursor++;
+      sum += buckets.get(cursor) ?? 0;
+      if (cursor * 1000 > untilMs) break;
+    }
+    if (cursor * 1000 > untilMs) break;
+    queue.startRamp(cursor);
+    const k = requests.get(cursor) ?? 0;
+    buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
+    requests.set(cursor, k + 1);
+    gate?.take(cursor, i);
+    sum += w;
+    // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
+    scheduleMs.push(
+      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / Math.max(1, queue.steady(cursor))),
+    );
+  }
+  const rampFrom = queue.rampFrom();
+  return {
+    scheduleMs,
+    ledger: {
+      buckets: recordOf(buckets, keep),
+      requests: recordOf(requests, keep),
+      ...(ramp && rampFrom !== undefined ? { rampFromSec: rampFrom } : {}),
+    },
+  };
+}
+
+/** The ledger's seconds still kept (`keep`) with anything planned, as maps, and the latest of them. */
+function loadSeconds(ledger: DispatchLedger, keep: (second: number) => boolean) {
   const buckets = new Map<number, number>();
   const requests = new Map<number, number>();
-  let cursor = nowSec;
+  let latest = Number.NEGATIVE_INFINITY;
   for (const [key, value] of Object.entries(ledger.buckets)) {
     const second = Number(key);
     if (keep(second) && value > 0) {
       buckets.set(second, value);
-      cursor = Math.max(cursor, second);
+      latest = Math.max(latest, second);
     }
   }
   for (const [key, value] of Object.entries(ledger.requests ?? {})) {
     const second = Number(key);
     if (keep(second) && value > 0) {
       requests.set(second, value);
-      cursor = Math.max(cursor, second);
+      latest = Math.max(latest, second);
     }
   }
+  return { buckets, requests, latest };
+}
+
+/**
+ * The items the model's queue dispatches per second, as {@link planDispatches} predicts it: with
+ * several items a task, the queue's rate and burst count tasks, so a second takes whole tasks' worth
+ * of items (`perTask` × the tasks it dispatches) and one job's seconds fill whole tasks. `startRamp`
+ * begins a ramp at a queue's first planned send when it has none going.
+ */
+function queueCapacity(
+  ledger: DispatchLedger,
+  requests: ReadonlyMap<number, number>,
+  nowSec: number,
+  quota: Pick<ModelQuota, 'rpm'>,
+  headroom: number,
+  itemsPerTask: number,
+  ramp: DispatchRamp | false | undefined,
+) {
+  const perTask = itemsPerTaskFor(quota, headroom, itemsPerTask);
+  const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom, perTask);
   // A queue idle for a minute has its whole burst: the current second can take that too, and no
   // minute goes over, as burst + 60 × rate is within the budget.
   let idle = true;
@@ -188,62 +211,40 @@ export function planDispatches(
     ramp && !active && rampFrom === undefined
       ? perTask * rampCapacity(0, rate, ramp)
       : steady(second) + (!ramp && idle && second === nowSec ? perTask * maxBurstSize : 0);
-  const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
-  if (release) {
-    const second = Math.floor(release.atMs / 1000);
-    if (buckets.has(second)) buckets.set(second, Math.max(0, buckets.get(second)! - release.tokens));
-    if (requests.has(second)) requests.set(second, Math.max(0, requests.get(second)! - 1));
-  }
-  let sum = 0;
-  for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
-  // Tokens in the pacing window ending at the cursor, and in the ones after it that a plan there would join.
-  const paced = (second: number) => {
-    let most = 0;
-    for (let end = second; end < second + PACE_SECONDS; end++) {
-      let window = 0;
-      for (let s = end - PACE_SECONDS + 1; s <= end; s++) window += buckets.get(s) ?? 0;
-      most = Math.max(most, window);
-    }
-    return most;
+  const startRamp = (second: number) => {
+    if (ramp && rampFrom === undefined && !active) rampFrom = second;
   };
-  // An item starts while its pacing windows are below their share, so a window holds its share and
-  // at most one item more: items large against the share lose no throughput to packing.
-  const paceTakes = (second: number) => paced(second) < paceShare;
-  const scheduleMs: number[] = [];
-  for (const [i, w] of tokens.entries()) {
-    while (
-      (w <= budget ? sum + w > budget : sum > 0) ||
-      (requests.get(cursor) ?? 0) >= capacity(cursor) ||
-      !paceTakes(cursor) ||
-      (gate !== undefined && !gate.fits(cursor, i))
-    ) {
-      sum -= buckets.get(cursor - WINDOW_BUCKETS + 1) ?? 0;
-      cursor++;
-      sum += buckets.get(cursor) ?? 0;
-      if (cursor * 1000 > untilMs) break;
-    }
-    if (cursor * 1000 > untilMs) break;
-    if (ramp && rampFrom === undefined && !active) rampFrom = cursor;
-    const k = requests.get(cursor) ?? 0;
-    buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
-    requests.set(cursor, k + 1);
-    gate?.take(cursor, i);
-    sum += w;
-    // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
-    scheduleMs.push(
-      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / Math.max(1, steady(cursor))),
-    );
+  return { steady, capacity, startRamp, rampFrom: () => rampFrom };
+}
+
+/** Takes back one earlier reservation at `release.atMs` (an item planned again that never reached Gemini). */
+function releaseSlot(
+  buckets: Map<number, number>,
+  requests: Map<number, number>,
+  release: { atMs: number; tokens: number },
+): void {
+  const second = Math.floor(release.atMs / 1000);
+  if (buckets.has(second)) buckets.set(second, Math.max(0, buckets.get(second)! - release.tokens));
+  if (requests.has(second)) requests.set(second, Math.max(0, requests.get(second)! - 1));
+}
+
+/**
+ * Tokens in the pacing window ending at `second`, and in the ones after it that a plan there would
+ * join: the most any of them holds.
+ */
+function pacedTokens(buckets: ReadonlyMap<number, number>, second: number): number {
+  let most = 0;
+  for (let end = second; end < second + PACE_SECONDS; end++) {
+    let window = 0;
+    for (let s = end - PACE_SECONDS + 1; s <= end; s++) window += buckets.get(s) ?? 0;
+    most = Math.max(most, window);
   }
-  const record = (map: Map<number, number>, from: (second: number) => boolean) =>
-    Object.fromEntries([...map].filter(([s, v]) => from(s) && v > 0).map(([s, v]) => [String(s), v]));
-  return {
-    scheduleMs,
-    ledger: {
-      buckets: record(buckets, keep),
-      requests: record(requests, keep),
-      ...(ramp && rampFrom !== undefined ? { rampFromSec: rampFrom } : {}),
-    },
-  };
+  return most;
+}
+
+/** A map of seconds as the ledger stores it: the kept seconds with anything in them, keyed by string. */
+function recordOf(map: ReadonlyMap<number, number>, keep: (second: number) => boolean) {
+  return Object.fromEntries([...map].filter(([s, v]) => keep(s) && v > 0).map(([s, v]) => [String(s), v]));
 }
 
 /**
@@ -269,90 +270,4 @@ export function lateSendNeedsSlot(
     busiest = Math.max(busiest, sum);
   }
   return busiest + tokens > limit;
-}
-
-/** One job's reservations on its model's ledger: epoch second → [requests, input tokens]. */
-export type JobPlan = Record<string, [number, number]>;
-
-/** Adds items planned at `scheduleMs` with `tokens` to a job's plan, dropping seconds long past. */
-export function addToJobPlan(
-  plan: JobPlan,
-  scheduleMs: readonly number[],
-  tokens: readonly number[],
-  nowMs: number,
-): JobPlan {
-  const next: JobPlan = {};
-  const horizon = Math.floor(nowMs / 1000) - WINDOW_BUCKETS;
-  for (const [key, value] of Object.entries(plan)) if (Number(key) > horizon) next[key] = [...value];
-  scheduleMs.forEach((at, i) => {
-    const key = String(Math.floor(at / 1000));
-    const [count, sum] = next[key] ?? [0, 0];
-    next[key] = [count + 1, sum + (tokens[i] ?? 0)];
-  });
-  return next;
-}
-
-/** Takes back one item's reservation at `atMs` from a job's plan (the item was planned again). */
-export function takeFromJobPlan(plan: JobPlan, atMs: number, tokens: number): JobPlan {
-  const key = String(Math.floor(atMs / 1000));
-  const entry = plan[key];
-  if (!entry) return plan;
-  return { ...plan, [key]: [Math.max(0, entry[0] - 1), Math.max(0, entry[1] - tokens)] };
-}
-
-/** Takes a job's reservations for the seconds still ahead off the ledger (the job was cancelled). */
-export function releaseJobPlan(ledger: DispatchLedger, plan: JobPlan, nowMs: number): DispatchLedger {
-  const nowSec = Math.floor(nowMs / 1000);
-  const buckets = { ...ledger.buckets };
-  const requests = { ...(ledger.requests ?? {}) };
-  for (const [key, [count, tokens]] of Object.entries(plan)) {
-    if (Number(key) <= nowSec) continue;
-    if (key in buckets) buckets[key] = Math.max(0, buckets[key]! - tokens);
-    if (key in requests) requests[key] = Math.max(0, requests[key]! - count);
-  }
-  return { ...ledger, buckets, requests };
-}
-
-/**
- * {@link planDispatches}, and with a job's plan, that plan updated too: the released slot taken out,
- * the new ones added, the TPM lowered by the ledger's token cut while one holds. What
- * `LedgerStore.reserve` (platform/store/ledger.ts) does inside its transaction.
- */
-export function reserveForJob(
-  ledger: DispatchLedger,
-  jobPlan: JobPlan | undefined,
-  tokens: readonly number[],
-  nowMs: number,
-  quota: Pick<ModelQuota, 'tpm' | 'rpm' | 'adaptive'>,
-  headroom: number,
-  options: {
-    release?: { atMs: number; tokens: number };
-    untilMs?: number;
-    ramp?: DispatchRamp | false;
-    gate?: PlanGate;
-    itemsPerTask?: number;
-  } = {},
-): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
-  const { release, untilMs, ramp, gate, itemsPerTask } = options;
-  const cut = ledger.tokenCut;
-  // An adaptive model plans at its AIMD rate under the quota's ceiling (core/adaptive-rate.ts).
-  const { limits, adaptive } = adaptiveLimits(quota, ledger.adaptive, ledger.requests, nowMs);
-  const effective = withTokenCut(limits, cut, nowMs);
-  const dispatched = planDispatches(
-    ledger,
-    tokens,
-    nowMs,
-    effective,
-    headroom,
-    release,
-    untilMs,
-    ramp,
-    gate,
-    itemsPerTask,
-  );
-  const kept = { ...(cut ? { tokenCut: cut } : {}), ...(adaptive ? { adaptive } : {}) };
-  const planned = { ...dispatched, ledger: { ...dispatched.ledger, ...kept } };
-  if (!jobPlan) return planned;
-  const before = release ? takeFromJobPlan(jobPlan, release.atMs, release.tokens) : jobPlan;
-  return { ...planned, jobPlan: addToJobPlan(before, planned.scheduleMs, tokens, nowMs) };
 }

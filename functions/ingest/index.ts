@@ -13,18 +13,10 @@ import { sendCallbackKey } from './callback-key.js';
 import { dryRunJob } from './dry-run.js';
 import { streamEvents } from './events.js';
 import { checkWrite } from './front-door.js';
-import {
-  cancelJob,
-  createJob,
-  getJob,
-  getResultsPage,
-  type IngestDeps,
-  listJobs,
-  ownedJob,
-  streamResults,
-} from './handler.js';
+import { cancelJob, createJob, getJob, type IngestDeps, listJobs, ownedJob } from './handler.js';
 import { jobPageHtml, jobsPageHtml, pageHeaders } from './page.js';
 import { createPageTokens } from './page-tokens.js';
+import { getResultsPage, streamResults } from './results.js';
 import { retryJob } from './retry-job.js';
 import { pipeStream } from './stream.js';
 import { createStreamSlots, inSlot, type StreamSlots } from './stream-slots.js';

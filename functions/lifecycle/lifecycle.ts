@@ -1,18 +1,8 @@
 import { sleep as wait } from '../api/sleep.js';
-import {
-  decideClaim,
-  type ItemError,
-  type ItemOutcome,
-  type ItemRecord,
-  type ItemState,
-  isTerminalJob,
-  type JobRecord,
-  type JobView,
-  toJobView,
-} from '../core/jobs.js';
+import { decideClaim } from '../core/claim.js';
+import type { ItemError, ItemOutcome, ItemRecord, ItemState, JobRecord, JobView } from '../core/jobs.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 import { retry } from '../core/retry.js';
-import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import type { BatchApiStores, Stores } from '../platform/store/index.js';
@@ -21,8 +11,9 @@ import type { TaskQueue } from '../platform/task-queue.js';
 import { createBatchOutcomes } from './batch-outcomes.js';
 import { createBudgetGate } from './budget.js';
 import type { CallbackPolicy } from './callbacks.js';
-import { batchViewOf, createJobMaker } from './create.js';
+import { createJobMaker } from './create.js';
 import { createJobFinisher } from './finish.js';
+import { createJobViews } from './job-views.js';
 import {
   createPaidAnswers,
   fitsInline,
@@ -107,9 +98,6 @@ export function createLifecycle(deps: LifecycleDeps) {
   const clock = deps.now ?? Date.now;
   const sleep = deps.sleep ?? wait;
 
-  const totals = async (job: JobRecord): Promise<Totals> =>
-    job.final ?? (await counters.totals(job.id, job.total, job.counterShards, job.extraCounters));
-
   /**
    * Runs a write the answer depends on, retrying faults in place: once Gemini has answered, a retry
    * by the queue would call (and bill) it again. With `untilMs` (a paid answer's lease, less the time
@@ -175,30 +163,11 @@ export function createLifecycle(deps: LifecycleDeps) {
     /** Ends a leased item `cancelled` with `error`, unsent (its job's budget is reached); false when the lease was lost. */
     cancelItem: (lease: ItemRef, error: ItemError) => settle(lease, { state: 'cancelled', error }),
 
-    async view(jobId: string): Promise<JobView | undefined> {
-      const job = await jobs.get(jobId);
-      if (!job) return undefined;
-      const runs = job.mode === 'batch' && deps.batch ? await deps.batch.runs.listForJob(jobId) : undefined;
-      // Items a batch sent back to the queues took the realtime path after all.
-      const rerouted = runs?.reduce((n, r) => n + r.rerouted, 0) ?? 0;
-      const paths = job.paths && {
-        realtime: job.paths.realtime + rerouted,
-        batch: job.paths.batch - rerouted,
-      };
-      // A job's callback has its outbox record once the job has ended.
-      const callback =
-        job.callbackUrl && isTerminalJob(job.status) ? await lifecycle.callbackView(jobId) : undefined;
-      const view = toJobView(
-        { ...job, ...(paths ? { paths } : {}) },
-        await totals(job),
-        runs?.map(batchViewOf),
-        callback,
-      );
-      // Which limits its calls hit: model → quotaId → 429s, when there were any.
-      const quota429s = await counters.quota429s(jobId);
-      const steps = job.pipeline ? { steps: await pipelines.pipeline.stepViews(job) } : {};
-      return Object.keys(quota429s).length > 0 ? { ...view, ...steps, quota429s } : { ...view, ...steps };
-    },
+    /** Jobs as clients see them: `view`, `listJobs` (./job-views.ts). */
+    ...createJobViews(deps, {
+      callbackView: finisher.callbackView,
+      stepViews: (job) => pipelines.pipeline.stepViews(job),
+    }),
 
     /**
      * Counts a 429 of the job's calls by the quotaId it named, for the job view. Best effort: the
@@ -210,17 +179,6 @@ export function createLifecycle(deps: LifecycleDeps) {
         .catch((err: Error) =>
           log.warn({ event: 'quota.count_failed', err: err.message }, 'could not count a 429'),
         );
-    },
-
-    /** Jobs newest first (one owner's, or all), as views; see `JobsStore.listRecent`. */
-    async listJobs(options: { owner?: string; limit: number; after?: string }) {
-      const page = await jobs.listRecent(options);
-      const views = await Promise.all(page.jobs.map((j) => lifecycle.view(j.id)));
-      // A pipeline's unit jobs are part of it, not jobs of their own.
-      return {
-        jobs: views.filter((v, n): v is JobView => v !== undefined && !page.jobs[n]!.unitOf),
-        ...(page.next ? { next: page.next } : {}),
-      };
     },
 
     /**

@@ -1,16 +1,17 @@
 import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
+import { itemsPerTaskFor } from '../core/queue-rate.js';
 import type { Quotas } from '../core/quotas.js';
-import { itemsPerTaskFor, lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
+import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
 import { pageSizeFor } from '../core/task-groups.js';
 import { withTokenCut } from '../core/token-cut.js';
-import { NO_EVIDENCE, type TokenEvidence } from '../core/token-evidence.js';
-import { calibrationSample, estimateContentTokens, pageRatio, plannedTokens } from '../core/tokens.js';
+import { plannedTokens } from '../core/tokens.js';
 import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
 import { lowerRequestRate } from './adaptive-rate.js';
+import { createCalibrator } from './plan-calibrate.js';
 import { createSpendPlanner } from './plan-spend.js';
 import { createUnitPlanner } from './unit-plan.js';
 
@@ -39,101 +40,13 @@ export const ENQUEUE_PAGE = 500;
 export type Planner = ReturnType<typeof createPlanner>;
 
 export function createPlanner(deps: PlannerDeps) {
-  const { jobs, items, ledger, pauses, counters } = deps.stores;
+  const { jobs, items, ledger, pauses } = deps.stores;
   const clock = deps.now ?? Date.now;
   const window = dueWindowMs(deps.quotas.queue, deps.dispatchDeadlineSeconds ?? 600);
   /** When an item whose task is planned at `plannedMs` is due (`ItemRecord.dueByMs`). */
   const dueBy = (plannedMs: number) => plannedMs + window;
   const spend = createSpendPlanner({ ...deps, now: clock });
-
-  /** A page's countTokens sample: each sampled item's estimate and Gemini's count (none: no counter). */
-  const countSample = async (job: JobRecord, page: ItemRecord[]) => {
-    const sample = deps.counter ? calibrationSample(page) : [];
-    try {
-      return await Promise.all(
-        sample.map(async (i) => ({
-          estimated: estimateContentTokens(i.request),
-          counted: await deps.counter!.countTokens(job.model, i.request),
-        })),
-      );
-    } catch (err) {
-      deps.logger.warn(
-        { event: 'plan.calibration_failed', jobId: job.id, err: (err as Error).message },
-        'countTokens failed; planning with the evidence or the ratio seen so far',
-      );
-      return [];
-    }
-  };
-
-  /**
-   * The ratio of Gemini's token count to the estimate for this page (`pageRatio`, core/tokens.ts):
-   * what the job's answers have counted, with a margin that shrinks as they accumulate, when this
-   * page's countTokens sample looks like them; else the sample's highest ratio with a fixed margin,
-   * so the TPM plan holds whatever the script or the model's tokenizer. The job keeps the highest
-   * ratio seen, for single items planned again later. With neither, what the job has seen, else the
-   * estimate.
-   */
-  const calibrate = async (
-    job: JobRecord,
-    page: ItemRecord[],
-  ): Promise<{ ratio: number | undefined; jobEvidence: TokenEvidence | undefined }> => {
-    const quota = deps.quotas.models[job.model]!;
-    const [sample, { jobEvidence, evidence, scope }] = await Promise.all([
-      countSample(job, page),
-      evidenceFor(job),
-    ]);
-    const { ratio, source } = pageRatio({
-      // Other jobs' answers speak for a page only when its own sample can say it is like them (a
-      // page of media items has none: its estimates are defaults, not text like theirs).
-      evidence: scope === 'model' && sample.length === 0 ? NO_EVIDENCE : evidence,
-      sample,
-      estimates: page.map((i) => i.estimatedTokens),
-      budget: Math.floor(quota.tpm * deps.quotas.headroom),
-      settings: deps.quotas.tokenMargin,
-    });
-    if (ratio === undefined) return { ratio: job.tokenRatio, jobEvidence };
-    if (ratio > (job.tokenRatio ?? 0)) {
-      await jobs.setTokenRatio(job.id, ratio);
-      job.tokenRatio = ratio;
-    }
-    deps.logger.debug(
-      {
-        event: 'plan.calibrated',
-        jobId: job.id,
-        ratio,
-        source: source === 'evidence' ? scope : source,
-        sample: sample.length,
-        answers: evidence.items,
-      },
-      'token estimates calibrated',
-    );
-    return { ratio, jobEvidence };
-  };
-
-  /**
-   * The evidence a page is planned by: the job's own answers once there are enough of them, else
-   * its model's (earlier jobs', folded into the ledger as jobs plan and finish). A failed read is
-   * no evidence: the page is planned by its sample.
-   */
-  const evidenceFor = async (job: JobRecord) => {
-    const { minItems } = deps.quotas.tokenMargin;
-    const readFailed = (err: Error) => {
-      deps.logger.warn(
-        { event: 'plan.evidence_failed', jobId: job.id, err: err.message },
-        'could not read what answers counted; planning by the sample',
-      );
-      return NO_EVIDENCE;
-    };
-    // Undefined when unread: folding "nothing" would record the job's evidence as folded at zero.
-    const jobEvidence = await counters.evidence(job.id, job.counterShards).catch((err: Error) => {
-      readFailed(err);
-      return undefined;
-    });
-    if (jobEvidence && jobEvidence.items >= minItems)
-      return { jobEvidence, evidence: jobEvidence, scope: 'job' };
-    const model = await ledger.evidence(job.model).catch(readFailed);
-    return { jobEvidence, evidence: model, scope: 'model' };
-  };
+  const calibrate = createCalibrator(deps);
 
   return {
     dueBy,

@@ -1,54 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import bundledQuotas from '../../infra/quotas.json' with { type: 'json' };
-import { mediaAccessProblems, ownerPrefix } from '../core/owner-prefix.js';
+import { mediaAccessProblems } from '../core/owner-prefix.js';
 import { MAX_ITEMS_PER_TASK, parseQuotas, type Quotas } from '../core/quotas.js';
-import { pageTokenKey, withAndWithoutSlash } from './identity-config.js';
+import { bucketEnv, bucketFrom, mediaFrom } from './bucket-config.js';
+import { hostPort, httpUrl } from './env-fields.js';
+import { IDENTITY_HOW_TO_FIX, identityEnv, identityFrom, pageTokenKey } from './identity-config.js';
 import { quotasFor, VERTEX_HOW_TO_FIX, type VertexTarget, vertexEnv, vertexFrom } from './vertex-config.js';
-
-const hostPort = z
-  .string()
-  .regex(/^[^\s/:]+:\d+$/, 'expected HOST:PORT, for example 127.0.0.1:8080')
-  .optional();
-
-const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
-
-/** Comma-separated `gs://bucket/prefix/` entries; undefined when unset. */
-const gcsPrefixList = z
-  .string()
-  .optional()
-  .transform((v) =>
-    v === undefined
-      ? undefined
-      : v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(
-        z
-          .string()
-          .regex(
-            /^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]\/(?:[^\s,]*\/)?$/,
-            'expected gs://bucket/prefix/ entries',
-          ),
-      )
-      .optional(),
-  );
-
-/** Comma-separated emails, lowercased. */
-const emailList = z
-  .string()
-  .default('')
-  .transform((v) =>
-    v
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.string().regex(/^[^\s@,]+@[^\s@,]+$/, 'expected comma-separated emails')));
 
 /** Every environment variable the functions read. Nothing else reads `process.env`. */
 const envSchema = z.object({
@@ -88,30 +46,7 @@ const envSchema = z.object({
   BATCH_STEP_MAX_FAILURES: z.coerce.number().int().min(1).default(30),
   /** How long one Batch step may keep failing before its items go back, however few its failures. */
   BATCH_STEP_MAX_MS: z.coerce.number().int().min(60_000).default(10_800_000),
-  /**
-   * Where `gs://` media may come from: comma-separated `gs://bucket/prefix` entries; by default the
-   * fanout bucket's `media/` prefix only (never inbox/, staging/ or results/, other callers' data).
-   */
-  MEDIA_GCS_ALLOWED: gcsPrefixList,
-  /**
-   * Read-only `gs://bucket/prefix/` entries every caller may take media from (the samples); by
-   * default the fanout bucket's `media/samples/`.
-   */
-  MEDIA_GCS_SHARED: gcsPrefixList,
-  /**
-   * Bucket owners: comma-separated identities (emails) whose files under `inbox/{owner prefix}/`
-   * become their jobs (core/owner-prefix.ts derives each prefix).
-   */
-  FANOUT_BUCKET_OWNERS: emailList,
-  /** A bucket file may have at most this many lines; reading stops at the next (summary says so). */
-  BUCKET_MAX_LINES: z.coerce.number().int().min(1).max(100_000_000).default(1_000_000),
-  /** A bucket file may inflate to at most this many bytes (the Batch API takes 2 GB a file). */
-  BUCKET_MAX_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .max(64 * 1024 ** 3)
-    .default(2 * 1024 ** 3),
+  ...bucketEnv,
   /** Days jobs and items are kept (Firestore TTL on `expireAt`, from their creation). */
   RETENTION_DAYS: z.coerce.number().int().min(3).max(3650).default(30),
   /**
@@ -129,35 +64,7 @@ const envSchema = z.object({
     .min(60_000)
     .max(7 * 86_400_000)
     .default(86_400_000),
-  /** Identities (emails) that may read every job, bucket jobs included; comma-separated. */
-  FANOUT_ADMINS: emailList,
-  /**
-   * The `aud` values ingest accepts in callers' ID tokens, comma-separated: its own URL (what
-   * `gcloud auth print-identity-token --audiences=URL` and the CLI ask for), and any other name it is
-   * called by. A URL is accepted with and without a trailing slash.
-   */
-  FANOUT_AUDIENCES: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
-  /** An issuer accepted besides Google's: the local cloud's own (infra/local/id-issuer.ts). */
-  FANOUT_ID_ISSUER: httpUrl.optional(),
-  /** Where ID tokens' signing keys are (a PEM map keyed by `kid`); Google's by default. */
-  FANOUT_ID_CERTS_URL: httpUrl.optional(),
-  /**
-   * `true` in the cloud: accept an ID token whose signature Google's front removed after verifying
-   * it (platform/id-token.ts). Never set locally, where every token is verified whole.
-   */
-  FANOUT_ACCEPT_STRIPPED_TOKENS: z.enum(['true', 'false']).default('false'),
-  /** The tick function's URL: the audience of Cloud Scheduler's OIDC token. */
-  TICK_URL: httpUrl.optional(),
-  /** The service account Cloud Scheduler signs tick's OIDC token as. */
-  SCHEDULER_SERVICE_ACCOUNT: z.email({ error: 'expected a service account email' }).optional(),
+  ...identityEnv,
   /**
    * The signing secret of Gemini's batch webhooks (`whsec_…`, returned once when the webhook is
    * registered; README "The Batch API path"): tick's `POST /gemini-webhook` takes only events it
@@ -186,12 +93,9 @@ const HOW_TO_FIX: Record<string, string> = {
   CLOUD_TASKS_EMULATOR_HOST: 'unset it in the cloud; locally `npm run dev` sets it',
   WORKER_URL: 'set it to the HTTPS URL of the worker function (Terraform outputs it)',
   TASKS_SERVICE_ACCOUNT: 'set it to the service account Cloud Tasks signs OIDC tokens with',
-  FANOUT_ID_ISSUER: 'unset it in the cloud; locally `npm run dev` sets it to its own issuer',
-  FANOUT_ID_CERTS_URL: "unset it in the cloud (Google's keys); locally `npm run dev` sets it",
-  TICK_URL: 'set it to the HTTPS URL of the tick function (Terraform sets it)',
-  SCHEDULER_SERVICE_ACCOUNT: 'set it to the service account Cloud Scheduler signs OIDC tokens with',
   GEMINI_WEBHOOK_SECRET:
     "set it to the webhook's signing secret Gemini returned when it was registered (Secret Manager in the cloud)",
+  ...IDENTITY_HOW_TO_FIX,
   ...VERTEX_HOW_TO_FIX,
 };
 
@@ -284,25 +188,38 @@ export function readQuotas(path?: string): Quotas {
     : parseQuotas(bundledQuotas, 'infra/quotas.json');
 }
 
+/** The environment parsed by its schema; a `ConfigError` naming each bad variable (its first issue) otherwise. */
+function parseEnv(env: Record<string, string | undefined>): z.output<typeof envSchema> {
+  const parsed = envSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const issue of parsed.error.issues) {
+    const name = String(issue.path[0]);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const fix = HOW_TO_FIX[name];
+    problems.push(`${name}: ${issue.message}${fix ? ` (${fix})` : ''}`);
+  }
+  throw new ConfigError(problems);
+}
+
+/** The quotas file (QUOTAS_FILE, else the bundled one) with ITEMS_PER_TASK over its `itemsPerTask`. */
+function quotasOf(e: Pick<z.output<typeof envSchema>, 'QUOTAS_FILE' | 'ITEMS_PER_TASK'>): Quotas {
+  try {
+    const quotas = readQuotas(e.QUOTAS_FILE);
+    return e.ITEMS_PER_TASK !== undefined ? { ...quotas, itemsPerTask: e.ITEMS_PER_TASK } : quotas;
+  } catch (err) {
+    throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
+  }
+}
+
 /**
  * Validates the environment once, at cold start. Local runs need nothing set: without
  * `GEMINI_API_KEY` the functions talk to the local stand-in at `GEMINI_BASE_URL`.
  */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const seen = new Set<string>();
-    const problems: string[] = [];
-    for (const issue of parsed.error.issues) {
-      const name = String(issue.path[0]);
-      if (seen.has(name)) continue;
-      seen.add(name);
-      const fix = HOW_TO_FIX[name];
-      problems.push(`${name}: ${issue.message}${fix ? ` (${fix})` : ''}`);
-    }
-    throw new ConfigError(problems);
-  }
-  const e = parsed.data;
+  const e = parseEnv(env);
   const local = Boolean(e.FIRESTORE_EMULATOR_HOST || e.STORAGE_EMULATOR_HOST || e.CLOUD_TASKS_EMULATOR_HOST);
   // GEMINI_API_KEY is checked where Gemini is called (requireGeminiKey): only the worker and the
   // tick are given the secret, so ingest and intake can neither read nor leak it.
@@ -311,19 +228,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (!local && !e.FANOUT_BUCKET) problems.push(`FANOUT_BUCKET: missing (${HOW_TO_FIX.FANOUT_BUCKET})`);
   if (problems.length > 0) throw new ConfigError(problems);
 
-  let quotas: Quotas;
-  try {
-    quotas = readQuotas(e.QUOTAS_FILE);
-    if (e.ITEMS_PER_TASK !== undefined) quotas = { ...quotas, itemsPerTask: e.ITEMS_PER_TASK };
-  } catch (err) {
-    throw new ConfigError([`QUOTAS_FILE: ${(err as Error).message}`]);
-  }
-
+  const quotas = quotasOf(e);
   const bucket = e.FANOUT_BUCKET ?? `${e.GOOGLE_CLOUD_PROJECT}-fanout`;
-  const media = {
-    roots: e.MEDIA_GCS_ALLOWED ?? [`gs://${bucket}/media/`],
-    shared: e.MEDIA_GCS_SHARED ?? [`gs://${bucket}/media/samples/`],
-  };
+  const media = mediaFrom(e, bucket);
   const mediaProblems = mediaAccessProblems(bucket, media);
   if (mediaProblems.length > 0) throw new ConfigError(mediaProblems);
 
@@ -360,20 +267,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     admins: e.FANOUT_ADMINS,
     mediaGcsAllowed: media.roots,
     mediaGcsShared: media.shared,
-    bucketOwners: Object.fromEntries(e.FANOUT_BUCKET_OWNERS.map((id) => [ownerPrefix(id), id])),
-    bucketCaps: { maxLines: e.BUCKET_MAX_LINES, maxBytes: e.BUCKET_MAX_BYTES },
+    ...bucketFrom(e),
     retentionMs: e.RETENTION_DAYS * 86_400_000,
     responseCacheTtlMs: Math.round(e.RESPONSE_CACHE_TTL_HOURS * 3_600_000),
     ...(e.CALLBACK_SECRET || local
       ? { callbackSecret: e.CALLBACK_SECRET ?? 'local-callback-secret-for-the-local-cloud-only' }
       : {}),
     callbackRetryMs: e.CALLBACK_RETRY_MS,
-    identity: {
-      audiences: withAndWithoutSlash(e.FANOUT_AUDIENCES),
-      extraIssuers: e.FANOUT_ID_ISSUER ? [e.FANOUT_ID_ISSUER] : [],
-      ...(e.FANOUT_ID_CERTS_URL ? { certsUrl: e.FANOUT_ID_CERTS_URL } : {}),
-      acceptStripped: e.FANOUT_ACCEPT_STRIPPED_TOKENS === 'true' && !local,
-    },
+    identity: identityFrom(e, local),
     ...(e.TICK_URL ? { tickUrl: e.TICK_URL } : {}),
     ...(e.SCHEDULER_SERVICE_ACCOUNT ? { schedulerServiceAccount: e.SCHEDULER_SERVICE_ACCOUNT } : {}),
     ...(e.GEMINI_WEBHOOK_SECRET ? { geminiWebhookSecret: e.GEMINI_WEBHOOK_SECRET } : {}),

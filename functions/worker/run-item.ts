@@ -1,11 +1,11 @@
 import { budgetError } from '../core/budget.js';
 import { usageFrom } from '../core/cost.js';
 import type { ItemError, ItemOutcome } from '../core/jobs.js';
-import { classifyFailure } from '../core/outcome.js';
 import { REPLAN_AFTER_MS } from '../core/rate.js';
 import { isLastAttempt, type TaskDelivery } from '../core/tasks.js';
 import { AnswerParkedError } from '../lifecycle/lifecycle.js';
 import type { GeminiCallError } from '../platform/gemini/client.js';
+import { type FailedCall, flexShed, geminiFailed } from './call-failed.js';
 import { checkedOf, recordChecked, recordParkedFailure, requestFor } from './check-answer.js';
 import type { WorkerDeps, WorkerReply } from './handler.js';
 import {
@@ -16,7 +16,7 @@ import {
   timedOut,
   within,
 } from './keep-lease.js';
-import { budgetEstimate, flexRetryDueMs, isFlexShed, planCall, priceAnswer } from './tier-call.js';
+import { budgetEstimate, isFlexShed, planCall, priceAnswer } from './tier-call.js';
 import { handOverFor, replyUnclaimed } from './unclaimed.js';
 
 /**
@@ -117,6 +117,19 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   const plannedMs = item.plannedMs ?? taskPlannedMs;
   /** How far behind its plan this delivery started (for logs: a queue keeping up stays near 0). */
   const behindPlanMs = plannedMs === undefined ? undefined : t0 - plannedMs;
+  /** What a failed call's step needs of this delivery (./call-failed.ts). */
+  const failedCall: FailedCall = {
+    delivery,
+    job,
+    item,
+    log,
+    lastAttempt,
+    plannedMs,
+    fail,
+    retryLater,
+    handOver,
+    release: () => deps.lifecycle.release(lease),
+  };
 
   try {
     return await attempt();
@@ -256,8 +269,8 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
           ...(plan.tier ? { serviceTier: plan.tier } : {}),
         });
       } catch (err) {
-        if (isFlexShed(plan, (err as GeminiCallError).httpStatus)) return flexShed();
-        return geminiFailed(err as GeminiCallError, started);
+        if (isFlexShed(plan, (err as GeminiCallError).httpStatus)) return flexShed(failedCall, deps);
+        return geminiFailed(err as GeminiCallError, started, failedCall, deps);
       }
       geminiMs = clock() - started;
       const usage = usageFrom(result.usageMetadata);
@@ -284,78 +297,5 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
   function stopForBudget(): Promise<WorkerReply> {
     const error = budgetError(job.maxCostUsd ?? 0);
     return record(() => deps.lifecycle.cancelItem(lease, error), 'cancelled', 'item.budget_stopped');
-  }
-
-  /**
-   * Flex capacity was full (503): the item waits in a new task, on Flex again after a backoff, or
-   * standard once its deadline is near (core/flex.ts). It keeps its plan, so the later delivery
-   * takes a fresh slot on the ledger (the shed call counted against the limits).
-   */
-  async function flexShed(): Promise<WorkerReply> {
-    const dueMs = flexRetryDueMs(job, item, clock(), deps);
-    if (!delivery.queueName) return retryLater(503, Math.ceil((dueMs - clock()) / 1000), 'flex-shed');
-    const reply = await handOver(
-      dueMs,
-      'warn',
-      { reason: 'flex-shed' },
-      'Flex capacity is full; the item tries again later',
-      plannedMs ?? dueMs,
-    );
-    await deps.lifecycle.release(lease);
-    return reply;
-  }
-
-  async function geminiFailed(call: GeminiCallError, started: number): Promise<WorkerReply> {
-    const failure = classifyFailure(call.httpStatus, call.body, new Date(clock()));
-    // A 429 says which limit it hit (QuotaFailure quotaId) and for how long (RetryInfo): logged.
-    const hit = 'hit' in failure ? { quotaId: failure.hit.quotaId, limit: failure.hit.limit } : {};
-    log.warn(
-      { event: `gemini.${failure.kind}`, httpStatus: call.httpStatus, ms: clock() - started, ...hit },
-      failure.error.message,
-    );
-    if ('hit' in failure) await deps.lifecycle.countQuota429(job.id, job.model, failure.hit.quotaId, log);
-    switch (failure.kind) {
-      case 'permanent':
-        return fail(failure.error, 'item.failed');
-      case 'quota-minute': {
-        // Gemini counted more of the model's tokens than the plan did: the model plans lower a while.
-        if (failure.hit.limit === 'tokens-per-minute') await deps.planner.lowerTokenRate(job.model, log);
-        // A model whose rate adapts (Vertex, `rpm: "auto"`) slows down on any other minute's 429.
-        else await deps.planner.lowerRequestRate(job.model, log);
-        // Its leases count its attempts across the tasks it was handed to.
-        if (lastAttempt || item.attempts >= deps.quotas.queue.maxAttempts)
-          return fail(failure.error, 'item.failed_last_attempt');
-        if (!delivery.queueName) return retryLater(429, failure.retryAfterSeconds, 'quota-minute');
-        // Answering 429 would have Cloud Tasks throttle the whole queue (system throttling), every
-        // item slowed for one refusal (other traffic on the project, or capacity): this item alone
-        // waits Gemini's retryDelay, in a new task.
-        // The new task keeps the item's plan and comes after the delay: arriving later than its plan,
-        // it takes a fresh slot on the ledger (its first never reached Gemini) rather than go
-        // unplanned. A send within the slack of its plan needs none.
-        const dueMs = clock() + failure.retryAfterSeconds * 1000;
-        return handOver(
-          dueMs,
-          'warn',
-          { reason: 'quota-minute' },
-          'Gemini refused for the minute; item waits in a new task',
-          plannedMs ?? dueMs,
-        ).then(async (reply) => {
-          await deps.lifecycle.release(lease);
-          return reply;
-        });
-      }
-      case 'quota-day':
-        await deps.planner.pauseForDailyQuota(
-          job,
-          clock() + failure.retryAfterSeconds * 1000,
-          failure.error.message,
-          log,
-        );
-        if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
-        return retryLater(503, failure.retryAfterSeconds, 'quota-day');
-      case 'transient':
-        if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
-        return retryLater(500, undefined, 'transient');
-    }
   }
 }

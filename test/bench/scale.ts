@@ -3,7 +3,7 @@ import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
-import { queueRateLimits } from '../../functions/core/rate.js';
+import { queueRateLimits } from '../../functions/core/queue-rate.js';
 import { readQuotas } from '../../functions/platform/config.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';

@@ -7,6 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { decreaseAdaptiveRate } from '../../functions/core/adaptive-rate.js';
+import { type JobPlan, releaseJobPlan, reserveForJob } from '../../functions/core/job-plan.js';
 import {
   type ItemRecord,
   isTerminalJob,
@@ -14,12 +15,7 @@ import {
   newJobFields,
   type Usage,
 } from '../../functions/core/jobs.js';
-import {
-  type DispatchLedger,
-  type JobPlan,
-  releaseJobPlan,
-  reserveForJob,
-} from '../../functions/core/rate.js';
+import type { DispatchLedger } from '../../functions/core/rate.js';
 import { type SpendLedger, spendGate } from '../../functions/core/spend-pace.js';
 import { cutAfterTokens429 } from '../../functions/core/token-cut.js';
 import {

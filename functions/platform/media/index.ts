@@ -1,6 +1,6 @@
 import type { lookup as dnsLookup } from 'node:dns';
 import type { Agent } from 'node:https';
-import { addAbortSignal, type Readable } from 'node:stream';
+import { addAbortSignal } from 'node:stream';
 import type { Storage } from '@google-cloud/storage';
 import type { GenerateContentRequest, MediaRef, Part } from '../../core/jobs.js';
 import { mediaLocationsFor } from '../../core/owner-prefix.js';
@@ -10,6 +10,7 @@ import { MediaBudget, type MediaHold } from './budget.js';
 import { loggable, MediaError, toMediaError } from './error.js';
 import { openGcsObject } from './gcs.js';
 import { mediaType } from './mime-type.js';
+import { holdFor, type PartLimits, type Source, toPart } from './part.js';
 import type { MediaUploader } from './upload.js';
 import { openUrl } from './url.js';
 
@@ -43,8 +44,6 @@ export const MAX_FILE_MEDIA_BYTES = 512 * 1024 * 1024;
 export const DEFAULT_MEDIA_DEADLINE_MS = 60_000;
 /** How long all the media of one item may take together. */
 export const DEFAULT_ITEM_MEDIA_DEADLINE_MS = 120_000;
-/** Memory an upload holds: one chunk of the Files API's announced granularity (8 MiB) and a piece. */
-const UPLOAD_HOLD_BYTES = 9 * 1024 * 1024;
 
 /**
  * Deadlines that fit in an item's lease: the lease must outlast the media and the longest wait for
@@ -89,30 +88,6 @@ export interface MediaFetcherOptions {
   logger?: Logger;
 }
 
-/** An opened medium: its bytes (not yet flowing), its announced size (0 when unknown), its type. */
-interface Source {
-  stream: Readable;
-  size: number;
-  mimeType: string;
-  what: string;
-}
-
-/** The stream's bytes, refused (`${tooBig} ${maxBytes} bytes`) as soon as they pass `maxBytes`. */
-async function readLimited(stream: AsyncIterable<Buffer>, maxBytes: number, tooBig: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += chunk.length;
-    if (size > maxBytes) throw new MediaError(`${tooBig} ${maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-const inlinePart = (mimeType: string, data: Buffer): Part => ({
-  inlineData: { mimeType, data: data.toString('base64') },
-});
-
 /**
  * The worker's media fetcher. Every medium is checked before a byte is read (gs:// only under the
  * allowed prefixes, URLs only to public addresses, the medium's own type), bounded in size, in
@@ -156,66 +131,7 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
     throw new MediaError('a medium needs a url or a gcsUri');
   }
 
-  /** Bytes a medium may hold in memory while it is fetched, decided from its announced size. */
-  function holdFor(size: number): number {
-    if (size > 0 && size <= maxBytes) return size;
-    if (!uploader) return maxBytes;
-    return size > maxBytes ? UPLOAD_HOLD_BYTES : maxBytes + UPLOAD_HOLD_BYTES;
-  }
-
-  /**
-   * Known small media, and any medium without an uploader, are read into memory (at most
-   * `maxBytes`). Known large ones stream to the Files API. Ones of unknown size are read up to
-   * `maxBytes`: if they end there they go inline, otherwise what was read and the rest stream on.
-   */
-  async function toPart(source: Source, hold: MediaHold, signal: AbortSignal): Promise<Part> {
-    if (!uploader || (source.size > 0 && source.size <= maxBytes)) {
-      // What a medium announced is what it holds in the budget: it may not send more.
-      const data =
-        source.size > 0 && source.size <= maxBytes
-          ? await readLimited(source.stream, source.size, `${source.what} is larger than its announced`)
-          : await readLimited(source.stream, maxBytes, `${source.what} is larger than`);
-      hold.shrink(data.length);
-      return inlinePart(source.mimeType, data);
-    }
-    const rest = source.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    const prefix: Buffer[] = [];
-    if (source.size <= maxBytes) {
-      for (let seen = 0; seen <= maxBytes; ) {
-        const next = await rest.next();
-        if (next.done) {
-          const data = Buffer.concat(prefix);
-          hold.shrink(data.length);
-          return inlinePart(source.mimeType, data);
-        }
-        prefix.push(next.value);
-        seen += next.value.length;
-      }
-    }
-    let sent = 0;
-    const count = (chunk: Buffer) => {
-      sent += chunk.length;
-      if (sent > maxFileBytes) throw new MediaError(`${source.what} is larger than ${maxFileBytes} bytes`);
-      return chunk;
-    };
-    async function* bytes(): AsyncGenerator<Uint8Array> {
-      while (prefix.length > 0) yield count(prefix.shift()!);
-      for (let next = await rest.next(); !next.done; next = await rest.next()) yield count(next.value);
-    }
-    try {
-      // The announced size is declared at upload start (the Files API's documented form); a medium
-      // that sends more or less than it announced is refused by the uploader before finalizing.
-      const sizeBytes = source.size > 0 ? source.size : undefined;
-      const file = await uploader.upload(bytes(), {
-        mimeType: source.mimeType,
-        ...(sizeBytes !== undefined ? { sizeBytes } : {}),
-        signal,
-      });
-      return { fileData: { mimeType: file.mimeType, fileUri: file.uri } };
-    } finally {
-      hold.release();
-    }
-  }
+  const limits: PartLimits = { maxBytes, maxFileBytes, ...(uploader ? { uploader } : {}) };
 
   async function fetchOne(
     ref: MediaRef,
@@ -242,8 +158,8 @@ export function createMediaFetcher(options: MediaFetcherOptions): MediaFetcher {
       addAbortSignal(signal, source.stream);
       const limit = uploader ? maxFileBytes : maxBytes;
       if (source.size > limit) throw new MediaError(`${what} is larger than ${limit} bytes`);
-      hold = await budget.acquire(holdFor(source.size), signal);
-      return { part: await abortable(toPart(source, hold, signal), signal), hold };
+      hold = await budget.acquire(holdFor(source.size, limits), signal);
+      return { part: await abortable(toPart(source, hold, signal, limits), signal), hold };
     } catch (err) {
       hold?.release();
       source?.stream.destroy();

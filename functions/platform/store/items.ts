@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
+import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { PriceTier } from '../../core/cost.js';
 import type {
   CacheHit,
@@ -15,23 +15,15 @@ import type { CounterWrites } from './counters.js';
 import {
   decodeVersion,
   encodeVersion,
-  fromMicros,
   ignorePreconditionFailure,
   isPreconditionFailure,
   landed,
 } from './firestore.js';
 import { createBulkWrites } from './item-bulk-writes.js';
-import {
-  type FinishedOutcome,
-  finishedOutcomeFrom,
-  type ItemOutcomeRecord,
-  itemFrom,
-  OUTCOME_FIELDS,
-  outcomeFrom,
-  stateFields,
-} from './item-codec.js';
+import { type FinishedOutcome, type ItemOutcomeRecord, itemFrom, stateFields } from './item-codec.js';
 import { createDueQueries } from './item-due.js';
-import { DEFAULT_RETENTION_MS, jobFrom } from './job-codec.js';
+import { createItemReads } from './item-reads.js';
+import { DEFAULT_RETENTION_MS } from './job-codec.js';
 import { countOutcomes } from './outcome-counts.js';
 
 /** An item at a known version, with the number of counter shards of its job. */
@@ -176,57 +168,7 @@ export function createItemsStore(
   const store: ItemsStore = {
     ...createBulkWrites(db, items, retentionMs),
     ...createDueQueries(db, items, jobsName),
-
-    async getWithJob(jobId, itemId) {
-      const [itemSnap, jobSnap] = await db.getAll(
-        items(jobId).doc(itemId),
-        db.collection(jobsName).doc(jobId),
-      );
-      return [
-        itemSnap?.exists ? itemFrom(itemSnap) : undefined,
-        jobSnap?.exists ? jobFrom(jobSnap) : undefined,
-      ];
-    },
-
-    async getMany(refs) {
-      if (refs.length === 0) return [];
-      const snaps = await db.getAll(...refs.map((r) => items(r.jobId).doc(r.itemId)));
-      return snaps.map((s) => (s.exists ? itemFrom(s) : undefined));
-    },
-
-    async list(jobId, { afterId, limit }) {
-      let q = items(jobId).orderBy(FieldPath.documentId()).limit(limit);
-      if (afterId) q = q.startAfter(afterId);
-      return (await q.get()).docs.map(itemFrom);
-    },
-
-    async *streamOutcomes(jobId) {
-      const q = items(jobId)
-        .orderBy(FieldPath.documentId())
-        .select(...OUTCOME_FIELDS)
-        .stream() as AsyncIterable<FirebaseFirestore.QueryDocumentSnapshot>;
-      for await (const snap of q) yield outcomeFrom(snap);
-    },
-
-    async listOutcomes(jobId, { afterId, limit }) {
-      let q = items(jobId)
-        .orderBy(FieldPath.documentId())
-        .select(...OUTCOME_FIELDS)
-        .limit(limit);
-      if (afterId) q = q.startAfter(afterId);
-      return (await q.get()).docs.map(outcomeFrom);
-    },
-
-    async listFinished(jobId, cursor, limit, upToMicros) {
-      let q = items(jobId)
-        .orderBy('finishedAt')
-        .orderBy(FieldPath.documentId())
-        .select(...OUTCOME_FIELDS, 'finishedAt')
-        .limit(limit);
-      if (upToMicros !== undefined) q = q.where('finishedAt', '<=', fromMicros(upToMicros));
-      if (cursor) q = q.startAfter(fromMicros(cursor.finishedAtMicros), cursor.itemId);
-      return (await q.get()).docs.map(finishedOutcomeFrom);
-    },
+    ...createItemReads(db, items, jobsName),
 
     async lease(item, leaseMs, nowMs) {
       const leaseId = randomUUID();

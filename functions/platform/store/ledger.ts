@@ -1,10 +1,11 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { type AdaptiveRate, decreaseAdaptiveRate } from '../../core/adaptive-rate.js';
+import { type JobPlan, releaseJobPlan, reserveForJob } from '../../core/job-plan.js';
 import { isTerminalJob } from '../../core/jobs.js';
 import type { ModelQuota } from '../../core/quotas.js';
 import type { DispatchRamp } from '../../core/ramp.js';
-import { type DispatchLedger, type JobPlan, releaseJobPlan, reserveForJob } from '../../core/rate.js';
+import type { DispatchLedger } from '../../core/rate.js';
 import { cutAfterTokens429, type TokenRateCut } from '../../core/token-cut.js';
 import { evidenceSince, foldEvidence, NO_EVIDENCE, type TokenEvidence } from '../../core/token-evidence.js';
 import { type SpendPlan, spendGateFrom, spendLedgerData, spendLedgerRef } from './spend-ledger.js';

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createJobsClient, type JobsApiContractError, JobsApiError } from '../../../functions/api/client.js';
-import type { CreatedJob, JobEvent, ResultEntry } from '../../../functions/api/jobs.js';
+import type { JobEvent } from '../../../functions/api/events.js';
+import type { CreatedJob, ResultEntry } from '../../../functions/api/jobs.js';
 import { jobViewFixture } from '../../fixtures/job-view.js';
 
 // The client against a small HTTP server on the loopback interface: real sockets, chunking and

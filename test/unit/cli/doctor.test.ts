@@ -14,7 +14,7 @@ import {
 } from '../../../cli/doctor-checks.js';
 import { CliError, EXIT } from '../../../cli/exit-codes.js';
 import { JobsApiError } from '../../../functions/api/client.js';
-import { queueRateLimits } from '../../../functions/core/rate.js';
+import { queueRateLimits } from '../../../functions/core/queue-rate.js';
 import type { BatchApi, BatchInfo, BatchState } from '../../../functions/platform/gemini/batch-api.js';
 import { GeminiCallError, type GeminiClient } from '../../../functions/platform/gemini/client.js';
 import { testQuotas } from '../../helpers/test-quotas.js';

@@ -6,9 +6,10 @@ import {
   DEFAULT_ADAPTIVE_RATE,
   decreaseAdaptiveRate,
 } from '../../../functions/core/adaptive-rate.js';
+import { reserveForJob } from '../../../functions/core/job-plan.js';
 import { parseQuotas } from '../../../functions/core/quotas.js';
 import { AUTO_RPM_CEILING, adaptiveEverywhere } from '../../../functions/core/quotas-adaptive.js';
-import { type DispatchLedger, reserveForJob } from '../../../functions/core/rate.js';
+import type { DispatchLedger } from '../../../functions/core/rate.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
 
 const T0 = Date.parse('2026-03-01T10:00:00Z');

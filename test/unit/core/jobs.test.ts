@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  counterShardsFor,
-  decideClaim,
-  isTerminalJob,
-  itemIdForIndex,
-} from '../../../functions/core/jobs.js';
+import { decideClaim } from '../../../functions/core/claim.js';
+import { counterShardsFor, isTerminalJob, itemIdForIndex } from '../../../functions/core/jobs.js';
 import { pendingOf } from '../../../functions/core/totals.js';
 
 describe('itemIdForIndex', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { queueRateLimits } from '../../../functions/core/queue-rate.js';
 import { type DispatchRamp, rampCapacity } from '../../../functions/core/ramp.js';
-import { planDispatches, queueRateLimits, REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
+import { planDispatches, REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
 import { EnforcedRate } from '../../../infra/local/cloud-tasks/enforced-rate.js';
 import { deriveBurst, STRICT_DISPATCH_RAMP } from '../../../infra/local/cloud-tasks/profile.js';
 import { TokenBucket } from '../../../infra/local/cloud-tasks/token-bucket.js';

@@ -1,17 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { addToJobPlan, releaseJobPlan, takeFromJobPlan } from '../../../functions/core/job-plan.js';
+import { MAX_DISPATCHES_PER_SECOND, queueRateLimits } from '../../../functions/core/queue-rate.js';
 import {
-  addToJobPlan,
   type DispatchLedger,
   LIGHT_WINDOW_SHARE,
   lateSendNeedsSlot,
-  MAX_DISPATCHES_PER_SECOND,
   PACE_SECONDS,
   PLAN_SLACK_SECONDS,
   planDispatches,
-  queueRateLimits,
-  releaseJobPlan,
   requestsInSecond,
-  takeFromJobPlan,
 } from '../../../functions/core/rate.js';
 import { createPrng as prng } from '../../../infra/local/prng.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PLAN_SLACK_SECONDS, reserveForJob } from '../../../functions/core/rate.js';
+import { reserveForJob } from '../../../functions/core/job-plan.js';
+import { PLAN_SLACK_SECONDS } from '../../../functions/core/rate.js';
 import {
   SPEND_NOTICE_START,
   type SpendLedger,

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_ITEMS_PER_TASK } from '../../../functions/core/quotas.js';
 import {
   itemsPerTaskFor,
   MAX_DISPATCHES_PER_SECOND,
-  planDispatches,
   queueRateLimits,
-} from '../../../functions/core/rate.js';
+} from '../../../functions/core/queue-rate.js';
+import { MAX_ITEMS_PER_TASK } from '../../../functions/core/quotas.js';
+import { planDispatches } from '../../../functions/core/rate.js';
 import { groupBySecond, pageSizeFor } from '../../../functions/core/task-groups.js';
 import { taskPayloadSchema } from '../../../functions/core/tasks.js';
 import { TokenBucket } from '../../../infra/local/cloud-tasks/token-bucket.js';

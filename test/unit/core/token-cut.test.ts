@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reserveForJob } from '../../../functions/core/rate.js';
+import { reserveForJob } from '../../../functions/core/job-plan.js';
 import {
   cutAfterTokens429,
   TOKEN_CUT_FLOOR,

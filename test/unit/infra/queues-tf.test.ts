@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueConcurrency } from '../../../functions/core/queue-concurrency.js';
+import { queueRateLimits } from '../../../functions/core/queue-rate.js';
 import { parseQuotas, type Quotas } from '../../../functions/core/quotas.js';
-import { queueRateLimits } from '../../../functions/core/rate.js';
 import { createTaskQueue } from '../../../functions/platform/task-queue.js';
 import { hclAttributeLine, hclTopLevelBlocks, terraformEvaluate } from '../../helpers/terraform.js';
 

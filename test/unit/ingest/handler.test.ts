@@ -6,14 +6,12 @@ import {
   cancelJob,
   createJob,
   getJob,
-  getResultsPage,
   type IngestDeps,
   listJobs,
-  RESULTS_PAGE_BYTES,
   type ResultEntry,
-  streamResults,
 } from '../../../functions/ingest/handler.js';
 import { createPageTokens } from '../../../functions/ingest/page-tokens.js';
+import { getResultsPage, RESULTS_PAGE_BYTES, streamResults } from '../../../functions/ingest/results.js';
 import type { Caller } from '../../../functions/platform/caller.js';
 import {
   NotFoundError,

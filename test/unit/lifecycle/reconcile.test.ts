@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
-import { MAX_ROUNDS, type ReconcileDeps, reconcile } from '../../../functions/lifecycle/reconcile.js';
+import { type ReconcileDeps, reconcile } from '../../../functions/lifecycle/reconcile.js';
+import { MAX_ROUNDS } from '../../../functions/lifecycle/reconcile-items.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { parkedAnswerName } from '../../../functions/platform/object-store.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
