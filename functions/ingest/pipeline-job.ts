@@ -47,7 +47,10 @@ export function pipelineJobParts(
       spec: {
         id: unitJobId(spec.id, n, m),
         model: branch.model,
-        mode: 'realtime' as const,
+        // A batch pipeline's unit jobs are batch jobs (step 0's staged at submit, ./stage-batch.ts;
+        // later steps' once every item's step before has ended, lifecycle/pipeline-batch.ts).
+        mode: spec.mode === 'batch' ? ('batch' as const) : ('realtime' as const),
+        ...(spec.mode === 'batch' ? { onBatchFailure: spec.onBatchFailure ?? 'realtime' } : {}),
         total: spec.total,
         source: spec.source,
         ...(spec.owner ? { owner: spec.owner } : {}),

@@ -150,6 +150,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       fitsInline,
       offloadAnswer: (item, response) => answers.offload(item, response),
       stallMs: deps.stallMs,
+      unitsSettled: (jobId, itemIds, log) => pipelines.pipeline.unitsSettled(jobId, itemIds, log),
       now: clock,
     });
 

@@ -1,10 +1,12 @@
 import type { StepView } from '../api/pipeline.js';
+import type { BatchPart } from '../core/batch.js';
 import { isTerminalJob, type JobRecord, type JobSpec, type NewItem } from '../core/jobs.js';
 import { unitJobId } from '../core/pipeline.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 import { FINISH_WATCH_INTERVAL_MS } from '../core/tasks.js';
 import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
+import { storeRuns } from './batch-runs.js';
 import type { LifecycleDeps } from './lifecycle.js';
 
 /**
@@ -19,6 +21,8 @@ import type { LifecycleDeps } from './lifecycle.js';
 export interface UnitJobDraft {
   spec: JobSpec;
   items: NewItem[];
+  /** A batch pipeline's first step: the batches its units are staged in (ingest/stage-batch.ts). */
+  runs?: BatchPart[];
 }
 
 export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
@@ -60,7 +64,11 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
     async storeUnitJobs(drafts: readonly UnitJobDraft[]): Promise<void> {
       for (const draft of drafts) {
         if (draft.items.length > 0) await items.createMany(draft.spec.id, draft.items);
-        await jobs.create(draft.spec, clock() + deps.stallMs);
+        const extraCounters = await storeRuns(deps, draft.spec, draft.runs ?? []);
+        await jobs.create(
+          { ...draft.spec, ...(extraCounters.length > 0 ? { extraCounters } : {}) },
+          clock() + deps.stallMs,
+        );
       }
     },
 
@@ -75,7 +83,11 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
       drafts: readonly UnitJobDraft[],
       start: (jobId: string) => Promise<boolean>,
     ): Promise<void> {
-      await Promise.all(drafts.filter((d) => d.spec.unitOf?.step === 0).map((d) => start(d.spec.id)));
+      // A batch unit job's queue share is its units a batch does not take (media, a JSON schema).
+      const queued = (d: UnitJobDraft) => d.spec.mode !== 'batch' || (d.spec.paths?.realtime ?? 0) > 0;
+      await Promise.all(
+        drafts.filter((d) => d.spec.unitOf?.step === 0 && queued(d)).map((d) => start(d.spec.id)),
+      );
       await deps.tasks
         .enqueueControl(
           { kind: 'finish', jobId, round: 0 },

@@ -1,4 +1,5 @@
 import { type ItemRecord, isTerminalJob, type JobRecord, type ReconcileCounts } from '../core/jobs.js';
+import type { Quotas } from '../core/quotas.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { ReconcileCursor } from '../platform/store/jobs.js';
@@ -39,6 +40,8 @@ export interface ReconcileDeps {
    * leases are found: the simulation switches it off to show it finds the items that then hang.
    */
   orphanSweep?: boolean;
+  /** The quotas (batch part limits): absent, a batch pipeline's later steps are not staged here. */
+  quotas?: Quotas;
 }
 
 export interface ReconcileReport {
@@ -283,6 +286,8 @@ async function reconcileJob(run: Run, job: JobRecord): Promise<void> {
     log.warn({ event: 'reconcile.cancel_resumed' }, 'a cancel stopped halfway; finished it');
     return;
   }
+  // A batch pipeline's next step is staged once its step before has ended (every tick).
+  if (deps.quotas) await deps.lifecycle.pipeline.stageSteps(job, deps.planner, deps.quotas, log);
   // Live jobs are left alone until their enqueuing has stood still for `stallMs`.
   if (isTerminalJob(job.status) || clock() < job.enqueueDueMs) return;
   if (job.enqueuedThrough < job.total) {
