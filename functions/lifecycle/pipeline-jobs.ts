@@ -119,7 +119,11 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
         return true;
       }
       if (isTerminalJob(unit.status)) return true;
-      if (await jobs.finish(unit.id, unit.version, 'succeeded', await totalsOf(unit), unit.startedAt))
+      // A batch unit job's last part may be counted into its counter document only after its
+      // items (and so the pipeline) ended: its final totals are counted from the units themselves.
+      const totals =
+        unit.mode === 'batch' ? await items.countStates(unit.id, unit.total) : await totalsOf(unit);
+      if (await jobs.finish(unit.id, unit.version, 'succeeded', totals, unit.startedAt))
         await ledger.dropJob(unit.model, unit.id);
       return true;
     },
