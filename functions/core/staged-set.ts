@@ -16,7 +16,8 @@ export function stagedSet(
   const planner = new PartPlanner(limits);
   let offset = 0;
   let batchItems = 0;
-  const lines = items.map((item, index) => {
+  // Array.from, not map: a sparse array's holes are visited too.
+  const lines = Array.from(items, (item, index) => {
     const line = item
       ? `${JSON.stringify({ key: item.key, request: item.request, ...(item.media ? { media: item.media } : {}) })}\n`
       : 'null\n';
