@@ -67,7 +67,7 @@ export function pipelineJobParts(
       ...spec,
       model,
       counterShards: counterShardsFor(quotas.models[model]!.rpm),
-      paths: { realtime: spec.total, batch: 0 },
+      paths: spec.mode === 'batch' ? { realtime: 0, batch: spec.total } : { realtime: spec.total, batch: 0 },
       pipeline,
     },
     unitJobs,

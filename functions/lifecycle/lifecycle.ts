@@ -179,9 +179,17 @@ export function createLifecycle(deps: LifecycleDeps) {
     async view(jobId: string): Promise<JobView | undefined> {
       const job = await jobs.get(jobId);
       if (!job) return undefined;
-      const runs = job.mode === 'batch' && deps.batch ? await deps.batch.runs.listForJob(jobId) : undefined;
-      // Items a batch sent back to the queues took the realtime path after all.
-      const rerouted = runs?.reduce((n, r) => n + r.rerouted, 0) ?? 0;
+      // A batch pipeline's batches are its unit jobs' (a batch per step and model).
+      const runs =
+        job.mode === 'batch' && deps.batch
+          ? (
+              await Promise.all(
+                pipelines.pipeline.runJobIds(job).map((id) => deps.batch!.runs.listForJob(id)),
+              )
+            ).flat()
+          : undefined;
+      // Items a batch sent back to the queues took the realtime path after all (units: not items).
+      const rerouted = job.pipeline ? 0 : (runs?.reduce((n, r) => n + r.rerouted, 0) ?? 0);
       const paths = job.paths && {
         realtime: job.paths.realtime + rerouted,
         batch: job.paths.batch - rerouted,

@@ -56,6 +56,9 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
   };
 
   const pipelineJobs = {
+    /** The jobs whose batches a job's view shows: its own, or a pipeline's unit jobs. */
+    runJobIds: (job: JobRecord): string[] => (job.pipeline ? unitJobIds(job) : [job.id]),
+
     /**
      * Stores a pipeline's unit jobs (each with its first units) before the pipeline job itself.
      * Step 0's unit jobs are enqueued as ordinary jobs (`startUnitJobs`); later steps' are planned

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ResultEntry } from '../../functions/api/jobs.js';
-import { createJob, resultsJsonl, stack, standInStats, waitForJob } from '../helpers/e2e.js';
+import { createJob, getJob, resultsJsonl, stack, standInStats, waitForJob } from '../helpers/e2e.js';
 
 /*
  * A pipeline through the Batch API on the local cloud (the global stack: a tick every second, the
@@ -120,6 +120,14 @@ describe('a pipeline through the Batch API', () => {
       ['s1b1-p0', B, 40],
     ]);
     expect(batches.every((b) => b.state === 'BATCH_STATE_SUCCEEDED')).toBe(true);
+    // The job view shows them too, each with its upstream stats (the last batch's run is closed a
+    // moment after its answers ended the job).
+    expect(job.paths).toEqual({ realtime: 0, batch: 40 });
+    await expect
+      .poll(async () => (await getJob(id)).batches?.map((b) => [b.state, b.items, b.stats?.requestCount]), {
+        timeout: 10_000,
+      })
+      .toEqual(Array.from({ length: 4 }, () => ['SUCCEEDED', 40, 40]));
 
     // The second step's batches were created after every first-step unit had ended (been recorded).
     const second = batches.filter((b) => /-s1b\d-p0$/.test(b.displayName));
