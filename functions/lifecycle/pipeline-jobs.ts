@@ -169,7 +169,14 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
           };
           const units = await Promise.all(step.branches.map((_, m) => jobs.get(unitJobId(job.id, n, m))));
           for (const [m, unit] of units.entries()) {
-            const totals = unit ? await totalsOf(unit) : undefined;
+            // The pipeline has ended but this unit job not yet (it is settled just after, and a
+            // batch's part is counted after its answers ended the items): its units, counted.
+            const exact = unit && ended && !isTerminalJob(unit.status);
+            const totals = unit
+              ? exact
+                ? await items.countStates(unit.id, unit.total)
+                : await totalsOf(unit)
+              : undefined;
             addUnitTotals(view, step.branches[m]!.model, job.total, totals, ended);
           }
           return view;

@@ -1,6 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { ResultEntry } from '../../functions/api/jobs.js';
-import { createJob, getJob, resultsJsonl, stack, standInStats, waitForJob } from '../helpers/e2e.js';
+import {
+  configureStandIn,
+  createJob,
+  getJob,
+  resultsJsonl,
+  stack,
+  standInStats,
+  waitForJob,
+} from '../helpers/e2e.js';
 
 /*
  * A pipeline through the Batch API on the local cloud (the global stack: a tick every second, the
@@ -76,6 +84,10 @@ function stepsOf(line: ResultEntry): Record<string, Array<{ model: string; respo
   return (line as unknown as { steps: Record<string, Array<{ model: string; response?: unknown }>> }).steps;
 }
 
+afterEach(async () => {
+  await configureStandIn({ batch: { forceOutcome: null } });
+});
+
 describe('a pipeline through the Batch API', () => {
   it('sends each step as one batch per model, the second only once every first-step unit has ended', async () => {
     // Arrange
@@ -147,4 +159,41 @@ describe('a pipeline through the Batch API', () => {
       expect('response' in line).toBe(true);
     }
   }, 240_000);
+
+  it('sends the units of an expired step batch to the queues, and the item still goes on to the next step', async () => {
+    // Arrange: every batch expires upstream (onBatchFailure "realtime", the default)
+    await configureStandIn({ batch: { forceOutcome: 'expire' } });
+    const before = await standInStats();
+
+    // Act
+    const id = await createJob({
+      model: A,
+      mode: 'batch',
+      prompts: Array.from({ length: 10 }, (_, i) => `Lake number ${i}`),
+      steps: [
+        { name: 'first', prompt: 'One: {{input}}' },
+        { name: 'second', model: B, prompt: 'Two: {{first}}' },
+      ],
+    });
+    const job = await waitForJob(id, 120_000);
+    const lines = await resultsJsonl(id);
+    const after = await standInStats();
+
+    // Assert: each step's batch expired, its units answered on the queues, in step order.
+    expect(job.counts).toMatchObject({ total: 10, succeeded: 10, failed: 0, pending: 0 });
+    for (const model of [A, B]) {
+      expect(after.models[model]!.admitted - (before.models[model]?.admitted ?? 0)).toBe(10);
+      expect(after.models[model]!.batchesCreated - (before.models[model]?.batchesCreated ?? 0)).toBe(1);
+    }
+    await expect
+      .poll(async () => (await getJob(id)).batches?.map((b) => [b.state, b.fallback]), { timeout: 10_000 })
+      .toEqual([
+        ['EXPIRED', expect.stringMatching(/expired/)],
+        ['EXPIRED', expect.stringMatching(/expired/)],
+      ]);
+    for (const [i, line] of lines.entries()) {
+      const steps = line as unknown as { steps: Record<string, { response?: unknown }> };
+      expect(JSON.stringify(steps.steps.second?.response)).toContain(`Lake number ${i}`);
+    }
+  }, 150_000);
 });
