@@ -55,7 +55,9 @@ export function pipelineJobParts(
         source: spec.source,
         ...(spec.owner ? { owner: spec.owner } : {}),
         counterShards: counterShardsFor(quotas.models[branch.model]!.rpm),
-        paths: { realtime: spec.total, batch: 0 },
+        // Until it is staged, a batch unit job has nothing for the queues (nothing to enqueue).
+        paths:
+          spec.mode === 'batch' ? { realtime: 0, batch: spec.total } : { realtime: spec.total, batch: 0 },
         ...(spec.cache === false ? { cache: false as const } : {}),
         unitOf: { jobId: spec.id, step: n, branch: m },
       },

@@ -109,7 +109,8 @@ export function createPipelineAdvance(
     planner: UnitPlanning,
   ): Promise<AdvanceResult> => {
     const staging = planner.stagingStep === n;
-    if (job.mode === 'batch' && n > 0 && !staging) return 'deferred';
+    // A batch pipeline's step is made by its staging only (step 0's at submit for POST /jobs).
+    if (job.mode === 'batch' && !staging) return 'deferred';
     const step = spec.steps[n]!;
     await Promise.all(
       step.branches.map(async (branch, m) => {

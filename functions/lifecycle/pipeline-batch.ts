@@ -100,12 +100,14 @@ export function createPipelineBatch(deps: LifecycleDeps, advance: ReturnType<typ
       const spec = job.pipeline;
       if (!spec || job.mode !== 'batch' || isTerminalJob(job.status)) return undefined;
       try {
-        for (let n = 1; n < spec.steps.length; n++) {
+        // Step 0 is staged at submit for POST /jobs, here for a bucket file (its units unmade).
+        for (let n = 0; n < spec.steps.length; n++) {
           const unitJobs = await Promise.all(
             spec.steps[n]!.branches.map((_, m) => jobs.get(unitJobId(job.id, n, m))),
           );
           if (unitJobs.every((u) => u?.staged)) continue;
-          const before = spec.steps[n - 1]!.branches.map((_, m) => unitJobId(job.id, n - 1, m));
+          const before =
+            n === 0 ? [] : spec.steps[n - 1]!.branches.map((_, m) => unitJobId(job.id, n - 1, m));
           if (!(await Promise.all(before.map(runsClosed))).every(Boolean)) return undefined;
           const units = await gather(job, n, log);
           if (!units) return undefined;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ResultEntry } from '../../functions/api/jobs.js';
+import { jobIdForObject } from '../../functions/intake/handler.js';
 import {
   configureStandIn,
   createJob,
@@ -7,8 +8,10 @@ import {
   resultsJsonl,
   stack,
   standInStats,
+  waitForBucketJob,
   waitForJob,
 } from '../helpers/e2e.js';
+import { storageClientFor, waitForObject } from '../helpers/storage.js';
 
 /*
  * A pipeline through the Batch API on the local cloud (the global stack: a tick every second, the
@@ -195,5 +198,50 @@ describe('a pipeline through the Batch API', () => {
       const steps = line as unknown as { steps: Record<string, { response?: unknown }> };
       expect(JSON.stringify(steps.steps.second?.response)).toContain(`Lake number ${i}`);
     }
+  }, 150_000);
+
+  it('runs a bucket pipeline file whose metadata says mode batch: each step a batch, its steps in the results file', async () => {
+    // Arrange
+    const s = stack();
+    const file = storageClientFor(s.storageEmulatorHost, s.projectId)
+      .bucket(s.bucket)
+      .file(`inbox/e2e/pipe-batch-${Date.now()}.jsonl`);
+    const header = {
+      steps: [
+        { name: 'first', prompt: 'One: {{input}}' },
+        { name: 'second', model: B, prompt: 'Two: {{first}}' },
+      ],
+    };
+    const lines = [
+      JSON.stringify(header),
+      ...Array.from({ length: 12 }, (_, i) => JSON.stringify({ key: `k${i}`, prompt: `Sea ${i}` })),
+    ];
+    const before = await standInStats();
+
+    // Act
+    await file.save(`${lines.join('\n')}\n`, {
+      contentType: 'application/jsonl',
+      metadata: { metadata: { model: A, mode: 'batch' } },
+    });
+    const [meta] = await file.getMetadata();
+    const id = jobIdForObject(s.bucket, file.name, String(meta.generation));
+    const job = await waitForBucketJob(id, 120_000);
+    const resultsFile = file.bucket.file(file.name.replace(/^inbox\//, 'results/'));
+    const results = (await waitForObject(resultsFile, 60_000))
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { key: string; steps: Record<string, { response?: unknown }> });
+    const after = await standInStats();
+
+    // Assert
+    expect(job).toMatchObject({ status: 'succeeded', mode: 'batch', counts: { total: 12, succeeded: 12 } });
+    for (const model of [A, B]) {
+      expect(after.models[model]!.admitted - (before.models[model]?.admitted ?? 0)).toBe(0);
+      expect(after.models[model]!.batchesCreated - (before.models[model]?.batchesCreated ?? 0)).toBe(1);
+    }
+    expect(results.map((r) => r.key)).toEqual(Array.from({ length: 12 }, (_, i) => `k${i}`));
+    for (const [i, line] of results.entries())
+      expect(JSON.stringify(line.steps.second?.response)).toContain(`Sea ${i}`);
   }, 150_000);
 });
