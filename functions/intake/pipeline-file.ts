@@ -30,8 +30,8 @@ export type PipelineFileLifecycle = Pick<
 /**
  * The header's pipeline resolved by the engine (core/pipeline.ts `parsePipeline`, as at submit), or
  * the problem that refuses the file: named by the header's line and the field (`line 1: pipeline
- * header: steps[1].prompt: …`), as a bad header already is. A file whose metadata asks for `batch`
- * or `flex` is refused too: pipelines run realtime (ingest/validate-pipeline.ts says why).
+ * header: steps[1].prompt: …`), as a bad header already is. A file whose metadata asks for `flex`
+ * is refused too, and one asking for `batch` when a model of its steps takes no batch jobs.
  */
 export function filePipeline(
   fields: PipelineFields,
