@@ -18,8 +18,10 @@
  *   step's error `SCHEMA_MISMATCH`); a field that is not a string renders as JSON, a missing one as
  *   an empty string. A step's `config` is merged over the job's `config`; its `systemInstruction`
  *   replaces the job's.
- * - Paths: a job with steps runs on the realtime path. `mode: "auto"` sends it there; `"batch"` and
- *   `"flex"` are a 400 (not offered for pipelines yet), as are `maxCostUsd` with steps, a dry run
+ * - Paths: a job with steps runs on the realtime path, or with `mode: "batch"` through the Batch API
+ *   (one batch per step and model, once every item's step before has ended); `auto` goes batch when
+ *   every model of its steps would for an ordinary job of that size and deadline. `"flex"` is a 400
+ *   (not offered for pipelines yet), as are `maxCostUsd` with steps, a dry run
  *   (`?dryRun=true`) of a job with steps, and a retry (`POST /jobs/{id}/retry`) of one.
  * - The job view: `model` is the first step's (first) model; `counts`, `usage` and `costUsd` count
  *   items (an item ends when its pipeline does) and the tokens and cost of all its steps; `steps`

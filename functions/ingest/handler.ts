@@ -1,8 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type CreatedJob, linksFor, type OwnerView, type ResultEntry } from '../api/jobs.js';
-import { PartPlanner, partLimitsFor } from '../core/batch.js';
-import { STAGING_PREFIX } from '../core/bucket-input.js';
-import { counterShardsFor, type JobRecord, type JobSpec, type JobView, type NewItem } from '../core/jobs.js';
+import { counterShardsFor, type JobRecord, type JobSpec, type JobView } from '../core/jobs.js';
 import { mediaLocationsFor, ownerPrefix } from '../core/owner-prefix.js';
 import type { Quotas } from '../core/quotas.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
@@ -12,6 +10,7 @@ import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import type { PageTokens } from './page-tokens.js';
 import { pipelineJobParts } from './pipeline-job.js';
+import { stageBatchJob, stageFirstStep } from './stage-batch.js';
 import { validateJob } from './validate-job.js';
 
 export interface IngestDeps {
@@ -68,8 +67,11 @@ export async function createJob(
   );
   const idempotency = options.idempotency ? idempotencyRecord(options.idempotency, body) : undefined;
   const id = randomUUID();
+  // A batch pipeline stages its unit jobs, not its inputs (./stage-batch.ts).
   const staged =
-    mode === 'batch' ? await stageBatchJob(id, normalized.model, normalized.items, deps) : undefined;
+    mode === 'batch' && !pipeline
+      ? await stageBatchJob(id, normalized.model, normalized.items, deps)
+      : undefined;
   const batchItems = staged?.batchItems ?? 0;
   const paths = { realtime: normalized.items.length - batchItems, batch: batchItems };
   const plain: JobSpec = {
@@ -86,12 +88,12 @@ export async function createJob(
     ...(priority ? { priority } : {}),
     ...(normalized.maxCostUsd !== undefined ? { maxCostUsd: normalized.maxCostUsd } : {}),
     ...(normalized.cache === false ? { cache: false as const } : {}),
-    ...(staged
-      ? { staged: { object: staged.object }, onBatchFailure: normalized.onBatchFailure ?? 'realtime' }
-      : {}),
+    ...(staged ? { staged: { object: staged.object } } : {}),
+    ...(mode === 'batch' ? { onBatchFailure: normalized.onBatchFailure ?? 'realtime' } : {}),
   };
   // A pipeline job is stored with its unit jobs (./pipeline-job.ts).
   const parts = pipeline ? pipelineJobParts(plain, pipeline, normalized.items, deps.quotas) : undefined;
+  if (parts && mode === 'batch') parts.unitJobs = await stageFirstStep(parts.unitJobs, deps);
   const stored = await deps.lifecycle.create(
     parts?.spec ?? plain,
     normalized.items,
@@ -123,29 +125,6 @@ export async function createJob(
     created: { id, status: 'queued', mode, total: normalized.items.length, links: linksFor(id) },
     replayed: false,
   };
-}
-
-/**
- * A batch job's set, staged in the bucket as JSONL (`staging/{id}.jsonl`, one line per item, in
- * order) for the tick to stream into Files API uploads, split into batches within the model's
- * limits. Items with media stay on the realtime path. Marks each batch item (`batch`).
- */
-async function stageBatchJob(id: string, model: string, items: NewItem[], deps: IngestDeps) {
-  const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
-  const object = `${STAGING_PREFIX}${id}.jsonl`;
-  let offset = 0;
-  let batchItems = 0;
-  const lines = items.map((item) => {
-    const line = `${JSON.stringify({ key: item.key, request: item.request, ...(item.media ? { media: item.media } : {}) })}\n`;
-    const bytes = Buffer.byteLength(line);
-    if (planner.place(item, offset, offset + bytes)) batchItems++;
-    offset += bytes;
-    return line;
-  });
-  await deps.objects.writeStream(object, lines, {
-    contentType: 'application/jsonl',
-  });
-  return { object, parts: planner.finish(), batchItems };
 }
 
 /** Keys are stored hashed, per caller; the body is compared by its hash. */

@@ -47,12 +47,17 @@ export function pipelineJobParts(
       spec: {
         id: unitJobId(spec.id, n, m),
         model: branch.model,
-        mode: 'realtime' as const,
+        // A batch pipeline's unit jobs are batch jobs (step 0's staged at submit, ./stage-batch.ts;
+        // later steps' once every item's step before has ended, lifecycle/pipeline-batch.ts).
+        mode: spec.mode === 'batch' ? ('batch' as const) : ('realtime' as const),
+        ...(spec.mode === 'batch' ? { onBatchFailure: spec.onBatchFailure ?? 'realtime' } : {}),
         total: spec.total,
         source: spec.source,
         ...(spec.owner ? { owner: spec.owner } : {}),
         counterShards: counterShardsFor(quotas.models[branch.model]!.rpm),
-        paths: { realtime: spec.total, batch: 0 },
+        // Until it is staged, a batch unit job has nothing for the queues (nothing to enqueue).
+        paths:
+          spec.mode === 'batch' ? { realtime: 0, batch: spec.total } : { realtime: spec.total, batch: 0 },
         ...(spec.cache === false ? { cache: false as const } : {}),
         unitOf: { jobId: spec.id, step: n, branch: m },
       },
@@ -64,7 +69,7 @@ export function pipelineJobParts(
       ...spec,
       model,
       counterShards: counterShardsFor(quotas.models[model]!.rpm),
-      paths: { realtime: spec.total, batch: 0 },
+      paths: spec.mode === 'batch' ? { realtime: 0, batch: spec.total } : { realtime: spec.total, batch: 0 },
       pipeline,
     },
     unitJobs,

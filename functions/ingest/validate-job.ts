@@ -3,6 +3,7 @@ import { parseDeadline } from '../core/deadline.js';
 import type { JobMode } from '../core/jobs.js';
 import { mediaLocationsFor } from '../core/owner-prefix.js';
 import type { PipelineSpec } from '../core/pipeline.js';
+import { routePipeline } from '../core/pipeline-route.js';
 import type { Quotas } from '../core/quotas.js';
 import { type NormalizedJob, normalizeJobRequest, RequestProblem } from '../core/requests.js';
 import { callbackHostProblem } from '../platform/callback-address.js';
@@ -68,10 +69,10 @@ export function validateJob(
     ]);
   }
   const timeLeftMs = deadline ? deadline.deadlineMs - nowMs : undefined;
-  // A pipeline runs on the realtime path (./validate-pipeline.ts says why, and what else it refuses).
+  // A pipeline takes one path for all its steps (core/pipeline-route.ts).
   const pipeline = validatePipeline(body, normalized, deps.quotas);
   const route = pipeline
-    ? { mode: 'realtime' as const }
+    ? routePipeline(normalized.mode, normalized.items.length, pipeline, deps.quotas, timeLeftMs)
     : routeJob(normalized.mode, normalized.items.length, normalized.model, deps.quotas, timeLeftMs);
   if ('problem' in route) {
     throw new ValidationError(`Invalid job: ${route.problem}; use mode "realtime" or "auto".`, [

@@ -8,8 +8,8 @@ import { ValidationError } from '../platform/errors.js';
  * A `POST /jobs` body's `steps`, checked (its shape was checked with the body): the templates and
  * models (core/pipeline.ts), and what a pipeline cannot do yet. Undefined when the body has no steps.
  *
- * - Pipelines run on the realtime path: `auto` sends them there, `batch` and `flex` are a 400 (one
- *   batch per step is not built yet; Flex is not offered per step).
+ * - Pipelines run realtime or through the Batch API (core/pipeline-route.ts); `flex` is a 400 (Flex
+ *   is not offered per step).
  * - `maxCostUsd` is a 400: a budget is kept per job, and a pipeline's calls are spread over its steps'
  *   unit jobs.
  */
@@ -26,9 +26,9 @@ export function validatePipeline(
       ]);
     return undefined;
   }
-  if (normalized.mode === 'batch' || normalized.mode === 'flex') {
+  if (normalized.mode === 'flex') {
     throw new ValidationError(
-      `Invalid job: a job with steps runs on the realtime path; mode "${normalized.mode}" is not offered for pipelines yet (use "realtime" or "auto").`,
+      `Invalid job: mode "${normalized.mode}" is not offered for jobs with steps yet (use "realtime", "batch" or "auto").`,
       [{ field: 'mode', message: `not "${normalized.mode}" with steps` }],
     );
   }

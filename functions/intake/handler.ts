@@ -26,9 +26,9 @@ import { type BucketCaps, boundedBytes, checkLineCap, readOrStop } from './caps.
 import { type FileHead, readFileHead } from './file-head.js';
 import {
   fileKind,
-  PIPELINE_ROUTE,
   type PipelineFileLifecycle,
   pipelineFileParts,
+  pipelineFileRoute,
   startPipelineFile,
 } from './pipeline-file.js';
 
@@ -144,10 +144,13 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     return { outcome: 'ignored', reason: 'this generation of the file is gone' };
   }
   if (read.total === 0) return reject('the file has no lines');
-  // A pipeline runs realtime whatever its size (ingest/validate-pipeline.ts says why).
-  const route = pipeline ? PIPELINE_ROUTE : routeJob(options.mode, read.total, model, deps.quotas);
+  // A pipeline's route is its metadata's (./pipeline-file.ts): realtime unless it says batch.
+  const route = pipeline
+    ? pipelineFileRoute(options.mode, pipeline, deps.quotas)
+    : routeJob(options.mode, read.total, model, deps.quotas);
   if ('problem' in route) return reject(route.problem);
-  const batch = route.mode === 'batch';
+  // A batch pipeline's batches are its unit jobs' (staged by the tick), not the file's.
+  const batch = route.mode === 'batch' && !pipeline;
   const batchItems = batch ? read.batchable : 0;
   const spec = {
     id: jobId,

@@ -30,6 +30,11 @@ export interface BatchOutcomesDeps {
    * (the lifecycle's `stallMs`): its enqueue task is one chain that nothing else tracks.
    */
   stallMs: number;
+  /**
+   * A pipeline's units were written (a batch pipeline's unit job, ./pipeline-batch.ts): their
+   * items move on, as a worker's unit does (worker/run-item.ts). Never throws.
+   */
+  unitsSettled?: (jobId: string, itemIds: string[], log: Logger) => Promise<void>;
   now?: () => number;
 }
 
@@ -125,7 +130,16 @@ export function createBatchOutcomes(deps: BatchOutcomesDeps) {
         }
         round = [];
         // The next round is parsed and read while this one's writes land.
-        const settling = deps.items.settleMany(part.jobId, writes).then((n) => (written += n));
+        const settling = deps.items.settleMany(part.jobId, writes).then(async (n) => {
+          written += n;
+          // Each item is advanced only if its unit ended (a write that lost changes nothing).
+          if (n > 0)
+            await deps.unitsSettled?.(
+              part.jobId,
+              writes.map((w) => w.itemId),
+              log,
+            );
+        });
         // Marked handled now; its failure is thrown where it is awaited (never an unhandled rejection).
         settling.catch(() => undefined);
         inflight.push(settling);

@@ -1,7 +1,8 @@
 import type { BatchView } from '../api/jobs.js';
-import { type BatchPart, batchDisplayName } from '../core/batch.js';
+import type { BatchPart } from '../core/batch.js';
 import type { JobSpec, NewItem } from '../core/jobs.js';
 import type { BatchRun } from '../platform/store/batch-runs.js';
+import { storeRuns } from './batch-runs.js';
 import type { LifecycleDeps } from './lifecycle.js';
 import { createPipelineJobs, type UnitJobDraft } from './pipeline-jobs.js';
 
@@ -25,10 +26,7 @@ export interface CreateExtras {
   unitJobs?: UnitJobDraft[];
 }
 
-/** The counter document of a job's batch `part` (see `JobSpec.extraCounters`). */
-export function partCounterId(part: number): string {
-  return `batch-p${part}`;
-}
+export { partCounterId } from './batch-runs.js';
 
 /** A batch run as the job view shows it. */
 export function batchViewOf(run: BatchRun): BatchView {
@@ -83,24 +81,10 @@ export function createJobMaker(deps: LifecycleDeps, clock: () => number) {
       idempotency?: { keyId: string; bodyHash: string },
       extras: CreateExtras = {},
     ): Promise<CreateResult> {
-      const runs = extras.runs ?? [];
-      if (runs.length > 0) {
-        if (!deps.batch) throw new Error('batch jobs need the batch stores');
-        await deps.batch.runs.createMany(
-          runs.map((r) => ({
-            ...r,
-            jobId: spec.id,
-            model: spec.model,
-            displayName: batchDisplayName(spec.id, r.part),
-          })),
-        );
-      }
+      const partCounters = await storeRuns(deps, spec, extras.runs ?? []);
       if (extras.bornFailed) await counters.put(spec.id, 'intake', { failed: extras.bornFailed });
       if (extras.unitJobs) await createPipelineJobs(deps, clock).storeUnitJobs(extras.unitJobs);
-      const extraCounters = [
-        ...(extras.bornFailed ? ['intake'] : []),
-        ...runs.map((r) => partCounterId(r.part)),
-      ];
+      const extraCounters = [...(extras.bornFailed ? ['intake'] : []), ...partCounters];
       const stored = await jobs.create(
         { ...spec, ...(extraCounters.length > 0 ? { extraCounters } : {}) },
         clock() + deps.stallMs,

@@ -19,6 +19,8 @@ export interface JobViewsDeps {
 export interface JobViewParts {
   callbackView: (jobId: string) => Promise<CallbackView | undefined>;
   stepViews: (job: JobRecord) => Promise<StepView[]>;
+  /** The jobs whose batches a job shows: its own, or a batch pipeline's unit jobs (a batch per step and model). */
+  runJobIds: (job: JobRecord) => string[];
 }
 
 export function createJobViews(deps: JobViewsDeps, parts: JobViewParts) {
@@ -31,9 +33,13 @@ export function createJobViews(deps: JobViewsDeps, parts: JobViewParts) {
   async function view(jobId: string): Promise<JobView | undefined> {
     const job = await jobs.get(jobId);
     if (!job) return undefined;
-    const runs = job.mode === 'batch' && deps.batch ? await deps.batch.runs.listForJob(jobId) : undefined;
-    // Items a batch sent back to the queues took the realtime path after all.
-    const rerouted = runs?.reduce((n, r) => n + r.rerouted, 0) ?? 0;
+    const batch = deps.batch;
+    const runs =
+      job.mode === 'batch' && batch
+        ? (await Promise.all(parts.runJobIds(job).map((id) => batch.runs.listForJob(id)))).flat()
+        : undefined;
+    // Items a batch sent back to the queues took the realtime path after all (units: not items).
+    const rerouted = job.pipeline ? 0 : (runs?.reduce((n, r) => n + r.rerouted, 0) ?? 0);
     const paths = job.paths && {
       realtime: job.paths.realtime + rerouted,
       batch: job.paths.batch - rerouted,

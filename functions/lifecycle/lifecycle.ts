@@ -138,6 +138,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       fitsInline,
       offloadAnswer: (item, response) => answers.offload(item, response),
       stallMs: deps.stallMs,
+      unitsSettled: (jobId, itemIds, log) => pipelines.pipeline.unitsSettled(jobId, itemIds, log),
       now: clock,
     });
 
@@ -167,6 +168,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     ...createJobViews(deps, {
       callbackView: finisher.callbackView,
       stepViews: (job) => pipelines.pipeline.stepViews(job),
+      runJobIds: (job) => pipelines.pipeline.runJobIds(job),
     }),
 
     /**

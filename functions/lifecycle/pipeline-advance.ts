@@ -36,7 +36,21 @@ import type { LifecycleDeps } from './lifecycle.js';
 /** What advancing needs of the planner: the units of a step are planned as they are made. */
 export interface UnitPlanning {
   planUnits(unitJob: Pick<JobRecord, 'id' | 'model'>, units: NewItem[]): Promise<void>;
+  /**
+   * A batch pipeline's staging of step `stagingStep` (./pipeline-batch.ts): that step's units are
+   * made for every item that reached it (even one made before, the same again), and handed to
+   * `planUnits`, which gathers them for the step's batch. Absent: a batch pipeline's later steps
+   * are not made (they wait for their staging).
+   */
+  stagingStep?: number;
 }
+
+/**
+ * What one advance did: made (or handed over) the units of a step, found the item waiting for a
+ * unit still running, found a later step of a batch pipeline waiting for its staging (`deferred`),
+ * recorded the item (`ended`), or nothing (the item or job is not live).
+ */
+export type AdvanceResult = 'made' | 'waiting' | 'deferred' | 'ended' | 'none';
 
 /** What the advance needs of the rest of the lifecycle. */
 export interface AdvanceHelpers {
@@ -81,7 +95,10 @@ export function createPipelineAdvance(
     };
   };
 
-  /** Makes and plans the units of step `n` of the item that are not there yet. */
+  /**
+   * Makes and plans the units of step `n` of the item that are not there yet. A batch pipeline's
+   * later step is made only by its staging, which takes every unit of the step (`stagingStep`).
+   */
   const makeStep = async (
     job: JobRecord,
     spec: PipelineSpec,
@@ -90,11 +107,14 @@ export function createPipelineAdvance(
     reads: UnitRead[],
     earlier: Record<string, BranchAnswer[]>,
     planner: UnitPlanning,
-  ) => {
+  ): Promise<AdvanceResult> => {
+    const staging = planner.stagingStep === n;
+    // A batch pipeline's step is made by its staging only (step 0's at submit for POST /jobs).
+    if (job.mode === 'batch' && !staging) return 'deferred';
     const step = spec.steps[n]!;
     await Promise.all(
       step.branches.map(async (branch, m) => {
-        if (reads[m]!.unit) return;
+        if (reads[m]!.unit && !staging) return;
         const request = unitRequest(item, step, branch, earlier);
         const media = branch.prompt === undefined ? item.media : undefined;
         const unit: NewItem = {
@@ -109,6 +129,7 @@ export function createPipelineAdvance(
         await planner.planUnits({ id: unitJobId(job.id, n, m), model: branch.model }, [unit]);
       }),
     );
+    return 'made';
   };
 
   /** Records the item's outcome: its steps, the last one's answer or the failed step's error. */
@@ -144,10 +165,10 @@ export function createPipelineAdvance(
 
   const advance = {
     /** Moves item `index` of pipeline job `jobId` on (see above); a no-op when nothing is due. */
-    async advance(jobId: string, index: number, planner: UnitPlanning, log: Logger): Promise<void> {
+    async advance(jobId: string, index: number, planner: UnitPlanning, log: Logger): Promise<AdvanceResult> {
       const itemId = itemIdForIndex(index);
       const [item, job] = await items.getWithJob(jobId, itemId);
-      if (!item || !job?.pipeline || isTerminalJob(job.status) || item.state !== 'pending') return;
+      if (!item || !job?.pipeline || isTerminalJob(job.status) || item.state !== 'pending') return 'none';
       const spec = job.pipeline;
       // Its units are claimed in their unit jobs: the first one to end marks the pipeline running.
       if (job.status === 'queued') await jobs.markRunning(job.id, job.version);
@@ -158,8 +179,9 @@ export function createPipelineAdvance(
       for (let n = 0; n < spec.steps.length; n++) {
         const step = spec.steps[n]!;
         const stepReads = reads[n]!;
-        if (stepReads.some((r) => !r.unit)) return makeStep(job, spec, item, n, stepReads, earlier, planner);
-        if (stepReads.some((r) => r.unit!.state === 'pending')) return;
+        if (planner.stagingStep === n || stepReads.some((r) => !r.unit))
+          return makeStep(job, spec, item, n, stepReads, earlier, planner);
+        if (stepReads.some((r) => r.unit!.state === 'pending')) return 'waiting';
         const ends = await Promise.all(stepReads.map((r) => endOf(r.model, r.unit!)));
         ran.push(ends);
         used.push(...stepReads.map((r) => r.unit!));
@@ -169,6 +191,7 @@ export function createPipelineAdvance(
         );
       }
       await finishItem(job, spec, item, ran, used, log);
+      return 'ended';
     },
 
     /**

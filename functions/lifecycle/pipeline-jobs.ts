@@ -1,10 +1,12 @@
 import type { StepView } from '../api/pipeline.js';
+import type { BatchPart } from '../core/batch.js';
 import { isTerminalJob, type JobRecord, type JobSpec, type NewItem } from '../core/jobs.js';
 import { unitJobId } from '../core/pipeline.js';
 import { CANCELLED_ERROR } from '../core/results.js';
 import { FINISH_WATCH_INTERVAL_MS } from '../core/tasks.js';
 import type { Totals } from '../core/totals.js';
 import type { Logger } from '../platform/logger.js';
+import { storeRuns } from './batch-runs.js';
 import type { LifecycleDeps } from './lifecycle.js';
 
 /**
@@ -19,6 +21,8 @@ import type { LifecycleDeps } from './lifecycle.js';
 export interface UnitJobDraft {
   spec: JobSpec;
   items: NewItem[];
+  /** A batch pipeline's first step: the batches its units are staged in (ingest/stage-batch.ts). */
+  runs?: BatchPart[];
 }
 
 export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
@@ -52,6 +56,9 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
   };
 
   const pipelineJobs = {
+    /** The jobs whose batches a job's view shows: its own, or a pipeline's unit jobs. */
+    runJobIds: (job: JobRecord): string[] => (job.pipeline ? unitJobIds(job) : [job.id]),
+
     /**
      * Stores a pipeline's unit jobs (each with its first units) before the pipeline job itself.
      * Step 0's unit jobs are enqueued as ordinary jobs (`startUnitJobs`); later steps' are planned
@@ -60,7 +67,11 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
     async storeUnitJobs(drafts: readonly UnitJobDraft[]): Promise<void> {
       for (const draft of drafts) {
         if (draft.items.length > 0) await items.createMany(draft.spec.id, draft.items);
-        await jobs.create(draft.spec, clock() + deps.stallMs);
+        const extraCounters = await storeRuns(deps, draft.spec, draft.runs ?? []);
+        await jobs.create(
+          { ...draft.spec, ...(extraCounters.length > 0 ? { extraCounters } : {}) },
+          clock() + deps.stallMs,
+        );
       }
     },
 
@@ -75,7 +86,11 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
       drafts: readonly UnitJobDraft[],
       start: (jobId: string) => Promise<boolean>,
     ): Promise<void> {
-      await Promise.all(drafts.filter((d) => d.spec.unitOf?.step === 0).map((d) => start(d.spec.id)));
+      // A batch unit job's queue share is its units a batch does not take (media, a JSON schema).
+      const queued = (d: UnitJobDraft) => d.spec.mode !== 'batch' || (d.spec.paths?.realtime ?? 0) > 0;
+      await Promise.all(
+        drafts.filter((d) => d.spec.unitOf?.step === 0 && queued(d)).map((d) => start(d.spec.id)),
+      );
       await deps.tasks
         .enqueueControl(
           { kind: 'finish', jobId, round: 0 },
@@ -107,7 +122,11 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
         return true;
       }
       if (isTerminalJob(unit.status)) return true;
-      if (await jobs.finish(unit.id, unit.version, 'succeeded', await totalsOf(unit), unit.startedAt))
+      // A batch unit job's last part may be counted into its counter document only after its
+      // items (and so the pipeline) ended: its final totals are counted from the units themselves.
+      const totals =
+        unit.mode === 'batch' ? await items.countStates(unit.id, unit.total) : await totalsOf(unit);
+      if (await jobs.finish(unit.id, unit.version, 'succeeded', totals, unit.startedAt))
         await ledger.dropJob(unit.model, unit.id);
       return true;
     },
@@ -150,7 +169,14 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
           };
           const units = await Promise.all(step.branches.map((_, m) => jobs.get(unitJobId(job.id, n, m))));
           for (const [m, unit] of units.entries()) {
-            const totals = unit ? await totalsOf(unit) : undefined;
+            // The pipeline has ended but this unit job not yet (it is settled just after, and a
+            // batch's part is counted after its answers ended the items): its units, counted.
+            const exact = unit && ended && !isTerminalJob(unit.status);
+            const totals = unit
+              ? exact
+                ? await items.countStates(unit.id, unit.total)
+                : await totalsOf(unit)
+              : undefined;
             addUnitTotals(view, step.branches[m]!.model, job.total, totals, ended);
           }
           return view;

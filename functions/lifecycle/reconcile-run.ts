@@ -1,4 +1,5 @@
 import type { ItemRecord, JobRecord } from '../core/jobs.js';
+import type { Quotas } from '../core/quotas.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
 import type { TaskQueue } from '../platform/task-queue.js';
@@ -25,6 +26,8 @@ export interface ReconcileDeps {
    * leases are found: the simulation switches it off to show it finds the items that then hang.
    */
   orphanSweep?: boolean;
+  /** The quotas (batch part limits): absent, a batch pipeline's later steps are not staged here. */
+  quotas?: Quotas;
 }
 
 export interface ReconcileReport {

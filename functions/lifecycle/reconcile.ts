@@ -115,6 +115,8 @@ async function reconcileJob(run: Run, job: JobRecord): Promise<void> {
     log.warn({ event: 'reconcile.cancel_resumed' }, 'a cancel stopped halfway; finished it');
     return;
   }
+  // A batch pipeline's next step is staged once its step before has ended (every tick).
+  if (deps.quotas) await deps.lifecycle.pipeline.stageSteps(job, deps.planner, deps.quotas, log);
   // Live jobs are left alone until their enqueuing has stood still for `stallMs`.
   if (isTerminalJob(job.status) || clock() < job.enqueueDueMs) return;
   if (job.enqueuedThrough < job.total) {

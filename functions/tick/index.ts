@@ -44,6 +44,7 @@ export function createTickHandler(getDeps: () => Deps) {
           tasks: deps.tasks,
           logger: deps.logger,
           stallMs: deps.config.reconcileAfterMs,
+          quotas: deps.config.quotas,
           batchApi: batchCycleDeps(deps),
           exports: { jobs: deps.stores.jobs, objects: deps.objects, bucket: deps.config.bucket },
           callbacks: { callbacks: deps.stores.callbacks },

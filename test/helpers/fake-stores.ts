@@ -267,6 +267,12 @@ export class FakeDb {
           if (!j.retries?.includes(retryId))
             Object.assign(j, { retries: [...(j.retries ?? []), retryId], version: db.nextVersion() });
         },
+        async setStaged(jobId, staged) {
+          await db.enter('jobs.setStaged');
+          const j = job(jobId);
+          if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
+          Object.assign(j, { ...structuredClone(staged), version: db.nextVersion() });
+        },
         async stopForBudget(jobId, notice) {
           await db.enter('jobs.stopForBudget');
           const j = job(jobId);

@@ -16,6 +16,7 @@ import type { Logger } from '../../functions/platform/logger.js';
 import type { MediaFetcher } from '../../functions/platform/media/index.js';
 import type { ObjectStore, ReadOptions } from '../../functions/platform/object-store.js';
 import { type ItemTask, itemTaskName, type TaskQueue } from '../../functions/platform/task-queue.js';
+import { fakeBatchApiStores } from './fake-batch.js';
 import { FakeDb, roundTrip } from './fake-stores.js';
 
 /** A Gemini stand-in: answers from `respond`, records every call. */
@@ -193,6 +194,8 @@ export function fakeWorld(options: {
   clock?: () => number;
   stallMs?: number;
   notify?: LifecycleDeps['notify'];
+  /** With the Batch API path's stores (./fake-batch.ts). */
+  batch?: boolean;
 }) {
   const clock = options.clock ?? Date.now;
   const db = new FakeDb(clock);
@@ -202,7 +205,9 @@ export function fakeWorld(options: {
   const { sent } = recorder;
   const notify = options.notify ?? recorder.notify;
   const stallMs = options.stallMs ?? 60_000;
+  const batch = options.batch ? fakeBatchApiStores(db, clock) : undefined;
   const lifecycle = createLifecycle({
+    ...(batch ? { batch } : {}),
     stores: db.stores,
     tasks,
     objects,
@@ -224,5 +229,5 @@ export function fakeWorld(options: {
     stallMs,
     now: clock,
   });
-  return { db, tasks, objects, sent, notify, lifecycle, planner, stallMs, gemini };
+  return { db, tasks, objects, sent, notify, lifecycle, planner, stallMs, gemini, batch };
 }

@@ -48,6 +48,14 @@ export interface JobsStore {
   /** Marks the job stopped by its budget, with its notice (writing it again changes nothing). */
   stopForBudget(jobId: string, notice: string): Promise<void>;
   /**
+   * Records that a batch pipeline's later unit job is staged (lifecycle/pipeline-batch.ts): its
+   * staged set, its paths and its parts' counter documents. Writing it again changes nothing.
+   */
+  setStaged(
+    jobId: string,
+    staged: Required<Pick<JobSpec, 'staged' | 'paths' | 'extraCounters'>>,
+  ): Promise<void>;
+  /**
    * Turns the job terminal if it is still at `version`; false when someone else wrote it first. With
    * `callback`, the job's outbox record is written in the same commit (both or neither).
    */
@@ -183,6 +191,10 @@ export function createJobsStore(db: Firestore, prefix = '', retentionMs = DEFAUL
 
     async addRetry(jobId, retryId) {
       await jobs.doc(jobId).update({ retries: FieldValue.arrayUnion(retryId) });
+    },
+
+    async setStaged(jobId, staged) {
+      await jobs.doc(jobId).update({ ...staged });
     },
 
     async stopForBudget(jobId, notice) {

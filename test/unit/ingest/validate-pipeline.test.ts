@@ -51,11 +51,28 @@ describe('a job with steps at submit', () => {
     });
   });
 
-  it('refuses what pipelines do not offer: batch and flex modes, a budget, onStepError without steps, a duplicate name', () => {
-    expect(check({ mode: 'batch', prompts: ['p'], steps: STEPS })).toMatchObject({
-      status: 400,
-      fields: ['mode'],
-    });
+  it('takes the Batch API when asked, or with auto when every model of its steps would for an ordinary job', () => {
+    // Arrange: the test quotas send 1,000 items or more to batch on both models.
+    const many = Array.from({ length: 1000 }, (_, i) => `p${i}`);
+    const tomorrow = new Date(Date.now() + 30 * 3_600_000).toISOString();
+    const soon = new Date(Date.now() + 60_000).toISOString();
+
+    // Act
+    const asked = check({ mode: 'batch', prompts: ['p'], steps: STEPS });
+    const autoBig = check({ prompts: many, steps: STEPS });
+    const autoSmall = check({ prompts: many.slice(1), steps: STEPS });
+    const autoLate = check({ prompts: many, steps: STEPS, deadline: tomorrow });
+    const autoClose = check({ prompts: many, steps: STEPS, deadline: soon });
+
+    // Assert
+    expect(asked.valid?.mode).toBe('batch');
+    expect(autoBig.valid?.mode).toBe('batch');
+    expect(autoSmall.valid?.mode).toBe('realtime');
+    expect(autoLate.valid?.mode).toBe('batch');
+    expect(autoClose.valid?.mode).toBe('realtime');
+  });
+
+  it('refuses what pipelines do not offer: flex mode, a budget, onStepError without steps, a duplicate name', () => {
     expect(check({ mode: 'flex', prompts: ['p'], steps: STEPS })).toMatchObject({
       status: 400,
       fields: ['mode'],

@@ -120,19 +120,18 @@ describe('a bucket pipeline file, run by the engine', () => {
     expect(w.db.jobs.size).toBe(0);
   });
 
-  it.each(['batch'])('refuses a pipeline file whose metadata asks for mode %s', async (mode) => {
+  it('makes a batch pipeline of a file whose metadata asks for mode batch: its items only, no unit yet', async () => {
     const w = setup();
     w.drop('inbox/m.jsonl', [HEADER, prompt('one')]);
 
-    const outcome = await w.intake('inbox/m.jsonl', { mode });
+    const outcome = await w.intake('inbox/m.jsonl', { mode: 'batch' });
 
-    expect(outcome).toMatchObject({
-      outcome: 'rejected',
-      message: expect.stringMatching(
-        new RegExp(`^object metadata mode: "${mode}" is not offered for pipelines`),
-      ),
-    });
-    expect(w.db.jobs.size).toBe(0);
+    expect(outcome).toMatchObject({ outcome: 'created' });
+    const job = [...w.db.jobs.values()].find((j) => j.pipeline);
+    expect(job).toMatchObject({ mode: 'batch', paths: { realtime: 0, batch: 1 } });
+    const units = [...w.db.jobs.values()].filter((j) => j.unitOf);
+    expect(units.every((u) => u.mode === 'batch')).toBe(true);
+    expect(await w.db.stores.items.list(units[0]!.id, { limit: 10 })).toHaveLength(0);
   });
 
   it('finishes a pipeline file whose every line is bad at once, its unit jobs with it', async () => {
