@@ -11,7 +11,7 @@
  * schema with a repair turn), and the view's per-step, per-model counts are those unit jobs' counters.
  */
 import type { PipelineStep } from '../api/pipeline.js';
-import type { Content, GenerateContentRequest, ItemError, ItemRecord } from './jobs.js';
+import type { Content, GenerateContentRequest, ItemError, ItemRecord, NewItem } from './jobs.js';
 import {
   type BranchAnswer,
   checkTemplate,
@@ -21,6 +21,7 @@ import {
   type TemplateProblem,
 } from './pipeline-template.js';
 import { modelQuota, normalizeModelName, type Quotas } from './quotas.js';
+import { estimateInputTokens } from './tokens.js';
 
 /** One branch of a step: the model it runs on and its prompt template (none: the item's request). */
 export interface BranchSpec {
@@ -148,6 +149,30 @@ export function unitRequest(
   if (step.systemInstruction) request.systemInstruction = step.systemInstruction;
   if (step.config) request.generationConfig = { ...request.generationConfig, ...step.config };
   return request;
+}
+
+/**
+ * One unit of a (step, branch) for an input item, as its unit job stores it: the item's id, index
+ * and key, the unit's request (unitRequest), the item's media only when the branch sends the item's
+ * own request, and its estimated input tokens.
+ */
+export function unitItem(
+  item: Pick<NewItem, 'id' | 'index' | 'key' | 'keyField' | 'request' | 'media'>,
+  step: StepSpec,
+  branch: BranchSpec,
+  earlier: Record<string, BranchAnswer[]>,
+): NewItem {
+  const request = unitRequest(item, step, branch, earlier);
+  const media = branch.prompt === undefined ? item.media : undefined;
+  return {
+    id: item.id,
+    index: item.index,
+    key: item.key,
+    ...(item.keyField ? { keyField: item.keyField } : {}),
+    request,
+    ...(media ? { media } : {}),
+    estimatedTokens: estimateInputTokens(request, media),
+  };
 }
 
 /** One ended unit, as an item's pipeline reads it. */

@@ -1,7 +1,6 @@
 import { counterShardsFor, type JobSpec, type NewItem } from '../core/jobs.js';
-import { type PipelineSpec, unitJobId, unitRequest } from '../core/pipeline.js';
+import { type PipelineSpec, unitItem, unitJobId } from '../core/pipeline.js';
 import type { Quotas } from '../core/quotas.js';
-import { estimateInputTokens } from '../core/tokens.js';
 import type { UnitJobDraft } from '../lifecycle/pipeline-jobs.js';
 
 /**
@@ -12,19 +11,7 @@ import type { UnitJobDraft } from '../lifecycle/pipeline-jobs.js';
 export function firstStepUnits(pipeline: PipelineSpec, m: number, items: readonly NewItem[]): NewItem[] {
   const step = pipeline.steps[0]!;
   const branch = step.branches[m]!;
-  return items.map((item) => {
-    const request = unitRequest(item, step, branch, {});
-    const media = branch.prompt === undefined ? item.media : undefined;
-    return {
-      id: item.id,
-      index: item.index,
-      key: item.key,
-      ...(item.keyField ? { keyField: item.keyField } : {}),
-      request,
-      ...(media ? { media } : {}),
-      estimatedTokens: estimateInputTokens(request, media),
-    };
-  });
+  return items.map((item) => unitItem(item, step, branch, {}));
 }
 
 /**

@@ -13,11 +13,10 @@ import {
   stepEntry,
   stepError,
   type UnitEnd,
+  unitItem,
   unitJobId,
-  unitRequest,
 } from '../core/pipeline.js';
 import { type BranchAnswer, branchAnswerOf } from '../core/pipeline-template.js';
-import { estimateInputTokens } from '../core/tokens.js';
 import type { Logger } from '../platform/logger.js';
 import type { ItemRef, StoredOutcome } from '../platform/store/items.js';
 import type { LifecycleDeps } from './lifecycle.js';
@@ -115,17 +114,7 @@ export function createPipelineAdvance(
     await Promise.all(
       step.branches.map(async (branch, m) => {
         if (reads[m]!.unit && !staging) return;
-        const request = unitRequest(item, step, branch, earlier);
-        const media = branch.prompt === undefined ? item.media : undefined;
-        const unit: NewItem = {
-          id: item.id,
-          index: item.index,
-          key: item.key,
-          ...(item.keyField ? { keyField: item.keyField } : {}),
-          request,
-          ...(media ? { media } : {}),
-          estimatedTokens: estimateInputTokens(request, media),
-        };
+        const unit = unitItem(item, step, branch, earlier);
         await planner.planUnits({ id: unitJobId(job.id, n, m), model: branch.model }, [unit]);
       }),
     );

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { GenerateContentRequest, ItemOutcome, ItemRecord, JobRecord } from '../core/jobs.js';
 import type { Quotas } from '../core/quotas.js';
+import { canonicalJson } from '../core/rerun.js';
 import { plannedTokens } from '../core/tokens.js';
 import { fitsInline } from '../lifecycle/lifecycle.js';
 import type { Logger } from '../platform/logger.js';
@@ -34,18 +35,6 @@ export interface ResponseCacheDeps {
 export type Answer = Extract<ItemOutcome, { state: 'succeeded' }>;
 
 export type ResponseCache = ReturnType<typeof createResponseCache>;
-
-/** JSON with every object's keys sorted: one text for one value, whatever order it was built in. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 

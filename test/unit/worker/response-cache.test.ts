@@ -1,14 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { GenerateContentRequest, JobSpec } from '../../../functions/core/jobs.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
+import { canonicalJson } from '../../../functions/core/rerun.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
 import { handleTask, type TaskDelivery } from '../../../functions/worker/handler.js';
-import {
-  cacheEntryId,
-  canonicalJson,
-  createResponseCache,
-} from '../../../functions/worker/response-cache.js';
+import { cacheEntryId, createResponseCache } from '../../../functions/worker/response-cache.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
