@@ -221,6 +221,13 @@ export interface ItemRecord extends NewItem {
   /** Times the reconciler gave the item a new task. */
   rounds: number;
   /**
+   * `attempts` when the reconciler last gave the item a task (absent: never): a later sweep that
+   * finds it no higher knows that task never reached the worker.
+   */
+  roundAttempts?: number;
+  /** Of `rounds`, those whose task never reached the item (lifecycle/reconcile-items.ts). */
+  unreachedRounds?: number;
+  /**
    * By when something must have happened to a pending item (epoch ms): its task's planned send plus
    * the dispatch deadline and the queue's whole retry budget. Past it with no live lease, no task
    * will deliver it any more, and the reconciler gives it a new one. Null or absent: no deadline

@@ -4,11 +4,36 @@ import { attempt, type Item, type Run } from './reconcile-run.js';
 
 /**
  * The reconciler's item sweep (./reconcile.ts): pending items no task will deliver, their lease run
- * out or their due time past, each given a new task, or failed after MAX_ROUNDS.
+ * out or their due time past, each given a new task, or failed after MAX_ROUNDS rounds in which a
+ * delivery reached them, or MAX_UNREACHED_ROUNDS in which none did.
  */
 
-/** New tasks an item may get from the reconciler before it is failed. */
+/** New tasks an item may get from the reconciler, each reaching it, before it is failed. */
 export const MAX_ROUNDS = 3;
+
+/**
+ * New tasks an item may get that never reach it (the worker's front refused every attempt, an
+ * overloaded or misconfigured service) before it is failed. The item's own runs are what MAX_ROUNDS
+ * limits; a round the item never saw says nothing against it, so it is given more patience, a
+ * due window a round: a long outage, not a few slow minutes, fails it.
+ */
+export const MAX_UNREACHED_ROUNDS = 10;
+
+/**
+ * Where an item the sweep found stuck stands: whether the round ending reached it (a delivery
+ * claimed it since its last new task: `attempts` grew past `roundAttempts`; an expired lease always
+ * did), and the limit it has run into, if any.
+ */
+export function roundVerdict(
+  item: Pick<Item, 'attempts' | 'lease' | 'rounds' | 'roundAttempts' | 'unreachedRounds'>,
+): { unreached: boolean; giveUp?: 'reached' | 'unreached' } {
+  const unreached = !item.lease && item.attempts <= (item.roundAttempts ?? 0);
+  const unreachedRounds = (item.unreachedRounds ?? 0) + (unreached ? 1 : 0);
+  const reachedRounds = item.rounds + 1 - unreachedRounds;
+  if (reachedRounds > MAX_ROUNDS) return { unreached, giveUp: 'reached' };
+  if (unreachedRounds > MAX_UNREACHED_ROUNDS) return { unreached, giveUp: 'unreached' };
+  return { unreached };
+}
 
 /** Expired leases, and (from the cursor on) pending items past their due time: each given its way forward. */
 export async function sweepItems(run: Run, cursor: ReconcileCursor, next: ReconcileCursor): Promise<void> {
@@ -68,14 +93,22 @@ async function reviveItem(run: Run, item: Item): Promise<void> {
   if (orphan && (!run.paused || run.paused.has(job.model))) return;
   const log = deps.logger.child({ jobId: job.id, itemId: item.id });
   const ref = { jobId: job.id, itemId: item.id, version: item.version, shards: job.counterShards };
-  if (item.rounds >= MAX_ROUNDS) {
-    const message = orphan
-      ? `No delivery finished the item: no task delivered it in time, ${item.rounds + 1} times (${item.attempts} attempts).`
-      : `No delivery finished the item: its lease ran out ${item.rounds + 1} times (${item.attempts} attempts).`;
+  const verdict = roundVerdict(item);
+  if (verdict.giveUp) {
+    const times = `${item.rounds + 1} times (${item.attempts} attempts)`;
+    const message =
+      verdict.giveUp === 'unreached'
+        ? `No delivery reached the item: no task got it to the worker in time, ${times}.`
+        : orphan
+          ? `No delivery finished the item: no task delivered it in time, ${times}.`
+          : `No delivery finished the item: its lease ran out ${times}.`;
     const ended = await deps.lifecycle.giveUp(ref, item, { code: 500, status: 'ABORTED', message });
     if (ended === 'failed') {
       await count(run, job.id, 'failed');
-      log.warn({ event: 'reconcile.item_failed', rounds: item.rounds, orphan }, message);
+      log.warn(
+        { event: 'reconcile.item_failed', rounds: item.rounds, orphan, reason: verdict.giveUp },
+        message,
+      );
     } else if (ended === 'recovered') {
       run.report.recovered++;
       log.warn(
@@ -94,11 +127,12 @@ async function reviveItem(run: Run, item: Item): Promise<void> {
     );
     return;
   }
-  if (!(await deps.stores.items.retask(ref, { dueByMs: deps.planner.dueBy(slotMs) }))) return;
+  const next = { dueByMs: deps.planner.dueBy(slotMs), attempts: item.attempts, unreached: verdict.unreached };
+  if (!(await deps.stores.items.retask(ref, next))) return;
   await count(run, job.id, orphan ? 'orphans' : 'retasked');
   if (orphan) {
     log.warn(
-      { event: 'reconcile.item_orphaned', round, slotMs },
+      { event: 'reconcile.item_orphaned', round, slotMs, unreached: verdict.unreached },
       'no task delivered the item in time; new task',
     );
   } else {

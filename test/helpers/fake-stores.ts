@@ -500,6 +500,8 @@ export class FakeDb {
           if (!i || i.version !== ref.version) return false;
           Object.assign(i, { lease: null, plannedMs: null, rounds: i.rounds + 1, version: db.nextVersion() });
           if (next) i.dueByMs = next.dueByMs;
+          if (next?.attempts !== undefined) i.roundAttempts = next.attempts;
+          if (next?.unreached) i.unreachedRounds = (i.unreachedRounds ?? 0) + 1;
           return true;
         },
         async setDue(jobId, due) {

@@ -247,6 +247,20 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(await item(0)).toMatchObject({ lease: null, plannedMs: null, rounds: 1, state: 'pending' });
     });
 
+    it('retasks with the attempts seen and counts a round no task reached', async () => {
+      const { stores, nowMs, ref, item } = await job();
+      const next = { dueByMs: nowMs + 5000, attempts: 2 };
+      expect(await stores.items.retask(await ref(0), { ...next, unreached: true })).toBe(true);
+      expect(await stores.items.retask(await ref(0), { ...next, unreached: false })).toBe(true);
+      expect(await stores.items.retask(await ref(0), { ...next, attempts: 3, unreached: true })).toBe(true);
+      expect(await item(0)).toMatchObject({
+        rounds: 3,
+        unreachedRounds: 2,
+        roundAttempts: 3,
+        dueByMs: nowMs + 5000,
+      });
+    });
+
     it('lists pending items whose lease ran out, and only those', async () => {
       const { stores, nowMs, id, ref } = await job(4);
       for (const i of [0, 1, 2]) await stores.items.lease(await ref(i), 1000, nowMs);

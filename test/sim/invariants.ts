@@ -79,8 +79,8 @@ export class Effects {
           effects.wrote(ref);
           return items.release(ref, plannedMs);
         },
-        async retask(ref) {
-          const done = await items.retask(ref);
+        async retask(ref, next) {
+          const done = await items.retask(ref, next);
           if (done) effects.overtake(ref);
           return done;
         },

@@ -98,6 +98,8 @@ export function itemFrom(snap: FirebaseFirestore.DocumentSnapshot): ItemRecord &
     attempts: d.attempts ?? 0,
     lease: d.lease ?? null,
     rounds: d.rounds ?? 0,
+    roundAttempts: d.roundAttempts ?? 0,
+    unreachedRounds: d.unreachedRounds ?? 0,
     dueByMs: typeof d.dueByMs === 'number' ? d.dueByMs : null,
     finishedAt: toDate(d.finishedAt),
     finishedAtMicros: d.finishedAt instanceof Timestamp ? toMicros(d.finishedAt) : null,

@@ -65,6 +65,13 @@ export type StoredOutcome =
     };
 
 /** Where a sweep of overdue items goes on: the due time and document path of the last item it read. */
+/** What the reconciler's new task changes on the item beside its round (`ItemsStore.retask`). */
+export interface RetaskNext {
+  dueByMs: number;
+  attempts?: number;
+  unreached?: boolean;
+}
+
 export interface OverdueCursor {
   dueByMs: number;
   path: string;
@@ -127,8 +134,10 @@ export interface ItemsStore {
    * Records the reconciler's new task for the item (created before this write): clears the lease
    * and the plan, counts a round and sets the new task's due time, if the item is still at its
    * version. False when someone else changed it first (the new task is then a harmless duplicate).
+   * `next.attempts`: the item's attempts now (`ItemRecord.roundAttempts`); `next.unreached`: the
+   * round ending was one whose task never reached the item (`ItemRecord.unreachedRounds`).
    */
-  retask(item: ItemRef, next?: { dueByMs: number }): Promise<boolean>;
+  retask(item: ItemRef, next?: RetaskNext): Promise<boolean>;
   /**
    * Sets the due time of items about to get their tasks (`ItemRecord.dueByMs`), each only if it is
    * still at the version given (an item someone moved on since is left as it is). Resolves when
@@ -236,6 +245,8 @@ export function createItemsStore(
               plannedMs: null,
               rounds: FieldValue.increment(1),
               ...(next ? { dueByMs: next.dueByMs } : {}),
+              ...(next?.attempts === undefined ? {} : { roundAttempts: next.attempts }),
+              ...(next?.unreached ? { unreachedRounds: FieldValue.increment(1) } : {}),
             },
             { lastUpdateTime: decodeVersion(item.version) },
           ),

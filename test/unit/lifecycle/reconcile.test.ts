@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { type ReconcileDeps, reconcile } from '../../../functions/lifecycle/reconcile.js';
-import { MAX_ROUNDS } from '../../../functions/lifecycle/reconcile-items.js';
+import {
+  MAX_ROUNDS,
+  MAX_UNREACHED_ROUNDS,
+  roundVerdict,
+} from '../../../functions/lifecycle/reconcile-items.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { parkedAnswerName } from '../../../functions/platform/object-store.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
@@ -311,9 +315,14 @@ describe('reconcile: pending items no task will deliver (scenario 1)', () => {
     expect(db.item(JOB, idOf(0))).toMatchObject({ rounds: 1, lease: null });
   });
 
-  it(`fails an orphan with the reason after ${MAX_ROUNDS} rounds`, async () => {
+  it(`fails an orphan with the reason after ${MAX_ROUNDS} rounds whose tasks reached it`, async () => {
     const { db, run, advance, now, dueByMs } = await enqueuedThenLost(['a']);
-    db.item(JOB, idOf(0))!.rounds = MAX_ROUNDS;
+    // Each round's task reached the item (a delivery claimed it) and then no task delivered it.
+    Object.assign(db.item(JOB, idOf(0))!, {
+      rounds: MAX_ROUNDS,
+      attempts: MAX_ROUNDS + 1,
+      roundAttempts: MAX_ROUNDS,
+    });
     advance(dueByMs - now() + 1000);
 
     const report = await run();
@@ -322,6 +331,82 @@ describe('reconcile: pending items no task will deliver (scenario 1)', () => {
     expect(db.item(JOB, idOf(0))).toMatchObject({ state: 'failed', error: { code: 500, status: 'ABORTED' } });
     expect(db.item(JOB, idOf(0))?.error?.message).toMatch(/no task delivered it/);
   });
+});
+
+describe('reconcile: rounds whose task never reached the item', () => {
+  it(`gives an orphan whose new tasks never reached it another task past ${MAX_ROUNDS} rounds`, async () => {
+    // Arrange: claimed once by its first task, then three new tasks the worker never saw.
+    const { db, tasks, capture, run, advance, now, dueByMs } = await enqueuedThenLost(['a']);
+    Object.assign(db.item(JOB, idOf(0))!, {
+      rounds: MAX_ROUNDS,
+      attempts: 1,
+      roundAttempts: 1,
+      unreachedRounds: 2,
+    });
+    advance(dueByMs - now() + 1000);
+
+    // Act
+    const report = await run();
+
+    // Assert: a new task, the round counted as unreached, the attempts it saw kept.
+    expect(report).toMatchObject({ orphans: 1, failed: 0 });
+    expect(tasks.itemTasks.has(`${itemTaskId(JOB, idOf(0))}-r${MAX_ROUNDS + 1}`)).toBe(true);
+    expect(db.item(JOB, idOf(0))).toMatchObject({
+      state: 'pending',
+      rounds: MAX_ROUNDS + 1,
+      unreachedRounds: 3,
+      roundAttempts: 1,
+    });
+    expect(capture.events('reconcile.item_orphaned')[0]).toMatchObject({ unreached: true });
+  });
+
+  it('counts a round as reached when a delivery claimed the item since its last new task', async () => {
+    const { db, run, advance, now, dueByMs } = await enqueuedThenLost(['a']);
+    Object.assign(db.item(JOB, idOf(0))!, { rounds: 1, attempts: 3, roundAttempts: 1, unreachedRounds: 0 });
+    advance(dueByMs - now() + 1000);
+
+    await run();
+
+    expect(db.item(JOB, idOf(0))).toMatchObject({ rounds: 2, unreachedRounds: 0, roundAttempts: 3 });
+  });
+
+  it(`fails the item with the reason after ${MAX_UNREACHED_ROUNDS} rounds no task reached it`, async () => {
+    const { db, run, advance, now, dueByMs } = await enqueuedThenLost(['a']);
+    Object.assign(db.item(JOB, idOf(0))!, {
+      rounds: MAX_UNREACHED_ROUNDS,
+      attempts: 0,
+      roundAttempts: 0,
+      unreachedRounds: MAX_UNREACHED_ROUNDS,
+    });
+    advance(dueByMs - now() + 1000);
+
+    const report = await run();
+
+    expect(report.failed).toBe(1);
+    expect(db.item(JOB, idOf(0))).toMatchObject({ state: 'failed', error: { code: 500, status: 'ABORTED' } });
+    expect(db.item(JOB, idOf(0))?.error?.message).toMatch(
+      new RegExp(`No delivery reached the item: .*${MAX_UNREACHED_ROUNDS + 1} times \\(0 attempts\\)`),
+    );
+  });
+
+  it.each([
+    // attempts, roundAttempts, lease, rounds, unreachedRounds → unreached, giveUp
+    [1, 0, false, 0, 0, false, undefined],
+    [0, 0, false, 0, 0, true, undefined],
+    [2, 2, true, 1, 0, false, undefined],
+    [4, 3, false, MAX_ROUNDS, 0, false, 'reached'],
+    [1, 1, false, MAX_ROUNDS, MAX_ROUNDS - 1, true, undefined],
+    [1, 1, false, MAX_UNREACHED_ROUNDS + 1, MAX_UNREACHED_ROUNDS, true, 'unreached'],
+  ] as const)(
+    'attempts %i since %i (lease %s), %i rounds of which %i unreached: unreached %s, gives up %s',
+    (attempts, roundAttempts, leased, rounds, unreachedRounds, unreached, giveUp) => {
+      const lease = leased ? { id: 'l', untilMs: 0 } : null;
+      expect(roundVerdict({ attempts, roundAttempts, lease, rounds, unreachedRounds })).toEqual({
+        unreached,
+        ...(giveUp ? { giveUp } : {}),
+      });
+    },
+  );
 });
 
 describe('reconcile: a failure on one item (scenario 2)', () => {
