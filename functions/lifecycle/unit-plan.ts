@@ -7,11 +7,10 @@ import { type createSpendPlanner, spendLimitOf } from './plan-spend.js';
  * Planning a pipeline's units (part of the planner): the units of an item's next step are planned
  * as they are made, each on its own model's ledger, so a long pipeline streams (early items' later
  * steps run while late items' first step still does). Their slots come first, then the units
- * (stored with the due time of their slot: create-if-absent, so a repeat stores nothing twice) and
- * their tasks side by side: a unit stored without its task is given one by the reconciler's overdue
- * sweep; a task whose unit was never stored is dropped by its delivery, and the item's next
- * advance (the reconciler's pipeline sweep at the latest) makes the unit again; a crash before
- * either leaves only unused slots.
+ * (stored with the due time of their slot: create-if-absent, so a repeat stores nothing twice),
+ * then their tasks: a unit stored without its task is given one by the reconciler's overdue sweep;
+ * a crash before either leaves only unused slots. Never a task before its unit: its delivery would
+ * find no unit and drop it.
  *
  * Units are planned in groups, one per unit job (group commit): while a group's plan is being
  * written, the units that arrive meanwhile wait and go together in the next. A ledger takes one
@@ -70,19 +69,19 @@ export function createUnitPlanner(
     // No slot: the unit job is over (its pipeline was cancelled), nothing to send.
     const planned = slots.map((plannedMs, n) => ({ unit: units[n]!, plannedMs: plannedMs ?? clock() }));
     if (planned.length === 0) return;
-    // Side by side: a task is planned at its slot, and a delivery that finds no unit yet drops the
-    // task, leaving the unit (stored with its due time) to the reconciler's overdue sweep.
-    await Promise.all([
-      deps.stores.items.createMany(
-        unitJob.id,
-        planned.map(({ unit, plannedMs }) => ({ ...unit, plannedDueByMs: dueBy(plannedMs) })),
-      ),
-      deps.tasks.enqueueItems(
-        unitJob.model,
-        unitJob.id,
-        planned.map(({ unit, plannedMs }) => ({ itemId: unit.id, index: unit.index, plannedMs })),
-      ),
-    ]);
+    // The units, then their tasks: a task planned now is delivered within milliseconds, and a
+    // delivery that finds no unit drops its task (a unit job's item that does not exist is gone for
+    // good), so a task must never be there before its unit. A crash between leaves units with no
+    // task: the reconciler's overdue sweep gives them one.
+    await deps.stores.items.createMany(
+      unitJob.id,
+      planned.map(({ unit, plannedMs }) => ({ ...unit, plannedDueByMs: dueBy(plannedMs) })),
+    );
+    await deps.tasks.enqueueItems(
+      unitJob.model,
+      unitJob.id,
+      planned.map(({ unit, plannedMs }) => ({ itemId: unit.id, index: unit.index, plannedMs })),
+    );
   };
 
   /** Writes `group`, then whatever gathered meanwhile, until nothing waits. */

@@ -66,6 +66,8 @@ export class FakeTaskQueue implements TaskQueue {
   enqueueItemsCalls = 0;
   /** When set, the enqueueItems call with this 1-based number creates half its tasks, then throws. */
   crashOnEnqueueCall: number | undefined;
+  /** Called as each item task is created, as a queue that delivers at once would (a delivery's view). */
+  onCreate: ((jobId: string, task: ItemTask) => void) | undefined;
 
   async enqueueItems(model: string, jobId: string, tasks: ItemTask[]): Promise<void> {
     this.enqueueItemsCalls += 1;
@@ -74,7 +76,9 @@ export class FakeTaskQueue implements TaskQueue {
     const upTo = crash ? Math.floor(tasks.length / 2) : tasks.length;
     for (const t of tasks.slice(0, upTo)) {
       const name = itemTaskName(jobId, t);
-      if (!this.itemTasks.has(name)) this.itemTasks.set(name, { model, jobId, ...t });
+      if (this.itemTasks.has(name)) continue;
+      this.itemTasks.set(name, { model, jobId, ...t });
+      this.onCreate?.(jobId, t);
     }
     if (crash) throw new Error('14 UNAVAILABLE: connection reset');
   }

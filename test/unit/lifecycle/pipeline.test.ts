@@ -104,6 +104,30 @@ describe('a pipeline item moving through its steps', () => {
     ]);
   });
 
+  it("stores the next step's unit before its task: a delivery at once finds it", async () => {
+    // Arrange: a queue that delivers a task the moment it exists, as one with room does, and a
+    // store whose writes take longer than a task's creation.
+    const w = await pipelineWorld([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }]);
+    const items = w.db.stores.items;
+    const createMany = items.createMany.bind(items);
+    items.createMany = async (...args) => {
+      for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+      return createMany(...args);
+    };
+    const found: boolean[] = [];
+    w.tasks.onCreate = (jobId, task) => {
+      found.push(w.db.item(jobId, task.itemId) !== undefined);
+    };
+    await w.endUnit(0, 0, 0, 'A answer');
+    await w.endUnit(0, 0, 1, 'A answer');
+
+    // Act
+    await Promise.all([w.advance(0), w.advance(1)]);
+
+    // Assert
+    expect(found).toEqual([true, true]);
+  });
+
   it('makes the next step once however often the item is advanced', async () => {
     // Arrange
     const w = await pipelineWorld([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }]);
