@@ -3,10 +3,12 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
+import { STRICT_DISPATCH_RAMP } from '../../infra/local/cloud-tasks/profile.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { measureCold } from './cold-case.js';
 import { bootStack, type ComparisonStack } from './compare-stack.js';
+import { measureFaults, reportFaults } from './faults-case.js';
 import { measurePipeline, reportPipeline } from './pipeline-case.js';
 import { measureTpm } from './tpm-case.js';
 
@@ -17,7 +19,8 @@ import { measureTpm } from './tpm-case.js';
  * - per-item overhead: worker time minus Gemini time, from the worker's `item.succeeded` log lines;
  * - the TPM-bound case (`tpm-case.ts`): 120 prompts of ~1,000 tokens at 90,000 TPM;
  * - the cold-queue case (`cold-case.ts`): 660 prompts at 600 RPM on a queue idle for a minute;
- * - the pipeline case (`pipeline-case.ts`, `BENCH_CASES=pipeline`): three steps on two models.
+ * - the pipeline case (`pipeline-case.ts`, `BENCH_CASES=pipeline`): three steps on two models;
+ * - the transient-fault case (`faults-case.ts`, `BENCH_CASES=faults`): 300 prompts at 1,200 RPM, 20% 503s.
  * `BENCH_CASES` picks cases (`realtime` covers ingest and overhead too; `realtime,tpm` by default).
  * The strict stack's functions plan for its queues' ramp (`queueRamp`) unless `BENCH_RAMP=off`.
  * Prints a table and writes bench/results/realtime.json (and tpm.json, cold.json).
@@ -31,9 +34,14 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TPM_RUNS = Number(process.env.BENCH_TPM_RUNS ?? RUNS);
 const CASES = new Set((process.env.BENCH_CASES ?? 'realtime,tpm').split(','));
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 1);
-const PIPELINE_RUNS = Number(process.env.BENCH_PIPELINE_RUNS ?? 3);
-/** The strict local cloud's queues ramp from 20% of their rate over 30 s after 60 s idle. */
-const STRICT_RAMP = { startShare: 0.2, seconds: 30, idleSeconds: 60 };
+const FAULT_RUNS = Number(process.env.BENCH_FAULT_RUNS ?? RUNS);
+const PIPELINE_RUNS = Number(process.env.BENCH_PIPELINE_RUNS ?? RUNS);
+/** How the strict local cloud's queues ramp (20% of their rate, rising over 30 s, after 60 s idle), as the planner's setting. */
+const STRICT_RAMP = {
+  startShare: STRICT_DISPATCH_RAMP.startShare,
+  seconds: STRICT_DISPATCH_RAMP.durationMs / 1000,
+  idleSeconds: STRICT_DISPATCH_RAMP.idleAfterMs / 1000,
+};
 /** DESIGN's targets (median of 5 after a warm-up); a result says whether each was met. */
 const TARGETS = { ratio: 1.05, ingestPerSecond: 10_000, overheadP99Ms: 100 };
 
@@ -82,8 +90,10 @@ async function main(): Promise<void> {
   const tpm: Record<string, Awaited<ReturnType<typeof measureTpm>>> = {};
   const cold: Record<string, Awaited<ReturnType<typeof measureCold>>> = {};
   const pipeline: Record<string, Awaited<ReturnType<typeof measurePipeline>>> = {};
+  const faults: Record<string, Awaited<ReturnType<typeof measureFaults>>> = {};
   for (const profile of profiles) {
     const measured = await measure(profile);
+    if (measured.faults) faults[profile] = measured.faults;
     if (measured.pipeline) pipeline[profile] = measured.pipeline;
     if (measured.tpm) tpm[profile] = measured.tpm;
     if (measured.cold) cold[profile] = measured.cold;
@@ -134,6 +144,7 @@ async function main(): Promise<void> {
     console.log('written: bench/results/cold.json');
   }
   if (Object.keys(pipeline).length > 0) reportPipeline(dir, pipeline);
+  if (Object.keys(faults).length > 0) reportFaults(dir, faults);
   if (Object.keys(results).length === 0) return;
   const first = results[profiles[0]!]!;
   const out = {
@@ -193,13 +204,21 @@ async function measure(profile: Profile) {
       ? await measurePipeline(jobs, standIn, {
           runs: PIPELINE_RUNS,
           latencyMs: LATENCY_MS,
+          ...(profile === 'strict' ? { ramp: STRICT_DISPATCH_RAMP } : {}),
+          waitDone: (id) => waitDone(jobs, id, 600_000),
+        })
+      : undefined;
+    const faults = CASES.has('faults')
+      ? await measureFaults(jobs, standIn, {
+          runs: FAULT_RUNS,
+          latencyMs: LATENCY_MS,
           waitDone: (id) => waitDone(jobs, id, 600_000),
         })
       : undefined;
     const realtime = CASES.has('realtime')
       ? await measureRealtime(profile, jobs, standIn, overheads)
       : undefined;
-    return { tpm, cold, pipeline, realtime };
+    return { tpm, cold, pipeline, faults, realtime };
   } finally {
     await stack.stop();
   }
