@@ -9,8 +9,10 @@ import type { StandInControl } from '../../infra/local/gemini/control.js';
  * The transient-fault case of `npm run bench` (issue 22's "300 prompts at 1,200 RPM, 20% of calls
  * answer 503"): every call Gemini answers 503 is retried, and each retry is a call the quota counts.
  * The bound counts them too: every call Gemini admitted × 60 / RPM + latency, so the ratio measures
- * how well retries are paced into the quota, not how many there were. Runs are a minute apart, so
- * each starts with the model's minute empty.
+ * how well retries are paced into the quota, not how many there were. One cold run (the queue never
+ * dispatched), then `runs` warm ones two seconds apart (the stand-in's minute windows reset, as in
+ * the realtime case): the target is judged on the warm median, the cold run says what a cold queue
+ * adds (on the strict profile a ramp of 30 s, longer than the 20 s bound itself).
  */
 export const FAULTS_CASE = { model: 'gemini-bench-faults', items: 300, rpm: 1200, unavailableShare: 0.2 };
 
@@ -34,9 +36,9 @@ export async function measureFaults(
 ) {
   const { model, items, rpm, unavailableShare } = FAULTS_CASE;
   const runs: FaultsRun[] = [];
-  for (let run = 0; run < options.runs; run++) {
-    if (run > 0) await new Promise((r) => setTimeout(r, 61_000));
+  for (let run = 0; run <= options.runs; run++) {
     await standIn.reset();
+    if (run > 0) await new Promise((r) => setTimeout(r, 2000));
     await standIn.configure({ faults: { byModel: { [model]: { unavailableShare } } } });
     const prompts = Array.from(
       { length: items },
@@ -60,14 +62,16 @@ export async function measureFaults(
   }
   // The stand-in deep-merges its configuration: a share ends only when set to 0.
   await standIn.configure({ faults: { byModel: { [model]: { unavailableShare: 0 } } } });
-  const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor(runs.length / 2)]!;
+  const [cold, ...warm] = runs;
+  const median = [...warm].sort((a, b) => a.ratio - b.ratio)[Math.floor(warm.length / 2)]!;
   return {
     ...FAULTS_CASE,
     latencyMs: options.latencyMs,
     medianRatio: median.ratio,
     target: `≤ ${FAULTS_TARGET}`,
     met: median.ratio <= FAULTS_TARGET && runs.every((r) => r.rejected429 === 0 && r.succeeded === items),
-    runs,
+    runs: warm,
+    cold: cold!,
   };
 }
 
@@ -85,10 +89,11 @@ export function reportFaults(
       Object.entries(results).map(([p, r]) => [
         p,
         {
-          'faults ratio (median)': r.medianRatio,
+          'faults ratio (warm median)': r.medianRatio,
           runs: r.runs.map((x) => x.ratio).join(' '),
+          cold: r.cold.ratio,
           calls: r.runs.map((x) => x.calls).join(' '),
-          '429s': r.runs.reduce((n, x) => n + x.rejected429, 0),
+          '429s': [...r.runs, r.cold].reduce((n, x) => n + x.rejected429, 0),
         },
       ]),
     ),
