@@ -71,9 +71,10 @@ export function reserveForJob(
     ramp?: DispatchRamp | false;
     gate?: PlanGate;
     itemsPerTask?: number;
+    alone?: boolean;
   } = {},
 ): { scheduleMs: number[]; ledger: DispatchLedger; jobPlan?: JobPlan } {
-  const { release, untilMs, ramp, gate, itemsPerTask } = options;
+  const { release, untilMs, ramp, gate, itemsPerTask, alone } = options;
   const cut = ledger.tokenCut;
   // An adaptive model plans at its AIMD rate under the quota's ceiling (core/adaptive-rate.ts).
   const { limits, adaptive } = adaptiveLimits(quota, ledger.adaptive, ledger.requests, nowMs);
@@ -89,6 +90,7 @@ export function reserveForJob(
     ramp,
     gate,
     itemsPerTask,
+    alone,
   );
   const kept = { ...(cut ? { tokenCut: cut } : {}), ...(adaptive ? { adaptive } : {}) };
   const planned = { ...dispatched, ledger: { ...dispatched.ledger, ...kept } };

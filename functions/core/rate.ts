@@ -92,6 +92,8 @@ export function requestsInSecond(s: number, rate: number): number {
  * the worker records why). `release` first takes back one earlier reservation (an item being planned
  * again that never reached Gemini). Planning stops before the first item that would go after
  * `untilMs`: `scheduleMs` then covers only a prefix of `tokens`, and the rest is planned later.
+ * `alone`: each item goes in a task of its own (a replan, a reconciler's task, a repair), which the
+ * queue dispatches as one task of k items' worth, so it takes k of its second's requests.
  */
 export function planDispatches(
   ledger: DispatchLedger,
@@ -104,6 +106,7 @@ export function planDispatches(
   ramp?: DispatchRamp | false,
   gate?: PlanGate,
   itemsPerTask = 1,
+  alone = false,
 ): { scheduleMs: number[]; ledger: DispatchLedger } {
   const budget = Math.max(1, Math.floor(quota.tpm * headroom));
   const nowSec = Math.floor(nowMs / 1000);
@@ -111,6 +114,9 @@ export function planDispatches(
   const { buckets, requests, latest } = loadSeconds(ledger, keep);
   let cursor = Math.max(nowSec, latest);
   const queue = queueCapacity(ledger, requests, nowSec, quota, headroom, itemsPerTask, ramp);
+  // An item in a task of its own takes one dispatch, which the queue's rate counts as a whole task's
+  // worth of items: it holds that many of its second's requests.
+  const weight = alone ? queue.perTask : 1;
   if (release) releaseSlot(buckets, requests, release);
   let sum = 0;
   for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
@@ -122,7 +128,7 @@ export function planDispatches(
   for (const [i, w] of tokens.entries()) {
     while (
       (w <= budget ? sum + w > budget : sum > 0) ||
-      (requests.get(cursor) ?? 0) >= queue.capacity(cursor) ||
+      (requests.get(cursor) ?? 0) + weight > queue.capacity(cursor) ||
       !paceTakes(cursor) ||
       (gate !== undefined && !gate.fits(cursor, i))
     ) {
@@ -135,7 +141,7 @@ export function planDispatches(
     queue.startRamp(cursor);
     const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
-    requests.set(cursor, k + 1);
+    requests.set(cursor, k + weight);
     gate?.take(cursor, i);
     sum += w;
     // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
@@ -214,7 +220,7 @@ function queueCapacity(
   const startRamp = (second: number) => {
     if (ramp && rampFrom === undefined && !active) rampFrom = second;
   };
-  return { steady, capacity, startRamp, rampFrom: () => rampFrom };
+  return { steady, capacity, startRamp, rampFrom: () => rampFrom, perTask };
 }
 
 /** Takes back one earlier reservation at `release.atMs` (an item planned again that never reached Gemini). */

@@ -154,6 +154,7 @@ export function createPlanner(deps: PlannerDeps) {
         ramp: deps.quotas.queueRamp,
         ...(paced ? { spend: paced.plan } : {}),
         itemsPerTask: deps.quotas.itemsPerTask,
+        alone: true,
         // A delivery that never reached Gemini leaves its old slot free again.
         ...(neverSent ? { release: { atMs: plannedMs, tokens } } : {}),
       });
@@ -179,6 +180,7 @@ export function createPlanner(deps: PlannerDeps) {
         ramp: deps.quotas.queueRamp,
         ...(paced ? { spend: paced.plan } : {}),
         itemsPerTask: deps.quotas.itemsPerTask,
+        alone: true,
       });
       if (slotMs === undefined) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [
@@ -197,6 +199,7 @@ export function createPlanner(deps: PlannerDeps) {
       const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
         jobId: job.id,
         itemsPerTask: deps.quotas.itemsPerTask,
+        alone: true,
       });
       const plannedMs = slotMs ?? clock();
       await deps.tasks.enqueueItems(job.model, job.id, [

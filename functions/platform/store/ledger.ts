@@ -21,6 +21,8 @@ export interface ReserveOptions {
   ramp?: DispatchRamp | false;
   /** Items a task carries at most (`quotas.itemsPerTask`): the queue's rate counts tasks of that many. */
   itemsPerTask?: number;
+  /** Each item goes in a task of its own: it takes a whole task's worth of the queue's rate. */
+  alone?: boolean;
   /**
    * The job's token evidence as it stands (`CountersStore.evidence`): what it adds since the job's
    * last fold is folded into the model's (`foldEvidence`), in the same transaction.

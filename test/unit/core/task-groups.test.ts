@@ -122,6 +122,37 @@ describe('planDispatches and groupBySecond with several items a task', () => {
     expect(busiestMinute(sends)).toBeLessThanOrEqual(Math.floor(rpm * 0.98));
   });
 
+  it("plans items in tasks of their own (replans, new tasks, repairs) at the queue's task rate", () => {
+    // Arrange: 300 items each alone in its task, on a queue whose rate counts tasks of k = 4.
+    const rpm = 6000;
+    const k = 4;
+
+    // Act
+    const { scheduleMs } = planDispatches(
+      { buckets: {} },
+      Array(300).fill(10),
+      T0,
+      { rpm, tpm: 1e9 },
+      0.98,
+      undefined,
+      undefined,
+      false,
+      undefined,
+      k,
+      true,
+    );
+    const sends = dispatch(
+      scheduleMs.map((plannedMs, i) => [{ itemId: String(i), plannedMs }]),
+      rpm,
+      k,
+    );
+
+    // Assert: the queue sends each within a second of its plan and does not drift behind it.
+    expect(sends).toHaveLength(300);
+    expect(Math.max(...sends.map((s) => s.at - s.due))).toBeLessThanOrEqual(1010);
+    expect(Math.max(...sends.slice(-20).map((s) => s.at - s.due))).toBeLessThan(500);
+  });
+
   it('cuts tasks at a new second, at k items, and at an item without a plan', () => {
     const at = (ms: number) => ({ itemId: String(ms), plannedMs: T0 + ms });
     const groups = groupBySecond([at(0), at(100), at(200), at(900), at(1000), { itemId: 'x' }, at(1100)], 3);
