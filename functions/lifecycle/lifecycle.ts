@@ -158,6 +158,10 @@ export function createLifecycle(deps: LifecycleDeps) {
     cancel: pipelines.cancel,
     ...createRepairDrafts({ objects: deps.objects, logger: deps.logger, persist }),
     getJob: (jobId: string) => jobs.get(jobId),
+    /** Takes or keeps the job's enqueuing for one delivery (`JobsStore.holdEnqueue`) for `forMs`. */
+    holdEnqueue: (jobId: string, holder: string, forMs: number) =>
+      jobs.holdEnqueue(jobId, holder, clock(), clock() + forMs),
+    releaseEnqueue: (jobId: string, holder: string) => jobs.releaseEnqueue(jobId, holder),
     batchOutcomes,
     /** Jobs' budgets (`maxCostUsd`) as this instance keeps them (budget.ts). */
     budget: createBudgetGate({ stores: deps.stores, now: clock }),

@@ -1,6 +1,7 @@
 import { costUsd, type PriceTier, tierShare } from '../core/cost.js';
 import type { ItemRecord, JobRecord } from '../core/jobs.js';
 import { orderByPrefix, prefixKey } from '../core/prefix-order.js';
+import { itemsPerTaskFor } from '../core/queue-rate.js';
 import type { Quotas } from '../core/quotas.js';
 import { SPEND_NOTICE_START, type SpendLimit, spendNotice } from '../core/spend-pace.js';
 import type { Logger } from '../platform/logger.js';
@@ -49,6 +50,11 @@ export interface SpendPlanDeps {
 export function createSpendPlanner(deps: SpendPlanDeps) {
   const { quotas } = deps;
   const limit = spendLimitOf(quotas);
+  /** Items a task of the job's model carries (`core/task-groups.ts`). */
+  const itemsPerTaskOf = (job: JobRecord) => {
+    const quota = quotas.models[job.model];
+    return quota ? itemsPerTaskFor(quota, quotas.headroom, quotas.itemsPerTask) : 1;
+  };
 
   /**
    * The output tokens an item without `maxOutputTokens` is planned with: what the job's answers
@@ -141,7 +147,11 @@ export function createSpendPlanner(deps: SpendPlanDeps) {
         await deps.tasks.enqueueItems(
           job.model,
           job.id,
-          planned.map((i) => ({ itemId: i.id, index: i.index, plannedMs: plannedMsOf(i) })),
+          // In plan order and cut as first planned (several items a task), so each is the same task.
+          planned
+            .map((i) => ({ itemId: i.id, index: i.index, plannedMs: plannedMsOf(i) }))
+            .sort((a, b) => a.plannedMs - b.plannedMs || a.index - b.index),
+          itemsPerTaskOf(job),
         );
       const rest = planned.length > 0 ? items.filter((i) => !planned.includes(i)) : items;
       const min = quotas.models[job.model]?.implicitCacheMinTokens;

@@ -9,7 +9,7 @@ import { plannedTokens } from '../core/tokens.js';
 import type { GeminiClient } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stores } from '../platform/store/index.js';
-import type { TaskQueue } from '../platform/task-queue.js';
+import type { ItemTask, TaskQueue } from '../platform/task-queue.js';
 import { lowerRequestRate } from './adaptive-rate.js';
 import { createCalibrator } from './plan-calibrate.js';
 import { createSpendPlanner } from './plan-spend.js';
@@ -47,6 +47,33 @@ export function createPlanner(deps: PlannerDeps) {
   const dueBy = (plannedMs: number) => plannedMs + window;
   const spend = createSpendPlanner({ ...deps, now: clock });
   const calibrate = createCalibrator(deps);
+
+  /**
+   * An item's task of its own at a fresh slot on the model's ledger (a whole task's worth of the
+   * queue's rate); the slot, or undefined when the job no longer reserves or the model is unknown.
+   */
+  async function planAlone(
+    job: JobRecord,
+    item: ItemRecord,
+    name: Pick<ItemTask, 'round' | 'retryOf'>,
+  ): Promise<number | undefined> {
+    const quota = deps.quotas.models[job.model];
+    if (!quota) return undefined;
+    const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
+    const paced = await spend.planFor(job, [item], [tokens]);
+    const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
+      jobId: job.id,
+      ramp: deps.quotas.queueRamp,
+      ...(paced ? { spend: paced.plan } : {}),
+      itemsPerTask: deps.quotas.itemsPerTask,
+      alone: true,
+    });
+    if (slotMs === undefined) return undefined;
+    await deps.tasks.enqueueItems(job.model, job.id, [
+      { itemId: item.id, index: item.index, plannedMs: slotMs, ...name },
+    ]);
+    return slotMs;
+  }
 
   return {
     dueBy,
@@ -170,24 +197,15 @@ export function createPlanner(deps: PlannerDeps) {
      * delivered it by its due time); the slot, or undefined when there is none (the job is over, or
      * its model unknown). The task is named by `round`, so a repeat creates it once.
      */
-    async retask(job: JobRecord, item: ItemRecord, round: number): Promise<number | undefined> {
-      const quota = deps.quotas.models[job.model];
-      if (!quota) return undefined;
-      const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
-      const paced = await spend.planFor(job, [item], [tokens]);
-      const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
-        jobId: job.id,
-        ramp: deps.quotas.queueRamp,
-        ...(paced ? { spend: paced.plan } : {}),
-        itemsPerTask: deps.quotas.itemsPerTask,
-        alone: true,
-      });
-      if (slotMs === undefined) return undefined;
-      await deps.tasks.enqueueItems(job.model, job.id, [
-        { itemId: item.id, index: item.index, plannedMs: slotMs, round },
-      ]);
-      return slotMs;
-    },
+    retask: (job: JobRecord, item: ItemRecord, round: number) => planAlone(job, item, { round }),
+
+    /**
+     * Plans the retry of an item a transient fault stopped in a task of several items: a task of its
+     * own at a fresh slot, which takes a whole task's worth of the queue's rate, where the queue's
+     * own retry of the shared task would take the same unplanned, ahead of every planned task (and
+     * redeliver the others). Named by the item's attempts, so a repeat creates it once.
+     */
+    planRetry: (job: JobRecord, item: ItemRecord) => planAlone(job, item, { retryOf: item.attempts }),
 
     /**
      * Plans an item's repair call (its answer missed its schema) as a call of its own: a slot on the

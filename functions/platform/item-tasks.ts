@@ -14,7 +14,12 @@ export interface ItemTaskSpec {
 
 /** An item's first task: not planned again, handed over, given by the reconciler or a repair. */
 const isFirstTask = (t: ItemTask) =>
-  !t.replan && t.round === undefined && t.handover === undefined && !t.repair && t.scheduleMs === undefined;
+  !t.replan &&
+  t.round === undefined &&
+  t.handover === undefined &&
+  !t.repair &&
+  t.retryOf === undefined &&
+  t.scheduleMs === undefined;
 
 /**
  * The tasks that carry `tasks` (in plan order): with `itemsPerTask` above 1, first tasks planned in

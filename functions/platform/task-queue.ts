@@ -24,6 +24,11 @@ export interface ItemTask {
   handover?: number;
   /** The item's repair call (its answer missed its schema): once per item, so named for it. */
   repair?: boolean;
+  /**
+   * The item's retry after a transient fault in a task of several items, planned on the ledger;
+   * named by the item's attempt count, which every claim raises, so each retry is created once.
+   */
+  retryOf?: number;
   /** When the task is due, if not at `plannedMs` (a handover keeps its plan and comes later). */
   scheduleMs?: number;
 }
@@ -100,10 +105,11 @@ export function itemTaskId(jobId: string, itemId: string): string {
  */
 export function itemTaskName(
   jobId: string,
-  task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan' | 'round' | 'handover' | 'repair'>,
+  task: Pick<ItemTask, 'itemId' | 'plannedMs' | 'replan' | 'round' | 'handover' | 'repair' | 'retryOf'>,
 ): string {
   const base = itemTaskId(jobId, task.itemId);
   if (task.repair) return `${base}-fix`;
+  if (task.retryOf !== undefined) return `${base}-a${task.retryOf}`;
   if (task.round !== undefined) return `${base}-r${task.round}`;
   if (task.handover !== undefined) return `${base}-h${task.handover}`;
   return task.replan && task.plannedMs !== undefined ? `${base}-p${Math.floor(task.plannedMs / 1000)}` : base;

@@ -1,9 +1,11 @@
 import type { ItemError, ItemRecord, JobRecord } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
+import { itemsPerTaskFor } from '../core/queue-rate.js';
 import type { TaskDelivery } from '../core/tasks.js';
 import type { GeminiCallError } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
 import type { WorkerDeps, WorkerReply } from './handler.js';
+import { REPLAN_WAIT_MAX_MS, timedOut, within } from './keep-lease.js';
 import { flexRetryDueMs } from './tier-call.js';
 import type { handOverFor } from './unclaimed.js';
 
@@ -28,8 +30,8 @@ export interface FailedCall {
     outcome: string,
   ) => Promise<WorkerReply>;
   handOver: ReturnType<typeof handOverFor>;
-  /** Gives the item back: the lease as the delivery holds it by then. */
-  release: () => Promise<void>;
+  /** Gives the item back (with a new plan when it has a new task): the lease as the delivery holds it by then. */
+  release: (plannedMs?: number) => Promise<void>;
 }
 
 /**
@@ -56,7 +58,8 @@ export async function flexShed(run: FailedCall, deps: WorkerDeps): Promise<Worke
 /**
  * Gemini refused or failed the call: a permanent refusal fails the item; a minute's 429 lowers the
  * model's rate and hands the item to a new task after Gemini's retryDelay; a spent day pauses the
- * model; a transient fault is retried by the queue. The last attempt records the failure.
+ * model; a transient fault is retried by the queue, or where tasks carry several items in a task of
+ * its own at a planned slot. The last attempt records the failure.
  */
 export async function geminiFailed(
   call: GeminiCallError,
@@ -115,6 +118,37 @@ export async function geminiFailed(
       return retryLater(503, failure.retryAfterSeconds, 'quota-day');
     case 'transient':
       if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
+      if (delivery.queueName && groupsItems(job, deps)) return retryAlone(failure.error, run, deps);
       return retryLater(500, undefined, 'transient');
   }
+}
+
+/** Whether the model's tasks carry several items (`core/task-groups.ts`). */
+function groupsItems(job: JobRecord, deps: WorkerDeps): boolean {
+  const quota = deps.quotas.models[job.model];
+  return quota !== undefined && itemsPerTaskFor(quota, deps.quotas.headroom, deps.quotas.itemsPerTask) > 1;
+}
+
+/**
+ * A transient fault where tasks carry several items: the item's retry is planned, a task of its own
+ * at a slot on the ledger (`planner.planRetry`), and this delivery ends. Answering 500 would have the
+ * queue deliver the whole task again, unplanned: every retry takes a whole task's worth of the
+ * queue's rate ahead of the planned tasks, which then run later and later behind their plan (15% of
+ * calls failing put the last items 50 s behind, past their due time). Its leases count the item's
+ * attempts across its tasks, as a last attempt would; a ledger too busy to answer leaves the
+ * queue's retry.
+ */
+async function retryAlone(error: ItemError, run: FailedCall, deps: WorkerDeps): Promise<WorkerReply> {
+  const { job, item, log } = run;
+  if (item.attempts >= deps.quotas.queue.maxAttempts) return run.fail(error, 'item.failed_last_attempt');
+  const slotMs = await within(deps.planner.planRetry(job, item), REPLAN_WAIT_MAX_MS, deps);
+  if (slotMs === timedOut) return run.retryLater(500, undefined, 'transient');
+  // No slot: the job is over (its cancel or budget ends the item), or the model is gone.
+  if (slotMs === undefined) return run.retryLater(500, undefined, 'transient');
+  await run.release(slotMs);
+  log.info(
+    { event: 'item.retry_planned', slotMs },
+    'transient fault; the item is retried in a task of its own',
+  );
+  return { status: 200, body: { outcome: 'retry-planned' } };
 }

@@ -128,7 +128,7 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
     fail,
     retryLater,
     handOver,
-    release: () => deps.lifecycle.release(lease),
+    release: (plannedMs) => deps.lifecycle.release(lease, plannedMs),
   };
 
   try {

@@ -9,11 +9,14 @@ import { runItem } from './run-item.js';
  * item and the dispatch deadline of one item covers it.
  *
  * The task's status is the one that asks most of Cloud Tasks (`combineReplies`): 2xx only when every
- * item is settled for this task. When some items finished and one failed transiently, the task is
- * answered 500 and the retry runs again: the finished items are found done by their claims (never
- * called twice), items held by another delivery answer "leased", and only the unfinished run. Every
- * delivery of the task sees the same `X-CloudTasks-TaskRetryCount`, so on the last attempt each
- * unfinished item records its error, or is handed to a task of its own, as a single item's would.
+ * item is settled for this task. An item a transient fault stopped gets a retry of its own, planned
+ * on the ledger (`call-failed.ts`), and an item another delivery holds is left to it
+ * (`unclaimed.ts`): neither asks the queue to deliver the whole task again. What still does (a store
+ * error, media to fetch again, a ledger too busy to plan) answers 500, and the retry runs again: the
+ * finished items are found done by their claims (never called twice) and only the unfinished run.
+ * Every delivery of the task sees the same `X-CloudTasks-TaskRetryCount`, so on the last attempt
+ * each unfinished item records its error, or is handed to a task of its own, as a single item's
+ * would.
  */
 export async function runItems(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
   const payload = delivery.payload;
@@ -47,7 +50,7 @@ export async function runItems(delivery: TaskDelivery, deps: WorkerDeps): Promis
 /**
  * One answer for a task's items. 2xx when every item's answer was 2xx. Otherwise the answer that
  * asks most of the queue: 503 (a model's daily quota is spent: its queue is paused) over 429 over
- * 500 (a transient fault, a duplicate in flight), with the longest `Retry-After` among them, so no
+ * 500 (a store error, a ledger too busy to plan a retry), with the longest `Retry-After` among them, so no
  * item is retried sooner than it asked.
  */
 export function combineReplies(replies: WorkerReply[]): WorkerReply {

@@ -75,6 +75,11 @@ export async function replyUnclaimed(
         );
       }
       log.info({ event: 'item.leased' }, 'another delivery holds this item');
+      // In a task of several items (a duplicate delivery of it, most often) the holder is left to
+      // end the item: it records it or gives it a task, and if it dies its lease runs out and the
+      // reconciler gives the item a new one. Asking the queue to deliver the whole task again would
+      // take a whole task's worth of its rate, unplanned, to look at one item.
+      if (delivery.inGroup) return { status: 200, body: { outcome: 'leased' } };
       // Come back within 10 s at most, not at the end of the lease: the holder usually finishes (or
       // releases) long before its lease runs out, and this delivery then finds the item done. A 500,
       // not a 503: Cloud Tasks throttles the whole queue on 429 and 503 (system throttling), and a

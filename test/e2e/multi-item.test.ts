@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import { entryKey, type ResultEntry } from '../../functions/api/jobs.js';
@@ -33,7 +34,7 @@ beforeAll(async () => {
     duplicateShare: 0.05,
     standIn: { latency: { '*': { meanMs: 40, jitterMs: 30 } } },
     itemsPerTask: K,
-    logLevel: process.env.E2E_LOG_LEVEL ?? 'silent',
+    logLevel: process.env.MI_LOG_LEVEL ?? process.env.E2E_LOG_LEVEL ?? 'silent',
   });
 }, 120_000);
 
@@ -56,7 +57,12 @@ describe(`${K} items a task`, () => {
 
     // Act
     const { id } = await jobs().submit({ model: MODEL, mode: 'realtime', requests });
-    const job = await jobs().waitFor(id, { timeoutMs: 240_000, intervalMs: 500 });
+    const job = await jobs()
+      .waitFor(id, { timeoutMs: 240_000, intervalMs: 500 })
+      .catch(async (err: Error) => {
+        console.error(await whatIsLeft(id));
+        throw err;
+      });
     const lines: ResultEntry[] = [];
     for await (const line of jobs().resultsJsonl(id)) lines.push(line);
     const stats = (await gemini.stats()).models[MODEL]!;
@@ -69,12 +75,43 @@ describe(`${K} items a task`, () => {
       counts: { total: N, succeeded: N, failed: 0, cancelled: 0, pending: 0 },
     });
     expect(lines.map((l) => entryKey(l))).toEqual(requests.map((r) => r.key));
-    expect((stats.faults['500'] ?? 0) + (stats.faults['503'] ?? 0)).toBeGreaterThan(0);
     expect(stats.rejected429).toBe(0);
     expect(stats.answeredAgain).toBe(0);
-    // The items went in tasks of up to K: first attempts, retries and replans included, the queue
-    // dispatched well under one task an item.
+    // The items went in tasks of up to K, and a transient fault gave its item one task of its own (a
+    // planned retry), not the whole task again: first tasks, retries and the odd queue retry (a
+    // store error) included, the queue dispatched about N/K + faults, well under one task an item.
+    const faults = (stats.faults['500'] ?? 0) + (stats.faults['503'] ?? 0);
+    expect(faults).toBeGreaterThan(0);
     expect(queue.dispatches).toBeGreaterThan(N / K - 1);
-    expect(queue.dispatches).toBeLessThan(N / 2);
+    expect(queue.dispatches).toBeLessThanOrEqual(Math.ceil(N / K) + faults + 15);
+    expect(queue.dispatches).toBeLessThan(N * 0.75);
   }, 300_000);
 });
+
+/** What a run that did not end leaves to look at: the queue's counters and every unfinished item. */
+async function whatIsLeft(jobId: string): Promise<string> {
+  const {
+    perSecond: _,
+    attemptsByTask: __,
+    attemptTimesByTask: ___,
+    dispatchTimes: ____,
+    ...queue
+  } = stack.tasks.stats(queueIdForModel(MODEL)) as unknown as Record<string, unknown>;
+  const host = inject('firestoreEmulatorHost') ?? process.env.FIRESTORE_EMULATOR_HOST!;
+  const db = new Firestore({ projectId: PROJECT, host, ssl: false });
+  try {
+    const docs = await db
+      .collection('jobs')
+      .doc(jobId)
+      .collection('items')
+      .where('state', '!=', 'succeeded')
+      .get();
+    const items = docs.docs.map((d) => {
+      const { requestJson: _r, expireAt: _e, ...rest } = d.data();
+      return { id: d.id, ...rest };
+    });
+    return JSON.stringify({ now: Date.now(), queue, items }, null, 1);
+  } finally {
+    await db.terminate();
+  }
+}

@@ -55,6 +55,8 @@ export type StoreMethod = `${keyof Stores}.${string}`;
 
 export class FakeDb {
   readonly jobs = new Map<string, JobRecord>();
+  /** Each job's enqueue holder (`JobsStore.holdEnqueue`). */
+  readonly enqueueHolders = new Map<string, { holder: string; untilMs: number }>();
   readonly items = new Map<string, Map<string, StoredItem>>();
   readonly ledgers = new Map<string, DispatchLedger>();
   readonly jobPlans = new Map<string, JobPlan>();
@@ -214,6 +216,7 @@ export class FakeDb {
   private build(): Stores {
     const db = this;
     const job = (id: string) => db.jobs.get(id);
+    const holders = db.enqueueHolders;
     return {
       jobs: {
         async get(jobId) {
@@ -253,7 +256,26 @@ export class FakeDb {
           if (!j) throw Object.assign(new Error('NOT_FOUND'), { code: 5 });
           if (ifVersion !== undefined && j.version !== ifVersion) return false;
           Object.assign(j, { enqueuedThrough: through, enqueueDueMs: dueMs, version: db.nextVersion() });
+          if (ifVersion !== undefined) holders.delete(jobId);
           return true;
+        },
+        async holdEnqueue(jobId, holder, nowMs, untilMs) {
+          await db.enter('jobs.holdEnqueue');
+          const j = job(jobId);
+          if (!j) return false;
+          const hold = holders.get(jobId);
+          if (hold && hold.holder !== holder && hold.untilMs > nowMs) return false;
+          holders.set(jobId, { holder, untilMs });
+          j.version = db.nextVersion();
+          return true;
+        },
+        async releaseEnqueue(jobId, holder) {
+          await db.enter('jobs.releaseEnqueue');
+          if (holders.get(jobId)?.holder === holder) {
+            holders.delete(jobId);
+            const j = job(jobId);
+            if (j) j.version = db.nextVersion();
+          }
         },
         async setTokenRatio(jobId, ratio) {
           await db.enter('jobs.setTokenRatio');

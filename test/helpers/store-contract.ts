@@ -308,6 +308,25 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(item?.keyField).toBe('custom_id');
     });
 
+    it("holds a job's enqueuing for one holder until its hold runs out, or the reconciler takes it", async () => {
+      const { stores, id } = await job();
+      const t = 1_000_000;
+
+      expect(await stores.jobs.holdEnqueue(id, 'a', t, t + 30_000)).toBe(true);
+      expect(await stores.jobs.holdEnqueue(id, 'b', t + 1000, t + 31_000)).toBe(false);
+      expect(await stores.jobs.holdEnqueue(id, 'a', t + 1000, t + 31_000)).toBe(true);
+      expect(await stores.jobs.holdEnqueue(id, 'b', t + 30_000, t + 60_000)).toBe(false);
+      expect(await stores.jobs.holdEnqueue(id, 'b', t + 31_000, t + 61_000)).toBe(true);
+      await stores.jobs.releaseEnqueue(id, 'a');
+      expect(await stores.jobs.holdEnqueue(id, 'c', t + 32_000, t + 62_000)).toBe(false);
+      await stores.jobs.releaseEnqueue(id, 'b');
+      expect(await stores.jobs.holdEnqueue(id, 'c', t + 32_000, t + 62_000)).toBe(true);
+      const held = (await stores.jobs.get(id))!;
+      expect(await stores.jobs.setEnqueued(id, 0, t + 200_000, held.version)).toBe(true);
+      expect(await stores.jobs.holdEnqueue(id, 'd', t + 33_000, t + 63_000)).toBe(true);
+      expect(await stores.jobs.holdEnqueue('no-such-job', 'a', t, t + 30_000)).toBe(false);
+    });
+
     it('finishes a job only at the version read', async () => {
       const { stores, id } = await job();
       const j = (await stores.jobs.get(id))!;

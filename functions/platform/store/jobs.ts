@@ -12,6 +12,7 @@ import { type CallbackOrder, callbacksCollection, newCallbackFields } from './ca
 import { decodeVersion, ignorePreconditionFailure, isAlreadyExists, landed } from './firestore.js';
 import type { OverdueCursor } from './items.js';
 import { DEFAULT_RETENTION_MS, expireAtFor, jobFrom } from './job-codec.js';
+import { createEnqueueHold } from './job-enqueue-hold.js';
 
 /** An `Idempotency-Key` as stored: which job it made, from which body. */
 export interface IdempotencyRecord {
@@ -37,9 +38,19 @@ export interface JobsStore {
   markRunning(jobId: string, version: string): Promise<void>;
   /**
    * Enqueuing reached `through`; it is due to go on (or be seen stalled) by `dueMs`. With `ifVersion`,
-   * only if the job is still at that version: false when someone else wrote it first.
+   * only if the job is still at that version: false when someone else wrote it first; and then
+   * whoever held the enqueue (`holdEnqueue`) is taken to have stalled: the hold is given up.
    */
   setEnqueued(jobId: string, through: number, dueMs: number, ifVersion?: string): Promise<boolean>;
+  /**
+   * Takes (or keeps) the job's enqueuing for `holder`, one delivery of an enqueue task, until
+   * `untilMs`; false while another holder's hold lasts past `nowMs`. Two deliveries of one enqueue
+   * task (Cloud Tasks delivers at least once) would each plan the same items on the ledger and
+   * create their tasks again, cut differently.
+   */
+  holdEnqueue(jobId: string, holder: string, nowMs: number, untilMs: number): Promise<boolean>;
+  /** Gives the hold up if `holder` has it. */
+  releaseEnqueue(jobId: string, holder: string): Promise<void>;
   setNotice(jobId: string, notice: string | null): Promise<void>;
   /** Records the job's calibrated token ratio (see `JobRecord.tokenRatio`). */
   setTokenRatio(jobId: string, ratio: number): Promise<void>;
@@ -178,8 +189,11 @@ export function createJobsStore(db: Firestore, prefix = '', retentionMs = DEFAUL
         await jobs.doc(jobId).update(patch);
         return true;
       }
-      return landed(jobs.doc(jobId).update(patch, { lastUpdateTime: decodeVersion(ifVersion) }));
+      const takeOver = { ...patch, enqueueHold: FieldValue.delete() };
+      return landed(jobs.doc(jobId).update(takeOver, { lastUpdateTime: decodeVersion(ifVersion) }));
     },
+
+    ...createEnqueueHold(db, jobs),
 
     async setNotice(jobId, notice) {
       await jobs.doc(jobId).update({ notice });

@@ -5,6 +5,7 @@ import { GeminiCallError } from '../../../functions/platform/gemini/client.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { MediaError } from '../../../functions/platform/media/index.js';
 import { itemTaskId } from '../../../functions/platform/task-queue.js';
+import { ENQUEUE_HOLD_MS } from '../../../functions/worker/enqueue-page.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
 import type { FakeDb } from '../../helpers/fake-stores.js';
 import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
@@ -764,6 +765,24 @@ describe('handleTask: enqueue', () => {
     expect(tasks.itemTasks.size).toBe(2000);
     const times = [...tasks.itemTasks.values()].sort((a, b) => a.index - b.index).map((t) => t.plannedMs!);
     for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThanOrEqual(times[i - 1]!);
+  });
+
+  it('leaves a job another delivery is enqueuing to it until its hold runs out, then takes over', async () => {
+    let now = NOON_PACIFIC;
+    const { store, tasks, deps } = await setup({ clock: () => now });
+    await store.stores.jobs.holdEnqueue(JOB, 'another delivery', now, now + ENQUEUE_HOLD_MS);
+
+    const held = await handleTask(enqueueDelivery(), deps);
+    const createdWhileHeld = tasks.itemTasks.size;
+    now += ENQUEUE_HOLD_MS + 1;
+    const retry = await handleTask(enqueueDelivery(), deps);
+
+    expect(held).toMatchObject({ status: 500, body: { outcome: 'held' } });
+    expect(createdWhileHeld).toBe(0);
+    expect(retry.body.outcome).toBe('enqueued');
+    expect(tasks.itemTasks.size).toBe(store.jobs.get(JOB)?.total);
+    // Given up once done: a later run of the job's enqueuing is not held.
+    expect(await store.stores.jobs.holdEnqueue(JOB, 'a later one', now, now + 1)).toBe(true);
   });
 
   it('resumes after a crash mid-way without losing or doubling items', async () => {

@@ -98,15 +98,64 @@ describe('a task of several items', () => {
     expect(world.db.jobs.get(JOB)?.status).toBe('succeeded');
   });
 
-  it('leaves an item another delivery holds to it, asking to come back soon', async () => {
+  it('leaves an item another delivery holds to it, without asking for the task again', async () => {
     const { world, deps, calledFor } = await setup();
     await world.lifecycle.claim(JOB, IDS[1]!, 60_000);
 
     const reply = await handleTask(groupDelivery(0), deps);
 
-    expect(reply.status).toBe(500);
-    expect(reply.retryAfterSeconds).toBeGreaterThan(0);
+    expect(reply.status).toBe(200);
+    expect(reply.body.detail).toBe('succeeded×2, leased×1');
     expect(calledFor().sort()).toEqual(['a', 'c']);
+    // Still the holder's: its outcome, or the reconciler once its lease runs out.
+    expect(world.db.item(JOB, IDS[1]!)).toMatchObject({ state: 'pending', lease: { untilMs: NOW + 60_000 } });
+  });
+
+  it("where tasks carry several items, plans a transient fault's retry as a task of its own and answers 200", async () => {
+    const { world, deps, quotas, failOnce, calledFor } = await setup();
+    quotas.itemsPerTask = 4;
+    failOnce.add('b');
+
+    const reply = await handleTask(groupDelivery(0), deps);
+
+    expect(reply.status).toBe(200);
+    expect(reply.body.detail).toBe('succeeded×2, retry-planned×1');
+    const retries = [...world.tasks.itemTasks.entries()].filter(([name]) => name.endsWith(`${IDS[1]}-a0`));
+    expect(retries).toHaveLength(1);
+    const [, task] = retries[0]!;
+    // Its slot is on the ledger, and the item waits for that task: planned there, due after it.
+    const item = world.db.item(JOB, IDS[1]!)!;
+    expect(item).toMatchObject({ state: 'pending', plannedMs: task.plannedMs });
+    expect(item.lease).toBeFalsy();
+    expect(item.dueByMs).toBeGreaterThan(task.plannedMs!);
+
+    const retry = await handleTask(
+      {
+        queueName: QUEUE,
+        taskName: `${QUEUE}/tasks/retry`,
+        retryCount: 0,
+        executionCount: 0,
+        payload: { kind: 'item', jobId: JOB, itemId: IDS[1]!, plannedMs: task.plannedMs! },
+      },
+      { ...deps, now: () => task.plannedMs! },
+    );
+
+    expect(retry.status).toBe(200);
+    expect(calledFor().sort()).toEqual(['a', 'b', 'b', 'c']);
+    expect(world.db.jobs.get(JOB)?.status).toBe('succeeded');
+  });
+
+  it('where tasks carry several items, fails an item whose attempts across its tasks are spent', async () => {
+    const { world, deps, quotas, failOnce } = await setup();
+    quotas.itemsPerTask = 4;
+    world.db.item(JOB, IDS[1]!)!.attempts = quotas.queue.maxAttempts;
+    failOnce.add('b');
+
+    const reply = await handleTask(groupDelivery(0), deps);
+
+    expect(reply.status).toBe(200);
+    expect(world.db.item(JOB, IDS[1]!)).toMatchObject({ state: 'failed', error: { code: 500 } });
+    expect([...world.tasks.itemTasks.keys()].some((name) => name.includes('-a'))).toBe(false);
   });
 
   it('runs nothing for a cancelled job and answers 200', async () => {
