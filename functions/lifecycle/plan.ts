@@ -1,7 +1,7 @@
 import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
 import { itemsPerTaskFor } from '../core/queue-rate.js';
-import type { Quotas } from '../core/quotas.js';
+import type { ModelQuota, Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
 import { pageSizeFor } from '../core/task-groups.js';
 import { withTokenCut } from '../core/token-cut.js';
@@ -49,9 +49,29 @@ export function createPlanner(deps: PlannerDeps) {
   const calibrate = createCalibrator(deps);
 
   /**
-   * An item's task of its own at a fresh slot on the model's ledger (a whole task's worth of the
-   * queue's rate); the slot, or undefined when the job no longer reserves or the model is unknown.
+   * A slot on the model's ledger for an item in a task of its own (a whole task's worth of the
+   * queue's rate), `release` taking back its earlier one; undefined when the job no longer reserves.
    */
+  async function reserveAlone(
+    job: JobRecord,
+    item: ItemRecord,
+    quota: ModelQuota,
+    tokens: number,
+    release?: { atMs: number; tokens: number },
+  ): Promise<number | undefined> {
+    const paced = await spend.planFor(job, [item], [tokens]);
+    const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
+      jobId: job.id,
+      ramp: deps.quotas.queueRamp,
+      ...(paced ? { spend: paced.plan } : {}),
+      itemsPerTask: deps.quotas.itemsPerTask,
+      alone: true,
+      ...(release ? { release } : {}),
+    });
+    return slotMs;
+  }
+
+  /** An item's task of its own at a fresh slot ({@link reserveAlone}); the slot, or undefined. */
   async function planAlone(
     job: JobRecord,
     item: ItemRecord,
@@ -60,14 +80,7 @@ export function createPlanner(deps: PlannerDeps) {
     const quota = deps.quotas.models[job.model];
     if (!quota) return undefined;
     const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
-    const paced = await spend.planFor(job, [item], [tokens]);
-    const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
-      jobId: job.id,
-      ramp: deps.quotas.queueRamp,
-      ...(paced ? { spend: paced.plan } : {}),
-      itemsPerTask: deps.quotas.itemsPerTask,
-      alone: true,
-    });
+    const slotMs = await reserveAlone(job, item, quota, tokens);
     if (slotMs === undefined) return undefined;
     await deps.tasks.enqueueItems(job.model, job.id, [
       { itemId: item.id, index: item.index, plannedMs: slotMs, ...name },
@@ -175,16 +188,9 @@ export function createPlanner(deps: PlannerDeps) {
       const light =
         !quota.adaptive && !lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom);
       if (light) return undefined;
-      const paced = await spend.planFor(job, [item], [tokens]);
-      const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
-        jobId: job.id,
-        ramp: deps.quotas.queueRamp,
-        ...(paced ? { spend: paced.plan } : {}),
-        itemsPerTask: deps.quotas.itemsPerTask,
-        alone: true,
-        // A delivery that never reached Gemini leaves its old slot free again.
-        ...(neverSent ? { release: { atMs: plannedMs, tokens } } : {}),
-      });
+      // A delivery that never reached Gemini leaves its old slot free again.
+      const release = neverSent ? { atMs: plannedMs, tokens } : undefined;
+      const slotMs = await reserveAlone(job, item, quota, tokens, release);
       if (slotMs === undefined || slotMs <= clock()) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [
         { itemId: item.id, index: item.index, plannedMs: slotMs, replan: true },
