@@ -102,7 +102,7 @@ function fetchToleratingLateClose(seen: { lateCloses: number }): typeof fetch {
   };
 }
 
-/** The responses file: one line per item in shuffled order, about 1% of them error lines. */
+/** The responses file: one line per item in shuffled order, about 1% of them refusals (error lines). */
 function responses(items: number, isError: (i: number) => boolean) {
   const random = prng(13);
   const order = Array.from({ length: items }, (_, i) => i);
@@ -117,7 +117,9 @@ function responses(items: number, isError: (i: number) => boolean) {
       for (const i of order.slice(from, from + 500)) {
         const key = itemIdForIndex(i);
         const line = isError(i)
-          ? { key, error: { code: 13, message: `internal error while answering item ${i}` } }
+          ? // A line Gemini refused for good: it ends failed. (A transient one, 429/500/503, would go
+            // back through realtime, which this benchmark does not run.)
+            { key, error: { code: 3, message: `invalid argument in item ${i}` } }
           : {
               key,
               response: {
