@@ -1,4 +1,4 @@
-import type { ModelQuota } from './quotas.js';
+import type { ModelQuota, Quotas } from './quotas.js';
 
 /**
  * A model's Cloud Tasks queue, sized from its quota: the dispatch rate and burst that keep every
@@ -46,4 +46,13 @@ export function queueRateLimits(
 export function itemsPerTaskFor(quota: Pick<ModelQuota, 'rpm'>, headroom: number, itemsPerTask = 1): number {
   const perSecond = Math.max(1, Math.ceil(Math.floor(quota.rpm * headroom) / 60));
   return Math.max(1, Math.min(Math.floor(itemsPerTask), perSecond));
+}
+
+/** The items a task of `model`'s queue carries at most (`itemsPerTaskFor` under the deployment's quotas); 1 for a model it does not know. */
+export function itemsPerTaskOf(
+  quotas: Pick<Quotas, 'models' | 'headroom' | 'itemsPerTask'>,
+  model: string,
+): number {
+  const quota = quotas.models[model];
+  return quota ? itemsPerTaskFor(quota, quotas.headroom, quotas.itemsPerTask) : 1;
 }

@@ -1,6 +1,6 @@
 import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
-import { itemsPerTaskFor } from '../core/queue-rate.js';
+import { itemsPerTaskOf } from '../core/queue-rate.js';
 import type { ModelQuota, Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
 import { pageSizeFor } from '../core/task-groups.js';
@@ -154,7 +154,7 @@ export function createPlanner(deps: PlannerDeps) {
         job.model,
         job.id,
         schedule.map((plannedMs, n) => ({ itemId: pending[n]!.id, index: pending[n]!.index, plannedMs })),
-        itemsPerTaskFor(quota, deps.quotas.headroom, deps.quotas.itemsPerTask),
+        itemsPerTaskOf(deps.quotas, job.model),
       );
       // The first item in index order not planned (the page may be ordered otherwise).
       const unplanned = pending.slice(schedule.length).sort((a, b) => a.index - b.index)[0];

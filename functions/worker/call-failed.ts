@@ -1,6 +1,6 @@
 import type { ItemError, ItemRecord, JobRecord } from '../core/jobs.js';
 import { classifyFailure } from '../core/outcome.js';
-import { itemsPerTaskFor } from '../core/queue-rate.js';
+import { itemsPerTaskOf } from '../core/queue-rate.js';
 import type { TaskDelivery } from '../core/tasks.js';
 import type { GeminiCallError } from '../platform/gemini/client.js';
 import type { Logger } from '../platform/logger.js';
@@ -118,15 +118,11 @@ export async function geminiFailed(
       return retryLater(503, failure.retryAfterSeconds, 'quota-day');
     case 'transient':
       if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
-      if (delivery.queueName && groupsItems(job, deps)) return retryAlone(failure.error, run, deps);
+      // Where tasks carry several items (core/task-groups.ts), the item's retry is planned.
+      if (delivery.queueName && itemsPerTaskOf(deps.quotas, job.model) > 1)
+        return retryAlone(failure.error, run, deps);
       return retryLater(500, undefined, 'transient');
   }
-}
-
-/** Whether the model's tasks carry several items (`core/task-groups.ts`). */
-function groupsItems(job: JobRecord, deps: WorkerDeps): boolean {
-  const quota = deps.quotas.models[job.model];
-  return quota !== undefined && itemsPerTaskFor(quota, deps.quotas.headroom, deps.quotas.itemsPerTask) > 1;
 }
 
 /**
@@ -142,9 +138,8 @@ async function retryAlone(error: ItemError, run: FailedCall, deps: WorkerDeps): 
   const { job, item, log } = run;
   if (item.attempts >= deps.quotas.queue.maxAttempts) return run.fail(error, 'item.failed_last_attempt');
   const slotMs = await within(deps.planner.planRetry(job, item), REPLAN_WAIT_MAX_MS, deps);
-  if (slotMs === timedOut) return run.retryLater(500, undefined, 'transient');
-  // No slot: the job is over (its cancel or budget ends the item), or the model is gone.
-  if (slotMs === undefined) return run.retryLater(500, undefined, 'transient');
+  // No slot (the job is over: its cancel or budget ends the item), or no answer in time.
+  if (slotMs === timedOut || slotMs === undefined) return run.retryLater(500, undefined, 'transient');
   await run.release(slotMs);
   log.info(
     { event: 'item.retry_planned', slotMs },

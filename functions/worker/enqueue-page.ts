@@ -4,18 +4,18 @@ import { FINISH_WATCH_INTERVAL_MS, type TaskDelivery } from '../core/tasks.js';
 import type { WorkerDeps, WorkerReply } from './handler.js';
 
 /**
+ * How long one delivery's hold on a job's enqueuing lasts (taken again at every page): longer than a
+ * page takes on a loaded machine; a delivery that died is taken over by the queue's retry after it.
+ */
+export const ENQUEUE_HOLD_MS = 30_000;
+
+/**
  * Creates the item tasks of a job, page by page, from where the last run stopped (`enqueuedThrough`):
  * a crashed run is retried by Cloud Tasks and resumes; a long one hands over to a fresh control
  * task; a stalled one is started again by the reconciler. Each page first reserves its dispatch
  * slots on the model's ledger, so each task is scheduled when the queue can send it within RPM and
  * TPM; items are planned at most ten minutes ahead and a control task comes back for the rest.
  */
-/**
- * How long one delivery's hold on a job's enqueuing lasts (taken again at every page): longer than a
- * page takes on a loaded machine; a delivery that died is taken over by the queue's retry after it.
- */
-export const ENQUEUE_HOLD_MS = 30_000;
-
 export async function enqueuePage(delivery: TaskDelivery, deps: WorkerDeps): Promise<WorkerReply> {
   const payload = delivery.payload;
   if (payload.kind !== 'enqueue') throw new Error('enqueuePage takes enqueue tasks');
@@ -69,8 +69,9 @@ export async function enqueuePage(delivery: TaskDelivery, deps: WorkerDeps): Pro
         log.info({ event: 'enqueue.handover', through }, 'enqueue continues in a new task');
         return { status: 200, body: { outcome: 'handover', detail: String(through) } };
       }
-      // Each page keeps the hold; one lost (this delivery stalled past it) stops here.
-      if (!(await hold())) return { status: 200, body: { outcome: 'hold-lost', detail: String(through) } };
+      // Each later page keeps the hold; one lost (this delivery stalled past it) stops here.
+      if (through > start && !(await hold()))
+        return { status: 200, body: { outcome: 'hold-lost', detail: String(through) } };
       const page = await deps.planner.enqueuePage(job, through, to);
       through = page.through;
       if (page.resumeAtMs !== undefined) {

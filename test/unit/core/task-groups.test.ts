@@ -12,9 +12,9 @@ import { TokenBucket } from '../../../infra/local/cloud-tasks/token-bucket.js';
 
 const T0 = Date.parse('2024-07-01T19:00:00.000Z');
 
-/** The plan of `n` light items at `rpm` with k items a task, cut into tasks as the task queue cuts them. */
-function planTasks(n: number, rpm: number, k: number) {
-  const { scheduleMs } = planDispatches(
+/** The planned send times of `n` light items at `rpm` with k items a task (`alone`: each in a task of its own). */
+function planLight(n: number, rpm: number, k: number, alone = false): number[] {
+  return planDispatches(
     { buckets: {} },
     Array(n).fill(10),
     T0,
@@ -25,7 +25,13 @@ function planTasks(n: number, rpm: number, k: number) {
     false,
     undefined,
     k,
-  );
+    alone,
+  ).scheduleMs;
+}
+
+/** The plan of `n` light items at `rpm` with k items a task, cut into tasks as the task queue cuts them. */
+function planTasks(n: number, rpm: number, k: number) {
+  const scheduleMs = planLight(n, rpm, k);
   const groups = groupBySecond(
     scheduleMs.map((plannedMs, i) => ({ itemId: String(i), plannedMs })),
     itemsPerTaskFor({ rpm }, 0.98, k),
@@ -128,19 +134,7 @@ describe('planDispatches and groupBySecond with several items a task', () => {
     const k = 4;
 
     // Act
-    const { scheduleMs } = planDispatches(
-      { buckets: {} },
-      Array(300).fill(10),
-      T0,
-      { rpm, tpm: 1e9 },
-      0.98,
-      undefined,
-      undefined,
-      false,
-      undefined,
-      k,
-      true,
-    );
+    const scheduleMs = planLight(300, rpm, k, true);
     const sends = dispatch(
       scheduleMs.map((plannedMs, i) => [{ itemId: String(i), plannedMs }]),
       rpm,
