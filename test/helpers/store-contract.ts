@@ -105,6 +105,51 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(after.state).toBe('pending');
     });
 
+    it('reads, leases and settles items called at once, each with its own answer', async () => {
+      // Calls in the same turn share a request on Firestore (platform/store/coalesce.ts): a stale
+      // version or a second lease of the same item must fail alone, never take the others with it.
+      const { stores, nowMs, id, ref } = await job(6);
+      const read = await Promise.all(
+        [0, 1, 2, 3, 4, 5].map((i) => stores.items.getWithJob(id, itemIdForIndex(i))),
+      );
+      expect(read.map(([it, jb]) => [it?.index, jb?.id])).toEqual([0, 1, 2, 3, 4, 5].map((i) => [i, id]));
+      const refs = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => ref(i)));
+      const stale = refs[5]!;
+      await stores.items.lease(stale, 1000, nowMs);
+
+      const leases = await Promise.all([
+        ...refs.slice(0, 5).map((r) => stores.items.lease(r, 1000, nowMs)),
+        stores.items.lease(refs[0]!, 1000, nowMs),
+        stores.items.lease(stale, 1000, nowMs),
+      ]);
+      expect(leases.slice(1, 5).every((l) => l !== undefined)).toBe(true);
+      expect([leases[0], leases[5]].filter((l) => l !== undefined)).toHaveLength(1);
+      expect(leases[6]).toBeUndefined();
+
+      const held = [0, 1, 2, 3, 4].map((i) => ({
+        ...refs[i]!,
+        version: (i === 0 ? (leases[0] ?? leases[5]) : leases[i])!.version,
+      }));
+      const outcome = (prompt: number) => ({
+        ...T_SUCCEEDED,
+        usage: { promptTokens: prompt, outputTokens: 3 },
+        estimatedTokens: 10,
+      });
+      const settled = await Promise.all([
+        ...held.slice(0, 4).map((h, i) => stores.items.settle(h, outcome(10 + i))),
+        stores.items.settle(held[4]!, FAILED),
+        stores.items.settle(refs[4]!, FAILED),
+      ]);
+      expect(settled).toEqual([true, true, true, true, true, false]);
+      const totals = await stores.counters.totals(id, 6, 2);
+      expect(totals).toMatchObject({
+        counts: { succeeded: 4, failed: 1, pending: 1 },
+        usage: { promptTokens: 46, outputTokens: 12 },
+      });
+      expect(totals.costUsd).toBeCloseTo(1, 9);
+      expect((await stores.counters.evidence(id, 2)).items).toBe(4);
+    });
+
     it('settles an outcome exactly once, counting it in the totals', async () => {
       const { stores, nowMs, id, ref, item } = await job();
       const before = await ref(1);

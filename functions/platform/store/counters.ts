@@ -48,22 +48,42 @@ export type CounterValues = TotalsPart;
 
 /** What the items store writes in the same commit as an outcome. */
 export interface CounterWrites {
-  /** The document and merge-increments that count one outcome in a random shard. */
+  /**
+   * The document and merge-increments that count a job's outcomes (one, or several written in one
+   * commit) in a random shard.
+   */
   increment(
     jobId: string,
     shards: number,
-    outcome: {
-      state: ItemState;
-      usage?: Usage;
-      costUsd?: number;
-      tier?: PriceTier;
-      standardCostUsd?: number;
-      estimatedTokens?: number;
-      cached?: { savedUsd: number };
-      /** What Gemini's implicit cache saved on this answer (core/implicit-cache.ts). */
-      implicitSavedUsd?: number;
-    },
+    outcomes: readonly CountedOutcome[],
   ): { ref: FirebaseFirestore.DocumentReference; data: Record<string, FieldValue> };
+}
+
+/** What an outcome adds to its job's counters. */
+export interface CountedOutcome {
+  state: ItemState;
+  usage?: Usage;
+  costUsd?: number;
+  tier?: PriceTier;
+  standardCostUsd?: number;
+  estimatedTokens?: number;
+  cached?: { savedUsd: number };
+  /** What Gemini's implicit cache saved on this answer (core/implicit-cache.ts). */
+  implicitSavedUsd?: number;
+}
+
+/** The amounts one outcome adds to its counter document, by field. */
+function countsOf(outcome: CountedOutcome): Record<string, number> {
+  return {
+    [outcome.state]: 1,
+    promptTokens: outcome.usage?.promptTokens ?? 0,
+    outputTokens: outcome.usage?.outputTokens ?? 0,
+    costUsd: outcome.costUsd ?? 0,
+    ...tierCounterFields(outcome),
+    ...cacheCounterFields(outcome),
+    ...implicitCacheCounterFields(outcome),
+    ...evidenceCounts(outcome),
+  };
 }
 
 /**
@@ -103,23 +123,13 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
       const snap = await counters(jobId).doc(QUOTA_429_DOC).get();
       return (snap.data() ?? {}) as Quota429Counts;
     },
-    increment(jobId, shards, outcome) {
+    increment(jobId, shards, outcomes) {
+      const sums: Record<string, number> = {};
+      for (const outcome of outcomes)
+        for (const [field, n] of Object.entries(countsOf(outcome))) sums[field] = (sums[field] ?? 0) + n;
       return {
         ref: counters(jobId).doc(String(Math.floor(Math.random() * shards))),
-        data: {
-          [outcome.state]: FieldValue.increment(1),
-          promptTokens: FieldValue.increment(outcome.usage?.promptTokens ?? 0),
-          outputTokens: FieldValue.increment(outcome.usage?.outputTokens ?? 0),
-          costUsd: FieldValue.increment(outcome.costUsd ?? 0),
-          ...Object.fromEntries(
-            Object.entries({
-              ...tierCounterFields(outcome),
-              ...cacheCounterFields(outcome),
-              ...implicitCacheCounterFields(outcome),
-            }).map(([f, n]) => [f, FieldValue.increment(n)]),
-          ),
-          ...evidenceIncrements(outcome),
-        },
+        data: Object.fromEntries(Object.entries(sums).map(([f, n]) => [f, FieldValue.increment(n)])),
       };
     },
   };
@@ -135,22 +145,15 @@ const EVIDENCE_FIELDS = {
 } as const satisfies Record<keyof TokenEvidence, string>;
 
 /**
- * The increments of one succeeded item's token evidence: its estimate against what Gemini counted
+ * The amounts one succeeded item adds to the token evidence: its estimate against what Gemini counted
  * (`usage.promptTokens`). None for an outcome without an estimate (media items, failures).
  */
-function evidenceIncrements(outcome: {
-  state: ItemState;
-  usage?: Usage;
-  estimatedTokens?: number;
-}): Record<string, FieldValue> {
+function evidenceCounts(outcome: CountedOutcome): Record<string, number> {
   if (outcome.state !== 'succeeded' || outcome.estimatedTokens === undefined) return {};
   const ev = itemEvidence(outcome.estimatedTokens, outcome.usage?.promptTokens ?? 0);
   if (ev.items === 0) return {};
   return Object.fromEntries(
-    (Object.keys(EVIDENCE_FIELDS) as Array<keyof TokenEvidence>).map((k) => [
-      EVIDENCE_FIELDS[k],
-      FieldValue.increment(ev[k]),
-    ]),
+    (Object.keys(EVIDENCE_FIELDS) as Array<keyof TokenEvidence>).map((k) => [EVIDENCE_FIELDS[k], ev[k]]),
   );
 }
 

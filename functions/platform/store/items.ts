@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
 import type { PriceTier } from '../../core/cost.js';
 import type {
@@ -20,9 +19,10 @@ import {
   landed,
 } from './firestore.js';
 import { createBulkWrites } from './item-bulk-writes.js';
-import { type FinishedOutcome, type ItemOutcomeRecord, itemFrom, stateFields } from './item-codec.js';
+import { type FinishedOutcome, type ItemOutcomeRecord, itemFrom } from './item-codec.js';
 import { createDueQueries } from './item-due.js';
 import { createItemReads } from './item-reads.js';
+import { createOutcomeWrites } from './item-writes.js';
 import { DEFAULT_RETENTION_MS } from './job-codec.js';
 import { countOutcomes } from './outcome-counts.js';
 
@@ -176,25 +176,9 @@ export function createItemsStore(
 
   const store: ItemsStore = {
     ...createBulkWrites(db, items, retentionMs),
+    ...createOutcomeWrites(db, items, counters),
     ...createDueQueries(db, items, jobsName),
     ...createItemReads(db, items, jobsName),
-
-    async lease(item, leaseMs, nowMs) {
-      const leaseId = randomUUID();
-      try {
-        // Optimistic claim: only if nobody touched the item since we read it.
-        const written = await items(item.jobId)
-          .doc(item.itemId)
-          .update(
-            { lease: { id: leaseId, untilMs: nowMs + leaseMs }, attempts: FieldValue.increment(1) },
-            { lastUpdateTime: decodeVersion(item.version) },
-          );
-        return { leaseId, version: encodeVersion(written.writeTime) };
-      } catch (err) {
-        if (isPreconditionFailure(err)) return undefined;
-        throw err;
-      }
-    },
 
     async renew(item, leaseMs, nowMs) {
       try {
@@ -220,19 +204,6 @@ export function createItemsStore(
           { lastUpdateTime: decodeVersion(item.version) },
         )
         .catch(ignorePreconditionFailure);
-    },
-
-    async settle(item, outcome) {
-      const count = counters.increment(item.jobId, item.shards, outcome);
-      return landed(
-        db
-          .batch()
-          .update(items(item.jobId).doc(item.itemId), stateFields(outcome), {
-            lastUpdateTime: decodeVersion(item.version),
-          })
-          .set(count.ref, count.data, { merge: true })
-          .commit(),
-      );
     },
 
     async retask(item, next) {
