@@ -515,6 +515,22 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(Object.values(read.buckets).reduce((a, b) => a + b, 0)).toBe(10);
     });
 
+    it('reads the ledger as it stands: reads at once agree, a read after a reservation sees it', async () => {
+      const { stores } = await open();
+      const model = `read-${Math.random().toString(36).slice(2, 10)}`;
+      const quota = testQuotas().models['gemini-2.5-flash']!;
+      const slots = (l: { buckets: Record<string, number> }) =>
+        Object.values(l.buckets).reduce((a, b) => a + b, 0);
+
+      const [a, b] = await Promise.all([stores.ledger.read(model), stores.ledger.read(model)]);
+      await stores.ledger.reserve(model, [10], quota, 0.9);
+      const after = await Promise.all([stores.ledger.read(model), stores.ledger.read(model)]);
+
+      expect(a).toEqual(b);
+      expect(slots(a)).toBe(0);
+      expect(after.map(slots)).toEqual([10, 10]);
+    });
+
     it("keeps an adaptive model's rate through reservations; a 429 lowers it once per window", async () => {
       const { stores } = await open();
       const model = `aimd-${Math.random().toString(36).slice(2, 10)}`;

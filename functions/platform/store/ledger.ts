@@ -38,7 +38,10 @@ export interface ReserveOptions {
  * what each job reserved. The rules are `core/rate.ts`; this store only reads and writes them.
  */
 export interface LedgerStore {
-  /** The ledger as it stands (a plain read: no lock). */
+  /**
+   * The ledger as it stands (a plain read: no lock). Calls made while a read of the model is in
+   * flight share it (late deliveries come in bursts, and each only asks whether the ledger is light).
+   */
   read(model: string): Promise<DispatchLedger>;
   /** What the model's jobs' answers counted against their estimates, recent jobs weighing more. */
   evidence(model: string): Promise<TokenEvidence>;
@@ -86,9 +89,18 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
     lanes.set(model, limit);
     return limit;
   };
+  const reading = new Map<string, Promise<DispatchLedger>>();
   return {
-    async read(model) {
-      return ledgerFrom(await ledgers.doc(model).get());
+    read(model) {
+      const inFlight = reading.get(model);
+      if (inFlight) return inFlight;
+      const read = ledgers
+        .doc(model)
+        .get()
+        .then(ledgerFrom)
+        .finally(() => reading.delete(model));
+      reading.set(model, read);
+      return read;
     },
 
     async evidence(model) {
