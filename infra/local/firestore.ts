@@ -10,6 +10,8 @@ import { freePort, waitFor } from './ports.js';
 export interface FirestoreEmulator {
   /** `127.0.0.1:PORT`, the value for `FIRESTORE_EMULATOR_HOST`. */
   readonly host: string;
+  /** The emulator's JVM (for a benchmark's CPU readings). */
+  readonly pid: number | undefined;
   /** Deletes every document of one project's default database. */
   reset(projectId: string): Promise<void>;
   stop(): Promise<void>;
@@ -112,6 +114,7 @@ export async function startFirestoreEmulator(
 
   return {
     host,
+    pid: child.pid,
     async reset(projectId: string) {
       const res = await fetch(
         `http://${host}/emulator/v1/projects/${encodeURIComponent(projectId)}/databases/(default)/documents`,

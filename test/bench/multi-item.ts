@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
+import type { ProcessReport } from './scale-procs.js';
 
 /**
  * CPU and Cloud Tasks operations per item with one item a task against several (issue 22): the
@@ -36,7 +37,7 @@ interface ScaleOut {
       lost: number;
       succeeded: number;
     }>;
-    procs: { cpuS: { functions: number; stackProcess: number; firestore: number; benchmark: number } };
+    procs: { cpuS: ProcessReport['cpuS'] };
   }>;
 }
 
@@ -111,6 +112,8 @@ function main(): void {
         total: round((total * 1000) / done),
         functions: round((cpu.functions * 1000) / done),
         firestore: round((cpu.firestore * 1000) / done),
+        /** Of firestore: the emulator JVM's JIT compiling its own code (a fresh JVM each run). */
+        firestoreJit: round((cpu.firestoreJit * 1000) / done),
         otherEmulators: round((cpu.stackProcess * 1000) / done),
       },
       // Counted over every job of the run (the warm-up's included), per item of them.
@@ -138,6 +141,7 @@ function main(): void {
           'CPU ms/item': r.cpuMsPerItem.total,
           functions: r.cpuMsPerItem.functions,
           firestore: r.cpuMsPerItem.firestore,
+          'of it JIT': r.cpuMsPerItem.firestoreJit,
           'Tasks ops/item': r.cloudTasksOpsPerItem,
           ratio: r.ratio,
           '429s': r.rejected429,

@@ -16,9 +16,12 @@ const TICKS_PER_SECOND = 100;
 const MB = 1024 * 1024;
 
 /** A process's parent, CPU ticks (utime + stime) and command name, from /proc/<pid>/stat; undefined if gone. */
-function statOf(pid: number): { ppid: number; ticks: number; comm: string } | undefined {
+function statOf(
+  pid: number,
+  path = `/proc/${pid}/stat`,
+): { ppid: number; ticks: number; comm: string } | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // The command name is in parentheses and may hold spaces: count fields after its last `)`.
     const close = stat.lastIndexOf(')');
     const fields = stat.slice(close + 2).split(' ');
@@ -26,6 +29,20 @@ function statOf(pid: number): { ppid: number; ticks: number; comm: string } | un
     return { ppid: at(4), ticks: at(14) + at(15), comm: stat.slice(stat.indexOf('(') + 1, close) };
   } catch {
     return undefined;
+  }
+}
+
+/** CPU ticks of a JVM's JIT compiler threads (`C1 CompilerThre`, `C2 CompilerThre`); 0 if gone. */
+export function compilerTicks(pid: number): number {
+  try {
+    let ticks = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = statOf(Number(tid), `/proc/${pid}/task/${tid}/stat`);
+      if (stat?.comm.includes('CompilerThre')) ticks += stat.ticks;
+    }
+    return ticks;
+  } catch {
+    return 0;
   }
 }
 
@@ -112,7 +129,17 @@ export interface ProcessReport {
   /** The longest gap between two samples (the benchmark's own event loop may delay one). */
   maxGapMs: number;
   /** CPU seconds in the run: the functions' tree, the stack process alone, the JVM, this process. */
-  cpuS: { functions: number; stackProcess: number; firestore: number; benchmark: number };
+  cpuS: {
+    functions: number;
+    stackProcess: number;
+    firestore: number;
+    /**
+     * Of `firestore`, the JVM's JIT compiler threads: compiling the emulator's own code, most of it
+     * in its first minutes (each benchmark boots a fresh one), not work that grows with the items.
+     */
+    firestoreJit: number;
+    benchmark: number;
+  };
   /** Share of the machine's cores busy over the run (every process, not only the local cloud's). */
   machineBusyShare: number;
 }
@@ -146,6 +173,7 @@ export function startSampler(functionsPid: number, intervalMs: number): Sampler 
     return sum / TICKS_PER_SECOND;
   };
 
+  const jitAtStart = firestorePids.reduce((sum, pid) => sum + compilerTicks(pid), 0);
   const machineAtStart = machineTicks();
   const benchAtStart = process.cpuUsage();
   const startTree = treeOf(functionsPid);
@@ -190,6 +218,7 @@ export function startSampler(functionsPid: number, intervalMs: number): Sampler 
     stop() {
       clearInterval(timer);
       sample();
+      const jit = firestorePids.reduce((sum, pid) => sum + compilerTicks(pid), 0) - jitAtStart;
       const machine = machineTicks();
       const bench = process.cpuUsage(benchAtStart);
       const mb = (bytes: number) => Math.round((bytes / MB) * 10) / 10;
@@ -213,6 +242,7 @@ export function startSampler(functionsPid: number, intervalMs: number): Sampler 
           functions: s(cpuSeconds(functionsPids)),
           stackProcess: s(cpuSeconds([stackPid])),
           firestore: s(cpuSeconds(firestorePids)),
+          firestoreJit: s(jit / TICKS_PER_SECOND),
           benchmark: s((bench.user + bench.system) / 1e6),
         },
         machineBusyShare: totalTicks > 0 ? s((machine.busy - machineAtStart.busy) / totalTicks) : 0,

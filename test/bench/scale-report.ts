@@ -123,7 +123,7 @@ export function table(settings: ScaleSettings, measures: ScaleMeasure[]): string
     }
   }
   const time = [
-    '| run | planned dispatch (/s) | first request after submit (s, ±1) | best 10 s (/s) | mean (/s) | server time (s) | CPU s: functions / stack process (Tasks, Storage, stand-in) / Firestore / benchmark | machine busy |',
+    '| run | planned dispatch (/s) | first request after submit (s, ±1) | best 10 s (/s) | mean (/s) | server time (s) | CPU s: functions / stack process (Tasks, Storage, stand-in) / Firestore (of it the JVM JIT) / benchmark | machine busy |',
     `|${' --- |'.repeat(8)}`,
   ];
   for (const m of measures) {
@@ -135,7 +135,7 @@ export function table(settings: ScaleSettings, measures: ScaleMeasure[]): string
       );
     const c = m.procs.cpuS;
     time.push(
-      `| ${m.label} | ${sum((x) => x.plannedPerS)} | ${round(Math.max(...d.map((x) => x.firstRequestAfterS)), 1)} | ${sum((x) => x.best10sPerS)} | ${sum((x) => x.meanPerS)} | ${m.runs.map((r) => (r.serverS === null ? '–' : round(r.serverS, 1))).join(', ')} | ${c.functions} / ${c.stackProcess} / ${c.firestore} / ${c.benchmark} | ${Math.round(m.procs.machineBusyShare * 100)}% |`,
+      `| ${m.label} | ${sum((x) => x.plannedPerS)} | ${round(Math.max(...d.map((x) => x.firstRequestAfterS)), 1)} | ${sum((x) => x.best10sPerS)} | ${sum((x) => x.meanPerS)} | ${m.runs.map((r) => (r.serverS === null ? '–' : round(r.serverS, 1))).join(', ')} | ${c.functions} / ${c.stackProcess} / ${c.firestore} (${c.firestoreJit ?? '–'}) / ${c.benchmark} | ${Math.round(m.procs.machineBusyShare * 100)}% |`,
     );
   }
   const quota =
