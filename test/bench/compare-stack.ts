@@ -37,7 +37,12 @@ export interface ComparisonStack {
 export async function bootStack(
   quotasFile: string,
   logFile: string,
-  options: { profile?: 'ideal' | 'strict'; onLine?: (line: string) => void } = {},
+  options: {
+    profile?: 'ideal' | 'strict';
+    onLine?: (line: string) => void;
+    /** More environment for the local cloud (e.g. the worker's concurrency). */
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<ComparisonStack> {
   const log = createWriteStream(logFile);
   const child: ChildProcess = spawn(
@@ -56,7 +61,7 @@ export async function bootStack(
     {
       cwd: PROJECT_ROOT,
       // Every run sends the same prompts: the response cache would answer all but the first.
-      env: { ...process.env, LOG_LEVEL: 'info', RESPONSE_CACHE_TTL_HOURS: '0' },
+      env: { ...process.env, LOG_LEVEL: 'info', RESPONSE_CACHE_TTL_HOURS: '0', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

@@ -3,6 +3,7 @@ import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import { queueConcurrency } from '../../functions/core/queue-concurrency.js';
 import { queueRateLimits } from '../../functions/core/queue-rate.js';
 import { readQuotas } from '../../functions/platform/config.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
@@ -178,7 +179,9 @@ async function main(): Promise<void> {
   const started = performance.now();
   const loadAtStart = round(loadavg()[0]!);
   log('booting the local cloud (strict profile); its logs go to .local/scale/stack.log');
-  const stack = await bootStack(quotasFile, join(scratch, 'stack.log'));
+  const stack = await bootStack(quotasFile, join(scratch, 'stack.log'), {
+    env: { FANOUT_WORKER_CONCURRENCY: String(settings.workerConcurrency) },
+  });
   const measures: ScaleMeasure[] = [];
   try {
     const { geminiBaseUrl, functionsPid } = stack.info;
@@ -240,7 +243,9 @@ async function main(): Promise<void> {
       "cpuS: the run's CPU seconds of the functions tree, of the stack process alone (Cloud Tasks and Storage emulators and the Gemini stand-in share its event loop), of the Firestore emulator (JVM) and of this benchmark; machineBusyShare counts every process on the machine.",
       'dispatch: requests per second the stand-in received for the model (perSecond from its first request); plannedPerS is the queue rate the product sizes from RPM and headroom.',
       "The runs share one local cloud, one after the other, in the order listed: memory a run leaves behind is the next one's start (rssBeforeMb).",
+      'queueConcurrency: the concurrent dispatches each queue was given (core/queue-concurrency.ts) from the local worker of 2 instances × workerConcurrency.',
     ],
+    queueConcurrency: queueConcurrency(readQuotas(quotasFile), 2 * settings.workerConcurrency),
     measures,
   };
   writeFileSync(jsonFile, `${JSON.stringify(out, null, 2)}\n`);
