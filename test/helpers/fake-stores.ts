@@ -26,14 +26,9 @@ import {
   NO_EVIDENCE,
   type TokenEvidence,
 } from '../../functions/core/token-evidence.js';
-import {
-  cacheCounterFields,
-  sumTotals,
-  type Totals,
-  tierCounterFields,
-} from '../../functions/core/totals.js';
+import { sumTotals, type Totals } from '../../functions/core/totals.js';
 import type { CallbackOrder, CallbackRecord } from '../../functions/platform/store/callbacks.js';
-import type { CounterValues } from '../../functions/platform/store/counters.js';
+import { type CounterValues, counterAmounts } from '../../functions/platform/store/counters.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
 import type { ItemRef, OverdueCursor, StoredOutcome } from '../../functions/platform/store/items.js';
@@ -191,14 +186,7 @@ export class FakeDb {
   /** What each counted item adds to the counters (as its outcome's increments do). */
   private countedParts(jobId: string, all = false) {
     const items = [...(this.items.get(jobId)?.values() ?? [])].filter((i) => all || i.counted);
-    return items.map((i) => ({
-      [i.state]: 1,
-      promptTokens: i.usage?.promptTokens ?? 0,
-      outputTokens: i.usage?.outputTokens ?? 0,
-      costUsd: i.costUsd ?? 0,
-      ...tierCounterFields(i),
-      ...cacheCounterFields(i),
-    }));
+    return items.map((i) => counterAmounts(i));
   }
 
   /** Folds what a job's evidence adds since its last fold into its model's (`ledger.reserve`, `dropJob`). */

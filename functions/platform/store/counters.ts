@@ -72,8 +72,11 @@ export interface CountedOutcome {
   implicitSavedUsd?: number;
 }
 
-/** The amounts one outcome adds to its counter document, by field. */
-function countsOf(outcome: CountedOutcome): Record<string, number> {
+/**
+ * The amounts one outcome adds to its counter document, by field (the fake stores count with the
+ * same amounts).
+ */
+export function counterAmounts(outcome: CountedOutcome): Record<string, number> {
   return {
     [outcome.state]: 1,
     promptTokens: outcome.usage?.promptTokens ?? 0,
@@ -126,7 +129,8 @@ export function createCountersStore(db: Firestore, prefix = ''): CountersStore &
     increment(jobId, shards, outcomes) {
       const sums: Record<string, number> = {};
       for (const outcome of outcomes)
-        for (const [field, n] of Object.entries(countsOf(outcome))) sums[field] = (sums[field] ?? 0) + n;
+        for (const [field, n] of Object.entries(counterAmounts(outcome)))
+          sums[field] = (sums[field] ?? 0) + n;
       return {
         ref: counters(jobId).doc(String(Math.floor(Math.random() * shards))),
         data: Object.fromEntries(Object.entries(sums).map(([f, n]) => [f, FieldValue.increment(n)])),
