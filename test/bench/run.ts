@@ -102,10 +102,7 @@ async function main(): Promise<void> {
   const dir = resolve(PROJECT_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   if (Object.keys(tpm).length > 0) {
-    writeFileSync(
-      join(dir, 'tpm.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), loadAverage: loadavg(), profiles: tpm }, null, 2)}\n`,
-    );
+    writeProfiles(join(dir, 'tpm.json'), tpm);
     console.table(
       Object.fromEntries(
         Object.entries(tpm).map(([p, r]) => [
@@ -123,9 +120,10 @@ async function main(): Promise<void> {
   }
   if (Object.keys(cold).length > 0) {
     const ramp = process.env.BENCH_RAMP === 'off' ? 'off' : 'on';
-    writeFileSync(
+    // The planner's ramp setting applies to the strict profile's runs: each profile keeps its own.
+    writeProfiles(
       join(dir, 'cold.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), loadAverage: loadavg(), ramp, profiles: cold }, null, 2)}\n`,
+      Object.fromEntries(Object.entries(cold).map(([p, r]) => [p, { ...r, ramp }])),
     );
     console.table(
       Object.fromEntries(
@@ -353,3 +351,34 @@ main().catch((err) => {
   console.error(err);
   process.exitCode = 1;
 });
+
+/**
+ * Writes a case's results by profile, keeping the profiles this run did not measure from the file
+ * already there (each profile with the date it was measured), so `BENCH_PROFILES=ideal` adds the
+ * ideal figures beside the strict ones instead of dropping them.
+ */
+function writeProfiles(file: string, fresh: Record<string, object>): void {
+  const now = new Date().toISOString();
+  let kept: Record<string, object> = {};
+  try {
+    // An older file's top-level settings (the cold case's `ramp`) go with each profile it holds.
+    const {
+      date,
+      loadAverage: _load,
+      profiles,
+      ...settings
+    } = JSON.parse(readFileSync(file, 'utf8')) as {
+      date?: string;
+      loadAverage?: unknown;
+      profiles?: Record<string, object>;
+    };
+    kept = Object.fromEntries(
+      Object.entries(profiles ?? {}).map(([p, r]) => [p, { measuredAt: date, ...settings, ...r }]),
+    );
+  } catch {
+    // No file yet: only this run's profiles.
+  }
+  const measured = Object.fromEntries(Object.entries(fresh).map(([p, r]) => [p, { ...r, measuredAt: now }]));
+  const out = { date: now, loadAverage: loadavg(), profiles: { ...kept, ...measured } };
+  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+}
