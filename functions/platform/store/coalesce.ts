@@ -35,7 +35,14 @@ export function coalesce<In, Out>(how: Coalescing<In, Out>): (input: In) => Prom
     const shared: Array<Waiting<In, Out>> = [];
     const apart: Array<Waiting<In, Out>> = [];
     for (const w of batch) {
-      const key = how.key(w.input);
+      let key: string;
+      try {
+        key = how.key(w.input);
+      } catch (err) {
+        // A call that names no document (a bad id) fails alone, as it would have on its own.
+        w.reject(err);
+        continue;
+      }
       (keys.has(key) ? apart : shared).push(w);
       keys.add(key);
     }

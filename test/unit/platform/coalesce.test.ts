@@ -5,7 +5,10 @@ import { type Coalescing, coalesce } from '../../../functions/platform/store/coa
 function recording(fail?: (inputs: string[]) => boolean) {
   const sent: Array<{ together: string[] } | { alone: string }> = [];
   const how: Coalescing<string, string> = {
-    key: (s) => s.split('#')[0]!,
+    key: (s) => {
+      if (s === '') throw new Error('no key');
+      return s.split('#')[0]!;
+    },
     max: 3,
     async together(inputs) {
       sent.push({ together: inputs });
@@ -57,5 +60,16 @@ describe('coalesce', () => {
       'A:c',
     ]);
     expect(sent).toEqual([{ together: ['a', 'bad', 'c'] }, { alone: 'a' }, { alone: 'bad' }, { alone: 'c' }]);
+  });
+
+  it('fails a call whose key cannot be made on its own, and serves the others', async () => {
+    const { sent, call } = recording();
+    const answers = await Promise.allSettled([call('a'), call(''), call('b')]);
+    expect(answers.map((a) => (a.status === 'fulfilled' ? a.value : (a.reason as Error).message))).toEqual([
+      'T:a',
+      'no key',
+      'T:b',
+    ]);
+    expect(sent).toEqual([{ together: ['a', 'b'] }]);
   });
 });
