@@ -40,24 +40,25 @@ export function createOutcomeWrites(
     attempts: FieldValue.increment(1),
   });
 
+  /** One commit of the calls' preconditioned lease updates; each call's lease id and new version. */
+  const commitLeases = async (calls: LeaseCall[]) => {
+    const ids = calls.map(() => randomUUID());
+    const batch = db.batch();
+    for (const [i, w] of calls.entries())
+      batch.update(itemDoc(w.item), leaseFields(w, ids[i]!), since(w.item));
+    const written = await batch.commit();
+    return written.map((r, i) => ({ leaseId: ids[i]!, version: encodeVersion(r.writeTime) }));
+  };
+
   /** Leases taken in the same turn: one commit of their preconditioned updates. */
   const leaseOne = coalesce<LeaseCall, { leaseId: string; version: string } | undefined>({
     key: (w) => itemDoc(w.item).path,
     max: MAX_COALESCED,
-    async together(calls) {
-      const ids = calls.map(() => randomUUID());
-      const batch = db.batch();
-      for (const [i, w] of calls.entries())
-        batch.update(itemDoc(w.item), leaseFields(w, ids[i]!), since(w.item));
-      const written = await batch.commit();
-      return written.map((r, i) => ({ leaseId: ids[i]!, version: encodeVersion(r.writeTime) }));
-    },
+    together: commitLeases,
     async alone(w) {
-      const leaseId = randomUUID();
       try {
         // Optimistic claim: only if nobody touched the item since we read it.
-        const written = await itemDoc(w.item).update(leaseFields(w, leaseId), since(w.item));
-        return { leaseId, version: encodeVersion(written.writeTime) };
+        return (await commitLeases([w]))[0];
       } catch (err) {
         if (isPreconditionFailure(err)) return undefined;
         throw err;
@@ -66,38 +67,36 @@ export function createOutcomeWrites(
   });
 
   /**
-   * Outcomes written in the same turn: one commit of their items and, per job, one counter shard
-   * incremented by their sum. Each item and its count still land together or not at all.
+   * One commit of the calls' outcomes and, per job, one counter shard incremented by their sum:
+   * each item and its count land together or not at all.
    */
+  const commitOutcomes = async (calls: SettleCall[]) => {
+    const batch = db.batch();
+    const byJob = new Map<string, SettleCall[]>();
+    for (const w of calls) {
+      batch.update(itemDoc(w.item), stateFields(w.outcome), since(w.item));
+      const ofJob = byJob.get(w.item.jobId) ?? [];
+      ofJob.push(w);
+      byJob.set(w.item.jobId, ofJob);
+    }
+    for (const [jobId, ofJob] of byJob) {
+      const count = counters.increment(
+        jobId,
+        ofJob[0]!.item.shards,
+        ofJob.map((w) => w.outcome),
+      );
+      batch.set(count.ref, count.data, { merge: true });
+    }
+    await batch.commit();
+    return calls.map(() => true);
+  };
+
+  /** Outcomes written in the same turn: one commit (`commitOutcomes`); false when the lease was lost. */
   const settleOne = coalesce<SettleCall, boolean>({
     key: (w) => itemDoc(w.item).path,
     max: MAX_COALESCED,
-    async together(calls) {
-      const batch = db.batch();
-      for (const w of calls) batch.update(itemDoc(w.item), stateFields(w.outcome), since(w.item));
-      const byJob = new Map<string, SettleCall[]>();
-      for (const w of calls) byJob.set(w.item.jobId, [...(byJob.get(w.item.jobId) ?? []), w]);
-      for (const [jobId, ofJob] of byJob) {
-        const count = counters.increment(
-          jobId,
-          ofJob[0]!.item.shards,
-          ofJob.map((w) => w.outcome),
-        );
-        batch.set(count.ref, count.data, { merge: true });
-      }
-      await batch.commit();
-      return calls.map(() => true);
-    },
-    alone(w) {
-      const count = counters.increment(w.item.jobId, w.item.shards, [w.outcome]);
-      return landed(
-        db
-          .batch()
-          .update(itemDoc(w.item), stateFields(w.outcome), since(w.item))
-          .set(count.ref, count.data, { merge: true })
-          .commit(),
-      );
-    },
+    together: commitOutcomes,
+    alone: (w) => landed(commitOutcomes([w])),
   });
 
   return {
