@@ -1,4 +1,6 @@
-import type { ModelQuota, Quotas } from './quotas.js';
+import { MAX_ITEMS_PER_TASK, type ModelQuota, type Quotas } from './quotas.js';
+import { rampItemsPerTask } from './ramp.js';
+import type { TaskCut } from './task-groups.js';
 
 /**
  * A model's Cloud Tasks queue, sized from its quota: the dispatch rate and burst that keep every
@@ -55,4 +57,19 @@ export function itemsPerTaskOf(
 ): number {
   const quota = quotas.models[model];
   return quota ? itemsPerTaskFor(quota, quotas.headroom, quotas.itemsPerTask) : 1;
+}
+
+/**
+ * How `model`'s first tasks are cut (`core/task-groups.ts`): its k items a task, and up to more while
+ * its queue ramps (`rampItemsPerTask`, when the deployment plans for a ramp).
+ */
+export function taskCutOf(
+  quotas: Pick<Quotas, 'models' | 'headroom' | 'itemsPerTask' | 'queueRamp'>,
+  model: string,
+): TaskCut {
+  const itemsPerTask = itemsPerTaskOf(quotas, model);
+  const cap = quotas.queueRamp
+    ? rampItemsPerTask(quotas.queueRamp, itemsPerTask, MAX_ITEMS_PER_TASK)
+    : itemsPerTask;
+  return { itemsPerTask, cap };
 }

@@ -163,7 +163,8 @@ export const quotasSchema = z
     /**
      * How each model's queue ramps up after idling (`DispatchRamp`, core/rate.ts): the plan follows
      * it. Off (false) by default: Cloud Tasks documents no figures; the local cloud's strict profile
-     * ramps { startShare: 0.2, seconds: 30, idleSeconds: 60 }.
+     * ramps { startShare: 0.2, seconds: 30, idleSeconds: 60 }. `itemsPerTask`: items a task carries
+     * at most while the queue ramps (default ⌈k / startShare⌉; 1 plans at the ramp's rate).
      */
     queueRamp: z
       .union([
@@ -172,6 +173,7 @@ export const quotasSchema = z
           startShare: z.number().gt(0).lte(1),
           seconds: z.number().positive(),
           idleSeconds: z.number().positive(),
+          itemsPerTask: z.number().int().min(1).max(MAX_ITEMS_PER_TASK).optional(),
         }),
       ])
       .default(false),

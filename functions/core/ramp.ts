@@ -7,11 +7,24 @@
  * after 60 s idle. With a ramp the plan follows it, so a cold queue's items are not planned sooner
  * than it will send them (and none falls behind and is planned again); without, a queue idle for a
  * minute is planned with its whole burst at once.
+ *
+ * While it ramps, a task may carry several items (`itemsPerTask`, by default as many as make up the
+ * ramp's share: ⌈k / startShare⌉): the queue's tasks rise with the ramp, the items they carry keep
+ * the model's steady rate, so a cold queue costs no time. Gemini's limits count requests, not tasks,
+ * and the plan still puts no more requests in a second than the steady rate.
  */
 export interface DispatchRamp {
   startShare: number;
   seconds: number;
   idleSeconds: number;
+  /** Items a task carries at most while the queue ramps; 1 (or the queue's k) plans at the ramp's rate. */
+  itemsPerTask?: number;
+}
+
+/** Items a task of a queue whose tasks carry `perTask` items may carry while it ramps (at most `max`). */
+export function rampItemsPerTask(ramp: DispatchRamp, perTask: number, max: number): number {
+  const packed = ramp.itemsPerTask ?? Math.ceil(perTask / ramp.startShare - 1e-9);
+  return Math.max(perTask, Math.min(Math.floor(packed), max));
 }
 
 /**

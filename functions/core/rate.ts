@@ -1,7 +1,7 @@
 import type { AdaptiveRate } from './adaptive-rate.js';
-import { itemsPerTaskFor, queueRateLimits } from './queue-rate.js';
+import { queueCapacity } from './queue-capacity.js';
 import type { ModelQuota } from './quotas.js';
-import { type DispatchRamp, rampCapacity } from './ramp.js';
+import type { DispatchRamp } from './ramp.js';
 import type { TokenRateCut } from './token-cut.js';
 
 /** What a model's queue has been promised, per epoch second: the last minute and the future. */
@@ -66,14 +66,6 @@ export const PLAN_AHEAD_MS = 10 * 60_000;
 export const WINDOW_BUCKETS = 61 + PLAN_SLACK_SECONDS;
 
 /**
- * Requests the queue can dispatch in epoch second `s` at `rate` a second: the integer steps of
- * `rate × s`, so consecutive seconds average exactly `rate`.
- */
-export function requestsInSecond(s: number, rate: number): number {
-  return Math.floor((s + 1) * rate) - Math.floor(s * rate);
-}
-
-/**
  * Plans when each item is sent, across every job sharing the model's ledger:
  * - no more requests in a second than the model's queue dispatches in it ({@link queueRateLimits}),
  *   its burst included when it has been idle for a minute, so the plan is a prediction of when the
@@ -113,10 +105,10 @@ export function planDispatches(
   const keep = (second: number) => second > nowSec - WINDOW_BUCKETS;
   const { buckets, requests, latest } = loadSeconds(ledger, keep);
   let cursor = Math.max(nowSec, latest);
-  const queue = queueCapacity(ledger, requests, nowSec, quota, headroom, itemsPerTask, ramp);
+  const queue = queueCapacity(ledger.rampFromSec, requests, nowSec, quota, headroom, itemsPerTask, ramp);
   // An item in a task of its own takes one dispatch, which the queue's rate counts as a whole task's
   // worth of items: it holds that many of its second's requests.
-  const weight = alone ? queue.perTask : 1;
+  const weight = (second: number) => (alone ? queue.taskWorth(second) : 1);
   if (release) releaseSlot(buckets, requests, release);
   let sum = 0;
   for (let s = cursor - WINDOW_BUCKETS + 1; s <= cursor; s++) sum += buckets.get(s) ?? 0;
@@ -128,7 +120,7 @@ export function planDispatches(
   for (const [i, w] of tokens.entries()) {
     while (
       (w <= budget ? sum + w > budget : sum > 0) ||
-      (requests.get(cursor) ?? 0) + weight > queue.capacity(cursor) ||
+      (requests.get(cursor) ?? 0) + weight(cursor) > queue.capacity(cursor) ||
       !paceTakes(cursor) ||
       (gate !== undefined && !gate.fits(cursor, i))
     ) {
@@ -141,13 +133,10 @@ export function planDispatches(
     queue.startRamp(cursor);
     const k = requests.get(cursor) ?? 0;
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
-    requests.set(cursor, k + weight);
+    requests.set(cursor, k + weight(cursor));
     gate?.take(cursor, i);
     sum += w;
-    // Within a future second, the k-th request goes at k/cap of it: the queue sends them evenly.
-    scheduleMs.push(
-      cursor === nowSec ? nowMs : cursor * 1000 + Math.floor((k * 1000) / Math.max(1, queue.steady(cursor))),
-    );
+    scheduleMs.push(cursor === nowSec ? nowMs : queue.sendAt(cursor, k));
   }
   const rampFrom = queue.rampFrom();
   return {
@@ -180,47 +169,6 @@ function loadSeconds(ledger: DispatchLedger, keep: (second: number) => boolean) 
     }
   }
   return { buckets, requests, latest };
-}
-
-/**
- * The items the model's queue dispatches per second, as {@link planDispatches} predicts it: with
- * several items a task, the queue's rate and burst count tasks, so a second takes whole tasks' worth
- * of items (`perTask` × the tasks it dispatches) and one job's seconds fill whole tasks. `startRamp`
- * begins a ramp at a queue's first planned send when it has none going.
- */
-function queueCapacity(
-  ledger: DispatchLedger,
-  requests: ReadonlyMap<number, number>,
-  nowSec: number,
-  quota: Pick<ModelQuota, 'rpm'>,
-  headroom: number,
-  itemsPerTask: number,
-  ramp: DispatchRamp | false | undefined,
-) {
-  const perTask = itemsPerTaskFor(quota, headroom, itemsPerTask);
-  const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom, perTask);
-  // A queue idle for a minute has its whole burst: the current second can take that too, and no
-  // minute goes over, as burst + 60 × rate is within the budget.
-  let idle = true;
-  for (let s = nowSec - 60; s <= nowSec && idle; s++) if (requests.has(s)) idle = false;
-  // With a ramp: a queue that sent or will send something within idleSeconds goes on with its ramp;
-  // one that did not starts a ramp at its first planned send.
-  const active = ramp ? [...requests.keys()].some((second) => second > nowSec - ramp.idleSeconds) : false;
-  let rampFrom = ramp && active ? ledger.rampFromSec : undefined;
-  /** Requests second `second` can take at the queue's rate (its ramp's while it ramps). */
-  const steady = (second: number) =>
-    perTask *
-    (ramp && rampFrom !== undefined && second >= rampFrom && second - rampFrom <= ramp.seconds + 1
-      ? rampCapacity(second - rampFrom, rate, ramp)
-      : requestsInSecond(second, rate));
-  const capacity = (second: number) =>
-    ramp && !active && rampFrom === undefined
-      ? perTask * rampCapacity(0, rate, ramp)
-      : steady(second) + (!ramp && idle && second === nowSec ? perTask * maxBurstSize : 0);
-  const startRamp = (second: number) => {
-    if (ramp && rampFrom === undefined && !active) rampFrom = second;
-  };
-  return { steady, capacity, startRamp, rampFrom: () => rampFrom, perTask };
 }
 
 /** Takes back one earlier reservation at `release.atMs` (an item planned again that never reached Gemini). */
@@ -256,18 +204,28 @@ function recordOf(map: ReadonlyMap<number, number>, keep: (second: number) => bo
 /**
  * Whether a send of `tokens` at `atMs`, far behind its plan, needs a new slot on the ledger: true when
  * some planning window containing that second would hold more than {@link LIGHT_WINDOW_SHARE} of the
- * TPM budget with it.
+ * TPM budget with it, or, with `requests` (a send the queue's rate does not bound: one of a task
+ * carrying more items than the queue's k), more than that share of the RPM budget.
  */
 export function lateSendNeedsSlot(
   ledger: DispatchLedger,
   atMs: number,
   tokens: number,
-  quota: Pick<ModelQuota, 'tpm'>,
+  quota: Pick<ModelQuota, 'tpm' | 'rpm'>,
   headroom: number,
+  requests = false,
 ): boolean {
-  const limit = Math.floor(quota.tpm * headroom) * LIGHT_WINDOW_SHARE;
   const at = Math.floor(atMs / 1000);
-  const bucket = (s: number) => ledger.buckets[String(s)] ?? 0;
+  const crowded = (seconds: Record<string, number>, amount: number, budget: number) =>
+    busiestWindow(seconds, at) + amount > Math.floor(budget * headroom) * LIGHT_WINDOW_SHARE;
+  return (
+    crowded(ledger.buckets, tokens, quota.tpm) || (requests && crowded(ledger.requests ?? {}, 1, quota.rpm))
+  );
+}
+
+/** The most any planning window containing second `at` holds of `seconds` (epoch second → amount). */
+function busiestWindow(seconds: Record<string, number>, at: number): number {
+  const bucket = (s: number) => seconds[String(s)] ?? 0;
   let sum = 0;
   for (let s = at - WINDOW_BUCKETS + 1; s <= at; s++) sum += bucket(s);
   let busiest = sum;
@@ -275,5 +233,5 @@ export function lateSendNeedsSlot(
     sum += bucket(s) - bucket(s - WINDOW_BUCKETS);
     busiest = Math.max(busiest, sum);
   }
-  return busiest + tokens > limit;
+  return busiest;
 }

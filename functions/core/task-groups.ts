@@ -11,33 +11,60 @@
  * A group re-created after a crash mid-enqueue may be cut differently from the one that exists
  * (the plan moved on): an item covered by neither then waits for the reconciler's due-time sweep,
  * like any item whose task is lost.
+ *
+ * While a cold queue ramps up (`core/ramp.ts`), its tasks may carry more than k items: the plan gives
+ * a task's items one instant, and they travel together up to the ramp's cap (`taskCapOf`).
  */
+
+/** How a model's first tasks are cut: k items a second's task, up to `cap` for items planned for one instant. */
+export interface TaskCut {
+  itemsPerTask: number;
+  cap: number;
+}
 
 /** One item's first task, as the planner hands it to the task queue. */
 export interface PlannedItem {
   itemId: string;
+  index?: number;
   plannedMs?: number;
 }
 
 /**
- * Cuts a page's plan (in plan order) into tasks: consecutive items planned in the same epoch second,
- * at most `itemsPerTask` a task. A task is due at its first item's planned time, the earliest of its
- * second's share (the plan spreads a second's items evenly, a task's worth at a time); an item
- * without a plan goes alone.
+ * Cuts a page's plan into tasks: items planned in the same epoch second, at most `itemsPerTask` (k)
+ * a task, and items planned for the same instant (a ramping queue's task, `core/ramp.ts`, or the
+ * current second's sends) together up to `cap`. The items are taken in plan time then index order,
+ * so a page cut again after a crash makes the same tasks. A task is due at its first item's
+ * planned time, the earliest of its second's share (the plan spreads a second's items evenly, a
+ * task's worth at a time); an item without a plan goes alone.
  */
-export function groupBySecond<T extends PlannedItem>(items: readonly T[], itemsPerTask: number): T[][] {
+export function groupTasks<T extends PlannedItem>(
+  items: readonly T[],
+  itemsPerTask: number,
+  cap = itemsPerTask,
+): T[][] {
   const k = Math.max(1, Math.floor(itemsPerTask));
+  const most = Math.max(k, Math.floor(cap));
+  const ordered = [...items].sort(
+    (a, b) =>
+      (a.plannedMs ?? Number.POSITIVE_INFINITY) - (b.plannedMs ?? Number.POSITIVE_INFINITY) ||
+      (a.index ?? 0) - (b.index ?? 0),
+  );
   const groups: T[][] = [];
   let current: T[] = [];
-  let second: number | undefined;
-  for (const item of items) {
-    const at = item.plannedMs === undefined ? undefined : Math.floor(item.plannedMs / 1000);
-    if (current.length > 0 && (current.length >= k || at === undefined || at !== second)) {
+  const secondOf = (item: T) =>
+    item.plannedMs === undefined ? undefined : Math.floor(item.plannedMs / 1000);
+  for (const item of ordered) {
+    const first = current[0];
+    const joins =
+      first !== undefined &&
+      item.plannedMs !== undefined &&
+      secondOf(item) === secondOf(first) &&
+      (current.length < k || (item.plannedMs === first.plannedMs && current.length < most));
+    if (first !== undefined && !joins) {
       groups.push(current);
       current = [];
     }
     current.push(item);
-    second = at;
   }
   if (current.length > 0) groups.push(current);
   return groups;

@@ -30,6 +30,8 @@ export const taskPayloadSchema = z.discriminatedUnion('kind', [
       )
       .min(1)
       .max(MAX_ITEMS_PER_TASK),
+    /** More items than the queue's k (a ramping queue's task): see {@link TaskDelivery.packed}. */
+    packed: z.literal(true).optional(),
   }),
   /**
    * Create the item tasks of a job from item `from` on, a page at a time; up to item `to` (excluded)
@@ -60,6 +62,12 @@ export interface TaskDelivery {
    * done for all its items found finished, not once per item.
    */
   inGroup?: boolean;
+  /**
+   * One item of a task carrying more items than its queue's k (a ramping queue's, `core/ramp.ts`):
+   * the queue's rate does not bound its sends, so a late one goes ahead only where the ledger's
+   * requests are light too.
+   */
+  packed?: boolean;
 }
 
 /**

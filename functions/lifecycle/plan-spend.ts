@@ -1,7 +1,7 @@
 import { costUsd, type PriceTier, tierShare } from '../core/cost.js';
 import type { ItemRecord, JobRecord } from '../core/jobs.js';
 import { orderByPrefix, prefixKey } from '../core/prefix-order.js';
-import { itemsPerTaskOf } from '../core/queue-rate.js';
+import { taskCutOf } from '../core/queue-rate.js';
 import type { Quotas } from '../core/quotas.js';
 import { SPEND_NOTICE_START, type SpendLimit, spendNotice } from '../core/spend-pace.js';
 import type { Logger } from '../platform/logger.js';
@@ -146,7 +146,7 @@ export function createSpendPlanner(deps: SpendPlanDeps) {
           planned
             .map((i) => ({ itemId: i.id, index: i.index, plannedMs: plannedMsOf(i) }))
             .sort((a, b) => a.plannedMs - b.plannedMs || a.index - b.index),
-          itemsPerTaskOf(quotas, job.model),
+          taskCutOf(quotas, job.model),
         );
       const rest = planned.length > 0 ? items.filter((i) => !planned.includes(i)) : items;
       const min = quotas.models[job.model]?.implicitCacheMinTokens;

@@ -1,6 +1,6 @@
 import { dueWindowMs } from '../core/due.js';
 import { type ItemRecord, itemIdForIndex, type JobRecord } from '../core/jobs.js';
-import { itemsPerTaskOf } from '../core/queue-rate.js';
+import { taskCutOf } from '../core/queue-rate.js';
 import type { ModelQuota, Quotas } from '../core/quotas.js';
 import { lateSendNeedsSlot, PLAN_AHEAD_MS } from '../core/rate.js';
 import { pageSizeFor } from '../core/task-groups.js';
@@ -154,7 +154,7 @@ export function createPlanner(deps: PlannerDeps) {
         job.model,
         job.id,
         schedule.map((plannedMs, n) => ({ itemId: pending[n]!.id, index: pending[n]!.index, plannedMs })),
-        itemsPerTaskOf(deps.quotas, job.model),
+        taskCutOf(deps.quotas, job.model),
       );
       // The first item in index order not planned (the page may be ordered otherwise).
       const unplanned = pending.slice(schedule.length).sort((a, b) => a.index - b.index)[0];
@@ -179,6 +179,7 @@ export function createPlanner(deps: PlannerDeps) {
       item: ItemRecord,
       plannedMs: number,
       neverSent: boolean,
+      packed = false,
     ): Promise<number | undefined> {
       const quota = deps.quotas.models[job.model]!;
       const current = await ledger.read(job.model);
@@ -186,7 +187,8 @@ export function createPlanner(deps: PlannerDeps) {
       const effective = withTokenCut(quota, current.tokenCut, clock());
       // An adaptive model's requests all go by its plan: a late one unplanned would add to a busy pool.
       const light =
-        !quota.adaptive && !lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom);
+        !quota.adaptive &&
+        !lateSendNeedsSlot(current, clock(), tokens, effective, deps.quotas.headroom, packed);
       if (light) return undefined;
       // A delivery that never reached Gemini leaves its old slot free again.
       const release = neverSent ? { atMs: plannedMs, tokens } : undefined;

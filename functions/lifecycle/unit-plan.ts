@@ -1,4 +1,5 @@
 import type { JobRecord, NewItem } from '../core/jobs.js';
+import { taskCutOf } from '../core/queue-rate.js';
 import { plannedTokens } from '../core/tokens.js';
 import type { PlannerDeps } from './plan.js';
 import { type createSpendPlanner, spendLimitOf } from './plan-spend.js';
@@ -81,6 +82,8 @@ export function createUnitPlanner(
       unitJob.model,
       unitJob.id,
       planned.map(({ unit, plannedMs }) => ({ itemId: unit.id, index: unit.index, plannedMs })),
+      // Tasks of one unit each, but a ramping queue's units planned for one instant travel together.
+      { itemsPerTask: 1, cap: taskCutOf(deps.quotas, unitJob.model).cap },
     );
   };
 

@@ -1,4 +1,4 @@
-import { groupBySecond } from '../core/task-groups.js';
+import { groupTasks, type TaskCut } from '../core/task-groups.js';
 import type { TaskPayload } from '../core/tasks.js';
 import type { ItemTask } from './task-queue.js';
 
@@ -22,14 +22,15 @@ const isFirstTask = (t: ItemTask) =>
   t.scheduleMs === undefined;
 
 /**
- * The tasks that carry `tasks` (in plan order): with `itemsPerTask` above 1, first tasks planned in
- * the same second travel together (`core/task-groups.ts`), a group named as its first item's own
- * task and due at its first item's plan; every other task carries its one item as before.
+ * The tasks that carry `tasks` (in plan order): first tasks planned in the same second travel
+ * together up to `cut.itemsPerTask`, and those planned for the same instant up to `cut.cap`
+ * (`core/task-groups.ts`), a group named as its first item's own task and due at its first item's
+ * plan; every other task carries its one item as before.
  */
 export function itemTaskSpecs(
   jobId: string,
   tasks: ItemTask[],
-  itemsPerTask: number | undefined,
+  cut: TaskCut | undefined,
   itemTaskName: ItemTaskNamer,
 ): ItemTaskSpec[] {
   const single = (t: ItemTask): ItemTaskSpec => ({
@@ -42,9 +43,9 @@ export function itemTaskSpecs(
     },
     ...((t.scheduleMs ?? t.plannedMs) ? { scheduleMs: t.scheduleMs ?? t.plannedMs } : {}),
   });
-  if (!itemsPerTask || itemsPerTask <= 1) return tasks.map(single);
+  if (!cut || (cut.itemsPerTask <= 1 && cut.cap <= 1)) return tasks.map(single);
   const specs: ItemTaskSpec[] = tasks.filter((t) => !isFirstTask(t)).map(single);
-  for (const group of groupBySecond(tasks.filter(isFirstTask), itemsPerTask)) {
+  for (const group of groupTasks(tasks.filter(isFirstTask), cut.itemsPerTask, cut.cap)) {
     const first = group[0]!;
     if (group.length === 1) {
       specs.push(single(first));
@@ -59,6 +60,7 @@ export function itemTaskSpecs(
           itemId: t.itemId,
           ...(t.plannedMs === undefined ? {} : { plannedMs: t.plannedMs }),
         })),
+        ...(group.length > cut.itemsPerTask ? { packed: true as const } : {}),
       },
       ...(first.plannedMs ? { scheduleMs: first.plannedMs } : {}),
     });

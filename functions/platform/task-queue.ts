@@ -6,6 +6,7 @@ import { CONTROL_QUEUE_MAX_CONCURRENT, queueConcurrency } from '../core/queue-co
 import { queueRateLimits } from '../core/queue-rate.js';
 import { CONTROL_QUEUE_ID, type Quotas, queueIdForModel } from '../core/quotas.js';
 import { retry } from '../core/retry.js';
+import type { TaskCut } from '../core/task-groups.js';
 import type { TaskPayload } from '../core/tasks.js';
 import { itemTaskSpecs } from './item-tasks.js';
 
@@ -37,10 +38,10 @@ export interface ItemTask {
 export interface TaskQueue {
   /**
    * Creates one named task per item on the model's queue, scheduled at its planned time; a task that
-   * already exists is fine. With `itemsPerTask` above 1, first tasks planned in the same second
-   * share a task (`item-tasks.ts`).
+   * already exists is fine. With a `cut` (`taskCutOf`), first tasks planned in the same second, or
+   * for the same instant, share a task (`item-tasks.ts`).
    */
-  enqueueItems(model: string, jobId: string, tasks: ItemTask[], itemsPerTask?: number): Promise<void>;
+  enqueueItems(model: string, jobId: string, tasks: ItemTask[], cut?: TaskCut): Promise<void>;
   /**
    * Creates an item's task on the queue a delivery came from (its `X-CloudTasks-QueueName`): how a
    * last attempt that could not even read its item hands it on.
@@ -215,9 +216,9 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
   };
 
   return {
-    async enqueueItems(model, jobId, items, itemsPerTask) {
+    async enqueueItems(model, jobId, items, cut) {
       const queueId = queueIdForModel(model);
-      await mapLimit(itemTaskSpecs(jobId, items, itemsPerTask, itemTaskName), concurrency, (t) =>
+      await mapLimit(itemTaskSpecs(jobId, items, cut, itemTaskName), concurrency, (t) =>
         create(queueId, t.name, t.payload, t.scheduleMs),
       );
     },
@@ -226,7 +227,7 @@ export function createTaskQueue(options: TaskQueueOptions, client?: CloudTasksCl
       // X-CloudTasks-QueueName is the queue's short id; a full resource name is taken too.
       const queueId = /(?:^|\/queues\/)([A-Za-z0-9-]{1,100})$/.exec(queueName)?.[1];
       if (!queueId) throw new Error(`not a queue name: "${queueName}"`);
-      const [spec] = itemTaskSpecs(jobId, [task], 1, itemTaskName);
+      const [spec] = itemTaskSpecs(jobId, [task], undefined, itemTaskName);
       await create(queueId, spec!.name, spec!.payload, spec!.scheduleMs);
     },
 

@@ -118,8 +118,9 @@ export async function geminiFailed(
       return retryLater(503, failure.retryAfterSeconds, 'quota-day');
     case 'transient':
       if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
-      // Where tasks carry several items (core/task-groups.ts), the item's retry is planned.
-      if (delivery.queueName && itemsPerTaskOf(deps.quotas, job.model) > 1)
+      // Where tasks carry several items (core/task-groups.ts), or this one does (a ramping queue's),
+      // the item's retry is planned.
+      if (delivery.queueName && (delivery.inGroup || itemsPerTaskOf(deps.quotas, job.model) > 1))
         return retryAlone(failure.error, run, deps);
       return retryLater(500, undefined, 'transient');
   }

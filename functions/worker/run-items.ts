@@ -27,6 +27,7 @@ export async function runItems(delivery: TaskDelivery, deps: WorkerDeps): Promis
         {
           ...delivery,
           inGroup: true,
+          ...(payload.packed ? { packed: true } : {}),
           payload: {
             kind: 'item',
             jobId: payload.jobId,

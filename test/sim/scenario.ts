@@ -31,6 +31,8 @@ export interface Scenario {
   faults: FaultKnobs;
   /** Items a task carries at most (`quotas.itemsPerTask`): 1 for half the seeds, 2–8 for the rest. */
   itemsPerTask: number;
+  /** The plan follows a cold queue's ramp (`quotas.queueRamp`), its tasks packed while it ramps: a quarter of the seeds. */
+  queueRamp: boolean;
 }
 
 /** Knobs a test forces, whatever the seed draws. */
@@ -41,6 +43,7 @@ export interface Profile {
   faults?: Partial<FaultKnobs>;
   cancelShare?: number;
   itemsPerTask?: number;
+  queueRamp?: boolean;
 }
 
 /** Named runs a test aims at one fault with; `SIM_PROFILE=<name>` replays a seed of one. */
@@ -157,7 +160,8 @@ export function drawScenario(rng: Rng, startMs: number, profile: Profile = {}): 
   };
   // Drawn last, so the knobs above stay what each seed drew before multi-item tasks existed.
   const itemsPerTask = profile.itemsPerTask ?? rng.pick([1, 1, 1, 1, 2, 3, 4, 8]);
-  return { jobs, queue, gemini, media, faults, itemsPerTask };
+  const queueRamp = profile.queueRamp ?? rng.chance(0.25);
+  return { jobs, queue, gemini, media, faults, itemsPerTask, queueRamp };
 }
 
 function drawCrashes(rng: Rng): Map<number, CrashKind> {
@@ -183,7 +187,7 @@ export function describeScenario(s: Scenario, startMs: number): string {
     `jobs: ${jobs}`,
     `queue: maxAttempts ${q.maxAttempts}, front 429/503 ${q.frontFailShare}, duplicates ${q.duplicateShare}, jitter ${q.jitterMs} ms${outages ? `, worker outage ${outages}` : ''}`,
     `media: slow ${s.media.slowShare}, failing ${s.media.failShare}`,
-    `tasks: up to ${s.itemsPerTask} item${s.itemsPerTask > 1 ? 's' : ''} each`,
+    `tasks: up to ${s.itemsPerTask} item${s.itemsPerTask > 1 ? 's' : ''} each${s.queueRamp ? ', more while a cold queue ramps' : ''}`,
     `gemini: 429 ${s.gemini.quotaShare}, 429/day ${s.gemini.dayQuotaShare}, 503 ${s.gemini.unavailableShare}, hang ${s.gemini.hangShare}, slow ${s.gemini.slowShare}`,
     `faults: crashes [${crashes}], by actor ${JSON.stringify(s.faults.actorCrashShare)}, errors ${s.faults.errorShare}, store latency ${s.faults.latencyShare}${s.faults.storeOutages.length ? `, store outage ${s.faults.storeOutages.map((o) => `${rel(o.fromMs)}–${rel(o.toMs)}`).join(', ')}` : ''}`,
   ].join('\n');

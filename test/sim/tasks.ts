@@ -8,6 +8,7 @@
  * the queue abandons a delivery and retries while the abandoned one may still run; paused queues.
  */
 import { CONTROL_QUEUE_ID, queueIdForModel } from '../../functions/core/quotas.js';
+import type { TaskCut } from '../../functions/core/task-groups.js';
 import type { TaskDelivery, TaskPayload } from '../../functions/core/tasks.js';
 import { itemTaskSpecs } from '../../functions/platform/item-tasks.js';
 import {
@@ -81,9 +82,9 @@ export class SimTaskQueue implements TaskQueue {
     return live;
   }
 
-  async enqueueItems(model: string, jobId: string, items: ItemTask[], itemsPerTask?: number): Promise<void> {
-    // Grouped as the real queue groups them (several items a task when itemsPerTask > 1).
-    for (const t of itemTaskSpecs(jobId, items, itemsPerTask, itemTaskName))
+  async enqueueItems(model: string, jobId: string, items: ItemTask[], cut?: TaskCut): Promise<void> {
+    // Grouped as the real queue groups them (several items a task when the cut says so).
+    for (const t of itemTaskSpecs(jobId, items, cut, itemTaskName))
       this.create(queueIdForModel(model), t.name, t.payload, t.scheduleMs);
   }
 

@@ -211,6 +211,8 @@ function simQuotas(scenario: Scenario): Quotas {
   return {
     ...q,
     itemsPerTask: scenario.itemsPerTask,
+    // The local strict cloud's ramp: a cold queue's tasks carry up to 5× k items while it ramps.
+    queueRamp: scenario.queueRamp ? { startShare: 0.2, seconds: 30, idleSeconds: 60 } : false,
     queue: {
       ...q.queue,
       maxAttempts: knobs.maxAttempts,

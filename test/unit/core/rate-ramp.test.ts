@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { queueRateLimits } from '../../../functions/core/queue-rate.js';
 import { type DispatchRamp, rampCapacity } from '../../../functions/core/ramp.js';
 import { planDispatches, REPLAN_AFTER_MS } from '../../../functions/core/rate.js';
+import { groupTasks } from '../../../functions/core/task-groups.js';
 import { EnforcedRate } from '../../../infra/local/cloud-tasks/enforced-rate.js';
 import { deriveBurst, STRICT_DISPATCH_RAMP } from '../../../infra/local/cloud-tasks/profile.js';
 import { TokenBucket } from '../../../infra/local/cloud-tasks/token-bucket.js';
@@ -18,29 +19,42 @@ const RAMP: DispatchRamp = {
 const T0 = Date.parse('2024-07-01T19:00:00.250Z');
 
 /**
- * When the local strict Cloud Tasks sends tasks scheduled at `plannedMs` (one queue, its rate and
- * documented burst, its ramp and token bucket as queue.ts drives them), in simulated 10 ms steps.
+ * When the local strict Cloud Tasks sends each item planned at `plannedMs` (one queue, its rate and
+ * documented burst, its ramp and token bucket as queue.ts drives them), in simulated 10 ms steps,
+ * the items cut into tasks as the task queue cuts them (`cap`: items a task while it ramps).
  */
-function dispatchTimes(plannedMs: number[], rpm: number): number[] {
+function dispatchTimes(
+  plannedMs: number[],
+  rpm: number,
+  cap = 1,
+  jobs: number[] = [plannedMs.length],
+): number[] {
   const { maxDispatchesPerSecond: rate } = queueRateLimits({ rpm }, 0.98);
   const burst = deriveBurst('documented', rate)!;
   const enforced = new EnforcedRate(
     () => STRICT_DISPATCH_RAMP,
     () => false,
   );
+  // Each job's items (`jobs`: how many each, in order) make their own tasks.
+  const items = plannedMs.map((at, i) => ({ itemId: String(i), index: i, plannedMs: at }));
+  const tasks = jobs
+    .flatMap((n, j) => {
+      const from = jobs.slice(0, j).reduce((a, b) => a + b, 0);
+      return groupTasks(items.slice(from, from + n), 1, cap);
+    })
+    .sort((a, b) => a[0]!.plannedMs - b[0]!.plannedMs);
   let now = Math.min(...plannedMs);
   const bucket = new TokenBucket(rate, burst, now);
-  const order = plannedMs.map((at, i) => ({ at, i })).sort((a, b) => a.at - b.at);
   const sent: number[] = [];
   let next = 0;
-  while (next < order.length) {
-    while (next < order.length && order[next]!.at <= now) {
+  while (next < tasks.length) {
+    while (next < tasks.length && tasks[next]![0]!.plannedMs <= now) {
       enforced.beforeDispatch(now);
       const share = enforced.share(now);
       bucket.reconfigure(rate * share, Math.max(1, burst * share), now);
       if (!bucket.tryTake(now)) break;
       enforced.dispatched(now);
-      sent[order[next]!.i] = now;
+      for (const item of tasks[next]!) sent[item.index] = now;
       next++;
     }
     now += 10;
@@ -49,6 +63,17 @@ function dispatchTimes(plannedMs: number[], rpm: number): number[] {
 }
 
 const lateness = (planned: number[], sent: number[]) => Math.max(...planned.map((p, i) => sent[i]! - p));
+
+/** The most items sent in any 60 s window. */
+function busiestMinute(sent: number[]): number {
+  const sorted = [...sent].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i]! - sorted[j]! >= 60_000) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
 
 describe('planDispatches: a cold queue ramping up', () => {
   it('counts what a ramp sends: one at once, then the rising rate, then the whole rate', () => {
@@ -68,6 +93,8 @@ describe('planDispatches: a cold queue ramping up', () => {
   it('plans 660 prompts at 600 RPM so the strict queue sends none more than the replanning threshold late', () => {
     const tokens = Array(660).fill(10);
     const quota = { rpm: 600, tpm: 10_000_000 };
+    // One item a task while it ramps: the plan follows the ramp's rate.
+    const oneEach = { ...RAMP, itemsPerTask: 1 };
 
     const withRamp = planDispatches(
       { buckets: {} },
@@ -77,7 +104,7 @@ describe('planDispatches: a cold queue ramping up', () => {
       0.98,
       undefined,
       undefined,
-      RAMP,
+      oneEach,
     ).scheduleMs;
     const without = planDispatches({ buckets: {} }, tokens, T0, quota, 0.98).scheduleMs;
 
@@ -87,6 +114,45 @@ describe('planDispatches: a cold queue ramping up', () => {
     expect(lateness(without, dispatchTimes(without, 600))).toBeGreaterThan(REPLAN_AFTER_MS * 2);
     // And the plan is no slower than the queue: it ends within a second or two of what it sends.
     expect(withRamp.at(-1)! - Math.max(...dispatchTimes(without, 600))).toBeLessThan(2000);
+  });
+
+  it('packs a ramping queue’s tasks so its items keep the steady rate: no time lost, none late, no minute over', () => {
+    const tokens = Array(660).fill(10);
+    const quota = { rpm: 600, tpm: 10_000_000 };
+    const cap = Math.ceil(1 / RAMP.startShare);
+
+    const packed = planDispatches(
+      { buckets: {} },
+      tokens,
+      T0,
+      quota,
+      0.98,
+      undefined,
+      undefined,
+      RAMP,
+    ).scheduleMs;
+    const oneEach = planDispatches({ buckets: {} }, tokens, T0, quota, 0.98, undefined, undefined, {
+      ...RAMP,
+      itemsPerTask: 1,
+    }).scheduleMs;
+    const sent = dispatchTimes(packed, 600, cap);
+    const tasks = groupTasks(
+      packed.map((at, i) => ({ itemId: String(i), index: i, plannedMs: at })),
+      1,
+      cap,
+    );
+
+    // The queue sends every task within the replanning threshold of its plan ...
+    expect(lateness(packed, sent)).toBeLessThanOrEqual(REPLAN_AFTER_MS);
+    // ... tasks carry at most the cap, and several while it ramps ...
+    expect(Math.max(...tasks.map((t) => t.length))).toBe(cap);
+    // ... so the last item goes about when the steady rate sends it (660 / 9.6 a second, 68.5 s),
+    // where one item a task ends 12 s later (the 40% of 30 s the ramp withholds).
+    const { maxDispatchesPerSecond: rate } = queueRateLimits(quota, 0.98);
+    expect(Math.max(...sent) - T0).toBeLessThan((660 / rate) * 1000 + 2000);
+    expect(oneEach.at(-1)! - packed.at(-1)!).toBeGreaterThan(10_000);
+    // ... and no minute carries more requests than the budget.
+    expect(busiestMinute(sent)).toBeLessThanOrEqual(Math.floor(600 * 0.98));
   });
 
   it('goes on with a ramp begun by an earlier plan, and gives a queue busy within a minute no new one', () => {
@@ -115,6 +181,7 @@ describe('planDispatches: a cold queue ramping up', () => {
     const all = [...first.scheduleMs, ...second.scheduleMs];
 
     expect(second.ledger.rampFromSec).toBe(first.ledger.rampFromSec);
-    expect(lateness(all, dispatchTimes(all, 600))).toBeLessThanOrEqual(REPLAN_AFTER_MS);
+    const cap = Math.ceil(1 / RAMP.startShare);
+    expect(lateness(all, dispatchTimes(all, 600, cap, [20, 200]))).toBeLessThanOrEqual(REPLAN_AFTER_MS);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addToJobPlan, releaseJobPlan, takeFromJobPlan } from '../../../functions/core/job-plan.js';
+import { requestsInSecond } from '../../../functions/core/queue-capacity.js';
 import { MAX_DISPATCHES_PER_SECOND, queueRateLimits } from '../../../functions/core/queue-rate.js';
 import {
   type DispatchLedger,
@@ -8,7 +9,6 @@ import {
   PACE_SECONDS,
   PLAN_SLACK_SECONDS,
   planDispatches,
-  requestsInSecond,
 } from '../../../functions/core/rate.js';
 import { createPrng as prng } from '../../../infra/local/prng.js';
 
@@ -383,6 +383,23 @@ describe('lateSendNeedsSlot', () => {
   it('asks for a slot when a window around the send, before or after it, is busy', () => {
     expect(lateSendNeedsSlot(at(-30, budget * LIGHT_WINDOW_SHARE), nowMs, 1000, quota, 1)).toBe(true);
     expect(lateSendNeedsSlot(at(50, budget * LIGHT_WINDOW_SHARE), nowMs, 1000, quota, 1)).toBe(true);
+  });
+
+  it("counts requests only for a send the queue's rate does not bound (a packed task's)", () => {
+    // Half the RPM budget planned 20 s ago, and no tokens to speak of.
+    const rpm = 600;
+    const busy: DispatchLedger = {
+      buckets: { [String(nowMs / 1000 - 20)]: 10 },
+      requests: { [String(nowMs / 1000 - 20)]: rpm * LIGHT_WINDOW_SHARE },
+    };
+    const light: DispatchLedger = {
+      buckets: { [String(nowMs / 1000 - 20)]: 10 },
+      requests: { [String(nowMs / 1000 - 20)]: rpm * LIGHT_WINDOW_SHARE - 1 },
+    };
+
+    expect(lateSendNeedsSlot(busy, nowMs, 10, { ...quota, rpm }, 1)).toBe(false);
+    expect(lateSendNeedsSlot(busy, nowMs, 10, { ...quota, rpm }, 1, true)).toBe(true);
+    expect(lateSendNeedsSlot(light, nowMs, 10, { ...quota, rpm }, 1, true)).toBe(false);
   });
 
   it('ignores reservations no planning window around the send can reach', () => {

@@ -6,8 +6,9 @@ import {
 } from '../../../functions/core/queue-rate.js';
 import { MAX_ITEMS_PER_TASK } from '../../../functions/core/quotas.js';
 import { planDispatches } from '../../../functions/core/rate.js';
-import { groupBySecond, pageSizeFor } from '../../../functions/core/task-groups.js';
+import { groupTasks, pageSizeFor } from '../../../functions/core/task-groups.js';
 import { taskPayloadSchema } from '../../../functions/core/tasks.js';
+import { itemTaskSpecs } from '../../../functions/platform/item-tasks.js';
 import { TokenBucket } from '../../../infra/local/cloud-tasks/token-bucket.js';
 
 const T0 = Date.parse('2024-07-01T19:00:00.000Z');
@@ -32,7 +33,7 @@ function planLight(n: number, rpm: number, k: number, alone = false): number[] {
 /** The plan of `n` light items at `rpm` with k items a task, cut into tasks as the task queue cuts them. */
 function planTasks(n: number, rpm: number, k: number) {
   const scheduleMs = planLight(n, rpm, k);
-  const groups = groupBySecond(
+  const groups = groupTasks(
     scheduleMs.map((plannedMs, i) => ({ itemId: String(i), plannedMs })),
     itemsPerTaskFor({ rpm }, 0.98, k),
   );
@@ -105,7 +106,7 @@ describe('queueRateLimits with several items a task', () => {
   });
 });
 
-describe('planDispatches and groupBySecond with several items a task', () => {
+describe('planDispatches and groupTasks with several items a task', () => {
   it.each([
     [6000, 4],
     [6000, 10],
@@ -147,16 +148,54 @@ describe('planDispatches and groupBySecond with several items a task', () => {
     expect(Math.max(...sends.slice(-20).map((s) => s.at - s.due))).toBeLessThan(500);
   });
 
-  it('cuts tasks at a new second, at k items, and at an item without a plan', () => {
+  it('cuts tasks at a new second and at k items, and sends an item without a plan alone', () => {
     const at = (ms: number) => ({ itemId: String(ms), plannedMs: T0 + ms });
-    const groups = groupBySecond([at(0), at(100), at(200), at(900), at(1000), { itemId: 'x' }, at(1100)], 3);
+    const groups = groupTasks([at(0), at(100), at(200), at(900), at(1000), { itemId: 'x' }, at(1100)], 3);
     expect(groups.map((g) => g.map((i) => i.itemId))).toEqual([
       ['0', '100', '200'],
       ['900'],
-      ['1000'],
+      ['1000', '1100'],
       ['x'],
-      ['1100'],
     ]);
+  });
+
+  it('puts items planned for one instant together up to the cap, in plan time then index order', () => {
+    // A ramping queue's task: three items at +0, two at +500; a cap of 2 splits the first.
+    const item = (index: number, ms: number) => ({ itemId: `i${index}`, index, plannedMs: T0 + ms });
+    const plan = [item(4, 0), item(2, 0), item(3, 500), item(1, 500), item(0, 0)];
+
+    const groups = groupTasks(plan, 1, 2);
+    // The same page cut again (after a crash: sorted by plan time, then index) makes the same tasks.
+    const again = groupTasks([...plan].reverse(), 1, 2);
+
+    expect(groups.map((g) => g.map((i) => i.itemId))).toEqual([['i0', 'i2'], ['i4'], ['i1', 'i3']]);
+    expect(again).toEqual(groups);
+    // Without a cap above k, one item a task.
+    expect(groupTasks(plan, 1).every((g) => g.length === 1)).toBe(true);
+  });
+
+  it('marks a task carrying more than k items as packed, so its late items count requests', () => {
+    const task = (itemId: string, plannedMs: number) => ({ itemId, index: Number(itemId), plannedMs });
+    const tasks = [task('1', T0), task('2', T0), task('3', T0 + 500)];
+    const name = (_: string, t: { itemId: string }) => `t-${t.itemId}`;
+
+    const packed = itemTaskSpecs('job', tasks, { itemsPerTask: 1, cap: 5 }, name);
+    const withinK = itemTaskSpecs('job', tasks, { itemsPerTask: 2, cap: 2 }, name);
+
+    expect(packed.map((t) => t.payload)).toEqual([
+      {
+        kind: 'items',
+        jobId: 'job',
+        items: [
+          { itemId: '1', plannedMs: T0 },
+          { itemId: '2', plannedMs: T0 },
+        ],
+        packed: true,
+      },
+      { kind: 'item', jobId: 'job', itemId: '3', plannedMs: T0 + 500 },
+    ]);
+    expect(withinK[0]!.payload).not.toHaveProperty('packed');
+    for (const t of packed) expect(taskPayloadSchema.parse(t.payload)).toEqual(t.payload);
   });
 
   it('sizes a page in whole tasks', () => {

@@ -64,9 +64,11 @@ describe('a task of several items', () => {
     expect(world.db.jobs.get(JOB)?.status).toBe('succeeded');
   });
 
-  it('answers 500 when one item fails transiently, and its retry runs that item alone', async () => {
+  it('answers 500 when one item fails transiently and no retry of its own is planned, and the retry runs that item alone', async () => {
     const { world, deps, failOnce, calledFor } = await setup();
     failOnce.add('b');
+    // The ledger gives no slot for a retry of its own: the queue's retry of the task is left.
+    deps.planner = { ...deps.planner, planRetry: async () => undefined };
 
     const first = await handleTask(groupDelivery(0), deps);
 
@@ -111,9 +113,12 @@ describe('a task of several items', () => {
     expect(world.db.item(JOB, IDS[1]!)).toMatchObject({ state: 'pending', lease: { untilMs: NOW + 60_000 } });
   });
 
-  it("where tasks carry several items, plans a transient fault's retry as a task of its own and answers 200", async () => {
+  it.each([
+    ['where tasks carry several items', 4],
+    ['in a task of several items where tasks carry one (a ramping queue’s)', 1],
+  ])("%s, plans a transient fault's retry as a task of its own and answers 200", async (_, k) => {
     const { world, deps, quotas, failOnce, calledFor } = await setup();
-    quotas.itemsPerTask = 4;
+    quotas.itemsPerTask = k;
     failOnce.add('b');
 
     const reply = await handleTask(groupDelivery(0), deps);
