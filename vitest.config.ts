@@ -32,12 +32,14 @@ const SLOW = [
  * The slow tier's files that kill function instances on purpose, or load them to saturation (the fault
  * run: 10,000 items, 30% of calls failing), or count the queue's dispatches exactly (several items a
  * task: with two other files on the two cores its deliveries ran late and were planned again, 537
- * dispatches for 300 items). They run after everything else, alone and one after another: a killed
+ * dispatches for 300 items; a cold queue's packed tasks, which must keep up with their plan). They
+ * run after everything else, alone and one after another: a killed
  * or saturated instance drops or delays the requests it was serving, and other files' exact counts
  * and timings would then depend on the machine, not on the product.
  */
 const DISRUPTIVE = [
   'test/e2e/multi-item.test.ts',
+  'test/e2e/cold-queue.test.ts',
   'test/e2e/lifecycle-chaos.test.ts',
   'test/conformance/functions-host.test.ts',
   'test/e2e/fault-run.test.ts',

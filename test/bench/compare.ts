@@ -154,7 +154,9 @@ async function main(): Promise<void> {
   const started = performance.now();
   const loadAtStart = loadavg()[0]!;
   log('booting the local cloud (strict profile); its logs go to .local/compare/stack.log');
-  const stack = await bootStack(quotasFile, join(scratch, 'stack.log'));
+  const stack = await bootStack(quotasFile, join(scratch, 'stack.log'), {
+    env: { FANOUT_WORKER_CONCURRENCY: String(settings.workerConcurrency) },
+  });
   const regimes: RegimeRecord[] = [];
   const batches: BatchRecord[] = [];
   try {

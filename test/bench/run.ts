@@ -7,7 +7,7 @@ import { STRICT_DISPATCH_RAMP } from '../../infra/local/cloud-tasks/profile.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
 import { measureCold } from './cold-case.js';
-import { bootStack, type ComparisonStack } from './compare-stack.js';
+import { bootStack, type ComparisonStack, STRICT_QUEUE_RAMP } from './compare-stack.js';
 import { measureFaults, reportFaults } from './faults-case.js';
 import { measurePipeline, reportPipeline } from './pipeline-case.js';
 import { measureTpm } from './tpm-case.js';
@@ -36,12 +36,6 @@ const CASES = new Set((process.env.BENCH_CASES ?? 'realtime,tpm').split(','));
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 1);
 const FAULT_RUNS = Number(process.env.BENCH_FAULT_RUNS ?? RUNS);
 const PIPELINE_RUNS = Number(process.env.BENCH_PIPELINE_RUNS ?? RUNS);
-/** How the strict local cloud's queues ramp (20% of their rate, rising over 30 s, after 60 s idle), as the planner's setting. */
-const STRICT_RAMP = {
-  startShare: STRICT_DISPATCH_RAMP.startShare,
-  seconds: STRICT_DISPATCH_RAMP.durationMs / 1000,
-  idleSeconds: STRICT_DISPATCH_RAMP.idleAfterMs / 1000,
-};
 /** DESIGN's targets (median of 5 after a warm-up); a result says whether each was met. */
 const TARGETS = { ratio: 1.05, ingestPerSecond: 10_000, overheadP99Ms: 100 };
 
@@ -65,7 +59,7 @@ async function bootBenchStack(
   const ramp = profile === 'strict' && process.env.BENCH_RAMP !== 'off';
   const quotasFile = ramp ? join(scratch, 'quotas.strict.json') : fixture;
   if (ramp) {
-    const quotas = { ...JSON.parse(readFileSync(fixture, 'utf8')), queueRamp: STRICT_RAMP };
+    const quotas = { ...JSON.parse(readFileSync(fixture, 'utf8')), queueRamp: STRICT_QUEUE_RAMP };
     writeFileSync(quotasFile, `${JSON.stringify(quotas, null, 2)}\n`);
   }
   return bootStack(quotasFile, join(scratch, `stack-${profile}.log`), {
