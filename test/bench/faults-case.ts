@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
 import type { StandInControl } from '../../infra/local/gemini/control.js';
+import { writeProfiles } from './profiles-file.js';
 
 /**
  * The transient-fault case of `npm run bench` (issue 22's "300 prompts at 1,200 RPM, 20% of calls
@@ -80,10 +79,7 @@ export function reportFaults(
   dir: string,
   results: Record<string, Awaited<ReturnType<typeof measureFaults>>>,
 ) {
-  writeFileSync(
-    join(dir, 'faults.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), loadAverage: loadavg(), profiles: results }, null, 2)}\n`,
-  );
+  writeProfiles(join(dir, 'faults.json'), results);
   console.table(
     Object.fromEntries(
       Object.entries(results).map(([p, r]) => [

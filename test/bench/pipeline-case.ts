@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { JobsClient } from '../../functions/api/client.js';
 import type { CreateJobRequest, JobView, PipelineFields } from '../../functions/api/jobs.js';
 import type { StandInControl } from '../../infra/local/gemini/control.js';
+import { writeProfiles } from './profiles-file.js';
 
 /**
  * The pipeline case of `npm run bench` (issue 20): a three-step pipeline over N items on two models
@@ -143,10 +142,7 @@ export function reportPipeline(
   dir: string,
   results: Record<string, Awaited<ReturnType<typeof measurePipeline>>>,
 ) {
-  writeFileSync(
-    join(dir, 'pipeline.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), loadAverage: loadavg(), profiles: results }, null, 2)}\n`,
-  );
+  writeProfiles(join(dir, 'pipeline.json'), results);
   console.table(
     Object.fromEntries(
       Object.entries(results).map(([p, r]) => [

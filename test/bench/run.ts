@@ -10,6 +10,7 @@ import { measureCold } from './cold-case.js';
 import { bootStack, type ComparisonStack, STRICT_QUEUE_RAMP } from './compare-stack.js';
 import { measureFaults, reportFaults } from './faults-case.js';
 import { measurePipeline, reportPipeline } from './pipeline-case.js';
+import { writeProfiles } from './profiles-file.js';
 import { measureTpm } from './tpm-case.js';
 
 /**
@@ -138,18 +139,7 @@ async function main(): Promise<void> {
   if (Object.keys(pipeline).length > 0) reportPipeline(dir, pipeline);
   if (Object.keys(faults).length > 0) reportFaults(dir, faults);
   if (Object.keys(results).length === 0) return;
-  const first = results[profiles[0]!]!;
-  const out = {
-    date: new Date().toISOString(),
-    ...first,
-    profiles: Object.fromEntries(
-      Object.entries(results).map(([p, r]) => [
-        p,
-        { realtime: r.realtime, ingest: r.ingest, overheadMs: r.overheadMs },
-      ]),
-    ),
-  };
-  writeFileSync(join(dir, 'realtime.json'), `${JSON.stringify(out, null, 2)}\n`);
+  writeProfiles(join(dir, 'realtime.json'), results);
   console.table(
     Object.fromEntries(
       Object.entries(results).map(([p, r]) => [
@@ -345,34 +335,3 @@ main().catch((err) => {
   console.error(err);
   process.exitCode = 1;
 });
-
-/**
- * Writes a case's results by profile, keeping the profiles this run did not measure from the file
- * already there (each profile with the date it was measured), so `BENCH_PROFILES=ideal` adds the
- * ideal figures beside the strict ones instead of dropping them.
- */
-function writeProfiles(file: string, fresh: Record<string, object>): void {
-  const now = new Date().toISOString();
-  let kept: Record<string, object> = {};
-  try {
-    // An older file's top-level settings (the cold case's `ramp`) go with each profile it holds.
-    const {
-      date,
-      loadAverage: _load,
-      profiles,
-      ...settings
-    } = JSON.parse(readFileSync(file, 'utf8')) as {
-      date?: string;
-      loadAverage?: unknown;
-      profiles?: Record<string, object>;
-    };
-    kept = Object.fromEntries(
-      Object.entries(profiles ?? {}).map(([p, r]) => [p, { measuredAt: date, ...settings, ...r }]),
-    );
-  } catch {
-    // No file yet: only this run's profiles.
-  }
-  const measured = Object.fromEntries(Object.entries(fresh).map(([p, r]) => [p, { ...r, measuredAt: now }]));
-  const out = { date: now, loadAverage: loadavg(), profiles: { ...kept, ...measured } };
-  writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-}
