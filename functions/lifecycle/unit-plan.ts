@@ -1,5 +1,4 @@
 import type { JobRecord, NewItem } from '../core/jobs.js';
-import { taskCutOf } from '../core/queue-rate.js';
 import { plannedTokens } from '../core/tokens.js';
 import type { PlannerDeps } from './plan.js';
 import { type createSpendPlanner, spendLimitOf } from './plan-spend.js';
@@ -61,9 +60,13 @@ export function createUnitPlanner(
     if (!quota) throw new Error(`unknown model ${unitJob.model}`);
     const tokens = units.map((u) => plannedTokens(u.estimatedTokens, unitJob.tokenRatio));
     const paced = await spendFor(group, tokens);
+    const ramp = deps.quotas.queueRamp;
     const slots = await deps.stores.ledger.reserve(unitJob.model, tokens, quota, deps.quotas.headroom, {
       jobId: unitJob.id,
-      ramp: deps.quotas.queueRamp,
+      // One unit a task, even while the queue ramps: units are planned a few at a time as the step
+      // before answers, so a ramping second's units would come in many small tasks, more than the
+      // queue's ramp sends (they fell behind their plan and were planned again).
+      ramp: ramp && { ...ramp, itemsPerTask: 1 },
       ...(paced ? { spend: paced.plan } : {}),
     });
     await paced?.noteHeld();
@@ -82,8 +85,6 @@ export function createUnitPlanner(
       unitJob.model,
       unitJob.id,
       planned.map(({ unit, plannedMs }) => ({ itemId: unit.id, index: unit.index, plannedMs })),
-      // Tasks of one unit each, but a ramping queue's units planned for one instant travel together.
-      { itemsPerTask: 1, cap: taskCutOf(deps.quotas, unitJob.model).cap },
     );
   };
 
