@@ -64,6 +64,12 @@ export function queueCapacity(
   /** The items one task of `second` stands for: what a task alone takes of the second's requests. */
   const taskWorth = (second: number) =>
     rampSecond(second) === undefined ? perTask : Math.ceil(steady(second) / Math.max(1, tasksIn(second)));
+  /** `k` requests of a second rounded up to whole tasks where its tasks carry more than k items. */
+  const wholeTasks = (second: number, k: number) => {
+    if (rampSecond(second) === undefined) return k;
+    const worth = taskWorth(second);
+    return worth > perTask ? Math.ceil(k / worth) * worth : k;
+  };
   const capacity = (second: number) =>
     steady(second) + (!ramp && idle && second === nowSec ? perTask * maxBurstSize : 0);
   /**
@@ -80,5 +86,5 @@ export function queueCapacity(
   const startRamp = (second: number) => {
     if (ramp && rampFrom === undefined && !active) rampFrom = second;
   };
-  return { capacity, taskWorth, sendAt, startRamp, rampFrom: () => rampFrom, perTask };
+  return { capacity, taskWorth, wholeTasks, sendAt, startRamp, rampFrom: () => rampFrom, perTask };
 }

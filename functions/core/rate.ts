@@ -117,10 +117,17 @@ export function planDispatches(
   const paceShare = Math.max(1, Math.floor((budget * (PACE_SECONDS + 1)) / 60));
   const paceTakes = (second: number) => pacedTokens(buckets, second) < paceShare;
   const scheduleMs: number[] = [];
+  // In a second whose tasks carry more than k items (a ramping queue's), this call's items start a
+  // task of their own: another call's part-filled task is another job's, not theirs to fill.
+  const opened = new Set<number>();
+  const taken = (second: number) => {
+    const k = requests.get(second) ?? 0;
+    return opened.has(second) ? k : queue.wholeTasks(second, k);
+  };
   for (const [i, w] of tokens.entries()) {
     while (
       (w <= budget ? sum + w > budget : sum > 0) ||
-      (requests.get(cursor) ?? 0) + weight(cursor) > queue.capacity(cursor) ||
+      taken(cursor) + weight(cursor) > queue.capacity(cursor) ||
       !paceTakes(cursor) ||
       (gate !== undefined && !gate.fits(cursor, i))
     ) {
@@ -131,7 +138,8 @@ export function planDispatches(
     }
     if (cursor * 1000 > untilMs) break;
     queue.startRamp(cursor);
-    const k = requests.get(cursor) ?? 0;
+    const k = taken(cursor);
+    opened.add(cursor);
     buckets.set(cursor, (buckets.get(cursor) ?? 0) + w);
     requests.set(cursor, k + weight(cursor));
     gate?.take(cursor, i);

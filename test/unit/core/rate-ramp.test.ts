@@ -184,4 +184,23 @@ describe('planDispatches: a cold queue ramping up', () => {
     const cap = Math.ceil(1 / RAMP.startShare);
     expect(lateness(all, dispatchTimes(all, 600, cap, [20, 200]))).toBeLessThanOrEqual(REPLAN_AFTER_MS);
   });
+
+  it('starts each job on a task of its own in a packed second, so many small jobs keep up with the ramp', () => {
+    // 60 jobs of 3 prompts submitted one after another on a cold queue: each plan leaves a task part
+    // filled, which the next job's items cannot join (a task carries one job's items).
+    const quota = { rpm: 600, tpm: 10_000_000 };
+    const cap = Math.ceil(1 / RAMP.startShare);
+    let ledger: Parameters<typeof planDispatches>[0] = { buckets: {} };
+    const all: number[] = [];
+    for (let job = 0; job < 60; job++) {
+      const planned = planDispatches(ledger, [10, 10, 10], T0, quota, 0.98, undefined, undefined, RAMP);
+      ledger = planned.ledger;
+      all.push(...planned.scheduleMs);
+    }
+
+    const sent = dispatchTimes(all, 600, cap, Array(60).fill(3));
+
+    expect(lateness(all, sent)).toBeLessThanOrEqual(REPLAN_AFTER_MS);
+    expect(busiestMinute(sent)).toBeLessThanOrEqual(Math.floor(600 * 0.98));
+  });
 });
