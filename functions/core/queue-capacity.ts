@@ -27,12 +27,13 @@ export function queueCapacity(
   /** The second the queue's current ramp began, as the ledger keeps it. */
   rampFromSec: number | undefined,
   requests: ReadonlyMap<number, number>,
-  nowSec: number,
+  nowMs: number,
   quota: Pick<ModelQuota, 'rpm'>,
   headroom: number,
   itemsPerTask: number,
   ramp: DispatchRamp | false | undefined,
 ) {
+  const nowSec = Math.floor(nowMs / 1000);
   const perTask = itemsPerTaskFor(quota, headroom, itemsPerTask);
   const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom, perTask);
   const packUpTo = ramp ? rampItemsPerTask(ramp, perTask, MAX_ITEMS_PER_TASK) : perTask;
@@ -44,6 +45,12 @@ export function queueCapacity(
   // one that did not starts a ramp at its first planned send.
   const active = ramp ? [...requests.keys()].some((second) => second > nowSec - ramp.idleSeconds) : false;
   let rampFrom = ramp && active ? rampFromSec : undefined;
+  // A ramp this plan begins in the current second also accrues over what is left of it, at its
+  // lowest share: one task at once, and those (counted from now, not from the second's end).
+  const startsNow = ramp && !active;
+  const firstTasks = ramp
+    ? 1 + Math.floor(rate * ramp.startShare * (1 - (nowMs - nowSec * 1000) / 1000) + 1e-9)
+    : 1;
   /** How far into its ramp the queue is in `second` (0 for any second before a ramp to begin); undefined when it does not ramp. */
   const rampSecond = (second: number): number | undefined => {
     if (!ramp) return undefined;
@@ -53,6 +60,7 @@ export function queueCapacity(
   /** Tasks the queue dispatches in `second` at its rate (its ramp's while it ramps). */
   const tasksIn = (second: number) => {
     const j = rampSecond(second);
+    if (startsNow && second === nowSec && j === 0) return firstTasks;
     return ramp && j !== undefined ? rampCapacity(j, rate, ramp) : requestsInSecond(second, rate);
   };
   /** Requests second `second` can take at the queue's rate. */

@@ -105,7 +105,7 @@ export function planDispatches(
   const keep = (second: number) => second > nowSec - WINDOW_BUCKETS;
   const { buckets, requests, latest } = loadSeconds(ledger, keep);
   let cursor = Math.max(nowSec, latest);
-  const queue = queueCapacity(ledger.rampFromSec, requests, nowSec, quota, headroom, itemsPerTask, ramp);
+  const queue = queueCapacity(ledger.rampFromSec, requests, nowMs, quota, headroom, itemsPerTask, ramp);
   // An item in a task of its own takes one dispatch, which the queue's rate counts as a whole task's
   // worth of items: it holds that many of its second's requests.
   const weight = (second: number) => (alone ? queue.taskWorth(second) : 1);

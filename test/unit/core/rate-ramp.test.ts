@@ -203,4 +203,29 @@ describe('planDispatches: a cold queue ramping up', () => {
     expect(lateness(all, sent)).toBeLessThanOrEqual(REPLAN_AFTER_MS);
     expect(busiestMinute(sent)).toBeLessThanOrEqual(Math.floor(600 * 0.98));
   });
+
+  it('counts what the ramp accrues over the rest of the second it begins in: a small cold job goes in about its steady time', () => {
+    // 100 prompts at 4,000 RPM (64 a second) on a cold queue, planned at the start of a second.
+    const quota = { rpm: 4000, tpm: 10_000_000 };
+    const cap = Math.ceil(1 / RAMP.startShare);
+    const atSecond = Date.parse('2024-07-01T19:00:00.000Z');
+
+    const plan = planDispatches(
+      { buckets: {} },
+      Array(100).fill(10),
+      atSecond,
+      quota,
+      0.98,
+      undefined,
+      undefined,
+      RAMP,
+    ).scheduleMs;
+    const sent = dispatchTimes(plan, 4000, cap);
+
+    // The first second carries what the ramp sends in it (13 tasks of up to 5), not one task ...
+    expect(plan.filter((ms) => ms < atSecond + 1000).length).toBeGreaterThan(50);
+    // ... which the strict queue sends on time, and the last item goes within 2 s, as the steady rate sends 100.
+    expect(lateness(plan, sent)).toBeLessThanOrEqual(REPLAN_AFTER_MS);
+    expect(Math.max(...sent) - atSecond).toBeLessThan(2000);
+  });
 });
