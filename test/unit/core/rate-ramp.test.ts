@@ -75,6 +75,17 @@ function busiestMinute(sent: number[]): number {
   return most;
 }
 
+/** `planDispatches` of `tokens` at `atMs` (T0) on `ledger` (empty) for a queue ramping as `ramp`. */
+function planRamped(
+  tokens: number[],
+  quota: { rpm: number; tpm: number },
+  ramp: DispatchRamp = RAMP,
+  atMs = T0,
+  ledger: Parameters<typeof planDispatches>[0] = { buckets: {} },
+) {
+  return planDispatches(ledger, tokens, atMs, quota, 0.98, undefined, undefined, ramp);
+}
+
 describe('planDispatches: a cold queue ramping up', () => {
   it('counts what a ramp sends: one at once, then the rising rate, then the whole rate', () => {
     const rate = 10;
@@ -96,16 +107,7 @@ describe('planDispatches: a cold queue ramping up', () => {
     // One item a task while it ramps: the plan follows the ramp's rate.
     const oneEach = { ...RAMP, itemsPerTask: 1 };
 
-    const withRamp = planDispatches(
-      { buckets: {} },
-      tokens,
-      T0,
-      quota,
-      0.98,
-      undefined,
-      undefined,
-      oneEach,
-    ).scheduleMs;
+    const withRamp = planRamped(tokens, quota, oneEach).scheduleMs;
     const without = planDispatches({ buckets: {} }, tokens, T0, quota, 0.98).scheduleMs;
 
     const late = lateness(withRamp, dispatchTimes(withRamp, 600));
@@ -121,20 +123,8 @@ describe('planDispatches: a cold queue ramping up', () => {
     const quota = { rpm: 600, tpm: 10_000_000 };
     const cap = Math.ceil(1 / RAMP.startShare);
 
-    const packed = planDispatches(
-      { buckets: {} },
-      tokens,
-      T0,
-      quota,
-      0.98,
-      undefined,
-      undefined,
-      RAMP,
-    ).scheduleMs;
-    const oneEach = planDispatches({ buckets: {} }, tokens, T0, quota, 0.98, undefined, undefined, {
-      ...RAMP,
-      itemsPerTask: 1,
-    }).scheduleMs;
+    const packed = planRamped(tokens, quota).scheduleMs;
+    const oneEach = planRamped(tokens, quota, { ...RAMP, itemsPerTask: 1 }).scheduleMs;
     const sent = dispatchTimes(packed, 600, cap);
     const tasks = groupTasks(
       packed.map((at, i) => ({ itemId: String(i), index: i, plannedMs: at })),
@@ -157,27 +147,9 @@ describe('planDispatches: a cold queue ramping up', () => {
 
   it('goes on with a ramp begun by an earlier plan, and gives a queue busy within a minute no new one', () => {
     const quota = { rpm: 600, tpm: 10_000_000 };
-    const first = planDispatches(
-      { buckets: {} },
-      Array(20).fill(10),
-      T0,
-      quota,
-      0.98,
-      undefined,
-      undefined,
-      RAMP,
-    );
+    const first = planRamped(Array(20).fill(10), quota);
     // Five seconds on, another job joins the ramp where it stands.
-    const second = planDispatches(
-      first.ledger,
-      Array(200).fill(10),
-      T0 + 5000,
-      quota,
-      0.98,
-      undefined,
-      undefined,
-      RAMP,
-    );
+    const second = planRamped(Array(200).fill(10), quota, RAMP, T0 + 5000, first.ledger);
     const all = [...first.scheduleMs, ...second.scheduleMs];
 
     expect(second.ledger.rampFromSec).toBe(first.ledger.rampFromSec);
@@ -193,7 +165,7 @@ describe('planDispatches: a cold queue ramping up', () => {
     let ledger: Parameters<typeof planDispatches>[0] = { buckets: {} };
     const all: number[] = [];
     for (let job = 0; job < 60; job++) {
-      const planned = planDispatches(ledger, [10, 10, 10], T0, quota, 0.98, undefined, undefined, RAMP);
+      const planned = planRamped([10, 10, 10], quota, RAMP, T0, ledger);
       ledger = planned.ledger;
       all.push(...planned.scheduleMs);
     }
@@ -210,16 +182,7 @@ describe('planDispatches: a cold queue ramping up', () => {
     const cap = Math.ceil(1 / RAMP.startShare);
     const atSecond = Date.parse('2024-07-01T19:00:00.000Z');
 
-    const plan = planDispatches(
-      { buckets: {} },
-      Array(100).fill(10),
-      atSecond,
-      quota,
-      0.98,
-      undefined,
-      undefined,
-      RAMP,
-    ).scheduleMs;
+    const plan = planRamped(Array(100).fill(10), quota, RAMP, atSecond).scheduleMs;
     const sent = dispatchTimes(plan, 4000, cap);
 
     // The first second carries what the ramp sends in it (13 tasks of up to 5), not one task ...

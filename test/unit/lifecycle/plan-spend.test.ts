@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parsePipeline, unitJobId } from '../../../functions/core/pipeline.js';
 import { parseQuotas } from '../../../functions/core/quotas.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { SPEND_NOTICE_START } from '../../../functions/core/spend-pace.js';
-import { pipelineJobParts } from '../../../functions/ingest/pipeline-job.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
+import { createTwoStepPipeline } from '../../helpers/pipelines.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
 
 // The planner draws each item's expected cost against the project's spend limit (a rolling window
@@ -138,16 +137,7 @@ describe('planner: spend pacing of pipeline units', () => {
       { prompts, mode: 'realtime', config: { maxOutputTokens: 1000 } },
       quotas,
     );
-    const parsed = parsePipeline([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }], undefined, FLASH, quotas);
-    if (!('spec' in parsed)) throw new Error('bad pipeline');
-    const parts = pipelineJobParts(
-      { id: 'pipe', model: FLASH, mode: 'realtime', total: prompts.length, source: 'api' },
-      parsed.spec,
-      normalized.items,
-      quotas,
-    );
-    await lifecycle.create(parts.spec, normalized.items, undefined, { unitJobs: parts.unitJobs });
-    const unitJob = unitJobId('pipe', 1, 0);
+    const unitJob = await createTwoStepPipeline({ lifecycle }, quotas, FLASH, normalized.items);
 
     // Act: step b's units of every item, planned as items reach it.
     await planner.planUnits({ id: unitJob, model: FLASH }, normalized.items);

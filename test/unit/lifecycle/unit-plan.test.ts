@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { parsePipeline, unitJobId } from '../../../functions/core/pipeline.js';
 import { queueRateLimits } from '../../../functions/core/queue-rate.js';
 import { parseQuotas } from '../../../functions/core/quotas.js';
 import { rampCapacity } from '../../../functions/core/ramp.js';
 import { normalizeJobRequest } from '../../../functions/core/requests.js';
-import { pipelineJobParts } from '../../../functions/ingest/pipeline-job.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
+import { createTwoStepPipeline } from '../../helpers/pipelines.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
 
 // A pipeline's units are planned a few at a time, as the step before answers. On a ramping queue
@@ -30,16 +29,7 @@ describe('planner: units on a ramping queue', () => {
     });
     const prompts = Array.from({ length: 40 }, (_, i) => `prompt ${i}`);
     const normalized = normalizeJobRequest({ prompts, mode: 'realtime' }, quotas);
-    const parsed = parsePipeline([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }], undefined, FLASH, quotas);
-    if (!('spec' in parsed)) throw new Error('bad pipeline');
-    const parts = pipelineJobParts(
-      { id: 'pipe', model: FLASH, mode: 'realtime', total: prompts.length, source: 'api' },
-      parsed.spec,
-      normalized.items,
-      quotas,
-    );
-    await world.lifecycle.create(parts.spec, normalized.items, undefined, { unitJobs: parts.unitJobs });
-    const unitJob = unitJobId('pipe', 1, 0);
+    const unitJob = await createTwoStepPipeline(world, quotas, FLASH, normalized.items);
 
     // Act: each item reaches step b on its own.
     for (const item of normalized.items) await world.planner.planUnits({ id: unitJob, model: FLASH }, [item]);
