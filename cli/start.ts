@@ -1,7 +1,8 @@
-import { mkdirSync } from 'node:fs';
-import { basename, join, relative, resolve } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readQuotas } from '../functions/platform/config.js';
+import { STRICT_QUEUE_RAMP } from '../infra/local/cloud-tasks/profile.js';
 import { PROJECT_ROOT, startStack } from '../infra/local/stack.js';
 import { EXIT } from './exit-codes.js';
 import { run } from './program.js';
@@ -36,8 +37,17 @@ async function main(): Promise<number> {
   process.stdout.write(
     'booting the local cloud (Firestore, Cloud Tasks, Cloud Storage, Gemini stand-in, functions)…\n',
   );
+  // The local cloud's queues ramp up when cold (the strict profile, our hypothesis of Cloud Tasks):
+  // its functions plan for that ramp (`queueRamp`), as a deployment can in infra/quotas.json.
+  const quotasFile = join(PROJECT_ROOT, '.local', 'quotas.start.json');
+  mkdirSync(dirname(quotasFile), { recursive: true });
+  writeFileSync(
+    quotasFile,
+    `${JSON.stringify({ ...readQuotasFile(), queueRamp: STRICT_QUEUE_RAMP }, null, 2)}\n`,
+  );
   const stack = await startStack({
     portBase: 0,
+    quotasFile,
     logLevel: 'warn',
     // Cloud Scheduler ticks every minute; locally every 2 s, so a batch job is collected soon.
     schedulerIntervalMs: 2000,
@@ -77,3 +87,8 @@ main().then(
     process.exit(EXIT.unreachable);
   },
 );
+
+/** The bundled quotas file as written (infra/quotas.json), to extend with the local cloud's ramp. */
+function readQuotasFile(): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(PROJECT_ROOT, 'infra', 'quotas.json'), 'utf8'));
+}

@@ -1,5 +1,5 @@
 import { readQuotas } from '../../functions/platform/config.js';
-import { STRICT_QUEUE_RAMP } from './compare-stack.js';
+import { STRICT_QUEUE_RAMP } from '../../infra/local/cloud-tasks/profile.js';
 
 /**
  * The comparison's settings, read from the environment (every one has a default; `COMPARE_N=100`

@@ -3,7 +3,6 @@ import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync 
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { STRICT_DISPATCH_RAMP } from '../../infra/local/cloud-tasks/profile.js';
 import { PROJECT_ROOT, type StackInfo } from '../../infra/local/stack.js';
 
 /**
@@ -23,13 +22,6 @@ export function benchFolders(
   writeFileSync(quotasFile, `${JSON.stringify(quotas, null, 2)}\n`);
   return { scratch, outDir, quotasFile };
 }
-
-/** How the strict local cloud's queues ramp (20% of their rate, rising over 30 s, after 60 s idle), as the planner's setting (`queueRamp`). */
-export const STRICT_QUEUE_RAMP = {
-  startShare: STRICT_DISPATCH_RAMP.startShare,
-  seconds: STRICT_DISPATCH_RAMP.durationMs / 1000,
-  idleSeconds: STRICT_DISPATCH_RAMP.idleAfterMs / 1000,
-};
 
 /**
  * The local cloud of a benchmark, in a child process: booted with a quotas file and a profile

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import { entryKey, type ResultEntry } from '../../functions/api/jobs.js';
 import { queueIdForModel } from '../../functions/core/quotas.js';
-import { STRICT_DISPATCH_RAMP } from '../../infra/local/cloud-tasks/profile.js';
+import { STRICT_QUEUE_RAMP } from '../../infra/local/cloud-tasks/profile.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import { localIdToken } from '../../infra/local/identity.js';
 import { type Stack, startStack } from '../../infra/local/stack.js';
@@ -30,12 +30,7 @@ beforeAll(async () => {
   const fixture = resolve(import.meta.dirname, '..', 'fixtures', 'quotas.e2e.json');
   const quotas = JSON.parse(await readFile(fixture, 'utf8'));
   const quotasFile = join(dir, 'quotas.json');
-  const queueRamp = {
-    startShare: STRICT_DISPATCH_RAMP.startShare,
-    seconds: STRICT_DISPATCH_RAMP.durationMs / 1000,
-    idleSeconds: STRICT_DISPATCH_RAMP.idleAfterMs / 1000,
-  };
-  await writeFile(quotasFile, JSON.stringify({ ...quotas, queueRamp }));
+  await writeFile(quotasFile, JSON.stringify({ ...quotas, queueRamp: STRICT_QUEUE_RAMP }));
   stack = await startStack({
     projectId: PROJECT,
     portBase: 0,

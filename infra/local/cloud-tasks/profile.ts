@@ -113,6 +113,16 @@ export const STRICT_DISPATCH_RAMP: DispatchRamp = {
   durationMs: 30_000,
   idleAfterMs: 60_000,
 };
+/**
+ * {@link STRICT_DISPATCH_RAMP} as the planner's setting (`queueRamp` in a quotas file, in seconds):
+ * how functions that run on the strict local cloud plan for its queues' ramp.
+ */
+export const STRICT_QUEUE_RAMP = {
+  startShare: STRICT_DISPATCH_RAMP.startShare,
+  seconds: STRICT_DISPATCH_RAMP.durationMs / 1000,
+  idleSeconds: STRICT_DISPATCH_RAMP.idleAfterMs / 1000,
+};
+
 export const STRICT_CREATE_RAMP: CreateRamp = {
   initialPerSecond: 500,
   growth: 1.5,
