@@ -1,5 +1,5 @@
 import { itemsPerTaskFor, queueRateLimits } from './queue-rate.js';
-import { MAX_ITEMS_PER_TASK, type ModelQuota } from './quotas.js';
+import type { ModelQuota } from './quotas.js';
 import { type DispatchRamp, rampCapacity, rampItemsPerTask } from './ramp.js';
 
 /**
@@ -36,7 +36,7 @@ export function queueCapacity(
   const nowSec = Math.floor(nowMs / 1000);
   const perTask = itemsPerTaskFor(quota, headroom, itemsPerTask);
   const { maxDispatchesPerSecond: rate, maxBurstSize } = queueRateLimits(quota, headroom, perTask);
-  const packUpTo = ramp ? rampItemsPerTask(ramp, perTask, MAX_ITEMS_PER_TASK) : perTask;
+  const packUpTo = rampItemsPerTask(ramp, perTask);
   // A queue idle for a minute has its whole burst: the current second can take that too, and no
   // minute goes over, as burst + 60 × rate is within the budget.
   let idle = true;

@@ -1,4 +1,4 @@
-import { MAX_ITEMS_PER_TASK, type ModelQuota, type Quotas } from './quotas.js';
+import type { ModelQuota, Quotas } from './quotas.js';
 import { rampItemsPerTask } from './ramp.js';
 import type { TaskCut } from './task-groups.js';
 
@@ -68,8 +68,5 @@ export function taskCutOf(
   model: string,
 ): TaskCut {
   const itemsPerTask = itemsPerTaskOf(quotas, model);
-  const cap = quotas.queueRamp
-    ? rampItemsPerTask(quotas.queueRamp, itemsPerTask, MAX_ITEMS_PER_TASK)
-    : itemsPerTask;
-  return { itemsPerTask, cap };
+  return { itemsPerTask, cap: rampItemsPerTask(quotas.queueRamp, itemsPerTask) };
 }

@@ -1,3 +1,5 @@
+import { MAX_ITEMS_PER_TASK } from './quotas.js';
+
 /**
  * How a model's queue ramps up after idling: it dispatches at `startShare` of its rate, rising
  * linearly to the whole rate over `seconds`, once it has dispatched nothing for `idleSeconds`. Cloud
@@ -21,10 +23,14 @@ export interface DispatchRamp {
   itemsPerTask?: number;
 }
 
-/** Items a task of a queue whose tasks carry `perTask` items may carry while it ramps (at most `max`). */
-export function rampItemsPerTask(ramp: DispatchRamp, perTask: number, max: number): number {
+/**
+ * Items a task of a queue whose tasks carry `perTask` items may carry while it ramps (at most
+ * {@link MAX_ITEMS_PER_TASK}); `perTask` for a queue the deployment plans no ramp for.
+ */
+export function rampItemsPerTask(ramp: DispatchRamp | false | undefined, perTask: number): number {
+  if (!ramp) return perTask;
   const packed = ramp.itemsPerTask ?? Math.ceil(perTask / ramp.startShare - 1e-9);
-  return Math.max(perTask, Math.min(Math.floor(packed), max));
+  return Math.max(perTask, Math.min(Math.floor(packed), MAX_ITEMS_PER_TASK));
 }
 
 /**

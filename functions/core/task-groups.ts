@@ -13,7 +13,7 @@
  * like any item whose task is lost.
  *
  * While a cold queue ramps up (`core/ramp.ts`), its tasks may carry more than k items: the plan gives
- * a task's items one instant, and they travel together up to the ramp's cap (`taskCapOf`).
+ * a task's items one instant, and they travel together up to the ramp's cap (`taskCutOf`).
  */
 
 /** How a model's first tasks are cut: k items a second's task, up to `cap` for items planned for one instant. */
