@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createJobsClient, JobsApiError, type JobsClient, sleep } from '../../functions/api/client.js';
-import type { CreateJobRequest, JobView, ResultEntry, ResultLine } from '../../functions/api/jobs.js';
+import {
+  type CreateJobRequest,
+  entryKey,
+  type JobView,
+  type ResultEntry,
+  type ResultLine,
+} from '../../functions/api/jobs.js';
 import { ownerPrefix } from '../../functions/core/owner-prefix.js';
 import { FRONT_FAULTS_PATH } from '../../infra/local/front-faults.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
-import type { StandInStats } from '../../infra/local/gemini/stats.js';
+import type { ModelStats, StandInStats } from '../../infra/local/gemini/stats.js';
 import { LOCAL_DEVELOPER, localIdToken } from '../../infra/local/identity.js';
 import type { StackInfo } from '../../infra/local/stack.js';
 
@@ -191,4 +197,19 @@ export async function frontFault(queue: string, status: number, seconds: number)
   if (!res.ok) throw new Error(`front fault answered ${res.status}: ${await res.text()}`);
   // The host's primary hands the fault to every other instance over IPC: give it a moment.
   await new Promise((r) => setTimeout(r, 300));
+}
+
+/**
+ * A job of `keys.length` items ended with each item succeeded, its results in input order (`keys`),
+ * and the stand-in (`stats`, the job's model) sent no 429 and answered no prompt twice.
+ */
+export function expectEachOnce(job: JobView, lines: ResultEntry[], keys: string[], stats: ModelStats): void {
+  const n = keys.length;
+  expect(job).toMatchObject({
+    status: 'succeeded',
+    counts: { total: n, succeeded: n, failed: 0, cancelled: 0, pending: 0 },
+  });
+  expect(lines.map((l) => entryKey(l))).toEqual(keys);
+  expect(stats.rejected429).toBe(0);
+  expect(stats.answeredAgain).toBe(0);
 }
