@@ -19,13 +19,23 @@ export const AFTER_ANSWER_MS = 30_000;
 export const REPLAN_WAIT_MAX_MS = 15_000;
 
 /**
- * The lease, renewed if less than `needMs` of it is left; undefined when it was lost meanwhile (the
- * delivery stops). A delivery with time enough left writes nothing: the happy path stays one claim
- * and one outcome write.
+ * How long a lease is taken on trust: a delivery that took or renewed it longer ago than this renews
+ * it again before its call, which confirms the item is still its own. A cancel ends a job's pending
+ * items, leased ones too (`sweepPending`), and only the item's version tells a delivery so; one that
+ * waited for seconds (a slow replanning, media, a loaded instance) would otherwise call Gemini for
+ * an item already cancelled.
+ */
+export const CONFIRM_AFTER_MS = 1000;
+
+/**
+ * The lease, renewed if less than `needMs` of it is left or it was taken over CONFIRM_AFTER_MS ago;
+ * undefined when it was lost meanwhile (the delivery stops). A delivery that goes on at once with
+ * time enough left writes nothing: the happy path stays one claim and one outcome write.
  */
 export async function keepLease(lease: Lease, needMs: number, deps: WorkerDeps): Promise<Lease | undefined> {
   const now = (deps.now ?? Date.now)();
-  if (lease.untilMs - now >= needMs) return lease;
+  const takenMs = lease.untilMs - deps.leaseMs;
+  if (lease.untilMs - now >= needMs && now - takenMs < CONFIRM_AFTER_MS) return lease;
   return deps.lifecycle.renew(lease, deps.leaseMs);
 }
 

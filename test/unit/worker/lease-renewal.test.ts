@@ -64,6 +64,25 @@ describe('a delivery keeps its lease while it works', () => {
     expect(db.completedWrites).toBe(1);
   });
 
+  it('confirms its lease before the call after a slow replanning, so an item cancelled meanwhile is not sent', async () => {
+    const { db, gemini, planner, clock, deps } = await simWorkerWorld();
+    deps.planner = {
+      ...planner,
+      replanLate: async () => {
+        // The ledger takes two seconds to answer; the job is cancelled meanwhile (its leased item too).
+        clock.advance(2_000);
+        await deps.lifecycle.cancel(SIM_JOB);
+        return undefined;
+      },
+    };
+
+    const reply = await handleTask(simDelivery(0, SIM_T0 - 10_000), deps);
+
+    expect(reply).toEqual({ status: 200, body: { outcome: 'lease-lost' } });
+    expect(gemini.calls).toHaveLength(0);
+    expect(db.item(SIM_JOB, SIM_ITEM)?.state).toBe('cancelled');
+  });
+
   it('bounds the wait for a replanning: past it the item is given back and the delivery retried, Gemini not called', async () => {
     const { db, gemini, planner, clock, deps } = await simWorkerWorld();
     deps.planner = { ...planner, replanLate: () => new Promise<undefined>(() => undefined) };
