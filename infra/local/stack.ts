@@ -98,6 +98,11 @@ export interface StackOptions {
   /** Items one task carries at most (ITEMS_PER_TASK); the quotas file's (1) by default. */
   itemsPerTask?: number;
   /**
+   * Requests one worker instance serves at once (FANOUT_WORKER_CONCURRENCY, `worker-slots.ts`; 200
+   * by default): with the instances, the slots every model queue's concurrent dispatches share.
+   */
+  workerConcurrency?: number;
+  /**
    * Run the functions on Vertex AI (GOOGLE_GENAI_USE_VERTEXAI): the stand-in in its Vertex mode,
    * and Application Default Credentials from an external_account file whose token exchange is the
    * stand-in's (vertex-adc.ts). `location` is GOOGLE_CLOUD_LOCATION (us-central1 by default).
@@ -281,6 +286,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ? { RESPONSE_CACHE_TTL_HOURS: String(options.responseCacheTtlHours) }
         : {}),
       ...(options.itemsPerTask ? { ITEMS_PER_TASK: String(options.itemsPerTask) } : {}),
+      ...(options.workerConcurrency ? { FANOUT_WORKER_CONCURRENCY: String(options.workerConcurrency) } : {}),
       ...(options.bucketOwners ? { FANOUT_BUCKET_OWNERS: options.bucketOwners.join(',') } : {}),
       ...vertexEnv,
       ...(options.bucketCaps

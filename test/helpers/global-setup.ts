@@ -51,6 +51,11 @@ export default async function setup(project: TestProject) {
     geminiTimeoutMs: 5000,
     // The reconciler acts after 20 s of standing still (120 s by default), so its e2e tests are quick.
     reconcileAfterMs: 20_000,
+    // The fixture lists 25 models (52,360 RPM together) and each queue's concurrent dispatches are
+    // its RPM's share of the worker's slots: at 2 × 200, a 600-RPM model's queue had 4, too few for
+    // 10 deliveries a second once a loaded machine makes each take over 400 ms (a CI run's three-step
+    // pipeline ran at a third of its quota). 2 × 1,000 gives it 22 (the comparison bench sizes its worker so too).
+    workerConcurrency: 1000,
     // A batch pending this long goes back to the realtime path (a day by default).
     batchPendingDeadlineMs: 10_000,
     standIn: { latency: { '*': { meanMs: 40, jitterMs: 30 } }, faults: { timeoutMs: 4000 } },
