@@ -58,6 +58,7 @@ export function createPlanner(deps: PlannerDeps) {
     quota: ModelQuota,
     tokens: number,
     release?: { atMs: number; tokens: number },
+    signal?: AbortSignal,
   ): Promise<number | undefined> {
     const paced = await spend.planFor(job, [item], [tokens]);
     const [slotMs] = await ledger.reserve(job.model, [tokens], quota, deps.quotas.headroom, {
@@ -67,6 +68,7 @@ export function createPlanner(deps: PlannerDeps) {
       itemsPerTask: deps.quotas.itemsPerTask,
       alone: true,
       ...(release ? { release } : {}),
+      ...(signal ? { signal } : {}),
     });
     return slotMs;
   }
@@ -76,11 +78,12 @@ export function createPlanner(deps: PlannerDeps) {
     job: JobRecord,
     item: ItemRecord,
     name: Pick<ItemTask, 'round' | 'retryOf'>,
+    signal?: AbortSignal,
   ): Promise<number | undefined> {
     const quota = deps.quotas.models[job.model];
     if (!quota) return undefined;
     const tokens = plannedTokens(item.estimatedTokens, job.tokenRatio);
-    const slotMs = await reserveAlone(job, item, quota, tokens);
+    const slotMs = await reserveAlone(job, item, quota, tokens, undefined, signal);
     if (slotMs === undefined) return undefined;
     await deps.tasks.enqueueItems(job.model, job.id, [
       { itemId: item.id, index: item.index, plannedMs: slotMs, ...name },
@@ -172,7 +175,8 @@ export function createPlanner(deps: PlannerDeps) {
     /**
      * A delivery far behind its plan: where the ledger is light it goes ahead (undefined: send now);
      * otherwise it takes a new slot and, if that slot is later than now, gets a new task there
-     * (the slot is returned, and the caller ends this delivery).
+     * (the slot is returned, and the caller ends this delivery). `signal`: aborted when the caller
+     * stops waiting, so a reservation not yet begun is not made (`ReserveOptions.signal`).
      */
     async replanLate(
       job: JobRecord,
@@ -180,6 +184,7 @@ export function createPlanner(deps: PlannerDeps) {
       plannedMs: number,
       neverSent: boolean,
       packed = false,
+      signal?: AbortSignal,
     ): Promise<number | undefined> {
       const quota = deps.quotas.models[job.model]!;
       const current = await ledger.read(job.model);
@@ -192,7 +197,7 @@ export function createPlanner(deps: PlannerDeps) {
       if (light) return undefined;
       // A delivery that never reached Gemini leaves its old slot free again.
       const release = neverSent ? { atMs: plannedMs, tokens } : undefined;
-      const slotMs = await reserveAlone(job, item, quota, tokens, release);
+      const slotMs = await reserveAlone(job, item, quota, tokens, release, signal);
       if (slotMs === undefined || slotMs <= clock()) return undefined;
       await deps.tasks.enqueueItems(job.model, job.id, [
         { itemId: item.id, index: item.index, plannedMs: slotMs, replan: true },
@@ -213,7 +218,8 @@ export function createPlanner(deps: PlannerDeps) {
      * own retry of the shared task would take the same unplanned, ahead of every planned task (and
      * redeliver the others). Named by the item's attempts, so a repeat creates it once.
      */
-    planRetry: (job: JobRecord, item: ItemRecord) => planAlone(job, item, { retryOf: item.attempts }),
+    planRetry: (job: JobRecord, item: ItemRecord, signal?: AbortSignal) =>
+      planAlone(job, item, { retryOf: item.attempts }, signal),
 
     /**
      * Plans an item's repair call (its answer missed its schema) as a call of its own: a slot on the

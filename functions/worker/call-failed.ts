@@ -138,7 +138,11 @@ export async function geminiFailed(
 async function retryAlone(error: ItemError, run: FailedCall, deps: WorkerDeps): Promise<WorkerReply> {
   const { job, item, log } = run;
   if (item.attempts >= deps.quotas.queue.maxAttempts) return run.fail(error, 'item.failed_last_attempt');
-  const slotMs = await within(deps.planner.planRetry(job, item), REPLAN_WAIT_MAX_MS, deps);
+  const slotMs = await within(
+    (signal) => deps.planner.planRetry(job, item, signal),
+    REPLAN_WAIT_MAX_MS,
+    deps,
+  );
   // No slot (the job is over: its cancel or budget ends the item), or no answer in time.
   if (slotMs === timedOut || slotMs === undefined) return run.retryLater(500, undefined, 'transient');
   await run.release(slotMs);

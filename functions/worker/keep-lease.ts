@@ -48,18 +48,29 @@ export const beforeReplanMs = (deps: WorkerDeps) => REPLAN_WAIT_MAX_MS + beforeC
 /** What `within` gives when the work took too long. */
 export const timedOut: unique symbol = Symbol('timed out');
 
-/** `work`'s value, or `timedOut` if it takes longer than `ms` (the work itself goes on, unawaited). */
+/**
+ * `work`'s value, or `timedOut` if it takes longer than `ms`. The work is handed a signal that is
+ * aborted when it timed out: what it has not begun yet it can leave undone (a ledger reservation
+ * still queued for its lane), what it has begun goes on, unawaited, its failure ignored.
+ */
 export async function within<T>(
-  work: Promise<T>,
+  work: (signal: AbortSignal) => Promise<T>,
   ms: number,
   deps: WorkerDeps,
 ): Promise<T | typeof timedOut> {
   const stop = new AbortController();
+  const abandon = new AbortController();
   // Once the race is settled the timer is stopped; its (aborted) wait ends quietly.
   const sleep =
     deps.sleep ?? ((waitMs: number) => abortableSleep(waitMs, stop.signal).catch(() => undefined));
+  const running = work(abandon.signal);
   try {
-    return await Promise.race([work, sleep(ms).then((): typeof timedOut => timedOut)]);
+    const result = await Promise.race([running, sleep(ms).then((): typeof timedOut => timedOut)]);
+    if (result === timedOut) {
+      abandon.abort();
+      running.catch(() => undefined);
+    }
+    return result;
   } finally {
     stop.abort();
   }

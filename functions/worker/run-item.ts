@@ -232,7 +232,8 @@ export async function runItem(delivery: TaskDelivery, deps: WorkerDeps): Promise
       // a minute the ledger has already filled.
       if (!(await leaseFor(beforeReplanMs(deps)))) return leaseLost();
       const slotMs = await within(
-        deps.planner.replanLate(job, item, plannedMs, delivery.retryCount === 0, delivery.packed),
+        (signal) =>
+          deps.planner.replanLate(job, item, plannedMs, delivery.retryCount === 0, delivery.packed, signal),
         REPLAN_WAIT_MAX_MS,
         deps,
       );

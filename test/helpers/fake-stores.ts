@@ -33,6 +33,7 @@ import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemOutcomeRecord } from '../../functions/platform/store/item-codec.js';
 import type { ItemRef, OverdueCursor, StoredOutcome } from '../../functions/platform/store/items.js';
 import type { IdempotencyRecord, ReconcileCursor } from '../../functions/platform/store/jobs.js';
+import { ReserveAbandonedError } from '../../functions/platform/store/ledger.js';
 import type { CacheEntry } from '../../functions/platform/store/response-cache.js';
 
 /** Lets other pending promises run, as a network round trip would. */
@@ -613,6 +614,7 @@ export class FakeDb {
         },
         async reserve(model, tokens, quota, headroom, options = {}) {
           await db.enter('ledger.reserve');
+          if (options.signal?.aborted) throw new ReserveAbandonedError(model);
           const j = options.jobId ? job(options.jobId) : undefined;
           if (options.jobId && (!j || isTerminalJob(j.status))) return [];
           const gate = options.spend

@@ -11,6 +11,7 @@ import { itemIdForIndex, type JobSpec, type NewItem } from '../../functions/core
 import { sumTotals } from '../../functions/core/totals.js';
 import type { Stores } from '../../functions/platform/store/index.js';
 import type { ItemRef } from '../../functions/platform/store/items.js';
+import { ReserveAbandonedError } from '../../functions/platform/store/ledger.js';
 import { testQuotas } from './test-quotas.js';
 
 export interface ContractWorld {
@@ -529,6 +530,29 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(a).toEqual(b);
       expect(slots(a)).toBe(0);
       expect(after.map(slots)).toEqual([10, 10]);
+    });
+
+    it('makes no reservation its caller gave up on while it waited for its turn', async () => {
+      const { stores } = await open();
+      const model = `abandon-${Math.random().toString(36).slice(2, 10)}`;
+      const quota = testQuotas().models['gemini-2.5-flash']!;
+      const slots = (l: { buckets: Record<string, number> }) =>
+        Object.values(l.buckets).reduce((a, b) => a + b, 0);
+      const giveUp = new AbortController();
+
+      // The first reservation holds the model's lane; the second queues behind it and is given up.
+      const first = stores.ledger.reserve(model, [10], quota, 0.9);
+      const second = stores.ledger.reserve(model, [7], quota, 0.9, { signal: giveUp.signal });
+      giveUp.abort();
+      const settled = await Promise.allSettled([first, second]);
+      const after = await stores.ledger.reserve(model, [5], quota, 0.9, {
+        signal: new AbortController().signal,
+      });
+
+      expect(settled[0].status).toBe('fulfilled');
+      expect(settled[1]).toMatchObject({ status: 'rejected', reason: expect.any(ReserveAbandonedError) });
+      expect(after).toHaveLength(1);
+      expect(slots(await stores.ledger.read(model))).toBe(15);
     });
 
     it("keeps an adaptive model's rate through reservations; a 429 lowers it once per window", async () => {

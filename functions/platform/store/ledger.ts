@@ -30,6 +30,20 @@ export interface ReserveOptions {
   evidence?: TokenEvidence;
   /** The deployment's spend limit and each item's cost: planned on the project's spend ledger too. */
   spend?: SpendPlan;
+  /**
+   * Aborted when the caller no longer waits for the answer (a delivery that gave up on a slow
+   * replanning): a reservation still waiting for its turn in the model's lane is then not made, and
+   * rejects with {@link ReserveAbandonedError}. One already running goes on.
+   */
+  signal?: AbortSignal;
+}
+
+/** A reservation whose caller stopped waiting before its turn came (`ReserveOptions.signal`). */
+export class ReserveAbandonedError extends Error {
+  constructor(model: string) {
+    super(`the reservation on ${model} was abandoned before its turn`);
+    this.name = 'ReserveAbandonedError';
+  }
 }
 
 /**
@@ -111,8 +125,11 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
       const ref = ledgers.doc(model);
       const planRef = options.jobId ? jobPlans(model).doc(options.jobId) : undefined;
       const jobRef = options.jobId ? jobs.doc(options.jobId) : undefined;
-      return lane(model)(() =>
-        db.runTransaction(async (tx) => {
+      return lane(model)(() => {
+        // Its caller stopped waiting while it queued: a slot nobody would use, and lane time the
+        // reservations still awaited need (late deliveries retried behind it would pile up).
+        if (options.signal?.aborted) throw new ReserveAbandonedError(model);
+        return db.runTransaction(async (tx) => {
           // The spend ledger is read last, so the job's documents keep their places.
           const snaps = await tx.getAll(
             ref,
@@ -153,8 +170,8 @@ export function createLedgerStore(db: Firestore, prefix = ''): LedgerStore {
               { merge: true },
             );
           return planned.scheduleMs;
-        }),
-      );
+        });
+      });
     },
 
     async releaseJob(model, jobId) {

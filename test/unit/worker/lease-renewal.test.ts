@@ -83,9 +83,16 @@ describe('a delivery keeps its lease while it works', () => {
     expect(db.item(SIM_JOB, SIM_ITEM)?.state).toBe('cancelled');
   });
 
-  it('bounds the wait for a replanning: past it the item is given back and the delivery retried, Gemini not called', async () => {
+  it('bounds the wait for a replanning: past it the item is given back, the replanning given up and the delivery retried, Gemini not called', async () => {
     const { db, gemini, planner, clock, deps } = await simWorkerWorld();
-    deps.planner = { ...planner, replanLate: () => new Promise<undefined>(() => undefined) };
+    let signal: AbortSignal | undefined;
+    deps.planner = {
+      ...planner,
+      replanLate: (...args) => {
+        signal = args[5];
+        return new Promise<undefined>(() => undefined);
+      },
+    };
     deps.sleep = clock.sleep;
 
     const reply = await handleTask(simDelivery(0, SIM_T0 - 10_000), deps);
@@ -94,6 +101,8 @@ describe('a delivery keeps its lease while it works', () => {
     expect(reply.body.outcome).toBe('replan-slow');
     expect(gemini.calls).toHaveLength(0);
     expect(db.item(SIM_JOB, SIM_ITEM)?.lease).toBeNull();
+    // The replanning is told it was given up on: a reservation still queued is not made.
+    expect(signal?.aborted).toBe(true);
   }, 3_000);
 
   it('renews no lease on a delivery that goes straight to Gemini (no extra write on the happy path)', async () => {
