@@ -66,11 +66,17 @@ export function createJobFinisher(
     /**
      * Cancels the job: it turns terminal at once (so no new Gemini call starts), then its slots
      * are given back and its pending items end as cancelled. A cancel that stops halfway is
-     * finished by `finishCancel` from the reconciler. Undefined for an unknown job.
+     * finished by `finishCancel` from the reconciler. Undefined for an unknown job. `turnedOthers`
+     * runs as soon as the job is terminal, before the slower rest: a pipeline's unit jobs turn
+     * terminal too (./pipelines.ts), so none of their calls starts while the pipeline is swept.
      */
-    async cancel(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined> {
+    async cancel(
+      jobId: string,
+      turnedOthers?: (job: JobRecord) => Promise<void>,
+    ): Promise<{ view: JobView; changed: boolean } | undefined> {
       const turned = await jobs.cancel(jobId);
       if (!turned) return undefined;
+      await turnedOthers?.(turned.job);
       if (turned.changed) await finisher.finishCancel(turned.job);
       const view = await viewOf(jobId);
       return view ? { view, changed: turned.changed } : undefined;

@@ -131,6 +131,26 @@ export function createPipelineJobs(deps: LifecycleDeps, clock: () => number) {
       return true;
     },
 
+    /**
+     * A pipeline job was just cancelled: its unit jobs turn cancelled too, at once, so no delivery
+     * claims a unit while the pipeline's own items are swept; `settleUnitJobsOf` then ends their
+     * units and gives their slots back (a failure here is left to it).
+     */
+    async turnUnitJobs(job: JobRecord, log: Logger = deps.logger): Promise<void> {
+      await Promise.all(
+        unitJobIds(job).map((id) =>
+          jobs
+            .cancel(id)
+            .catch((err: Error) =>
+              log.warn(
+                { event: 'pipeline.unit_job_unturned', jobId: id, err: err.message },
+                'could not turn a unit job cancelled; settling it will',
+              ),
+            ),
+        ),
+      );
+    },
+
     /** A pipeline job ended: each of its unit jobs ends with it (failures left to the reconciler). */
     async settleUnitJobsOf(job: JobRecord, log: Logger = deps.logger): Promise<void> {
       await Promise.all(

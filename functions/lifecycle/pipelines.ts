@@ -64,7 +64,9 @@ export function createPipelines(
     pipeline,
     /** Cancels the job (./finish.ts); a pipeline job's unit jobs are cancelled with it. */
     async cancel(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined> {
-      const result = await finisher.cancel(jobId);
+      const result = await finisher.cancel(jobId, (job) =>
+        job.pipeline ? pipelineJobs.turnUnitJobs(job) : Promise.resolve(),
+      );
       const job = result && (await deps.stores.jobs.get(jobId));
       if (job?.pipeline) await pipelineJobs.settleUnitJobsOf(job);
       return result;

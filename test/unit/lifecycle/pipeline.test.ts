@@ -256,4 +256,23 @@ describe('a pipeline item moving through its steps', () => {
     expect((await w.db.stores.jobs.get(orphan.id))?.status).toBe('cancelled');
     expect((await w.unit(0, 0, 0))?.state).toBe('cancelled');
   });
+  it("turns its unit jobs cancelled before it sweeps the pipeline's own items, so no unit is claimed meanwhile", async () => {
+    // Arrange
+    const w = await pipelineWorld([{ name: 'a' }, { name: 'b', prompt: 'B {{a}}' }]);
+    const items = w.db.stores.items;
+    const sweep = items.sweepPending.bind(items);
+    let unitJobWhileSwept: string | undefined;
+    items.sweepPending = async (jobId, outcome) => {
+      if (jobId === JOB) unitJobWhileSwept = (await w.db.stores.jobs.get(unitJobId(JOB, 0, 0)))?.status;
+      return sweep(jobId, outcome);
+    };
+
+    // Act
+    await w.lifecycle.cancel(JOB);
+
+    // Assert
+    expect(unitJobWhileSwept).toBe('cancelled');
+    expect((await w.db.stores.jobs.get(unitJobId(JOB, 0, 0)))?.status).toBe('cancelled');
+    expect((await w.unit(0, 0, 0))?.state).toBe('cancelled');
+  });
 });
