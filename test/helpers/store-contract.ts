@@ -40,6 +40,10 @@ function newItems(n: number): NewItem[] {
 }
 
 /** Defines the contract's tests for stores made by `open`. */
+/** The input tokens a ledger holds planned, summed over its seconds. */
+const plannedTokens = (ledger: { buckets: Record<string, number> }) =>
+  Object.values(ledger.buckets).reduce((a, b) => a + b, 0);
+
 export function storeContract(name: string, open: () => Promise<ContractWorld>): void {
   async function job(total = 3, id = `job-${Math.random().toString(36).slice(2, 10)}`) {
     const w = await open();
@@ -513,31 +517,27 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(first.untilMs).toBeGreaterThanOrEqual(nowMs + 5 * 60_000);
       expect(again.factor).toBe(0.8);
       expect(read.tokenCut).toEqual(again);
-      expect(Object.values(read.buckets).reduce((a, b) => a + b, 0)).toBe(10);
+      expect(plannedTokens(read)).toBe(10);
     });
 
     it('reads the ledger as it stands: reads at once agree, a read after a reservation sees it', async () => {
       const { stores } = await open();
       const model = `read-${Math.random().toString(36).slice(2, 10)}`;
       const quota = testQuotas().models['gemini-2.5-flash']!;
-      const slots = (l: { buckets: Record<string, number> }) =>
-        Object.values(l.buckets).reduce((a, b) => a + b, 0);
 
       const [a, b] = await Promise.all([stores.ledger.read(model), stores.ledger.read(model)]);
       await stores.ledger.reserve(model, [10], quota, 0.9);
       const after = await Promise.all([stores.ledger.read(model), stores.ledger.read(model)]);
 
       expect(a).toEqual(b);
-      expect(slots(a)).toBe(0);
-      expect(after.map(slots)).toEqual([10, 10]);
+      expect(plannedTokens(a)).toBe(0);
+      expect(after.map(plannedTokens)).toEqual([10, 10]);
     });
 
     it('makes no reservation its caller gave up on while it waited for its turn', async () => {
       const { stores } = await open();
       const model = `abandon-${Math.random().toString(36).slice(2, 10)}`;
       const quota = testQuotas().models['gemini-2.5-flash']!;
-      const slots = (l: { buckets: Record<string, number> }) =>
-        Object.values(l.buckets).reduce((a, b) => a + b, 0);
       const giveUp = new AbortController();
 
       // The first reservation holds the model's lane; the second queues behind it and is given up.
@@ -552,7 +552,7 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect(settled[0].status).toBe('fulfilled');
       expect(settled[1]).toMatchObject({ status: 'rejected', reason: expect.any(ReserveAbandonedError) });
       expect(after).toHaveLength(1);
-      expect(slots(await stores.ledger.read(model))).toBe(15);
+      expect(plannedTokens(await stores.ledger.read(model))).toBe(15);
     });
 
     it("keeps an adaptive model's rate through reservations; a 429 lowers it once per window", async () => {
