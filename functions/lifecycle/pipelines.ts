@@ -64,9 +64,8 @@ export function createPipelines(
     pipeline,
     /** Cancels the job (./finish.ts); a pipeline job's unit jobs are cancelled with it. */
     async cancel(jobId: string): Promise<{ view: JobView; changed: boolean } | undefined> {
-      const result = await finisher.cancel(jobId, (job) =>
-        job.pipeline ? pipelineJobs.turnUnitJobs(job) : Promise.resolve(),
-      );
+      // A job without steps has no unit jobs to turn.
+      const result = await finisher.cancel(jobId, (job) => pipelineJobs.turnUnitJobs(job));
       const job = result && (await deps.stores.jobs.get(jobId));
       if (job?.pipeline) await pipelineJobs.settleUnitJobsOf(job);
       return result;
