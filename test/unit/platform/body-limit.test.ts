@@ -1,5 +1,5 @@
 import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { http } from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
@@ -106,6 +106,35 @@ describe('bodies bounded before they are read', () => {
     const answer = await send({ ...json, 'content-encoding': 'gzip' }, [wire], false);
 
     expectTooLarge(answer);
+  });
+
+  it('lets a client still writing a refused body read the 413, not a reset', async () => {
+    // Arrange: a client that sends part of a body declared at 100 x CAP, goes on writing after the
+    // answer is out, and only then reads. A server that closed with its bytes unread made the
+    // kernel reset the connection, and the client failed with EPIPE (20 of 20) without an answer.
+    const firstLine = (): Promise<string> =>
+      new Promise((ok) => {
+        const socket = connect(port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        socket.pause();
+        socket.on('error', (e: NodeJS.ErrnoException) => ok(`${e.code}`));
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.on('end', () => ok(Buffer.concat(chunks).toString().split('\r\n')[0] ?? ''));
+        socket.write(
+          `POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${100 * CAP}\r\n\r\n`,
+        );
+        socket.write(Buffer.alloc(2 * CAP, 0x20));
+        setTimeout(() => {
+          socket.write(Buffer.alloc(2 * CAP, 0x20));
+          setTimeout(() => socket.resume(), 100);
+        }, 200);
+      });
+
+    // Act
+    const lines = await Promise.all(Array.from({ length: 5 }, firstLine));
+
+    // Assert
+    expect(lines).toEqual(Array(5).fill('HTTP/1.1 413 Payload Too Large'));
   });
 
   it('parses a body at the cap, gzip or not', async () => {
