@@ -1,4 +1,5 @@
-import { OPEN_RUN_STATES, partLimitsFor } from '../core/batch.js';
+import { partLimitsFor } from '../core/batch.js';
+import { OPEN_RUN_STATES } from '../core/batch-run.js';
 import { STAGING_PREFIX } from '../core/bucket-input.js';
 import { isTerminalJob, type JobRecord, type NewItem } from '../core/jobs.js';
 import { unitJobId } from '../core/pipeline.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { reroutePlanMs } from '../../functions/core/batch.js';
+import { reroutePlanMs } from '../../functions/core/batch-run.js';
 import { itemIdForIndex, type NewItem } from '../../functions/core/jobs.js';
 import { createLifecycle } from '../../functions/lifecycle/lifecycle.js';
 import { type BatchApi, type BatchInfo, createBatchApi } from '../../functions/platform/gemini/batch-api.js';

@@ -4,7 +4,8 @@
  * document: run versions as preconditions, outcomes written only on an item still at its version,
  * a part's totals counted from its items, never from the counter shards.
  */
-import { type BatchPart, OPEN_RUN_STATES } from '../../functions/core/batch.js';
+import type { BatchPart } from '../../functions/core/batch.js';
+import { OPEN_RUN_STATES } from '../../functions/core/batch-run.js';
 import type { ItemRecord } from '../../functions/core/jobs.js';
 import type { BatchApi, BatchInfo, BatchState } from '../../functions/platform/gemini/batch-api.js';
 import { GeminiCallError } from '../../functions/platform/gemini/client.js';

@@ -1,5 +1,6 @@
 import { FieldValue, type Firestore } from '@google-cloud/firestore';
-import { type BatchPart, OPEN_RUN_STATES, type RunState, type UpstreamState } from '../../core/batch.js';
+import type { BatchPart } from '../../core/batch.js';
+import { OPEN_RUN_STATES, type RunState, type UpstreamState } from '../../core/batch-run.js';
 import { decodeVersion, encodeVersion, isAlreadyExists, isPreconditionFailure } from './firestore.js';
 
 /** Gemini's `batchStats`, as numbers. */

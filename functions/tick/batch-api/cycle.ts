@@ -1,4 +1,4 @@
-import { decideRun, isEnded } from '../../core/batch.js';
+import { decideRun, isEnded } from '../../core/batch-run.js';
 import { isTerminalJob, type JobRecord } from '../../core/jobs.js';
 import type { BatchInfo } from '../../platform/gemini/batch-api.js';
 import type { Logger } from '../../platform/logger.js';

@@ -4,7 +4,8 @@
  * themselves live in `cycle.ts` (poll, cancel), `submit.ts` and `collect.ts`, which import this and
  * never each other's callers (no import cycle).
  */
-import { type BatchPart, isEnded, reroutePlanMs } from '../../core/batch.js';
+import type { BatchPart } from '../../core/batch.js';
+import { isEnded, reroutePlanMs } from '../../core/batch-run.js';
 import type { JobRecord } from '../../core/jobs.js';
 import type { Quotas } from '../../core/quotas.js';
 import type { BatchOutcomes } from '../../lifecycle/batch-outcomes.js';

@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   batchThreshold,
-  decideRun,
   isBatchable,
   MAX_SKIPPED_LINES,
   PartPlanner,
-  reroutePlanMs,
   routeJob,
 } from '../../../functions/core/batch.js';
 import { batchLineError, isTransientLineError } from '../../../functions/core/batch-errors.js';
+import { decideRun, reroutePlanMs } from '../../../functions/core/batch-run.js';
 import { itemIdForIndex, type NewItem } from '../../../functions/core/jobs.js';
 import { PLAN_AHEAD_MS } from '../../../functions/core/rate.js';
 import { testQuotas } from '../../helpers/test-quotas.js';

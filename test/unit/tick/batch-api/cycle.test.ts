@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reroutePlanMs } from '../../../../functions/core/batch.js';
+import { reroutePlanMs } from '../../../../functions/core/batch-run.js';
 import { GeminiCallError } from '../../../../functions/platform/gemini/client.js';
 import { answerLine } from '../../../helpers/fake-batch.js';
 import { batchWorld, PENDING_DEADLINE_MS, STALL_MS, TICK_MS } from './batch-world.js';
