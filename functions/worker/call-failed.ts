@@ -14,7 +14,7 @@ import type { handOverFor } from './unclaimed.js';
  * kind of failure ends in a state, or in a retry decided on purpose.
  */
 
-/** What the step needs of the delivery running the item. */
+/** What the step needs of the delivery running the item (its methods are called on it). */
 export interface FailedCall {
   delivery: TaskDelivery;
   job: JobRecord;
@@ -40,10 +40,10 @@ export interface FailedCall {
  * takes a fresh slot on the ledger (the shed call counted against the limits).
  */
 export async function flexShed(run: FailedCall, deps: WorkerDeps): Promise<WorkerReply> {
-  const { delivery, job, item, plannedMs, retryLater, handOver } = run;
+  const { delivery, job, item, plannedMs, handOver } = run;
   const clock = deps.now ?? Date.now;
   const dueMs = flexRetryDueMs(job, item, clock(), deps);
-  if (!delivery.queueName) return retryLater(503, Math.ceil((dueMs - clock()) / 1000), 'flex-shed');
+  if (!delivery.queueName) return run.retryLater(503, Math.ceil((dueMs - clock()) / 1000), 'flex-shed');
   const reply = await handOver(
     dueMs,
     'warn',
@@ -67,7 +67,7 @@ export async function geminiFailed(
   run: FailedCall,
   deps: WorkerDeps,
 ): Promise<WorkerReply> {
-  const { delivery, job, item, log, lastAttempt, plannedMs, fail, retryLater, handOver } = run;
+  const { delivery, job, item, log, lastAttempt, plannedMs, handOver } = run;
   const clock = deps.now ?? Date.now;
   const failure = classifyFailure(call.httpStatus, call.body, new Date(clock()));
   // A 429 says which limit it hit (QuotaFailure quotaId) and for how long (RetryInfo): logged.
@@ -79,7 +79,7 @@ export async function geminiFailed(
   if ('hit' in failure) await deps.lifecycle.countQuota429(job.id, job.model, failure.hit.quotaId, log);
   switch (failure.kind) {
     case 'permanent':
-      return fail(failure.error, 'item.failed');
+      return run.fail(failure.error, 'item.failed');
     case 'quota-minute': {
       // Gemini counted more of the model's tokens than the plan did: the model plans lower a while.
       if (failure.hit.limit === 'tokens-per-minute') await deps.planner.lowerTokenRate(job.model, log);
@@ -87,8 +87,8 @@ export async function geminiFailed(
       else await deps.planner.lowerRequestRate(job.model, log);
       // Its leases count its attempts across the tasks it was handed to.
       if (lastAttempt || item.attempts >= deps.quotas.queue.maxAttempts)
-        return fail(failure.error, 'item.failed_last_attempt');
-      if (!delivery.queueName) return retryLater(429, failure.retryAfterSeconds, 'quota-minute');
+        return run.fail(failure.error, 'item.failed_last_attempt');
+      if (!delivery.queueName) return run.retryLater(429, failure.retryAfterSeconds, 'quota-minute');
       // Answering 429 would have Cloud Tasks throttle the whole queue (system throttling), every
       // item slowed for one refusal (other traffic on the project, or capacity): this item alone
       // waits Gemini's retryDelay, in a new task.
@@ -114,15 +114,15 @@ export async function geminiFailed(
         failure.error.message,
         log,
       );
-      if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
-      return retryLater(503, failure.retryAfterSeconds, 'quota-day');
+      if (lastAttempt) return run.fail(failure.error, 'item.failed_last_attempt');
+      return run.retryLater(503, failure.retryAfterSeconds, 'quota-day');
     case 'transient':
-      if (lastAttempt) return fail(failure.error, 'item.failed_last_attempt');
+      if (lastAttempt) return run.fail(failure.error, 'item.failed_last_attempt');
       // Where tasks carry several items (core/task-groups.ts), or this one does (a ramping queue's),
       // the item's retry is planned.
       if (delivery.queueName && (delivery.inGroup || itemsPerTaskOf(deps.quotas, job.model) > 1))
         return retryAlone(failure.error, run, deps);
-      return retryLater(500, undefined, 'transient');
+      return run.retryLater(500, undefined, 'transient');
   }
 }
 

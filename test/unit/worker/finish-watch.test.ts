@@ -3,7 +3,7 @@ import { normalizeJobRequest } from '../../../functions/core/requests.js';
 import { FINISH_WATCH_MAX_ROUNDS, finishWatchDelayMs } from '../../../functions/core/tasks.js';
 import { createLogger } from '../../../functions/platform/logger.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from '../../../functions/worker/handler.js';
-import { checksCompletion } from '../../../functions/worker/run-item.js';
+import { checksCompletion } from '../../../functions/worker/item-delivery.js';
 import { FakeGemini, FakeMediaFetcher, fakeWorld } from '../../helpers/fakes.js';
 import { createLogCapture } from '../../helpers/log-capture.js';
 import { testQuotas } from '../../helpers/test-quotas.js';
