@@ -1,28 +1,20 @@
 import { createHash } from 'node:crypto';
-import { LIMITS } from '../api/jobs.js';
-import { PartPlanner, partLimitsFor, routeJob } from '../core/batch.js';
+import { routeJob } from '../core/batch.js';
 import {
   bucketOwnerOf,
-  duplicateKeyLine,
-  type FileOptions,
   lineDefaults,
-  type ParsedLine,
   parseFileOptions,
-  parseInputLine,
   resultsObjectName,
   skipReason,
   summaryObjectName,
 } from '../core/bucket-input.js';
-import { counterShardsFor, itemIdForIndex, type NewItem } from '../core/jobs.js';
-import { mediaLocationsFor } from '../core/owner-prefix.js';
-import { normalizeModelName, type Quotas, requestLimitsFor } from '../core/quotas.js';
-import type { ItemRules } from '../core/requests.js';
+import { counterShardsFor, type JobMode } from '../core/jobs.js';
+import { normalizeModelName, type Quotas } from '../core/quotas.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
-import { maybeGunzip, splitLines } from '../platform/jsonl.js';
 import type { Logger } from '../platform/logger.js';
 import type { ObjectStore } from '../platform/object-store.js';
 import { isAlreadyExists } from '../platform/store/firestore.js';
-import { type BucketCaps, boundedBytes, checkLineCap, readOrStop } from './caps.js';
+import { type BucketCaps, readOrStop } from './caps.js';
 import { type FileHead, readFileHead } from './file-head.js';
 import {
   fileKind,
@@ -31,6 +23,7 @@ import {
   pipelineFileRoute,
   startPipelineFile,
 } from './pipeline-file.js';
+import { readLines } from './read-lines.js';
 
 /** Where reading a file stopped, in its summary, when it passed a cap. */
 interface StoppedAt {
@@ -70,9 +63,6 @@ export type IntakeResult =
   | { outcome: 'rejected'; jobId: string; message: string }
   | { outcome: 'created'; jobId: string; total: number };
 
-/** Items written per Firestore bulk: a file is never held whole. */
-const CHUNK = 500;
-
 /**
  * The job id of a file: derived from bucket, name and generation, so a redelivered or duplicated
  * finalize event makes no second job, and a new upload under the same name (a new generation) does.
@@ -89,6 +79,60 @@ export function jobIdForObject(bucket: string, name: string, generation: string)
  * Throws to have the event delivered again (a retry redoes the same writes), returns to acknowledge.
  */
 export async function intakeObject(object: StorageObject, deps: IntakeDeps): Promise<IntakeResult> {
+  const opened = await openFile(object, deps);
+  if ('outcome' in opened) return opened;
+  const { file, log, reject } = opened;
+  const read = await readOrStop(() =>
+    readLines(
+      file.kind.store,
+      { name: file.name, generation: file.generation, headerLine: file.head.headerLine },
+      file.model,
+      file.options,
+      file.owner,
+      deps,
+    ),
+  );
+  if ('stopped' in read) {
+    const { line, reason, cap, message } = read.stopped;
+    return reject(message, { line, reason, cap });
+  }
+  if ('gone' in read) return gone(log);
+  if (read.total === 0) return reject('the file has no lines');
+  // A pipeline's route is its metadata's (./pipeline-file.ts): realtime unless it says batch.
+  const { pipeline } = file.kind;
+  const route = pipeline
+    ? pipelineFileRoute(file.options.mode, pipeline, deps.quotas)
+    : routeJob(file.options.mode, read.total, file.model, deps.quotas);
+  if ('problem' in route) return reject(route.problem);
+  return createFileJob(file, read, route.mode, deps, log);
+}
+
+/** A file that passed every check before its lines are read. */
+interface OpenedFile {
+  bucket: string;
+  name: string;
+  generation: string;
+  jobId: string;
+  /** Where its results go. */
+  output: string;
+  owner: string | undefined;
+  options: Exclude<ReturnType<typeof parseFileOptions>, { problem: string }>;
+  head: FileHead;
+  model: string;
+  kind: Exclude<ReturnType<typeof fileKind>, { problem: string }>;
+}
+
+type Reject = (message: string, stoppedAt?: StoppedAt) => Promise<IntakeResult>;
+
+/**
+ * The checks a file passes before its lines are read: the bucket and path, a job made of it already,
+ * its owner, its metadata, its head (a pipeline header, the first line's model) and its model. The
+ * result to acknowledge the event with, or the file and how to refuse it later.
+ */
+async function openFile(
+  object: StorageObject,
+  deps: IntakeDeps,
+): Promise<IntakeResult | { file: OpenedFile; log: Logger; reject: Reject }> {
   const { bucket, name } = object;
   const reason = skipReason(bucket, name, deps.bucket);
   if (reason) {
@@ -103,12 +147,11 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     return { outcome: 'duplicate', jobId };
   }
   const output = resultsObjectName(name);
-  const reject = (message: string, stoppedAt?: StoppedAt) =>
+  const reject: Reject = (message, stoppedAt) =>
     rejectFile({ bucket, name, jobId, output, message, stoppedAt }, deps.objects, log);
 
   const owned = bucketOwnerOf(name, deps.bucketOwners ?? {});
   if ('problem' in owned) return reject(owned.problem);
-
   const options = parseFileOptions(object.metadata);
   if ('problem' in options) return reject(options.problem);
   let head: FileHead | { problem: string };
@@ -116,8 +159,7 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     head = await readFileHead(name, generation, deps.objects);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 404) throw err;
-    log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
-    return { outcome: 'ignored', reason: 'this generation of the file is gone' };
+    return gone(log);
   }
   if ('problem' in head) return reject(head.problem);
   // A file whose metadata names no model runs its first item's (Batch API lines name one).
@@ -130,42 +172,46 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
   // A pipeline header's steps, checked by the engine (./pipeline-file.ts): a bad one refuses the file.
   const kind = fileKind(jobId, head, options.mode, model, deps);
   if ('problem' in kind) return reject(kind.problem);
-  const { pipeline, store } = kind;
+  const file = { bucket, name, generation, jobId, output, owner: owned.owner, options, head, model, kind };
+  return { file, log, reject };
+}
 
-  const read = await readOrStop(() =>
-    readLines(store, { name, generation, headerLine: head.headerLine }, model, options, owned.owner, deps),
-  );
-  if ('stopped' in read) {
-    const { line, reason, cap, message } = read.stopped;
-    return reject(message, { line, reason, cap });
-  }
-  if ('gone' in read) {
-    log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
-    return { outcome: 'ignored', reason: 'this generation of the file is gone' };
-  }
-  if (read.total === 0) return reject('the file has no lines');
-  // A pipeline's route is its metadata's (./pipeline-file.ts): realtime unless it says batch.
-  const route = pipeline
-    ? pipelineFileRoute(options.mode, pipeline, deps.quotas)
-    : routeJob(options.mode, read.total, model, deps.quotas);
-  if ('problem' in route) return reject(route.problem);
+/** The file's generation is gone (deleted or replaced before it was read): nothing to do. */
+function gone(log: Logger): IntakeResult {
+  log.warn({ event: 'intake.gone' }, 'the file (this generation) is gone; nothing to do');
+  return { outcome: 'ignored', reason: 'this generation of the file is gone' };
+}
+
+/**
+ * The job of a file whose lines are stored: its spec (a pipeline's unit jobs too), created last, then
+ * started — its items enqueued, its pipeline's first step begun, or, every line bad, finished.
+ */
+async function createFileJob(
+  file: OpenedFile,
+  read: Awaited<ReturnType<typeof readLines>>,
+  mode: JobMode,
+  deps: IntakeDeps,
+  log: Logger,
+): Promise<IntakeResult> {
+  const { jobId, model, options } = file;
+  const { pipeline } = file.kind;
   // A batch pipeline's batches are its unit jobs' (staged by the tick), not the file's.
-  const batch = route.mode === 'batch' && !pipeline;
+  const batch = mode === 'batch' && !pipeline;
   const batchItems = batch ? read.batchable : 0;
   const spec = {
     id: jobId,
     model,
-    mode: route.mode,
+    mode,
     total: read.total,
-    source: `gs://${bucket}/${name}`,
-    ...(owned.owner ? { owner: owned.owner } : {}),
+    source: `gs://${file.bucket}/${file.name}`,
+    ...(file.owner ? { owner: file.owner } : {}),
     counterShards: counterShardsFor(deps.quotas.models[model]!.rpm),
     paths: { realtime: read.total - read.bornFailed - batchItems, batch: batchItems },
-    output,
+    output: file.output,
     ...(batch
       ? {
           onBatchFailure: options.onBatchFailure,
-          staged: { object: name, generation, defaults: lineDefaults(options) },
+          staged: { object: file.name, generation: file.generation, defaults: lineDefaults(options) },
         }
       : {}),
   };
@@ -189,7 +235,7 @@ export async function intakeObject(object: StorageObject, deps: IntakeDeps): Pro
     {
       event: 'job.created',
       model,
-      mode: route.mode,
+      mode,
       total: read.total,
       bad: read.bornFailed,
       parts: batch ? read.parts.length : 0,
@@ -222,74 +268,4 @@ async function rejectFile(
   });
   log.warn({ event: 'intake.rejected', message, ...(stoppedAt ? { stoppedAt } : {}) }, message);
   return { outcome: 'rejected', jobId: file.jobId, message };
-}
-
-/**
- * Streams the file into items, a chunk at a time; plans the batches as it goes. A pipeline header
- * (`headerLine`) is not an item: no index, no result line, no bytes in a batch.
- */
-async function readLines(
-  store: (chunk: NewItem[]) => Promise<void>,
-  file: { name: string; generation: string; headerLine?: number | undefined },
-  model: string,
-  options: FileOptions,
-  owner: string | undefined,
-  deps: IntakeDeps,
-) {
-  const defaults = lineDefaults(options);
-  const rules: ItemRules = {
-    limits: requestLimitsFor(deps.quotas, model),
-    model,
-    ...(deps.mediaGcsAllowed
-      ? {
-          mediaGcsAllowed: mediaLocationsFor(
-            { roots: deps.mediaGcsAllowed, shared: deps.mediaGcsShared ?? [] },
-            owner,
-          ),
-        }
-      : {}),
-  };
-  const planner = new PartPlanner(partLimitsFor(model, deps.quotas));
-  const keys = new Set<string>();
-  let chunk: NewItem[] = [];
-  let index = 0;
-  let bornFailed = 0;
-  let batchable = 0;
-  let lastLine = 0;
-  const inflated = maybeGunzip(deps.objects.read(file.name, { generation: file.generation }));
-  const source = deps.caps ? boundedBytes(inflated, deps.caps.maxBytes, () => lastLine + 1) : inflated;
-  for await (const line of splitLines(source, LIMITS.maxItemBytes)) {
-    lastLine = line.lineNumber;
-    if (deps.caps) checkLineCap(line.lineNumber, deps.caps);
-    if (line.text !== undefined && line.text.trim() === '') continue;
-    if (line.lineNumber === file.headerLine) continue;
-    let parsed: ParsedLine = parseInputLine(line, line.lineNumber, index, defaults, rules);
-    if (parsed.ok && keys.has(parsed.item.key))
-      parsed = duplicateKeyLine(parsed.item.key, line.lineNumber, parsed.item.keyField);
-    else if (parsed.ok) keys.add(parsed.item.key);
-    let item: NewItem;
-    if (parsed.ok) {
-      item = parsed.item;
-    } else {
-      bornFailed++;
-      item = {
-        id: itemIdForIndex(index),
-        index,
-        key: parsed.key,
-        ...(parsed.keyField ? { keyField: parsed.keyField } : {}),
-        request: { contents: [] },
-        estimatedTokens: 0,
-        error: parsed.error,
-      };
-    }
-    if (planner.place(item, line.fromByte, line.toByte)) batchable++;
-    chunk.push(item);
-    if (chunk.length >= CHUNK) {
-      await store(chunk);
-      chunk = [];
-    }
-    index++;
-  }
-  if (chunk.length > 0) await store(chunk);
-  return { total: index, bornFailed, batchable, parts: planner.finish() };
 }
