@@ -1,5 +1,7 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
+import express from 'express';
 import type { Deps } from '../deps.js';
+import type { Caller } from '../platform/caller.js';
 import {
   ForbiddenError,
   MethodNotAllowedError,
@@ -34,7 +36,8 @@ export function ingestDeps(deps: Deps): IngestDeps {
   };
 }
 
-const JOB_PATH = /^\/jobs\/([A-Za-z0-9-]{1,64})(\/results|\/events|\/cancel|\/retry)?\/?$/;
+/** A job id as the API makes them (a UUID, or a bucket file's derived id): anything else is no route. */
+const JOB_ID = /^[A-Za-z0-9-]{1,64}$/;
 
 /** The request's `Idempotency-Key`, checked: 1 to 255 visible ASCII characters. */
 function idempotencyKey(req: Request): string | undefined {
@@ -50,18 +53,183 @@ function idempotencyKey(req: Request): string | undefined {
 /** A browser asking for the page rather than a client asking for JSON. */
 const wantsHtml = (req: Request) => req.method === 'GET' && req.accepts(['json', 'html']) === 'html';
 
+/** The route's job id (checked against JOB_ID by the router's param). */
+const jobIdOf = (req: Request) => req.params.id as string;
+
+/** The request's path without trailing slashes (`/jobs/` is `/jobs`). */
+const pathOf = (req: Request) => req.path.replace(/\/+$/, '') || '/';
+
+/** What a route's handler is given besides the request: who calls, and the handler's dependencies. */
+interface RouteContext {
+  caller: Caller;
+  deps: IngestDeps;
+  callbackSecret: string | undefined;
+  slots: StreamSlots;
+  /** Called once the route's handler has answered (or thrown: `failed`). */
+  done: () => void;
+  failed: (err: unknown) => void;
+}
+
+type RouteHandler = (req: Request, res: Response, ctx: RouteContext) => Promise<void> | void;
+type Middleware = (req: Request, res: Response, next: (err?: unknown) => void) => void;
+
+const contextOf = (res: Response) => res.locals.route as RouteContext;
+
+/** A route's handler as the router calls it: its answer or its error reaches the adapter. */
+function handle(fn: RouteHandler): Middleware {
+  return (req, res) => {
+    const ctx = contextOf(res);
+    Promise.resolve()
+      .then(() => fn(req, res, ctx))
+      .then(ctx.done, ctx.failed);
+  };
+}
+
+/** The 405 of a route's other methods (HEAD included: an event stream has no end to wait for). */
+function refuse(message: (req: Request) => string): Middleware {
+  return handle((req) => {
+    throw new MethodNotAllowedError(message(req));
+  });
+}
+
+/** Create, or a re-run of a job: 202 with the job (200 when an idempotency key replayed it). */
+function sendCreated(
+  res: Response,
+  answer: { replayed: boolean; created: { links: { self: string } } },
+): void {
+  res
+    .status(answer.replayed ? 200 : 202)
+    .location(answer.created.links.self)
+    .json(answer.created);
+}
+
+/**
+ * The jobs API's routes (Express's router): each path answers its own methods, and any other
+ * method 405 saying which it takes. A job id outside {@link JOB_ID} is no route (404).
+ */
+function jobsRouter() {
+  const router = express.Router();
+  router.param('id', (req: Request, _res: Response, next: (err?: unknown) => void, id: string) =>
+    next(JOB_ID.test(id) ? undefined : new NotFoundError(`No route for ${req.method} ${pathOf(req)}.`)),
+  );
+  const useGet = refuse((req) => `${req.method} ${pathOf(req)} is not supported; use GET.`);
+
+  router.all(
+    '/callback-key',
+    handle((req, res, ctx) => sendCallbackKey(req, res, ctx.caller, ctx.callbackSecret)),
+  );
+  router
+    .route('/jobs')
+    .head(refuse((req) => `${req.method} /jobs is not supported; use GET or POST.`))
+    .get(
+      handle(async (req, res, { caller, deps }) => {
+        if (wantsHtml(req)) res.status(200).set(pageHeaders()).send(jobsPageHtml());
+        else res.status(200).json(await listJobs(caller, req.query as Record<string, string>, deps));
+      }),
+    )
+    .post(
+      handle(async (req, res, { caller, deps }) => {
+        // JSON only, from this origin (front-door.ts): anything else would reach validation as a Buffer
+        // or a string (and a few MB of bytes would come back as as many "unknown key" problems).
+        checkWrite(req);
+        // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
+        // refused anything larger before buffering it (platform/body-limit.ts).
+        if (req.query.dryRun === 'true') {
+          res.status(200).json(dryRunJob(req.body, deps, caller.id));
+          return;
+        }
+        const key = idempotencyKey(req);
+        sendCreated(
+          res,
+          await createJob(req.body, deps, {
+            owner: caller.id,
+            ...(key ? { idempotency: { key, caller: caller.id } } : {}),
+          }),
+        );
+      }),
+    )
+    .all(refuse((req) => `${req.method} /jobs is not supported; use GET or POST.`));
+  router
+    .route('/jobs/:id')
+    .head(useGet)
+    .get(
+      handle(async (req, res, { caller, deps }) => {
+        const id = jobIdOf(req);
+        if (!wantsHtml(req)) {
+          res.status(200).json(await getJob(id, caller, deps));
+          return;
+        }
+        await ownedJob(id, caller, deps);
+        res.status(200).set(pageHeaders()).send(jobPageHtml(id));
+      }),
+    )
+    .all(useGet);
+  router
+    .route('/jobs/:id/results')
+    .head(useGet)
+    .get(
+      handle(async (req, res, { caller, deps, slots }) => {
+        const id = jobIdOf(req);
+        const query = req.query as Record<string, string | undefined>;
+        if (query.format !== 'jsonl') {
+          res.status(200).json(await getResultsPage(id, query, caller, deps));
+          return;
+        }
+        await inSlot(slots, caller.id, () =>
+          pipeStream(res, streamResults(id, caller, deps), 'application/x-ndjson'),
+        );
+      }),
+    )
+    .all(useGet);
+  router
+    .route('/jobs/:id/events')
+    .head(useGet)
+    .get(
+      handle(async (req, res, { caller, deps, slots }) => {
+        const abort = new AbortController();
+        res.on('close', () => abort.abort());
+        const events = streamEvents(jobIdOf(req), req.header('last-event-id'), caller, deps, abort.signal);
+        await inSlot(slots, caller.id, () => pipeStream(res, events, 'text/event-stream'));
+      }),
+    )
+    .all(useGet);
+  router
+    .route('/jobs/:id/cancel')
+    .post(
+      handle(async (req, res, { caller, deps }) => {
+        checkWrite(req);
+        res.status(200).json(await cancelJob(jobIdOf(req), caller, deps));
+      }),
+    )
+    .all(refuse(() => 'Use POST to cancel a job.'));
+  router
+    .route('/jobs/:id/retry')
+    .post(
+      handle(async (req, res, { caller, deps }) => {
+        checkWrite(req);
+        const key = idempotencyKey(req);
+        const id = jobIdOf(req);
+        sendCreated(
+          res,
+          await retryJob(id, req.body, caller, deps, key ? { key, caller: caller.id } : undefined),
+        );
+      }),
+    )
+    .all(refuse(() => 'Use POST to retry a job.'));
+  return router;
+}
+
 /** The jobs API adapter: routes, parses, calls the handler, maps errors. Never sees business logic. */
 export function createIngestHandler(getDeps: () => Deps) {
   /** This instance's result and event streams, per caller (stream-slots.ts). */
   let slots: StreamSlots | undefined;
+  const router = jobsRouter();
   return (req: Request, res: Response): Promise<void> =>
     outsideDomain(async () => {
       const deps = getDeps();
       slots ??= createStreamSlots(deps.config.streamsPerCaller);
       const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
-      const handlerDeps = { ...ingestDeps(deps), logger: log };
       try {
-        const path = req.path.replace(/\/+$/, '') || '/';
         // The same URLs answer JSON or the page, by Accept.
         res.vary('Accept');
         // A browser that carries the caller's identity (a proxy in front adds it) must not be made to
@@ -74,95 +242,21 @@ export function createIngestHandler(getDeps: () => Deps) {
           authorization: req.header('authorization'),
           serverlessAuthorization: req.header('x-serverless-authorization'),
         });
-        if (path === '/callback-key') return sendCallbackKey(req, res, caller, deps.config.callbackSecret);
-        if (path === '/jobs') {
-          if (wantsHtml(req)) {
-            res.status(200).set(pageHeaders()).send(jobsPageHtml());
-            return;
-          }
-          if (req.method === 'GET') {
-            res.status(200).json(await listJobs(caller, req.query as Record<string, string>, handlerDeps));
-            return;
-          }
-          if (req.method !== 'POST')
-            throw new MethodNotAllowedError(`${req.method} /jobs is not supported; use GET or POST.`);
-          // JSON only, from this origin (front-door.ts): anything else would reach validation as a Buffer
-          // or a string (and a few MB of bytes would come back as as many "unknown key" problems).
-          checkWrite(req);
-          // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
-          // refused anything larger before buffering it (platform/body-limit.ts).
-          if (req.query.dryRun === 'true') {
-            res.status(200).json(dryRunJob(req.body, handlerDeps, caller.id));
-            return;
-          }
-          const key = idempotencyKey(req);
-          const { replayed, created } = await createJob(req.body, handlerDeps, {
-            owner: caller.id,
-            ...(key ? { idempotency: { key, caller: caller.id } } : {}),
-          });
-          res
-            .status(replayed ? 200 : 202)
-            .location(created.links.self)
-            .json(created);
-          return;
-        }
-        const m = JOB_PATH.exec(path);
-        if (!m) throw new NotFoundError(`No route for ${req.method} ${path}.`);
-        const [, id, sub] = m as unknown as [string, string, string | undefined];
-        if (sub === '/cancel') {
-          if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to cancel a job.');
-          checkWrite(req);
-          res.status(200).json(await cancelJob(id, caller, handlerDeps));
-          return;
-        }
-        if (sub === '/retry') {
-          if (req.method !== 'POST') throw new MethodNotAllowedError('Use POST to retry a job.');
-          checkWrite(req);
-          const key = idempotencyKey(req);
-          const { replayed, created } = await retryJob(
-            id,
-            req.body,
+        const streams = slots;
+        await new Promise<void>((done, failed) => {
+          res.locals.route = {
             caller,
-            handlerDeps,
-            key ? { key, caller: caller.id } : undefined,
+            deps: { ...ingestDeps(deps), logger: log },
+            callbackSecret: deps.config.callbackSecret,
+            slots: streams,
+            done,
+            failed,
+          } satisfies RouteContext;
+          // The router calls this only when no route answered (or a param was refused).
+          router(req, res, (err?: unknown) =>
+            failed(err ?? new NotFoundError(`No route for ${req.method} ${pathOf(req)}.`)),
           );
-          res
-            .status(replayed ? 200 : 202)
-            .location(created.links.self)
-            .json(created);
-          return;
-        }
-        if (req.method !== 'GET')
-          throw new MethodNotAllowedError(`${req.method} ${path} is not supported; use GET.`);
-        if (!sub) {
-          if (wantsHtml(req)) {
-            await ownedJob(id, caller, handlerDeps);
-            res.status(200).set(pageHeaders()).send(jobPageHtml(id));
-            return;
-          }
-          res.status(200).json(await getJob(id, caller, handlerDeps));
-          return;
-        }
-        if (sub === '/results') {
-          const query = req.query as Record<string, string | undefined>;
-          if (query.format === 'jsonl') {
-            await inSlot(slots, caller.id, () =>
-              pipeStream(res, streamResults(id, caller, handlerDeps), 'application/x-ndjson'),
-            );
-            return;
-          }
-          res.status(200).json(await getResultsPage(id, query, caller, handlerDeps));
-          return;
-        }
-        const abort = new AbortController();
-        res.on('close', () => abort.abort());
-        await inSlot(slots, caller.id, () =>
-          pipeStream(
-            res,
-            streamEvents(id, req.header('last-event-id'), caller, handlerDeps, abort.signal),
-            'text/event-stream',
-          ),
-        );
+        });
       } catch (err) {
         const mapped = toHttpError(err);
         if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
