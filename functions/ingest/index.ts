@@ -103,6 +103,74 @@ function sendCreated(
     .json(answer.created);
 }
 
+/** `GET /jobs`: the caller's jobs, or the jobs page for a browser. */
+const listJobsRoute: RouteHandler = async (req, res, { caller, deps }) => {
+  if (wantsHtml(req)) res.status(200).set(pageHeaders()).send(jobsPageHtml());
+  else res.status(200).json(await listJobs(caller, req.query as Record<string, string>, deps));
+};
+
+/** `POST /jobs`: a new job (or its estimate, with `dryRun=true`). */
+const createJobRoute: RouteHandler = async (req, res, { caller, deps }) => {
+  // JSON only, from this origin (front-door.ts): anything else would reach validation as a Buffer
+  // or a string (and a few MB of bytes would come back as as many "unknown key" problems).
+  checkWrite(req);
+  // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
+  // refused anything larger before buffering it (platform/body-limit.ts).
+  if (req.query.dryRun === 'true') {
+    res.status(200).json(dryRunJob(req.body, deps, caller.id));
+    return;
+  }
+  const key = idempotencyKey(req);
+  const idempotency = key ? { idempotency: { key, caller: caller.id } } : {};
+  sendCreated(res, await createJob(req.body, deps, { owner: caller.id, ...idempotency }));
+};
+
+/** `GET /jobs/{id}`: the job, or its live page for a browser. */
+const getJobRoute: RouteHandler = async (req, res, { caller, deps }) => {
+  const id = jobIdOf(req);
+  if (!wantsHtml(req)) {
+    res.status(200).json(await getJob(id, caller, deps));
+    return;
+  }
+  await ownedJob(id, caller, deps);
+  res.status(200).set(pageHeaders()).send(jobPageHtml(id));
+};
+
+/** `GET /jobs/{id}/results`: a page in input order, or every line as JSONL (`format=jsonl`). */
+const resultsRoute: RouteHandler = async (req, res, { caller, deps, slots }) => {
+  const id = jobIdOf(req);
+  const query = req.query as Record<string, string | undefined>;
+  if (query.format !== 'jsonl') {
+    res.status(200).json(await getResultsPage(id, query, caller, deps));
+    return;
+  }
+  await inSlot(slots, caller.id, () =>
+    pipeStream(res, streamResults(id, caller, deps), 'application/x-ndjson'),
+  );
+};
+
+/** `GET /jobs/{id}/events`: results as they finish (SSE), until the client goes. */
+const eventsRoute: RouteHandler = async (req, res, { caller, deps, slots }) => {
+  const abort = new AbortController();
+  res.on('close', () => abort.abort());
+  const events = streamEvents(jobIdOf(req), req.header('last-event-id'), caller, deps, abort.signal);
+  await inSlot(slots, caller.id, () => pipeStream(res, events, 'text/event-stream'));
+};
+
+/** `POST /jobs/{id}/cancel`. */
+const cancelRoute: RouteHandler = async (req, res, { caller, deps }) => {
+  checkWrite(req);
+  res.status(200).json(await cancelJob(jobIdOf(req), caller, deps));
+};
+
+/** `POST /jobs/{id}/retry`: a new job of the items that did not succeed. */
+const retryRoute: RouteHandler = async (req, res, { caller, deps }) => {
+  checkWrite(req);
+  const key = idempotencyKey(req);
+  const idempotency = key ? { key, caller: caller.id } : undefined;
+  sendCreated(res, await retryJob(jobIdOf(req), req.body, caller, deps, idempotency));
+};
+
 /**
  * The jobs API's routes (Express's router): each path answers its own methods, and any other
  * method 405 saying which it takes. A job id outside {@link JOB_ID} is no route (404).
@@ -113,108 +181,27 @@ function jobsRouter() {
     next(JOB_ID.test(id) ? undefined : new NotFoundError(`No route for ${req.method} ${pathOf(req)}.`)),
   );
   const useGet = refuse((req) => `${req.method} ${pathOf(req)} is not supported; use GET.`);
-
+  const useGetOrPost = refuse((req) => `${req.method} /jobs is not supported; use GET or POST.`);
   router.all(
     '/callback-key',
     handle((req, res, ctx) => sendCallbackKey(req, res, ctx.caller, ctx.callbackSecret)),
   );
   router
     .route('/jobs')
-    .head(refuse((req) => `${req.method} /jobs is not supported; use GET or POST.`))
-    .get(
-      handle(async (req, res, { caller, deps }) => {
-        if (wantsHtml(req)) res.status(200).set(pageHeaders()).send(jobsPageHtml());
-        else res.status(200).json(await listJobs(caller, req.query as Record<string, string>, deps));
-      }),
-    )
-    .post(
-      handle(async (req, res, { caller, deps }) => {
-        // JSON only, from this origin (front-door.ts): anything else would reach validation as a Buffer
-        // or a string (and a few MB of bytes would come back as as many "unknown key" problems).
-        checkWrite(req);
-        // The body is within LIMITS.maxBodyBytes, on the wire and inflated: the framework's parser
-        // refused anything larger before buffering it (platform/body-limit.ts).
-        if (req.query.dryRun === 'true') {
-          res.status(200).json(dryRunJob(req.body, deps, caller.id));
-          return;
-        }
-        const key = idempotencyKey(req);
-        sendCreated(
-          res,
-          await createJob(req.body, deps, {
-            owner: caller.id,
-            ...(key ? { idempotency: { key, caller: caller.id } } : {}),
-          }),
-        );
-      }),
-    )
-    .all(refuse((req) => `${req.method} /jobs is not supported; use GET or POST.`));
-  router
-    .route('/jobs/:id')
-    .head(useGet)
-    .get(
-      handle(async (req, res, { caller, deps }) => {
-        const id = jobIdOf(req);
-        if (!wantsHtml(req)) {
-          res.status(200).json(await getJob(id, caller, deps));
-          return;
-        }
-        await ownedJob(id, caller, deps);
-        res.status(200).set(pageHeaders()).send(jobPageHtml(id));
-      }),
-    )
-    .all(useGet);
-  router
-    .route('/jobs/:id/results')
-    .head(useGet)
-    .get(
-      handle(async (req, res, { caller, deps, slots }) => {
-        const id = jobIdOf(req);
-        const query = req.query as Record<string, string | undefined>;
-        if (query.format !== 'jsonl') {
-          res.status(200).json(await getResultsPage(id, query, caller, deps));
-          return;
-        }
-        await inSlot(slots, caller.id, () =>
-          pipeStream(res, streamResults(id, caller, deps), 'application/x-ndjson'),
-        );
-      }),
-    )
-    .all(useGet);
-  router
-    .route('/jobs/:id/events')
-    .head(useGet)
-    .get(
-      handle(async (req, res, { caller, deps, slots }) => {
-        const abort = new AbortController();
-        res.on('close', () => abort.abort());
-        const events = streamEvents(jobIdOf(req), req.header('last-event-id'), caller, deps, abort.signal);
-        await inSlot(slots, caller.id, () => pipeStream(res, events, 'text/event-stream'));
-      }),
-    )
-    .all(useGet);
+    .head(useGetOrPost)
+    .get(handle(listJobsRoute))
+    .post(handle(createJobRoute))
+    .all(useGetOrPost);
+  router.route('/jobs/:id').head(useGet).get(handle(getJobRoute)).all(useGet);
+  router.route('/jobs/:id/results').head(useGet).get(handle(resultsRoute)).all(useGet);
+  router.route('/jobs/:id/events').head(useGet).get(handle(eventsRoute)).all(useGet);
   router
     .route('/jobs/:id/cancel')
-    .post(
-      handle(async (req, res, { caller, deps }) => {
-        checkWrite(req);
-        res.status(200).json(await cancelJob(jobIdOf(req), caller, deps));
-      }),
-    )
+    .post(handle(cancelRoute))
     .all(refuse(() => 'Use POST to cancel a job.'));
   router
     .route('/jobs/:id/retry')
-    .post(
-      handle(async (req, res, { caller, deps }) => {
-        checkWrite(req);
-        const key = idempotencyKey(req);
-        const id = jobIdOf(req);
-        sendCreated(
-          res,
-          await retryJob(id, req.body, caller, deps, key ? { key, caller: caller.id } : undefined),
-        );
-      }),
-    )
+    .post(handle(retryRoute))
     .all(refuse(() => 'Use POST to retry a job.'));
   return router;
 }
