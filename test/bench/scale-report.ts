@@ -48,6 +48,8 @@ export interface ScaleRun {
 export interface ScaleMeasure {
   part: 'single' | 'shared';
   label: string;
+  /** The cell a repeated run belongs to (its label without the run's number). */
+  cell: string;
   /** Prompts in all its jobs. */
   n: number;
   makespanS: number;
@@ -59,6 +61,42 @@ export interface ScaleMeasure {
 }
 
 export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** CPU an item: the functions, the stack process and the Firestore emulator without its JIT, in ms. */
+export function cpuMsPerItem(m: ScaleMeasure): number {
+  const c = m.procs.cpuS;
+  return round(((c.functions + c.stackProcess + c.firestore - (c.firestoreJit ?? 0)) / m.n) * 1000);
+}
+
+/** A cell's runs: the median run by ratio, and every run's ratio and CPU an item. */
+export interface CellMedian {
+  cell: string;
+  runs: number;
+  ratio: number;
+  ratios: number[];
+  cpuMsPerItem: number;
+  cpuMsPerItemRuns: number[];
+  median: ScaleMeasure;
+}
+
+/** The median run of each cell (the lower middle of an even count), in the order the cells ran. */
+export function cellMedians(measures: ScaleMeasure[]): CellMedian[] {
+  const cells = [...new Set(measures.map((m) => m.cell))];
+  return cells.map((cell) => {
+    const runs = measures.filter((m) => m.cell === cell);
+    const byRatio = [...runs].sort((a, b) => a.ratio - b.ratio);
+    const cpu = runs.map(cpuMsPerItem);
+    return {
+      cell,
+      runs: runs.length,
+      ratio: byRatio[Math.floor((runs.length - 1) / 2)]!.ratio,
+      ratios: runs.map((m) => m.ratio),
+      cpuMsPerItem: [...cpu].sort((a, b) => a - b)[Math.floor((cpu.length - 1) / 2)]!,
+      cpuMsPerItemRuns: cpu,
+      median: byRatio[Math.floor((runs.length - 1) / 2)]!,
+    };
+  });
+}
 const fmt = (value: number) => value.toLocaleString('en-US');
 
 /** Requests per second from the first to the last second, their mean and the best 10-second mean. */

@@ -38,6 +38,12 @@ export interface ScaleSettings {
    * at once must (README, "Against the async scripts people already have").
    */
   workerConcurrency: number;
+  /**
+   * Runs of the cells with targets (the largest N, and the models at once), each after the model's
+   * minute has cleared (`repeatSettleS`), on the same model: the report gives their median.
+   */
+  repeats: number;
+  repeatSettleS: number;
   isDefault: boolean;
 }
 
@@ -53,6 +59,8 @@ const DEFAULTS = {
   SCALE_WARMUP: '500',
   SCALE_SAMPLE_MS: '500',
   SCALE_WORKER_CONCURRENCY: '1000',
+  SCALE_REPEATS: '5',
+  SCALE_REPEAT_SETTLE_S: '65',
   SCALE_SETTLE_S: '5',
   SCALE_CAP_S: '600',
   SCALE_CAP_MIN_S: '60',
@@ -95,6 +103,8 @@ export function readScaleSettings(env: NodeJS.ProcessEnv): ScaleSettings {
       factor: number(get('SCALE_CAP_FACTOR'), 'SCALE_CAP_FACTOR', 1),
     },
     workerConcurrency: whole('SCALE_WORKER_CONCURRENCY'),
+    repeats: whole('SCALE_REPEATS'),
+    repeatSettleS: number(get('SCALE_REPEAT_SETTLE_S'), 'SCALE_REPEAT_SETTLE_S', 0),
     isDefault: (Object.keys(DEFAULTS) as Name[]).every(
       (name) => env[name] === undefined || env[name] === DEFAULTS[name],
     ),

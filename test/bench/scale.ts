@@ -15,6 +15,7 @@ import { capSeconds, limitSeconds } from './compare-settings.js';
 import { benchFolders, bootStack, resultsHead } from './compare-stack.js';
 import { startSampler } from './scale-procs.js';
 import {
+  cellMedians,
   dispatchSeries,
   progressLine,
   round,
@@ -126,9 +127,12 @@ async function measure(
   part: ScaleMeasure['part'],
   label: string,
   specs: JobSpec[],
+  repeat: { run: number; of: number } = { run: 0, of: 1 },
 ): Promise<ScaleMeasure> {
   const { settings } = ctx;
-  if (settings.settleS > 0) await sleep(settings.settleS * 1000);
+  // A repeat runs on the same models: their minute (the ledger's and the stand-in's) clears first.
+  const settleS = repeat.run > 0 ? Math.max(settings.settleS, settings.repeatSettleS) : settings.settleS;
+  if (settleS > 0) await sleep(settleS * 1000);
   const loadAtStart = round(loadavg()[0]!);
   const sampler = startSampler(ctx.functionsPid, settings.sampleMs);
   const submitEpochMs = Date.now();
@@ -161,7 +165,8 @@ async function measure(
   const makespanS = runs.length === 1 ? runs[0]!.makespanS : round(wallS, 2);
   return {
     part,
-    label,
+    label: repeat.of > 1 ? `${label} (run ${repeat.run + 1} of ${repeat.of})` : label,
+    cell: label,
     n: runs.reduce((sum, r) => sum + r.n, 0),
     makespanS,
     limitS,
@@ -206,15 +211,19 @@ async function main(): Promise<void> {
         capS: 300,
       });
     }
+    const largest = Math.max(...settings.ns);
     for (const n of settings.ns) {
       const spec = {
         model: singleModelOf(n),
         rpm: settings.rpm,
         prompts: makePrompts(n, settings.promptChars),
       };
-      const m = await measure(ctx, 'single', `N = ${n.toLocaleString('en-US')}`, [spec]);
-      measures.push(m);
-      log(progressLine(m));
+      const of = n === largest ? settings.repeats : 1;
+      for (let run = 0; run < of; run++) {
+        const m = await measure(ctx, 'single', `N = ${n.toLocaleString('en-US')}`, [spec], { run, of });
+        measures.push(m);
+        log(progressLine(m));
+      }
     }
     if (settings.shared) {
       const { models, n, rpm } = settings.shared;
@@ -224,15 +233,19 @@ async function main(): Promise<void> {
         prompts: makePrompts(n, settings.promptChars),
       }));
       const label = `${models} models × ${n.toLocaleString('en-US')} at once`;
-      const m = await measure(ctx, 'shared', label, specs);
-      measures.push(m);
-      log(progressLine(m));
+      for (let run = 0; run < settings.repeats; run++) {
+        const m = await measure(ctx, 'shared', label, specs, { run, of: settings.repeats });
+        measures.push(m);
+        log(progressLine(m));
+      }
     }
   } finally {
     await stack.stop();
   }
 
   const head = resultsHead(started, loadAtStart);
+  // The chart shows each cell's median run; the JSON and the table keep every run.
+  const medians = cellMedians(measures);
   const jsonFile = join(outDir, 'scale.json');
   const out = {
     ...head,
@@ -246,6 +259,7 @@ async function main(): Promise<void> {
       'queueConcurrency: the concurrent dispatches each queue was given (core/queue-concurrency.ts) from the local worker of 2 instances × workerConcurrency.',
     ],
     queueConcurrency: queueConcurrency(readQuotas(quotasFile), 2 * settings.workerConcurrency),
+    medians: medians.map(({ median: _, ...cell }) => cell),
     measures,
   };
   writeFileSync(jsonFile, `${JSON.stringify(out, null, 2)}\n`);
@@ -256,12 +270,20 @@ async function main(): Promise<void> {
     : '';
   writeFileSync(
     svgFile,
-    await scaleChartSvg(measures, {
-      text: `Makespan and the functions' memory against N (${settings.rpm.toLocaleString('en-US')} RPM${shared})`,
-      subtitle: `${settings.latencyMs} ms latency, strict local cloud, ${instances} function instances; dashed: the quota limit N·60/RPM + latency, and memory before each run`,
-    }),
+    await scaleChartSvg(
+      medians.map((m) => m.median),
+      {
+        text: `Makespan and the functions' memory against N (${settings.rpm.toLocaleString('en-US')} RPM${shared})`,
+        subtitle: `${settings.latencyMs} ms latency, strict local cloud, ${instances} function instances; dashed: the quota limit N·60/RPM + latency, and memory before each run`,
+      },
+    ),
   );
   process.stdout.write(`${table(settings, measures)}\n`);
+  for (const m of medians.filter((c) => c.runs > 1)) {
+    process.stdout.write(
+      `\n${m.cell}: median ratio ${m.ratio} (${m.ratios.join(', ')}), CPU an item ${m.cpuMsPerItem} ms (${m.cpuMsPerItemRuns.join(', ')})`,
+    );
+  }
   process.stdout.write(
     `\nwritten: ${relative(PROJECT_ROOT, jsonFile)}, ${relative(PROJECT_ROOT, svgFile)} (${head.elapsedS} s)\n`,
   );
