@@ -239,6 +239,10 @@ export function createIngestHandler(getDeps: () => Deps) {
             done,
             failed,
           } satisfies RouteContext;
+          // `/jobs/` and `/jobs//` are `/jobs` (the router itself allows one trailing slash).
+          const path = pathOf(req);
+          if (path !== req.path && req.url.startsWith(req.path))
+            req.url = path + req.url.slice(req.path.length);
           // The router calls this only when no route answered (or a param was refused).
           router(req, res, (err?: unknown) =>
             failed(err ?? new NotFoundError(`No route for ${req.method} ${pathOf(req)}.`)),

@@ -292,6 +292,13 @@ const ROUTES: Case[] = [
     status: 404,
     says: /not found/,
   },
+  {
+    what: 'an unknown job, its path ending in slashes (routed as without them)',
+    method: 'GET',
+    path: '/jobs/00000000-0000-0000-0000-000000000000//',
+    status: 404,
+    says: /not found/,
+  },
   { what: 'an unknown route', method: 'GET', path: '/admin', status: 404, says: /No route/ },
   {
     what: 'a traversal in the path',
