@@ -34,6 +34,8 @@ export interface Claimed {
 export class ItemDelivery implements FailedCall, CheckedDelivery {
   readonly job: JobRecord;
   readonly item: ItemRecord;
+  /** The plan its task carries (an older task's, when the item was planned again since). */
+  readonly taskPlannedMs: number | undefined;
   /** The item's plan (the item's own, else its task's), which a task it is handed to keeps. */
   readonly plannedMs: number | undefined;
   /** Time spent waiting on Gemini, set once the call answers (the rest is the system's overhead). */
@@ -53,8 +55,8 @@ export class ItemDelivery implements FailedCall, CheckedDelivery {
     this.job = claimed.job;
     this.item = claimed.item;
     this.held = claimed.lease;
-    const taskPlannedMs = (delivery.payload as { plannedMs?: number }).plannedMs;
-    this.plannedMs = claimed.item.plannedMs ?? taskPlannedMs;
+    this.taskPlannedMs = (delivery.payload as { plannedMs?: number }).plannedMs;
+    this.plannedMs = claimed.item.plannedMs ?? this.taskPlannedMs;
   }
 
   /** The lease as this delivery holds it now. */
@@ -66,21 +68,15 @@ export class ItemDelivery implements FailedCall, CheckedDelivery {
     return (this.deps.now ?? Date.now)();
   }
 
-  /** Writes the outcome (once: nothing when the lease was lost) and replies. */
-  finish(outcome: ItemOutcome, event: string): Promise<WorkerReply> {
-    return this.record(() => this.deps.lifecycle.complete(this.held, outcome), outcome.state, event);
-  }
-
-  /** `finish`, then `after` once the outcome was written (the response cache's steps). */
-  finishThen(
-    outcome: ItemOutcome,
-    event: string,
-    after: () => Promise<void> | undefined,
-  ): Promise<WorkerReply> {
+  /**
+   * Writes the outcome (once: nothing when the lease was lost), then `after` if it was written (the
+   * response cache's steps), and replies.
+   */
+  finish(outcome: ItemOutcome, event: string, after?: () => Promise<void> | undefined): Promise<WorkerReply> {
     return this.record(
       async () => {
         const written = await this.deps.lifecycle.complete(this.held, outcome);
-        if (written) await after();
+        if (written) await after?.();
         return written;
       },
       outcome.state,

@@ -94,8 +94,7 @@ async function answerParked(run: ItemDelivery, err: AnswerParkedError): Promise<
 /** The steps of a claimed item up to its call: its plan, its schema, its media, the cache. */
 async function attempt(run: ItemDelivery): Promise<WorkerReply> {
   const { deps, job, item, log } = run;
-  const taskPlannedMs = (run.delivery.payload as { plannedMs?: number }).plannedMs;
-  if (item.plannedMs !== null && taskPlannedMs !== item.plannedMs) {
+  if (item.plannedMs !== null && run.taskPlannedMs !== item.plannedMs) {
     // The item was planned again and has a newer task; this delivery is of an older one.
     await run.release();
     log.info({ event: 'item.superseded' }, 'the item has a newer task; this one ends');
@@ -117,7 +116,7 @@ async function attempt(run: ItemDelivery): Promise<WorkerReply> {
   const cache = checked ? undefined : deps.responseCache;
   const cached = await cache?.lookup(job, request.request, log);
   if (cached)
-    return run.finishThen(cached, 'item.cache_hit', () => cache?.releaseSlot(job, item, run.plannedMs, log));
+    return run.finish(cached, 'item.cache_hit', () => cache?.releaseSlot(job, item, run.plannedMs, log));
 
   const replanned = await replanIfLate(run);
   if (replanned) return replanned;
@@ -233,7 +232,7 @@ async function call(
     // An answer with a schema is checked first, and may need its repair call (`check-answer.ts`).
     if (checked) return recordChecked(checked, answer, run, deps);
     const cache = deps.responseCache;
-    return run.finishThen(answer, 'item.succeeded', () => cache?.remember(job, item, request, answer, log));
+    return run.finish(answer, 'item.succeeded', () => cache?.remember(job, item, request, answer, log));
   } finally {
     deps.lifecycle.budget.done(ticket, paidUsd);
   }
