@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
 import { type Stack, startStack } from '../../infra/local/stack.js';
@@ -139,6 +139,9 @@ describe('batch webhooks through the local cloud', () => {
   it('refuses forged deliveries with 401 and moves nothing; the genuine one, twice, collects once', async () => {
     // Arrange: the stand-in pushes nothing for this batch; the test delivers instead.
     local.standIn!.configure({ webhooks: { url: null } });
+    onTestFinished(() => {
+      local.standIn!.configure({ webhooks: { url: local.webhook!.url } });
+    });
     const { id } = await batchJob(8, 'forged');
     const batchName = await submitted(id);
     await waitUntil(
@@ -146,7 +149,9 @@ describe('batch webhooks through the local cloud', () => {
       () => upstreamState(batchName),
       (s) => s === 'BATCH_STATE_SUCCEEDED',
     );
-    local.standIn!.configure({ webhooks: { url: local.webhook!.url } });
+    // Pushes stay off until this test ends (onTestFinished above): the stand-in sends a batch's end only once its run has
+    // cleaned up, after the state reads SUCCEEDED, and a push turned on here raced that (in one CI
+    // run the stand-in's own push collected the job before the forgeries were checked).
     const body = JSON.stringify({
       type: 'batch.succeeded',
       version: 'v1',
