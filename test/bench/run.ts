@@ -3,6 +3,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import type { JobView } from '../../functions/api/jobs.js';
+import { sleep } from '../../functions/api/sleep.js';
 import { STRICT_DISPATCH_RAMP, STRICT_QUEUE_RAMP } from '../../infra/local/cloud-tasks/profile.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import { PROJECT_ROOT } from '../../infra/local/stack.js';
@@ -33,6 +34,13 @@ const INGEST_ITEMS = 10_000;
 const INGEST_RUNS = 3;
 /** The pause before each ingest run. */
 const INGEST_SETTLE_MS = 3000;
+/**
+ * How often a case polls its job for its end: as scale.ts and the comparison do. Every wall time
+ * here runs to the poll that saw the job done, so the poll's interval is the benchmark's own
+ * error (a poll a second added 0.5 s on average to a 20 s run, 2.5% of its bound); four reads of
+ * the job a second are a small load beside 100 deliveries a second.
+ */
+const POLL_MS = 250;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TPM_RUNS = Number(process.env.BENCH_TPM_RUNS ?? RUNS);
 const CASES = new Set((process.env.BENCH_CASES ?? 'realtime,tpm').split(','));
@@ -236,7 +244,7 @@ async function measureRealtime(
   const idealMs = (N * 60_000) / RPM + LATENCY_MS;
   for (let run = 0; run < RUNS; run++) {
     await standIn.reset();
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     const prompts = Array.from(
       { length: N },
       (_, i) => `Benchmark run ${run} prompt ${i}: say something short.`,
@@ -264,7 +272,7 @@ async function measureRealtime(
   for (let run = 0; run < INGEST_RUNS; run++) {
     // A quiet start: the last run's finish (or the last ingest's cancel, a sweep of 10,000 items)
     // must not be measured as ingest.
-    await new Promise((r) => setTimeout(r, INGEST_SETTLE_MS));
+    await sleep(INGEST_SETTLE_MS);
     const body = {
       model: 'gemini-bench-ingest',
       mode: 'realtime' as const,
@@ -330,14 +338,6 @@ async function measureRealtime(
   });
   return result;
 }
-
-/**
- * How often a case polls its job for its end: as scale.ts and the comparison do. Every wall time
- * here runs to the poll that saw the job done, so the poll's interval is the benchmark's own
- * error (a poll a second added 0.5 s on average to a 20 s run, 2.5% of its bound); four reads of
- * the job a second are a small load beside 100 deliveries a second.
- */
-const POLL_MS = 250;
 
 function waitDone(jobs: JobsClient, id: string, timeoutMs: number): Promise<JobView> {
   return jobs.waitFor(id, { timeoutMs, intervalMs: POLL_MS });
