@@ -105,10 +105,13 @@ export function dispatchSeries(
   submitEpochMs: number,
   plannedPerS: number,
 ): ScaleRun['dispatch'] {
-  if (perSecond.length === 0) {
+  // The stand-in counts since it started: a repeat on the same model has the earlier runs' seconds too.
+  const submitSecond = Math.floor(submitEpochMs / 1000);
+  const own = perSecond.filter((s) => s.second >= submitSecond);
+  if (own.length === 0) {
     return { plannedPerS, firstRequestAfterS: 0, spanS: 0, meanPerS: 0, best10sPerS: 0, perSecond: [] };
   }
-  const sorted = [...perSecond].sort((a, b) => a.second - b.second);
+  const sorted = [...own].sort((a, b) => a.second - b.second);
   const first = sorted[0]!.second;
   const counts = new Array<number>(sorted.at(-1)!.second - first + 1).fill(0);
   for (const { second, count } of sorted) counts[second - first] = count;
