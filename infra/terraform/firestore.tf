@@ -32,7 +32,11 @@ resource "google_firestore_database" "default" {
 # What is declared: the two queried fields pinned ascending at collection scope, so a later change of
 # the database's automatic index settings cannot take them away, and exemptions for the large fields
 # nothing queries (requests and responses are JSON strings up to ~1 MB, media a list of references;
-# indexing them only costs write latency and storage). Field overrides of one collection group are
+# indexing them only costs write latency and storage) and for the two that follow input order
+# (`index`, 0, 1, 2, ...; `key`, by default its index as a string and often a caller's row number):
+# Firestore limits a collection whose documents carry a monotonically increasing indexed value to
+# 500 writes a second (https://cloud.google.com/firestore/docs/solutions/shard-timestamp), and a
+# job's items are written together, in input order. Field overrides of one collection group are
 # created one after another by Firestore; the provider retries its 409 contention answers.
 resource "google_firestore_field" "items_queried" {
   for_each = toset(["state", "finishedAt"])
@@ -69,7 +73,7 @@ resource "google_firestore_field" "items_lease_until" {
 }
 
 resource "google_firestore_field" "items_not_indexed" {
-  for_each = toset(["requestJson", "responseJson", "media"])
+  for_each = toset(["requestJson", "responseJson", "media", "index", "key"])
 
   project    = var.project_id
   database   = google_firestore_database.default.name
