@@ -5,7 +5,7 @@ import { Firestore } from '@google-cloud/firestore';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
 import { queueConcurrency } from '../../functions/core/queue-concurrency.js';
-import { queueRateLimits } from '../../functions/core/queue-rate.js';
+import { itemsPerTaskFor, queueRateLimits } from '../../functions/core/queue-rate.js';
 import { readQuotas } from '../../functions/platform/config.js';
 import { standInControl } from '../../infra/local/gemini/control.js';
 import type { StandInStats } from '../../infra/local/gemini/stats.js';
@@ -91,7 +91,9 @@ function recordRun(
   const limitS = limitOf(ctx, spec);
   const upstream = stats.models[spec.model];
   const { job } = outcome;
-  const planned = queueRateLimits({ rpm: spec.rpm }, ctx.headroom).maxDispatchesPerSecond;
+  // Items a second: with k items a task, the queue's rate counts tasks of k.
+  const k = itemsPerTaskFor({ rpm: spec.rpm }, ctx.headroom, ctx.settings.itemsPerTask);
+  const planned = k * queueRateLimits({ rpm: spec.rpm }, ctx.headroom, k).maxDispatchesPerSecond;
   return {
     model: spec.model,
     n: spec.prompts.length,
