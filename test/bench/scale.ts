@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
 import { makePrompts } from '../../bench/contenders/prompts.js';
 import { createJobsClient, type JobsClient } from '../../functions/api/client.js';
+import { sleep } from '../../functions/api/sleep.js';
 import { queueConcurrency } from '../../functions/core/queue-concurrency.js';
 import { itemsPerTaskFor, queueRateLimits } from '../../functions/core/queue-rate.js';
 import { readQuotas } from '../../functions/platform/config.js';
@@ -68,8 +69,6 @@ interface JobSpec {
 }
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 function limitOf(ctx: Context, spec: JobSpec): number {
   const tokens = spec.prompts.reduce((sum, p) => sum + textTokens(p, ctx.rule), 0);
@@ -286,7 +285,7 @@ async function main(): Promise<void> {
       'makespan: submit to the last result read (several jobs: the first submit to the last one read); limit: N·60/RPM + latency (every run is RPM-bound).',
       'memory: VmRSS of the functions host (cluster primary) and every descendant (instances, tsx helpers), sampled from /proc every sampleMs; peakTreeRssMb is the highest sum in one sample, peakInstanceRssMb the highest single instance.',
       "cpuS: the run's CPU seconds of the functions tree, of the stack process alone (Cloud Tasks and Storage emulators and the Gemini stand-in share its event loop), of the Firestore emulator (JVM) and of this benchmark; machineBusyShare counts every process on the machine.",
-      'dispatch: requests per second the stand-in received for the model (perSecond from its first request); plannedPerS is the queue rate the product sizes from RPM and headroom.',
+      "dispatch: requests per second the stand-in received for the model (perSecond from its first request at or after the run's submit); plannedPerS is the queue rate the product sizes from RPM and headroom, in items (k items a task: k times the tasks).",
       "The runs share one local cloud, one after the other, in the order listed: memory a run leaves behind is the next one's start (rssBeforeMb). Each run's jobs are deleted from the Firestore emulator once measured, so no run meets an emulator filled by the ones before it.",
       'queueConcurrency: the concurrent dispatches each queue was given (core/queue-concurrency.ts) from the local worker of 2 instances × workerConcurrency.',
     ],
