@@ -1,5 +1,5 @@
 import { Firestore } from '@google-cloud/firestore';
-import { Storage } from '@google-cloud/storage';
+import type { Storage } from '@google-cloud/storage';
 import { dueWindowMs } from './core/due.js';
 import { createLifecycle, type Lifecycle, type LifecycleDeps } from './lifecycle/lifecycle.js';
 import { createPlanner, type Planner } from './lifecycle/plan.js';
@@ -17,7 +17,7 @@ import {
   mediaDeadlinesFor,
 } from './platform/media/index.js';
 import { createCallbackNotifier } from './platform/notify.js';
-import { createObjectStore, type ObjectStore } from './platform/object-store.js';
+import { createObjectStore, createStorageClient, type ObjectStore } from './platform/object-store.js';
 import {
   type BatchApiStores,
   createBatchApiStores,
@@ -72,7 +72,7 @@ export function createDeps(config: Config, overrides: Partial<Deps> = {}): Deps 
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const firestore =
     overrides.firestore ?? new Firestore({ projectId: config.projectId, ignoreUndefinedProperties: true });
-  const storage = overrides.storage ?? new Storage({ projectId: config.projectId });
+  const storage = overrides.storage ?? createStorageClient(config.projectId);
   const workerUrl = config.workerUrl ?? 'http://127.0.0.1:8082/';
   const stores = overrides.stores ?? createStores(firestore, { retentionMs: config.retentionMs });
   const batchApiStores = overrides.batchApiStores ?? createBatchApiStores(firestore);

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import type { Storage } from '@google-cloud/storage';
+import { IdempotencyStrategy, Storage } from '@google-cloud/storage';
 
 /** An object's bytes to read: a generation (an object overwritten since is not read), a byte range. */
 export interface ReadOptions {
@@ -32,6 +32,18 @@ export interface ObjectStore {
   ): Promise<void>;
   /** Deletes an object; one already gone is not an error. */
   delete(name: string): Promise<void>;
+}
+
+/**
+ * The functions' Cloud Storage client. Every write they make may be sent twice: `putJson`'s names say
+ * what they hold (a retry writes the same bytes), resumable uploads resume, deletes ignore a missing
+ * object. So the client retries each on what the library counts as transient (408, 429, 5xx, a
+ * connection reset or cut: ECONNRESET, EPIPE), where its default retries a write only with a
+ * generation precondition: one reset connection would otherwise lose a paid answer parked under its
+ * name (a keep-alive connection the server closed as the write began cut a CI run's upload).
+ */
+export function createStorageClient(projectId: string): Storage {
+  return new Storage({ projectId, retryOptions: { idempotencyStrategy: IdempotencyStrategy.RetryAlways } });
 }
 
 export function createObjectStore(storage: Storage, bucket: string): ObjectStore {

@@ -65,7 +65,14 @@ const errorOf = (entry: ResultEntry | undefined) =>
 
 async function drop(name: string, body: string | Buffer): Promise<string> {
   const file = bucket().file(name);
-  await file.save(body, { metadata: { metadata: { model: MODEL } }, resumable: false });
+  // Created only if absent, as a careful client writes: the library then sends it again after a
+  // connection the emulator closed as the upload began (a CI run's EPIPE), as it never retries a
+  // write without a precondition.
+  await file.save(body, {
+    metadata: { metadata: { model: MODEL } },
+    resumable: false,
+    preconditionOpts: { ifGenerationMatch: 0 },
+  });
   const [meta] = await file.getMetadata();
   return jobIdForObject(stack().bucket, name, String(meta.generation));
 }
