@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CRC32C } from '@google-cloud/storage';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createObjectStore, createStorageClient } from '../../../functions/platform/object-store.js';
 
 // The functions' Storage client retries a write the service answered with a transient error: the
@@ -12,7 +12,6 @@ import { createObjectStore, createStorageClient } from '../../../functions/platf
 
 const BUCKET = 'fanout-unit';
 let server: Server | undefined;
-const savedHost = process.env.STORAGE_EMULATOR_HOST;
 
 afterEach(async () => {
   if (server) {
@@ -20,8 +19,7 @@ afterEach(async () => {
     await once(server, 'close');
     server = undefined;
   }
-  if (savedHost === undefined) delete process.env.STORAGE_EMULATOR_HOST;
-  else process.env.STORAGE_EMULATOR_HOST = savedHost;
+  vi.unstubAllEnvs();
 });
 
 /** A Cloud Storage stand-in that answers the first `failures` uploads 503, then takes `data`. */
@@ -63,7 +61,7 @@ describe('the functions Storage client', () => {
     // Arrange
     const value = { response: 'paid for' };
     const storage = await flakyStorage(1, JSON.stringify(value));
-    process.env.STORAGE_EMULATOR_HOST = storage.url;
+    vi.stubEnv('STORAGE_EMULATOR_HOST', storage.url);
     const objects = createObjectStore(createStorageClient('fanout-unit'), BUCKET);
 
     // Act
