@@ -5,6 +5,7 @@ import { createIngestHandler } from './ingest/index.js';
 import { createIntakeHandler } from './intake/index.js';
 import { installJsonBodyErrors } from './platform/body-errors.js';
 import { loadConfig, requireGeminiKey } from './platform/config.js';
+import { installNoDomains } from './platform/runtime.js';
 import { createTickHandler } from './tick/index.js';
 import { createWorkerHandler } from './worker/index.js';
 
@@ -27,6 +28,8 @@ const getGeminiDeps = (): Deps => {
 // Before the framework builds its server: a body it cannot parse gets a JSON error, not HTML, and
 // no body is read past the jobs API's cap (on the wire and inflated).
 installJsonBodyErrors(LIMITS.maxBodyBytes);
+// No request is wrapped in a domain: its async hook would tax every promise (platform/runtime.ts).
+installNoDomains();
 
 http('ingest', createIngestHandler(getDeps));
 http('worker', createWorkerHandler(getGeminiDeps));

@@ -10,7 +10,6 @@ import {
   ValidationError,
 } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
-import { outsideDomain } from '../platform/runtime.js';
 import { sendCallbackKey } from './callback-key.js';
 import { dryRunJob } from './dry-run.js';
 import { streamEvents } from './events.js';
@@ -211,53 +210,52 @@ export function createIngestHandler(getDeps: () => Deps) {
   /** This instance's result and event streams, per caller (stream-slots.ts). */
   let slots: StreamSlots | undefined;
   const router = jobsRouter();
-  return (req: Request, res: Response): Promise<void> =>
-    outsideDomain(async () => {
-      const deps = getDeps();
-      slots ??= createStreamSlots(deps.config.streamsPerCaller);
-      const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
-      try {
-        // The same URLs answer JSON or the page, by Accept.
-        res.vary('Accept');
-        // A browser that carries the caller's identity (a proxy in front adds it) must not be made to
-        // change a job from another site.
-        if (req.method !== 'GET' && req.header('sec-fetch-site') === 'cross-site') {
-          throw new ForbiddenError('Cross-site requests may not change jobs.');
-        }
-        // Only a token verified here names the caller; X-Serverless-Authorization first (platform/caller.ts).
-        const caller = await deps.callers({
-          authorization: req.header('authorization'),
-          serverlessAuthorization: req.header('x-serverless-authorization'),
-        });
-        const streams = slots;
-        await new Promise<void>((done, failed) => {
-          res.locals.route = {
-            caller,
-            deps: { ...ingestDeps(deps), logger: log },
-            callbackSecret: deps.config.callbackSecret,
-            slots: streams,
-            done,
-            failed,
-          } satisfies RouteContext;
-          // `/jobs/` and `/jobs//` are `/jobs` (the router itself allows one trailing slash).
-          const path = pathOf(req);
-          if (path !== req.path && req.url.startsWith(req.path))
-            req.url = path + req.url.slice(req.path.length);
-          // The router calls this only when no route answered (or a param was refused).
-          router(req, res, (err?: unknown) =>
-            failed(err ?? new NotFoundError(`No route for ${req.method} ${pathOf(req)}.`)),
-          );
-        });
-      } catch (err) {
-        const mapped = toHttpError(err);
-        if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
-        else if (mapped.statusCode === 401)
-          log.warn({ event: 'ingest.unauthenticated', reason: (err as Error).message }, 'refused a caller');
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        res.status(mapped.statusCode).set(mapped.headers).json(mapped.body);
+  return async (req: Request, res: Response): Promise<void> => {
+    const deps = getDeps();
+    slots ??= createStreamSlots(deps.config.streamsPerCaller);
+    const log = deps.logger.child({ ...traceFields(req.headers, deps.config.projectId) });
+    try {
+      // The same URLs answer JSON or the page, by Accept.
+      res.vary('Accept');
+      // A browser that carries the caller's identity (a proxy in front adds it) must not be made to
+      // change a job from another site.
+      if (req.method !== 'GET' && req.header('sec-fetch-site') === 'cross-site') {
+        throw new ForbiddenError('Cross-site requests may not change jobs.');
       }
-    });
+      // Only a token verified here names the caller; X-Serverless-Authorization first (platform/caller.ts).
+      const caller = await deps.callers({
+        authorization: req.header('authorization'),
+        serverlessAuthorization: req.header('x-serverless-authorization'),
+      });
+      const streams = slots;
+      await new Promise<void>((done, failed) => {
+        res.locals.route = {
+          caller,
+          deps: { ...ingestDeps(deps), logger: log },
+          callbackSecret: deps.config.callbackSecret,
+          slots: streams,
+          done,
+          failed,
+        } satisfies RouteContext;
+        // `/jobs/` and `/jobs//` are `/jobs` (the router itself allows one trailing slash).
+        const path = pathOf(req);
+        if (path !== req.path && req.url.startsWith(req.path))
+          req.url = path + req.url.slice(req.path.length);
+        // The router calls this only when no route answered (or a param was refused).
+        router(req, res, (err?: unknown) =>
+          failed(err ?? new NotFoundError(`No route for ${req.method} ${pathOf(req)}.`)),
+        );
+      });
+    } catch (err) {
+      const mapped = toHttpError(err);
+      if (mapped.statusCode >= 500) log.error({ event: 'ingest.error', err }, 'request failed');
+      else if (mapped.statusCode === 401)
+        log.warn({ event: 'ingest.unauthenticated', reason: (err as Error).message }, 'refused a caller');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.status(mapped.statusCode).set(mapped.headers).json(mapped.body);
+    }
+  };
 }

@@ -1,21 +1,55 @@
-import type { Domain } from 'node:domain';
+import { createRequire } from 'node:module';
+
+const INSTALLED = Symbol.for('gemini-fanout.no-domains');
+
+/** What the Functions Framework asks of a domain: listen for errors, run, bind a callback. */
+const PASS_THROUGH = Object.freeze({
+  members: Object.freeze([]) as readonly unknown[],
+  on() {
+    return PASS_THROUGH;
+  },
+  once() {
+    return PASS_THROUGH;
+  },
+  run<T>(fn: (...args: unknown[]) => T, ...args: unknown[]): T {
+    return fn(...args);
+  },
+  bind<F>(fn: F): F {
+    return fn;
+  },
+  intercept<F>(fn: F): F {
+    return fn;
+  },
+  enter() {},
+  exit() {},
+  add() {},
+  remove() {},
+  dispose() {},
+});
 
 /**
- * Runs `fn` outside the `domain` the Functions Framework opens for every request.
+ * Keeps the Functions Framework from making `domain`s.
  *
- * The framework wraps each request in a (deprecated) domain to catch stray errors. Every promise
- * created inside a domain pays for async-hook bookkeeping: profiled under load, that was about 30%
- * of the worker's CPU. Our adapters catch every error of their handler themselves, so the domain
- * buys nothing: leave it for the duration of the synchronous start of `fn`; the promises `fn`
- * creates then belong to no domain.
+ * The framework wraps each request in a (deprecated) domain to catch stray errors (its
+ * `function_wrappers.js`: `domain.create()`, `d.on('error')`, `d.run()`, and `process.domain.bind()`
+ * for CloudEvent functions). The first domain a process makes turns on Node's domain async hook for
+ * good, with destroy tracking: from then on every promise the process creates, in a domain or not,
+ * pays for an async-hook init and a GC-tracked destroy callback. Profiled in the scale benchmark, that
+ * was a tenth of the worker's CPU (`registerDestroyHook` alone 5% of its samples), and 13% of the
+ * functions' CPU came back without it (README, "Several items a task: CPU ...").
+ *
+ * Our adapters catch every error of their handlers themselves (each is an async function with its
+ * own try/catch, and the framework also `.catch`es the promise it returns), so the domain buys
+ * nothing: `domain.create` hands the framework a pass-through that runs, binds and listens as asked,
+ * and `process.domain` is that same pass-through, which is all the framework reads of it. Nothing
+ * else in the dependency tree reads `process.domain`. Called when the functions are registered,
+ * before any request; once per process.
  */
-export function outsideDomain<T>(fn: () => Promise<T>): Promise<T> {
-  const active = (process as { domain?: Domain | null }).domain;
-  if (!active) return fn();
-  active.exit();
-  try {
-    return fn();
-  } finally {
-    active.enter();
-  }
+export function installNoDomains(): void {
+  const domain = createRequire(import.meta.url)('node:domain') as Record<PropertyKey, unknown>;
+  if (domain[INSTALLED]) return;
+  domain.create = domain.createDomain = () => PASS_THROUGH;
+  // The domain module (the framework loaded it) defines process.domain with a setter.
+  (process as { domain?: unknown }).domain = PASS_THROUGH;
+  domain[INSTALLED] = true;
 }

@@ -1,7 +1,6 @@
 import type { Request, Response } from '@google-cloud/functions-framework';
 import type { Deps } from '../deps.js';
 import { toHttpError } from '../platform/errors.js';
-import { outsideDomain } from '../platform/runtime.js';
 import type { BatchCycleDeps } from './batch-api/cycle.js';
 import { tick } from './handler.js';
 import { GEMINI_WEBHOOK_PATH, handleGeminiWebhook } from './webhook.js';
@@ -17,45 +16,40 @@ import { GEMINI_WEBHOOK_PATH, handleGeminiWebhook } from './webhook.js';
  * (GEMINI_WEBHOOK_SECRET), and moves the batch it names on at once.
  */
 export function createTickHandler(getDeps: () => Deps) {
-  return (req: Request, res: Response): Promise<void> =>
-    outsideDomain(async () => {
-      const deps = getDeps();
-      if (req.method === 'POST' && req.path === GEMINI_WEBHOOK_PATH) return geminiWebhook(req, res, deps);
-      try {
-        await deps.schedulerAuth.verify(req.header('authorization'));
-      } catch (err) {
-        const mapped = toHttpError(err);
-        if (mapped.statusCode >= 500)
-          deps.logger.error({ event: 'tick.auth_failed', err }, 'tick auth failed');
-        else
-          deps.logger.warn(
-            { event: 'tick.unauthenticated', reason: (err as Error).message },
-            'refused a call',
-          );
-        res.status(mapped.statusCode).json(mapped.body);
-        return;
-      }
-      try {
-        const report = await tick({
-          pauses: deps.stores.pauses,
-          stores: deps.stores,
-          lifecycle: deps.lifecycle,
-          planner: deps.planner,
-          tasks: deps.tasks,
-          logger: deps.logger,
-          stallMs: deps.config.reconcileAfterMs,
-          quotas: deps.config.quotas,
-          batchApi: batchCycleDeps(deps),
-          exports: { jobs: deps.stores.jobs, objects: deps.objects, bucket: deps.config.bucket },
-          callbacks: { callbacks: deps.stores.callbacks },
-        });
-        res.status(report.failed.length > 0 ? 500 : 200).json(report);
-      } catch (err) {
-        deps.logger.error({ event: 'tick.failed', err }, 'scheduler tick failed');
-        const mapped = toHttpError(err);
-        res.status(mapped.statusCode).json(mapped.body);
-      }
-    });
+  return async (req: Request, res: Response): Promise<void> => {
+    const deps = getDeps();
+    if (req.method === 'POST' && req.path === GEMINI_WEBHOOK_PATH) return geminiWebhook(req, res, deps);
+    try {
+      await deps.schedulerAuth.verify(req.header('authorization'));
+    } catch (err) {
+      const mapped = toHttpError(err);
+      if (mapped.statusCode >= 500) deps.logger.error({ event: 'tick.auth_failed', err }, 'tick auth failed');
+      else
+        deps.logger.warn({ event: 'tick.unauthenticated', reason: (err as Error).message }, 'refused a call');
+      res.status(mapped.statusCode).json(mapped.body);
+      return;
+    }
+    try {
+      const report = await tick({
+        pauses: deps.stores.pauses,
+        stores: deps.stores,
+        lifecycle: deps.lifecycle,
+        planner: deps.planner,
+        tasks: deps.tasks,
+        logger: deps.logger,
+        stallMs: deps.config.reconcileAfterMs,
+        quotas: deps.config.quotas,
+        batchApi: batchCycleDeps(deps),
+        exports: { jobs: deps.stores.jobs, objects: deps.objects, bucket: deps.config.bucket },
+        callbacks: { callbacks: deps.stores.callbacks },
+      });
+      res.status(report.failed.length > 0 ? 500 : 200).json(report);
+    } catch (err) {
+      deps.logger.error({ event: 'tick.failed', err }, 'scheduler tick failed');
+      const mapped = toHttpError(err);
+      res.status(mapped.statusCode).json(mapped.body);
+    }
+  };
 }
 
 /** The Batch cycle's dependencies (absent when there is no Batch API path). */

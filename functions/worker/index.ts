@@ -3,7 +3,6 @@ import { taskPayloadSchema } from '../core/tasks.js';
 import type { Deps } from '../deps.js';
 import { toHttpError, ValidationError } from '../platform/errors.js';
 import { traceFields } from '../platform/logger.js';
-import { outsideDomain } from '../platform/runtime.js';
 import { CONTROL_RUN_BUDGET_MS } from '../platform/task-queue.js';
 import { handleTask, type TaskDelivery, type WorkerDeps } from './handler.js';
 import { createResponseCache, type ResponseCache } from './response-cache.js';
@@ -57,41 +56,40 @@ export function workerDeps(deps: Deps): WorkerDeps {
  * acknowledged (200) after logging: retrying it could never succeed.
  */
 export function createWorkerHandler(getDeps: () => Deps) {
-  return (req: Request, res: Response): Promise<void> =>
-    outsideDomain(async () => {
-      const deps = getDeps();
-      const log = deps.logger.child({
-        ...traceFields(req.headers, deps.config.projectId),
-        task: req.header('x-cloudtasks-taskname'),
-      });
-      try {
-        await deps.taskAuth.verify(req.header('authorization'));
-      } catch (err) {
-        const mapped = toHttpError(err);
-        log.warn({ event: 'worker.unauthenticated', reason: (err as Error).message }, 'refused a request');
-        res.status(mapped.statusCode).json(mapped.body);
-        return;
-      }
-      let delivery: TaskDelivery;
-      try {
-        delivery = parseDelivery(req);
-      } catch (err) {
-        log.error(
-          { event: 'worker.bad_payload', reason: (err as Error).message },
-          'dropping a task with a bad payload',
-        );
-        res.status(200).json({ outcome: 'bad-payload' });
-        return;
-      }
-      try {
-        const reply = await handleTask(delivery, { ...workerDeps(deps), logger: log });
-        if (reply.retryAfterSeconds !== undefined)
-          res.set('retry-after', String(Math.max(1, Math.ceil(reply.retryAfterSeconds))));
-        res.status(reply.status).json(reply.body);
-      } catch (err) {
-        const mapped = toHttpError(err);
-        log.error({ event: 'worker.error', err }, 'task failed; Cloud Tasks will retry');
-        res.status(Math.max(mapped.statusCode, 500)).set(mapped.headers).json(mapped.body);
-      }
+  return async (req: Request, res: Response): Promise<void> => {
+    const deps = getDeps();
+    const log = deps.logger.child({
+      ...traceFields(req.headers, deps.config.projectId),
+      task: req.header('x-cloudtasks-taskname'),
     });
+    try {
+      await deps.taskAuth.verify(req.header('authorization'));
+    } catch (err) {
+      const mapped = toHttpError(err);
+      log.warn({ event: 'worker.unauthenticated', reason: (err as Error).message }, 'refused a request');
+      res.status(mapped.statusCode).json(mapped.body);
+      return;
+    }
+    let delivery: TaskDelivery;
+    try {
+      delivery = parseDelivery(req);
+    } catch (err) {
+      log.error(
+        { event: 'worker.bad_payload', reason: (err as Error).message },
+        'dropping a task with a bad payload',
+      );
+      res.status(200).json({ outcome: 'bad-payload' });
+      return;
+    }
+    try {
+      const reply = await handleTask(delivery, { ...workerDeps(deps), logger: log });
+      if (reply.retryAfterSeconds !== undefined)
+        res.set('retry-after', String(Math.max(1, Math.ceil(reply.retryAfterSeconds))));
+      res.status(reply.status).json(reply.body);
+    } catch (err) {
+      const mapped = toHttpError(err);
+      log.error({ event: 'worker.error', err }, 'task failed; Cloud Tasks will retry');
+      res.status(Math.max(mapped.statusCode, 500)).set(mapped.headers).json(mapped.body);
+    }
+  };
 }
