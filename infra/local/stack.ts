@@ -448,15 +448,22 @@ export async function startFunctionsHost(
 async function start(argv: string[]): Promise<Running> {
   const { values } = parseArgs({
     args: argv,
-    options: { 'port-base': { type: 'string' }, quotas: { type: 'string' }, profile: { type: 'string' } },
+    options: {
+      'port-base': { type: 'string' },
+      quotas: { type: 'string' },
+      profile: { type: 'string' },
+      'tick-every-ms': { type: 'string' },
+    },
   });
   const started = Date.now();
   const portBase = numberFlag('port-base', values['port-base']);
+  const tickEveryMs = numberFlag('tick-every-ms', values['tick-every-ms']);
   const profile = profileFlag(values.profile);
   const stack = await startStack({
     ...(portBase !== undefined ? { portBase } : {}),
     ...(values.quotas ? { quotasFile: resolve(values.quotas) } : {}),
     ...(profile ? { profile } : {}),
+    ...(tickEveryMs !== undefined ? { schedulerIntervalMs: tickEveryMs } : {}),
     ...(process.env.GEMINI_API_KEY ? { gemini: { apiKey: process.env.GEMINI_API_KEY } } : {}),
   });
   const dir = resolve(PROJECT_ROOT, '.local');

@@ -42,6 +42,8 @@ export async function bootStack(
     onLine?: (line: string) => void;
     /** More environment for the local cloud (e.g. the worker's concurrency). */
     env?: NodeJS.ProcessEnv;
+    /** How often the local Cloud Scheduler calls tick (the stack's default when absent: 10 s). */
+    tickEveryMs?: number;
   } = {},
 ): Promise<ComparisonStack> {
   const log = createWriteStream(logFile);
@@ -57,6 +59,7 @@ export async function bootStack(
       quotasFile,
       '--profile',
       options.profile ?? 'strict',
+      ...(options.tickEveryMs !== undefined ? ['--tick-every-ms', String(options.tickEveryMs)] : []),
     ],
     {
       cwd: PROJECT_ROOT,

@@ -49,6 +49,13 @@ export interface ScaleSettings {
    * 1 by default, as deployed; `SCALE_ITEMS_PER_TASK=8` measures the same cells with tasks of 8.
    */
   itemsPerTask: number;
+  /**
+   * How often the local Cloud Scheduler calls tick: once a minute, as deployed (scheduler.tf), not
+   * the local cloud's 10 s. Each tick's reconciler sweeps every job's items, and the emulator runs
+   * those queries (sharded, an `in` over 16 shards) by scanning: at 50,000 items a sweep every 10 s
+   * cost the emulator six times what a deployment's cadence does.
+   */
+  tickEveryMs: number;
   isDefault: boolean;
 }
 
@@ -71,6 +78,7 @@ const DEFAULTS = {
   SCALE_CAP_MIN_S: '60',
   SCALE_CAP_FACTOR: '8',
   SCALE_ITEMS_PER_TASK: '1',
+  SCALE_TICK_MS: '60000',
 } as const;
 
 type Name = keyof typeof DEFAULTS;
@@ -112,6 +120,7 @@ export function readScaleSettings(env: NodeJS.ProcessEnv): ScaleSettings {
     repeats: whole('SCALE_REPEATS'),
     repeatSettleS: number(get('SCALE_REPEAT_SETTLE_S'), 'SCALE_REPEAT_SETTLE_S', 0),
     itemsPerTask: whole('SCALE_ITEMS_PER_TASK'),
+    tickEveryMs: whole('SCALE_TICK_MS', 0),
     isDefault: (Object.keys(DEFAULTS) as Name[]).every(
       (name) => env[name] === undefined || env[name] === DEFAULTS[name],
     ),

@@ -212,6 +212,7 @@ async function main(): Promise<void> {
   log('booting the local cloud (strict profile); its logs go to .local/scale/stack.log');
   const stack = await bootStack(quotasFile, join(scratch, 'stack.log'), {
     env: { FANOUT_WORKER_CONCURRENCY: String(settings.workerConcurrency) },
+    tickEveryMs: settings.tickEveryMs,
   });
   const measures: ScaleMeasure[] = [];
   // The emulator's variable, as every client here is pointed at it (no credentials looked up).
