@@ -13,39 +13,33 @@ resource "google_firestore_database" "default" {
   depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
-# Indexes. Within one job's `items` the stores (functions/platform/store/) query by state, served
-# by Firestore's automatic single-field index (Firestore refuses a composite index that a
-# single-field index already serves, e.g. state + __name__), and by finish time:
+# Indexes. Every query the stores (functions/platform/store/) make within one job's `items` is
+# served by Firestore's automatic single-field indexes, so no composite index is declared (Firestore refuses a composite
+# index that a single-field index already serves, e.g. state + __name__):
 #   where(state ==) + count() (final counts of a cancelled job) -> single-field index on state
 #   where(state ==) orderBy(__name__)              -> single-field index on state (ids ascending)
-#   where(sweepShard in) orderBy(finishedAt) orderBy(__name__) -> composite `items_finished` below
+#   orderBy(finishedAt) orderBy(__name__)          -> single-field index on finishedAt
 #   orderBy(__name__)                              -> the document-id index
 #   sum(usage.promptTokens|usage.outputTokens|costUsd) over a job's items -> no filter, no index
-# Two queries span every job, both the reconciler's: leases that ran out with no outcome,
-# `collectionGroup(items).where(sweepShard in all).where(lease.untilMs <).orderBy(lease.untilMs)`,
-# and pending items no task will deliver, `collectionGroup(items).where(sweepShard in all)
-# .where(state ==).where(dueByMs <).orderBy(dueByMs).orderBy(__name__)`: composite collection-group
-# indexes `items_leases_expiring` and `items_overdue` below. Both values grow with time as deliveries
-# write them, at the rate of the whole system, and Firestore limits an index of a monotonically
-# increasing value to 500 writes a second (https://cloud.google.com/firestore/docs/solutions/shard-timestamp):
-# so every item carries `sweepShard` (its index modulo 16, functions/platform/store/item-codec.ts),
-# each index on such a value starts with it, and the queries ask for every shard with one `in`
-# (8,000 writes a second). Jobs are queried by `status in` and `cancelPending ==` (collection
+# One query spans every job: the reconciler's `collectionGroup(items).where(lease.untilMs <)` (leases
+# that ran out with no outcome). Automatic indexes have collection scope only, so lease.untilMs gets a
+# collection-group index below. A second spans every job too: the reconciler's sweep for pending items
+# no task will deliver, `collectionGroup(items).where(state ==).where(dueByMs <).orderBy(dueByMs)
+# .orderBy(__name__)`, served by the composite collection-group index `items_overdue`. Jobs are queried by `status in` and `cancelPending ==` (collection
 # scope, automatic).
 # Running counts are not queries: each outcome increments one of 16 shards in jobs/{id}/counters in
 # the same commit as the item, and readers sum the shards by document id.
-# What is declared: `state` pinned ascending at collection scope, so a later change of the
-# database's automatic index settings cannot take it away, and exemptions for the large fields
+# What is declared: the two queried fields pinned ascending at collection scope, so a later change of
+# the database's automatic index settings cannot take them away, and exemptions for the large fields
 # nothing queries (requests and responses are JSON strings up to ~1 MB, media a list of references;
-# indexing them only costs write latency and storage), for the two that follow input order
-# (`index`, 0, 1, 2, ...; `key`, by default its index as a string and often a caller's row number),
-# since a job's items are written together, in input order, and for the values that grow with time
-# and are queried only through the composite indexes, or not at all (`lease.untilMs`, `dueByMs`,
-# `plannedMs`, `finishedAt`, and `sweepShard` itself, as the sharding guide asks). Field overrides of one
-# collection group are created one after another by Firestore; the provider retries its 409
-# contention answers.
+# indexing them only costs write latency and storage) and for the two that follow input order
+# (`index`, 0, 1, 2, ...; `key`, by default its index as a string and often a caller's row number):
+# Firestore limits a collection whose documents carry a monotonically increasing indexed value to
+# 500 writes a second (https://cloud.google.com/firestore/docs/solutions/shard-timestamp), and a
+# job's items are written together, in input order. Field overrides of one collection group are
+# created one after another by Firestore; the provider retries its 409 contention answers.
 resource "google_firestore_field" "items_queried" {
-  for_each = toset(["state"])
+  for_each = toset(["state", "finishedAt"])
 
   project    = var.project_id
   database   = google_firestore_database.default.name
@@ -60,11 +54,26 @@ resource "google_firestore_field" "items_queried" {
   }
 }
 
+resource "google_firestore_field" "items_lease_until" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "items"
+  field      = "lease.untilMs"
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+  }
+}
+
 resource "google_firestore_field" "items_not_indexed" {
-  for_each = toset([
-    "requestJson", "responseJson", "media", "index", "key",
-    "lease.untilMs", "dueByMs", "plannedMs", "finishedAt", "sweepShard",
-  ])
+  for_each = toset(["requestJson", "responseJson", "media", "index", "key"])
 
   project    = var.project_id
   database   = google_firestore_database.default.name
@@ -111,28 +120,9 @@ resource "google_firestore_index" "jobs_by_owner" {
   }
 }
 
-# A job's results as they complete (functions/platform/store/item-reads.ts listFinished, the event
-# stream): every sweep shard, in finish order, paged by (finishedAt, __name__). One job's outcomes
-# arrive at its whole rate (500 a second at 30,000 RPM, more with several items a task), so the
-# finish time is sharded like the sweeps' values.
-resource "google_firestore_index" "items_finished" {
-  project    = var.project_id
-  database   = google_firestore_database.default.name
-  collection = "items"
-
-  fields {
-    field_path = "sweepShard"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "finishedAt"
-    order      = "ASCENDING"
-  }
-}
-
 # The reconciler's sweep for pending items past their due time (functions/platform/store/item-due.ts):
-# every sweep shard, an equality on state and a range on dueByMs across every job's items, paged by
-# (dueByMs, __name__) (the index adds __name__ in the direction of its last field).
+# an equality on state and a range on dueByMs across every job's items, paged by (dueByMs, __name__)
+# (the index adds __name__ in the direction of its last field).
 resource "google_firestore_index" "items_overdue" {
   project     = var.project_id
   database    = google_firestore_database.default.name
@@ -140,33 +130,11 @@ resource "google_firestore_index" "items_overdue" {
   query_scope = "COLLECTION_GROUP"
 
   fields {
-    field_path = "sweepShard"
-    order      = "ASCENDING"
-  }
-  fields {
     field_path = "state"
     order      = "ASCENDING"
   }
   fields {
     field_path = "dueByMs"
-    order      = "ASCENDING"
-  }
-}
-
-# The reconciler's sweep for leases that ran out (functions/platform/store/items.ts
-# listExpiredLeases): every sweep shard, a range on lease.untilMs across every job's items.
-resource "google_firestore_index" "items_leases_expiring" {
-  project     = var.project_id
-  database    = google_firestore_database.default.name
-  collection  = "items"
-  query_scope = "COLLECTION_GROUP"
-
-  fields {
-    field_path = "sweepShard"
-    order      = "ASCENDING"
-  }
-  fields {
-    field_path = "lease.untilMs"
     order      = "ASCENDING"
   }
 }

@@ -51,9 +51,9 @@ export interface ScaleSettings {
   itemsPerTask: number;
   /**
    * How often the local Cloud Scheduler calls tick: once a minute, as deployed (scheduler.tf), not
-   * the local cloud's 10 s. Each tick's reconciler sweeps every job's items, and the emulator runs
-   * those queries (sharded, an `in` over 16 shards) by scanning: at 50,000 items a sweep every 10 s
-   * cost the emulator six times what a deployment's cadence does.
+   * the local cloud's 10 s. Each tick's reconciler sweeps every job's items, and the Firestore
+   * emulator answers those queries by scanning them: a sweep every 10 s costs it six times what a
+   * deployment's cadence does.
    */
   tickEveryMs: number;
   isDefault: boolean;

@@ -1,7 +1,7 @@
 /** The items store's bulk writes: a job's new items, and a cancel's sweep of its pending ones. */
 import { type CollectionReference, FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
 import { ignorePreconditionFailure, isAlreadyExists, isPreconditionFailure } from './firestore.js';
-import { stateFields, sweepShardOf } from './item-codec.js';
+import { stateFields } from './item-codec.js';
 import type { ItemsStore } from './items.js';
 import { expireAtFor } from './job-codec.js';
 
@@ -30,7 +30,6 @@ export function createBulkWrites(
           ...(item.media ? { media: item.media } : {}),
           estimatedTokens: item.estimatedTokens,
           attempts: 0,
-          sweepShard: sweepShardOf(item.index),
           expireAt,
           ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
           ...(typeof item.plannedDueByMs === 'number' ? { dueByMs: item.plannedDueByMs } : {}),

@@ -9,21 +9,6 @@ import type { StoredOutcome } from './items.js';
  * and nothing queries them), the fields an outcome writes, and the record read back.
  */
 
-/**
- * The sweeps' shards. The reconciler's two sweeps span every job's items (collection-group queries
- * on `lease.untilMs` and on `dueByMs`), and both values grow with time as deliveries write them, at
- * the whole system's rate. Firestore limits writes into an index of such a value to 500 a second
- * (https://cloud.google.com/firestore/docs/solutions/shard-timestamp), so each item carries
- * `sweepShard` (its index modulo the shard count: a job's items take turns), every index on those
- * values starts with it (infra/terraform/firestore.tf), and each sweep asks for every shard at once
- * (`in`, which Firestore merges in the sweep's order): 16 shards, 8,000 writes a second.
- */
-export const SWEEP_SHARDS = 16;
-export const ALL_SWEEP_SHARDS: readonly number[] = Array.from({ length: SWEEP_SHARDS }, (_, i) => i);
-
-/** An item's sweep shard, from its place in its job. */
-export const sweepShardOf = (index: number): number => index % SWEEP_SHARDS;
-
 /** The fields an outcome writes on its item (the response inline, or the object that holds it). */
 export function stateFields(outcome: StoredOutcome): Record<string, unknown> {
   const patch: Record<string, unknown> = {

@@ -1,7 +1,7 @@
 /** The items store's due times: set when items get tasks, and the sweep for items past them. */
 import { type CollectionReference, FieldPath, type Firestore } from '@google-cloud/firestore';
 import { decodeVersion, ignorePreconditionFailure, isPreconditionFailure } from './firestore.js';
-import { ALL_SWEEP_SHARDS, itemFrom } from './item-codec.js';
+import { itemFrom } from './item-codec.js';
 import type { ItemsStore } from './items.js';
 
 /**
@@ -37,11 +37,9 @@ export function createDueQueries(
     },
 
     async listOverdue(nowMs, limit, after) {
-      // Index: collection group `items`, (sweepShard, state, dueByMs, __name__), every shard at
-      // once (item-codec.ts SWEEP_SHARDS): infra/terraform/firestore.tf.
+      // Index: collection group `items`, (state, dueByMs, __name__): infra/terraform/firestore.tf.
       let q = db
         .collectionGroup('items')
-        .where('sweepShard', 'in', ALL_SWEEP_SHARDS)
         .where('state', '==', 'pending')
         .where('dueByMs', '<', nowMs)
         .orderBy('dueByMs')

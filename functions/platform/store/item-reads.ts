@@ -3,13 +3,7 @@ import { type CollectionReference, FieldPath, type Firestore } from '@google-clo
 import type { ItemRecord, JobRecord } from '../../core/jobs.js';
 import { coalesce } from './coalesce.js';
 import { fromMicros } from './firestore.js';
-import {
-  ALL_SWEEP_SHARDS,
-  finishedOutcomeFrom,
-  itemFrom,
-  OUTCOME_FIELDS,
-  outcomeFrom,
-} from './item-codec.js';
+import { finishedOutcomeFrom, itemFrom, OUTCOME_FIELDS, outcomeFrom } from './item-codec.js';
 import type { ItemsStore } from './items.js';
 import { jobFrom } from './job-codec.js';
 
@@ -89,10 +83,7 @@ export function createItemReads(
     },
 
     async listFinished(jobId, cursor, limit, upToMicros) {
-      // Every sweep shard (item-codec.ts SWEEP_SHARDS): finish times grow as fast as the job runs,
-      // and the index (sweepShard, finishedAt) keeps each shard's share under Firestore's limit.
       let q = items(jobId)
-        .where('sweepShard', 'in', ALL_SWEEP_SHARDS)
         .orderBy('finishedAt')
         .orderBy(FieldPath.documentId())
         .select(...OUTCOME_FIELDS, 'finishedAt')

@@ -19,7 +19,7 @@ import {
   landed,
 } from './firestore.js';
 import { createBulkWrites } from './item-bulk-writes.js';
-import { ALL_SWEEP_SHARDS, type FinishedOutcome, type ItemOutcomeRecord, itemFrom } from './item-codec.js';
+import { type FinishedOutcome, type ItemOutcomeRecord, itemFrom } from './item-codec.js';
 import { createDueQueries } from './item-due.js';
 import { createItemReads } from './item-reads.js';
 import { createOutcomeWrites } from './item-writes.js';
@@ -229,11 +229,9 @@ export function createItemsStore(
     },
 
     async listExpiredLeases(nowMs, limit) {
-      // Only leased items have lease.untilMs (an outcome clears the lease): one range on one field,
-      // in every sweep shard (item-codec.ts SWEEP_SHARDS; index (sweepShard, lease.untilMs)).
+      // Only leased items have lease.untilMs (an outcome clears the lease): one range on one field.
       const snap = await db
         .collectionGroup('items')
-        .where('sweepShard', 'in', ALL_SWEEP_SHARDS)
         .where('lease.untilMs', '<', nowMs)
         .orderBy('lease.untilMs')
         .limit(limit)
