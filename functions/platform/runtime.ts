@@ -1,8 +1,12 @@
 import { createRequire } from 'node:module';
 
-const INSTALLED = Symbol.for('gemini-fanout.no-domains');
-
-/** What the Functions Framework asks of a domain: listen for errors, run, bind a callback. */
+/**
+ * A domain that does nothing. The Functions Framework (`function_wrappers.js`) calls `on('error')`
+ * and `run` on the one it creates per request, and `bind` on `process.domain` for CloudEvent
+ * functions; Node itself calls `enter` and `exit` around callbacks of the handles created while
+ * `process.domain` is set (`topLevelDomainCallback`: without them a request fails). The rest of a
+ * Domain's surface is here as no-ops too, for any other caller of `process.domain`.
+ */
 const PASS_THROUGH = Object.freeze({
   members: Object.freeze([]) as readonly unknown[],
   on() {
@@ -35,21 +39,19 @@ const PASS_THROUGH = Object.freeze({
  * for CloudEvent functions). The first domain a process makes turns on Node's domain async hook for
  * good, with destroy tracking: from then on every promise the process creates, in a domain or not,
  * pays for an async-hook init and a GC-tracked destroy callback. Profiled in the scale benchmark, that
- * was a tenth of the worker's CPU (`registerDestroyHook` alone 5% of its samples), and 13% of the
- * functions' CPU came back without it (README, "Several items a task: CPU ...").
+ * was a tenth of the worker's CPU (`registerDestroyHook` alone 5% of its samples), and about 12% of
+ * the functions' CPU came back without it (README, "No domains").
  *
  * Our adapters catch every error of their handlers themselves (each is an async function with its
  * own try/catch, and the framework also `.catch`es the promise it returns), so the domain buys
  * nothing: `domain.create` hands the framework a pass-through that runs, binds and listens as asked,
  * and `process.domain` is that same pass-through, which is all the framework reads of it. Nothing
  * else in the dependency tree reads `process.domain`. Called when the functions are registered,
- * before any request; once per process.
+ * before any request; calling it again changes nothing.
  */
 export function installNoDomains(): void {
-  const domain = createRequire(import.meta.url)('node:domain') as Record<PropertyKey, unknown>;
-  if (domain[INSTALLED]) return;
+  const domain = createRequire(import.meta.url)('node:domain') as Record<string, unknown>;
   domain.create = domain.createDomain = () => PASS_THROUGH;
-  // The domain module (the framework loaded it) defines process.domain with a setter.
+  // Loading the domain module (above, or the framework's) defined process.domain with a setter.
   (process as { domain?: unknown }).domain = PASS_THROUGH;
-  domain[INSTALLED] = true;
 }
