@@ -345,6 +345,18 @@ export function storeContract(name: string, open: () => Promise<ContractWorld>):
       expect((await item(1)).state).toBe('pending');
     });
 
+    it('creates the missing items of a large set when some exist, keeping those', async () => {
+      // More items than a commit holds: the chunk with an item already there goes in item by item.
+      const { stores, id, ref, item } = await job(1);
+      await stores.items.settle(await ref(0), FAILED);
+      await stores.items.createMany(id, newItems(600));
+      expect((await item(0)).state).toBe('failed');
+      const read = await stores.items.getMany(
+        [1, 249, 250, 599].map((i) => ({ jobId: id, itemId: itemIdForIndex(i) })),
+      );
+      expect(read.map((i) => i?.state)).toEqual(['pending', 'pending', 'pending', 'pending']);
+    });
+
     it('keeps the name an item’s key came by (custom_id) for its result line, and none for key', async () => {
       const w = await open();
       const id = `job-${Math.random().toString(36).slice(2, 10)}`;

@@ -1,5 +1,14 @@
 /** The items store's bulk writes: a job's new items, and a cancel's sweep of its pending ones. */
-import { type CollectionReference, FieldPath, FieldValue, type Firestore } from '@google-cloud/firestore';
+import {
+  type CollectionReference,
+  type DocumentData,
+  FieldPath,
+  FieldValue,
+  type Firestore,
+  type Timestamp,
+} from '@google-cloud/firestore';
+import type { NewItem } from '../../core/jobs.js';
+import { commitChunks, writeEach } from './chunked-commits.js';
 import { ignorePreconditionFailure, isAlreadyExists, isPreconditionFailure } from './firestore.js';
 import { stateFields } from './item-codec.js';
 import type { ItemsStore } from './items.js';
@@ -13,36 +22,18 @@ export function createBulkWrites(
 ): Pick<ItemsStore, 'createMany' | 'sweepPending'> {
   return {
     async createMany(jobId, newItems) {
-      // The default ramp (500 ops/s, +50% every 5 min) would cap ingest at 500 items/s; items go to
-      // a fresh per-job subcollection, so a faster start is safe. Every write is awaited: a rejected
-      // write left unhandled would kill the instance.
-      const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
-      writer.onWriteError((err) => !isAlreadyExists(err) && err.failedAttempts < 5);
       const col = items(jobId);
       // Every item of one call expires together, with (about) its job: see expireAtFor.
       const expireAt = expireAtFor(retentionMs);
-      const writes = newItems.map((item) =>
-        writer.create(col.doc(item.id), {
-          index: item.index,
-          key: item.key,
-          ...(item.keyField ? { keyField: item.keyField } : {}),
-          requestJson: JSON.stringify(item.request),
-          ...(item.media ? { media: item.media } : {}),
-          estimatedTokens: item.estimatedTokens,
-          attempts: 0,
-          expireAt,
-          ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
-          ...(typeof item.plannedDueByMs === 'number' ? { dueByMs: item.plannedDueByMs } : {}),
-          // A bad bucket line is an item born failed: its error line stands in the results.
-          ...(item.error
-            ? { state: 'failed', error: item.error, finishedAt: FieldValue.serverTimestamp() }
-            : { state: 'pending' }),
-        }),
-      );
-      const settled = Promise.allSettled(writes);
-      await writer.close();
-      const failed = (await settled).find((r) => r.status === 'rejected' && !isAlreadyExists(r.reason));
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      const docs = newItems.map((item) => {
+        const data = newItemFields(item, expireAt);
+        return { ref: col.doc(item.id), data, bytes: approximateBytes(data) };
+      });
+      // A fresh job's items exist nowhere yet: a chunk goes in whole (chunked-commits.ts). One that
+      // does not (an item already there: a retried intake; any fault) goes in item by item, each
+      // item that exists left as it is.
+      const left = await commitChunks(db, docs, (batch, doc) => batch.create(doc.ref, doc.data));
+      await writeEach(db, left, (writer, doc) => writer.create(doc.ref, doc.data), isAlreadyExists);
     },
 
     async sweepPending(jobId, outcome) {
@@ -71,5 +62,30 @@ export function createBulkWrites(
       await all;
       return swept;
     },
+  };
+}
+
+/** A new item's size, from its two fields that can be large (the rest is a few hundred bytes). */
+function approximateBytes(data: DocumentData): number {
+  return 512 + (data.requestJson as string).length + (data.media ? JSON.stringify(data.media).length : 0);
+}
+
+/** A new item's document. */
+function newItemFields(item: NewItem, expireAt: Timestamp): DocumentData {
+  return {
+    index: item.index,
+    key: item.key,
+    ...(item.keyField ? { keyField: item.keyField } : {}),
+    requestJson: JSON.stringify(item.request),
+    ...(item.media ? { media: item.media } : {}),
+    estimatedTokens: item.estimatedTokens,
+    attempts: 0,
+    expireAt,
+    ...(item.batchPart !== undefined ? { batchPart: item.batchPart } : {}),
+    ...(typeof item.plannedDueByMs === 'number' ? { dueByMs: item.plannedDueByMs } : {}),
+    // A bad bucket line is an item born failed: its error line stands in the results.
+    ...(item.error
+      ? { state: 'failed', error: item.error, finishedAt: FieldValue.serverTimestamp() }
+      : { state: 'pending' }),
   };
 }

@@ -1,6 +1,7 @@
 /** The items store's due times: set when items get tasks, and the sweep for items past them. */
 import { type CollectionReference, FieldPath, type Firestore } from '@google-cloud/firestore';
-import { decodeVersion, ignorePreconditionFailure, isPreconditionFailure } from './firestore.js';
+import { commitChunks, writeEach } from './chunked-commits.js';
+import { decodeVersion, isPreconditionFailure } from './firestore.js';
 import { itemFrom } from './item-codec.js';
 import type { ItemsStore } from './items.js';
 
@@ -16,24 +17,24 @@ export function createDueQueries(
   return {
     async setDue(jobId, due) {
       if (due.length === 0) return;
-      // A page of a job's items at once, like createMany: the default ramp (500 ops/s) would hold
-      // every enqueued page up for a second.
-      const writer = db.bulkWriter({ throttling: { initialOpsPerSecond: 5000, maxOpsPerSecond: 10000 } });
-      writer.onWriteError((err) => !isPreconditionFailure(err) && err.failedAttempts < 5);
-      const writes = due.map((d) =>
-        writer
-          .update(
-            items(jobId).doc(d.itemId),
-            { dueByMs: d.dueByMs },
-            // Only the item as read: a delivery that took it meanwhile keeps its lease's version.
-            { lastUpdateTime: decodeVersion(d.version) },
-          )
-          .catch(ignorePreconditionFailure),
+      // A page of a job's items at once, a chunk a commit (chunked-commits.ts), each only at the
+      // version read: a delivery that took one meanwhile keeps its lease's version. A chunk with
+      // such an item makes none of its writes; its items are then written one at a time.
+      const writes = due.map((d) => ({
+        ref: items(jobId).doc(d.itemId),
+        dueByMs: d.dueByMs,
+        version: decodeVersion(d.version),
+        bytes: 100,
+      }));
+      const left = await commitChunks(db, writes, (batch, w) =>
+        batch.update(w.ref, { dueByMs: w.dueByMs }, { lastUpdateTime: w.version }),
       );
-      const settled = Promise.allSettled(writes);
-      await writer.close();
-      const failed = (await settled).find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      await writeEach(
+        db,
+        left,
+        (writer, w) => writer.update(w.ref, { dueByMs: w.dueByMs }, { lastUpdateTime: w.version }),
+        isPreconditionFailure,
+      );
     },
 
     async listOverdue(nowMs, limit, after) {

@@ -22,18 +22,14 @@ beforeAll(async () => {
   });
 });
 
-/** The documents `createMany` writes for a job of `prompts`, captured from a stand-in BulkWriter. */
+/** The documents `createMany` writes for a job of `prompts`, captured from a stand-in batch. */
 async function createdDocs(body: unknown): Promise<Array<Record<string, unknown>>> {
   const docs: Array<Record<string, unknown>> = [];
-  const writer = {
-    onWriteError: () => undefined,
-    create: (_ref: unknown, data: Record<string, unknown>) => {
-      docs.push(data);
-      return Promise.resolve();
-    },
-    close: () => Promise.resolve(),
-  };
-  const db = { bulkWriter: () => writer } as unknown as Firestore;
+  const batch = () => ({
+    create: (_ref: unknown, data: Record<string, unknown>) => docs.push(data),
+    commit: () => Promise.resolve([]),
+  });
+  const db = { batch } as unknown as Firestore;
   const items = () => ({ doc: (id: string) => ({ id }) }) as unknown as CollectionReference;
   const job = normalizeJobRequest(body, readQuotas());
   await createBulkWrites(db, items, 86_400_000).createMany('job-1', job.items);
