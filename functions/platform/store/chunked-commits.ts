@@ -11,7 +11,7 @@ const COMMITS_AT_ONCE = 4;
 /**
  * No faster into a job's items than the BulkWriter these writes used to go through was set to go
  * (5,000 at once, then 5,000 a second). Firestore itself asks a new key range to start near 500 a
- * second, which the emulator does not model (README, "Ingest").
+ * second, which the emulator does not model (README, "Benchmarks", on ingest).
  */
 const PACE = { burst: 5000, perSecond: 5000 };
 
