@@ -185,7 +185,7 @@ export function table(settings: ScaleSettings, measures: ScaleMeasure[]): string
       ? `; ${settings.shared.models} models at ${fmt(settings.shared.rpm)} RPM each at once`
       : '');
   return [
-    `Scale (${quota}; ${settings.latencyMs} ms latency, ${settings.promptChars}-character prompts, strict profile)`,
+    `Scale (${quota}; ${settings.latencyMs} ms latency, ${settings.promptChars}-character prompts, ${settings.profile} profile)`,
     '',
     ...rows,
     '',

@@ -56,6 +56,8 @@ export interface ScaleSettings {
    * deployment's cadence does.
    */
   tickEveryMs: number;
+  /** The local cloud's profile (`SCALE_PROFILE`): strict by default, or ideal. */
+  profile: 'strict' | 'ideal';
   isDefault: boolean;
 }
 
@@ -79,6 +81,7 @@ const DEFAULTS = {
   SCALE_CAP_FACTOR: '8',
   SCALE_ITEMS_PER_TASK: '1',
   SCALE_TICK_MS: '60000',
+  SCALE_PROFILE: 'strict',
 } as const;
 
 type Name = keyof typeof DEFAULTS;
@@ -121,10 +124,17 @@ export function readScaleSettings(env: NodeJS.ProcessEnv): ScaleSettings {
     repeatSettleS: number(get('SCALE_REPEAT_SETTLE_S'), 'SCALE_REPEAT_SETTLE_S', 0),
     itemsPerTask: whole('SCALE_ITEMS_PER_TASK'),
     tickEveryMs: whole('SCALE_TICK_MS', 0),
+    profile: profileOf(get('SCALE_PROFILE')),
     isDefault: (Object.keys(DEFAULTS) as Name[]).every(
       (name) => env[name] === undefined || env[name] === DEFAULTS[name],
     ),
   };
+}
+
+function profileOf(value: string): 'strict' | 'ideal' {
+  if (value !== 'strict' && value !== 'ideal')
+    throw new Error(`SCALE_PROFILE: strict or ideal, not ${value}`);
+  return value;
 }
 
 export const WARM_UP_MODEL = 'scale-warm-up';
