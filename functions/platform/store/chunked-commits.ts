@@ -56,8 +56,7 @@ export async function commitChunks<T extends { bytes: number }>(
   let before = 0;
   await Promise.all(
     chunksOf(writes).map((chunk, n) => {
-      const notBeforeMs =
-        startedMs + (Math.max(0, before + chunk.length - PACE.burst) * 1000) / PACE.perSecond;
+      const notBeforeMs = startedMs + paceDelayMs(before, chunk.length);
       before += chunk.length;
       return commits(async () => {
         const waitMs = notBeforeMs - Date.now();
